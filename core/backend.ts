@@ -1,0 +1,273 @@
+/**
+ * The contract between the tensor front end (`core/tensor.ts`) and a device.
+ *
+ * A backend owns opaque storages and runs kernels on them. It knows nothing about
+ * autograd, broadcasting rules or modules: the front end turns every op into one or
+ * more of the kernels below, with explicit shapes. Kernels are enqueued in call order;
+ * `read` resolves after everything enqueued before it has run. Every kernel returns
+ * fresh storages (except `adamw`, which updates its state in place) so that a backend
+ * may defer work (WebGPU batches dispatches into one command encoder).
+ *
+ * Two backends implement this: `cpu` (OpenBLAS through FFI when present, plain TS
+ * otherwise) and `webgpu` (WGSL through Deno's `navigator.gpu`).
+ */
+
+export type DType = "f32" | "i32";
+export type TypedArrayFor<D extends DType> = D extends "f32" ? Float32Array : Int32Array;
+export type HostArray = Float32Array | Int32Array;
+
+/** An opaque device allocation. Only its backend looks inside. */
+export interface Storage {
+  readonly backend: Backend;
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly length: number;
+}
+
+/** A strided window onto a storage; used where kernels accept non-contiguous input. */
+export interface View {
+  storage: Storage;
+  shape: readonly number[];
+  strides: readonly number[];
+  offset: number;
+}
+
+export type UnaryOp =
+  | "neg" | "abs" | "exp" | "log" | "sqrt" | "rsqrt" | "tanh" | "sigmoid" | "silu"
+  | "gelu" | "relu" | "sin" | "cos" | "square" | "reciprocal" | "floor" | "sign"
+  /** d/dx gelu(x) (exact erf form); used by the GELU backward. */
+  | "gelu_grad"
+  /** d/dx silu(x); used by the SiLU backward. */
+  | "silu_grad";
+
+export type BinaryOp =
+  | "add" | "sub" | "mul" | "div" | "pow" | "max" | "min"
+  /** Comparisons give 1 or 0 in the output dtype. */
+  | "eq" | "ne" | "lt" | "le" | "gt" | "ge";
+
+export type ReduceOp = "sum" | "max" | "min" | "argmax" | "argmin";
+
+export interface MatmulArgs {
+  /** Batch count; 1 for a plain matrix product. */
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  /** A is stored as (K, M) when true, else (M, K). Same for B: (N, K) when true, else (K, N). */
+  transA: boolean;
+  transB: boolean;
+  /** Element stride between consecutive batch matrices; 0 broadcasts one matrix. */
+  strideA: number;
+  strideB: number;
+  /** Optional bias of length N added to every row (fused epilogue). */
+  bias?: Storage;
+}
+
+export interface Conv2dArgs {
+  batch: number;
+  inC: number;
+  inH: number;
+  inW: number;
+  outC: number;
+  kH: number;
+  kW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  groups: number;
+  outH: number;
+  outW: number;
+}
+
+export interface AttentionArgs {
+  batch: number;
+  heads: number;
+  /** Query length and key length (Tk >= Tq with a KV cache). */
+  Tq: number;
+  Tk: number;
+  headDim: number;
+  scale: number;
+  causal: boolean;
+  /** Absolute position of query row 0 among the keys (Tk - Tq for a KV cache). */
+  queryOffset: number;
+}
+
+export type ResizeMode = "nearest" | "bilinear" | "bicubic";
+
+export interface ResizeArgs {
+  /** Batch*channels planes. */
+  planes: number;
+  inH: number;
+  inW: number;
+  outH: number;
+  outW: number;
+  mode: ResizeMode;
+  alignCorners: boolean;
+  /** Coordinate scales as PyTorch uses them (in/out unless a scale_factor was given). */
+  scaleH: number;
+  scaleW: number;
+  /** Cubic coefficient (PyTorch uses -0.75). */
+  cubicA: number;
+}
+
+export interface AdamWArgs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count, for bias correction. */
+  step: number;
+  /** Multiplies the gradient first (grad clipping and accumulation scale). */
+  gradScale: number;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Human-readable description (BLAS library, GPU adapter...). */
+  readonly description: string;
+
+  // ---- memory ----
+  alloc(dtype: DType, length: number): Storage;
+  fromHost(data: HostArray): Storage;
+  /** Drop a storage; using it afterwards is an error. */
+  release(s: Storage): void;
+  /** Storages currently alive (for leak tests). */
+  liveStorages(): number;
+  read(s: Storage): Promise<HostArray>;
+  /** Synchronous read where the device allows it (CPU); undefined otherwise. */
+  readSync?(s: Storage): HostArray;
+  /** Submit queued work. Optional: backends that run eagerly have nothing to do. */
+  flush?(): void;
+
+  // ---- layout ----
+  fill(dtype: DType, length: number, value: number): Storage;
+  /** Contiguous copy of a strided view. */
+  copy(src: View): Storage;
+  /** Copy `src` (any strides) into the strided window `dst` of an existing storage, in place. */
+  copyInto(dst: View, src: View): void;
+  cast(x: Storage, to: DType): Storage;
+  /** out[i] = start + i*step */
+  arange(dtype: DType, length: number, start: number, step: number): Storage;
+
+  // ---- elementwise ----
+  unary(op: UnaryOp, x: Storage): Storage;
+  /** Both inputs are broadcast views of the output shape (stride 0 on broadcast axes). */
+  binary(op: BinaryOp, a: View, b: View, outShape: readonly number[], outDtype: DType): Storage;
+  /** out = cond != 0 ? a : b, all three broadcast views of outShape. */
+  where(cond: View, a: View, b: View, outShape: readonly number[]): Storage;
+  /** x*scale + shift, fused; keeps `scalar` ops from allocating constant tensors. */
+  affine(x: Storage, scale: number, shift: number): Storage;
+  /** x^p elementwise for a constant p. */
+  powScalar(x: Storage, p: number): Storage;
+  clamp(x: Storage, lo: number, hi: number): Storage;
+
+  // ---- reductions: input viewed as (outer, axis, inner), reduce the middle ----
+  reduce(op: ReduceOp, x: Storage, outer: number, axis: number, inner: number): Storage;
+
+  // ---- linear algebra ----
+  matmul(a: Storage, b: Storage, args: MatmulArgs): Storage;
+
+  // ---- fused row-wise ops over (rows, cols) ----
+  softmax(x: Storage, rows: number, cols: number, log: boolean): Storage;
+  /** dx from y = softmax(x) (or log-softmax) and dy. */
+  softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage;
+  /** Returns y, and per-row mean and rstd for the backward. weight/bias may be absent. */
+  layerNorm(
+    x: Storage, weight: Storage | null, bias: Storage | null, rows: number, cols: number, eps: number,
+  ): { y: Storage; mean: Storage; rstd: Storage };
+  layerNormBackward(
+    x: Storage, weight: Storage | null, mean: Storage, rstd: Storage, dy: Storage, rows: number,
+    cols: number,
+  ): { dx: Storage; dweight: Storage; dbias: Storage };
+  /** x is (N, C, HW); groups split C. Returns y, and per (N, group) mean and rstd. */
+  groupNorm(
+    x: Storage, weight: Storage | null, bias: Storage | null, N: number, C: number, HW: number,
+    groups: number, eps: number,
+  ): { y: Storage; mean: Storage; rstd: Storage };
+  groupNormBackward(
+    x: Storage, weight: Storage | null, mean: Storage, rstd: Storage, dy: Storage, N: number,
+    C: number, HW: number, groups: number,
+  ): { dx: Storage; dweight: Storage; dbias: Storage };
+  /**
+   * Cross-entropy per row with label smoothing spread over all classes (fairseq/PyTorch
+   * form): loss = (1-eps)*nll + eps*mean_c(-logp_c). Rows whose target equals ignoreIndex
+   * give 0. Returns the per-row loss and the log-softmax for the backward.
+   */
+  crossEntropy(
+    logits: Storage, targets: Storage, rows: number, cols: number, smoothing: number,
+    ignoreIndex: number,
+  ): { loss: Storage; logp: Storage };
+  /** d logits, given dLoss per row. */
+  crossEntropyBackward(
+    logp: Storage, targets: Storage, dloss: Storage, rows: number, cols: number, smoothing: number,
+    ignoreIndex: number,
+  ): Storage;
+
+  // ---- indexing ----
+  /** out[i, :] = table[idx[i], :] ; table is (rows, cols), idx is i32. */
+  gather(table: Storage, idx: Storage, rows: number, cols: number): Storage;
+  /** out (rows, cols) zeros, then out[idx[i], :] += src[i, :]. */
+  scatterAdd(src: Storage, idx: Storage, rows: number, cols: number): Storage;
+  /** out[i] = x[i, idx[i]] for x (rows, cols); used for log-prob picking. */
+  gatherCols(x: Storage, idx: Storage, rows: number, cols: number): Storage;
+
+  // ---- convolution, pooling, resizing (NCHW) ----
+  conv2d(x: Storage, w: Storage, bias: Storage | null, args: Conv2dArgs): Storage;
+  conv2dBackwardInput(dy: Storage, w: Storage, args: Conv2dArgs): Storage;
+  conv2dBackwardWeight(dy: Storage, x: Storage, args: Conv2dArgs): Storage;
+  /** Non-overlapping or strided average pool; countIncludePad as in PyTorch. */
+  avgPool2d(x: Storage, args: Pool2dArgs): Storage;
+  avgPool2dBackward(dy: Storage, args: Pool2dArgs): Storage;
+  maxPool2d(x: Storage, args: Pool2dArgs): { y: Storage; argmax: Storage };
+  maxPool2dBackward(dy: Storage, argmax: Storage, args: Pool2dArgs): Storage;
+  resize(x: Storage, args: ResizeArgs): Storage;
+  resizeBackward(dy: Storage, args: ResizeArgs): Storage;
+
+  // ---- attention (q: B,H,Tq,D; k,v: B,H,Tk,D) ----
+  /** Returns the output and the per-row log-sum-exp for the backward. */
+  attention(q: Storage, k: Storage, v: Storage, args: AttentionArgs): { out: Storage; lse: Storage };
+  attentionBackward(
+    q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, dout: Storage,
+    args: AttentionArgs,
+  ): { dq: Storage; dk: Storage; dv: Storage };
+
+  // ---- randomness (counter-based, so every backend draws the same numbers) ----
+  /** Uniform [0,1) from (seed, offset + i) via `core/random.ts`'s hash. */
+  uniform(length: number, seed: number, offset: number): Storage;
+  /** Standard normal from (seed, offset + i) via Box-Muller on the same hash. */
+  normal(length: number, seed: number, offset: number): Storage;
+  /** y = x * keep / (1-p), keep = uniform(seed, offset+i) >= p; also returns the mask. */
+  dropout(x: Storage, p: number, seed: number, offset: number): { y: Storage; mask: Storage };
+
+  // ---- optimiser ----
+  /** In-place AdamW (decoupled decay, PyTorch semantics) over flat buffers. */
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, args: AdamWArgs): void;
+  /** Sum of squares, as a 1-element storage (for global grad-norm clipping). */
+  sumSquares(x: Storage): Storage;
+}
+
+export interface Pool2dArgs {
+  batch: number;
+  channels: number;
+  inH: number;
+  inW: number;
+  kH: number;
+  kW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  outH: number;
+  outW: number;
+  countIncludePad: boolean;
+}
+
+/** Raised for bad input to an op, naming the op and the shapes involved. */
+export class ShapeError extends Error {
+  constructor(op: string, detail: string) {
+    super(`${op}: ${detail}`);
+    this.name = "ShapeError";
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * Elementwise kernels: unary maps, broadcast binary ops and `where` over strided views,
+ * the fused scalar maps (affine, powScalar, clamp), casts, strided copies, arange, fill.
+ *
+ * Each op is a `switch` outside one tight loop, so the hot loop never calls through a
+ * closure. Outputs keep the input dtype (i32 results of float maths truncate toward zero,
+ * as typed-array stores do); comparisons give 1 or 0.
+ */
+
+import type { BinaryOp, DType, HostArray, UnaryOp } from "../../backend.ts";
+import { gelu, geluGrad } from "./erf.ts";
+import { newArray } from "./storage.ts";
+import { coalesce, contiguousStrides, forEachRow, numel } from "./strided.ts";
+
+/** A typed array read through strides already aligned to the output shape. */
+export interface Operand {
+  data: HostArray;
+  strides: readonly number[];
+  offset: number;
+}
+
+function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+export function unary(op: UnaryOp, x: HostArray): HostArray {
+  const n = x.length;
+  const y = x instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
+  switch (op) {
+    case "neg": for (let i = 0; i < n; i++) y[i] = -x[i]; break;
+    case "abs": for (let i = 0; i < n; i++) y[i] = Math.abs(x[i]); break;
+    case "exp": for (let i = 0; i < n; i++) y[i] = Math.exp(x[i]); break;
+    case "log": for (let i = 0; i < n; i++) y[i] = Math.log(x[i]); break;
+    case "sqrt": for (let i = 0; i < n; i++) y[i] = Math.sqrt(x[i]); break;
+    case "rsqrt": for (let i = 0; i < n; i++) y[i] = 1 / Math.sqrt(x[i]); break;
+    case "tanh": for (let i = 0; i < n; i++) y[i] = Math.tanh(x[i]); break;
+    case "sigmoid": for (let i = 0; i < n; i++) y[i] = sigmoid(x[i]); break;
+    case "silu": for (let i = 0; i < n; i++) y[i] = x[i] * sigmoid(x[i]); break;
+    case "silu_grad":
+      for (let i = 0; i < n; i++) {
+        const s = sigmoid(x[i]);
+        y[i] = s * (1 + x[i] * (1 - s));
+      }
+      break;
+    case "gelu": for (let i = 0; i < n; i++) y[i] = gelu(x[i]); break;
+    case "gelu_grad": for (let i = 0; i < n; i++) y[i] = geluGrad(x[i]); break;
+    // `x < 0 ? 0 : x` keeps NaN as NaN, like torch.relu.
+    case "relu": for (let i = 0; i < n; i++) y[i] = x[i] < 0 ? 0 : x[i]; break;
+    case "sin": for (let i = 0; i < n; i++) y[i] = Math.sin(x[i]); break;
+    case "cos": for (let i = 0; i < n; i++) y[i] = Math.cos(x[i]); break;
+    case "square": for (let i = 0; i < n; i++) y[i] = x[i] * x[i]; break;
+    case "reciprocal": for (let i = 0; i < n; i++) y[i] = 1 / x[i]; break;
+    case "floor": for (let i = 0; i < n; i++) y[i] = Math.floor(x[i]); break;
+    case "sign": for (let i = 0; i < n; i++) y[i] = Math.sign(x[i]); break;
+    default: throw new Error(`unary: unknown op "${op}"`);
+  }
+  return y;
+}
+
+/** One row of a binary op: out[o+i] = a[ai + i*as] (op) b[bi + i*bs]. */
+function binaryRow(
+  op: BinaryOp, out: HostArray, o: number, a: HostArray, ai: number, as: number, b: HostArray,
+  bi: number, bs: number, n: number,
+) {
+  const end = o + n;
+  switch (op) {
+    case "add": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] + b[bi]; break;
+    case "sub": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] - b[bi]; break;
+    case "mul": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] * b[bi]; break;
+    case "div": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] / b[bi]; break;
+    case "pow": for (; o < end; o++, ai += as, bi += bs) out[o] = Math.pow(a[ai], b[bi]); break;
+    case "max": for (; o < end; o++, ai += as, bi += bs) out[o] = Math.max(a[ai], b[bi]); break;
+    case "min": for (; o < end; o++, ai += as, bi += bs) out[o] = Math.min(a[ai], b[bi]); break;
+    case "eq": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] === b[bi] ? 1 : 0; break;
+    case "ne": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] !== b[bi] ? 1 : 0; break;
+    case "lt": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] < b[bi] ? 1 : 0; break;
+    case "le": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] <= b[bi] ? 1 : 0; break;
+    case "gt": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] > b[bi] ? 1 : 0; break;
+    case "ge": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] >= b[bi] ? 1 : 0; break;
+    default: throw new Error(`binary: unknown op "${op}"`);
+  }
+}
+
+export function binary(
+  op: BinaryOp, a: Operand, b: Operand, shape: readonly number[], outDtype: DType,
+): HostArray {
+  const out = newArray(outDtype, numel(shape));
+  const layout = coalesce(shape, [contiguousStrides(shape), a.strides, b.strides]);
+  const last = layout.shape.length - 1;
+  const n = layout.shape[last];
+  const as = layout.strides[1][last];
+  const bs = layout.strides[2][last];
+  forEachRow(layout, [0, a.offset, b.offset], (off) => {
+    binaryRow(op, out, off[0], a.data, off[1], as, b.data, off[2], bs, n);
+  });
+  return out;
+}
+
+/** out = cond != 0 ? a : b; the output takes a's dtype. */
+export function where(cond: Operand, a: Operand, b: Operand, shape: readonly number[]): HostArray {
+  const out = a.data instanceof Int32Array ? new Int32Array(numel(shape)) : new Float32Array(numel(shape));
+  const layout = coalesce(shape, [contiguousStrides(shape), cond.strides, a.strides, b.strides]);
+  const last = layout.shape.length - 1;
+  const n = layout.shape[last];
+  const cs = layout.strides[1][last];
+  const as = layout.strides[2][last];
+  const bs = layout.strides[3][last];
+  const c = cond.data;
+  const ad = a.data;
+  const bd = b.data;
+  forEachRow(layout, [0, cond.offset, a.offset, b.offset], (off) => {
+    let ci = off[1];
+    let ai = off[2];
+    let bi = off[3];
+    for (let o = off[0], end = off[0] + n; o < end; o++, ci += cs, ai += as, bi += bs) {
+      out[o] = c[ci] !== 0 ? ad[ai] : bd[bi];
+    }
+  });
+  return out;
+}
+
+/** Strided copy of `src` into the strided window `dst` (both aligned to `shape`). */
+export function copyStrided(dst: Operand, src: Operand, shape: readonly number[]) {
+  const layout = coalesce(shape, [dst.strides, src.strides]);
+  const last = layout.shape.length - 1;
+  const n = layout.shape[last];
+  const ds = layout.strides[0][last];
+  const ss = layout.strides[1][last];
+  const d = dst.data;
+  const s = src.data;
+  forEachRow(layout, [dst.offset, src.offset], (off) => {
+    let di = off[0];
+    let si = off[1];
+    if (ds === 1 && ss === 1 && d.constructor === s.constructor) {
+      (d as Float32Array).set((s as Float32Array).subarray(si, si + n), di);
+      return;
+    }
+    for (let i = 0; i < n; i++, di += ds, si += ss) d[di] = s[si];
+  });
+}
+
+/** Contiguous copy of a strided view, in the source dtype. */
+export function copy(src: Operand, shape: readonly number[]): HostArray {
+  const n = numel(shape);
+  const out = src.data instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
+  copyStrided({ data: out, strides: contiguousStrides(shape), offset: 0 }, src, shape);
+  return out;
+}
+
+export function affine(x: HostArray, scale: number, shift: number): HostArray {
+  const n = x.length;
+  const y = x instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) y[i] = x[i] * scale + shift;
+  return y;
+}
+
+export function powScalar(x: HostArray, p: number): HostArray {
+  const n = x.length;
+  const y = x instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
+  if (p === 2) for (let i = 0; i < n; i++) y[i] = x[i] * x[i];
+  else if (p === 1) y.set(x);
+  else if (p === 0.5) for (let i = 0; i < n; i++) y[i] = Math.sqrt(x[i]);
+  else if (p === -1) for (let i = 0; i < n; i++) y[i] = 1 / x[i];
+  else for (let i = 0; i < n; i++) y[i] = Math.pow(x[i], p);
+  return y;
+}
+
+/** min(max(x, lo), hi), keeping NaN. */
+export function clamp(x: HostArray, lo: number, hi: number): HostArray {
+  const n = x.length;
+  const y = x instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = x[i];
+    y[i] = v < lo ? lo : v > hi ? hi : v;
+  }
+  return y;
+}
+
+/** f32 -> i32 truncates toward zero (NaN becomes 0); i32 -> f32 rounds to nearest. */
+export function cast(x: HostArray, to: DType): HostArray {
+  const y = newArray(to, x.length);
+  y.set(x);
+  return y;
+}
+
+export function arange(dtype: DType, length: number, start: number, step: number): HostArray {
+  const y = newArray(dtype, length);
+  for (let i = 0; i < length; i++) y[i] = start + i * step;
+  return y;
+}
+
+export function fill(dtype: DType, length: number, value: number): HostArray {
+  const y = newArray(dtype, length);
+  if (value !== 0) y.fill(value);
+  return y;
+}

@@ -1,0 +1,573 @@
+/**
+ * Schemas, YAML configs and `--set` overrides.
+ *
+ * One small schema DSL serves plugin options, task-step params, training configs and the
+ * preview server's request bodies. A schema checks a plain value (as YAML or JSON gives it),
+ * fills in defaults, and reports *every* problem with its dotted key path:
+ *
+ *   configs/stage1.yaml: optimization.lr: expected a number, got 'abc'
+ *   configs/stage1.yaml: optimization.lrr: unknown key (did you mean 'lr'? allowed: lr, max_update)
+ *   configs/stage1.yaml: model.decoder_layers: missing required key (expected an integer >= 1)
+ *
+ * Usage:
+ *   const schema = s.object({ lr: s.number({ min: 0 }).default(3e-4).describe("peak LR") });
+ *   type Cfg = Infer<typeof schema>;                       // { lr: number }
+ *   const cfg = await readConfig("configs/x.yaml", schema, { overrides: parseOverrides(["lr=1e-4"]) });
+ */
+
+import { parse as parseYamlValue, parseDocument } from "yaml";
+
+// ---------------------------------------------------------------------------------------------
+// Errors and paths
+
+/** A configuration, usage or validation problem: the CLI exits with code 2 on these. */
+export class ConfigError extends Error {
+  /** One line per problem, each already prefixed with its file and key path. */
+  readonly problems: readonly string[];
+  constructor(problems: string | readonly string[]) {
+    const list = typeof problems === "string" ? [problems] : problems;
+    super(list.join("\n"));
+    this.name = "ConfigError";
+    this.problems = list;
+  }
+}
+
+export type PathSegment = string | number;
+export type KeyPath = readonly PathSegment[];
+
+/** A problem found while checking a value, before it is given a file name. */
+export interface Problem {
+  path: KeyPath;
+  message: string;
+}
+
+/** `["steps", 1, "params", "lr"]` → `steps[1].params.lr`. */
+export function formatPath(path: KeyPath): string {
+  let out = "";
+  for (const seg of path) {
+    if (typeof seg === "number") out += `[${seg}]`;
+    else out += out === "" ? seg : `.${seg}`;
+  }
+  return out;
+}
+
+/** `where: path: message`, leaving out whatever is empty. */
+export function formatProblem(where: string, problem: Problem): string {
+  const path = formatPath(problem.path);
+  return [where, path, problem.message].filter((part) => part !== "").join(": ");
+}
+
+/** How a value looks in a message: strings quoted, lists and mappings by kind. */
+export function describeValue(value: unknown): string {
+  if (value === null) return "null (an empty value)";
+  if (typeof value === "string") {
+    const short = value.length > 40 ? value.slice(0, 37) + "..." : value;
+    return `'${short}'`;
+  }
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return String(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema DSL
+
+export type SchemaKind =
+  | "number" | "int" | "string" | "bool" | "enum" | "array" | "object" | "record" | "union" | "any";
+
+type Checker<T> = (value: unknown, path: KeyPath, problems: Problem[]) => T;
+
+interface SchemaInfo {
+  description?: string;
+  /** A missing (or null) value is fine and stays undefined. */
+  optional?: boolean;
+  /** A missing (or null) value is replaced by a copy of `defaultValue`. */
+  hasDefault?: boolean;
+  defaultValue?: unknown;
+  /** Child schemas, for help text: object keys, record values, array items. */
+  shape?: Readonly<Record<string, Schema<unknown>>>;
+  item?: Schema<unknown>;
+}
+
+/** A checker for one kind of value. Build them with `s.*`; they are immutable. */
+export class Schema<T> {
+  constructor(
+    readonly kind: SchemaKind,
+    /** What is expected, as it reads after "expected": "a number >= 0". */
+    readonly expected: string,
+    private readonly checker: Checker<T>,
+    readonly info: Readonly<SchemaInfo> = {},
+  ) {}
+
+  get description(): string | undefined {
+    return this.info.description;
+  }
+
+  /** True when the key may be left out (optional or defaulted). */
+  get omittable(): boolean {
+    return this.info.optional === true || this.info.hasDefault === true;
+  }
+
+  /** Checks `value`, pushing problems; returns the value with defaults filled in. */
+  check(value: unknown, path: KeyPath = [], problems: Problem[] = []): T {
+    if (value === undefined || (value === null && this.omittable)) {
+      if (this.info.hasDefault) return structuredClone(this.info.defaultValue) as T;
+      if (this.info.optional) return undefined as T;
+      problems.push({ path, message: `missing required key (expected ${this.expected})` });
+      return undefined as T;
+    }
+    return this.checker(value, path, problems);
+  }
+
+  describe(description: string): Schema<T> {
+    return new Schema(this.kind, this.expected, this.checker, { ...this.info, description });
+  }
+
+  optional(): Schema<T | undefined> {
+    return new Schema<T | undefined>(this.kind, this.expected, this.checker, {
+      ...this.info,
+      optional: true,
+    });
+  }
+
+  default(value: T): Schema<T> {
+    const problems: Problem[] = [];
+    this.checker(value, [], problems);
+    if (problems.length > 0) {
+      throw new Error(`schema default ${JSON.stringify(value)} is not ${this.expected}`);
+    }
+    return new Schema(this.kind, this.expected, this.checker, {
+      ...this.info,
+      hasDefault: true,
+      defaultValue: structuredClone(value),
+    });
+  }
+}
+
+export type Infer<S> = S extends Schema<infer T> ? T : never;
+type Shape = Record<string, Schema<unknown>>;
+type OptionalKeys<S extends Shape> = {
+  [K in keyof S]: undefined extends Infer<S[K]> ? K : never;
+}[keyof S];
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+export type InferObject<S extends Shape> = Simplify<
+  & { [K in Exclude<keyof S, OptionalKeys<S>>]: Infer<S[K]> }
+  & { [K in OptionalKeys<S>]?: Infer<S[K]> }
+>;
+
+interface Described {
+  description?: string;
+}
+interface NumberOptions extends Described {
+  min?: number;
+  max?: number;
+  /** Strictly greater than zero. */
+  positive?: boolean;
+}
+interface StringOptions extends Described {
+  /** The whole string must match. */
+  pattern?: RegExp;
+  /** Shown instead of the pattern in messages, e.g. "a step name (letters, digits, - and _)". */
+  patternName?: string;
+  nonEmpty?: boolean;
+}
+interface ArrayOptions extends Described {
+  minLength?: number;
+  maxLength?: number;
+}
+interface ObjectOptions extends Described {
+  /** Accept (and keep) keys not in the shape instead of reporting them. */
+  open?: boolean;
+}
+
+function withInfo<T>(schema: Schema<T>, description?: string): Schema<T> {
+  return description === undefined ? schema : schema.describe(description);
+}
+
+function rangeText(noun: string, o: NumberOptions): string {
+  const lo = o.min;
+  if (o.positive && o.max !== undefined) return `${noun} > 0 and <= ${o.max}`;
+  if (o.positive) return `${noun} > 0`;
+  if (lo !== undefined && o.max !== undefined) return `${noun} between ${lo} and ${o.max}`;
+  if (lo !== undefined) return `${noun} >= ${lo}`;
+  if (o.max !== undefined) return `${noun} <= ${o.max}`;
+  return noun;
+}
+
+function numberSchema(kind: "number" | "int", o: NumberOptions): Schema<number> {
+  const noun = kind === "int" ? "an integer" : "a number";
+  const expected = rangeText(noun, o);
+  return withInfo(
+    new Schema<number>(kind, expected, (value, path, problems) => {
+      const ok = typeof value === "number" && Number.isFinite(value) &&
+        (kind === "number" || Number.isInteger(value)) &&
+        (o.min === undefined || value >= o.min) && (o.max === undefined || value <= o.max) &&
+        (!o.positive || value > 0);
+      if (!ok) problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
+      return value as number;
+    }),
+    o.description,
+  );
+}
+
+function enumSchema<const V extends string>(values: readonly V[], o: Described = {}): Schema<V> {
+  const expected = `one of ${values.map((v) => `'${v}'`).join(", ")}`;
+  return withInfo(
+    new Schema<V>("enum", expected, (value, path, problems) => {
+      if (typeof value !== "string" || !values.includes(value as V)) {
+        const hint = typeof value === "string" ? didYouMean(value, values) : "";
+        problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}${hint}` });
+      }
+      return value as V;
+    }),
+    o.description,
+  );
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function objectSchema<S extends Shape>(shape: S, o: ObjectOptions = {}): Schema<InferObject<S>> {
+  const keys = Object.keys(shape);
+  const expected = keys.length === 0 && !o.open ? "an empty mapping" : "a mapping";
+  return new Schema<InferObject<S>>("object", expected, (value, path, problems) => {
+    if (!isMapping(value)) {
+      problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
+      return value as InferObject<S>;
+    }
+    const out: Record<string, unknown> = {};
+    for (const key of keys) {
+      const checked = shape[key].check(value[key], [...path, key], problems);
+      if (checked !== undefined) out[key] = checked;
+    }
+    for (const key of Object.keys(value)) {
+      if (key in shape) continue;
+      if (o.open) {
+        out[key] = value[key];
+        continue;
+      }
+      const allowed = keys.length > 0 ? ` allowed: ${keys.join(", ")}` : " no keys are allowed here";
+      const hint = didYouMean(key, keys).replace(/^ \((.*)\)$/, "$1");
+      const detail = hint ? `${hint};${allowed}` : allowed.trim();
+      problems.push({ path: [...path, key], message: `unknown key (${detail})` });
+    }
+    return out as InferObject<S>;
+  }, { description: o.description, shape });
+}
+
+function arraySchema<T>(item: Schema<T>, o: ArrayOptions = {}): Schema<T[]> {
+  let expected = `a list of ${item.expected.replace(/^(a|an) /, "")}s`;
+  if (o.minLength !== undefined && o.maxLength !== undefined) {
+    expected += ` (${o.minLength} to ${o.maxLength} items)`;
+  } else if (o.minLength !== undefined) expected += ` (at least ${o.minLength})`;
+  else if (o.maxLength !== undefined) expected += ` (at most ${o.maxLength})`;
+  return new Schema<T[]>("array", expected, (value, path, problems) => {
+    if (!Array.isArray(value)) {
+      problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
+      return value as T[];
+    }
+    if (
+      (o.minLength !== undefined && value.length < o.minLength) ||
+      (o.maxLength !== undefined && value.length > o.maxLength)
+    ) {
+      problems.push({ path, message: `expected ${expected}, got ${value.length} items` });
+    }
+    return value.map((v, i) => item.check(v, [...path, i], problems));
+  }, { description: o.description, item: item as Schema<unknown> });
+}
+
+function recordSchema<T>(item: Schema<T>, o: Described = {}): Schema<Record<string, T>> {
+  const expected = `a mapping of names to ${item.expected.replace(/^(a|an) /, "")}s`;
+  return new Schema("record", expected, (value, path, problems) => {
+    if (!isMapping(value)) {
+      problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
+      return value as Record<string, T>;
+    }
+    const out: Record<string, T> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = item.check(v, [...path, k], problems);
+    return out;
+  }, { description: o.description, item: item as Schema<unknown> });
+}
+
+/** The first alternative that checks without problems wins; else one combined message. */
+function unionSchema<A extends Schema<unknown>[]>(...alternatives: A): Schema<Infer<A[number]>> {
+  const expected = alternatives.map((a) => a.expected).join(" or ");
+  return new Schema("union", expected, (value, path, problems) => {
+    for (const alt of alternatives) {
+      const local: Problem[] = [];
+      const out = alt.check(value, path, local);
+      if (local.length === 0) return out as Infer<A[number]>;
+    }
+    problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
+    return value as Infer<A[number]>;
+  });
+}
+
+/** The schema constructors. */
+export const s = {
+  number: (o: NumberOptions = {}): Schema<number> => numberSchema("number", o),
+  int: (o: NumberOptions = {}): Schema<number> => numberSchema("int", o),
+  string: (o: StringOptions = {}): Schema<string> => {
+    const expected = o.patternName ?? (o.nonEmpty ? "a non-empty string" : "a string");
+    return withInfo(
+      new Schema<string>("string", expected, (value, path, problems) => {
+        const ok = typeof value === "string" && (!o.nonEmpty || value !== "") &&
+          (o.pattern === undefined || new RegExp(`^(?:${o.pattern.source})$`).test(value));
+        if (!ok) problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
+        return value as string;
+      }),
+      o.description,
+    );
+  },
+  bool: (o: Described = {}): Schema<boolean> =>
+    withInfo(
+      new Schema<boolean>("bool", "true or false", (value, path, problems) => {
+        if (typeof value !== "boolean") {
+          problems.push({ path, message: `expected true or false, got ${describeValue(value)}` });
+        }
+        return value as boolean;
+      }),
+      o.description,
+    ),
+  enum: enumSchema,
+  array: arraySchema,
+  object: objectSchema,
+  record: recordSchema,
+  union: unionSchema,
+  /** Anything at all (checked later by someone else, e.g. a step's own params). */
+  any: (o: Described = {}): Schema<unknown> =>
+    new Schema<unknown>("any", "any value", (value) => value, { description: o.description }),
+};
+
+/** Checks without throwing: the value (defaults filled) and the problems found. */
+export function check<T>(
+  schema: Schema<T>,
+  value: unknown,
+  basePath: KeyPath = [],
+): { value: T; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const out = schema.check(value, basePath, problems);
+  return { value: out, problems };
+}
+
+/**
+ * Checks `value` against `schema` and returns it with defaults filled in, or throws one
+ * ConfigError listing every problem as `where: key.path: message`.
+ */
+export function validate<T>(schema: Schema<T>, value: unknown, where: string, basePath: KeyPath = []): T {
+  const result = check(schema, value, basePath);
+  if (result.problems.length > 0) {
+    throw new ConfigError(result.problems.map((p) => formatProblem(where, p)));
+  }
+  return result.value;
+}
+
+/** Help text: one line per leaf key with its type, default and description. */
+export function schemaHelp(schema: Schema<unknown>, prefix = ""): string[] {
+  const lines: string[] = [];
+  const shape = schema.info.shape;
+  if (schema.kind === "object" && shape !== undefined && Object.keys(shape).length > 0) {
+    for (const [key, child] of Object.entries(shape)) {
+      lines.push(...schemaHelp(child, prefix === "" ? key : `${prefix}.${key}`));
+    }
+    return lines;
+  }
+  if (prefix === "") return lines;
+  let text = `${prefix.padEnd(28)} ${schema.expected}`;
+  if (schema.info.hasDefault) text += ` (default ${JSON.stringify(schema.info.defaultValue)})`;
+  else if (schema.info.optional) text += " (optional)";
+  if (schema.description) text += ` — ${schema.description}`;
+  return [text];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suggestions
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return row[b.length];
+}
+
+/** ` (did you mean 'x'?)` for the closest candidate within a few edits, else "". */
+export function didYouMean(word: string, candidates: readonly string[]): string {
+  let best = "";
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  const limit = Math.max(1, Math.floor(Math.max(word.length, best.length) / 3));
+  return bestDistance <= limit ? ` (did you mean '${best}'?)` : "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// YAML files, `extends:` and `--set` overrides
+
+/** Parses YAML text; syntax errors become `file:line:col: message` lines in a ConfigError. */
+export function parseYaml(text: string, file: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      const where = pos ? `${file}:${pos.line}:${pos.col}` : file;
+      const message = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+      return `${where}: YAML syntax error: ${message}`;
+    }));
+  }
+  return doc.toJS({ maxAliasCount: 1000 }) ?? {};
+}
+
+/** Reads and parses one YAML file (no `extends:` handling). */
+export async function readYaml(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    const reason = e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).message;
+    throw new ConfigError(`${file}: cannot read: ${reason}`);
+  }
+  return parseYaml(text, file);
+}
+
+/** Mappings merge key by key; anything else (lists included) is replaced by the override. */
+export function deepMerge(base: unknown, over: unknown): unknown {
+  if (!isMapping(base) || !isMapping(over)) return structuredClone(over);
+  const out: Record<string, unknown> = structuredClone(base);
+  for (const [k, v] of Object.entries(over)) out[k] = k in out ? deepMerge(out[k], v) : structuredClone(v);
+  return out;
+}
+
+function dirname(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
+}
+
+/** `b` relative to the folder of file `a`, unless `b` is absolute. */
+export function resolveBeside(file: string, relative: string): string {
+  if (relative.startsWith("/")) return relative;
+  const parts = `${dirname(file)}/${relative}`.split("/");
+  const out: string[] = [];
+  for (const part of parts) {
+    if (part === "." || part === "") continue;
+    if (part === ".." && out.length > 0 && out[out.length - 1] !== "..") out.pop();
+    else out.push(part);
+  }
+  const joined = out.join("/");
+  return file.startsWith("/") ? `/${joined}` : joined === "" ? "." : joined;
+}
+
+/**
+ * Reads a YAML file and resolves `extends: base.yaml` (or a list, applied in order; paths
+ * relative to the file). The file's own keys are merged over its bases.
+ */
+export async function readYamlWithExtends(file: string, chain: string[] = []): Promise<unknown> {
+  if (chain.includes(file)) {
+    throw new ConfigError(`${chain[0]}: extends: cycle ${[...chain, file].join(" -> ")}`);
+  }
+  const doc = await readYaml(file);
+  if (!isMapping(doc) || doc.extends === undefined) return doc;
+  const bases = typeof doc.extends === "string" ? [doc.extends] : doc.extends;
+  if (!Array.isArray(bases) || bases.some((b) => typeof b !== "string")) {
+    throw new ConfigError(`${file}: extends: expected a file path or a list of paths, got ${describeValue(doc.extends)}`);
+  }
+  let merged: unknown = {};
+  for (const base of bases as string[]) {
+    merged = deepMerge(merged, await readYamlWithExtends(resolveBeside(file, base), [...chain, file]));
+  }
+  const own = { ...doc };
+  delete own.extends;
+  return deepMerge(merged, own);
+}
+
+/** One `--set key.path=value`. */
+export interface Override {
+  path: string[];
+  value: unknown;
+  /** The flag as typed, for messages. */
+  text: string;
+}
+
+/** Parses `a.b[0].c=value` flags; the value is read as a YAML scalar (or flow list). */
+export function parseOverrides(flags: readonly string[]): Override[] {
+  return flags.map((text) => {
+    const eq = text.indexOf("=");
+    const key = eq < 0 ? "" : text.slice(0, eq).trim();
+    const path = key.replace(/\[(\d+)\]/g, ".$1").split(".").filter((p) => p !== "");
+    if (eq < 0 || path.length === 0) {
+      throw new ConfigError(`--set ${text}: expected key.path=value`);
+    }
+    const raw = text.slice(eq + 1);
+    let value: unknown = raw;
+    if (raw.trim() !== "") {
+      try {
+        value = parseYamlValue(raw);
+      } catch {
+        value = raw;
+      }
+    }
+    return { path, value, text };
+  });
+}
+
+/**
+ * Applies overrides to a copy of `doc`. Missing mappings are created. Inside a list, a key is
+ * an index or the `name` of an element (`steps.train.params.lr=1e-4`).
+ */
+export function applyOverrides(doc: unknown, overrides: readonly Override[]): unknown {
+  let root: unknown = structuredClone(doc ?? {});
+  if (!isMapping(root)) root = {};
+  for (const o of overrides) {
+    let node: unknown = root;
+    for (let i = 0; i < o.path.length; i++) {
+      const seg = o.path[i];
+      const last = i === o.path.length - 1;
+      const here = o.path.slice(0, i).join(".") || "(top level)";
+      if (Array.isArray(node)) {
+        let index = /^\d+$/.test(seg) ? Number(seg) : node.findIndex((el) => isMapping(el) && el.name === seg);
+        if (index < 0 || index > node.length || (!last && index === node.length)) {
+          const names = node.filter(isMapping).map((el) => el.name).filter((n) => typeof n === "string");
+          const known = names.length > 0 ? ` (names: ${names.join(", ")})` : ` (${node.length} items)`;
+          throw new ConfigError(`--set ${o.text}: ${here} has no item '${seg}'${known}`);
+        }
+        if (last) node[index] = o.value;
+        else {
+          if (node[index] === undefined || node[index] === null) node[index] = {};
+          node = node[index];
+        }
+      } else if (isMapping(node)) {
+        if (last) node[seg] = o.value;
+        else {
+          if (node[seg] === undefined || node[seg] === null) node[seg] = {};
+          node = node[seg];
+        }
+      } else {
+        throw new ConfigError(`--set ${o.text}: ${here} is ${describeValue(node)}, not a mapping or list`);
+      }
+      if (!last && !isMapping(node) && !Array.isArray(node)) {
+        const at = o.path.slice(0, i + 1).join(".");
+        throw new ConfigError(`--set ${o.text}: ${at} is ${describeValue(node)}, not a mapping or list`);
+      }
+    }
+  }
+  return root;
+}
+
+export interface ReadConfigOptions {
+  overrides?: readonly Override[];
+}
+
+/** Reads a YAML config (with `extends:`), applies overrides, validates. Throws ConfigError. */
+export async function readConfig<T>(file: string, schema: Schema<T>, options: ReadConfigOptions = {}): Promise<T> {
+  const doc = applyOverrides(await readYamlWithExtends(file), options.overrides ?? []);
+  return validate(schema, doc, file);
+}

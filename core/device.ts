@@ -1,0 +1,53 @@
+/**
+ * Device selection. `cpu` is always there; `webgpu` needs an adapter; `auto` takes a
+ * real GPU when one exists and the CPU otherwise, because a software adapter (llvmpipe,
+ * lavapipe) is far slower than the CPU backend.
+ */
+
+import type { Backend } from "./backend.ts";
+import { CpuBackend } from "./backends/cpu/mod.ts";
+
+export type DeviceName = "cpu" | "webgpu" | "auto";
+
+let cpu: Backend | null = null;
+let current: Backend | null = null;
+
+export function cpuBackend(): Backend {
+  if (!cpu) cpu = new CpuBackend();
+  return cpu;
+}
+
+/** The backend new tensors go to unless told otherwise. */
+export function defaultBackend(): Backend {
+  return current ?? cpuBackend();
+}
+
+export function setDefaultBackend(b: Backend): void {
+  current = b;
+}
+
+let webgpu: Promise<Backend> | null = null;
+
+/** Resolve a device name to a backend (and make it the default). */
+export async function useDevice(name: DeviceName = "auto"): Promise<Backend> {
+  let b: Backend;
+  if (name === "cpu") b = cpuBackend();
+  else if (name === "webgpu") b = await webgpuBackend(true);
+  else if (name === "auto") {
+    const { probeWebGPU } = await import("./backends/webgpu/mod.ts");
+    const probe = await probeWebGPU();
+    b = probe.available && !probe.isFallback ? await webgpuBackend(false) : cpuBackend();
+  } else {
+    throw new Error(`device: unknown device '${name}' (expected cpu, webgpu or auto)`);
+  }
+  setDefaultBackend(b);
+  return b;
+}
+
+async function webgpuBackend(allowFallbackAdapter: boolean): Promise<Backend> {
+  if (!webgpu) {
+    webgpu = import("./backends/webgpu/mod.ts").then((m) => m.createWebGPUBackend({ allowFallbackAdapter }));
+    webgpu.catch(() => (webgpu = null));
+  }
+  return await webgpu;
+}

@@ -1,0 +1,155 @@
+/**
+ * libjpeg's "islow" inverse DCT (jidctint.c: 13-bit fixed-point Loeffler-Ligtenberg-
+ * Moschytz, two passes with 2 extra bits between them), the default method of
+ * libjpeg-turbo and so of PIL. Same constants, same rounding, same range-limit table,
+ * so the output samples are bit-identical for valid data.
+ *
+ * Arithmetic is done in doubles (exact below 2^53), standing in for C's 64-bit JLONG.
+ */
+
+const CONST_BITS = 13;
+const PASS1_BITS = 2;
+const F_0_298 = 2446;
+const F_0_390 = 3196;
+const F_0_541 = 4433;
+const F_0_765 = 6270;
+const F_0_899 = 7373;
+const F_1_175 = 9633;
+const F_1_501 = 12299;
+const F_1_847 = 15137;
+const F_1_961 = 16069;
+const F_2_053 = 16819;
+const F_2_562 = 20995;
+const F_3_072 = 25172;
+
+const PASS1_ROUND = 1 << (CONST_BITS - PASS1_BITS - 1);
+const PASS1_SCALE = 1 / (1 << (CONST_BITS - PASS1_BITS));
+const PASS2_SHIFT = CONST_BITS + PASS1_BITS + 3;
+const PASS2_ROUND = 2 ** (PASS2_SHIFT - 1);
+const PASS2_SCALE = 2 ** -PASS2_SHIFT;
+const DC_ROUND = 1 << (PASS1_BITS + 3 - 1);
+const DC_SCALE = 1 / (1 << (PASS1_BITS + 3));
+
+/**
+ * libjpeg's post-IDCT range-limit table, indexed by (value & 1023): adds the +128 level
+ * shift and clamps to 0..255 for |value| < 512 (larger values wrap, as in libjpeg).
+ */
+const RANGE_LIMIT = (() => {
+  const t = new Uint8Array(1024);
+  for (let x = 0; x < 1024; x++) {
+    if (x < 128) t[x] = x + 128;
+    else if (x < 512) t[x] = 255;
+    else if (x < 896) t[x] = 0;
+    else t[x] = x - 896;
+  }
+  return t;
+})();
+
+const workspace = new Int32Array(64);
+
+/**
+ * Dequantise and inverse-transform the block at coefs[offset..offset+64) (natural order),
+ * writing 8x8 samples into `out` at `outOffset` with row stride `stride`.
+ */
+export function idctIslow(
+  coefs: Int16Array,
+  offset: number,
+  quant: Uint16Array,
+  out: Uint8Array,
+  outOffset: number,
+  stride: number,
+): void {
+  const ws = workspace;
+  // Pass 1: columns from input, into the work array scaled up by 2^PASS1_BITS.
+  for (let col = 0; col < 8; col++) {
+    const i = offset + col;
+    if (
+      coefs[i + 8] === 0 && coefs[i + 16] === 0 && coefs[i + 24] === 0 && coefs[i + 32] === 0 &&
+      coefs[i + 40] === 0 && coefs[i + 48] === 0 && coefs[i + 56] === 0
+    ) {
+      const dc = coefs[i] * quant[col] * (1 << PASS1_BITS);
+      for (let row = 0; row < 8; row++) ws[row * 8 + col] = dc;
+      continue;
+    }
+    let z2 = coefs[i + 16] * quant[col + 16];
+    let z3 = coefs[i + 48] * quant[col + 48];
+    let z1 = (z2 + z3) * F_0_541;
+    let tmp2 = z1 - z3 * F_1_847;
+    let tmp3 = z1 + z2 * F_0_765;
+    z2 = coefs[i] * quant[col];
+    z3 = coefs[i + 32] * quant[col + 32];
+    let tmp0 = (z2 + z3) * 8192;
+    let tmp1 = (z2 - z3) * 8192;
+    const tmp10 = tmp0 + tmp3;
+    const tmp13 = tmp0 - tmp3;
+    const tmp11 = tmp1 + tmp2;
+    const tmp12 = tmp1 - tmp2;
+
+    tmp0 = coefs[i + 56] * quant[col + 56];
+    tmp1 = coefs[i + 40] * quant[col + 40];
+    tmp2 = coefs[i + 24] * quant[col + 24];
+    tmp3 = coefs[i + 8] * quant[col + 8];
+    const o = oddPart(tmp0, tmp1, tmp2, tmp3);
+    ws[col] = Math.floor((tmp10 + o[3] + PASS1_ROUND) * PASS1_SCALE);
+    ws[56 + col] = Math.floor((tmp10 - o[3] + PASS1_ROUND) * PASS1_SCALE);
+    ws[8 + col] = Math.floor((tmp11 + o[2] + PASS1_ROUND) * PASS1_SCALE);
+    ws[48 + col] = Math.floor((tmp11 - o[2] + PASS1_ROUND) * PASS1_SCALE);
+    ws[16 + col] = Math.floor((tmp12 + o[1] + PASS1_ROUND) * PASS1_SCALE);
+    ws[40 + col] = Math.floor((tmp12 - o[1] + PASS1_ROUND) * PASS1_SCALE);
+    ws[24 + col] = Math.floor((tmp13 + o[0] + PASS1_ROUND) * PASS1_SCALE);
+    ws[32 + col] = Math.floor((tmp13 - o[0] + PASS1_ROUND) * PASS1_SCALE);
+  }
+  // Pass 2: rows from the work array, descaled by 2^(CONST_BITS+PASS1_BITS+3), range-limited.
+  for (let row = 0; row < 8; row++) {
+    const w = row * 8;
+    const dst = outOffset + row * stride;
+    if (
+      ws[w + 1] === 0 && ws[w + 2] === 0 && ws[w + 3] === 0 && ws[w + 4] === 0 &&
+      ws[w + 5] === 0 && ws[w + 6] === 0 && ws[w + 7] === 0
+    ) {
+      const v = RANGE_LIMIT[Math.floor((ws[w] + DC_ROUND) * DC_SCALE) & 1023];
+      for (let x = 0; x < 8; x++) out[dst + x] = v;
+      continue;
+    }
+    const z2 = ws[w + 2];
+    const z3 = ws[w + 6];
+    const z1 = (z2 + z3) * F_0_541;
+    const tmp2 = z1 - z3 * F_1_847;
+    const tmp3 = z1 + z2 * F_0_765;
+    const tmp0 = (ws[w] + ws[w + 4]) * 8192;
+    const tmp1 = (ws[w] - ws[w + 4]) * 8192;
+    const tmp10 = tmp0 + tmp3;
+    const tmp13 = tmp0 - tmp3;
+    const tmp11 = tmp1 + tmp2;
+    const tmp12 = tmp1 - tmp2;
+    const o = oddPart(ws[w + 7], ws[w + 5], ws[w + 3], ws[w + 1]);
+    out[dst] = RANGE_LIMIT[Math.floor((tmp10 + o[3] + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 7] = RANGE_LIMIT[Math.floor((tmp10 - o[3] + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 1] = RANGE_LIMIT[Math.floor((tmp11 + o[2] + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 6] = RANGE_LIMIT[Math.floor((tmp11 - o[2] + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 2] = RANGE_LIMIT[Math.floor((tmp12 + o[1] + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 5] = RANGE_LIMIT[Math.floor((tmp12 - o[1] + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 3] = RANGE_LIMIT[Math.floor((tmp13 + o[0] + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 4] = RANGE_LIMIT[Math.floor((tmp13 - o[0] + PASS2_ROUND) * PASS2_SCALE) & 1023];
+  }
+}
+
+const odd = new Float64Array(4);
+
+/** The odd half of the 8-point transform, inputs (x7, x5, x3, x1); returns libjpeg's tmp0..3. */
+function oddPart(t0: number, t1: number, t2: number, t3: number): Float64Array {
+  const z1 = t0 + t3;
+  const z2 = t1 + t2;
+  const z3 = t0 + t2;
+  const z4 = t1 + t3;
+  const z5 = (z3 + z4) * F_1_175;
+  const m1 = -z1 * F_0_899;
+  const m2 = -z2 * F_2_562;
+  const m3 = -z3 * F_1_961 + z5;
+  const m4 = -z4 * F_0_390 + z5;
+  odd[0] = t0 * F_0_298 + m1 + m3;
+  odd[1] = t1 * F_2_053 + m2 + m4;
+  odd[2] = t2 * F_3_072 + m2 + m3;
+  odd[3] = t3 * F_1_501 + m1 + m4;
+  return odd;
+}

@@ -1,0 +1,98 @@
+/**
+ * The four roles of the DiGIT pipeline, as plugins implement them.
+ *
+ *   images --Encoder--> features --(K-Means)--> semantic tokens      (Tokenizer)
+ *   [class] --Generator--> semantic tokens --Generator--> VQ tokens   (stage 1, stage 2)
+ *   VQ tokens --Decoder--> images                                     (VQGAN)
+ *   images --Metric--> numbers                                        (FID, IS, FD-DINOv2)
+ *
+ * Core defines the shapes of these roles; `plugins/` provides implementations and
+ * registers them by name in the registry.
+ */
+
+import type { Tensor } from "./tensor.ts";
+
+/** A batch of 8-bit RGB images, NHWC, all the same size. */
+export interface ImageBatch {
+  data: Uint8Array;
+  count: number;
+  height: number;
+  width: number;
+}
+
+/** Grid of integer tokens per image, row-major (raster order). */
+export interface TokenGrid {
+  /** (count, height*width) token ids, without any dictionary offset. */
+  tokens: Int32Array;
+  count: number;
+  height: number;
+  width: number;
+}
+
+/** A self-supervised feature extractor: images in, a patch-feature grid out. */
+export interface Encoder {
+  readonly name: string;
+  /** Side of the square input the encoder expects after its own preprocessing. */
+  readonly inputSize: number;
+  /** Patch grid side (16 for DINOv2 at 224 px). */
+  readonly gridSize: number;
+  readonly featureDim: number;
+  /**
+   * uint8 images (already cropped to the pipeline's image size) to the network input:
+   * (N, 3, inputSize, inputSize) float, normalised as this encoder wants.
+   */
+  preprocess(images: ImageBatch): Tensor;
+  /** Network input to features (N, gridSize*gridSize, featureDim), raster order. */
+  encode(input: Tensor): Tensor;
+}
+
+/** Images to discrete tokens. */
+export interface Tokenizer {
+  readonly name: string;
+  readonly vocabSize: number;
+  readonly gridSize: number;
+  tokenize(images: ImageBatch): Promise<TokenGrid>;
+  /** Features (N, L, D) to token ids (N, L), i32. */
+  featuresToTokens(features: Tensor): Tensor;
+}
+
+export interface SampleOptions {
+  count: number;
+  seed: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** Class ids for class-conditional models, one per sample. */
+  classes?: Int32Array;
+  /** Classifier-free guidance scale; 1 (or absent) disables it. */
+  guidance?: number;
+  /** Conditioning tokens (stage 2: semantic tokens). */
+  condition?: TokenGrid;
+  /** MaskGIT iterations for non-autoregressive decoders. */
+  steps?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** A token-sequence model (stage 1: semantic tokens; stage 2: VQ tokens given semantic). */
+export interface Generator {
+  readonly name: string;
+  sample(options: SampleOptions): Promise<TokenGrid>;
+}
+
+/** Tokens to pixels (the VQGAN decoder). */
+export interface Decoder {
+  readonly name: string;
+  readonly gridSize: number;
+  readonly imageSize: number;
+  decode(tokens: TokenGrid): Promise<ImageBatch>;
+}
+
+export type MetricResult = Record<string, number>;
+
+/** Accumulates over batches of uint8 images, then computes. */
+export interface Metric {
+  readonly name: string;
+  update(images: ImageBatch): Promise<void>;
+  compute(): Promise<MetricResult>;
+  reset(): void;
+}

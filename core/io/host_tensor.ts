@@ -1,0 +1,293 @@
+/**
+ * Plain host-side tensors, independent of any tensor runtime.
+ *
+ * Every reader in core/io produces `HostTensor`s: float data widened to f32, integer and bool
+ * data widened (or narrowed, with a range check) to i32. `sourceDtype` keeps what the file held.
+ * This file also holds the dtype conversions and the strided gather that rebuilds torch views.
+ */
+
+export type HostDtype = "f32" | "i32";
+
+/** Element types the readers understand, named as in numpy/safetensors shorthand. */
+export type SourceDtype =
+  | "f64"
+  | "f32"
+  | "f16"
+  | "bf16"
+  | "i64"
+  | "i32"
+  | "i16"
+  | "i8"
+  | "u64"
+  | "u32"
+  | "u16"
+  | "u8"
+  | "bool";
+
+export interface HostTensor {
+  dtype: HostDtype;
+  shape: number[];
+  data: Float32Array | Int32Array;
+  sourceDtype: string;
+}
+
+export type StateDict = Map<string, HostTensor>;
+
+export const SOURCE_DTYPES: Readonly<Record<SourceDtype, { bytes: number; host: HostDtype }>> = {
+  f64: { bytes: 8, host: "f32" },
+  f32: { bytes: 4, host: "f32" },
+  f16: { bytes: 2, host: "f32" },
+  bf16: { bytes: 2, host: "f32" },
+  i64: { bytes: 8, host: "i32" },
+  i32: { bytes: 4, host: "i32" },
+  i16: { bytes: 2, host: "i32" },
+  i8: { bytes: 1, host: "i32" },
+  u64: { bytes: 8, host: "i32" },
+  u32: { bytes: 4, host: "i32" },
+  u16: { bytes: 2, host: "i32" },
+  u8: { bytes: 1, host: "i32" },
+  bool: { bytes: 1, host: "i32" },
+};
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new Error("core/io assumes a little-endian host");
+}
+
+export function isSourceDtype(s: string): s is SourceDtype {
+  return Object.hasOwn(SOURCE_DTYPES, s);
+}
+
+export function numelOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+export function isHostTensor(x: unknown): x is HostTensor {
+  if (typeof x !== "object" || x === null) return false;
+  const t = x as Partial<HostTensor>;
+  return (t.dtype === "f32" && t.data instanceof Float32Array) ||
+    (t.dtype === "i32" && t.data instanceof Int32Array);
+}
+
+/** Builds a HostTensor, checking that the data length matches the shape. */
+export function makeHostTensor(
+  shape: number[],
+  data: Float32Array | Int32Array,
+  sourceDtype?: string,
+): HostTensor {
+  const n = numelOf(shape);
+  if (data.length !== n) {
+    throw new Error(`makeHostTensor: shape [${shape}] needs ${n} elements, data has ${data.length}`);
+  }
+  const dtype: HostDtype = data instanceof Float32Array ? "f32" : "i32";
+  return { dtype, shape, data, sourceDtype: sourceDtype ?? dtype };
+}
+
+/** Flat host values decoded from raw bytes, with a record of integers that did not fit i32. */
+export interface DecodedValues {
+  data: Float32Array | Int32Array;
+  /** 1 where the source integer was outside the int32 range (data holds garbage there). */
+  outOfRange: Uint8Array | null;
+  /** The first such source value, for the error message. */
+  firstBadValue: bigint | null;
+}
+
+let f16Table: Float32Array | null = null;
+
+/** All 65536 half-precision values, so decoding is one lookup per element. */
+function halfTable(): Float32Array {
+  if (f16Table) return f16Table;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) t[h] = sign * frac * 2 ** -24;
+    else if (exp === 31) t[h] = frac ? NaN : sign * Infinity;
+    else t[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  f16Table = t;
+  return t;
+}
+
+/** Reverses the byte order of each `size`-byte element (for big-endian files), in a copy. */
+export function swapBytes(bytes: Uint8Array, size: number): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i += size) {
+    for (let j = 0; j < size; j++) out[i + j] = bytes[i + size - 1 - j];
+  }
+  return out;
+}
+
+/**
+ * Decodes `count` little-endian elements of `src` from `bytes` into host values.
+ * `bytes` must hold at least count * elementSize bytes (callers check and name the file).
+ * With `mayAlias`, an aligned f32/i32 input may be returned as a view instead of a copy.
+ */
+export function decodeValues(
+  bytes: Uint8Array,
+  src: SourceDtype,
+  count: number,
+  mayAlias = false,
+): DecodedValues {
+  const size = SOURCE_DTYPES[src].bytes;
+  let raw = bytes.subarray(0, count * size);
+  if (raw.byteOffset % size !== 0) raw = raw.slice(); // typed views need alignment
+  const buf = raw.buffer;
+  const off = raw.byteOffset;
+  let data: Float32Array | Int32Array;
+  let outOfRange: Uint8Array | null = null;
+  let firstBadValue: bigint | null = null;
+  const markBad = (i: number, v: bigint) => {
+    outOfRange ??= new Uint8Array(count);
+    outOfRange[i] = 1;
+    firstBadValue ??= v;
+  };
+  switch (src) {
+    case "f32": {
+      const view = new Float32Array(buf, off, count);
+      data = mayAlias ? view : view.slice();
+      break;
+    }
+    case "i32": {
+      const view = new Int32Array(buf, off, count);
+      data = mayAlias ? view : view.slice();
+      break;
+    }
+    case "f64":
+      data = Float32Array.from(new Float64Array(buf, off, count));
+      break;
+    case "f16": {
+      const table = halfTable();
+      const h = new Uint16Array(buf, off, count);
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = table[h[i]];
+      data = out;
+      break;
+    }
+    case "bf16": {
+      const h = new Uint16Array(buf, off, count);
+      const bits = new Uint32Array(count);
+      for (let i = 0; i < count; i++) bits[i] = h[i] << 16;
+      data = new Float32Array(bits.buffer);
+      break;
+    }
+    case "i64":
+    case "u64": {
+      const words = new Int32Array(buf, off, count * 2);
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        const lo = words[2 * i], hi = words[2 * i + 1];
+        out[i] = lo;
+        const fits = src === "i64" ? hi === (lo >> 31) : hi === 0 && lo >= 0;
+        if (!fits) {
+          const v = (BigInt(src === "i64" ? hi : hi >>> 0) << 32n) | BigInt(lo >>> 0);
+          markBad(i, v);
+        }
+      }
+      data = out;
+      break;
+    }
+    case "u32": {
+      const u = new Uint32Array(buf, off, count);
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        out[i] = u[i] | 0;
+        if (u[i] > 0x7fffffff) markBad(i, BigInt(u[i]));
+      }
+      data = out;
+      break;
+    }
+    case "i16":
+      data = Int32Array.from(new Int16Array(buf, off, count));
+      break;
+    case "u16":
+      data = Int32Array.from(new Uint16Array(buf, off, count));
+      break;
+    case "i8":
+      data = Int32Array.from(new Int8Array(buf, off, count));
+      break;
+    case "u8":
+      data = Int32Array.from(new Uint8Array(buf, off, count));
+      break;
+    case "bool": {
+      const b = new Uint8Array(buf, off, count);
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) out[i] = b[i] ? 1 : 0;
+      data = out;
+      break;
+    }
+  }
+  return { data, outOfRange, firstBadValue };
+}
+
+/**
+ * Copies the strided view (shape, strides, offset) of `flat` into a new C-order array.
+ * Returns the first out-of-range source index touched by the view, or -1.
+ */
+export function gatherStrided(
+  values: DecodedValues,
+  shape: readonly number[],
+  strides: readonly number[],
+  offset: number,
+): { data: Float32Array | Int32Array; badIndex: number } {
+  const n = numelOf(shape);
+  const flat = values.data;
+  const out = flat instanceof Float32Array ? new Float32Array(n) : new Int32Array(n);
+  const mask = values.outOfRange;
+  let badIndex = -1;
+  if (n === 0) return { data: out, badIndex };
+  const rank = shape.length;
+  if (rank === 0) {
+    out[0] = flat[offset];
+    if (mask && mask[offset]) badIndex = offset;
+    return { data: out, badIndex };
+  }
+  const inner = shape[rank - 1], innerStride = strides[rank - 1];
+  const counter = new Array<number>(rank - 1).fill(0);
+  let base = offset;
+  for (let o = 0; o < n; o += inner) {
+    for (let j = 0, s = base; j < inner; j++, s += innerStride) {
+      out[o + j] = flat[s];
+      if (mask && mask[s] && badIndex < 0) badIndex = s;
+    }
+    // advance the odometer over the outer dimensions
+    for (let d = rank - 2; d >= 0; d--) {
+      counter[d]++;
+      base += strides[d];
+      if (counter[d] < shape[d]) break;
+      base -= strides[d] * shape[d];
+      counter[d] = 0;
+    }
+  }
+  return { data: out, badIndex };
+}
+
+/** Largest flat index a view touches (offset when empty or 0-d). */
+export function viewExtent(shape: readonly number[], strides: readonly number[], offset: number) {
+  if (numelOf(shape) === 0) return offset - 1;
+  let last = offset;
+  for (let i = 0; i < shape.length; i++) last += (shape[i] - 1) * strides[i];
+  return last;
+}
+
+/** True when (shape, strides) is the plain C-order layout (size-1 dims may have any stride). */
+export function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
+  let expect = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    if (shape[i] !== 1 && strides[i] !== expect) return false;
+    expect *= shape[i];
+  }
+  return true;
+}

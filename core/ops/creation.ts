@@ -1,0 +1,63 @@
+/** Making tensors from host data, constants and random streams. */
+
+import type { Backend, DType, HostArray } from "../backend.ts";
+import { defaultBackend } from "../device.ts";
+import type { Generator } from "../random.ts";
+import { ShapeError, shapeStr, sizeOf, wrap } from "./util.ts";
+
+export interface CreateOptions {
+  dtype?: DType;
+  backend?: Backend;
+}
+
+/** A tensor from host numbers; shape defaults to 1-D. */
+export function tensor(data: ArrayLike<number>, shape?: readonly number[], opts: CreateOptions = {}) {
+  const s = shape ?? [data.length];
+  if (sizeOf(s) !== data.length) {
+    throw new ShapeError("tensor", `${data.length} values cannot fill shape ${shapeStr(s)}`);
+  }
+  const dtype = opts.dtype ?? (data instanceof Int32Array ? "i32" : "f32");
+  const host: HostArray = dtype === "f32"
+    ? (data instanceof Float32Array ? data : Float32Array.from(data))
+    : (data instanceof Int32Array ? data : Int32Array.from(data));
+  const b = opts.backend ?? defaultBackend();
+  return wrap(b.fromHost(host), s);
+}
+
+export function fill(shape: readonly number[], value: number, backend?: Backend, dtype: DType = "f32") {
+  return wrap((backend ?? defaultBackend()).fill(dtype, sizeOf(shape), value), shape);
+}
+
+export const zeros = (shape: readonly number[], opts: CreateOptions = {}) =>
+  fill(shape, 0, opts.backend, opts.dtype);
+export const ones = (shape: readonly number[], opts: CreateOptions = {}) =>
+  fill(shape, 1, opts.backend, opts.dtype);
+export const full = (shape: readonly number[], value: number, opts: CreateOptions = {}) =>
+  fill(shape, value, opts.backend, opts.dtype);
+
+export function arange(n: number, opts: CreateOptions & { start?: number; step?: number } = {}) {
+  const b = opts.backend ?? defaultBackend();
+  return wrap(b.arange(opts.dtype ?? "i32", n, opts.start ?? 0, opts.step ?? 1), [n]);
+}
+
+/** Standard normal * std + mean, drawn from the generator's stream on the device. */
+export function randn(shape: readonly number[], gen: Generator, std = 1, mean = 0, backend?: Backend) {
+  const b = backend ?? defaultBackend();
+  const n = sizeOf(shape);
+  const s = b.normal(n, gen.seed, gen.take(n));
+  if (std === 1 && mean === 0) return wrap(s, shape);
+  const out = b.affine(s, std, mean);
+  b.release(s);
+  return wrap(out, shape);
+}
+
+/** Uniform in [lo, hi). */
+export function rand(shape: readonly number[], gen: Generator, lo = 0, hi = 1, backend?: Backend) {
+  const b = backend ?? defaultBackend();
+  const n = sizeOf(shape);
+  const s = b.uniform(n, gen.seed, gen.take(n));
+  if (lo === 0 && hi === 1) return wrap(s, shape);
+  const out = b.affine(s, hi - lo, lo);
+  b.release(s);
+  return wrap(out, shape);
+}

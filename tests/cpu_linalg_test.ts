@@ -1,0 +1,438 @@
+/**
+ * CPU linear-algebra kernels (core/native/openblas.ts, core/backends/cpu/{gemm,matmul,conv,
+ * attention}.ts) against independent float64 references written here: naive loops,
+ * a closed-form 3x3 eigendecomposition, and central finite differences for the
+ * attention gradients. Each kernel runs through OpenBLAS (when the library loads) and
+ * through the pure-TS `sgemmBlocked`.
+ */
+
+import assert from "node:assert/strict";
+import type { AttentionArgs, Conv2dArgs, MatmulArgs } from "../core/backend.ts";
+import { openblas } from "../core/native/openblas.ts";
+import { sgemm, sgemmBlocked, type SgemmFn, sgemmNaive } from "../core/backends/cpu/gemm.ts";
+import { matmul } from "../core/backends/cpu/matmul.ts";
+import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from "../core/backends/cpu/conv.ts";
+import { attention, attentionBackward } from "../core/backends/cpu/attention.ts";
+
+const blas = openblas(); // load once, outside any test, so the resource sanitizer is quiet
+const GEMMS: [string, SgemmFn][] = [["sgemm(dispatch)", sgemm], ["sgemmBlocked", sgemmBlocked]];
+
+// ---- helpers -------------------------------------------------------------------------
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomF32(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = r() * 2 - 1;
+  return a;
+}
+
+/** max |a-e| must stay within atol + rtol*|e| elementwise; reports the worst element. */
+function assertClose(
+  actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number,
+  label: string,
+) {
+  assert.equal(actual.length, expected.length, `${label}: length`);
+  let worst = -1, worstExcess = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i], e = expected[i];
+    if (a === e) continue; // covers matching infinities
+    const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
+    if (!(excess <= 0) && (worst < 0 || !(excess <= worstExcess))) {
+      worst = i;
+      worstExcess = excess;
+    }
+  }
+  if (worst >= 0) {
+    assert.fail(`${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
+      `(atol ${atol}, rtol ${rtol})`);
+  }
+}
+
+// ---- GEMM ----------------------------------------------------------------------------
+
+/** float64 reference C = alpha op(A) op(B) + beta C. */
+function refGemm(
+  tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
+  A: ArrayLike<number>, aOff: number, lda: number, B: ArrayLike<number>, bOff: number,
+  ldb: number, beta: number, C: ArrayLike<number>, cOff: number, ldc: number,
+): Float64Array {
+  const out = Float64Array.from(C);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) {
+        s += (tA ? A[aOff + k * lda + i] : A[aOff + i * lda + k]) *
+          (tB ? B[bOff + j * ldb + k] : B[bOff + k * ldb + j]);
+      }
+      const c = cOff + i * ldc + j;
+      out[c] = alpha * s + (beta === 0 ? 0 : beta * C[c]);
+    }
+  }
+  return out;
+}
+
+const GEMM_CASES = [
+  // M, N, K, transA, transB, alpha, beta, padding added to leading dims and offsets
+  [1, 1, 1, false, false, 1, 0, 0],
+  [7, 13, 5, false, false, 1, 0, 0],
+  [7, 13, 5, true, false, 0.5, 1, 2],
+  [7, 13, 5, false, true, 1, -0.5, 3],
+  [7, 13, 5, true, true, 2, 0, 1],
+  [65, 33, 300, false, false, 1, 0, 1], // crosses the MC=64 and KC=256 blocks
+  [67, 35, 260, true, true, 1, 1, 0],
+  [3, 2051, 5, false, true, 1, 0, 0], // crosses NC=2048
+  [5, 4, 0, false, false, 1, 0.5, 0], // K=0 only scales C
+] as const;
+
+for (const [name, gemm] of [...GEMMS, ["sgemmNaive", sgemmNaive] as [string, SgemmFn]]) {
+  Deno.test(`${name} matches a float64 triple loop (odd shapes, transposes, offsets)`, () => {
+    let seed = 1;
+    for (const [M, N, K, tA, tB, alpha, beta, pad] of GEMM_CASES) {
+      const [aRows, aCols] = tA ? [K, M] : [M, K];
+      const [bRows, bCols] = tB ? [N, K] : [K, N];
+      const lda = aCols + pad, ldb = bCols + pad, ldc = N + pad;
+      const aOff = pad, bOff = 2 * pad, cOff = pad;
+      const A = randomF32(aOff + Math.max(0, aRows * lda), seed++);
+      const B = randomF32(bOff + Math.max(0, bRows * ldb), seed++);
+      const C = randomF32(cOff + M * ldc, seed++);
+      if (beta === 0) C[cOff] = NaN; // beta = 0 must overwrite, not multiply
+      const expected = refGemm(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff,
+        ldc);
+      if (beta === 0) expected[cOff] = refGemm(tA, tB, 1, 1, K, alpha, A, aOff, lda, B, bOff, ldb,
+        0, [0], 0, 1)[0];
+      gemm(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+      assertClose(C, expected, 2e-5 * Math.sqrt(K + 1), 1e-5, `${name} M=${M} N=${N} K=${K} ` +
+        `tA=${tA} tB=${tB}`);
+    }
+  });
+}
+
+Deno.test("sgemm rejects an operand that is too short instead of reading past it", () => {
+  const A = new Float32Array(5), B = new Float32Array(6), C = new Float32Array(4);
+  assert.throws(
+    () => sgemm(false, false, 2, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 0, 2),
+    /sgemm: A out of range/,
+  );
+});
+
+// ---- OpenBLAS FFI --------------------------------------------------------------------
+
+Deno.test({
+  name: "openblas: subarray views pass their byteOffset through FFI",
+  ignore: !blas,
+  fn() {
+    const store = new Float32Array(64).fill(-7);
+    const A = store.subarray(3, 9); // 2x3
+    const B = store.subarray(17, 23); // 3x2
+    const C = store.subarray(41, 45); // 2x2
+    A.set([1, 2, 3, 4, 5, 6]);
+    B.set([7, 8, 9, 10, 11, 12]);
+    blas!.sgemm(false, false, 2, 2, 3, 1, A, 3, B, 2, 0, C, 2);
+    assert.deepEqual(Array.from(C), [58, 64, 139, 154]);
+    // Everything outside the three windows is untouched.
+    for (let i = 0; i < store.length; i++) {
+      const inside = (i >= 3 && i < 9) || (i >= 17 && i < 23) || (i >= 41 && i < 45);
+      if (!inside) assert.equal(store[i], -7, `guard element ${i}`);
+    }
+    // And an offset through the sgemm dispatcher (aOff/bOff/cOff become subarrays).
+    const C2 = new Float32Array(8);
+    sgemm(false, false, 2, 2, 3, 1, store, 3, 3, store, 17, 2, 0, C2, 4, 2);
+    assert.deepEqual(Array.from(C2), [0, 0, 0, 0, 58, 64, 139, 154]);
+  },
+});
+
+Deno.test({
+  name: "openblas: dgemm and dsyrk match float64 loops",
+  ignore: !blas,
+  fn() {
+    const M = 6, N = 5, K = 9;
+    const A = Float64Array.from(randomF32(M * K, 11)), B = Float64Array.from(randomF32(N * K, 12));
+    const C = new Float64Array(M * N);
+    blas!.dgemm(false, true, M, N, K, 1.5, A, K, B, K, 0, C, N);
+    assertClose(C, refGemm(false, true, M, N, K, 1.5, A, 0, K, B, 0, K, 0, C, 0, N), 1e-12, 1e-12,
+      "dgemm");
+    // dsyrk: upper triangle of A A^T (A is M x K), lower triangle untouched.
+    const S = new Float64Array(M * M).fill(99);
+    blas!.dsyrk("U", false, M, K, 1, A, K, 0, S, M);
+    const full = refGemm(false, true, M, M, K, 1, A, 0, K, A, 0, K, 0, new Float64Array(M * M), 0,
+      M);
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < M; j++) {
+        const want = j >= i ? full[i * M + j] : 99;
+        assert.ok(Math.abs(S[i * M + j] - want) < 1e-12, `dsyrk (${i},${j})`);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "openblas: dsyevd on the 3x3 second-difference matrix (closed form)",
+  ignore: !blas?.hasLapack,
+  fn() {
+    // [[2,-1,0],[-1,2,-1],[0,-1,2]]: eigenvalues 2-sqrt2, 2, 2+sqrt2, with eigenvectors
+    // (1, sqrt2, 1)/2, (1, 0, -1)/sqrt2, (1, -sqrt2, 1)/2.
+    const r2 = Math.SQRT2;
+    const A = new Float64Array([2, -1, 0, -1, 2, -1, 0, -1, 2]);
+    const W = new Float64Array(3);
+    assert.equal(blas!.dsyevd("V", "U", 3, A, 3, W), 0);
+    assertClose(W, [2 - r2, 2, 2 + r2], 1e-12, 0, "eigenvalues");
+    const expected = [[0.5, r2 / 2, 0.5], [1 / r2, 0, -1 / r2], [0.5, -r2 / 2, 0.5]];
+    for (let j = 0; j < 3; j++) {
+      const vec = A.subarray(j * 3, j * 3 + 3);
+      const sign = Math.sign(vec[0]); // eigenvectors are defined up to sign
+      assertClose(vec.map((x) => x * sign), expected[j], 1e-12, 0, `eigenvector ${j}`);
+    }
+    // Values only, with a lda larger than n.
+    const B = new Float64Array([2, -1, 0, 0, -1, 2, -1, 0, 0, -1, 2, 0]);
+    assert.equal(blas!.dsyevd("N", "L", 3, B, 4, W), 0);
+    assertClose(W, [2 - r2, 2, 2 + r2], 1e-12, 0, "eigenvalues (jobz N)");
+  },
+});
+
+// ---- batched matmul ------------------------------------------------------------------
+
+function refMatmul(a: Float32Array, b: Float32Array, args: MatmulArgs, bias?: Float32Array) {
+  const { batch, M, N, K, transA, transB, strideA, strideB } = args;
+  const out = new Float64Array(batch * M * N);
+  for (let t = 0; t < batch; t++) {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = bias ? bias[j] : 0;
+        for (let k = 0; k < K; k++) {
+          s += a[t * strideA + (transA ? k * M + i : i * K + k)] *
+            b[t * strideB + (transB ? j * K + k : k * N + j)];
+        }
+        out[(t * M + i) * N + j] = s;
+      }
+    }
+  }
+  return out;
+}
+
+for (const [name, gemm] of GEMMS) {
+  Deno.test(`matmul via ${name}: batches, broadcast, transposes, bias`, () => {
+    const cases: [number, number, number, number, boolean, boolean, "A" | "B" | "none", boolean][] = [
+      [1, 1, 1, 1, false, false, "none", false],
+      [3, 7, 13, 5, false, false, "none", true],
+      [4, 7, 13, 5, false, true, "B", true], // shared weight: folded into one tall GEMM
+      [4, 7, 13, 5, true, false, "B", false], // shared B but transposed A: per batch
+      [2, 6, 3, 9, true, true, "A", true],
+      [5, 2, 11, 4, false, false, "A", false],
+    ];
+    let seed = 100;
+    for (const [batch, M, N, K, transA, transB, broadcast, withBias] of cases) {
+      const args: MatmulArgs = {
+        batch, M, N, K, transA, transB,
+        strideA: broadcast === "A" ? 0 : M * K,
+        strideB: broadcast === "B" ? 0 : K * N,
+      };
+      const a = randomF32(broadcast === "A" ? M * K : batch * M * K, seed++);
+      const b = randomF32(broadcast === "B" ? K * N : batch * K * N, seed++);
+      const bias = withBias ? randomF32(N, seed++) : undefined;
+      const got = matmul(a, b, args, bias, gemm);
+      assertClose(got, refMatmul(a, b, args, bias), 1e-5, 1e-5, `matmul ${JSON.stringify(args)}`);
+    }
+  });
+}
+
+// ---- convolution ---------------------------------------------------------------------
+
+function convArgs(
+  batch: number, inC: number, inH: number, inW: number, outC: number, kH: number, kW: number,
+  strideH: number, strideW: number, padH: number, padW: number, groups: number,
+): Conv2dArgs {
+  return {
+    batch, inC, inH, inW, outC, kH, kW, strideH, strideW, padH, padW, groups,
+    outH: Math.floor((inH + 2 * padH - kH) / strideH) + 1,
+    outW: Math.floor((inW + 2 * padW - kW) / strideW) + 1,
+  };
+}
+
+/**
+ * Direct float64 convolution and its two adjoints, looping over every (output, tap)
+ * pair: y[n,o,oh,ow] = b[o] + sum w[o,c,ki,kj] x[n, g*Cg+c, oh*s-p+ki, ow*s-p+kj].
+ */
+function refConv(x: Float32Array, w: Float32Array, bias: Float32Array | null, dy: Float32Array,
+  a: Conv2dArgs) {
+  const Cg = a.inC / a.groups, Og = a.outC / a.groups;
+  const y = new Float64Array(a.batch * a.outC * a.outH * a.outW);
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  for (let n = 0; n < a.batch; n++) {
+    for (let o = 0; o < a.outC; o++) {
+      const g = Math.floor(o / Og);
+      for (let oh = 0; oh < a.outH; oh++) {
+        for (let ow = 0; ow < a.outW; ow++) {
+          const yi = ((n * a.outC + o) * a.outH + oh) * a.outW + ow;
+          let s = bias ? bias[o] : 0;
+          for (let c = 0; c < Cg; c++) {
+            for (let ki = 0; ki < a.kH; ki++) {
+              const ih = oh * a.strideH - a.padH + ki;
+              if (ih < 0 || ih >= a.inH) continue;
+              for (let kj = 0; kj < a.kW; kj++) {
+                const iw = ow * a.strideW - a.padW + kj;
+                if (iw < 0 || iw >= a.inW) continue;
+                const xi = ((n * a.inC + g * Cg + c) * a.inH + ih) * a.inW + iw;
+                const wi = ((o * Cg + c) * a.kH + ki) * a.kW + kj;
+                s += w[wi] * x[xi];
+                dx[xi] += w[wi] * dy[yi];
+                dw[wi] += x[xi] * dy[yi];
+              }
+            }
+          }
+          y[yi] = s;
+        }
+      }
+    }
+  }
+  return { y, dx, dw };
+}
+
+const CONV_CASES: [string, Conv2dArgs][] = [
+  ["1x1 pointwise", convArgs(2, 3, 5, 4, 4, 1, 1, 1, 1, 0, 0, 1)],
+  ["1x1 stride 2 (general path)", convArgs(1, 3, 5, 5, 2, 1, 1, 2, 2, 0, 0, 1)],
+  ["3x3 pad 1", convArgs(2, 3, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1)],
+  ["3x3 stride 2 pad 1", convArgs(2, 4, 9, 8, 6, 3, 3, 2, 2, 1, 1, 1)],
+  ["4x4 stride 2 pad 1, odd input", convArgs(1, 2, 7, 7, 3, 4, 4, 2, 2, 1, 1, 1)],
+  ["groups=2", convArgs(2, 4, 6, 5, 6, 3, 3, 1, 1, 1, 1, 2)],
+  ["groups=2 pointwise", convArgs(1, 4, 3, 3, 2, 1, 1, 1, 1, 0, 0, 2)],
+  ["depthwise x2 multiplier", convArgs(2, 3, 6, 7, 6, 3, 3, 1, 1, 1, 1, 3)],
+  ["2x3 kernel, pad (1,0), stride (1,2)", convArgs(1, 2, 5, 9, 3, 2, 3, 1, 2, 1, 0, 1)],
+  ["1x1 input, 3x3 pad 1", convArgs(1, 2, 1, 1, 2, 3, 3, 1, 1, 1, 1, 1)],
+  ["banded im2col (cols over budget)", convArgs(1, 64, 96, 96, 4, 3, 3, 1, 1, 1, 1, 1)],
+];
+
+for (const [name, gemm] of GEMMS) {
+  Deno.test(`conv2d forward and backward via ${name} match direct float64 loops`, () => {
+    let seed = 200;
+    for (const [label, args] of CONV_CASES) {
+      const Cg = args.inC / args.groups;
+      const x = randomF32(args.batch * args.inC * args.inH * args.inW, seed++);
+      const w = randomF32(args.outC * Cg * args.kH * args.kW, seed++);
+      const bias = seed % 2 ? randomF32(args.outC, seed++) : null;
+      const dy = randomF32(args.batch * args.outC * args.outH * args.outW, seed++);
+      const ref = refConv(x, w, bias, dy, args);
+      const tol = 2e-5 * Math.sqrt(Cg * args.kH * args.kW);
+      assertClose(conv2d(x, w, bias, args, gemm), ref.y, tol, 1e-5, `${label}: y`);
+      assertClose(conv2dBackwardInput(dy, w, args, gemm), ref.dx, tol, 1e-5, `${label}: dx`);
+      const tolW = 2e-5 * Math.sqrt(args.batch * args.outH * args.outW);
+      assertClose(conv2dBackwardWeight(dy, x, args, gemm), ref.dw, tolW, 1e-5, `${label}: dw`);
+    }
+  });
+}
+
+Deno.test("conv2d names the op and shapes on a bad output size", () => {
+  const args = { ...convArgs(1, 2, 5, 5, 2, 3, 3, 1, 1, 0, 0, 1), outH: 5 };
+  assert.throws(
+    () => conv2d(new Float32Array(50), new Float32Array(36), null, args),
+    /conv2d: output 5x3, expected 3x3/,
+  );
+});
+
+// ---- attention -----------------------------------------------------------------------
+
+/** float64 attention: out and lse for every (b, h, i). Rows seeing no key get 0 / -inf. */
+function refAttention(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>,
+  a: AttentionArgs) {
+  const { Tq, Tk, headDim: D } = a;
+  const BH = a.batch * a.heads;
+  const out = new Float64Array(BH * Tq * D);
+  const lse = new Float64Array(BH * Tq);
+  for (let bh = 0; bh < BH; bh++) {
+    for (let i = 0; i < Tq; i++) {
+      const s: number[] = [];
+      for (let j = 0; j < Tk; j++) {
+        if (a.causal && j > i + a.queryOffset) continue;
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += q[(bh * Tq + i) * D + d] * k[(bh * Tk + j) * D + d];
+        s.push(dot * a.scale);
+      }
+      const m = s.length ? Math.max(...s) : -Infinity;
+      const z = s.reduce((acc, x) => acc + Math.exp(x - m), 0);
+      lse[bh * Tq + i] = s.length ? m + Math.log(z) : -Infinity;
+      s.forEach((x, j) => {
+        const p = Math.exp(x - m) / z;
+        for (let d = 0; d < D; d++) out[(bh * Tq + i) * D + d] += p * v[(bh * Tk + j) * D + d];
+      });
+    }
+  }
+  return { out, lse };
+}
+
+function attnArgs(
+  batch: number, heads: number, Tq: number, Tk: number, headDim: number, causal: boolean,
+  queryOffset: number,
+): AttentionArgs {
+  return { batch, heads, Tq, Tk, headDim, scale: 1 / Math.sqrt(headDim), causal, queryOffset };
+}
+
+const ATTN_CASES: [string, AttentionArgs][] = [
+  ["non-causal", attnArgs(2, 3, 5, 7, 4, false, 0)],
+  ["causal square", attnArgs(1, 2, 6, 6, 3, true, 0)],
+  ["causal KV cache (queryOffset = Tk - Tq)", attnArgs(2, 1, 3, 8, 5, true, 5)],
+  ["causal, first rows see no key", attnArgs(1, 1, 5, 5, 2, true, -2)],
+  ["single query, single key", attnArgs(1, 1, 1, 1, 1, true, 0)],
+];
+
+for (const [name, gemm] of GEMMS) {
+  Deno.test(`attention forward via ${name} matches float64 attention`, () => {
+    let seed = 300;
+    // Tq = 300 spans two query blocks (256 rows each).
+    for (const [label, args] of [...ATTN_CASES, ["two query blocks", attnArgs(1, 1, 300, 300, 4, true, 0)]] as const) {
+      const BH = args.batch * args.heads;
+      const q = randomF32(BH * args.Tq * args.headDim, seed++);
+      const k = randomF32(BH * args.Tk * args.headDim, seed++);
+      const v = randomF32(BH * args.Tk * args.headDim, seed++);
+      const got = attention(q, k, v, args, gemm);
+      const ref = refAttention(q, k, v, args);
+      assertClose(got.out, ref.out, 1e-5, 1e-5, `${label}: out`);
+      assertClose(got.lse, ref.lse, 1e-5, 1e-5, `${label}: lse`);
+    }
+  });
+
+  Deno.test(`attention backward via ${name} matches finite differences of float64 attention`, () => {
+    let seed = 400;
+    for (const [label, args] of ATTN_CASES) {
+      const BH = args.batch * args.heads;
+      const q = randomF32(BH * args.Tq * args.headDim, seed++);
+      const k = randomF32(BH * args.Tk * args.headDim, seed++);
+      const v = randomF32(BH * args.Tk * args.headDim, seed++);
+      const dout = randomF32(BH * args.Tq * args.headDim, seed++);
+      const fwd = attention(q, k, v, args, gemm);
+      const grads = attentionBackward(q, k, v, fwd.out, fwd.lse, dout, args, gemm);
+      // L = sum(out * dout); dL/dtheta by central differences in float64.
+      const inputs = { q: Float64Array.from(q), k: Float64Array.from(k), v: Float64Array.from(v) };
+      const loss = () => {
+        const { out } = refAttention(inputs.q, inputs.k, inputs.v, args);
+        return out.reduce((acc, o, i) => acc + o * dout[i], 0);
+      };
+      const h = 1e-6;
+      for (const key of ["q", "k", "v"] as const) {
+        const theta = inputs[key];
+        const numeric = new Float64Array(theta.length);
+        for (let i = 0; i < theta.length; i++) {
+          const keep = theta[i];
+          theta[i] = keep + h;
+          const up = loss();
+          theta[i] = keep - h;
+          const down = loss();
+          theta[i] = keep;
+          numeric[i] = (up - down) / (2 * h);
+        }
+        const analytic = { q: grads.dq, k: grads.dk, v: grads.dv }[key];
+        assertClose(analytic, numeric, 2e-5, 1e-4, `${label}: d${key}`);
+      }
+    }
+  });
+}
