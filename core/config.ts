@@ -415,7 +415,7 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
 
 /** Parses YAML text; syntax errors become `file:line:col: message` lines in a ConfigError. */
 export function parseYaml(text: string, file: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => {
       const pos = e.linePos?.[0];

@@ -13,7 +13,7 @@ let cpu: Backend | null = null;
 let current: Backend | null = null;
 
 export function cpuBackend(): Backend {
-  if (!cpu) cpu = new CpuBackend();
+  cpu ??= new CpuBackend();
   return cpu;
 }
 

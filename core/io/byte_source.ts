@@ -12,12 +12,15 @@ export interface ByteSource {
   /** Name used in error messages: the path, or the name given for in-memory bytes. */
   readonly name: string;
   readonly size: number;
+  /** True when `read` returns fresh copies that the caller may keep and alias. */
+  readonly fresh: boolean;
   /** Exactly `length` bytes starting at `offset`; `what` says what was being read, for errors. */
   read(offset: number, length: number, what: string): Uint8Array;
   close(): void;
 }
 
 class MemorySource implements ByteSource {
+  readonly fresh = false;
   constructor(readonly name: string, private readonly bytes: Uint8Array) {}
   get size(): number {
     return this.bytes.length;
@@ -32,6 +35,7 @@ class MemorySource implements ByteSource {
 class FileSource implements ByteSource {
   private file: Deno.FsFile | null;
   readonly size: number;
+  readonly fresh = true;
   constructor(readonly name: string) {
     this.file = Deno.openSync(name, { read: true });
     this.size = this.file.statSync().size;

@@ -49,6 +49,8 @@ export const SOURCE_DTYPES: Readonly<Record<SourceDtype, { bytes: number; host: 
   bool: { bytes: 1, host: "i32" },
 };
 
+import { formatError } from "./errors.ts";
+
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error("core/io assumes a little-endian host");
 }
@@ -290,4 +292,42 @@ export function isContiguous(shape: readonly number[], strides: readonly number[
     expect *= shape[i];
   }
   return true;
+}
+
+/**
+ * Decodes a C-order tensor stored as raw bytes. `file` and `key` name it in errors: a buffer
+ * shorter than the shape needs, or an integer outside the int32 range.
+ */
+export function hostTensorFromBytes(
+  bytes: Uint8Array,
+  src: SourceDtype,
+  shape: number[],
+  where: { file: string; key: string; bigEndian?: boolean; mayAlias?: boolean },
+): HostTensor {
+  const n = numelOf(shape);
+  const size = SOURCE_DTYPES[src].bytes;
+  if (bytes.length < n * size) {
+    throw formatError(
+      where.file,
+      `'${where.key}': ${src} [${shape}] needs ${n * size} bytes, only ${bytes.length} present`,
+    );
+  }
+  const raw = where.bigEndian && size > 1 ? swapBytes(bytes.subarray(0, n * size), size) : bytes;
+  const values = decodeValues(raw, src, n, where.mayAlias ?? false);
+  if (values.outOfRange) throw int32RangeError(where.file, where.key, src, shape, values);
+  return { dtype: SOURCE_DTYPES[src].host, shape, data: values.data, sourceDtype: src };
+}
+
+export function int32RangeError(
+  file: string,
+  key: string,
+  src: string,
+  shape: readonly number[],
+  values: DecodedValues,
+): Error {
+  return formatError(
+    file,
+    `'${key}': ${src} tensor [${shape}] holds ${values.firstBadValue}, outside the int32 range ` +
+      `that host tensors use`,
+  );
 }

@@ -26,28 +26,28 @@ function unary(op: UnaryOp, x: Tensor, grad: (g: Tensor, x: Tensor, y: Tensor) =
   return record(op, y, [x], (g, [xs, ys]) => [grad(g, xs, ys)], [x, y]);
 }
 
-export const neg = (x: Tensor) => unary("neg", x, (g) => neg(g));
-export const exp = (x: Tensor) => unary("exp", x, (g, _x, y) => mul(g, y));
-export const log = (x: Tensor) => unary("log", x, (g, x) => div(g, x));
-export const sqrt = (x: Tensor) => unary("sqrt", x, (g, _x, y) => div(affine(g, 0.5, 0), y));
+export const neg = (x: Tensor): Tensor => unary("neg", x, (g) => neg(g));
+export const exp = (x: Tensor): Tensor => unary("exp", x, (g, _x, y) => mul(g, y));
+export const log = (x: Tensor): Tensor => unary("log", x, (g, x) => div(g, x));
+export const sqrt = (x: Tensor): Tensor => unary("sqrt", x, (g, _x, y) => div(affine(g, 0.5, 0), y));
 export const rsqrt = (x: Tensor) =>
   unary("rsqrt", x, (g, _x, y) => mul(g, affine(powScalar(y, 3), -0.5, 0)));
 export const tanh = (x: Tensor) =>
   unary("tanh", x, (g, _x, y) => mul(g, affine(mul(y, y), -1, 1)));
 export const sigmoid = (x: Tensor) =>
   unary("sigmoid", x, (g, _x, y) => mul(g, mul(y, affine(y, -1, 1))));
-export const silu = (x: Tensor) => unary("silu", x, (g, x) => mul(g, unaryRaw("silu_grad", x)));
+export const silu = (x: Tensor): Tensor => unary("silu", x, (g, x) => mul(g, unaryRaw("silu_grad", x)));
 /** Exact (erf) GELU, as PyTorch's nn.GELU() and fairseq's gelu. */
-export const gelu = (x: Tensor) => unary("gelu", x, (g, x) => mul(g, unaryRaw("gelu_grad", x)));
-export const relu = (x: Tensor) => unary("relu", x, (g, x) => mul(g, compare("gt", x, 0)));
-export const abs = (x: Tensor) => unary("abs", x, (g, x) => mul(g, unaryRaw("sign", x)));
-export const square = (x: Tensor) => unary("square", x, (g, x) => mul(g, affine(x, 2, 0)));
+export const gelu = (x: Tensor): Tensor => unary("gelu", x, (g, x) => mul(g, unaryRaw("gelu_grad", x)));
+export const relu = (x: Tensor): Tensor => unary("relu", x, (g, x) => mul(g, compare("gt", x, 0)));
+export const abs = (x: Tensor): Tensor => unary("abs", x, (g, x) => mul(g, unaryRaw("sign", x)));
+export const square = (x: Tensor): Tensor => unary("square", x, (g, x) => mul(g, affine(x, 2, 0)));
 export const reciprocal = (x: Tensor) =>
   unary("reciprocal", x, (g, _x, y) => mul(g, affine(mul(y, y), -1, 0)));
-export const sin = (x: Tensor) => unary("sin", x, (g, x) => mul(g, unaryRaw("cos", x)));
-export const cos = (x: Tensor) => unary("cos", x, (g, x) => neg(mul(g, unaryRaw("sin", x))));
-export const floor = (x: Tensor) => unary("floor", x, () => null);
-export const sign = (x: Tensor) => unary("sign", x, () => null);
+export const sin = (x: Tensor): Tensor => unary("sin", x, (g, x) => mul(g, unaryRaw("cos", x)));
+export const cos = (x: Tensor): Tensor => unary("cos", x, (g, x) => neg(mul(g, unaryRaw("sin", x))));
+export const floor = (x: Tensor): Tensor => unary("floor", x, () => null);
+export const sign = (x: Tensor): Tensor => unary("sign", x, () => null);
 
 /** x*scale + shift in one kernel. */
 export function affine(x: Tensor, scale: number, shift: number): Tensor {

@@ -12,6 +12,7 @@
  */
 
 import { openblas } from "../../native/openblas.ts";
+import { createSimdKernel, type SimdKernel } from "./gemm_wasm.ts";
 
 export type SgemmFn = (
   transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
@@ -81,20 +82,85 @@ export const sgemmNaive: SgemmFn = (
 };
 
 // ---- blocked pure-TS kernel -------------------------------------------------------
+//
+// GotoBLAS-style loops: a KC x NC panel of op(B) is packed once and shared by every
+// MC x KC panel of op(A); each packed panel is a row of thin slivers (MR rows or NR
+// columns, stored k-major) so the micro-kernel streams both operands contiguously.
+// The micro-kernel is WASM SIMD (gemm_wasm.ts) when the runtime has it, else scalar TS.
 
-/** Micro-tile: MR rows x NR columns held in 16 local accumulators. */
-const MR = 4;
-const NR = 4;
-/** Cache blocks: a KC x NC panel of B (~L2) is shared by MC x KC panels of A (~L1/L2). */
 const KC = 256;
-const MC = 64;
+const MC = 72; // a multiple of both micro-tile heights
 const NC = 2048;
 
-let packA = new Float32Array(MC * KC);
-let packB = new Float32Array(KC * NC);
+/**
+ * 6 x 8 tiles: 12 f32x4 accumulators + 2 B vectors + 1 broadcast A = 15 of the 16 SIMD
+ * registers (measured best among 4x8, 6x8, 8x8 and 4x12). Relaxed-SIMD fused multiply-add
+ * when the runtime has it (V8 does); it may round differently from mul+add.
+ */
+const SIMD_MR = 6;
+const SIMD_NRV = 2;
+/** Scalar micro-tile: 16 accumulators in locals. */
+const MR = 4;
+const NR = 4;
 
-/** Pure-TS GEMM: packed panels, 4x4 register-blocked micro-kernel, no inner allocation. */
+let simdKernel: SimdKernel | null | undefined;
+function simd(): SimdKernel | null {
+  if (simdKernel === undefined) {
+    simdKernel = createSimdKernel(SIMD_MR, SIMD_NRV, MC, KC, NC, true);
+  }
+  return simdKernel;
+}
+
+/** Which micro-kernel `sgemmBlocked` uses, for logs and benchmarks. */
+export function blockedKernelDescription(): string {
+  const k = simd();
+  return k ? `wasm-simd ${k.MR}x${k.NR}${k.relaxed ? " relaxed-fma" : ""}` : `scalar-ts ${MR}x${NR}`;
+}
+
+/** Pure-TS GEMM (no native code): packed panels and a WASM SIMD or scalar micro-kernel. */
 export const sgemmBlocked: SgemmFn = (
+  transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc,
+) => {
+  const kernel = simd();
+  if (!kernel) {
+    sgemmBlockedScalar(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C,
+      cOff, ldc);
+    return;
+  }
+  checkGemmArgs(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc);
+  if (M === 0 || N === 0) return;
+  scaleC(M, N, beta, C, cOff, ldc);
+  if (K === 0 || alpha === 0) return;
+  const { heap, paOffset, pbOffset, cOffset } = kernel;
+
+  for (let jc = 0; jc < N; jc += NC) {
+    const nc = Math.min(NC, N - jc);
+    const ncTiles = Math.ceil(nc / kernel.NR);
+    const ldt = ncTiles * kernel.NR;
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = Math.min(KC, K - pc);
+      packB(transB, B, bOff, ldb, pc, kc, jc, nc, kernel.NR, heap, pbOffset);
+      for (let ic = 0; ic < M; ic += MC) {
+        const mc = Math.min(MC, M - ic);
+        packA(transA, A, aOff, lda, ic, mc, pc, kc, kernel.MR, heap, paOffset);
+        kernel.run(Math.ceil(mc / kernel.MR), ncTiles, kc, ldt);
+        // The kernel stored the (mc, nc) product in wasm memory; accumulate it into C.
+        for (let i = 0; i < mc; i++) {
+          const src = cOffset + i * ldt;
+          const dst = cOff + (ic + i) * ldc + jc;
+          if (alpha === 1) for (let j = 0; j < nc; j++) C[dst + j] += heap[src + j];
+          else for (let j = 0; j < nc; j++) C[dst + j] += alpha * heap[src + j];
+        }
+      }
+    }
+  }
+};
+
+let scalarPackA = new Float32Array(MC * KC);
+let scalarPackB = new Float32Array(KC * NC);
+
+/** Pure-TS GEMM with a scalar 4x4 register-blocked micro-kernel (no WASM). */
+export const sgemmBlockedScalar: SgemmFn = (
   transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc,
 ) => {
   checkGemmArgs(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc);
@@ -104,19 +170,19 @@ export const sgemmBlocked: SgemmFn = (
 
   const nc0 = Math.min(NC, roundUp(N, NR));
   const kc0 = Math.min(KC, K);
-  if (packB.length < kc0 * nc0) packB = new Float32Array(kc0 * nc0);
-  if (packA.length < MC * kc0) packA = new Float32Array(MC * kc0);
-  const pa = packA, pb = packB;
+  if (scalarPackB.length < kc0 * nc0) scalarPackB = new Float32Array(kc0 * nc0);
+  if (scalarPackA.length < MC * kc0) scalarPackA = new Float32Array(MC * kc0);
+  const pa = scalarPackA, pb = scalarPackB;
 
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
-      packPanelB(transB, B, bOff, ldb, pc, kc, jc, nc, pb);
+      packB(transB, B, bOff, ldb, pc, kc, jc, nc, NR, pb, 0);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
-        packPanelA(transA, A, aOff, lda, ic, mc, pc, kc, pa);
-        macroKernel(mc, nc, kc, alpha, pa, pb, C, cOff + ic * ldc + jc, ldc);
+        packA(transA, A, aOff, lda, ic, mc, pc, kc, MR, pa, 0);
+        scalarMacroKernel(mc, nc, kc, alpha, pa, pb, C, cOff + ic * ldc + jc, ldc);
       }
     }
   }
@@ -135,66 +201,59 @@ function scaleC(M: number, N: number, beta: number, C: Float32Array, cOff: numbe
   }
 }
 
-/** op(A)[ic:ic+mc, pc:pc+kc] into MR-row slivers, each stored k-major (MR values per k). */
-function packPanelA(
+/**
+ * op(A)[ic:ic+mc, pc:pc+kc] into slivers of `mr` rows, each k-major (mr values per k),
+ * zero-padded to a whole sliver; written at out[o..].
+ */
+function packA(
   transA: boolean, A: Float32Array, aOff: number, lda: number,
-  ic: number, mc: number, pc: number, kc: number, out: Float32Array,
+  ic: number, mc: number, pc: number, kc: number, mr: number, out: Float32Array, o: number,
 ) {
-  let o = 0;
-  for (let ir = 0; ir < mc; ir += MR) {
-    const rows = Math.min(MR, mc - ir);
+  for (let ir = 0; ir < mc; ir += mr) {
+    const rows = Math.min(mr, mc - ir);
     const i0 = ic + ir;
-    if (!transA) {
-      // element (i, k) at aOff + i*lda + k
-      for (let k = 0; k < kc; k++) {
-        const base = aOff + i0 * lda + pc + k;
-        for (let r = 0; r < MR; r++) out[o++] = r < rows ? A[base + r * lda] : 0;
-      }
-    } else {
-      // element (i, k) at aOff + k*lda + i
-      for (let k = 0; k < kc; k++) {
-        const base = aOff + (pc + k) * lda + i0;
-        for (let r = 0; r < MR; r++) out[o++] = r < rows ? A[base + r] : 0;
-      }
+    // Element (i, k) sits at aOff + i*lda + k, or aOff + k*lda + i when transposed.
+    const rowStep = transA ? 1 : lda;
+    const kStep = transA ? lda : 1;
+    let base = transA ? aOff + pc * lda + i0 : aOff + i0 * lda + pc;
+    for (let k = 0; k < kc; k++, base += kStep) {
+      let r = 0;
+      for (; r < rows; r++) out[o++] = A[base + r * rowStep];
+      for (; r < mr; r++) out[o++] = 0;
     }
   }
 }
 
-/** op(B)[pc:pc+kc, jc:jc+nc] into NR-column slivers, each stored k-major (NR values per k). */
-function packPanelB(
+/** op(B)[pc:pc+kc, jc:jc+nc] into slivers of `nr` columns, each k-major, zero-padded. */
+function packB(
   transB: boolean, B: Float32Array, bOff: number, ldb: number,
-  pc: number, kc: number, jc: number, nc: number, out: Float32Array,
+  pc: number, kc: number, jc: number, nc: number, nr: number, out: Float32Array, o: number,
 ) {
-  let o = 0;
-  for (let jr = 0; jr < nc; jr += NR) {
-    const cols = Math.min(NR, nc - jr);
+  for (let jr = 0; jr < nc; jr += nr) {
+    const cols = Math.min(nr, nc - jr);
     const j0 = jc + jr;
-    if (!transB) {
-      // element (k, j) at bOff + k*ldb + j
-      for (let k = 0; k < kc; k++) {
-        const base = bOff + (pc + k) * ldb + j0;
-        if (cols === NR) {
-          out[o] = B[base];
-          out[o + 1] = B[base + 1];
-          out[o + 2] = B[base + 2];
-          out[o + 3] = B[base + 3];
-          o += NR;
-        } else {
-          for (let c = 0; c < NR; c++) out[o++] = c < cols ? B[base + c] : 0;
-        }
+    if (!transB && cols === nr) {
+      // Common case: a contiguous run of nr values per k.
+      let base = bOff + pc * ldb + j0;
+      for (let k = 0; k < kc; k++, base += ldb, o += nr) {
+        out.set(B.subarray(base, base + nr), o);
       }
-    } else {
-      // element (k, j) at bOff + j*ldb + k
-      for (let k = 0; k < kc; k++) {
-        const base = bOff + j0 * ldb + pc + k;
-        for (let c = 0; c < NR; c++) out[o++] = c < cols ? B[base + c * ldb] : 0;
-      }
+      continue;
+    }
+    // Element (k, j) sits at bOff + k*ldb + j, or bOff + j*ldb + k when transposed.
+    const colStep = transB ? ldb : 1;
+    const kStep = transB ? 1 : ldb;
+    let base = transB ? bOff + j0 * ldb + pc : bOff + pc * ldb + j0;
+    for (let k = 0; k < kc; k++, base += kStep) {
+      let c = 0;
+      for (; c < cols; c++) out[o++] = B[base + c * colStep];
+      for (; c < nr; c++) out[o++] = 0;
     }
   }
 }
 
 /** C[mc, nc] += alpha * packedA * packedB, one 4x4 tile at a time. */
-function macroKernel(
+function scalarMacroKernel(
   mc: number, nc: number, kc: number, alpha: number,
   pa: Float32Array, pb: Float32Array, C: Float32Array, cBase: number, ldc: number,
 ) {
@@ -204,7 +263,7 @@ function macroKernel(
     for (let ir = 0; ir < mc; ir += MR) {
       const aBase = (ir / MR) * kc * MR;
       const rows = Math.min(MR, mc - ir);
-      // 16 accumulators live in registers (or at worst the stack), never in memory arrays.
+      // 16 accumulators in locals, which V8 keeps in registers (or at worst the stack).
       let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
       let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
       let c20 = 0, c21 = 0, c22 = 0, c23 = 0;

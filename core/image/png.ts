@@ -1,0 +1,102 @@
+/**
+ * PNG to RgbImage and back, on top of fast-png (pure JS, inflate by fflate).
+ *
+ * Conversion to 8-bit RGB follows PIL's `convert("RGB")`:
+ *  - gray (1/2/4/8 bit) is scaled to 0..255 and copied to R, G, B;
+ *  - palette images are looked up in the palette (indices past its end give black);
+ *  - alpha (RGBA, gray+alpha, palette tRNS) is dropped, not composited;
+ *  - 16-bit samples keep their high byte (PIL does this for 16-bit RGB/RGBA/LA; for
+ *    16-bit *gray* PIL opens mode "I" and clips values above 255 to white, which we do not
+ *    copy: we take the high byte there too).
+ */
+
+import { decode as fastPngDecode, encode as fastPngEncode } from "fast-png";
+import type { RgbImage } from "./rgb.ts";
+
+const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+export function isPng(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && SIGNATURE.every((b, i) => bytes[i] === b);
+}
+
+/** Decode PNG bytes to RGB. `name` (a path) is only used in error messages. */
+export function decodePng(bytes: Uint8Array, name = "<png>"): RgbImage {
+  if (!isPng(bytes)) throw new Error(`png: ${name}: not a PNG file (bad signature)`);
+  // fast-png unpacks Adam7 passes byte-wise, which is wrong below 8 bits per sample.
+  if (bytes.length >= 29 && bytes[24] < 8 && bytes[28] === 1) {
+    throw new Error(`png: ${name}: interlaced PNG with ${bytes[24]}-bit samples is not supported`);
+  }
+  let png;
+  try {
+    png = fastPngDecode(bytes);
+  } catch (e) {
+    throw new Error(`png: ${name}: ${(e as Error).message}`);
+  }
+  const { width, height, depth, channels } = png;
+  const n = width * height;
+  const out = new Uint8Array(n * 3);
+  if (png.palette) {
+    const idx = unpackSamples(png.data as Uint8Array, width, height, depth);
+    const pal = png.palette;
+    for (let i = 0; i < n; i++) {
+      const c = pal[idx[i]];
+      if (c) {
+        out[3 * i] = c[0];
+        out[3 * i + 1] = c[1];
+        out[3 * i + 2] = c[2];
+      }
+    }
+    return { width, height, data: out };
+  }
+  let samples: Uint8Array;
+  if (depth === 16) {
+    const d = png.data as Uint16Array;
+    samples = new Uint8Array(d.length);
+    for (let i = 0; i < d.length; i++) samples[i] = d[i] >> 8;
+  } else if (depth === 8) {
+    samples = png.data as Uint8Array;
+  } else {
+    // Sub-byte depths exist only for gray (channels = 1) outside palettes.
+    samples = unpackSamples(png.data as Uint8Array, width, height, depth);
+    const scale = 255 / ((1 << depth) - 1);
+    for (let i = 0; i < samples.length; i++) samples[i] *= scale;
+  }
+  if (samples.length < n * channels) {
+    throw new Error(`png: ${name}: ${samples.length} samples for ${width}x${height}x${channels}`);
+  }
+  for (let i = 0; i < n; i++) {
+    const s = i * channels;
+    if (channels >= 3) {
+      out[3 * i] = samples[s];
+      out[3 * i + 1] = samples[s + 1];
+      out[3 * i + 2] = samples[s + 2];
+    } else {
+      out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = samples[s];
+    }
+  }
+  return { width, height, data: out };
+}
+
+/** Unpack rows of 1/2/4/8-bit samples (each row starts on a byte) to one byte each. */
+function unpackSamples(packed: Uint8Array, width: number, height: number, depth: number): Uint8Array {
+  if (depth === 8) return packed;
+  const out = new Uint8Array(width * height);
+  const rowBytes = Math.ceil((width * depth) / 8);
+  const mask = (1 << depth) - 1;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const bit = x * depth;
+      const byte = packed[y * rowBytes + (bit >> 3)];
+      out[y * width + x] = (byte >> (8 - depth - (bit & 7))) & mask;
+    }
+  }
+  return out;
+}
+
+/** Encode an RGB image as an 8-bit RGB PNG. */
+export function encodePng(img: RgbImage): Uint8Array {
+  if (img.data.length !== img.width * img.height * 3) {
+    throw new Error(`encodePng: ${img.width}x${img.height}x3 needs ${img.width * img.height * 3} bytes, got ${img.data.length}`);
+  }
+  return fastPngEncode({ width: img.width, height: img.height, data: img.data, channels: 3, depth: 8 });
+}

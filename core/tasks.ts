@@ -1,0 +1,419 @@
+/**
+ * Task files: a named list of steps, each an instance of a registered step type.
+ *
+ *   name: tiny-demo
+ *   plugins: [../plugins/extra.ts]        # relative to this file; built-ins are already loaded
+ *   device: auto                          # cpu | webgpu | auto
+ *   outputs: outputs/tiny-demo            # default outputs/<name>, relative to the cwd
+ *   steps:
+ *     - name: tokenize
+ *       type: tokenize-dataset
+ *       params: { images: data/tiny, clusters: 64 }
+ *     - name: train
+ *       type: train-stage1
+ *       params: { tokens: "${steps.tokenize.outputs.tokens}", log_dir: "${outputs}/logs" }
+ *
+ * Everything is checked before anything runs (`planTask`). While running (`runTask`) a step
+ * whose last run finished with the same params, whose outputs all exist, and whose inputs were
+ * not re-made in this run is skipped, so a crashed pipeline resumes where it stopped.
+ * References: `${outputs}` (the task's output folder), `${steps.<name>.outputs.<key>}`,
+ * `${steps.<name>.dir}`; `$${` writes a literal `${`.
+ */
+
+import {
+  applyOverrides,
+  check,
+  ConfigError,
+  didYouMean,
+  formatProblem,
+  type Infer,
+  type KeyPath,
+  type Override,
+  type Problem,
+  readYamlWithExtends,
+  s,
+  validate,
+} from "./config.ts";
+import {
+  DEVICES,
+  type DeviceChoice,
+  loadPlugins,
+  type Logger,
+  pluginSpecSchema,
+  prefixLogger,
+  type Registry,
+  type StepContext,
+  type StepEntry,
+} from "./registry.ts";
+
+const NAME = /[A-Za-z0-9][A-Za-z0-9._-]*/;
+const nameSchema = s.string({ pattern: NAME, patternName: "a name (letters, digits, '.', '-', '_')" });
+
+export const taskStepSchema = s.object({
+  name: nameSchema.describe("unique within the task; also the step's folder name"),
+  type: s.string({ nonEmpty: true }).describe("a registered step type"),
+  description: s.string().optional(),
+  params: s.any().default({}).describe("checked against the step type's schema"),
+  force: s.bool().default(false).describe("run even when finished outputs exist"),
+});
+
+export const taskSchema = s.object({
+  name: nameSchema,
+  description: s.string().optional(),
+  plugins: s.array(pluginSpecSchema).default([]),
+  device: s.enum(DEVICES).default("auto"),
+  outputs: s.string({ nonEmpty: true }).optional().describe("output folder (default outputs/<name>)"),
+  steps: s.array(taskStepSchema, { minLength: 1 }),
+});
+export type TaskFile = Infer<typeof taskSchema>;
+
+/** A step as `planTask` takes it (a task file's step, or one the CLI builds). */
+export interface TaskStepSpec {
+  name: string;
+  type: string;
+  params?: unknown;
+  force?: boolean;
+  description?: string;
+  /** Where problems in `params` are reported; default: the task file at `steps[i].params`. */
+  paramsSource?: { where: string; path: KeyPath };
+}
+
+export interface TaskSpec {
+  name: string;
+  description?: string;
+  device?: DeviceChoice;
+  outputs?: string;
+  steps: TaskStepSpec[];
+}
+
+export interface PlannedStep {
+  index: number;
+  name: string;
+  type: string;
+  entry: StepEntry;
+  /** Validated params with references resolved. */
+  params: unknown;
+  dir: string;
+  outputs: Record<string, string>;
+  /** Earlier steps whose outputs this one references. */
+  dependsOn: string[];
+  force: boolean;
+}
+
+export interface TaskPlan {
+  name: string;
+  /** The task file, or a label such as "train stage1" for CLI-built tasks. */
+  file: string;
+  device: DeviceChoice;
+  outputDir: string;
+  steps: PlannedStep[];
+}
+
+/** Ctrl-C (or another abort) stopped the run: the CLI exits with code 130. */
+export class InterruptedError extends Error {
+  constructor(message = "interrupted", options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InterruptedError";
+  }
+}
+
+/** A step threw while running: the CLI exits with code 1. */
+export class StepFailedError extends Error {
+  constructor(readonly step: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StepFailedError";
+  }
+}
+
+/** `a/b` + `../c` → `a/c`; keeps relative paths relative. */
+export function joinPath(base: string, rel: string): string {
+  if (rel.startsWith("/")) return rel;
+  const out: string[] = [];
+  for (const part of `${base}/${rel}`.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === ".." && out.length > 0 && out[out.length - 1] !== "..") out.pop();
+    else out.push(part);
+  }
+  return (base.startsWith("/") ? "/" : "") + (out.join("/") || ".");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning
+
+interface KnownStep {
+  index: number;
+  type: string;
+  /** Undefined when its type is unknown (already reported; references to it are not). */
+  outputs?: Record<string, string>;
+  dir: string;
+}
+
+const REFERENCE = /\$(\$?)\{([^}]*)\}/g;
+const REFERENCE_FORMS = "${outputs}, ${steps.<step>.outputs.<name>} or ${steps.<step>.dir}";
+
+/** Replaces references in every string inside `value`; records problems and dependencies. */
+function resolveReferences(
+  value: unknown,
+  path: KeyPath,
+  scope: { outputDir: string; index: number; steps: Map<string, KnownStep> },
+  found: { problems: Problem[]; dependsOn: Set<string> },
+): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => resolveReferences(v, [...path, i], scope, found));
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, resolveReferences(v, [...path, k], scope, found)]),
+    );
+  }
+  if (typeof value !== "string") return value;
+  return value.replace(REFERENCE, (whole, escaped: string, body: string) => {
+    if (escaped) return `\${${body}}`;
+    const problem = (message: string) => {
+      found.problems.push({ path, message });
+      return whole;
+    };
+    const parts = body.trim().split(".");
+    if (parts.length === 1 && parts[0] === "outputs") return scope.outputDir;
+    const isStepRef = parts[0] === "steps" &&
+      ((parts.length === 4 && parts[2] === "outputs") || (parts.length === 3 && parts[2] === "dir"));
+    if (!isStepRef) return problem(`cannot read reference ${whole}: expected ${REFERENCE_FORMS}`);
+    const stepName = parts[1];
+    const target = scope.steps.get(stepName);
+    if (target === undefined) {
+      const earlier = [...scope.steps.entries()].filter(([, k]) => k.index < scope.index).map(([n]) => n);
+      return problem(
+        `${whole} names no step '${stepName}'${didYouMean(stepName, earlier)}` +
+          ` (earlier steps: ${earlier.join(", ") || "none"})`,
+      );
+    }
+    if (target.index >= scope.index) {
+      return problem(`${whole} refers to step '${stepName}', which does not run before this one`);
+    }
+    found.dependsOn.add(stepName);
+    if (parts[2] === "dir") return target.dir;
+    if (target.outputs === undefined) return whole; // its unknown type is reported already
+    const key = parts[3];
+    if (!(key in target.outputs)) {
+      const names = Object.keys(target.outputs);
+      return problem(
+        `${whole}: step '${stepName}' (type ${target.type}) has no output '${key}'${didYouMean(key, names)}` +
+          ` (outputs: ${names.join(", ") || "none"})`,
+      );
+    }
+    return target.outputs[key];
+  });
+}
+
+/**
+ * Checks a task against the registry and resolves every reference, without running anything.
+ * Throws one ConfigError listing all problems (file, key path, what was expected).
+ */
+export function planTask(
+  task: TaskSpec,
+  registry: Registry,
+  options: { file: string; outputDir?: string; device?: DeviceChoice },
+): TaskPlan {
+  const file = options.file;
+  const outputDir = options.outputDir ?? task.outputs ?? `outputs/${task.name}`;
+  const lines: string[] = [];
+  const known = new Map<string, KnownStep>();
+  const planned: PlannedStep[] = [];
+
+  // Register all names first so a reference to a later step says "later", not "unknown".
+  for (const [index, step] of task.steps.entries()) {
+    if (known.has(step.name)) {
+      lines.push(formatProblem(file, {
+        path: ["steps", index, "name"],
+        message: `duplicate step name '${step.name}' (also steps[${known.get(step.name)!.index}])`,
+      }));
+      continue;
+    }
+    known.set(step.name, { index, type: step.type, dir: joinPath(outputDir, step.name) });
+  }
+
+  for (const [index, step] of task.steps.entries()) {
+    const me = known.get(step.name)!;
+    if (me.index !== index) continue; // a duplicate, reported above
+    if (!registry.has("steps", step.type)) {
+      lines.push(formatProblem(file, {
+        path: ["steps", index, "type"],
+        message: `unknown step type: ${registry.missingMessage("steps", step.type)}`,
+      }));
+      continue;
+    }
+    const entry = registry.get("steps", step.type);
+    const source = step.paramsSource ?? { where: file, path: ["steps", index, "params"] };
+    const found = { problems: [] as Problem[], dependsOn: new Set<string>() };
+    const resolved = resolveReferences(
+      step.params ?? {},
+      source.path,
+      { outputDir, index, steps: known },
+      found,
+    );
+    const checked = check(entry.params, resolved, source.path);
+    const problems = [...found.problems, ...checked.problems];
+    lines.push(...problems.map((p) => formatProblem(source.where, p)));
+    if (problems.length > 0) continue;
+
+    let declared: Record<string, string>;
+    try {
+      declared = entry.outputs(checked.value);
+    } catch (e) {
+      lines.push(`${file}: steps[${index}]: step type '${step.type}' could not list its outputs: ${(e as Error).message}`);
+      continue;
+    }
+    const outputs: Record<string, string> = {};
+    for (const [key, rel] of Object.entries(declared)) outputs[key] = joinPath(me.dir, rel);
+    me.outputs = outputs;
+    planned.push({
+      index,
+      name: step.name,
+      type: step.type,
+      entry,
+      params: checked.value,
+      dir: me.dir,
+      outputs,
+      dependsOn: [...found.dependsOn],
+      force: step.force ?? false,
+    });
+  }
+  if (lines.length > 0) throw new ConfigError(lines);
+  return { name: task.name, file, device: options.device ?? task.device ?? "auto", outputDir, steps: planned };
+}
+
+export interface LoadTaskOptions {
+  registry: Registry;
+  overrides?: readonly Override[];
+  /** Overrides the task's `outputs:`. */
+  outputDir?: string;
+  /** Overrides the task's `device:`. */
+  device?: DeviceChoice;
+}
+
+/** Reads a task file (with `extends:`), applies `--set` overrides, loads its plugins, plans it. */
+export async function loadTask(file: string, options: LoadTaskOptions): Promise<TaskPlan> {
+  const doc = applyOverrides(await readYamlWithExtends(file), options.overrides ?? []);
+  const task = validate(taskSchema, doc, file);
+  await loadPlugins(options.registry, task.plugins, file);
+  return planTask(task, options.registry, { file, outputDir: options.outputDir, device: options.device });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+const MARKER = ".digit-step.json";
+
+/** Canonical JSON (sorted keys), so param order in the YAML does not matter. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (typeof value === "object" && value !== null) {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+function recipe(step: PlannedStep): string {
+  return canonical({ type: step.type, params: step.params });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export type StepStatus = "done" | "changed" | "incomplete" | "not run";
+
+/**
+ * "done": finished with these params and outputs intact; "changed": finished with other
+ * params; "incomplete": finished but outputs missing or rejected; "not run": never finished.
+ */
+export async function stepStatus(step: PlannedStep): Promise<StepStatus> {
+  let marker: { recipe?: string };
+  try {
+    marker = JSON.parse(await Deno.readTextFile(joinPath(step.dir, MARKER)));
+  } catch {
+    return "not run";
+  }
+  if (marker.recipe !== recipe(step)) return "changed";
+  for (const path of Object.values(step.outputs)) if (!(await exists(path))) return "incomplete";
+  if (step.entry.complete && !(await step.entry.complete(step.params, step.outputs))) return "incomplete";
+  return "done";
+}
+
+export interface RunTaskOptions {
+  registry: Registry;
+  log: Logger;
+  signal: AbortSignal;
+  /** true re-runs every step; a list re-runs the named steps. */
+  force?: boolean | readonly string[];
+}
+
+export interface RunSummary {
+  ran: string[];
+  skipped: string[];
+}
+
+/** Runs the planned steps in order, skipping finished ones (see `stepStatus`). */
+export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<RunSummary> {
+  const { log, signal } = options;
+  const summary: RunSummary = { ran: [], skipped: [] };
+  const total = plan.steps.length;
+  for (const [i, step] of plan.steps.entries()) {
+    if (signal.aborted) throw new InterruptedError(`interrupted before step '${step.name}'`);
+    const label = `[${i + 1}/${total}] ${step.name} (${step.type})`;
+    const forced = step.force || options.force === true ||
+      (Array.isArray(options.force) && options.force.includes(step.name));
+    const remade = step.dependsOn.filter((d) => summary.ran.includes(d));
+    const status = forced || remade.length > 0 ? undefined : await stepStatus(step);
+    if (status === "done") {
+      log.info(`${label}: finished earlier, skipped (force to re-run)`);
+      summary.skipped.push(step.name);
+      continue;
+    }
+    const why = forced ? "forced" : remade.length > 0 ? `inputs re-made by ${remade.join(", ")}` : status;
+    log.info(`${label}: running (${why})`);
+
+    await Deno.mkdir(step.dir, { recursive: true });
+    await Deno.remove(joinPath(step.dir, MARKER)).catch(() => {});
+    const ctx: StepContext = {
+      registry: options.registry,
+      device: plan.device,
+      log: prefixLogger(log, `${step.name}: `),
+      outputDir: plan.outputDir,
+      signal,
+      stepName: step.name,
+      stepDir: step.dir,
+      outputs: { ...step.outputs },
+    };
+    const started = performance.now();
+    try {
+      await step.entry.run(step.params, ctx);
+    } catch (e) {
+      if (signal.aborted) throw new InterruptedError(`interrupted during step '${step.name}'`, { cause: e });
+      if (e instanceof ConfigError) throw new ConfigError(e.problems.map((p) => `step '${step.name}': ${p}`));
+      const message = e instanceof Error ? e.message : String(e);
+      throw new StepFailedError(step.name, `step '${step.name}' (${step.type}) failed: ${message}`, { cause: e });
+    }
+    // A step that returned early on Ctrl-C may have left partial outputs: do not mark it done.
+    if (signal.aborted) throw new InterruptedError(`interrupted during step '${step.name}'`);
+    const missing: string[] = [];
+    for (const [key, path] of Object.entries(step.outputs)) if (!(await exists(path))) missing.push(`${key} (${path})`);
+    if (missing.length > 0) {
+      throw new StepFailedError(step.name, `step '${step.name}' (${step.type}) finished without writing: ${missing.join(", ")}`);
+    }
+    const marker = {
+      recipe: recipe(step),
+      plugin: step.entry.plugin,
+      finished: new Date().toISOString(),
+      seconds: Math.round((performance.now() - started) / 10) / 100,
+    };
+    await Deno.writeTextFile(joinPath(step.dir, MARKER), JSON.stringify(marker, null, 2) + "\n");
+    summary.ran.push(step.name);
+    log.info(`${label}: done in ${marker.seconds} s`);
+  }
+  return summary;
+}

@@ -1,0 +1,65 @@
+/**
+ * DiGIT stage 1: a GPT over semantic tokens (fairseq `stlm`).
+ *
+ * Token ids follow fairseq's dictionary: <s>=0, <pad>=1, </s>=2, <unk>=3, <n>=4, then
+ * cluster c has id c+5. The sequence is [</s>, t1..t256] -> [t1..t256, </s>]. In
+ * class-conditional mode the class token (K+5+y) replaces the leading </s>.
+ */
+
+import { Module } from "../../core/nn/mod.ts";
+import { Generator } from "../../core/random.ts";
+import type { Tensor } from "../../core/tensor.ts";
+import { TransformerDecoder } from "../transformer/decoder.ts";
+
+export const SPECIALS = { bos: 0, pad: 1, eos: 2, unk: 3, newline: 4, count: 5 } as const;
+
+export interface Stage1Config {
+  /** Number of K-Means clusters (semantic vocabulary). */
+  clusters: number;
+  /** Classes for class-conditional mode; 0 for unconditional. */
+  classes: number;
+  layers: number;
+  dim: number;
+  heads: number;
+  ffnDim: number;
+  /** Tokens per image (16x16 = 256). */
+  length: number;
+  dropout: number;
+}
+
+export class Stage1GPT extends Module {
+  readonly decoder: TransformerDecoder;
+
+  constructor(readonly cfg: Stage1Config, gen = new Generator(0)) {
+    super();
+    const dictSize = cfg.clusters + SPECIALS.count;
+    this.decoder = this.child("decoder", new TransformerDecoder({
+      layers: cfg.layers, dim: cfg.dim, heads: cfg.heads, ffnDim: cfg.ffnDim,
+      vocabSize: dictSize + cfg.classes, outputSize: dictSize,
+      maxPositions: Math.max(1024, cfg.length + 1), normalizeBefore: false, prefixPositions: false,
+      dropout: cfg.dropout, padIndex: SPECIALS.pad,
+    }, gen));
+  }
+
+  /** Id of the token that starts a sequence: </s>, or the class token. */
+  startToken(cls?: number): number {
+    if (cls === undefined || this.cfg.classes === 0) return SPECIALS.eos;
+    if (cls < 0 || cls >= this.cfg.classes) throw new Error(`Stage1GPT: class ${cls} is outside 0..${this.cfg.classes - 1}`);
+    return this.cfg.clusters + SPECIALS.count + cls;
+  }
+
+  /** tokens (B, T) i32 -> logits (B, T, K+5). */
+  forward(tokens: Tensor, gen?: Generator): Tensor {
+    return this.decoder.forward(tokens, { causal: true, gen });
+  }
+}
+
+/** Named sizes. `base` and `large` are the paper's; the small ones run on a CPU. */
+export const STAGE1_PRESETS: Record<string, Omit<Stage1Config, "clusters" | "classes" | "length">> = {
+  tiny: { layers: 2, dim: 64, heads: 4, ffnDim: 256, dropout: 0.1 },
+  small: { layers: 4, dim: 128, heads: 4, ffnDim: 512, dropout: 0.1 },
+  medium: { layers: 8, dim: 512, heads: 8, ffnDim: 2048, dropout: 0.1 },
+  base: { layers: 16, dim: 1024, heads: 16, ffnDim: 4096, dropout: 0.1 },
+  /** Width 1536 is published; depth 24 and FFN 6144 are inferred from 732M parameters. */
+  large: { layers: 24, dim: 1536, heads: 16, ffnDim: 6144, dropout: 0.1 },
+};
