@@ -252,18 +252,21 @@ export function planTask(
     const checked = check(entry.params, resolved, source.path);
     const problems = [...found.problems, ...checked.problems];
     lines.push(...problems.map((p) => formatProblem(source.where, p)));
-    if (problems.length > 0) continue;
 
     let declared: Record<string, string>;
     try {
       declared = entry.outputs(checked.value);
     } catch (e) {
-      lines.push(`${file}: steps[${index}]: step type '${step.type}' could not list its outputs: ${(e as Error).message}`);
+      // With bad params this is expected; the params problems say what to fix.
+      if (problems.length === 0) {
+        lines.push(`${file}: steps[${index}]: step type '${step.type}' could not list its outputs: ${(e as Error).message}`);
+      }
       continue;
     }
     const outputs: Record<string, string> = {};
     for (const [key, rel] of Object.entries(declared)) outputs[key] = joinPath(me.dir, rel);
-    me.outputs = outputs;
+    me.outputs = outputs; // later steps' references are checked against these names
+    if (problems.length > 0) continue;
     planned.push({
       index,
       name: step.name,

@@ -9,13 +9,20 @@
 import assert from "node:assert/strict";
 import type { AttentionArgs, Conv2dArgs, MatmulArgs } from "../core/backend.ts";
 import { openblas } from "../core/native/openblas.ts";
-import { sgemm, sgemmBlocked, type SgemmFn, sgemmNaive } from "../core/backends/cpu/gemm.ts";
+import {
+  blockedKernelDescription, sgemm, sgemmBlocked, sgemmBlockedScalar, type SgemmFn, sgemmNaive,
+} from "../core/backends/cpu/gemm.ts";
+import { createSimdKernel } from "../core/backends/cpu/gemm_wasm.ts";
 import { matmul } from "../core/backends/cpu/matmul.ts";
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from "../core/backends/cpu/conv.ts";
 import { attention, attentionBackward } from "../core/backends/cpu/attention.ts";
 
 const blas = openblas(); // load once, outside any test, so the resource sanitizer is quiet
-const GEMMS: [string, SgemmFn][] = [["sgemm(dispatch)", sgemm], ["sgemmBlocked", sgemmBlocked]];
+const GEMMS: [string, SgemmFn][] = [
+  ["sgemm(dispatch)", sgemm],
+  [`sgemmBlocked(${blockedKernelDescription()})`, sgemmBlocked],
+  ["sgemmBlockedScalar", sgemmBlockedScalar],
+];
 
 // ---- helpers -------------------------------------------------------------------------
 
@@ -89,8 +96,9 @@ const GEMM_CASES = [
   [7, 13, 5, true, false, 0.5, 1, 2],
   [7, 13, 5, false, true, 1, -0.5, 3],
   [7, 13, 5, true, true, 2, 0, 1],
-  [65, 33, 300, false, false, 1, 0, 1], // crosses the MC=64 and KC=256 blocks
-  [67, 35, 260, true, true, 1, 1, 0],
+  [75, 33, 300, false, false, 1, 0, 1], // crosses the MC=72 and KC=256 blocks
+  [77, 35, 260, true, true, 1, 1, 0],
+  [150, 19, 520, true, false, 1, 0, 0],
   [3, 2051, 5, false, true, 1, 0, 0], // crosses NC=2048
   [5, 4, 0, false, false, 1, 0.5, 0], // K=0 only scales C
 ] as const;
@@ -117,6 +125,33 @@ for (const [name, gemm] of [...GEMMS, ["sgemmNaive", sgemmNaive] as [string, Sge
     }
   });
 }
+
+Deno.test({
+  name: "wasm SIMD macro-kernel (plain and relaxed FMA) multiplies packed panels",
+  ignore: createSimdKernel(6, 2, 6, 1, 8) === null, // then sgemmBlocked runs scalar TS
+}, () => {
+  for (const relaxed of [false, true]) {
+    const kernel = createSimdKernel(6, 2, 12, 5, 16, relaxed);
+    assert.ok(kernel);
+    const mcTiles = 2, ncTiles = 2, kc = 5, MR = kernel.MR, NR = kernel.NR;
+    const pa = randomF32(mcTiles * MR * kc, 31), pb = randomF32(ncTiles * NR * kc, 32);
+    kernel.heap.set(pa, kernel.paOffset);
+    kernel.heap.set(pb, kernel.pbOffset);
+    kernel.run(mcTiles, ncTiles, kc, ncTiles * NR);
+    const rows = mcTiles * MR, cols = ncTiles * NR;
+    const expected = new Float64Array(rows * cols);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < cols; j++) {
+        const [it, r, jt, c] = [Math.floor(i / MR), i % MR, Math.floor(j / NR), j % NR];
+        for (let k = 0; k < kc; k++) {
+          expected[i * cols + j] += pa[(it * kc + k) * MR + r] * pb[(jt * kc + k) * NR + c];
+        }
+      }
+    }
+    const got = kernel.heap.subarray(kernel.cOffset, kernel.cOffset + rows * cols);
+    assertClose(got, expected, 1e-6, 1e-6, `simd kernel relaxed=${relaxed}`);
+  }
+});
 
 Deno.test("sgemm rejects an operand that is too short instead of reading past it", () => {
   const A = new Float32Array(5), B = new Float32Array(6), C = new Float32Array(4);

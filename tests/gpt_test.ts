@@ -54,7 +54,8 @@ Deno.test("stage-1 GPT forward matches PyTorch (logits 1e-4), loss 1e-5, gradien
   for (const [k, t] of fx) {
     if (!k.startsWith("grad.")) continue;
     const name = k.slice(5);
-    const g = params.get(name)!.grad!;
+    const g = params.get(name)!.grad;
+    if (!g) throw new Error(`no gradient for ${name}`);
     const got = g.dataSync();
     const n = name === "decoder.embed_positions.weight" ? t.data.length : got.length;
     assert.ok(maxAbsDiff(got.subarray(0, n), t.data) < 1e-4, `grad ${name}`);
@@ -112,5 +113,21 @@ Deno.test("eval mode disables dropout; noGrad inference leaves no graph", () => 
   }));
   assert.equal(out, 0);
   assert.throws(() => m.startToken(2), /class 2 is outside 0..1/);
+  m.dispose();
+});
+
+Deno.test("KV-cached sampling gives exactly the tokens of uncached sampling (same seed)", async () => {
+  const { sampleStage1 } = await import("../plugins/stage1/sampler.ts");
+  const m = new Stage1GPT({ clusters: 20, classes: 3, layers: 2, dim: 32, heads: 4, ffnDim: 64, length: 9, dropout: 0.1 }, new Generator(4));
+  const before = liveStorages();
+  const opts = { count: 3, seed: 11, topK: 5, classes: Int32Array.from([0, 2, 1]) };
+  const cached = await sampleStage1(m, { ...opts });
+  const uncached = await sampleStage1(m, { ...opts, cache: false });
+  assert.deepEqual(Array.from(cached.tokens), Array.from(uncached.tokens));
+  assert.equal(cached.height * cached.width, 9);
+  assert.ok(cached.tokens.every((t) => t >= 0 && t < 20), "only cluster ids, no specials");
+  const guided = await sampleStage1(m, { ...opts, guidance: 2 });
+  assert.equal(guided.tokens.length, 27);
+  assert.equal(liveStorages(), before, "sampling leaves no live storages");
   m.dispose();
 });

@@ -49,7 +49,10 @@ class FileSource implements ByteSource {
     while (got < length) {
       const n = this.file.readSync(out.subarray(got));
       if (n === null || n === 0) {
-        throw formatError(this.name, `file ended after ${offset + got} bytes while reading ${what}`);
+        throw formatError(
+          this.name,
+          `file ended after ${offset + got} bytes while reading ${what}`,
+        );
       }
       got += n;
     }

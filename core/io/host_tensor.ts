@@ -90,7 +90,9 @@ export function makeHostTensor(
 ): HostTensor {
   const n = numelOf(shape);
   if (data.length !== n) {
-    throw new Error(`makeHostTensor: shape [${shape}] needs ${n} elements, data has ${data.length}`);
+    throw new Error(
+      `makeHostTensor: shape [${shape}] needs ${n} elements, data has ${data.length}`,
+    );
   }
   const dtype: HostDtype = data instanceof Float32Array ? "f32" : "i32";
   return { dtype, shape, data, sourceDtype: sourceDtype ?? dtype };

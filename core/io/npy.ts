@@ -10,7 +10,13 @@
 import { basename } from "node:path";
 import { type ByteSource, openSource } from "./byte_source.ts";
 import { formatError } from "./errors.ts";
-import { type HostTensor, hostTensorFromBytes, numelOf, SOURCE_DTYPES, type StateDict } from "./host_tensor.ts";
+import {
+  type HostTensor,
+  hostTensorFromBytes,
+  numelOf,
+  SOURCE_DTYPES,
+  type StateDict,
+} from "./host_tensor.ts";
 import { numpyDescrToSource, transposeAll } from "./pickle.ts";
 import { encodeZip, ZipReader } from "./zip.ts";
 
@@ -41,7 +47,10 @@ export function parseNpy(bytes: Uint8Array, file: string, key = "array"): HostTe
     throw formatError(file, `'${key}': unsupported npy format version ${major}.${bytes[7]}`);
   }
   if (headerStart + headerLen > bytes.length) {
-    throw formatError(file, `'${key}': npy header length ${headerLen} beyond file size ${bytes.length}`);
+    throw formatError(
+      file,
+      `'${key}': npy header length ${headerLen} beyond file size ${bytes.length}`,
+    );
   }
   const text = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(
     bytes.subarray(headerStart, headerStart + headerLen),
@@ -50,25 +59,38 @@ export function parseNpy(bytes: Uint8Array, file: string, key = "array"): HostTe
   try {
     header = parsePyLiteral(text);
   } catch (e) {
-    throw formatError(file, `'${key}': cannot parse npy header ${JSON.stringify(text.trim())}: ${(e as Error).message}`);
+    throw formatError(
+      file,
+      `'${key}': cannot parse npy header ${JSON.stringify(text.trim())}: ${(e as Error).message}`,
+    );
   }
   if (!(header instanceof Map)) throw formatError(file, `'${key}': npy header is not a dict`);
   const descr = header.get("descr");
   const fortran = header.get("fortran_order");
   const shapeRaw = header.get("shape");
   if (typeof descr !== "string") {
-    throw formatError(file, `'${key}': unsupported npy dtype ${JSON.stringify(descr)} (structured arrays are not supported)`);
+    throw formatError(
+      file,
+      `'${key}': unsupported npy dtype ${
+        JSON.stringify(descr)
+      } (structured arrays are not supported)`,
+    );
   }
   const parsed = numpyDescrToSource(descr);
   if (!parsed) throw formatError(file, `'${key}': unsupported npy dtype '${descr}'`);
-  if (!Array.isArray(shapeRaw) || shapeRaw.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) {
+  if (
+    !Array.isArray(shapeRaw) || shapeRaw.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)
+  ) {
     throw formatError(file, `'${key}': invalid npy shape ${JSON.stringify(shapeRaw)}`);
   }
   const shape = shapeRaw as number[];
   const data = bytes.subarray(headerStart + headerLen);
   const need = numelOf(shape) * SOURCE_DTYPES[parsed.src].bytes;
   if (data.length < need) {
-    throw formatError(file, `truncated npy '${key}': '${descr}' [${shape}] needs ${need} data bytes, only ${data.length} present`);
+    throw formatError(
+      file,
+      `truncated npy '${key}': '${descr}' [${shape}] needs ${need} data bytes, only ${data.length} present`,
+    );
   }
   const where = { file, key, bigEndian: parsed.bigEndian };
   if (fortran === true && shape.length > 1) {
@@ -93,7 +115,10 @@ export function encodeNpy(t: HostTensor): Uint8Array {
   if (major === 1) dv.setUint16(8, header.length, true);
   else dv.setUint32(8, header.length, true);
   out.set(header, prefix);
-  out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), prefix + header.length);
+  out.set(
+    new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+    prefix + header.length,
+  );
   return out;
 }
 
@@ -102,7 +127,10 @@ function readAll(src: ByteSource): Uint8Array {
 }
 
 /** Reads a .npy file (path or bytes). */
-export function readNpy(input: string | Uint8Array, opts: { name?: string } = {}): Promise<HostTensor> {
+export function readNpy(
+  input: string | Uint8Array,
+  opts: { name?: string } = {},
+): Promise<HostTensor> {
   const src = openSource(input, opts.name);
   try {
     return Promise.resolve(parseNpy(readAll(src), src.name, npyKey(src.name)));
@@ -123,7 +151,10 @@ export async function writeNpy(path: string, t: HostTensor): Promise<void> {
 }
 
 /** Reads every array of a .npz (stored or deflated); keys drop the ".npy" suffix. */
-export function readNpz(input: string | Uint8Array, opts: { name?: string } = {}): Promise<StateDict> {
+export function readNpz(
+  input: string | Uint8Array,
+  opts: { name?: string } = {},
+): Promise<StateDict> {
   const src = openSource(input, opts.name);
   try {
     return Promise.resolve(readNpzFrom(new ZipReader(src)));

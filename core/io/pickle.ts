@@ -13,7 +13,12 @@
  */
 
 import { formatError } from "./errors.ts";
-import { type HostTensor, hostTensorFromBytes, isSourceDtype, type SourceDtype } from "./host_tensor.ts";
+import {
+  type HostTensor,
+  hostTensorFromBytes,
+  isSourceDtype,
+  type SourceDtype,
+} from "./host_tensor.ts";
 
 /** A reference to a Python global (class or function), never resolved to code. */
 export class PickleGlobal {
@@ -96,7 +101,10 @@ const DICT_CLASSES = new Set([
 const pendingNumpy = new WeakSet<object>();
 
 const BUILTIN_REDUCERS = new Map<string, PickleReducer>([
-  ["collections.OrderedDict", (a) => new Map(Array.isArray(a[0]) ? (a[0] as [unknown, unknown][]) : [])],
+  [
+    "collections.OrderedDict",
+    (a) => new Map(Array.isArray(a[0]) ? (a[0] as [unknown, unknown][]) : []),
+  ],
   ["builtins.dict", (a) => new Map(Array.isArray(a[0]) ? (a[0] as [unknown, unknown][]) : [])],
   ["collections.defaultdict", () => new Map()],
   ["builtins.set", (a) => new Set(iterableArg(a[0]))],
@@ -139,12 +147,16 @@ function toBytes(args: unknown[], file: string, what: string): Uint8Array {
       const out = new Uint8Array(value.length);
       for (let i = 0; i < value.length; i++) {
         const c = value.charCodeAt(i);
-        if (c > 255) throw formatError(file, `${what}: character U+${c.toString(16)} is not latin-1`);
+        if (c > 255) {
+          throw formatError(file, `${what}: character U+${c.toString(16)} is not latin-1`);
+        }
         out[i] = c;
       }
       return out;
     }
-    if (enc === "utf-8" || enc === "utf8" || enc === "ascii") return new TextEncoder().encode(value);
+    if (enc === "utf-8" || enc === "utf8" || enc === "ascii") {
+      return new TextEncoder().encode(value);
+    }
     throw formatError(file, `${what}: unsupported encoding '${encoding}'`);
   }
   throw formatError(file, `${what}: cannot make bytes from ${describe(value)}`);
@@ -160,7 +172,10 @@ export function numpyDescrToSource(descr: string): { src: SourceDtype; bigEndian
   return { src: name, bigEndian: order === ">" };
 }
 
-function dtypeOf(d: unknown, file: string): { src: SourceDtype; bigEndian: boolean; descr: string } {
+function dtypeOf(
+  d: unknown,
+  file: string,
+): { src: SourceDtype; bigEndian: boolean; descr: string } {
   if (!(d instanceof NumpyDtype)) throw formatError(file, `numpy value with dtype ${describe(d)}`);
   const parsed = numpyDescrToSource(d.descr);
   if (!parsed) throw formatError(file, `unsupported numpy dtype '${d.descr}'`);
@@ -174,17 +189,28 @@ function numpyScalar(args: unknown[], file: string): unknown {
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const le = !bigEndian;
   switch (src) {
-    case "f64": return dv.getFloat64(0, le);
-    case "f32": return dv.getFloat32(0, le);
-    case "bool": return raw[0] !== 0;
-    case "i64": return narrow(dv.getBigInt64(0, le));
-    case "u64": return narrow(dv.getBigUint64(0, le));
-    case "i32": return dv.getInt32(0, le);
-    case "u32": return dv.getUint32(0, le);
-    case "i16": return dv.getInt16(0, le);
-    case "u16": return dv.getUint16(0, le);
-    case "i8": return dv.getInt8(0);
-    case "u8": return dv.getUint8(0);
+    case "f64":
+      return dv.getFloat64(0, le);
+    case "f32":
+      return dv.getFloat32(0, le);
+    case "bool":
+      return raw[0] !== 0;
+    case "i64":
+      return narrow(dv.getBigInt64(0, le));
+    case "u64":
+      return narrow(dv.getBigUint64(0, le));
+    case "i32":
+      return dv.getInt32(0, le);
+    case "u32":
+      return dv.getUint32(0, le);
+    case "i16":
+      return dv.getInt16(0, le);
+    case "u16":
+      return dv.getUint16(0, le);
+    case "i8":
+      return dv.getInt8(0);
+    case "u8":
+      return dv.getUint8(0);
     default: {
       const t = hostTensorFromBytes(raw, src, [], { file, key: "numpy scalar", bigEndian });
       return t.data[0];
@@ -194,7 +220,9 @@ function numpyScalar(args: unknown[], file: string): unknown {
 
 /** Fills a pending numpy array from its BUILD state (version, shape, dtype, fortran, data). */
 function buildNumpyArray(t: HostTensor, state: unknown, file: string): void {
-  if (!Array.isArray(state) || state.length < 5) throw formatError(file, "malformed numpy array state");
+  if (!Array.isArray(state) || state.length < 5) {
+    throw formatError(file, "malformed numpy array state");
+  }
   const [, shape, dtype, fortran, raw] = state as [unknown, number[], unknown, boolean, unknown];
   const { src, bigEndian, descr } = dtypeOf(dtype, file);
   let bytes: Uint8Array;
@@ -205,7 +233,11 @@ function buildNumpyArray(t: HostTensor, state: unknown, file: string): void {
   let built: HostTensor;
   if (fortran && dims.length > 1) {
     // Fortran order: read with the reversed shape, then transpose back to C order.
-    const rev = hostTensorFromBytes(bytes, src, [...dims].reverse(), { file, key: "numpy array", bigEndian });
+    const rev = hostTensorFromBytes(bytes, src, [...dims].reverse(), {
+      file,
+      key: "numpy array",
+      bigEndian,
+    });
     built = transposeAll(rev);
   } else {
     built = hostTensorFromBytes(bytes, src, dims, { file, key: "numpy array", bigEndian });
@@ -240,7 +272,9 @@ export function transposeAll(t: HostTensor): HostTensor {
 }
 
 function narrow(v: bigint): number | bigint {
-  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(v)
+    : v;
 }
 
 function describe(v: unknown): string {
@@ -276,12 +310,16 @@ class Unpickler {
   private readonly dv: DataView;
   private readonly utf8 = new TextDecoder();
 
-  constructor(private readonly b: Uint8Array, private pos: number, private readonly opts: UnpickleOptions) {
+  constructor(
+    private readonly b: Uint8Array,
+    private pos: number,
+    private readonly opts: UnpickleOptions,
+  ) {
     this.file = opts.file ?? "<pickle>";
     this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   }
 
-  private fail(detail: string): never {
+  fail(detail: string): never {
     throw formatError(this.file, `pickle: ${detail} (at byte ${this.pos})`);
   }
 
@@ -355,15 +393,18 @@ class Unpickler {
           this.need(8);
           break;
         case 0x2e: // STOP
-          if (this.stack.length !== 1 || this.marks.length) this.fail("malformed: STOP with stack not of size 1");
+          if (this.stack.length !== 1 || this.marks.length) {
+            this.fail("malformed: STOP with stack not of size 1");
+          }
           return { value: this.stack[0], end: this.pos };
         // ---- marks and stack manipulation
         case 0x28: // MARK
           this.marks.push(this.stack.length);
           break;
         case 0x30: // POP
-          if (this.marks.length && this.marks[this.marks.length - 1] === this.stack.length) this.marks.pop();
-          else this.pop();
+          if (this.marks.length && this.marks[this.marks.length - 1] === this.stack.length) {
+            this.marks.pop();
+          } else this.pop();
           break;
         case 0x31: // POP_MARK
           this.popMark();
@@ -557,11 +598,15 @@ class Unpickler {
         }
         case 0x93: { // STACK_GLOBAL
           const name = this.pop(), module = this.pop();
-          if (typeof module !== "string" || typeof name !== "string") this.fail("STACK_GLOBAL needs two strings");
+          if (typeof module !== "string" || typeof name !== "string") {
+            this.fail("STACK_GLOBAL needs two strings");
+          }
           this.stack.push(new PickleGlobal(module, name));
           break;
         }
-        case 0x82: case 0x83: case 0x84: { // EXT1 / EXT2 / EXT4
+        case 0x82:
+        case 0x83:
+        case 0x84: { // EXT1 / EXT2 / EXT4
           const code = op === 0x82 ? this.u8() : op === 0x83 ? this.u16() : this.i32();
           this.fail(`extension-registry code ${code} is not supported`);
           break;
@@ -578,7 +623,9 @@ class Unpickler {
         }
         case 0x92: { // NEWOBJ_EX
           const kwargs = this.pop(), args = this.pop(), cls = this.pop();
-          this.stack.push(this.newObject(cls, asArgs(args, this), kwargs instanceof Map ? kwargs : null));
+          this.stack.push(
+            this.newObject(cls, asArgs(args, this), kwargs instanceof Map ? kwargs : null),
+          );
           break;
         }
         case 0x69: { // INST (protocol 0): module, name lines, then marked args
@@ -612,7 +659,9 @@ class Unpickler {
   }
 
   private persistent(pid: unknown): unknown {
-    if (!this.opts.persistentLoad) this.fail("persistent id found but no persistent loader was given");
+    if (!this.opts.persistentLoad) {
+      this.fail("persistent id found but no persistent loader was given");
+    }
     return this.opts.persistentLoad(pid);
   }
 
@@ -711,8 +760,10 @@ function py2String(b: Uint8Array): string {
 }
 
 function rawUnicodeEscape(s: string): string {
-  return s.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, a, b) =>
-    String.fromCodePoint(parseInt(a ?? b, 16)));
+  return s.replace(
+    /\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g,
+    (_m, a, b) => String.fromCodePoint(parseInt(a ?? b, 16)),
+  );
 }
 
 /** A quoted Python 2 string literal as written by protocol 0 STRING. */
@@ -722,7 +773,19 @@ function pyStringLiteral(s: string, u: { fail(d: string): never }): string {
     u.fail(`STRING opcode argument must be quoted: ${s}`);
   }
   const body = s.slice(1, -1);
-  const simple: Record<string, string> = { n: "\n", t: "\t", r: "\r", "\\": "\\", "'": "'", '"': '"', a: "\x07", b: "\b", f: "\f", v: "\v", "0": "\0" };
+  const simple: Record<string, string> = {
+    n: "\n",
+    t: "\t",
+    r: "\r",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    a: "\x07",
+    b: "\b",
+    f: "\f",
+    v: "\v",
+    "0": "\0",
+  };
   return body.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)/g, (_m, e: string) => {
     if (e[0] === "x") return String.fromCharCode(parseInt(e.slice(1), 16));
     if (/^[0-7]+$/.test(e)) return String.fromCharCode(parseInt(e, 8));

@@ -60,13 +60,17 @@ export function readSafetensorsHeader(
   src: ByteSource,
 ): { entries: Map<string, SafetensorsEntry>; metadata: Record<string, string>; dataStart: number } {
   const file = src.name;
-  if (src.size < 8) throw formatError(file, `truncated safetensors: ${src.size} bytes, no header length`);
+  if (src.size < 8) {
+    throw formatError(file, `truncated safetensors: ${src.size} bytes, no header length`);
+  }
   const lenBytes = src.read(0, 8, "safetensors header length");
   const n = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(src.size - 8)) {
     throw formatError(file, `safetensors header length ${n} beyond file size ${src.size}`);
   }
-  if (n > BigInt(MAX_HEADER_BYTES)) throw formatError(file, `safetensors header length ${n} is implausibly large`);
+  if (n > BigInt(MAX_HEADER_BYTES)) {
+    throw formatError(file, `safetensors header length ${n} is implausibly large`);
+  }
   const headerLen = Number(n);
   let header: unknown;
   try {
@@ -91,21 +95,37 @@ export function readSafetensorsHeader(
       throw formatError(file, `safetensors entry '${key}' lacks dtype, shape or data_offsets`);
     }
     const dtype = DTYPE_NAMES[e.dtype];
-    if (!dtype) throw formatError(file, `safetensors entry '${key}' has unknown dtype '${e.dtype}'`);
+    if (!dtype) {
+      throw formatError(file, `safetensors entry '${key}' has unknown dtype '${e.dtype}'`);
+    }
     const shape = e.shape.map(Number);
     if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-      throw formatError(file, `safetensors entry '${key}' has invalid shape ${JSON.stringify(e.shape)}`);
+      throw formatError(
+        file,
+        `safetensors entry '${key}' has invalid shape ${JSON.stringify(e.shape)}`,
+      );
     }
     const [begin, end] = e.data_offsets.map(Number);
     const need = numelOf(shape) * SOURCE_DTYPES[dtype].bytes;
     if (!(Number.isSafeInteger(begin) && Number.isSafeInteger(end) && begin >= 0 && end >= begin)) {
-      throw formatError(file, `safetensors entry '${key}' has invalid data_offsets ${JSON.stringify(e.data_offsets)}`);
+      throw formatError(
+        file,
+        `safetensors entry '${key}' has invalid data_offsets ${JSON.stringify(e.data_offsets)}`,
+      );
     }
     if (end - begin !== need) {
-      throw formatError(file, `safetensors entry '${key}': ${e.dtype} [${shape}] needs ${need} bytes, data_offsets span ${end - begin}`);
+      throw formatError(
+        file,
+        `safetensors entry '${key}': ${e.dtype} [${shape}] needs ${need} bytes, data_offsets span ${
+          end - begin
+        }`,
+      );
     }
     if (end > dataSize) {
-      throw formatError(file, `truncated safetensors: entry '${key}' ends at data byte ${end} but only ${dataSize} data bytes exist`);
+      throw formatError(
+        file,
+        `truncated safetensors: entry '${key}' ends at data byte ${end} but only ${dataSize} data bytes exist`,
+      );
     }
     entries.set(key, { dtype, shape, begin, end });
   }
@@ -125,7 +145,11 @@ export function readSafetensors(
       const bytes = src.read(dataStart + e.begin, e.end - e.begin, `tensor '${key}'`);
       tensors.set(
         key,
-        hostTensorFromBytes(bytes, e.dtype as SourceDtype, e.shape, { file: src.name, key, mayAlias: src.fresh }),
+        hostTensorFromBytes(bytes, e.dtype as SourceDtype, e.shape, {
+          file: src.name,
+          key,
+          mayAlias: src.fresh,
+        }),
       );
     }
     return Promise.resolve({ tensors, metadata });
@@ -145,19 +169,29 @@ function encodeHeader(tensors: StateDict, metadata?: Record<string, string>): Ui
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) {
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== "string") throw new TypeError(`safetensors metadata '${k}' must be a string`);
+      if (typeof v !== "string") {
+        throw new TypeError(`safetensors metadata '${k}' must be a string`);
+      }
     }
     header.__metadata__ = metadata;
   }
   let offset = 0;
   for (const [key, t] of tensors) {
-    if (key === "__metadata__") throw new TypeError("safetensors: '__metadata__' cannot be a tensor name");
+    if (key === "__metadata__") {
+      throw new TypeError("safetensors: '__metadata__' cannot be a tensor name");
+    }
     const n = numelOf(t.shape);
     if (t.data.length !== n) {
-      throw new RangeError(`safetensors: '${key}' has shape [${t.shape}] but ${t.data.length} elements`);
+      throw new RangeError(
+        `safetensors: '${key}' has shape [${t.shape}] but ${t.data.length} elements`,
+      );
     }
     const size = t.data.byteLength;
-    header[key] = { dtype: t.dtype === "f32" ? "F32" : "I32", shape: t.shape, data_offsets: [offset, offset + size] };
+    header[key] = {
+      dtype: t.dtype === "f32" ? "F32" : "I32",
+      shape: t.shape,
+      data_offsets: [offset, offset + size],
+    };
     offset += size;
   }
   let json = JSON.stringify(header);
@@ -170,7 +204,10 @@ function encodeHeader(tensors: StateDict, metadata?: Record<string, string>): Ui
 }
 
 /** The whole file in memory. */
-export function encodeSafetensors(tensors: StateDict, metadata?: Record<string, string>): Uint8Array {
+export function encodeSafetensors(
+  tensors: StateDict,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const header = encodeHeader(tensors, metadata);
   let total = header.length;
   for (const t of tensors.values()) total += t.data.byteLength;

@@ -81,7 +81,10 @@ interface PendingTensor {
  * Loads a torch.save file (zip or legacy) into plain data: dicts become Maps, tensors become
  * HostTensors, unknown classes stay inert PickleObjects. Nothing in the file is executed.
  */
-export function loadTorch(input: string | Uint8Array, opts: LoadTorchOptions = {}): Promise<unknown> {
+export function loadTorch(
+  input: string | Uint8Array,
+  opts: LoadTorchOptions = {},
+): Promise<unknown> {
   const src = openSource(input, opts.name);
   try {
     const head = src.read(0, Math.min(src.size, 4), "file header");
@@ -137,7 +140,15 @@ class TensorRebuilder {
     const rootKey = String(key);
     let root = this.storages.get(rootKey);
     if (!root) {
-      root = { key: rootKey, dtype, numel: Number(numel), viewOffset: 0, root: null, values: null, claimed: false };
+      root = {
+        key: rootKey,
+        dtype,
+        numel: Number(numel),
+        viewOffset: 0,
+        root: null,
+        values: null,
+        claimed: false,
+      };
       this.storages.set(rootKey, root);
     }
     // legacy storage views: (view_key, offset, size) into the root storage
@@ -179,7 +190,11 @@ class TensorRebuilder {
    */
   materialize(
     result: unknown,
-    bytesOf: (key: string, dtype: SourceDtype, numel: number) => { bytes: Uint8Array; fresh: boolean },
+    bytesOf: (
+      key: string,
+      dtype: SourceDtype,
+      numel: number,
+    ) => { bytes: Uint8Array; fresh: boolean },
   ) {
     const overflowed = new Map<HostTensor, StorageRef>();
     for (const p of this.pending) {
@@ -220,7 +235,13 @@ class TensorRebuilder {
     }
     if (overflowed.size) {
       const [[tensor, root]] = overflowed;
-      throw int32RangeError(this.file, keyPathOf(result, tensor) ?? "<tensor>", root.dtype, tensor.shape, root.values!);
+      throw int32RangeError(
+        this.file,
+        keyPathOf(result, tensor) ?? "<tensor>",
+        root.dtype,
+        tensor.shape,
+        root.values!,
+      );
     }
   }
 }
@@ -233,7 +254,9 @@ function toInts(x: unknown, file: string, what: string): number[] {
   if (!Array.isArray(x)) throw formatError(file, `${what} is not a tuple`);
   return x.map((v) => {
     const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < 0) throw formatError(file, `${what} has invalid entry ${v}`);
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw formatError(file, `${what} has invalid entry ${v}`);
+    }
     return n;
   });
 }
@@ -257,7 +280,8 @@ export function keyPathOf(root: unknown, target: unknown): string | null {
         if (r !== null) return r;
       }
     } else if (v instanceof PickleObject) {
-      return walk(v.state, path) ?? walk(v.dictItems, path) ?? walk(v.listItems, path) ?? walk(v.args, path);
+      return walk(v.state, path) ?? walk(v.dictItems, path) ?? walk(v.listItems, path) ??
+        walk(v.args, path);
     }
     return null;
   };
@@ -269,7 +293,10 @@ function loadZip(src: ByteSource): unknown {
   const pklName = zip.names.find((n) => n === "data.pkl" || n.endsWith("/data.pkl"));
   if (!pklName) {
     const sample = zip.names.slice(0, 5).join(", ");
-    throw formatError(src.name, `zip archive has no data.pkl, so it is not a torch.save file (entries: ${sample})`);
+    throw formatError(
+      src.name,
+      `zip archive has no data.pkl, so it is not a torch.save file (entries: ${sample})`,
+    );
   }
   const prefix = pklName.slice(0, pklName.length - "data.pkl".length);
   const byteOrderName = `${prefix}byteorder`;
@@ -283,7 +310,9 @@ function loadZip(src: ByteSource): unknown {
   });
   rebuilder.materialize(value, (key, dtype, numel) => {
     const entry = `${prefix}data/${key}`;
-    if (!zip.entries.has(entry)) throw formatError(src.name, `storage '${key}' missing: no zip entry '${entry}'`);
+    if (!zip.entries.has(entry)) {
+      throw formatError(src.name, `storage '${key}' missing: no zip entry '${entry}'`);
+    }
     const bytes = zip.read(entry);
     const need = numel * SOURCE_DTYPES[dtype].bytes;
     if (bytes.length < need) {
@@ -292,7 +321,9 @@ function loadZip(src: ByteSource): unknown {
         `storage '${key}' holds ${bytes.length} bytes but ${numel} ${dtype} elements need ${need}`,
       );
     }
-    if (bigEndian) return { bytes: swapBytes(bytes.subarray(0, need), SOURCE_DTYPES[dtype].bytes), fresh: true };
+    if (bigEndian) {
+      return { bytes: swapBytes(bytes.subarray(0, need), SOURCE_DTYPES[dtype].bytes), fresh: true };
+    }
     return { bytes, fresh: src.fresh };
   });
   return value;
@@ -305,16 +336,25 @@ function loadLegacyOrPickle(src: ByteSource): unknown {
   if (first.value !== LEGACY_MAGIC) {
     // Not torch's legacy layout: an ordinary pickle. Tensors in it cannot have storages.
     if (first.end !== bytes.length) {
-      throw formatError(file, `bad magic: first pickle is not torch's magic number and ${bytes.length - first.end} bytes follow it`);
+      throw formatError(
+        file,
+        `bad magic: first pickle is not torch's magic number and ${
+          bytes.length - first.end
+        } bytes follow it`,
+      );
     }
     return first.value;
   }
   const proto = unpickleAt(bytes, first.end, { file });
   if (proto.value !== LEGACY_PROTOCOL) {
-    throw formatError(file, `unsupported legacy torch protocol ${String(proto.value)} (expected ${LEGACY_PROTOCOL})`);
+    throw formatError(
+      file,
+      `unsupported legacy torch protocol ${String(proto.value)} (expected ${LEGACY_PROTOCOL})`,
+    );
   }
   const sysInfo = unpickleAt(bytes, proto.end, { file });
-  const littleEndian = !(sysInfo.value instanceof Map) || sysInfo.value.get("little_endian") !== false;
+  const littleEndian = !(sysInfo.value instanceof Map) ||
+    sysInfo.value.get("little_endian") !== false;
   const rebuilder = new TensorRebuilder(file);
   const body = unpickleAt(bytes, sysInfo.end, {
     file,
@@ -322,7 +362,9 @@ function loadLegacyOrPickle(src: ByteSource): unknown {
     reducers: rebuilder.reducers,
   });
   const keys = unpickleAt(bytes, body.end, { file });
-  if (!Array.isArray(keys.value)) throw formatError(file, "legacy torch file: storage key list missing");
+  if (!Array.isArray(keys.value)) {
+    throw formatError(file, "legacy torch file: storage key list missing");
+  }
   // raw storages follow in key order, each as int64 count + data
   const raws = new Map<string, Uint8Array>();
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -330,13 +372,25 @@ function loadLegacyOrPickle(src: ByteSource): unknown {
   let swapped = false;
   for (const key of keys.value.map(String)) {
     const ref = rebuilder.storages.get(key);
-    if (!ref) throw formatError(file, `legacy torch file lists storage '${key}' that no tensor uses`);
-    if (pos + 8 > bytes.length) throw formatError(file, `truncated: storage '${key}' header at ${pos} beyond file size ${bytes.length}`);
+    if (!ref) {
+      throw formatError(file, `legacy torch file lists storage '${key}' that no tensor uses`);
+    }
+    if (pos + 8 > bytes.length) {
+      throw formatError(
+        file,
+        `truncated: storage '${key}' header at ${pos} beyond file size ${bytes.length}`,
+      );
+    }
     const count = Number(dv.getBigInt64(pos, littleEndian));
     const size = count * SOURCE_DTYPES[ref.dtype].bytes;
     pos += 8;
     if (pos + size > bytes.length) {
-      throw formatError(file, `truncated: storage '${key}' needs bytes [${pos}, ${pos + size}) but the file has ${bytes.length}`);
+      throw formatError(
+        file,
+        `truncated: storage '${key}' needs bytes [${pos}, ${
+          pos + size
+        }) but the file has ${bytes.length}`,
+      );
     }
     const raw = bytes.subarray(pos, pos + size);
     raws.set(key, littleEndian ? raw : swapBytes(raw, SOURCE_DTYPES[ref.dtype].bytes));
@@ -345,10 +399,15 @@ function loadLegacyOrPickle(src: ByteSource): unknown {
   }
   rebuilder.materialize(body.value, (key, dtype, numel) => {
     const raw = raws.get(key);
-    if (!raw) throw formatError(file, `storage '${key}' is used by a tensor but has no data in the file`);
+    if (!raw) {
+      throw formatError(file, `storage '${key}' is used by a tensor but has no data in the file`);
+    }
     const need = numel * SOURCE_DTYPES[dtype].bytes;
     if (raw.length < need) {
-      throw formatError(file, `storage '${key}' holds ${raw.length} bytes but ${numel} ${dtype} elements need ${need}`);
+      throw formatError(
+        file,
+        `storage '${key}' holds ${raw.length} bytes but ${numel} ${dtype} elements need ${need}`,
+      );
     }
     return { bytes: raw, fresh: src.fresh || swapped };
   });

@@ -145,10 +145,16 @@ export class ZipReader {
         throw formatError(file, `corrupt zip: cannot inflate '${name}': ${(e as Error).message}`);
       }
     } else {
-      throw formatError(file, `zip entry '${name}' uses unsupported compression method ${entry.method}`);
+      throw formatError(
+        file,
+        `zip entry '${name}' uses unsupported compression method ${entry.method}`,
+      );
     }
     if (data.length !== entry.size) {
-      throw formatError(file, `corrupt zip: '${name}' is ${data.length} bytes, expected ${entry.size}`);
+      throw formatError(
+        file,
+        `corrupt zip: '${name}' is ${data.length} bytes, expected ${entry.size}`,
+      );
     }
     const got = crc32(data) >>> 0;
     if (got !== entry.crc32) {

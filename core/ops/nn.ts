@@ -10,7 +10,7 @@ import { Tensor } from "../tensor.ts";
 import { fill } from "./creation.ts";
 import { affine, compare, div, maximum, mul } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
-import { reshape, transpose } from "./shape.ts";
+import { identity, reshape, transpose } from "./shape.ts";
 import { dense, expectDtype, normAxis, sameBackend, ShapeError, shapeStr, withDense, wrap } from "./util.ts";
 
 // ---------------------------------------------------------------- softmax
@@ -95,7 +95,7 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   expectDtype("embedding", ids, "i32", "ids");
   if (table.ndim !== 2) throw new ShapeError("embedding", `table must be 2-D, got ${shapeStr(table.shape)}`);
   const [V, D] = table.shape;
-  const out = withDense([table, ids], (td, id) => wrap(table.backend.gather(td.storage, id.storage, ids.size, D), [...ids.shape, D]));
+  const out = withDense([table, ids], (td, id) => wrap(table.backend.gather(td.storage, id.storage, V, D), [...ids.shape, D]));
   const idd = dense(ids);
   const result = record("embedding", out, [table], (g, [is]) =>
     [withDense([g], (gd) => wrap(g.backend.scatterAdd(gd.storage, is.storage, V, D), [V, D]))], [idd]);
@@ -145,7 +145,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
 
 /** Inverted dropout with a counter-based mask drawn from `gen`. */
 export function dropout(x: Tensor, p: number, gen: Generator, training = true): Tensor {
-  if (!training || p === 0) return x.alias();
+  if (!training || p === 0) return identity(x);
   if (p < 0 || p >= 1) throw new ShapeError("dropout", `probability must be in [0, 1), got ${p}`);
   const start = gen.take(x.size);
   const r = withDense([x], (xd) => x.backend.dropout(xd.storage, p, gen.seed, start));

@@ -30,7 +30,7 @@ function reduceAxis(op: ReduceOp, x: Tensor, axis: number): Tensor {
 
 /** Reduce several axes by folding adjacent runs; no autograd. */
 function reduceRaw(op: "sum" | "max" | "min", x: Tensor, axes: number[]): Tensor {
-  if (x.ndim === 0) return x.alias();
+  if (x.ndim === 0) return x.alias(); // callers attach the graph node
   if (axes.length === x.ndim) {
     const d = dense(x);
     const flat = d.alias([1, x.size], [x.size, 1], 0);

@@ -7,6 +7,11 @@ import { fill } from "./creation.ts";
 import { sumTo } from "./reduce.ts";
 import { contiguousStrides, dense, normAxis, sameBackend, ShapeError, shapeStr, sizeOf, wrap } from "./util.ts";
 
+/** A new handle on the same data that keeps x's place in the graph. */
+export function identity(x: Tensor): Tensor {
+  return record("identity", x.alias(), [x], (g) => [g.alias()]);
+}
+
 export function contiguous(x: Tensor): Tensor {
   const out = wrap(x.backend.copy(x.view()), x.shape);
   return record("contiguous", out, [x], (g) => [g.alias()]);
@@ -150,7 +155,7 @@ export function split(x: Tensor, sizes: number | number[], axis = 0): Tensor[] {
 }
 
 export function cast(x: Tensor, dtype: DType): Tensor {
-  if (x.dtype === dtype) return x.alias();
+  if (x.dtype === dtype) return identity(x);
   const src = dense(x);
   const out = wrap(x.backend.cast(src.storage, dtype), x.shape);
   if (src !== x) src.dispose();

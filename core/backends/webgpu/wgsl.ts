@@ -4,7 +4,6 @@
  * missing (erf) or allowed to be inaccurate by the spec (log near 1, cos).
  */
 
-import type { DType } from "../../backend.ts";
 import { ParamLayout, type ParamField } from "./kernel.ts";
 
 export const layout = (...fields: ParamField[]) => new ParamLayout(fields);
@@ -21,8 +20,10 @@ export function threadIndex(wg: number): string {
   return `(${GROUP_INDEX} * ${wg}u + lid.x)`;
 }
 
-export function wgslType(d: DType): "f32" | "i32" {
-  return d;
+/** Power-of-two workgroup for one-workgroup-per-row kernels: wide rows get 256 threads. */
+export function rowWorkgroup(maxThreads: number, cols: number): number {
+  const cap = 2 ** Math.floor(Math.log2(maxThreads));
+  return Math.min(cap, cols >= 1024 ? 256 : 64);
 }
 
 /** -inf as an f32 (WGSL has no infinite literal). */
