@@ -102,8 +102,11 @@ for (const n of sizes) {
   const blocked = measure(sgemmBlocked, n);
   const scalar = n <= scalarMax ? measure(sgemmBlockedScalar, n) : undefined;
   const np = typeof numpy === "string" ? undefined : numpy.gflops;
-  const ratio = (x: number | undefined) => (x === undefined || np === undefined ? "-" : (x / np).toFixed(3));
-  rows.push([String(n), fmt(blas), fmt(blocked), fmt(scalar), fmt(np), ratio(blas), ratio(blocked)]);
+  const ratio = (x: number | undefined) =>
+    x === undefined || np === undefined ? "-" : (x / np).toFixed(3);
+  rows.push([
+    String(n), fmt(blas), fmt(blocked), fmt(scalar), fmt(np), ratio(blas), ratio(blocked),
+  ]);
 }
 
 const header = ["n", "ours BLAS", "ours TS+SIMD", "ours TS scalar", "numpy", "BLAS/numpy",

@@ -13,9 +13,17 @@ export function randn(n: number, seed: number, std = 1, mean = 0): Float32Array 
 
 /** Asserts |actual - expected| <= atol + rtol*|expected| elementwise, reporting the worst index. */
 export function assertClose(
-  actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number, label: string,
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  atol: number,
+  rtol: number,
+  label: string,
 ) {
-  assert.equal(actual.length, expected.length, `${label}: length ${actual.length} vs ${expected.length}`);
+  assert.equal(
+    actual.length,
+    expected.length,
+    `${label}: length ${actual.length} vs ${expected.length}`,
+  );
   let worst = -1;
   let worstExcess = 0;
   for (let i = 0; i < actual.length; i++) {
@@ -38,7 +46,11 @@ export function assertClose(
 }
 
 /** Central-difference gradient of a float64 scalar function, step h. */
-export function numericGrad(f: (x: Float64Array) => number, x0: ArrayLike<number>, h = 1e-5): Float64Array {
+export function numericGrad(
+  f: (x: Float64Array) => number,
+  x0: ArrayLike<number>,
+  h = 1e-5,
+): Float64Array {
   const x = Float64Array.from(x0);
   const g = new Float64Array(x.length);
   for (let i = 0; i < x.length; i++) {

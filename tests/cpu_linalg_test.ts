@@ -257,7 +257,8 @@ function refMatmul(a: Float32Array, b: Float32Array, args: MatmulArgs, bias?: Fl
 
 for (const [name, gemm] of GEMMS) {
   Deno.test(`matmul via ${name}: batches, broadcast, transposes, bias`, () => {
-    const cases: [number, number, number, number, boolean, boolean, "A" | "B" | "none", boolean][] = [
+    type Case = [number, number, number, number, boolean, boolean, "A" | "B" | "none", boolean];
+    const cases: Case[] = [
       [1, 1, 1, 1, false, false, "none", false],
       [3, 7, 13, 5, false, false, "none", true],
       [4, 7, 13, 5, false, true, "B", true], // shared weight: folded into one tall GEMM
@@ -424,7 +425,9 @@ for (const [name, gemm] of GEMMS) {
   Deno.test(`attention forward via ${name} matches float64 attention`, () => {
     let seed = 300;
     // Tq = 300 spans two query blocks (256 rows each).
-    for (const [label, args] of [...ATTN_CASES, ["two query blocks", attnArgs(1, 1, 300, 300, 4, true, 0)]] as const) {
+    const twoBlocks = attnArgs(1, 1, 300, 300, 4, true, 0);
+    const cases = [...ATTN_CASES, ["two query blocks", twoBlocks]] as const;
+    for (const [label, args] of cases) {
       const BH = args.batch * args.heads;
       const q = randomF32(BH * args.Tq * args.headDim, seed++);
       const k = randomF32(BH * args.Tk * args.headDim, seed++);
@@ -436,7 +439,7 @@ for (const [name, gemm] of GEMMS) {
     }
   });
 
-  Deno.test(`attention backward via ${name} matches finite differences of float64 attention`, () => {
+  Deno.test(`attention backward via ${name} matches finite differences (float64)`, () => {
     let seed = 400;
     for (const [label, args] of ATTN_CASES) {
       const BH = args.batch * args.heads;

@@ -143,12 +143,17 @@ function threadingSuffix(blas: OpenBlas): string {
   return parts.length ? ", " + parts.join(", ") : "";
 }
 
-function readEnv(name: string): string | undefined {
+/** Checks a permission without ever prompting (a prompt would stall a test run). */
+function granted(desc: Deno.PermissionDescriptor): boolean {
   try {
-    return Deno.env.get(name);
+    return Deno.permissions.querySync(desc).state === "granted";
   } catch {
-    return undefined; // no --allow-env: behave as if unset
+    return false;
   }
+}
+
+function readEnv(name: string): string | undefined {
+  return granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined;
 }
 
 function load(): OpenBlas | null {
@@ -161,6 +166,10 @@ function load(): OpenBlas | null {
     failure = "no FFI in this runtime";
     return null;
   }
+  if (!granted({ name: "ffi" })) {
+    failure = "OpenBLAS not loaded: run with --allow-ffi";
+    return null;
+  }
   let lastError = "";
   for (const path of LIBRARY_CANDIDATES) {
     try {
@@ -169,12 +178,9 @@ function load(): OpenBlas | null {
       return wrap(lib, path);
     } catch (e) {
       lastError = e instanceof Error ? e.message : String(e);
-      if (/permission|NotCapable|--allow-ffi/i.test(lastError)) break;
     }
   }
-  failure = /permission|NotCapable|--allow-ffi/i.test(lastError)
-    ? "OpenBLAS not loaded: run with --allow-ffi"
-    : "OpenBLAS not found: apt-get install libopenblas0-pthread";
+  failure = `OpenBLAS not found: apt-get install libopenblas0-pthread (last error: ${lastError})`;
   return null;
 }
 

@@ -29,62 +29,138 @@ export function unary(op: UnaryOp, x: HostArray): HostArray {
   const n = x.length;
   const y = x instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
   switch (op) {
-    case "neg": for (let i = 0; i < n; i++) y[i] = -x[i]; break;
-    case "abs": for (let i = 0; i < n; i++) y[i] = Math.abs(x[i]); break;
-    case "exp": for (let i = 0; i < n; i++) y[i] = Math.exp(x[i]); break;
-    case "log": for (let i = 0; i < n; i++) y[i] = Math.log(x[i]); break;
-    case "sqrt": for (let i = 0; i < n; i++) y[i] = Math.sqrt(x[i]); break;
-    case "rsqrt": for (let i = 0; i < n; i++) y[i] = 1 / Math.sqrt(x[i]); break;
-    case "tanh": for (let i = 0; i < n; i++) y[i] = Math.tanh(x[i]); break;
-    case "sigmoid": for (let i = 0; i < n; i++) y[i] = sigmoid(x[i]); break;
-    case "silu": for (let i = 0; i < n; i++) y[i] = x[i] * sigmoid(x[i]); break;
+    case "neg":
+      for (let i = 0; i < n; i++) y[i] = -x[i];
+      break;
+    case "abs":
+      for (let i = 0; i < n; i++) y[i] = Math.abs(x[i]);
+      break;
+    case "exp":
+      for (let i = 0; i < n; i++) y[i] = Math.exp(x[i]);
+      break;
+    case "log":
+      for (let i = 0; i < n; i++) y[i] = Math.log(x[i]);
+      break;
+    case "sqrt":
+      for (let i = 0; i < n; i++) y[i] = Math.sqrt(x[i]);
+      break;
+    case "rsqrt":
+      for (let i = 0; i < n; i++) y[i] = 1 / Math.sqrt(x[i]);
+      break;
+    case "tanh":
+      for (let i = 0; i < n; i++) y[i] = Math.tanh(x[i]);
+      break;
+    case "sigmoid":
+      for (let i = 0; i < n; i++) y[i] = sigmoid(x[i]);
+      break;
+    case "silu":
+      for (let i = 0; i < n; i++) y[i] = x[i] * sigmoid(x[i]);
+      break;
     case "silu_grad":
       for (let i = 0; i < n; i++) {
         const s = sigmoid(x[i]);
         y[i] = s * (1 + x[i] * (1 - s));
       }
       break;
-    case "gelu": for (let i = 0; i < n; i++) y[i] = gelu(x[i]); break;
-    case "gelu_grad": for (let i = 0; i < n; i++) y[i] = geluGrad(x[i]); break;
+    case "gelu":
+      for (let i = 0; i < n; i++) y[i] = gelu(x[i]);
+      break;
+    case "gelu_grad":
+      for (let i = 0; i < n; i++) y[i] = geluGrad(x[i]);
+      break;
     // `x < 0 ? 0 : x` keeps NaN as NaN, like torch.relu.
-    case "relu": for (let i = 0; i < n; i++) y[i] = x[i] < 0 ? 0 : x[i]; break;
-    case "sin": for (let i = 0; i < n; i++) y[i] = Math.sin(x[i]); break;
-    case "cos": for (let i = 0; i < n; i++) y[i] = Math.cos(x[i]); break;
-    case "square": for (let i = 0; i < n; i++) y[i] = x[i] * x[i]; break;
-    case "reciprocal": for (let i = 0; i < n; i++) y[i] = 1 / x[i]; break;
-    case "floor": for (let i = 0; i < n; i++) y[i] = Math.floor(x[i]); break;
-    case "sign": for (let i = 0; i < n; i++) y[i] = Math.sign(x[i]); break;
-    default: throw new Error(`unary: unknown op "${op}"`);
+    case "relu":
+      for (let i = 0; i < n; i++) y[i] = x[i] < 0 ? 0 : x[i];
+      break;
+    case "sin":
+      for (let i = 0; i < n; i++) y[i] = Math.sin(x[i]);
+      break;
+    case "cos":
+      for (let i = 0; i < n; i++) y[i] = Math.cos(x[i]);
+      break;
+    case "square":
+      for (let i = 0; i < n; i++) y[i] = x[i] * x[i];
+      break;
+    case "reciprocal":
+      for (let i = 0; i < n; i++) y[i] = 1 / x[i];
+      break;
+    case "floor":
+      for (let i = 0; i < n; i++) y[i] = Math.floor(x[i]);
+      break;
+    case "sign":
+      for (let i = 0; i < n; i++) y[i] = Math.sign(x[i]);
+      break;
+    default:
+      throw new Error(`unary: unknown op "${op}"`);
   }
   return y;
 }
 
 /** One row of a binary op: out[o+i] = a[ai + i*as] (op) b[bi + i*bs]. */
 function binaryRow(
-  op: BinaryOp, out: HostArray, o: number, a: HostArray, ai: number, as: number, b: HostArray,
-  bi: number, bs: number, n: number,
+  op: BinaryOp,
+  out: HostArray,
+  o: number,
+  a: HostArray,
+  ai: number,
+  as: number,
+  b: HostArray,
+  bi: number,
+  bs: number,
+  n: number,
 ) {
   const end = o + n;
   switch (op) {
-    case "add": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] + b[bi]; break;
-    case "sub": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] - b[bi]; break;
-    case "mul": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] * b[bi]; break;
-    case "div": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] / b[bi]; break;
-    case "pow": for (; o < end; o++, ai += as, bi += bs) out[o] = Math.pow(a[ai], b[bi]); break;
-    case "max": for (; o < end; o++, ai += as, bi += bs) out[o] = Math.max(a[ai], b[bi]); break;
-    case "min": for (; o < end; o++, ai += as, bi += bs) out[o] = Math.min(a[ai], b[bi]); break;
-    case "eq": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] === b[bi] ? 1 : 0; break;
-    case "ne": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] !== b[bi] ? 1 : 0; break;
-    case "lt": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] < b[bi] ? 1 : 0; break;
-    case "le": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] <= b[bi] ? 1 : 0; break;
-    case "gt": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] > b[bi] ? 1 : 0; break;
-    case "ge": for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] >= b[bi] ? 1 : 0; break;
-    default: throw new Error(`binary: unknown op "${op}"`);
+    case "add":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] + b[bi];
+      break;
+    case "sub":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] - b[bi];
+      break;
+    case "mul":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] * b[bi];
+      break;
+    case "div":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] / b[bi];
+      break;
+    case "pow":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = Math.pow(a[ai], b[bi]);
+      break;
+    case "max":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = Math.max(a[ai], b[bi]);
+      break;
+    case "min":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = Math.min(a[ai], b[bi]);
+      break;
+    case "eq":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] === b[bi] ? 1 : 0;
+      break;
+    case "ne":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] !== b[bi] ? 1 : 0;
+      break;
+    case "lt":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] < b[bi] ? 1 : 0;
+      break;
+    case "le":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] <= b[bi] ? 1 : 0;
+      break;
+    case "gt":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] > b[bi] ? 1 : 0;
+      break;
+    case "ge":
+      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] >= b[bi] ? 1 : 0;
+      break;
+    default:
+      throw new Error(`binary: unknown op "${op}"`);
   }
 }
 
 export function binary(
-  op: BinaryOp, a: Operand, b: Operand, shape: readonly number[], outDtype: DType,
+  op: BinaryOp,
+  a: Operand,
+  b: Operand,
+  shape: readonly number[],
+  outDtype: DType,
 ): HostArray {
   const out = newArray(outDtype, numel(shape));
   const layout = coalesce(shape, [contiguousStrides(shape), a.strides, b.strides]);
@@ -100,7 +176,9 @@ export function binary(
 
 /** out = cond != 0 ? a : b; the output takes a's dtype. */
 export function where(cond: Operand, a: Operand, b: Operand, shape: readonly number[]): HostArray {
-  const out = a.data instanceof Int32Array ? new Int32Array(numel(shape)) : new Float32Array(numel(shape));
+  const out = a.data instanceof Int32Array
+    ? new Int32Array(numel(shape))
+    : new Float32Array(numel(shape));
   const layout = coalesce(shape, [contiguousStrides(shape), cond.strides, a.strides, b.strides]);
   const last = layout.shape.length - 1;
   const n = layout.shape[last];
@@ -159,10 +237,10 @@ export function affine(x: HostArray, scale: number, shift: number): HostArray {
 export function powScalar(x: HostArray, p: number): HostArray {
   const n = x.length;
   const y = x instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
-  if (p === 2) for (let i = 0; i < n; i++) y[i] = x[i] * x[i];
+  if (p === 2) { for (let i = 0; i < n; i++) y[i] = x[i] * x[i]; }
   else if (p === 1) y.set(x);
-  else if (p === 0.5) for (let i = 0; i < n; i++) y[i] = Math.sqrt(x[i]);
-  else if (p === -1) for (let i = 0; i < n; i++) y[i] = 1 / x[i];
+  else if (p === 0.5) { for (let i = 0; i < n; i++) y[i] = Math.sqrt(x[i]); }
+  else if (p === -1) { for (let i = 0; i < n; i++) y[i] = 1 / x[i]; }
   else for (let i = 0; i < n; i++) y[i] = Math.pow(x[i], p);
   return y;
 }

@@ -114,7 +114,8 @@ function simd(): SimdKernel | null {
 /** Which micro-kernel `sgemmBlocked` uses, for logs and benchmarks. */
 export function blockedKernelDescription(): string {
   const k = simd();
-  return k ? `wasm-simd ${k.MR}x${k.NR}${k.relaxed ? " relaxed-fma" : ""}` : `scalar-ts ${MR}x${NR}`;
+  if (!k) return `scalar-ts ${MR}x${NR}`;
+  return `wasm-simd ${k.MR}x${k.NR}${k.relaxed ? " relaxed-fma" : ""}`;
 }
 
 /** Pure-TS GEMM (no native code): packed panels and a WASM SIMD or scalar micro-kernel. */
@@ -285,14 +286,15 @@ function scalarMacroKernel(
       }
       const c0 = cBase + ir * ldc + jr;
       if (rows === MR && cols === NR) {
-        let c = c0;
-        C[c] += alpha * c00; C[c + 1] += alpha * c01; C[c + 2] += alpha * c02; C[c + 3] += alpha * c03;
-        c += ldc;
-        C[c] += alpha * c10; C[c + 1] += alpha * c11; C[c + 2] += alpha * c12; C[c + 3] += alpha * c13;
-        c += ldc;
-        C[c] += alpha * c20; C[c + 1] += alpha * c21; C[c + 2] += alpha * c22; C[c + 3] += alpha * c23;
-        c += ldc;
-        C[c] += alpha * c30; C[c + 1] += alpha * c31; C[c + 2] += alpha * c32; C[c + 3] += alpha * c33;
+        const c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
+        C[c0] += alpha * c00; C[c0 + 1] += alpha * c01; C[c0 + 2] += alpha * c02;
+        C[c0 + 3] += alpha * c03;
+        C[c1] += alpha * c10; C[c1 + 1] += alpha * c11; C[c1 + 2] += alpha * c12;
+        C[c1 + 3] += alpha * c13;
+        C[c2] += alpha * c20; C[c2 + 1] += alpha * c21; C[c2 + 2] += alpha * c22;
+        C[c2 + 3] += alpha * c23;
+        C[c3] += alpha * c30; C[c3 + 1] += alpha * c31; C[c3 + 2] += alpha * c32;
+        C[c3 + 3] += alpha * c33;
       } else {
         const tile = [
           c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33,

@@ -117,7 +117,9 @@ function assemble(
   get(c), get(it), i32(MR), emit(op.i32Mul), get(ldcBytes), emit(op.i32Mul), emit(op.i32Add);
   get(jt), i32(NR * 4), emit(op.i32Mul), emit(op.i32Add), set(cRow);
   for (let r = 0; r < MR; r++) {
-    for (let v = 0; v < NRV; v++) get(cRow), get(acc(r, v)), simdOp(simd.store, ...memarg(4, v * 16));
+    for (let v = 0; v < NRV; v++) {
+      get(cRow), get(acc(r, v)), simdOp(simd.store, ...memarg(4, v * 16));
+    }
     get(cRow), get(ldcBytes), emit(op.i32Add), set(cRow);
   }
   get(it), i32(1), emit(op.i32Add), tee(it), get(mcTiles), emit(op.i32LtU), emit(op.brIf, 0);

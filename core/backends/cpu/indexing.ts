@@ -29,7 +29,9 @@ export function gather(table: HostArray, idx: Int32Array, rows: number, cols: nu
 export function scatterAdd(src: HostArray, idx: Int32Array, rows: number, cols: number): HostArray {
   const n = idx.length;
   for (let i = 0; i < n; i++) checkIndex("scatterAdd", idx[i], i, rows);
-  const out = src instanceof Int32Array ? new Int32Array(rows * cols) : new Float32Array(rows * cols);
+  const out = src instanceof Int32Array
+    ? new Int32Array(rows * cols)
+    : new Float32Array(rows * cols);
   for (let i = 0; i < n; i++) {
     const o = idx[i] * cols;
     const s = i * cols;

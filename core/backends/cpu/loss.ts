@@ -16,7 +16,11 @@ function checkTarget(op: string, t: number, row: number, cols: number) {
 }
 
 export function crossEntropy(
-  logits: Float32Array, targets: Int32Array, rows: number, cols: number, smoothing: number,
+  logits: Float32Array,
+  targets: Int32Array,
+  rows: number,
+  cols: number,
+  smoothing: number,
   ignoreIndex: number,
 ): { loss: Float32Array; logp: Float32Array } {
   const logp = softmax(logits, rows, cols, true);
@@ -27,15 +31,20 @@ export function crossEntropy(
     checkTarget("crossEntropy", t, r, cols);
     const base = r * cols;
     let sum = 0;
-    if (smoothing !== 0) for (let c = 0; c < cols; c++) sum += logp[base + c];
+    if (smoothing !== 0) { for (let c = 0; c < cols; c++) sum += logp[base + c]; }
     loss[r] = -(1 - smoothing) * logp[base + t] - (smoothing * sum) / cols;
   }
   return { loss, logp };
 }
 
 export function crossEntropyBackward(
-  logp: Float32Array, targets: Int32Array, dloss: Float32Array, rows: number, cols: number,
-  smoothing: number, ignoreIndex: number,
+  logp: Float32Array,
+  targets: Int32Array,
+  dloss: Float32Array,
+  rows: number,
+  cols: number,
+  smoothing: number,
+  ignoreIndex: number,
 ): Float32Array {
   const dx = new Float32Array(rows * cols);
   const uniform = smoothing / cols;

@@ -8,9 +8,21 @@
  */
 
 import {
-  type AdamWArgs, type AttentionArgs, type Backend, type BinaryOp, type Conv2dArgs, type DType,
-  type HostArray, type MatmulArgs, type Pool2dArgs, type ReduceOp, type ResizeArgs, ShapeError,
-  type Storage, type UnaryOp, type View,
+  type AdamWArgs,
+  type AttentionArgs,
+  type Backend,
+  type BinaryOp,
+  type Conv2dArgs,
+  type DType,
+  type HostArray,
+  type MatmulArgs,
+  type Pool2dArgs,
+  type ReduceOp,
+  type ResizeArgs,
+  ShapeError,
+  type Storage,
+  type UnaryOp,
+  type View,
 } from "../../backend.ts";
 import { blasDescription } from "../../native/openblas.ts";
 import { attention, attentionBackward } from "./attention.ts";
@@ -127,7 +139,11 @@ export class CpuBackend implements Backend {
     let source = this.#operand(src, dst.shape, "copyInto", "src");
     if (src.storage === dst.storage) {
       // Overlapping windows of one storage: read everything before writing.
-      source = { data: ew.copy(source, dst.shape), strides: contiguousStrides(dst.shape), offset: 0 };
+      source = {
+        data: ew.copy(source, dst.shape),
+        strides: contiguousStrides(dst.shape),
+        offset: 0,
+      };
     }
     ew.copyStrided(target, source, dst.shape);
   }
@@ -149,7 +165,13 @@ export class CpuBackend implements Backend {
   binary(op: BinaryOp, a: View, b: View, outShape: readonly number[], outDtype: DType): Storage {
     const name = `binary ${op}`;
     return this.#wrap(
-      ew.binary(op, this.#operand(a, outShape, name, "a"), this.#operand(b, outShape, name, "b"), outShape, outDtype),
+      ew.binary(
+        op,
+        this.#operand(a, outShape, name, "a"),
+        this.#operand(b, outShape, name, "b"),
+        outShape,
+        outDtype,
+      ),
     );
   }
 
@@ -198,24 +220,38 @@ export class CpuBackend implements Backend {
   softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage {
     const op = "softmaxBackward";
     const n = rows * cols;
-    return this.#wrap(softmaxBackward(this.#f32(y, op, "y", n), this.#f32(dy, op, "dy", n), rows, cols, log));
+    return this.#wrap(
+      softmaxBackward(this.#f32(y, op, "y", n), this.#f32(dy, op, "dy", n), rows, cols, log),
+    );
   }
 
   layerNorm(
-    x: Storage, weight: Storage | null, bias: Storage | null, rows: number, cols: number, eps: number,
+    x: Storage,
+    weight: Storage | null,
+    bias: Storage | null,
+    rows: number,
+    cols: number,
+    eps: number,
   ): { y: Storage; mean: Storage; rstd: Storage } {
     const op = "layerNorm";
     const r = layerNorm(
       this.#f32(x, op, "x", rows * cols),
       weight ? this.#f32(weight, op, "weight", cols) : null,
       bias ? this.#f32(bias, op, "bias", cols) : null,
-      rows, cols, eps,
+      rows,
+      cols,
+      eps,
     );
     return { y: this.#wrap(r.y), mean: this.#wrap(r.mean), rstd: this.#wrap(r.rstd) };
   }
 
   layerNormBackward(
-    x: Storage, weight: Storage | null, mean: Storage, rstd: Storage, dy: Storage, rows: number,
+    x: Storage,
+    weight: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    dy: Storage,
+    rows: number,
     cols: number,
   ): { dx: Storage; dweight: Storage; dbias: Storage } {
     const op = "layerNormBackward";
@@ -225,14 +261,21 @@ export class CpuBackend implements Backend {
       this.#f32(mean, op, "mean", rows),
       this.#f32(rstd, op, "rstd", rows),
       this.#f32(dy, op, "dy", rows * cols),
-      rows, cols,
+      rows,
+      cols,
     );
     return { dx: this.#wrap(r.dx), dweight: this.#wrap(r.dweight), dbias: this.#wrap(r.dbias) };
   }
 
   groupNorm(
-    x: Storage, weight: Storage | null, bias: Storage | null, N: number, C: number, HW: number,
-    groups: number, eps: number,
+    x: Storage,
+    weight: Storage | null,
+    bias: Storage | null,
+    N: number,
+    C: number,
+    HW: number,
+    groups: number,
+    eps: number,
   ): { y: Storage; mean: Storage; rstd: Storage } {
     const op = "groupNorm";
     checkGroups(op, C, groups);
@@ -240,14 +283,25 @@ export class CpuBackend implements Backend {
       this.#f32(x, op, "x", N * C * HW),
       weight ? this.#f32(weight, op, "weight", C) : null,
       bias ? this.#f32(bias, op, "bias", C) : null,
-      N, C, HW, groups, eps,
+      N,
+      C,
+      HW,
+      groups,
+      eps,
     );
     return { y: this.#wrap(r.y), mean: this.#wrap(r.mean), rstd: this.#wrap(r.rstd) };
   }
 
   groupNormBackward(
-    x: Storage, weight: Storage | null, mean: Storage, rstd: Storage, dy: Storage, N: number,
-    C: number, HW: number, groups: number,
+    x: Storage,
+    weight: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    dy: Storage,
+    N: number,
+    C: number,
+    HW: number,
+    groups: number,
   ): { dx: Storage; dweight: Storage; dbias: Storage } {
     const op = "groupNormBackward";
     checkGroups(op, C, groups);
@@ -257,31 +311,52 @@ export class CpuBackend implements Backend {
       this.#f32(mean, op, "mean", N * groups),
       this.#f32(rstd, op, "rstd", N * groups),
       this.#f32(dy, op, "dy", N * C * HW),
-      N, C, HW, groups,
+      N,
+      C,
+      HW,
+      groups,
     );
     return { dx: this.#wrap(r.dx), dweight: this.#wrap(r.dweight), dbias: this.#wrap(r.dbias) };
   }
 
   crossEntropy(
-    logits: Storage, targets: Storage, rows: number, cols: number, smoothing: number,
+    logits: Storage,
+    targets: Storage,
+    rows: number,
+    cols: number,
+    smoothing: number,
     ignoreIndex: number,
   ): { loss: Storage; logp: Storage } {
     const op = "crossEntropy";
     const r = crossEntropy(
-      this.#f32(logits, op, "logits", rows * cols), this.#i32(targets, op, "targets", rows),
-      rows, cols, smoothing, ignoreIndex,
+      this.#f32(logits, op, "logits", rows * cols),
+      this.#i32(targets, op, "targets", rows),
+      rows,
+      cols,
+      smoothing,
+      ignoreIndex,
     );
     return { loss: this.#wrap(r.loss), logp: this.#wrap(r.logp) };
   }
 
   crossEntropyBackward(
-    logp: Storage, targets: Storage, dloss: Storage, rows: number, cols: number, smoothing: number,
+    logp: Storage,
+    targets: Storage,
+    dloss: Storage,
+    rows: number,
+    cols: number,
+    smoothing: number,
     ignoreIndex: number,
   ): Storage {
     const op = "crossEntropyBackward";
     return this.#wrap(crossEntropyBackward(
-      this.#f32(logp, op, "logp", rows * cols), this.#i32(targets, op, "targets", rows),
-      this.#f32(dloss, op, "dloss", rows), rows, cols, smoothing, ignoreIndex,
+      this.#f32(logp, op, "logp", rows * cols),
+      this.#i32(targets, op, "targets", rows),
+      this.#f32(dloss, op, "dloss", rows),
+      rows,
+      cols,
+      smoothing,
+      ignoreIndex,
     ));
   }
 
@@ -289,7 +364,10 @@ export class CpuBackend implements Backend {
 
   gather(table: Storage, idx: Storage, rows: number, cols: number): Storage {
     return this.#wrap(gather(
-      this.#arr(table, "gather", "table", undefined, rows * cols), this.#i32(idx, "gather", "idx"), rows, cols,
+      this.#arr(table, "gather", "table", undefined, rows * cols),
+      this.#i32(idx, "gather", "idx"),
+      rows,
+      cols,
     ));
   }
 
@@ -301,7 +379,10 @@ export class CpuBackend implements Backend {
 
   gatherCols(x: Storage, idx: Storage, rows: number, cols: number): Storage {
     return this.#wrap(gatherCols(
-      this.#arr(x, "gatherCols", "x", undefined, rows * cols), this.#i32(idx, "gatherCols", "idx", rows), rows, cols,
+      this.#arr(x, "gatherCols", "x", undefined, rows * cols),
+      this.#i32(idx, "gatherCols", "idx", rows),
+      rows,
+      cols,
     ));
   }
 
@@ -310,7 +391,10 @@ export class CpuBackend implements Backend {
   conv2d(x: Storage, w: Storage, bias: Storage | null, args: Conv2dArgs): Storage {
     const op = "conv2d";
     return this.#wrap(conv2d(
-      this.#f32(x, op, "x"), this.#f32(w, op, "w"), bias ? this.#f32(bias, op, "bias", args.outC) : null, args,
+      this.#f32(x, op, "x"),
+      this.#f32(w, op, "w"),
+      bias ? this.#f32(bias, op, "bias", args.outC) : null,
+      args,
     ));
   }
 
@@ -329,7 +413,9 @@ export class CpuBackend implements Backend {
   }
 
   avgPool2dBackward(dy: Storage, args: Pool2dArgs): Storage {
-    return this.#wrap(avgPool2dBackward(this.#f32(dy, "avgPool2dBackward", "dy", poolOut(args)), args));
+    return this.#wrap(
+      avgPool2dBackward(this.#f32(dy, "avgPool2dBackward", "dy", poolOut(args)), args),
+    );
   }
 
   maxPool2d(x: Storage, args: Pool2dArgs): { y: Storage; argmax: Storage } {
@@ -340,7 +426,9 @@ export class CpuBackend implements Backend {
   maxPool2dBackward(dy: Storage, argmax: Storage, args: Pool2dArgs): Storage {
     const op = "maxPool2dBackward";
     return this.#wrap(maxPool2dBackward(
-      this.#f32(dy, op, "dy", poolOut(args)), this.#i32(argmax, op, "argmax", poolOut(args)), args,
+      this.#f32(dy, op, "dy", poolOut(args)),
+      this.#i32(argmax, op, "argmax", poolOut(args)),
+      args,
     ));
   }
 
@@ -355,19 +443,35 @@ export class CpuBackend implements Backend {
 
   // ---- attention ----
 
-  attention(q: Storage, k: Storage, v: Storage, args: AttentionArgs): { out: Storage; lse: Storage } {
+  attention(
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    args: AttentionArgs,
+  ): { out: Storage; lse: Storage } {
     const op = "attention";
     const r = attention(this.#f32(q, op, "q"), this.#f32(k, op, "k"), this.#f32(v, op, "v"), args);
     return { out: this.#wrap(r.out), lse: this.#wrap(r.lse) };
   }
 
   attentionBackward(
-    q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, dout: Storage, args: AttentionArgs,
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    out: Storage,
+    lse: Storage,
+    dout: Storage,
+    args: AttentionArgs,
   ): { dq: Storage; dk: Storage; dv: Storage } {
     const op = "attentionBackward";
     const r = attentionBackward(
-      this.#f32(q, op, "q"), this.#f32(k, op, "k"), this.#f32(v, op, "v"), this.#f32(out, op, "out"),
-      this.#f32(lse, op, "lse"), this.#f32(dout, op, "dout"), args,
+      this.#f32(q, op, "q"),
+      this.#f32(k, op, "k"),
+      this.#f32(v, op, "v"),
+      this.#f32(out, op, "out"),
+      this.#f32(lse, op, "lse"),
+      this.#f32(dout, op, "dout"),
+      args,
     );
     return { dq: this.#wrap(r.dq), dk: this.#wrap(r.dk), dv: this.#wrap(r.dv) };
   }

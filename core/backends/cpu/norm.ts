@@ -34,8 +34,12 @@ function moments(x: Float32Array, start: number, count: number, eps: number): [n
 }
 
 export function layerNorm(
-  x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, rows: number,
-  cols: number, eps: number,
+  x: Float32Array,
+  weight: Float32Array | null,
+  bias: Float32Array | null,
+  rows: number,
+  cols: number,
+  eps: number,
 ): NormForward {
   const y = new Float32Array(rows * cols);
   const meanOut = new Float32Array(rows);
@@ -54,8 +58,13 @@ export function layerNorm(
 }
 
 export function layerNormBackward(
-  x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array,
-  dy: Float32Array, rows: number, cols: number,
+  x: Float32Array,
+  weight: Float32Array | null,
+  mean: Float32Array,
+  rstd: Float32Array,
+  dy: Float32Array,
+  rows: number,
+  cols: number,
 ): NormBackward {
   const dx = new Float32Array(rows * cols);
   const dw = new Float64Array(cols);
@@ -87,8 +96,14 @@ export function layerNormBackward(
 }
 
 export function groupNorm(
-  x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, N: number, C: number,
-  HW: number, groups: number, eps: number,
+  x: Float32Array,
+  weight: Float32Array | null,
+  bias: Float32Array | null,
+  N: number,
+  C: number,
+  HW: number,
+  groups: number,
+  eps: number,
 ): NormForward {
   const perGroup = C / groups;
   const y = new Float32Array(N * C * HW);
@@ -114,8 +129,15 @@ export function groupNorm(
 }
 
 export function groupNormBackward(
-  x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array,
-  dy: Float32Array, N: number, C: number, HW: number, groups: number,
+  x: Float32Array,
+  weight: Float32Array | null,
+  mean: Float32Array,
+  rstd: Float32Array,
+  dy: Float32Array,
+  N: number,
+  C: number,
+  HW: number,
+  groups: number,
 ): NormBackward {
   const perGroup = C / groups;
   const count = perGroup * HW;

@@ -11,7 +11,11 @@
 import type { AdamWArgs } from "../../backend.ts";
 
 export function adamw(
-  param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, a: AdamWArgs,
+  param: Float32Array,
+  grad: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  a: AdamWArgs,
 ) {
   const decay = 1 - a.lr * a.weightDecay;
   const stepSize = a.lr / (1 - Math.pow(a.beta1, a.step));

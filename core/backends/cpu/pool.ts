@@ -34,7 +34,9 @@ function windowAt(a: Pool2dArgs, oh: number, ow: number): Window {
 /** The windows of one plane, computed once and reused for every plane. */
 function windows(a: Pool2dArgs): Window[] {
   const out: Window[] = [];
-  for (let oh = 0; oh < a.outH; oh++) for (let ow = 0; ow < a.outW; ow++) out.push(windowAt(a, oh, ow));
+  for (let oh = 0; oh < a.outH; oh++) {
+    for (let ow = 0; ow < a.outW; ow++) out.push(windowAt(a, oh, ow));
+  }
   return out;
 }
 
@@ -108,7 +110,11 @@ export function maxPool2d(x: Float32Array, a: Pool2dArgs): { y: Float32Array; ar
   return { y, argmax };
 }
 
-export function maxPool2dBackward(dy: Float32Array, argmax: Int32Array, a: Pool2dArgs): Float32Array {
+export function maxPool2dBackward(
+  dy: Float32Array,
+  argmax: Int32Array,
+  a: Pool2dArgs,
+): Float32Array {
   const planes = a.batch * a.channels;
   const inPlane = a.inH * a.inW;
   const outPlane = a.outH * a.outW;

@@ -23,7 +23,10 @@ export function normal(length: number, seed: number, offset: number): Float32Arr
  * drops everything (y = 0, not NaN).
  */
 export function dropout(
-  x: Float32Array, p: number, seed: number, offset: number,
+  x: Float32Array,
+  p: number,
+  seed: number,
+  offset: number,
 ): { y: Float32Array; mask: Float32Array } {
   const n = x.length;
   const y = new Float32Array(n);

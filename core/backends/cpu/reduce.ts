@@ -10,24 +10,36 @@
 import { type HostArray, type ReduceOp, ShapeError } from "../../backend.ts";
 
 export function reduce(
-  op: ReduceOp, x: HostArray, outer: number, axis: number, inner: number,
+  op: ReduceOp,
+  x: HostArray,
+  outer: number,
+  axis: number,
+  inner: number,
 ): HostArray {
   if (axis === 0 && op !== "sum") {
     throw new ShapeError("reduce", `${op} over an empty axis (outer ${outer}, inner ${inner})`);
   }
   const n = outer * inner;
   switch (op) {
-    case "sum": return sum(x, outer, axis, inner);
-    case "max": return extreme(x, outer, axis, inner, true, false);
-    case "min": return extreme(x, outer, axis, inner, false, false);
-    case "argmax": return extreme(x, outer, axis, inner, true, true);
-    case "argmin": return extreme(x, outer, axis, inner, false, true);
-    default: throw new ShapeError("reduce", `unknown op "${op}" (outer ${outer}, output ${n})`);
+    case "sum":
+      return sum(x, outer, axis, inner);
+    case "max":
+      return extreme(x, outer, axis, inner, true, false);
+    case "min":
+      return extreme(x, outer, axis, inner, false, false);
+    case "argmax":
+      return extreme(x, outer, axis, inner, true, true);
+    case "argmin":
+      return extreme(x, outer, axis, inner, false, true);
+    default:
+      throw new ShapeError("reduce", `unknown op "${op}" (outer ${outer}, output ${n})`);
   }
 }
 
 function sum(x: HostArray, outer: number, axis: number, inner: number): HostArray {
-  const out = x instanceof Int32Array ? new Int32Array(outer * inner) : new Float32Array(outer * inner);
+  const out = x instanceof Int32Array
+    ? new Int32Array(outer * inner)
+    : new Float32Array(outer * inner);
   if (inner === 1) {
     for (let o = 0; o < outer; o++) {
       let s = 0;
@@ -51,7 +63,12 @@ function sum(x: HostArray, outer: number, axis: number, inner: number): HostArra
 
 /** max/min (or their index). `v !== v` tests NaN; a NaN beats everything but an earlier NaN. */
 function extreme(
-  x: HostArray, outer: number, axis: number, inner: number, isMax: boolean, wantIndex: boolean,
+  x: HostArray,
+  outer: number,
+  axis: number,
+  inner: number,
+  isMax: boolean,
+  wantIndex: boolean,
 ): HostArray {
   const best = new Float64Array(inner);
   const index = new Int32Array(inner);

@@ -45,7 +45,12 @@ function nearestTaps(inSize: number, outSize: number, scale: number): AxisTaps {
   return { taps: 1, index, weight: new Float64Array(outSize).fill(1) };
 }
 
-function linearTaps(inSize: number, outSize: number, alignCorners: boolean, scale: number): AxisTaps {
+function linearTaps(
+  inSize: number,
+  outSize: number,
+  alignCorners: boolean,
+  scale: number,
+): AxisTaps {
   const index = new Int32Array(outSize * 2);
   const weight = new Float64Array(outSize * 2);
   const ratio = linearScale(inSize, outSize, alignCorners, scale);
@@ -75,7 +80,11 @@ function cubicFar(x: number, A: number): number {
 }
 
 function cubicTaps(
-  inSize: number, outSize: number, alignCorners: boolean, scale: number, A: number,
+  inSize: number,
+  outSize: number,
+  alignCorners: boolean,
+  scale: number,
+  A: number,
 ): AxisTaps {
   const index = new Int32Array(outSize * 4);
   const weight = new Float64Array(outSize * 4);
@@ -95,16 +104,22 @@ function cubicTaps(
 
 function axisTaps(a: ResizeArgs, inSize: number, outSize: number, scale: number): AxisTaps {
   switch (a.mode) {
-    case "nearest": return nearestTaps(inSize, outSize, scale);
-    case "bilinear": return linearTaps(inSize, outSize, a.alignCorners, scale);
-    case "bicubic": return cubicTaps(inSize, outSize, a.alignCorners, scale, a.cubicA);
-    default: throw new ShapeError("resize", `unknown mode "${a.mode}"`);
+    case "nearest":
+      return nearestTaps(inSize, outSize, scale);
+    case "bilinear":
+      return linearTaps(inSize, outSize, a.alignCorners, scale);
+    case "bicubic":
+      return cubicTaps(inSize, outSize, a.alignCorners, scale, a.cubicA);
+    default:
+      throw new ShapeError("resize", `unknown mode "${a.mode}"`);
   }
 }
 
 function tapsOf(a: ResizeArgs): [AxisTaps, AxisTaps] {
   for (const [k, v] of Object.entries({ inH: a.inH, inW: a.inW, outH: a.outH, outW: a.outW })) {
-    if (!Number.isInteger(v) || v < 1) throw new ShapeError("resize", `${k} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 1) {
+      throw new ShapeError("resize", `${k} must be a positive integer, got ${v}`);
+    }
   }
   return [axisTaps(a, a.inH, a.outH, a.scaleH), axisTaps(a, a.inW, a.outW, a.scaleW)];
 }
@@ -124,7 +139,9 @@ export function resize(x: Float32Array, a: ResizeArgs): Float32Array {
         for (let i = 0; i < TH; i++) {
           const row = xb + th.index[oh * TH + i] * a.inW;
           let inner = 0;
-          for (let j = 0; j < TW; j++) inner += tw.weight[ow * TW + j] * x[row + tw.index[ow * TW + j]];
+          for (let j = 0; j < TW; j++) {
+            inner += tw.weight[ow * TW + j] * x[row + tw.index[ow * TW + j]];
+          }
           acc += th.weight[oh * TH + i] * inner;
         }
         y[p * outPlane + oh * a.outW + ow] = acc;
@@ -152,7 +169,9 @@ export function resizeBackward(dy: Float32Array, a: ResizeArgs): Float32Array {
         for (let i = 0; i < TH; i++) {
           const gi = g * th.weight[oh * TH + i];
           const row = th.index[oh * TH + i] * a.inW;
-          for (let j = 0; j < TW; j++) acc[row + tw.index[ow * TW + j]] += gi * tw.weight[ow * TW + j];
+          for (let j = 0; j < TW; j++) {
+            acc[row + tw.index[ow * TW + j]] += gi * tw.weight[ow * TW + j];
+          }
         }
       }
     }

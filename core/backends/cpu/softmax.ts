@@ -32,7 +32,11 @@ export function softmax(x: Float32Array, rows: number, cols: number, log: boolea
 }
 
 export function softmaxBackward(
-  y: Float32Array, dy: Float32Array, rows: number, cols: number, log: boolean,
+  y: Float32Array,
+  dy: Float32Array,
+  rows: number,
+  cols: number,
+  log: boolean,
 ): Float32Array {
   const dx = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {

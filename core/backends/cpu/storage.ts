@@ -6,7 +6,13 @@
  * use-after-free tests of the front end rely on.
  */
 
-import { type Backend, type DType, type HostArray, ShapeError, type Storage } from "../../backend.ts";
+import {
+  type Backend,
+  type DType,
+  type HostArray,
+  ShapeError,
+  type Storage,
+} from "../../backend.ts";
 
 export class CpuStorage implements Storage {
   readonly backend: Backend;
@@ -55,7 +61,12 @@ export function newArray(dtype: DType, length: number): HostArray {
  * least `minLength` elements when given) and returns its array.
  */
 export function arrayOf(
-  backend: Backend, s: Storage, op: string, name: string, dtype?: DType, minLength?: number,
+  backend: Backend,
+  s: Storage,
+  op: string,
+  name: string,
+  dtype?: DType,
+  minLength?: number,
 ): HostArray {
   if (!(s instanceof CpuStorage)) {
     throw new ShapeError(op, `${name} is not a cpu storage (it belongs to ${s?.backend?.name})`);

@@ -20,7 +20,10 @@ export function numel(shape: readonly number[]): number {
  * size-1 axes broadcast with stride 0.
  */
 export function broadcastStrides(
-  op: string, name: string, view: View, shape: readonly number[],
+  op: string,
+  name: string,
+  view: View,
+  shape: readonly number[],
 ): number[] {
   const vs = view.shape;
   if (vs.length !== view.strides.length) {
@@ -68,7 +71,10 @@ export interface Layout {
 }
 
 /** Drops size-1 axes and merges adjacent axes that are contiguous in every operand. */
-export function coalesce(shape: readonly number[], strides: readonly (readonly number[])[]): Layout {
+export function coalesce(
+  shape: readonly number[],
+  strides: readonly (readonly number[])[],
+): Layout {
   const outShape: number[] = [];
   const outStrides: number[][] = strides.map(() => []);
   for (let i = 0; i < shape.length; i++) {
@@ -99,7 +105,11 @@ export function coalesce(shape: readonly number[], strides: readonly (readonly n
  * Calls `visit(offsets)` once per innermost row of `layout`; `offsets[k]` is operand k's
  * element offset at the row start (the array is reused between calls).
  */
-export function forEachRow(layout: Layout, bases: readonly number[], visit: (offsets: number[]) => void) {
+export function forEachRow(
+  layout: Layout,
+  bases: readonly number[],
+  visit: (offsets: number[]) => void,
+) {
   const { shape, strides } = layout;
   if (numel(shape) === 0) return;
   const outer = shape.length - 1;

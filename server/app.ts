@@ -1,0 +1,296 @@
+/**
+ * The preview server as a Hono app (served by `server/main.ts`).
+ *
+ *   GET  /                  the preview page (gallery + generate form)
+ *   GET  /healthz           { ok, model, busy }
+ *   GET  /api/samples       { samples: [{ name, url, bytes, modified }] }, newest first
+ *   GET  /samples/:name     one PNG from the samples folder (plain names only)
+ *   POST /api/generate      body: { classId?, seed, topK, temperature, steps, count }
+ *                           Accept: text/event-stream → events queued/started/progress/image/done/error
+ *                           otherwise → JSON { images } once finished
+ *
+ * Generation goes through an injected PreviewModel; requests queue on it one at a time.
+ */
+
+import { Hono } from "hono";
+import { check, formatProblem, type Infer, s } from "../core/config.ts";
+import { type Logger, type PreviewModel, type PreviewRequest, silentLogger } from "../core/registry.ts";
+import { renderPage } from "./page.ts";
+import { FifoMutex } from "./queue.ts";
+
+export type { PreviewImage, PreviewModel, PreviewProgress, PreviewRequest } from "../core/registry.ts";
+
+export interface PreviewLimits {
+  /** Most images per request. */
+  maxCount: number;
+  /** Most MaskGIT iterations per request. */
+  maxSteps: number;
+  /** Largest accepted request body. */
+  maxBodyBytes: number;
+  maxTopK: number;
+  maxTemperature: number;
+}
+
+export const DEFAULT_LIMITS: PreviewLimits = {
+  maxCount: 16,
+  maxSteps: 64,
+  maxBodyBytes: 4096,
+  maxTopK: 65536,
+  maxTemperature: 10,
+};
+
+export interface PreviewServerOptions {
+  /** Folder of PNGs shown in the gallery; generated images are written here. */
+  samplesDir: string;
+  /** Without a model the server is a gallery only and generate answers 503. */
+  model?: PreviewModel;
+  limits?: Partial<PreviewLimits>;
+  log?: Logger;
+}
+
+/** A sample as the API lists it. */
+export interface SampleInfo {
+  name: string;
+  url: string;
+  bytes: number;
+  /** ISO time, or null when the file system does not say. */
+  modified: string | null;
+}
+
+/** Names a sample may have: no folders, no dot files, nothing that decodes into either. */
+const SAMPLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,150}\.png$/;
+
+export function isSafeSampleName(name: string): boolean {
+  return SAMPLE_NAME.test(name) && !name.includes("..");
+}
+
+export function generateRequestSchema(limits: PreviewLimits, classes?: number) {
+  return s.object({
+    classId: s.int({ min: 0, max: classes !== undefined ? classes - 1 : undefined }).optional()
+      .describe("class id; leave out for unconditional sampling"),
+    seed: s.int({ min: 0, max: 2 ** 32 - 1 }).default(0),
+    topK: s.int({ min: 0, max: limits.maxTopK }).default(200).describe("0 disables top-k"),
+    temperature: s.number({ positive: true, max: limits.maxTemperature }).default(1),
+    steps: s.int({ min: 1, max: limits.maxSteps }).default(8).describe("MaskGIT iterations"),
+    count: s.int({ min: 1, max: limits.maxCount }).default(4),
+  });
+}
+export type GenerateRequest = Infer<ReturnType<typeof generateRequestSchema>>;
+
+class HttpProblem extends Error {
+  constructor(readonly status: 400 | 413 | 415 | 422, message: string, readonly problems?: string[]) {
+    super(message);
+  }
+}
+
+/** Reads at most `limit` bytes of body, whatever Content-Length claims. */
+async function readBody(request: Request, limit: number): Promise<string> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > limit) throw new HttpProblem(413, `request body is ${declared} bytes; the limit is ${limit}`);
+  if (request.body === null) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel();
+      throw new HttpProblem(413, `request body is over the limit of ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+async function parseGenerateRequest(
+  request: Request,
+  limits: PreviewLimits,
+  classes?: number,
+): Promise<PreviewRequest> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\b/i.test(type)) {
+    throw new HttpProblem(415, "expected a JSON body (content-type: application/json)");
+  }
+  const text = await readBody(request, limits.maxBodyBytes);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (e) {
+    throw new HttpProblem(400, `body is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new HttpProblem(400, "body must be a JSON object");
+  }
+  const result = check(generateRequestSchema(limits, classes), body);
+  if (result.problems.length > 0) {
+    throw new HttpProblem(422, "invalid generate request", result.problems.map((p) => formatProblem("", p)));
+  }
+  return result.value;
+}
+
+/** A stem made safe for the samples folder ("a/b c.png" → "a-b-c"). */
+function safeStem(hint: string): string {
+  const stem = hint.replace(/\.png$/i, "").replace(/[^A-Za-z0-9._-]+/g, "-").replace(/\.{2,}/g, ".")
+    .replace(/^[^A-Za-z0-9]+/, "").slice(0, 100);
+  return stem === "" ? "sample" : stem;
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function listSamples(dir: string): Promise<SampleInfo[]> {
+  const found: SampleInfo[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || !isSafeSampleName(entry.name)) continue;
+      const info = await Deno.stat(`${dir}/${entry.name}`);
+      found.push({
+        name: entry.name,
+        url: `/samples/${encodeURIComponent(entry.name)}`,
+        bytes: info.size,
+        modified: info.mtime?.toISOString() ?? null,
+      });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  found.sort((a, b) => (b.modified ?? "").localeCompare(a.modified ?? "") || a.name.localeCompare(b.name));
+  return found.slice(0, 500);
+}
+
+type Send = (event: string, data: unknown) => void;
+
+/** A text/event-stream response fed by `produce`; a client that goes away aborts it. */
+function eventStream(produce: (send: Send, signal: AbortSignal) => Promise<void>): Response {
+  const encoder = new TextEncoder();
+  const gone = new AbortController();
+  let closed = false;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send: Send = (event, data) => {
+        if (!closed) controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+      };
+      produce(send, gone.signal)
+        .catch((e) => send("error", { message: (e as Error).message }))
+        .finally(() => {
+          if (!closed) {
+            closed = true;
+            controller.close();
+          }
+        });
+    },
+    cancel() {
+      closed = true;
+      gone.abort();
+    },
+  });
+  return new Response(body, {
+    headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" },
+  });
+}
+
+export function createApp(options: PreviewServerOptions): Hono {
+  const limits: PreviewLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const { samplesDir, model } = options;
+  const log = options.log ?? silentLogger;
+  const queue = new FifoMutex();
+  const app = new Hono();
+
+  /** Runs one request on the model (in queue order) and saves its images. */
+  async function generate(request: PreviewRequest, send: Send, signal: AbortSignal): Promise<SampleInfo[]> {
+    if (queue.size > 0) send("queued", { ahead: queue.size });
+    return await queue.run(async () => {
+      if (signal.aborted) throw new Error("request cancelled while queued");
+      send("started", { count: request.count });
+      const started = performance.now();
+      const images = await model!.generate(request, (p) => send("progress", p), signal);
+      await Deno.mkdir(samplesDir, { recursive: true });
+      const saved: SampleInfo[] = [];
+      for (const image of images) {
+        if (!(image?.png instanceof Uint8Array)) throw new Error("the model returned an image without PNG bytes");
+        const stem = safeStem(String(image.name ?? ""));
+        let name = `${stem}.png`;
+        for (let n = 2; await fileExists(`${samplesDir}/${name}`); n++) name = `${stem}-${n}.png`;
+        await Deno.writeFile(`${samplesDir}/${name}`, image.png);
+        const info: SampleInfo = {
+          name,
+          url: `/samples/${encodeURIComponent(name)}`,
+          bytes: image.png.byteLength,
+          modified: new Date().toISOString(),
+        };
+        saved.push(info);
+        send("image", info);
+      }
+      log.info(`generated ${saved.length} image(s) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      return saved;
+    });
+  }
+
+  app.onError((err, c) => {
+    if (err instanceof HttpProblem) {
+      return c.json({ error: err.message, ...(err.problems ? { problems: err.problems } : {}) }, err.status);
+    }
+    log.warn(`${c.req.method} ${c.req.path}: ${err.message}`);
+    return c.json({ error: err.message }, 500);
+  });
+
+  app.get("/", (c) =>
+    c.html(renderPage({
+      model: model ? (model.name ?? "preview model") : null,
+      classes: model?.classes ?? null,
+      maxCount: limits.maxCount,
+      maxSteps: limits.maxSteps,
+      defaults: { seed: 0, topK: 200, temperature: 1, steps: 8, count: 4 },
+    })));
+
+  app.get("/healthz", (c) => c.json({ ok: true, model: model ? (model.name ?? "preview model") : null, busy: queue.size }));
+
+  app.get("/api/samples", async (c) => c.json({ samples: await listSamples(samplesDir) }));
+
+  app.get("/samples/:name", async (c) => {
+    const name = c.req.param("name");
+    if (!isSafeSampleName(name)) return c.json({ error: "not a sample name" }, 400);
+    const path = `${samplesDir}/${name}`;
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(path);
+    } catch {
+      return c.json({ error: `no sample '${name}'` }, 404);
+    }
+    if (!info.isFile) return c.json({ error: `no sample '${name}'` }, 404);
+    return c.body(await Deno.readFile(path), 200, {
+      "content-type": "image/png",
+      "cache-control": "no-cache",
+      "x-content-type-options": "nosniff",
+    });
+  });
+
+  app.post("/api/generate", async (c) => {
+    if (!model) return c.json({ error: "no preview model is loaded; the server shows the gallery only" }, 503);
+    const request = await parseGenerateRequest(c.req.raw, limits, model.classes);
+    if ((c.req.header("accept") ?? "").includes("text/event-stream")) {
+      return eventStream(async (send, signal) => {
+        const images = await generate(request, send, signal);
+        send("done", { images });
+      });
+    }
+    const images = await generate(request, () => {}, c.req.raw.signal);
+    return c.json({ images });
+  });
+
+  return app;
+}

@@ -1,0 +1,231 @@
+// torch.save files (zip and legacy) and loadStateDict over them, against values recorded by
+// tests/fixtures/make_io_fixtures.py with torch 1.13.
+
+import assert from "node:assert/strict";
+import { configToPlain } from "../core/io/py_config.ts";
+import { PickleGlobal, PickleObject } from "../core/io/pickle.ts";
+import { loadStateDict } from "../core/io/state_dict.ts";
+import { loadTorch } from "../core/io/torch.ts";
+import { encodeZip, ZipReader } from "../core/io/zip.ts";
+import { openSource } from "../core/io/byte_source.ts";
+import { isHostTensor } from "../core/io/host_tensor.ts";
+import { assertRejects, assertTensor, EXPECTED, FIXTURES, PickleWriter, tempFile } from "./fixtures/io/helpers.ts";
+
+const TORCH_FILES = ["torch_zip.pt", "torch_legacy.pt", "dinov2_like.pth", "vqgan_like.ckpt", "fairseq_like.pt"];
+
+for (const file of TORCH_FILES) {
+  Deno.test(`loadStateDict ${file}: every tensor matches torch exactly`, async () => {
+    const sd = await loadStateDict(FIXTURES + file);
+    const exp = EXPECTED[file].tensors;
+    assert.deepEqual([...sd.keys()], Object.keys(exp), "keys in file order");
+    for (const [key, e] of Object.entries(exp)) assertTensor(sd.get(key), e, `${file}:${key}`);
+  });
+}
+
+Deno.test("torch zip: views and shared storages are rebuilt as independent C-order copies", async () => {
+  const sd = await loadStateDict(FIXTURES + "torch_zip.pt");
+  const a = sd.get("shared_a")!, b = sd.get("shared_b")!;
+  // shared_a = s[2:6], shared_b = s.view(2, 5): same storage, different offsets
+  assert.deepEqual([...a.data], [...b.data].slice(2, 6));
+  b.data[2] = 1234;
+  assert.notEqual(a.data[0], 1234, "tensors sharing a storage must not alias each other");
+});
+
+Deno.test("loadTorch from bytes gives the same data and names the buffer in errors", async () => {
+  const bytes = await Deno.readFile(FIXTURES + "torch_zip.pt");
+  const sd = (await loadTorch(bytes, { name: "mem.pt" })) as Map<string, unknown>;
+  assert.ok(sd instanceof Map && isHostTensor(sd.get("w_f32")));
+  const before = bytes.slice();
+  const w = sd.get("w_f32") as { data: Float32Array };
+  w.data.fill(0);
+  assert.deepEqual(bytes, before, "loaded tensors must not alias the caller's buffer");
+  await assertRejects(() => loadTorch(bytes.subarray(0, 300), { name: "mem.pt" }), "mem.pt");
+});
+
+Deno.test("fairseq-like checkpoint: cfg (omegaconf), history and extras load as inert data", async () => {
+  const ck = (await loadTorch(FIXTURES + "fairseq_like.pt")) as Map<string, unknown>;
+  const exp = EXPECTED["fairseq_like.pt"];
+  assert.deepEqual([...ck.keys()], [
+    "args",
+    "cfg",
+    "model",
+    "criterion",
+    "optimizer_history",
+    "task_state",
+    "extra_state",
+    "last_optimizer_state",
+  ]);
+  if (exp.cfg_kind === "omegaconf") {
+    const cfg = ck.get("cfg") as PickleObject;
+    assert.ok(cfg instanceof PickleObject);
+    assert.equal(cfg.className, "omegaconf.dictconfig.DictConfig");
+  }
+  assert.deepEqual(configToPlain(ck.get("cfg")), exp.cfg);
+  const history = configToPlain(ck.get("optimizer_history"));
+  assert.deepEqual(history, [{
+    criterion_name: "CrossEntropyCriterion",
+    optimizer_name: "FairseqAdam",
+    lr_scheduler_state: { best: 1.25 },
+    num_updates: 10,
+  }]);
+  const extra = ck.get("extra_state") as Map<string, unknown>;
+  assert.equal(extra.get("epoch"), 2);
+  assert.equal(extra.get("val_loss"), 1.25); // numpy.float64 scalar
+  assert.equal(extra.get("best_step"), 42); // numpy.int64 scalar
+  assert.equal(extra.get("big_int"), 2n ** 70n);
+  assert.deepEqual(extra.get("tags"), new Set(["a", "b"]));
+  assert.deepEqual(extra.get("blob"), Uint8Array.from([0, 1, 2]));
+  assert.deepEqual(extra.get("pair"), [1, "x"]);
+  assertTensor(extra.get("hist") as never, exp.hist as never, "extra_state.hist (numpy array)");
+  const meter = extra.get("meter") as PickleObject;
+  assert.ok(meter instanceof PickleObject);
+  assert.equal(meter.className, "__main__.AverageMeter");
+  assert.deepEqual(meter.state, new Map<string, number>([["val", 1.5], ["sum", 3], ["count", 2]]));
+  const opt = ck.get("last_optimizer_state") as Map<string, Map<number, Map<string, unknown>>>;
+  assertTensor(opt.get("state")!.get(0)!.get("exp_avg") as never, exp.exp_avg as never, "exp_avg");
+});
+
+Deno.test("loadStateDict: auto-unwrap, select, stripPrefix, addPrefix", async () => {
+  const fairseq = await loadStateDict(FIXTURES + "fairseq_like.pt");
+  assert.ok(fairseq.has("decoder.version"), "auto-unwrapped 'model'");
+  const selected = await loadStateDict(FIXTURES + "fairseq_like.pt", { select: "model" });
+  assert.deepEqual([...selected.keys()], [...fairseq.keys()]);
+  const enc = await loadStateDict(FIXTURES + "fairseq_like.pt", { stripPrefix: "pretrained_encoder." });
+  assert.deepEqual([...enc.keys()], ["cls_token"]);
+  assertTensor(enc.get("cls_token"), EXPECTED["fairseq_like.pt"].tensors["pretrained_encoder.cls_token"], "stripped");
+  const vq = await loadStateDict(FIXTURES + "vqgan_like.ckpt", { addPrefix: "vqgan." });
+  assert.deepEqual([...vq.keys()], ["vqgan.encoder.conv_in.weight", "vqgan.decoder.conv_out.bias", "vqgan.quantize.embedding.weight"]);
+  const file = FIXTURES + "fairseq_like.pt";
+  await assertRejects(() => loadStateDict(file, { select: "weights" }), file, "'weights'", "model");
+  await assertRejects(() => loadStateDict(file, { select: "extra_state" }), file, "not a tensor");
+  await assertRejects(() => loadStateDict(file, { stripPrefix: "vqgan." }), file, "vqgan.");
+});
+
+Deno.test("int64 beyond int32 is an error naming the file and the key path", async () => {
+  const file = FIXTURES + "torch_i64_overflow.pt";
+  await assertRejects(() => loadTorch(file), file, "model.too_big", "1099511627776", "int32");
+  await assertRejects(() => loadStateDict(file), "model.too_big");
+});
+
+Deno.test("a REDUCE of os.system inside a torch file loads as an inert record and runs nothing", async () => {
+  const marker = "/tmp/digit_io_pwned";
+  await Deno.remove(marker).catch(() => {});
+  const ck = (await loadTorch(FIXTURES + "torch_evil.pt")) as Map<string, unknown>;
+  const payload = ck.get("payload") as PickleObject;
+  assert.ok(payload instanceof PickleObject);
+  assert.ok(payload.cls instanceof PickleGlobal);
+  assert.equal(payload.cls.name, "system");
+  assert.deepEqual(payload.args, ["echo pwned > /tmp/digit_io_pwned"]);
+  await assertRejects(() => Deno.stat(marker), "No such file");
+  await assertRejects(() => loadStateDict(FIXTURES + "torch_evil.pt"), "'payload'", "not a tensor");
+});
+
+// ---- corrupt and hand-made files ----------------------------------------------------------
+
+Deno.test("truncated torch zip names the file", async () => {
+  const bytes = await Deno.readFile(FIXTURES + "torch_zip.pt");
+  const path = tempFile("cut.pt", bytes.subarray(0, bytes.length - 100));
+  await assertRejects(() => loadTorch(path), path, "zip");
+  await assertRejects(() => loadStateDict(path), path);
+});
+
+Deno.test("a flipped byte inside a storage is a CRC mismatch naming the entry", async () => {
+  const bytes = (await Deno.readFile(FIXTURES + "torch_zip.pt")).slice();
+  const zip = new ZipReader(openSource(bytes));
+  const entry = zip.entries.get("torch_zip/data/0")!;
+  const dv = new DataView(bytes.buffer);
+  const dataAt = entry.localHeaderOffset + 30 + dv.getUint16(entry.localHeaderOffset + 26, true) +
+    dv.getUint16(entry.localHeaderOffset + 28, true);
+  bytes[dataAt + 3] ^= 0x40;
+  const path = tempFile("flip.pt", bytes);
+  await assertRejects(() => loadTorch(path), path, "CRC mismatch", "torch_zip/data/0");
+});
+
+Deno.test("bad magic and empty files are rejected with the file name", async () => {
+  const junk = tempFile("junk.bin", new TextEncoder().encode("hello, this is not a tensor file"));
+  await assertRejects(() => loadTorch(junk), junk, "bad magic");
+  await assertRejects(() => loadStateDict(junk), junk, "bad magic");
+  const empty = tempFile("empty.pt", new Uint8Array(0));
+  await assertRejects(() => loadStateDict(empty), empty, "empty");
+  await assertRejects(() => loadStateDict(FIXTURES + "nope.pt"), "nope.pt", "not found");
+});
+
+Deno.test("truncated legacy torch file names the file and the missing bytes", async () => {
+  const bytes = await Deno.readFile(FIXTURES + "torch_legacy.pt");
+  const path = tempFile("cut_legacy.pt", bytes.subarray(0, bytes.length - 10));
+  await assertRejects(() => loadTorch(path), path, "truncated");
+  const early = tempFile("cut_legacy2.pt", bytes.subarray(0, 200));
+  await assertRejects(() => loadTorch(early), early, "truncated");
+});
+
+/** A torch zip with one tensor 'w' over storage '0', built opcode by opcode. */
+function handMadeTorchZip(opts: {
+  storage: string;
+  numel: number;
+  shape: number[];
+  stride: number[];
+  offset: number;
+  data: Uint8Array;
+  byteorder?: string;
+}): Uint8Array {
+  const p = new PickleWriter().op(0x7d).str("w").global("torch._utils", "_rebuild_tensor_v2").mark()
+    .mark().str("storage").global("torch", opts.storage).str("0").str("cpu").int(opts.numel).tuple()
+    .op(0x51) // BINPERSID
+    .int(opts.offset).mark();
+  for (const d of opts.shape) p.int(d);
+  p.tuple().mark();
+  for (const s of opts.stride) p.int(s);
+  p.tuple().op(0x89).global("collections", "OrderedDict").op(0x29).reduce().tuple().reduce().op(0x73);
+  const files = [
+    { name: "archive/data.pkl", data: p.bytes() },
+    { name: "archive/data/0", data: opts.data },
+  ];
+  if (opts.byteorder) files.push({ name: "archive/byteorder", data: new TextEncoder().encode(opts.byteorder) });
+  return encodeZip(files);
+}
+
+Deno.test("hand-made torch zip: strided view, big-endian byteorder", async () => {
+  const le = new Float32Array([0, 1, 2, 3, 4, 5]);
+  const zipped = handMadeTorchZip({
+    storage: "FloatStorage",
+    numel: 6,
+    shape: [3, 2],
+    stride: [1, 3], // the transpose of a (2, 3) matrix
+    offset: 0,
+    data: new Uint8Array(le.buffer),
+  });
+  const w = ((await loadTorch(zipped)) as Map<string, { data: Float32Array; shape: number[] }>).get("w")!;
+  assert.deepEqual(w.shape, [3, 2]);
+  assert.deepEqual([...w.data], [0, 3, 1, 4, 2, 5]);
+
+  const be = new Uint8Array(4 * 2);
+  new DataView(be.buffer).setInt32(0, -7, false);
+  new DataView(be.buffer).setInt32(4, 70000, false);
+  const big = handMadeTorchZip({ storage: "IntStorage", numel: 2, shape: [2], stride: [1], offset: 0, data: be, byteorder: "big" });
+  const t = ((await loadTorch(big)) as Map<string, { data: Int32Array }>).get("w")!;
+  assert.deepEqual([...t.data], [-7, 70000]);
+});
+
+Deno.test("storage shorter than the tensor needs is an error naming the file and storage", async () => {
+  const short = handMadeTorchZip({
+    storage: "FloatStorage",
+    numel: 6,
+    shape: [6],
+    stride: [1],
+    offset: 0,
+    data: new Uint8Array(12), // 3 floats, not 6
+  });
+  const path = tempFile("short.pt", short);
+  await assertRejects(() => loadTorch(path), path, "storage '0'", "12 bytes", "24");
+  const overrun = handMadeTorchZip({
+    storage: "FloatStorage",
+    numel: 4,
+    shape: [2, 2],
+    stride: [2, 1],
+    offset: 1, // needs elements 1..4 of a 4-element storage
+    data: new Uint8Array(16),
+  });
+  await assertRejects(() => loadTorch(overrun, { name: "overrun.pt" }), "overrun.pt", "storage '0' has 4");
+  const unknown = handMadeTorchZip({ storage: "ComplexFloatStorage", numel: 1, shape: [1], stride: [1], offset: 0, data: new Uint8Array(8) });
+  await assertRejects(() => loadTorch(unknown, { name: "c.pt" }), "c.pt", "unsupported storage type 'ComplexFloatStorage'");
+});
