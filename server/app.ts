@@ -288,7 +288,8 @@ export function createApp(options: PreviewServerOptions): Hono {
         send("done", { images });
       });
     }
-    const images = await generate(request, () => {}, c.req.raw.signal);
+    // Not the request's own signal: Deno aborts that once a response is sent.
+    const images = await generate(request, () => {}, new AbortController().signal);
     return c.json({ images });
   });
 

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import type { BinaryOp, Storage, UnaryOp, View } from "../core/backend.ts";
 import { CpuBackend } from "../core/backends/cpu/mod.ts";
 import { erf, erfc, gelu, geluGrad } from "../core/backends/cpu/erf.ts";
-import { normalAt, uniformAt } from "../core/random.ts";
+import { Generator as RandomStream, normalAt, uniformAt } from "../core/random.ts";
 import { assertClose, loadFixture, numericGrad, randn } from "./cpu_kernels_util.ts";
 
 const F32_RTOL = 3e-7; // a little over 2 f32 ulps
@@ -253,6 +253,81 @@ Deno.test("binary: contiguous, scalar and row-broadcast fast paths, and i32 outp
     () => be.binary("add", contiguous(A, [5, 6]), contiguous(R, [6]), [6, 5], "f32"),
     /binary add: a shape \[5,6\] does not broadcast to \[6,5\]/,
   );
+});
+
+/** A random strided view of `shape` into a fresh storage: permuted axes, gaps, an offset, some broadcast axes. */
+function randomView(
+  be: CpuBackend,
+  shape: number[],
+  rng: RandomStream,
+  seed: number,
+  broadcast: boolean,
+): { v: View; at: (index: number[]) => number } {
+  const rank = shape.length;
+  const vshape = shape.map((d) => (broadcast && rng.uniform() < 0.4 ? 1 : d));
+  const order = rng.permutation(rank);
+  const strides = new Array<number>(rank);
+  let s = 1 + rng.int(2);
+  for (const axis of Array.from(order).reverse()) {
+    strides[axis] = s;
+    s *= vshape[axis] + rng.int(2);
+  }
+  const offset = rng.int(5);
+  // Rounded normals: plenty of exact zeros for `where` conditions.
+  const data = randn(offset + s + 1, seed).map((x) => Math.round(x * 4) / 4);
+  const v = view(be.fromHost(data), vshape, strides, offset);
+  const at = (index: number[]) =>
+    be.readSync(v.storage)[
+      offset + index.reduce((acc, i, k) => acc + (vshape[k] === 1 ? 0 : i * strides[k]), 0)
+    ];
+  return { v, at };
+}
+
+function* indices(shape: number[]): Generator<number[]> {
+  const total = shape.reduce((a, b) => a * b, 1);
+  for (let flat = 0; flat < total; flat++) {
+    const index = new Array<number>(shape.length);
+    let rest = flat;
+    for (let k = shape.length - 1; k >= 0; k--) {
+      index[k] = rest % shape[k];
+      rest = Math.floor(rest / shape[k]);
+    }
+    yield index;
+  }
+}
+
+Deno.test("binary, where, copyInto: 40 random strided/broadcast layouts against index loops (exact)", () => {
+  const be = new CpuBackend();
+  const rng = new RandomStream(99);
+  for (let trial = 0; trial < 40; trial++) {
+    const rank = 1 + rng.int(4);
+    const shape = Array.from(
+      { length: rank },
+      () => (rng.uniform() < 0.2 ? 17 + rng.int(30) : 1 + rng.int(4)),
+    );
+    const a = randomView(be, shape, rng, 1000 + trial, rng.uniform() < 0.5);
+    const b = randomView(be, shape, rng, 2000 + trial, true);
+    const c = randomView(be, shape, rng, 3000 + trial, true);
+    const sub = be.readSync(be.binary("sub", a.v, b.v, shape, "f32"));
+    const sel = be.readSync(be.where(c.v, a.v, b.v, shape));
+    const dst = randomView(be, shape, rng, 4000 + trial, false);
+    be.copyInto(dst.v, b.v);
+    let o = 0;
+    for (const index of indices(shape)) {
+      assert.equal(
+        sub[o],
+        Math.fround(a.at(index) - b.at(index)),
+        `trial ${trial} sub at [${index}]`,
+      );
+      assert.equal(
+        sel[o],
+        c.at(index) !== 0 ? a.at(index) : b.at(index),
+        `trial ${trial} where at [${index}]`,
+      );
+      assert.equal(dst.at(index), b.at(index), `trial ${trial} copyInto at [${index}]`);
+      o++;
+    }
+  }
 });
 
 Deno.test("where: broadcast condition picks between strided views", () => {

@@ -10,7 +10,7 @@
 import type { BinaryOp, DType, HostArray, UnaryOp } from "../../backend.ts";
 import { gelu, geluGrad } from "./erf.ts";
 import { newArray } from "./storage.ts";
-import { coalesce, contiguousStrides, forEachRow, numel } from "./strided.ts";
+import { coalesce, contiguousStrides, forEachRow, longRowLast, numel } from "./strided.ts";
 
 /** A typed array read through strides already aligned to the output shape. */
 export interface Operand {
@@ -96,11 +96,12 @@ export function unary(op: UnaryOp, x: HostArray): HostArray {
   return y;
 }
 
-/** One row of a binary op: out[o+i] = a[ai + i*as] (op) b[bi + i*bs]. */
+/** One row of a binary op: out[o + i*os] = a[ai + i*as] (op) b[bi + i*bs]. */
 function binaryRow(
   op: BinaryOp,
   out: HostArray,
   o: number,
+  os: number,
   a: HostArray,
   ai: number,
   as: number,
@@ -109,46 +110,45 @@ function binaryRow(
   bs: number,
   n: number,
 ) {
-  const end = o + n;
   switch (op) {
     case "add":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] + b[bi];
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = a[ai] + b[bi];
       break;
     case "sub":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] - b[bi];
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = a[ai] - b[bi];
       break;
     case "mul":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] * b[bi];
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = a[ai] * b[bi];
       break;
     case "div":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] / b[bi];
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = a[ai] / b[bi];
       break;
     case "pow":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = Math.pow(a[ai], b[bi]);
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = Math.pow(a[ai], b[bi]);
       break;
     case "max":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = Math.max(a[ai], b[bi]);
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = Math.max(a[ai], b[bi]);
       break;
     case "min":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = Math.min(a[ai], b[bi]);
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = Math.min(a[ai], b[bi]);
       break;
     case "eq":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] === b[bi] ? 1 : 0;
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = a[ai] === b[bi] ? 1 : 0;
       break;
     case "ne":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] !== b[bi] ? 1 : 0;
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = a[ai] !== b[bi] ? 1 : 0;
       break;
     case "lt":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] < b[bi] ? 1 : 0;
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = a[ai] < b[bi] ? 1 : 0;
       break;
     case "le":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] <= b[bi] ? 1 : 0;
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = a[ai] <= b[bi] ? 1 : 0;
       break;
     case "gt":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] > b[bi] ? 1 : 0;
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = a[ai] > b[bi] ? 1 : 0;
       break;
     case "ge":
-      for (; o < end; o++, ai += as, bi += bs) out[o] = a[ai] >= b[bi] ? 1 : 0;
+      for (let i = 0; i < n; i++, o += os, ai += as, bi += bs) out[o] = a[ai] >= b[bi] ? 1 : 0;
       break;
     default:
       throw new Error(`binary: unknown op "${op}"`);
@@ -163,13 +163,14 @@ export function binary(
   outDtype: DType,
 ): HostArray {
   const out = newArray(outDtype, numel(shape));
-  const layout = coalesce(shape, [contiguousStrides(shape), a.strides, b.strides]);
+  const layout = longRowLast(coalesce(shape, [contiguousStrides(shape), a.strides, b.strides]));
   const last = layout.shape.length - 1;
   const n = layout.shape[last];
+  const os = layout.strides[0][last];
   const as = layout.strides[1][last];
   const bs = layout.strides[2][last];
   forEachRow(layout, [0, a.offset, b.offset], (off) => {
-    binaryRow(op, out, off[0], a.data, off[1], as, b.data, off[2], bs, n);
+    binaryRow(op, out, off[0], os, a.data, off[1], as, b.data, off[2], bs, n);
   });
   return out;
 }
@@ -179,9 +180,12 @@ export function where(cond: Operand, a: Operand, b: Operand, shape: readonly num
   const out = a.data instanceof Int32Array
     ? new Int32Array(numel(shape))
     : new Float32Array(numel(shape));
-  const layout = coalesce(shape, [contiguousStrides(shape), cond.strides, a.strides, b.strides]);
+  const layout = longRowLast(
+    coalesce(shape, [contiguousStrides(shape), cond.strides, a.strides, b.strides]),
+  );
   const last = layout.shape.length - 1;
   const n = layout.shape[last];
+  const os = layout.strides[0][last];
   const cs = layout.strides[1][last];
   const as = layout.strides[2][last];
   const bs = layout.strides[3][last];
@@ -192,7 +196,8 @@ export function where(cond: Operand, a: Operand, b: Operand, shape: readonly num
     let ci = off[1];
     let ai = off[2];
     let bi = off[3];
-    for (let o = off[0], end = off[0] + n; o < end; o++, ci += cs, ai += as, bi += bs) {
+    let o = off[0];
+    for (let i = 0; i < n; i++, o += os, ci += cs, ai += as, bi += bs) {
       out[o] = c[ci] !== 0 ? ad[ai] : bd[bi];
     }
   });
@@ -201,7 +206,7 @@ export function where(cond: Operand, a: Operand, b: Operand, shape: readonly num
 
 /** Strided copy of `src` into the strided window `dst` (both aligned to `shape`). */
 export function copyStrided(dst: Operand, src: Operand, shape: readonly number[]) {
-  const layout = coalesce(shape, [dst.strides, src.strides]);
+  const layout = longRowLast(coalesce(shape, [dst.strides, src.strides]));
   const last = layout.shape.length - 1;
   const n = layout.shape[last];
   const ds = layout.strides[0][last];

@@ -102,6 +102,24 @@ export function coalesce(
 }
 
 /**
+ * When the innermost axis is short (a trailing broadcast of 2 or 3), walks the longest
+ * axis innermost instead, so each kernel call still gets a long row.
+ */
+export function longRowLast(layout: Layout): Layout {
+  const { shape, strides } = layout;
+  const last = shape.length - 1;
+  if (shape[last] >= 16) return layout;
+  let longest = last;
+  for (let i = 0; i < last; i++) if (shape[i] > shape[longest]) longest = i;
+  if (shape[longest] < 4 * shape[last]) return layout;
+  const order = shape.map((_, i) => i).filter((i) => i !== longest).concat(longest);
+  return {
+    shape: order.map((i) => shape[i]),
+    strides: strides.map((st) => order.map((i) => st[i])),
+  };
+}
+
+/**
  * Calls `visit(offsets)` once per innermost row of `layout`; `offsets[k]` is operand k's
  * element offset at the row start (the array is reused between calls).
  */

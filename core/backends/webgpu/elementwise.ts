@@ -4,7 +4,7 @@
  * (neg, abs, add, max...); the rest compute in f32 and truncate on store.
  */
 
-import { type BinaryOp, type DType, ShapeError, type UnaryOp, type View } from "../../backend.ts";
+import type { BinaryOp, DType, UnaryOp, View } from "../../backend.ts";
 import type { GpuStorage } from "./buffers.ts";
 import type { GpuContext } from "./context.ts";
 import { flatView, runElementwise } from "./strided.ts";
@@ -116,8 +116,9 @@ export function binary(
   });
 }
 
+/** out = cond != 0 ? a : b; the output takes a's dtype (as on the CPU). */
 export function where(ctx: GpuContext, cond: View, a: View, b: View, outShape: readonly number[]): GpuStorage {
-  const outDtype: DType = a.storage.dtype === "i32" && b.storage.dtype === "i32" ? "i32" : "f32";
+  const outDtype: DType = a.storage.dtype;
   const zero = cond.storage.dtype === "i32" ? "0" : "0.0";
   return runElementwise(ctx, {
     name: `where_${cond.storage.dtype}_${outDtype}`,
@@ -134,6 +135,19 @@ export function where(ctx: GpuContext, cond: View, a: View, b: View, outShape: r
 }
 
 export function affine(ctx: GpuContext, x: GpuStorage, scale: number, shift: number): GpuStorage {
+  if (x.dtype === "i32" && isI32(scale) && isI32(shift)) {
+    // Integer scale and shift keep exact integer math (token-id offsets and the like).
+    return runElementwise(ctx, {
+      name: "affine_i32_exact",
+      inputs: [{ view: flatView(x), as: "i32" }],
+      outShape: [x.length],
+      outDtype: "i32",
+      expr: "v0 * P.scale + P.shift",
+      exprType: "i32",
+      extraParams: [i32("scale"), i32("shift")],
+      extraValues: { scale, shift },
+    });
+  }
   return runElementwise(ctx, {
     name: `affine_${x.dtype}`,
     inputs: [{ view: flatView(x), as: "f32" }],
@@ -163,19 +177,23 @@ export function powScalar(ctx: GpuContext, x: GpuStorage, p: number): GpuStorage
   });
 }
 
+function isI32(v: number): boolean {
+  return Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
+}
+
 export function clamp(ctx: GpuContext, x: GpuStorage, lo: number, hi: number): GpuStorage {
   if (x.dtype === "i32") {
-    const ilo = Math.max(-2147483648, Math.ceil(lo));
-    const ihi = Math.min(2147483647, Math.floor(hi));
+    // Compare as numbers, store the bound truncated toward zero (a typed-array store).
+    const trunc = (v: number) => (Number.isFinite(v) ? Math.max(-2147483648, Math.min(2147483647, Math.trunc(v))) : 0);
     return runElementwise(ctx, {
       name: "clamp_i32",
       inputs: [{ view: flatView(x), as: "i32" }],
       outShape: [x.length],
       outDtype: "i32",
-      expr: "min(max(v0, P.lo), P.hi)",
+      expr: "select(select(v0, P.hi_i, f32(v0) > P.hi), P.lo_i, f32(v0) < P.lo)",
       exprType: "i32",
-      extraParams: [i32("lo"), i32("hi")],
-      extraValues: { lo: ilo, hi: ihi },
+      extraParams: [f32("lo"), f32("hi"), i32("lo_i"), i32("hi_i")],
+      extraValues: { lo, hi, lo_i: trunc(lo), hi_i: trunc(hi) },
     });
   }
   return runElementwise(ctx, {
@@ -183,7 +201,7 @@ export function clamp(ctx: GpuContext, x: GpuStorage, lo: number, hi: number): G
     inputs: [{ view: flatView(x), as: "f32" }],
     outShape: [x.length],
     outDtype: "f32",
-    expr: "min(max(v0, P.lo), P.hi)",
+    expr: "select(select(v0, P.hi, v0 > P.hi), P.lo, v0 < P.lo)",
     exprType: "f32",
     extraParams: [f32("lo"), f32("hi")],
     extraValues: { lo, hi },
@@ -258,9 +276,6 @@ function runDenseCheck(v: View): boolean {
 }
 
 export function copyInto(ctx: GpuContext, dst: View, src: View): void {
-  if (dst.shape.length !== src.shape.length || dst.shape.some((d, i) => d !== src.shape[i] && src.shape[i] !== 1)) {
-    throw new ShapeError("copyInto", `source shape [${src.shape}] does not fit destination [${dst.shape}]`);
-  }
   // A buffer cannot be bound read-only and writable in one dispatch: stage aliased sources.
   let source = src;
   let staged: GpuStorage | null = null;

@@ -40,7 +40,7 @@ export function normal(ctx: GpuContext, length: number, seed: number, offset: nu
 /**
  * y = x·keep/(1-p) with keep = uniform >= p. The test runs on the 24-bit integer behind
  * the uniform (bits >= ceil(p·2^24)), which is exactly the f64 comparison the CPU makes.
- * The mask holds keep/(1-p), so the backward is dy·mask.
+ * The mask holds 1 for kept and 0 for dropped elements (as on the CPU); p >= 1 drops all.
  */
 export function dropout(
   ctx: GpuContext, x: GpuStorage, p: number, seed: number, offset: number,
@@ -65,9 +65,8 @@ export function dropout(
   let i = ${threadIndex(wg)};
   if (i >= P.n) { return; }
   let keep = (hash_bits(P.seed, P.offset + i) >> 8u) >= P.threshold;
-  let m = select(0.0, P.scale, keep);
-  mask[i] = m;
-  y[i] = x[i] * m;`,
+  mask[i] = select(0.0, 1.0, keep);
+  y[i] = select(0.0, x[i] * P.scale, keep);`,
   };
   ctx.dispatch(
     def,

@@ -70,21 +70,28 @@ export interface ElementwiseSpec {
   extraValues?: ParamValues;
 }
 
-function checkView(v: View, shape: readonly number[], op: string, what: string): void {
-  if (v.shape.length !== shape.length || v.strides.length !== shape.length) {
-    throw new ShapeError(op, `${what} has shape [${v.shape}] / strides [${v.strides}], output [${shape}]`);
+/**
+ * Strides of `v` read as an array of `shape`: axes right-aligned, missing and size-1 axes
+ * broadcast with stride 0. Also checks that the view stays inside its storage.
+ */
+function alignedStrides(v: View, shape: readonly number[], op: string, what: string): number[] {
+  if (v.shape.length !== v.strides.length) {
+    throw new ShapeError(op, `${what} has shape [${v.shape}] but strides [${v.strides}]`);
   }
-  for (let d = 0; d < shape.length; d++) {
-    if (v.shape[d] !== shape[d] && !(v.shape[d] === 1 || v.strides[d] === 0)) {
-      throw new ShapeError(op, `${what} shape [${v.shape}] does not broadcast to [${shape}]`);
-    }
+  const lead = shape.length - v.shape.length;
+  if (lead < 0) throw new ShapeError(op, `${what} shape [${v.shape}] has more axes than the output [${shape}]`);
+  const out = new Array<number>(shape.length).fill(0);
+  for (let d = 0; d < v.shape.length; d++) {
     if (v.strides[d] < 0) throw new ShapeError(op, `${what} has a negative stride [${v.strides}]`);
+    if (v.shape[d] === shape[lead + d]) out[lead + d] = v.shape[d] === 1 ? 0 : v.strides[d];
+    else if (v.shape[d] !== 1) throw new ShapeError(op, `${what} shape [${v.shape}] does not broadcast to [${shape}]`);
   }
   let last = v.offset;
-  for (let d = 0; d < shape.length; d++) if (shape[d] > 0) last += (shape[d] - 1) * v.strides[d];
-  if (numel(shape) > 0 && (v.offset < 0 || last >= v.storage.length)) {
-    throw new ShapeError(op, `${what} (offset ${v.offset}, strides [${v.strides}]) reaches element ${last} of a storage of ${v.storage.length}`);
+  for (let d = 0; d < v.shape.length; d++) if (v.shape[d] > 0) last += (v.shape[d] - 1) * v.strides[d];
+  if (numel(v.shape) > 0 && (v.offset < 0 || last >= v.storage.length)) {
+    throw new ShapeError(op, `${what} (shape [${v.shape}], strides [${v.strides}], offset ${v.offset}) reaches element ${last} of a storage of ${v.storage.length}`);
   }
+  return out;
 }
 
 /**
@@ -94,14 +101,12 @@ function checkView(v: View, shape: readonly number[], op: string, what: string):
 export function runElementwise(ctx: GpuContext, spec: ElementwiseSpec, dst?: View): GpuStorage {
   const { name, inputs, outShape } = spec;
   if (outShape.length > MAX_RANK) throw new ShapeError(name, `rank ${outShape.length} > ${MAX_RANK}`);
-  inputs.forEach((o, k) => checkView(o.view, outShape, name, `input ${k}`));
-  if (dst) checkView(dst, outShape, name, "destination");
+  const allStrides = inputs.map((o, k) => alignedStrides(o.view, outShape, name, `input ${k}`));
+  allStrides.push(dst ? alignedStrides(dst, outShape, name, "destination") : contiguousStrides(outShape));
   const n = numel(outShape);
   const out = dst ? (dst.storage as GpuStorage) : ctx.alloc(spec.outDtype, n, false, name);
   if (n === 0) return out;
 
-  const allStrides = inputs.map((o) => o.view.strides.map((s, d) => (o.view.shape[d] === 1 ? 0 : s)));
-  allStrides.push(dst ? [...dst.strides] : contiguousStrides(outShape));
   const co = coalesce(outShape, allStrides);
   const rank = co.shape.length;
   const dense = contiguousStrides(co.shape);

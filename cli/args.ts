@@ -1,0 +1,199 @@
+/**
+ * Command-line grammar: one table of options, which commands accept which, and help texts.
+ * Parsing uses `node:util` parseArgs (JSR is unreachable here, so no @std/cli).
+ */
+
+import { parseArgs } from "node:util";
+
+/** Bad command line: the CLI prints it with a pointer to --help and exits with code 2. */
+export class UsageError extends Error {
+  constructor(message: string, readonly command?: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export const OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  config: { type: "string", short: "c" },
+  set: { type: "string", multiple: true },
+  device: { type: "string" },
+  outputs: { type: "string", short: "o" },
+  plugin: { type: "string", multiple: true },
+  verbose: { type: "boolean", short: "v" },
+  force: { type: "boolean" },
+  "force-step": { type: "string", multiple: true },
+  "dry-run": { type: "boolean" },
+  port: { type: "string" },
+  host: { type: "string" },
+  samples: { type: "string" },
+  model: { type: "string" },
+} as const;
+export type OptionName = keyof typeof OPTIONS;
+
+const GLOBAL: OptionName[] = ["help", "config", "set", "device", "outputs", "plugin", "verbose"];
+const STEP: OptionName[] = [...GLOBAL, "force", "dry-run"];
+
+export interface CommandInfo {
+  usage: string;
+  summary: string;
+  options: OptionName[];
+  /** Extra help lines. */
+  details: string[];
+}
+
+export const TRAIN_TARGETS = ["stage1", "stage2", "vqgan", "tokenizer"] as const;
+
+export const COMMANDS: Record<string, CommandInfo> = {
+  train: {
+    usage: "train <stage1|stage2|vqgan|tokenizer> [--config FILE] [--set key=value ...]",
+    summary: "train one part of the pipeline (runs the step type train-<part>)",
+    options: STEP,
+    details: [
+      "The config defaults to configs/<part>.yaml when that file exists.",
+      "Output goes to <outputs>/train-<part>/; a finished run is skipped unless --force.",
+    ],
+  },
+  sample: {
+    usage: "sample [--config FILE] [--set key=value ...]",
+    summary: "generate images (runs the step type sample)",
+    options: STEP,
+    details: [],
+  },
+  eval: {
+    usage: "eval [--config FILE] [--set key=value ...]",
+    summary: "score generated images, e.g. FID and IS (runs the step type eval)",
+    options: STEP,
+    details: [],
+  },
+  run: {
+    usage: "run <task.yaml> [--set steps.<step>.params.key=value ...] [--dry-run] [--force | --force-step NAME]",
+    summary: "run a task file; steps whose outputs are finished are skipped",
+    options: [...STEP, "force-step"],
+    details: [
+      "--set edits the task file before it is checked; steps can be named by their `name`.",
+      "--dry-run checks the task and prints each step's status, params and outputs.",
+    ],
+  },
+  demo: {
+    usage: "demo [--dry-run] [--force]",
+    summary: "run tasks/demo.yaml (a tiny end-to-end pipeline), or the step type demo",
+    options: [...STEP, "force-step"],
+    details: [],
+  },
+  serve: {
+    usage: "serve [--port 8000] [--host 127.0.0.1] [--samples DIR] [--model NAME] [--config FILE]",
+    summary: "preview server: sample gallery and a generate form",
+    options: [...GLOBAL, "port", "host", "samples", "model"],
+    details: [
+      "--samples is the gallery folder (default <outputs>/samples); new images are saved there.",
+      "--model picks a registered preview model (default: the only one); --config/--set are its options.",
+      "Without a preview model the server shows the gallery only.",
+    ],
+  },
+  list: {
+    usage: "list",
+    summary: "list loaded plugins and everything they register",
+    options: GLOBAL,
+    details: [],
+  },
+  help: {
+    usage: "help [command]",
+    summary: "show help for all commands or one",
+    options: ["help"],
+    details: [],
+  },
+};
+
+export interface ParsedArgs {
+  command: string;
+  positionals: string[];
+  values: {
+    help?: boolean;
+    config?: string;
+    set?: string[];
+    device?: string;
+    outputs?: string;
+    plugin?: string[];
+    verbose?: boolean;
+    force?: boolean;
+    "force-step"?: string[];
+    "dry-run"?: boolean;
+    port?: string;
+    host?: string;
+    samples?: string;
+    model?: string;
+  };
+}
+
+/** Parses argv; throws UsageError for unknown commands or options a command does not take. */
+export function parseCommandLine(args: readonly string[]): ParsedArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options: OPTIONS, strict: true, allowPositionals: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ""));
+  }
+  const [command = "help", ...positionals] = parsed.positionals;
+  const info = COMMANDS[command];
+  if (info === undefined) {
+    throw new UsageError(`unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
+  }
+  for (const key of Object.keys(parsed.values) as OptionName[]) {
+    if (!info.options.includes(key)) {
+      throw new UsageError(`--${key} is not an option of '${command}'`, command);
+    }
+  }
+  return { command, positionals, values: parsed.values as ParsedArgs["values"] };
+}
+
+const OPTION_HELP: Record<OptionName, string> = {
+  help: "--help, -h              show help",
+  config: "--config, -c FILE       YAML config (may use `extends: base.yaml`)",
+  set: "--set KEY.PATH=VALUE     override a config key before checking (repeatable; VALUE is YAML)",
+  device: "--device cpu|webgpu|auto",
+  outputs: "--outputs, -o DIR       output folder (default outputs)",
+  plugin: "--plugin FILE           load another plugin module (repeatable)",
+  verbose: "--verbose, -v           debug lines and stack traces",
+  force: "--force                 re-run steps even when their outputs are finished",
+  "force-step": "--force-step NAME       re-run one step (repeatable)",
+  "dry-run": "--dry-run               check and show the plan, run nothing",
+  port: "--port N                port (default 8000; 0 picks a free one)",
+  host: "--host ADDR             address to bind (default 127.0.0.1)",
+  samples: "--samples DIR           gallery folder",
+  model: "--model NAME            registered preview model to load",
+};
+
+export function mainHelp(): string {
+  const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.split(" [")[0].length)) + 2;
+  const lines = [
+    "digit: DiGIT (discriminative tokens + GPT image generation) in Deno",
+    "",
+    "Usage: deno task <command> [args]   or   deno run -A cli/main.ts <command> [args]",
+    "",
+    "Commands:",
+    ...Object.values(COMMANDS).map((c) => `  ${c.usage.split(" [")[0].padEnd(width)}${c.summary}`),
+    "",
+    "Options for every command:",
+    ...GLOBAL.map((o) => `  ${OPTION_HELP[o]}`),
+    "",
+    "`digit <command> --help` shows a command's options and config keys.",
+    "Exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 130 interrupted.",
+  ];
+  return lines.join("\n") + "\n";
+}
+
+export function commandHelp(command: string, extra: string[] = []): string {
+  const info = COMMANDS[command];
+  const lines = [
+    `Usage: digit ${info.usage}`,
+    "",
+    info.summary,
+    ...(info.details.length > 0 ? ["", ...info.details] : []),
+    "",
+    "Options:",
+    ...info.options.map((o) => `  ${OPTION_HELP[o]}`),
+    ...(extra.length > 0 ? ["", ...extra] : []),
+  ];
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,105 @@
+/**
+ * `deno task train stage1`: the stage-1 GPT trained by next-token prediction on
+ * semantic tokens with fairseq's recipe (AdamW 0.9/0.98, inverse-sqrt warm-up, label
+ * smoothing 0.1, clipping, update_freq), through the shared training loop.
+ */
+
+import { noGrad } from "../../core/autograd.ts";
+import * as ops from "../../core/ops/mod.ts";
+import { Generator } from "../../core/random.ts";
+import { tidy } from "../../core/tensor.ts";
+import { type LogRecord, train, type TrainResult } from "../../core/train/trainer.ts";
+import type { Stage1TrainConfig } from "./config.ts";
+import { stage1Tensors, type TokenSet } from "./data.ts";
+import { SPECIALS, STAGE1_PRESETS, Stage1GPT, type Stage1Config } from "./model.ts";
+
+/** The model shape a config asks for: a preset, with explicit keys overriding it. */
+export function modelConfigFrom(cfg: Stage1TrainConfig, set: Pick<TokenSet, "length">): Stage1Config {
+  const m = cfg.model;
+  const preset = STAGE1_PRESETS[m.preset ?? "small"];
+  return {
+    clusters: cfg.task.target_vocab_size,
+    classes: m.class_conditional ? m.num_classes : 0,
+    layers: m.decoder_layers ?? preset.layers,
+    dim: m.decoder_embed_dim ?? preset.dim,
+    heads: m.decoder_attention_heads ?? preset.heads,
+    ffnDim: m.decoder_ffn_embed_dim ?? preset.ffnDim,
+    length: set.length,
+    dropout: m.dropout,
+  };
+}
+
+export interface Stage1Run {
+  model: Stage1GPT;
+  result: TrainResult;
+}
+
+export async function trainStage1(
+  cfg: Stage1TrainConfig, trainSet: TokenSet, validSet: TokenSet | null,
+  hooks: { onLog?: (r: LogRecord) => void; onProgress?: (s: number, t: number) => void; signal?: AbortSignal; resume?: boolean } = {},
+): Promise<Stage1Run> {
+  if (trainSet.clusters !== cfg.task.target_vocab_size) {
+    throw new Error(`stage1: the token file has ${trainSet.clusters} clusters but task.target_vocab_size is ${cfg.task.target_vocab_size}`);
+  }
+  if (cfg.model.class_conditional && !trainSet.labels) {
+    throw new Error("stage1: model.class_conditional is true but the token file has no labels");
+  }
+  const mc = modelConfigFrom(cfg, trainSet);
+  const model = new Stage1GPT(mc, new Generator(cfg.common.seed));
+  const B = cfg.dataset.batch_size;
+  const batches = Math.max(1, Math.floor(trainSet.count / B));
+  const start = (set: TokenSet) => (row: number) => model.startToken(mc.classes ? set.labels![row] : undefined);
+  const V = mc.clusters + SPECIALS.count;
+  const eps = cfg.criterion.label_smoothing;
+
+  const validate = validSet
+    ? async () => {
+      let total = 0, n = 0;
+      for (let i = 0; i < validSet.count; i += B) {
+        const rows = Array.from({ length: Math.min(B, validSet.count - i) }, (_, j) => i + j);
+        const loss = tidy(() => noGrad(() => {
+          const { ids, targets } = stage1Tensors(validSet, rows, start(validSet));
+          const logits = model.forward(ids);
+          // Validation reports plain NLL (no smoothing), comparable with the unigram entropy.
+          return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, { reduction: "sum" }).keep();
+        }));
+        total += await loss.item();
+        loss.dispose();
+        n += rows.length * (validSet.length + 1);
+      }
+      return total / n;
+    }
+    : undefined;
+
+  const result = await train({
+    model,
+    batchesPerEpoch: batches,
+    batch: (_epoch, index, order) => {
+      // Batches are fixed slices of a per-epoch permutation of images.
+      const perm = new Generator(cfg.common.seed).fork(1000 + _epoch).permutation(trainSet.count);
+      return Array.from(perm.subarray(order[index] * B, order[index] * B + B));
+    },
+    loss: (rows, gen) => {
+      const { ids, targets } = stage1Tensors(trainSet, rows, start(trainSet));
+      const logits = model.decoder.forward(ids, { causal: true, gen });
+      return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, { labelSmoothing: eps });
+    },
+    itemsPerBatch: (rows) => rows.length * (trainSet.length + 1),
+    validate,
+  }, {
+    maxSteps: cfg.optimization.max_update,
+    schedule: {
+      kind: "inverse_sqrt", lr: cfg.optimization.lr, warmup: cfg.lr_scheduler.warmup_updates,
+      initLr: cfg.lr_scheduler.warmup_init_lr,
+    },
+    betas: [cfg.optimizer.adam_betas[0] ?? 0.9, cfg.optimizer.adam_betas[1] ?? 0.98],
+    weightDecay: cfg.optimizer.weight_decay,
+    clipNorm: cfg.optimization.clip_norm,
+    accumulate: cfg.optimization.update_freq,
+    logInterval: cfg.common.log_interval,
+    saveInterval: cfg.checkpoint.save_interval_updates,
+    validInterval: validSet ? cfg.checkpoint.save_interval_updates : 0,
+    seed: cfg.common.seed,
+  }, `${cfg.output.dir}/checkpoints`, hooks, hooks.resume ?? true);
+  return { model, result };
+}

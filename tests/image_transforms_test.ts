@@ -1,0 +1,171 @@
+/**
+ * Resizing and tensor transforms against PIL / torchvision / torch, references from
+ * tests/fixtures/make_image_fixtures.py. Tolerances:
+ *  - PIL uint8 resizes, torchvision crops: exact;
+ *  - ToTensor + Normalize: exact (float32);
+ *  - F.interpolate bicubic: |diff| <= 1e-5 (summation order differs from torch's kernel);
+ *  - TF1 bilinear: exact (float32 op for op).
+ */
+
+import assert from "node:assert/strict";
+import { readImage } from "../core/image/codec.ts";
+import { interpolateBicubic } from "../core/image/interpolate_torch.ts";
+import { resizeBilinearTf1, resizeBilinearTf1Planes } from "../core/image/resize_tf1.ts";
+import {
+  centerCrop,
+  horizontalFlip,
+  normalize,
+  randomCrop,
+  randomHorizontalFlip,
+  resizePil,
+  resizeShortSide,
+  shortSideSize,
+  toTensor,
+} from "../core/image/transforms.ts";
+import type { PilFilter } from "../core/image/resample_pil.ts";
+import { Generator } from "../core/random.ts";
+
+const FIX = new URL("./fixtures/image/", import.meta.url).pathname;
+const PHOTOS = new URL("../../shared/data/imagenet-sample/", import.meta.url).pathname;
+const havePhotos = (() => {
+  try {
+    return Deno.statSync(PHOTOS).isDirectory;
+  } catch {
+    return false;
+  }
+})();
+
+const bytes = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+const floats = (s: string) => new Float32Array(bytes(s).buffer);
+const ints = (s: string) => new Int32Array(bytes(s).buffer);
+
+async function sha256(data: Uint8Array | Float32Array): Promise<string> {
+  const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", view));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, "length");
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+const synth = JSON.parse(Deno.readTextFileSync(FIX + "synth.json"));
+const src = await readImage(FIX + "synth.png");
+
+Deno.test("resizePil: every PIL filter, up and down, matches PIL exactly", () => {
+  for (const r of synth.resize as { filter: PilFilter; width: number; height: number; data: string }[]) {
+    const out = resizePil(src, r.width, r.height, r.filter);
+    assert.equal(maxAbsDiff(out.data, bytes(r.data)), 0, `${r.filter} 61x45 -> ${r.width}x${r.height}`);
+  }
+});
+
+Deno.test("torchvision Resize(short side) + CenterCrop match exactly, including crops larger than the image", () => {
+  for (const t of synth.torchvision as { resize: number; crop: number; width: number; height: number; data: string }[]) {
+    const out = centerCrop(resizeShortSide(src, t.resize, "bicubic"), t.crop);
+    assert.equal(`${out.width}x${out.height}`, `${t.width}x${t.height}`);
+    assert.equal(maxAbsDiff(out.data, bytes(t.data)), 0, `Resize(${t.resize}) CenterCrop(${t.crop})`);
+  }
+  // int(size * long / short) truncation and orientation.
+  assert.deepEqual(shortSideSize(500, 375, 256), [341, 256]);
+  assert.deepEqual(shortSideSize(333, 500, 224), [224, 336]);
+  assert.deepEqual(shortSideSize(106, 150, 256), [256, 362]);
+});
+
+Deno.test("toTensor + normalize equal torchvision's float32 values exactly", () => {
+  const x = normalize(toTensor(src));
+  assert.equal(maxAbsDiff(x.data, floats(synth.to_tensor_normalized)), 0);
+});
+
+Deno.test("interpolateBicubic matches F.interpolate(bicubic, align_corners=False) within 1e-5", () => {
+  const x = normalize(toTensor(src));
+  for (const c of synth.interpolate as { scale?: number | number[]; size?: [number, number]; height: number; width: number; data: string }[]) {
+    const opts = c.size ? { size: c.size } : { scaleFactor: c.scale as number | [number, number] };
+    const y = interpolateBicubic(x.data, 3, x.height, x.width, opts);
+    assert.equal(`${y.height}x${y.width}`, `${c.height}x${c.width}`, JSON.stringify(opts));
+    const d = maxAbsDiff(y.data, floats(c.data));
+    assert.ok(d <= 1e-5, `${JSON.stringify(opts)}: max diff ${d}`);
+  }
+  // The coordinate scale comes from the scale factor, not in/out: 37 * (16.1/37) -> 16
+  // outputs, but sampled at 37/16.1 spacing, which differs from size=(16,16).
+  const grid = new Float32Array(37 * 37).map((_, i) => Math.sin(i * 0.37));
+  const bySf = interpolateBicubic(grid, 1, 37, 37, { scaleFactor: 16.1 / 37 });
+  const bySize = interpolateBicubic(grid, 1, 37, 37, { size: [16, 16] });
+  assert.equal(bySf.width, 16);
+  assert.ok(maxAbsDiff(bySf.data, bySize.data) > 1e-3);
+});
+
+Deno.test("resizeBilinearTf1 matches torch-fidelity's TF1 bilinear exactly", () => {
+  for (const c of synth.tf1 as { height: number; width: number; data: string }[]) {
+    const y = resizeBilinearTf1(src, c.height, c.width);
+    assert.equal(maxAbsDiff(y.data, floats(c.data)), 0, `${c.height}x${c.width}`);
+  }
+  // Closed form: 2x1 -> 4x1 samples at x = 0, 0.5, 1, 1.5 with the upper neighbour clamped.
+  const y = resizeBilinearTf1Planes(new Float32Array([10, 20]), 1, 1, 2, 1, 4);
+  assert.deepEqual(Array.from(y), [10, 15, 20, 20]);
+});
+
+Deno.test("crops and flips: geometry and seeded randomness", () => {
+  const img = { width: 3, height: 2, data: Uint8Array.from({ length: 18 }, (_, i) => i) };
+  assert.deepEqual(Array.from(horizontalFlip(img).data.subarray(0, 9)), [6, 7, 8, 3, 4, 5, 0, 1, 2]);
+  // torchvision rounds (3-2)/2 = 0.5 half-to-even -> 0; (5-2)/2 = 1.5 -> 2.
+  assert.deepEqual(Array.from(centerCrop(img, [2, 2]).data.subarray(0, 3)), [0, 1, 2]);
+  const wide = { width: 5, height: 1, data: Uint8Array.from({ length: 15 }, (_, i) => i) };
+  assert.deepEqual(Array.from(centerCrop(wide, [1, 2]).data), [6, 7, 8, 9, 10, 11]);
+  const g1 = new Generator(5);
+  const g2 = new Generator(5);
+  const a = randomCrop(src, 16, g1);
+  const b = randomCrop(src, 16, g2);
+  assert.deepEqual(a.data, b.data);
+  assert.equal(g1.offset, 2);
+  assert.throws(() => randomCrop(src, 100, g1), /larger than image/);
+  // Flip decisions follow uniform() < 0.5 and roughly half flip.
+  const g = new Generator(11);
+  let flips = 0;
+  for (let i = 0; i < 400; i++) if (randomHorizontalFlip(img, g) !== img) flips++;
+  assert.ok(flips > 150 && flips < 250, `flips ${flips}`);
+});
+
+type PhotoRef = Record<string, any>;
+
+Deno.test({
+  name: "real photos: DiGIT and FID preprocessing chains match PIL/torch",
+  ignore: !havePhotos,
+  fn: async () => {
+    const chosen = JSON.parse(Deno.readTextFileSync(FIX + "photos.json")).chosen as Record<string, PhotoRef>;
+    assert.equal(Object.keys(chosen).length, 6);
+    for (const [name, e] of Object.entries(chosen)) {
+      const im = await readImage(PHOTOS + name);
+      const r256 = resizeShortSide(im, 256, "bicubic");
+      assert.deepEqual([r256.width, r256.height], e.resize256_bicubic.size, name);
+      assert.equal(await sha256(r256.data), e.resize256_bicubic.sha256, `${name} Resize(256, bicubic)`);
+      const c256 = centerCrop(r256, 256);
+      assert.equal(await sha256(c256.data), e.center256.sha256, `${name} CenterCrop(256)`);
+      const r224 = centerCrop(resizeShortSide(im, 224, "bicubic"), 224);
+      assert.equal(await sha256(r224.data), e.resize224_center224.sha256, `${name} Resize(224)+CenterCrop`);
+      const fid = centerCrop(resizeShortSide(im, 256, "bilinear"), 256);
+      assert.equal(await sha256(fid.data), e.fid_ref_bilinear256.sha256, `${name} FID reference prep`);
+      assert.equal(maxAbsDiff(resizePil(im, 32, 32, "bicubic").data, bytes(e.resize32_bicubic)), 0, name);
+      assert.equal(maxAbsDiff(resizePil(im, 32, 32, "bilinear").data, bytes(e.resize32_bilinear)), 0, name);
+
+      const x = normalize(toTensor(c256));
+      const y = interpolateBicubic(x.data, 3, 256, 256, { scaleFactor: 224 / 256 });
+      assert.deepEqual([3, y.height, y.width], e.digit224.shape);
+      const pos = ints(e.digit224.positions);
+      const want = floats(e.digit224.values);
+      const got = Array.from(pos, (p) => y.data[p]);
+      const d = maxAbsDiff(got, want);
+      assert.ok(d <= 1e-5, `${name} interpolate 256->224: max diff ${d}`);
+      const sums = [0, 1, 2].map((c) => y.data.subarray(c * 224 * 224, (c + 1) * 224 * 224).reduce((s, v) => s + v, 0));
+      for (let c = 0; c < 3; c++) assert.ok(Math.abs(sums[c] - e.digit224.channel_sums[c]) < 0.05, `${name} sum ${c}`);
+
+      const z = resizeBilinearTf1(c256, 299, 299);
+      const zp = ints(e.tf1_299.positions);
+      assert.equal(maxAbsDiff(Array.from(zp, (p) => z.data[p]), floats(e.tf1_299.values)), 0, name);
+      assert.equal(await sha256(z.data), e.tf1_299.sha256, `${name} TF1 299 digest`);
+    }
+  },
+});
+if (!havePhotos) console.log("image_transforms_test: ../shared/data/imagenet-sample absent, photo test skipped");

@@ -1,0 +1,483 @@
+import assert from "node:assert/strict";
+import type { PreviewImage, PreviewModel, PreviewProgress, PreviewRequest } from "../server/app.ts";
+import { FifoMutex } from "../server/queue.ts";
+import { startServer } from "../server/main.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures: a tiny PNG encoder and fake preview models
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+async function zlib(data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
+  const stream = new Blob([data]).stream().pipeThrough(new CompressionStream("deflate"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** A solid-colour RGB PNG, enough for a browser to decode. */
+async function solidPng(side: number, rgb: [number, number, number]): Promise<Uint8Array> {
+  const raw = new Uint8Array(side * (1 + 3 * side));
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) raw.set(rgb, y * (1 + 3 * side) + 1 + 3 * x);
+  }
+  const chunk = (type: string, data: Uint8Array) => {
+    const out = new Uint8Array(12 + data.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, data.length);
+    out.set(new TextEncoder().encode(type), 4);
+    out.set(data, 8);
+    view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+    return out;
+  };
+  const header = new Uint8Array(13);
+  new DataView(header.buffer).setUint32(0, side);
+  new DataView(header.buffer).setUint32(4, side);
+  header.set([8, 2, 0, 0, 0], 8);
+  const parts = [
+    new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk("IHDR", header),
+    chunk("IDAT", await zlib(raw)),
+    chunk("IEND", new Uint8Array()),
+  ];
+  const png = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    png.set(p, at);
+    at += p.length;
+  }
+  return png;
+}
+
+/** Resolves when `open()` is called; lets a test hold the model mid-generation. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+/** Reports two progress steps, optionally waits on a gate, returns `count` 8×8 PNGs. */
+class FakeModel implements PreviewModel {
+  readonly name = "fake";
+  readonly classes = 10;
+  calls: PreviewRequest[] = [];
+  active = 0;
+  maxActive = 0;
+  hold?: { opened: Promise<void> };
+  started = gate();
+  nameHint = (r: PreviewRequest, i: number) => `s${r.seed}-${i}`;
+
+  async generate(r: PreviewRequest, onProgress: (p: PreviewProgress) => void): Promise<PreviewImage[]> {
+    this.calls.push(r);
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    try {
+      this.started.open();
+      onProgress({ done: 1, total: 2, stage: "stage 1" });
+      if (this.hold) await this.hold.opened;
+      onProgress({ done: 2, total: 2, stage: "stage 1" });
+      const images: PreviewImage[] = [];
+      for (let i = 0; i < r.count; i++) {
+        images.push({ name: this.nameHint(r, i), png: await solidPng(8, [r.seed % 256, 40 * i, 200]) });
+      }
+      return images;
+    } finally {
+      this.active--;
+    }
+  }
+}
+
+async function withServer(
+  model: PreviewModel | undefined,
+  fn: (base: string, dir: string) => Promise<void>,
+): Promise<void> {
+  const root = await Deno.makeTempDir();
+  const dir = `${root}/samples`;
+  await Deno.mkdir(dir);
+  const server = startServer({ samplesDir: dir, model, port: 0 });
+  try {
+    assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    await fn(server.url.slice(0, -1), dir);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+function post(base: string, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${base}/api/generate`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/** Parses a whole text/event-stream body into [event, data] pairs. */
+async function events(res: Response): Promise<[string, unknown][]> {
+  const text = await res.text();
+  return text.split("\n\n").filter((b) => b.trim() !== "").map((block) => {
+    const kind = /^event: (.*)$/m.exec(block)![1];
+    const data = /^data: (.*)$/m.exec(block)![1];
+    return [kind, JSON.parse(data)];
+  });
+}
+
+/** One raw HTTP/1.1 GET, so that the path reaches the server exactly as written. */
+async function rawGet(base: string, path: string): Promise<{ status: number; body: string }> {
+  const port = Number(new URL(base).port);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+  const text = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
+  return { status: Number(text.split(" ")[1]), body: text.slice(text.indexOf("\r\n\r\n") + 4) };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Deno.test("FifoMutex runs jobs one at a time in call order, even when one throws", async () => {
+  const mutex = new FifoMutex();
+  const order: string[] = [];
+  let active = 0;
+  const job = (name: string, ms: number, fail = false) =>
+    mutex.run(async () => {
+      active++;
+      assert.equal(active, 1);
+      order.push(`start ${name}`);
+      await new Promise((r) => setTimeout(r, ms));
+      order.push(`end ${name}`);
+      active--;
+      if (fail) throw new Error(name);
+      return name;
+    });
+  const results = await Promise.allSettled([job("a", 15), job("b", 1, true), job("c", 5)]);
+  assert.deepEqual(order, ["start a", "end a", "start b", "end b", "start c", "end c"]);
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+  assert.equal(mutex.size, 0);
+});
+
+Deno.test("healthz, page and gallery listing", async () => {
+  await withServer(new FakeModel(), async (base, dir) => {
+    assert.deepEqual(await (await fetch(`${base}/healthz`)).json(), { ok: true, model: "fake", busy: 0 });
+    const page = await fetch(`${base}/`);
+    assert.match(page.headers.get("content-type") ?? "", /text\/html/);
+    const html = await page.text();
+    for (const field of ["classId", "seed", "topK", "temperature", "steps", "count"]) {
+      assert.ok(html.includes(`name="${field}"`), field);
+    }
+    assert.ok(html.includes(`"model":"fake","classes":10,"maxCount":16,"maxSteps":64`));
+    assert.ok(!/<script src=|<link /.test(html), "the page must be self-contained");
+
+    assert.deepEqual(await (await fetch(`${base}/api/samples`)).json(), { samples: [] });
+    const png = await solidPng(4, [1, 2, 3]);
+    await Deno.writeFile(`${dir}/old.png`, png);
+    await Deno.writeFile(`${dir}/notes.txt`, new Uint8Array([1]));
+    await Deno.writeFile(`${dir}/.hidden.png`, png);
+    const listed = await (await fetch(`${base}/api/samples`)).json();
+    assert.deepEqual(listed.samples.map((x: { name: string; url: string; bytes: number }) => [x.name, x.url, x.bytes]), [
+      ["old.png", "/samples/old.png", png.length],
+    ]);
+    const got = await fetch(`${base}/samples/old.png`);
+    assert.equal(got.headers.get("content-type"), "image/png");
+    assert.deepEqual(new Uint8Array(await got.arrayBuffer()), png);
+  });
+});
+
+Deno.test("sample names cannot leave the samples folder", async () => {
+  await withServer(new FakeModel(), async (base, dir) => {
+    const secret = "TOP-SECRET-BYTES";
+    const parent = dir.slice(0, dir.lastIndexOf("/"));
+    await Deno.writeTextFile(`${parent}/secret.png`, secret);
+    await Deno.symlink(`${parent}/secret.png`, `${dir}/link.png`);
+    const attempts = [
+      "/samples/..%2Fsecret.png",
+      "/samples/%2e%2e%2fsecret.png",
+      "/samples/%2E%2E%2Fsecret.png",
+      "/samples/..%252Fsecret.png",
+      "/samples/%2e%2e/secret.png",
+      "/samples/../secret.png",
+      "/samples/..%5Csecret.png",
+      "/samples/.hidden.png",
+      "/samples/a%00.png",
+      "/samples/..png",
+      "/samples/x..%2F..%2Fsecret.png",
+      `/samples/${encodeURIComponent(`${parent}/secret.png`)}`,
+      "/samples/link.png",
+      "/samples/missing.png",
+    ];
+    for (const path of attempts) {
+      const { status, body } = await rawGet(base, path);
+      assert.ok(status === 400 || status === 404, `${path} gave ${status}`);
+      assert.ok(!body.includes(secret), `${path} leaked the file`);
+    }
+    assert.equal((await rawGet(base, "/samples/..%2Fsecret.png")).status, 400);
+  });
+});
+
+Deno.test("POST /api/generate (JSON): validates, runs the model, saves unique safe names", async () => {
+  const model = new FakeModel();
+  model.nameHint = (_r, i) => (i === 0 ? "../../evil name" : "dup");
+  await withServer(model, async (base, dir) => {
+    const res = await post(base, { classId: 3, seed: 7, count: 3, steps: 12 });
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.deepEqual(body.images.map((x: { name: string }) => x.name), ["evil-name.png", "dup.png", "dup-2.png"]);
+    assert.deepEqual(model.calls, [{ classId: 3, seed: 7, topK: 200, temperature: 1, steps: 12, count: 3 }]);
+    for (const name of ["evil-name.png", "dup.png", "dup-2.png"]) assert.ok((await Deno.stat(`${dir}/${name}`)).isFile);
+    const listed = await (await fetch(`${base}/api/samples`)).json();
+    assert.equal(listed.samples.length, 3);
+    const img = await fetch(`${base}${body.images[1].url}`);
+    assert.deepEqual(new Uint8Array(await img.arrayBuffer()), await solidPng(8, [7, 40, 200]));
+  });
+});
+
+Deno.test("POST /api/generate rejects bad requests with 400/413/415/422 and a reason", async () => {
+  const model = new FakeModel();
+  await withServer(model, async (base) => {
+    const check = async (res: Response, status: number, error: RegExp, problems?: string[]) => {
+      assert.equal(res.status, status);
+      const body = await res.json();
+      assert.match(body.error, error);
+      if (problems) assert.deepEqual(body.problems, problems);
+    };
+    await check(await post(base, "{not json"), 400, /^body is not valid JSON/);
+    await check(await post(base, "[1,2]"), 400, /^body must be a JSON object$/);
+    await check(await post(base, "{}", { "content-type": "text/plain" }), 415, /expected a JSON body/);
+    await check(await post(base, { seed: 1, pad: "x".repeat(5000) }), 413, /request body is \d+ bytes; the limit is 4096/);
+    // A streamed body without Content-Length is cut off at the limit too.
+    const chunked = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(`{"seed": 1, "pad": "${"y".repeat(6000)}"}`));
+        c.close();
+      },
+    });
+    await check(
+      await fetch(`${base}/api/generate`, { method: "POST", headers: { "content-type": "application/json" }, body: chunked }),
+      413,
+      /over the limit of 4096 bytes/,
+    );
+    await check(
+      await post(base, { count: 100, steps: 0, classId: 10, temperature: 0, topK: -1, colour: "red" }),
+      422,
+      /^invalid generate request$/,
+      [
+        "classId: expected an integer between 0 and 9, got 10",
+        "topK: expected an integer between 0 and 65536, got -1",
+        "temperature: expected a number > 0 and <= 10, got 0",
+        "steps: expected an integer between 1 and 64, got 0",
+        "count: expected an integer between 1 and 16, got 100",
+        "colour: unknown key (allowed: classId, seed, topK, temperature, steps, count)",
+      ],
+    );
+    assert.equal(model.calls.length, 0);
+  });
+});
+
+Deno.test("without a model the server is a gallery only and generate answers 503", async () => {
+  await withServer(undefined, async (base) => {
+    const res = await post(base, { count: 1 });
+    assert.equal(res.status, 503);
+    assert.match((await res.json()).error, /no preview model is loaded/);
+    assert.match(await (await fetch(`${base}/`)).text(), /"model":null/);
+  });
+});
+
+Deno.test("event stream: progress then images; concurrent requests queue in order", async () => {
+  const model = new FakeModel();
+  const release = gate();
+  model.hold = release;
+  await withServer(model, async (base) => {
+    const sse = { accept: "text/event-stream" };
+    const first = post(base, { seed: 1, count: 1 }, sse);
+    await model.started.opened;
+    const second = post(base, { seed: 2, count: 2 }, sse);
+    await waitFor(async () => (await (await fetch(`${base}/healthz`)).json()).busy === 2);
+    const third = post(base, { seed: 3, count: 1 }, sse);
+    await waitFor(async () => (await (await fetch(`${base}/healthz`)).json()).busy === 3);
+    release.open();
+
+    const [a, b, c] = await Promise.all([first, second, third]);
+    assert.match(a.headers.get("content-type") ?? "", /^text\/event-stream/);
+    const evA = await events(a);
+    assert.deepEqual(evA.map(([k]) => k), ["started", "progress", "progress", "image", "done"]);
+    assert.deepEqual(evA[1][1], { done: 1, total: 2, stage: "stage 1" });
+    const evB = await events(b);
+    assert.deepEqual(evB.map(([k]) => k), ["queued", "started", "progress", "progress", "image", "image", "done"]);
+    assert.deepEqual(evB[0][1], { ahead: 1 });
+    assert.deepEqual(((evB[6][1]) as { images: { name: string }[] }).images.map((x) => x.name), ["s2-0.png", "s2-1.png"]);
+    const evC = await events(c);
+    assert.deepEqual(evC[0], ["queued", { ahead: 2 }]);
+    assert.deepEqual(model.calls.map((r) => r.seed), [1, 2, 3]);
+    assert.equal(model.maxActive, 1);
+  });
+});
+
+Deno.test("a model failure reaches the client as an error event", async () => {
+  const model: PreviewModel = { name: "broken", generate: () => Promise.reject(new Error("out of memory")) };
+  await withServer(model, async (base) => {
+    const ev = await events(await post(base, { count: 1 }, { accept: "text/event-stream" }));
+    assert.deepEqual(ev, [["started", { count: 1 }], ["error", { message: "out of memory" }]]);
+    const json = await post(base, { count: 1 });
+    assert.equal(json.status, 500);
+    assert.deepEqual(await json.json(), { error: "out of memory" });
+  });
+});
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error("timed out waiting for a condition");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page in a real browser, driven over the DevTools protocol
+
+const CHROMIUM = "/usr/bin/chromium";
+const haveChromium = (() => {
+  try {
+    return Deno.statSync(CHROMIUM).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+/** The smallest DevTools client: one page session, Runtime.evaluate. */
+class DevTools {
+  #nextId = 1;
+  #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  sessionId = "";
+  private constructor(readonly socket: WebSocket) {
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      const waiter = this.#pending.get(message.id);
+      if (!waiter) return;
+      this.#pending.delete(message.id);
+      if (message.error) waiter.reject(new Error(JSON.stringify(message.error)));
+      else waiter.resolve(message.result);
+    };
+  }
+
+  static async connect(url: string): Promise<DevTools> {
+    const socket = new WebSocket(url);
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve;
+      socket.onerror = () => reject(new Error(`cannot connect to ${url}`));
+    });
+    return new DevTools(socket);
+  }
+
+  send(method: string, params: Record<string, unknown> = {}, session = true): Promise<unknown> {
+    const id = this.#nextId++;
+    const message: Record<string, unknown> = { id, method, params };
+    if (session && this.sessionId) message.sessionId = this.sessionId;
+    this.socket.send(JSON.stringify(message));
+    return new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+  }
+
+  async evaluate<T>(expression: string): Promise<T> {
+    const result = await this.send("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true }) as {
+      result: { value: T };
+      exceptionDetails?: unknown;
+    };
+    if (result.exceptionDetails) throw new Error(`page error: ${JSON.stringify(result.exceptionDetails)}`);
+    return result.result.value;
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise((resolve) => (this.socket.onclose = resolve));
+    this.socket.close();
+    await closed;
+  }
+}
+
+Deno.test({
+  name: "the page in headless Chromium shows progress, then the generated images",
+  ignore: !haveChromium,
+  sanitizeResources: false, // the browser's websocket closes asynchronously with the process
+  async fn() {
+    const model = new FakeModel();
+    const release = gate();
+    model.hold = release;
+    await withServer(model, async (base, dir) => {
+      await Deno.writeFile(`${dir}/earlier.png`, await solidPng(8, [0, 255, 0]));
+      const profile = await Deno.makeTempDir();
+      const browser = new Deno.Command(CHROMIUM, {
+        args: [
+          "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+          "--disable-component-update", "--disable-sync", "--no-first-run",
+          `--user-data-dir=${profile}`, "--remote-debugging-port=0", "about:blank",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      let tools: DevTools | undefined;
+      try {
+        // Chromium writes the port it chose into the profile folder.
+        let portFile = "";
+        await waitFor(async () => {
+          portFile = await Deno.readTextFile(`${profile}/DevToolsActivePort`).catch(() => "");
+          return portFile.includes("\n");
+        }, 30_000);
+        const [port, path] = portFile.trim().split("\n");
+        tools = await DevTools.connect(`ws://127.0.0.1:${port}${path}`);
+        const { targetId } = await tools.send("Target.createTarget", { url: "about:blank" }, false) as {
+          targetId: string;
+        };
+        const { sessionId } = await tools.send("Target.attachToTarget", { targetId, flatten: true }, false) as {
+          sessionId: string;
+        };
+        tools.sessionId = sessionId;
+        await tools.send("Page.navigate", { url: `${base}/` });
+        const t = tools;
+        await waitFor(() => t.evaluate<boolean>(`document.querySelectorAll("#gallery img").length === 1`));
+
+        await t.evaluate(`(() => {
+          const f = document.getElementById("generate");
+          f.elements.count.value = "3";
+          f.elements.seed.value = "5";
+          f.elements.classId.value = "2";
+          document.getElementById("go").click();
+        })()`);
+        await waitFor(() => t.evaluate<boolean>(`document.getElementById("status").textContent === "stage 1: 1 / 2"`));
+        assert.equal(await t.evaluate<boolean>(`document.getElementById("go").disabled`), true);
+        release.open();
+        await waitFor(() =>
+          t.evaluate<boolean>(`(() => {
+            const imgs = [...document.querySelectorAll("#results img")];
+            return imgs.length === 3 && imgs.every((i) => i.complete && i.naturalWidth === 8);
+          })()`)
+        );
+        assert.equal(await t.evaluate<string>(`document.getElementById("status").textContent`), "done: 3 image(s)");
+        assert.equal(await t.evaluate<number>(`document.querySelectorAll("#gallery img").length`), 4);
+        assert.deepEqual(model.calls, [{ classId: 2, seed: 5, topK: 200, temperature: 1, steps: 8, count: 3 }]);
+
+        // A request the server rejects shows its reason on the page (browser-side checks off,
+        // as they would be for a client that does not know the limits).
+        await t.evaluate(`(() => {
+          document.getElementById("generate").noValidate = true;
+          document.getElementById("generate").elements.count.value = "99";
+          document.getElementById("go").click();
+        })()`);
+        await waitFor(() =>
+          t.evaluate<boolean>(`document.getElementById("status").textContent.includes("count: expected an integer between 1 and 16, got 99")`)
+        );
+        await tools.send("Browser.close", {}, false).catch(() => {});
+      } finally {
+        await tools?.close().catch(() => {});
+        try {
+          browser.kill("SIGKILL");
+        } catch { /* already gone */ }
+        await browser.status;
+        await Deno.remove(profile, { recursive: true }).catch(() => {});
+      }
+    });
+  },
+});
