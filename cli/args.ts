@@ -147,22 +147,27 @@ export function parseCommandLine(args: readonly string[]): ParsedArgs {
   return { command, positionals, values: parsed.values as ParsedArgs["values"] };
 }
 
-const OPTION_HELP: Record<OptionName, string> = {
-  help: "--help, -h              show help",
-  config: "--config, -c FILE       YAML config (may use `extends: base.yaml`)",
-  set: "--set KEY.PATH=VALUE     override a config key before checking (repeatable; VALUE is YAML)",
-  device: "--device cpu|webgpu|auto",
-  outputs: "--outputs, -o DIR       output folder (default outputs)",
-  plugin: "--plugin FILE           load another plugin module (repeatable)",
-  verbose: "--verbose, -v           debug lines and stack traces",
-  force: "--force                 re-run steps even when their outputs are finished",
-  "force-step": "--force-step NAME       re-run one step (repeatable)",
-  "dry-run": "--dry-run               check and show the plan, run nothing",
-  port: "--port N                port (default 8000; 0 picks a free one)",
-  host: "--host ADDR             address to bind (default 127.0.0.1)",
-  samples: "--samples DIR           gallery folder",
-  model: "--model NAME            registered preview model to load",
+const OPTION_HELP: Record<OptionName, [string, string]> = {
+  help: ["--help, -h", "show help"],
+  config: ["--config, -c FILE", "YAML config (may use `extends: base.yaml`)"],
+  set: ["--set KEY.PATH=VALUE", "override a config key before checking (repeatable; VALUE is YAML)"],
+  device: ["--device NAME", "cpu, webgpu or auto"],
+  outputs: ["--outputs, -o DIR", "output folder (default outputs)"],
+  plugin: ["--plugin FILE", "load another plugin module (repeatable)"],
+  verbose: ["--verbose, -v", "debug lines and stack traces"],
+  force: ["--force", "re-run steps even when their outputs are finished"],
+  "force-step": ["--force-step NAME", "re-run one step (repeatable)"],
+  "dry-run": ["--dry-run", "check and show the plan, run nothing"],
+  port: ["--port N", "port (default 8000; 0 picks a free one)"],
+  host: ["--host ADDR", "address to bind (default 127.0.0.1)"],
+  samples: ["--samples DIR", "gallery folder"],
+  model: ["--model NAME", "registered preview model to load"],
 };
+
+function optionLine(name: OptionName): string {
+  const [flag, text] = OPTION_HELP[name];
+  return `  ${flag.padEnd(22)}${text}`;
+}
 
 export function mainHelp(): string {
   const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.split(" [")[0].length)) + 2;
@@ -175,7 +180,7 @@ export function mainHelp(): string {
     ...Object.values(COMMANDS).map((c) => `  ${c.usage.split(" [")[0].padEnd(width)}${c.summary}`),
     "",
     "Options for every command:",
-    ...GLOBAL.map((o) => `  ${OPTION_HELP[o]}`),
+    ...GLOBAL.map(optionLine),
     "",
     "`digit <command> --help` shows a command's options and config keys.",
     "Exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 130 interrupted.",
@@ -192,7 +197,7 @@ export function commandHelp(command: string, extra: string[] = []): string {
     ...(info.details.length > 0 ? ["", ...info.details] : []),
     "",
     "Options:",
-    ...info.options.map((o) => `  ${OPTION_HELP[o]}`),
+    ...info.options.map(optionLine),
     ...(extra.length > 0 ? ["", ...extra] : []),
   ];
   return lines.join("\n") + "\n";

@@ -3,7 +3,8 @@
  * tests/fixtures/make_image_fixtures.py. Tolerances:
  *  - PIL uint8 resizes, torchvision crops: exact;
  *  - ToTensor + Normalize: exact (float32);
- *  - F.interpolate bicubic: |diff| <= 1e-5 (summation order differs from torch's kernel);
+ *  - F.interpolate bicubic: |diff| <= 3e-6 (measured max 1.2e-6; we accumulate in double,
+ *    torch in float32);
  *  - TF1 bilinear: exact (float32 op for op).
  */
 
@@ -38,6 +39,7 @@ const havePhotos = (() => {
 const bytes = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 const floats = (s: string) => new Float32Array(bytes(s).buffer);
 const ints = (s: string) => new Int32Array(bytes(s).buffer);
+const INTERP_TOL = 3e-6;
 
 async function sha256(data: Uint8Array | Float32Array): Promise<string> {
   const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
@@ -79,14 +81,14 @@ Deno.test("toTensor + normalize equal torchvision's float32 values exactly", () 
   assert.equal(maxAbsDiff(x.data, floats(synth.to_tensor_normalized)), 0);
 });
 
-Deno.test("interpolateBicubic matches F.interpolate(bicubic, align_corners=False) within 1e-5", () => {
+Deno.test("interpolateBicubic matches F.interpolate(bicubic, align_corners=False) within 3e-6", () => {
   const x = normalize(toTensor(src));
   for (const c of synth.interpolate as { scale?: number | number[]; size?: [number, number]; height: number; width: number; data: string }[]) {
     const opts = c.size ? { size: c.size } : { scaleFactor: c.scale as number | [number, number] };
     const y = interpolateBicubic(x.data, 3, x.height, x.width, opts);
     assert.equal(`${y.height}x${y.width}`, `${c.height}x${c.width}`, JSON.stringify(opts));
     const d = maxAbsDiff(y.data, floats(c.data));
-    assert.ok(d <= 1e-5, `${JSON.stringify(opts)}: max diff ${d}`);
+    assert.ok(d <= INTERP_TOL, `${JSON.stringify(opts)}: max diff ${d}`);
   }
   // The coordinate scale comes from the scale factor, not in/out: 37 * (16.1/37) -> 16
   // outputs, but sampled at 37/16.1 spacing, which differs from size=(16,16).
@@ -157,7 +159,7 @@ Deno.test({
       const want = floats(e.digit224.values);
       const got = Array.from(pos, (p) => y.data[p]);
       const d = maxAbsDiff(got, want);
-      assert.ok(d <= 1e-5, `${name} interpolate 256->224: max diff ${d}`);
+      assert.ok(d <= INTERP_TOL, `${name} interpolate 256->224: max diff ${d}`);
       const sums = [0, 1, 2].map((c) => y.data.subarray(c * 224 * 224, (c + 1) * 224 * 224).reduce((s, v) => s + v, 0));
       for (let c = 0; c < 3; c++) assert.ok(Math.abs(sums[c] - e.digit224.channel_sums[c]) < 0.05, `${name} sum ${c}`);
 

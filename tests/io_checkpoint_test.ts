@@ -26,10 +26,14 @@ Deno.test("saveCheckpoint/loadCheckpoint round trip with metadata; overwrite rep
   const b = await loadCheckpoint(path);
   assert.deepEqual(b.meta, { step: 200 });
   assert.deepEqual([...b.weights.get("layer.weight")!.data], [3, 6, 9, 12]);
-  const left = [...Deno.readDirSync(path.slice(0, path.lastIndexOf("/")))].map((e) => e.name).sort();
+  const left = [...Deno.readDirSync(path.slice(0, path.lastIndexOf("/")))].map((e) => e.name)
+    .sort();
   assert.deepEqual(left, ["ckpt_100.json", "ckpt_100.safetensors"], "no temp files left behind");
   // the weights are an ordinary safetensors file
-  assert.deepEqual([...(await loadStateDict(`${path}.safetensors`)).keys()], ["layer.weight", "layer.steps"]);
+  assert.deepEqual([...(await loadStateDict(`${path}.safetensors`)).keys()], [
+    "layer.weight",
+    "layer.steps",
+  ]);
 });
 
 Deno.test("an interrupted save is never taken for a checkpoint", async () => {
@@ -73,14 +77,28 @@ Deno.test("checkStateDict reports missing, unexpected and mismatched keys; stric
     unexpected: ["blocks.0.ls1.gamma"],
     mismatched: [{ key: "pos_embed", expected: [1, 1370, 8], got: [1, 5, 8] }],
   });
-  assert.throws(() => checkStateDict(expected, got, { strict: true, what: "DINOv2" }), (e: unknown) => {
-    assert.ok(e instanceof StateDictError);
-    assert.deepEqual(e.report, report);
-    for (const s of ["DINOv2", "missing keys (2): norm.weight, norm.bias", "unexpected keys (1): blocks.0.ls1.gamma", "pos_embed: expected [1,1370,8], got [1,5,8]"]) {
-      assert.ok(e.message.includes(s), `"${e.message}" lacks "${s}"`);
-    }
-    return true;
-  });
+  assert.throws(
+    () => checkStateDict(expected, got, { strict: true, what: "DINOv2" }),
+    (e: unknown) => {
+      assert.ok(e instanceof StateDictError);
+      assert.deepEqual(e.report, report);
+      for (
+        const s of [
+          "DINOv2",
+          "missing keys (2): norm.weight, norm.bias",
+          "unexpected keys (1): blocks.0.ls1.gamma",
+          "pos_embed: expected [1,1370,8], got [1,5,8]",
+        ]
+      ) {
+        assert.ok(e.message.includes(s), `"${e.message}" lacks "${s}"`);
+      }
+      return true;
+    },
+  );
   const exact = new Map([...got].map(([k, t]) => [k, t.shape]));
-  assert.deepEqual(checkStateDict(exact, got, { strict: true, what: "x" }), { missing: [], unexpected: [], mismatched: [] });
+  assert.deepEqual(checkStateDict(exact, got, { strict: true, what: "x" }), {
+    missing: [],
+    unexpected: [],
+    mismatched: [],
+  });
 });

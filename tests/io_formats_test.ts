@@ -3,10 +3,25 @@
 
 import assert from "node:assert/strict";
 import { type HostTensor, makeHostTensor, type StateDict } from "../core/io/host_tensor.ts";
-import { encodeNpy, encodeNpz, parseNpy, readNpy, readNpz, writeNpy, writeNpz } from "../core/io/npy.ts";
+import {
+  encodeNpy,
+  encodeNpz,
+  parseNpy,
+  readNpy,
+  readNpz,
+  writeNpy,
+  writeNpz,
+} from "../core/io/npy.ts";
 import { encodeSafetensors, readSafetensors, writeSafetensors } from "../core/io/safetensors.ts";
 import { detectFormat, loadStateDict } from "../core/io/state_dict.ts";
-import { assertRejects, assertTensor, EXPECTED, FIXTURES, tempDir, tempFile } from "./fixtures/io/helpers.ts";
+import {
+  assertRejects,
+  assertTensor,
+  EXPECTED,
+  FIXTURES,
+  tempDir,
+  tempFile,
+} from "./fixtures/io/helpers.ts";
 
 for (const file of ["km.npy", "fortran_f8.npy", "v2_i8.npy", "f2.npy", "u1.npy"]) {
   Deno.test(`readNpy ${file} matches numpy`, async () => {
@@ -32,7 +47,9 @@ Deno.test("hand-written safetensors: all dtypes and metadata", async () => {
   const exp = EXPECTED["hand.safetensors"];
   assert.deepEqual(metadata, exp.metadata);
   assert.deepEqual([...tensors.keys()], Object.keys(exp.tensors));
-  for (const [k, e] of Object.entries(exp.tensors)) assertTensor(tensors.get(k), e, `hand.safetensors:${k}`);
+  for (const [k, e] of Object.entries(exp.tensors)) {
+    assertTensor(tensors.get(k), e, `hand.safetensors:${k}`);
+  }
   assert.equal(detectFormat(FIXTURES + "hand.safetensors"), "safetensors");
 });
 
@@ -51,7 +68,9 @@ function assertSameDict(got: StateDict, want: StateDict): void {
     const g = got.get(k)!;
     assert.deepEqual(g.shape, t.shape, k);
     assert.equal(g.dtype, t.dtype, k);
-    for (let i = 0; i < t.data.length; i++) assert.ok(Object.is(g.data[i], t.data[i]), `${k}[${i}]`);
+    for (let i = 0; i < t.data.length; i++) {
+      assert.ok(Object.is(g.data[i], t.data[i]), `${k}[${i}]`);
+    }
   }
 }
 
@@ -65,7 +84,11 @@ Deno.test("safetensors round trip (memory and file) keeps values, order and 8-by
   assert.deepEqual(back.metadata, { note: "x" });
   const path = `${tempDir()}/w.safetensors`;
   await writeSafetensors(path, sd);
-  assert.deepEqual(await Deno.readFile(path), encodeSafetensors(sd), "streamed file equals in-memory encoding");
+  assert.deepEqual(
+    await Deno.readFile(path),
+    encodeSafetensors(sd),
+    "streamed file equals in-memory encoding",
+  );
   assertSameDict(await loadStateDict(path), sd);
 });
 
@@ -73,7 +96,9 @@ Deno.test("npy/npz round trip; our npy header is byte-identical to numpy's", asy
   const km = await Deno.readFile(FIXTURES + "km.npy");
   assert.deepEqual(encodeNpy(parseNpy(km, "km.npy")), km);
   const sd = sample();
-  for (const [k, t] of sd) assertSameDict(new Map([[k, parseNpy(encodeNpy(t), k)]]), new Map([[k, t]]));
+  for (const [k, t] of sd) {
+    assertSameDict(new Map([[k, parseNpy(encodeNpy(t), k)]]), new Map([[k, t]]));
+  }
   const dir = tempDir();
   await writeNpy(`${dir}/one.npy`, sd.get("a.weight")!);
   assertSameDict(await loadStateDict(`${dir}/one.npy`), new Map([["one", sd.get("a.weight")!]]));
@@ -86,9 +111,19 @@ Deno.test("corrupt safetensors: header beyond file, bad JSON, unknown dtype, sho
   const good = await Deno.readFile(FIXTURES + "hand.safetensors");
   const huge = good.slice();
   new DataView(huge.buffer).setBigUint64(0, 1n << 40n, true);
-  await assertRejects(() => readSafetensors(huge, { name: "huge.st" }), "huge.st", "header length", "beyond file size");
+  await assertRejects(
+    () => readSafetensors(huge, { name: "huge.st" }),
+    "huge.st",
+    "header length",
+    "beyond file size",
+  );
   const path = tempFile("cut.safetensors", good.subarray(0, good.length - 5));
-  await assertRejects(() => readSafetensors(path), path, "truncated", "'f_f64' ends at data byte 98");
+  await assertRejects(
+    () => readSafetensors(path),
+    path,
+    "truncated",
+    "'f_f64' ends at data byte 98",
+  );
   const enc = (header: string, data = new Uint8Array(0)) => {
     const h = new TextEncoder().encode(header);
     const out = new Uint8Array(8 + h.length + data.length);
@@ -98,23 +133,41 @@ Deno.test("corrupt safetensors: header beyond file, bad JSON, unknown dtype, sho
     return out;
   };
   await assertRejects(
-    () => readSafetensors(enc('{"x": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}}', new Uint8Array(1)), { name: "f8.st" }),
+    () =>
+      readSafetensors(
+        enc('{"x": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}}', new Uint8Array(1)),
+        { name: "f8.st" },
+      ),
     "f8.st",
     "unknown dtype 'F8_E4M3'",
     "'x'",
   );
   await assertRejects(
-    () => readSafetensors(enc('{"x": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}', new Uint8Array(8)), { name: "span.st" }),
+    () =>
+      readSafetensors(
+        enc('{"x": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}', new Uint8Array(8)),
+        { name: "span.st" },
+      ),
     "span.st",
     "needs 12 bytes",
   );
-  await assertRejects(() => readSafetensors(enc("{not json"), { name: "json.st" }), "json.st", "not valid JSON");
+  await assertRejects(
+    () => readSafetensors(enc("{not json"), { name: "json.st" }),
+    "json.st",
+    "not valid JSON",
+  );
 });
 
 Deno.test("corrupt npy/npz: bad magic, truncated data, header beyond file, CRC mismatch", async () => {
   const km = await Deno.readFile(FIXTURES + "km.npy");
-  assert.throws(() => parseNpy(km.subarray(0, km.length - 4), "km.npy"), /km\.npy.*truncated npy.*needs 512 data bytes/);
-  assert.throws(() => parseNpy(km.subarray(0, 40), "km.npy"), /km\.npy.*header length 118 beyond file size 40/);
+  assert.throws(
+    () => parseNpy(km.subarray(0, km.length - 4), "km.npy"),
+    /km\.npy.*truncated npy.*needs 512 data bytes/,
+  );
+  assert.throws(
+    () => parseNpy(km.subarray(0, 40), "km.npy"),
+    /km\.npy.*header length 118 beyond file size 40/,
+  );
   const bad = km.slice();
   bad[1] = 0x58;
   assert.throws(() => parseNpy(bad, "km.npy"), /km\.npy.*bad magic/);

@@ -13,8 +13,25 @@ for (let proto = 0; proto <= 5; proto++) {
     const v = unpickle(await Deno.readFile(FIXTURES + file), { file }) as Map<string, unknown>;
     // the object written by tests/fixtures/make_io_fixtures.py, section 7
     assert.deepEqual([...v.keys()], [
-      "int", "neg", "i32", "big", "negbig", "float", "str", "bytes", "bytearray", "list", "tuple",
-      "set", "frozenset", "none", "true", "false", "shared", "slice", "dict",
+      "int",
+      "neg",
+      "i32",
+      "big",
+      "negbig",
+      "float",
+      "str",
+      "bytes",
+      "bytearray",
+      "list",
+      "tuple",
+      "set",
+      "frozenset",
+      "none",
+      "true",
+      "false",
+      "shared",
+      "slice",
+      "dict",
     ]);
     assert.equal(v.get("int"), 1);
     assert.equal(v.get("neg"), -5);
@@ -64,7 +81,10 @@ Deno.test("hostile globals through GLOBAL, INST and OBJ stay inert; nothing is c
   assert.ok(viaObj instanceof PickleObject);
   assert.deepEqual(viaObj.args, ["1+1"]);
   // builtins.getattr / __import__ are not on the safe list either
-  const getattr = unpickle(new PickleWriter().global("builtins", "getattr").mark().str("x").str("y").tuple().reduce().bytes());
+  const getattr = unpickle(
+    new PickleWriter().global("builtins", "getattr").mark().str("x").str("y").tuple().reduce()
+      .bytes(),
+  );
   assert.ok(getattr instanceof PickleObject);
   assert.notEqual(typeof (getattr as PickleObject).cls, "function");
 });

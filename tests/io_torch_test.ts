@@ -9,9 +9,22 @@ import { loadTorch } from "../core/io/torch.ts";
 import { encodeZip, ZipReader } from "../core/io/zip.ts";
 import { openSource } from "../core/io/byte_source.ts";
 import { isHostTensor } from "../core/io/host_tensor.ts";
-import { assertRejects, assertTensor, EXPECTED, FIXTURES, PickleWriter, tempFile } from "./fixtures/io/helpers.ts";
+import {
+  assertRejects,
+  assertTensor,
+  EXPECTED,
+  FIXTURES,
+  PickleWriter,
+  tempFile,
+} from "./fixtures/io/helpers.ts";
 
-const TORCH_FILES = ["torch_zip.pt", "torch_legacy.pt", "dinov2_like.pth", "vqgan_like.ckpt", "fairseq_like.pt"];
+const TORCH_FILES = [
+  "torch_zip.pt",
+  "torch_legacy.pt",
+  "dinov2_like.pth",
+  "vqgan_like.ckpt",
+  "fairseq_like.pt",
+];
 
 for (const file of TORCH_FILES) {
   Deno.test(`loadStateDict ${file}: every tensor matches torch exactly`, async () => {
@@ -90,11 +103,21 @@ Deno.test("loadStateDict: auto-unwrap, select, stripPrefix, addPrefix", async ()
   assert.ok(fairseq.has("decoder.version"), "auto-unwrapped 'model'");
   const selected = await loadStateDict(FIXTURES + "fairseq_like.pt", { select: "model" });
   assert.deepEqual([...selected.keys()], [...fairseq.keys()]);
-  const enc = await loadStateDict(FIXTURES + "fairseq_like.pt", { stripPrefix: "pretrained_encoder." });
+  const enc = await loadStateDict(FIXTURES + "fairseq_like.pt", {
+    stripPrefix: "pretrained_encoder.",
+  });
   assert.deepEqual([...enc.keys()], ["cls_token"]);
-  assertTensor(enc.get("cls_token"), EXPECTED["fairseq_like.pt"].tensors["pretrained_encoder.cls_token"], "stripped");
+  assertTensor(
+    enc.get("cls_token"),
+    EXPECTED["fairseq_like.pt"].tensors["pretrained_encoder.cls_token"],
+    "stripped",
+  );
   const vq = await loadStateDict(FIXTURES + "vqgan_like.ckpt", { addPrefix: "vqgan." });
-  assert.deepEqual([...vq.keys()], ["vqgan.encoder.conv_in.weight", "vqgan.decoder.conv_out.bias", "vqgan.quantize.embedding.weight"]);
+  assert.deepEqual([...vq.keys()], [
+    "vqgan.encoder.conv_in.weight",
+    "vqgan.decoder.conv_out.bias",
+    "vqgan.quantize.embedding.weight",
+  ]);
   const file = FIXTURES + "fairseq_like.pt";
   await assertRejects(() => loadStateDict(file, { select: "weights" }), file, "'weights'", "model");
   await assertRejects(() => loadStateDict(file, { select: "extra_state" }), file, "not a tensor");
@@ -167,20 +190,27 @@ function handMadeTorchZip(opts: {
   offset: number;
   data: Uint8Array;
   byteorder?: string;
+  /** Use torch 2.x `_rebuild_tensor_v3` with this tensor dtype (e.g. "uint16"). */
+  v3Dtype?: string;
 }): Uint8Array {
-  const p = new PickleWriter().op(0x7d).str("w").global("torch._utils", "_rebuild_tensor_v2").mark()
+  const rebuild = opts.v3Dtype ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2";
+  const p = new PickleWriter().op(0x7d).str("w").global("torch._utils", rebuild).mark()
     .mark().str("storage").global("torch", opts.storage).str("0").str("cpu").int(opts.numel).tuple()
     .op(0x51) // BINPERSID
     .int(opts.offset).mark();
   for (const d of opts.shape) p.int(d);
   p.tuple().mark();
   for (const s of opts.stride) p.int(s);
-  p.tuple().op(0x89).global("collections", "OrderedDict").op(0x29).reduce().tuple().reduce().op(0x73);
+  p.tuple().op(0x89).global("collections", "OrderedDict").op(0x29).reduce();
+  if (opts.v3Dtype) p.global("torch", opts.v3Dtype);
+  p.tuple().reduce().op(0x73);
   const files = [
     { name: "archive/data.pkl", data: p.bytes() },
     { name: "archive/data/0", data: opts.data },
   ];
-  if (opts.byteorder) files.push({ name: "archive/byteorder", data: new TextEncoder().encode(opts.byteorder) });
+  if (opts.byteorder) {
+    files.push({ name: "archive/byteorder", data: new TextEncoder().encode(opts.byteorder) });
+  }
   return encodeZip(files);
 }
 
@@ -194,16 +224,49 @@ Deno.test("hand-made torch zip: strided view, big-endian byteorder", async () =>
     offset: 0,
     data: new Uint8Array(le.buffer),
   });
-  const w = ((await loadTorch(zipped)) as Map<string, { data: Float32Array; shape: number[] }>).get("w")!;
+  const w = ((await loadTorch(zipped)) as Map<string, { data: Float32Array; shape: number[] }>).get(
+    "w",
+  )!;
   assert.deepEqual(w.shape, [3, 2]);
   assert.deepEqual([...w.data], [0, 3, 1, 4, 2, 5]);
 
   const be = new Uint8Array(4 * 2);
   new DataView(be.buffer).setInt32(0, -7, false);
   new DataView(be.buffer).setInt32(4, 70000, false);
-  const big = handMadeTorchZip({ storage: "IntStorage", numel: 2, shape: [2], stride: [1], offset: 0, data: be, byteorder: "big" });
+  const big = handMadeTorchZip({
+    storage: "IntStorage",
+    numel: 2,
+    shape: [2],
+    stride: [1],
+    offset: 0,
+    data: be,
+    byteorder: "big",
+  });
   const t = ((await loadTorch(big)) as Map<string, { data: Int32Array }>).get("w")!;
   assert.deepEqual([...t.data], [-7, 70000]);
+});
+
+Deno.test("hand-made torch zip: _rebuild_tensor_v3 reads an untyped storage as the tensor dtype", async () => {
+  const raw = Uint16Array.from([1, 65535, 300, 0x3c00]);
+  const common = {
+    storage: "UntypedStorage",
+    numel: 8,
+    shape: [3],
+    stride: [1],
+    offset: 1,
+    data: new Uint8Array(raw.buffer),
+  };
+  const u16 = ((await loadTorch(handMadeTorchZip({ ...common, v3Dtype: "uint16" }))) as Map<
+    string,
+    { data: Int32Array; sourceDtype: string }
+  >).get("w")!;
+  assert.deepEqual([...u16.data], [65535, 300, 0x3c00]);
+  assert.equal(u16.sourceDtype, "u16");
+  const f16 = ((await loadTorch(handMadeTorchZip({ ...common, v3Dtype: "float16" }))) as Map<
+    string,
+    { data: Float32Array }
+  >).get("w")!;
+  assert.deepEqual([...f16.data], [NaN, 300 * 2 ** -24, 1]); // 0xffff is a NaN, 300 a subnormal, 0x3c00 is 1.0
 });
 
 Deno.test("storage shorter than the tensor needs is an error naming the file and storage", async () => {
@@ -225,7 +288,22 @@ Deno.test("storage shorter than the tensor needs is an error naming the file and
     offset: 1, // needs elements 1..4 of a 4-element storage
     data: new Uint8Array(16),
   });
-  await assertRejects(() => loadTorch(overrun, { name: "overrun.pt" }), "overrun.pt", "storage '0' has 4");
-  const unknown = handMadeTorchZip({ storage: "ComplexFloatStorage", numel: 1, shape: [1], stride: [1], offset: 0, data: new Uint8Array(8) });
-  await assertRejects(() => loadTorch(unknown, { name: "c.pt" }), "c.pt", "unsupported storage type 'ComplexFloatStorage'");
+  await assertRejects(
+    () => loadTorch(overrun, { name: "overrun.pt" }),
+    "overrun.pt",
+    "storage '0' has 4",
+  );
+  const unknown = handMadeTorchZip({
+    storage: "ComplexFloatStorage",
+    numel: 1,
+    shape: [1],
+    stride: [1],
+    offset: 0,
+    data: new Uint8Array(8),
+  });
+  await assertRejects(
+    () => loadTorch(unknown, { name: "c.pt" }),
+    "c.pt",
+    "unsupported storage type 'ComplexFloatStorage'",
+  );
 });

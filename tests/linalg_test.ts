@@ -217,3 +217,22 @@ Deno.test("sqrtPsd: squares back to S, clamps tiny negative eigenvalues, diag cl
     assert.ok(maxAbsDiff(naiveProduct(R, R, n, n, n), S) < 1e-13, `${name} R^2 = S`);
   }
 });
+
+Deno.test("eigh: rank-deficient PSD (many zero eigenvalues) converges; nonzero part = X X^T", () => {
+  // S = X^T X with X (20, 160): 140 eigenvalues are 0, the other 20 are those of X X^T
+  // (20, 20), a well-conditioned matrix. (A QL deflation test relative to neighbouring
+  // diagonal entries never converges on this one.)
+  const k = 20, n = 160;
+  const X = numbers(k * n, 12);
+  const S = naiveProduct(transpose(X, k, n), X, n, k, n);
+  const small = naiveProduct(X, transpose(X, k, n), k, n, k);
+  for (const [name, run] of paths) {
+    const { values, vectorRows } = run(() => eigh(S, n));
+    const top = values.subarray(n - k);
+    const want = run(() => eigvalsh(small, k));
+    assert.ok(maxAbsDiff(top, want) < 1e-13 * want[k - 1], `${name} nonzero eigenvalues`);
+    for (let i = 0; i < n - k; i++) assert.ok(Math.abs(values[i]) < 1e-14 * want[k - 1], `${name} ${i}`);
+    const res = eigenResiduals(S, n, values, vectorRows!);
+    assert.ok(res.reconstruction < 1e-13 && res.orthogonality < 1e-12, `${name} ${JSON.stringify(res)}`);
+  }
+});

@@ -13,55 +13,18 @@
  */
 
 import { formatError } from "./errors.ts";
+import { BUILTIN_REDUCERS, canonical, DICT_CLASSES } from "./pickle_builtins.ts";
+import { finishNumpyArray, NumpyDtype } from "./pickle_numpy.ts";
 import {
-  type HostTensor,
-  hostTensorFromBytes,
-  isSourceDtype,
-  type SourceDtype,
-} from "./host_tensor.ts";
+  describe,
+  narrow,
+  PickleGlobal,
+  PickleObject,
+  type PickleReducer,
+} from "./pickle_values.ts";
 
-/** A reference to a Python global (class or function), never resolved to code. */
-export class PickleGlobal {
-  constructor(readonly module: string, readonly name: string) {}
-  get qualifiedName(): string {
-    return `${this.module}.${this.name}`;
-  }
-  toString(): string {
-    return `<global ${this.qualifiedName}>`;
-  }
-}
-
-/** An object of a class we do not rebuild: what was called, with which arguments, and its state. */
-export class PickleObject {
-  /** Set by BUILD (usually the instance __dict__ as a Map, or a (dict, slots) pair). */
-  state: unknown = undefined;
-  /** Items added by SETITEM(S) when the class is a dict subclass. */
-  dictItems: Map<unknown, unknown> | null = null;
-  /** Items added by APPEND(S) when the class is a list subclass. */
-  listItems: unknown[] | null = null;
-  constructor(
-    readonly cls: unknown,
-    readonly args: unknown[],
-    readonly kwargs: Map<unknown, unknown> | null = null,
-  ) {}
-  get className(): string {
-    return this.cls instanceof PickleGlobal ? this.cls.qualifiedName : String(this.cls);
-  }
-}
-
-/** Python's slice(start, stop, step). */
-export class PySlice {
-  constructor(readonly start: unknown, readonly stop: unknown, readonly step: unknown) {}
-}
-
-/** A numpy dtype as pickled: descr like "f8" plus the byte order set later by BUILD. */
-export class NumpyDtype {
-  byteOrder = "=";
-  constructor(readonly descr: string) {}
-}
-
-/** Rebuilds a value from REDUCE/NEWOBJ arguments. `file` is for error messages. */
-export type PickleReducer = (args: unknown[], file: string) => unknown;
+export { numpyDescrToSource, NumpyDtype, transposeAll } from "./pickle_numpy.ts";
+export { PickleGlobal, PickleObject, type PickleReducer, PySlice } from "./pickle_values.ts";
 
 export interface UnpickleOptions {
   /** Name for error messages. */
@@ -79,213 +42,6 @@ export function pickleBuildState(value: object): unknown {
   return buildStates.get(value);
 }
 
-// Python 2 module names that protocol-2 pickles still use.
-const PY2_MODULES: Record<string, string> = {
-  __builtin__: "builtins",
-  copy_reg: "copyreg",
-  exceptions: "builtins",
-};
-
-function canonical(g: PickleGlobal): string {
-  const module = PY2_MODULES[g.module] ?? g.module.replace(/^numpy\._core\b/, "numpy.core");
-  return `${module}.${g.name}`;
-}
-
-const DICT_CLASSES = new Set([
-  "builtins.dict",
-  "collections.OrderedDict",
-  "collections.defaultdict",
-]);
-
-/** numpy arrays are rebuilt into HostTensors; BUILD fills this placeholder in place. */
-const pendingNumpy = new WeakSet<object>();
-
-const BUILTIN_REDUCERS = new Map<string, PickleReducer>([
-  [
-    "collections.OrderedDict",
-    (a) => new Map(Array.isArray(a[0]) ? (a[0] as [unknown, unknown][]) : []),
-  ],
-  ["builtins.dict", (a) => new Map(Array.isArray(a[0]) ? (a[0] as [unknown, unknown][]) : [])],
-  ["collections.defaultdict", () => new Map()],
-  ["builtins.set", (a) => new Set(iterableArg(a[0]))],
-  ["builtins.frozenset", (a) => new Set(iterableArg(a[0]))],
-  ["builtins.list", (a) => [...iterableArg(a[0])]],
-  ["builtins.tuple", (a) => [...iterableArg(a[0])]],
-  ["builtins.slice", (a) => new PySlice(a[0] ?? null, a[1] ?? null, a[2] ?? null)],
-  ["builtins.bytearray", (a, file) => toBytes(a, file, "bytearray")],
-  ["builtins.bytes", (a, file) => toBytes(a, file, "bytes")],
-  ["_codecs.encode", (a, file) => toBytes(a, file, "_codecs.encode")],
-  ["copyreg._reconstructor", (a) => new PickleObject(a[0], [])],
-  ["torch.Size", (a) => [...iterableArg(a[0])]],
-  ["numpy.dtype", (a) => new NumpyDtype(String(a[0]))],
-  ["numpy.core.multiarray.scalar", numpyScalar],
-  ["numpy.core.multiarray._reconstruct", () => {
-    const t: HostTensor = { dtype: "f32", shape: [0], data: new Float32Array(0), sourceDtype: "?" };
-    pendingNumpy.add(t);
-    return t;
-  }],
-]);
-
-function iterableArg(x: unknown): unknown[] {
-  if (x === undefined || x === null) return [];
-  if (Array.isArray(x)) return x;
-  if (x instanceof Set) return [...x];
-  if (x instanceof Map) return [...x.keys()];
-  if (x instanceof Uint8Array) return [...x];
-  if (typeof x === "string") return [...x];
-  return [x];
-}
-
-function toBytes(args: unknown[], file: string, what: string): Uint8Array {
-  const [value, encoding] = args;
-  if (value === undefined || value === null) return new Uint8Array(0);
-  if (value instanceof Uint8Array) return value.slice();
-  if (Array.isArray(value)) return Uint8Array.from(value as number[]);
-  if (typeof value === "string") {
-    const enc = String(encoding ?? "utf-8").toLowerCase().replace("_", "-");
-    if (enc === "latin1" || enc === "latin-1" || enc === "iso-8859-1") {
-      const out = new Uint8Array(value.length);
-      for (let i = 0; i < value.length; i++) {
-        const c = value.charCodeAt(i);
-        if (c > 255) {
-          throw formatError(file, `${what}: character U+${c.toString(16)} is not latin-1`);
-        }
-        out[i] = c;
-      }
-      return out;
-    }
-    if (enc === "utf-8" || enc === "utf8" || enc === "ascii") {
-      return new TextEncoder().encode(value);
-    }
-    throw formatError(file, `${what}: unsupported encoding '${encoding}'`);
-  }
-  throw formatError(file, `${what}: cannot make bytes from ${describe(value)}`);
-}
-
-/** numpy descr ("f8", "<i4", "|b1") → our element type name. */
-export function numpyDescrToSource(descr: string): { src: SourceDtype; bigEndian: boolean } | null {
-  const m = /^([<>|=]?)([fiub])(\d+)$/.exec(descr);
-  if (!m) return null;
-  const [, order, kind, bytes] = m;
-  const name = kind === "b" ? (bytes === "1" ? "bool" : "") : `${kind}${Number(bytes) * 8}`;
-  if (!isSourceDtype(name)) return null;
-  return { src: name, bigEndian: order === ">" };
-}
-
-function dtypeOf(
-  d: unknown,
-  file: string,
-): { src: SourceDtype; bigEndian: boolean; descr: string } {
-  if (!(d instanceof NumpyDtype)) throw formatError(file, `numpy value with dtype ${describe(d)}`);
-  const parsed = numpyDescrToSource(d.descr);
-  if (!parsed) throw formatError(file, `unsupported numpy dtype '${d.descr}'`);
-  return { ...parsed, bigEndian: d.byteOrder === ">", descr: d.descr };
-}
-
-function numpyScalar(args: unknown[], file: string): unknown {
-  const { src, bigEndian } = dtypeOf(args[0], file);
-  const raw = args[1];
-  if (!(raw instanceof Uint8Array)) throw formatError(file, "numpy scalar without its bytes");
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const le = !bigEndian;
-  switch (src) {
-    case "f64":
-      return dv.getFloat64(0, le);
-    case "f32":
-      return dv.getFloat32(0, le);
-    case "bool":
-      return raw[0] !== 0;
-    case "i64":
-      return narrow(dv.getBigInt64(0, le));
-    case "u64":
-      return narrow(dv.getBigUint64(0, le));
-    case "i32":
-      return dv.getInt32(0, le);
-    case "u32":
-      return dv.getUint32(0, le);
-    case "i16":
-      return dv.getInt16(0, le);
-    case "u16":
-      return dv.getUint16(0, le);
-    case "i8":
-      return dv.getInt8(0);
-    case "u8":
-      return dv.getUint8(0);
-    default: {
-      const t = hostTensorFromBytes(raw, src, [], { file, key: "numpy scalar", bigEndian });
-      return t.data[0];
-    }
-  }
-}
-
-/** Fills a pending numpy array from its BUILD state (version, shape, dtype, fortran, data). */
-function buildNumpyArray(t: HostTensor, state: unknown, file: string): void {
-  if (!Array.isArray(state) || state.length < 5) {
-    throw formatError(file, "malformed numpy array state");
-  }
-  const [, shape, dtype, fortran, raw] = state as [unknown, number[], unknown, boolean, unknown];
-  const { src, bigEndian, descr } = dtypeOf(dtype, file);
-  let bytes: Uint8Array;
-  if (raw instanceof Uint8Array) bytes = raw;
-  else if (typeof raw === "string") bytes = toBytes([raw, "latin1"], file, "numpy array");
-  else throw formatError(file, `numpy array of dtype '${descr}' without raw bytes (object array?)`);
-  const dims = shape.map(Number);
-  let built: HostTensor;
-  if (fortran && dims.length > 1) {
-    // Fortran order: read with the reversed shape, then transpose back to C order.
-    const rev = hostTensorFromBytes(bytes, src, [...dims].reverse(), {
-      file,
-      key: "numpy array",
-      bigEndian,
-    });
-    built = transposeAll(rev);
-  } else {
-    built = hostTensorFromBytes(bytes, src, dims, { file, key: "numpy array", bigEndian });
-  }
-  Object.assign(t, built);
-}
-
-/** Reverses all axes of a C-order tensor (turns a Fortran-order read into C order). */
-export function transposeAll(t: HostTensor): HostTensor {
-  const shape = [...t.shape].reverse();
-  const n = t.data.length;
-  const out = t.data instanceof Float32Array ? new Float32Array(n) : new Int32Array(n);
-  const rank = shape.length;
-  // source strides (of the reversed shape), read in reversed axis order
-  const srcStrides = new Array<number>(rank);
-  let s = 1;
-  for (let i = 0; i < rank; i++) {
-    srcStrides[i] = s;
-    s *= shape[i];
-  }
-  const idx = new Array<number>(rank).fill(0);
-  for (let o = 0; o < n; o++) {
-    let src = 0;
-    for (let d = 0; d < rank; d++) src += idx[d] * srcStrides[d];
-    out[o] = t.data[src];
-    for (let d = rank - 1; d >= 0; d--) {
-      if (++idx[d] < shape[d]) break;
-      idx[d] = 0;
-    }
-  }
-  return { ...t, shape, data: out };
-}
-
-function narrow(v: bigint): number | bigint {
-  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
-    ? Number(v)
-    : v;
-}
-
-function describe(v: unknown): string {
-  if (v === null) return "None";
-  if (v instanceof PickleGlobal) return v.toString();
-  if (v instanceof PickleObject) return `<object ${v.className}>`;
-  if (v instanceof Map) return "dict";
-  if (Array.isArray(v)) return "tuple/list";
-  return typeof v;
-}
-
 /** Unpickles the single pickle at the start of `bytes`. */
 export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): unknown {
   return unpickleAt(bytes, 0, opts).value;
@@ -299,8 +55,6 @@ export function unpickleAt(
 ): { value: unknown; end: number } {
   return new Unpickler(bytes, offset, opts).run();
 }
-
-const MARK = Symbol("mark");
 
 class Unpickler {
   private stack: unknown[] = [];
@@ -360,9 +114,7 @@ class Unpickler {
 
   private pop(): unknown {
     if (this.stack.length === 0) this.fail("stack underflow");
-    const v = this.stack.pop();
-    if (v === MARK) this.fail("unexpected MARK on the stack");
-    return v;
+    return this.stack.pop();
   }
   private top(): unknown {
     if (this.stack.length === 0) this.fail("stack underflow");
@@ -697,11 +449,8 @@ class Unpickler {
       }
     } else if (target instanceof NumpyDtype) {
       if (Array.isArray(state) && typeof state[1] === "string") target.byteOrder = state[1];
-    } else if (typeof target === "object" && target !== null && pendingNumpy.has(target)) {
-      buildNumpyArray(target as HostTensor, state, this.file);
-      pendingNumpy.delete(target);
     } else if (typeof target === "object" && target !== null) {
-      buildStates.set(target, state);
+      if (!finishNumpyArray(target, state, this.file)) buildStates.set(target, state);
     } else {
       this.fail(`BUILD on ${describe(target)}`);
     }
@@ -731,8 +480,9 @@ function asArgs(args: unknown, u: { fail(d: string): never }): unknown[] {
 /** Little-endian two's-complement integer of any length. */
 function decodeLong(bytes: Uint8Array): number | bigint {
   if (bytes.length === 0) return 0;
-  let v = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]);
+  let hex = "0x"; // one BigInt parse stays linear in the length
+  for (let i = bytes.length - 1; i >= 0; i--) hex += bytes[i].toString(16).padStart(2, "0");
+  let v = BigInt(hex);
   if (bytes[bytes.length - 1] & 0x80) v -= 1n << BigInt(8 * bytes.length);
   return narrow(v);
 }

@@ -47,6 +47,29 @@ const STORAGE_DTYPES: Record<string, SourceDtype> = {
   UntypedStorage: "u8",
 };
 
+/** torch dtypes as pickled globals (`torch.uint16`), used by `_rebuild_tensor_v3`. */
+const TORCH_DTYPES: Record<string, SourceDtype> = {
+  float64: "f64",
+  double: "f64",
+  float32: "f32",
+  float: "f32",
+  float16: "f16",
+  half: "f16",
+  bfloat16: "bf16",
+  int64: "i64",
+  long: "i64",
+  int32: "i32",
+  int: "i32",
+  int16: "i16",
+  short: "i16",
+  int8: "i8",
+  uint8: "u8",
+  uint16: "u16",
+  uint32: "u32",
+  uint64: "u64",
+  bool: "bool",
+};
+
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL = 1001;
 
@@ -117,6 +140,12 @@ class TensorRebuilder {
     this.reducers = new Map<string, PickleReducer>([
       ["torch._utils._rebuild_tensor_v2", rebuildTensor],
       ["torch._utils._rebuild_tensor", rebuildTensor],
+      // (storage, offset, size, stride, requires_grad, hooks, dtype, metadata): the tensor's dtype
+      // is given separately and the (usually untyped) storage is reinterpreted as that dtype
+      [
+        "torch._utils._rebuild_tensor_v3",
+        (a) => this.rebuild(this.reinterpret(a[0], a[6]), a[1], a[2], a[3]),
+      ],
       ["torch._utils._rebuild_parameter", rebuildParameter],
       ["torch._utils._rebuild_parameter_with_state", rebuildParameter],
       // (func, new_type, args, state): a tensor subclass; rebuild the plain tensor via func
@@ -162,6 +191,32 @@ class TensorRebuilder {
       return v;
     }
     return root;
+  }
+
+  /** The same storage bytes read as another element type (for `_rebuild_tensor_v3`). */
+  private reinterpret(storage: unknown, dtype: unknown): unknown {
+    if (!isStorageRef(storage)) return storage;
+    const name = dtype instanceof PickleGlobal ? dtype.name : String(dtype);
+    const target = TORCH_DTYPES[name];
+    if (!target) {
+      throw formatError(
+        this.file,
+        `unsupported tensor dtype 'torch.${name}' (storage ${storage.key})`,
+      );
+    }
+    if (target === storage.dtype) return storage;
+    if (storage.root) {
+      throw formatError(this.file, `cannot reinterpret legacy storage view '${storage.key}'`);
+    }
+    const cacheKey = `${storage.key}:${target}`;
+    let ref = this.storages.get(cacheKey);
+    if (!ref) {
+      const bytes = storage.numel * SOURCE_DTYPES[storage.dtype].bytes;
+      const numel = Math.floor(bytes / SOURCE_DTYPES[target].bytes);
+      ref = { ...storage, dtype: target, numel, values: null, claimed: false };
+      this.storages.set(cacheKey, ref);
+    }
+    return ref;
   }
 
   private rebuild(storage: unknown, offset: unknown, size: unknown, stride: unknown): HostTensor {

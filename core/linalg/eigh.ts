@@ -168,12 +168,18 @@ function tridiagonalQL(
   diag: Float64Array, offDiag: Float64Array, n: number, rows: Float64Array | null,
 ): void {
   const d = diag, e = offDiag;
+  // An off-diagonal entry is negligible next to the norm of T, not of its neighbours: the
+  // rotations leave absolute errors of eps |T| everywhere, so a purely local test never
+  // passes between (near-)zero eigenvalues of a singular matrix.
+  let norm = 0;
+  for (let i = 0; i < n; i++) norm = Math.max(norm, Math.abs(d[i]) + Math.abs(e[i]));
+  const negligible = Number.EPSILON * norm;
   for (let l = 0; l < n; l++) {
     for (let sweep = 0;; sweep++) {
       // Find the first negligible off-diagonal entry at or after l.
       let m = l;
       for (; m < n - 1; m++) {
-        if (Math.abs(e[m]) <= Number.EPSILON * (Math.abs(d[m]) + Math.abs(d[m + 1]))) break;
+        if (Math.abs(e[m]) <= negligible) break;
       }
       if (m === l) break; // d[l] has converged
       if (sweep === MAX_SWEEPS_PER_EIGENVALUE) {

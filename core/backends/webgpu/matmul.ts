@@ -34,6 +34,10 @@ export interface Gemm {
   strideB: number;
   /** Batch stride of C (default M*N). */
   strideC?: number;
+  /** Row strides (leading dimensions) of A, B, C as stored; default dense. */
+  lda?: number;
+  ldb?: number;
+  ldc?: number;
   offA?: number;
   offB?: number;
   offC?: number;
@@ -56,15 +60,18 @@ export function matmul(
   return c;
 }
 
-export function gemm(ctx: GpuContext, a: GpuStorage, b: GpuStorage, c: GpuStorage, g: Gemm, kind: MatmulKernel = "auto"): void {
+export function gemm(ctx: GpuContext, a: GpuStorage, b: GpuStorage, c: GpuStorage, given: Gemm, kind: MatmulKernel = "auto"): void {
+  const g = withDefaults(given);
   const { batch, M, N, K } = g;
-  const strideC = g.strideC ?? M * N;
-  const offA = g.offA ?? 0, offB = g.offB ?? 0, offC = g.offC ?? 0;
+  const strideC = g.strideC;
+  const offA = g.offA, offB = g.offB, offC = g.offC;
   const shapeText = `batch ${batch}, M ${M}, N ${N}, K ${K}, transA ${g.transA}, transB ${g.transB}`;
   if (a.dtype !== "f32" || b.dtype !== "f32") throw new ShapeError("matmul", `f32 only, got ${a.dtype} x ${b.dtype}`);
-  const needA = offA + (batch - 1) * g.strideA + M * K;
-  const needB = offB + (batch - 1) * g.strideB + K * N;
-  const needC = offC + (batch - 1) * strideC + M * N;
+  // Last element touched, plus one.
+  const span = (rows: number, cols: number, ld: number) => (rows === 0 || cols === 0 ? 0 : (rows - 1) * ld + cols);
+  const needA = offA + (batch - 1) * g.strideA + (g.transA ? span(K, M, g.lda) : span(M, K, g.lda));
+  const needB = offB + (batch - 1) * g.strideB + (g.transB ? span(N, K, g.ldb) : span(K, N, g.ldb));
+  const needC = offC + (batch - 1) * strideC + span(M, N, g.ldc);
   if (needA > a.length) throw new ShapeError("matmul", `A needs ${needA} elements, has ${a.length} (${shapeText})`);
   if (needB > b.length) throw new ShapeError("matmul", `B needs ${needB} elements, has ${b.length} (${shapeText})`);
   if (needC > c.length) throw new ShapeError("matmul", `C needs ${needC} elements, has ${c.length} (${shapeText})`);
@@ -73,10 +80,13 @@ export function gemm(ctx: GpuContext, a: GpuStorage, b: GpuStorage, c: GpuStorag
     if (need > g.bias.length) throw new ShapeError("matmul", `bias needs ${need} elements, has ${g.bias.length}`);
   }
   if (batch * M * N === 0) return;
-  if (K === 0) {
-    throw new ShapeError("matmul", `K = 0 is not supported (${shapeText})`);
+  // A batch of row-major A against one shared B is a single tall product.
+  if (batch > 1 && g.strideB === 0 && !g.transA && g.strideA === M * g.lda && strideC === M * g.ldc && kind !== "naive") {
+    gemm(ctx, a, b, c, { ...g, batch: 1, M: batch * M, strideA: 0, strideC: 0 }, kind === "gemv" ? "tiled" : kind);
+    return;
   }
-  const chosen = kind === "auto" ? (M === 1 ? "gemv" : "tiled") : kind;
+  // K = 0 gives bias (or zeros): the naive kernel's empty loop does exactly that.
+  const chosen = K === 0 ? "naive" : kind === "auto" ? (M === 1 ? "gemv" : "tiled") : kind;
   if (chosen === "gemv" && M !== 1) throw new ShapeError("matmul", `gemv needs M = 1 (${shapeText})`);
 
   const maxG = ctx.limits.maxComputeWorkgroupsPerDimension;
@@ -85,15 +95,15 @@ export function gemm(ctx: GpuContext, a: GpuStorage, b: GpuStorage, c: GpuStorag
   let def: KernelDef;
   let gx: number, gy: number;
   if (chosen === "naive") {
-    def = naiveKernel(g, strideC);
+    def = naiveKernel(g);
     [gx, gy] = [Math.ceil(N / 16), Math.ceil(M / 16)];
   } else if (chosen === "gemv") {
-    const k = gemvKernel(ctx, g, strideC, offA, offB, offC);
+    const k = gemvKernel(ctx, g);
     def = k.def;
     [gx, gy] = k.groups;
   } else {
     const wg = M >= 64 && N >= 64 ? 16 : 8;
-    def = tiledKernel(g, strideC, wg, offA, offB, offC);
+    def = tiledKernel(g, wg);
     [gx, gy] = [Math.ceil(N / (4 * wg)), Math.ceil(M / (4 * wg))];
   }
   if (gx > maxG || gy > maxG) {
@@ -103,6 +113,24 @@ export function gemm(ctx: GpuContext, a: GpuStorage, b: GpuStorage, c: GpuStorag
   for (let b0 = 0; b0 < batch; b0 += maxG) {
     ctx.dispatch(def, { ...params, batch0: b0 }, storages, [gx, gy, Math.min(maxG, batch - b0)]);
   }
+}
+
+type Full = Required<Omit<Gemm, "bias">> & Pick<Gemm, "bias">;
+
+function withDefaults(g: Gemm): Full {
+  return {
+    ...g,
+    strideC: g.strideC ?? g.M * g.N,
+    lda: g.lda ?? (g.transA ? g.M : g.K),
+    ldb: g.ldb ?? (g.transB ? g.K : g.N),
+    ldc: g.ldc ?? g.N,
+    offA: g.offA ?? 0,
+    offB: g.offB ?? 0,
+    offC: g.offC ?? 0,
+    biasMode: g.biasMode ?? "col",
+    biasOffset: g.biasOffset ?? 0,
+    accumulate: g.accumulate ?? false,
+  };
 }
 
 function bindings(vecA: boolean, vecB: boolean, vecC: boolean, bias: boolean): BindingDecl[] {
@@ -115,109 +143,122 @@ function bindings(vecA: boolean, vecB: boolean, vecC: boolean, bias: boolean): B
 }
 
 /** WGSL for the bias term of element (m, n), or "" without bias. */
-function biasTerm(g: Gemm, m: string, n: string): string {
+function biasTerm(g: Full, m: string, n: string): string {
   if (!g.bias) return "";
   return g.biasMode === "row" ? ` + bias[P.offBias + ${m}]` : ` + bias[P.offBias + ${n}]`;
 }
 
-function keyOf(g: Gemm, strideC: number): string {
-  return `M${g.M}_N${g.N}_K${g.K}_${g.transA ? "T" : "N"}${g.transB ? "T" : "N"}_sa${g.strideA}_sb${g.strideB}_sc${strideC}` +
-    `${g.bias ? `_bias${g.biasMode ?? "col"}` : ""}${g.accumulate ? "_acc" : ""}`;
+function keyOf(g: Full): string {
+  return `M${g.M}_N${g.N}_K${g.K}_${g.transA ? "T" : "N"}${g.transB ? "T" : "N"}_sa${g.strideA}_sb${g.strideB}` +
+    `_sc${g.strideC}_ld${g.lda}_${g.ldb}_${g.ldc}${g.bias ? `_bias${g.biasMode}` : ""}${g.accumulate ? "_acc" : ""}`;
 }
 
-function naiveKernel(g: Gemm, strideC: number): KernelDef {
+/** Index expressions of A(m, k) and B(k, n) in their stored layouts. */
+function aIndex(g: Full, m: string, k: string): string {
+  return g.transA ? `${k} * ${g.lda}u + ${m}` : `${m} * ${g.lda}u + ${k}`;
+}
+function bIndex(g: Full, k: string, n: string): string {
+  return g.transB ? `${n} * ${g.ldb}u + ${k}` : `${k} * ${g.ldb}u + ${n}`;
+}
+
+const BASES = (g: Full) => `
+  let bz = wid.z + P.batch0;
+  let baseA = P.offA + bz * ${g.strideA}u;
+  let baseB = P.offB + bz * ${g.strideB}u;
+  let baseC = P.offC + bz * ${g.strideC}u;`;
+
+function naiveKernel(g: Full): KernelDef {
   const { M, N, K } = g;
-  const aIdx = g.transA ? `k * ${M}u + m` : `m * ${K}u + k`;
-  const bIdx = g.transB ? `n * ${K}u + k` : `k * ${N}u + n`;
   const prior = g.accumulate ? `C[ci] + ` : "";
   return {
-    name: `matmul_naive_${keyOf(g, strideC)}`,
+    name: `matmul_naive_${keyOf(g)}`,
     params: PARAMS,
     bindings: bindings(false, false, false, !!g.bias),
     workgroupSize: [16, 16],
     body: `
   let n = gid.x;
   let m = gid.y;
-  if (n >= ${N}u || m >= ${M}u) { return; }
-  let bz = wid.z + P.batch0;
-  let baseA = P.offA + bz * ${g.strideA}u;
-  let baseB = P.offB + bz * ${g.strideB}u;
+  if (n >= ${N}u || m >= ${M}u) { return; }${BASES(g)}
   var s = 0.0;
   for (var k = 0u; k < ${K}u; k = k + 1u) {
-    s = fma(A[baseA + ${aIdx}], B[baseB + ${bIdx}], s);
+    s = fma(A[baseA + ${aIndex(g, "m", "k")}], B[baseB + ${bIndex(g, "k", "n")}], s);
   }
-  let ci = P.offC + bz * ${strideC}u + m * ${N}u + n;
+  let ci = baseC + m * ${g.ldc}u + n;
   C[ci] = ${prior}s${biasTerm(g, "m", "n")};`,
   };
 }
 
 const BK = 16;
 
-function tiledKernel(g: Gemm, strideC: number, wg: number, offA: number, offB: number, offC: number): KernelDef {
+/**
+ * One load unit of a tile: 4 consecutive elements along the operand's contiguous axis,
+ * as one vec4 read when aligned, else 4 guarded scalar reads. `outer`/`inner` name the
+ * coordinates along the strided and the contiguous axis.
+ */
+function loadUnit(
+  arr: string, vec: boolean, base: string, ld: number, outer: string, inner: string,
+  outerLimit: number, innerLimit: number, guard: boolean,
+): string {
+  if (vec) {
+    const check = guard ? `if (${outer} < ${outerLimit}u && ${inner} < ${innerLimit}u) ` : "";
+    return `${check}{ v = ${arr}4[(${base} + ${outer} * ${ld}u + ${inner}) / 4u]; }`;
+  }
+  return [0, 1, 2, 3].map((c) => {
+    const check = guard ? `if (${outer} < ${outerLimit}u && ${inner} + ${c}u < ${innerLimit}u) ` : "";
+    return `${check}{ v[${c}] = ${arr}[${base} + ${outer} * ${ld}u + ${inner} + ${c}u]; }`;
+  }).join("\n      ");
+}
+
+function tiledKernel(g: Full, wg: number): KernelDef {
   const { M, N, K } = g;
   const BM = 4 * wg, BN = 4 * wg, threads = wg * wg;
-  const aligned = (off: number, stride: number, batch: number) => off % 4 === 0 && (batch === 1 || stride % 4 === 0);
+  const aligned = (off: number, stride: number, ld: number) =>
+    off % 4 === 0 && ld % 4 === 0 && (g.batch === 1 || stride % 4 === 0);
   // vec4 reads run along the contiguous axis: k for A (M,K) and B (N,K), m or n otherwise.
-  const vecA = (g.transA ? M % 4 === 0 : K % 4 === 0) && aligned(offA, g.strideA, g.batch);
-  const vecB = (g.transB ? K % 4 === 0 : N % 4 === 0) && aligned(offB, g.strideB, g.batch);
-  const vecC = N % 4 === 0 && aligned(offC, strideC, g.batch);
-  const fitM = M % BM === 0, fitN = N % BN === 0, fitK = K % BK === 0;
-  const A = (i: string) => `A[baseA + ${i}]`;
-  const B = (i: string) => `B[baseB + ${i}]`;
+  const vecA = (g.transA ? M % 4 === 0 : K % 4 === 0) && aligned(g.offA, g.strideA, g.lda);
+  const vecB = (g.transB ? K % 4 === 0 : N % 4 === 0) && aligned(g.offB, g.strideB, g.ldb);
+  const vecC = N % 4 === 0 && aligned(g.offC, g.strideC, g.ldc);
+  const guardM = M % BM !== 0, guardN = N % BN !== 0, guardK = K % BK !== 0;
 
-  // A tile -> As[k][m] (vec4 over m). Each unit is 4 consecutive elements of A's contiguous axis.
-  const unitsA = (BM * BK) / (4 * threads);
+  // A tile -> As[k][m] (vec4 over m); B tile -> Bs[k][n] (vec4 over n).
   const loadA: string[] = [];
-  for (let u = 0; u < unitsA; u++) {
-    const flat = `lindex + ${u * threads}u`;
+  for (let u = 0; u < (BM * BK) / (4 * threads); u++) {
+    const f = `lindex + ${u * threads}u`;
     if (!g.transA) {
-      // A is (M, K): 4 consecutive k at row r.
       loadA.push(`{
-      let f = ${flat}; let r = f / ${BK / 4}u; let kq = f % ${BK / 4}u;
+      let f = ${f}; let r = f / ${BK / 4}u; let kq = f % ${BK / 4}u;
       let gm = m0 + r; let gk = k0 + kq * 4u;
       var v = vec4<f32>();
-      ${vecA
-        ? `${fitM && fitK ? "" : `if (gm < ${M}u && gk < ${K}u) `}{ v = A4[(baseA + gm * ${K}u + gk) / 4u]; }`
-        : [0, 1, 2, 3].map((c) => `${fitM && fitK ? "" : `if (gm < ${M}u && gk + ${c}u < ${K}u) `}{ v[${c}] = ${A(`gm * ${K}u + gk + ${c}u`)}; }`).join("\n      ")}
+      ${loadUnit("A", vecA, "baseA", g.lda, "gm", "gk", M, K, guardM || guardK)}
       for (var c = 0u; c < 4u; c = c + 1u) { As[(kq * 4u + c) * ${BM / 4}u + r / 4u][r % 4u] = v[c]; }
     }`);
     } else {
-      // A is (K, M): 4 consecutive m at depth kk.
       loadA.push(`{
-      let f = ${flat}; let kk = f / ${BM / 4}u; let mq = f % ${BM / 4}u;
+      let f = ${f}; let kk = f / ${BM / 4}u; let mq = f % ${BM / 4}u;
       let gm = m0 + mq * 4u; let gk = k0 + kk;
       var v = vec4<f32>();
-      ${vecA
-        ? `${fitM && fitK ? "" : `if (gm < ${M}u && gk < ${K}u) `}{ v = A4[(baseA + gk * ${M}u + gm) / 4u]; }`
-        : [0, 1, 2, 3].map((c) => `${fitM && fitK ? "" : `if (gm + ${c}u < ${M}u && gk < ${K}u) `}{ v[${c}] = ${A(`gk * ${M}u + gm + ${c}u`)}; }`).join("\n      ")}
+      ${loadUnit("A", vecA, "baseA", g.lda, "gk", "gm", K, M, guardM || guardK)}
       As[kk * ${BM / 4}u + mq] = v;
     }`);
     }
   }
-  const unitsB = (BN * BK) / (4 * threads);
   const loadB: string[] = [];
-  for (let u = 0; u < unitsB; u++) {
-    const flat = `lindex + ${u * threads}u`;
+  for (let u = 0; u < (BN * BK) / (4 * threads); u++) {
+    const f = `lindex + ${u * threads}u`;
     if (!g.transB) {
-      // B is (K, N): 4 consecutive n at depth kk.
       loadB.push(`{
-      let f = ${flat}; let kk = f / ${BN / 4}u; let nq = f % ${BN / 4}u;
+      let f = ${f}; let kk = f / ${BN / 4}u; let nq = f % ${BN / 4}u;
       let gn = n0 + nq * 4u; let gk = k0 + kk;
       var v = vec4<f32>();
-      ${vecB
-        ? `${fitN && fitK ? "" : `if (gn < ${N}u && gk < ${K}u) `}{ v = B4[(baseB + gk * ${N}u + gn) / 4u]; }`
-        : [0, 1, 2, 3].map((c) => `${fitN && fitK ? "" : `if (gn + ${c}u < ${N}u && gk < ${K}u) `}{ v[${c}] = ${B(`gk * ${N}u + gn + ${c}u`)}; }`).join("\n      ")}
+      ${loadUnit("B", vecB, "baseB", g.ldb, "gk", "gn", K, N, guardN || guardK)}
       Bs[kk * ${BN / 4}u + nq] = v;
     }`);
     } else {
-      // B is (N, K): 4 consecutive k at column r.
       loadB.push(`{
-      let f = ${flat}; let r = f / ${BK / 4}u; let kq = f % ${BK / 4}u;
+      let f = ${f}; let r = f / ${BK / 4}u; let kq = f % ${BK / 4}u;
       let gn = n0 + r; let gk = k0 + kq * 4u;
       var v = vec4<f32>();
-      ${vecB
-        ? `${fitN && fitK ? "" : `if (gn < ${N}u && gk < ${K}u) `}{ v = B4[(baseB + gn * ${K}u + gk) / 4u]; }`
-        : [0, 1, 2, 3].map((c) => `${fitN && fitK ? "" : `if (gn < ${N}u && gk + ${c}u < ${K}u) `}{ v[${c}] = ${B(`gn * ${K}u + gk + ${c}u`)}; }`).join("\n      ")}
+      ${loadUnit("B", vecB, "baseB", g.ldb, "gn", "gk", N, K, guardN || guardK)}
       for (var c = 0u; c < 4u; c = c + 1u) { Bs[(kq * 4u + c) * ${BN / 4}u + r / 4u][r % 4u] = v[c]; }
     }`);
     }
@@ -233,20 +274,20 @@ function tiledKernel(g: Gemm, strideC: number, wg: number, offA: number, offB: n
           ? ` + vec4<f32>(bias[P.offBias + ${m}])`
           : ` + vec4<f32>(bias[P.offBias + n], bias[P.offBias + n + 1u], bias[P.offBias + n + 2u], bias[P.offBias + n + 3u])`;
       }
-      const idx = `(baseC + ${m} * ${N}u + n) / 4u`;
-      const guard = fitM && fitN ? "" : `if (${m} < ${M}u && n < ${N}u) `;
+      const idx = `(baseC + ${m} * ${g.ldc}u + n) / 4u`;
+      const guard = guardM || guardN ? `if (${m} < ${M}u && n < ${N}u) ` : "";
       store.push(`${guard}{ C4[${idx}] = ${g.accumulate ? `C4[${idx}] + ` : ""}acc${i}${biasV}; }`);
     } else {
       for (let j = 0; j < 4; j++) {
-        const idx = `baseC + ${m} * ${N}u + n + ${j}u`;
-        const guard = fitM && fitN ? "" : `if (${m} < ${M}u && n + ${j}u < ${N}u) `;
+        const idx = `baseC + ${m} * ${g.ldc}u + n + ${j}u`;
+        const guard = guardM || guardN ? `if (${m} < ${M}u && n + ${j}u < ${N}u) ` : "";
         store.push(`${guard}{ C[${idx}] = ${g.accumulate ? `C[${idx}] + ` : ""}acc${i}[${j}]${biasTerm(g, m, `n + ${j}u`)}; }`);
       }
     }
   }
 
   return {
-    name: `matmul_tiled${wg}_${keyOf(g, strideC)}_${vecA ? "va" : "sa"}${vecB ? "vb" : "sb"}${vecC ? "vc" : "sc"}`,
+    name: `matmul_tiled${wg}_${keyOf(g)}_${vecA ? "va" : "sa"}${vecB ? "vb" : "sb"}${vecC ? "vc" : "sc"}`,
     params: PARAMS,
     bindings: bindings(vecA, vecB, vecC, !!g.bias),
     workgroupSize: [wg, wg],
@@ -256,11 +297,7 @@ function tiledKernel(g: Gemm, strideC: number, wg: number, offA: number, offB: n
   let tx = lid.x;
   let ty = lid.y;
   let n0 = wid.x * ${BN}u;
-  let m0 = wid.y * ${BM}u;
-  let bz = wid.z + P.batch0;
-  let baseA = P.offA + bz * ${g.strideA}u;
-  let baseB = P.offB + bz * ${g.strideB}u;
-  let baseC = P.offC + bz * ${strideC}u;
+  let m0 = wid.y * ${BM}u;${BASES(g)}
   var acc0 = vec4<f32>();
   var acc1 = vec4<f32>();
   var acc2 = vec4<f32>();
@@ -284,37 +321,32 @@ function tiledKernel(g: Gemm, strideC: number, wg: number, offA: number, offB: n
   };
 }
 
-function gemvKernel(
-  ctx: GpuContext, g: Gemm, strideC: number, offA: number, offB: number, offC: number,
-): { def: KernelDef; groups: [number, number] } {
+function gemvKernel(ctx: GpuContext, g: Full): { def: KernelDef; groups: [number, number] } {
   const { N, K } = g;
   const prior = (idx: string) => (g.accumulate ? `C[${idx}] + ` : "");
+  // With M = 1, A is a contiguous run of K values in either layout.
   if (!g.transB) {
     // B is (K, N): thread t owns outputs 4t..4t+3 and walks k; reads of B coalesce over n.
-    const vec = N % 4 === 0 && offB % 4 === 0 && (g.batch === 1 || g.strideB % 4 === 0);
+    const vec = N % 4 === 0 && g.offB % 4 === 0 && g.ldb % 4 === 0 && (g.batch === 1 || g.strideB % 4 === 0);
     const wg = Math.min(64, ctx.wg1d);
     const threads = Math.ceil(N / 4);
     const load = vec
-      ? `B4[(baseB + k * ${N}u + n) / 4u]`
-      : `vec4<f32>(${[0, 1, 2, 3].map((j) => `select(0.0, B[baseB + k * ${N}u + min(n + ${j}u, ${N - 1}u)], n + ${j}u < ${N}u)`).join(", ")})`;
+      ? `B4[(baseB + k * ${g.ldb}u + n) / 4u]`
+      : `vec4<f32>(${[0, 1, 2, 3].map((j) => `B[baseB + k * ${g.ldb}u + min(n + ${j}u, ${N - 1}u)]`).join(", ")})`;
     const stores = [0, 1, 2, 3].map((j) => {
       const idx = `baseC + n + ${j}u`;
       return `if (n + ${j}u < ${N}u) { C[${idx}] = ${prior(idx)}acc[${j}]${biasTerm(g, "0u", `n + ${j}u`)}; }`;
     });
     return {
       def: {
-        name: `matmul_gemv_${keyOf(g, strideC)}_${vec ? "v" : "s"}`,
+        name: `matmul_gemv_${keyOf(g)}_${vec ? "v" : "s"}`,
         params: PARAMS,
         bindings: bindings(false, vec, false, !!g.bias),
         workgroupSize: [wg],
         body: `
   let t = wid.x * ${wg}u + lid.x;
   if (t >= ${threads}u) { return; }
-  let n = t * 4u;
-  let bz = wid.z + P.batch0;
-  let baseA = P.offA + bz * ${g.strideA}u;
-  let baseB = P.offB + bz * ${g.strideB}u;
-  let baseC = P.offC + bz * ${strideC}u;
+  let n = t * 4u;${BASES(g)}
   var acc = vec4<f32>();
   for (var k = 0u; k < ${K}u; k = k + 1u) {
     acc = fma(vec4<f32>(A[baseA + k]), ${load}, acc);
@@ -329,7 +361,7 @@ function gemvKernel(
   const [gx, gy] = ctx.grid(N, "matmul gemv");
   return {
     def: {
-      name: `matmul_gemvT_${keyOf(g, strideC)}`,
+      name: `matmul_gemvT_${keyOf(g)}`,
       params: PARAMS,
       bindings: bindings(false, false, false, !!g.bias),
       workgroupSize: [wg],
@@ -337,12 +369,10 @@ function gemvKernel(
       helpers: `var<workgroup> part: array<f32, ${wg}>;`,
       body: `
   let n = ${GROUP_INDEX};
-  if (n >= ${N}u) { return; }
-  let bz = wid.z + P.batch0;
-  let baseA = P.offA + bz * ${g.strideA}u;
-  let baseB = P.offB + bz * ${g.strideB}u + n * ${K}u;
+  if (n >= ${N}u) { return; }${BASES(g)}
+  let row = baseB + n * ${g.ldb}u;
   var s = 0.0;
-  for (var k = lindex; k < ${K}u; k = k + ${wg}u) { s = fma(A[baseA + k], B[baseB + k], s); }
+  for (var k = lindex; k < ${K}u; k = k + ${wg}u) { s = fma(A[baseA + k], B[row + k], s); }
   part[lindex] = s;
   workgroupBarrier();
   for (var h = ${wg / 2}u; h > 0u; h = h >> 1u) {
@@ -350,7 +380,7 @@ function gemvKernel(
     workgroupBarrier();
   }
   if (lindex == 0u) {
-    let ci = P.offC + bz * ${strideC}u + n;
+    let ci = baseC + n;
     C[ci] = ${prior("ci")}part[0]${biasTerm(g, "0u", "n")};
   }`,
     },

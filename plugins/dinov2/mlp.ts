@@ -1,0 +1,37 @@
+/**
+ * The two feed-forward blocks of DINOv2: `Mlp` (fc1, exact GELU, fc2) for ViT-S/B/L and
+ * `SwiGLUFFN` (w12 -> silu(x1) * x2 -> w3) for ViT-g.
+ */
+
+import { Linear, Module } from "../../core/nn/mod.ts";
+import * as ops from "../../core/ops/mod.ts";
+import type { Tensor } from "../../core/tensor.ts";
+
+export class Mlp extends Module {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  constructor(dim: number, hidden: number) {
+    super();
+    this.fc1 = this.child("fc1", new Linear(dim, hidden));
+    this.fc2 = this.child("fc2", new Linear(hidden, dim));
+  }
+  forward(x: Tensor): Tensor {
+    return this.fc2.forward(ops.gelu(this.fc1.forward(x)));
+  }
+}
+
+export class SwiGLUFFN extends Module {
+  readonly w12: Linear;
+  readonly w3: Linear;
+  constructor(dim: number, readonly hidden: number) {
+    super();
+    this.w12 = this.child("w12", new Linear(dim, 2 * hidden));
+    this.w3 = this.child("w3", new Linear(hidden, dim));
+  }
+  forward(x: Tensor): Tensor {
+    const x12 = this.w12.forward(x);
+    const x1 = ops.slice(x12, -1, 0, this.hidden);
+    const x2 = ops.slice(x12, -1, this.hidden, 2 * this.hidden);
+    return this.w3.forward(ops.mul(ops.silu(x1), x2));
+  }
+}
