@@ -28,7 +28,14 @@ const { values } = parseArgs({
 const rows = Number(values.rows), dim = Number(values.dim), repeats = Number(values.repeats);
 
 const recipe = (seed: number, noiseScale: number) => ({
-  seed, rows, dim, rank: 16, meanScale: 0.5, noiseScale, lowRankScale: 0.5, decay: false,
+  seed,
+  rows,
+  dim,
+  rank: 16,
+  meanScale: 0.5,
+  noiseScale,
+  lowRankScale: 0.5,
+  decay: false,
   relu: false,
 });
 const setA = syntheticFeatures(recipe(1, 1.0));
@@ -83,19 +90,27 @@ async function peer(): Promise<{ seconds: number; fid: number } | string> {
   }
 }
 
-console.log(`FID bench: 2 x (${rows}, ${dim}) float32 features; linalg: ${blasDescription()}` +
-  (nativeLapack() ? "" : " (no LAPACK: TypeScript eigensolver, expect minutes at d=2048)"));
+console.log(
+  `FID bench: 2 x (${rows}, ${dim}) float32 features; linalg: ${blasDescription()}` +
+    (nativeLapack() ? "" : " (no LAPACK: TypeScript eigensolver, expect minutes at d=2048)"),
+);
 let best = { seconds: Infinity, fid: NaN };
 for (let i = 0; i < repeats; i++) {
   const r = ours();
   if (r.seconds < best.seconds) best = r;
 }
-console.log(`ours  (FeatureStats + frechetDistance): ${best.seconds.toFixed(3)} s, FID ${best.fid}`);
+console.log(
+  `ours  (FeatureStats + frechetDistance): ${best.seconds.toFixed(3)} s, FID ${best.fid}`,
+);
 const p = await peer();
 if (typeof p === "string") {
   console.log(`peer skipped: ${p}`);
 } else {
   console.log(`scipy (np.cov + scipy.linalg.sqrtm):    ${p.seconds.toFixed(3)} s, FID ${p.fid}`);
-  console.log(`ratio ours / scipy: ${(best.seconds / p.seconds).toFixed(3)}x ` +
-    `(relative FID difference ${(Math.abs(best.fid - p.fid) / Math.abs(p.fid)).toExponential(2)})`);
+  console.log(
+    `ratio ours / scipy: ${(best.seconds / p.seconds).toFixed(3)}x ` +
+      `(relative FID difference ${
+        (Math.abs(best.fid - p.fid) / Math.abs(p.fid)).toExponential(2)
+      })`,
+  );
 }

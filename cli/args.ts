@@ -67,7 +67,8 @@ export const COMMANDS: Record<string, CommandInfo> = {
     details: [],
   },
   run: {
-    usage: "run <task.yaml> [--set steps.<step>.params.key=value ...] [--dry-run] [--force | --force-step NAME]",
+    usage:
+      "run <task.yaml> [--set steps.<step>.params.key=value ...] [--dry-run] [--force | --force-step NAME]",
     summary: "run a task file; steps whose outputs are finished are skipped",
     options: [...STEP, "force-step"],
     details: [
@@ -132,12 +133,16 @@ export function parseCommandLine(args: readonly string[]): ParsedArgs {
   try {
     parsed = parseArgs({ args: [...args], options: OPTIONS, strict: true, allowPositionals: true });
   } catch (e) {
-    throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ""));
+    throw new UsageError(
+      (e as Error).message.replace(/\. To specify a positional argument.*$/s, ""),
+    );
   }
   const [command = "help", ...positionals] = parsed.positionals;
   const info = COMMANDS[command];
   if (info === undefined) {
-    throw new UsageError(`unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
+    throw new UsageError(
+      `unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(", ")})`,
+    );
   }
   for (const key of Object.keys(parsed.values) as OptionName[]) {
     if (!info.options.includes(key)) {
@@ -150,7 +155,10 @@ export function parseCommandLine(args: readonly string[]): ParsedArgs {
 const OPTION_HELP: Record<OptionName, [string, string]> = {
   help: ["--help, -h", "show help"],
   config: ["--config, -c FILE", "YAML config (may use `extends: base.yaml`)"],
-  set: ["--set KEY.PATH=VALUE", "override a config key before checking (repeatable; VALUE is YAML)"],
+  set: [
+    "--set KEY.PATH=VALUE",
+    "override a config key before checking (repeatable; VALUE is YAML)",
+  ],
   device: ["--device NAME", "cpu, webgpu or auto"],
   outputs: ["--outputs, -o DIR", "output folder (default outputs)"],
   plugin: ["--plugin FILE", "load another plugin module (repeatable)"],

@@ -12,7 +12,14 @@ import {
   readYamlWithExtends,
   schemaHelp,
 } from "../core/config.ts";
-import { DEVICES, type DeviceChoice, type Kind, KINDS, type Logger, type Registry } from "../core/registry.ts";
+import {
+  type DeviceChoice,
+  DEVICES,
+  type Kind,
+  KINDS,
+  type Logger,
+  type Registry,
+} from "../core/registry.ts";
 import { loadTask, planTask, runTask, stepStatus, type TaskPlan } from "../core/tasks.ts";
 import { startServer } from "../server/main.ts";
 import { commandHelp, mainHelp, type ParsedArgs, TRAIN_TARGETS, UsageError } from "./args.ts";
@@ -35,7 +42,10 @@ function device(session: Session): DeviceChoice | undefined {
   const d = session.args.values.device;
   if (d === undefined) return undefined;
   if (!(DEVICES as readonly string[]).includes(d)) {
-    throw new UsageError(`--device: expected one of ${DEVICES.join(", ")}, got '${d}'`, session.args.command);
+    throw new UsageError(
+      `--device: expected one of ${DEVICES.join(", ")}, got '${d}'`,
+      session.args.command,
+    );
   }
   return d as DeviceChoice;
 }
@@ -68,7 +78,11 @@ function shown(url: URL): string {
 async function printPlan(plan: TaskPlan, out: (text: string) => void): Promise<void> {
   out(`task ${plan.name} (${plan.file}), device ${plan.device}, outputs ${plan.outputDir}\n`);
   for (const [i, step] of plan.steps.entries()) {
-    out(`  ${i + 1}. ${step.name} (${step.type}): ${await stepStatus(step)}${step.force ? ", forced" : ""}\n`);
+    out(
+      `  ${i + 1}. ${step.name} (${step.type}): ${await stepStatus(step)}${
+        step.force ? ", forced" : ""
+      }\n`,
+    );
     out(`       params: ${JSON.stringify(step.params)}\n`);
     for (const [key, path] of Object.entries(step.outputs)) out(`       ${key} -> ${path}\n`);
   }
@@ -89,7 +103,12 @@ async function execute(session: Session, plan: TaskPlan): Promise<number> {
       );
     }
   }
-  const summary = await runTask(plan, { registry: session.registry, log: session.log, signal: session.signal, force });
+  const summary = await runTask(plan, {
+    registry: session.registry,
+    log: session.log,
+    signal: session.signal,
+    force,
+  });
   session.log.info(
     `${plan.name}: ran ${summary.ran.length} step(s), skipped ${summary.skipped.length} finished; outputs in ${plan.outputDir}`,
   );
@@ -97,7 +116,11 @@ async function execute(session: Session, plan: TaskPlan): Promise<number> {
 }
 
 /** Runs one step type as a one-step task, its params from --config and --set. */
-async function runStepCommand(session: Session, stepType: string, defaultConfig?: string): Promise<number> {
+async function runStepCommand(
+  session: Session,
+  stepType: string,
+  defaultConfig?: string,
+): Promise<number> {
   const { values } = session.args;
   requireEntry(session, "steps", stepType, `${session.args.command}`);
   let configPath = values.config;
@@ -111,7 +134,10 @@ async function runStepCommand(session: Session, stepType: string, defaultConfig?
     parseOverrides(values.set ?? []),
   );
   const plan = planTask(
-    { name: stepType, steps: [{ name: stepType, type: stepType, params: doc, paramsSource: { where, path: [] } }] },
+    {
+      name: stepType,
+      steps: [{ name: stepType, type: stepType, params: doc, paramsSource: { where, path: [] } }],
+    },
     session.registry,
     { file: where, outputDir: values.outputs ?? "outputs", device: device(session) ?? "auto" },
   );
@@ -138,7 +164,9 @@ function stepHelp(session: Session, stepType: string): string[] {
   const entry = session.registry.get("steps", stepType);
   const keys = schemaHelp(entry.params);
   return [
-    `Config keys of step type '${stepType}' (plugin ${entry.plugin})${entry.description ? `: ${entry.description}` : ""}`,
+    `Config keys of step type '${stepType}' (plugin ${entry.plugin})${
+      entry.description ? `: ${entry.description}` : ""
+    }`,
     ...(keys.length > 0 ? keys.map((k) => `  ${k}`) : ["  (none)"]),
   ];
 }
@@ -148,18 +176,34 @@ function helpFor(session: Session, command: string): string {
   let extra: string[] = [];
   if (command === "train") {
     const target = session.args.positionals[0];
-    if (target !== undefined && command === session.args.command) extra = stepHelp(session, `train-${target}`);
-    else {
+    if (target !== undefined && command === session.args.command) {
+      extra = stepHelp(session, `train-${target}`);
+    } else {
       const registered = TRAIN_TARGETS.filter((t) => r.has("steps", `train-${t}`));
-      extra = [`Registered: ${registered.join(", ") || "none"}. \`train <part> --help\` lists its config keys.`];
+      extra = [
+        `Registered: ${
+          registered.join(", ") || "none"
+        }. \`train <part> --help\` lists its config keys.`,
+      ];
     }
   } else if (command === "sample" || command === "eval") {
     extra = stepHelp(session, command);
   } else if (command === "run" || command === "demo") {
-    extra = ["Step types:", ...r.list("steps").map((e) => `  ${e.name.padEnd(24)} ${e.description}`)];
+    extra = [
+      "Step types:",
+      ...r.list("steps").map((e) => `  ${e.name.padEnd(24)} ${e.description}`),
+    ];
   } else if (command === "serve") {
-    extra = ["Preview models:", ...r.list("previews").map((e) => `  ${e.name.padEnd(24)} ${e.description}`)];
-    for (const e of r.list("previews")) extra.push(`Options of ${e.name}:`, ...schemaHelp(e.options).map((k) => `  ${k}`));
+    extra = [
+      "Preview models:",
+      ...r.list("previews").map((e) => `  ${e.name.padEnd(24)} ${e.description}`),
+    ];
+    for (const e of r.list("previews")) {
+      extra.push(
+        `Options of ${e.name}:`,
+        ...schemaHelp(e.options).map((k) => `  ${k}`),
+      );
+    }
   }
   return commandHelp(command, extra);
 }
@@ -170,24 +214,43 @@ async function serve(session: Session): Promise<number> {
   const { values } = session.args;
   const port = Number(values.port ?? "8000");
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`--port: expected an integer from 0 to 65535, got '${values.port}'`, "serve");
+    throw new UsageError(
+      `--port: expected an integer from 0 to 65535, got '${values.port}'`,
+      "serve",
+    );
   }
   const previews = session.registry.list("previews");
   let name = values.model;
   if (name !== undefined) requireEntry(session, "previews", name, "serve --model");
   else if (previews.length === 1) name = previews[0].name;
   else if (previews.length > 1) {
-    throw new ConfigError(`serve: several preview models are registered (${previews.map((p) => p.name).join(", ")}); choose one with --model`);
+    throw new ConfigError(
+      `serve: several preview models are registered (${
+        previews.map((p) => p.name).join(", ")
+      }); choose one with --model`,
+    );
   }
   const outputDir = values.outputs ?? "outputs";
-  const ctx = { registry: session.registry, device: device(session) ?? "auto", log: session.log, outputDir, signal: session.signal };
+  const ctx = {
+    registry: session.registry,
+    device: device(session) ?? "auto",
+    log: session.log,
+    outputDir,
+    signal: session.signal,
+  };
   let model;
   if (name !== undefined) {
     const where = values.config ?? "command line";
-    const doc = applyOverrides(values.config ? await readYamlWithExtends(values.config) : {}, parseOverrides(values.set ?? []));
+    const doc = applyOverrides(
+      values.config ? await readYamlWithExtends(values.config) : {},
+      parseOverrides(values.set ?? []),
+    );
     model = await session.registry.create("previews", name, doc, ctx, where);
   } else {
-    session.log.warn(`no preview model is registered: serving the gallery only. ${session.builtinsNote ?? ""}`.trim());
+    session.log.warn(
+      `no preview model is registered: serving the gallery only. ${session.builtinsNote ?? ""}`
+        .trim(),
+    );
   }
   const samplesDir = values.samples ?? `${outputDir}/samples`;
   const server = startServer({
@@ -207,13 +270,17 @@ function list(session: Session): number {
   const r = session.registry;
   const plugins = r.plugins;
   session.out(`plugins (${plugins.length}):\n`);
-  for (const p of plugins) session.out(`  ${p.name}@${p.version}${p.description ? `  ${p.description}` : ""}\n`);
+  for (const p of plugins) {
+    session.out(`  ${p.name}@${p.version}${p.description ? `  ${p.description}` : ""}\n`);
+  }
   if (session.builtinsNote) session.out(`  (${session.builtinsNote})\n`);
   for (const kind of KINDS) {
     const entries = r.list(kind);
     if (entries.length === 0) continue;
     session.out(`${kind}:\n`);
-    for (const e of entries) session.out(`  ${e.name.padEnd(24)} ${e.plugin.padEnd(20)} ${e.description}\n`);
+    for (const e of entries) {
+      session.out(`  ${e.name.padEnd(24)} ${e.plugin.padEnd(20)} ${e.description}\n`);
+    }
   }
   return 0;
 }
@@ -234,7 +301,12 @@ export async function dispatch(session: Session): Promise<number> {
   }
   const expectPositionals = (n: number, what: string) => {
     if (positionals.length !== n) {
-      throw new UsageError(`${command}: expected ${what}, got ${positionals.length ? positionals.join(" ") : "nothing"}`, command);
+      throw new UsageError(
+        `${command}: expected ${what}, got ${
+          positionals.length ? positionals.join(" ") : "nothing"
+        }`,
+        command,
+      );
     }
   };
   switch (command) {
@@ -242,7 +314,10 @@ export async function dispatch(session: Session): Promise<number> {
       expectPositionals(1, `one of ${TRAIN_TARGETS.join(", ")}`);
       const target = positionals[0];
       if (!(TRAIN_TARGETS as readonly string[]).includes(target)) {
-        throw new UsageError(`train: expected one of ${TRAIN_TARGETS.join(", ")}, got '${target}'`, command);
+        throw new UsageError(
+          `train: expected one of ${TRAIN_TARGETS.join(", ")}, got '${target}'`,
+          command,
+        );
       }
       return await runStepCommand(session, `train-${target}`, `configs/${target}.yaml`);
     }

@@ -10,7 +10,10 @@ export interface ConsoleLoggerOptions {
   interval?: number;
 }
 
-export function consoleLogger(write: (text: string) => void, options: ConsoleLoggerOptions = {}): Logger {
+export function consoleLogger(
+  write: (text: string) => void,
+  options: ConsoleLoggerOptions = {},
+): Logger {
   const interval = (options.interval ?? 10) * 1000;
   let lastPrint = new Map<string, number>();
   let drawing = false; // a progress line is on screen without its newline

@@ -27,7 +27,10 @@ export interface BuiltinsResult {
 }
 
 /** Registers the plugins exported by plugins/mod.ts (or `url`); never throws for a missing file. */
-export async function loadBuiltinPlugins(registry: Registry, url: URL = BUILTIN_PLUGINS): Promise<BuiltinsResult> {
+export async function loadBuiltinPlugins(
+  registry: Registry,
+  url: URL = BUILTIN_PLUGINS,
+): Promise<BuiltinsResult> {
   try {
     await Deno.stat(url);
   } catch {
@@ -38,11 +41,17 @@ export async function loadBuiltinPlugins(registry: Registry, url: URL = BUILTIN_
     module = await import(url.href);
   } catch (e) {
     const reason = (e as Error).message.split("\n")[0];
-    return { note: `plugins/mod.ts failed to load (${reason}), so no built-in plugins are loaded`, broken: true };
+    return {
+      note: `plugins/mod.ts failed to load (${reason}), so no built-in plugins are loaded`,
+      broken: true,
+    };
   }
   const plugins = pluginsOf(module);
   if (plugins.length === 0) {
-    return { note: "plugins/mod.ts exports no plugins (expected `export default [plugin, ...]`)", broken: true };
+    return {
+      note: "plugins/mod.ts exports no plugins (expected `export default [plugin, ...]`)",
+      broken: true,
+    };
   }
   for (const plugin of plugins) await registry.use(plugin, undefined, "plugins/mod.ts");
   return {};
@@ -75,7 +84,9 @@ function report(e: unknown, err: (text: string) => void, verbose: boolean): numb
     return 2;
   }
   if (e instanceof ConfigError) {
-    for (const line of e.problems) err(line.startsWith("note: ") ? `${line}\n` : `error: ${line}\n`);
+    for (const line of e.problems) {
+      err(line.startsWith("note: ") ? `${line}\n` : `error: ${line}\n`);
+    }
     return 2;
   }
   if (e instanceof InterruptedError) {
@@ -119,9 +130,18 @@ export async function main(args: string[], options: CliOptions = {}): Promise<nu
     const registry = new Registry();
     const builtins = await (options.loadBuiltins ?? loadBuiltinPlugins)(registry);
     if (builtins.broken) err(`warning: ${builtins.note}\n`);
-    if (parsed.values.plugin) await loadPlugins(registry, parsed.values.plugin, "./command-line", "--plugin");
+    if (parsed.values.plugin) {
+      await loadPlugins(registry, parsed.values.plugin, "./command-line", "--plugin");
+    }
     const log = consoleLogger(err, { verbose, tty: options.tty ?? Deno.stderr.isTerminal() });
-    return await dispatch({ args: parsed, registry, log, out, signal, builtinsNote: builtins.note });
+    return await dispatch({
+      args: parsed,
+      registry,
+      log,
+      out,
+      signal,
+      builtinsNote: builtins.note,
+    });
   } catch (e) {
     return report(e, err, verbose);
   } finally {

@@ -73,7 +73,16 @@ export function describeValue(value: unknown): string {
 // The schema DSL
 
 export type SchemaKind =
-  | "number" | "int" | "string" | "bool" | "enum" | "array" | "object" | "record" | "union" | "any";
+  | "number"
+  | "int"
+  | "string"
+  | "bool"
+  | "enum"
+  | "array"
+  | "object"
+  | "record"
+  | "union"
+  | "any";
 
 type Checker<T> = (value: unknown, path: KeyPath, problems: Problem[]) => T;
 
@@ -149,6 +158,7 @@ type Shape = Record<string, Schema<unknown>>;
 type OptionalKeys<S extends Shape> = {
   [K in keyof S]: undefined extends Infer<S[K]> ? K : never;
 }[keyof S];
+// deno-lint-ignore ban-types
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 export type InferObject<S extends Shape> = Simplify<
   & { [K in Exclude<keyof S, OptionalKeys<S>>]: Infer<S[K]> }
@@ -203,7 +213,9 @@ function numberSchema(kind: "number" | "int", o: NumberOptions): Schema<number> 
         (kind === "number" || Number.isInteger(value)) &&
         (o.min === undefined || value >= o.min) && (o.max === undefined || value <= o.max) &&
         (!o.positive || value > 0);
-      if (!ok) problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
+      if (!ok) {
+        problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
+      }
       return value as number;
     }),
     o.description,
@@ -216,7 +228,10 @@ function enumSchema<const V extends string>(values: readonly V[], o: Described =
     new Schema<V>("enum", expected, (value, path, problems) => {
       if (typeof value !== "string" || !values.includes(value as V)) {
         const hint = typeof value === "string" ? didYouMean(value, values) : "";
-        problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}${hint}` });
+        problems.push({
+          path,
+          message: `expected ${expected}, got ${describeValue(value)}${hint}`,
+        });
       }
       return value as V;
     }),
@@ -247,7 +262,9 @@ function objectSchema<S extends Shape>(shape: S, o: ObjectOptions = {}): Schema<
         out[key] = value[key];
         continue;
       }
-      const allowed = keys.length > 0 ? ` allowed: ${keys.join(", ")}` : " no keys are allowed here";
+      const allowed = keys.length > 0
+        ? ` allowed: ${keys.join(", ")}`
+        : " no keys are allowed here";
       const hint = didYouMean(key, keys).replace(/^ \((.*)\)$/, "$1");
       const detail = hint ? `${hint};${allowed}` : allowed.trim();
       problems.push({ path: [...path, key], message: `unknown key (${detail})` });
@@ -314,7 +331,9 @@ export const s = {
       new Schema<string>("string", expected, (value, path, problems) => {
         const ok = typeof value === "string" && (!o.nonEmpty || value !== "") &&
           (o.pattern === undefined || new RegExp(`^(?:${o.pattern.source})$`).test(value));
-        if (!ok) problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
+        if (!ok) {
+          problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
+        }
         return value as string;
       }),
       o.description,
@@ -355,7 +374,12 @@ export function check<T>(
  * Checks `value` against `schema` and returns it with defaults filled in, or throws one
  * ConfigError listing every problem as `where: key.path: message`.
  */
-export function validate<T>(schema: Schema<T>, value: unknown, where: string, basePath: KeyPath = []): T {
+export function validate<T>(
+  schema: Schema<T>,
+  value: unknown,
+  where: string,
+  basePath: KeyPath = [],
+): T {
   const result = check(schema, value, basePath);
   if (result.problems.length > 0) {
     throw new ConfigError(result.problems.map((p) => formatProblem(where, p)));
@@ -443,7 +467,9 @@ export async function readYaml(file: string): Promise<unknown> {
 export function deepMerge(base: unknown, over: unknown): unknown {
   if (!isMapping(base) || !isMapping(over)) return structuredClone(over);
   const out: Record<string, unknown> = structuredClone(base);
-  for (const [k, v] of Object.entries(over)) out[k] = k in out ? deepMerge(out[k], v) : structuredClone(v);
+  for (const [k, v] of Object.entries(over)) {
+    out[k] = k in out ? deepMerge(out[k], v) : structuredClone(v);
+  }
   return out;
 }
 
@@ -478,11 +504,18 @@ export async function readYamlWithExtends(file: string, chain: string[] = []): P
   if (!isMapping(doc) || doc.extends === undefined) return doc;
   const bases = typeof doc.extends === "string" ? [doc.extends] : doc.extends;
   if (!Array.isArray(bases) || bases.some((b) => typeof b !== "string")) {
-    throw new ConfigError(`${file}: extends: expected a file path or a list of paths, got ${describeValue(doc.extends)}`);
+    throw new ConfigError(
+      `${file}: extends: expected a file path or a list of paths, got ${
+        describeValue(doc.extends)
+      }`,
+    );
   }
   let merged: unknown = {};
   for (const base of bases as string[]) {
-    merged = deepMerge(merged, await readYamlWithExtends(resolveBeside(file, base), [...chain, file]));
+    merged = deepMerge(
+      merged,
+      await readYamlWithExtends(resolveBeside(file, base), [...chain, file]),
+    );
   }
   const own = { ...doc };
   delete own.extends;
@@ -533,10 +566,16 @@ export function applyOverrides(doc: unknown, overrides: readonly Override[]): un
       const last = i === o.path.length - 1;
       const here = o.path.slice(0, i).join(".") || "(top level)";
       if (Array.isArray(node)) {
-        let index = /^\d+$/.test(seg) ? Number(seg) : node.findIndex((el) => isMapping(el) && el.name === seg);
+        const index = /^\d+$/.test(seg)
+          ? Number(seg)
+          : node.findIndex((el) => isMapping(el) && el.name === seg);
         if (index < 0 || index > node.length || (!last && index === node.length)) {
-          const names = node.filter(isMapping).map((el) => el.name).filter((n) => typeof n === "string");
-          const known = names.length > 0 ? ` (names: ${names.join(", ")})` : ` (${node.length} items)`;
+          const names = node.filter(isMapping).map((el) => el.name).filter((n) =>
+            typeof n === "string"
+          );
+          const known = names.length > 0
+            ? ` (names: ${names.join(", ")})`
+            : ` (${node.length} items)`;
           throw new ConfigError(`--set ${o.text}: ${here} has no item '${seg}'${known}`);
         }
         if (last) node[index] = o.value;
@@ -551,11 +590,15 @@ export function applyOverrides(doc: unknown, overrides: readonly Override[]): un
           node = node[seg];
         }
       } else {
-        throw new ConfigError(`--set ${o.text}: ${here} is ${describeValue(node)}, not a mapping or list`);
+        throw new ConfigError(
+          `--set ${o.text}: ${here} is ${describeValue(node)}, not a mapping or list`,
+        );
       }
       if (!last && !isMapping(node) && !Array.isArray(node)) {
         const at = o.path.slice(0, i + 1).join(".");
-        throw new ConfigError(`--set ${o.text}: ${at} is ${describeValue(node)}, not a mapping or list`);
+        throw new ConfigError(
+          `--set ${o.text}: ${at} is ${describeValue(node)}, not a mapping or list`,
+        );
       }
     }
   }
@@ -567,7 +610,11 @@ export interface ReadConfigOptions {
 }
 
 /** Reads a YAML config (with `extends:`), applies overrides, validates. Throws ConfigError. */
-export async function readConfig<T>(file: string, schema: Schema<T>, options: ReadConfigOptions = {}): Promise<T> {
+export async function readConfig<T>(
+  file: string,
+  schema: Schema<T>,
+  options: ReadConfigOptions = {},
+): Promise<T> {
   const doc = applyOverrides(await readYamlWithExtends(file), options.overrides ?? []);
   return validate(schema, doc, file);
 }

@@ -92,7 +92,14 @@ export interface Products {
 export type FactoryKind = keyof Products;
 export type Kind = FactoryKind | "steps";
 export const KINDS: readonly Kind[] = [
-  "encoders", "tokenizers", "generators", "decoders", "metrics", "datasets", "previews", "steps",
+  "encoders",
+  "tokenizers",
+  "generators",
+  "decoders",
+  "metrics",
+  "datasets",
+  "previews",
+  "steps",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -170,13 +177,19 @@ interface EntryInfo {
 }
 export type FactoryEntry<K extends FactoryKind = FactoryKind, O = unknown> =
   & EntryInfo
-  & { kind: K; options: Schema<O>; create(options: O, ctx: RunContext): Products[K] | Promise<Products[K]> };
+  & {
+    kind: K;
+    options: Schema<O>;
+    create(options: O, ctx: RunContext): Products[K] | Promise<Products[K]>;
+  };
 export type StepEntry<P = unknown> =
   & EntryInfo
   & Required<Pick<StepDefinition<P>, "params" | "outputs" | "run">>
   & Pick<StepDefinition<P>, "complete">
   & { kind: "steps" };
-export type Entry<K extends Kind> = K extends "steps" ? StepEntry : K extends FactoryKind ? FactoryEntry<K> : never;
+export type Entry<K extends Kind> = K extends "steps" ? StepEntry
+  : K extends FactoryKind ? FactoryEntry<K>
+  : never;
 
 // ---------------------------------------------------------------------------------------------
 // Plugins
@@ -230,7 +243,9 @@ export class Registry {
       throw new ConfigError(`plugin${from}: expected an object with a non-empty 'name'`);
     }
     if (typeof p.version !== "string" || typeof p.register !== "function") {
-      throw new ConfigError(`plugin '${p.name}'${from}: expected 'version' (a string) and 'register' (a function)`);
+      throw new ConfigError(
+        `plugin '${p.name}'${from}: expected 'version' (a string) and 'register' (a function)`,
+      );
     }
     const known = this.#store.plugins.get(p.name);
     if (known !== undefined) {
@@ -241,7 +256,10 @@ export class Registry {
       );
     }
     this.#store.plugins.set(p.name, {
-      name: p.name, version: p.version, description: p.description ?? "", source,
+      name: p.name,
+      version: p.version,
+      description: p.description ?? "",
+      source,
     });
     await p.register(new Registry(this.#store, p.name));
     return this;
@@ -303,7 +321,9 @@ export class Registry {
   #add<K extends Kind>(kind: K, entry: Entry<K>): void {
     if (typeof entry.name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(entry.name)) {
       throw new ConfigError(
-        `plugin '${this.#owner}': ${kind} name ${JSON.stringify(entry.name)} must be letters, digits, '.', '-' or '_'`,
+        `plugin '${this.#owner}': ${kind} name ${
+          JSON.stringify(entry.name)
+        } must be letters, digits, '.', '-' or '_'`,
       );
     }
     const table = this.#store.entries.get(kind)!;
@@ -338,8 +358,12 @@ export class Registry {
     const names = this.list(kind).map((e) => e.name);
     const plugins = this.plugins.map((p) => `${p.name}@${p.version}`).join(", ") || "none";
     const noun = kind === "steps" ? "step type" : kind.replace(/s$/, "");
-    const registered = names.length > 0 ? `registered: ${names.join(", ")}` : `no ${noun}s are registered`;
-    return `no ${noun} named '${name}'${didYouMean(name, names)} (${registered}; plugins loaded: ${plugins})`;
+    const registered = names.length > 0
+      ? `registered: ${names.join(", ")}`
+      : `no ${noun}s are registered`;
+    return `no ${noun} named '${name}'${
+      didYouMean(name, names)
+    } (${registered}; plugins loaded: ${plugins})`;
   }
 
   /**
@@ -371,7 +395,8 @@ export const pluginSpecSchema = s.union(
 ).describe("plugin module path (relative to the task file) or { path, options }");
 
 function isPlugin(value: unknown): value is Plugin {
-  return typeof value === "object" && value !== null && typeof (value as Plugin).register === "function";
+  return typeof value === "object" && value !== null &&
+    typeof (value as Plugin).register === "function";
 }
 
 /** Plugins a module exports: `default` (a plugin, factory or list), else `plugin`/`plugins`. */
@@ -380,7 +405,9 @@ export function pluginsOf(module: Record<string, unknown>): (Plugin | PluginFact
     const value = module[key];
     if (value === undefined) continue;
     const list = Array.isArray(value) ? value : [value];
-    if (list.every((v) => isPlugin(v) || typeof v === "function")) return list as (Plugin | PluginFactory)[];
+    if (list.every((v) => isPlugin(v) || typeof v === "function")) {
+      return list as (Plugin | PluginFactory)[];
+    }
   }
   return [];
 }

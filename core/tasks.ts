@@ -35,8 +35,8 @@ import {
   validate,
 } from "./config.ts";
 import {
-  DEVICES,
   type DeviceChoice,
+  DEVICES,
   loadPlugins,
   type Logger,
   pluginSpecSchema,
@@ -47,7 +47,10 @@ import {
 } from "./registry.ts";
 
 const NAME = /[A-Za-z0-9][A-Za-z0-9._-]*/;
-const nameSchema = s.string({ pattern: NAME, patternName: "a name (letters, digits, '.', '-', '_')" });
+const nameSchema = s.string({
+  pattern: NAME,
+  patternName: "a name (letters, digits, '.', '-', '_')",
+});
 
 export const taskStepSchema = s.object({
   name: nameSchema.describe("unique within the task; also the step's folder name"),
@@ -62,7 +65,9 @@ export const taskSchema = s.object({
   description: s.string().optional(),
   plugins: s.array(pluginSpecSchema).default([]),
   device: s.enum(DEVICES).default("auto"),
-  outputs: s.string({ nonEmpty: true }).optional().describe("output folder (default outputs/<name>)"),
+  outputs: s.string({ nonEmpty: true }).optional().describe(
+    "output folder (default outputs/<name>)",
+  ),
   steps: s.array(taskStepSchema, { minLength: 1 }),
 });
 export type TaskFile = Infer<typeof taskSchema>;
@@ -158,7 +163,9 @@ function resolveReferences(
   scope: { outputDir: string; index: number; steps: Map<string, KnownStep> },
   found: { problems: Problem[]; dependsOn: Set<string> },
 ): unknown {
-  if (Array.isArray(value)) return value.map((v, i) => resolveReferences(v, [...path, i], scope, found));
+  if (Array.isArray(value)) {
+    return value.map((v, i) => resolveReferences(v, [...path, i], scope, found));
+  }
   if (typeof value === "object" && value !== null) {
     return Object.fromEntries(
       Object.entries(value).map(([k, v]) => [k, resolveReferences(v, [...path, k], scope, found)]),
@@ -174,12 +181,15 @@ function resolveReferences(
     const parts = body.trim().split(".");
     if (parts.length === 1 && parts[0] === "outputs") return scope.outputDir;
     const isStepRef = parts[0] === "steps" &&
-      ((parts.length === 4 && parts[2] === "outputs") || (parts.length === 3 && parts[2] === "dir"));
+      ((parts.length === 4 && parts[2] === "outputs") ||
+        (parts.length === 3 && parts[2] === "dir"));
     if (!isStepRef) return problem(`cannot read reference ${whole}: expected ${REFERENCE_FORMS}`);
     const stepName = parts[1];
     const target = scope.steps.get(stepName);
     if (target === undefined) {
-      const earlier = [...scope.steps.entries()].filter(([, k]) => k.index < scope.index).map(([n]) => n);
+      const earlier = [...scope.steps.entries()].filter(([, k]) => k.index < scope.index).map((
+        [n],
+      ) => n);
       return problem(
         `${whole} names no step '${stepName}'${didYouMean(stepName, earlier)}` +
           ` (earlier steps: ${earlier.join(", ") || "none"})`,
@@ -195,7 +205,9 @@ function resolveReferences(
     if (!(key in target.outputs)) {
       const names = Object.keys(target.outputs);
       return problem(
-        `${whole}: step '${stepName}' (type ${target.type}) has no output '${key}'${didYouMean(key, names)}` +
+        `${whole}: step '${stepName}' (type ${target.type}) has no output '${key}'${
+          didYouMean(key, names)
+        }` +
           ` (outputs: ${names.join(", ") || "none"})`,
       );
     }
@@ -259,7 +271,11 @@ export function planTask(
     } catch (e) {
       // With bad params this is expected; the params problems say what to fix.
       if (problems.length === 0) {
-        lines.push(`${file}: steps[${index}]: step type '${step.type}' could not list its outputs: ${(e as Error).message}`);
+        lines.push(
+          `${file}: steps[${index}]: step type '${step.type}' could not list its outputs: ${
+            (e as Error).message
+          }`,
+        );
       }
       continue;
     }
@@ -280,7 +296,13 @@ export function planTask(
     });
   }
   if (lines.length > 0) throw new ConfigError(lines);
-  return { name: task.name, file, device: options.device ?? task.device ?? "auto", outputDir, steps: planned };
+  return {
+    name: task.name,
+    file,
+    device: options.device ?? task.device ?? "auto",
+    outputDir,
+    steps: planned,
+  };
 }
 
 export interface LoadTaskOptions {
@@ -297,7 +319,11 @@ export async function loadTask(file: string, options: LoadTaskOptions): Promise<
   const doc = applyOverrides(await readYamlWithExtends(file), options.overrides ?? []);
   const task = validate(taskSchema, doc, file);
   await loadPlugins(options.registry, task.plugins, file);
-  return planTask(task, options.registry, { file, outputDir: options.outputDir, device: options.device });
+  return planTask(task, options.registry, {
+    file,
+    outputDir: options.outputDir,
+    device: options.device,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,7 +336,10 @@ function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (typeof value === "object" && value !== null) {
     const keys = Object.keys(value).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(",")}}`;
+    return `{${
+      keys.map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+        .join(",")
+    }}`;
   }
   return JSON.stringify(value) ?? "null";
 }
@@ -343,7 +372,9 @@ export async function stepStatus(step: PlannedStep): Promise<StepStatus> {
   }
   if (marker.recipe !== recipe(step)) return "changed";
   for (const path of Object.values(step.outputs)) if (!(await exists(path))) return "incomplete";
-  if (step.entry.complete && !(await step.entry.complete(step.params, step.outputs))) return "incomplete";
+  if (step.entry.complete && !(await step.entry.complete(step.params, step.outputs))) {
+    return "incomplete";
+  }
   return "done";
 }
 
@@ -377,7 +408,11 @@ export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<
       summary.skipped.push(step.name);
       continue;
     }
-    const why = forced ? "forced" : remade.length > 0 ? `inputs re-made by ${remade.join(", ")}` : status;
+    const why = forced
+      ? "forced"
+      : remade.length > 0
+      ? `inputs re-made by ${remade.join(", ")}`
+      : status;
     log.info(`${label}: running (${why})`);
 
     await Deno.mkdir(step.dir, { recursive: true });
@@ -396,17 +431,30 @@ export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<
     try {
       await step.entry.run(step.params, ctx);
     } catch (e) {
-      if (signal.aborted) throw new InterruptedError(`interrupted during step '${step.name}'`, { cause: e });
-      if (e instanceof ConfigError) throw new ConfigError(e.problems.map((p) => `step '${step.name}': ${p}`));
+      if (signal.aborted) {
+        throw new InterruptedError(`interrupted during step '${step.name}'`, { cause: e });
+      }
+      if (e instanceof ConfigError) {
+        throw new ConfigError(e.problems.map((p) => `step '${step.name}': ${p}`));
+      }
       const message = e instanceof Error ? e.message : String(e);
-      throw new StepFailedError(step.name, `step '${step.name}' (${step.type}) failed: ${message}`, { cause: e });
+      throw new StepFailedError(
+        step.name,
+        `step '${step.name}' (${step.type}) failed: ${message}`,
+        { cause: e },
+      );
     }
     // A step that returned early on Ctrl-C may have left partial outputs: do not mark it done.
     if (signal.aborted) throw new InterruptedError(`interrupted during step '${step.name}'`);
     const missing: string[] = [];
-    for (const [key, path] of Object.entries(step.outputs)) if (!(await exists(path))) missing.push(`${key} (${path})`);
+    for (const [key, path] of Object.entries(step.outputs)) {
+      if (!(await exists(path))) missing.push(`${key} (${path})`);
+    }
     if (missing.length > 0) {
-      throw new StepFailedError(step.name, `step '${step.name}' (${step.type}) finished without writing: ${missing.join(", ")}`);
+      throw new StepFailedError(
+        step.name,
+        `step '${step.name}' (${step.type}) finished without writing: ${missing.join(", ")}`,
+      );
     }
     const marker = {
       recipe: recipe(step),

@@ -14,11 +14,21 @@
 
 import { Hono } from "hono";
 import { check, formatProblem, type Infer, s } from "../core/config.ts";
-import { type Logger, type PreviewModel, type PreviewRequest, silentLogger } from "../core/registry.ts";
+import {
+  type Logger,
+  type PreviewModel,
+  type PreviewRequest,
+  silentLogger,
+} from "../core/registry.ts";
 import { renderPage } from "./page.ts";
 import { FifoMutex } from "./queue.ts";
 
-export type { PreviewImage, PreviewModel, PreviewProgress, PreviewRequest } from "../core/registry.ts";
+export type {
+  PreviewImage,
+  PreviewModel,
+  PreviewProgress,
+  PreviewRequest,
+} from "../core/registry.ts";
 
 export interface PreviewLimits {
   /** Most images per request. */
@@ -78,7 +88,11 @@ export function generateRequestSchema(limits: PreviewLimits, classes?: number) {
 export type GenerateRequest = Infer<ReturnType<typeof generateRequestSchema>>;
 
 class HttpProblem extends Error {
-  constructor(readonly status: 400 | 413 | 415 | 422, message: string, readonly problems?: string[]) {
+  constructor(
+    readonly status: 400 | 413 | 415 | 422,
+    message: string,
+    readonly problems?: string[],
+  ) {
     super(message);
   }
 }
@@ -86,7 +100,9 @@ class HttpProblem extends Error {
 /** Reads at most `limit` bytes of body, whatever Content-Length claims. */
 async function readBody(request: Request, limit: number): Promise<string> {
   const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > limit) throw new HttpProblem(413, `request body is ${declared} bytes; the limit is ${limit}`);
+  if (declared > limit) {
+    throw new HttpProblem(413, `request body is ${declared} bytes; the limit is ${limit}`);
+  }
   if (request.body === null) return "";
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -131,7 +147,11 @@ async function parseGenerateRequest(
   }
   const result = check(generateRequestSchema(limits, classes), body);
   if (result.problems.length > 0) {
-    throw new HttpProblem(422, "invalid generate request", result.problems.map((p) => formatProblem("", p)));
+    throw new HttpProblem(
+      422,
+      "invalid generate request",
+      result.problems.map((p) => formatProblem("", p)),
+    );
   }
   return result.value;
 }
@@ -168,7 +188,9 @@ async function listSamples(dir: string): Promise<SampleInfo[]> {
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  found.sort((a, b) => (b.modified ?? "").localeCompare(a.modified ?? "") || a.name.localeCompare(b.name));
+  found.sort((a, b) =>
+    (b.modified ?? "").localeCompare(a.modified ?? "") || a.name.localeCompare(b.name)
+  );
   return found.slice(0, 500);
 }
 
@@ -182,7 +204,9 @@ function eventStream(produce: (send: Send, signal: AbortSignal) => Promise<void>
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       const send: Send = (event, data) => {
-        if (!closed) controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+        if (!closed) {
+          controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+        }
       };
       produce(send, gone.signal)
         .catch((e) => send("error", { message: (e as Error).message }))
@@ -211,7 +235,11 @@ export function createApp(options: PreviewServerOptions): Hono {
   const app = new Hono();
 
   /** Runs one request on the model (in queue order) and saves its images. */
-  async function generate(request: PreviewRequest, send: Send, signal: AbortSignal): Promise<SampleInfo[]> {
+  async function generate(
+    request: PreviewRequest,
+    send: Send,
+    signal: AbortSignal,
+  ): Promise<SampleInfo[]> {
     if (queue.size > 0) send("queued", { ahead: queue.size });
     return await queue.run(async () => {
       if (signal.aborted) throw new Error("request cancelled while queued");
@@ -221,7 +249,9 @@ export function createApp(options: PreviewServerOptions): Hono {
       await Deno.mkdir(samplesDir, { recursive: true });
       const saved: SampleInfo[] = [];
       for (const image of images) {
-        if (!(image?.png instanceof Uint8Array)) throw new Error("the model returned an image without PNG bytes");
+        if (!(image?.png instanceof Uint8Array)) {
+          throw new Error("the model returned an image without PNG bytes");
+        }
         const stem = safeStem(String(image.name ?? ""));
         let name = `${stem}.png`;
         for (let n = 2; await fileExists(`${samplesDir}/${name}`); n++) name = `${stem}-${n}.png`;
@@ -235,14 +265,21 @@ export function createApp(options: PreviewServerOptions): Hono {
         saved.push(info);
         send("image", info);
       }
-      log.info(`generated ${saved.length} image(s) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      log.info(
+        `generated ${saved.length} image(s) in ${
+          ((performance.now() - started) / 1000).toFixed(1)
+        } s`,
+      );
       return saved;
     });
   }
 
   app.onError((err, c) => {
     if (err instanceof HttpProblem) {
-      return c.json({ error: err.message, ...(err.problems ? { problems: err.problems } : {}) }, err.status);
+      return c.json(
+        { error: err.message, ...(err.problems ? { problems: err.problems } : {}) },
+        err.status,
+      );
     }
     log.warn(`${c.req.method} ${c.req.path}: ${err.message}`);
     return c.json({ error: err.message }, 500);
@@ -257,7 +294,11 @@ export function createApp(options: PreviewServerOptions): Hono {
       defaults: { seed: 0, topK: 200, temperature: 1, steps: 8, count: 4 },
     })));
 
-  app.get("/healthz", (c) => c.json({ ok: true, model: model ? (model.name ?? "preview model") : null, busy: queue.size }));
+  app.get(
+    "/healthz",
+    (c) =>
+      c.json({ ok: true, model: model ? (model.name ?? "preview model") : null, busy: queue.size }),
+  );
 
   app.get("/api/samples", async (c) => c.json({ samples: await listSamples(samplesDir) }));
 
@@ -280,7 +321,12 @@ export function createApp(options: PreviewServerOptions): Hono {
   });
 
   app.post("/api/generate", async (c) => {
-    if (!model) return c.json({ error: "no preview model is loaded; the server shows the gallery only" }, 503);
+    if (!model) {
+      return c.json(
+        { error: "no preview model is loaded; the server shows the gallery only" },
+        503,
+      );
+    }
     const request = await parseGenerateRequest(c.req.raw, limits, model.classes);
     if ((c.req.header("accept") ?? "").includes("text/event-stream")) {
       return eventStream(async (send, signal) => {

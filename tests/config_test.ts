@@ -37,10 +37,11 @@ async function problemsOfAsync(fn: () => Promise<unknown>): Promise<string[]> {
 
 // A cut-down stage-1 config (digit.md §2.4 key names).
 const stage1 = s.object({
-  common: s.object({ fp16: s.bool().default(false), log_interval: s.int({ min: 1 }).default(100) }).default({
-    fp16: false,
-    log_interval: 100,
-  }),
+  common: s.object({ fp16: s.bool().default(false), log_interval: s.int({ min: 1 }).default(100) })
+    .default({
+      fp16: false,
+      log_interval: 100,
+    }),
   task: s.object({
     input_size: s.int({ min: 1 }).default(256),
     target_vocab_size: s.int({ min: 2 }),
@@ -53,7 +54,10 @@ const stage1 = s.object({
   }),
   optimizer: s.object({
     _name: s.enum(["adam", "sgd_hydra"]),
-    adam_betas: s.array(s.number({ min: 0, max: 1 }), { minLength: 2, maxLength: 2 }).default([0.9, 0.98]),
+    adam_betas: s.array(s.number({ min: 0, max: 1 }), { minLength: 2, maxLength: 2 }).default([
+      0.9,
+      0.98,
+    ]),
     weight_decay: s.number({ min: 0 }).default(0),
   }),
   model: s.object({
@@ -115,26 +119,37 @@ Deno.test("root-level and container problems are worded by kind", () => {
   assert.deepEqual(problemsOf(() => validate(s.object({ a: s.int() }), [1, 2], "f.yaml")), [
     "f.yaml: expected a mapping, got a list",
   ]);
-  assert.deepEqual(problemsOf(() => validate(s.array(s.string(), { maxLength: 1 }), ["a", 3], "f.yaml")), [
-    "f.yaml: expected a list of strings (at most 1), got 2 items",
-    "f.yaml: [1]: expected a string, got 3",
-  ]);
+  assert.deepEqual(
+    problemsOf(() => validate(s.array(s.string(), { maxLength: 1 }), ["a", 3], "f.yaml")),
+    [
+      "f.yaml: expected a list of strings (at most 1), got 2 items",
+      "f.yaml: [1]: expected a string, got 3",
+    ],
+  );
   assert.deepEqual(problemsOf(() => validate(s.record(s.number()), { x: 1, y: true }, "f")), [
     "f: y: expected a number, got true",
   ]);
-  assert.deepEqual(problemsOf(() => validate(s.bool(), "yes", "f")), ["f: expected true or false, got 'yes'"]);
-  assert.deepEqual(problemsOf(() => validate(s.number(), Infinity, "f")), ["f: expected a number, got Infinity"]);
+  assert.deepEqual(problemsOf(() => validate(s.bool(), "yes", "f")), [
+    "f: expected true or false, got 'yes'",
+  ]);
+  assert.deepEqual(problemsOf(() => validate(s.number(), Infinity, "f")), [
+    "f: expected a number, got Infinity",
+  ]);
 });
 
 Deno.test("string patterns, open objects and unions", () => {
   const name = s.string({ pattern: /[a-z]+/, patternName: "a lowercase word" });
-  assert.deepEqual(problemsOf(() => validate(name, "ab1", "f")), ["f: expected a lowercase word, got 'ab1'"]);
+  assert.deepEqual(problemsOf(() => validate(name, "ab1", "f")), [
+    "f: expected a lowercase word, got 'ab1'",
+  ]);
   assert.equal(validate(name, "abc", "f"), "abc");
   const open = s.object({ a: s.int() }, { open: true });
   assert.deepEqual(validate(open, { a: 1, extra: "kept" }, "f"), { a: 1, extra: "kept" });
   const u = s.union(s.string(), s.object({ path: s.string() }));
   assert.deepEqual(validate(u, { path: "p" }, "f"), { path: "p" });
-  assert.deepEqual(problemsOf(() => validate(u, 5, "f")), ["f: expected a string or a mapping, got 5"]);
+  assert.deepEqual(problemsOf(() => validate(u, 5, "f")), [
+    "f: expected a string or a mapping, got 5",
+  ]);
 });
 
 Deno.test("default() rejects a default that does not match its own schema", () => {
@@ -192,13 +207,19 @@ Deno.test("parseOverrides reads values as YAML scalars", () => {
 });
 
 Deno.test("applyOverrides creates mappings, indexes lists by number or name, leaves the input alone", () => {
-  const doc = { a: { b: 1 }, steps: [{ name: "tok", params: {} }, { name: "train", params: { lr: 1 } }] };
-  const out = applyOverrides(doc, parseOverrides([
-    "a.b=2",
-    "x.y.z=hi",
-    "steps.train.params.lr=0.5",
-    "steps.0.params.k=64",
-  ]));
+  const doc = {
+    a: { b: 1 },
+    steps: [{ name: "tok", params: {} }, { name: "train", params: { lr: 1 } }],
+  };
+  const out = applyOverrides(
+    doc,
+    parseOverrides([
+      "a.b=2",
+      "x.y.z=hi",
+      "steps.train.params.lr=0.5",
+      "steps.0.params.k=64",
+    ]),
+  );
   assert.deepEqual(out, {
     a: { b: 2 },
     x: { y: { z: "hi" } },
@@ -208,9 +229,12 @@ Deno.test("applyOverrides creates mappings, indexes lists by number or name, lea
   assert.deepEqual(problemsOf(() => applyOverrides(doc, parseOverrides(["a.b.c=1"]))), [
     "--set a.b.c=1: a.b is 1, not a mapping or list",
   ]);
-  assert.deepEqual(problemsOf(() => applyOverrides(doc, parseOverrides(["steps.trian.params.lr=1"]))), [
-    "--set steps.trian.params.lr=1: steps has no item 'trian' (names: tok, train)",
-  ]);
+  assert.deepEqual(
+    problemsOf(() => applyOverrides(doc, parseOverrides(["steps.trian.params.lr=1"]))),
+    [
+      "--set steps.trian.params.lr=1: steps has no item 'trian' (names: tok, train)",
+    ],
+  );
 });
 
 Deno.test("readConfig: extends, overrides, then validation naming the top file", async () => {
@@ -233,14 +257,20 @@ Deno.test("readConfig: extends, overrides, then validation naming the top file",
     assert.equal(cfg.optimizer.weight_decay, 0.01);
 
     const lines = await problemsOfAsync(() =>
-      readConfig(`${dir}/stage1.yaml`, stage1, { overrides: parseOverrides(["optimization.lr=abc"]) })
+      readConfig(`${dir}/stage1.yaml`, stage1, {
+        overrides: parseOverrides(["optimization.lr=abc"]),
+      })
     );
-    assert.deepEqual(lines, [`${dir}/stage1.yaml: optimization.lr: expected a number > 0, got 'abc'`]);
+    assert.deepEqual(lines, [
+      `${dir}/stage1.yaml: optimization.lr: expected a number > 0, got 'abc'`,
+    ]);
 
     await Deno.writeTextFile(`${dir}/a.yaml`, "extends: b.yaml\n");
     await Deno.writeTextFile(`${dir}/b.yaml`, "extends: [a.yaml]\n");
     const cycle = await problemsOfAsync(() => readYamlWithExtends(`${dir}/a.yaml`));
-    assert.deepEqual(cycle, [`${dir}/a.yaml: extends: cycle ${dir}/a.yaml -> ${dir}/b.yaml -> ${dir}/a.yaml`]);
+    assert.deepEqual(cycle, [
+      `${dir}/a.yaml: extends: cycle ${dir}/a.yaml -> ${dir}/b.yaml -> ${dir}/a.yaml`,
+    ]);
 
     const missing = await problemsOfAsync(() => readConfig(`${dir}/nope.yaml`, stage1));
     assert.deepEqual(missing, [`${dir}/nope.yaml: cannot read: file not found`]);

@@ -109,7 +109,10 @@ Deno.test("gramUpper: upper triangle of alpha X^T X + beta C, lower untouched", 
       for (let i = 0; i < n; i++) {
         for (let j = 0; j < n; j++) {
           const expect = j >= i ? 3 * want[i * n + j] + 3.5 : 7;
-          assert.ok(Math.abs(C[i * n + j] - expect) < 1e-12 * k, `${name} k=${k} n=${n} (${i},${j})`);
+          assert.ok(
+            Math.abs(C[i * n + j] - expect) < 1e-12 * k,
+            `${name} k=${k} n=${n} (${i},${j})`,
+          );
         }
       }
       mirrorUpper(C, n);
@@ -138,7 +141,10 @@ Deno.test("eigh: closed-form spectra (diagonal, 2x2, Toeplitz tridiagonal, refle
       T[i * n + i] = 2;
       if (i + 1 < n) T[i * n + i + 1] = T[(i + 1) * n + i] = -1;
     }
-    const exact = Float64Array.from({ length: n }, (_, k) => 2 - 2 * Math.cos(((k + 1) * Math.PI) / (n + 1)));
+    const exact = Float64Array.from(
+      { length: n },
+      (_, k) => 2 - 2 * Math.cos(((k + 1) * Math.PI) / (n + 1)),
+    );
     const t = run(() => eigh(T, n));
     assert.ok(maxAbsDiff(t.values, exact) < 1e-13, `${name} Toeplitz`);
 
@@ -157,7 +163,10 @@ Deno.test("eigh: closed-form spectra (diagonal, 2x2, Toeplitz tridiagonal, refle
     const sorted = w.slice().sort();
     assert.ok(maxAbsDiff(got.values, sorted) < 1e-13, `${name} reflected`);
     const res = eigenResiduals(A, m, got.values, got.vectorRows!);
-    assert.ok(res.reconstruction < 1e-13 && res.orthogonality < 1e-13, `${name} ${JSON.stringify(res)}`);
+    assert.ok(
+      res.reconstruction < 1e-13 && res.orthogonality < 1e-13,
+      `${name} ${JSON.stringify(res)}`,
+    );
   }
 });
 
@@ -231,8 +240,13 @@ Deno.test("eigh: rank-deficient PSD (many zero eigenvalues) converges; nonzero p
     const top = values.subarray(n - k);
     const want = run(() => eigvalsh(small, k));
     assert.ok(maxAbsDiff(top, want) < 1e-13 * want[k - 1], `${name} nonzero eigenvalues`);
-    for (let i = 0; i < n - k; i++) assert.ok(Math.abs(values[i]) < 1e-14 * want[k - 1], `${name} ${i}`);
+    for (let i = 0; i < n - k; i++) {
+      assert.ok(Math.abs(values[i]) < 1e-14 * want[k - 1], `${name} ${i}`);
+    }
     const res = eigenResiduals(S, n, values, vectorRows!);
-    assert.ok(res.reconstruction < 1e-13 && res.orthogonality < 1e-12, `${name} ${JSON.stringify(res)}`);
+    assert.ok(
+      res.reconstruction < 1e-13 && res.orthogonality < 1e-12,
+      `${name} ${JSON.stringify(res)}`,
+    );
   }
 });

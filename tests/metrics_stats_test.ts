@@ -194,8 +194,14 @@ Deno.test("FeatureStats: too few samples and malformed batches are clear errors"
   stats.update(Float32Array.of(1, 2, 3, 4));
   assert.deepEqual(Array.from(stats.mean()), [1, 2, 3, 4]);
   assert.throws(() => stats.covariance(), /needs at least 2 samples, got 1 \(dim 4\)/);
-  assert.throws(() => stats.update(new Float32Array(6)), /6 values is not a whole number of rows of dim 4/);
-  assert.throws(() => stats.update(Float32Array.of(0, NaN, 0, 0)), /non-finite value NaN at row 0, column 1/);
+  assert.throws(
+    () => stats.update(new Float32Array(6)),
+    /6 values is not a whole number of rows of dim 4/,
+  );
+  assert.throws(
+    () => stats.update(Float32Array.of(0, NaN, 0, 0)),
+    /non-finite value NaN at row 0, column 1/,
+  );
   stats.update(Float32Array.of(3, 2, 1, 0));
   // Two rows: covariance = (x1 - x2)(x1 - x2)^T / 2, np.cov's ddof = 1.
   assert.deepEqual(Array.from(stats.covariance().subarray(0, 4)), [2, 0, -2, -4]);
@@ -265,7 +271,9 @@ Deno.test("randomStatePermutation: bit-identical to numpy RandomState(2020).perm
   // First outputs of numpy's MT19937 for seed 2020 (randint(0, 2**32, dtype=uint32)).
   const rng = new MT19937(2020);
   assert.deepEqual([rng.nextUint32(), rng.nextUint32(), rng.nextUint32()], [
-    4236026720, 639299976, 3751189827,
+    4236026720,
+    639299976,
+    3751189827,
   ]);
   for (const { n, hash, head } of reference.permutations) {
     const p = randomStatePermutation(2020, n);
@@ -284,7 +292,9 @@ Deno.test("inceptionScore: matches torch-fidelity's isc_features_to_metric (1e-1
     // Every value is a sum of exps; measured agreement is ~1e-14, the brief's bound is 1e-5.
     assertClose(got.mean, c.mean, 1e-10, `${c.name} mean`);
     assertClose(got.std, c.std, 1e-8, `${c.name} std`, c.mean);
-    got.splitScores.forEach((s, i) => assertClose(s, c.splitScores[i], 1e-10, `${c.name} split ${i}`));
+    got.splitScores.forEach((s, i) =>
+      assertClose(s, c.splitScores[i], 1e-10, `${c.name} split ${i}`)
+    );
   }
 });
 
@@ -331,5 +341,8 @@ Deno.test("precisionRecall: identical sets give 1, disjoint clusters give 0", ()
   const far = a.map((v) => v + 1000);
   const apart = precisionRecall(a, n, far, n, dim);
   assert.deepEqual([apart.precision, apart.recall, apart.fScore], [0, 0, 0]);
-  assert.throws(() => precisionRecall(a, n, a.subarray(0, 6), 3, dim), /generated has 3 samples, need more than k=3/);
+  assert.throws(
+    () => precisionRecall(a, n, a.subarray(0, 6), 3, dim),
+    /generated has 3 samples, need more than k=3/,
+  );
 });

@@ -85,7 +85,13 @@ Deno.test("create validates options, fills defaults and builds the product", asy
   assert.deepEqual([...grid.tokens], [7, 7, 7, 7, 7, 7, 7, 7]);
 
   const msg = await messageOfAsync(() =>
-    r.create("generators", "constant", { value: -1, sidee: 3 }, ctxFor(r), "configs/sample.yaml: generator")
+    r.create(
+      "generators",
+      "constant",
+      { value: -1, sidee: 3 },
+      ctxFor(r),
+      "configs/sample.yaml: generator",
+    )
   );
   assert.equal(
     msg,
@@ -105,11 +111,18 @@ Deno.test("two plugins registering one name in one kind is an error naming both"
     },
   };
   const msg = await messageOfAsync(() => r.use(rival));
-  assert.equal(msg, "generators 'constant' is registered twice: by plugin 'fake-constant' and by plugin 'fake-rival'");
+  assert.equal(
+    msg,
+    "generators 'constant' is registered twice: by plugin 'fake-constant' and by plugin 'fake-rival'",
+  );
   // The same name in another kind is fine.
   const other = new Registry();
   await other.use(constantPlugin);
-  await other.use({ name: "dec", version: "1", register: (reg) => reg.step({ name: "constant", run() {} }) });
+  await other.use({
+    name: "dec",
+    version: "1",
+    register: (reg) => reg.step({ name: "constant", run() {} }),
+  });
   assert.equal(other.get("steps", "constant").plugin, "dec");
 });
 
@@ -118,8 +131,13 @@ Deno.test("the same plugin twice is a no-op; another version of it is an error",
   await r.use(constantPlugin);
   await r.use(constantPlugin);
   assert.equal(r.list("generators").length, 1);
-  const msg = await messageOfAsync(() => r.use({ ...constantPlugin, version: "2.0.0" }, undefined, "x.ts"));
-  assert.equal(msg, "plugin 'fake-constant' is loaded twice with different versions: 1.0.0 and 2.0.0 (from x.ts)");
+  const msg = await messageOfAsync(() =>
+    r.use({ ...constantPlugin, version: "2.0.0" }, undefined, "x.ts")
+  );
+  assert.equal(
+    msg,
+    "plugin 'fake-constant' is loaded twice with different versions: 1.0.0 and 2.0.0 (from x.ts)",
+  );
 });
 
 Deno.test("factories receive options; malformed plugins and names are refused", async () => {
@@ -128,7 +146,10 @@ Deno.test("factories receive options; malformed plugins and names are refused", 
     name: "fake-factory",
     version: "0.0.1",
     register(reg: Registry) {
-      reg.generator({ name: `v${o?.value ?? 0}`, create: () => new ConstantGenerator("f", o?.value ?? 0, 1) });
+      reg.generator({
+        name: `v${o?.value ?? 0}`,
+        create: () => new ConstantGenerator("f", o?.value ?? 0, 1),
+      });
     },
   });
   await r.use(factory, { value: 5 });
@@ -194,16 +215,31 @@ export default (options = {}) => ({
     const taskFile = `${dir}/tasks/demo.yaml`;
 
     const r = new Registry();
-    await loadPlugins(r, [{ path: "../plugins/scale.ts", options: { factor: 3 } }, "../plugins/pair.js"], taskFile);
-    assert.deepEqual(r.list("steps").map((e) => `${e.plugin}:${e.name}`), ["fake-a:a", "fake-b:b", "fake-scale:scale-3"]);
+    await loadPlugins(r, [
+      { path: "../plugins/scale.ts", options: { factor: 3 } },
+      "../plugins/pair.js",
+    ], taskFile);
+    assert.deepEqual(r.list("steps").map((e) => `${e.plugin}:${e.name}`), [
+      "fake-a:a",
+      "fake-b:b",
+      "fake-scale:scale-3",
+    ]);
     assert.equal(r.plugins.find((p) => p.name === "fake-scale")?.source, `${dir}/plugins/scale.ts`);
 
     const msg = await messageOfAsync(() =>
-      loadPlugins(new Registry(), ["../plugins/missing.ts", "../plugins/empty.js"], taskFile, "tasks/demo.yaml")
+      loadPlugins(
+        new Registry(),
+        ["../plugins/missing.ts", "../plugins/empty.js"],
+        taskFile,
+        "tasks/demo.yaml",
+      )
     );
     const lines = msg.split("\n");
     assert.equal(lines.length, 2);
-    assert.match(lines[0], /^tasks\/demo\.yaml: plugins\[0\]: cannot import '\.\.\/plugins\/missing\.ts' \(.*\/plugins\/missing\.ts\): /);
+    assert.match(
+      lines[0],
+      /^tasks\/demo\.yaml: plugins\[0\]: cannot import '\.\.\/plugins\/missing\.ts' \(.*\/plugins\/missing\.ts\): /,
+    );
     assert.equal(
       lines[1],
       "tasks/demo.yaml: plugins[1]: '../plugins/empty.js' exports no plugin (expected a default export { name, version, register } or a factory)",

@@ -75,7 +75,10 @@ class FakeModel implements PreviewModel {
   started = gate();
   nameHint = (r: PreviewRequest, i: number) => `s${r.seed}-${i}`;
 
-  async generate(r: PreviewRequest, onProgress: (p: PreviewProgress) => void): Promise<PreviewImage[]> {
+  async generate(
+    r: PreviewRequest,
+    onProgress: (p: PreviewProgress) => void,
+  ): Promise<PreviewImage[]> {
     this.calls.push(r);
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
@@ -86,7 +89,10 @@ class FakeModel implements PreviewModel {
       onProgress({ done: 2, total: 2, stage: "stage 1" });
       const images: PreviewImage[] = [];
       for (let i = 0; i < r.count; i++) {
-        images.push({ name: this.nameHint(r, i), png: await solidPng(8, [r.seed % 256, 40 * i, 200]) });
+        images.push({
+          name: this.nameHint(r, i),
+          png: await solidPng(8, [r.seed % 256, 40 * i, 200]),
+        });
       }
       return images;
     } finally {
@@ -134,7 +140,9 @@ async function events(res: Response): Promise<[string, unknown][]> {
 async function rawGet(base: string, path: string): Promise<{ status: number; body: string }> {
   const port = Number(new URL(base).port);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await conn.write(new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+  await conn.write(
+    new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+  );
   const text = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
   return { status: Number(text.split(" ")[1]), body: text.slice(text.indexOf("\r\n\r\n") + 4) };
 }
@@ -164,7 +172,11 @@ Deno.test("FifoMutex runs jobs one at a time in call order, even when one throws
 
 Deno.test("healthz, page and gallery listing", async () => {
   await withServer(new FakeModel(), async (base, dir) => {
-    assert.deepEqual(await (await fetch(`${base}/healthz`)).json(), { ok: true, model: "fake", busy: 0 });
+    assert.deepEqual(await (await fetch(`${base}/healthz`)).json(), {
+      ok: true,
+      model: "fake",
+      busy: 0,
+    });
     const page = await fetch(`${base}/`);
     assert.match(page.headers.get("content-type") ?? "", /text\/html/);
     const html = await page.text();
@@ -180,9 +192,14 @@ Deno.test("healthz, page and gallery listing", async () => {
     await Deno.writeFile(`${dir}/notes.txt`, new Uint8Array([1]));
     await Deno.writeFile(`${dir}/.hidden.png`, png);
     const listed = await (await fetch(`${base}/api/samples`)).json();
-    assert.deepEqual(listed.samples.map((x: { name: string; url: string; bytes: number }) => [x.name, x.url, x.bytes]), [
-      ["old.png", "/samples/old.png", png.length],
-    ]);
+    assert.deepEqual(
+      listed.samples.map((
+        x: { name: string; url: string; bytes: number },
+      ) => [x.name, x.url, x.bytes]),
+      [
+        ["old.png", "/samples/old.png", png.length],
+      ],
+    );
     const got = await fetch(`${base}/samples/old.png`);
     assert.equal(got.headers.get("content-type"), "image/png");
     assert.deepEqual(new Uint8Array(await got.arrayBuffer()), png);
@@ -227,9 +244,22 @@ Deno.test("POST /api/generate (JSON): validates, runs the model, saves unique sa
     const res = await post(base, { classId: 3, seed: 7, count: 3, steps: 12 });
     assert.equal(res.status, 200);
     const body = await res.json();
-    assert.deepEqual(body.images.map((x: { name: string }) => x.name), ["evil-name.png", "dup.png", "dup-2.png"]);
-    assert.deepEqual(model.calls, [{ classId: 3, seed: 7, topK: 200, temperature: 1, steps: 12, count: 3 }]);
-    for (const name of ["evil-name.png", "dup.png", "dup-2.png"]) assert.ok((await Deno.stat(`${dir}/${name}`)).isFile);
+    assert.deepEqual(body.images.map((x: { name: string }) => x.name), [
+      "evil-name.png",
+      "dup.png",
+      "dup-2.png",
+    ]);
+    assert.deepEqual(model.calls, [{
+      classId: 3,
+      seed: 7,
+      topK: 200,
+      temperature: 1,
+      steps: 12,
+      count: 3,
+    }]);
+    for (const name of ["evil-name.png", "dup.png", "dup-2.png"]) {
+      assert.ok((await Deno.stat(`${dir}/${name}`)).isFile);
+    }
     const listed = await (await fetch(`${base}/api/samples`)).json();
     assert.equal(listed.samples.length, 3);
     const img = await fetch(`${base}${body.images[1].url}`);
@@ -248,8 +278,16 @@ Deno.test("POST /api/generate rejects bad requests with 400/413/415/422 and a re
     };
     await check(await post(base, "{not json"), 400, /^body is not valid JSON/);
     await check(await post(base, "[1,2]"), 400, /^body must be a JSON object$/);
-    await check(await post(base, "{}", { "content-type": "text/plain" }), 415, /expected a JSON body/);
-    await check(await post(base, { seed: 1, pad: "x".repeat(5000) }), 413, /request body is \d+ bytes; the limit is 4096/);
+    await check(
+      await post(base, "{}", { "content-type": "text/plain" }),
+      415,
+      /expected a JSON body/,
+    );
+    await check(
+      await post(base, { seed: 1, pad: "x".repeat(5000) }),
+      413,
+      /request body is \d+ bytes; the limit is 4096/,
+    );
     // A streamed body without Content-Length is cut off at the limit too.
     const chunked = new ReadableStream<Uint8Array>({
       start(c) {
@@ -258,12 +296,23 @@ Deno.test("POST /api/generate rejects bad requests with 400/413/415/422 and a re
       },
     });
     await check(
-      await fetch(`${base}/api/generate`, { method: "POST", headers: { "content-type": "application/json" }, body: chunked }),
+      await fetch(`${base}/api/generate`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: chunked,
+      }),
       413,
       /over the limit of 4096 bytes/,
     );
     await check(
-      await post(base, { count: 100, steps: 0, classId: 10, temperature: 0, topK: -1, colour: "red" }),
+      await post(base, {
+        count: 100,
+        steps: 0,
+        classId: 10,
+        temperature: 0,
+        topK: -1,
+        colour: "red",
+      }),
       422,
       /^invalid generate request$/,
       [
@@ -308,9 +357,20 @@ Deno.test("event stream: progress then images; concurrent requests queue in orde
     assert.deepEqual(evA.map(([k]) => k), ["started", "progress", "progress", "image", "done"]);
     assert.deepEqual(evA[1][1], { done: 1, total: 2, stage: "stage 1" });
     const evB = await events(b);
-    assert.deepEqual(evB.map(([k]) => k), ["queued", "started", "progress", "progress", "image", "image", "done"]);
+    assert.deepEqual(evB.map(([k]) => k), [
+      "queued",
+      "started",
+      "progress",
+      "progress",
+      "image",
+      "image",
+      "done",
+    ]);
     assert.deepEqual(evB[0][1], { ahead: 1 });
-    assert.deepEqual(((evB[6][1]) as { images: { name: string }[] }).images.map((x) => x.name), ["s2-0.png", "s2-1.png"]);
+    assert.deepEqual(((evB[6][1]) as { images: { name: string }[] }).images.map((x) => x.name), [
+      "s2-0.png",
+      "s2-1.png",
+    ]);
     const evC = await events(c);
     assert.deepEqual(evC[0], ["queued", { ahead: 2 }]);
     assert.deepEqual(model.calls.map((r) => r.seed), [1, 2, 3]);
@@ -319,7 +379,10 @@ Deno.test("event stream: progress then images; concurrent requests queue in orde
 });
 
 Deno.test("a model failure reaches the client as an error event", async () => {
-  const model: PreviewModel = { name: "broken", generate: () => Promise.reject(new Error("out of memory")) };
+  const model: PreviewModel = {
+    name: "broken",
+    generate: () => Promise.reject(new Error("out of memory")),
+  };
   await withServer(model, async (base) => {
     const ev = await events(await post(base, { count: 1 }, { accept: "text/event-stream" }));
     assert.deepEqual(ev, [["started", { count: 1 }], ["error", { message: "out of memory" }]]);
@@ -383,11 +446,17 @@ class DevTools {
   }
 
   async evaluate<T>(expression: string): Promise<T> {
-    const result = await this.send("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true }) as {
+    const result = await this.send("Runtime.evaluate", {
+      expression,
+      awaitPromise: true,
+      returnByValue: true,
+    }) as {
       result: { value: T };
       exceptionDetails?: unknown;
     };
-    if (result.exceptionDetails) throw new Error(`page error: ${JSON.stringify(result.exceptionDetails)}`);
+    if (result.exceptionDetails) {
+      throw new Error(`page error: ${JSON.stringify(result.exceptionDetails)}`);
+    }
     return result.result.value;
   }
 
@@ -401,7 +470,6 @@ class DevTools {
 Deno.test({
   name: "the page in headless Chromium shows progress, then the generated images",
   ignore: !haveChromium,
-  sanitizeResources: false, // the browser's websocket closes asynchronously with the process
   async fn() {
     const model = new FakeModel();
     const release = gate();
@@ -411,9 +479,16 @@ Deno.test({
       const profile = await Deno.makeTempDir();
       const browser = new Deno.Command(CHROMIUM, {
         args: [
-          "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-          "--disable-component-update", "--disable-sync", "--no-first-run",
-          `--user-data-dir=${profile}`, "--remote-debugging-port=0", "about:blank",
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+          "--no-first-run",
+          `--user-data-dir=${profile}`,
+          "--remote-debugging-port=0",
+          "about:blank",
         ],
         stdout: "null",
         stderr: "null",
@@ -428,16 +503,26 @@ Deno.test({
         }, 30_000);
         const [port, path] = portFile.trim().split("\n");
         tools = await DevTools.connect(`ws://127.0.0.1:${port}${path}`);
-        const { targetId } = await tools.send("Target.createTarget", { url: "about:blank" }, false) as {
+        const { targetId } = await tools.send(
+          "Target.createTarget",
+          { url: "about:blank" },
+          false,
+        ) as {
           targetId: string;
         };
-        const { sessionId } = await tools.send("Target.attachToTarget", { targetId, flatten: true }, false) as {
+        const { sessionId } = await tools.send(
+          "Target.attachToTarget",
+          { targetId, flatten: true },
+          false,
+        ) as {
           sessionId: string;
         };
         tools.sessionId = sessionId;
         await tools.send("Page.navigate", { url: `${base}/` });
         const t = tools;
-        await waitFor(() => t.evaluate<boolean>(`document.querySelectorAll("#gallery img").length === 1`));
+        await waitFor(() =>
+          t.evaluate<boolean>(`document.querySelectorAll("#gallery img").length === 1`)
+        );
 
         await t.evaluate(`(() => {
           const f = document.getElementById("generate");
@@ -446,7 +531,9 @@ Deno.test({
           f.elements.classId.value = "2";
           document.getElementById("go").click();
         })()`);
-        await waitFor(() => t.evaluate<boolean>(`document.getElementById("status").textContent === "stage 1: 1 / 2"`));
+        await waitFor(() =>
+          t.evaluate<boolean>(`document.getElementById("status").textContent === "stage 1: 1 / 2"`)
+        );
         assert.equal(await t.evaluate<boolean>(`document.getElementById("go").disabled`), true);
         release.open();
         await waitFor(() =>
@@ -455,9 +542,22 @@ Deno.test({
             return imgs.length === 3 && imgs.every((i) => i.complete && i.naturalWidth === 8);
           })()`)
         );
-        assert.equal(await t.evaluate<string>(`document.getElementById("status").textContent`), "done: 3 image(s)");
-        assert.equal(await t.evaluate<number>(`document.querySelectorAll("#gallery img").length`), 4);
-        assert.deepEqual(model.calls, [{ classId: 2, seed: 5, topK: 200, temperature: 1, steps: 8, count: 3 }]);
+        assert.equal(
+          await t.evaluate<string>(`document.getElementById("status").textContent`),
+          "done: 3 image(s)",
+        );
+        assert.equal(
+          await t.evaluate<number>(`document.querySelectorAll("#gallery img").length`),
+          4,
+        );
+        assert.deepEqual(model.calls, [{
+          classId: 2,
+          seed: 5,
+          topK: 200,
+          temperature: 1,
+          steps: 8,
+          count: 3,
+        }]);
 
         // A request the server rejects shows its reason on the page (browser-side checks off,
         // as they would be for a client that does not know the limits).
@@ -467,7 +567,9 @@ Deno.test({
           document.getElementById("go").click();
         })()`);
         await waitFor(() =>
-          t.evaluate<boolean>(`document.getElementById("status").textContent.includes("count: expected an integer between 1 and 16, got 99")`)
+          t.evaluate<boolean>(
+            `document.getElementById("status").textContent.includes("count: expected an integer between 1 and 16, got 99")`,
+          )
         );
         await tools.send("Browser.close", {}, false).catch(() => {});
       } finally {

@@ -35,9 +35,8 @@ Deno.test("stage 1 learns: validation NLL falls well below the unigram entropy; 
     lr_scheduler: { warmup_updates: 10 },
     checkpoint: { save_interval_updates: 60 },
     model: { preset: "tiny", dropout: 0 },
-    output: { dir },
   }, "test");
-  const { model, result } = await trainStage1(cfg, trainSet, validSet);
+  const { model, result } = await trainStage1(cfg, trainSet, validSet, dir);
   const baseline = unigramEntropy(trainSet);
   // Unigram entropy here is about 2.7 nats; next-token chains are ~90% deterministic.
   assert.ok(baseline > 2.5, `baseline ${baseline}`);

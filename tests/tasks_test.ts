@@ -52,7 +52,9 @@ function fakePlugin(calls: string[], failures: Set<string> = new Set()): Plugin 
         run: (_p, ctx) =>
           new Promise<void>((_resolve, reject) => {
             calls.push(`wait:${ctx.stepName}`);
-            ctx.signal.addEventListener("abort", () => reject(new Error("stopped")), { once: true });
+            ctx.signal.addEventListener("abort", () => reject(new Error("stopped")), {
+              once: true,
+            });
           }),
       });
       r.step({
@@ -84,8 +86,16 @@ function pipeline(dir: string, count = 4): TaskSpec {
     outputs: `${dir}/out`,
     steps: [
       { name: "numbers", type: "write-numbers", params: { count } },
-      { name: "total", type: "sum", params: { input: "${steps.numbers.outputs.numbers}", scale: 2 } },
-      { name: "other", type: "write-numbers", params: { count: 2, label: "${outputs}/x and $${literal}" } },
+      {
+        name: "total",
+        type: "sum",
+        params: { input: "${steps.numbers.outputs.numbers}", scale: 2 },
+      },
+      {
+        name: "other",
+        type: "write-numbers",
+        params: { count: 2, label: "${outputs}/x and $${literal}" },
+      },
     ],
   };
 }
@@ -113,7 +123,10 @@ Deno.test("planTask resolves references and records dependencies", async () => {
     assert.deepEqual(total.dependsOn, ["numbers"]);
     assert.deepEqual(other.params, { count: 2, label: `${dir}/out/x and \${literal}` });
     assert.deepEqual(other.dependsOn, []);
-    const fallback = planTask({ ...pipeline(dir), outputs: undefined }, registry, { file: "t", device: "cpu" });
+    const fallback = planTask({ ...pipeline(dir), outputs: undefined }, registry, {
+      file: "t",
+      device: "cpu",
+    });
     assert.equal(fallback.outputDir, "outputs/pipe");
     assert.equal(fallback.steps[0].dir, "outputs/pipe/numbers");
     assert.equal(fallback.device, "cpu");
@@ -214,14 +227,22 @@ Deno.test("runTask skips finished steps, re-runs changed ones and their dependan
   const signal = new AbortController().signal;
   try {
     const log = memoryLogger();
-    const first = await runTask(planTask(pipeline(dir), registry, { file: "t" }), { registry, log, signal });
+    const first = await runTask(planTask(pipeline(dir), registry, { file: "t" }), {
+      registry,
+      log,
+      signal,
+    });
     assert.deepEqual(first, { ran: ["numbers", "total", "other"], skipped: [] });
     assert.equal(await Deno.readTextFile(`${dir}/out/total/total.txt`), "20\n"); // (1+2+3+4)*2
     assert.ok(log.lines.includes("numbers: writing 4/4"));
     assert.ok(log.lines.includes("[1/3] numbers (write-numbers): running (not run)"));
 
     calls.length = 0;
-    const again = await runTask(planTask(pipeline(dir), registry, { file: "t" }), { registry, log, signal });
+    const again = await runTask(planTask(pipeline(dir), registry, { file: "t" }), {
+      registry,
+      log,
+      signal,
+    });
     assert.deepEqual(again, { ran: [], skipped: ["numbers", "total", "other"] });
     assert.deepEqual(calls, []);
 
@@ -236,12 +257,19 @@ Deno.test("runTask skips finished steps, re-runs changed ones and their dependan
 
     // Forcing by name, and forcing everything.
     const plan5 = planTask(pipeline(dir, 5), registry, { file: "t" });
-    assert.deepEqual((await runTask(plan5, { registry, log, signal, force: ["other"] })).ran, ["other"]);
-    assert.deepEqual((await runTask(plan5, { registry, log, signal, force: true })).ran, ["numbers", "total", "other"]);
+    assert.deepEqual((await runTask(plan5, { registry, log, signal, force: ["other"] })).ran, [
+      "other",
+    ]);
+    assert.deepEqual((await runTask(plan5, { registry, log, signal, force: true })).ran, [
+      "numbers",
+      "total",
+      "other",
+    ]);
     const forcedInFile = pipeline(dir, 5);
     forcedInFile.steps[0].force = true;
     assert.deepEqual(
-      (await runTask(planTask(forcedInFile, registry, { file: "t" }), { registry, log, signal })).ran,
+      (await runTask(planTask(forcedInFile, registry, { file: "t" }), { registry, log, signal }))
+        .ran,
       ["numbers", "total"],
     );
 
@@ -262,7 +290,8 @@ Deno.test("after a crash the pipeline resumes at the failed step", async () => {
     const plan = planTask(pipeline(dir), registry, { file: "t" });
     await assert.rejects(
       runTask(plan, { registry, log: memoryLogger(), signal }),
-      (e) => e instanceof StepFailedError && e.message === "step 'total' (sum) failed: simulated crash",
+      (e) =>
+        e instanceof StepFailedError && e.message === "step 'total' (sum) failed: simulated crash",
     );
     assert.equal(await stepStatus(plan.steps[1]), "not run");
     calls.length = 0;
@@ -280,13 +309,20 @@ Deno.test("abort stops the running step, raises InterruptedError and marks nothi
     const task: TaskSpec = {
       name: "wait",
       outputs: `${dir}/out`,
-      steps: [{ name: "w", type: "wait-for-abort" }, { name: "after", type: "write-numbers", params: { count: 1 } }],
+      steps: [{ name: "w", type: "wait-for-abort" }, {
+        name: "after",
+        type: "write-numbers",
+        params: { count: 1 },
+      }],
     };
     const plan = planTask(task, registry, { file: "t" });
     const controller = new AbortController();
     const running = runTask(plan, { registry, log: memoryLogger(), signal: controller.signal });
     setTimeout(() => controller.abort(), 20);
-    await assert.rejects(running, (e) => e instanceof InterruptedError && e.message === "interrupted during step 'w'");
+    await assert.rejects(
+      running,
+      (e) => e instanceof InterruptedError && e.message === "interrupted during step 'w'",
+    );
     assert.deepEqual(calls, ["wait:w"]);
     assert.equal(await stepStatus(plan.steps[0]), "not run");
     await assert.rejects(
@@ -311,7 +347,8 @@ Deno.test("a step that skips its outputs fails; config errors inside a step stay
       runTask(plan, { registry, log: memoryLogger(), signal }),
       (e) =>
         e instanceof StepFailedError &&
-        e.message === `step 'fg' (forgetful) finished without writing: model (${dir}/o/fg/model.bin)`,
+        e.message ===
+          `step 'fg' (forgetful) finished without writing: model (${dir}/o/fg/model.bin)`,
     );
     assert.equal(await stepStatus(plan.steps[0]), "not run");
     const needs = planTask(
@@ -321,7 +358,8 @@ Deno.test("a step that skips its outputs fails; config errors inside a step stay
     );
     await assert.rejects(
       runTask(needs, { registry, log: memoryLogger(), signal }),
-      (e) => e instanceof ConfigError && e.message.startsWith("step 'nd': no decoder named 'vqgan'"),
+      (e) =>
+        e instanceof ConfigError && e.message.startsWith("step 'nd': no decoder named 'vqgan'"),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -19,8 +19,16 @@ function need(op: string, name: string, array: Float64Array, length: number, sha
  * A is stored (m, k), or (k, m) when transA; B is stored (k, n), or (n, k) when transB.
  */
 export function gemm(
-  transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
-  A: Float64Array, B: Float64Array, beta: number, C: Float64Array,
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  A: Float64Array,
+  B: Float64Array,
+  beta: number,
+  C: Float64Array,
 ): void {
   need("gemm", "A", A, m * k, transA ? `(${k}, ${m})` : `(${m}, ${k})`);
   need("gemm", "B", B, k * n, transB ? `(${n}, ${k})` : `(${k}, ${n})`);
@@ -36,7 +44,7 @@ export function gemm(
   for (let i = 0; i < m; i++) {
     const ci = i * n;
     if (beta === 0) C.fill(0, ci, ci + n);
-    else if (beta !== 1) for (let j = 0; j < n; j++) C[ci + j] *= beta;
+    else if (beta !== 1) { for (let j = 0; j < n; j++) C[ci + j] *= beta; }
     for (let p = 0; p < k; p++) {
       const s = alpha * a[i * k + p];
       if (s === 0) continue;
@@ -48,8 +56,13 @@ export function gemm(
 
 /** Convenience: a fresh (m, n) = op(A) op(B). */
 export function matmul(
-  A: Float64Array, B: Float64Array, m: number, k: number, n: number,
-  transA = false, transB = false,
+  A: Float64Array,
+  B: Float64Array,
+  m: number,
+  k: number,
+  n: number,
+  transA = false,
+  transB = false,
 ): Float64Array {
   const C = new Float64Array(m * n);
   gemm(transA, transB, m, n, k, 1, A, B, 0, C);
@@ -62,7 +75,12 @@ export function matmul(
  * `mirrorUpper` to fill it.
  */
 export function gramUpper(
-  n: number, k: number, alpha: number, X: Float64Array, beta: number, C: Float64Array,
+  n: number,
+  k: number,
+  alpha: number,
+  X: Float64Array,
+  beta: number,
+  C: Float64Array,
 ): void {
   need("gramUpper", "X", X, k * n, `(${k}, ${n})`);
   need("gramUpper", "C", C, n * n, `(${n}, ${n})`);
@@ -74,7 +92,7 @@ export function gramUpper(
   for (let i = 0; i < n; i++) {
     const ci = i * n;
     if (beta === 0) C.fill(0, ci + i, ci + n);
-    else if (beta !== 1) for (let j = i; j < n; j++) C[ci + j] *= beta;
+    else if (beta !== 1) { for (let j = i; j < n; j++) C[ci + j] *= beta; }
   }
   if (k === 0 || alpha === 0) return;
   // Transpose a block of samples so that each entry is a contiguous dot product.

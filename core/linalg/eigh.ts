@@ -72,7 +72,11 @@ export function eighTs(A: Float64Array, n: number, wantVectors: boolean): Symmet
  * (offDiag[i] = T[i, i+1]), and row k of W holds u_k in columns k+1..n-1.
  */
 function tridiagonalize(
-  W: Float64Array, n: number, diag: Float64Array, offDiag: Float64Array, tau: Float64Array,
+  W: Float64Array,
+  n: number,
+  diag: Float64Array,
+  offDiag: Float64Array,
+  tau: Float64Array,
 ): void {
   const p = new Float64Array(n);
   for (let k = 0; k + 2 < n; k++) {
@@ -165,7 +169,10 @@ const MAX_SWEEPS_PER_EIGENVALUE = 60;
  * to its rows i, i+1, so rows that start as Q^T end as eigenvectors of Q T Q^T.
  */
 function tridiagonalQL(
-  diag: Float64Array, offDiag: Float64Array, n: number, rows: Float64Array | null,
+  diag: Float64Array,
+  offDiag: Float64Array,
+  n: number,
+  rows: Float64Array | null,
 ): void {
   const d = diag, e = offDiag;
   // An off-diagonal entry is negligible next to the norm of T, not of its neighbours: the

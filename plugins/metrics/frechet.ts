@@ -29,7 +29,10 @@ export interface FrechetParts {
 
 /** Frechet distance between N(mu1, sigma1) and N(mu2, sigma2); sigmas are (d, d) row-major. */
 export function frechetDistance(
-  mu1: Float64Array, sigma1: Float64Array, mu2: Float64Array, sigma2: Float64Array,
+  mu1: Float64Array,
+  sigma1: Float64Array,
+  mu2: Float64Array,
+  sigma2: Float64Array,
 ): number {
   return frechetDistanceParts(mu1, sigma1, mu2, sigma2).distance;
 }
@@ -41,7 +44,10 @@ export function frechetDistanceOfStats(a: GaussianStats, b: GaussianStats): numb
 
 /** The distance and its terms, for reports and debugging. */
 export function frechetDistanceParts(
-  mu1: Float64Array, sigma1: Float64Array, mu2: Float64Array, sigma2: Float64Array,
+  mu1: Float64Array,
+  sigma1: Float64Array,
+  mu2: Float64Array,
+  sigma2: Float64Array,
 ): FrechetParts {
   const d = mu1.length;
   if (mu2.length !== d || sigma1.length !== d * d || sigma2.length !== d * d) {
@@ -50,7 +56,9 @@ export function frechetDistanceParts(
         `sigma1 ${sigma1.length} and sigma2 ${sigma2.length} elements (want ${d * d})`,
     );
   }
-  for (const [name, a] of [["mu1", mu1], ["sigma1", sigma1], ["mu2", mu2], ["sigma2", sigma2]] as const) {
+  for (
+    const [name, a] of [["mu1", mu1], ["sigma1", sigma1], ["mu2", mu2], ["sigma2", sigma2]] as const
+  ) {
     const bad = a.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) throw new Error(`frechetDistance: ${name}[${bad}] is ${a[bad]}`);
   }

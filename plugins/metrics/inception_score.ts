@@ -30,7 +30,9 @@ export interface InceptionScore {
 
 /** Inception Score of `logits`, (count, classes) row-major (classes = 1008 for Inception). */
 export function inceptionScore(
-  logits: Float32Array | Float64Array, count: number, classes: number,
+  logits: Float32Array | Float64Array,
+  count: number,
+  classes: number,
   options: InceptionScoreOptions = {},
 ): InceptionScore {
   const splits = options.splits ?? 10;
@@ -42,8 +44,10 @@ export function inceptionScore(
     );
   }
   if (!Number.isInteger(splits) || splits < 1 || count < splits) {
-    throw new Error(`inceptionScore: need at least one sample per split, got ${count} samples ` +
-      `for ${splits} splits`);
+    throw new Error(
+      `inceptionScore: need at least one sample per split, got ${count} samples ` +
+        `for ${splits} splits`,
+    );
   }
   const order = shuffle ? randomStatePermutation(seed, count) : null;
   const rowOf = (i: number) => (order ? order[i] : i);
@@ -79,7 +83,10 @@ export function inceptionScore(
 
 /** Float64 softmax and log-softmax of one row, max-shifted like torch's CPU kernels. */
 function softmaxRow(
-  x: Float32Array | Float64Array, offset: number, classes: number, p: Float64Array,
+  x: Float32Array | Float64Array,
+  offset: number,
+  classes: number,
+  p: Float64Array,
   logP: Float64Array,
 ): void {
   let max = -Infinity;

@@ -32,7 +32,11 @@ type Features = Float32Array | Float64Array;
 
 /** Precision and recall of `generated` (nGenerated, dim) against `real` (nReal, dim). */
 export function precisionRecall(
-  real: Features, nReal: number, generated: Features, nGenerated: number, dim: number,
+  real: Features,
+  nReal: number,
+  generated: Features,
+  nGenerated: number,
+  dim: number,
   options: PrecisionRecallOptions = {},
 ): PrecisionRecall {
   const k = options.neighborhood ?? 3;
@@ -94,7 +98,9 @@ class FeatureSet {
  * d2 is the (rows, cols) row-major block of squared distances, clamped at zero.
  */
 function forEachDistanceBlock(
-  queries: FeatureSet, refs: FeatureSet, block: number,
+  queries: FeatureSet,
+  refs: FeatureSet,
+  block: number,
   visit: (i0: number, rows: number, j0: number, cols: number, d2: Float64Array) => void,
 ): void {
   const dim = queries.dim;
@@ -148,7 +154,10 @@ function kNearestRadiiSquared(set: FeatureSet, k: number, block: number): Float6
 
 /** Share of `queries` rows within radius of at least one row of `refs`. */
 function shareInsideAnyBall(
-  queries: FeatureSet, refs: FeatureSet, refRadiiSquared: Float64Array, block: number,
+  queries: FeatureSet,
+  refs: FeatureSet,
+  refRadiiSquared: Float64Array,
+  block: number,
 ): number {
   const inside = new Uint8Array(queries.count);
   forEachDistanceBlock(queries, refs, block, (i0, rows, j0, cols, d2) => {

@@ -53,8 +53,9 @@ export const stage1ConfigSchema = s.object({
     num_classes: s.int({ min: 1 }).default(1000),
   }),
   output: s.object({
-    dir: s.string({ nonEmpty: true }).default("outputs/stage1"),
-  }).default({ dir: "outputs/stage1" }),
+    /** Experiment folder; defaults to the step's own folder under the task's outputs. */
+    dir: s.string({ nonEmpty: true }).optional(),
+  }).default({}),
 });
 
 export type Stage1TrainConfig = Infer<typeof stage1ConfigSchema>;

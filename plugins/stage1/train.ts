@@ -35,7 +35,7 @@ export interface Stage1Run {
 }
 
 export async function trainStage1(
-  cfg: Stage1TrainConfig, trainSet: TokenSet, validSet: TokenSet | null,
+  cfg: Stage1TrainConfig, trainSet: TokenSet, validSet: TokenSet | null, dir: string,
   hooks: { onLog?: (r: LogRecord) => void; onProgress?: (s: number, t: number) => void; signal?: AbortSignal; resume?: boolean } = {},
 ): Promise<Stage1Run> {
   if (trainSet.clusters !== cfg.task.target_vocab_size) {
@@ -100,6 +100,6 @@ export async function trainStage1(
     saveInterval: cfg.checkpoint.save_interval_updates,
     validInterval: validSet ? cfg.checkpoint.save_interval_updates : 0,
     seed: cfg.common.seed,
-  }, `${cfg.output.dir}/checkpoints`, hooks, hooks.resume ?? true);
+  }, `${dir}/checkpoints`, hooks, hooks.resume ?? true);
   return { model, result };
 }

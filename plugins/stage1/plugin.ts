@@ -1,0 +1,150 @@
+/**
+ * The stage-1 plugin: registers `train-stage1` (what `deno task train stage1` runs),
+ * `sample-stage1` (semantic token grids from a trained model) and `probe-stage1`.
+ */
+
+import { s } from "../../core/config.ts";
+import { readTokenFile, writeTokenFile } from "../../core/io/tokens.ts";
+import { loadCheckpoint } from "../../core/io/checkpoint.ts";
+import { definePlugin, type StepContext } from "../../core/registry.ts";
+import { modelWeights } from "../../core/train/trainer.ts";
+import { useDevice } from "../../core/device.ts";
+import { stage1ConfigSchema, type Stage1TrainConfig } from "./config.ts";
+import type { TokenSet } from "./data.ts";
+import { Stage1GPT, type Stage1Config } from "./model.ts";
+import { sampleStage1 } from "./sampler.ts";
+import { modelConfigFrom, trainStage1 } from "./train.ts";
+import { linearProbe, pooledFeatures } from "./probe.ts";
+
+async function tokenSet(path: string): Promise<TokenSet> {
+  const f = await readTokenFile(path);
+  return { tokens: f.tokens, count: f.count, length: f.height * f.width, clusters: f.vocab, labels: f.labels };
+}
+
+/** A trained stage-1 model from `<dir>/checkpoints/<which>` (weights + the config it was trained with). */
+export async function loadStage1(dir: string, which: "last" | "best" = "last"): Promise<Stage1GPT> {
+  const ck = await loadCheckpoint(`${dir}/checkpoints/${which}`);
+  const meta = ck.meta as { model?: Stage1Config };
+  const cfgPath = `${dir}/model.json`;
+  const cfg: Stage1Config = meta.model ?? JSON.parse(await Deno.readTextFile(cfgPath));
+  const model = new Stage1GPT(cfg);
+  model.loadStateDict(modelWeights(ck.weights), { what: `stage-1 checkpoint in ${dir}` });
+  return model;
+}
+
+async function train(cfg: Stage1TrainConfig, ctx: StepContext): Promise<void> {
+  await useDevice(ctx.device);
+  const dir = cfg.output.dir ?? ctx.stepDir;
+  await Deno.mkdir(dir, { recursive: true });
+  const trainSet = await tokenSet(cfg.task.tokens);
+  const validSet = cfg.task.valid_tokens ? await tokenSet(cfg.task.valid_tokens) : null;
+  await Deno.writeTextFile(`${dir}/model.json`, JSON.stringify(modelConfigFrom(cfg, trainSet), null, 2));
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(cfg, null, 2));
+  const log = await Deno.open(`${dir}/train.log`, { append: true, create: true });
+  const enc = new TextEncoder();
+  try {
+    const { model, result } = await trainStage1(cfg, trainSet, validSet, dir, {
+      signal: ctx.signal,
+      onProgress: (step, total) => ctx.log.progress("stage 1", step, total),
+      onLog: (r) => {
+        const line = `step ${r.step} loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(3)} gnorm ${r.gradNorm.toFixed(3)} ` +
+          `tok/s ${r.itemsPerSecond.toFixed(0)}${r.validLoss !== undefined ? ` valid ${r.validLoss.toFixed(4)}` : ""}`;
+        log.writeSync(enc.encode(`${new Date().toISOString()} ${line}\n`));
+        ctx.log.info(line);
+      },
+    });
+    model.dispose();
+    if (result.interrupted) ctx.log.warn(`stage 1 interrupted at step ${result.step}; checkpoint saved, re-run to resume`);
+  } finally {
+    log.close();
+  }
+}
+
+const sampleParams = s.object({
+  model: s.string({ nonEmpty: true, description: "stage-1 experiment folder (holds checkpoints/ and model.json)" }),
+  count: s.int({ min: 1 }).default(16),
+  seed: s.int().default(0),
+  top_k: s.int({ min: 0 }).default(200),
+  top_p: s.number({ min: 0, max: 1 }).default(1),
+  temperature: s.number({ positive: true }).default(1),
+  guidance: s.number({ min: 0 }).default(1),
+  /** Class ids for a class-conditional model, cycled over the samples. */
+  classes: s.array(s.int({ min: 0 })).default([]),
+  batch_size: s.int({ min: 1 }).default(16),
+});
+
+const probeParams = s.object({
+  model: s.string({ nonEmpty: true }),
+  train_tokens: s.string({ nonEmpty: true }),
+  eval_tokens: s.string({ nonEmpty: true }),
+  epochs: s.int({ min: 1 }).default(30),
+  batch_size: s.int({ min: 1 }).default(64),
+  lr: s.number({ positive: true }).default(0.4),
+  seed: s.int().default(0),
+});
+
+export default definePlugin({
+  name: "digit-stage1",
+  version: "0.1.0",
+  description: "DiGIT stage 1: GPT over semantic tokens (train, sample, linear probe)",
+  register(r) {
+    r.step({
+      name: "train-stage1",
+      description: "train the stage-1 GPT on a token file",
+      params: stage1ConfigSchema,
+      outputs: (p) => ({ checkpoint: `${p.output.dir ? p.output.dir + "/" : ""}checkpoints/last.json` }),
+      run: train,
+    });
+    r.step({
+      name: "sample-stage1",
+      description: "sample semantic token grids from a trained stage-1 model",
+      params: sampleParams,
+      outputs: () => ({ tokens: "samples.tokens" }),
+      run: async (p, ctx) => {
+        await useDevice(ctx.device);
+        const model = await loadStage1(p.model);
+        const all: Int32Array[] = [];
+        let height = 0, width = 0;
+        for (let i = 0; i < p.count; i += p.batch_size) {
+          const n = Math.min(p.batch_size, p.count - i);
+          const classes = p.classes.length ? Int32Array.from({ length: n }, (_, j) => p.classes[(i + j) % p.classes.length]) : undefined;
+          const grid = await sampleStage1(model, {
+            count: n, seed: p.seed + i, topK: p.top_k, topP: p.top_p, temperature: p.temperature, guidance: p.guidance, classes,
+            onProgress: (d, t) => ctx.log.progress("stage-1 sampling", i * t + d, p.count * t),
+          });
+          all.push(grid.tokens);
+          height = grid.height;
+          width = grid.width;
+        }
+        const tokens = new Int32Array(all.reduce((s, a) => s + a.length, 0));
+        let at = 0;
+        for (const a of all) (tokens.set(a, at), at += a.length);
+        await writeTokenFile(ctx.outputs.tokens, {
+          tokens, count: p.count, height, width, vocab: model.cfg.clusters, source: `sample-stage1 ${p.model}`,
+          labels: p.classes.length ? Int32Array.from({ length: p.count }, (_, j) => p.classes[j % p.classes.length]) : undefined,
+        });
+        model.dispose();
+      },
+    });
+    r.step({
+      name: "probe-stage1",
+      description: "linear probe of every stage-1 layer (mean-pooled features, SGD + cosine)",
+      params: probeParams,
+      outputs: () => ({ report: "probe.json" }),
+      run: async (p, ctx) => {
+        await useDevice(ctx.device);
+        const model = await loadStage1(p.model);
+        const tr = await tokenSet(p.train_tokens), ev = await tokenSet(p.eval_tokens);
+        if (!tr.labels || !ev.labels) throw new Error("probe-stage1: both token files need labels");
+        const classes = Math.max(...tr.labels, ...ev.labels) + 1;
+        const result = linearProbe(pooledFeatures(model, tr), tr.labels, pooledFeatures(model, ev), ev.labels, classes, {
+          epochs: p.epochs, batchSize: p.batch_size, lr: p.lr, seed: p.seed,
+          onProgress: (d, t) => ctx.log.progress("probe", d, t),
+        });
+        result.accuracy.forEach((a, d) => ctx.log.info(`probe depth ${d}: top-1 ${(100 * a).toFixed(1)}%`));
+        await Deno.writeTextFile(ctx.outputs.report, JSON.stringify(result, null, 2));
+        model.dispose();
+      },
+    });
+  },
+});
