@@ -21,7 +21,7 @@ import {
   type Registry,
 } from "../core/registry.ts";
 import { loadTask, planTask, runTask, stepStatus, type TaskPlan } from "../core/tasks.ts";
-import { startServer } from "../server/main.ts";
+import { startServer } from "../server/serve.ts";
 import { commandHelp, mainHelp, type ParsedArgs, TRAIN_TARGETS, UsageError } from "./args.ts";
 
 export interface Session {

@@ -274,11 +274,14 @@ function objectSchema<S extends Shape>(shape: S, o: ObjectOptions = {}): Schema<
 }
 
 function arraySchema<T>(item: Schema<T>, o: ArrayOptions = {}): Schema<T[]> {
-  let expected = `a list of ${item.expected.replace(/^(a|an) /, "")}s`;
-  if (o.minLength !== undefined && o.maxLength !== undefined) {
-    expected += ` (${o.minLength} to ${o.maxLength} items)`;
-  } else if (o.minLength !== undefined) expected += ` (at least ${o.minLength})`;
-  else if (o.maxLength !== undefined) expected += ` (at most ${o.maxLength})`;
+  const { minLength: lo, maxLength: hi } = o;
+  const items = (n: number) => `${n} item${n === 1 ? "" : "s"}`;
+  let expected = "a list";
+  if (lo !== undefined && lo === hi) expected += ` of ${items(lo)}`;
+  else if (lo !== undefined && hi !== undefined) expected += ` of ${lo} to ${items(hi)}`;
+  else if (lo !== undefined) expected += ` of at least ${items(lo)}`;
+  else if (hi !== undefined) expected += ` of at most ${items(hi)}`;
+  if (item.kind !== "any") expected += ` (each ${item.expected})`;
   return new Schema<T[]>("array", expected, (value, path, problems) => {
     if (!Array.isArray(value)) {
       problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
@@ -295,7 +298,7 @@ function arraySchema<T>(item: Schema<T>, o: ArrayOptions = {}): Schema<T[]> {
 }
 
 function recordSchema<T>(item: Schema<T>, o: Described = {}): Schema<Record<string, T>> {
-  const expected = `a mapping of names to ${item.expected.replace(/^(a|an) /, "")}s`;
+  const expected = item.kind === "any" ? "a mapping" : `a mapping (each value ${item.expected})`;
   return new Schema("record", expected, (value, path, problems) => {
     if (!isMapping(value)) {
       problems.push({ path, message: `expected ${expected}, got ${describeValue(value)}` });
@@ -387,22 +390,25 @@ export function validate<T>(
   return result.value;
 }
 
-/** Help text: one line per leaf key with its type, default and description. */
-export function schemaHelp(schema: Schema<unknown>, prefix = ""): string[] {
-  const lines: string[] = [];
-  const shape = schema.info.shape;
-  if (schema.kind === "object" && shape !== undefined && Object.keys(shape).length > 0) {
-    for (const [key, child] of Object.entries(shape)) {
-      lines.push(...schemaHelp(child, prefix === "" ? key : `${prefix}.${key}`));
+/** Help text: one line per leaf key with its type, default and description, keys aligned. */
+export function schemaHelp(schema: Schema<unknown>): string[] {
+  const rows: [string, string][] = [];
+  const walk = (node: Schema<unknown>, key: string) => {
+    const shape = node.info.shape;
+    if (node.kind === "object" && shape !== undefined && Object.keys(shape).length > 0) {
+      for (const [k, child] of Object.entries(shape)) walk(child, key === "" ? k : `${key}.${k}`);
+      return;
     }
-    return lines;
-  }
-  if (prefix === "") return lines;
-  let text = `${prefix.padEnd(28)} ${schema.expected}`;
-  if (schema.info.hasDefault) text += ` (default ${JSON.stringify(schema.info.defaultValue)})`;
-  else if (schema.info.optional) text += " (optional)";
-  if (schema.description) text += ` — ${schema.description}`;
-  return [text];
+    if (key === "") return;
+    let text = node.expected;
+    if (node.info.hasDefault) text += ` (default ${JSON.stringify(node.info.defaultValue)})`;
+    else if (node.info.optional) text += " (optional)";
+    if (node.description) text += ` — ${node.description}`;
+    rows.push([key, text]);
+  };
+  walk(schema, "");
+  const width = Math.min(40, Math.max(0, ...rows.map(([k]) => k.length)));
+  return rows.map(([key, text]) => `${key.padEnd(width)}  ${text}`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,47 +1,9 @@
 /**
- * Serves the preview app with Deno.serve, on 127.0.0.1 unless told otherwise.
- *
- *   const server = startServer({ samplesDir: "outputs/samples", model, port: 8000 });
- *   console.log(server.url); ...; await server.shutdown();
- *
- * Run directly (`deno run -A server/main.ts --port 8000`) it is the same as `digit serve`.
+ * Entry point: `deno run -A server/main.ts [--port 8000] [--samples DIR] [--model NAME]` is
+ * the same as `digit serve`. The server itself is `startServer` in `./serve.ts`.
  */
 
-import { createApp, type PreviewServerOptions } from "./app.ts";
-
-export interface StartServerOptions extends PreviewServerOptions {
-  /** Default 127.0.0.1: the preview is for the person at this machine. */
-  hostname?: string;
-  /** 0 picks a free port. Default 8000. */
-  port?: number;
-  /** Aborting it shuts the server down. */
-  signal?: AbortSignal;
-}
-
-export interface RunningServer {
-  url: string;
-  port: number;
-  /** Settles once the server has stopped. */
-  finished: Promise<void>;
-  shutdown(): Promise<void>;
-}
-
-export function startServer(options: StartServerOptions): RunningServer {
-  const app = createApp(options);
-  const hostname = options.hostname ?? "127.0.0.1";
-  const server = Deno.serve(
-    { hostname, port: options.port ?? 8000, signal: options.signal, onListen: () => {} },
-    app.fetch,
-  );
-  const port = server.addr.port;
-  const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-  return {
-    url: `http://${shown}:${port}/`,
-    port,
-    finished: server.finished,
-    shutdown: () => server.shutdown(),
-  };
-}
+export { type RunningServer, startServer, type StartServerOptions } from "./serve.ts";
 
 if (import.meta.main) {
   const { main } = await import("../cli/main.ts");

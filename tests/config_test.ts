@@ -122,10 +122,13 @@ Deno.test("root-level and container problems are worded by kind", () => {
   assert.deepEqual(
     problemsOf(() => validate(s.array(s.string(), { maxLength: 1 }), ["a", 3], "f.yaml")),
     [
-      "f.yaml: expected a list of strings (at most 1), got 2 items",
+      "f.yaml: expected a list of at most 1 item (each a string), got 2 items",
       "f.yaml: [1]: expected a string, got 3",
     ],
   );
+  assert.deepEqual(problemsOf(() => validate(s.record(s.number()), [], "f")), [
+    "f: expected a mapping (each value a number), got a list",
+  ]);
   assert.deepEqual(problemsOf(() => validate(s.record(s.number()), { x: 1, y: true }, "f")), [
     "f: y: expected a number, got true",
   ]);
@@ -159,9 +162,13 @@ Deno.test("default() rejects a default that does not match its own schema", () =
 Deno.test("schemaHelp lists leaf keys with types, defaults and descriptions", () => {
   type Cfg = Infer<typeof stage1>;
   const lines = schemaHelp(stage1);
-  assert.ok(lines.includes(`${"optimization.lr".padEnd(28)} a number > 0 — peak learning rate`));
-  assert.ok(lines.includes(`${"task.input_size".padEnd(28)} an integer >= 1 (default 256)`));
-  assert.ok(lines.includes(`${"model.class_conditional".padEnd(28)} true or false (optional)`));
+  const w = "optimizer.weight_decay".length; // the longest key sets the column
+  assert.ok(lines.includes(`${"optimization.lr".padEnd(w)}  a number > 0 — peak learning rate`));
+  assert.ok(lines.includes(`${"task.input_size".padEnd(w)}  an integer >= 1 (default 256)`));
+  assert.ok(lines.includes(`${"model.class_conditional".padEnd(w)}  true or false (optional)`));
+  assert.ok(lines.includes(
+    `${"optimizer.adam_betas".padEnd(w)}  a list of 2 items (each a number between 0 and 1) (default [0.9,0.98])`,
+  ));
   assert.equal(lines.length, 13);
   const unused: Partial<Cfg> = {};
   assert.deepEqual(unused, {});

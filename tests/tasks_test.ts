@@ -214,7 +214,7 @@ steps:
     assert.deepEqual(lines, [
       `${dir}/bad.yaml: name: expected a name (letters, digits, '.', '-', '_'), got 'has space'`,
       `${dir}/bad.yaml: device: expected one of 'cpu', 'webgpu', 'auto', got 'gpu' (did you mean 'cpu'?)`,
-      `${dir}/bad.yaml: steps: missing required key (expected a list of mappings (at least 1))`,
+      `${dir}/bad.yaml: steps: missing required key (expected a list of at least 1 item (each a mapping))`,
       `${dir}/bad.yaml: step: unknown key (did you mean 'steps'?; allowed: name, description, plugins, device, outputs, steps)`,
     ]);
   } finally {

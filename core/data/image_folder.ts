@@ -1,5 +1,5 @@
 /**
- * torchvision's ImageFolder layout: root/<class>/**/<file>. Classes are the
+ * torchvision's ImageFolder layout: root/<class>/(any depth)/<file>. Classes are the
  * sub-directories of root in sorted order (label = position); files are gathered the way
  * torchvision's make_dataset walks them (directories in sorted path order, files sorted
  * within each), so labels and indices agree with a PyTorch run on the same tree.

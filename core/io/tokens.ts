@@ -27,14 +27,29 @@ export interface TokenFile {
 export async function writeTokenFile(path: string, t: TokenFile): Promise<void> {
   const L = t.height * t.width;
   if (t.tokens.length !== t.count * L) {
-    throw new Error(`${path}: ${t.tokens.length} tokens do not fill ${t.count} grids of ${t.height}x${t.width}`);
+    throw new Error(
+      `${path}: ${t.tokens.length} tokens do not fill ${t.count} grids of ${t.height}x${t.width}`,
+    );
   }
-  if (t.labels && t.labels.length !== t.count) throw new Error(`${path}: ${t.labels.length} labels for ${t.count} images`);
-  const sd: StateDict = new Map([["tokens", { dtype: "i32", shape: [t.count, L], data: t.tokens, sourceDtype: "I32" }]]);
-  if (t.labels) sd.set("labels", { dtype: "i32", shape: [t.count], data: t.labels, sourceDtype: "I32" });
+  if (t.labels && t.labels.length !== t.count) {
+    throw new Error(`${path}: ${t.labels.length} labels for ${t.count} images`);
+  }
+  const sd: StateDict = new Map([["tokens", {
+    dtype: "i32",
+    shape: [t.count, L],
+    data: t.tokens,
+    sourceDtype: "i32",
+  }]]);
+  if (t.labels) {
+    sd.set("labels", { dtype: "i32", shape: [t.count], data: t.labels, sourceDtype: "i32" });
+  }
   const tmp = `${path}.tmp-${Deno.pid}`;
   await writeSafetensors(tmp, sd, {
-    format: "digit-tokens", version: "1", vocab: String(t.vocab), height: String(t.height), width: String(t.width),
+    format: "digit-tokens",
+    version: "1",
+    vocab: String(t.vocab),
+    height: String(t.height),
+    width: String(t.width),
     source: t.source ?? "",
   }, { sync: true });
   await Deno.rename(tmp, path);
@@ -43,22 +58,38 @@ export async function writeTokenFile(path: string, t: TokenFile): Promise<void> 
 export async function readTokenFile(path: string): Promise<TokenFile> {
   const { tensors, metadata } = await readSafetensors(path);
   if (metadata.format !== "digit-tokens") {
-    throw new Error(`${path}: not a token file (metadata format is '${metadata.format ?? "missing"}', expected 'digit-tokens')`);
+    throw new Error(
+      `${path}: not a token file (metadata format is '${
+        metadata.format ?? "missing"
+      }', expected 'digit-tokens')`,
+    );
   }
   const tokens = tensors.get("tokens");
-  const height = Number(metadata.height), width = Number(metadata.width), vocab = Number(metadata.vocab);
-  if (!tokens || tokens.dtype !== "i32" || tokens.shape.length !== 2 || tokens.shape[1] !== height * width) {
+  const height = Number(metadata.height),
+    width = Number(metadata.width),
+    vocab = Number(metadata.vocab);
+  if (
+    !tokens || tokens.dtype !== "i32" || tokens.shape.length !== 2 ||
+    tokens.shape[1] !== height * width
+  ) {
     throw new Error(`${path}: 'tokens' must be I32 (N, ${height * width})`);
   }
   const data = tokens.data as Int32Array;
   for (let i = 0; i < data.length; i++) {
     if (data[i] < 0 || data[i] >= vocab) {
-      throw new Error(`${path}: token ${data[i]} at index ${i} is outside the vocabulary 0..${vocab - 1}`);
+      throw new Error(
+        `${path}: token ${data[i]} at index ${i} is outside the vocabulary 0..${vocab - 1}`,
+      );
     }
   }
   const labels = tensors.get("labels");
   return {
-    tokens: data, count: tokens.shape[0], height, width, vocab,
-    labels: labels ? labels.data as Int32Array : undefined, source: metadata.source,
+    tokens: data,
+    count: tokens.shape[0],
+    height,
+    width,
+    vocab,
+    labels: labels ? labels.data as Int32Array : undefined,
+    source: metadata.source,
   };
 }

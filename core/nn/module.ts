@@ -122,7 +122,7 @@ export async function hostStateDict(m: Module): Promise<StateDict> {
   const out: StateDict = new Map();
   for (const [k, t] of m.stateDict()) {
     const data = await t.data();
-    out.set(k, { dtype: t.dtype, shape: [...t.shape], data: data.slice(), sourceDtype: t.dtype === "f32" ? "F32" : "I32" });
+    out.set(k, { dtype: t.dtype, shape: [...t.shape], data: data.slice(), sourceDtype: t.dtype === "f32" ? "f32" : "i32" });
   }
   return out;
 }

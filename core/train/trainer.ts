@@ -207,7 +207,7 @@ async function save(path: string, model: Module, opt: AdamW, state: TrainState):
 }
 
 function host(data: Float32Array): HostTensor {
-  return { dtype: "f32", shape: [data.length], data, sourceDtype: "F32" };
+  return { dtype: "f32", shape: [data.length], data, sourceDtype: "f32" };
 }
 
 async function restore(path: string, model: Module, opt: AdamW, state: TrainState): Promise<void> {

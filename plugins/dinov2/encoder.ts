@@ -10,9 +10,10 @@
 
 import type { Encoder, ImageBatch } from "../../core/interfaces.ts";
 import { noGrad } from "../../core/autograd.ts";
+import { interpolateBicubic } from "../../core/image/interpolate_torch.ts";
 import { IMAGENET_MEAN, IMAGENET_STD } from "../../core/image/transforms.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { type Tensor, tidy } from "../../core/tensor.ts";
+import type { Tensor } from "../../core/tensor.ts";
 import type { DinoVisionTransformer } from "./vision_transformer.ts";
 
 export interface Dinov2EncoderOptions {
@@ -75,11 +76,12 @@ export class Dinov2Encoder implements Encoder {
           `(resized to ${this.inputSize}) or ${this.inputSize}x${this.inputSize}; crop them first`,
       );
     }
-    return tidy(() => {
-      const x = ops.tensor(normalizeImages(images), [count, 3, height, width]);
-      if (height === this.inputSize) return x;
-      return ops.interpolate(x, { scaleFactor: this.inputSize / this.imageSize, mode: "bicubic", cubicA: -0.75 });
-    });
+    const x = normalizeImages(images);
+    if (height === this.inputSize) return ops.tensor(x, [count, 3, height, width]);
+    // On the host: interpolate_torch.ts rounds the cubic weights in float32 step by step as
+    // torch's CPU kernel does (agrees with torch to ~1e-6 here).
+    const r = interpolateBicubic(x, count * 3, height, width, { scaleFactor: this.inputSize / this.imageSize });
+    return ops.tensor(r.data, [count, 3, r.height, r.width]);
   }
 
   /** (N, 3, inputSize, inputSize) -> (N, gridSize^2, featureDim), raster order. */

@@ -12,7 +12,7 @@ import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { consume, MidBlocks } from "./encoder.ts";
 import { normalize, normSwish, type NormSpec, ResnetBlock } from "./resnet_block.ts";
-import type { VqganConfig } from "./config_types.ts";
+import type { VqganConfig } from "./vqgan.ts";
 
 class Upsample extends Module {
   readonly conv: Conv2d;

@@ -10,7 +10,7 @@ import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { normalize, normSwish, type NormSpec, ResnetBlock } from "./resnet_block.ts";
-import type { VqganConfig } from "./config_types.ts";
+import type { VqganConfig } from "./vqgan.ts";
 
 /** One resolution level: a list of blocks (pooling has no parameters). */
 class DownLevel extends Module {

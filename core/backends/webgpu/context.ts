@@ -134,7 +134,7 @@ export class GpuContext {
   fromHost(data: Float32Array | Int32Array): GpuStorage {
     const dtype: DType = data instanceof Float32Array ? "f32" : "i32";
     const s = this.alloc(dtype, data.length, false, "fromHost");
-    if (data.length > 0) this.device.queue.writeBuffer(s.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    if (data.length > 0) this.device.queue.writeBuffer(s.buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     return s;
   }
 
@@ -333,7 +333,7 @@ export class GpuContext {
     }
     this.endPass();
     if (this.slab && this.slotsUsed > 0) {
-      this.device.queue.writeBuffer(this.slab, 0, this.slabHost.buffer, 0, this.slotsUsed * this.slotBytes);
+      this.device.queue.writeBuffer(this.slab, 0, this.slabHost.buffer as ArrayBuffer, 0, this.slotsUsed * this.slotBytes);
     }
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;

@@ -33,11 +33,18 @@ export interface WebGPUProbe {
   description: string;
 }
 
+/** Deno 2.9 reports the flag on `adapter.info`; the spec once had it on the adapter. */
+function isFallback(adapter: GPUAdapter): boolean {
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const legacy = adapter as GPUAdapter & { isFallbackAdapter?: boolean };
+  return info.isFallbackAdapter ?? legacy.isFallbackAdapter ?? false;
+}
+
 function adapterDescription(adapter: GPUAdapter): string {
   const info = adapter.info;
   const name = info.description || info.device || "unknown adapter";
   const extra = [info.vendor && `vendor ${info.vendor}`, info.architecture].filter(Boolean).join(", ");
-  return `${name}${extra ? ` (${extra})` : ""}${adapter.isFallbackAdapter ? " [fallback]" : ""}`;
+  return `${name}${extra ? ` (${extra})` : ""}${isFallback(adapter) ? " [fallback]" : ""}`;
 }
 
 async function requestAdapter(): Promise<GPUAdapter | null> {
@@ -53,7 +60,7 @@ async function requestAdapter(): Promise<GPUAdapter | null> {
 export async function probeWebGPU(): Promise<WebGPUProbe> {
   const adapter = await requestAdapter();
   if (!adapter) return { available: false, isFallback: false, description: "no WebGPU adapter" };
-  return { available: true, isFallback: adapter.isFallbackAdapter, description: adapterDescription(adapter) };
+  return { available: true, isFallback: isFallback(adapter), description: adapterDescription(adapter) };
 }
 
 export async function createWebGPUBackend(opts: WebGPUOptions = {}): Promise<WebGPUBackend> {
@@ -65,7 +72,7 @@ export async function createWebGPUBackend(opts: WebGPUOptions = {}): Promise<Web
     );
   }
   const description = adapterDescription(adapter);
-  if (adapter.isFallbackAdapter && !opts.allowFallbackAdapter) {
+  if (isFallback(adapter) && !opts.allowFallbackAdapter) {
     throw new Error(
       `webgpu: only a software adapter is available (${description}); ` +
         "pass { allowFallbackAdapter: true } to use it anyway (it is slower than the cpu backend)",
@@ -81,7 +88,7 @@ export async function createWebGPUBackend(opts: WebGPUOptions = {}): Promise<Web
     const lowered = opts.limits?.[name];
     limits[name] = lowered !== undefined ? Math.min(lowered, dl[name]) : dl[name];
   }
-  const backend = new WebGPUBackend(`webgpu: ${description}`, adapter.isFallbackAdapter);
+  const backend = new WebGPUBackend(`webgpu: ${description}`, isFallback(adapter));
   backend.ctx = new GpuContext(device, limits, backend);
   return backend;
 }

@@ -1,0 +1,49 @@
+/**
+ * Datasets by description, for configs and the CLI:
+ *   { kind: "shapes", size: 32, length: 10000, seed: 0 }
+ *   { kind: "imagefolder", root: "/data/imagenet/train" }
+ *   { kind: "fashion-mnist", split: "train", dir?: "/usr/share/datasets/fashion-mnist" }
+ *   { kind: "idx", images: "...-images-idx3-ubyte.gz", labels: "...-labels-idx1-ubyte.gz" }
+ *   { kind: "cifar10", dir: ".../cifar-10-batches-bin", split: "train" }
+ *   { kind: "list", dir: ".../imagenet-sample", tsv: ".../labels.tsv", numClasses: 1000 }
+ */
+
+import { Cifar10Dataset } from "./cifar.ts";
+import { type Dataset, imageListFromTsv } from "./dataset.ts";
+import { ImageFolder } from "./image_folder.ts";
+import { IdxDataset } from "./idx.ts";
+import { ShapesDataset } from "./shapes.ts";
+
+export * from "./dataset.ts";
+export * from "./loader.ts";
+export { ImageFolder } from "./image_folder.ts";
+export { IdxDataset, readIdx } from "./idx.ts";
+export { Cifar10Dataset } from "./cifar.ts";
+export { SHAPE_CLASSES, ShapesDataset } from "./shapes.ts";
+
+export type DatasetSpec =
+  | { kind: "shapes"; size?: number; length?: number; seed?: number; numClasses?: number }
+  | { kind: "imagefolder"; root: string }
+  | { kind: "fashion-mnist"; split: "train" | "test"; dir?: string }
+  | { kind: "idx"; images: string; labels: string }
+  | { kind: "cifar10"; dir: string; split: "train" | "test" }
+  | { kind: "list"; dir: string; tsv: string; numClasses: number };
+
+export function openDataset(spec: DatasetSpec): Promise<Dataset> {
+  switch (spec.kind) {
+    case "shapes":
+      return Promise.resolve(new ShapesDataset(spec));
+    case "imagefolder":
+      return ImageFolder.open(spec.root);
+    case "fashion-mnist":
+      return IdxDataset.fashionMnist(spec.split, spec.dir);
+    case "idx":
+      return IdxDataset.open(spec.images, spec.labels);
+    case "cifar10":
+      return Cifar10Dataset.open(spec.dir, spec.split);
+    case "list":
+      return imageListFromTsv(spec.dir, spec.tsv, spec.numClasses);
+    default:
+      throw new Error(`openDataset: unknown kind "${(spec as { kind: string }).kind}" (shapes, imagefolder, fashion-mnist, idx, cifar10, list)`);
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * DINOv2 against PyTorch (tests/fixtures/make_dinov2_fixtures.py): a ViT/14-reg4 of the
+ * official layout with random weights (width 64, 4 heads, depth 4 to keep the fixture small),
+ * loaded from a torch.save .pth; preprocessing, "l3" features and the final output for both
+ * position-table recipes, and the antialiased bicubic on its own.
+ */
+
+import assert from "node:assert/strict";
+import type { HostTensor, StateDict } from "../core/io/host_tensor.ts";
+import { readNpz } from "../core/io/npy.ts";
+import { loadStateDict } from "../core/io/state_dict.ts";
+import { liveStorages, tidy } from "../core/tensor.ts";
+import { noGrad } from "../core/autograd.ts";
+import { resizeAntialiasBicubic } from "../plugins/dinov2/antialias.ts";
+import { configFromStateDict, DINOV2_PRESETS } from "../plugins/dinov2/config.ts";
+import { Dinov2Encoder } from "../plugins/dinov2/encoder.ts";
+import { loadDinov2 } from "../plugins/dinov2/load.ts";
+import { resizePosTable } from "../plugins/dinov2/pos_embed.ts";
+import { DinoVisionTransformer } from "../plugins/dinov2/vision_transformer.ts";
+import type { ImageBatch } from "../core/interfaces.ts";
+
+const dir = new URL("./fixtures/dinov2/", import.meta.url).pathname;
+const meta = JSON.parse(await Deno.readTextFile(dir + "tiny_vit.json"));
+const weights = await loadStateDict(dir + "tiny_vit.pth");
+const io = await readNpz(dir + "tiny_vit_io.npz");
+const get = (k: string): HostTensor => {
+  const t = io.get(k);
+  if (!t) throw new Error(`fixture has no '${k}'`);
+  return t;
+};
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, "lengths differ");
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+function images(): ImageBatch {
+  const t = get("images");
+  return { data: Uint8Array.from(t.data), count: t.shape[0], height: t.shape[1], width: t.shape[2] };
+}
+
+Deno.test("the fixture's architecture is read from its shapes", () => {
+  const cfg = configFromStateDict(weights);
+  assert.equal(cfg.embedDim, meta.dim);
+  assert.equal(cfg.depth, meta.depth);
+  assert.equal(cfg.registers, meta.registers);
+  assert.equal(cfg.mlpHidden, meta.mlp);
+  assert.equal(cfg.posGrid, meta.grid);
+  assert.equal(cfg.patchSize, 14);
+});
+
+Deno.test("position table: DiGIT recipe and antialiased hub recipe match torch (1e-5)", () => {
+  const pos = weights.get("pos_embed")!.data as Float32Array;
+  for (const recipe of ["digit", "hub"] as const) {
+    const ours = resizePosTable(pos, meta.dim, 16, 16, recipe);
+    const err = maxAbsDiff(ours, get(`pos_${recipe}`).data);
+    assert.ok(err <= 1e-5, `${recipe}: max abs error ${err}`);
+  }
+  // The two recipes really differ (so the test above can tell them apart).
+  assert.ok(maxAbsDiff(get("pos_digit").data, get("pos_hub").data) > 1e-2);
+  // 37x37 is used as is.
+  assert.deepEqual(resizePosTable(pos, meta.dim, 37, 37, "hub"), pos);
+});
+
+Deno.test("antialiased bicubic matches torch on a non-square plane, down and up (1e-5)", () => {
+  const x = get("aa_in"), want = get("aa_out");
+  const [, planes, h, w] = x.shape;
+  const [, , oh, ow] = want.shape;
+  const got = resizeAntialiasBicubic(x.data, planes, h, w, oh, ow);
+  const err = maxAbsDiff(got, want.data);
+  assert.ok(err <= 1e-5, `max abs error ${err}`);
+});
+
+for (const recipe of ["digit", "hub"] as const) {
+  Deno.test(`${recipe} recipe: preprocessing, l3 features, CLS and final output match torch (1e-4)`, async () => {
+    const before = liveStorages();
+    const model = await loadDinov2(weights, { heads: meta.heads, recipe });
+    const enc = new Dinov2Encoder(model);
+    assert.equal(enc.block, meta.depth - 3);
+    tidy(() => noGrad(() => {
+      const x = enc.preprocess(images());
+      assert.deepEqual(x.shape, [2, 3, 224, 224]);
+      const rows = x.slice(2, 0, 8).dataSync();
+      const errIn = maxAbsDiff(rows, get("input_rows").data);
+      assert.ok(errIn <= 1e-5, `input rows: max abs error ${errIn}`);
+
+      const l3 = enc.encode(x);
+      assert.deepEqual(l3.shape, [2, 256, meta.dim]);
+      const errL3 = maxAbsDiff(l3.dataSync(), get(`l3_${recipe}`).data);
+      assert.ok(errL3 <= 1e-4, `l3: max abs error ${errL3}`);
+
+      const cls = model.clsFeatures(x, enc.block);
+      const errCls = maxAbsDiff(cls.dataSync(), get(`l3_cls_${recipe}`).data);
+      assert.ok(errCls <= 1e-4, `l3 CLS: max abs error ${errCls}`);
+
+      const out = model.forwardFeatures(x);
+      const errP = maxAbsDiff(out.patches.dataSync(), get(`final_patch_${recipe}`).data);
+      const errC = maxAbsDiff(out.cls.dataSync(), get(`final_cls_${recipe}`).data);
+      assert.ok(errP <= 1e-4, `final patches: max abs error ${errP}`);
+      assert.ok(errC <= 1e-4, `final CLS: max abs error ${errC}`);
+      assert.deepEqual(out.registers.shape, [2, meta.registers, meta.dim]);
+    }));
+    enc.dispose();
+    assert.equal(liveStorages(), before, "live storages after dispose");
+  });
+}
+
+Deno.test("a DiGIT checkpoint's pretrained_encoder.* keys load; other keys are ignored", async () => {
+  const wrapped: StateDict = new Map();
+  for (const [k, v] of weights) wrapped.set(`pretrained_encoder.${k}`, v);
+  wrapped.set("decoder.embed_tokens.weight", { dtype: "f32", shape: [2, 2], data: new Float32Array(4), sourceDtype: "f32" });
+  const model = await loadDinov2(wrapped, { heads: meta.heads });
+  assert.equal(model.cfg.depth, meta.depth);
+  model.dispose();
+});
+
+Deno.test("strict loading lists missing, unexpected and mis-shaped keys", async () => {
+  const broken: StateDict = new Map(weights);
+  broken.delete("blocks.1.ls1.gamma");
+  broken.set("blocks.1.attn.extra", weights.get("norm.bias")!);
+  broken.set("norm.bias", { dtype: "f32", shape: [3], data: new Float32Array(3), sourceDtype: "f32" });
+  await assert.rejects(() => loadDinov2(broken, { heads: meta.heads }), (e: Error) => {
+    assert.match(e.message, /missing keys \(1\): blocks\.1\.ls1\.gamma/);
+    assert.match(e.message, /unexpected keys \(1\): blocks\.1\.attn\.extra/);
+    assert.match(e.message, /norm\.bias: expected \[64\], got \[3\]/);
+    return true;
+  });
+});
+
+/** Shapes of a preset's state dict without any data (the size check reads shapes only). */
+function shapesOnly(model: DinoVisionTransformer): StateDict {
+  const sd: StateDict = new Map();
+  for (const [k, t] of model.stateDict()) sd.set(k, { dtype: "f32", shape: [...t.shape], data: new Float32Array(0), sourceDtype: "f32" });
+  return sd;
+}
+
+Deno.test("a checkpoint of another ViT size names both sizes", async () => {
+  // A ViT-S/14-reg4-shaped dict, checked against ViT-B/14-reg4.
+  const small = new DinoVisionTransformer(DINOV2_PRESETS.vits14_reg);
+  const sd = shapesOnly(small);
+  small.dispose();
+  await assert.rejects(() => loadDinov2(sd, { arch: "vitb14_reg" }), (e: Error) => {
+    assert.match(e.message, /holds a ViT-S\/14-reg4 \(dim 384, depth 12, 4 registers\)/);
+    assert.match(e.message, /model is ViT-B\/14-reg4 \(dim 768, depth 12, 4 registers\)/);
+    return true;
+  });
+  await assert.rejects(() => loadDinov2(sd, { arch: "vitx" }), /unknown architecture 'vitx'/);
+});
+
+Deno.test("presets have the published sizes", () => {
+  const count = (name: string) => {
+    const m = new DinoVisionTransformer(DINOV2_PRESETS[name]);
+    const n = m.numParameters();
+    m.dispose();
+    return n;
+  };
+  // spec §6 (measured with the reference code): ViT-B/14-reg4 86,583,552 parameters.
+  assert.equal(count("vitb14_reg"), 86_583_552);
+  assert.equal(DINOV2_PRESETS.vitg14.mlpHidden, 4096);
+});
+
+Deno.test("wrong image sizes and wrong encode inputs are reported with the sizes", async () => {
+  const model = await loadDinov2(weights, { heads: meta.heads });
+  const enc = new Dinov2Encoder(model);
+  const bad: ImageBatch = { data: new Uint8Array(1 * 200 * 200 * 3), count: 1, height: 200, width: 200 };
+  assert.throws(() => enc.preprocess(bad), /images are 200x200 but the encoder takes 256x256 \(resized to 224\) or 224x224/);
+  tidy(() => {
+    const x = enc.preprocess({ data: new Uint8Array(224 * 224 * 3), count: 1, height: 224, width: 224 });
+    assert.deepEqual(x.shape, [1, 3, 224, 224]);
+  });
+  assert.throws(() => model.blockFromEnd(5), /layer 5 from the end is outside 1..4/);
+  enc.dispose();
+});
