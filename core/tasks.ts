@@ -378,6 +378,19 @@ export async function stepStatus(step: PlannedStep): Promise<StepStatus> {
   return "done";
 }
 
+/** Later steps that read `name`'s outputs, directly or through other steps. */
+function dependantsOf(plan: TaskPlan, name: string): PlannedStep[] {
+  const reached = new Set([name]);
+  const found: PlannedStep[] = [];
+  for (const step of plan.steps) {
+    if (step.dependsOn.some((d) => reached.has(d))) {
+      reached.add(step.name);
+      found.push(step);
+    }
+  }
+  return found;
+}
+
 export interface RunTaskOptions {
   registry: Registry;
   log: Logger;
@@ -416,7 +429,11 @@ export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<
     log.info(`${label}: running (${why})`);
 
     await Deno.mkdir(step.dir, { recursive: true });
-    await Deno.remove(joinPath(step.dir, MARKER)).catch(() => {});
+    // This step and everything downstream of it stop counting as finished, so a crash
+    // before the dependants re-run cannot leave them looking up to date.
+    for (const stale of [step, ...dependantsOf(plan, step.name)]) {
+      await Deno.remove(joinPath(stale.dir, MARKER)).catch(() => {});
+    }
     const ctx: StepContext = {
       registry: options.registry,
       device: plan.device,

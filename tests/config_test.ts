@@ -162,12 +162,14 @@ Deno.test("default() rejects a default that does not match its own schema", () =
 Deno.test("schemaHelp lists leaf keys with types, defaults and descriptions", () => {
   type Cfg = Infer<typeof stage1>;
   const lines = schemaHelp(stage1);
-  const w = "optimizer.weight_decay".length; // the longest key sets the column
+  const w = "model.class_conditional".length; // the longest keys (23 characters) set the column
   assert.ok(lines.includes(`${"optimization.lr".padEnd(w)}  a number > 0 — peak learning rate`));
   assert.ok(lines.includes(`${"task.input_size".padEnd(w)}  an integer >= 1 (default 256)`));
   assert.ok(lines.includes(`${"model.class_conditional".padEnd(w)}  true or false (optional)`));
   assert.ok(lines.includes(
-    `${"optimizer.adam_betas".padEnd(w)}  a list of 2 items (each a number between 0 and 1) (default [0.9,0.98])`,
+    `${
+      "optimizer.adam_betas".padEnd(w)
+    }  a list of 2 items (each a number between 0 and 1) (default [0.9,0.98])`,
   ));
   assert.equal(lines.length, 13);
   const unused: Partial<Cfg> = {};

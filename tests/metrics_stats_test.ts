@@ -347,7 +347,7 @@ Deno.test("precisionRecall: k = 3 matches exact float64 cdist references, any bl
 Deno.test("precisionRecall: identical sets give 1, disjoint clusters give 0", () => {
   const dim = 2, n = 8;
   const a = Float32Array.from({ length: n * dim }, (_, i) => (i * 7) % 5);
-  const same = precisionRecall(a, n, a, n, dim);
+  const same = precisionRecall(a, n, Float64Array.from(a), n, dim);
   assert.deepEqual([same.precision, same.recall], [1, 1]);
   const far = a.map((v) => v + 1000);
   const apart = precisionRecall(a, n, far, n, dim);

@@ -571,13 +571,18 @@ Deno.test({
             `document.getElementById("status").textContent.includes("count: expected an integer between 1 and 16, got 99")`,
           )
         );
-        await tools.send("Browser.close", {}, false).catch(() => {});
       } finally {
-        await tools?.close().catch(() => {});
-        try {
-          browser.kill("SIGKILL");
-        } catch { /* already gone */ }
+        // Ask the browser to quit (it then takes its helper processes along); kill it if not.
+        tools?.send("Browser.close", {}, false).catch(() => {});
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const quit = await Promise.race([
+          browser.status.then(() => true),
+          new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 5000))),
+        ]);
+        clearTimeout(timer);
+        if (!quit) browser.kill("SIGKILL");
         await browser.status;
+        await tools?.close().catch(() => {});
         await Deno.remove(profile, { recursive: true }).catch(() => {});
       }
     });

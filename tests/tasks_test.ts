@@ -303,6 +303,30 @@ Deno.test("after a crash the pipeline resumes at the failed step", async () => {
   }
 });
 
+Deno.test("a re-run upstream step invalidates its dependants even if the run then crashes", async () => {
+  const failures = new Set<string>();
+  const { calls, registry, dir } = await setup(failures);
+  const signal = new AbortController().signal;
+  try {
+    const plan = planTask(pipeline(dir), registry, { file: "t" });
+    await runTask(plan, { registry, log: memoryLogger(), signal });
+    failures.add("total");
+    await assert.rejects(
+      runTask(plan, { registry, log: memoryLogger(), signal, force: ["numbers"] }),
+      StepFailedError,
+    );
+    assert.equal(await stepStatus(plan.steps[1]), "not run");
+    assert.equal(await stepStatus(plan.steps[2]), "done"); // does not read 'numbers'
+    calls.length = 0;
+    assert.deepEqual(await runTask(plan, { registry, log: memoryLogger(), signal }), {
+      ran: ["total"],
+      skipped: ["numbers", "other"],
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("abort stops the running step, raises InterruptedError and marks nothing done", async () => {
   const { calls, registry, dir } = await setup();
   try {

@@ -60,7 +60,8 @@ export class Cifar10Dataset implements Dataset {
     return new Cifar10Dataset(`cifar10:${paths[0]}${paths.length > 1 ? "..." : ""}`, all, classes);
   }
 
-  get(index: number): Promise<Sample> {
+  // deno-lint-ignore require-await
+  async get(index: number): Promise<Sample> {
     checkIndex(this, index);
     const r = index * RECORD;
     const data = new Uint8Array(PIXELS * 3);
@@ -69,6 +70,6 @@ export class Cifar10Dataset implements Dataset {
       data[3 * i + 1] = this.records[r + 1 + PIXELS + i];
       data[3 * i + 2] = this.records[r + 1 + 2 * PIXELS + i];
     }
-    return Promise.resolve({ image: { width: SIDE, height: SIDE, data }, label: this.records[r] });
+    return { image: { width: SIDE, height: SIDE, data }, label: this.records[r] };
   }
 }

@@ -86,10 +86,11 @@ export class IdxDataset implements Dataset {
     );
   }
 
-  get(index: number): Promise<Sample> {
+  // deno-lint-ignore require-await
+  async get(index: number): Promise<Sample> {
     checkIndex(this, index);
     const n = this.height * this.width;
     const gray = this.images.subarray(index * n, (index + 1) * n);
-    return Promise.resolve({ image: grayToRgb(this.width, this.height, gray), label: this.labels[index] });
+    return { image: grayToRgb(this.width, this.height, gray), label: this.labels[index] };
   }
 }

@@ -199,7 +199,8 @@ export class DataLoader {
         const text = msg.includes(where) ? msg : `${where}: ${msg}`;
         if ((this.opts.onError ?? "fail") === "fail") throw new Error(`DataLoader: ${ds.name}: ${text}`);
         this.warn(`DataLoader: skipped ${text}`);
-        if (++failuresInARow >= n) throw new Error(`DataLoader: ${ds.name}: every item failed to load (last: ${text})`);
+        // 2n-1 consecutive positions always contain one whole epoch: then nothing loads.
+        if (++failuresInARow >= 2 * n - 1) throw new Error(`DataLoader: ${ds.name}: every item failed to load (last: ${text})`);
       }
       if (images.length === this.batchSize) break;
     }

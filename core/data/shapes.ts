@@ -180,7 +180,8 @@ export class ShapesDataset implements Dataset {
     return { image: renderShape(params, this.size, itemSeed ^ 0x9e3779b9).image, label };
   }
 
-  get(index: number): Promise<Sample> {
-    return Promise.resolve(this.getSync(index));
+  // deno-lint-ignore require-await
+  async get(index: number): Promise<Sample> {
+    return this.getSync(index);
   }
 }

@@ -1,10 +1,16 @@
 /**
- * Our own training checkpoints: `<path>.safetensors` (weights) + `<path>.json` (metadata).
+ * Our own training checkpoints: a JSON marker `<path>.json` that names a weights file
+ * `<path>.<saveid>.safetensors` beside it.
  *
- * Crash safety: each file is written to a temporary name, flushed, then renamed into place, and
- * the JSON is written last as the commit marker. Saving first removes the old JSON, so a save
- * interrupted at any point leaves either no checkpoint or a complete one, never a JSON paired with
- * half-written weights. Both files carry the same random save id, checked on load.
+ * Crash safety: a save never touches the files of the previous checkpoint until the new one is
+ * complete. It (1) writes the weights under a fresh name carrying the save id and flushes them,
+ * (2) writes the marker to a temporary name and flushes it, (3) renames the marker over
+ * `<path>.json` (atomic on POSIX), and only then (4) deletes the old weights file. A crash before
+ * step 3 leaves the old marker naming the old, untouched weights; a crash after it leaves the new
+ * checkpoint plus a stray file that the next save removes. Loading follows the marker and checks
+ * that the weights carry the same save id and size.
+ *
+ * One writer per path: two processes saving the same checkpoint at once are not supported.
  */
 
 import { formatError } from "./errors.ts";
@@ -18,6 +24,7 @@ interface Marker {
   format: typeof FORMAT;
   version: 1;
   saveId: string;
+  /** `file` is a bare name in the marker's own folder. */
   weights: { file: string; bytes: number; tensors: number };
   meta: unknown;
 }
@@ -27,12 +34,42 @@ export interface Checkpoint {
   meta: unknown;
 }
 
-function paths(path: string) {
-  return { weights: `${path}.safetensors`, marker: `${path}.json` };
+/** The durable points of a save, in order; `SaveOptions.afterStep` is called after each. */
+export type SaveStep = "weights-written" | "marker-written" | "committed" | "cleaned";
+
+export interface SaveOptions {
+  /**
+   * Called once the step's effect is on disk. Crash tests use it to copy the folder as a crash
+   * at that moment would leave it.
+   */
+  afterStep?: (step: SaveStep) => void | Promise<void>;
 }
 
-function tempName(target: string): string {
-  return `${target}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+function splitPath(path: string): { dir: string; base: string } {
+  const cut = path.lastIndexOf("/");
+  return cut < 0
+    ? { dir: ".", base: path }
+    : { dir: path.slice(0, cut) || "/", base: path.slice(cut + 1) };
+}
+
+function markerPath(path: string): string {
+  return `${path}.json`;
+}
+
+/** 16 hex digits: the save id, also part of the weights file name. */
+function newSaveId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function weightsName(base: string, saveId: string): string {
+  return `${base}.${saveId}.safetensors`;
+}
+
+/** Matches only names saveCheckpoint itself produces for this base, never another checkpoint's. */
+function ownedFilePattern(base: string): RegExp {
+  const b = base.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^${b}\\.(?:[0-9a-f]{16}\\.safetensors|json\\.tmp-\\d+-[0-9a-f]{8})$`);
 }
 
 async function removeIfPresent(path: string): Promise<void> {
@@ -43,15 +80,49 @@ async function removeIfPresent(path: string): Promise<void> {
   }
 }
 
-/** Writes `<path>.safetensors` and `<path>.json` (path has no extension). `meta` must be JSON. */
+async function writeFileSynced(path: string, text: string): Promise<void> {
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  try {
+    const data = new TextEncoder().encode(text);
+    let w = 0;
+    while (w < data.length) w += await f.write(data.subarray(w));
+    await f.sync();
+  } finally {
+    f.close();
+  }
+}
+
+/** Flushes a rename to disk; best effort, as some platforms cannot open a directory. */
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const f = await Deno.open(dir, { read: true });
+    try {
+      await f.sync();
+    } finally {
+      f.close();
+    }
+  } catch {
+    // not supported here: the rename is still atomic, only its durability is weaker
+  }
+}
+
+/**
+ * Writes a checkpoint at `path` (no extension): `<path>.<saveid>.safetensors` and the marker
+ * `<path>.json`. `meta` must be JSON-serialisable. The previous checkpoint stays loadable until
+ * the new one is committed.
+ */
 export async function saveCheckpoint(
   path: string,
   weights: StateDict,
   meta: unknown,
+  opts: SaveOptions = {},
 ): Promise<void> {
-  const p = paths(path);
-  const saveId = crypto.randomUUID();
-  const name = p.weights.split("/").pop()!;
+  const { dir, base } = splitPath(path);
+  const saveId = newSaveId();
+  const file = weightsName(base, saveId);
+  const weightsPath = `${dir}/${file}`;
+  const markerTmp = `${markerPath(path)}.tmp-${Deno.pid}-${saveId.slice(0, 8)}`;
+  const step = async (s: SaveStep) => await opts.afterStep?.(s);
   let metaJson: string;
   try {
     metaJson = JSON.stringify(meta ?? null);
@@ -60,41 +131,51 @@ export async function saveCheckpoint(
       `saveCheckpoint ${path}: meta is not JSON-serialisable: ${(e as Error).message}`,
     );
   }
-  const weightsTmp = tempName(p.weights);
-  const markerTmp = tempName(p.marker);
+  const previous = await readMarker(path).catch(() => null);
+  let committed = false;
   try {
-    await writeSafetensors(weightsTmp, weights, { [SAVE_ID_KEY]: saveId }, { sync: true });
-    const bytes = (await Deno.stat(weightsTmp)).size;
-    await removeIfPresent(p.marker); // un-commit the previous checkpoint before replacing weights
-    await Deno.rename(weightsTmp, p.weights);
-    const marker = `{"format":"${FORMAT}","version":1,"saveId":"${saveId}",` +
-      `"weights":${
-        JSON.stringify({ file: name, bytes, tensors: weights.size })
-      },"meta":${metaJson}}\n`;
-    const f = await Deno.open(markerTmp, { write: true, create: true, truncate: true });
-    try {
-      const data = new TextEncoder().encode(marker);
-      let w = 0;
-      while (w < data.length) w += await f.write(data.subarray(w));
-      await f.sync();
-    } finally {
-      f.close();
-    }
-    await Deno.rename(markerTmp, p.marker);
+    await writeSafetensors(weightsPath, weights, { [SAVE_ID_KEY]: saveId }, { sync: true });
+    await step("weights-written");
+    const bytes = (await Deno.stat(weightsPath)).size;
+    const marker: Marker = {
+      format: FORMAT,
+      version: 1,
+      saveId,
+      weights: { file, bytes, tensors: weights.size },
+      meta: JSON.parse(metaJson),
+    };
+    await writeFileSynced(markerTmp, JSON.stringify(marker) + "\n");
+    await step("marker-written");
+    await Deno.rename(markerTmp, markerPath(path));
+    committed = true;
+    await syncDir(dir);
+    await step("committed");
   } finally {
-    await removeIfPresent(weightsTmp);
+    // a failed save removes what it wrote; the previous checkpoint is untouched
     await removeIfPresent(markerTmp);
+    if (!committed) await removeIfPresent(weightsPath);
   }
+  // The old weights, and strays from saves that crashed, are no longer named by the marker.
+  if (previous && previous.weights.file !== file) {
+    await removeIfPresent(`${dir}/${previous.weights.file}`);
+  }
+  const owned = ownedFilePattern(base);
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name !== file && owned.test(entry.name)) {
+      await removeIfPresent(`${dir}/${entry.name}`);
+    }
+  }
+  await step("cleaned");
 }
 
 async function readMarker(path: string): Promise<Marker> {
-  const p = paths(path);
+  const file = markerPath(path);
   let text: string;
   try {
-    text = await Deno.readTextFile(p.marker);
+    text = await Deno.readTextFile(file);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw formatError(p.marker, "checkpoint not found (no committed .json)");
+      throw formatError(file, "checkpoint not found (no committed .json)");
     }
     throw e;
   }
@@ -102,51 +183,59 @@ async function readMarker(path: string): Promise<Marker> {
   try {
     marker = JSON.parse(text);
   } catch (e) {
-    throw formatError(p.marker, `checkpoint metadata is not valid JSON: ${(e as Error).message}`);
+    throw formatError(file, `checkpoint metadata is not valid JSON: ${(e as Error).message}`);
   }
   if (marker?.format !== FORMAT || marker.version !== 1 || typeof marker.saveId !== "string") {
-    throw formatError(p.marker, `not a ${FORMAT} v1 metadata file`);
+    throw formatError(file, `not a ${FORMAT} v1 metadata file`);
+  }
+  const name = marker.weights?.file;
+  if (typeof name !== "string" || name === "" || name.includes("/") || name.includes("\\")) {
+    throw formatError(file, `weights file name ${JSON.stringify(name)} is not a bare file name`);
   }
   return marker;
 }
 
-/** True when a committed checkpoint exists at `path` (both files present, marker readable). */
+function weightsPathOf(path: string, marker: Marker): string {
+  return `${splitPath(path).dir}/${marker.weights.file}`;
+}
+
+/** True when a committed checkpoint exists at `path` (marker readable, its weights present). */
 export async function checkpointExists(path: string): Promise<boolean> {
   try {
-    await readMarker(path);
-    await Deno.stat(paths(path).weights);
+    const marker = await readMarker(path);
+    await Deno.stat(weightsPathOf(path, marker));
     return true;
   } catch {
     return false;
   }
 }
 
-/** Loads a checkpoint written by saveCheckpoint, checking the two files belong together. */
+/** Loads the checkpoint the marker `<path>.json` names, checking the files belong together. */
 export async function loadCheckpoint(path: string): Promise<Checkpoint> {
-  const p = paths(path);
   const marker = await readMarker(path);
+  const weightsPath = weightsPathOf(path, marker);
   let size: number;
   try {
-    size = (await Deno.stat(p.weights)).size;
+    size = (await Deno.stat(weightsPath)).size;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw formatError(p.weights, "checkpoint weights missing");
+      throw formatError(weightsPath, `checkpoint weights named by ${markerPath(path)} are missing`);
     }
     throw e;
   }
   if (size !== marker.weights.bytes) {
     throw formatError(
-      p.weights,
-      `size ${size} differs from the ${marker.weights.bytes} bytes recorded in ${p.marker}`,
+      weightsPath,
+      `size ${size} differs from the ${marker.weights.bytes} bytes recorded in ${markerPath(path)}`,
     );
   }
-  const { tensors, metadata } = await readSafetensors(p.weights);
+  const { tensors, metadata } = await readSafetensors(weightsPath);
   if (metadata[SAVE_ID_KEY] !== marker.saveId) {
     throw formatError(
-      p.weights,
-      `save id ${
-        metadata[SAVE_ID_KEY]
-      } does not match ${p.marker} (${marker.saveId}): files from different saves`,
+      weightsPath,
+      `save id ${metadata[SAVE_ID_KEY]} does not match ${
+        markerPath(path)
+      } (${marker.saveId}): files from different saves`,
     );
   }
   return { weights: tensors, meta: marker.meta };

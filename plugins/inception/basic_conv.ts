@@ -66,13 +66,11 @@ export class BasicConv2d extends Module {
   }
 
   /** Recompute the folded weights from the current parameters (call after loading). */
-  fold(): void {
-    this.#dropFolded();
-    const w = this.conv.weight.dataSync() as Float32Array;
-    const gamma = this.bn.weight.dataSync();
-    const beta = this.bn.bias.dataSync();
-    const mean = this.bn.runningMean.dataSync();
-    const variance = this.bn.runningVar.dataSync();
+  async fold(): Promise<void> {
+    const [w, gamma, beta, mean, variance] = await Promise.all(
+      [this.conv.weight, this.bn.weight, this.bn.bias, this.bn.runningMean, this.bn.runningVar]
+        .map((t) => t.data()),
+    );
     const perOut = w.length / this.outC;
     const fw = new Float32Array(w.length);
     const fb = new Float32Array(this.outC);
@@ -81,15 +79,18 @@ export class BasicConv2d extends Module {
       for (let i = o * perOut; i < (o + 1) * perOut; i++) fw[i] = w[i] * alpha;
       fb[o] = beta[o] - mean[o] * alpha;
     }
+    this.#dropFolded();
     this.#folded = {
-      weight: ops.tensor(fw, this.conv.weight.shape).keep(),
-      bias: ops.tensor(fb, [this.outC]).keep(),
+      weight: ops.tensor(fw, this.conv.weight.shape, { backend: this.conv.weight.backend }).keep(),
+      bias: ops.tensor(fb, [this.outC], { backend: this.conv.weight.backend }).keep(),
     };
   }
 
   forward(x: Tensor): Tensor {
-    if (!this.#folded) this.fold();
-    const { weight, bias } = this.#folded!;
+    if (!this.#folded) {
+      throw new Error(`BasicConv2d(${this.inC}->${this.outC}): BatchNorm not folded; call fold() after loading weights`);
+    }
+    const { weight, bias } = this.#folded;
     const y = ops.conv2d(x, weight, bias, { stride: this.stride, padding: this.padding });
     const out = ops.relu(y);
     y.dispose();
@@ -108,9 +109,17 @@ export class BasicConv2d extends Module {
   }
 }
 
-/** Runs `fn` on each tensor-producing branch and concatenates along channels, freeing parts. */
-export function concatChannels(parts: Tensor[]): Tensor {
-  const out = ops.cat(parts, 1);
-  for (const p of parts) p.dispose();
-  return out;
+/** Applies convolutions in order (inside a tidy scope, which frees the intermediates). */
+export function chain(x: Tensor, ...convs: BasicConv2d[]): Tensor {
+  return convs.reduce((h, c) => c.forward(h), x);
+}
+
+/** The FID patch's 3x3 average pool: stride 1, padding 1, padded pixels not counted. */
+export function avgPoolValid(x: Tensor): Tensor {
+  return ops.avgPool2d(x, { kernel: 3, stride: 1, padding: 1, countIncludePad: false });
+}
+
+/** The 3x3 stride-2 max pool between stages and in the reduction blocks. */
+export function maxPoolReduce(x: Tensor): Tensor {
+  return ops.maxPool2d(x, { kernel: 3, stride: 2 });
 }

@@ -5,8 +5,8 @@
 
 import * as ops from "../../core/ops/mod.ts";
 import { Module } from "../../core/nn/mod.ts";
-import type { Tensor } from "../../core/tensor.ts";
-import { BasicConv2d, concatChannels } from "./basic_conv.ts";
+import { type Tensor, tidy } from "../../core/tensor.ts";
+import { avgPoolValid, BasicConv2d, chain } from "./basic_conv.ts";
 
 export class InceptionA extends Module {
   readonly branch1x1: BasicConv2d;
@@ -30,13 +30,15 @@ export class InceptionA extends Module {
     this.branch_pool = conv("branch_pool", inC, poolFeatures, 1);
   }
 
-  /** Output channels: 64 + 64 + 96 + poolFeatures. */
+  /** (N, inC, H, W) -> (N, 64 + 64 + 96 + poolFeatures, H, W). */
   forward(x: Tensor): Tensor {
-    return ops.tidyChain(x, [
-      () => this.branch1x1.forward(x),
-      () => chain(x, this.branch5x5_1, this.branch5x5_2),
-      () => chain(x, this.branch3x3dbl_1, this.branch3x3dbl_2, this.branch3x3dbl_3),
-      () => chain(avgPoolValid(x), this.branch_pool),
-    ]);
+    return tidy(() =>
+      ops.cat([
+        this.branch1x1.forward(x),
+        chain(x, this.branch5x5_1, this.branch5x5_2),
+        chain(x, this.branch3x3dbl_1, this.branch3x3dbl_2, this.branch3x3dbl_3),
+        chain(avgPoolValid(x), this.branch_pool),
+      ], 1)
+    );
   }
 }

@@ -67,7 +67,6 @@ function checkShape(name: string, x: Features, n: number, dim: number) {
 /** A (count, dim) feature matrix handed out in float64 row blocks, with squared norms. */
 class FeatureSet {
   readonly norms: Float64Array;
-  #scratch: Float64Array | null = null;
 
   constructor(readonly data: Features, readonly count: number, readonly dim: number) {
     this.norms = new Float64Array(count);
@@ -82,12 +81,11 @@ class FeatureSet {
     }
   }
 
-  /** Rows [start, start + rows) as float64 (a view when the data already is float64). */
-  rows(start: number, rows: number, scratch?: Float64Array): Float64Array {
+  /** Rows [start, start + rows) as float64: a view of float64 data, else copied to scratch. */
+  rows(start: number, rows: number, scratch: Float64Array): Float64Array {
     const src = this.data.subarray(start * this.dim, (start + rows) * this.dim);
     if (src instanceof Float64Array) return src;
-    const out = scratch ?? (this.#scratch ??= new Float64Array(src.length));
-    const view = out.subarray(0, src.length);
+    const view = scratch.subarray(0, src.length);
     view.set(src);
     return view;
   }

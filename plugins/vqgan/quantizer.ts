@@ -11,6 +11,7 @@
  * offered; MAGE's checkpoint has no loss weights, so inference is unaffected.
  */
 
+import { noGrad } from "../../core/autograd.ts";
 import { Embedding, Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
@@ -46,6 +47,10 @@ export class VectorQuantizer extends Module {
 
   /** Nearest code per position: (B, H*W) i32. Not differentiable. */
   indices(z: Tensor): Tensor {
+    return noGrad(() => this.#nearest(z));
+  }
+
+  #nearest(z: Tensor): Tensor {
     const [B, , H, W] = z.shape;
     const rows = this.#rows(z);
     const e = this.embedding.weight;

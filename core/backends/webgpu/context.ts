@@ -62,6 +62,9 @@ export class GpuContext {
   readonly wg1d: number;
 
   private pipelines = new Map<string, CompiledKernel>();
+  /** WGSL text -> compile error, for kernels that failed (never retried). */
+  private failed = new Map<string, string>();
+  private failedLabels = new Set<string>();
   private compileChecks: Promise<string | null>[] = [];
   private deviceErrors: string[] = [];
   private storagePool: BufferPool;
@@ -176,7 +179,9 @@ export class GpuContext {
     const checks = this.compileChecks;
     this.compileChecks = [];
     const found = (await Promise.all(checks)).filter((m): m is string => m !== null);
-    if (this.deviceErrors.length > 0) found.push(...this.deviceErrors.splice(0));
+    // Uses of a pipeline that failed to compile only repeat the compile error: drop them.
+    const consequential = (m: string) => [...this.failedLabels].some((l) => m.includes(`'${l}' label is invalid`));
+    found.push(...this.deviceErrors.splice(0).filter((m) => !consequential(m)));
     if (found.length > 0) throw new Error(`WebGPU error:\n${found.join("\n\n")}`);
   }
 
@@ -186,6 +191,8 @@ export class GpuContext {
     const wgsl = assembleWgsl(def);
     const cached = this.pipelines.get(wgsl);
     if (cached) return cached;
+    const earlier = this.failed.get(wgsl);
+    if (earlier) throw new Error(earlier);
     this.checkKernelLimits(def);
     const entries: GPUBindGroupLayoutEntry[] = [
       { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
@@ -209,8 +216,12 @@ export class GpuContext {
       const msgs = info.messages
         .filter((m) => m.type === "error")
         .map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message.trim()}`);
-      return `kernel '${def.name}' failed to compile: ${err.message.trim()}\n${msgs.join("\n")}\n` +
+      const report = `kernel '${def.name}' failed to compile: ${err.message.trim()}\n${msgs.join("\n")}\n` +
         `--- source ---\n${numberLines(wgsl)}`;
+      this.pipelines.delete(wgsl);
+      this.failed.set(wgsl, report);
+      this.failedLabels.add(def.name);
+      return report;
     });
     this.compileChecks.push(check);
     const compiled = { def, pipeline, layout };

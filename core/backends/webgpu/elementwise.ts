@@ -7,7 +7,7 @@
 import type { BinaryOp, DType, UnaryOp, View } from "../../backend.ts";
 import type { GpuStorage } from "./buffers.ts";
 import type { GpuContext } from "./context.ts";
-import { flatView, runElementwise } from "./strided.ts";
+import { alignedStrides, flatView, runElementwise } from "./strided.ts";
 import { ACCURATE_MATH_WGSL, ERF_WGSL, f32, i32, POS_INF } from "./wgsl.ts";
 
 const UNARY_F32: Record<UnaryOp, string> = {
@@ -250,8 +250,8 @@ export function arange(ctx: GpuContext, dtype: DType, length: number, start: num
 /** Contiguous copy of a strided view (a plain buffer copy when the view is dense). */
 export function copy(ctx: GpuContext, src: View): GpuStorage {
   const n = src.shape.reduce((a, b) => a * b, 1);
-  const dense = runDenseCheck(src);
-  if (dense) {
+  alignedStrides(src, src.shape, "copy", "src"); // bounds, before the buffer-copy shortcut
+  if (runDenseCheck(src)) {
     const out = ctx.alloc(src.storage.dtype, n, false, "copy");
     ctx.copyElements(src.storage as GpuStorage, src.offset, out, 0, n);
     return out;

@@ -74,7 +74,7 @@ export interface ElementwiseSpec {
  * Strides of `v` read as an array of `shape`: axes right-aligned, missing and size-1 axes
  * broadcast with stride 0. Also checks that the view stays inside its storage.
  */
-function alignedStrides(v: View, shape: readonly number[], op: string, what: string): number[] {
+export function alignedStrides(v: View, shape: readonly number[], op: string, what: string): number[] {
   if (v.shape.length !== v.strides.length) {
     throw new ShapeError(op, `${what} has shape [${v.shape}] but strides [${v.strides}]`);
   }
@@ -148,7 +148,9 @@ export function runElementwise(ctx: GpuContext, spec: ElementwiseSpec, dst?: Vie
     }
   });
   inputs.forEach((o, k) => lines.push(`  let v${k} = ${o.as}(in${k}[idx_in${k}]);`));
-  lines.push(`  out[idx_out] = ${outDtype}(${spec.expr});`);
+  // f32 -> i32 stores wrap like a typed-array store (ToInt32), not saturate.
+  const store = outDtype === "i32" && spec.exprType === "f32" ? `to_i32(${spec.expr})` : `${outDtype}(${spec.expr})`;
+  lines.push(`  out[idx_out] = ${store};`);
 
   const def: KernelDef = {
     name,
@@ -158,13 +160,27 @@ export function runElementwise(ctx: GpuContext, spec: ElementwiseSpec, dst?: Vie
       { name: "out", element: outDtype, access: "read_write" as const },
     ],
     workgroupSize: [wg],
-    helpers: spec.helpers,
+    helpers: `${TO_I32_WGSL}\n${spec.helpers ?? ""}`,
     body: lines.join("\n"),
   };
   const storages = [...inputs.map((o) => o.view.storage as GpuStorage), out];
   ctx.dispatch(def, values, storages, ctx.grid1d(n, name));
   return out;
 }
+
+/**
+ * ECMAScript ToInt32 of an f32: truncate, wrap modulo 2^32, NaN and infinities to 0.
+ * Every f32 of magnitude >= 2^31 is an integer, so the wrap below is exact in f32.
+ */
+const TO_I32_WGSL = `
+fn to_i32(x: f32) -> i32 {
+  if (!(abs(x) < 3.0e38)) { return 0; }
+  let t = trunc(x);
+  if (abs(t) < 2147483648.0) { return i32(t); }
+  var r = t - floor(t / 4294967296.0) * 4294967296.0;
+  if (r >= 2147483648.0) { r = r - 4294967296.0; }
+  return i32(r);
+}`;
 
 /** A whole storage seen as a contiguous 1-D view. */
 export function flatView(s: GpuStorage): View {

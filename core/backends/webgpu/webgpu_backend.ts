@@ -86,7 +86,11 @@ export class WebGPUBackend implements Backend {
   }
 
   read(s: Storage): Promise<HostArray> {
-    return this.ctx.read(this.#s(s, "read", "storage"));
+    try {
+      return this.ctx.read(this.#s(s, "read", "storage"));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   flush(): void {

@@ -1,0 +1,28 @@
+/**
+ * Centroid files exactly like DiGIT's: `np.save("km_8k.npy", kmeans.centroids)`, a float32
+ * C-order array of shape (K, D). The name follows DiGIT's `km_{K // 1000}k.npy`.
+ */
+
+import { readNpyMatrix, writeNpyMatrix } from "./npy_matrix.ts";
+
+export interface Centroids {
+  /** (k, dim) values, row-major. */
+  data: Float32Array;
+  k: number;
+  dim: number;
+}
+
+export function readCentroids(path: string): Centroids {
+  const m = readNpyMatrix(path);
+  if (m.rows < 1 || m.cols < 1) throw new Error(`${path}: empty centroid array (${m.rows}, ${m.cols})`);
+  return { data: m.data, k: m.rows, dim: m.cols };
+}
+
+export function writeCentroids(path: string, c: Centroids): void {
+  writeNpyMatrix(path, c.data, c.k, c.dim);
+}
+
+/** DiGIT's file name for K clusters: km_8k.npy for 8192, km_16k.npy for 16384. */
+export function centroidFileName(k: number): string {
+  return `km_${Math.floor(k / 1000)}k.npy`;
+}

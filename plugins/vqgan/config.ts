@@ -1,0 +1,64 @@
+/**
+ * VQGAN training settings (configs/vqgan/*.yaml). DiGIT never trains its VQGAN (it uses
+ * MAGE's frozen checkpoint); these keys exist so that small VQGANs can be trained from
+ * scratch on small images. Group names follow the stage-1/2 configs (fairseq groups).
+ */
+
+import { type Infer, s } from "../../core/config.ts";
+
+const pos = { min: 0 };
+
+export const vqganTrainConfigSchema = s.object({
+  common: s.object({
+    seed: s.int().default(1),
+    log_interval: s.int({ min: 1 }).default(10),
+  }).default({ seed: 1, log_interval: 10 }),
+  checkpoint: s.object({
+    save_interval_updates: s.int({ min: 1 }).default(500),
+  }).default({ save_interval_updates: 500 }),
+  model: s.object({
+    preset: s.enum(["mage", "cpu16", "cpu32", "cpu64"]).default("cpu32"),
+    ch: s.int({ min: 1 }).optional(),
+    ch_mult: s.array(s.int({ min: 1 })).optional(),
+    num_res_blocks: s.int({ min: 1 }).optional(),
+    z_channels: s.int({ min: 1 }).describe("also the codebook dimension (no quant_conv)").optional(),
+    n_embed: s.int({ min: 2 }).describe("codebook size").optional(),
+    norm_groups: s.int({ min: 1 }).optional(),
+    resolution: s.int({ min: 1 }).describe("image side; defaults to the preset's").optional(),
+  }).default({ preset: "cpu32" }),
+  dataset: s.object({
+    batch_size: s.int({ min: 1 }).default(16),
+  }).default({ batch_size: 16 }),
+  loss: s.object({
+    reconstruction: s.enum(["l1", "l2"]).default("l2"),
+    /** Weight of the codebook term (commitment gets beta on top of it). */
+    codebook_weight: s.number(pos).default(1),
+    beta: s.number(pos).default(0.25),
+    /** taming's weighting: beta*codebook + commitment. */
+    legacy: s.bool().default(false),
+    /** Every N updates, codes unused since the last restart move onto random encoder outputs (0: off). */
+    dead_code_restart: s.int(pos).default(0),
+  }).default({ reconstruction: "l2", codebook_weight: 1, beta: 0.25, legacy: false, dead_code_restart: 0 }),
+  optimization: s.object({
+    max_update: s.int({ min: 1 }),
+    lr: s.number({ min: 0 }),
+    clip_norm: s.number(pos).default(1.0),
+  }),
+  optimizer: s.object({
+    adam_betas: s.array(s.number({ min: 0, max: 1 })).default([0.9, 0.99]),
+    weight_decay: s.number(pos).default(0),
+  }).default({ adam_betas: [0.9, 0.99], weight_decay: 0 }),
+  lr_scheduler: s.object({
+    kind: s.enum(["cosine", "constant", "inverse_sqrt"]).default("cosine"),
+    warmup_updates: s.int(pos).default(0),
+  }).default({ kind: "cosine", warmup_updates: 0 }),
+  preview: s.object({
+    /** Held-out images shown (original above reconstruction) in reconstructions.png. */
+    count: s.int(pos).default(16),
+  }).default({ count: 16 }),
+  output: s.object({
+    dir: s.string({ nonEmpty: true }).default("outputs/vqgan"),
+  }).default({ dir: "outputs/vqgan" }),
+});
+
+export type VqganTrainConfig = Infer<typeof vqganTrainConfigSchema>;

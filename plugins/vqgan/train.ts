@@ -1,0 +1,239 @@
+/**
+ * Training a VQGAN from scratch on small images (DiGIT itself keeps MAGE's VQGAN frozen):
+ * pixel reconstruction (L1 or L2) + codebook + beta*commitment, optional dead-code
+ * restarts, through the shared training loop (AdamW, schedule, clipping, exact resume,
+ * checkpoints in `<outDir>/checkpoints/{last,best}`). Writes `<outDir>/vqgan.json` (the
+ * architecture, read back by loadVqgan) and `<outDir>/reconstructions.png`.
+ */
+
+import { noGrad } from "../../core/autograd.ts";
+import { writePng } from "../../core/image/codec.ts";
+import type { ImageBatch } from "../../core/interfaces.ts";
+import * as ops from "../../core/ops/mod.ts";
+import type { Schedule } from "../../core/optim/schedules.ts";
+import { Generator } from "../../core/random.ts";
+import type { Dataset } from "../../core/registry.ts";
+import { type Tensor, tidy } from "../../core/tensor.ts";
+import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
+import type { VqganTrainConfig } from "./config.ts";
+import { ContactSheet, imageAt, imagesToTensor, psnr } from "./images.ts";
+import { VQGAN, VQGAN_PRESETS, type VqganConfig } from "./vqgan.ts";
+
+/** The architecture a config asks for: its preset with explicit keys on top. */
+export function vqganConfigFrom(cfg: VqganTrainConfig, imageSize?: number): VqganConfig {
+  const m = cfg.model;
+  const p = VQGAN_PRESETS[m.preset];
+  const z = m.z_channels ?? p.zChannels;
+  return {
+    ...p,
+    ch: m.ch ?? p.ch,
+    chMult: m.ch_mult ?? p.chMult,
+    numResBlocks: m.num_res_blocks ?? p.numResBlocks,
+    zChannels: z,
+    embedDim: z,
+    nEmbed: m.n_embed ?? p.nEmbed,
+    normGroups: m.norm_groups ?? p.normGroups,
+    resolution: m.resolution ?? imageSize ?? p.resolution,
+    beta: cfg.loss.beta,
+  };
+}
+
+/** Drain a registry dataset into one in-memory batch (small datasets only). */
+export async function collectImages(dataset: Dataset, limit = Infinity, signal?: AbortSignal): Promise<ImageBatch> {
+  const parts: ImageBatch[] = [];
+  let count = 0;
+  for await (const b of dataset.batches({ batchSize: 64, shuffle: false, signal })) {
+    parts.push(b.images);
+    count += b.images.count;
+    if (count >= limit) break;
+  }
+  if (parts.length === 0) throw new Error(`vqgan: dataset '${dataset.name}' gave no images`);
+  const { height, width } = parts[0];
+  count = Math.min(count, limit);
+  const per = height * width * 3;
+  const data = new Uint8Array(count * per);
+  let at = 0;
+  for (const p of parts) {
+    if (p.height !== height || p.width !== width) {
+      throw new Error(`vqgan: dataset '${dataset.name}' mixes ${height}x${width} and ${p.height}x${p.width} images; crop them to one size`);
+    }
+    const n = Math.min(p.count, count - at);
+    data.set(p.data.subarray(0, n * per), at * per);
+    at += n;
+    if (at >= count) break;
+  }
+  return { data, count, height, width };
+}
+
+/**
+ * Moves codes that no image used during the last interval onto encoder outputs of the
+ * current batch (plus a little noise), so that a small codebook does not collapse.
+ */
+class DeadCodeRestarter {
+  #used: Uint8Array;
+  constructor(readonly model: VQGAN, readonly interval: number, readonly seed: number) {
+    this.#used = new Uint8Array(model.cfg.nEmbed);
+  }
+
+  /** Record this batch's codes; at interval boundaries, re-seed the unused ones from z. */
+  update(tick: number, indices: Int32Array, z: Float32Array): number {
+    for (const i of indices) this.#used[i] = 1;
+    if ((tick + 1) % this.interval !== 0) return 0;
+    const dead: number[] = [];
+    this.#used.forEach((u, i) => u || dead.push(i));
+    this.#used.fill(0);
+    if (dead.length === 0) return 0;
+    const d = this.model.cfg.embedDim;
+    const rows = z.length / d;
+    const gen = new Generator(this.seed).fork(tick);
+    const w = this.model.quantize.embedding.weight;
+    const table = Float32Array.from(w.dataSync());
+    for (const code of dead) {
+      const r = gen.int(rows);
+      for (let k = 0; k < d; k++) table[code * d + k] = z[r * d + k] + 0.01 * gen.normal();
+    }
+    tidy(() => {
+      const fresh = ops.tensor(table, w.shape);
+      w.backend.copyInto(w.view(), fresh.view());
+    });
+    return dead.length;
+  }
+}
+
+function scheduleFrom(cfg: VqganTrainConfig): Schedule {
+  const { lr, max_update } = cfg.optimization;
+  const warmup = cfg.lr_scheduler.warmup_updates;
+  switch (cfg.lr_scheduler.kind) {
+    case "cosine": return { kind: "cosine", lr, total: max_update, warmup, minLr: lr * 0.01 };
+    case "constant": return warmup > 0 ? { kind: "linear_warmup", lr, warmup } : { kind: "constant", lr };
+    case "inverse_sqrt": return { kind: "inverse_sqrt", lr, warmup, initLr: 1e-7 };
+  }
+}
+
+export interface VqganTrainHooks extends TrainHooks {
+  /** Held-out images: validation loss (pixel MSE) and the reconstruction preview. */
+  valid?: ImageBatch;
+  resume?: boolean;
+  onRestart?(step: number, codes: number): void;
+}
+
+export interface VqganRun {
+  model: VQGAN;
+  result: TrainResult;
+  /** PSNR (dB) of the held-out (or first training) images reconstructed after training. */
+  psnr: number;
+}
+
+/** Reconstruct images through the VQGAN (encode, quantise, decode) as uint8. */
+export async function reconstruct(model: VQGAN, images: ImageBatch): Promise<ImageBatch> {
+  return await model.decode(await model.encode(images));
+}
+
+export async function trainVqgan(
+  cfg: VqganTrainConfig, data: ImageBatch | Dataset, outDir = cfg.output.dir, hooks: VqganTrainHooks = {},
+): Promise<VqganRun> {
+  const images = "data" in data ? data : await collectImages(data, Infinity, hooks.signal);
+  if (images.height !== images.width) throw new Error(`vqgan: training images must be square, got ${images.height}x${images.width}`);
+  const mc = vqganConfigFrom(cfg, images.height);
+  if (mc.resolution !== images.height) {
+    throw new Error(`vqgan: model.resolution ${mc.resolution} does not match ${images.height}x${images.width} training images`);
+  }
+  await Deno.mkdir(outDir, { recursive: true });
+  await Deno.writeTextFile(`${outDir}/vqgan.json`, JSON.stringify({ kind: "vqgan", config: mc }, null, 2) + "\n");
+  const model = new VQGAN(mc, new Generator(cfg.common.seed));
+  const B = cfg.dataset.batch_size;
+  if (images.count < B) throw new Error(`vqgan: ${images.count} training images are fewer than one batch of ${B}`);
+  const batchesPerEpoch = Math.floor(images.count / B);
+  const restarter = cfg.loss.dead_code_restart > 0
+    ? new DeadCodeRestarter(model, cfg.loss.dead_code_restart, cfg.common.seed + 7)
+    : null;
+  const valid = hooks.valid;
+
+  const result = await train<{ rows: number[]; tick: number }>({
+    model,
+    batchesPerEpoch,
+    batch: (epoch, index, order) => {
+      const perm = new Generator(cfg.common.seed).fork(1000 + epoch).permutation(images.count);
+      const rows = Array.from(perm.subarray(order[index] * B, order[index] * B + B));
+      return { rows, tick: epoch * batchesPerEpoch + index };
+    },
+    loss: ({ rows, tick }) => {
+      const x = stackRows(images, rows);
+      const z = model.encoder.forward(x);
+      const vq = model.quantize.forward(z);
+      if (restarter) {
+        const codes = restarter.update(tick, vq.indices.dataSync() as Int32Array, noGrad(() => zRows(z)));
+        if (codes > 0) hooks.onRestart?.(tick + 1, codes);
+      }
+      const recon = model.decoder.forward(vq.quantized);
+      const diff = ops.sub(recon, x);
+      const rec = ops.mean(cfg.loss.reconstruction === "l1" ? ops.abs(diff) : ops.square(diff));
+      return ops.add(rec, ops.mul(model.quantize.loss(vq, cfg.loss.legacy), cfg.loss.codebook_weight));
+    },
+    itemsPerBatch: ({ rows }) => rows.length,
+    validate: valid ? () => Promise.resolve(pixelMse(model, valid)) : undefined,
+  }, {
+    maxSteps: cfg.optimization.max_update,
+    schedule: scheduleFrom(cfg),
+    betas: [cfg.optimizer.adam_betas[0] ?? 0.9, cfg.optimizer.adam_betas[1] ?? 0.99],
+    weightDecay: cfg.optimizer.weight_decay,
+    clipNorm: cfg.optimization.clip_norm,
+    accumulate: 1,
+    logInterval: cfg.common.log_interval,
+    saveInterval: cfg.checkpoint.save_interval_updates,
+    validInterval: valid ? cfg.checkpoint.save_interval_updates : 0,
+    seed: cfg.common.seed,
+  }, `${outDir}/checkpoints`, hooks, hooks.resume ?? true);
+
+  model.eval();
+  const shown = valid ?? images;
+  const n = Math.min(cfg.preview.count, shown.count);
+  const sample = { ...shown, count: n, data: shown.data.subarray(0, n * shown.height * shown.width * 3) };
+  const recon = await reconstruct(model, sample);
+  if (n > 0) await writePng(`${outDir}/reconstructions.png`, pairsSheet(sample, recon).image);
+  return { model, result, psnr: psnr(sample, recon) };
+}
+
+/** The chosen images as one (n, 3, H, W) tensor. */
+function stackRows(images: ImageBatch, rows: number[]): Tensor {
+  const per = images.height * images.width * 3;
+  const data = new Uint8Array(rows.length * per);
+  rows.forEach((r, i) => data.set(images.data.subarray(r * per, (r + 1) * per), i * per));
+  return imagesToTensor({ ...images, data, count: rows.length });
+}
+
+/** z (B, d, H, W) as host rows (B*H*W, d). */
+function zRows(z: Tensor): Float32Array {
+  return tidy(() => ops.permute(z, [0, 2, 3, 1]).dataSync() as Float32Array).slice();
+}
+
+/** Mean squared pixel error in [0, 1] units over a held-out batch. */
+function pixelMse(model: VQGAN, images: ImageBatch): number {
+  let total = 0;
+  for (let i = 0; i < images.count; i += model.batchSize) {
+    const n = Math.min(model.batchSize, images.count - i);
+    total += tidy(() => {
+      const x = imagesToTensor(images, i, n);
+      const y = model.decodeTensor(model.encodeTensor(x));
+      return ops.sum(ops.square(ops.sub(y, x))).dataSync()[0];
+    });
+  }
+  return total / (images.count * 3 * images.height * images.width);
+}
+
+/** Originals on even rows, reconstructions right below them. */
+function pairsSheet(originals: ImageBatch, recon: ImageBatch): ContactSheet {
+  const columns = Math.min(8, originals.count);
+  const rows = Math.ceil(originals.count / columns);
+  const sheet = new ContactSheet(rows * 2 * columns, columns, originals.height, originals.width, Math.max(originals.height, 64));
+  for (let r = 0; r < rows; r++) {
+    for (const src of [originals, recon]) {
+      for (let c = 0; c < columns; c++) {
+        const i = r * columns + c;
+        sheet.add(i < src.count ? imageAt(src, i) : { width: src.width, height: src.height, data: new Uint8Array(src.width * src.height * 3).fill(255) });
+      }
+    }
+  }
+  return sheet;
+}
+

@@ -1,0 +1,156 @@
+/**
+ * MaskGIT's VQGAN as MAGE ships it (`vqgan_jax_strongaug.ckpt`, frozen in DiGIT): encoder,
+ * vector quantiser and decoder with no attention, no quant_conv and no post_quant_conv.
+ * Keys match taming's VQModel exactly (168 tensors for the `mage` preset).
+ *
+ * The model is a `Decoder` (token grid -> uint8 images) and offers `encode` (images ->
+ * token grid). Images are floats in [0, 1] on the way in; the way out truncates
+ * clip(x*255) to uint8 as DiGIT does.
+ */
+
+import { noGrad } from "../../core/autograd.ts";
+import type { Decoder, ImageBatch, TokenGrid } from "../../core/interfaces.ts";
+import { Module } from "../../core/nn/mod.ts";
+import * as ops from "../../core/ops/mod.ts";
+import { Generator } from "../../core/random.ts";
+import { type Tensor, tidy } from "../../core/tensor.ts";
+import { VqDecoder } from "./decoder.ts";
+import { VqEncoder } from "./encoder.ts";
+import { imagesToTensor, tensorToImages } from "./images.ts";
+import { type QuantizerOutput, VectorQuantizer } from "./quantizer.ts";
+
+export interface VqganConfig {
+  /** Base channel count. */
+  ch: number;
+  /** Channel multiplier per level; levels-1 halvings of the resolution. */
+  chMult: number[];
+  numResBlocks: number;
+  /** Channels of z; equal to embedDim (there is no quant_conv). */
+  zChannels: number;
+  embedDim: number;
+  /** Codebook size. */
+  nEmbed: number;
+  inChannels: number;
+  outCh: number;
+  /** Image side the model is used at (sets gridSize = resolution / 2^(levels-1)). */
+  resolution: number;
+  /** Groups of every GroupNorm (MaskGIT: 32). */
+  normGroups: number;
+  /** GroupNorm epsilon (MaskGIT: 1e-6). */
+  eps: number;
+  /** Commitment weight of the quantiser (training only). */
+  beta: number;
+}
+
+const base = { inChannels: 3, outCh: 3, eps: 1e-6, beta: 0.25 };
+
+/**
+ * `mage` is MAGE's tokenizer (DiGIT config/vqgan/vqgan.yaml): 54.5M parameters, 256 px to a
+ * 16x16 grid of 1024 codes. The `cpu*` presets are small enough to train on a laptop CPU.
+ */
+export const VQGAN_PRESETS: Record<string, VqganConfig> = {
+  mage: { ...base, ch: 128, chMult: [1, 1, 2, 2, 4], numResBlocks: 2, zChannels: 256, embedDim: 256, nEmbed: 1024, resolution: 256, normGroups: 32 },
+  /** 16x16 images to a 4x4 grid: for tests. */
+  cpu16: { ...base, ch: 16, chMult: [1, 2, 2], numResBlocks: 1, zChannels: 16, embedDim: 16, nEmbed: 64, resolution: 16, normGroups: 8 },
+  /** 32x32 images to an 8x8 grid. */
+  cpu32: { ...base, ch: 32, chMult: [1, 2, 2], numResBlocks: 1, zChannels: 32, embedDim: 32, nEmbed: 256, resolution: 32, normGroups: 16 },
+  /** 64x64 images to a 16x16 grid (DiGIT's 256 tokens per image). */
+  cpu64: { ...base, ch: 32, chMult: [1, 2, 2], numResBlocks: 2, zChannels: 32, embedDim: 32, nEmbed: 512, resolution: 64, normGroups: 16 },
+};
+
+export function vqganGridSize(cfg: VqganConfig): number {
+  return cfg.resolution / 2 ** (cfg.chMult.length - 1);
+}
+
+export interface VqganForward {
+  reconstruction: Tensor;
+  vq: QuantizerOutput;
+}
+
+export class VQGAN extends Module implements Decoder {
+  readonly name = "vqgan";
+  readonly encoder: VqEncoder;
+  readonly decoder: VqDecoder;
+  readonly quantize: VectorQuantizer;
+  readonly gridSize: number;
+  readonly imageSize: number;
+  /** Images per decoder call in `decode`/`encode` (bounds memory at 256 px). */
+  batchSize = 4;
+
+  constructor(readonly cfg: VqganConfig, gen = new Generator(0)) {
+    super();
+    if (cfg.embedDim !== cfg.zChannels) {
+      throw new Error(`vqgan: embedDim ${cfg.embedDim} must equal zChannels ${cfg.zChannels} (this VQGAN has no quant_conv)`);
+    }
+    const grid = vqganGridSize(cfg);
+    if (!Number.isInteger(grid) || grid < 1) {
+      throw new Error(`vqgan: resolution ${cfg.resolution} is not divisible by 2^${cfg.chMult.length - 1}`);
+    }
+    const norm = { groups: cfg.normGroups, eps: cfg.eps };
+    this.encoder = this.child("encoder", new VqEncoder(cfg, norm, gen));
+    this.decoder = this.child("decoder", new VqDecoder(cfg, norm, gen));
+    this.quantize = this.child("quantize", new VectorQuantizer(cfg.nEmbed, cfg.embedDim, cfg.beta, gen));
+    this.gridSize = grid;
+    this.imageSize = cfg.resolution;
+  }
+
+  /** Training pass: images (B, 3, R, R) -> reconstruction and quantiser output. */
+  forward(x: Tensor): VqganForward {
+    const z = this.encoder.forward(x);
+    const vq = this.quantize.forward(z);
+    z.dispose();
+    return { reconstruction: this.decoder.forward(vq.quantized), vq };
+  }
+
+  /** Images (B, 3, R, R) in [0, 1] -> code ids (B, g*g) i32, raster order. */
+  encodeTensor(x: Tensor): Tensor {
+    return noGrad(() => tidy(() => this.quantize.indices(this.encoder.forward(x))));
+  }
+
+  /** Code ids (B, h*w) -> images (B, 3, h*f, w*f), nominally in [0, 1]. */
+  decodeTensor(ids: Tensor, height = this.gridSize, width = this.gridSize): Tensor {
+    return noGrad(() => tidy(() => this.decoder.forward(ops.contiguous(this.quantize.lookup(ids, height, width)))));
+  }
+
+  /** uint8 images -> token grids (the VQ ids stage 2 is trained on). */
+  async encode(images: ImageBatch): Promise<TokenGrid> {
+    const f = 2 ** (this.cfg.chMult.length - 1);
+    if (images.height % f !== 0 || images.width % f !== 0) {
+      throw new Error(`vqgan.encode: ${images.height}x${images.width} images are not divisible by the downsampling factor ${f}`);
+    }
+    const h = images.height / f, w = images.width / f;
+    const tokens = new Int32Array(images.count * h * w);
+    for (let i = 0; i < images.count; i += this.batchSize) {
+      const n = Math.min(this.batchSize, images.count - i);
+      const ids = tidy(() => this.encodeTensor(imagesToTensor(images, i, n)));
+      tokens.set((await ids.data()) as Int32Array, i * h * w);
+      ids.dispose();
+    }
+    return { tokens, count: images.count, height: h, width: w };
+  }
+
+  /** Token grids (ids 0..nEmbed-1, no offset) -> uint8 images. */
+  async decode(grid: TokenGrid): Promise<ImageBatch> {
+    const L = grid.height * grid.width;
+    if (grid.tokens.length !== grid.count * L) {
+      throw new Error(`vqgan.decode: ${grid.tokens.length} tokens do not fill ${grid.count} grids of ${grid.height}x${grid.width}`);
+    }
+    for (const t of grid.tokens) {
+      if (t < 0 || t >= this.cfg.nEmbed) throw new Error(`vqgan.decode: token ${t} is outside the codebook 0..${this.cfg.nEmbed - 1}`);
+    }
+    const f = 2 ** (this.cfg.chMult.length - 1);
+    const H = grid.height * f, W = grid.width * f;
+    const out = new Uint8Array(grid.count * H * W * 3);
+    for (let i = 0; i < grid.count; i += this.batchSize) {
+      const n = Math.min(this.batchSize, grid.count - i);
+      const x = tidy(() => {
+        const ids = ops.tensor(grid.tokens.subarray(i * L, (i + n) * L), [n, L], { dtype: "i32" });
+        return this.decodeTensor(ids, grid.height, grid.width);
+      });
+      const imgs = await tensorToImages(x);
+      x.dispose();
+      out.set(imgs.data, i * H * W * 3);
+    }
+    return { data: out, count: grid.count, height: H, width: W };
+  }
+}

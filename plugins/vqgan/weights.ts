@@ -1,0 +1,94 @@
+/**
+ * Loading VQGAN weights from any of the files a user meets:
+ *   - MAGE's `vqgan_jax_strongaug.ckpt`: the 168 module keys, maybe wrapped in "state_dict";
+ *   - a DiGIT stage-2 checkpoint: the same keys under `vqgan.` inside its "model" dict;
+ *   - our own training checkpoints (`<dir>/last.safetensors`, optimiser state left out),
+ *     with the model config in `<dir>/../vqgan.json` written by trainVqgan.
+ * The architecture is read off the tensor shapes; only the GroupNorm group count and the
+ * image size are not in the weights (defaults: 32, and a 16x16 grid).
+ */
+
+import type { HostTensor, StateDict } from "../../core/io/host_tensor.ts";
+import { loadStateDict } from "../../core/io/state_dict.ts";
+import { modelWeights } from "../../core/train/trainer.ts";
+import { VQGAN, type VqganConfig } from "./vqgan.ts";
+
+const PREFIX = "vqgan.";
+
+/** The VQGAN's own keys: `vqgan.*` when present (DiGIT checkpoints), else everything. */
+export function vqganStateDict(sd: StateDict): StateDict {
+  const sub: StateDict = new Map();
+  for (const [k, v] of sd) if (k.startsWith(PREFIX)) sub.set(k.slice(PREFIX.length), v);
+  return sub.size > 0 ? sub : modelWeights(sd);
+}
+
+function shapeOf(sd: StateDict, key: string): number[] {
+  const t: HostTensor | undefined = sd.get(key);
+  if (!t) throw new Error(`vqgan weights: key '${key}' is missing (${sd.size} keys, e.g. ${[...sd.keys()].slice(0, 4).join(", ")})`);
+  return t.shape;
+}
+
+/** The architecture implied by a state dict's shapes (normGroups/resolution from `defaults`). */
+export function inferVqganConfig(sd: StateDict, defaults: Partial<VqganConfig> = {}): VqganConfig {
+  const ch = shapeOf(sd, "encoder.conv_in.weight")[0];
+  const chMult: number[] = [];
+  while (sd.has(`encoder.down.${chMult.length}.block.0.conv1.weight`)) {
+    chMult.push(shapeOf(sd, `encoder.down.${chMult.length}.block.0.conv1.weight`)[0] / ch);
+  }
+  let numResBlocks = 0;
+  while (sd.has(`encoder.down.0.block.${numResBlocks}.conv1.weight`)) numResBlocks++;
+  const [nEmbed, embedDim] = shapeOf(sd, "quantize.embedding.weight");
+  const zChannels = shapeOf(sd, "encoder.conv_out.weight")[0];
+  const levels = chMult.length;
+  const grid = defaults.resolution ? defaults.resolution / 2 ** (levels - 1) : 16;
+  const channels = chMult.map((m) => m * ch);
+  return {
+    ch, chMult, numResBlocks, zChannels, embedDim, nEmbed,
+    inChannels: shapeOf(sd, "encoder.conv_in.weight")[1],
+    outCh: shapeOf(sd, "decoder.conv_out.weight")[0],
+    resolution: grid * 2 ** (levels - 1),
+    normGroups: defaults.normGroups ?? (channels.every((c) => c % 32 === 0) ? 32 : gcdAll(channels)),
+    eps: defaults.eps ?? 1e-6,
+    beta: defaults.beta ?? 0.25,
+  };
+}
+
+function gcdAll(xs: number[]): number {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  return Math.min(32, xs.reduce(gcd));
+}
+
+export interface LoadVqganOptions {
+  /** The architecture; read from `vqgan.json` beside the checkpoint or from the shapes otherwise. */
+  config?: Partial<VqganConfig>;
+}
+
+/** Config written by trainVqgan next to its checkpoints, if any. */
+async function sidecarConfig(path: string): Promise<Partial<VqganConfig> | undefined> {
+  const dir = path.replace(/\/[^/]*$/, "");
+  for (const candidate of [`${dir}/vqgan.json`, `${dir}/../vqgan.json`]) {
+    try {
+      return JSON.parse(await Deno.readTextFile(candidate)).config;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw new Error(`vqgan: ${candidate}: ${(e as Error).message}`);
+    }
+  }
+  return undefined;
+}
+
+/** Build a VQGAN from a weights file (strict: every key must match). */
+export async function loadVqgan(path: string, opts: LoadVqganOptions = {}): Promise<VQGAN> {
+  const file = /\.(safetensors|ckpt|pt|pth|bin|npz)$/.test(path) ? path : `${path}.safetensors`;
+  const sd = vqganStateDict(await loadStateDict(file));
+  const defaults = { ...(await sidecarConfig(file)), ...opts.config };
+  const cfg = inferVqganConfig(sd, defaults);
+  const model = new VQGAN(cfg);
+  model.loadStateDict(sd, { strict: true, what: `VQGAN weights ${file}` });
+  model.eval();
+  return model;
+}
+
+/** Load a state dict (already in memory) into a VQGAN, accepting the `vqgan.` prefix. */
+export function loadVqganStateDict(model: VQGAN, sd: StateDict, what = "VQGAN weights"): void {
+  model.loadStateDict(vqganStateDict(sd), { strict: true, what });
+}

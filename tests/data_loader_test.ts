@@ -1,0 +1,149 @@
+/**
+ * DataLoader: epoch coverage, seeded order, exact resume, prefetch independence,
+ * per-sample transforms, dropLast / short batches, and bad-item handling (skip or fail,
+ * never hang). Datasets here are in-memory, so every expectation is exact.
+ */
+
+import assert from "node:assert/strict";
+import { type Batch, DataLoader, stackImages } from "../core/data/loader.ts";
+import type { Dataset, Sample } from "../core/data/dataset.ts";
+import { ShapesDataset } from "../core/data/shapes.ts";
+import { randomCrop, randomHorizontalFlip } from "../core/image/transforms.ts";
+import { Generator, hashBits } from "../core/random.ts";
+
+/** Item i is a 2x1 image whose pixels encode i; items in `bad` throw. */
+class Counting implements Dataset {
+  readonly name = "counting";
+  readonly numClasses = 3;
+  calls = 0;
+  constructor(readonly length: number, readonly bad = new Set<number>(), readonly sizeOf = (_i: number) => 2) {}
+  describe(i: number) {
+    return `/fake/item${i}.jpg`;
+  }
+  async get(i: number): Promise<Sample> {
+    this.calls++;
+    await Promise.resolve();
+    if (this.bad.has(i)) throw new Error(`jpeg: /fake/item${i}.jpg: image file is truncated`);
+    const w = this.sizeOf(i);
+    return { image: { width: w, height: 1, data: new Uint8Array(3 * w).fill(i) }, label: i % 3 };
+  }
+}
+
+const quiet = { onWarning: () => {} };
+
+async function take(loader: DataLoader, k: number): Promise<Batch[]> {
+  const out = [];
+  for (let i = 0; i < k; i++) out.push(await loader.next());
+  return out;
+}
+
+Deno.test("loader: each epoch is a seeded permutation covering every item once", async () => {
+  const ds = new Counting(10);
+  const loader = new DataLoader(ds, { batchSize: 4, seed: 7 });
+  const batches = await take(loader, 6); // 2 epochs of 4 + 4 + 2
+  assert.deepEqual(batches.map((b) => b.images.count), [4, 4, 2, 4, 4, 2]);
+  assert.deepEqual(batches.map((b) => b.epoch), [0, 0, 0, 1, 1, 1]);
+  for (const e of [0, 1]) {
+    const idx = batches.filter((b) => b.epoch === e).flatMap((b) => Array.from(b.indices));
+    assert.deepEqual(idx, Array.from(new Generator(hashBits(7, 2 * e)).permutation(10)));
+    assert.deepEqual([...idx].sort((a, b) => a - b), [...Array(10).keys()]);
+  }
+  const e0 = batches.slice(0, 3).flatMap((b) => Array.from(b.indices));
+  const e1 = batches.slice(3).flatMap((b) => Array.from(b.indices));
+  assert.notDeepEqual(e0, e1);
+  // Pixels and labels travel with their index.
+  const b = batches[0];
+  for (let k = 0; k < b.images.count; k++) {
+    assert.equal(b.images.data[k * 6], b.indices[k]);
+    assert.equal(b.labels[k], b.indices[k] % 3);
+  }
+  assert.equal(loader.state().epoch, 2);
+  await loader.close();
+});
+
+Deno.test("loader: resuming from state() gives the same batches, whatever the prefetch depth", async () => {
+  const ds = new ShapesDataset({ size: 16, length: 23 });
+  const transform = (im: Parameters<typeof randomCrop>[0], g: Generator) => randomHorizontalFlip(randomCrop(im, 12, g), g);
+  const full = new DataLoader(ds, { batchSize: 5, seed: 3, transform, prefetch: 0 });
+  const reference = await take(full, 9);
+  const first = new DataLoader(ds, { batchSize: 5, seed: 3, transform, prefetch: 3 });
+  await take(first, 4);
+  const saved = first.state();
+  await first.close();
+  const resumed = new DataLoader(ds, { batchSize: 5, seed: 3, transform, prefetch: 2, state: saved });
+  const rest = await take(resumed, 5);
+  await resumed.close();
+  for (let i = 0; i < 5; i++) {
+    assert.deepEqual(rest[i].indices, reference[4 + i].indices, `batch ${4 + i}`);
+    assert.deepEqual(rest[i].images.data, reference[4 + i].images.data, `batch ${4 + i} pixels`);
+  }
+  assert.equal(reference[0].images.width, 12);
+  // A different seed changes the order.
+  const other = new DataLoader(ds, { batchSize: 5, seed: 4, prefetch: 0 });
+  assert.notDeepEqual((await other.next()).indices, reference[0].indices);
+});
+
+Deno.test("loader: no shuffle keeps order; dropLast drops the short batch", async () => {
+  const ds = new Counting(7);
+  const plain = new DataLoader(ds, { batchSize: 3, shuffle: false, prefetch: 0 });
+  assert.deepEqual((await take(plain, 3)).map((b) => Array.from(b.indices)), [[0, 1, 2], [3, 4, 5], [6]]);
+  const drop = new DataLoader(ds, { batchSize: 3, shuffle: false, dropLast: true, prefetch: 0 });
+  const bs = await take(drop, 3);
+  assert.deepEqual(bs.map((b) => [b.epoch, ...b.indices]), [[0, 0, 1, 2], [0, 3, 4, 5], [1, 0, 1, 2]]);
+  assert.equal(drop.batchesPerEpoch, 2);
+  assert.throws(() => new DataLoader(new Counting(2), { batchSize: 3, dropLast: true }), /would yield nothing/);
+});
+
+Deno.test("loader: bad items are skipped with a count, or stop the run naming the file", async () => {
+  const ds = new Counting(10, new Set([2, 5]));
+  const skip = new DataLoader(ds, { batchSize: 4, shuffle: false, onError: "skip", prefetch: 0, ...quiet });
+  const bs = await take(skip, 2);
+  assert.deepEqual(bs.map((b) => Array.from(b.indices)), [[0, 1, 3, 4], [6, 7, 8, 9]]);
+  assert.equal(skip.skipped, 2);
+  assert.match(skip.warnings[0], /\/fake\/item2\.jpg: image file is truncated/);
+  assert.deepEqual(skip.state(), { epoch: 1, position: 0 });
+
+  const fail = new DataLoader(ds, { batchSize: 4, shuffle: false, prefetch: 1 });
+  await assert.rejects(fail.next(), /\/fake\/item2\.jpg/);
+  await fail.close();
+});
+
+Deno.test("loader: hopeless configurations throw instead of hanging", async () => {
+  const allBad = new DataLoader(new Counting(4, new Set([0, 1, 2, 3])), { batchSize: 2, onError: "skip", ...quiet });
+  await assert.rejects(allBad.next(), /every item failed/);
+  await allBad.close();
+  const mostlyBad = new DataLoader(new Counting(6, new Set([0, 1, 2, 3, 4])), {
+    batchSize: 2,
+    onError: "skip",
+    dropLast: true,
+    ...quiet,
+  });
+  await assert.rejects(mostlyBad.next(), /whole epoch gave no full batch/);
+  await mostlyBad.close();
+  const mixed = new DataLoader(new Counting(4, new Set(), (i) => (i === 2 ? 3 : 2)), { batchSize: 4, shuffle: false });
+  await assert.rejects(mixed.next(), /\/fake\/item2\.jpg: size 3x1 differs from the batch's 2x1/);
+  await mixed.close();
+  assert.throws(() => stackImages([]), /no images/);
+});
+
+Deno.test("loader: prefetch decodes the next batch before it is asked for", async () => {
+  const ds = new Counting(12);
+  const loader = new DataLoader(ds, { batchSize: 3, prefetch: 2 });
+  await loader.next();
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(ds.calls, 9); // the batch handed out plus two prefetched
+  await loader.close();
+  const lazy = new DataLoader(new Counting(12), { batchSize: 3, prefetch: 0 });
+  await lazy.next();
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal((lazy.dataset as Counting).calls, 3);
+});
+
+Deno.test("loader: epoch() iterates the rest of the current epoch", async () => {
+  const loader = new DataLoader(new Counting(10), { batchSize: 4, seed: 1 });
+  const seen: number[] = [];
+  for await (const b of loader.epoch()) seen.push(...b.indices);
+  assert.equal(seen.length, 10);
+  assert.deepEqual(loader.state(), { epoch: 1, position: 0 });
+  await loader.close();
+});

@@ -1,0 +1,121 @@
+/**
+ * The VQGAN: encoder, quantiser, decoder and one training loss against a PyTorch fixture of
+ * the same architecture (tests/fixtures/make_vqgan_fixtures.py; its module was checked
+ * against DiGIT's taming code), weight loading with and without wrappers, the uint8
+ * conversion, and a short training run on procedural shapes.
+ */
+
+import assert from "node:assert/strict";
+import { backward } from "../core/autograd.ts";
+import type { StateDict } from "../core/io/host_tensor.ts";
+import { loadStateDict } from "../core/io/state_dict.ts";
+import * as ops from "../core/ops/mod.ts";
+import { liveStorages, tidy } from "../core/tensor.ts";
+import { floatToImages } from "../plugins/vqgan/images.ts";
+import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
+import { inferVqganConfig, loadVqgan, loadVqganStateDict } from "../plugins/vqgan/weights.ts";
+
+const dir = new URL("./fixtures/vqgan/", import.meta.url).pathname;
+const io = await loadStateDict(dir + "io.pt");
+const get = (k: string) => io.get(k)!;
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, "lengths");
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+Deno.test("VQGAN encoder, quantiser and decoder match PyTorch (max abs error <= 1e-4)", async () => {
+  const before = liveStorages();
+  const model = await loadVqgan(dir + "tiny.ckpt", { config: { normGroups: 8, resolution: 16 } });
+  assert.deepEqual(model.cfg.chMult, [1, 2, 2]);
+  assert.equal(model.cfg.numResBlocks, 2);
+  assert.equal(model.gridSize, 4);
+  const x = get("x");
+  tidy(() => {
+    const input = ops.tensor(x.data, x.shape);
+    const z = model.encoder.forward(input);
+    const zErr = maxAbsDiff(z.dataSync(), get("z").data);
+    assert.ok(zErr <= 1e-4, `encoder z max abs error ${zErr}`);
+    const ids = model.quantize.indices(z);
+    assert.deepEqual(Array.from(ids.dataSync()), Array.from(get("indices").data), "code indices");
+    const zq = ops.contiguous(model.quantize.lookup(ids, 4, 4));
+    assert.equal(maxAbsDiff(zq.dataSync(), get("zq").data), 0, "codebook lookup is exact");
+    const recon = model.decoder.forward(zq);
+    const rErr = maxAbsDiff(recon.dataSync(), get("recon").data);
+    assert.ok(rErr <= 1e-4, `decoder max abs error ${rErr}`);
+    // The same through the public tensor API.
+    const ids2 = model.encodeTensor(input);
+    assert.deepEqual(Array.from(ids2.dataSync()), Array.from(get("indices").data));
+    const img = model.decodeTensor(ids2);
+    assert.ok(maxAbsDiff(img.dataSync(), get("recon").data) <= 1e-4);
+  });
+  model.dispose();
+  assert.equal(liveStorages(), before, "no leaked storages");
+});
+
+Deno.test("VQGAN training loss and gradients (straight-through, codebook, commitment) match PyTorch", async () => {
+  const model = await loadVqgan(dir + "tiny.ckpt", { config: { normGroups: 8, resolution: 16 } });
+  model.train();
+  const x = get("x");
+  tidy(() => {
+    const input = ops.tensor(x.data, x.shape);
+    const out = model.forward(input);
+    const l1 = ops.mean(ops.abs(ops.sub(out.reconstruction, input)));
+    const loss = ops.add(l1, model.quantize.loss(out.vq));
+    assert.ok(Math.abs(out.vq.codebookLoss.dataSync()[0] - get("codebook").data[0]) < 1e-5, "codebook loss");
+    assert.ok(Math.abs(out.vq.commitmentLoss.dataSync()[0] - get("commitment").data[0]) < 1e-5, "commitment loss");
+    assert.ok(Math.abs(loss.dataSync()[0] - get("loss").data[0]) < 1e-5, `loss ${loss.dataSync()[0]} vs ${get("loss").data[0]}`);
+    backward(loss);
+  });
+  const params = new Map(model.namedParameters());
+  let checked = 0;
+  for (const [k, t] of io) {
+    if (!k.startsWith("grad.")) continue;
+    const g = params.get(k.slice(5))!.grad!;
+    const scale = Math.max(1e-3, ...Array.from(t.data, Math.abs));
+    const err = maxAbsDiff(g.dataSync(), t.data) / scale;
+    assert.ok(err < 1e-3, `${k}: relative gradient error ${err}`);
+    checked++;
+  }
+  assert.equal(checked, 6);
+  model.dispose();
+});
+
+Deno.test("VQGAN weights load bare, wrapped in state_dict, or under vqgan. in a DiGIT checkpoint", async () => {
+  const wrapped = await loadStateDict(dir + "tiny.ckpt");
+  const digit: StateDict = new Map([["decoder.embed_tokens.weight", get("x")]]);
+  for (const [k, v] of wrapped) digit.set(`vqgan.${k}`, v);
+  const cfg = inferVqganConfig(wrapped, { normGroups: 8, resolution: 16 });
+  const a = new VQGAN(cfg), b = new VQGAN(cfg);
+  loadVqganStateDict(a, wrapped);
+  loadVqganStateDict(b, digit);
+  const w = (m: VQGAN) => m.decoder.conv_out.weight.dataSync();
+  assert.deepEqual(w(a), w(b));
+  assert.throws(() => loadVqganStateDict(a, new Map([...wrapped].slice(1))), /missing keys \(1\): encoder\.conv_in\.weight/);
+  a.dispose();
+  b.dispose();
+});
+
+Deno.test("the mage preset has MAGE's 168 tensors and 54,515,587 parameters", () => {
+  const m = new VQGAN(VQGAN_PRESETS.mage);
+  assert.equal(m.stateDict().size, 168);
+  assert.equal(m.numParameters(), 54_515_587);
+  assert.equal(m.gridSize, 16);
+  const keys = [...m.stateDict().keys()];
+  for (const k of ["encoder.down.2.block.0.nin_shortcut.weight", "encoder.down.4.block.0.nin_shortcut.weight",
+    "decoder.up.3.block.0.nin_shortcut.weight", "decoder.up.1.block.0.nin_shortcut.weight",
+    "decoder.up.4.upsample.conv.bias", "quantize.embedding.weight"]) assert.ok(keys.includes(k), k);
+  assert.equal(keys.filter((k) => k.includes("nin_shortcut")).length, 4);
+  assert.ok(!keys.some((k) => k.includes("up.0.upsample") || k.includes("downsample")));
+  m.dispose();
+});
+
+Deno.test("float to uint8 truncates clip(x*255) like numpy's astype(uint8)", () => {
+  const vals = Float32Array.from([-0.5, 0, 0.999 / 255, 1 / 255, 0.5, 0.99999, 1, 7]);
+  const img = floatToImages(new Float32Array(3 * vals.length).fill(0).map((_, i) => vals[i % vals.length]), 1, 1, vals.length);
+  // Channel 0 holds vals in order (plane layout); expected from numpy: [0,0,0,1,127,254,255,255].
+  const got = Array.from({ length: vals.length }, (_, p) => img.data[p * 3]);
+  assert.deepEqual(got, [0, 0, 0, 1, 127, 254, 255, 255]);
+});
