@@ -50,6 +50,7 @@ const workspace = new Int32Array(64);
 /**
  * Dequantise and inverse-transform the block at coefs[offset..offset+64) (natural order),
  * writing 8x8 samples into `out` at `outOffset` with row stride `stride`.
+ * (The odd part is written out twice, inline, because this is the decoder's hot loop.)
  */
 export function idctIslow(
   coefs: Int16Array,
@@ -68,36 +69,50 @@ export function idctIslow(
       coefs[i + 40] === 0 && coefs[i + 48] === 0 && coefs[i + 56] === 0
     ) {
       const dc = coefs[i] * quant[col] * (1 << PASS1_BITS);
-      for (let row = 0; row < 8; row++) ws[row * 8 + col] = dc;
+      ws[col] = ws[col + 8] = ws[col + 16] = ws[col + 24] = dc;
+      ws[col + 32] = ws[col + 40] = ws[col + 48] = ws[col + 56] = dc;
       continue;
     }
+    // Even part.
     let z2 = coefs[i + 16] * quant[col + 16];
     let z3 = coefs[i + 48] * quant[col + 48];
     let z1 = (z2 + z3) * F_0_541;
-    let tmp2 = z1 - z3 * F_1_847;
-    let tmp3 = z1 + z2 * F_0_765;
+    const e2 = z1 - z3 * F_1_847;
+    const e3 = z1 + z2 * F_0_765;
     z2 = coefs[i] * quant[col];
     z3 = coefs[i + 32] * quant[col + 32];
-    let tmp0 = (z2 + z3) * 8192;
-    let tmp1 = (z2 - z3) * 8192;
-    const tmp10 = tmp0 + tmp3;
-    const tmp13 = tmp0 - tmp3;
-    const tmp11 = tmp1 + tmp2;
-    const tmp12 = tmp1 - tmp2;
-
-    tmp0 = coefs[i + 56] * quant[col + 56];
-    tmp1 = coefs[i + 40] * quant[col + 40];
-    tmp2 = coefs[i + 24] * quant[col + 24];
-    tmp3 = coefs[i + 8] * quant[col + 8];
-    const o = oddPart(tmp0, tmp1, tmp2, tmp3);
-    ws[col] = Math.floor((tmp10 + o[3] + PASS1_ROUND) * PASS1_SCALE);
-    ws[56 + col] = Math.floor((tmp10 - o[3] + PASS1_ROUND) * PASS1_SCALE);
-    ws[8 + col] = Math.floor((tmp11 + o[2] + PASS1_ROUND) * PASS1_SCALE);
-    ws[48 + col] = Math.floor((tmp11 - o[2] + PASS1_ROUND) * PASS1_SCALE);
-    ws[16 + col] = Math.floor((tmp12 + o[1] + PASS1_ROUND) * PASS1_SCALE);
-    ws[40 + col] = Math.floor((tmp12 - o[1] + PASS1_ROUND) * PASS1_SCALE);
-    ws[24 + col] = Math.floor((tmp13 + o[0] + PASS1_ROUND) * PASS1_SCALE);
-    ws[32 + col] = Math.floor((tmp13 - o[0] + PASS1_ROUND) * PASS1_SCALE);
+    const e0 = (z2 + z3) * 8192;
+    const e1 = (z2 - z3) * 8192;
+    const tmp10 = e0 + e3;
+    const tmp13 = e0 - e3;
+    const tmp11 = e1 + e2;
+    const tmp12 = e1 - e2;
+    // Odd part.
+    const t0 = coefs[i + 56] * quant[col + 56];
+    const t1 = coefs[i + 40] * quant[col + 40];
+    const t2 = coefs[i + 24] * quant[col + 24];
+    const t3 = coefs[i + 8] * quant[col + 8];
+    z1 = t0 + t3;
+    z2 = t1 + t2;
+    z3 = t0 + t2;
+    let z4 = t1 + t3;
+    const z5 = (z3 + z4) * F_1_175;
+    z1 *= -F_0_899;
+    z2 *= -F_2_562;
+    z3 = z3 * -F_1_961 + z5;
+    z4 = z4 * -F_0_390 + z5;
+    const o0 = t0 * F_0_298 + z1 + z3;
+    const o1 = t1 * F_2_053 + z2 + z4;
+    const o2 = t2 * F_3_072 + z2 + z3;
+    const o3 = t3 * F_1_501 + z1 + z4;
+    ws[col] = Math.floor((tmp10 + o3 + PASS1_ROUND) * PASS1_SCALE);
+    ws[56 + col] = Math.floor((tmp10 - o3 + PASS1_ROUND) * PASS1_SCALE);
+    ws[8 + col] = Math.floor((tmp11 + o2 + PASS1_ROUND) * PASS1_SCALE);
+    ws[48 + col] = Math.floor((tmp11 - o2 + PASS1_ROUND) * PASS1_SCALE);
+    ws[16 + col] = Math.floor((tmp12 + o1 + PASS1_ROUND) * PASS1_SCALE);
+    ws[40 + col] = Math.floor((tmp12 - o1 + PASS1_ROUND) * PASS1_SCALE);
+    ws[24 + col] = Math.floor((tmp13 + o0 + PASS1_ROUND) * PASS1_SCALE);
+    ws[32 + col] = Math.floor((tmp13 - o0 + PASS1_ROUND) * PASS1_SCALE);
   }
   // Pass 2: rows from the work array, descaled by 2^(CONST_BITS+PASS1_BITS+3), range-limited.
   for (let row = 0; row < 8; row++) {
@@ -107,49 +122,44 @@ export function idctIslow(
       ws[w + 1] === 0 && ws[w + 2] === 0 && ws[w + 3] === 0 && ws[w + 4] === 0 &&
       ws[w + 5] === 0 && ws[w + 6] === 0 && ws[w + 7] === 0
     ) {
-      const v = RANGE_LIMIT[Math.floor((ws[w] + DC_ROUND) * DC_SCALE) & 1023];
-      for (let x = 0; x < 8; x++) out[dst + x] = v;
+      out.fill(RANGE_LIMIT[Math.floor((ws[w] + DC_ROUND) * DC_SCALE) & 1023], dst, dst + 8);
       continue;
     }
-    const z2 = ws[w + 2];
-    const z3 = ws[w + 6];
-    const z1 = (z2 + z3) * F_0_541;
-    const tmp2 = z1 - z3 * F_1_847;
-    const tmp3 = z1 + z2 * F_0_765;
-    const tmp0 = (ws[w] + ws[w + 4]) * 8192;
-    const tmp1 = (ws[w] - ws[w + 4]) * 8192;
-    const tmp10 = tmp0 + tmp3;
-    const tmp13 = tmp0 - tmp3;
-    const tmp11 = tmp1 + tmp2;
-    const tmp12 = tmp1 - tmp2;
-    const o = oddPart(ws[w + 7], ws[w + 5], ws[w + 3], ws[w + 1]);
-    out[dst] = RANGE_LIMIT[Math.floor((tmp10 + o[3] + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 7] = RANGE_LIMIT[Math.floor((tmp10 - o[3] + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 1] = RANGE_LIMIT[Math.floor((tmp11 + o[2] + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 6] = RANGE_LIMIT[Math.floor((tmp11 - o[2] + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 2] = RANGE_LIMIT[Math.floor((tmp12 + o[1] + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 5] = RANGE_LIMIT[Math.floor((tmp12 - o[1] + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 3] = RANGE_LIMIT[Math.floor((tmp13 + o[0] + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 4] = RANGE_LIMIT[Math.floor((tmp13 - o[0] + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    let z2 = ws[w + 2];
+    let z3 = ws[w + 6];
+    let z1 = (z2 + z3) * F_0_541;
+    const e2 = z1 - z3 * F_1_847;
+    const e3 = z1 + z2 * F_0_765;
+    const e0 = (ws[w] + ws[w + 4]) * 8192;
+    const e1 = (ws[w] - ws[w + 4]) * 8192;
+    const tmp10 = e0 + e3;
+    const tmp13 = e0 - e3;
+    const tmp11 = e1 + e2;
+    const tmp12 = e1 - e2;
+    const t0 = ws[w + 7];
+    const t1 = ws[w + 5];
+    const t2 = ws[w + 3];
+    const t3 = ws[w + 1];
+    z1 = t0 + t3;
+    z2 = t1 + t2;
+    z3 = t0 + t2;
+    let z4 = t1 + t3;
+    const z5 = (z3 + z4) * F_1_175;
+    z1 *= -F_0_899;
+    z2 *= -F_2_562;
+    z3 = z3 * -F_1_961 + z5;
+    z4 = z4 * -F_0_390 + z5;
+    const o0 = t0 * F_0_298 + z1 + z3;
+    const o1 = t1 * F_2_053 + z2 + z4;
+    const o2 = t2 * F_3_072 + z2 + z3;
+    const o3 = t3 * F_1_501 + z1 + z4;
+    out[dst] = RANGE_LIMIT[Math.floor((tmp10 + o3 + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 7] = RANGE_LIMIT[Math.floor((tmp10 - o3 + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 1] = RANGE_LIMIT[Math.floor((tmp11 + o2 + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 6] = RANGE_LIMIT[Math.floor((tmp11 - o2 + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 2] = RANGE_LIMIT[Math.floor((tmp12 + o1 + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 5] = RANGE_LIMIT[Math.floor((tmp12 - o1 + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 3] = RANGE_LIMIT[Math.floor((tmp13 + o0 + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst + 4] = RANGE_LIMIT[Math.floor((tmp13 - o0 + PASS2_ROUND) * PASS2_SCALE) & 1023];
   }
-}
-
-const odd = new Float64Array(4);
-
-/** The odd half of the 8-point transform, inputs (x7, x5, x3, x1); returns libjpeg's tmp0..3. */
-function oddPart(t0: number, t1: number, t2: number, t3: number): Float64Array {
-  const z1 = t0 + t3;
-  const z2 = t1 + t2;
-  const z3 = t0 + t2;
-  const z4 = t1 + t3;
-  const z5 = (z3 + z4) * F_1_175;
-  const m1 = -z1 * F_0_899;
-  const m2 = -z2 * F_2_562;
-  const m3 = -z3 * F_1_961 + z5;
-  const m4 = -z4 * F_0_390 + z5;
-  odd[0] = t0 * F_0_298 + m1 + m3;
-  odd[1] = t1 * F_2_053 + m2 + m4;
-  odd[2] = t2 * F_3_072 + m2 + m3;
-  odd[3] = t3 * F_1_501 + m1 + m4;
-  return odd;
 }

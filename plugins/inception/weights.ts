@@ -54,7 +54,7 @@ export function normalizeInceptionKeys(sd: StateDict, file: string): StateDict {
     entries = entries.map(([k, v]) => [k.slice("module.".length), v]);
   }
   const keys = new Map(entries);
-  if ([...keys.keys()].some((k) => k.startsWith("blocks."))) {
+  if ([...keys.keys()].some((k) => /^blocks\.\d+\.\d+\.(conv|bn)\./.test(k))) {
     throw new Error(
       `Inception weights ${file}: keys 'blocks.N...' are pytorch-fid's InceptionV3 feature wrapper, which has ` +
         `no fc layer (IS needs it); ${HINT}`,

@@ -22,7 +22,7 @@ export function writeCentroids(path: string, c: Centroids): void {
   writeNpyMatrix(path, c.data, c.k, c.dim);
 }
 
-/** DiGIT's file name for K clusters: km_8k.npy for 8192, km_16k.npy for 16384. */
+/** DiGIT's file name for K clusters: km_8k.npy for 8192, km_16k.npy for 16384 (km_64.npy below 1000). */
 export function centroidFileName(k: number): string {
-  return `km_${Math.floor(k / 1000)}k.npy`;
+  return k < 1000 ? `km_${k}.npy` : `km_${Math.floor(k / 1000)}k.npy`;
 }

@@ -17,7 +17,7 @@ import { IoFormatError } from "../../core/io/errors.ts";
 import { type HostTensor, makeHostTensor, type StateDict } from "../../core/io/host_tensor.ts";
 import { configToPlain } from "../../core/io/py_config.ts";
 import { loadTorch } from "../../core/io/torch.ts";
-import { SPECIALS, Stage1GPT, type Stage1Config } from "./model.ts";
+import { SPECIALS, type Stage1Config, Stage1GPT } from "./model.ts";
 import { POSITION_OFFSET } from "../transformer/decoder.ts";
 
 export interface DigitStage1 {
@@ -63,13 +63,17 @@ export function digitStage1FromCheckpoint(
   }
   const sd = weights as StateDict;
   const cfg = configToPlain(ck.get("cfg") ?? ck.get("args"));
-  if (typeof cfg !== "object" || cfg === null) fail("no 'cfg' (or legacy 'args') to size the model");
+  if (typeof cfg !== "object" || cfg === null) {
+    fail("no 'cfg' (or legacy 'args') to size the model");
+  }
 
   const decoder: StateDict = new Map();
   const encoderWeights: StateDict = new Map();
   for (const [key, t] of sd) {
     if (key.startsWith("decoder.") && key !== "decoder.version") decoder.set(key, t);
-    else if (key.startsWith(ENCODER_PREFIX)) encoderWeights.set(key.slice(ENCODER_PREFIX.length), t);
+    else if (key.startsWith(ENCODER_PREFIX)) {
+      encoderWeights.set(key.slice(ENCODER_PREFIX.length), t);
+    }
   }
   const config = stage1ConfigOf(cfg as Record<string, unknown>, decoder, opts.length ?? 256, fail);
   const centroids = centroidsOf(sd, config.clusters, fail);

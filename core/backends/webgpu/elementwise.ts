@@ -62,17 +62,13 @@ fn pow_f(a: f32, b: f32) -> f32 {
   return select(m, -m, (abs(b) % 2.0) == 1.0);
 }`;
 
-function mapDtypeName(op: string, d: DType): string {
-  return `${op}_${d}`;
-}
-
 export function unary(ctx: GpuContext, op: UnaryOp, x: GpuStorage): GpuStorage {
   const f = UNARY_F32[op];
   if (f === undefined) throw new Error(`unary: unknown op '${op}'`);
   const intOp = x.dtype === "i32" ? UNARY_I32[op] : undefined;
   const as = intOp ? "i32" : "f32";
   return runElementwise(ctx, {
-    name: `unary_${mapDtypeName(op, x.dtype)}`,
+    name: `unary_${op}_${x.dtype}`,
     inputs: [{ view: flatView(x), as }],
     outShape: [x.length],
     outDtype: x.dtype,

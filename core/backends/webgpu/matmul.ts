@@ -102,7 +102,7 @@ export function gemm(ctx: GpuContext, a: GpuStorage, b: GpuStorage, c: GpuStorag
     def = k.def;
     [gx, gy] = k.groups;
   } else {
-    const wg = M >= 64 && N >= 64 ? 16 : 8;
+    const wg = M >= 64 && N >= 64 && ctx.limits.maxComputeInvocationsPerWorkgroup >= 256 ? 16 : 8;
     def = tiledKernel(g, wg);
     [gx, gy] = [Math.ceil(N / (4 * wg)), Math.ceil(M / (4 * wg))];
   }

@@ -1,0 +1,162 @@
+/**
+ * Dumping encoder features of a dataset for K-Means (DiGIT preprocess/dump_features.py):
+ * a seeded fraction of the images (DiGIT keeps each with probability 0.1), each transformed
+ * (default: Resize 224 bicubic, RandomCrop 224, RandomHorizontalFlip) and encoded; every
+ * patch vector becomes one row.
+ *
+ * Output folder:
+ *   features.json         the manifest (below); `complete: true` once every shard is written
+ *   features_00000.npy    (images * L, D) float32 rows of the shard's images, in order
+ *   ...
+ * Shards are written to `<name>.partial` and renamed when complete, so a re-run skips every
+ * shard file that exists and re-encodes only the rest. Which images are kept, and each
+ * image's random crop, depend only on (seed, dataset index), so a resumed run is identical.
+ */
+
+import type { Dataset } from "../../core/data/dataset.ts";
+import { stackImages } from "../../core/data/loader.ts";
+import type { Encoder } from "../../core/interfaces.ts";
+import { Generator, hashBits, uniformAt } from "../../core/random.ts";
+import { tidyAsync } from "../../core/tensor.ts";
+import type { KMeansLogger } from "../kmeans/lloyd.ts";
+import { npyMatrixInfo, NpyMatrixWriter } from "../kmeans/npy_matrix.ts";
+import { cropTransform, type ImageTransform } from "./transforms.ts";
+
+export interface FeatureManifest {
+  format: "digit-features";
+  version: 1;
+  encoder: string;
+  dim: number;
+  /** Feature rows per image (grid^2). */
+  tokensPerImage: number;
+  dataset: string;
+  datasetLength: number;
+  fraction: number;
+  seed: number;
+  imagesPerShard: number;
+  /** Dataset indices of the kept images, in row order. */
+  images: number[];
+  shards: { file: string; images: number; rows: number }[];
+  complete: boolean;
+}
+
+export interface DumpFeaturesOptions {
+  dataset: Dataset;
+  encoder: Encoder;
+  outDir: string;
+  /** Probability of keeping each image (DiGIT: 0.1). */
+  fraction?: number;
+  seed?: number;
+  imagesPerShard?: number;
+  /** Images per encoder call. */
+  batchSize?: number;
+  /** Default: DiGIT's K-Means transform at the encoder's input size. */
+  transform?: ImageTransform;
+  log?: KMeansLogger;
+  signal?: AbortSignal;
+}
+
+export const MANIFEST = "features.json";
+
+export function shardFileName(i: number): string {
+  return `features_${String(i).padStart(5, "0")}.npy`;
+}
+
+/** Dataset indices kept for a fraction and seed: image i is kept when u(seed, i) < fraction. */
+export function keptImages(length: number, fraction: number, seed: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < length; i++) if (fraction >= 1 || uniformAt(seed, i) < fraction) out.push(i);
+  return out;
+}
+
+export async function readManifest(path: string): Promise<FeatureManifest> {
+  const m = JSON.parse(await Deno.readTextFile(path)) as FeatureManifest;
+  if (m.format !== "digit-features") throw new Error(`${path}: not a feature manifest (format '${m.format}')`);
+  return m;
+}
+
+function sameRun(a: FeatureManifest, b: FeatureManifest): string | null {
+  for (const k of ["encoder", "dim", "tokensPerImage", "dataset", "datasetLength", "fraction", "seed", "imagesPerShard"] as const) {
+    if (a[k] !== b[k]) return `${k} was ${JSON.stringify(a[k])}, now ${JSON.stringify(b[k])}`;
+  }
+  return null;
+}
+
+/** Writes (or completes) the feature shards; returns the manifest. */
+export async function dumpFeatures(opts: DumpFeaturesOptions): Promise<FeatureManifest> {
+  const { dataset, encoder, outDir } = opts;
+  const fraction = opts.fraction ?? 0.1;
+  const seed = opts.seed ?? 0;
+  const perShard = opts.imagesPerShard ?? 512;
+  const batchSize = opts.batchSize ?? 8;
+  if (!(fraction > 0 && fraction <= 1)) throw new Error(`dump-features: fraction must be in (0, 1], got ${fraction}`);
+  if (!Number.isInteger(perShard) || perShard < 1) throw new Error(`dump-features: imagesPerShard must be >= 1, got ${perShard}`);
+  const transform = opts.transform ?? cropTransform(encoder.inputSize, "random", true);
+  const L = encoder.gridSize * encoder.gridSize;
+  const D = encoder.featureDim;
+  const images = keptImages(dataset.length, fraction, seed);
+  if (images.length === 0) throw new Error(`dump-features: a fraction of ${fraction} keeps none of the ${dataset.length} images of ${dataset.name}`);
+
+  const shards: FeatureManifest["shards"] = [];
+  for (let s = 0; s * perShard < images.length; s++) {
+    const n = Math.min(perShard, images.length - s * perShard);
+    shards.push({ file: shardFileName(s), images: n, rows: n * L });
+  }
+  const manifest: FeatureManifest = {
+    format: "digit-features", version: 1, encoder: encoder.name, dim: D, tokensPerImage: L,
+    dataset: dataset.name, datasetLength: dataset.length, fraction, seed, imagesPerShard: perShard,
+    images, shards, complete: false,
+  };
+  await Deno.mkdir(outDir, { recursive: true });
+  const manifestPath = `${outDir}/${MANIFEST}`;
+  try {
+    const old = await readManifest(manifestPath);
+    const diff = sameRun(old, manifest);
+    if (diff) throw new Error(`dump-features: ${outDir} holds features of another run (${diff}); use an empty folder`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    await Deno.writeTextFile(manifestPath, JSON.stringify(manifest));
+  }
+
+  const log = opts.log;
+  log?.info(`dump-features: ${images.length} of ${dataset.length} images -> ${shards.length} shards of up to ${perShard} in ${outDir}`);
+  for (let s = 0; s < shards.length; s++) {
+    opts.signal?.throwIfAborted();
+    const path = `${outDir}/${shards[s].file}`;
+    if (shardIsComplete(path, shards[s].rows, D)) {
+      log?.info(`dump-features: ${shards[s].file} already complete, skipped`);
+      log?.progress?.("dump-features", s + 1, shards.length);
+      continue;
+    }
+    const writer = new NpyMatrixWriter(path, shards[s].rows, D);
+    try {
+      const first = s * perShard;
+      for (let b = 0; b < shards[s].images; b += batchSize) {
+        opts.signal?.throwIfAborted();
+        const idx = images.slice(first + b, first + Math.min(b + batchSize, shards[s].images));
+        const picked = await Promise.all(idx.map(async (i) => transform((await dataset.get(i)).image, new Generator(hashBits(seed, i)))));
+        const rows = await tidyAsync(async () => await encoder.encode(encoder.preprocess(stackImages(picked))).data());
+        writer.append(rows as Float32Array);
+      }
+      writer.close();
+    } catch (e) {
+      writer.abort();
+      throw e;
+    }
+    await Deno.writeTextFile(manifestPath, JSON.stringify({ ...manifest, complete: s === shards.length - 1 }));
+    log?.progress?.("dump-features", s + 1, shards.length);
+  }
+  manifest.complete = true;
+  await Deno.writeTextFile(manifestPath, JSON.stringify(manifest));
+  return manifest;
+}
+
+function shardIsComplete(path: string, rows: number, dim: number): boolean {
+  try {
+    const info = npyMatrixInfo(path);
+    return info.rows === rows && info.cols === dim;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}

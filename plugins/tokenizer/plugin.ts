@@ -1,0 +1,132 @@
+/**
+ * The tokenizer plugin: the `kmeans` tokenizer and the three offline commands of DiGIT's
+ * tokenizer pipeline as task steps.
+ *
+ *   steps:
+ *     - { name: features, type: dump-features,
+ *         params: { dataset: { kind: imagefolder, root: data/train }, encoder: { name: dinov2, options: { checkpoint: w.pth } } } }
+ *     - { name: kmeans, type: fit-kmeans, params: { features: "${steps.features.outputs.features}", k: 8192 } }
+ *     - { name: tokens, type: tokenize-dataset,
+ *         params: { dataset: ..., encoder: ..., centroids: "${steps.kmeans.outputs.centroids}" } }
+ *
+ * The encoder is any registered encoder (`dinov2`, or a plugin's own, see examples/custom-encoder).
+ */
+
+import { s } from "../../core/config.ts";
+import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
+import { useDevice } from "../../core/device.ts";
+import type { Encoder } from "../../core/interfaces.ts";
+import { definePlugin, type RunContext } from "../../core/registry.ts";
+import { centroidFileName, readCentroids } from "../kmeans/centroids.ts";
+import { INIT_METHODS } from "../kmeans/init.ts";
+import { dumpFeatures, MANIFEST, readManifest } from "./dump.ts";
+import { fitCentroids } from "./fit.ts";
+import { KMeansTokenizer } from "./kmeans_tokenizer.ts";
+import { tokenizeDataset } from "./tokenize.ts";
+
+const encoderRef = s.object({
+  name: s.string({ nonEmpty: true }).default("dinov2").describe("a registered encoder"),
+  options: s.any().default({}).describe("the encoder's options"),
+}).describe("which encoder makes the features");
+
+const datasetSpec = s.any().describe("dataset: { kind: imagefolder, root } | { kind: list, dir, tsv, numClasses } | ... (core/data)");
+
+async function makeEncoder(ref: { name: string; options?: unknown }, ctx: RunContext): Promise<Encoder> {
+  return await ctx.registry.create("encoders", ref.name, ref.options, ctx, `encoder '${ref.name}' options`);
+}
+
+function disposeEncoder(e: Encoder): void {
+  (e as Encoder & { dispose?: () => void }).dispose?.();
+}
+
+const dumpParams = s.object({
+  dataset: datasetSpec,
+  encoder: encoderRef,
+  fraction: s.number({ min: 0, max: 1 }).default(0.1).describe("probability of keeping each image (DiGIT: 0.1)"),
+  seed: s.int().default(0),
+  images_per_shard: s.int({ min: 1 }).default(512),
+  batch_size: s.int({ min: 1 }).default(8),
+});
+
+const fitParams = s.object({
+  features: s.string({ nonEmpty: true }).describe("features.json written by dump-features"),
+  k: s.int({ min: 1 }).default(8192),
+  iterations: s.int({ min: 0 }).default(20),
+  init: s.enum(INIT_METHODS).default("random").describe("random (faiss's) or kmeans++"),
+  seed: s.int().default(1234),
+  max_points_per_centroid: s.int({ min: 0 }).default(256).describe("subsample to K x this many rows (faiss); 0 keeps all"),
+  spherical: s.bool().default(false),
+});
+
+const tokenizeParams = s.object({
+  dataset: datasetSpec,
+  encoder: encoderRef,
+  centroids: s.string({ nonEmpty: true }).describe("(K, D) float32 .npy, e.g. km_8k.npy"),
+  batch_size: s.int({ min: 1 }).default(16),
+  labels: s.bool().optional().describe("store class labels (default: when the dataset has classes)"),
+});
+
+export default definePlugin({
+  name: "digit-tokenizer",
+  version: "0.1.0",
+  description: "K-Means semantic tokenizer: dump features, fit centroids, tokenize datasets",
+  register(r) {
+    r.tokenizer({
+      name: "kmeans",
+      description: "nearest K-Means centroid of each encoder feature (DiGIT's semantic tokens)",
+      options: s.object({ encoder: encoderRef, centroids: s.string({ nonEmpty: true }), batch_size: s.int({ min: 1 }).default(16) }),
+      create: async (o, ctx) => new KMeansTokenizer(await makeEncoder(o.encoder, ctx), readCentroids(o.centroids), { batchSize: o.batch_size }),
+    });
+    r.step({
+      name: "dump-features",
+      description: "encoder features of a seeded fraction of a dataset, as sharded .npy (resumable)",
+      params: dumpParams,
+      outputs: () => ({ features: MANIFEST }),
+      complete: async (_p, out) => (await readManifest(out.features)).complete,
+      run: async (p, ctx) => {
+        await useDevice(ctx.device);
+        const dataset = await openDataset(p.dataset as DatasetSpec);
+        const encoder = await makeEncoder(p.encoder, ctx);
+        try {
+          const dir = ctx.outputs.features.slice(0, ctx.outputs.features.lastIndexOf("/")) || ".";
+          await dumpFeatures({
+            dataset, encoder, outDir: dir, fraction: p.fraction, seed: p.seed, imagesPerShard: p.images_per_shard,
+            batchSize: p.batch_size, log: ctx.log, signal: ctx.signal,
+          });
+        } finally {
+          disposeEncoder(encoder);
+        }
+      },
+    });
+    r.step({
+      name: "fit-kmeans",
+      description: "faiss-like K-Means over dumped features; writes km_{K//1000}k.npy",
+      params: fitParams,
+      outputs: (p) => ({ centroids: centroidFileName(p.k) }),
+      run: async (p, ctx) => {
+        await useDevice(ctx.device);
+        await fitCentroids(p.features, {
+          k: p.k, iterations: p.iterations, init: p.init, seed: p.seed, maxPointsPerCentroid: p.max_points_per_centroid,
+          spherical: p.spherical, out: ctx.outputs.centroids, log: ctx.log, signal: ctx.signal,
+        });
+      },
+    });
+    r.step({
+      name: "tokenize-dataset",
+      description: "semantic tokens of every image of a dataset, as a token file for stage 1 and 2",
+      params: tokenizeParams,
+      outputs: () => ({ tokens: "dataset.tokens" }),
+      run: async (p, ctx) => {
+        await useDevice(ctx.device);
+        const dataset = await openDataset(p.dataset as DatasetSpec);
+        const tokenizer = new KMeansTokenizer(await makeEncoder(p.encoder, ctx), readCentroids(p.centroids), { batchSize: p.batch_size });
+        try {
+          await tokenizeDataset({ dataset, tokenizer, out: ctx.outputs.tokens, batchSize: p.batch_size, labels: p.labels, log: ctx.log, signal: ctx.signal });
+        } finally {
+          tokenizer.dispose();
+          disposeEncoder(tokenizer.encoder);
+        }
+      },
+    });
+  },
+});
