@@ -57,7 +57,10 @@ Deno.test("ImageFolder: missing root, empty class and a bad file are reported by
     await Deno.mkdir(`${root}/b`);
     await Deno.writeFile(`${root}/a/ok.png`, tinyPng(1));
     await assert.rejects(ImageFolder.open(root), /classes b/);
-    await Deno.writeFile(`${root}/b/broken.jpg`, new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 4, 0, 0]));
+    await Deno.writeFile(
+      `${root}/b/broken.jpg`,
+      new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 4, 0, 0]),
+    );
     const ds = await ImageFolder.open(root);
     await assert.rejects(ds.get(1), (e: Error) => e.message.includes(`${root}/b/broken.jpg`));
   } finally {
@@ -78,7 +81,9 @@ function idxBytes(type: number, shape: number[], data: Uint8Array): Uint8Array {
 }
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
-  const s = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream("gzip"));
+  const s = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+    new CompressionStream("gzip"),
+  );
   return new Uint8Array(await new Response(s).arrayBuffer());
 }
 
@@ -98,7 +103,10 @@ Deno.test("IDX: plain and gzipped files, gray to RGB, header checks", async () =
     const v = pixels[20 + 13];
     assert.deepEqual(Array.from(s.image.data.subarray(13 * 3, 13 * 3 + 3)), [v, v, v]);
     await Deno.writeFile(`${dir}/short`, idxBytes(8, [3, 4, 5], pixels.subarray(1)));
-    await assert.rejects(readIdx(`${dir}/short`), new RegExp(`${dir}/short: header says \\[3, 4, 5\\] = 60 bytes, file has 59`));
+    await assert.rejects(
+      readIdx(`${dir}/short`),
+      new RegExp(`${dir}/short: header says \\[3, 4, 5\\] = 60 bytes, file has 59`),
+    );
     await Deno.writeFile(`${dir}/f32`, idxBytes(0x0d, [1], new Uint8Array(4)));
     await assert.rejects(readIdx(`${dir}/f32`), /only ubyte/);
   } finally {
@@ -124,7 +132,10 @@ Deno.test({
       for (let i = 0; i < im0.data.length; i += 3) sum += im0.data[i];
       assert.equal(sum, f.image0_sum);
       const last = (await ds.get(ds.length - 1)).image;
-      assert.deepEqual(Array.from({ length: 28 }, (_, x) => last.data[(14 * 28 + x) * 3]), f.image_last_row14);
+      assert.deepEqual(
+        Array.from({ length: 28 }, (_, x) => last.data[(14 * 28 + x) * 3]),
+        f.image_last_row14,
+      );
     }
   },
 });
@@ -146,9 +157,16 @@ Deno.test("CIFAR-10 binary: planar records to HWC, labels, size errors name the 
     assert.equal(s.label, 6);
     // Pixel (y=3, x=4): plane offset p = 3*32+4; R at p, G at 1024+p, B at 2048+p.
     const p = 3 * 32 + 4;
-    assert.deepEqual(Array.from(s.image.data.subarray(3 * p, 3 * p + 3)), [(p + 5) % 251, (1024 + p + 5) % 251, (2048 + p + 5) % 251]);
+    assert.deepEqual(Array.from(s.image.data.subarray(3 * p, 3 * p + 3)), [
+      (p + 5) % 251,
+      (1024 + p + 5) % 251,
+      (2048 + p + 5) % 251,
+    ]);
     await Deno.writeFile(`${dir}/data_batch_1.bin`, rec.subarray(1));
-    await assert.rejects(Cifar10Dataset.open(dir, "train"), new RegExp(`${dir}/data_batch_1.bin: size 6145`));
+    await assert.rejects(
+      Cifar10Dataset.open(dir, "train"),
+      new RegExp(`${dir}/data_batch_1.bin: size 6145`),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -156,14 +174,17 @@ Deno.test("CIFAR-10 binary: planar records to HWC, labels, size errors name the 
 
 Deno.test({
   name: "list dataset from the imagenet-sample labels.tsv",
-  ignore: !exists(new URL("../../shared/data/imagenet-sample/labels.tsv", import.meta.url).pathname),
+  ignore: !exists(
+    new URL("../../shared/data/imagenet-sample/labels.tsv", import.meta.url).pathname,
+  ),
   fn: async () => {
     const dir = new URL("../../shared/data/imagenet-sample", import.meta.url).pathname;
     const ds = await openDataset({ kind: "list", dir, tsv: `${dir}/labels.tsv`, numClasses: 1000 });
     assert.equal(ds.length, 100);
     const s = await ds.get(0);
     assert.equal(s.label, 0); // n01440764 tench
-    const ref = JSON.parse(Deno.readTextFileSync(FIX + "photos.json")).decode["n01440764_tench.JPEG"];
+    const ref =
+      JSON.parse(Deno.readTextFileSync(FIX + "photos.json")).decode["n01440764_tench.JPEG"];
     assert.equal(`${s.image.width}x${s.image.height}`, `${ref.width}x${ref.height}`);
     await assert.rejects(imageListFromTsv(dir, `${dir}/labels.tsv`, 5), /bad line/);
   },
@@ -190,7 +211,22 @@ Deno.test("shapes: the ten silhouettes are distinct and the shape contrasts with
   assert.equal(SHAPE_CLASSES.length, 10);
   const size = 48;
   const masks = SHAPE_CLASSES.map((_, cls) =>
-    renderShape({ cls, cx: 24, cy: 24, radius: 18, angle: 0, fg: [255, 255, 255], bg0: [0, 0, 0], bg1: [0, 0, 0], bgAngle: 0, grain: 0 }, size, 1)
+    renderShape(
+      {
+        cls,
+        cx: 24,
+        cy: 24,
+        radius: 18,
+        angle: 0,
+        fg: [255, 255, 255],
+        bg0: [0, 0, 0],
+        bg1: [0, 0, 0],
+        bgAngle: 0,
+        grain: 0,
+      },
+      size,
+      1,
+    )
       .coverage
   );
   for (let i = 0; i < 10; i++) {
@@ -203,7 +239,10 @@ Deno.test("shapes: the ten silhouettes are distinct and the shape contrasts with
         inter += Math.min(masks[i][k], masks[j][k]);
         union += Math.max(masks[i][k], masks[j][k]);
       }
-      assert.ok(inter / union < 0.8, `${SHAPE_CLASSES[i]} vs ${SHAPE_CLASSES[j]}: IoU ${(inter / union).toFixed(2)}`);
+      assert.ok(
+        inter / union < 0.8,
+        `${SHAPE_CLASSES[i]} vs ${SHAPE_CLASSES[j]}: IoU ${(inter / union).toFixed(2)}`,
+      );
     }
   }
   // On real items, pixels inside the shape differ clearly from the background.

@@ -16,7 +16,11 @@ class Counting implements Dataset {
   readonly name = "counting";
   readonly numClasses = 3;
   calls = 0;
-  constructor(readonly length: number, readonly bad = new Set<number>(), readonly sizeOf = (_i: number) => 2) {}
+  constructor(
+    readonly length: number,
+    readonly bad = new Set<number>(),
+    readonly sizeOf = (_i: number) => 2,
+  ) {}
   describe(i: number) {
     return `/fake/item${i}.jpg`;
   }
@@ -63,14 +67,21 @@ Deno.test("loader: each epoch is a seeded permutation covering every item once",
 
 Deno.test("loader: resuming from state() gives the same batches, whatever the prefetch depth", async () => {
   const ds = new ShapesDataset({ size: 16, length: 23 });
-  const transform = (im: Parameters<typeof randomCrop>[0], g: Generator) => randomHorizontalFlip(randomCrop(im, 12, g), g);
+  const transform = (im: Parameters<typeof randomCrop>[0], g: Generator) =>
+    randomHorizontalFlip(randomCrop(im, 12, g), g);
   const full = new DataLoader(ds, { batchSize: 5, seed: 3, transform, prefetch: 0 });
   const reference = await take(full, 9);
   const first = new DataLoader(ds, { batchSize: 5, seed: 3, transform, prefetch: 3 });
   await take(first, 4);
   const saved = first.state();
   await first.close();
-  const resumed = new DataLoader(ds, { batchSize: 5, seed: 3, transform, prefetch: 2, state: saved });
+  const resumed = new DataLoader(ds, {
+    batchSize: 5,
+    seed: 3,
+    transform,
+    prefetch: 2,
+    state: saved,
+  });
   const rest = await take(resumed, 5);
   await resumed.close();
   for (let i = 0; i < 5; i++) {
@@ -86,17 +97,35 @@ Deno.test("loader: resuming from state() gives the same batches, whatever the pr
 Deno.test("loader: no shuffle keeps order; dropLast drops the short batch", async () => {
   const ds = new Counting(7);
   const plain = new DataLoader(ds, { batchSize: 3, shuffle: false, prefetch: 0 });
-  assert.deepEqual((await take(plain, 3)).map((b) => Array.from(b.indices)), [[0, 1, 2], [3, 4, 5], [6]]);
+  assert.deepEqual((await take(plain, 3)).map((b) => Array.from(b.indices)), [
+    [0, 1, 2],
+    [3, 4, 5],
+    [6],
+  ]);
   const drop = new DataLoader(ds, { batchSize: 3, shuffle: false, dropLast: true, prefetch: 0 });
   const bs = await take(drop, 3);
-  assert.deepEqual(bs.map((b) => [b.epoch, ...b.indices]), [[0, 0, 1, 2], [0, 3, 4, 5], [1, 0, 1, 2]]);
+  assert.deepEqual(bs.map((b) => [b.epoch, ...b.indices]), [[0, 0, 1, 2], [0, 3, 4, 5], [
+    1,
+    0,
+    1,
+    2,
+  ]]);
   assert.equal(drop.batchesPerEpoch, 2);
-  assert.throws(() => new DataLoader(new Counting(2), { batchSize: 3, dropLast: true }), /would yield nothing/);
+  assert.throws(
+    () => new DataLoader(new Counting(2), { batchSize: 3, dropLast: true }),
+    /would yield nothing/,
+  );
 });
 
 Deno.test("loader: bad items are skipped with a count, or stop the run naming the file", async () => {
   const ds = new Counting(10, new Set([2, 5]));
-  const skip = new DataLoader(ds, { batchSize: 4, shuffle: false, onError: "skip", prefetch: 0, ...quiet });
+  const skip = new DataLoader(ds, {
+    batchSize: 4,
+    shuffle: false,
+    onError: "skip",
+    prefetch: 0,
+    ...quiet,
+  });
   const bs = await take(skip, 2);
   assert.deepEqual(bs.map((b) => Array.from(b.indices)), [[0, 1, 3, 4], [6, 7, 8, 9]]);
   assert.equal(skip.skipped, 2);
@@ -109,7 +138,11 @@ Deno.test("loader: bad items are skipped with a count, or stop the run naming th
 });
 
 Deno.test("loader: hopeless configurations throw instead of hanging", async () => {
-  const allBad = new DataLoader(new Counting(4, new Set([0, 1, 2, 3])), { batchSize: 2, onError: "skip", ...quiet });
+  const allBad = new DataLoader(new Counting(4, new Set([0, 1, 2, 3])), {
+    batchSize: 2,
+    onError: "skip",
+    ...quiet,
+  });
   await assert.rejects(allBad.next(), /every item failed/);
   await allBad.close();
   const mostlyBad = new DataLoader(new Counting(6, new Set([0, 1, 2, 3, 4])), {
@@ -120,7 +153,10 @@ Deno.test("loader: hopeless configurations throw instead of hanging", async () =
   });
   await assert.rejects(mostlyBad.next(), /whole epoch gave no full batch/);
   await mostlyBad.close();
-  const mixed = new DataLoader(new Counting(4, new Set(), (i) => (i === 2 ? 3 : 2)), { batchSize: 4, shuffle: false });
+  const mixed = new DataLoader(new Counting(4, new Set(), (i) => (i === 2 ? 3 : 2)), {
+    batchSize: 4,
+    shuffle: false,
+  });
   await assert.rejects(mixed.next(), /\/fake\/item2\.jpg: size 3x1 differs from the batch's 2x1/);
   await mixed.close();
   assert.throws(() => stackImages([]), /no images/);

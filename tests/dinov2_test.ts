@@ -17,6 +17,8 @@ import { Dinov2Encoder } from "../plugins/dinov2/encoder.ts";
 import { loadDinov2 } from "../plugins/dinov2/load.ts";
 import { resizePosTable } from "../plugins/dinov2/pos_embed.ts";
 import { DinoVisionTransformer } from "../plugins/dinov2/vision_transformer.ts";
+import { SwiGLUFFN } from "../plugins/dinov2/mlp.ts";
+import * as ops from "../core/ops/mod.ts";
 import type { ImageBatch } from "../core/interfaces.ts";
 
 const dir = new URL("./fixtures/dinov2/", import.meta.url).pathname;
@@ -171,5 +173,36 @@ Deno.test("wrong image sizes and wrong encode inputs are reported with the sizes
     assert.deepEqual(x.shape, [1, 3, 224, 224]);
   });
   assert.throws(() => model.blockFromEnd(5), /layer 5 from the end is outside 1..4/);
+  enc.dispose();
+});
+
+Deno.test("SwiGLU feed-forward (ViT-g) matches torch (1e-5)", () => {
+  const ffn = new SwiGLUFFN(meta.dim, 40);
+  const w = (k: string) => get(`swiglu_${k}`);
+  ffn.loadStateDict(new Map([
+    ["w12.weight", w("w12_weight")], ["w12.bias", w("w12_bias")], ["w3.weight", w("w3_weight")], ["w3.bias", w("w3_bias")],
+  ]));
+  tidy(() => {
+    const x = ops.tensor(w("x").data, w("x").shape);
+    const err = maxAbsDiff(ffn.forward(x).dataSync(), w("out").data);
+    assert.ok(err <= 1e-5, `max abs error ${err}`);
+  });
+  ffn.dispose();
+});
+
+Deno.test("l3 features never run the blocks after depth-3; the cached position table is reused", async () => {
+  // NaN weights in the last block poison the final output but must not reach l3.
+  const poisoned: StateDict = new Map(weights);
+  const fc2 = weights.get(`blocks.${meta.depth - 1}.mlp.fc2.weight`)!;
+  poisoned.set(`blocks.${meta.depth - 1}.mlp.fc2.weight`, { ...fc2, data: new Float32Array(fc2.data.length).fill(NaN) });
+  const model = await loadDinov2(poisoned, { heads: meta.heads });
+  const enc = new Dinov2Encoder(model);
+  tidy(() => noGrad(() => {
+    const x = enc.preprocess(images());
+    const err = maxAbsDiff(enc.encode(x).dataSync(), get("l3_digit").data);
+    assert.ok(err <= 1e-4, `l3 with a poisoned last block: ${err}`);
+    assert.ok(Number.isNaN(model.forwardFeatures(x).patches.dataSync()[0]));
+    assert.equal(model.positions(16, 16), model.positions(16, 16));
+  }));
   enc.dispose();
 });

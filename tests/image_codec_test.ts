@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { decodeImage, encodePng, readImage } from "../core/image/codec.ts";
+import { Generator } from "../core/random.ts";
 
 const FIX = new URL("./fixtures/image/", import.meta.url).pathname;
 const PHOTOS = new URL("../../shared/data/imagenet-sample/", import.meta.url).pathname;
@@ -56,16 +57,31 @@ Deno.test("jpeg: unsupported and broken files fail with the file name", () => {
   for (const [name, re] of Object.entries(UNSUPPORTED)) {
     const path = `${FIX}jpeg/${name}.jpg`;
     if (!jpegCases[name]) continue; // made only where cjpeg was installed
-    assert.throws(() => decodeImage(Deno.readFileSync(path), path), (e: Error) => re.test(e.message) && e.message.includes(path));
+    assert.throws(
+      () => decodeImage(Deno.readFileSync(path), path),
+      (e: Error) => re.test(e.message) && e.message.includes(path),
+    );
   }
   const cut = `${FIX}jpeg/truncated.jpg`;
   assert.match(jpegCases.truncated.error!, /truncated/); // PIL refuses it too
-  assert.throws(() => decodeImage(Deno.readFileSync(cut), cut), (e: Error) => /truncated/.test(e.message) && e.message.includes(cut));
-  assert.throws(() => decodeImage(new Uint8Array([1, 2, 3, 4]), "junk.bin"), /junk\.bin: unknown image format/);
+  assert.throws(
+    () => decodeImage(Deno.readFileSync(cut), cut),
+    (e: Error) => /truncated/.test(e.message) && e.message.includes(cut),
+  );
+  assert.throws(
+    () => decodeImage(new Uint8Array([1, 2, 3, 4]), "junk.bin"),
+    /junk\.bin: unknown image format/,
+  );
   assert.throws(() => decodeImage(new Uint8Array([0xff, 0xd8, 0xff]), "short.jpg"), /short\.jpg/);
 });
 
-type PngCase = { pil_mode: string; expected: string; matches_pil: boolean; width: number; height: number };
+type PngCase = {
+  pil_mode: string;
+  expected: string;
+  matches_pil: boolean;
+  width: number;
+  height: number;
+};
 const pngCases: Record<string, PngCase> = JSON.parse(Deno.readTextFileSync(FIX + "png.json"));
 
 Deno.test("png: all colour types and depths convert like PIL's convert('RGB')", () => {
@@ -92,6 +108,27 @@ Deno.test("png: encode then decode is lossless, and PIL-made PNG decodes to the 
   assert.ok(maxDiff(jpg.data, src.data) < 40);
 });
 
+Deno.test("jpeg: corrupted files decode or throw, never hang or crash", () => {
+  const g = new Generator(1234);
+  let threw = 0;
+  for (const name of ["q75_420", "progressive_420", "cjpeg_restart_blocks", "gray_progressive"]) {
+    const path = `${FIX}jpeg/${name}.jpg`;
+    const clean = Deno.readFileSync(path);
+    for (let trial = 0; trial < 60; trial++) {
+      const bytes = clean.slice(0, trial % 5 === 0 ? 2 + g.int(clean.length - 2) : clean.length);
+      for (let k = 0; k < 1 + g.int(4); k++) bytes[2 + g.int(bytes.length - 2)] = g.int(256);
+      try {
+        const img = decodeImage(bytes, path);
+        assert.equal(img.data.length, img.width * img.height * 3);
+      } catch (e) {
+        assert.ok(e instanceof Error && e.message.includes(path), String(e));
+        threw++;
+      }
+    }
+  }
+  assert.ok(threw > 0);
+});
+
 Deno.test({
   name: "jpeg: all 100 ImageNet sample photos decode bit-exactly like PIL",
   ignore: !havePhotos,
@@ -109,4 +146,6 @@ Deno.test({
     }
   },
 });
-if (!havePhotos) console.log("image_codec_test: ../shared/data/imagenet-sample absent, photo test skipped");
+if (!havePhotos) {
+  console.log("image_codec_test: ../shared/data/imagenet-sample absent, photo test skipped");
+}

@@ -25,6 +25,13 @@ import {
 } from "../core/image/transforms.ts";
 import type { PilFilter } from "../core/image/resample_pil.ts";
 import { Generator } from "../core/random.ts";
+import {
+  digitEncoderInput,
+  digitTrainTransform,
+  fidReferenceTransform,
+  normalizeBatch,
+} from "../core/image/pipelines.ts";
+import { stackImages } from "../core/data/loader.ts";
 
 const FIX = new URL("./fixtures/image/", import.meta.url).pathname;
 const PHOTOS = new URL("../../shared/data/imagenet-sample/", import.meta.url).pathname;
@@ -58,17 +65,35 @@ const synth = JSON.parse(Deno.readTextFileSync(FIX + "synth.json"));
 const src = await readImage(FIX + "synth.png");
 
 Deno.test("resizePil: every PIL filter, up and down, matches PIL exactly", () => {
-  for (const r of synth.resize as { filter: PilFilter; width: number; height: number; data: string }[]) {
+  for (
+    const r of synth.resize as { filter: PilFilter; width: number; height: number; data: string }[]
+  ) {
     const out = resizePil(src, r.width, r.height, r.filter);
-    assert.equal(maxAbsDiff(out.data, bytes(r.data)), 0, `${r.filter} 61x45 -> ${r.width}x${r.height}`);
+    assert.equal(
+      maxAbsDiff(out.data, bytes(r.data)),
+      0,
+      `${r.filter} 61x45 -> ${r.width}x${r.height}`,
+    );
   }
 });
 
 Deno.test("torchvision Resize(short side) + CenterCrop match exactly, including crops larger than the image", () => {
-  for (const t of synth.torchvision as { resize: number; crop: number; width: number; height: number; data: string }[]) {
+  for (
+    const t of synth.torchvision as {
+      resize: number;
+      crop: number;
+      width: number;
+      height: number;
+      data: string;
+    }[]
+  ) {
     const out = centerCrop(resizeShortSide(src, t.resize, "bicubic"), t.crop);
     assert.equal(`${out.width}x${out.height}`, `${t.width}x${t.height}`);
-    assert.equal(maxAbsDiff(out.data, bytes(t.data)), 0, `Resize(${t.resize}) CenterCrop(${t.crop})`);
+    assert.equal(
+      maxAbsDiff(out.data, bytes(t.data)),
+      0,
+      `Resize(${t.resize}) CenterCrop(${t.crop})`,
+    );
   }
   // int(size * long / short) truncation and orientation.
   assert.deepEqual(shortSideSize(500, 375, 256), [341, 256]);
@@ -83,7 +108,15 @@ Deno.test("toTensor + normalize equal torchvision's float32 values exactly", () 
 
 Deno.test("interpolateBicubic matches F.interpolate(bicubic, align_corners=False) within 3e-6", () => {
   const x = normalize(toTensor(src));
-  for (const c of synth.interpolate as { scale?: number | number[]; size?: [number, number]; height: number; width: number; data: string }[]) {
+  for (
+    const c of synth.interpolate as {
+      scale?: number | number[];
+      size?: [number, number];
+      height: number;
+      width: number;
+      data: string;
+    }[]
+  ) {
     const opts = c.size ? { size: c.size } : { scaleFactor: c.scale as number | [number, number] };
     const y = interpolateBicubic(x.data, 3, x.height, x.width, opts);
     assert.equal(`${y.height}x${y.width}`, `${c.height}x${c.width}`, JSON.stringify(opts));
@@ -99,6 +132,25 @@ Deno.test("interpolateBicubic matches F.interpolate(bicubic, align_corners=False
   assert.ok(maxAbsDiff(bySf.data, bySize.data) > 1e-3);
 });
 
+Deno.test("pipelines: batch normalisation and DiGIT encoder input agree with the single-image path", () => {
+  const x = normalize(toTensor(src));
+  const batch = stackImages([src, horizontalFlip(src)]);
+  const nb = normalizeBatch(batch);
+  assert.equal(maxAbsDiff(nb.subarray(0, x.data.length), x.data), 0);
+  const big = resizePil(src, 256, 256, "bicubic");
+  const enc = digitEncoderInput(stackImages([big]));
+  assert.deepEqual(enc.shape, [1, 3, 224, 224]);
+  const ref = interpolateBicubic(normalize(toTensor(big)).data, 3, 256, 256, {
+    scaleFactor: 224 / 256,
+  });
+  assert.equal(maxAbsDiff(enc.data, ref.data), 0);
+  const small = digitEncoderInput(batch);
+  assert.deepEqual(small.shape, [2, 3, 45, 61]); // not 256 wide: no resize
+  const t = digitTrainTransform(32)(src, new Generator(1));
+  assert.equal(`${t.width}x${t.height}`, "32x32");
+  assert.equal(fidReferenceTransform(src, new Generator(0)).width, 256);
+});
+
 Deno.test("resizeBilinearTf1 matches torch-fidelity's TF1 bilinear exactly", () => {
   for (const c of synth.tf1 as { height: number; width: number; data: string }[]) {
     const y = resizeBilinearTf1(src, c.height, c.width);
@@ -111,7 +163,17 @@ Deno.test("resizeBilinearTf1 matches torch-fidelity's TF1 bilinear exactly", () 
 
 Deno.test("crops and flips: geometry and seeded randomness", () => {
   const img = { width: 3, height: 2, data: Uint8Array.from({ length: 18 }, (_, i) => i) };
-  assert.deepEqual(Array.from(horizontalFlip(img).data.subarray(0, 9)), [6, 7, 8, 3, 4, 5, 0, 1, 2]);
+  assert.deepEqual(Array.from(horizontalFlip(img).data.subarray(0, 9)), [
+    6,
+    7,
+    8,
+    3,
+    4,
+    5,
+    0,
+    1,
+    2,
+  ]);
   // torchvision rounds (3-2)/2 = 0.5 half-to-even -> 0; (5-2)/2 = 1.5 -> 2.
   assert.deepEqual(Array.from(centerCrop(img, [2, 2]).data.subarray(0, 3)), [0, 1, 2]);
   const wide = { width: 5, height: 1, data: Uint8Array.from({ length: 15 }, (_, i) => i) };
@@ -130,27 +192,59 @@ Deno.test("crops and flips: geometry and seeded randomness", () => {
   assert.ok(flips > 150 && flips < 250, `flips ${flips}`);
 });
 
-type PhotoRef = Record<string, any>;
+interface PhotoRef {
+  resize256_bicubic: { size: number[]; sha256: string };
+  center256: { sha256: string };
+  resize224_center224: { sha256: string };
+  fid_ref_bilinear256: { sha256: string };
+  resize32_bicubic: string;
+  resize32_bilinear: string;
+  digit224: { shape: number[]; positions: string; values: string; channel_sums: number[] };
+  tf1_299: { positions: string; values: string; sha256: string };
+}
 
 Deno.test({
   name: "real photos: DiGIT and FID preprocessing chains match PIL/torch",
   ignore: !havePhotos,
   fn: async () => {
-    const chosen = JSON.parse(Deno.readTextFileSync(FIX + "photos.json")).chosen as Record<string, PhotoRef>;
+    const chosen = JSON.parse(Deno.readTextFileSync(FIX + "photos.json")).chosen as Record<
+      string,
+      PhotoRef
+    >;
     assert.equal(Object.keys(chosen).length, 6);
     for (const [name, e] of Object.entries(chosen)) {
       const im = await readImage(PHOTOS + name);
       const r256 = resizeShortSide(im, 256, "bicubic");
       assert.deepEqual([r256.width, r256.height], e.resize256_bicubic.size, name);
-      assert.equal(await sha256(r256.data), e.resize256_bicubic.sha256, `${name} Resize(256, bicubic)`);
+      assert.equal(
+        await sha256(r256.data),
+        e.resize256_bicubic.sha256,
+        `${name} Resize(256, bicubic)`,
+      );
       const c256 = centerCrop(r256, 256);
       assert.equal(await sha256(c256.data), e.center256.sha256, `${name} CenterCrop(256)`);
       const r224 = centerCrop(resizeShortSide(im, 224, "bicubic"), 224);
-      assert.equal(await sha256(r224.data), e.resize224_center224.sha256, `${name} Resize(224)+CenterCrop`);
+      assert.equal(
+        await sha256(r224.data),
+        e.resize224_center224.sha256,
+        `${name} Resize(224)+CenterCrop`,
+      );
       const fid = centerCrop(resizeShortSide(im, 256, "bilinear"), 256);
-      assert.equal(await sha256(fid.data), e.fid_ref_bilinear256.sha256, `${name} FID reference prep`);
-      assert.equal(maxAbsDiff(resizePil(im, 32, 32, "bicubic").data, bytes(e.resize32_bicubic)), 0, name);
-      assert.equal(maxAbsDiff(resizePil(im, 32, 32, "bilinear").data, bytes(e.resize32_bilinear)), 0, name);
+      assert.equal(
+        await sha256(fid.data),
+        e.fid_ref_bilinear256.sha256,
+        `${name} FID reference prep`,
+      );
+      assert.equal(
+        maxAbsDiff(resizePil(im, 32, 32, "bicubic").data, bytes(e.resize32_bicubic)),
+        0,
+        name,
+      );
+      assert.equal(
+        maxAbsDiff(resizePil(im, 32, 32, "bilinear").data, bytes(e.resize32_bilinear)),
+        0,
+        name,
+      );
 
       const x = normalize(toTensor(c256));
       const y = interpolateBicubic(x.data, 3, 256, 256, { scaleFactor: 224 / 256 });
@@ -160,8 +254,12 @@ Deno.test({
       const got = Array.from(pos, (p) => y.data[p]);
       const d = maxAbsDiff(got, want);
       assert.ok(d <= INTERP_TOL, `${name} interpolate 256->224: max diff ${d}`);
-      const sums = [0, 1, 2].map((c) => y.data.subarray(c * 224 * 224, (c + 1) * 224 * 224).reduce((s, v) => s + v, 0));
-      for (let c = 0; c < 3; c++) assert.ok(Math.abs(sums[c] - e.digit224.channel_sums[c]) < 0.05, `${name} sum ${c}`);
+      const sums = [0, 1, 2].map((c) =>
+        y.data.subarray(c * 224 * 224, (c + 1) * 224 * 224).reduce((s, v) => s + v, 0)
+      );
+      for (let c = 0; c < 3; c++) {
+        assert.ok(Math.abs(sums[c] - e.digit224.channel_sums[c]) < 0.05, `${name} sum ${c}`);
+      }
 
       const z = resizeBilinearTf1(c256, 299, 299);
       const zp = ints(e.tf1_299.positions);
@@ -170,4 +268,6 @@ Deno.test({
     }
   },
 });
-if (!havePhotos) console.log("image_transforms_test: ../shared/data/imagenet-sample absent, photo test skipped");
+if (!havePhotos) {
+  console.log("image_transforms_test: ../shared/data/imagenet-sample absent, photo test skipped");
+}

@@ -31,7 +31,15 @@ Deno.test("text log: timestamped lines, appended", () => {
 Deno.test("progress: plain lines every interval when not a TTY, redraws on a TTY", () => {
   let t = 0;
   const out: string[] = [];
-  const bar = new ProgressBar({ total: 100, label: "train", unit: "tok", intervalSec: 10, isTTY: false, write: (s) => out.push(s), now: () => t });
+  const bar = new ProgressBar({
+    total: 100,
+    label: "train",
+    unit: "tok",
+    intervalSec: 10,
+    isTTY: false,
+    write: (s) => out.push(s),
+    now: () => t,
+  });
   for (let step = 1; step <= 100; step++) {
     t += 500; // 0.5 s per step, 1000 tokens per step
     bar.update(step, { loss: 4 - step / 100, items: 1000 });
@@ -43,7 +51,13 @@ Deno.test("progress: plain lines every interval when not a TTY, redraws on a TTY
 
   const tty: string[] = [];
   t = 0;
-  const b2 = new ProgressBar({ total: 4, isTTY: true, columns: 80, write: (s) => tty.push(s), now: () => t });
+  const b2 = new ProgressBar({
+    total: 4,
+    isTTY: true,
+    columns: 80,
+    write: (s) => tty.push(s),
+    now: () => t,
+  });
   t = 1000;
   b2.update(1);
   t = 1050; // within 100 ms: not redrawn

@@ -7,7 +7,13 @@
 
 import assert from "node:assert/strict";
 import { crc32c, maskedCrc32c } from "../core/log/crc32c.ts";
-import { encodeEvent, histogramOf, readTfRecords, TensorBoardWriter, tfRecord } from "../core/log/tensorboard.ts";
+import {
+  encodeEvent,
+  histogramOf,
+  readTfRecords,
+  TensorBoardWriter,
+  tfRecord,
+} from "../core/log/tensorboard.ts";
 import { decodeImage } from "../core/image/codec.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -21,18 +27,28 @@ Deno.test("crc32c: RFC 3720 / iSCSI test vectors", () => {
   assert.equal(crc32c(Uint8Array.from({ length: 32 }, (_, i) => 31 - i)), 0x113fdb5c);
   // mask = rotr(crc, 15) + 0xa282ead8
   const c = 0xe3069283;
-  assert.equal(maskedCrc32c(enc("123456789")), ((((c >>> 15) | (c << 17)) >>> 0) + 0xa282ead8) >>> 0);
+  assert.equal(
+    maskedCrc32c(enc("123456789")),
+    ((((c >>> 15) | (c << 17)) >>> 0) + 0xa282ead8) >>> 0,
+  );
 });
 
 Deno.test("tensorboard: a scalar event and its TFRecord, byte for byte", () => {
   const ev = encodeEvent({ wallTime: 1.5, step: 3, values: [{ tag: "loss", scalar: 0.25 }] });
   const expected = [
-    "09", "000000000000f83f", // field 1 (wall_time), wire 1 (64-bit): 1.5 = 0x3FF8000000000000 LE
-    "10", "03", // field 2 (step), wire 0 (varint): 3
-    "2a", "0d", // field 5 (summary), wire 2, 13 bytes
-    "0a", "0b", //   Summary.value (field 1), 11 bytes
-    "0a", "04", "6c6f7373", //     Value.tag (field 1) "loss"
-    "15", "0000803e", //     Value.simple_value (field 2, wire 5 = 32-bit): 0.25f = 0x3E800000 LE
+    "09",
+    "000000000000f83f", // field 1 (wall_time), wire 1 (64-bit): 1.5 = 0x3FF8000000000000 LE
+    "10",
+    "03", // field 2 (step), wire 0 (varint): 3
+    "2a",
+    "0d", // field 5 (summary), wire 2, 13 bytes
+    "0a",
+    "0b", //   Summary.value (field 1), 11 bytes
+    "0a",
+    "04",
+    "6c6f7373", //     Value.tag (field 1) "loss"
+    "15",
+    "0000803e", //     Value.simple_value (field 2, wire 5 = 32-bit): 0.25f = 0x3E800000 LE
   ].join("");
   assert.equal(hex(ev), expected);
   // u64 length 26 | masked crc of those 8 bytes | data | masked crc of data
@@ -63,7 +79,10 @@ Deno.test("tensorboard: writer produces readable records with scalars, image and
     const records = readTfRecords(Deno.readFileSync(w.path));
     assert.equal(records.length, 5);
     assert.deepEqual(records[0], encodeEvent({ wallTime: 100, fileVersion: "brain.Event:2" }));
-    assert.deepEqual(records[1], encodeEvent({ wallTime: 101, step: 1, values: [{ tag: "train/loss", scalar: 2.5 }] }));
+    assert.deepEqual(
+      records[1],
+      encodeEvent({ wallTime: 101, step: 1, values: [{ tag: "train/loss", scalar: 2.5 }] }),
+    );
     // The image record carries a PNG that decodes back to the image.
     const r = records[3];
     const png = r.subarray(r.indexOf(0x89), r.length);

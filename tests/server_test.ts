@@ -417,7 +417,18 @@ class DevTools {
   #nextId = 1;
   #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   sessionId = "";
+  /** Settles when the socket closes, whoever closes it (the browser may go first). */
+  readonly closed: Promise<void>;
   private constructor(readonly socket: WebSocket) {
+    this.closed = new Promise((resolve) => {
+      socket.onclose = () => {
+        for (const waiter of this.#pending.values()) {
+          waiter.reject(new Error("DevTools socket closed"));
+        }
+        this.#pending.clear();
+        resolve();
+      };
+    });
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
       const waiter = this.#pending.get(message.id);
@@ -442,7 +453,17 @@ class DevTools {
     const message: Record<string, unknown> = { id, method, params };
     if (session && this.sessionId) message.sessionId = this.sessionId;
     this.socket.send(JSON.stringify(message));
-    return new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    // Never wait forever on a browser that went away or hung.
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`DevTools ${method}: no answer within 20 s`));
+      }, 20_000);
+      this.#pending.set(id, {
+        resolve: (v) => (clearTimeout(timer), resolve(v)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+    });
   }
 
   async evaluate<T>(expression: string): Promise<T> {
@@ -461,9 +482,8 @@ class DevTools {
   }
 
   async close(): Promise<void> {
-    const closed = new Promise((resolve) => (this.socket.onclose = resolve));
-    this.socket.close();
-    await closed;
+    if (this.socket.readyState !== WebSocket.CLOSED) this.socket.close();
+    await this.closed;
   }
 }
 

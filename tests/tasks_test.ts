@@ -24,6 +24,7 @@ function fakePlugin(calls: string[], failures: Set<string> = new Set()): Plugin 
         outputs: () => ({ numbers: "numbers.txt" }),
         async run(p, ctx) {
           calls.push(`write-numbers:${ctx.stepName}`);
+          if (failures.delete(ctx.stepName)) throw new Error("simulated crash");
           const lines = Array.from({ length: p.count }, (_, i) => String(i + 1));
           for (let i = 1; i <= p.count; i++) ctx.log.progress("writing", i, p.count);
           await Deno.writeTextFile(ctx.outputs.numbers, lines.join("\n") + "\n");
@@ -308,19 +309,30 @@ Deno.test("a re-run upstream step invalidates its dependants even if the run the
   const { calls, registry, dir } = await setup(failures);
   const signal = new AbortController().signal;
   try {
-    const plan = planTask(pipeline(dir), registry, { file: "t" });
+    // 'boom' sits between 'numbers' and the step that reads it, and does not read it itself.
+    const task: TaskSpec = {
+      name: "crash",
+      outputs: `${dir}/out`,
+      steps: [
+        { name: "numbers", type: "write-numbers", params: { count: 3 } },
+        { name: "boom", type: "write-numbers", params: { count: 1 } },
+        { name: "total", type: "sum", params: { input: "${steps.numbers.outputs.numbers}" } },
+      ],
+    };
+    const plan = planTask(task, registry, { file: "t" });
     await runTask(plan, { registry, log: memoryLogger(), signal });
-    failures.add("total");
+    failures.add("boom");
     await assert.rejects(
-      runTask(plan, { registry, log: memoryLogger(), signal, force: ["numbers"] }),
+      runTask(plan, { registry, log: memoryLogger(), signal, force: ["numbers", "boom"] }),
       StepFailedError,
     );
-    assert.equal(await stepStatus(plan.steps[1]), "not run");
-    assert.equal(await stepStatus(plan.steps[2]), "done"); // does not read 'numbers'
+    // 'numbers' was re-made, so the old 'total' no longer counts as finished.
+    assert.equal(await stepStatus(plan.steps[0]), "done");
+    assert.equal(await stepStatus(plan.steps[2]), "not run");
     calls.length = 0;
     assert.deepEqual(await runTask(plan, { registry, log: memoryLogger(), signal }), {
-      ran: ["total"],
-      skipped: ["numbers", "other"],
+      ran: ["boom", "total"],
+      skipped: ["numbers"],
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -9,7 +9,16 @@
 import { checkIndex, type Dataset, type Sample } from "./dataset.ts";
 
 export const CIFAR10_CLASSES = [
-  "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+  "airplane",
+  "automobile",
+  "bird",
+  "cat",
+  "deer",
+  "dog",
+  "frog",
+  "horse",
+  "ship",
+  "truck",
 ];
 const SIDE = 32;
 const PIXELS = SIDE * SIDE;
@@ -19,14 +28,20 @@ export class Cifar10Dataset implements Dataset {
   readonly numClasses = 10;
   readonly length: number;
 
-  private constructor(readonly name: string, private readonly records: Uint8Array, readonly classNames: readonly string[]) {
+  private constructor(
+    readonly name: string,
+    private readonly records: Uint8Array,
+    readonly classNames: readonly string[],
+  ) {
     this.length = records.length / RECORD;
   }
 
   /** Open the train (5 batches) or test split from the extracted `cifar-10-batches-bin` folder. */
-  static async open(dir: string, split: "train" | "test"): Promise<Cifar10Dataset> {
+  static open(dir: string, split: "train" | "test"): Promise<Cifar10Dataset> {
     dir = dir.replace(/\/+$/, "");
-    const names = split === "train" ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ["test_batch.bin"];
+    const names = split === "train"
+      ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`)
+      : ["test_batch.bin"];
     return Cifar10Dataset.fromFiles(names.map((n) => `${dir}/${n}`), `${dir}/batches.meta.txt`);
   }
 
@@ -37,10 +52,14 @@ export class Cifar10Dataset implements Dataset {
         throw new Error(`Cifar10Dataset: ${p}: ${(e as Error).message}`);
       });
       if (b.length === 0 || b.length % RECORD !== 0) {
-        throw new Error(`Cifar10Dataset: ${p}: size ${b.length} is not a multiple of the ${RECORD}-byte record`);
+        throw new Error(
+          `Cifar10Dataset: ${p}: size ${b.length} is not a multiple of the ${RECORD}-byte record`,
+        );
       }
       for (let o = 0; o < b.length; o += RECORD) {
-        if (b[o] > 9) throw new Error(`Cifar10Dataset: ${p}: record ${o / RECORD} has label ${b[o]} (> 9)`);
+        if (b[o] > 9) {
+          throw new Error(`Cifar10Dataset: ${p}: record ${o / RECORD} has label ${b[o]} (> 9)`);
+        }
       }
       parts.push(b);
     }
@@ -53,7 +72,9 @@ export class Cifar10Dataset implements Dataset {
     let classes = CIFAR10_CLASSES;
     if (metaPath) {
       try {
-        const lines = (await Deno.readTextFile(metaPath)).split("\n").map((s) => s.trim()).filter(Boolean);
+        const lines = (await Deno.readTextFile(metaPath)).split("\n").map((s) => s.trim()).filter(
+          Boolean,
+        );
         if (lines.length === 10) classes = lines;
       } catch { /* optional file */ }
     }

@@ -64,7 +64,11 @@ export class ImageFileList implements Dataset {
  * A flat folder plus a TSV of "file<TAB>label" lines (the layout of
  * shared/data/imagenet-sample/labels.tsv). Lines starting with # are ignored.
  */
-export async function imageListFromTsv(dir: string, tsv: string, numClasses: number): Promise<ImageFileList> {
+export async function imageListFromTsv(
+  dir: string,
+  tsv: string,
+  numClasses: number,
+): Promise<ImageFileList> {
   const text = await Deno.readTextFile(tsv).catch((e) => {
     throw new Error(`imageListFromTsv: ${tsv}: ${(e as Error).message}`);
   });

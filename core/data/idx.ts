@@ -11,7 +11,16 @@ import { checkIndex, type Dataset, type Sample } from "./dataset.ts";
 
 export const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
 export const FASHION_MNIST_CLASSES = [
-  "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
 ];
 
 export interface IdxArray {
@@ -20,7 +29,9 @@ export interface IdxArray {
 }
 
 async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+    new DecompressionStream("gzip"),
+  );
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
@@ -33,8 +44,14 @@ export async function readIdx(path: string): Promise<IdxArray> {
   } catch (e) {
     throw new Error(`readIdx: ${path}: ${(e as Error).message}`);
   }
-  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) throw new Error(`readIdx: ${path}: not an IDX file`);
-  if (bytes[2] !== 0x08) throw new Error(`readIdx: ${path}: element type 0x${bytes[2].toString(16)} (only ubyte 0x08 is supported)`);
+  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) {
+    throw new Error(`readIdx: ${path}: not an IDX file`);
+  }
+  if (bytes[2] !== 0x08) {
+    throw new Error(
+      `readIdx: ${path}: element type 0x${bytes[2].toString(16)} (only ubyte 0x08 is supported)`,
+    );
+  }
   const ndim = bytes[3];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 4 + 4 * ndim) throw new Error(`readIdx: ${path}: truncated header`);
@@ -42,7 +59,11 @@ export async function readIdx(path: string): Promise<IdxArray> {
   const count = shape.reduce((a, b) => a * b, 1);
   const start = 4 + 4 * ndim;
   if (bytes.length - start !== count) {
-    throw new Error(`readIdx: ${path}: header says [${shape.join(", ")}] = ${count} bytes, file has ${bytes.length - start}`);
+    throw new Error(
+      `readIdx: ${path}: header says [${shape.join(", ")}] = ${count} bytes, file has ${
+        bytes.length - start
+      }`,
+    );
   }
   return { shape, data: bytes.subarray(start) };
 }
@@ -63,16 +84,30 @@ export class IdxDataset implements Dataset {
     [this.length, this.height, this.width] = shape;
   }
 
-  static async open(imagesPath: string, labelsPath: string, classNames?: readonly string[]): Promise<IdxDataset> {
+  static async open(
+    imagesPath: string,
+    labelsPath: string,
+    classNames?: readonly string[],
+  ): Promise<IdxDataset> {
     const [im, lb] = await Promise.all([readIdx(imagesPath), readIdx(labelsPath)]);
-    if (im.shape.length !== 3) throw new Error(`IdxDataset: ${imagesPath}: expected (N, rows, cols), got [${im.shape.join(", ")}]`);
+    if (im.shape.length !== 3) {
+      throw new Error(
+        `IdxDataset: ${imagesPath}: expected (N, rows, cols), got [${im.shape.join(", ")}]`,
+      );
+    }
     if (lb.shape.length !== 1 || lb.shape[0] !== im.shape[0]) {
-      throw new Error(`IdxDataset: ${labelsPath}: expected (${im.shape[0]},) labels, got [${lb.shape.join(", ")}]`);
+      throw new Error(
+        `IdxDataset: ${labelsPath}: expected (${im.shape[0]},) labels, got [${
+          lb.shape.join(", ")
+        }]`,
+      );
     }
     let max = 0;
     for (const y of lb.data) max = Math.max(max, y);
     const numClasses = classNames?.length ?? max + 1;
-    if (max >= numClasses) throw new Error(`IdxDataset: ${labelsPath}: label ${max} >= ${numClasses} classes`);
+    if (max >= numClasses) {
+      throw new Error(`IdxDataset: ${labelsPath}: label ${max} >= ${numClasses} classes`);
+    }
     return new IdxDataset(`idx:${imagesPath}`, im.data, lb.data, im.shape, numClasses, classNames);
   }
 

@@ -76,7 +76,11 @@ export class ImageFolder extends ImageFileList {
       if (files.length === before) empty.push(cls);
     }
     if (empty.length > 0) {
-      throw new Error(`ImageFolder: ${root}: no ${exts.join("/")} files for classes ${empty.slice(0, 5).join(", ")}${empty.length > 5 ? ", ..." : ""}`);
+      throw new Error(
+        `ImageFolder: ${root}: no ${exts.join("/")} files for classes ${
+          empty.slice(0, 5).join(", ")
+        }${empty.length > 5 ? ", ..." : ""}`,
+      );
     }
     return new ImageFolder(root, files, classes);
   }

@@ -76,7 +76,9 @@ export class DataLoader {
     }
     if (dataset.length === 0) throw new Error(`DataLoader: dataset ${dataset.name} is empty`);
     if (opts.dropLast && dataset.length < opts.batchSize) {
-      throw new Error(`DataLoader: dropLast with ${dataset.length} items < batchSize ${opts.batchSize} would yield nothing`);
+      throw new Error(
+        `DataLoader: dropLast with ${dataset.length} items < batchSize ${opts.batchSize} would yield nothing`,
+      );
     }
     this.opts = opts;
     this.batchSize = opts.batchSize;
@@ -172,7 +174,9 @@ export class DataLoader {
       if (position >= n) {
         if (images.length > 0 && !this.opts.dropLast) break; // short last batch
         if (++epochsCrossed > 1) {
-          throw new Error(`DataLoader: ${ds.name}: a whole epoch gave no full batch (${this.skipped} items skipped so far)`);
+          throw new Error(
+            `DataLoader: ${ds.name}: a whole epoch gave no full batch (${this.skipped} items skipped so far)`,
+          );
         }
         images.length = labels.length = indices.length = 0; // dropLast: discard the remainder
         epoch++;
@@ -183,10 +187,16 @@ export class DataLoader {
       position++;
       try {
         const s = await ds.get(index);
-        const img = this.opts.transform ? this.opts.transform(s.image, new Generator(itemSeed)) : s.image;
-        if (images.length > 0 && (img.width !== images[0].width || img.height !== images[0].height)) {
+        const img = this.opts.transform
+          ? this.opts.transform(s.image, new Generator(itemSeed))
+          : s.image;
+        if (
+          images.length > 0 && (img.width !== images[0].width || img.height !== images[0].height)
+        ) {
           throw new Error(
-            `size ${img.width}x${img.height} differs from the batch's ${images[0].width}x${images[0].height}; add a transform that crops to a fixed size`,
+            `size ${img.width}x${img.height} differs from the batch's ${images[0].width}x${
+              images[0].height
+            }; add a transform that crops to a fixed size`,
           );
         }
         images.push(img);
@@ -197,15 +207,25 @@ export class DataLoader {
         const where = ds.describe?.(index) ?? `item ${index}`;
         const msg = (e as Error).message;
         const text = msg.includes(where) ? msg : `${where}: ${msg}`;
-        if ((this.opts.onError ?? "fail") === "fail") throw new Error(`DataLoader: ${ds.name}: ${text}`);
+        if ((this.opts.onError ?? "fail") === "fail") {
+          throw new Error(`DataLoader: ${ds.name}: ${text}`);
+        }
         this.warn(`DataLoader: skipped ${text}`);
         // 2n-1 consecutive positions always contain one whole epoch: then nothing loads.
-        if (++failuresInARow >= 2 * n - 1) throw new Error(`DataLoader: ${ds.name}: every item failed to load (last: ${text})`);
+        if (++failuresInARow >= 2 * n - 1) {
+          throw new Error(`DataLoader: ${ds.name}: every item failed to load (last: ${text})`);
+        }
       }
       if (images.length === this.batchSize) break;
     }
     const stateAfter = position >= n ? { epoch: epoch + 1, position: 0 } : { epoch, position };
-    return { images: stackImages(images), labels: Int32Array.from(labels), indices: Int32Array.from(indices), epoch, stateAfter };
+    return {
+      images: stackImages(images),
+      labels: Int32Array.from(labels),
+      indices: Int32Array.from(indices),
+      epoch,
+      stateAfter,
+    };
   }
 }
 
@@ -217,7 +237,9 @@ export function stackImages(images: RgbImage[]): ImageBatch {
   const data = new Uint8Array(per * images.length);
   images.forEach((im, i) => {
     if (im.width !== width || im.height !== height) {
-      throw new Error(`stackImages: image ${i} is ${im.width}x${im.height}, expected ${width}x${height}`);
+      throw new Error(
+        `stackImages: image ${i} is ${im.width}x${im.height}, expected ${width}x${height}`,
+      );
     }
     data.set(im.data, i * per);
   });

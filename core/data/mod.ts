@@ -44,6 +44,10 @@ export function openDataset(spec: DatasetSpec): Promise<Dataset> {
     case "list":
       return imageListFromTsv(spec.dir, spec.tsv, spec.numClasses);
     default:
-      throw new Error(`openDataset: unknown kind "${(spec as { kind: string }).kind}" (shapes, imagefolder, fashion-mnist, idx, cifar10, list)`);
+      throw new Error(
+        `openDataset: unknown kind "${
+          (spec as { kind: string }).kind
+        }" (shapes, imagefolder, fashion-mnist, idx, cifar10, list)`,
+      );
   }
 }

@@ -15,7 +15,16 @@ import type { RgbImage } from "../image/rgb.ts";
 import { checkIndex, type Dataset, type Sample } from "./dataset.ts";
 
 export const SHAPE_CLASSES = [
-  "circle", "square", "triangle", "cross", "ring", "stripes", "star", "dots", "crescent", "checker",
+  "circle",
+  "square",
+  "triangle",
+  "cross",
+  "ring",
+  "stripes",
+  "star",
+  "dots",
+  "crescent",
+  "checker",
 ] as const;
 
 type Inside = (x: number, y: number) => boolean;
@@ -45,7 +54,8 @@ const SILHOUETTES: Inside[] = [
   (x, y) => x * x + y * y <= 0.85, // circle
   (x, y) => Math.abs(x) <= 0.72 && Math.abs(y) <= 0.72, // square
   polygon(regular(3, () => 1)), // triangle
-  (x, y) => (Math.abs(x) <= 0.95 && Math.abs(y) <= 0.27) || (Math.abs(x) <= 0.27 && Math.abs(y) <= 0.95), // cross
+  (x, y) =>
+    (Math.abs(x) <= 0.95 && Math.abs(y) <= 0.27) || (Math.abs(x) <= 0.27 && Math.abs(y) <= 0.95), // cross
   (x, y) => {
     const r2 = x * x + y * y;
     return r2 <= 0.9 && r2 >= 0.33; // ring
@@ -58,7 +68,9 @@ const SILHOUETTES: Inside[] = [
     return dx * dx + dy * dy <= 0.3 * 0.3; // 2x2 dots
   },
   (x, y) => x * x + y * y <= 0.9 && (x - 0.42) * (x - 0.42) + (y + 0.12) * (y + 0.12) > 0.5, // crescent
-  (x, y) => Math.abs(x) <= 0.8 && Math.abs(y) <= 0.8 && mod2((x + 0.8) / 0.5334) === mod2((y + 0.8) / 0.5334), // checker
+  (x, y) =>
+    Math.abs(x) <= 0.8 && Math.abs(y) <= 0.8 &&
+    mod2((x + 0.8) / 0.5334) === mod2((y + 0.8) / 0.5334), // checker
 ];
 
 function hsvToRgb(h: number, s: number, v: number): [number, number, number] {
@@ -99,17 +111,36 @@ export function sampleShapeParams(cls: number, size: number, g: Generator): Shap
   const bgVal = dark ? 0.12 + 0.2 * g.uniform() : 0.78 + 0.17 * g.uniform();
   const bgSat = 0.1 + 0.3 * g.uniform();
   const bg0 = hsvToRgb(bgHue, bgSat, bgVal);
-  const bg1 = hsvToRgb((bgHue + 0.08 * (g.uniform() - 0.5) + 1) % 1, bgSat, Math.min(1, Math.max(0, bgVal + (dark ? 0.12 : -0.12))));
+  const bg1 = hsvToRgb(
+    (bgHue + 0.08 * (g.uniform() - 0.5) + 1) % 1,
+    bgSat,
+    Math.min(1, Math.max(0, bgVal + (dark ? 0.12 : -0.12))),
+  );
   const fgHue = (bgHue + 0.25 + 0.5 * g.uniform()) % 1; // away from the background hue
   const fgVal = dark ? 0.8 + 0.2 * g.uniform() : 0.35 + 0.3 * g.uniform();
   const fg = hsvToRgb(fgHue, 0.55 + 0.45 * g.uniform(), fgVal);
-  return { cls, cx, cy, radius, angle, fg, bg0, bg1, bgAngle: 2 * Math.PI * g.uniform(), grain: 3 + 4 * g.uniform() };
+  return {
+    cls,
+    cx,
+    cy,
+    radius,
+    angle,
+    fg,
+    bg0,
+    bg1,
+    bgAngle: 2 * Math.PI * g.uniform(),
+    grain: 3 + 4 * g.uniform(),
+  };
 }
 
 const SUB = 4; // supersampling per axis
 
 /** Render one item; also returns the shape's coverage in [0, 1] per pixel. */
-export function renderShape(p: ShapeParams, size: number, grainSeed: number): { image: RgbImage; coverage: Float32Array } {
+export function renderShape(
+  p: ShapeParams,
+  size: number,
+  grainSeed: number,
+): { image: RgbImage; coverage: Float32Array } {
   const inside = SILHOUETTES[p.cls];
   const cos = Math.cos(-p.angle);
   const sin = Math.sin(-p.angle);
@@ -135,7 +166,9 @@ export function renderShape(p: ShapeParams, size: number, grainSeed: number): { 
       const noise = ((hashBits(grainSeed, i) >>> 8) / 16777216 - 0.5) * 2 * p.grain;
       for (let c = 0; c < 3; c++) {
         const bg = p.bg0[c] * (1 - t) + p.bg1[c] * t + noise;
-        data[3 * i + c] = Math.round(Math.min(255, Math.max(0, bg * (1 - a) + (p.fg[c] + noise * 0.5) * a)));
+        data[3 * i + c] = Math.round(
+          Math.min(255, Math.max(0, bg * (1 - a) + (p.fg[c] + noise * 0.5) * a)),
+        );
       }
     }
   }
@@ -164,9 +197,13 @@ export class ShapesDataset implements Dataset {
     this.length = opts.length ?? 10000;
     this.seed = (opts.seed ?? 0) >>> 0;
     this.numClasses = opts.numClasses ?? SHAPE_CLASSES.length;
-    if (!Number.isInteger(this.size) || this.size < 8) throw new Error(`shapes: size ${this.size} must be an integer >= 8`);
+    if (!Number.isInteger(this.size) || this.size < 8) {
+      throw new Error(`shapes: size ${this.size} must be an integer >= 8`);
+    }
     if (this.numClasses < 1 || this.numClasses > SHAPE_CLASSES.length) {
-      throw new Error(`shapes: numClasses ${this.numClasses} must be in 1..${SHAPE_CLASSES.length}`);
+      throw new Error(
+        `shapes: numClasses ${this.numClasses} must be in 1..${SHAPE_CLASSES.length}`,
+      );
     }
     this.classNames = SHAPE_CLASSES.slice(0, this.numClasses);
     this.name = `shapes:${this.size}px:seed${this.seed}`;

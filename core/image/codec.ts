@@ -15,8 +15,17 @@ export { encodePng } from "./png.ts";
 
 /** Decode JPEG or PNG bytes. `name` (usually the path) appears in every error. */
 export function decodeImage(bytes: Uint8Array, name = "<image>"): RgbImage {
-  if (isJpeg(bytes)) return decodeJpeg(bytes, name);
-  if (isPng(bytes)) return decodePng(bytes, name);
+  const guarded = (decode: () => RgbImage, format: string) => {
+    try {
+      return decode();
+    } catch (e) {
+      // Our decoders name the file; anything else (a library or a bug) gets the name added.
+      const msg = e instanceof Error ? e.message : String(e);
+      throw msg.includes(name) ? e : new Error(`${format}: ${name}: ${msg}`);
+    }
+  };
+  if (isJpeg(bytes)) return guarded(() => decodeJpeg(bytes, name), "jpeg");
+  if (isPng(bytes)) return guarded(() => decodePng(bytes, name), "png");
   const head = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ");
   throw new Error(`decodeImage: ${name}: unknown image format (first bytes: ${head || "none"})`);
 }

@@ -40,7 +40,9 @@ function cubicWeights(t: number, out: Float64Array, o: number): void {
  * in ATen), and only t = src - floor(src) is rounded to float32.
  */
 function taps(inSize: number, outSize: number, scaleFactor?: number) {
-  const scale = scaleFactor !== undefined && scaleFactor > 0 ? f32(1 / scaleFactor) : f32(f32(inSize) / outSize);
+  const scale = scaleFactor !== undefined && scaleFactor > 0
+    ? f32(1 / scaleFactor)
+    : f32(f32(inSize) / outSize);
   const index = new Int32Array(outSize * 4);
   const weight = new Float64Array(outSize * 4);
   for (let i = 0; i < outSize; i++) {
@@ -72,13 +74,19 @@ export function interpolateBicubic(
   opts: InterpolateOptions,
 ): { data: Float32Array; height: number; width: number } {
   if (data.length !== planes * height * width) {
-    throw new Error(`interpolateBicubic: ${planes}x${height}x${width} needs ${planes * height * width} values, got ${data.length}`);
+    throw new Error(
+      `interpolateBicubic: ${planes}x${height}x${width} needs ${
+        planes * height * width
+      } values, got ${data.length}`,
+    );
   }
   let outH: number, outW: number, sH: number | undefined, sW: number | undefined;
   if (opts.size) {
     [outH, outW] = opts.size;
   } else if (opts.scaleFactor !== undefined) {
-    [sH, sW] = typeof opts.scaleFactor === "number" ? [opts.scaleFactor, opts.scaleFactor] : opts.scaleFactor;
+    [sH, sW] = typeof opts.scaleFactor === "number"
+      ? [opts.scaleFactor, opts.scaleFactor]
+      : opts.scaleFactor;
     outH = Math.floor(height * sH);
     outW = Math.floor(width * sW);
   } else {

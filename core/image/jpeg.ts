@@ -10,7 +10,7 @@
 import { buildHuffmanTable, type HuffmanTable, NATURAL_ORDER } from "./jpeg_huffman.ts";
 import { decodeScan, type JpegComponent } from "./jpeg_scan.ts";
 import { idctIslow } from "./jpeg_idct.ts";
-import { cmykToRgb, type Plane, upsample, yccToRgb, ycckToCmyk } from "./jpeg_color.ts";
+import { cmykToRgb, type Plane, upsample, ycckToCmyk, yccToRgb } from "./jpeg_color.ts";
 import type { RgbImage } from "./rgb.ts";
 
 export function isJpeg(bytes: Uint8Array): boolean {
@@ -70,7 +70,9 @@ export function decodeJpeg(bytes: Uint8Array, name = "<jpeg>"): RgbImage {
         const tq = bytes[p] & 15;
         if (tq > 3) fail(`bad quantisation table id ${tq}`);
         const q = new Uint16Array(64);
-        for (let k = 0; k < 64; k++) q[NATURAL_ORDER[k]] = pq ? u16(p + 1 + 2 * k) : bytes[p + 1 + k];
+        for (let k = 0; k < 64; k++) {
+          q[NATURAL_ORDER[k]] = pq ? u16(p + 1 + 2 * k) : bytes[p + 1 + k];
+        }
         quant[tq] = q;
         p += 1 + (pq ? 128 : 64);
       }
@@ -89,7 +91,9 @@ export function decodeJpeg(bytes: Uint8Array, name = "<jpeg>"): RgbImage {
     } else if (marker === 0xdd) {
       restartInterval = u16(seg);
     } else if (marker === 0xe0) {
-      if (len >= 7 && String.fromCharCode(...bytes.subarray(seg, seg + 5)) === "JFIF\0") sawJfif = true;
+      if (len >= 7 && String.fromCharCode(...bytes.subarray(seg, seg + 5)) === "JFIF\0") {
+        sawJfif = true;
+      }
     } else if (marker === 0xee) {
       if (len >= 14 && String.fromCharCode(...bytes.subarray(seg, seg + 5)) === "Adobe") {
         adobeTransform = bytes[seg + 11];
@@ -97,8 +101,12 @@ export function decodeJpeg(bytes: Uint8Array, name = "<jpeg>"): RgbImage {
     } else if (marker === 0xc0 || marker === 0xc1 || marker === 0xc2) {
       if (frame) fail("more than one frame");
       frame = parseFrame(bytes, seg, marker === 0xc2, fail);
-    } else if (marker >= 0xc3 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-      fail(`unsupported JPEG process (SOF 0xFF${hex(marker)}: lossless, hierarchical or arithmetic)`);
+    } else if (
+      marker >= 0xc3 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc
+    ) {
+      fail(
+        `unsupported JPEG process (SOF 0xFF${hex(marker)}: lossless, hierarchical or arithmetic)`,
+      );
     } else if (marker === 0xda) {
       if (!frame) fail("scan before frame header");
       const f = frame!;
@@ -108,7 +116,8 @@ export function decodeJpeg(bytes: Uint8Array, name = "<jpeg>"): RgbImage {
       const acs: (HuffmanTable | undefined)[] = [];
       for (let i = 0; i < ns; i++) {
         const id = bytes[seg + 1 + 2 * i];
-        const comp = f.components.find((c) => c.id === id) ?? fail(`scan names unknown component ${id}`);
+        const comp = f.components.find((c) => c.id === id) ??
+          fail(`scan names unknown component ${id}`);
         comp.quant ??= quant[comp.quantId] ?? fail(`missing quantisation table ${comp.quantId}`);
         comps.push(comp);
         dcs.push(dcTables[bytes[seg + 2 + 2 * i] >> 4]);
@@ -157,13 +166,22 @@ function hex(b: number): string {
   return b.toString(16).toUpperCase().padStart(2, "0");
 }
 
-function parseFrame(bytes: Uint8Array, p: number, progressive: boolean, fail: (m: string) => never): Frame {
+function parseFrame(
+  bytes: Uint8Array,
+  p: number,
+  progressive: boolean,
+  fail: (m: string) => never,
+): Frame {
   const precision = bytes[p];
   if (precision !== 8) fail(`unsupported sample precision ${precision} (only 8-bit)`);
   const height = (bytes[p + 1] << 8) | bytes[p + 2];
   const width = (bytes[p + 3] << 8) | bytes[p + 4];
   const n = bytes[p + 5];
   if (width === 0 || height === 0) fail(`bad image size ${width}x${height} (DNL not supported)`);
+  // PIL refuses images above 2 * MAX_IMAGE_PIXELS as decompression bombs; so do we.
+  if (width * height > 178956970) {
+    fail(`image ${width}x${height} is too large (decompression bomb limit)`);
+  }
   if (n !== 1 && n !== 3 && n !== 4) fail(`unsupported component count ${n}`);
   const raw = [];
   for (let i = 0; i < n; i++) {
@@ -192,7 +210,12 @@ function parseFrame(bytes: Uint8Array, p: number, progressive: boolean, fail: (m
   return { progressive, width, height, maxH, maxV, mcusWide, mcusHigh, components };
 }
 
-function toRgb(f: Frame, sawJfif: boolean, adobeTransform: number, fail: (m: string) => never): RgbImage {
+function toRgb(
+  f: Frame,
+  sawJfif: boolean,
+  adobeTransform: number,
+  fail: (m: string) => never,
+): RgbImage {
   const { width, height } = f;
   const full = f.components.map((c) => {
     if (!c.quant) fail(`component ${c.id} has no data (no scan)`);
@@ -201,7 +224,14 @@ function toRgb(f: Frame, sawJfif: boolean, adobeTransform: number, fail: (m: str
     const samples = new Uint8Array(stride * c.gridHigh * 8);
     for (let by = 0; by < c.blocksHigh; by++) {
       for (let bx = 0; bx < c.blocksWide; bx++) {
-        idctIslow(c.coefs, (by * c.gridWide + bx) * 64, c.quant!, samples, by * 8 * stride + bx * 8, stride);
+        idctIslow(
+          c.coefs,
+          (by * c.gridWide + bx) * 64,
+          c.quant!,
+          samples,
+          by * 8 * stride + bx * 8,
+          stride,
+        );
       }
     }
     const plane: Plane = {

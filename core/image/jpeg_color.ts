@@ -29,7 +29,9 @@ export function upsample(p: Plane, width: number, height: number): Uint8Array {
   const row = (y: number) => Math.min(Math.max(y, 0), dh - 1) * stride;
 
   if (hs === 1 && vs === 1) {
-    for (let y = 0; y < height; y++) out.set(data.subarray(y * stride, y * stride + width), y * width);
+    for (let y = 0; y < height; y++) {
+      out.set(data.subarray(y * stride, y * stride + width), y * width);
+    }
   } else if (hs === 2 && vs === 1 && dw > 2) {
     const line = new Uint8Array(2 * dw);
     for (let y = 0; y < height; y++) {
@@ -41,7 +43,9 @@ export function upsample(p: Plane, width: number, height: number): Uint8Array {
       const near = row(y >> 1);
       const far = (y & 1) === 0 ? row((y >> 1) - 1) : row((y >> 1) + 1);
       const bias = (y & 1) === 0 ? 1 : 2;
-      for (let x = 0; x < width; x++) out[y * width + x] = (3 * data[near + x] + data[far + x] + bias) >> 2;
+      for (let x = 0; x < width; x++) {
+        out[y * width + x] = (3 * data[near + x] + data[far + x] + bias) >> 2;
+      }
     }
   } else if (hs === 2 && vs === 2 && dw > 2) {
     const sums = new Int32Array(dw);

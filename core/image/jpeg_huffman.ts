@@ -8,11 +8,87 @@
 
 /** Zigzag position to natural (row-major) position, padded for corrupt run lengths. */
 export const NATURAL_ORDER = new Int32Array([
-  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
-  13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
-  52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+  0,
+  1,
+  8,
+  16,
+  9,
+  2,
+  3,
+  10,
+  17,
+  24,
+  32,
+  25,
+  18,
+  11,
+  4,
+  5,
+  12,
+  19,
+  26,
+  33,
+  40,
+  48,
+  41,
+  34,
+  27,
+  20,
+  13,
+  6,
+  7,
+  14,
+  21,
+  28,
+  35,
+  42,
+  49,
+  56,
+  57,
+  50,
+  43,
+  36,
+  29,
+  22,
+  15,
+  23,
+  30,
+  37,
+  44,
+  51,
+  58,
+  59,
+  52,
+  45,
+  38,
+  31,
+  39,
+  46,
+  53,
+  60,
+  61,
+  54,
+  47,
+  55,
+  62,
+  63,
   // libjpeg lets a corrupt run overshoot up to position 79 and writes it to 63.
-  63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
 ]);
 
 const LOOKAHEAD = 9;
@@ -20,6 +96,11 @@ const LOOKAHEAD = 9;
 export interface HuffmanTable {
   /** Indexed by the next 9 bits: (code length << 8) | symbol, or 0 when the code is longer. */
   fast: Uint16Array;
+  /**
+   * For AC tables, indexed by the next 9 bits when a code and its magnitude bits both fit:
+   * (coefficient << 16) | (run << 8) | bits used; 0 otherwise (take the general path).
+   */
+  fastAc: Int32Array;
   /** Per code length l (1..16): largest code of that length, -1 if none. */
   maxCode: Int32Array;
   /** Per length: symbols[valOffset[l] + code] is the symbol of `code`. */
@@ -45,11 +126,24 @@ export function buildHuffmanTable(counts: Uint8Array, symbols: Uint8Array): Huff
       }
     }
     if (n > 0) maxCode[len] = code - 1;
-    if (code > 1 << len) throw new Error(`jpeg: bad Huffman table (too many codes of length ${len})`);
+    if (code > 1 << len) {
+      throw new Error(`jpeg: bad Huffman table (too many codes of length ${len})`);
+    }
     code <<= 1;
   }
   maxCode[17] = 0x7fffffff; // sentinel: ends the slow search
-  return { fast, maxCode, valOffset, symbols };
+  const fastAc = new Int32Array(1 << LOOKAHEAD);
+  for (let peek = 0; peek < 1 << LOOKAHEAD; peek++) {
+    const e = fast[peek];
+    if (e === 0) continue;
+    const len = e >> 8;
+    const s = e & 15;
+    if (s === 0 || len + s > LOOKAHEAD) continue;
+    const raw = (peek >> (LOOKAHEAD - len - s)) & ((1 << s) - 1);
+    const value = raw < 1 << (s - 1) ? raw - (1 << s) + 1 : raw;
+    fastAc[peek] = (value << 16) | ((e & 0xf0) << 4) | (len + s);
+  }
+  return { fast, fastAc, maxCode, valOffset, symbols };
 }
 
 export class BitReader {
@@ -134,6 +228,14 @@ export class BitReader {
     this.badCodes++;
     this.count -= Math.min(this.count, 16);
     return 0;
+  }
+
+  /** One AC coefficient via the combined table: the packed entry (bits consumed), or 0. */
+  decodeAcFast(t: HuffmanTable): number {
+    if (this.count < 16) this.fill();
+    const e = t.fastAc[(this.buf >>> (this.count - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)];
+    if (e !== 0) this.count -= e & 0xff;
+    return e;
   }
 
   /** Drop buffered bits and position on the next marker (restart handling). */

@@ -4,7 +4,9 @@
  * libjpeg-turbo and so of PIL. Same constants, same rounding, same range-limit table,
  * so the output samples are bit-identical for valid data.
  *
- * Arithmetic is done in doubles (exact below 2^53), standing in for C's 64-bit JLONG.
+ * Sums are formed exactly (JS numbers) and descaled with 32-bit arithmetic shifts, as
+ * libjpeg-turbo's SIMD islow does in 32-bit lanes; valid 8-bit JPEG data never leaves that
+ * range, so the result equals the C code's 64-bit arithmetic.
  */
 
 const CONST_BITS = 13;
@@ -22,13 +24,12 @@ const F_2_053 = 16819;
 const F_2_562 = 20995;
 const F_3_072 = 25172;
 
-const PASS1_ROUND = 1 << (CONST_BITS - PASS1_BITS - 1);
-const PASS1_SCALE = 1 / (1 << (CONST_BITS - PASS1_BITS));
+const PASS1_SHIFT = CONST_BITS - PASS1_BITS;
+const PASS1_ROUND = 1 << (PASS1_SHIFT - 1);
 const PASS2_SHIFT = CONST_BITS + PASS1_BITS + 3;
-const PASS2_ROUND = 2 ** (PASS2_SHIFT - 1);
-const PASS2_SCALE = 2 ** -PASS2_SHIFT;
-const DC_ROUND = 1 << (PASS1_BITS + 3 - 1);
-const DC_SCALE = 1 / (1 << (PASS1_BITS + 3));
+const PASS2_ROUND = 1 << (PASS2_SHIFT - 1);
+const DC_SHIFT = PASS1_BITS + 3;
+const DC_ROUND = 1 << (DC_SHIFT - 1);
 
 /**
  * libjpeg's post-IDCT range-limit table, indexed by (value & 1023): adds the +128 level
@@ -69,8 +70,16 @@ export function idctIslow(
       coefs[i + 40] === 0 && coefs[i + 48] === 0 && coefs[i + 56] === 0
     ) {
       const dc = coefs[i] * quant[col] * (1 << PASS1_BITS);
-      ws[col] = ws[col + 8] = ws[col + 16] = ws[col + 24] = dc;
-      ws[col + 32] = ws[col + 40] = ws[col + 48] = ws[col + 56] = dc;
+      ws[col] =
+        ws[col + 8] =
+        ws[col + 16] =
+        ws[col + 24] =
+          dc;
+      ws[col + 32] =
+        ws[col + 40] =
+        ws[col + 48] =
+        ws[col + 56] =
+          dc;
       continue;
     }
     // Even part.
@@ -105,14 +114,14 @@ export function idctIslow(
     const o1 = t1 * F_2_053 + z2 + z4;
     const o2 = t2 * F_3_072 + z2 + z3;
     const o3 = t3 * F_1_501 + z1 + z4;
-    ws[col] = Math.floor((tmp10 + o3 + PASS1_ROUND) * PASS1_SCALE);
-    ws[56 + col] = Math.floor((tmp10 - o3 + PASS1_ROUND) * PASS1_SCALE);
-    ws[8 + col] = Math.floor((tmp11 + o2 + PASS1_ROUND) * PASS1_SCALE);
-    ws[48 + col] = Math.floor((tmp11 - o2 + PASS1_ROUND) * PASS1_SCALE);
-    ws[16 + col] = Math.floor((tmp12 + o1 + PASS1_ROUND) * PASS1_SCALE);
-    ws[40 + col] = Math.floor((tmp12 - o1 + PASS1_ROUND) * PASS1_SCALE);
-    ws[24 + col] = Math.floor((tmp13 + o0 + PASS1_ROUND) * PASS1_SCALE);
-    ws[32 + col] = Math.floor((tmp13 - o0 + PASS1_ROUND) * PASS1_SCALE);
+    ws[col] = (tmp10 + o3 + PASS1_ROUND) >> PASS1_SHIFT;
+    ws[56 + col] = (tmp10 - o3 + PASS1_ROUND) >> PASS1_SHIFT;
+    ws[8 + col] = (tmp11 + o2 + PASS1_ROUND) >> PASS1_SHIFT;
+    ws[48 + col] = (tmp11 - o2 + PASS1_ROUND) >> PASS1_SHIFT;
+    ws[16 + col] = (tmp12 + o1 + PASS1_ROUND) >> PASS1_SHIFT;
+    ws[40 + col] = (tmp12 - o1 + PASS1_ROUND) >> PASS1_SHIFT;
+    ws[24 + col] = (tmp13 + o0 + PASS1_ROUND) >> PASS1_SHIFT;
+    ws[32 + col] = (tmp13 - o0 + PASS1_ROUND) >> PASS1_SHIFT;
   }
   // Pass 2: rows from the work array, descaled by 2^(CONST_BITS+PASS1_BITS+3), range-limited.
   for (let row = 0; row < 8; row++) {
@@ -122,7 +131,7 @@ export function idctIslow(
       ws[w + 1] === 0 && ws[w + 2] === 0 && ws[w + 3] === 0 && ws[w + 4] === 0 &&
       ws[w + 5] === 0 && ws[w + 6] === 0 && ws[w + 7] === 0
     ) {
-      out.fill(RANGE_LIMIT[Math.floor((ws[w] + DC_ROUND) * DC_SCALE) & 1023], dst, dst + 8);
+      out.fill(RANGE_LIMIT[(ws[w] + DC_ROUND) >> DC_SHIFT & 1023], dst, dst + 8);
       continue;
     }
     let z2 = ws[w + 2];
@@ -153,13 +162,13 @@ export function idctIslow(
     const o1 = t1 * F_2_053 + z2 + z4;
     const o2 = t2 * F_3_072 + z2 + z3;
     const o3 = t3 * F_1_501 + z1 + z4;
-    out[dst] = RANGE_LIMIT[Math.floor((tmp10 + o3 + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 7] = RANGE_LIMIT[Math.floor((tmp10 - o3 + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 1] = RANGE_LIMIT[Math.floor((tmp11 + o2 + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 6] = RANGE_LIMIT[Math.floor((tmp11 - o2 + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 2] = RANGE_LIMIT[Math.floor((tmp12 + o1 + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 5] = RANGE_LIMIT[Math.floor((tmp12 - o1 + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 3] = RANGE_LIMIT[Math.floor((tmp13 + o0 + PASS2_ROUND) * PASS2_SCALE) & 1023];
-    out[dst + 4] = RANGE_LIMIT[Math.floor((tmp13 - o0 + PASS2_ROUND) * PASS2_SCALE) & 1023];
+    out[dst] = RANGE_LIMIT[(tmp10 + o3 + PASS2_ROUND) >> PASS2_SHIFT & 1023];
+    out[dst + 7] = RANGE_LIMIT[(tmp10 - o3 + PASS2_ROUND) >> PASS2_SHIFT & 1023];
+    out[dst + 1] = RANGE_LIMIT[(tmp11 + o2 + PASS2_ROUND) >> PASS2_SHIFT & 1023];
+    out[dst + 6] = RANGE_LIMIT[(tmp11 - o2 + PASS2_ROUND) >> PASS2_SHIFT & 1023];
+    out[dst + 2] = RANGE_LIMIT[(tmp12 + o1 + PASS2_ROUND) >> PASS2_SHIFT & 1023];
+    out[dst + 5] = RANGE_LIMIT[(tmp12 - o1 + PASS2_ROUND) >> PASS2_SHIFT & 1023];
+    out[dst + 3] = RANGE_LIMIT[(tmp13 + o0 + PASS2_ROUND) >> PASS2_SHIFT & 1023];
+    out[dst + 4] = RANGE_LIMIT[(tmp13 - o0 + PASS2_ROUND) >> PASS2_SHIFT & 1023];
   }
 }

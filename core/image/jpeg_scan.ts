@@ -58,6 +58,12 @@ export function decodeScan(data: Uint8Array, pos: number, p: ScanParams): BitRea
     preds[c] += t === 0 ? 0 : r.receiveExtend(t);
     coefs[off] = preds[c];
     for (let k = 1; k < 64; k++) {
+      const fa = r.decodeAcFast(ac);
+      if (fa !== 0) {
+        k += (fa >> 8) & 15;
+        coefs[off + NATURAL_ORDER[k]] = fa >> 16;
+        continue;
+      }
       const rs = r.decode(ac);
       const s = rs & 15;
       const run = rs >> 4;
@@ -154,7 +160,9 @@ export function decodeScan(data: Uint8Array, pos: number, p: ScanParams): BitRea
     r.resetAtMarker();
     // Find the RSTn marker (skipping garbage, as libjpeg's resync would) and step over it.
     let q = r.pos;
-    while (q + 1 < data.length && !(data[q] === 0xff && data[q + 1] >= 0xd0 && data[q + 1] <= 0xd7)) {
+    while (
+      q + 1 < data.length && !(data[q] === 0xff && data[q + 1] >= 0xd0 && data[q + 1] <= 0xd7)
+    ) {
       if (data[q] === 0xff && data[q + 1] !== 0 && data[q + 1] !== 0xff) break; // another marker
       q++;
     }

@@ -78,7 +78,12 @@ export function decodePng(bytes: Uint8Array, name = "<png>"): RgbImage {
 }
 
 /** Unpack rows of 1/2/4/8-bit samples (each row starts on a byte) to one byte each. */
-function unpackSamples(packed: Uint8Array, width: number, height: number, depth: number): Uint8Array {
+function unpackSamples(
+  packed: Uint8Array,
+  width: number,
+  height: number,
+  depth: number,
+): Uint8Array {
   if (depth === 8) return packed;
   const out = new Uint8Array(width * height);
   const rowBytes = Math.ceil((width * depth) / 8);
@@ -96,7 +101,17 @@ function unpackSamples(packed: Uint8Array, width: number, height: number, depth:
 /** Encode an RGB image as an 8-bit RGB PNG. */
 export function encodePng(img: RgbImage): Uint8Array {
   if (img.data.length !== img.width * img.height * 3) {
-    throw new Error(`encodePng: ${img.width}x${img.height}x3 needs ${img.width * img.height * 3} bytes, got ${img.data.length}`);
+    throw new Error(
+      `encodePng: ${img.width}x${img.height}x3 needs ${
+        img.width * img.height * 3
+      } bytes, got ${img.data.length}`,
+    );
   }
-  return fastPngEncode({ width: img.width, height: img.height, data: img.data, channels: 3, depth: 8 });
+  return fastPngEncode({
+    width: img.width,
+    height: img.height,
+    data: img.data,
+    channels: 3,
+    depth: 8,
+  });
 }

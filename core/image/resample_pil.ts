@@ -210,7 +210,11 @@ export function resamplePil(
     throw new Error(`resamplePil: invalid output size ${outWidth}x${outHeight}`);
   }
   if (data.length !== width * height * channels) {
-    throw new Error(`resamplePil: ${width}x${height}x${channels} needs ${width * height * channels} bytes, got ${data.length}`);
+    throw new Error(
+      `resamplePil: ${width}x${height}x${channels} needs ${
+        width * height * channels
+      } bytes, got ${data.length}`,
+    );
   }
   const f = FILTERS[filter];
   if (!f) throw new Error(`resamplePil: unknown filter "${filter}"`);
@@ -233,7 +237,12 @@ export function resamplePil(
 }
 
 /** PIL-equivalent resize of an RGB image. */
-export function resizePil(img: RgbImage, outWidth: number, outHeight: number, filter: PilFilter): RgbImage {
+export function resizePil(
+  img: RgbImage,
+  outWidth: number,
+  outHeight: number,
+  filter: PilFilter,
+): RgbImage {
   return {
     width: outWidth,
     height: outHeight,

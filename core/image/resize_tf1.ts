@@ -36,7 +36,11 @@ export function resizeBilinearTf1Planes(
   outW: number,
 ): Float32Array {
   if (data.length !== planes * height * width) {
-    throw new Error(`resizeBilinearTf1: ${planes}x${height}x${width} needs ${planes * height * width} values, got ${data.length}`);
+    throw new Error(
+      `resizeBilinearTf1: ${planes}x${height}x${width} needs ${
+        planes * height * width
+      } values, got ${data.length}`,
+    );
   }
   const gy = grid(height, outH);
   const gx = grid(width, outW);

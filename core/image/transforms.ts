@@ -26,14 +26,24 @@ export function shortSideSize(width: number, height: number, size: number): [num
 }
 
 /** torchvision Resize(size): the short side becomes `size`, aspect kept. */
-export function resizeShortSide(img: RgbImage, size: number, filter: PilFilter = "bilinear"): RgbImage {
+export function resizeShortSide(
+  img: RgbImage,
+  size: number,
+  filter: PilFilter = "bilinear",
+): RgbImage {
   const [w, h] = shortSideSize(img.width, img.height, size);
   if (w === img.width && h === img.height) return img;
   return resizePil(img, w, h, filter);
 }
 
 /** Copy the window (top, left, height, width); parts outside the image are zero. */
-export function crop(img: RgbImage, top: number, left: number, height: number, width: number): RgbImage {
+export function crop(
+  img: RgbImage,
+  top: number,
+  left: number,
+  height: number,
+  width: number,
+): RgbImage {
   const out = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y++) {
     const sy = top + y;
@@ -74,7 +84,11 @@ export function centerCrop(img: RgbImage, size: number | [number, number]): RgbI
 }
 
 /** torchvision RandomCrop(size) without padding; offsets drawn from `gen`. */
-export function randomCrop(img: RgbImage, size: number | [number, number], gen: Generator): RgbImage {
+export function randomCrop(
+  img: RgbImage,
+  size: number | [number, number],
+  gen: Generator,
+): RgbImage {
   const [th, tw] = typeof size === "number" ? [size, size] : size;
   if (img.height < th || img.width < tw) {
     throw new Error(`randomCrop: crop ${th}x${tw} larger than image ${img.height}x${img.width}`);
@@ -125,7 +139,9 @@ export function normalize(
   std: readonly number[] = IMAGENET_STD,
 ): FloatImage {
   if (mean.length !== img.channels || std.length !== img.channels) {
-    throw new Error(`normalize: ${img.channels} channels but mean/std have ${mean.length}/${std.length}`);
+    throw new Error(
+      `normalize: ${img.channels} channels but mean/std have ${mean.length}/${std.length}`,
+    );
   }
   const n = img.width * img.height;
   const out = new Float32Array(img.data.length);

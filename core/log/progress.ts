@@ -117,15 +117,23 @@ export class ProgressBar {
       const full = Math.round(frac * width);
       parts.push(`[${"#".repeat(full)}${"·".repeat(width - full)}]`);
     }
-    parts.push(`${String(this.step).padStart(String(total).length)}/${total}`, `${Math.floor(frac * 100)}%`);
+    parts.push(
+      `${String(this.step).padStart(String(total).length)}/${total}`,
+      `${Math.floor(frac * 100)}%`,
+    );
     if (this.loss !== undefined) parts.push(`loss ${this.loss.toFixed(4)}`);
-    for (const [k, v] of Object.entries(this.extra ?? {})) parts.push(`${k} ${typeof v === "number" ? humanCount(v) : v}`);
+    for (const [k, v] of Object.entries(this.extra ?? {})) {
+      parts.push(`${k} ${typeof v === "number" ? humanCount(v) : v}`);
+    }
     if (elapsed > 0) {
-      if (this.items > 0) parts.push(`${humanCount(this.items / elapsed)} ${this.opts.unit ?? "it"}/s`);
-      else parts.push(`${humanCount(this.step / elapsed)} steps/s`);
+      if (this.items > 0) {
+        parts.push(`${humanCount(this.items / elapsed)} ${this.opts.unit ?? "it"}/s`);
+      } else parts.push(`${humanCount(this.step / elapsed)} steps/s`);
     }
     const eta = this.step > 0 ? (elapsed / this.step) * (total - this.step) : NaN;
-    parts.push(this.step >= total ? `took ${formatDuration(elapsed)}` : `ETA ${formatDuration(eta)}`);
+    parts.push(
+      this.step >= total ? `took ${formatDuration(elapsed)}` : `ETA ${formatDuration(eta)}`,
+    );
     return parts.join("  ");
   }
 }

@@ -122,7 +122,10 @@ function encodeValue(v: SummaryValue): Uint8Array {
   if ("scalar" in v) {
     w.float(2, v.scalar);
   } else if ("image" in v) {
-    const im = new ProtoWriter().int(1, v.image.height).int(2, v.image.width).int(3, v.image.channels)
+    const im = new ProtoWriter().int(1, v.image.height).int(2, v.image.width).int(
+      3,
+      v.image.channels,
+    )
       .lengthDelimited(4, v.image.png);
     w.lengthDelimited(4, im.bytes());
   } else {
@@ -135,7 +138,9 @@ function encodeValue(v: SummaryValue): Uint8Array {
 }
 
 /** Serialize one Event. */
-export function encodeEvent(e: { wallTime: number; step?: number; fileVersion?: string; values?: SummaryValue[] }): Uint8Array {
+export function encodeEvent(
+  e: { wallTime: number; step?: number; fileVersion?: string; values?: SummaryValue[] },
+): Uint8Array {
   const w = new ProtoWriter().double(1, e.wallTime);
   if (e.step !== undefined && e.step !== 0) w.int(2, e.step);
   if (e.fileVersion !== undefined) w.string(3, e.fileVersion);
@@ -165,10 +170,14 @@ export function readTfRecords(bytes: Uint8Array): Uint8Array[] {
   for (let p = 0; p < bytes.length;) {
     if (p + 12 > bytes.length) throw new Error(`readTfRecords: truncated header at byte ${p}`);
     const n = Number(view.getBigUint64(p, true));
-    if (view.getUint32(p + 8, true) !== maskedCrc32c(bytes.subarray(p, p + 8))) throw new Error(`readTfRecords: bad length CRC at byte ${p}`);
+    if (view.getUint32(p + 8, true) !== maskedCrc32c(bytes.subarray(p, p + 8))) {
+      throw new Error(`readTfRecords: bad length CRC at byte ${p}`);
+    }
     if (p + 16 + n > bytes.length) throw new Error(`readTfRecords: truncated record at byte ${p}`);
     const data = bytes.subarray(p + 12, p + 12 + n);
-    if (view.getUint32(p + 12 + n, true) !== maskedCrc32c(data)) throw new Error(`readTfRecords: bad data CRC at byte ${p}`);
+    if (view.getUint32(p + 12 + n, true) !== maskedCrc32c(data)) {
+      throw new Error(`readTfRecords: bad data CRC at byte ${p}`);
+    }
     out.push(data);
     p += 16 + n;
   }
@@ -188,8 +197,13 @@ export function histogramOf(values: ArrayLike<number>, bins = 30): Histogram {
   if (values.length === 0) min = max = 0;
   const width = max > min ? (max - min) / bins : 1;
   const bucket = new Array(bins).fill(0);
-  for (let i = 0; i < values.length; i++) bucket[Math.min(bins - 1, Math.floor((values[i] - min) / width))]++;
-  const bucketLimit = Array.from({ length: bins }, (_, k) => (k === bins - 1 ? max : min + (k + 1) * width));
+  for (let i = 0; i < values.length; i++) {
+    bucket[Math.min(bins - 1, Math.floor((values[i] - min) / width))]++;
+  }
+  const bucketLimit = Array.from(
+    { length: bins },
+    (_, k) => (k === bins - 1 ? max : min + (k + 1) * width),
+  );
   return { min, max, num: values.length, sum, sumSquares, bucketLimit, bucket };
 }
 
@@ -230,7 +244,13 @@ export class TensorBoardWriter {
   }
 
   addHistogram(tag: string, values: ArrayLike<number>, step: number, bins = 30): void {
-    this.write(encodeEvent({ wallTime: this.now(), step, values: [{ tag, histogram: histogramOf(values, bins) }] }));
+    this.write(
+      encodeEvent({
+        wallTime: this.now(),
+        step,
+        values: [{ tag, histogram: histogramOf(values, bins) }],
+      }),
+    );
   }
 
   flush(): void {

@@ -70,13 +70,6 @@ export class ImageFolder {
     return this.files.length;
   }
 
-  /** Throws unless the folder has at least `n` images; `why` says who needs them. */
-  requireAtLeast(n: number, why: string): void {
-    if (this.count < n) {
-      throw new Error(`${this.what} '${this.dir}' has ${this.count} image(s); ${why} needs at least ${n}`);
-    }
-  }
-
   /** Decoded batches of `batchSize` images in file order (the first `limit` files when given). */
   async *batches(batchSize: number, opts: { limit?: number; signal?: AbortSignal } = {}): AsyncGenerator<FolderBatch> {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`ImageFolder.batches: bad batch size ${batchSize}`);

@@ -1,0 +1,205 @@
+/**
+ * The `eval` step: score a folder of generated images against a reference, the way DiGIT's
+ * eval_fid.py does with torch-fidelity (FID + IS on the FID Inception-v3), plus optional
+ * precision/recall and Frechet distances on registered encoders.
+ *
+ *   generated   folder of png/jpg/jpeg (non-recursive, sorted, one image size)
+ *   reference   folder of images, or a .npz/.safetensors statistics file made earlier
+ *   metrics     fid, is, prc, fd:<encoder>     (default fid, is)
+ *
+ * Everything that can be checked before the network runs is checked first (folders, counts,
+ * files, weights), so a bad call fails in seconds, not after an hour of features. Reference
+ * statistics computed from a folder are written to the step folder (and to
+ * `save_reference_stats` when given) so the next evaluation can skip the reference set.
+ */
+
+import { type Infer, s } from "../../core/config.ts";
+import { useDevice } from "../../core/device.ts";
+import type { Metric, MetricResult } from "../../core/interfaces.ts";
+import type { RunContext } from "../../core/registry.ts";
+import type { InceptionFeatureExtractor } from "../inception/extractor.ts";
+import { sharedInceptionExtractor } from "../inception/extractor.ts";
+import { POOL3_DIM } from "../inception/model.ts";
+import {
+  encoderFeatureName,
+  encoderFeatures,
+  EncoderFrechetMetric,
+  type EncoderPooling,
+  type GlobalEncoder,
+} from "./fd_encoder.ts";
+import { FidMetric, INCEPTION_FEATURE } from "./fid.ts";
+import { ImageFolder } from "./folder.ts";
+import { InceptionScoreMetric } from "./is.ts";
+import { FeatureRows, PrecisionRecallMetric } from "./prc.ts";
+import { FeatureStats, type GaussianStats } from "./stats.ts";
+import { loadStats, saveStats, statsFormatOf, type StoredStats } from "./stats_io.ts";
+
+export const WEIGHTS_ENV = "DIGIT_INCEPTION_WEIGHTS";
+
+const metricName = s.string({
+  pattern: /fid|is|prc|fd:[A-Za-z0-9][A-Za-z0-9._-]*/,
+  patternName: "fid, is, prc or fd:<encoder name>",
+});
+
+export const evalParams = s.object({
+  generated: s.string({ nonEmpty: true, description: "folder of generated images (png/jpg/jpeg, not searched recursively)" }),
+  reference: s.string({ nonEmpty: true, description: "folder of reference images, or a .npz/.safetensors statistics file" }).optional(),
+  metrics: s.array(metricName, { minLength: 1 }).default(["fid", "is"]),
+  inception_weights: s.string({
+    nonEmpty: true,
+    description: `pt_inception-2015-12-05-6726825d.pth or weights-inception-2015-12-05-6726825d.pth (or their folder); default $${WEIGHTS_ENV}`,
+  }).optional(),
+  batch_size: s.int({ min: 1 }).default(64),
+  limit: s.int({ min: 1, description: "use only the first N images of each folder" }).optional(),
+  is_splits: s.int({ min: 1 }).default(10),
+  prc_neighborhood: s.int({ min: 1 }).default(3),
+  encoders: s.record(s.any(), { description: "options per encoder used by fd:<encoder>" }).default({}),
+  fd_pooling: s.enum(["mean", "cls"] as const).default("mean"),
+  save_reference_stats: s.string({ nonEmpty: true, description: "also write the reference's Inception statistics here (.npz or .safetensors)" }).optional(),
+});
+export type EvalParams = Infer<typeof evalParams>;
+
+export interface EvalContext extends RunContext {
+  /** Where reference statistics are written (the step folder). */
+  stepDir: string;
+  /** Test hook: use this extractor instead of loading `inception_weights`. */
+  extractor?: InceptionFeatureExtractor;
+}
+
+export interface EvalReport {
+  metrics: MetricResult;
+  generated: { folder: string; count: number };
+  reference?: { source: string; count: number };
+  files: Record<string, string>;
+}
+
+function weightsPath(p: EvalParams): string {
+  const path = p.inception_weights ?? Deno.env.get(WEIGHTS_ENV);
+  if (!path) {
+    throw new Error(
+      `eval: set inception_weights (or $${WEIGHTS_ENV}) to pt_inception-2015-12-05-6726825d.pth or ` +
+        `weights-inception-2015-12-05-6726825d.pth; FID and IS need the FID Inception-v3 weights`,
+    );
+  }
+  return path;
+}
+
+export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalReport> {
+  const wants = new Set(p.metrics);
+  const encoderNames = p.metrics.filter((m) => m.startsWith("fd:")).map((m) => m.slice(3));
+  const needsInception = wants.has("fid") || wants.has("is") || wants.has("prc");
+  const needsReference = wants.has("fid") || wants.has("prc") || encoderNames.length > 0;
+  const limit = p.limit;
+  const usable = (f: ImageFolder) => Math.min(f.count, limit ?? Infinity);
+
+  // ---- checks that need no network
+  const generated = await ImageFolder.open(p.generated, "generated images");
+  if (generated.skipped.length) ctx.log.warn(`${p.generated}: ignoring ${generated.skipped.length} file(s) that are not png/jpg/jpeg`);
+  const needGenerated = Math.max(
+    wants.has("fid") || encoderNames.length ? 2 : 1,
+    wants.has("is") ? p.is_splits : 1,
+    wants.has("prc") ? p.prc_neighborhood + 1 : 1,
+  );
+  if (usable(generated) < needGenerated) {
+    throw new Error(
+      `generated images '${p.generated}' has ${usable(generated)} usable image(s); ${[...wants].join(", ")} need at least ${needGenerated}`,
+    );
+  }
+  let referenceFolder: ImageFolder | null = null;
+  let referenceFile: StoredStats | null = null;
+  if (needsReference) {
+    if (!p.reference) throw new Error(`eval: metrics ${[...wants].join(", ")} need a reference (folder or statistics file)`);
+    const info = await Deno.stat(p.reference).catch(() => null);
+    if (!info) throw new Error(`eval: reference '${p.reference}' does not exist`);
+    if (info.isDirectory) {
+      referenceFolder = await ImageFolder.open(p.reference, "reference images");
+      const needReference = wants.has("prc") ? p.prc_neighborhood + 1 : 2;
+      if (usable(referenceFolder) < needReference) {
+        throw new Error(`reference images '${p.reference}' has ${usable(referenceFolder)} usable image(s); needs at least ${needReference}`);
+      }
+    } else {
+      statsFormatOf(p.reference);
+      if (wants.has("prc")) throw new Error(`eval: prc needs reference images (a folder), not the statistics file '${p.reference}'`);
+      if (encoderNames.length) throw new Error(`eval: fd:${encoderNames[0]} needs reference images (a folder), not '${p.reference}'`);
+      referenceFile = await loadStats(p.reference, { dim: POOL3_DIM, feature: INCEPTION_FEATURE });
+    }
+  }
+  if (p.save_reference_stats) {
+    statsFormatOf(p.save_reference_stats);
+    if (!referenceFolder) throw new Error(`eval: save_reference_stats needs a reference folder to compute statistics from`);
+  }
+
+  // ---- networks
+  await useDevice(ctx.device);
+  const extractor = needsInception ? ctx.extractor ?? await sharedInceptionExtractor(weightsPath(p)) : null;
+  const encoders: GlobalEncoder[] = [];
+  for (const name of encoderNames) {
+    encoders.push(await ctx.registry.create("encoders", name, p.encoders[name] ?? {}, ctx, `eval: encoders.${name}`));
+  }
+  const pooling = p.fd_pooling as EncoderPooling;
+
+  // ---- reference pass
+  const files: Record<string, string> = {};
+  let inceptionReference: GaussianStats | null = referenceFile;
+  const referenceRows = wants.has("prc") ? new FeatureRows(POOL3_DIM) : null;
+  const encoderReference = new Map<string, GaussianStats>();
+  if (referenceFolder) {
+    const stats = extractor && (wants.has("fid") || p.save_reference_stats) ? new FeatureStats(POOL3_DIM) : null;
+    const perEncoder = encoders.map((e) => ({ e, stats: new FeatureStats(e.featureDim) }));
+    let done = 0;
+    for await (const batch of referenceFolder.batches(p.batch_size, { limit, signal: ctx.signal })) {
+      if (extractor && (stats || referenceRows)) {
+        const f = await extractor.extract(batch);
+        stats?.update(f.pool3);
+        referenceRows?.push(f.pool3);
+      }
+      for (const { e, stats } of perEncoder) {
+        stats.update(await encoderFeatures(e, batch, pooling));
+      }
+      done += batch.count;
+      ctx.log.progress("reference images", done, usable(referenceFolder));
+    }
+    if (stats) {
+      inceptionReference = stats.finalize();
+      files.reference_stats = `${ctx.stepDir}/reference-${INCEPTION_FEATURE}.npz`;
+      await saveStats(files.reference_stats, inceptionReference, INCEPTION_FEATURE);
+      if (p.save_reference_stats) {
+        await saveStats(p.save_reference_stats, inceptionReference, INCEPTION_FEATURE);
+        ctx.log.info(`reference statistics saved to ${p.save_reference_stats}`);
+      }
+    }
+    for (const { e, stats } of perEncoder) {
+      const feature = encoderFeatureName(e, pooling);
+      const g = stats.finalize();
+      encoderReference.set(e.name, g);
+      files[`reference_stats_${e.name}`] = `${ctx.stepDir}/reference-${feature}.npz`;
+      await saveStats(files[`reference_stats_${e.name}`], g, feature);
+    }
+  }
+
+  // ---- generated pass
+  const metrics: Metric[] = [];
+  if (wants.has("fid")) metrics.push(new FidMetric(extractor!, inceptionReference!));
+  if (wants.has("is")) metrics.push(new InceptionScoreMetric(extractor!, { splits: p.is_splits }));
+  if (wants.has("prc")) {
+    metrics.push(new PrecisionRecallMetric(extractor!, referenceRows!, { neighborhood: p.prc_neighborhood }));
+  }
+  for (const e of encoders) metrics.push(new EncoderFrechetMetric(e, encoderReference.get(e.name)!, pooling));
+  let done = 0;
+  for await (const batch of generated.batches(p.batch_size, { limit, signal: ctx.signal })) {
+    for (const m of metrics) await m.update(batch);
+    done += batch.count;
+    ctx.log.progress("generated images", done, usable(generated));
+  }
+  const results: MetricResult = {};
+  for (const m of metrics) Object.assign(results, await m.compute());
+  for (const [k, v] of Object.entries(results)) ctx.log.info(`${k}: ${v}`);
+  return {
+    metrics: results,
+    generated: { folder: p.generated, count: done },
+    reference: p.reference
+      ? { source: p.reference, count: referenceFolder ? usable(referenceFolder) : referenceFile!.count }
+      : undefined,
+    files,
+  };
+}
