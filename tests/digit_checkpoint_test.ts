@@ -152,7 +152,7 @@ Deno.test("a decoder that does not match the cfg is refused with one report nami
     /302 rows \(max_target_positions 300\), but Stage1GPT for 256 tokens builds 1026/,
   );
 
-  // centroids for another K
+  // no centroids: not a DiGIT stage-1 file
   const noKm = await fresh();
   (noKm.get("model") as Map<string, unknown>).delete("centroids");
   assert.throws(() => digitStage1FromCheckpoint(noKm, file), /no 'centroids'/);

@@ -112,13 +112,15 @@ const clamp8 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
 
 /** YCbCr planes to interleaved RGB. */
 export function yccToRgb(y: Uint8Array, cb: Uint8Array, cr: Uint8Array, out: Uint8Array): void {
+  // Integer stores into a clamped view saturate to 0..255: libjpeg's range_limit, branch-free.
+  const sat = new Uint8ClampedArray(out.buffer, out.byteOffset, out.length);
   for (let i = 0, o = 0; i < y.length; i++, o += 3) {
     const Y = y[i];
     const b = cb[i];
     const r = cr[i];
-    out[o] = clamp8(Y + CR_R[r]);
-    out[o + 1] = clamp8(Y + ((CB_G[b] + CR_G[r]) >> 16));
-    out[o + 2] = clamp8(Y + CB_B[b]);
+    sat[o] = Y + CR_R[r];
+    sat[o + 1] = Y + ((CB_G[b] + CR_G[r]) >> 16);
+    sat[o + 2] = Y + CB_B[b];
   }
 }
 
