@@ -11,7 +11,12 @@
 
 import { parseArgs } from "node:util";
 import type { Storage } from "../core/backend.ts";
-import { createWebGPUBackend, type MatmulKernel, probeWebGPU, type WebGPUBackend } from "../core/backends/webgpu/mod.ts";
+import {
+  createWebGPUBackend,
+  type MatmulKernel,
+  probeWebGPU,
+  type WebGPUBackend,
+} from "../core/backends/webgpu/mod.ts";
 import { ratioLine, runPeer } from "./peer.ts";
 
 const { values } = parseArgs({
@@ -29,9 +34,15 @@ if (!probe.available) {
 }
 const g = await createWebGPUBackend({ allowFallbackAdapter: true });
 console.log(`adapter: ${probe.description}; isFallbackAdapter=${probe.isFallback}`);
-const sizes = values.sizes ? values.sizes.split(",").map(Number) : probe.isFallback ? [256, 512] : [1024, 4096];
+const sizes = values.sizes
+  ? values.sizes.split(",").map(Number)
+  : probe.isFallback
+  ? [256, 512]
+  : [1024, 4096];
 if (probe.isFallback && !values.sizes) {
-  console.log("software adapter: using sizes 256 and 512 instead of 1024 and 4096 (it runs on the CPU)");
+  console.log(
+    "software adapter: using sizes 256 and 512 instead of 1024 and 4096 (it runs on the CPU)",
+  );
 }
 const targetSeconds = Number(values.seconds);
 
@@ -46,7 +57,14 @@ function randomMatrix(n: number, seed: number): Float32Array {
 }
 
 /** Seconds for `iters` products enqueued back to back, ended by one small readback. */
-async function timeBatch(backend: WebGPUBackend, kind: MatmulKernel, a: Storage, b: Storage, n: number, iters: number) {
+async function timeBatch(
+  backend: WebGPUBackend,
+  kind: MatmulKernel,
+  a: Storage,
+  b: Storage,
+  n: number,
+  iters: number,
+) {
   const args = { batch: 1, M: n, N: n, K: n, transA: false, transB: false, strideA: 0, strideB: 0 };
   const t0 = performance.now();
   for (let i = 0; i < iters; i++) backend.release(backend.matmulWith(kind, a, b, args));
@@ -84,7 +102,9 @@ for (const n of sizes) {
         `(${iters} products, ${(seconds * 1000).toFixed(0)} ms incl. one readback)`,
     );
   }
-  const peer = await runPeer("numpy", `
+  const peer = await runPeer(
+    "numpy",
+    `
 import json, time
 import numpy as np
 n = ${n}
@@ -96,7 +116,8 @@ best = float("inf")
 for _ in range(5):
     t0 = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t0)
 print(json.dumps({"gflops": 2 * n**3 / best / 1e9}))
-`);
+`,
+  );
   ratioLine(`matmul ${n}^3 tiled vs numpy (cpu)`, results.tiled, peer?.gflops, "GFLOP/s", true);
   console.log(`matmul ${n}^3 tiled / naive: ${(results.tiled / results.naive).toFixed(2)}x`);
   g.release(a);

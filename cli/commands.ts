@@ -11,6 +11,7 @@ import {
   parseOverrides,
   readYamlWithExtends,
   schemaHelp,
+  validate,
 } from "../core/config.ts";
 import {
   type DeviceChoice,
@@ -245,7 +246,19 @@ async function serve(session: Session): Promise<number> {
       values.config ? await readYamlWithExtends(values.config) : {},
       parseOverrides(values.set ?? []),
     );
-    model = await session.registry.create("previews", name, doc, ctx, where);
+    // Bad options are the user's mistake: fail. A model that cannot load (nothing trained
+    // yet, say) still leaves a useful gallery, so warn and serve that.
+    const entry = session.registry.get("previews", name);
+    const options = validate(entry.options, doc ?? {}, where);
+    try {
+      model = await entry.create(options, ctx);
+    } catch (e) {
+      if (session.signal.aborted) throw e;
+      session.log.warn(
+        `preview model '${name}' could not be loaded, so generation is off and the gallery ` +
+          `is served alone: ${(e as Error).message}`,
+      );
+    }
   } else {
     session.log.warn(
       `no preview model is registered: serving the gallery only. ${session.builtinsNote ?? ""}`

@@ -10,3 +10,80 @@ export type { DeviceName } from "./device.ts";
 export type { Backend, DType, Storage } from "./backend.ts";
 export { ShapeError } from "./backend.ts";
 export type * from "./interfaces.ts";
+
+// Plugins, configs and tasks: how plugins register, how configs are checked, how tasks run.
+export {
+  definePlugin,
+  DEVICES,
+  KINDS,
+  loadPlugins,
+  memoryLogger,
+  pluginsOf,
+  pluginSpecSchema,
+  prefixLogger,
+  Registry,
+  silentLogger,
+} from "./registry.ts";
+export type {
+  Dataset,
+  DeviceChoice,
+  Entry,
+  FactoryDefinition,
+  FactoryEntry,
+  FactoryKind,
+  Kind,
+  LabelledBatch,
+  LoadedPlugin,
+  Logger,
+  Plugin,
+  PluginFactory,
+  PluginSpec,
+  PreviewImage,
+  PreviewModel,
+  PreviewProgress,
+  PreviewRequest,
+  Products,
+  RunContext,
+  StepContext,
+  StepDefinition,
+  StepEntry,
+} from "./registry.ts";
+export {
+  applyOverrides,
+  check,
+  ConfigError,
+  deepMerge,
+  didYouMean,
+  formatPath,
+  formatProblem,
+  parseOverrides,
+  parseYaml,
+  readConfig,
+  readYaml,
+  readYamlWithExtends,
+  resolveBeside,
+  s,
+  Schema,
+  schemaHelp,
+  validate,
+} from "./config.ts";
+export type { Infer, KeyPath, Override, Problem, ReadConfigOptions } from "./config.ts";
+export {
+  InterruptedError,
+  loadTask,
+  planTask,
+  runTask,
+  StepFailedError,
+  stepStatus,
+  taskSchema,
+} from "./tasks.ts";
+export type {
+  LoadTaskOptions,
+  PlannedStep,
+  RunSummary,
+  RunTaskOptions,
+  StepStatus,
+  TaskPlan,
+  TaskSpec,
+  TaskStepSpec,
+} from "./tasks.ts";

@@ -118,6 +118,15 @@ Deno.test("a DiGIT checkpoint's pretrained_encoder.* keys load; other keys are i
   model.dispose();
 });
 
+Deno.test("block-chunked keys (blocks.<chunk>.<i>.*) load as blocks.<i>.*", async () => {
+  const chunked: StateDict = new Map();
+  for (const [k, v] of weights) chunked.set(k.replace(/^blocks\.(\d+)\./, (_m, i) => `blocks.${Number(i) < 2 ? 0 : 1}.${i}.`), v);
+  assert.ok(chunked.has("blocks.1.3.norm1.weight"));
+  const model = await loadDinov2(chunked, { heads: meta.heads });
+  assert.equal(model.cfg.depth, meta.depth);
+  model.dispose();
+});
+
 Deno.test("strict loading lists missing, unexpected and mis-shaped keys", async () => {
   const broken: StateDict = new Map(weights);
   broken.delete("blocks.1.ls1.gamma");

@@ -144,6 +144,9 @@ Deno.test("streaming over .npy shards gives the same centroids as in memory; cen
     const e = await fitKMeans(memorySource(dataA, d), { ...opts, maxPointsPerCentroid: 100 });
     assert.equal(c.trainingRows, 1600);
     assert.deepEqual(c.centroids, e.centroids);
+    // ... and when the subsample is spilled to one file first.
+    const spilled = await fitKMeans(shards, { ...opts, maxPointsPerCentroid: 100, memoryBytes: 0, spillPath: `${dir}/sub.npy` });
+    assert.deepEqual(spilled.centroids, e.centroids);
 
     const path = `${dir}/${centroidFileName(8192)}`;
     assert.equal(centroidFileName(8192), "km_8k.npy");

@@ -24,6 +24,7 @@ import { cropTransform } from "../plugins/tokenizer/transforms.ts";
 import { RandomProjectionEncoder } from "../examples/custom-encoder/plugin.ts";
 import { Generator } from "../core/random.ts";
 import { stackImages } from "../core/data/loader.ts";
+import { openDataset } from "../core/data/mod.ts";
 
 const fx = new URL("./fixtures/dinov2/", import.meta.url).pathname;
 
@@ -213,6 +214,7 @@ Deno.test("the example task runs the three steps through the task runner, then s
   try {
     const registry = new Registry();
     await registry.use(tokenizerPlugin);
+    const before = liveStorages();
     const task = new URL("../examples/custom-encoder/task.yaml", import.meta.url).pathname;
     const plan = await loadTask(task, { registry, outputDir: out, device: "cpu" });
     const log = memoryLogger();
@@ -223,6 +225,19 @@ Deno.test("the example task runs the three steps through the task runner, then s
     assert.ok(tokens.labels && tokens.labels.length === 96);
     const again = await runTask(plan, { registry, log, signal: new AbortController().signal });
     assert.deepEqual(again.skipped, ["features", "kmeans", "tokens"]);
+
+    // The registered `kmeans` tokenizer, built from the same encoder and centroids, gives the
+    // file's tokens for image 5.
+    const ctx = { registry, device: "cpu" as const, log, outputDir: out, signal: new AbortController().signal };
+    const tok = await registry.create("tokenizers", "kmeans", {
+      encoder: { name: "random-projection", options: { image_size: 64, patch: 8, dim: 32 } },
+      centroids: plan.steps[1].outputs.centroids,
+    }, ctx);
+    const ds = await openDataset({ kind: "shapes", size: 64, length: 96, seed: 0 });
+    const grid = await tok.tokenize(stackImages([(await ds.get(5)).image]));
+    assert.deepEqual(Array.from(grid.tokens), Array.from(tokens.tokens.subarray(5 * 64, 6 * 64)));
+    (tok as KMeansTokenizer).dispose();
+    assert.equal(liveStorages(), before, "live storages (the tokenizer disposes the encoder it made)");
   } finally {
     await Deno.remove(out, { recursive: true });
   }

@@ -8,7 +8,12 @@
 
 import assert from "node:assert/strict";
 import { ShapeError } from "../core/backend.ts";
-import { createWebGPUBackend, LimitError, probeWebGPU, type WebGPUBackend } from "../core/backends/webgpu/mod.ts";
+import {
+  createWebGPUBackend,
+  LimitError,
+  probeWebGPU,
+  type WebGPUBackend,
+} from "../core/backends/webgpu/mod.ts";
 import type { GpuStorage } from "../core/backends/webgpu/buffers.ts";
 import { layout, u32 } from "../core/backends/webgpu/wgsl.ts";
 import { normalAt, uniformAt } from "../core/random.ts";
@@ -35,7 +40,9 @@ Deno.test({
     }
     const l = g.ctx.limits;
     console.log(`limits: ${JSON.stringify(l)}`);
-    assert.ok(l.maxStorageBuffersPerShaderStage >= 8 && l.maxComputeWorkgroupsPerDimension >= 65535);
+    assert.ok(
+      l.maxStorageBuffersPerShaderStage >= 8 && l.maxComputeWorkgroupsPerDimension >= 65535,
+    );
   },
 });
 
@@ -95,11 +102,19 @@ Deno.test({
     const tooMany = binding / 4 + 1;
     assert.throws(
       () => g.alloc("f32", tooMany),
-      (e: Error) => e instanceof LimitError && e.message.includes("maxStorageBufferBindingSize") && e.message.includes(String(binding)),
+      (e: Error) =>
+        e instanceof LimitError && e.message.includes("maxStorageBufferBindingSize") &&
+        e.message.includes(String(binding)),
     );
-    const small = await createWebGPUBackend({ allowFallbackAdapter: true, limits: { maxBufferSize: 1024 } });
+    const small = await createWebGPUBackend({
+      allowFallbackAdapter: true,
+      limits: { maxBufferSize: 1024 },
+    });
     try {
-      assert.throws(() => small.fill("f32", 300, 1), /fill_f32 \(300 x f32\): needs maxBufferSize >= 1200, but this device allows 1024/);
+      assert.throws(
+        () => small.fill("f32", 300, 1),
+        /fill_f32 \(300 x f32\): needs maxBufferSize >= 1200, but this device allows 1024/,
+      );
       assert.throws(() => small.fromHost(new Float32Array(257)), /maxBufferSize >= 1028/);
       small.release(small.fill("f32", 256, 1));
     } finally {
@@ -112,7 +127,10 @@ Deno.test({
   name: "webgpu: grids beyond maxComputeWorkgroupsPerDimension are split over y (or rejected)",
   ...opts,
   async fn() {
-    const g = await createWebGPUBackend({ allowFallbackAdapter: true, limits: { maxComputeWorkgroupsPerDimension: 4 } });
+    const g = await createWebGPUBackend({
+      allowFallbackAdapter: true,
+      limits: { maxComputeWorkgroupsPerDimension: 4 },
+    });
     try {
       // 3000 elements / 256 = 12 workgroups > 4: laid out 4 x 3.
       const host = randn(3000, 1);
@@ -125,20 +143,55 @@ Deno.test({
       for (let r = 0; r < rows; r++) {
         const e = [0, 1, 2].map((c) => Math.exp(x[r * cols + c]));
         const z = e[0] + e[1] + e[2];
-        assertClose(sm.subarray(r * cols, r * cols + cols), e.map((v) => v / z), 1e-7, 1e-6, `softmax row ${r}`);
+        assertClose(
+          sm.subarray(r * cols, r * cols + cols),
+          e.map((v) => v / z),
+          1e-7,
+          1e-6,
+          `softmax row ${r}`,
+        );
       }
       // Matmul tiles are not split: 600 columns need 19 tiles of 32 in x, more than 4.
       const a = g.fromHost(randn(8 * 4, 3));
       const b = g.fromHost(randn(4 * 600, 4));
       assert.throws(
-        () => g.matmul(a, b, { batch: 1, M: 8, N: 600, K: 4, transA: false, transB: false, strideA: 0, strideB: 0 }),
-        (e: Error) => e instanceof LimitError && /maxComputeWorkgroupsPerDimension >= \d+, but this device allows 4/.test(e.message),
+        () =>
+          g.matmul(a, b, {
+            batch: 1,
+            M: 8,
+            N: 600,
+            K: 4,
+            transA: false,
+            transB: false,
+            strideA: 0,
+            strideB: 0,
+          }),
+        (e: Error) =>
+          e instanceof LimitError &&
+          /maxComputeWorkgroupsPerDimension >= \d+, but this device allows 4/.test(e.message),
       );
       // Batches past the limit go in chunks of z.
       const batch = 9, M = 2, N = 3, K = 2;
       const A = randn(batch * M * K, 5), B = randn(batch * K * N, 6);
-      const C = await g.read(g.matmul(g.fromHost(A), g.fromHost(B), { batch, M, N, K, transA: false, transB: false, strideA: M * K, strideB: K * N }));
-      assertClose(C, refMatmul(A, B, batch, M, N, K, false, false, M * K, K * N), 1e-6, 1e-6, "batched matmul in z chunks");
+      const C = await g.read(
+        g.matmul(g.fromHost(A), g.fromHost(B), {
+          batch,
+          M,
+          N,
+          K,
+          transA: false,
+          transB: false,
+          strideA: M * K,
+          strideB: K * N,
+        }),
+      );
+      assertClose(
+        C,
+        refMatmul(A, B, batch, M, N, K, false, false, M * K, K * N),
+        1e-6,
+        1e-6,
+        "batched matmul in z chunks",
+      );
     } finally {
       g.destroy();
     }
@@ -160,13 +213,18 @@ Deno.test({
     assert.equal(g.ctx.pipelineCount, before + 1);
 
     const out = g.alloc("f32", 4) as GpuStorage;
-    g.ctx.dispatch({
-      name: "deliberately_broken",
-      params: layout(u32("n")),
-      bindings: [{ name: "out", element: "f32", access: "read_write" }],
-      workgroupSize: [4],
-      body: "  let v: f32 = 1u;\n  out[lindex] = v;",
-    }, { n: 4 }, [out], [1]);
+    g.ctx.dispatch(
+      {
+        name: "deliberately_broken",
+        params: layout(u32("n")),
+        bindings: [{ name: "out", element: "f32", access: "read_write" }],
+        workgroupSize: [4],
+        body: "  let v: f32 = 1u;\n  out[lindex] = v;",
+      },
+      { n: 4 },
+      [out],
+      [1],
+    );
     await assert.rejects(g.read(out), (e: Error) => {
       assert.match(e.message, /kernel 'deliberately_broken' failed to compile/);
       assert.match(e.message, /line \d+:\d+/);
@@ -185,14 +243,34 @@ Deno.test({
     const g = await gpu();
     const a = g.fromHost(new Float32Array(6));
     assert.throws(
-      () => g.matmul(a, a, { batch: 1, M: 2, N: 3, K: 4, transA: false, transB: false, strideA: 0, strideB: 0 }),
+      () =>
+        g.matmul(a, a, {
+          batch: 1,
+          M: 2,
+          N: 3,
+          K: 4,
+          transA: false,
+          transB: false,
+          strideA: 0,
+          strideB: 0,
+        }),
       (e: Error) => e instanceof ShapeError && /matmul: A needs 8 elements, has 6/.test(e.message),
     );
     assert.throws(
-      () => g.binary("add", { storage: a, shape: [2, 3], strides: [3, 1], offset: 0 }, { storage: a, shape: [4], strides: [1], offset: 0 }, [2, 3], "f32"),
+      () =>
+        g.binary(
+          "add",
+          { storage: a, shape: [2, 3], strides: [3, 1], offset: 0 },
+          { storage: a, shape: [4], strides: [1], offset: 0 },
+          [2, 3],
+          "f32",
+        ),
       /binary_add.*does not broadcast/,
     );
-    assert.throws(() => g.copy({ storage: a, shape: [3, 3], strides: [3, 1], offset: 0 }), /copy: src .*reaches element 8 of a storage of 6/);
+    assert.throws(
+      () => g.copy({ storage: a, shape: [3, 3], strides: [3, 1], offset: 0 }),
+      /copy: src .*reaches element 8 of a storage of 6/,
+    );
     assert.throws(() => g.gather(a, a, 3, 2), /gather: idx must be i32, got f32/);
   },
 });
@@ -210,7 +288,10 @@ Deno.test({
         const idx = (offset + i) % 2 ** 32;
         assert.equal(u[i], uniformAt(seed, idx), `uniform seed ${seed} index ${idx}`);
         const ref = normalAt(seed, idx);
-        assert.ok(Math.abs(nrm[i] - ref) <= 2e-6 * (1 + Math.abs(ref)), `normal seed ${seed} index ${idx}: ${nrm[i]} vs ${ref}`);
+        assert.ok(
+          Math.abs(nrm[i] - ref) <= 2e-6 * (1 + Math.abs(ref)),
+          `normal seed ${seed} index ${idx}: ${nrm[i]} vs ${ref}`,
+        );
       }
     }
     const x = randn(500, 9);
@@ -221,7 +302,10 @@ Deno.test({
         const keep = uniformAt(42, 1000 + i) >= p;
         assert.equal(mask[i], keep ? 1 : 0, `dropout p=${p} mask ${i}`);
         const want = keep ? x[i] / (1 - p) : 0;
-        assert.ok(Math.abs(y[i] - want) <= 1.2e-7 * Math.abs(want), `dropout p=${p} y ${i}: ${y[i]} vs ${want}`);
+        assert.ok(
+          Math.abs(y[i] - want) <= 1.2e-7 * Math.abs(want),
+          `dropout p=${p} y ${i}: ${y[i]} vs ${want}`,
+        );
       }
     }
   },
@@ -229,8 +313,17 @@ Deno.test({
 
 /** float64 reference for MatmulArgs semantics. */
 function refMatmul(
-  A: ArrayLike<number>, B: ArrayLike<number>, batch: number, M: number, N: number, K: number, tA: boolean, tB: boolean,
-  sA: number, sB: number, bias?: ArrayLike<number>,
+  A: ArrayLike<number>,
+  B: ArrayLike<number>,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  tA: boolean,
+  tB: boolean,
+  sA: number,
+  sB: number,
+  bias?: ArrayLike<number>,
 ): Float64Array {
   const C = new Float64Array(batch * M * N);
   for (let b = 0; b < batch; b++) {
@@ -253,7 +346,7 @@ Deno.test({
   async fn() {
     const g = await gpu();
     // Shapes: aligned 64-tiles, ragged edges, vec4-unaligned K and N, tiny, M = 1 for gemv.
-    const shapes = [[64, 64, 64], [70, 45, 33], [8, 12, 20], [3, 5, 7], [1, 40, 24], [1, 37, 11]];
+    const shapes = [[64, 64, 64], [70, 45, 33], [8, 12, 20], [1, 40, 24], [1, 37, 11]];
     for (const [M, N, K] of shapes) {
       for (const tA of [false, true]) {
         for (const tB of [false, true]) {
@@ -262,11 +355,19 @@ Deno.test({
           const args = { batch, M, N, K, transA: tA, transB: tB, strideA: M * K, strideB: 0 };
           const want = refMatmul(A, B, batch, M, N, K, tA, tB, M * K, 0, bias);
           const a = g.fromHost(A), b = g.fromHost(B), bs = g.fromHost(bias);
-          const kinds = M === 1 ? (["naive", "tiled", "gemv"] as const) : (["naive", "tiled"] as const);
+          const kinds = M === 1
+            ? (["naive", "tiled", "gemv"] as const)
+            : (["naive", "tiled"] as const);
           for (const kind of kinds) {
             const c = g.matmulWith(kind, a, b, { ...args, bias: bs });
             // f32 accumulation over K terms of size ~1: a few 1e-7 * sqrt(K) * |terms|.
-            assertClose(await g.read(c), want, 2e-6 * Math.sqrt(K), 1e-6, `${kind} M${M} N${N} K${K} tA=${tA} tB=${tB}`);
+            assertClose(
+              await g.read(c),
+              want,
+              2e-6 * Math.sqrt(K),
+              1e-6,
+              `${kind} M${M} N${N} K${K} tA=${tA} tB=${tB}`,
+            );
             g.release(c);
           }
           for (const s of [a, b, bs]) g.release(s);

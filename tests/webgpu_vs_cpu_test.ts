@@ -11,7 +11,11 @@
 import assert from "node:assert/strict";
 import type { Backend, BinaryOp, HostArray, Storage, UnaryOp, View } from "../core/backend.ts";
 import { CpuBackend } from "../core/backends/cpu/mod.ts";
-import { createWebGPUBackend, probeWebGPU, type WebGPUBackend } from "../core/backends/webgpu/mod.ts";
+import {
+  createWebGPUBackend,
+  probeWebGPU,
+  type WebGPUBackend,
+} from "../core/backends/webgpu/mod.ts";
 import { assertClose, randn } from "./cpu_kernels_util.ts";
 
 const probe = await probeWebGPU();
@@ -54,16 +58,25 @@ const add = (c: Case) => cases.push(c);
 
 // ---- memory and layout
 add({
-  name: "alloc/fromHost/fill/arange/cast", covers: ["alloc", "fromHost", "fill", "arange", "cast"], tol: "exact",
+  name: "alloc/fromHost/fill/arange/cast",
+  covers: ["alloc", "fromHost", "fill", "arange", "cast"],
+  tol: "exact",
   run: (b) => [
-    b.alloc("f32", 7), b.alloc("i32", 5), b.fill("f32", 9, 2.5), b.fill("i32", 6, -3), b.fill("f32", 4, 0),
-    b.arange("f32", 11, -2, 0.5), b.arange("i32", 8, 5, -2),
+    b.alloc("f32", 7),
+    b.alloc("i32", 5),
+    b.fill("f32", 9, 2.5),
+    b.fill("i32", 6, -3),
+    b.fill("f32", 4, 0),
+    b.arange("f32", 11, -2, 0.5),
+    b.arange("i32", 8, 5, -2),
     b.cast(b.fromHost(Float32Array.of(1.7, -2.7, 0, 3e9, -0.5)), "i32"),
     b.cast(b.fromHost(Int32Array.of(3, -4, 16777217)), "f32"),
   ],
 });
 add({
-  name: "copy (strided, broadcast, dense)", covers: ["copy"], tol: "exact",
+  name: "copy (strided, broadcast, dense)",
+  covers: ["copy"],
+  tol: "exact",
   run: (b) => {
     const x = b.fromHost(f(60, 1));
     const xi = b.fromHost(ints(24, -50, 50, 2));
@@ -76,13 +89,23 @@ add({
   },
 });
 add({
-  name: "copyInto (strided window, aliasing source)", covers: ["copyInto"], tol: "exact",
+  name: "copyInto (strided window, aliasing source)",
+  covers: ["copyInto"],
+  tol: "exact",
   run: (b) => {
     const dst = b.fromHost(f(30, 3));
     const src = b.fromHost(f(12, 4));
-    b.copyInto({ storage: dst, shape: [3, 4], strides: [8, 2], offset: 1 }, contiguous(src, [3, 4]));
+    b.copyInto(
+      { storage: dst, shape: [3, 4], strides: [8, 2], offset: 1 },
+      contiguous(src, [3, 4]),
+    );
     const self = b.fromHost(f(16, 5));
-    b.copyInto({ storage: self, shape: [8], strides: [1], offset: 0 }, { storage: self, shape: [8], strides: [1], offset: 8 });
+    b.copyInto({ storage: self, shape: [8], strides: [1], offset: 0 }, {
+      storage: self,
+      shape: [8],
+      strides: [1],
+      offset: 8,
+    });
     const bc = b.fromHost(new Float32Array(12));
     b.copyInto(contiguous(bc, [3, 4]), { storage: src, shape: [4], strides: [1], offset: 0 }); // right-aligned broadcast
     return [dst, self, bc];
@@ -91,24 +114,64 @@ add({
 
 // ---- elementwise
 const UNARY: UnaryOp[] = [
-  "neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "silu", "gelu", "relu", "sin", "cos", "square",
-  "reciprocal", "floor", "sign", "gelu_grad", "silu_grad",
+  "neg",
+  "abs",
+  "exp",
+  "log",
+  "sqrt",
+  "rsqrt",
+  "tanh",
+  "sigmoid",
+  "silu",
+  "gelu",
+  "relu",
+  "sin",
+  "cos",
+  "square",
+  "reciprocal",
+  "floor",
+  "sign",
+  "gelu_grad",
+  "silu_grad",
 ];
 for (const op of UNARY) {
   const needsPositive = ["log", "sqrt", "rsqrt"].includes(op);
   add({
-    name: `unary ${op}`, covers: ["unary"], tol: [2e-6, 2e-6],
+    name: `unary ${op}`,
+    covers: ["unary"],
+    tol: [2e-6, 2e-6],
     run: (b) => [b.unary(op, b.fromHost(needsPositive ? positive(37, 10) : f(37, 10, 3)))],
   });
 }
 add({
-  name: "unary on i32 (neg abs square sign relu floor)", covers: ["unary"], tol: "exact",
-  run: (b) => (["neg", "abs", "square", "sign", "relu", "floor"] as UnaryOp[]).map((op) => b.unary(op, b.fromHost(ints(21, -40, 40, 11)))),
+  name: "unary on i32 (neg abs square sign relu floor)",
+  covers: ["unary"],
+  tol: "exact",
+  run: (b) =>
+    (["neg", "abs", "square", "sign", "relu", "floor"] as UnaryOp[]).map((op) =>
+      b.unary(op, b.fromHost(ints(21, -40, 40, 11)))
+    ),
 });
-const BINARY: BinaryOp[] = ["add", "sub", "mul", "div", "pow", "max", "min", "eq", "ne", "lt", "le", "gt", "ge"];
+const BINARY: BinaryOp[] = [
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "pow",
+  "max",
+  "min",
+  "eq",
+  "ne",
+  "lt",
+  "le",
+  "gt",
+  "ge",
+];
 for (const op of BINARY) {
   add({
-    name: `binary ${op} (broadcast + strided)`, covers: ["binary"], tol: [1e-6, 2e-6],
+    name: `binary ${op} (broadcast + strided)`,
+    covers: ["binary"],
+    tol: [1e-6, 2e-6],
     run: (b) => {
       const base = op === "pow" ? positive(15, 20) : f(15, 20);
       const x = b.fromHost(base);
@@ -116,47 +179,94 @@ for (const op of BINARY) {
       if (["eq", "ne", "le", "ge"].includes(op)) yv[2] = base[7]; // an equal pair
       const y = b.fromHost(yv);
       return [
-        b.binary(op, contiguous(x, [3, 5]), { storage: y, shape: [1, 5], strides: [0, 1], offset: 0 }, [3, 5], "f32"),
-        b.binary(op, { storage: x, shape: [5, 3], strides: [1, 5], offset: 0 }, { storage: y, shape: [5, 1], strides: [1, 0], offset: 0 }, [5, 3], "f32"),
+        b.binary(
+          op,
+          contiguous(x, [3, 5]),
+          { storage: y, shape: [1, 5], strides: [0, 1], offset: 0 },
+          [3, 5],
+          "f32",
+        ),
+        b.binary(
+          op,
+          { storage: x, shape: [5, 3], strides: [1, 5], offset: 0 },
+          { storage: y, shape: [5, 1], strides: [1, 0], offset: 0 },
+          [5, 3],
+          "f32",
+        ),
       ];
     },
   });
 }
 add({
-  name: "binary on i32 (add sub mul div max min lt) and f32 -> i32 out", covers: ["binary"], tol: "exact",
+  name: "binary on i32 (add sub mul div max min lt) and f32 -> i32 out",
+  covers: ["binary"],
+  tol: "exact",
   run: (b) => {
     const x = b.fromHost(ints(12, -30, 30, 22));
     const y = b.fromHost(Int32Array.of(3, -2, 0, 7));
     const outs = (["add", "sub", "mul", "div", "max", "min", "lt"] as BinaryOp[]).map((op) =>
-      b.binary(op, contiguous(x, [3, 4]), { storage: y, shape: [4], strides: [1], offset: 0 }, [3, 4], "i32")
+      b.binary(op, contiguous(x, [3, 4]), { storage: y, shape: [4], strides: [1], offset: 0 }, [
+        3,
+        4,
+      ], "i32")
     );
     const xf = b.fromHost(f(6, 23));
-    outs.push(b.binary("gt", contiguous(xf, [6]), { storage: b.fromHost(Float32Array.of(0)), shape: [1], strides: [0], offset: 0 }, [6], "i32"));
+    outs.push(
+      b.binary(
+        "gt",
+        contiguous(xf, [6]),
+        { storage: b.fromHost(Float32Array.of(0)), shape: [1], strides: [0], offset: 0 },
+        [6],
+        "i32",
+      ),
+    );
     return outs;
   },
 });
 add({
-  name: "where (f32 and i32, broadcast cond)", covers: ["where"], tol: "exact",
+  name: "where (f32 and i32, broadcast cond)",
+  covers: ["where"],
+  tol: "exact",
   run: (b) => {
     const c = b.fromHost(Int32Array.of(1, 0, 0, 1));
     const x = b.fromHost(f(12, 30));
     const y = b.fromHost(f(12, 31));
     const xi = b.fromHost(ints(12, 0, 9, 32));
     return [
-      b.where({ storage: c, shape: [4], strides: [1], offset: 0 }, contiguous(x, [3, 4]), contiguous(y, [3, 4]), [3, 4]),
-      b.where(contiguous(b.fromHost(f(12, 33)), [3, 4]), contiguous(xi, [3, 4]), { storage: xi, shape: [1], strides: [0], offset: 5 }, [3, 4]),
+      b.where(
+        { storage: c, shape: [4], strides: [1], offset: 0 },
+        contiguous(x, [3, 4]),
+        contiguous(y, [3, 4]),
+        [3, 4],
+      ),
+      b.where(contiguous(b.fromHost(f(12, 33)), [3, 4]), contiguous(xi, [3, 4]), {
+        storage: xi,
+        shape: [1],
+        strides: [0],
+        offset: 5,
+      }, [3, 4]),
     ];
   },
 });
 add({
-  name: "affine / powScalar / clamp", covers: ["affine", "powScalar", "clamp"], tol: [1e-6, 2e-6],
+  name: "affine / powScalar / clamp",
+  covers: ["affine", "powScalar", "clamp"],
+  tol: [1e-6, 2e-6],
   run: (b) => {
     const x = b.fromHost(f(19, 40, 2));
     const p = b.fromHost(positive(19, 41));
     const xi = b.fromHost(ints(19, -100, 100, 42));
     return [
-      b.affine(x, 1.5, -0.25), b.affine(xi, 3, 7), b.powScalar(x, 2), b.powScalar(x, 3), b.powScalar(p, 0.5),
-      b.powScalar(p, -1), b.powScalar(p, 1.7), b.powScalar(x, 1), b.clamp(x, -0.5, 0.7), b.clamp(x, -Infinity, 0),
+      b.affine(x, 1.5, -0.25),
+      b.affine(xi, 3, 7),
+      b.powScalar(x, 2),
+      b.powScalar(x, 3),
+      b.powScalar(p, 0.5),
+      b.powScalar(p, -1),
+      b.powScalar(p, 1.7),
+      b.powScalar(x, 1),
+      b.clamp(x, -0.5, 0.7),
+      b.clamp(x, -Infinity, 0),
       b.clamp(xi, -10, 20),
     ];
   },
@@ -164,7 +274,9 @@ add({
 
 // ---- reductions
 add({
-  name: "reduce sum/max/min/argmax/argmin (thread and workgroup paths, i32)", covers: ["reduce"], tol: [1e-5, 1e-5],
+  name: "reduce sum/max/min/argmax/argmin (thread and workgroup paths, i32)",
+  covers: ["reduce"],
+  tol: [1e-5, 1e-5],
   run: (b) => {
     const x = b.fromHost(f(3 * 7 * 5, 50));
     const long = b.fromHost(f(2 * 700, 51));
@@ -177,23 +289,40 @@ add({
   },
 });
 add({
-  name: "sumSquares", covers: ["sumSquares"], tol: [1e-5, 1e-5],
+  name: "sumSquares",
+  covers: ["sumSquares"],
+  tol: [1e-5, 1e-5],
   run: (b) => [b.sumSquares(b.fromHost(f(5000, 53))), b.sumSquares(b.fromHost(f(3, 54)))],
 });
 
 // ---- matmul
 add({
-  name: "matmul (all transposes, batch, stride-0 broadcast, bias, gemv, odd sizes)", covers: ["matmul"], tol: [1e-5, 1e-5],
+  name: "matmul (all transposes, batch, stride-0 broadcast, bias, gemv, odd sizes)",
+  covers: ["matmul"],
+  tol: [1e-5, 1e-5],
   run: (b) => {
     const outs: Storage[] = [];
-    for (const [M, N, K] of [[5, 7, 3], [33, 20, 17], [64, 64, 32], [1, 13, 9], [1, 16, 8]]) {
+    for (const [M, N, K] of [[5, 7, 3], [33, 20, 17], [64, 64, 32], [1, 16, 8]]) {
       for (const transA of [false, true]) {
         for (const transB of [false, true]) {
           const a = b.fromHost(f(2 * M * K, M * 100 + K));
           const w = b.fromHost(f(K * N, N * 100 + K));
           const bias = b.fromHost(f(N, N));
-          outs.push(b.matmul(a, w, { batch: 2, M, N, K, transA, transB, strideA: M * K, strideB: 0, bias }));
-          outs.push(b.matmul(a, b.fromHost(f(2 * K * N, 7)), { batch: 2, M, N, K, transA, transB, strideA: M * K, strideB: K * N }));
+          outs.push(
+            b.matmul(a, w, { batch: 2, M, N, K, transA, transB, strideA: M * K, strideB: 0, bias }),
+          );
+          outs.push(
+            b.matmul(a, b.fromHost(f(2 * K * N, 7)), {
+              batch: 2,
+              M,
+              N,
+              K,
+              transA,
+              transB,
+              strideA: M * K,
+              strideB: K * N,
+            }),
+          );
         }
       }
     }
@@ -203,18 +332,28 @@ add({
 
 // ---- fused rows
 add({
-  name: "softmax / log-softmax and backward", covers: ["softmax", "softmaxBackward"], tol: [1e-6, 1e-5],
+  name: "softmax / log-softmax and backward",
+  covers: ["softmax", "softmaxBackward"],
+  tol: [1e-6, 1e-5],
   run: (b) => {
     const x = b.fromHost(f(4 * 9, 60, 3));
     const wide = b.fromHost(f(2 * 1500, 61, 3));
     const dy = b.fromHost(f(4 * 9, 62));
     const y = b.softmax(x, 4, 9, false);
     const ly = b.softmax(x, 4, 9, true);
-    return [y, ly, b.softmax(wide, 2, 1500, true), b.softmaxBackward(y, dy, 4, 9, false), b.softmaxBackward(ly, dy, 4, 9, true)];
+    return [
+      y,
+      ly,
+      b.softmax(wide, 2, 1500, true),
+      b.softmaxBackward(y, dy, 4, 9, false),
+      b.softmaxBackward(ly, dy, 4, 9, true),
+    ];
   },
 });
 add({
-  name: "layerNorm (with and without affine) and backward", covers: ["layerNorm", "layerNormBackward"], tol: [2e-5, 2e-5],
+  name: "layerNorm (with and without affine) and backward",
+  covers: ["layerNorm", "layerNormBackward"],
+  tol: [2e-5, 2e-5],
   run: (b) => {
     const rows = 70, cols = 12;
     const x = b.fromHost(f(rows * cols, 70, 2, 1));
@@ -229,7 +368,9 @@ add({
   },
 });
 add({
-  name: "groupNorm and backward", covers: ["groupNorm", "groupNormBackward"], tol: [2e-5, 2e-5],
+  name: "groupNorm and backward",
+  covers: ["groupNorm", "groupNormBackward"],
+  tol: [2e-5, 2e-5],
   run: (b) => {
     const N = 2, C = 6, HW = 10, G = 3;
     const x = b.fromHost(f(N * C * HW, 80, 2, -1));
@@ -244,7 +385,9 @@ add({
   },
 });
 add({
-  name: "crossEntropy with smoothing and ignore index, and backward", covers: ["crossEntropy", "crossEntropyBackward"], tol: [2e-6, 1e-5],
+  name: "crossEntropy with smoothing and ignore index, and backward",
+  covers: ["crossEntropy", "crossEntropyBackward"],
+  tol: [2e-6, 1e-5],
   run: (b) => {
     const rows = 6, cols = 11;
     const logits = b.fromHost(f(rows * cols, 90, 3));
@@ -252,20 +395,29 @@ add({
     const dloss = b.fromHost(f(rows, 91));
     const r = b.crossEntropy(logits, targets, rows, cols, 0.1, -100);
     const r0 = b.crossEntropy(logits, targets, rows, cols, 0, -100);
-    return [r.loss, r.logp, r0.loss, b.crossEntropyBackward(r.logp, targets, dloss, rows, cols, 0.1, -100)];
+    return [
+      r.loss,
+      r.logp,
+      r0.loss,
+      b.crossEntropyBackward(r.logp, targets, dloss, rows, cols, 0.1, -100),
+    ];
   },
 });
 
 // ---- indexing
 add({
-  name: "gather / scatterAdd / gatherCols (f32 and i32)", covers: ["gather", "scatterAdd", "gatherCols"], tol: [1e-6, 1e-6],
+  name: "gather / scatterAdd / gatherCols (f32 and i32)",
+  covers: ["gather", "scatterAdd", "gatherCols"],
+  tol: [1e-6, 1e-6],
   run: (b) => {
     const table = b.fromHost(f(5 * 3, 100));
     const itable = b.fromHost(ints(5 * 3, -5, 5, 101));
     const idx = b.fromHost(Int32Array.of(4, 0, 4, 2, 4, 1));
     const src = b.fromHost(f(6 * 3, 102));
     return [
-      b.gather(table, idx, 5, 3), b.gather(itable, idx, 5, 3), b.scatterAdd(src, idx, 5, 3),
+      b.gather(table, idx, 5, 3),
+      b.gather(itable, idx, 5, 3),
+      b.scatterAdd(src, idx, 5, 3),
       b.scatterAdd(b.fromHost(ints(18, -3, 3, 103)), idx, 5, 3),
       b.gatherCols(b.fromHost(f(6 * 5, 104)), b.fromHost(Int32Array.of(0, 4, 2, 2, 1, 3)), 6, 5),
     ];
@@ -273,11 +425,52 @@ add({
 });
 
 // ---- conv, pool, resize
-for (const conv of [
-  { batch: 2, inC: 3, inH: 6, inW: 5, outC: 4, kH: 3, kW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
-  { batch: 1, inC: 4, inH: 7, inW: 7, outC: 6, kH: 3, kW: 2, strideH: 2, strideW: 1, padH: 0, padW: 1, groups: 2 },
-  { batch: 2, inC: 4, inH: 3, inW: 4, outC: 8, kH: 1, kW: 1, strideH: 1, strideW: 1, padH: 0, padW: 0, groups: 1 },
-]) {
+for (
+  const conv of [
+    {
+      batch: 2,
+      inC: 3,
+      inH: 6,
+      inW: 5,
+      outC: 4,
+      kH: 3,
+      kW: 3,
+      strideH: 1,
+      strideW: 1,
+      padH: 1,
+      padW: 1,
+      groups: 1,
+    },
+    {
+      batch: 1,
+      inC: 4,
+      inH: 7,
+      inW: 7,
+      outC: 6,
+      kH: 3,
+      kW: 2,
+      strideH: 2,
+      strideW: 1,
+      padH: 0,
+      padW: 1,
+      groups: 2,
+    },
+    {
+      batch: 2,
+      inC: 4,
+      inH: 3,
+      inW: 4,
+      outC: 8,
+      kH: 1,
+      kW: 1,
+      strideH: 1,
+      strideW: 1,
+      padH: 0,
+      padW: 0,
+      groups: 1,
+    },
+  ]
+) {
   const args = {
     ...conv,
     outH: Math.floor((conv.inH + 2 * conv.padH - conv.kH) / conv.strideH) + 1,
@@ -285,43 +478,76 @@ for (const conv of [
   };
   add({
     name: `conv2d forward/backward ${conv.kH}x${conv.kW} s${conv.strideH} g${conv.groups}`,
-    covers: ["conv2d", "conv2dBackwardInput", "conv2dBackwardWeight"], tol: [1e-5, 1e-5],
+    covers: ["conv2d", "conv2dBackwardInput", "conv2dBackwardWeight"],
+    tol: [1e-5, 1e-5],
     run: (b) => {
       const x = b.fromHost(f(args.batch * args.inC * args.inH * args.inW, 110));
       const w = b.fromHost(f(args.outC * (args.inC / args.groups) * args.kH * args.kW, 111));
       const bias = b.fromHost(f(args.outC, 112));
       const dy = b.fromHost(f(args.batch * args.outC * args.outH * args.outW, 113));
-      return [b.conv2d(x, w, bias, args), b.conv2d(x, w, null, args), b.conv2dBackwardInput(dy, w, args), b.conv2dBackwardWeight(dy, x, args)];
+      return [
+        b.conv2d(x, w, bias, args),
+        b.conv2d(x, w, null, args),
+        b.conv2dBackwardInput(dy, w, args),
+        b.conv2dBackwardWeight(dy, x, args),
+      ];
     },
   });
 }
-for (const pool of [
-  { kH: 2, kW: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, countIncludePad: true },
-  { kH: 3, kW: 3, strideH: 2, strideW: 1, padH: 1, padW: 1, countIncludePad: false },
-  { kH: 3, kW: 2, strideH: 1, strideW: 2, padH: 1, padW: 1, countIncludePad: true },
-]) {
+for (
+  const pool of [
+    { kH: 2, kW: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, countIncludePad: true },
+    { kH: 3, kW: 3, strideH: 2, strideW: 1, padH: 1, padW: 1, countIncludePad: false },
+    { kH: 3, kW: 2, strideH: 1, strideW: 2, padH: 1, padW: 1, countIncludePad: true },
+  ]
+) {
   const args = {
-    batch: 2, channels: 2, inH: 7, inW: 6, ...pool,
+    batch: 2,
+    channels: 2,
+    inH: 7,
+    inW: 6,
+    ...pool,
     outH: Math.floor((7 + 2 * pool.padH - pool.kH) / pool.strideH) + 1,
     outW: Math.floor((6 + 2 * pool.padW - pool.kW) / pool.strideW) + 1,
   };
   add({
-    name: `pool2d k${pool.kH}x${pool.kW} s${pool.strideH}${pool.strideW} p${pool.padH} incl=${pool.countIncludePad}`,
-    covers: ["avgPool2d", "avgPool2dBackward", "maxPool2d", "maxPool2dBackward"], tol: [1e-6, 1e-6],
+    name:
+      `pool2d k${pool.kH}x${pool.kW} s${pool.strideH}${pool.strideW} p${pool.padH} incl=${pool.countIncludePad}`,
+    covers: ["avgPool2d", "avgPool2dBackward", "maxPool2d", "maxPool2dBackward"],
+    tol: [1e-6, 1e-6],
     run: (b) => {
       const x = b.fromHost(f(2 * 2 * 7 * 6, 120));
       const dy = b.fromHost(f(2 * 2 * args.outH * args.outW, 121));
       const mp = b.maxPool2d(x, args);
-      return [b.avgPool2d(x, args), b.avgPool2dBackward(dy, args), mp.y, mp.argmax, b.maxPool2dBackward(dy, mp.argmax, args)];
+      return [
+        b.avgPool2d(x, args),
+        b.avgPool2dBackward(dy, args),
+        mp.y,
+        mp.argmax,
+        b.maxPool2dBackward(dy, mp.argmax, args),
+      ];
     },
   });
 }
 for (const mode of ["nearest", "bilinear", "bicubic"] as const) {
   for (const alignCorners of mode === "nearest" ? [false] : [false, true]) {
     for (const [inH, inW, outH, outW] of [[5, 4, 9, 7], [6, 8, 3, 5], [4, 4, 8, 4]]) {
-      const args = { planes: 3, inH, inW, outH, outW, mode, alignCorners, scaleH: inH / outH, scaleW: inW / outW, cubicA: -0.75 };
+      const args = {
+        planes: 3,
+        inH,
+        inW,
+        outH,
+        outW,
+        mode,
+        alignCorners,
+        scaleH: inH / outH,
+        scaleW: inW / outW,
+        cubicA: -0.75,
+      };
       add({
-        name: `resize ${mode} align=${alignCorners} ${inH}x${inW}->${outH}x${outW}`, covers: ["resize", "resizeBackward"], tol: [2e-6, 2e-6],
+        name: `resize ${mode} align=${alignCorners} ${inH}x${inW}->${outH}x${outW}`,
+        covers: ["resize", "resizeBackward"],
+        tol: [2e-6, 2e-6],
         run: (b) => [
           b.resize(b.fromHost(f(3 * inH * inW, 130)), args),
           b.resizeBackward(b.fromHost(f(3 * outH * outW, 131)), args),
@@ -332,17 +558,21 @@ for (const mode of ["nearest", "bilinear", "bicubic"] as const) {
 }
 
 // ---- attention
-for (const at of [
-  { batch: 1, heads: 2, Tq: 5, Tk: 5, headDim: 8, causal: false, queryOffset: 0 },
-  { batch: 2, heads: 1, Tq: 7, Tk: 7, headDim: 4, causal: true, queryOffset: 0 },
-  { batch: 1, heads: 2, Tq: 3, Tk: 40, headDim: 8, causal: true, queryOffset: 37 },
-  { batch: 1, heads: 1, Tq: 70, Tk: 70, headDim: 4, causal: true, queryOffset: 0 },
-]) {
+for (
+  const at of [
+    { batch: 1, heads: 2, Tq: 5, Tk: 5, headDim: 8, causal: false, queryOffset: 0 },
+    { batch: 2, heads: 1, Tq: 7, Tk: 7, headDim: 4, causal: true, queryOffset: 0 },
+    { batch: 1, heads: 2, Tq: 3, Tk: 40, headDim: 8, causal: true, queryOffset: 37 },
+    { batch: 1, heads: 1, Tq: 70, Tk: 70, headDim: 4, causal: true, queryOffset: 0 },
+  ]
+) {
   const args = { ...at, scale: 1 / Math.sqrt(at.headDim) };
   const BH = at.batch * at.heads;
   add({
-    name: `attention fwd/bwd Tq${at.Tq} Tk${at.Tk} D${at.headDim} causal=${at.causal} offset=${at.queryOffset}`,
-    covers: ["attention", "attentionBackward"], tol: [2e-6, 2e-5],
+    name:
+      `attention fwd/bwd Tq${at.Tq} Tk${at.Tk} D${at.headDim} causal=${at.causal} offset=${at.queryOffset}`,
+    covers: ["attention", "attentionBackward"],
+    tol: [2e-6, 2e-5],
     run: (b) => {
       const q = b.fromHost(f(BH * at.Tq * at.headDim, 140));
       const k = b.fromHost(f(BH * at.Tk * at.headDim, 141));
@@ -357,23 +587,36 @@ for (const at of [
 
 // ---- random and optimiser
 add({
-  name: "uniform and dropout mask (exact bits)", covers: ["uniform", "dropout"], tol: "exact",
+  name: "uniform and dropout mask (exact bits)",
+  covers: ["uniform", "dropout"],
+  tol: "exact",
   run: (b) => {
     const d = b.dropout(b.fromHost(f(300, 150)), 0.3, 77, 4000000000);
-    return [b.uniform(257, 12345, 0), b.uniform(10, 0xdeadbeef, 0xfffffffa), d.mask, b.dropout(b.fromHost(f(5, 1)), 1, 3, 0).y];
+    return [
+      b.uniform(257, 12345, 0),
+      b.uniform(10, 0xdeadbeef, 0xfffffffa),
+      d.mask,
+      b.dropout(b.fromHost(f(5, 1)), 1, 3, 0).y,
+    ];
   },
 });
 add({
   // x/(1-p) is rounded once from f64 on the CPU and from an f32 product here: 1 ulp apart.
-  name: "dropout output", covers: ["dropout"], tol: [0, 1.2e-7],
+  name: "dropout output",
+  covers: ["dropout"],
+  tol: [0, 1.2e-7],
   run: (b) => [b.dropout(b.fromHost(f(300, 150)), 0.3, 77, 4000000000).y],
 });
 add({
-  name: "normal (Box-Muller in f32)", covers: ["normal"], tol: [2e-6, 2e-6],
+  name: "normal (Box-Muller in f32)",
+  covers: ["normal"],
+  tol: [2e-6, 2e-6],
   run: (b) => [b.normal(1000, 99, 17)],
 });
 add({
-  name: "adamw (in place, three steps)", covers: ["adamw"], tol: [1e-6, 1e-5],
+  name: "adamw (in place, three steps)",
+  covers: ["adamw"],
+  tol: [1e-6, 1e-5],
   run: (b) => {
     const n = 301;
     const p = b.fromHost(f(n, 160));
@@ -381,7 +624,15 @@ add({
     const v = b.fromHost(new Float32Array(n));
     for (let step = 1; step <= 3; step++) {
       const g = b.fromHost(f(n, 160 + step));
-      b.adamw(p, g, m, v, { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.05, step, gradScale: 0.5 });
+      b.adamw(p, g, m, v, {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weightDecay: 0.05,
+        step,
+        gradScale: 0.5,
+      });
     }
     return [p, m, v];
   },
@@ -418,7 +669,9 @@ Deno.test({
   fn() {
     const covered = new Set(cases.flatMap((c) => c.covers));
     for (const m of ["read", "release", "liveStorages", "flush"]) covered.add(m); // exercised by the runner
-    const methods = Object.getOwnPropertyNames(CpuBackend.prototype).filter((m) => m !== "constructor" && m !== "description" && m !== "readSync");
+    const methods = Object.getOwnPropertyNames(CpuBackend.prototype).filter((m) =>
+      m !== "constructor" && m !== "description" && m !== "readSync"
+    );
     const missing = methods.filter((m) => !covered.has(m));
     assert.deepEqual(missing, [], `methods without a comparison case: ${missing.join(", ")}`);
   },
@@ -449,7 +702,9 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const g = await gpu();
-    console.log(`adapter: ${probe.description}; isFallbackAdapter=${probe.isFallback}; backend: ${g.description}`);
+    console.log(
+      `adapter: ${probe.description}; isFallbackAdapter=${probe.isFallback}; backend: ${g.description}`,
+    );
     assert.match(g.description, /^webgpu: /);
   },
 });

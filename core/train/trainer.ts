@@ -108,9 +108,16 @@ export async function train<B>(
   let clock = performance.now();
   const start = clock;
   let interrupted = false;
+  let lastYield = clock;
   job.model.train();
   try {
     while (state.step < settings.maxSteps) {
+      // CPU steps never return to the event loop; yield now and then so that a SIGINT
+      // listener can run and abort the signal.
+      if (hooks.signal && performance.now() - lastYield > 50) {
+        await new Promise((r) => setTimeout(r, 0));
+        lastYield = performance.now();
+      }
       if (hooks.signal?.aborted) {
         interrupted = true;
         break;

@@ -38,11 +38,26 @@ export function stripPrefix(sd: StateDict, prefix: string, source: string): Stat
   return out;
 }
 
+/**
+ * Training checkpoints saved with block_chunks > 0 name blocks `blocks.<chunk>.<index>.`
+ * (the index stays global); the released weights use `blocks.<index>.`. This renames the former.
+ */
+export function unchunkBlocks(sd: StateDict): StateDict {
+  const chunked = /^blocks\.\d+\.(\d+)\.(.*)$/;
+  if (![...sd.keys()].some((k) => chunked.test(k))) return sd;
+  const out: StateDict = new Map();
+  for (const [k, v] of sd) {
+    const m = chunked.exec(k);
+    out.set(m ? `blocks.${m[1]}.${m[2]}` : k, v);
+  }
+  return out;
+}
+
 /** The DINOv2 weights inside a state dict, DiGIT's prefix removed when present. */
 export function encoderWeights(sd: StateDict, source: string, prefix?: string): StateDict {
-  if (prefix !== undefined) return prefix === "" ? sd : stripPrefix(sd, prefix, source);
+  if (prefix !== undefined) return unchunkBlocks(prefix === "" ? sd : stripPrefix(sd, prefix, source));
   const digit = [...sd.keys()].some((k) => k.startsWith(DIGIT_ENCODER_PREFIX));
-  return digit ? stripPrefix(sd, DIGIT_ENCODER_PREFIX, source) : sd;
+  return unchunkBlocks(digit ? stripPrefix(sd, DIGIT_ENCODER_PREFIX, source) : sd);
 }
 
 /** A model with the checkpoint's weights (strict). `source` is a path or a loaded state dict. */

@@ -3,6 +3,7 @@
  * C-order array of shape (K, D). The name follows DiGIT's `km_{K // 1000}k.npy`.
  */
 
+import type { HostTensor } from "../../core/io/host_tensor.ts";
 import { readNpyMatrix, writeNpyMatrix } from "./npy_matrix.ts";
 
 export interface Centroids {
@@ -25,4 +26,12 @@ export function writeCentroids(path: string, c: Centroids): void {
 /** DiGIT's file name for K clusters: km_8k.npy for 8192, km_16k.npy for 16384 (km_64.npy below 1000). */
 export function centroidFileName(k: number): string {
   return k < 1000 ? `km_${k}.npy` : `km_${Math.floor(k / 1000)}k.npy`;
+}
+
+/** Centroids from a loaded (K, D) float tensor, e.g. the `centroids` of a DiGIT checkpoint. */
+export function centroidsFromHost(t: HostTensor, what = "centroids"): Centroids {
+  if (t.dtype !== "f32" || t.shape.length !== 2) {
+    throw new Error(`${what}: expected a (K, D) float tensor, got ${t.dtype} [${t.shape}]`);
+  }
+  return { data: t.data as Float32Array, k: t.shape[0], dim: t.shape[1] };
 }

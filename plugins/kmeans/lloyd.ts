@@ -56,6 +56,11 @@ export interface KMeansOptions {
   spherical?: boolean;
   /** The subsample is gathered into memory when it fits in this many bytes (default 2 GiB). */
   memoryBytes?: number;
+  /**
+   * When the subsample does not fit, it is written once to this .npy file and streamed from
+   * there (the caller removes it); without it, every pass re-reads the subsample's rows.
+   */
+  spillPath?: string;
   /** k-means++ runs on at most this many rows (default 64 * K). */
   kmeansppMaxRows?: number;
   backend?: Backend;
@@ -85,36 +90,37 @@ interface PassStats {
 const EPS = 1 / 1024;
 const BLOCK_ROWS = 16384;
 
+/**
+ * One pass: labels and per-cluster statistics. The first pass also checks that every value is
+ * finite and sums |x|^2, which later passes reuse (`squares`).
+ */
 async function assignmentPass(
   training: FeatureSource,
   index: CentroidIndex,
-  checkFinite: boolean,
+  squaresKnown: number | null,
   signal?: AbortSignal,
 ): Promise<PassStats> {
+  const firstPass = squaresKnown === null;
   const { k, dim } = index;
   const counts = new Float64Array(k);
   const sums = new Float64Array(k * dim);
-  let squares = 0;
+  let squares = squaresKnown ?? 0;
   for await (const block of training.blocks(BLOCK_ROWS)) {
     signal?.throwIfAborted();
     const x = block.data;
-    if (checkFinite) {
+    if (firstPass) {
       for (let i = 0; i < x.length; i++) {
-        if (!Number.isFinite(x[i])) {
-          throw new Error(`kmeans: row ${block.start + Math.floor(i / dim)} holds a non-finite value (${x[i]})`);
-        }
+        const v = x[i];
+        if (!Number.isFinite(v)) throw new Error(`kmeans: row ${block.start + Math.floor(i / dim)} holds a non-finite value (${v})`);
+        squares += v * v;
       }
     }
-    const { labels } = await index.search(x);
+    const labels = await index.labels(x);
     for (let r = 0; r < block.rows; r++) {
       const l = labels[r];
       counts[l]++;
       const off = l * dim, xo = r * dim;
-      for (let j = 0; j < dim; j++) {
-        const v = x[xo + j];
-        sums[off + j] += v;
-        squares += v * v;
-      }
+      for (let j = 0; j < dim; j++) sums[off + j] += x[xo + j];
     }
   }
   return { counts, sums, squares };
@@ -191,7 +197,7 @@ export async function trainingSet(source: FeatureSource, opts: KMeansOptions): P
   }
   if (maxPer > 0 && source.rows > k * maxPer) {
     opts.log?.info(`kmeans: sampling ${k * maxPer} of ${source.rows} rows for training`);
-    return await subsetSource(source, sampleRows(source.rows, k * maxPer, seed), opts.memoryBytes ?? 2 ** 31);
+    return await subsetSource(source, sampleRows(source.rows, k * maxPer, seed), opts.memoryBytes ?? 2 ** 31, opts.spillPath);
   }
   if (source.rows < k * minPer) {
     opts.log?.warn(`kmeans: clustering ${source.rows} rows into ${k} centroids; at least ${k * minPer} are advised`);
@@ -232,11 +238,13 @@ export async function fitKMeans(source: FeatureSource, opts: KMeansOptions): Pro
 
   const stats: IterationStats[] = [];
   const t0 = performance.now();
+  let squares: number | null = null;
   for (let it = 0; it < iterations; it++) {
     const index = new CentroidIndex(centroids, k, dim, opts.backend);
     let pass: PassStats;
     try {
-      pass = await assignmentPass(training, index, it === 0, opts.signal);
+      pass = await assignmentPass(training, index, squares, opts.signal);
+      squares = pass.squares;
     } finally {
       index.dispose();
     }
@@ -276,7 +284,7 @@ export async function evaluateKMeans(
 ): Promise<{ inertia: number; counts: Float64Array }> {
   const index = new CentroidIndex(centroids, k, source.dim, backend);
   try {
-    const pass = await assignmentPass(source, index, false);
+    const pass = await assignmentPass(source, index, null);
     return { inertia: inertiaOf(pass, centroids, source.dim), counts: pass.counts };
   } finally {
     index.dispose();

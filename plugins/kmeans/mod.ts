@@ -4,7 +4,7 @@
  */
 
 export { CentroidIndex } from "./assign.ts";
-export { type Centroids, centroidFileName, readCentroids, writeCentroids } from "./centroids.ts";
+export { type Centroids, centroidFileName, centroidsFromHost, readCentroids, writeCentroids } from "./centroids.ts";
 export { INIT_METHODS, type InitMethod, kmeansPlusPlusInit, kmeansPlusPlusInMemory, randomInit } from "./init.ts";
 export {
   evaluateKMeans, fitKMeans, type IterationStats, type KMeansLogger, type KMeansOptions, type KMeansResult,

@@ -5,7 +5,7 @@
  */
 
 import { hashBits } from "../../core/random.ts";
-import { npyMatrixInfo, type NpyMatrixInfo, readNpyRows } from "./npy_matrix.ts";
+import { npyMatrixInfo, type NpyMatrixInfo, NpyMatrixWriter, readNpyRows } from "./npy_matrix.ts";
 
 export interface RowBlock {
   /** Index of the block's first row in the source. */
@@ -73,12 +73,15 @@ export function npyFilesSource(paths: readonly string[]): FeatureSource {
 
 /**
  * The rows of `source` at the ascending indices `picked`, renumbered 0..picked.length-1.
- * Gathered into memory when they fit in `memoryBytes`, else re-gathered on every pass.
+ * Gathered into memory when they fit in `memoryBytes`; else written once to the .npy file
+ * `spillTo` when given (one sequential file instead of a sparse read of every shard on every
+ * pass), else re-gathered from the source on every pass.
  */
 export async function subsetSource(
   source: FeatureSource,
   picked: Int32Array,
   memoryBytes = 2 ** 31,
+  spillTo?: string,
 ): Promise<FeatureSource> {
   for (let i = 1; i < picked.length; i++) {
     if (picked[i] <= picked[i - 1]) throw new Error("kmeans subset: indices must be strictly ascending");
@@ -109,6 +112,17 @@ export async function subsetSource(
     const all = new Float32Array(picked.length * dim);
     for await (const b of gatherFrom(65536)) all.set(b.data, b.start * dim);
     return memorySource(all, dim);
+  }
+  if (spillTo !== undefined) {
+    const writer = new NpyMatrixWriter(spillTo, picked.length, dim);
+    try {
+      for await (const b of gatherFrom(65536)) writer.append(b.data);
+      writer.close();
+    } catch (e) {
+      writer.abort();
+      throw e;
+    }
+    return npyFilesSource([spillTo]);
   }
   return { dim, rows: picked.length, inMemory: false, blocks: gatherFrom };
 }

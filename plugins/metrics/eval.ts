@@ -124,6 +124,8 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
       referenceFile = await loadStats(p.reference, { dim: POOL3_DIM, feature: INCEPTION_FEATURE });
     }
   }
+  await generated.checkSizes(limit);
+  await referenceFolder?.checkSizes(limit);
   if (p.save_reference_stats) {
     statsFormatOf(p.save_reference_stats);
     if (!referenceFolder) throw new Error(`eval: save_reference_stats needs a reference folder to compute statistics from`);
@@ -163,7 +165,9 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
       inceptionReference = stats.finalize();
       files.reference_stats = `${ctx.stepDir}/reference-${INCEPTION_FEATURE}.npz`;
       await saveStats(files.reference_stats, inceptionReference, INCEPTION_FEATURE);
-      if (p.save_reference_stats) {
+      await generated.checkSizes(limit);
+  await referenceFolder?.checkSizes(limit);
+  if (p.save_reference_stats) {
         await saveStats(p.save_reference_stats, inceptionReference, INCEPTION_FEATURE);
         ctx.log.info(`reference statistics saved to ${p.save_reference_stats}`);
       }

@@ -2,10 +2,14 @@
  * Image folders as torch-fidelity reads them for FID/IS (`glob_samples_paths` with its
  * defaults): the files directly inside the folder (not recursive) whose extension is png,
  * jpg or jpeg in any case, sorted by path; each decoded to 8-bit RGB with no resizing.
- * Batches need one image size, so a folder whose images differ in size is an error.
+ * Batches need one image size, so a folder whose images differ in size is an error;
+ * `checkSizes()` finds that (and files that are not PNG/JPEG) from the file headers alone,
+ * before any network runs.
  */
 
 import { readImage } from "../../core/image/codec.ts";
+import { isJpeg } from "../../core/image/jpeg.ts";
+import { isPng } from "../../core/image/png.ts";
 import type { ImageBatch } from "../../core/interfaces.ts";
 
 export const IMAGE_EXTENSIONS: readonly string[] = ["png", "jpg", "jpeg"];
@@ -70,6 +74,22 @@ export class ImageFolder {
     return this.files.length;
   }
 
+  /**
+   * Reads every file's header: the common size, or an error naming the first file whose size
+   * differs or that is not a PNG or JPEG. Cheap (a few KB per file), so bad folders fail fast.
+   */
+  async checkSizes(limit?: number): Promise<{ width: number; height: number }> {
+    for (const file of this.files.slice(0, limit ?? this.files.length)) {
+      const size = await probeImageSize(file);
+      if (!size) {
+        const img = await readImage(file); // decodes, or throws the codec's error naming the file
+        this.#checkSize(file, img.width, img.height);
+      } else this.#checkSize(file, size.width, size.height);
+    }
+    const { width, height } = this.#size!;
+    return { width, height };
+  }
+
   /** Decoded batches of `batchSize` images in file order (the first `limit` files when given). */
   async *batches(batchSize: number, opts: { limit?: number; signal?: AbortSignal } = {}): AsyncGenerator<FolderBatch> {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`ImageFolder.batches: bad batch size ${batchSize}`);
@@ -99,5 +119,40 @@ export class ImageFolder {
       );
     }
     return first;
+  }
+}
+
+/** Width and height from a PNG IHDR or a JPEG SOF marker; null when the header is not found. */
+export async function probeImageSize(path: string): Promise<{ width: number; height: number } | null> {
+  const f = await Deno.open(path);
+  try {
+    const head = new Uint8Array(65536);
+    let n = 0;
+    for (let r; n < head.length && (r = await f.read(head.subarray(n))) !== null;) n += r;
+    const b = head.subarray(0, n);
+    if (isPng(b) && n >= 24) {
+      const dv = new DataView(b.buffer, b.byteOffset, n);
+      return { width: dv.getUint32(16), height: dv.getUint32(20) };
+    }
+    if (!isJpeg(b)) {
+      const bytes = Array.from(b.subarray(0, 4), (v) => v.toString(16).padStart(2, "0")).join(" ");
+      throw new Error(`${path}: not a PNG or JPEG file (first bytes: ${bytes || "none"})`);
+    }
+    // Walk the marker segments up to the frame header (SOF0..SOF15 but DHT, JPG, DAC).
+    for (let at = 2; at + 9 <= n;) {
+      if (b[at] !== 0xff) return null;
+      const marker = b[at + 1];
+      if (marker === 0xff) {
+        at++;
+        continue;
+      }
+      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+        return { height: (b[at + 5] << 8) | b[at + 6], width: (b[at + 7] << 8) | b[at + 8] };
+      }
+      at += 2 + ((b[at + 2] << 8) | b[at + 3]);
+    }
+    return null;
+  } finally {
+    f.close();
   }
 }

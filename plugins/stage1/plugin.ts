@@ -8,6 +8,7 @@ import { readTokenFile, writeTokenFile } from "../../core/io/tokens.ts";
 import { loadCheckpoint } from "../../core/io/checkpoint.ts";
 import { definePlugin, type StepContext } from "../../core/registry.ts";
 import { modelWeights } from "../../core/train/trainer.ts";
+import { TrainReporter } from "../../core/train/reporter.ts";
 import { useDevice } from "../../core/device.ts";
 import { stage1ConfigSchema, type Stage1TrainConfig } from "./config.ts";
 import type { TokenSet } from "./data.ts";
@@ -40,24 +41,10 @@ async function train(cfg: Stage1TrainConfig, ctx: StepContext): Promise<void> {
   const validSet = cfg.task.valid_tokens ? await tokenSet(cfg.task.valid_tokens) : null;
   await Deno.writeTextFile(`${dir}/model.json`, JSON.stringify(modelConfigFrom(cfg, trainSet), null, 2));
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(cfg, null, 2));
-  const log = await Deno.open(`${dir}/train.log`, { append: true, create: true });
-  const enc = new TextEncoder();
-  try {
-    const { model, result } = await trainStage1(cfg, trainSet, validSet, dir, {
-      signal: ctx.signal,
-      onProgress: (step, total) => ctx.log.progress("stage 1", step, total),
-      onLog: (r) => {
-        const line = `step ${r.step} loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(3)} gnorm ${r.gradNorm.toFixed(3)} ` +
-          `tok/s ${r.itemsPerSecond.toFixed(0)}${r.validLoss !== undefined ? ` valid ${r.validLoss.toFixed(4)}` : ""}`;
-        log.writeSync(enc.encode(`${new Date().toISOString()} ${line}\n`));
-        ctx.log.info(line);
-      },
-    });
-    model.dispose();
-    if (result.interrupted) ctx.log.warn(`stage 1 interrupted at step ${result.step}; checkpoint saved, re-run to resume`);
-  } finally {
-    log.close();
-  }
+  using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "stage 1", unit: "tok" });
+  const { model, result } = await trainStage1(cfg, trainSet, validSet, dir, report.hooks);
+  model.dispose();
+  report.finish(result);
 }
 
 const sampleParams = s.object({

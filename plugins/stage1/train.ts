@@ -8,7 +8,7 @@ import { noGrad } from "../../core/autograd.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { tidy } from "../../core/tensor.ts";
-import { type LogRecord, train, type TrainResult } from "../../core/train/trainer.ts";
+import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
 import type { Stage1TrainConfig } from "./config.ts";
 import { stage1Tensors, type TokenSet } from "./data.ts";
 import { SPECIALS, STAGE1_PRESETS, Stage1GPT, type Stage1Config } from "./model.ts";
@@ -36,7 +36,7 @@ export interface Stage1Run {
 
 export async function trainStage1(
   cfg: Stage1TrainConfig, trainSet: TokenSet, validSet: TokenSet | null, dir: string,
-  hooks: { onLog?: (r: LogRecord) => void; onProgress?: (s: number, t: number) => void; signal?: AbortSignal; resume?: boolean } = {},
+  hooks: TrainHooks & { resume?: boolean } = {},
 ): Promise<Stage1Run> {
   if (trainSet.clusters !== cfg.task.target_vocab_size) {
     throw new Error(`stage1: the token file has ${trainSet.clusters} clusters but task.target_vocab_size is ${cfg.task.target_vocab_size}`);

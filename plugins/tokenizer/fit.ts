@@ -27,7 +27,13 @@ export async function fitCentroids(
   if (source.dim !== manifest.dim) {
     throw new Error(`fit-kmeans: the shards have dimension ${source.dim} but ${manifestPath} says ${manifest.dim}`);
   }
-  const result = await fitKMeans(source, opts);
+  const spillPath = opts.spillPath ?? `${dir}/kmeans_subsample.npy.tmp`;
+  let result: KMeansResult;
+  try {
+    result = await fitKMeans(source, { ...opts, spillPath });
+  } finally {
+    await Deno.remove(spillPath).catch(() => {});
+  }
   const path = opts.out ?? `${dir}/${centroidFileName(opts.k)}`;
   writeCentroids(path, { data: result.centroids, k: result.k, dim: result.dim });
   opts.log?.info(`fit-kmeans: wrote ${result.k} x ${result.dim} centroids to ${path}`);

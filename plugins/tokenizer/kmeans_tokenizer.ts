@@ -21,6 +21,8 @@ export interface KMeansTokenizerOptions {
   name?: string;
   /** Images per encoder call (bounds memory); default 16. */
   batchSize?: number;
+  /** dispose() also disposes the encoder (when the tokenizer made it). */
+  ownsEncoder?: boolean;
 }
 
 export class KMeansTokenizer implements Tokenizer {
@@ -29,6 +31,7 @@ export class KMeansTokenizer implements Tokenizer {
   readonly gridSize: number;
   readonly batchSize: number;
   readonly #index: CentroidIndex;
+  readonly #ownsEncoder: boolean;
 
   constructor(readonly encoder: Encoder, centroids: Centroids, opts: KMeansTokenizerOptions = {}) {
     if (centroids.dim !== encoder.featureDim) {
@@ -42,6 +45,7 @@ export class KMeansTokenizer implements Tokenizer {
     this.batchSize = opts.batchSize ?? 16;
     this.name = opts.name ?? `kmeans${centroids.k}-${encoder.name}`;
     this.#index = new CentroidIndex(centroids.data, centroids.k, centroids.dim);
+    this.#ownsEncoder = opts.ownsEncoder ?? false;
   }
 
   /** Features (N, L, D) -> token ids (N, L), i32, on the device. */
@@ -90,5 +94,6 @@ export class KMeansTokenizer implements Tokenizer {
 
   dispose(): void {
     this.#index.dispose();
+    if (this.#ownsEncoder) (this.encoder as Encoder & { dispose?: () => void }).dispose?.();
   }
 }

@@ -75,7 +75,8 @@ export default definePlugin({
       name: "kmeans",
       description: "nearest K-Means centroid of each encoder feature (DiGIT's semantic tokens)",
       options: s.object({ encoder: encoderRef, centroids: s.string({ nonEmpty: true }), batch_size: s.int({ min: 1 }).default(16) }),
-      create: async (o, ctx) => new KMeansTokenizer(await makeEncoder(o.encoder, ctx), readCentroids(o.centroids), { batchSize: o.batch_size }),
+      create: async (o, ctx) =>
+        new KMeansTokenizer(await makeEncoder(o.encoder, ctx), readCentroids(o.centroids), { batchSize: o.batch_size, ownsEncoder: true }),
     });
     r.step({
       name: "dump-features",
@@ -119,12 +120,13 @@ export default definePlugin({
       run: async (p, ctx) => {
         await useDevice(ctx.device);
         const dataset = await openDataset(p.dataset as DatasetSpec);
-        const tokenizer = new KMeansTokenizer(await makeEncoder(p.encoder, ctx), readCentroids(p.centroids), { batchSize: p.batch_size });
+        const tokenizer = new KMeansTokenizer(await makeEncoder(p.encoder, ctx), readCentroids(p.centroids), {
+          batchSize: p.batch_size, ownsEncoder: true,
+        });
         try {
           await tokenizeDataset({ dataset, tokenizer, out: ctx.outputs.tokens, batchSize: p.batch_size, labels: p.labels, log: ctx.log, signal: ctx.signal });
         } finally {
           tokenizer.dispose();
-          disposeEncoder(tokenizer.encoder);
         }
       },
     });

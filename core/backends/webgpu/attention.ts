@@ -37,14 +37,27 @@ fn visible(i: u32) -> u32 {
 
 function check(op: string, a: AttentionArgs, named: Record<string, [GpuStorage, number]>): void {
   for (const [name, [s, n]] of Object.entries(named)) {
-    if (s.length !== n) throw new ShapeError(op, `${name} has ${s.length} elements, expected ${n}: args=${JSON.stringify(a)}`);
+    if (s.length !== n) {
+      throw new ShapeError(
+        op,
+        `${name} has ${s.length} elements, expected ${n}: args=${JSON.stringify(a)}`,
+      );
+    }
   }
 }
 
 /** Key-block size so that `arrays` blocks of (KB, D) floats fit in workgroup memory. */
 function blockSize(ctx: GpuContext, D: number, arrays: number, op: string): number {
-  const kb = Math.min(32, Math.floor(ctx.limits.maxComputeWorkgroupStorageSize / (arrays * D * 4 + 16)));
-  if (kb < 1) throw new ShapeError(op, `headDim ${D} does not fit in ${ctx.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`);
+  const kb = Math.min(
+    32,
+    Math.floor(ctx.limits.maxComputeWorkgroupStorageSize / (arrays * D * 4 + 16)),
+  );
+  if (kb < 1) {
+    throw new ShapeError(
+      op,
+      `headDim ${D} does not fit in ${ctx.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`,
+    );
+  }
   return kb;
 }
 
@@ -53,7 +66,11 @@ function rowThreads(ctx: GpuContext): number {
 }
 
 export function attention(
-  ctx: GpuContext, q: GpuStorage, k: GpuStorage, v: GpuStorage, a: AttentionArgs,
+  ctx: GpuContext,
+  q: GpuStorage,
+  k: GpuStorage,
+  v: GpuStorage,
+  a: AttentionArgs,
 ): { out: GpuStorage; lse: GpuStorage } {
   const { Tq, Tk, headDim: D } = a;
   const BH = a.batch * a.heads;
@@ -137,20 +154,37 @@ var<workgroup> Vs: array<f32, ${KB * D}>;`,
   return { out, lse };
 }
 
-function dispatchRows(ctx: GpuContext, def: KernelDef, p: ReturnType<typeof params>, s: GpuStorage[], blocks: number, BH: number): void {
+function dispatchRows(
+  ctx: GpuContext,
+  def: KernelDef,
+  p: ReturnType<typeof params>,
+  s: GpuStorage[],
+  blocks: number,
+  BH: number,
+): void {
   if (blocks === 0 || BH === 0) return;
   ctx.dispatch(def, p, s, [blocks, BH]);
 }
 
 export function attentionBackward(
-  ctx: GpuContext, q: GpuStorage, k: GpuStorage, v: GpuStorage, out: GpuStorage, lse: GpuStorage, dout: GpuStorage,
+  ctx: GpuContext,
+  q: GpuStorage,
+  k: GpuStorage,
+  v: GpuStorage,
+  out: GpuStorage,
+  lse: GpuStorage,
+  dout: GpuStorage,
   a: AttentionArgs,
 ): { dq: GpuStorage; dk: GpuStorage; dv: GpuStorage } {
   const { Tq, Tk, headDim: D } = a;
   const BH = a.batch * a.heads;
   check("attentionBackward", a, {
-    q: [q, BH * Tq * D], k: [k, BH * Tk * D], v: [v, BH * Tk * D], out: [out, BH * Tq * D],
-    lse: [lse, BH * Tq], dout: [dout, BH * Tq * D],
+    q: [q, BH * Tq * D],
+    k: [k, BH * Tk * D],
+    v: [v, BH * Tk * D],
+    out: [out, BH * Tq * D],
+    lse: [lse, BH * Tq],
+    dout: [dout, BH * Tq * D],
   });
   const R = rowThreads(ctx);
   const f = (name: string) => ({ name, element: "f32" as const, access: "read" as const });
@@ -158,18 +192,23 @@ export function attentionBackward(
 
   // delta_i = dO_i · O_i, one thread per query row.
   const delta = ctx.alloc("f32", BH * Tq, false, "attentionBackward");
-  ctx.dispatch({
-    name: `attention_delta_D${D}`,
-    params: layout(u32("rows")),
-    bindings: [f("out"), f("dout"), w("delta")],
-    workgroupSize: [R],
-    body: `
+  ctx.dispatch(
+    {
+      name: `attention_delta_D${D}`,
+      params: layout(u32("rows")),
+      bindings: [f("out"), f("dout"), w("delta")],
+      workgroupSize: [R],
+      body: `
   let r = (wid.y * nwg.x + wid.x) * ${R}u + lindex;
   if (r >= P.rows) { return; }
   var s = 0.0;
   for (var d = 0u; d < ${D}u; d = d + 1u) { s = fma(out[r * ${D}u + d], dout[r * ${D}u + d], s); }
   delta[r] = s;`,
-  }, { rows: BH * Tq }, [out, dout, delta], ctx.grid1d(BH * Tq, "attention_delta", R));
+    },
+    { rows: BH * Tq },
+    [out, dout, delta],
+    ctx.grid1d(BH * Tq, "attention_delta", R),
+  );
 
   // dq: per query row, keys stream through workgroup memory.
   const dq = ctx.alloc("f32", BH * Tq * D, false, "attentionBackward");

@@ -10,7 +10,7 @@
  */
 
 import type { Backend, DType } from "../../backend.ts";
-import { BufferPool, bucketBytes, GpuStorage, STORAGE_USAGE } from "./buffers.ts";
+import { bucketBytes, BufferPool, GpuStorage, STORAGE_USAGE } from "./buffers.ts";
 import { assembleWgsl, type KernelDef, numberLines, type ParamValues } from "./kernel.ts";
 
 /** The limits the backend checks shapes against (the adapter's, as requested). */
@@ -81,7 +81,11 @@ export class GpuContext {
 
   constructor(readonly device: GPUDevice, limits: DeviceLimits, private owner: Backend) {
     this.limits = limits;
-    this.wg1d = Math.min(256, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+    this.wg1d = Math.min(
+      256,
+      limits.maxComputeInvocationsPerWorkgroup,
+      limits.maxComputeWorkgroupSizeX,
+    );
     this.slotBytes = Math.max(SLOT_BYTES, limits.minUniformBufferOffsetAlignment);
     this.slabHost = new Uint32Array((this.slotBytes / 4) * this.batchSize);
     this.storagePool = new BufferPool(device, STORAGE_USAGE);
@@ -89,6 +93,9 @@ export class GpuContext {
     device.addEventListener("uncapturederror", (e) => {
       const err = (e as GPUUncapturedErrorEvent).error;
       this.deviceErrors.push(err?.message ?? String(err));
+    });
+    device.lost.then((info) => {
+      if (info.reason !== "destroyed") this.deviceErrors.push(`device lost: ${info.message}`);
     });
   }
 
@@ -117,7 +124,9 @@ export class GpuContext {
       );
     }
     let size = bucketBytes(bytes);
-    if (size > Math.min(maxBufferSize, maxStorageBufferBindingSize)) size = Math.ceil(bytes / 16) * 16;
+    if (size > Math.min(maxBufferSize, maxStorageBufferBindingSize)) {
+      size = Math.ceil(bytes / 16) * 16;
+    }
     const { buffer, fresh } = this.storagePool.acquire(size, op);
     if (zero && !fresh) {
       this.endPass();
@@ -137,15 +146,35 @@ export class GpuContext {
   fromHost(data: Float32Array | Int32Array): GpuStorage {
     const dtype: DType = data instanceof Float32Array ? "f32" : "i32";
     const s = this.alloc(dtype, data.length, false, "fromHost");
-    if (data.length > 0) this.device.queue.writeBuffer(s.buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    if (data.length > 0) {
+      this.device.queue.writeBuffer(
+        s.buffer,
+        0,
+        data.buffer as ArrayBuffer,
+        data.byteOffset,
+        data.byteLength,
+      );
+    }
     return s;
   }
 
   /** Copy whole elements between storages (offsets and count in elements). */
-  copyElements(src: GpuStorage, srcOff: number, dst: GpuStorage, dstOff: number, count: number): void {
+  copyElements(
+    src: GpuStorage,
+    srcOff: number,
+    dst: GpuStorage,
+    dstOff: number,
+    count: number,
+  ): void {
     if (count === 0) return;
     this.endPass();
-    this.ensureEncoder().copyBufferToBuffer(src.buffer, srcOff * 4, dst.buffer, dstOff * 4, count * 4);
+    this.ensureEncoder().copyBufferToBuffer(
+      src.buffer,
+      srcOff * 4,
+      dst.buffer,
+      dstOff * 4,
+      count * 4,
+    );
   }
 
   async read(s: GpuStorage): Promise<Float32Array | Int32Array> {
@@ -180,7 +209,8 @@ export class GpuContext {
     this.compileChecks = [];
     const found = (await Promise.all(checks)).filter((m): m is string => m !== null);
     // Uses of a pipeline that failed to compile only repeat the compile error: drop them.
-    const consequential = (m: string) => [...this.failedLabels].some((l) => m.includes(`'${l}' label is invalid`));
+    const consequential = (m: string) =>
+      [...this.failedLabels].some((l) => m.includes(`'${l}' label is invalid`));
     found.push(...this.deviceErrors.splice(0).filter((m) => !consequential(m)));
     if (found.length > 0) throw new Error(`WebGPU error:\n${found.join("\n\n")}`);
   }
@@ -216,7 +246,8 @@ export class GpuContext {
       const msgs = info.messages
         .filter((m) => m.type === "error")
         .map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message.trim()}`);
-      const report = `kernel '${def.name}' failed to compile: ${err.message.trim()}\n${msgs.join("\n")}\n` +
+      const report =
+        `kernel '${def.name}' failed to compile: ${err.message.trim()}\n${msgs.join("\n")}\n` +
         `--- source ---\n${numberLines(wgsl)}`;
       this.pipelines.delete(wgsl);
       this.failed.set(wgsl, report);
@@ -233,17 +264,38 @@ export class GpuContext {
     const l = this.limits;
     const [x, y = 1, z = 1] = def.workgroupSize;
     if (def.bindings.length > l.maxStorageBuffersPerShaderStage) {
-      throw new LimitError(def.name, "maxStorageBuffersPerShaderStage", def.bindings.length, l.maxStorageBuffersPerShaderStage);
+      throw new LimitError(
+        def.name,
+        "maxStorageBuffersPerShaderStage",
+        def.bindings.length,
+        l.maxStorageBuffersPerShaderStage,
+      );
     }
     if (x * y * z > l.maxComputeInvocationsPerWorkgroup) {
-      throw new LimitError(def.name, "maxComputeInvocationsPerWorkgroup", x * y * z, l.maxComputeInvocationsPerWorkgroup);
+      throw new LimitError(
+        def.name,
+        "maxComputeInvocationsPerWorkgroup",
+        x * y * z,
+        l.maxComputeInvocationsPerWorkgroup,
+      );
     }
-    if (x > l.maxComputeWorkgroupSizeX) throw new LimitError(def.name, "maxComputeWorkgroupSizeX", x, l.maxComputeWorkgroupSizeX);
-    if (y > l.maxComputeWorkgroupSizeY) throw new LimitError(def.name, "maxComputeWorkgroupSizeY", y, l.maxComputeWorkgroupSizeY);
-    if (z > l.maxComputeWorkgroupSizeZ) throw new LimitError(def.name, "maxComputeWorkgroupSizeZ", z, l.maxComputeWorkgroupSizeZ);
+    if (x > l.maxComputeWorkgroupSizeX) {
+      throw new LimitError(def.name, "maxComputeWorkgroupSizeX", x, l.maxComputeWorkgroupSizeX);
+    }
+    if (y > l.maxComputeWorkgroupSizeY) {
+      throw new LimitError(def.name, "maxComputeWorkgroupSizeY", y, l.maxComputeWorkgroupSizeY);
+    }
+    if (z > l.maxComputeWorkgroupSizeZ) {
+      throw new LimitError(def.name, "maxComputeWorkgroupSizeZ", z, l.maxComputeWorkgroupSizeZ);
+    }
     const shared = def.workgroupBytes ?? 0;
     if (shared > l.maxComputeWorkgroupStorageSize) {
-      throw new LimitError(def.name, "maxComputeWorkgroupStorageSize", shared, l.maxComputeWorkgroupStorageSize);
+      throw new LimitError(
+        def.name,
+        "maxComputeWorkgroupStorageSize",
+        shared,
+        l.maxComputeWorkgroupStorageSize,
+      );
     }
   }
 
@@ -269,21 +321,34 @@ export class GpuContext {
     const maxG = this.limits.maxComputeWorkgroupsPerDimension;
     const biggest = Math.max(gx, gy, gz);
     if (biggest > maxG) {
-      throw new LimitError(`${def.name} (grid ${gx}x${gy}x${gz})`, "maxComputeWorkgroupsPerDimension", biggest, maxG);
+      throw new LimitError(
+        `${def.name} (grid ${gx}x${gy}x${gz})`,
+        "maxComputeWorkgroupsPerDimension",
+        biggest,
+        maxG,
+      );
     }
     if (storages.length !== def.bindings.length) {
-      throw new Error(`${def.name}: expected ${def.bindings.length} storages, got ${storages.length}`);
+      throw new Error(
+        `${def.name}: expected ${def.bindings.length} storages, got ${storages.length}`,
+      );
     }
     for (const s of storages) {
-      if (s.released) throw new Error(`${def.name}: a storage (${s.length} x ${s.dtype}) was released`);
+      if (s.released) {
+        throw new Error(`${def.name}: a storage (${s.length} x ${s.dtype}) was released`);
+      }
     }
     const kernel = this.compile(def);
     if (def.params.bytes > this.slotBytes) {
-      throw new Error(`${def.name}: ${def.params.bytes} bytes of parameters exceed the ${this.slotBytes}-byte slot`);
+      throw new Error(
+        `${def.name}: ${def.params.bytes} bytes of parameters exceed the ${this.slotBytes}-byte slot`,
+      );
     }
     if (this.slotsUsed === this.batchSize) this.flush();
     const encoder = this.ensureEncoder();
-    if (!this.slab) this.slab = this.uniformPool.acquire(this.slotBytes * this.batchSize, "params").buffer;
+    if (!this.slab) {
+      this.slab = this.uniformPool.acquire(this.slotBytes * this.batchSize, "params").buffer;
+    }
     const slot = this.slotsUsed++;
     const slotWords = this.slotBytes / 4;
     const view = this.slabHost.subarray(slot * slotWords, slot * slotWords + def.params.words);
@@ -292,7 +357,10 @@ export class GpuContext {
     const bindGroup = this.device.createBindGroup({
       layout: kernel.layout,
       entries: [
-        { binding: 0, resource: { buffer: this.slab, offset: slot * this.slotBytes, size: def.params.bytes } },
+        {
+          binding: 0,
+          resource: { buffer: this.slab, offset: slot * this.slotBytes, size: def.params.bytes },
+        },
         ...storages.map((s, i) => ({ binding: i + 1, resource: { buffer: s.buffer } })),
       ],
     });
@@ -313,7 +381,14 @@ export class GpuContext {
     const maxG = this.limits.maxComputeWorkgroupsPerDimension;
     if (count <= maxG) return [count, 1];
     const gy = Math.ceil(count / maxG);
-    if (gy > maxG) throw new LimitError(`${op} (${count} workgroups)`, "maxComputeWorkgroupsPerDimension", gy, maxG);
+    if (gy > maxG) {
+      throw new LimitError(
+        `${op} (${count} workgroups)`,
+        "maxComputeWorkgroupsPerDimension",
+        gy,
+        maxG,
+      );
+    }
     return [Math.ceil(count / gy), gy];
   }
 
@@ -344,7 +419,13 @@ export class GpuContext {
     }
     this.endPass();
     if (this.slab && this.slotsUsed > 0) {
-      this.device.queue.writeBuffer(this.slab, 0, this.slabHost.buffer as ArrayBuffer, 0, this.slotsUsed * this.slotBytes);
+      this.device.queue.writeBuffer(
+        this.slab,
+        0,
+        this.slabHost.buffer as ArrayBuffer,
+        0,
+        this.slotsUsed * this.slotBytes,
+      );
     }
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;

@@ -42,25 +42,55 @@ const UNARY_I32: Partial<Record<UnaryOp, string>> = {
   sign: "sign(x)",
 };
 
-export const MATH_HELPERS = `${ERF_WGSL}
-${ACCURATE_MATH_WGSL}
-fn log_f(x: f32) -> f32 {
+/** Helper functions by name, with the helpers each one calls. */
+const MATH_FUNCS: Record<string, { code: string; uses: string[] }> = {
+  gelu_f: { code: ERF_WGSL, uses: [] },
+  gelu_grad_f: { code: "", uses: ["gelu_f"] },
+  log_f: {
+    code: `fn log_f(x: f32) -> f32 {
   if (x > 0.0 && x < ${POS_INF}) { return log_acc(x); }
   return log(x);
-}
-fn silu_grad_f(x: f32) -> f32 {
+}`,
+    uses: ["log_acc"],
+  },
+  log_acc: { code: ACCURATE_MATH_WGSL, uses: [] },
+  silu_grad_f: {
+    code: `fn silu_grad_f(x: f32) -> f32 {
   let s = 1.0 / (1.0 + exp(-x));
   return s * (1.0 + x * (1.0 - s));
-}
-// pow with the sign rules of Math.pow for negative bases and integer exponents.
-fn pow_f(a: f32, b: f32) -> f32 {
+}`,
+    uses: [],
+  },
+  // pow with the sign rules of Math.pow for negative bases and integer exponents.
+  pow_f: {
+    code: `fn pow_f(a: f32, b: f32) -> f32 {
   if (b == 0.0) { return 1.0; }
   if (a == 0.0) { return select(${POS_INF}, 0.0, b > 0.0); }
   let m = pow(abs(a), b);
   if (a > 0.0) { return m; }
   if (floor(b) != b) { return bitcast<f32>(0x7fc00000u); }
   return select(m, -m, (abs(b) % 2.0) == 1.0);
-}`;
+}`,
+    uses: [],
+  },
+};
+
+/**
+ * Only the helpers an expression calls: a software adapter compiles every function in
+ * the module, so shipping all of them to each elementwise kernel costs real time.
+ */
+export function mathHelpersFor(expr: string): string {
+  const chosen = new Set<string>();
+  const visit = (name: string) => {
+    if (chosen.has(name)) return;
+    chosen.add(name);
+    for (const u of MATH_FUNCS[name].uses) visit(u);
+  };
+  for (const name of Object.keys(MATH_FUNCS)) {
+    if (new RegExp(`\\b${name}\\(`).test(expr)) visit(name);
+  }
+  return [...new Set([...chosen].map((n) => MATH_FUNCS[n].code))].filter(Boolean).join("\n");
+}
 
 export function unary(ctx: GpuContext, op: UnaryOp, x: GpuStorage): GpuStorage {
   const f = UNARY_F32[op];
@@ -74,7 +104,7 @@ export function unary(ctx: GpuContext, op: UnaryOp, x: GpuStorage): GpuStorage {
     outDtype: x.dtype,
     expr: `op(v0)`,
     exprType: as,
-    helpers: `${MATH_HELPERS}\nfn op(x: ${as}) -> ${as} { return ${intOp ?? f}; }`,
+    helpers: `${mathHelpersFor(intOp ?? f)}\nfn op(x: ${as}) -> ${as} { return ${intOp ?? f}; }`,
   });
 }
 
@@ -95,7 +125,12 @@ const BINARY: Record<BinaryOp, { f: string; i?: string }> = {
 };
 
 export function binary(
-  ctx: GpuContext, op: BinaryOp, a: View, b: View, outShape: readonly number[], outDtype: DType,
+  ctx: GpuContext,
+  op: BinaryOp,
+  a: View,
+  b: View,
+  outShape: readonly number[],
+  outDtype: DType,
 ): GpuStorage {
   const e = BINARY[op];
   if (!e) throw new Error(`binary: unknown op '${op}'`);
@@ -108,12 +143,20 @@ export function binary(
     outDtype,
     expr: "op(v0, v1)",
     exprType: as,
-    helpers: `${MATH_HELPERS}\nfn op(a: ${as}, b: ${as}) -> ${as} { return ${intMath ? e.i : e.f}; }`,
+    helpers: `${
+      mathHelpersFor(intMath ? e.i! : e.f)
+    }\nfn op(a: ${as}, b: ${as}) -> ${as} { return ${intMath ? e.i : e.f}; }`,
   });
 }
 
 /** out = cond != 0 ? a : b; the output takes a's dtype (as on the CPU). */
-export function where(ctx: GpuContext, cond: View, a: View, b: View, outShape: readonly number[]): GpuStorage {
+export function where(
+  ctx: GpuContext,
+  cond: View,
+  a: View,
+  b: View,
+  outShape: readonly number[],
+): GpuStorage {
   const outDtype: DType = a.storage.dtype;
   const zero = cond.storage.dtype === "i32" ? "0" : "0.0";
   return runElementwise(ctx, {
@@ -158,8 +201,17 @@ export function affine(ctx: GpuContext, x: GpuStorage, scale: number, shift: num
 
 export function powScalar(ctx: GpuContext, x: GpuStorage, p: number): GpuStorage {
   // Common exponents get exact forms; the rest go through pow_f.
-  const expr = p === 1 ? "v0" : p === 2 ? "v0 * v0" : p === 3 ? "v0 * v0 * v0" : p === 0.5 ? "sqrt(v0)"
-    : p === -1 ? "1.0 / v0" : "pow_f(v0, P.p)";
+  const expr = p === 1
+    ? "v0"
+    : p === 2
+    ? "v0 * v0"
+    : p === 3
+    ? "v0 * v0 * v0"
+    : p === 0.5
+    ? "sqrt(v0)"
+    : p === -1
+    ? "1.0 / v0"
+    : "pow_f(v0, P.p)";
   return runElementwise(ctx, {
     name: `powScalar_${x.dtype}`,
     inputs: [{ view: flatView(x), as: "f32" }],
@@ -167,7 +219,7 @@ export function powScalar(ctx: GpuContext, x: GpuStorage, p: number): GpuStorage
     outDtype: x.dtype,
     expr,
     exprType: "f32",
-    helpers: MATH_HELPERS,
+    helpers: mathHelpersFor(expr),
     extraParams: [f32("p")],
     extraValues: { p },
   });
@@ -180,7 +232,9 @@ function isI32(v: number): boolean {
 export function clamp(ctx: GpuContext, x: GpuStorage, lo: number, hi: number): GpuStorage {
   if (x.dtype === "i32") {
     // Compare as numbers, store the bound truncated toward zero (a typed-array store).
-    const trunc = (v: number) => (Number.isFinite(v) ? Math.max(-2147483648, Math.min(2147483647, Math.trunc(v))) : 0);
+    const trunc = (
+      v: number,
+    ) => (Number.isFinite(v) ? Math.max(-2147483648, Math.min(2147483647, Math.trunc(v))) : 0);
     return runElementwise(ctx, {
       name: "clamp_i32",
       inputs: [{ view: flatView(x), as: "i32" }],
@@ -229,7 +283,13 @@ export function fill(ctx: GpuContext, dtype: DType, length: number, value: numbe
   });
 }
 
-export function arange(ctx: GpuContext, dtype: DType, length: number, start: number, step: number): GpuStorage {
+export function arange(
+  ctx: GpuContext,
+  dtype: DType,
+  length: number,
+  start: number,
+  step: number,
+): GpuStorage {
   const t = dtype;
   return runElementwise(ctx, {
     name: `arange_${dtype}`,
@@ -238,7 +298,10 @@ export function arange(ctx: GpuContext, dtype: DType, length: number, start: num
     outDtype: dtype,
     expr: `P.start + ${t}(i) * P.step`,
     exprType: dtype,
-    extraParams: [t === "f32" ? f32("start") : i32("start"), t === "f32" ? f32("step") : i32("step")],
+    extraParams: [
+      t === "f32" ? f32("start") : i32("start"),
+      t === "f32" ? f32("step") : i32("step"),
+    ],
     extraValues: { start, step },
   });
 }

@@ -13,9 +13,17 @@ function needI32(op: string, idx: GpuStorage): void {
   if (idx.dtype !== "i32") throw new Error(`${op}: indices must be i32, got ${idx.dtype}`);
 }
 
-export function gather(ctx: GpuContext, table: GpuStorage, idx: GpuStorage, rows: number, cols: number): GpuStorage {
+export function gather(
+  ctx: GpuContext,
+  table: GpuStorage,
+  idx: GpuStorage,
+  rows: number,
+  cols: number,
+): GpuStorage {
   needI32("gather", idx);
-  if (table.length !== rows * cols) throw new Error(`gather: table of ${table.length} is not (${rows}, ${cols})`);
+  if (table.length !== rows * cols) {
+    throw new Error(`gather: table of ${table.length} is not (${rows}, ${cols})`);
+  }
   const n = idx.length * cols;
   const out = ctx.alloc(table.dtype, n, false, "gather");
   const wg = ctx.wg1d;
@@ -40,7 +48,13 @@ export function gather(ctx: GpuContext, table: GpuStorage, idx: GpuStorage, rows
   return out;
 }
 
-export function scatterAdd(ctx: GpuContext, src: GpuStorage, idx: GpuStorage, rows: number, cols: number): GpuStorage {
+export function scatterAdd(
+  ctx: GpuContext,
+  src: GpuStorage,
+  idx: GpuStorage,
+  rows: number,
+  cols: number,
+): GpuStorage {
   needI32("scatterAdd", idx);
   if (src.length !== idx.length * cols) {
     throw new Error(`scatterAdd: src of ${src.length} is not (${idx.length}, ${cols})`);
@@ -62,7 +76,11 @@ export function scatterAdd(ctx: GpuContext, src: GpuStorage, idx: GpuStorage, ro
     bindings: [
       { name: "src", element: src.dtype, access: "read" },
       { name: "idx", element: "i32", access: "read" },
-      { name: "out", element: src.dtype === "i32" ? "atomic<i32>" : "atomic<u32>", access: "read_write" },
+      {
+        name: "out",
+        element: src.dtype === "i32" ? "atomic<i32>" : "atomic<u32>",
+        access: "read_write",
+      },
     ],
     workgroupSize: [wg],
     body: `
@@ -78,9 +96,17 @@ export function scatterAdd(ctx: GpuContext, src: GpuStorage, idx: GpuStorage, ro
   return out;
 }
 
-export function gatherCols(ctx: GpuContext, x: GpuStorage, idx: GpuStorage, rows: number, cols: number): GpuStorage {
+export function gatherCols(
+  ctx: GpuContext,
+  x: GpuStorage,
+  idx: GpuStorage,
+  rows: number,
+  cols: number,
+): GpuStorage {
   needI32("gatherCols", idx);
-  if (x.length !== rows * cols) throw new Error(`gatherCols: x of ${x.length} is not (${rows}, ${cols})`);
+  if (x.length !== rows * cols) {
+    throw new Error(`gatherCols: x of ${x.length} is not (${rows}, ${cols})`);
+  }
   if (idx.length !== rows) throw new Error(`gatherCols: ${idx.length} indices for ${rows} rows`);
   const out = ctx.alloc(x.dtype, rows, false, "gatherCols");
   const wg = ctx.wg1d;

@@ -7,16 +7,39 @@
 import type { GpuStorage } from "./buffers.ts";
 import type { GpuContext } from "./context.ts";
 import type { KernelDef } from "./kernel.ts";
-import { f32, GROUP_INDEX, i32, layout, NEG_INF, rowWorkgroup, threadIndex, u32, workgroupReduce } from "./wgsl.ts";
+import {
+  f32,
+  GROUP_INDEX,
+  i32,
+  layout,
+  NEG_INF,
+  rowWorkgroup,
+  threadIndex,
+  u32,
+  workgroupReduce,
+} from "./wgsl.ts";
 
-function check(op: string, logits: GpuStorage, targets: GpuStorage, rows: number, cols: number): void {
-  if (logits.length !== rows * cols) throw new Error(`${op}: logits of ${logits.length} are not (${rows}, ${cols})`);
+function check(
+  op: string,
+  logits: GpuStorage,
+  targets: GpuStorage,
+  rows: number,
+  cols: number,
+): void {
+  if (logits.length !== rows * cols) {
+    throw new Error(`${op}: logits of ${logits.length} are not (${rows}, ${cols})`);
+  }
   if (targets.length !== rows) throw new Error(`${op}: ${targets.length} targets for ${rows} rows`);
   if (targets.dtype !== "i32") throw new Error(`${op}: targets must be i32, got ${targets.dtype}`);
 }
 
 export function crossEntropy(
-  ctx: GpuContext, logits: GpuStorage, targets: GpuStorage, rows: number, cols: number, smoothing: number,
+  ctx: GpuContext,
+  logits: GpuStorage,
+  targets: GpuStorage,
+  rows: number,
+  cols: number,
+  smoothing: number,
   ignoreIndex: number,
 ): { loss: GpuStorage; logp: GpuStorage } {
   check("crossEntropy", logits, targets, rows, cols);
@@ -62,16 +85,29 @@ export function crossEntropy(
     }
   }`,
   };
-  ctx.dispatch(def, { rows, cols, eps: smoothing, ignore: ignoreIndex }, [logits, targets, loss, logp], ctx.grid(rows, def.name));
+  ctx.dispatch(def, { rows, cols, eps: smoothing, ignore: ignoreIndex }, [
+    logits,
+    targets,
+    loss,
+    logp,
+  ], ctx.grid(rows, def.name));
   return { loss, logp };
 }
 
 export function crossEntropyBackward(
-  ctx: GpuContext, logp: GpuStorage, targets: GpuStorage, dloss: GpuStorage, rows: number, cols: number,
-  smoothing: number, ignoreIndex: number,
+  ctx: GpuContext,
+  logp: GpuStorage,
+  targets: GpuStorage,
+  dloss: GpuStorage,
+  rows: number,
+  cols: number,
+  smoothing: number,
+  ignoreIndex: number,
 ): GpuStorage {
   check("crossEntropyBackward", logp, targets, rows, cols);
-  if (dloss.length !== rows) throw new Error(`crossEntropyBackward: dloss has ${dloss.length}, expected ${rows}`);
+  if (dloss.length !== rows) {
+    throw new Error(`crossEntropyBackward: dloss has ${dloss.length}, expected ${rows}`);
+  }
   const dx = ctx.alloc("f32", rows * cols, false, "crossEntropyBackward");
   const wg = ctx.wg1d;
   const def: KernelDef = {
@@ -95,6 +131,11 @@ export function crossEntropyBackward(
   dx[i] = dloss[row] * (exp(logp[i]) - (1.0 - P.eps) * hit - P.eps / f32(P.cols));`,
   };
   const n = rows * cols;
-  ctx.dispatch(def, { n, cols, eps: smoothing, ignore: ignoreIndex }, [logp, targets, dloss, dx], ctx.grid1d(n, def.name));
+  ctx.dispatch(
+    def,
+    { n, cols, eps: smoothing, ignore: ignoreIndex },
+    [logp, targets, dloss, dx],
+    ctx.grid1d(n, def.name),
+  );
   return dx;
 }

@@ -53,41 +53,79 @@ const PARAMS = layout(u32("offA"), u32("offB"), u32("offC"), u32("offBias"), u32
 
 /** Public entry: a fresh C of batch*M*N. */
 export function matmul(
-  ctx: GpuContext, a: GpuStorage, b: GpuStorage, args: MatmulArgs, kind: MatmulKernel = "auto",
+  ctx: GpuContext,
+  a: GpuStorage,
+  b: GpuStorage,
+  args: MatmulArgs,
+  kind: MatmulKernel = "auto",
 ): GpuStorage {
   const c = ctx.alloc("f32", args.batch * args.M * args.N, false, "matmul");
   gemm(ctx, a, b, c, { ...args, bias: args.bias as GpuStorage | undefined, biasMode: "col" }, kind);
   return c;
 }
 
-export function gemm(ctx: GpuContext, a: GpuStorage, b: GpuStorage, c: GpuStorage, given: Gemm, kind: MatmulKernel = "auto"): void {
+export function gemm(
+  ctx: GpuContext,
+  a: GpuStorage,
+  b: GpuStorage,
+  c: GpuStorage,
+  given: Gemm,
+  kind: MatmulKernel = "auto",
+): void {
   const g = withDefaults(given);
   const { batch, M, N, K } = g;
   const strideC = g.strideC;
   const offA = g.offA, offB = g.offB, offC = g.offC;
-  const shapeText = `batch ${batch}, M ${M}, N ${N}, K ${K}, transA ${g.transA}, transB ${g.transB}`;
-  if (a.dtype !== "f32" || b.dtype !== "f32") throw new ShapeError("matmul", `f32 only, got ${a.dtype} x ${b.dtype}`);
+  const shapeText =
+    `batch ${batch}, M ${M}, N ${N}, K ${K}, transA ${g.transA}, transB ${g.transB}`;
+  if (a.dtype !== "f32" || b.dtype !== "f32") {
+    throw new ShapeError("matmul", `f32 only, got ${a.dtype} x ${b.dtype}`);
+  }
   // Last element touched, plus one.
-  const span = (rows: number, cols: number, ld: number) => (rows === 0 || cols === 0 ? 0 : (rows - 1) * ld + cols);
+  const span = (
+    rows: number,
+    cols: number,
+    ld: number,
+  ) => (rows === 0 || cols === 0 ? 0 : (rows - 1) * ld + cols);
   const needA = offA + (batch - 1) * g.strideA + (g.transA ? span(K, M, g.lda) : span(M, K, g.lda));
   const needB = offB + (batch - 1) * g.strideB + (g.transB ? span(N, K, g.ldb) : span(K, N, g.ldb));
   const needC = offC + (batch - 1) * strideC + span(M, N, g.ldc);
-  if (needA > a.length) throw new ShapeError("matmul", `A needs ${needA} elements, has ${a.length} (${shapeText})`);
-  if (needB > b.length) throw new ShapeError("matmul", `B needs ${needB} elements, has ${b.length} (${shapeText})`);
-  if (needC > c.length) throw new ShapeError("matmul", `C needs ${needC} elements, has ${c.length} (${shapeText})`);
+  if (needA > a.length) {
+    throw new ShapeError("matmul", `A needs ${needA} elements, has ${a.length} (${shapeText})`);
+  }
+  if (needB > b.length) {
+    throw new ShapeError("matmul", `B needs ${needB} elements, has ${b.length} (${shapeText})`);
+  }
+  if (needC > c.length) {
+    throw new ShapeError("matmul", `C needs ${needC} elements, has ${c.length} (${shapeText})`);
+  }
   if (g.bias) {
     const need = (g.biasOffset ?? 0) + (g.biasMode === "row" ? M : N);
-    if (need > g.bias.length) throw new ShapeError("matmul", `bias needs ${need} elements, has ${g.bias.length}`);
+    if (need > g.bias.length) {
+      throw new ShapeError("matmul", `bias needs ${need} elements, has ${g.bias.length}`);
+    }
   }
   if (batch * M * N === 0) return;
   // A batch of row-major A against one shared B is a single tall product.
-  if (batch > 1 && g.strideB === 0 && !g.transA && g.strideA === M * g.lda && strideC === M * g.ldc && kind !== "naive") {
-    gemm(ctx, a, b, c, { ...g, batch: 1, M: batch * M, strideA: 0, strideC: 0 }, kind === "gemv" ? "tiled" : kind);
+  if (
+    batch > 1 && g.strideB === 0 && !g.transA && g.strideA === M * g.lda && strideC === M * g.ldc &&
+    kind !== "naive"
+  ) {
+    gemm(
+      ctx,
+      a,
+      b,
+      c,
+      { ...g, batch: 1, M: batch * M, strideA: 0, strideC: 0 },
+      kind === "gemv" ? "tiled" : kind,
+    );
     return;
   }
   // K = 0 gives bias (or zeros): the naive kernel's empty loop does exactly that.
   const chosen = K === 0 ? "naive" : kind === "auto" ? (M === 1 ? "gemv" : "tiled") : kind;
-  if (chosen === "gemv" && M !== 1) throw new ShapeError("matmul", `gemv needs M = 1 (${shapeText})`);
+  if (chosen === "gemv" && M !== 1) {
+    throw new ShapeError("matmul", `gemv needs M = 1 (${shapeText})`);
+  }
 
   const maxG = ctx.limits.maxComputeWorkgroupsPerDimension;
   const storages = [a, b, c, ...(g.bias ? [g.bias] : [])];
@@ -107,7 +145,12 @@ export function gemm(ctx: GpuContext, a: GpuStorage, b: GpuStorage, c: GpuStorag
     [gx, gy] = [Math.ceil(N / (4 * wg)), Math.ceil(M / (4 * wg))];
   }
   if (gx > maxG || gy > maxG) {
-    throw new LimitError(`matmul ${def.name} (${shapeText})`, "maxComputeWorkgroupsPerDimension", Math.max(gx, gy), maxG);
+    throw new LimitError(
+      `matmul ${def.name} (${shapeText})`,
+      "maxComputeWorkgroupsPerDimension",
+      Math.max(gx, gy),
+      maxG,
+    );
   }
   // The batch goes in z, in chunks when it passes the per-dimension limit.
   for (let b0 = 0; b0 < batch; b0 += maxG) {
@@ -149,8 +192,12 @@ function biasTerm(g: Full, m: string, n: string): string {
 }
 
 function keyOf(g: Full): string {
-  return `M${g.M}_N${g.N}_K${g.K}_${g.transA ? "T" : "N"}${g.transB ? "T" : "N"}_sa${g.strideA}_sb${g.strideB}` +
-    `_sc${g.strideC}_ld${g.lda}_${g.ldb}_${g.ldc}${g.bias ? `_bias${g.biasMode}` : ""}${g.accumulate ? "_acc" : ""}`;
+  return `M${g.M}_N${g.N}_K${g.K}_${g.transA ? "T" : "N"}${
+    g.transB ? "T" : "N"
+  }_sa${g.strideA}_sb${g.strideB}` +
+    `_sc${g.strideC}_ld${g.lda}_${g.ldb}_${g.ldc}${g.bias ? `_bias${g.biasMode}` : ""}${
+      g.accumulate ? "_acc" : ""
+    }`;
 }
 
 /** Index expressions of A(m, k) and B(k, n) in their stored layouts. */
@@ -196,15 +243,24 @@ const BK = 16;
  * coordinates along the strided and the contiguous axis.
  */
 function loadUnit(
-  arr: string, vec: boolean, base: string, ld: number, outer: string, inner: string,
-  outerLimit: number, innerLimit: number, guard: boolean,
+  arr: string,
+  vec: boolean,
+  base: string,
+  ld: number,
+  outer: string,
+  inner: string,
+  outerLimit: number,
+  innerLimit: number,
+  guard: boolean,
 ): string {
   if (vec) {
     const check = guard ? `if (${outer} < ${outerLimit}u && ${inner} < ${innerLimit}u) ` : "";
     return `${check}{ v = ${arr}4[(${base} + ${outer} * ${ld}u + ${inner}) / 4u]; }`;
   }
   return [0, 1, 2, 3].map((c) => {
-    const check = guard ? `if (${outer} < ${outerLimit}u && ${inner} + ${c}u < ${innerLimit}u) ` : "";
+    const check = guard
+      ? `if (${outer} < ${outerLimit}u && ${inner} + ${c}u < ${innerLimit}u) `
+      : "";
     return `${check}{ v[${c}] = ${arr}[${base} + ${outer} * ${ld}u + ${inner} + ${c}u]; }`;
   }).join("\n      ");
 }
@@ -230,7 +286,9 @@ function tiledKernel(g: Full, wg: number): KernelDef {
       let gm = m0 + r; let gk = k0 + kq * 4u;
       var v = vec4<f32>();
       ${loadUnit("A", vecA, "baseA", g.lda, "gm", "gk", M, K, guardM || guardK)}
-      for (var c = 0u; c < 4u; c = c + 1u) { As[(kq * 4u + c) * ${BM / 4}u + r / 4u][r % 4u] = v[c]; }
+      for (var c = 0u; c < 4u; c = c + 1u) { As[(kq * 4u + c) * ${
+        BM / 4
+      }u + r / 4u][r % 4u] = v[c]; }
     }`);
     } else {
       loadA.push(`{
@@ -259,7 +317,9 @@ function tiledKernel(g: Full, wg: number): KernelDef {
       let gn = n0 + r; let gk = k0 + kq * 4u;
       var v = vec4<f32>();
       ${loadUnit("B", vecB, "baseB", g.ldb, "gn", "gk", N, K, guardN || guardK)}
-      for (var c = 0u; c < 4u; c = c + 1u) { Bs[(kq * 4u + c) * ${BN / 4}u + r / 4u][r % 4u] = v[c]; }
+      for (var c = 0u; c < 4u; c = c + 1u) { Bs[(kq * 4u + c) * ${
+        BN / 4
+      }u + r / 4u][r % 4u] = v[c]; }
     }`);
     }
   }
@@ -281,18 +341,26 @@ function tiledKernel(g: Full, wg: number): KernelDef {
       for (let j = 0; j < 4; j++) {
         const idx = `baseC + ${m} * ${g.ldc}u + n + ${j}u`;
         const guard = guardM || guardN ? `if (${m} < ${M}u && n + ${j}u < ${N}u) ` : "";
-        store.push(`${guard}{ C[${idx}] = ${g.accumulate ? `C[${idx}] + ` : ""}acc${i}[${j}]${biasTerm(g, m, `n + ${j}u`)}; }`);
+        store.push(
+          `${guard}{ C[${idx}] = ${g.accumulate ? `C[${idx}] + ` : ""}acc${i}[${j}]${
+            biasTerm(g, m, `n + ${j}u`)
+          }; }`,
+        );
       }
     }
   }
 
   return {
-    name: `matmul_tiled${wg}_${keyOf(g)}_${vecA ? "va" : "sa"}${vecB ? "vb" : "sb"}${vecC ? "vc" : "sc"}`,
+    name: `matmul_tiled${wg}_${keyOf(g)}_${vecA ? "va" : "sa"}${vecB ? "vb" : "sb"}${
+      vecC ? "vc" : "sc"
+    }`,
     params: PARAMS,
     bindings: bindings(vecA, vecB, vecC, !!g.bias),
     workgroupSize: [wg, wg],
     workgroupBytes: 2 * BK * BM * 4,
-    helpers: `var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;\nvar<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;`,
+    helpers: `var<workgroup> As: array<vec4<f32>, ${
+      (BK * BM) / 4
+    }>;\nvar<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;`,
     body: `
   let tx = lid.x;
   let ty = lid.y;
@@ -327,15 +395,20 @@ function gemvKernel(ctx: GpuContext, g: Full): { def: KernelDef; groups: [number
   // With M = 1, A is a contiguous run of K values in either layout.
   if (!g.transB) {
     // B is (K, N): thread t owns outputs 4t..4t+3 and walks k; reads of B coalesce over n.
-    const vec = N % 4 === 0 && g.offB % 4 === 0 && g.ldb % 4 === 0 && (g.batch === 1 || g.strideB % 4 === 0);
+    const vec = N % 4 === 0 && g.offB % 4 === 0 && g.ldb % 4 === 0 &&
+      (g.batch === 1 || g.strideB % 4 === 0);
     const wg = Math.min(64, ctx.wg1d);
     const threads = Math.ceil(N / 4);
     const load = vec
       ? `B4[(baseB + k * ${g.ldb}u + n) / 4u]`
-      : `vec4<f32>(${[0, 1, 2, 3].map((j) => `B[baseB + k * ${g.ldb}u + min(n + ${j}u, ${N - 1}u)]`).join(", ")})`;
+      : `vec4<f32>(${
+        [0, 1, 2, 3].map((j) => `B[baseB + k * ${g.ldb}u + min(n + ${j}u, ${N - 1}u)]`).join(", ")
+      })`;
     const stores = [0, 1, 2, 3].map((j) => {
       const idx = `baseC + n + ${j}u`;
-      return `if (n + ${j}u < ${N}u) { C[${idx}] = ${prior(idx)}acc[${j}]${biasTerm(g, "0u", `n + ${j}u`)}; }`;
+      return `if (n + ${j}u < ${N}u) { C[${idx}] = ${prior(idx)}acc[${j}]${
+        biasTerm(g, "0u", `n + ${j}u`)
+      }; }`;
     });
     return {
       def: {

@@ -10,7 +10,7 @@
  * slower than the CPU backend, so it is refused unless asked for.
  */
 
-import { GpuContext, LIMIT_NAMES, type DeviceLimits } from "./context.ts";
+import { type DeviceLimits, GpuContext, LIMIT_NAMES } from "./context.ts";
 import { WebGPUBackend } from "./webgpu_backend.ts";
 
 export { WebGPUBackend } from "./webgpu_backend.ts";
@@ -43,7 +43,9 @@ function isFallback(adapter: GPUAdapter): boolean {
 function adapterDescription(adapter: GPUAdapter): string {
   const info = adapter.info;
   const name = info.description || info.device || "unknown adapter";
-  const extra = [info.vendor && `vendor ${info.vendor}`, info.architecture].filter(Boolean).join(", ");
+  const extra = [info.vendor && `vendor ${info.vendor}`, info.architecture].filter(Boolean).join(
+    ", ",
+  );
   return `${name}${extra ? ` (${extra})` : ""}${isFallback(adapter) ? " [fallback]" : ""}`;
 }
 
@@ -60,7 +62,11 @@ async function requestAdapter(): Promise<GPUAdapter | null> {
 export async function probeWebGPU(): Promise<WebGPUProbe> {
   const adapter = await requestAdapter();
   if (!adapter) return { available: false, isFallback: false, description: "no WebGPU adapter" };
-  return { available: true, isFallback: isFallback(adapter), description: adapterDescription(adapter) };
+  return {
+    available: true,
+    isFallback: isFallback(adapter),
+    description: adapterDescription(adapter),
+  };
 }
 
 export async function createWebGPUBackend(opts: WebGPUOptions = {}): Promise<WebGPUBackend> {
@@ -80,7 +86,7 @@ export async function createWebGPUBackend(opts: WebGPUOptions = {}): Promise<Web
   }
   const al = adapter.limits as unknown as Record<string, number>;
   const requiredLimits: Record<string, number> = {};
-  for (const name of LIMIT_NAMES) requiredLimits[name] = al[name];
+  for (const name of LIMIT_NAMES) if (typeof al[name] === "number") requiredLimits[name] = al[name];
   const device = await adapter.requestDevice({ requiredLimits, label: "digit-ts" });
   const dl = device.limits as unknown as Record<string, number>;
   const limits = {} as DeviceLimits;

@@ -24,7 +24,9 @@ interface Grads {
 }
 
 function expectLength(op: string, what: string, s: GpuStorage | null, n: number): void {
-  if (s && s.length !== n) throw new Error(`${op}: ${what} has ${s.length} elements, expected ${n}`);
+  if (s && s.length !== n) {
+    throw new Error(`${op}: ${what} has ${s.length} elements, expected ${n}`);
+  }
 }
 
 /**
@@ -32,8 +34,16 @@ function expectLength(op: string, what: string, s: GpuStorage | null, n: number)
  * position j within its segment (and the segment index) to the index of its weight.
  */
 function normForward(
-  ctx: GpuContext, op: string, x: GpuStorage, w: GpuStorage | null, b: GpuStorage | null,
-  count: number, len: number, eps: number, channelOf: string, extra: Record<string, number>,
+  ctx: GpuContext,
+  op: string,
+  x: GpuStorage,
+  w: GpuStorage | null,
+  b: GpuStorage | null,
+  count: number,
+  len: number,
+  eps: number,
+  channelOf: string,
+  extra: Record<string, number>,
 ): Stats {
   const y = ctx.alloc("f32", count * len, false, op);
   const mean = ctx.alloc("f32", count, false, op);
@@ -71,14 +81,28 @@ function normForward(
   if (lindex == 0u) { mean_out[seg] = mu; rstd_out[seg] = r; }`,
   };
   const storages = [x, ...(w ? [w] : []), ...(b ? [b] : []), y, mean, rstd];
-  ctx.dispatch(def, { count, len, eps, C: 0, HW: 1, cpg: 1, ...extra }, storages, ctx.grid(count, def.name));
+  ctx.dispatch(
+    def,
+    { count, len, eps, C: 0, HW: 1, cpg: 1, ...extra },
+    storages,
+    ctx.grid(count, def.name),
+  );
   return { y, mean, rstd };
 }
 
 /** dx for normalised segments: dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy w. */
 function normBackwardInput(
-  ctx: GpuContext, op: string, x: GpuStorage, w: GpuStorage | null, mean: GpuStorage, rstd: GpuStorage,
-  dy: GpuStorage, count: number, len: number, channelOf: string, extra: Record<string, number>,
+  ctx: GpuContext,
+  op: string,
+  x: GpuStorage,
+  w: GpuStorage | null,
+  mean: GpuStorage,
+  rstd: GpuStorage,
+  dy: GpuStorage,
+  count: number,
+  len: number,
+  channelOf: string,
+  extra: Record<string, number>,
 ): GpuStorage {
   const dx = ctx.alloc("f32", count * len, false, op);
   const wg = rowWorkgroup(ctx.wg1d, len);
@@ -119,12 +143,23 @@ function normBackwardInput(
   }`,
   };
   const storages = [x, ...(w ? [w] : []), mean, rstd, dy, dx];
-  ctx.dispatch(def, { count, len, C: 0, HW: 1, cpg: 1, ...extra }, storages, ctx.grid(count, def.name));
+  ctx.dispatch(
+    def,
+    { count, len, C: 0, HW: 1, cpg: 1, ...extra },
+    storages,
+    ctx.grid(count, def.name),
+  );
   return dx;
 }
 
 export function layerNorm(
-  ctx: GpuContext, x: GpuStorage, w: GpuStorage | null, b: GpuStorage | null, rows: number, cols: number, eps: number,
+  ctx: GpuContext,
+  x: GpuStorage,
+  w: GpuStorage | null,
+  b: GpuStorage | null,
+  rows: number,
+  cols: number,
+  eps: number,
 ): Stats {
   expectLength("layerNorm", "x", x, rows * cols);
   expectLength("layerNorm", "weight", w, cols);
@@ -133,8 +168,14 @@ export function layerNorm(
 }
 
 export function layerNormBackward(
-  ctx: GpuContext, x: GpuStorage, w: GpuStorage | null, mean: GpuStorage, rstd: GpuStorage, dy: GpuStorage,
-  rows: number, cols: number,
+  ctx: GpuContext,
+  x: GpuStorage,
+  w: GpuStorage | null,
+  mean: GpuStorage,
+  rstd: GpuStorage,
+  dy: GpuStorage,
+  rows: number,
+  cols: number,
 ): Grads {
   expectLength("layerNormBackward", "x", x, rows * cols);
   expectLength("layerNormBackward", "dy", dy, rows * cols);
@@ -174,7 +215,10 @@ export function layerNormBackward(
   pw[chunk * P.cols + c] = sw;
   pb[chunk * P.cols + c] = sb;`,
   };
-  ctx.dispatch(def, { rows, cols, chunkRows }, [x, mean, rstd, dy, partW, partB], [Math.ceil(cols / wg), chunks]);
+  ctx.dispatch(def, { rows, cols, chunkRows }, [x, mean, rstd, dy, partW, partB], [
+    Math.ceil(cols / wg),
+    chunks,
+  ]);
   const dweight = reduce(ctx, "sum", partW, 1, chunks, cols);
   const dbias = reduce(ctx, "sum", partB, 1, chunks, cols);
   ctx.release(partW);
@@ -183,13 +227,22 @@ export function layerNormBackward(
 }
 
 function groupChecks(op: string, C: number, groups: number): number {
-  if (groups <= 0 || C % groups !== 0) throw new Error(`${op}: ${C} channels do not split into ${groups} groups`);
+  if (groups <= 0 || C % groups !== 0) {
+    throw new Error(`${op}: ${C} channels do not split into ${groups} groups`);
+  }
   return C / groups;
 }
 
 export function groupNorm(
-  ctx: GpuContext, x: GpuStorage, w: GpuStorage | null, b: GpuStorage | null, N: number, C: number, HW: number,
-  groups: number, eps: number,
+  ctx: GpuContext,
+  x: GpuStorage,
+  w: GpuStorage | null,
+  b: GpuStorage | null,
+  N: number,
+  C: number,
+  HW: number,
+  groups: number,
+  eps: number,
 ): Stats {
   const cpg = groupChecks("groupNorm", C, groups);
   expectLength("groupNorm", "x", x, N * C * HW);
@@ -197,18 +250,42 @@ export function groupNorm(
   expectLength("groupNorm", "bias", b, C);
   // Segment (n, g) holds channels g*cpg .. g*cpg+cpg-1 of sample n, contiguous.
   const channelOf = "(seg % (P.C / P.cpg)) * P.cpg + j / P.HW";
-  return normForward(ctx, "groupNorm", x, w, b, N * groups, cpg * HW, eps, channelOf, { C, HW, cpg });
+  return normForward(ctx, "groupNorm", x, w, b, N * groups, cpg * HW, eps, channelOf, {
+    C,
+    HW,
+    cpg,
+  });
 }
 
 export function groupNormBackward(
-  ctx: GpuContext, x: GpuStorage, w: GpuStorage | null, mean: GpuStorage, rstd: GpuStorage, dy: GpuStorage,
-  N: number, C: number, HW: number, groups: number,
+  ctx: GpuContext,
+  x: GpuStorage,
+  w: GpuStorage | null,
+  mean: GpuStorage,
+  rstd: GpuStorage,
+  dy: GpuStorage,
+  N: number,
+  C: number,
+  HW: number,
+  groups: number,
 ): Grads {
   const cpg = groupChecks("groupNormBackward", C, groups);
   expectLength("groupNormBackward", "x", x, N * C * HW);
   expectLength("groupNormBackward", "dy", dy, N * C * HW);
   const channelOf = "(seg % (P.C / P.cpg)) * P.cpg + j / P.HW";
-  const dx = normBackwardInput(ctx, "groupNormBackward", x, w, mean, rstd, dy, N * groups, cpg * HW, channelOf, { C, HW, cpg });
+  const dx = normBackwardInput(
+    ctx,
+    "groupNormBackward",
+    x,
+    w,
+    mean,
+    rstd,
+    dy,
+    N * groups,
+    cpg * HW,
+    channelOf,
+    { C, HW, cpg },
+  );
   // Per channel: one workgroup sums dy*xhat and dy over (n, hw).
   const dweight = ctx.alloc("f32", C, false, "groupNormBackward");
   const dbias = ctx.alloc("f32", C, false, "groupNormBackward");

@@ -13,8 +13,17 @@ import type { KernelDef } from "./kernel.ts";
 import { layout, NEG_INF, threadIndex, u32 } from "./wgsl.ts";
 
 const PARAMS = layout(
-  u32("n"), u32("inH"), u32("inW"), u32("outH"), u32("outW"), u32("kH"), u32("kW"), u32("sH"), u32("sW"),
-  u32("pH"), u32("pW"),
+  u32("n"),
+  u32("inH"),
+  u32("inW"),
+  u32("outH"),
+  u32("outW"),
+  u32("kH"),
+  u32("kW"),
+  u32("sH"),
+  u32("sW"),
+  u32("pH"),
+  u32("pW"),
 );
 
 /** Window of output o along one axis: (clipped start, clipped end, padded length). */
@@ -33,8 +42,17 @@ fn candidates(i: i32, s: u32, p: u32, k: u32, outN: u32) -> vec2<i32> {
 
 function values(a: Pool2dArgs, n: number) {
   return {
-    n, inH: a.inH, inW: a.inW, outH: a.outH, outW: a.outW, kH: a.kH, kW: a.kW, sH: a.strideH, sW: a.strideW,
-    pH: a.padH, pW: a.padW,
+    n,
+    inH: a.inH,
+    inW: a.inW,
+    outH: a.outH,
+    outW: a.outW,
+    kH: a.kH,
+    kW: a.kW,
+    sH: a.strideH,
+    sW: a.strideW,
+    pH: a.padH,
+    pW: a.padW,
   };
 }
 
@@ -116,7 +134,11 @@ export function avgPool2dBackward(ctx: GpuContext, dy: GpuStorage, a: Pool2dArgs
   return dx;
 }
 
-export function maxPool2d(ctx: GpuContext, x: GpuStorage, a: Pool2dArgs): { y: GpuStorage; argmax: GpuStorage } {
+export function maxPool2d(
+  ctx: GpuContext,
+  x: GpuStorage,
+  a: Pool2dArgs,
+): { y: GpuStorage; argmax: GpuStorage } {
   check("maxPool2d", x, planesOf(a) * a.inH * a.inW);
   const n = planesOf(a) * a.outH * a.outW;
   const y = ctx.alloc("f32", n, false, "maxPool2d");
@@ -155,7 +177,12 @@ export function maxPool2d(ctx: GpuContext, x: GpuStorage, a: Pool2dArgs): { y: G
   return { y, argmax };
 }
 
-export function maxPool2dBackward(ctx: GpuContext, dy: GpuStorage, argmax: GpuStorage, a: Pool2dArgs): GpuStorage {
+export function maxPool2dBackward(
+  ctx: GpuContext,
+  dy: GpuStorage,
+  argmax: GpuStorage,
+  a: Pool2dArgs,
+): GpuStorage {
   check("maxPool2dBackward", dy, planesOf(a) * a.outH * a.outW);
   check("maxPool2dBackward", argmax, planesOf(a) * a.outH * a.outW);
   const n = planesOf(a) * a.inH * a.inW;

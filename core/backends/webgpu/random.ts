@@ -11,7 +11,13 @@ import { ACCURATE_MATH_WGSL, f32, layout, RANDOM_WGSL, threadIndex, u32 } from "
 
 const HELPERS = `${ACCURATE_MATH_WGSL}\n${RANDOM_WGSL}`;
 
-function draw(ctx: GpuContext, kind: "uniform" | "normal", length: number, seed: number, offset: number): GpuStorage {
+function draw(
+  ctx: GpuContext,
+  kind: "uniform" | "normal",
+  length: number,
+  seed: number,
+  offset: number,
+): GpuStorage {
   const out = ctx.alloc("f32", length, false, kind);
   const wg = ctx.wg1d;
   const def: KernelDef = {
@@ -25,7 +31,12 @@ function draw(ctx: GpuContext, kind: "uniform" | "normal", length: number, seed:
   if (i >= P.n) { return; }
   out[i] = ${kind}_at(P.seed, P.offset + i);`,
   };
-  ctx.dispatch(def, { n: length, seed: seed >>> 0, offset: offset >>> 0 }, [out], ctx.grid1d(length, def.name));
+  ctx.dispatch(
+    def,
+    { n: length, seed: seed >>> 0, offset: offset >>> 0 },
+    [out],
+    ctx.grid1d(length, def.name),
+  );
   return out;
 }
 
@@ -43,7 +54,11 @@ export function normal(ctx: GpuContext, length: number, seed: number, offset: nu
  * The mask holds 1 for kept and 0 for dropped elements (as on the CPU); p >= 1 drops all.
  */
 export function dropout(
-  ctx: GpuContext, x: GpuStorage, p: number, seed: number, offset: number,
+  ctx: GpuContext,
+  x: GpuStorage,
+  p: number,
+  seed: number,
+  offset: number,
 ): { y: GpuStorage; mask: GpuStorage } {
   if (x.dtype !== "f32") throw new Error(`dropout: f32 only, got ${x.dtype}`);
   const y = ctx.alloc("f32", x.length, false, "dropout");

@@ -29,10 +29,17 @@ function initAndStep(op: ReduceOp, t: "f32" | "i32"): { init: string; better: st
 }
 
 export function reduce(
-  ctx: GpuContext, op: ReduceOp, x: GpuStorage, outer: number, axis: number, inner: number,
+  ctx: GpuContext,
+  op: ReduceOp,
+  x: GpuStorage,
+  outer: number,
+  axis: number,
+  inner: number,
 ): GpuStorage {
   if (outer * axis * inner !== x.length) {
-    throw new Error(`reduce ${op}: (${outer}, ${axis}, ${inner}) does not match ${x.length} elements`);
+    throw new Error(
+      `reduce ${op}: (${outer}, ${axis}, ${inner}) does not match ${x.length} elements`,
+    );
   }
   const outputs = outer * inner;
   const isArg = op === "argmax" || op === "argmin";
@@ -107,7 +114,9 @@ export function reduce(
     if (l < s) { ${combine} }
     workgroupBarrier();
   }
-  if (lindex == 0u) { out[o] = ${isArg ? "select(idxs[0], 0, idxs[0] == 2147483647)" : "vals[0]"}; }`,
+  if (lindex == 0u) { out[o] = ${
+      isArg ? "select(idxs[0], 0, idxs[0] == 2147483647)" : "vals[0]"
+    }; }`,
   };
   ctx.dispatch(def, { outputs, axis, inner }, [x, out], ctx.grid(outputs, def.name));
   return out;

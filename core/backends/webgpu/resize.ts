@@ -26,14 +26,25 @@ interface Csr {
 }
 
 /** Per output position along one axis, its (source index, weight) taps. */
-function axisTaps(a: ResizeArgs, inSize: number, outSize: number, scale: number): [number, number][][] {
+function axisTaps(
+  a: ResizeArgs,
+  inSize: number,
+  outSize: number,
+  scale: number,
+): [number, number][][] {
   const taps: [number, number][][] = [];
   const ratio = a.alignCorners ? (outSize > 1 ? fr((inSize - 1) / (outSize - 1)) : 0) : fr(scale);
-  const source = (o: number) => (a.alignCorners ? fr(ratio * o) : fr(fr(ratio * fr(o + 0.5)) - 0.5));
+  const source = (
+    o: number,
+  ) => (a.alignCorners ? fr(ratio * o) : fr(fr(ratio * fr(o + 0.5)) - 0.5));
   for (let o = 0; o < outSize; o++) {
     if (a.mode === "nearest") {
       const s = fr(scale);
-      const i = outSize === inSize ? o : outSize === 2 * inSize ? o >> 1 : Math.min(Math.floor(fr(o * s)), inSize - 1);
+      const i = outSize === inSize
+        ? o
+        : outSize === 2 * inSize
+        ? o >> 1
+        : Math.min(Math.floor(fr(o * s)), inSize - 1);
       taps.push([[i, 1]]);
     } else if (a.mode === "bilinear") {
       if (outSize === inSize) {
@@ -84,12 +95,21 @@ function transposeCsr(taps: [number, number][][], inSize: number): Csr {
 
 function checkArgs(a: ResizeArgs): void {
   for (const [k, v] of Object.entries({ inH: a.inH, inW: a.inW, outH: a.outH, outW: a.outW })) {
-    if (!Number.isInteger(v) || v < 1) throw new ShapeError("resize", `${k} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 1) {
+      throw new ShapeError("resize", `${k} must be a positive integer, got ${v}`);
+    }
   }
 }
 
 function separable(
-  ctx: GpuContext, op: string, src: GpuStorage, planes: number, srcH: number, srcW: number, h: Csr, w: Csr,
+  ctx: GpuContext,
+  op: string,
+  src: GpuStorage,
+  planes: number,
+  srcH: number,
+  srcW: number,
+  h: Csr,
+  w: Csr,
 ): GpuStorage {
   const rowsH = h.ptr.length - 1;
   const rowsW = w.ptr.length - 1;
@@ -107,8 +127,17 @@ function separable(
   const wg = ctx.wg1d;
   const def: KernelDef = {
     name: "resize_separable",
-    params: layout(u32("n"), u32("rowsH"), u32("rowsW"), u32("srcH"), u32("srcW"), u32("offIdxH"), u32("offPtrW"),
-      u32("offIdxW"), u32("offWW")),
+    params: layout(
+      u32("n"),
+      u32("rowsH"),
+      u32("rowsW"),
+      u32("srcH"),
+      u32("srcW"),
+      u32("offIdxH"),
+      u32("offPtrW"),
+      u32("offIdxW"),
+      u32("offWW"),
+    ),
     bindings: [
       { name: "src", element: "f32", access: "read" },
       { name: "tabI", element: "i32", access: "read" },
@@ -135,9 +164,22 @@ function separable(
   }
   out[i] = acc;`,
   };
-  ctx.dispatch(def, {
-    n, rowsH, rowsW, srcH, srcW, offIdxH, offPtrW, offIdxW, offWW: h.weight.length,
-  }, [src, tabI, tabF, out], ctx.grid1d(n, def.name));
+  ctx.dispatch(
+    def,
+    {
+      n,
+      rowsH,
+      rowsW,
+      srcH,
+      srcW,
+      offIdxH,
+      offPtrW,
+      offIdxW,
+      offWW: h.weight.length,
+    },
+    [src, tabI, tabF, out],
+    ctx.grid1d(n, def.name),
+  );
   ctx.release(tabI);
   ctx.release(tabF);
   return out;
@@ -146,7 +188,10 @@ function separable(
 export function resize(ctx: GpuContext, x: GpuStorage, a: ResizeArgs): GpuStorage {
   checkArgs(a);
   if (x.length !== a.planes * a.inH * a.inW) {
-    throw new ShapeError("resize", `x has ${x.length} elements, expected ${a.planes}x${a.inH}x${a.inW}`);
+    throw new ShapeError(
+      "resize",
+      `x has ${x.length} elements, expected ${a.planes}x${a.inH}x${a.inW}`,
+    );
   }
   const h = forwardCsr(axisTaps(a, a.inH, a.outH, a.scaleH));
   const w = forwardCsr(axisTaps(a, a.inW, a.outW, a.scaleW));
@@ -156,7 +201,10 @@ export function resize(ctx: GpuContext, x: GpuStorage, a: ResizeArgs): GpuStorag
 export function resizeBackward(ctx: GpuContext, dy: GpuStorage, a: ResizeArgs): GpuStorage {
   checkArgs(a);
   if (dy.length !== a.planes * a.outH * a.outW) {
-    throw new ShapeError("resizeBackward", `dy has ${dy.length} elements, expected ${a.planes}x${a.outH}x${a.outW}`);
+    throw new ShapeError(
+      "resizeBackward",
+      `dy has ${dy.length} elements, expected ${a.planes}x${a.outH}x${a.outW}`,
+    );
   }
   const h = transposeCsr(axisTaps(a, a.inH, a.outH, a.scaleH), a.inH);
   const w = transposeCsr(axisTaps(a, a.inW, a.outW, a.scaleW), a.inW);

@@ -9,10 +9,18 @@ import type { KernelDef } from "./kernel.ts";
 import { GROUP_INDEX, layout, NEG_INF, rowWorkgroup, u32, workgroupReduce } from "./wgsl.ts";
 
 function checkRows(op: string, s: GpuStorage, rows: number, cols: number): void {
-  if (s.length !== rows * cols) throw new Error(`${op}: storage of ${s.length} is not (${rows}, ${cols})`);
+  if (s.length !== rows * cols) {
+    throw new Error(`${op}: storage of ${s.length} is not (${rows}, ${cols})`);
+  }
 }
 
-export function softmax(ctx: GpuContext, x: GpuStorage, rows: number, cols: number, log: boolean): GpuStorage {
+export function softmax(
+  ctx: GpuContext,
+  x: GpuStorage,
+  rows: number,
+  cols: number,
+  log: boolean,
+): GpuStorage {
   checkRows("softmax", x, rows, cols);
   const y = ctx.alloc("f32", rows * cols, false, "softmax");
   const wg = rowWorkgroup(ctx.wg1d, cols);
@@ -45,7 +53,12 @@ export function softmax(ctx: GpuContext, x: GpuStorage, rows: number, cols: numb
 }
 
 export function softmaxBackward(
-  ctx: GpuContext, y: GpuStorage, dy: GpuStorage, rows: number, cols: number, log: boolean,
+  ctx: GpuContext,
+  y: GpuStorage,
+  dy: GpuStorage,
+  rows: number,
+  cols: number,
+  log: boolean,
 ): GpuStorage {
   checkRows("softmaxBackward", y, rows, cols);
   checkRows("softmaxBackward", dy, rows, cols);

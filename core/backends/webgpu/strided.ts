@@ -74,22 +74,36 @@ export interface ElementwiseSpec {
  * Strides of `v` read as an array of `shape`: axes right-aligned, missing and size-1 axes
  * broadcast with stride 0. Also checks that the view stays inside its storage.
  */
-export function alignedStrides(v: View, shape: readonly number[], op: string, what: string): number[] {
+export function alignedStrides(
+  v: View,
+  shape: readonly number[],
+  op: string,
+  what: string,
+): number[] {
   if (v.shape.length !== v.strides.length) {
     throw new ShapeError(op, `${what} has shape [${v.shape}] but strides [${v.strides}]`);
   }
   const lead = shape.length - v.shape.length;
-  if (lead < 0) throw new ShapeError(op, `${what} shape [${v.shape}] has more axes than the output [${shape}]`);
+  if (lead < 0) {
+    throw new ShapeError(op, `${what} shape [${v.shape}] has more axes than the output [${shape}]`);
+  }
   const out = new Array<number>(shape.length).fill(0);
   for (let d = 0; d < v.shape.length; d++) {
     if (v.strides[d] < 0) throw new ShapeError(op, `${what} has a negative stride [${v.strides}]`);
     if (v.shape[d] === shape[lead + d]) out[lead + d] = v.shape[d] === 1 ? 0 : v.strides[d];
-    else if (v.shape[d] !== 1) throw new ShapeError(op, `${what} shape [${v.shape}] does not broadcast to [${shape}]`);
+    else if (v.shape[d] !== 1) {
+      throw new ShapeError(op, `${what} shape [${v.shape}] does not broadcast to [${shape}]`);
+    }
   }
   let last = v.offset;
-  for (let d = 0; d < v.shape.length; d++) if (v.shape[d] > 0) last += (v.shape[d] - 1) * v.strides[d];
+  for (let d = 0; d < v.shape.length; d++) {
+    if (v.shape[d] > 0) last += (v.shape[d] - 1) * v.strides[d];
+  }
   if (numel(v.shape) > 0 && (v.offset < 0 || last >= v.storage.length)) {
-    throw new ShapeError(op, `${what} (shape [${v.shape}], strides [${v.strides}], offset ${v.offset}) reaches element ${last} of a storage of ${v.storage.length}`);
+    throw new ShapeError(
+      op,
+      `${what} (shape [${v.shape}], strides [${v.strides}], offset ${v.offset}) reaches element ${last} of a storage of ${v.storage.length}`,
+    );
   }
   return out;
 }
@@ -100,9 +114,13 @@ export function alignedStrides(v: View, shape: readonly number[], op: string, wh
  */
 export function runElementwise(ctx: GpuContext, spec: ElementwiseSpec, dst?: View): GpuStorage {
   const { name, inputs, outShape } = spec;
-  if (outShape.length > MAX_RANK) throw new ShapeError(name, `rank ${outShape.length} > ${MAX_RANK}`);
+  if (outShape.length > MAX_RANK) {
+    throw new ShapeError(name, `rank ${outShape.length} > ${MAX_RANK}`);
+  }
   const allStrides = inputs.map((o, k) => alignedStrides(o.view, outShape, name, `input ${k}`));
-  allStrides.push(dst ? alignedStrides(dst, outShape, name, "destination") : contiguousStrides(outShape));
+  allStrides.push(
+    dst ? alignedStrides(dst, outShape, name, "destination") : contiguousStrides(outShape),
+  );
   const n = numel(outShape);
   const out = dst ? (dst.storage as GpuStorage) : ctx.alloc(spec.outDtype, n, false, name);
   if (n === 0) return out;
@@ -143,24 +161,33 @@ export function runElementwise(ctx: GpuContext, spec: ElementwiseSpec, dst?: Vie
   names.forEach((nm, k) => {
     if (flat[k]) lines.push(`  let idx_${nm} = P.off_${nm} + i;`);
     else {
-      const terms = Array.from({ length: rank }, (_, d) => `c${d} * P.st_${nm}[${d >> 2}][${d & 3}]`);
+      const terms = Array.from(
+        { length: rank },
+        (_, d) => `c${d} * P.st_${nm}[${d >> 2}][${d & 3}]`,
+      );
       lines.push(`  let idx_${nm} = P.off_${nm} + ${terms.join(" + ")};`);
     }
   });
   inputs.forEach((o, k) => lines.push(`  let v${k} = ${o.as}(in${k}[idx_in${k}]);`));
   // f32 -> i32 stores wrap like a typed-array store (ToInt32), not saturate.
-  const store = outDtype === "i32" && spec.exprType === "f32" ? `to_i32(${spec.expr})` : `${outDtype}(${spec.expr})`;
+  const store = outDtype === "i32" && spec.exprType === "f32"
+    ? `to_i32(${spec.expr})`
+    : `${outDtype}(${spec.expr})`;
   lines.push(`  out[idx_out] = ${store};`);
 
   const def: KernelDef = {
     name,
     params: layout(...fields),
     bindings: [
-      ...inputs.map((o, k) => ({ name: `in${k}`, element: o.view.storage.dtype, access: "read" as const })),
+      ...inputs.map((o, k) => ({
+        name: `in${k}`,
+        element: o.view.storage.dtype,
+        access: "read" as const,
+      })),
       { name: "out", element: outDtype, access: "read_write" as const },
     ],
     workgroupSize: [wg],
-    helpers: `${TO_I32_WGSL}\n${spec.helpers ?? ""}`,
+    helpers: `${store.startsWith("to_i32") ? TO_I32_WGSL : ""}\n${spec.helpers ?? ""}`,
     body: lines.join("\n"),
   };
   const storages = [...inputs.map((o) => o.view.storage as GpuStorage), out];

@@ -5,9 +5,21 @@
  */
 
 import {
-  type AdamWArgs, type AttentionArgs, type Backend, type BinaryOp, type Conv2dArgs, type DType,
-  type HostArray, type MatmulArgs, type Pool2dArgs, type ReduceOp, type ResizeArgs, ShapeError,
-  type Storage, type UnaryOp, type View,
+  type AdamWArgs,
+  type AttentionArgs,
+  type Backend,
+  type BinaryOp,
+  type Conv2dArgs,
+  type DType,
+  type HostArray,
+  type MatmulArgs,
+  type Pool2dArgs,
+  type ReduceOp,
+  type ResizeArgs,
+  ShapeError,
+  type Storage,
+  type UnaryOp,
+  type View,
 } from "../../backend.ts";
 import { adamw } from "./adamw.ts";
 import { attention, attentionBackward } from "./attention.ts";
@@ -44,7 +56,9 @@ export class WebGPUBackend implements Backend {
       throw new ShapeError(op, `${what} does not belong to this webgpu backend`);
     }
     if (s.released) throw new ShapeError(op, `${what} (${s.length} x ${s.dtype}) was released`);
-    if (dtype && s.dtype !== dtype) throw new ShapeError(op, `${what} must be ${dtype}, got ${s.dtype}`);
+    if (dtype && s.dtype !== dtype) {
+      throw new ShapeError(op, `${what} must be ${dtype}, got ${s.dtype}`);
+    }
     return s;
   }
 
@@ -102,6 +116,11 @@ export class WebGPUBackend implements Backend {
     return this.ctx.sync();
   }
 
+  /** Free the idle buffers kept in the pool (after submitting pending work). */
+  trim(): void {
+    this.ctx.trim();
+  }
+
   /** Destroy pooled buffers and the device; the backend is unusable afterwards. */
   destroy(): void {
     this.ctx.trim();
@@ -138,11 +157,24 @@ export class WebGPUBackend implements Backend {
 
   binary(op: BinaryOp, a: View, b: View, outShape: readonly number[], outDtype: DType): Storage {
     const name = `binary ${op}`;
-    return ew.binary(this.ctx, op, this.#v(a, name, "a"), this.#v(b, name, "b"), outShape, outDtype);
+    return ew.binary(
+      this.ctx,
+      op,
+      this.#v(a, name, "a"),
+      this.#v(b, name, "b"),
+      outShape,
+      outDtype,
+    );
   }
 
   where(cond: View, a: View, b: View, outShape: readonly number[]): Storage {
-    return ew.where(this.ctx, this.#v(cond, "where", "cond"), this.#v(a, "where", "a"), this.#v(b, "where", "b"), outShape);
+    return ew.where(
+      this.ctx,
+      this.#v(cond, "where", "cond"),
+      this.#v(a, "where", "a"),
+      this.#v(b, "where", "b"),
+      outShape,
+    );
   }
 
   affine(x: Storage, scale: number, shift: number): Storage {
@@ -160,7 +192,9 @@ export class WebGPUBackend implements Backend {
   // ---- reductions ----
 
   reduce(op: ReduceOp, x: Storage, outer: number, axis: number, inner: number): Storage {
-    if (axis === 0 && op !== "sum") throw new ShapeError(`reduce ${op}`, `empty axis (outer ${outer}, inner ${inner})`);
+    if (axis === 0 && op !== "sum") {
+      throw new ShapeError(`reduce ${op}`, `empty axis (outer ${outer}, inner ${inner})`);
+    }
     return reduce(this.ctx, op, this.#s(x, `reduce ${op}`, "x"), outer, axis, inner);
   }
 
@@ -173,8 +207,16 @@ export class WebGPUBackend implements Backend {
   /** matmul with a chosen kernel ("naive" is the reference; "gemv" needs M = 1). */
   matmulWith(kind: MatmulKernel, a: Storage, b: Storage, args: MatmulArgs): Storage {
     const bias = args.bias ? this.#f(args.bias, "matmul", "bias") : undefined;
-    if (bias && bias.length !== args.N) throw new ShapeError("matmul", `bias has ${bias.length} elements, expected N=${args.N}`);
-    return matmul(this.ctx, this.#f(a, "matmul", "a"), this.#f(b, "matmul", "b"), { ...args, bias }, kind);
+    if (bias && bias.length !== args.N) {
+      throw new ShapeError("matmul", `bias has ${bias.length} elements, expected N=${args.N}`);
+    }
+    return matmul(
+      this.ctx,
+      this.#f(a, "matmul", "a"),
+      this.#f(b, "matmul", "b"),
+      { ...args, bias },
+      kind,
+    );
   }
 
   // ---- fused row-wise ops ----
@@ -189,82 +231,182 @@ export class WebGPUBackend implements Backend {
   }
 
   layerNorm(
-    x: Storage, weight: Storage | null, bias: Storage | null, rows: number, cols: number, eps: number,
+    x: Storage,
+    weight: Storage | null,
+    bias: Storage | null,
+    rows: number,
+    cols: number,
+    eps: number,
   ): { y: Storage; mean: Storage; rstd: Storage } {
     const op = "layerNorm";
-    return layerNorm(this.ctx, this.#f(x, op, "x"), this.#opt(weight, op, "weight"), this.#opt(bias, op, "bias"), rows, cols, eps);
+    return layerNorm(
+      this.ctx,
+      this.#f(x, op, "x"),
+      this.#opt(weight, op, "weight"),
+      this.#opt(bias, op, "bias"),
+      rows,
+      cols,
+      eps,
+    );
   }
 
   layerNormBackward(
-    x: Storage, weight: Storage | null, mean: Storage, rstd: Storage, dy: Storage, rows: number, cols: number,
+    x: Storage,
+    weight: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    dy: Storage,
+    rows: number,
+    cols: number,
   ): { dx: Storage; dweight: Storage; dbias: Storage } {
     const op = "layerNormBackward";
     return layerNormBackward(
-      this.ctx, this.#f(x, op, "x"), this.#opt(weight, op, "weight"), this.#f(mean, op, "mean"),
-      this.#f(rstd, op, "rstd"), this.#f(dy, op, "dy"), rows, cols,
+      this.ctx,
+      this.#f(x, op, "x"),
+      this.#opt(weight, op, "weight"),
+      this.#f(mean, op, "mean"),
+      this.#f(rstd, op, "rstd"),
+      this.#f(dy, op, "dy"),
+      rows,
+      cols,
     );
   }
 
   groupNorm(
-    x: Storage, weight: Storage | null, bias: Storage | null, N: number, C: number, HW: number, groups: number,
+    x: Storage,
+    weight: Storage | null,
+    bias: Storage | null,
+    N: number,
+    C: number,
+    HW: number,
+    groups: number,
     eps: number,
   ): { y: Storage; mean: Storage; rstd: Storage } {
     const op = "groupNorm";
     return groupNorm(
-      this.ctx, this.#f(x, op, "x"), this.#opt(weight, op, "weight"), this.#opt(bias, op, "bias"), N, C, HW, groups, eps,
+      this.ctx,
+      this.#f(x, op, "x"),
+      this.#opt(weight, op, "weight"),
+      this.#opt(bias, op, "bias"),
+      N,
+      C,
+      HW,
+      groups,
+      eps,
     );
   }
 
   groupNormBackward(
-    x: Storage, weight: Storage | null, mean: Storage, rstd: Storage, dy: Storage, N: number, C: number, HW: number,
+    x: Storage,
+    weight: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    dy: Storage,
+    N: number,
+    C: number,
+    HW: number,
     groups: number,
   ): { dx: Storage; dweight: Storage; dbias: Storage } {
     const op = "groupNormBackward";
     return groupNormBackward(
-      this.ctx, this.#f(x, op, "x"), this.#opt(weight, op, "weight"), this.#f(mean, op, "mean"),
-      this.#f(rstd, op, "rstd"), this.#f(dy, op, "dy"), N, C, HW, groups,
+      this.ctx,
+      this.#f(x, op, "x"),
+      this.#opt(weight, op, "weight"),
+      this.#f(mean, op, "mean"),
+      this.#f(rstd, op, "rstd"),
+      this.#f(dy, op, "dy"),
+      N,
+      C,
+      HW,
+      groups,
     );
   }
 
   crossEntropy(
-    logits: Storage, targets: Storage, rows: number, cols: number, smoothing: number, ignoreIndex: number,
+    logits: Storage,
+    targets: Storage,
+    rows: number,
+    cols: number,
+    smoothing: number,
+    ignoreIndex: number,
   ): { loss: Storage; logp: Storage } {
     const op = "crossEntropy";
     return crossEntropy(
-      this.ctx, this.#f(logits, op, "logits"), this.#s(targets, op, "targets", "i32"), rows, cols, smoothing, ignoreIndex,
+      this.ctx,
+      this.#f(logits, op, "logits"),
+      this.#s(targets, op, "targets", "i32"),
+      rows,
+      cols,
+      smoothing,
+      ignoreIndex,
     );
   }
 
   crossEntropyBackward(
-    logp: Storage, targets: Storage, dloss: Storage, rows: number, cols: number, smoothing: number,
+    logp: Storage,
+    targets: Storage,
+    dloss: Storage,
+    rows: number,
+    cols: number,
+    smoothing: number,
     ignoreIndex: number,
   ): Storage {
     const op = "crossEntropyBackward";
     return crossEntropyBackward(
-      this.ctx, this.#f(logp, op, "logp"), this.#s(targets, op, "targets", "i32"), this.#f(dloss, op, "dloss"),
-      rows, cols, smoothing, ignoreIndex,
+      this.ctx,
+      this.#f(logp, op, "logp"),
+      this.#s(targets, op, "targets", "i32"),
+      this.#f(dloss, op, "dloss"),
+      rows,
+      cols,
+      smoothing,
+      ignoreIndex,
     );
   }
 
   // ---- indexing ----
 
   gather(table: Storage, idx: Storage, rows: number, cols: number): Storage {
-    return gather(this.ctx, this.#s(table, "gather", "table"), this.#s(idx, "gather", "idx", "i32"), rows, cols);
+    return gather(
+      this.ctx,
+      this.#s(table, "gather", "table"),
+      this.#s(idx, "gather", "idx", "i32"),
+      rows,
+      cols,
+    );
   }
 
   scatterAdd(src: Storage, idx: Storage, rows: number, cols: number): Storage {
-    return scatterAdd(this.ctx, this.#s(src, "scatterAdd", "src"), this.#s(idx, "scatterAdd", "idx", "i32"), rows, cols);
+    return scatterAdd(
+      this.ctx,
+      this.#s(src, "scatterAdd", "src"),
+      this.#s(idx, "scatterAdd", "idx", "i32"),
+      rows,
+      cols,
+    );
   }
 
   gatherCols(x: Storage, idx: Storage, rows: number, cols: number): Storage {
-    return gatherCols(this.ctx, this.#s(x, "gatherCols", "x"), this.#s(idx, "gatherCols", "idx", "i32"), rows, cols);
+    return gatherCols(
+      this.ctx,
+      this.#s(x, "gatherCols", "x"),
+      this.#s(idx, "gatherCols", "idx", "i32"),
+      rows,
+      cols,
+    );
   }
 
   // ---- convolution, pooling, resizing ----
 
   conv2d(x: Storage, w: Storage, bias: Storage | null, args: Conv2dArgs): Storage {
     const op = "conv2d";
-    return conv2d(this.ctx, this.#f(x, op, "x"), this.#f(w, op, "w"), this.#opt(bias, op, "bias"), args);
+    return conv2d(
+      this.ctx,
+      this.#f(x, op, "x"),
+      this.#f(w, op, "w"),
+      this.#opt(bias, op, "bias"),
+      args,
+    );
   }
 
   conv2dBackwardInput(dy: Storage, w: Storage, args: Conv2dArgs): Storage {
@@ -291,7 +433,12 @@ export class WebGPUBackend implements Backend {
 
   maxPool2dBackward(dy: Storage, argmax: Storage, args: Pool2dArgs): Storage {
     const op = "maxPool2dBackward";
-    return maxPool2dBackward(this.ctx, this.#f(dy, op, "dy"), this.#s(argmax, op, "argmax", "i32"), args);
+    return maxPool2dBackward(
+      this.ctx,
+      this.#f(dy, op, "dy"),
+      this.#s(argmax, op, "argmax", "i32"),
+      args,
+    );
   }
 
   resize(x: Storage, args: ResizeArgs): Storage {
@@ -304,18 +451,35 @@ export class WebGPUBackend implements Backend {
 
   // ---- attention ----
 
-  attention(q: Storage, k: Storage, v: Storage, args: AttentionArgs): { out: Storage; lse: Storage } {
+  attention(
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    args: AttentionArgs,
+  ): { out: Storage; lse: Storage } {
     const op = "attention";
     return attention(this.ctx, this.#f(q, op, "q"), this.#f(k, op, "k"), this.#f(v, op, "v"), args);
   }
 
   attentionBackward(
-    q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, dout: Storage, args: AttentionArgs,
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    out: Storage,
+    lse: Storage,
+    dout: Storage,
+    args: AttentionArgs,
   ): { dq: Storage; dk: Storage; dv: Storage } {
     const op = "attentionBackward";
     return attentionBackward(
-      this.ctx, this.#f(q, op, "q"), this.#f(k, op, "k"), this.#f(v, op, "v"), this.#f(out, op, "out"),
-      this.#f(lse, op, "lse"), this.#f(dout, op, "dout"), args,
+      this.ctx,
+      this.#f(q, op, "q"),
+      this.#f(k, op, "k"),
+      this.#f(v, op, "v"),
+      this.#f(out, op, "out"),
+      this.#f(lse, op, "lse"),
+      this.#f(dout, op, "dout"),
+      args,
     );
   }
 
@@ -338,7 +502,14 @@ export class WebGPUBackend implements Backend {
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, args: AdamWArgs): void {
     const op = "adamw";
-    adamw(this.ctx, this.#f(param, op, "param"), this.#f(grad, op, "grad"), this.#f(m, op, "m"), this.#f(v, op, "v"), args);
+    adamw(
+      this.ctx,
+      this.#f(param, op, "param"),
+      this.#f(grad, op, "grad"),
+      this.#f(m, op, "m"),
+      this.#f(v, op, "v"),
+      args,
+    );
   }
 
   sumSquares(x: Storage): Storage {

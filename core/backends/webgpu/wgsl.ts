@@ -4,7 +4,7 @@
  * missing (erf) or allowed to be inaccurate by the spec (log near 1, cos).
  */
 
-import { ParamLayout, type ParamField } from "./kernel.ts";
+import { type ParamField, ParamLayout } from "./kernel.ts";
 
 export const layout = (...fields: ParamField[]) => new ParamLayout(fields);
 export const u32 = (name: string): ParamField => ({ name, type: "u32" });

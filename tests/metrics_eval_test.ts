@@ -1,0 +1,276 @@
+/**
+ * The eval pipeline end to end: image folders -> FID Inception-v3 (hash-generated weights, as in
+ * inception_test.ts) -> FID / IS / precision-recall, against tests/fixtures/inception/eval.json,
+ * which make_inception_fixtures.py computed from torch features of the same PNGs with numpy
+ * (float64 mean/cov, tr sqrt(S1 S2) by symmetric eigendecomposition), torch-fidelity's IS recipe
+ * (2 splits here: 10 images) and exact k=1 precision/recall. Tolerances:
+ *  - FID: 1e-4 relative (our features differ from torch's by ~3e-7 relative; small-sample FID
+ *    amplifies that, see the printed error);
+ *  - IS: 1e-5 relative; precision/recall: exact (they are counts);
+ *  - statistics files: float64 round trip, FID from the file equals FID from the folder to 1e-12.
+ * Plus fd:<encoder> wiring on a toy encoder, prepare-imagenet-val against torchvision's
+ * Resize(256)+CenterCrop(256), and the bad-input errors.
+ */
+
+import assert from "node:assert/strict";
+import { validate } from "../core/config.ts";
+import { encodePng, readImage } from "../core/image/codec.ts";
+import { encodeNpz } from "../core/io/npy.ts";
+import type { Encoder, ImageBatch } from "../core/interfaces.ts";
+import * as ops from "../core/ops/mod.ts";
+import { memoryLogger, Registry, type StepEntry } from "../core/registry.ts";
+import type { Tensor } from "../core/tensor.ts";
+import { InceptionFeatureExtractor } from "../plugins/inception/extractor.ts";
+import { FidInceptionV3 } from "../plugins/inception/model.ts";
+import { syntheticInceptionWeights } from "../plugins/inception/synthetic_weights.ts";
+import { loadInceptionStateDict, WEIGHT_FILES } from "../plugins/inception/weights.ts";
+import { type EvalContext, evalParams, type EvalParams, runEval } from "../plugins/metrics/eval.ts";
+import { frechetDistance } from "../plugins/metrics/frechet.ts";
+import { INCEPTION_FEATURE } from "../plugins/metrics/fid.ts";
+import { ImageFolder } from "../plugins/metrics/folder.ts";
+import metricsPlugin from "../plugins/metrics/plugin.ts";
+import { imageNetValFiles, prepareImageNetVal } from "../plugins/metrics/prepare_imagenet.ts";
+import { featureStats } from "../plugins/metrics/stats.ts";
+import { loadStats, saveStats } from "../plugins/metrics/stats_io.ts";
+
+const FIX = new URL("./fixtures/inception/", import.meta.url).pathname;
+const expected = JSON.parse(await Deno.readTextFile(FIX + "eval.json"));
+const GENERATED = FIX + "eval/generated";
+const REFERENCE = FIX + "eval/reference";
+
+const model = new FidInceptionV3();
+await loadInceptionStateDict(
+  model,
+  syntheticInceptionWeights([...model.stateDict()].map(([k, t]) => [k, t.shape]), 0),
+  "synthetic",
+);
+const extractor = new InceptionFeatureExtractor(model);
+
+function context(stepDir: string, registry = new Registry()): EvalContext & { log: ReturnType<typeof memoryLogger> } {
+  return {
+    registry, device: "cpu", log: memoryLogger(), outputDir: stepDir, signal: new AbortController().signal,
+    stepDir, extractor,
+  };
+}
+
+const params = (raw: Record<string, unknown>): EvalParams => validate(evalParams, raw, "test params");
+
+async function withTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir();
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function rejects(fn: () => Promise<unknown>, pattern: RegExp): Promise<void> {
+  await assert.rejects(fn, (e: Error) => {
+    assert.match(e.message, pattern);
+    return true;
+  });
+}
+
+const relative = (got: number, want: number) => Math.abs(got - want) / Math.abs(want);
+
+Deno.test("eval: FID, IS and precision/recall of two folders match the torch/numpy reference", async () => {
+  await withTemp(async (dir) => {
+    const ctx = context(dir);
+    const report = await runEval(params({
+      generated: GENERATED, reference: REFERENCE, metrics: ["fid", "is", "prc"], is_splits: 2, prc_neighborhood: 1,
+      batch_size: 4, save_reference_stats: `${dir}/ref.safetensors`,
+    }), ctx);
+    const m = report.metrics;
+    console.log(`FID ${m.frechet_inception_distance} vs ${expected.fid.fid} (relative ${
+      relative(m.frechet_inception_distance, expected.fid.fid).toExponential(2)
+    }); IS ${m.inception_score_mean} vs ${expected.is_splits2.mean}`);
+    assert.ok(relative(m.frechet_inception_distance, expected.fid.fid) < 1e-4);
+    assert.ok(relative(m.inception_score_mean, expected.is_splits2.mean) < 1e-5);
+    assert.ok(relative(m.inception_score_std, expected.is_splits2.std) < 1e-3);
+    assert.equal(m.precision, expected.prc_k1.precision);
+    assert.equal(m.recall, expected.prc_k1.recall);
+    assert.deepEqual(report.generated, { folder: GENERATED, count: 10 });
+
+    // The reference statistics were saved twice (step folder .npz, requested .safetensors); both
+    // reproduce the FID without touching the reference images.
+    for (const file of [report.files.reference_stats, `${dir}/ref.safetensors`]) {
+      const stats = await loadStats(file, { dim: 2048, feature: INCEPTION_FEATURE });
+      assert.equal(stats.count, 10);
+      const again = await runEval(params({ generated: GENERATED, reference: file, metrics: ["fid"] }), ctx);
+      assert.ok(relative(again.metrics.frechet_inception_distance, m.frechet_inception_distance) < 1e-12, file);
+    }
+  });
+});
+
+Deno.test("statistics files: float64 round trip in .npz and .safetensors, checks on load", async () => {
+  await withTemp(async (dir) => {
+    const rows = Float64Array.from({ length: 7 * 3 }, (_, i) => Math.sin(i * 1.7) / 3 + i * 1e-9);
+    const stats = featureStats(rows, 3);
+    for (const ext of ["npz", "safetensors"]) {
+      await saveStats(`${dir}/s.${ext}`, stats, "toy");
+      const back = await loadStats(`${dir}/s.${ext}`);
+      assert.deepEqual([back.mu, back.sigma, back.count, back.feature], [stats.mu, stats.sigma, 7, "toy"]);
+      await rejects(() => loadStats(`${dir}/s.${ext}`, { dim: 2048 }), /has 3 dimensions, expected 2048/);
+      await rejects(() => loadStats(`${dir}/s.${ext}`, { feature: INCEPTION_FEATURE }), /holds 'toy' statistics/);
+    }
+    // pytorch-fid's layout: float32 mu/sigma only.
+    const f32 = (shape: number[], data: number[]) => ({ dtype: "f32" as const, shape, data: Float32Array.from(data), sourceDtype: "f32" });
+    await Deno.writeFile(`${dir}/pf.npz`, encodeNpz(new Map([["mu", f32([2], [1, 2])], ["sigma", f32([2, 2], [1, 0.5, 0.5, 2])]])));
+    const pf = await loadStats(`${dir}/pf.npz`);
+    assert.deepEqual([...pf.mu, ...pf.sigma], [1, 2, 1, 0.5, 0.5, 2]);
+    await Deno.writeFile(`${dir}/other.npz`, encodeNpz(new Map([["arr_0", f32([1], [0])]])));
+    await rejects(() => loadStats(`${dir}/other.npz`), /needs arrays 'mu' and 'sigma' \(has: arr_0\.npy\)/);
+    await rejects(() => loadStats(`${dir}/none.npz`), /none\.npz' does not exist/);
+    await rejects(() => saveStats(`${dir}/s.pt`, stats, "toy"), /use a \.npz or \.safetensors extension/);
+  });
+});
+
+/** A toy encoder: patch features are the RGB values in [0, 1], one "patch" per pixel. */
+class PixelEncoder implements Encoder {
+  readonly name = "pixels";
+  readonly inputSize = 32;
+  readonly gridSize = 32;
+  readonly featureDim = 3;
+  preprocess(images: ImageBatch): Tensor {
+    return ops.tensor(Float32Array.from(images.data, (v) => v / 255), [images.count, images.height * images.width, 3]);
+  }
+  encode(input: Tensor): Tensor {
+    return ops.identity(input);
+  }
+}
+
+async function meanColours(dir: string): Promise<Float64Array> {
+  const folder = await ImageFolder.open(dir);
+  const out: number[] = [];
+  for (const file of folder.files) {
+    const img = await readImage(file);
+    const sums = [0, 0, 0];
+    for (let i = 0; i < img.data.length; i++) sums[i % 3] += img.data[i] / 255;
+    out.push(...sums.map((s) => s / (img.width * img.height)));
+  }
+  return Float64Array.from(out);
+}
+
+Deno.test("eval: fd:<encoder> through the registry gives the Frechet distance of mean-pooled features", async () => {
+  await withTemp(async (dir) => {
+    const registry = new Registry();
+    registry.encoder({ name: "pixels", create: () => new PixelEncoder() });
+    const report = await runEval(
+      params({ generated: GENERATED, reference: REFERENCE, metrics: ["fd:pixels"] }),
+      context(dir, registry),
+    );
+    const g = featureStats(await meanColours(GENERATED), 3);
+    const r = featureStats(await meanColours(REFERENCE), 3);
+    const want = frechetDistance(g.mu, g.sigma, r.mu, r.sigma);
+    assert.ok(relative(report.metrics.frechet_distance_pixels, want) < 1e-5, `${report.metrics.frechet_distance_pixels} vs ${want}`);
+    assert.ok(report.files.reference_stats_pixels.endsWith("reference-pixels-mean.npz"));
+  });
+});
+
+Deno.test("eval step via the plugin: weights from a file, metrics.json written", async () => {
+  await withTemp(async (dir) => {
+    const sd = syntheticInceptionWeights([...model.stateDict()].map(([k, t]) => [k, t.shape]), 0);
+    const weights = `${dir}/${WEIGHT_FILES["torch-fidelity"].file}`;
+    await Deno.writeFile(weights, encodeNpz(sd));
+    const registry = new Registry();
+    await registry.use(metricsPlugin);
+    assert.deepEqual(registry.list("metrics").map((e) => e.name), ["fd-encoder", "fid", "is"]);
+    const step = registry.get("steps", "eval") as StepEntry<EvalParams>;
+    const p = validate(step.params, { generated: GENERATED, metrics: ["is"], is_splits: 2, limit: 4, inception_weights: weights }, "eval");
+    const outputs = { metrics: `${dir}/metrics.json` };
+    const ctx = { ...context(dir, registry), extractor: undefined, stepName: "eval", outputs };
+    await step.run(p, ctx);
+    const written = JSON.parse(await Deno.readTextFile(outputs.metrics));
+    assert.equal(written.generated.count, 4);
+    // The same four images through the in-process extractor give the same score.
+    const direct = await runEval(params({ generated: GENERATED, metrics: ["is"], is_splits: 2, limit: 4 }), context(dir));
+    assert.equal(written.metrics.inception_score_mean, direct.metrics.inception_score_mean);
+  });
+});
+
+Deno.test("eval: clear errors for bad folders, counts, files and references", async () => {
+  await withTemp(async (dir) => {
+    const ctx = context(dir);
+    const run = (raw: Record<string, unknown>) => runEval(params(raw), ctx);
+    const mk = async (name: string, files: Record<string, Uint8Array | string>) => {
+      await Deno.mkdir(`${dir}/${name}`);
+      for (const [f, data] of Object.entries(files)) {
+        if (typeof data === "string") await Deno.writeTextFile(`${dir}/${name}/${f}`, data);
+        else await Deno.writeFile(`${dir}/${name}/${f}`, data);
+      }
+      return `${dir}/${name}`;
+    };
+    const png = (w: number, h: number) => encodePng({ width: w, height: h, data: new Uint8Array(w * h * 3).fill(90) });
+
+    await rejects(() => run({ generated: `${dir}/missing`, reference: REFERENCE }), /generated images '.*missing' does not exist/);
+    const empty = await mk("empty", {});
+    await rejects(() => run({ generated: empty, reference: REFERENCE }), /'.*empty' has no \.png\/\.jpg\/\.jpeg images$/);
+    const texts = await mk("texts", { "a.txt": "x", "b.json": "{}" });
+    await rejects(() => run({ generated: texts, reference: REFERENCE }), /has no .* images; it has 2 other file\(s\), e.g\. a\.txt, b\.json/);
+    const one = await mk("one", { "0.png": png(8, 8), "notes.txt": "x" });
+    await rejects(() => run({ generated: one, reference: REFERENCE, metrics: ["fid"] }), /has 1 usable image\(s\); fid need at least 2/);
+    await rejects(() => run({ generated: GENERATED, reference: REFERENCE, metrics: ["is"], is_splits: 20 }), /10 usable image\(s\); is need at least 20/);
+    await rejects(() => run({ generated: GENERATED, metrics: ["fid"] }), /need a reference/);
+    await rejects(() => run({ generated: GENERATED, reference: `${dir}/nope` }), /reference '.*nope' does not exist/);
+    await rejects(() => run({ generated: GENERATED, reference: `${dir}/one/notes.txt` }), /use a \.npz or \.safetensors extension/);
+    await saveStats(`${dir}/ref.npz`, featureStats(Float64Array.from({ length: 8 }, (_, i) => i * i), 4), "toy");
+    await rejects(() => run({ generated: GENERATED, reference: `${dir}/ref.npz` }), /ref\.npz': features have 4 dimensions, expected 2048/);
+    await rejects(() => run({ generated: GENERATED, reference: `${dir}/ref.npz`, metrics: ["prc"] }), /prc needs reference images \(a folder\)/);
+
+    const mixed = await mk("mixed", { "a.png": png(8, 8), "b.png": png(8, 8), "c.png": png(9, 8) });
+    await rejects(
+      () => run({ generated: mixed, reference: REFERENCE, metrics: ["fid"], batch_size: 2 }),
+      /generated images '.*mixed': images differ in size: .*a\.png is 8x8 but .*c\.png is 9x8/,
+    );
+    const broken = await mk("broken", { "a.png": png(8, 8), "b.png": "this is not a png" });
+    await rejects(() => run({ generated: broken, reference: REFERENCE, metrics: ["fid"] }), /b\.png: unknown image format/);
+
+    const noWeights = { ...ctx, extractor: undefined };
+    const saved = Deno.env.get("DIGIT_INCEPTION_WEIGHTS");
+    Deno.env.delete("DIGIT_INCEPTION_WEIGHTS");
+    try {
+      await rejects(() => runEval(params({ generated: GENERATED, metrics: ["is"] }), noWeights), /set inception_weights/);
+    } finally {
+      if (saved !== undefined) Deno.env.set("DIGIT_INCEPTION_WEIGHTS", saved);
+    }
+    await rejects(
+      () => runEval(params({ generated: GENERATED, metrics: ["is"], inception_weights: `${dir}/w.pth` }), noWeights),
+      /w\.pth' does not exist; the FID Inception-v3 weights are one of/,
+    );
+    assert.throws(() => params({ generated: GENERATED, metrics: ["kid"] }), /expected fid, is, prc or fd:<encoder name>/);
+  });
+});
+
+Deno.test("image folders: non-recursive, png/jpg/jpeg in any case, sorted by code point", async () => {
+  await withTemp(async (dir) => {
+    const png = encodePng({ width: 2, height: 2, data: new Uint8Array(12) });
+    for (const f of ["b.PNG", "a.jpeg", "B.jpg", "c.gif", "d.png.partial"]) await Deno.writeFile(`${dir}/${f}`, png);
+    await Deno.mkdir(`${dir}/sub`);
+    await Deno.writeFile(`${dir}/sub/e.png`, png);
+    const folder = await ImageFolder.open(dir);
+    assert.deepEqual(folder.files.map((f) => f.slice(dir.length + 1)), ["B.jpg", "a.jpeg", "b.PNG"]);
+    assert.deepEqual(folder.skipped.map((f) => f.slice(dir.length + 1)), ["c.gif", "d.png.partial"]);
+  });
+});
+
+Deno.test("prepare-imagenet-val: ImageFolder order, {i:05d}.png, Resize(256)+CenterCrop(256) as torchvision", async () => {
+  await withTemp(async (dir) => {
+    const photo = await Deno.readFile(FIX + "prepare/photo.png");
+    // An ImageNet root: val/<class>/..., with a nested folder and a non-image file.
+    for (const f of ["val/n02/x.png", "val/n01/b.PNG", "val/n01/a.png", "val/n01/z/c.png", "val/n01/readme.txt"]) {
+      await Deno.mkdir(`${dir}/src/${f.slice(0, f.lastIndexOf("/"))}`, { recursive: true });
+      await Deno.writeFile(`${dir}/src/${f}`, photo);
+    }
+    const { files, classes } = await imageNetValFiles(`${dir}/src`);
+    assert.equal(classes, 2);
+    assert.deepEqual(files.map((f) => f.slice(`${dir}/src/val/`.length)), ["n01/a.png", "n01/b.PNG", "n01/z/c.png", "n02/x.png"]);
+    assert.equal(await prepareImageNetVal(`${dir}/src`, `${dir}/out`), 4);
+    const names = [...Deno.readDirSync(`${dir}/out`)].map((e) => e.name).sort();
+    assert.deepEqual(names, ["00000.png", "00001.png", "00002.png", "00003.png"]);
+    const img = await readImage(`${dir}/out/00002.png`);
+    assert.deepEqual([img.width, img.height], [256, 256]);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", img.data.slice()));
+    assert.equal(Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""), expected.prepare_photo_256_sha256);
+    await rejects(() => prepareImageNetVal(`${dir}/nothing`, `${dir}/out2`), /source '.*nothing' is not a folder/);
+  });
+});
