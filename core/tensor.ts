@@ -53,21 +53,8 @@ const finalizer = new FinalizationRegistry<SharedStorage>((s) => {
 
 // ---------------------------------------------------------------- shape helpers
 
-export function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-  return strides;
-}
+import { contiguousStrides, sizeOf } from "./shape.ts";
+export { contiguousStrides, sizeOf };
 
 export function shapeStr(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;

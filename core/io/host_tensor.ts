@@ -59,21 +59,8 @@ export function isSourceDtype(s: string): s is SourceDtype {
   return Object.hasOwn(SOURCE_DTYPES, s);
 }
 
-export function numelOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-  return strides;
-}
+import { contiguousStrides, sizeOf as numelOf } from "../shape.ts";
+export { contiguousStrides, numelOf };
 
 export function isHostTensor(x: unknown): x is HostTensor {
   if (typeof x !== "object" || x === null) return false;

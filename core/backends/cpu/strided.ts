@@ -154,13 +154,4 @@ export function forEachRow(
   }
 }
 
-/** Row-major strides of a contiguous array of `shape`. */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-  return strides;
-}
+export { contiguousStrides } from "../../shape.ts";
