@@ -27,7 +27,7 @@ import { loadInceptionStateDict, WEIGHT_FILES } from "../plugins/inception/weigh
 import { type EvalContext, evalParams, type EvalParams, runEval } from "../plugins/metrics/eval.ts";
 import { frechetDistance } from "../plugins/metrics/frechet.ts";
 import { INCEPTION_FEATURE } from "../plugins/metrics/fid.ts";
-import { ImageFolder } from "../plugins/metrics/folder.ts";
+import { ImageFolder, probeImageSize } from "../plugins/metrics/folder.ts";
 import metricsPlugin from "../plugins/metrics/plugin.ts";
 import { imageNetValFiles, prepareImageNetVal } from "../plugins/metrics/prepare_imagenet.ts";
 import { featureStats } from "../plugins/metrics/stats.ts";
@@ -89,16 +89,15 @@ Deno.test("eval: FID, IS and precision/recall of two folders match the torch/num
     assert.ok(relative(m.inception_score_std, expected.is_splits2.std) < 1e-3);
     assert.equal(m.precision, expected.prc_k1.precision);
     assert.equal(m.recall, expected.prc_k1.recall);
-    assert.deepEqual(report.generated, { folder: GENERATED, count: 10 });
+    assert.deepEqual(report.generated, { folder: GENERATED, count: 6 });
 
-    // The reference statistics were saved twice (step folder .npz, requested .safetensors); both
-    // reproduce the FID without touching the reference images.
-    for (const file of [report.files.reference_stats, `${dir}/ref.safetensors`]) {
-      const stats = await loadStats(file, { dim: 2048, feature: INCEPTION_FEATURE });
-      assert.equal(stats.count, 10);
-      const again = await runEval(params({ generated: GENERATED, reference: file, metrics: ["fid"] }), ctx);
-      assert.ok(relative(again.metrics.frechet_inception_distance, m.frechet_inception_distance) < 1e-12, file);
-    }
+    // The reference statistics were saved twice (step folder .npz, requested .safetensors), with
+    // the same numbers; the file reproduces the FID without touching the reference images.
+    const npz = await loadStats(report.files.reference_stats, { dim: 2048, feature: INCEPTION_FEATURE });
+    const st = await loadStats(`${dir}/ref.safetensors`, { dim: 2048, feature: INCEPTION_FEATURE });
+    assert.deepEqual([npz.mu, npz.sigma, npz.count], [st.mu, st.sigma, 6]);
+    const again = await runEval(params({ generated: GENERATED, reference: `${dir}/ref.safetensors`, metrics: ["fid"] }), ctx);
+    assert.ok(relative(again.metrics.frechet_inception_distance, m.frechet_inception_distance) < 1e-12);
   });
 });
 
@@ -110,7 +109,7 @@ Deno.test("statistics files: float64 round trip in .npz and .safetensors, checks
       await saveStats(`${dir}/s.${ext}`, stats, "toy");
       const back = await loadStats(`${dir}/s.${ext}`);
       assert.deepEqual([back.mu, back.sigma, back.count, back.feature], [stats.mu, stats.sigma, 7, "toy"]);
-      await rejects(() => loadStats(`${dir}/s.${ext}`, { dim: 2048 }), /has 3 dimensions, expected 2048/);
+      await rejects(() => loadStats(`${dir}/s.${ext}`, { dim: 2048 }), /features have 3 dimensions, expected 2048/);
       await rejects(() => loadStats(`${dir}/s.${ext}`, { feature: INCEPTION_FEATURE }), /holds 'toy' statistics/);
     }
     // pytorch-fid's layout: float32 mu/sigma only.
@@ -176,14 +175,14 @@ Deno.test("eval step via the plugin: weights from a file, metrics.json written",
     await registry.use(metricsPlugin);
     assert.deepEqual(registry.list("metrics").map((e) => e.name), ["fd-encoder", "fid", "is"]);
     const step = registry.get("steps", "eval") as StepEntry<EvalParams>;
-    const p = validate(step.params, { generated: GENERATED, metrics: ["is"], is_splits: 2, limit: 4, inception_weights: weights }, "eval");
+    const p = validate(step.params, { generated: GENERATED, metrics: ["is"], is_splits: 1, limit: 2, inception_weights: weights }, "eval");
     const outputs = { metrics: `${dir}/metrics.json` };
     const ctx = { ...context(dir, registry), extractor: undefined, stepName: "eval", outputs };
     await step.run(p, ctx);
     const written = JSON.parse(await Deno.readTextFile(outputs.metrics));
-    assert.equal(written.generated.count, 4);
-    // The same four images through the in-process extractor give the same score.
-    const direct = await runEval(params({ generated: GENERATED, metrics: ["is"], is_splits: 2, limit: 4 }), context(dir));
+    assert.equal(written.generated.count, 2);
+    // The same two images through the in-process extractor give the same score.
+    const direct = await runEval(params({ generated: GENERATED, metrics: ["is"], is_splits: 1, limit: 2 }), context(dir));
     assert.equal(written.metrics.inception_score_mean, direct.metrics.inception_score_mean);
   });
 });
@@ -208,8 +207,8 @@ Deno.test("eval: clear errors for bad folders, counts, files and references", as
     const texts = await mk("texts", { "a.txt": "x", "b.json": "{}" });
     await rejects(() => run({ generated: texts, reference: REFERENCE }), /has no .* images; it has 2 other file\(s\), e.g\. a\.txt, b\.json/);
     const one = await mk("one", { "0.png": png(8, 8), "notes.txt": "x" });
-    await rejects(() => run({ generated: one, reference: REFERENCE, metrics: ["fid"] }), /has 1 usable image\(s\); fid need at least 2/);
-    await rejects(() => run({ generated: GENERATED, reference: REFERENCE, metrics: ["is"], is_splits: 20 }), /10 usable image\(s\); is need at least 20/);
+    await rejects(() => run({ generated: one, reference: REFERENCE, metrics: ["fid"] }), /has 1 usable image\(s\); metrics \[fid\] need at least 2/);
+    await rejects(() => run({ generated: GENERATED, reference: REFERENCE, metrics: ["is"], is_splits: 20 }), /6 usable image\(s\); metrics \[is\] need at least 20/);
     await rejects(() => run({ generated: GENERATED, metrics: ["fid"] }), /need a reference/);
     await rejects(() => run({ generated: GENERATED, reference: `${dir}/nope` }), /reference '.*nope' does not exist/);
     await rejects(() => run({ generated: GENERATED, reference: `${dir}/one/notes.txt` }), /use a \.npz or \.safetensors extension/);
@@ -223,7 +222,7 @@ Deno.test("eval: clear errors for bad folders, counts, files and references", as
       /generated images '.*mixed': images differ in size: .*a\.png is 8x8 but .*c\.png is 9x8/,
     );
     const broken = await mk("broken", { "a.png": png(8, 8), "b.png": "this is not a png" });
-    await rejects(() => run({ generated: broken, reference: REFERENCE, metrics: ["fid"] }), /b\.png: unknown image format/);
+    await rejects(() => run({ generated: broken, reference: REFERENCE, metrics: ["fid"] }), /b\.png: not a PNG or JPEG file \(first bytes: 74 68 69 73\)/);
 
     const noWeights = { ...ctx, extractor: undefined };
     const saved = Deno.env.get("DIGIT_INCEPTION_WEIGHTS");
@@ -250,7 +249,28 @@ Deno.test("image folders: non-recursive, png/jpg/jpeg in any case, sorted by cod
     const folder = await ImageFolder.open(dir);
     assert.deepEqual(folder.files.map((f) => f.slice(dir.length + 1)), ["B.jpg", "a.jpeg", "b.PNG"]);
     assert.deepEqual(folder.skipped.map((f) => f.slice(dir.length + 1)), ["c.gif", "d.png.partial"]);
+    assert.deepEqual(await folder.checkSizes(), { width: 2, height: 2 });
   });
+});
+
+Deno.test("probeImageSize reads PNG and JPEG headers (baseline, progressive, CMYK, gray) like the decoders", async () => {
+  const dirs = [new URL("./fixtures/image/jpeg/", import.meta.url).pathname, new URL("./fixtures/image/png/", import.meta.url).pathname];
+  let checked = 0;
+  for (const dir of dirs) {
+    for (const e of Deno.readDirSync(dir)) {
+      if (e.name.startsWith("truncated")) continue;
+      const path = dir + e.name;
+      let img;
+      try {
+        img = await readImage(path);
+      } catch {
+        continue; // files the decoders reject on purpose
+      }
+      assert.deepEqual(await probeImageSize(path), { width: img.width, height: img.height }, path);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 30, `only ${checked} files checked`);
 });
 
 Deno.test("prepare-imagenet-val: ImageFolder order, {i:05d}.png, Resize(256)+CenterCrop(256) as torchvision", async () => {

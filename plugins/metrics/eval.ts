@@ -102,7 +102,7 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
   );
   if (usable(generated) < needGenerated) {
     throw new Error(
-      `generated images '${p.generated}' has ${usable(generated)} usable image(s); ${[...wants].join(", ")} need at least ${needGenerated}`,
+      `generated images '${p.generated}' has ${usable(generated)} usable image(s); metrics [${p.metrics.join(", ")}] need at least ${needGenerated}`,
     );
   }
   let referenceFolder: ImageFolder | null = null;

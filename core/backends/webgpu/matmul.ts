@@ -108,17 +108,10 @@ export function gemm(
   if (batch * M * N === 0) return;
   // A batch of row-major A against one shared B is a single tall product.
   if (
-    batch > 1 && g.strideB === 0 && !g.transA && g.strideA === M * g.lda && strideC === M * g.ldc &&
-    kind !== "naive"
+    (kind === "auto" || kind === "tiled") && batch > 1 && g.strideB === 0 && !g.transA &&
+    g.strideA === M * g.lda && strideC === M * g.ldc && !(g.bias && g.biasMode === "row")
   ) {
-    gemm(
-      ctx,
-      a,
-      b,
-      c,
-      { ...g, batch: 1, M: batch * M, strideA: 0, strideC: 0 },
-      kind === "gemv" ? "tiled" : kind,
-    );
+    gemm(ctx, a, b, c, { ...g, batch: 1, M: batch * M, strideA: 0, strideC: 0 }, kind);
     return;
   }
   // K = 0 gives bias (or zeros): the naive kernel's empty loop does exactly that.
