@@ -18,14 +18,20 @@ import { loadStateDict } from "../core/io/state_dict.ts";
 import { FidInceptionV3, INCEPTION_CLASSES, POOL3_DIM } from "../plugins/inception/model.ts";
 import { inceptionInput, resizeForInception } from "../plugins/inception/preprocess.ts";
 import { syntheticInceptionWeights } from "../plugins/inception/synthetic_weights.ts";
-import { loadFidInception, loadInceptionStateDict, WEIGHT_FILES } from "../plugins/inception/weights.ts";
+import {
+  loadFidInception,
+  loadInceptionStateDict,
+  WEIGHT_FILES,
+} from "../plugins/inception/weights.ts";
 
 const DIR = new URL("./fixtures/inception/", import.meta.url).pathname;
 const meta = JSON.parse(await Deno.readTextFile(DIR + "inception.json"));
 const io = await loadStateDict(DIR + "inception_io.npz");
 const [N, H, W] = meta.image_shape as number[];
 const images = { data: Uint8Array.from(io.get("images")!.data), count: N, height: H, width: W };
-const torchKeys = (meta.state_dict as [string, number[]][]).filter(([k]) => !k.endsWith("num_batches_tracked"));
+const torchKeys = (meta.state_dict as [string, number[]][]).filter(([k]) =>
+  !k.endsWith("num_batches_tracked")
+);
 
 async function sha256(data: Float32Array): Promise<string> {
   const bytes = new Uint8Array(data.byteLength);
@@ -34,7 +40,10 @@ async function sha256(data: Float32Array): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): { maxAbs: number; relative: number } {
+function relativeError(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+): { maxAbs: number; relative: number } {
   assert.equal(got.length, want.length);
   let maxAbs = 0, scale = 0;
   for (let i = 0; i < got.length; i++) {
@@ -45,14 +54,25 @@ function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): { maxAb
 }
 
 /** The synthetic weights, with the extras a torch-saved file carries. */
-function fixtureWeights(model: FidInceptionV3, extras: { counters?: boolean; prefix?: string } = {}): StateDict {
-  const sd = syntheticInceptionWeights([...model.stateDict()].map(([k, t]) => [k, t.shape]), meta.seed);
+function fixtureWeights(
+  model: FidInceptionV3,
+  extras: { counters?: boolean; prefix?: string } = {},
+): StateDict {
+  const sd = syntheticInceptionWeights(
+    [...model.stateDict()].map(([k, t]) => [k, t.shape]),
+    meta.seed,
+  );
   const out: StateDict = new Map();
   for (const [k, v] of sd) {
     out.set((extras.prefix ?? "") + k, v);
     if (extras.counters && k.endsWith("bn.running_var")) {
       const counter = k.replace(/running_var$/, "num_batches_tracked");
-      out.set((extras.prefix ?? "") + counter, { dtype: "i32", shape: [], data: new Int32Array(1), sourceDtype: "i64" });
+      out.set((extras.prefix ?? "") + counter, {
+        dtype: "i32",
+        shape: [],
+        data: new Int32Array(1),
+        sourceDtype: "i64",
+      });
     }
   }
   return out;
@@ -69,7 +89,10 @@ Deno.test("state-dict keys and shapes are torchvision's FID Inception3 keys", ()
 Deno.test("TF1 bilinear resize of the uint8 inputs to 299 matches torch-fidelity's formula exactly", async () => {
   const resized = resizeForInception(images);
   assert.equal(resized.length, N * 3 * 299 * 299);
-  assert.deepEqual(Array.from(resized.subarray(100 * 299 + 150, 100 * 299 + 153)), meta.resized_sample.slice(0, 3));
+  assert.deepEqual(
+    Array.from(resized.subarray(100 * 299 + 150, 100 * 299 + 153)),
+    meta.resized_sample.slice(0, 3),
+  );
   assert.equal(await sha256(resized), meta.resized_sha256);
 });
 
@@ -89,8 +112,12 @@ Deno.test("pool3 features and unbiased logits match PyTorch (loaded through a we
     assert.deepEqual(logitsUnbiased.shape, [N, INCEPTION_CLASSES]);
     const p = relativeError(pool3.dataSync(), io.get("pool3")!.data);
     const l = relativeError(logitsUnbiased.dataSync(), io.get("logits_unbiased")!.data);
-    console.log(`pool3: max abs ${p.maxAbs.toExponential(2)} (relative ${p.relative.toExponential(2)}); ` +
-      `logits_unbiased: max abs ${l.maxAbs.toExponential(2)} (relative ${l.relative.toExponential(2)})`);
+    console.log(
+      `pool3: max abs ${p.maxAbs.toExponential(2)} (relative ${p.relative.toExponential(2)}); ` +
+        `logits_unbiased: max abs ${l.maxAbs.toExponential(2)} (relative ${
+          l.relative.toExponential(2)
+        })`,
+    );
     assert.ok(p.relative <= 1e-5, `pool3 relative error ${p.relative}`);
     assert.ok(l.relative <= 1e-5, `logits relative error ${l.relative}`);
     for (const t of [x, pool3, logitsUnbiased]) t.dispose();
@@ -102,7 +129,11 @@ Deno.test("pool3 features and unbiased logits match PyTorch (loaded through a we
 
 Deno.test("key normalisation: DataParallel 'module.' prefix and num_batches_tracked are accepted", async () => {
   const model = new FidInceptionV3();
-  await loadInceptionStateDict(model, fixtureWeights(model, { counters: true, prefix: "module." }), "wrapped.pth");
+  await loadInceptionStateDict(
+    model,
+    fixtureWeights(model, { counters: true, prefix: "module." }),
+    "wrapped.pth",
+  );
   assert.ok(model.ready);
   model.dispose();
 });
@@ -137,11 +168,18 @@ Deno.test("weight loader: clear errors for missing, foreign and damaged files", 
 
     const model = new FidInceptionV3();
     const good = fixtureWeights(model);
-    const tiny = (shape: number[]) => ({ dtype: "f32" as const, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)), sourceDtype: "f32" });
+    const tiny = (shape: number[]) => ({
+      dtype: "f32" as const,
+      shape,
+      data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
+      sourceDtype: "f32",
+    });
 
     const torchvision = new Map(good);
     torchvision.set("AuxLogits.conv0.conv.weight", tiny([128, 768, 1, 1]));
-    msg = await loadError(() => loadInceptionStateDict(model, torchvision, "inception_v3_google.pth"));
+    msg = await loadError(() =>
+      loadInceptionStateDict(model, torchvision, "inception_v3_google.pth")
+    );
     assert.match(msg, /torchvision's ImageNet Inception-v3/);
 
     const wrapper: StateDict = new Map([["blocks.0.0.conv.weight", tiny([32, 3, 3, 3])]]);
@@ -151,19 +189,25 @@ Deno.test("weight loader: clear errors for missing, foreign and damaged files", 
     const badShape = new Map(good);
     badShape.set("Mixed_6b.branch7x7_2.conv.weight", tiny([128, 128, 7, 1]));
     msg = await loadError(() => loadInceptionStateDict(model, badShape, "edited.pth"));
-    assert.match(msg, /Mixed_6b\.branch7x7_2\.conv\.weight: expected \[128,128,1,7\], got \[128,128,7,1\]/);
+    assert.match(
+      msg,
+      /Mixed_6b\.branch7x7_2\.conv\.weight: expected \[128,128,1,7\], got \[128,128,7,1\]/,
+    );
 
     const noFc = new Map(good);
     noFc.delete("fc.weight");
     msg = await loadError(() => loadInceptionStateDict(model, noFc, "nofc.pth"));
     assert.match(msg, /missing keys \(1\): fc\.weight/);
 
-    const dinov2 = await loadStateDict(new URL("./fixtures/dinov2/tiny_vit.pth", import.meta.url).pathname);
+    const dinov2 = await loadStateDict(
+      new URL("./fixtures/dinov2/tiny_vit.pth", import.meta.url).pathname,
+    );
     msg = await loadError(() => loadInceptionStateDict(model, dinov2, "tiny_vit.pth"));
     assert.match(msg, /not an FID Inception-v3 state dict: only 0 of the 472/);
 
-    msg = await loadError(async () => model.forward(inceptionInput(images)));
-    assert.match(msg, /not prepared/);
+    const x = inceptionInput(images);
+    assert.throws(() => model.forward(x), /not prepared; call prepare\(\) after loading/);
+    x.dispose();
     model.dispose();
   } finally {
     await Deno.remove(tmp, { recursive: true });
@@ -171,6 +215,9 @@ Deno.test("weight loader: clear errors for missing, foreign and damaged files", 
 });
 
 Deno.test("inceptionInput rejects malformed batches", () => {
-  assert.throws(() => inceptionInput({ data: new Uint8Array(10), count: 1, height: 2, width: 2 }), /need 12 bytes, got 10/);
+  assert.throws(
+    () => inceptionInput({ data: new Uint8Array(10), count: 1, height: 2, width: 2 }),
+    /need 12 bytes, got 10/,
+  );
   assert.throws(() => inceptionInput(images, 1, 1), /bad range \[1, 1\)/);
 });

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import * as ops from "../core/ops/mod.ts";
-import { AdamW, clipGradNorm, cosine, inverseSqrt, SGD } from "../core/optim/mod.ts";
+import { AdamW, clipGradNorm, clipGradNormOnDevice, cosine, inverseSqrt, SGD } from "../core/optim/mod.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 
 const fixture = JSON.parse(await Deno.readTextFile(new URL("./fixtures/core/adamw.json", import.meta.url)));
@@ -83,4 +83,20 @@ Deno.test("schedules: fairseq inverse_sqrt and cosine closed forms", () => {
   assert.equal(cosine(0, { lr: 0.4, total: 100 }), 0.4);
   assert.ok(Math.abs(cosine(50, { lr: 0.4, total: 100 }) - 0.2) < 1e-12);
   assert.ok(Math.abs(cosine(100, { lr: 0.4, total: 100 })) < 1e-12);
+});
+
+Deno.test("on-device clipping scales gradients by min(1, maxNorm/norm) without a read in the step", () => {
+  const a = ops.tensor([3], [1]).requireGrad(), b = ops.tensor([0, 4], [2]).requireGrad();
+  a.grad = ops.tensor([3], [1]).keep();
+  b.grad = ops.tensor([0, 4], [2]).keep();
+  const norm = clipGradNormOnDevice([a, b], 1);
+  assert.ok(Math.abs(norm.dataSync()[0] - 5) < 1e-6);
+  // 5 -> 1: every gradient is multiplied by 1/(5 + 1e-6).
+  assert.ok(Math.abs(a.grad.dataSync()[0] - 3 / (5 + 1e-6)) < 1e-6);
+  assert.ok(Math.abs(b.grad.dataSync()[1] - 4 / (5 + 1e-6)) < 1e-6);
+  const small = clipGradNormOnDevice([a, b], 10); // under the limit: unchanged
+  assert.ok(Math.abs(a.grad.dataSync()[0] - 3 / (5 + 1e-6)) < 1e-6);
+  norm.dispose();
+  small.dispose();
+  tidy(() => [a, b].forEach((t) => { t.grad!.dispose(); t.dispose(); }));
 });

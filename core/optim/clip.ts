@@ -1,7 +1,8 @@
 /** Global gradient-norm clipping without a host round trip per parameter. */
 
+import * as ops from "../ops/mod.ts";
+import { type Tensor, tidy } from "../tensor.ts";
 import { tensorOf } from "./util.ts";
-import type { Tensor } from "../tensor.ts";
 
 /**
  * The global L2 norm of all gradients, as a 1-element tensor on the device. Reading
@@ -37,4 +38,23 @@ export async function clipGradNorm(params: Tensor[], maxNorm: number): Promise<{
   n.dispose();
   const scale = maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
   return { norm, scale };
+}
+
+/**
+ * Clip without reading anything back: the scale min(1, maxNorm/norm) is computed on the
+ * device and every gradient is multiplied by it. Returns the norm (before clipping) as a
+ * 1-element device tensor, for logging later. Used on backends without synchronous
+ * reads (WebGPU), where a read inside the step would stall the queue.
+ */
+export function clipGradNormOnDevice(params: Tensor[], maxNorm: number): Tensor {
+  const norm = gradNorm(params);
+  const scale = tidy(() => ops.minimum(ops.div(ops.fill([1], maxNorm, norm.backend), ops.add(norm, 1e-6)), 1));
+  for (const p of params) {
+    if (!p.grad) continue;
+    const g = tidy(() => ops.mul(p.grad!, scale)).keep();
+    p.grad.dispose();
+    p.grad = g;
+  }
+  scale.dispose();
+  return norm;
 }

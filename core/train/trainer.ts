@@ -14,7 +14,7 @@ import type { HostTensor, StateDict } from "../io/host_tensor.ts";
 import { hostStateDict, type Module } from "../nn/module.ts";
 import * as ops from "../ops/mod.ts";
 import { AdamW } from "../optim/adamw.ts";
-import { clipGradNorm } from "../optim/clip.ts";
+import { clipGradNorm, clipGradNormOnDevice } from "../optim/clip.ts";
 import type { OptimizerState } from "../optim/optimizer.ts";
 import { lrAt, type Schedule } from "../optim/schedules.ts";
 import { Generator, type GeneratorState } from "../random.ts";
@@ -104,6 +104,7 @@ export async function train<B>(
   dropout.setState(state.dropout);
   let order = epochOrder(settings.seed, state.epoch, job.batchesPerEpoch);
   let pending: Tensor | null = null; // summed losses since the last log, on the device
+  let pendingNorm: Tensor | null = null; // the latest gradient norm, when clipping on the device
   let pendingSteps = 0, items = 0, lastNorm = 0;
   let clock = performance.now();
   const start = clock;
@@ -145,9 +146,16 @@ export async function train<B>(
       opt.lr = lrAt(state.step, settings.schedule);
       let scale = 1 / settings.accumulate;
       if (settings.clipNorm > 0) {
-        const c = await clipGradNorm(opt.params, settings.clipNorm * settings.accumulate);
-        lastNorm = c.norm / settings.accumulate;
-        scale *= c.scale;
+        const maxNorm = settings.clipNorm * settings.accumulate;
+        if (job.model.parameters()[0]?.backend.readSync) {
+          // Reading is free on the CPU: fold the clip into AdamW's gradient scale.
+          const c = await clipGradNorm(opt.params, maxNorm);
+          lastNorm = c.norm / settings.accumulate;
+          scale *= c.scale;
+        } else {
+          pendingNorm?.dispose();
+          pendingNorm = clipGradNormOnDevice(opt.params, maxNorm).keep();
+        }
       }
       opt.update(scale);
       opt.zeroGrad();
@@ -168,6 +176,7 @@ export async function train<B>(
       }
       if (logNow && pending) {
         const loss = (await pending.item()) / pendingSteps;
+        if (pendingNorm) lastNorm = (await pendingNorm.item()) / settings.accumulate;
         pending.dispose();
         pending = null;
         const now = performance.now();
@@ -193,6 +202,7 @@ export async function train<B>(
     }
   } finally {
     pending?.dispose();
+    pendingNorm?.dispose();
     opt.dispose();
   }
   return { step: state.step, losses: state.losses, bestValid: state.bestValid, interrupted };

@@ -88,7 +88,9 @@ export class BasicConv2d extends Module {
 
   forward(x: Tensor): Tensor {
     if (!this.#folded) {
-      throw new Error(`BasicConv2d(${this.inC}->${this.outC}): BatchNorm not folded; call fold() after loading weights`);
+      throw new Error(
+        `BasicConv2d(${this.inC}->${this.outC}): BatchNorm not folded; call fold() after loading weights`,
+      );
     }
     const { weight, bias } = this.#folded;
     const y = ops.conv2d(x, weight, bias, { stride: this.stride, padding: this.padding });

@@ -27,7 +27,9 @@ export class InceptionFeatureExtractor {
 
   /** `chunk`: images per network call (8 keeps the peak near 200 MB). */
   constructor(readonly model: FidInceptionV3, readonly chunk = 8) {
-    if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`InceptionFeatureExtractor: bad chunk ${chunk}`);
+    if (!Number.isInteger(chunk) || chunk < 1) {
+      throw new Error(`InceptionFeatureExtractor: bad chunk ${chunk}`);
+    }
   }
 
   async extract(images: ImageBatch): Promise<InceptionFeatures> {
@@ -61,6 +63,7 @@ const shared = new Map<string, Promise<InceptionFeatureExtractor>>();
 /**
  * One extractor per weight file for the whole process, so the metrics of one evaluation
  * (FID, IS, precision/recall) load the 95 MB of weights once and share forward passes.
+ * Shared extractors live as long as the process: do not dispose them.
  */
 export function sharedInceptionExtractor(weightsPath: string): Promise<InceptionFeatureExtractor> {
   let p = shared.get(weightsPath);

@@ -15,8 +15,14 @@ export class InceptionB extends Module {
     super();
     this.branch3x3 = this.child("branch3x3", new BasicConv2d(inC, 384, { kernel: 3, stride: 2 }));
     this.branch3x3dbl_1 = this.child("branch3x3dbl_1", new BasicConv2d(inC, 64, { kernel: 1 }));
-    this.branch3x3dbl_2 = this.child("branch3x3dbl_2", new BasicConv2d(64, 96, { kernel: 3, padding: 1 }));
-    this.branch3x3dbl_3 = this.child("branch3x3dbl_3", new BasicConv2d(96, 96, { kernel: 3, stride: 2 }));
+    this.branch3x3dbl_2 = this.child(
+      "branch3x3dbl_2",
+      new BasicConv2d(64, 96, { kernel: 3, padding: 1 }),
+    );
+    this.branch3x3dbl_3 = this.child(
+      "branch3x3dbl_3",
+      new BasicConv2d(96, 96, { kernel: 3, stride: 2 }),
+    );
   }
 
   /** (N, inC, H, W) -> (N, 384 + 96 + inC, (H-3)/2+1, (W-3)/2+1). */

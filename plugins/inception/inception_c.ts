@@ -48,7 +48,11 @@ export class InceptionC extends Module {
         this.branch1x1.forward(x),
         chain(x, this.branch7x7_1, this.branch7x7_2, this.branch7x7_3),
         chain(
-          x, this.branch7x7dbl_1, this.branch7x7dbl_2, this.branch7x7dbl_3, this.branch7x7dbl_4,
+          x,
+          this.branch7x7dbl_1,
+          this.branch7x7dbl_2,
+          this.branch7x7dbl_3,
+          this.branch7x7dbl_4,
           this.branch7x7dbl_5,
         ),
         chain(avgPoolValid(x), this.branch_pool),

@@ -6,8 +6,23 @@ export { InceptionB } from "./inception_b.ts";
 export { InceptionC } from "./inception_c.ts";
 export { InceptionD } from "./inception_d.ts";
 export { type EPool, InceptionE } from "./inception_e.ts";
-export { FidInceptionV3, INCEPTION_CLASSES, INCEPTION_INPUT_SIZE, type InceptionOutputs, POOL3_DIM } from "./model.ts";
+export {
+  FidInceptionV3,
+  INCEPTION_CLASSES,
+  INCEPTION_INPUT_SIZE,
+  type InceptionOutputs,
+  POOL3_DIM,
+} from "./model.ts";
 export { checkImageBatch, inceptionInput, resizeForInception } from "./preprocess.ts";
-export { type InceptionFeatures, InceptionFeatureExtractor, sharedInceptionExtractor } from "./extractor.ts";
-export { loadFidInception, loadInceptionStateDict, normalizeInceptionKeys, WEIGHT_FILES } from "./weights.ts";
+export {
+  InceptionFeatureExtractor,
+  type InceptionFeatures,
+  sharedInceptionExtractor,
+} from "./extractor.ts";
+export {
+  loadFidInception,
+  loadInceptionStateDict,
+  normalizeInceptionKeys,
+  WEIGHT_FILES,
+} from "./weights.ts";
 export { fnv1a32, syntheticInceptionWeights } from "./synthetic_weights.ts";

@@ -38,9 +38,15 @@ export interface InceptionOutputs {
 }
 
 export class FidInceptionV3 extends Module {
-  readonly Conv2d_1a_3x3 = this.child("Conv2d_1a_3x3", new BasicConv2d(3, 32, { kernel: 3, stride: 2 }));
+  readonly Conv2d_1a_3x3 = this.child(
+    "Conv2d_1a_3x3",
+    new BasicConv2d(3, 32, { kernel: 3, stride: 2 }),
+  );
   readonly Conv2d_2a_3x3 = this.child("Conv2d_2a_3x3", new BasicConv2d(32, 32, { kernel: 3 }));
-  readonly Conv2d_2b_3x3 = this.child("Conv2d_2b_3x3", new BasicConv2d(32, 64, { kernel: 3, padding: 1 }));
+  readonly Conv2d_2b_3x3 = this.child(
+    "Conv2d_2b_3x3",
+    new BasicConv2d(32, 64, { kernel: 3, padding: 1 }),
+  );
   readonly Conv2d_3b_1x1 = this.child("Conv2d_3b_1x1", new BasicConv2d(64, 80, { kernel: 1 }));
   readonly Conv2d_4a_3x3 = this.child("Conv2d_4a_3x3", new BasicConv2d(80, 192, { kernel: 3 }));
   readonly Mixed_5b = this.child("Mixed_5b", new InceptionA(192, 32));
@@ -87,7 +93,9 @@ export class FidInceptionV3 extends Module {
 
   /** `x`: (N, 3, H, W) already resized and scaled to [-1, 1] (see preprocess.ts). */
   forward(x: Tensor): InceptionOutputs {
-    if (!this.#ready) throw new Error("FidInceptionV3: weights not prepared; call prepare() after loading");
+    if (!this.#ready) {
+      throw new Error("FidInceptionV3: weights not prepared; call prepare() after loading");
+    }
     if (x.ndim !== 4 || x.shape[1] !== 3) {
       throw new Error(`FidInceptionV3: expected input (N, 3, H, W), got [${x.shape.join(", ")}]`);
     }
@@ -99,8 +107,19 @@ export class FidInceptionV3 extends Module {
       (t) => this.Conv2d_3b_1x1.forward(t),
       (t) => this.Conv2d_4a_3x3.forward(t),
       maxPoolReduce,
-      ...[this.Mixed_5b, this.Mixed_5c, this.Mixed_5d, this.Mixed_6a, this.Mixed_6b, this.Mixed_6c,
-        this.Mixed_6d, this.Mixed_6e, this.Mixed_7a, this.Mixed_7b, this.Mixed_7c]
+      ...[
+        this.Mixed_5b,
+        this.Mixed_5c,
+        this.Mixed_5d,
+        this.Mixed_6a,
+        this.Mixed_6b,
+        this.Mixed_6c,
+        this.Mixed_6d,
+        this.Mixed_6e,
+        this.Mixed_7a,
+        this.Mixed_7b,
+        this.Mixed_7c,
+      ]
         .map((block) => (t: Tensor) => block.forward(t)),
     ];
     return noGrad(() => {

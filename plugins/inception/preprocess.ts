@@ -16,17 +16,26 @@ import { INCEPTION_INPUT_SIZE } from "./model.ts";
 export function checkImageBatch(images: ImageBatch, what = "images"): void {
   const { count, height, width, data } = images;
   if (![count, height, width].every((v) => Number.isInteger(v) && v > 0)) {
-    throw new Error(`${what}: batch needs positive integer count/height/width, got ${count}x${height}x${width}`);
+    throw new Error(
+      `${what}: batch needs positive integer count/height/width, got ${count}x${height}x${width}`,
+    );
   }
   if (data.length !== count * height * width * 3) {
     throw new Error(
-      `${what}: ${count} RGB images of ${height}x${width} need ${count * height * width * 3} bytes, got ${data.length}`,
+      `${what}: ${count} RGB images of ${height}x${width} need ${
+        count * height * width * 3
+      } bytes, got ${data.length}`,
     );
   }
 }
 
 /** Images [start, end) of a batch as NCHW float planes, resized TF1-style, not yet scaled. */
-export function resizeForInception(images: ImageBatch, start = 0, end = images.count, size = INCEPTION_INPUT_SIZE) {
+export function resizeForInception(
+  images: ImageBatch,
+  start = 0,
+  end = images.count,
+  size = INCEPTION_INPUT_SIZE,
+) {
   const { height: H, width: W, data } = images;
   const n = end - start;
   const plane = H * W;
@@ -44,9 +53,17 @@ export function resizeForInception(images: ImageBatch, start = 0, end = images.c
 }
 
 /** The network input for images [start, end): (n, 3, 299, 299) float32 in [-1, 1]. */
-export function inceptionInput(images: ImageBatch, start = 0, end = images.count, backend?: Backend): Tensor {
+export function inceptionInput(
+  images: ImageBatch,
+  start = 0,
+  end = images.count,
+  backend?: Backend,
+): Tensor {
   checkImageBatch(images);
-  if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end && end <= images.count)) {
+  if (
+    !(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end &&
+      end <= images.count)
+  ) {
     throw new Error(`inceptionInput: bad range [${start}, ${end}) of ${images.count} images`);
   }
   const x = resizeForInception(images, start, end);

@@ -16,11 +16,13 @@ import { FidInceptionV3, INCEPTION_CLASSES, POOL3_DIM } from "./model.ts";
 export const WEIGHT_FILES = {
   "pytorch-fid": {
     file: "pt_inception-2015-12-05-6726825d.pth",
-    url: "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    url:
+      "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
   },
   "torch-fidelity": {
     file: "weights-inception-2015-12-05-6726825d.pth",
-    url: "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+    url:
+      "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
   },
 } as const;
 
@@ -69,13 +71,19 @@ export function normalizeInceptionKeys(sd: StateDict, file: string): StateDict {
     );
   }
   if (fc && (fc.shape[0] !== INCEPTION_CLASSES || fc.shape[1] !== POOL3_DIM)) {
-    throw new Error(`Inception weights ${file}: fc.weight is [${fc.shape}], expected [${INCEPTION_CLASSES}, ${POOL3_DIM}]`);
+    throw new Error(
+      `Inception weights ${file}: fc.weight is [${fc.shape}], expected [${INCEPTION_CLASSES}, ${POOL3_DIM}]`,
+    );
   }
   return keys;
 }
 
 /** Loads a state dict into `model` (checking names and shapes) and folds its BatchNorms. */
-export async function loadInceptionStateDict(model: FidInceptionV3, sd: StateDict, file: string): Promise<void> {
+export async function loadInceptionStateDict(
+  model: FidInceptionV3,
+  sd: StateDict,
+  file: string,
+): Promise<void> {
   const normalized = normalizeInceptionKeys(sd, file);
   const expected = [...model.stateDict().keys()];
   const present = expected.filter((k) => normalized.has(k)).length;
@@ -84,7 +92,9 @@ export async function loadInceptionStateDict(model: FidInceptionV3, sd: StateDic
     throw new Error(
       `Inception weights ${file}: not an FID Inception-v3 state dict: only ${present} of the ${expected.length} ` +
         `expected keys are present (e.g. missing '${expected.find((k) => !normalized.has(k))}'` +
-        `${unexpected.length ? `; unexpected '${unexpected.slice(0, 3).join("', '")}'` : ""}); ${HINT}`,
+        `${
+          unexpected.length ? `; unexpected '${unexpected.slice(0, 3).join("', '")}'` : ""
+        }); ${HINT}`,
     );
   }
   model.loadStateDict(normalized, { strict: true, what: `Inception weights ${file}` });

@@ -42,20 +42,32 @@ const metricName = s.string({
 });
 
 export const evalParams = s.object({
-  generated: s.string({ nonEmpty: true, description: "folder of generated images (png/jpg/jpeg, not searched recursively)" }),
-  reference: s.string({ nonEmpty: true, description: "folder of reference images, or a .npz/.safetensors statistics file" }).optional(),
+  generated: s.string({
+    nonEmpty: true,
+    description: "folder of generated images (png/jpg/jpeg, not searched recursively)",
+  }),
+  reference: s.string({
+    nonEmpty: true,
+    description: "folder of reference images, or a .npz/.safetensors statistics file",
+  }).optional(),
   metrics: s.array(metricName, { minLength: 1 }).default(["fid", "is"]),
   inception_weights: s.string({
     nonEmpty: true,
-    description: `pt_inception-2015-12-05-6726825d.pth or weights-inception-2015-12-05-6726825d.pth (or their folder); default $${WEIGHTS_ENV}`,
+    description:
+      `pt_inception-2015-12-05-6726825d.pth or weights-inception-2015-12-05-6726825d.pth (or their folder); default $${WEIGHTS_ENV}`,
   }).optional(),
   batch_size: s.int({ min: 1 }).default(64),
   limit: s.int({ min: 1, description: "use only the first N images of each folder" }).optional(),
   is_splits: s.int({ min: 1 }).default(10),
   prc_neighborhood: s.int({ min: 1 }).default(3),
-  encoders: s.record(s.any(), { description: "options per encoder used by fd:<encoder>" }).default({}),
+  encoders: s.record(s.any(), { description: "options per encoder used by fd:<encoder>" }).default(
+    {},
+  ),
   fd_pooling: s.enum(["mean", "cls"] as const).default("mean"),
-  save_reference_stats: s.string({ nonEmpty: true, description: "also write the reference's Inception statistics here (.npz or .safetensors)" }).optional(),
+  save_reference_stats: s.string({
+    nonEmpty: true,
+    description: "also write the reference's Inception statistics here (.npz or .safetensors)",
+  }).optional(),
 });
 export type EvalParams = Infer<typeof evalParams>;
 
@@ -84,17 +96,54 @@ function weightsPath(p: EvalParams): string {
   return path;
 }
 
+/** What the checks established: the folders, the reference and what each metric needs. */
+interface EvalPlan {
+  wants: Set<string>;
+  encoderNames: string[];
+  generated: ImageFolder;
+  referenceFolder: ImageFolder | null;
+  referenceFile: StoredStats | null;
+}
+
 export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalReport> {
+  const plan = await checkInputs(p, ctx);
+  const { wants, encoderNames } = plan;
+  await useDevice(ctx.device);
+  const needsInception = wants.has("fid") || wants.has("is") || wants.has("prc");
+  const extractor = needsInception
+    ? ctx.extractor ?? await sharedInceptionExtractor(weightsPath(p))
+    : null;
+  const encoders: GlobalEncoder[] = [];
+  try {
+    for (const name of encoderNames) {
+      encoders.push(
+        await ctx.registry.create(
+          "encoders",
+          name,
+          p.encoders[name] ?? {},
+          ctx,
+          `eval: encoders.${name}`,
+        ),
+      );
+    }
+    return await score(p, ctx, plan, extractor, encoders);
+  } finally {
+    for (const e of encoders) (e as GlobalEncoder & { dispose?: () => void }).dispose?.();
+  }
+}
+
+/** Everything that needs no network: folders, counts, image sizes, the reference, file names. */
+async function checkInputs(p: EvalParams, ctx: EvalContext): Promise<EvalPlan> {
   const wants = new Set(p.metrics);
   const encoderNames = p.metrics.filter((m) => m.startsWith("fd:")).map((m) => m.slice(3));
-  const needsInception = wants.has("fid") || wants.has("is") || wants.has("prc");
-  const needsReference = wants.has("fid") || wants.has("prc") || encoderNames.length > 0;
-  const limit = p.limit;
-  const usable = (f: ImageFolder) => Math.min(f.count, limit ?? Infinity);
+  const usable = (f: ImageFolder) => Math.min(f.count, p.limit ?? Infinity);
 
-  // ---- checks that need no network
   const generated = await ImageFolder.open(p.generated, "generated images");
-  if (generated.skipped.length) ctx.log.warn(`${p.generated}: ignoring ${generated.skipped.length} file(s) that are not png/jpg/jpeg`);
+  if (generated.skipped.length) {
+    ctx.log.warn(
+      `${p.generated}: ignoring ${generated.skipped.length} file(s) that are not png/jpg/jpeg`,
+    );
+  }
   const needGenerated = Math.max(
     wants.has("fid") || encoderNames.length ? 2 : 1,
     wants.has("is") ? p.is_splits : 1,
@@ -102,62 +151,89 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
   );
   if (usable(generated) < needGenerated) {
     throw new Error(
-      `generated images '${p.generated}' has ${usable(generated)} usable image(s); metrics [${p.metrics.join(", ")}] need at least ${needGenerated}`,
+      `generated images '${p.generated}' has ${usable(generated)} usable image(s); ` +
+        `metrics [${p.metrics.join(", ")}] need at least ${needGenerated}`,
     );
   }
+
   let referenceFolder: ImageFolder | null = null;
   let referenceFile: StoredStats | null = null;
-  if (needsReference) {
-    if (!p.reference) throw new Error(`eval: metrics ${[...wants].join(", ")} need a reference (folder or statistics file)`);
+  if (wants.has("fid") || wants.has("prc") || encoderNames.length > 0) {
+    if (!p.reference) {
+      throw new Error(
+        `eval: metrics [${p.metrics.join(", ")}] need a reference (folder or statistics file)`,
+      );
+    }
     const info = await Deno.stat(p.reference).catch(() => null);
     if (!info) throw new Error(`eval: reference '${p.reference}' does not exist`);
     if (info.isDirectory) {
       referenceFolder = await ImageFolder.open(p.reference, "reference images");
-      const needReference = wants.has("prc") ? p.prc_neighborhood + 1 : 2;
-      if (usable(referenceFolder) < needReference) {
-        throw new Error(`reference images '${p.reference}' has ${usable(referenceFolder)} usable image(s); needs at least ${needReference}`);
+      const need = wants.has("prc") ? p.prc_neighborhood + 1 : 2;
+      if (usable(referenceFolder) < need) {
+        throw new Error(
+          `reference images '${p.reference}' has ${
+            usable(referenceFolder)
+          } usable image(s); needs at least ${need}`,
+        );
       }
     } else {
       statsFormatOf(p.reference);
-      if (wants.has("prc")) throw new Error(`eval: prc needs reference images (a folder), not the statistics file '${p.reference}'`);
-      if (encoderNames.length) throw new Error(`eval: fd:${encoderNames[0]} needs reference images (a folder), not '${p.reference}'`);
+      if (wants.has("prc")) {
+        throw new Error(
+          `eval: prc needs reference images (a folder), not the statistics file '${p.reference}'`,
+        );
+      }
+      if (encoderNames.length) {
+        throw new Error(
+          `eval: fd:${encoderNames[0]} needs reference images (a folder), not '${p.reference}'`,
+        );
+      }
       referenceFile = await loadStats(p.reference, { dim: POOL3_DIM, feature: INCEPTION_FEATURE });
     }
   }
-  await generated.checkSizes(limit);
-  await referenceFolder?.checkSizes(limit);
   if (p.save_reference_stats) {
     statsFormatOf(p.save_reference_stats);
-    if (!referenceFolder) throw new Error(`eval: save_reference_stats needs a reference folder to compute statistics from`);
+    if (!referenceFolder) {
+      throw new Error(
+        `eval: save_reference_stats needs a reference folder to compute statistics from`,
+      );
+    }
   }
+  await generated.checkSizes(p.limit);
+  await referenceFolder?.checkSizes(p.limit);
+  return { wants, encoderNames, generated, referenceFolder, referenceFile };
+}
 
-  // ---- networks
-  await useDevice(ctx.device);
-  const extractor = needsInception ? ctx.extractor ?? await sharedInceptionExtractor(weightsPath(p)) : null;
-  const encoders: GlobalEncoder[] = [];
-  for (const name of encoderNames) {
-    encoders.push(await ctx.registry.create("encoders", name, p.encoders[name] ?? {}, ctx, `eval: encoders.${name}`));
-  }
+/** The reference pass (when the reference is a folder), then the generated pass. */
+async function score(
+  p: EvalParams,
+  ctx: EvalContext,
+  plan: EvalPlan,
+  extractor: InceptionFeatureExtractor | null,
+  encoders: GlobalEncoder[],
+): Promise<EvalReport> {
+  const { wants, generated, referenceFolder, referenceFile } = plan;
   const pooling = p.fd_pooling as EncoderPooling;
-
-  // ---- reference pass
+  const options = { limit: p.limit, signal: ctx.signal };
+  const usable = (f: ImageFolder) => Math.min(f.count, p.limit ?? Infinity);
   const files: Record<string, string> = {};
+
   let inceptionReference: GaussianStats | null = referenceFile;
   const referenceRows = wants.has("prc") ? new FeatureRows(POOL3_DIM) : null;
   const encoderReference = new Map<string, GaussianStats>();
   if (referenceFolder) {
-    const stats = extractor && (wants.has("fid") || p.save_reference_stats) ? new FeatureStats(POOL3_DIM) : null;
+    const stats = extractor && (wants.has("fid") || p.save_reference_stats)
+      ? new FeatureStats(POOL3_DIM)
+      : null;
     const perEncoder = encoders.map((e) => ({ e, stats: new FeatureStats(e.featureDim) }));
     let done = 0;
-    for await (const batch of referenceFolder.batches(p.batch_size, { limit, signal: ctx.signal })) {
+    for await (const batch of referenceFolder.batches(p.batch_size, options)) {
       if (extractor && (stats || referenceRows)) {
         const f = await extractor.extract(batch);
         stats?.update(f.pool3);
         referenceRows?.push(f.pool3);
       }
-      for (const { e, stats } of perEncoder) {
-        stats.update(await encoderFeatures(e, batch, pooling));
-      }
+      for (const { e, stats } of perEncoder) stats.update(await encoderFeatures(e, batch, pooling));
       done += batch.count;
       ctx.log.progress("reference images", done, usable(referenceFolder));
     }
@@ -165,32 +241,32 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
       inceptionReference = stats.finalize();
       files.reference_stats = `${ctx.stepDir}/reference-${INCEPTION_FEATURE}.npz`;
       await saveStats(files.reference_stats, inceptionReference, INCEPTION_FEATURE);
-      await generated.checkSizes(limit);
-  await referenceFolder?.checkSizes(limit);
-  if (p.save_reference_stats) {
+      if (p.save_reference_stats) {
         await saveStats(p.save_reference_stats, inceptionReference, INCEPTION_FEATURE);
         ctx.log.info(`reference statistics saved to ${p.save_reference_stats}`);
       }
     }
     for (const { e, stats } of perEncoder) {
       const feature = encoderFeatureName(e, pooling);
-      const g = stats.finalize();
-      encoderReference.set(e.name, g);
+      encoderReference.set(e.name, stats.finalize());
       files[`reference_stats_${e.name}`] = `${ctx.stepDir}/reference-${feature}.npz`;
-      await saveStats(files[`reference_stats_${e.name}`], g, feature);
+      await saveStats(files[`reference_stats_${e.name}`], encoderReference.get(e.name)!, feature);
     }
   }
 
-  // ---- generated pass
   const metrics: Metric[] = [];
   if (wants.has("fid")) metrics.push(new FidMetric(extractor!, inceptionReference!));
   if (wants.has("is")) metrics.push(new InceptionScoreMetric(extractor!, { splits: p.is_splits }));
   if (wants.has("prc")) {
-    metrics.push(new PrecisionRecallMetric(extractor!, referenceRows!, { neighborhood: p.prc_neighborhood }));
+    metrics.push(
+      new PrecisionRecallMetric(extractor!, referenceRows!, { neighborhood: p.prc_neighborhood }),
+    );
   }
-  for (const e of encoders) metrics.push(new EncoderFrechetMetric(e, encoderReference.get(e.name)!, pooling));
+  for (const e of encoders) {
+    metrics.push(new EncoderFrechetMetric(e, encoderReference.get(e.name)!, pooling));
+  }
   let done = 0;
-  for await (const batch of generated.batches(p.batch_size, { limit, signal: ctx.signal })) {
+  for await (const batch of generated.batches(p.batch_size, options)) {
     for (const m of metrics) await m.update(batch);
     done += batch.count;
     ctx.log.progress("generated images", done, usable(generated));
@@ -198,12 +274,9 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
   const results: MetricResult = {};
   for (const m of metrics) Object.assign(results, await m.compute());
   for (const [k, v] of Object.entries(results)) ctx.log.info(`${k}: ${v}`);
-  return {
-    metrics: results,
-    generated: { folder: p.generated, count: done },
-    reference: p.reference
-      ? { source: p.reference, count: referenceFolder ? usable(referenceFolder) : referenceFile!.count }
-      : undefined,
-    files,
+  const reference = p.reference === undefined ? undefined : {
+    source: p.reference,
+    count: referenceFolder ? usable(referenceFolder) : referenceFile?.count ?? 0,
   };
+  return { metrics: results, generated: { folder: p.generated, count: done }, reference, files };
 }

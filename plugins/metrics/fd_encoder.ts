@@ -43,7 +43,9 @@ export async function encoderFeatures(
     const n = Math.min(chunk, images.count - start);
     const part: ImageBatch = {
       data: images.data.subarray(start * pixels, (start + n) * pixels),
-      count: n, height: images.height, width: images.width,
+      count: n,
+      height: images.height,
+      width: images.width,
     };
     const features = noGrad(() => {
       const x = encoder.preprocess(part);
@@ -58,7 +60,9 @@ export async function encoderFeatures(
       return f;
     });
     if (features.ndim !== 2 || features.shape[0] !== n || features.shape[1] !== D) {
-      throw new Error(`encoder '${encoder.name}': expected (${n}, ${D}) features, got [${features.shape}]`);
+      throw new Error(
+        `encoder '${encoder.name}': expected (${n}, ${D}) features, got [${features.shape}]`,
+      );
     }
     out.set(await features.data(), start * D);
     features.dispose();
@@ -89,7 +93,9 @@ export class EncoderFrechetMetric implements Metric {
   }
 
   statistics(): GaussianStats {
-    if (this.#stats.count < 2) throw new Error(`${this.name} needs at least 2 generated images, got ${this.#stats.count}`);
+    if (this.#stats.count < 2) {
+      throw new Error(`${this.name} needs at least 2 generated images, got ${this.#stats.count}`);
+    }
     return this.#stats.finalize();
   }
 

@@ -19,7 +19,9 @@ export class FidMetric implements Metric {
 
   constructor(readonly extractor: InceptionFeatureExtractor, readonly reference: GaussianStats) {
     if (reference.dim !== POOL3_DIM) {
-      throw new Error(`FidMetric: reference statistics have ${reference.dim} dimensions, pool3 has ${POOL3_DIM}`);
+      throw new Error(
+        `FidMetric: reference statistics have ${reference.dim} dimensions, pool3 has ${POOL3_DIM}`,
+      );
     }
   }
 

@@ -50,22 +50,31 @@ export class ImageFolder {
     const base = dir.replace(/\/+$/, "") || "/";
     for await (const entry of Deno.readDir(dir)) {
       const path = `${base}/${entry.name}`;
-      const isFile = entry.isFile || (entry.isSymlink && (await Deno.stat(path).then((s) => s.isFile, () => false)));
+      const isFile = entry.isFile ||
+        (entry.isSymlink && (await Deno.stat(path).then((s) => s.isFile, () => false)));
       if (!isFile) {
         folders++;
         continue;
       }
-      const ext = entry.name.includes(".") ? entry.name.slice(entry.name.lastIndexOf(".") + 1).toLowerCase() : "";
+      const ext = entry.name.includes(".")
+        ? entry.name.slice(entry.name.lastIndexOf(".") + 1).toLowerCase()
+        : "";
       (IMAGE_EXTENSIONS.includes(ext) ? files : skipped).push(path);
     }
     files.sort(byCodePoint);
     skipped.sort(byCodePoint);
     if (files.length === 0) {
       const others = skipped.length
-        ? `; it has ${skipped.length} other file(s), e.g. ${skipped.slice(0, 3).map((f) => f.slice(base.length + 1)).join(", ")}`
+        ? `; it has ${skipped.length} other file(s), e.g. ${
+          skipped.slice(0, 3).map((f) => f.slice(base.length + 1)).join(", ")
+        }`
         : "";
       const sub = folders ? ` and ${folders} subfolder(s), which are not searched` : "";
-      throw new Error(`${what} '${dir}' has no ${IMAGE_EXTENSIONS.map((e) => "." + e).join("/")} images${others}${sub}`);
+      throw new Error(
+        `${what} '${dir}' has no ${
+          IMAGE_EXTENSIONS.map((e) => "." + e).join("/")
+        } images${others}${sub}`,
+      );
     }
     return new ImageFolder(dir, files, skipped, what);
   }
@@ -91,8 +100,13 @@ export class ImageFolder {
   }
 
   /** Decoded batches of `batchSize` images in file order (the first `limit` files when given). */
-  async *batches(batchSize: number, opts: { limit?: number; signal?: AbortSignal } = {}): AsyncGenerator<FolderBatch> {
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`ImageFolder.batches: bad batch size ${batchSize}`);
+  async *batches(
+    batchSize: number,
+    opts: { limit?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<FolderBatch> {
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new Error(`ImageFolder.batches: bad batch size ${batchSize}`);
+    }
     const files = opts.limit !== undefined ? this.files.slice(0, opts.limit) : this.files;
     for (let start = 0; start < files.length; start += batchSize) {
       opts.signal?.throwIfAborted();
@@ -123,7 +137,9 @@ export class ImageFolder {
 }
 
 /** Width and height from a PNG IHDR or a JPEG SOF marker; null when the header is not found. */
-export async function probeImageSize(path: string): Promise<{ width: number; height: number } | null> {
+export async function probeImageSize(
+  path: string,
+): Promise<{ width: number; height: number } | null> {
   const f = await Deno.open(path);
   try {
     const head = new Uint8Array(65536);
@@ -146,7 +162,9 @@ export async function probeImageSize(path: string): Promise<{ width: number; hei
         at++;
         continue;
       }
-      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (
+        marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc
+      ) {
         return { height: (b[at + 5] << 8) | b[at + 6], width: (b[at + 7] << 8) | b[at + 8] };
       }
       at += 2 + ((b[at + 2] << 8) | b[at + 3]);

@@ -15,7 +15,10 @@ export class InceptionScoreMetric implements Metric {
   #logits = new Float32Array(1024 * INCEPTION_CLASSES);
   #count = 0;
 
-  constructor(readonly extractor: InceptionFeatureExtractor, readonly options: InceptionScoreOptions = {}) {}
+  constructor(
+    readonly extractor: InceptionFeatureExtractor,
+    readonly options: InceptionScoreOptions = {},
+  ) {}
 
   async update(images: ImageBatch): Promise<void> {
     const { logitsUnbiased, count } = await this.extractor.extract(images);
@@ -36,7 +39,9 @@ export class InceptionScoreMetric implements Metric {
   compute(): Promise<MetricResult> {
     const splits = this.options.splits ?? 10;
     if (this.#count < splits) {
-      throw new Error(`Inception Score with ${splits} splits needs at least ${splits} images, got ${this.#count}`);
+      throw new Error(
+        `Inception Score with ${splits} splits needs at least ${splits} images, got ${this.#count}`,
+      );
     }
     const logits = this.#logits.subarray(0, this.#count * INCEPTION_CLASSES);
     const r = inceptionScore(logits, this.#count, INCEPTION_CLASSES, this.options);

@@ -10,7 +10,7 @@ import { definePlugin, type RunContext } from "../../core/registry.ts";
 import { sharedInceptionExtractor } from "../inception/extractor.ts";
 import { POOL3_DIM } from "../inception/model.ts";
 import { type EvalContext, evalParams, runEval, WEIGHTS_ENV } from "./eval.ts";
-import { EncoderFrechetMetric, encoderFeatureName } from "./fd_encoder.ts";
+import { encoderFeatureName, EncoderFrechetMetric } from "./fd_encoder.ts";
 import { FidMetric, INCEPTION_FEATURE } from "./fid.ts";
 import { InceptionScoreMetric } from "./is.ts";
 import { prepareImageNetVal } from "./prepare_imagenet.ts";
@@ -18,12 +18,17 @@ import { loadStats } from "./stats_io.ts";
 
 const weightsOption = s.string({
   nonEmpty: true,
-  description: `FID Inception-v3 weights (pt_inception-... or weights-inception-2015-12-05-6726825d.pth); default $${WEIGHTS_ENV}`,
+  description:
+    `FID Inception-v3 weights (pt_inception-... or weights-inception-2015-12-05-6726825d.pth); default $${WEIGHTS_ENV}`,
 }).optional();
 
 function weights(path: string | undefined, what: string): string {
   const p = path ?? Deno.env.get(WEIGHTS_ENV);
-  if (!p) throw new Error(`${what}: set 'weights' (or $${WEIGHTS_ENV}) to the FID Inception-v3 weight file`);
+  if (!p) {
+    throw new Error(
+      `${what}: set 'weights' (or $${WEIGHTS_ENV}) to the FID Inception-v3 weight file`,
+    );
+  }
   return p;
 }
 
@@ -35,7 +40,8 @@ async function extractorFor(path: string | undefined, what: string, ctx: RunCont
 export default definePlugin({
   name: "digit-metrics",
   version: "0.1.0",
-  description: "FID / IS (torch-fidelity's Inception-v3), encoder Frechet distances, eval and reference-set steps",
+  description:
+    "FID / IS (torch-fidelity's Inception-v3), encoder Frechet distances, eval and reference-set steps",
   register(r) {
     r.metric({
       name: "fid",
@@ -49,10 +55,13 @@ export default definePlugin({
     });
     r.metric({
       name: "is",
-      description: "Inception Score (torch-fidelity: logits without bias, 10 splits, RandomState(2020) shuffle)",
+      description:
+        "Inception Score (torch-fidelity: logits without bias, 10 splits, RandomState(2020) shuffle)",
       options: s.object({ weights: weightsOption, splits: s.int({ min: 1 }).default(10) }),
       create: async (o, ctx) =>
-        new InceptionScoreMetric(await extractorFor(o.weights, "metric is", ctx), { splits: o.splits }),
+        new InceptionScoreMetric(await extractorFor(o.weights, "metric is", ctx), {
+          splits: o.splits,
+        }),
     });
     r.metric({
       name: "fd-encoder",
@@ -60,18 +69,32 @@ export default definePlugin({
       options: s.object({
         encoder: s.string({ nonEmpty: true }),
         encoder_options: s.any().default({}),
-        reference: s.string({ nonEmpty: true, description: "statistics file of the reference set's features" }),
+        reference: s.string({
+          nonEmpty: true,
+          description: "statistics file of the reference set's features",
+        }),
         pooling: s.enum(["mean", "cls"] as const).default("mean"),
       }),
       create: async (o, ctx) => {
-        const encoder = await ctx.registry.create("encoders", o.encoder, o.encoder_options, ctx, "fd-encoder: encoder_options");
+        const encoder = await ctx.registry.create(
+          "encoders",
+          o.encoder,
+          o.encoder_options,
+          ctx,
+          "fd-encoder: encoder_options",
+        );
         const feature = encoderFeatureName(encoder, o.pooling);
-        return new EncoderFrechetMetric(encoder, await loadStats(o.reference, { dim: encoder.featureDim, feature }), o.pooling);
+        return new EncoderFrechetMetric(
+          encoder,
+          await loadStats(o.reference, { dim: encoder.featureDim, feature }),
+          o.pooling,
+        );
       },
     });
     r.step({
       name: "eval",
-      description: "FID / IS (and optionally precision/recall, fd:<encoder>) of generated images against a reference",
+      description:
+        "FID / IS (and optionally precision/recall, fd:<encoder>) of generated images against a reference",
       params: evalParams,
       outputs: () => ({ metrics: "metrics.json" }),
       run: async (p, ctx) => {
@@ -81,17 +104,26 @@ export default definePlugin({
     });
     r.step({
       name: "prepare-imagenet-val",
-      description: "ImageNet val -> Resize(256) + CenterCrop(256) -> {i:05d}.png (DiGIT/MAGE's FID reference set)",
+      description:
+        "ImageNet val -> Resize(256) + CenterCrop(256) -> {i:05d}.png (DiGIT/MAGE's FID reference set)",
       params: s.object({
-        source: s.string({ nonEmpty: true, description: "ImageNet root (with val/) or the val folder itself" }),
-        output: s.string({ nonEmpty: true, description: "output folder (default: the step's folder/imagenet-val)" }).optional(),
+        source: s.string({
+          nonEmpty: true,
+          description: "ImageNet root (with val/) or the val folder itself",
+        }),
+        output: s.string({
+          nonEmpty: true,
+          description: "output folder; a relative path lives in the step's folder (default imagenet-val)",
+        }).optional(),
         size: s.int({ min: 1 }).default(256),
         limit: s.int({ min: 1 }).optional(),
       }),
       outputs: (p) => ({ images: p.output ?? "imagenet-val" }),
       run: async (p, ctx) => {
         const n = await prepareImageNetVal(p.source, ctx.outputs.images, {
-          size: p.size, limit: p.limit, signal: ctx.signal,
+          size: p.size,
+          limit: p.limit,
+          signal: ctx.signal,
           onProgress: (done, total) => ctx.log.progress("prepare-imagenet-val", done, total),
         });
         ctx.log.info(`${n} reference images in ${ctx.outputs.images}`);

@@ -53,7 +53,12 @@ export class PrecisionRecallMetric implements Metric {
 
   compute(): Promise<MetricResult> {
     const r = precisionRecall(
-      this.reference.data, this.reference.rows, this.#generated.data, this.#generated.rows, POOL3_DIM, this.options,
+      this.reference.data,
+      this.reference.rows,
+      this.#generated.data,
+      this.#generated.rows,
+      POOL3_DIM,
+      this.options,
     );
     return Promise.resolve({ precision: r.precision, recall: r.recall, f_score: r.fScore });
   }

@@ -19,9 +19,20 @@ import { centerCrop, resizeShortSide } from "../../core/image/transforms.ts";
 import { byCodePoint } from "./folder.ts";
 
 /** torchvision.datasets.folder.IMG_EXTENSIONS. */
-export const TORCHVISION_EXTENSIONS: readonly string[] = ["jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp"];
+export const TORCHVISION_EXTENSIONS: readonly string[] = [
+  "jpg",
+  "jpeg",
+  "png",
+  "ppm",
+  "bmp",
+  "pgm",
+  "tif",
+  "tiff",
+  "webp",
+];
 
-const isImage = (name: string) => TORCHVISION_EXTENSIONS.includes(name.slice(name.lastIndexOf(".") + 1).toLowerCase());
+const isImage = (name: string) =>
+  TORCHVISION_EXTENSIONS.includes(name.slice(name.lastIndexOf(".") + 1).toLowerCase());
 
 async function entries(dir: string): Promise<{ files: string[]; dirs: string[] }> {
   const files: string[] = [], dirs: string[] = [];
@@ -48,9 +59,13 @@ async function walkSorted(dir: string): Promise<string[]> {
 }
 
 /** The images of an ImageNet-style folder, in the order ImageFolder indexes them. */
-export async function imageNetValFiles(source: string): Promise<{ dir: string; files: string[]; classes: number }> {
+export async function imageNetValFiles(
+  source: string,
+): Promise<{ dir: string; files: string[]; classes: number }> {
   const info = await Deno.stat(source).catch(() => null);
-  if (!info?.isDirectory) throw new Error(`prepare-imagenet-val: source '${source}' is not a folder`);
+  if (!info?.isDirectory) {
+    throw new Error(`prepare-imagenet-val: source '${source}' is not a folder`);
+  }
   let dir = source.replace(/\/+$/, "");
   if (await Deno.stat(`${dir}/val`).then((s) => s.isDirectory, () => false)) dir = `${dir}/val`;
   const { files, dirs } = await entries(dir);
@@ -79,7 +94,11 @@ export interface PrepareOptions {
 }
 
 /** Writes `{i:05d}.png` for every image of `source` into `output`; returns how many exist there now. */
-export async function prepareImageNetVal(source: string, output: string, opts: PrepareOptions = {}): Promise<number> {
+export async function prepareImageNetVal(
+  source: string,
+  output: string,
+  opts: PrepareOptions = {},
+): Promise<number> {
   const size = opts.size ?? 256;
   const { files } = await imageNetValFiles(source);
   const todo = files.slice(0, opts.limit ?? files.length);

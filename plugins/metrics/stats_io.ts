@@ -30,9 +30,15 @@ export function statsFormatOf(path: string): StatsFormat {
   throw new Error(`statistics file '${path}': use a .npz or .safetensors extension`);
 }
 
-export async function saveStats(path: string, stats: GaussianStats, feature: string): Promise<void> {
+export async function saveStats(
+  path: string,
+  stats: GaussianStats,
+  feature: string,
+): Promise<void> {
   checkStats(stats, path);
-  const bytes = statsFormatOf(path) === "npz" ? encodeStatsNpz(stats, feature) : encodeStatsSafetensors(stats, feature);
+  const bytes = statsFormatOf(path) === "npz"
+    ? encodeStatsNpz(stats, feature)
+    : encodeStatsSafetensors(stats, feature);
   await Deno.writeFile(path, bytes);
 }
 
@@ -40,7 +46,10 @@ export async function saveStats(path: string, stats: GaussianStats, feature: str
  * Loads statistics; with `expect`, a different feature size (or a different feature name,
  * when the file records one) is an error naming the file.
  */
-export async function loadStats(path: string, expect: { dim?: number; feature?: string } = {}): Promise<StoredStats> {
+export async function loadStats(
+  path: string,
+  expect: { dim?: number; feature?: string } = {},
+): Promise<StoredStats> {
   try {
     await Deno.stat(path);
   } catch {
@@ -54,15 +63,21 @@ export async function loadStats(path: string, expect: { dim?: number; feature?: 
         `${expect.feature ? ` (${expect.feature})` : ""}`,
     );
   }
-  if (expect.feature !== undefined && stats.feature !== undefined && stats.feature !== expect.feature) {
-    throw new Error(`statistics file '${path}': holds '${stats.feature}' statistics, expected '${expect.feature}'`);
+  if (
+    expect.feature !== undefined && stats.feature !== undefined && stats.feature !== expect.feature
+  ) {
+    throw new Error(
+      `statistics file '${path}': holds '${stats.feature}' statistics, expected '${expect.feature}'`,
+    );
   }
   return stats;
 }
 
 function checkStats(s: GaussianStats, where: string): void {
   if (s.mu.length !== s.dim || s.sigma.length !== s.dim * s.dim) {
-    throw new Error(`${where}: mu has ${s.mu.length} values and sigma ${s.sigma.length}, expected ${s.dim} and ${s.dim}^2`);
+    throw new Error(
+      `${where}: mu has ${s.mu.length} values and sigma ${s.sigma.length}, expected ${s.dim} and ${s.dim}^2`,
+    );
   }
   for (const [name, a] of [["mu", s.mu], ["sigma", s.sigma]] as const) {
     const bad = a.findIndex((v) => !Number.isFinite(v));
@@ -85,7 +100,8 @@ function npy(descr: string, shape: number[], payload: Uint8Array): Uint8Array {
   return out;
 }
 
-const bytesOf = (a: Float64Array | BigInt64Array | Uint32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const bytesOf = (a: Float64Array | BigInt64Array | Uint32Array) =>
+  new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 function encodeStatsNpz(s: GaussianStats, feature: string): Uint8Array {
   const codePoints = Uint32Array.from([...feature].map((c) => c.codePointAt(0)!));
@@ -93,7 +109,10 @@ function encodeStatsNpz(s: GaussianStats, feature: string): Uint8Array {
     { name: "mu.npy", data: npy("<f8", [s.dim], bytesOf(s.mu)) },
     { name: "sigma.npy", data: npy("<f8", [s.dim, s.dim], bytesOf(s.sigma)) },
     { name: "count.npy", data: npy("<i8", [], bytesOf(BigInt64Array.of(BigInt(s.count)))) },
-    { name: "feature.npy", data: npy(`<U${Math.max(1, codePoints.length)}`, [], bytesOf(codePoints)) },
+    {
+      name: "feature.npy",
+      data: npy(`<U${Math.max(1, codePoints.length)}`, [], bytesOf(codePoints)),
+    },
   ]);
 }
 
@@ -105,12 +124,17 @@ interface NpyArray {
 }
 
 function parseNpyRaw(bytes: Uint8Array, where: string): NpyArray {
-  if (bytes.length < 10 || bytes[0] !== 0x93 || String.fromCharCode(...bytes.subarray(1, 6)) !== "NUMPY") {
+  if (
+    bytes.length < 10 || bytes[0] !== 0x93 ||
+    String.fromCharCode(...bytes.subarray(1, 6)) !== "NUMPY"
+  ) {
     throw new Error(`${where}: not an .npy array`);
   }
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const [len, start] = bytes[6] === 1 ? [dv.getUint16(8, true), 10] : [dv.getUint32(8, true), 12];
-  const header = parsePyLiteral(new TextDecoder("latin1").decode(bytes.subarray(start, start + len)));
+  const header = parsePyLiteral(
+    new TextDecoder("latin1").decode(bytes.subarray(start, start + len)),
+  );
   if (!(header instanceof Map)) throw new Error(`${where}: bad .npy header`);
   return {
     descr: String(header.get("descr")),
@@ -126,9 +150,13 @@ function floats(a: NpyArray, where: string): Float64Array {
   const dv = new DataView(a.data.buffer, a.data.byteOffset, a.data.byteLength);
   const size = a.descr === "<f8" ? 8 : a.descr === "<f4" ? 4 : 0;
   if (!size) throw new Error(`${where}: dtype '${a.descr}' is not float64 or float32`);
-  if (a.data.length < n * size) throw new Error(`${where}: truncated (${a.data.length} of ${n * size} bytes)`);
+  if (a.data.length < n * size) {
+    throw new Error(`${where}: truncated (${a.data.length} of ${n * size} bytes)`);
+  }
   const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = size === 8 ? dv.getFloat64(i * 8, true) : dv.getFloat32(i * 4, true);
+  for (let i = 0; i < n; i++) {
+    out[i] = size === 8 ? dv.getFloat64(i * 8, true) : dv.getFloat32(i * 4, true);
+  }
   if (a.fortran && a.shape.length === 2) {
     const [r, c] = a.shape;
     const t = new Float64Array(n);
@@ -142,14 +170,24 @@ function decodeStatsNpz(path: string): StoredStats {
   const src = openSource(path);
   try {
     const zip = new ZipReader(src);
-    const entry = (key: string) => zip.names.includes(`${key}.npy`) ? parseNpyRaw(zip.read(`${key}.npy`), `${path}: '${key}'`) : null;
+    const entry = (key: string) =>
+      zip.names.includes(`${key}.npy`)
+        ? parseNpyRaw(zip.read(`${key}.npy`), `${path}: '${key}'`)
+        : null;
     const mu = entry("mu"), sigma = entry("sigma");
     if (!mu || !sigma) {
-      throw new Error(`statistics file '${path}': needs arrays 'mu' and 'sigma' (has: ${zip.names.join(", ")})`);
+      throw new Error(
+        `statistics file '${path}': needs arrays 'mu' and 'sigma' (has: ${zip.names.join(", ")})`,
+      );
     }
     const dim = mu.shape[0];
-    if (mu.shape.length !== 1 || sigma.shape.length !== 2 || sigma.shape[0] !== dim || sigma.shape[1] !== dim) {
-      throw new Error(`statistics file '${path}': mu [${mu.shape}] and sigma [${sigma.shape}] should be (d,) and (d, d)`);
+    if (
+      mu.shape.length !== 1 || sigma.shape.length !== 2 || sigma.shape[0] !== dim ||
+      sigma.shape[1] !== dim
+    ) {
+      throw new Error(
+        `statistics file '${path}': mu [${mu.shape}] and sigma [${sigma.shape}] should be (d,) and (d, d)`,
+      );
     }
     const count = entry("count");
     const feature = entry("feature");
@@ -157,7 +195,9 @@ function decodeStatsNpz(path: string): StoredStats {
       dim,
       mu: floats(mu, `${path}: 'mu'`),
       sigma: floats(sigma, `${path}: 'sigma'`),
-      count: count?.descr === "<i8" ? Number(new DataView(count.data.buffer, count.data.byteOffset).getBigInt64(0, true)) : 0,
+      count: count?.descr === "<i8"
+        ? Number(new DataView(count.data.buffer, count.data.byteOffset).getBigInt64(0, true))
+        : 0,
       feature: feature?.descr.startsWith("<U") ? decodeUtf32(feature.data) : undefined,
     };
   } finally {
@@ -183,7 +223,11 @@ function encodeStatsSafetensors(s: GaussianStats, feature: string): Uint8Array {
   const header = {
     __metadata__: { feature, count: String(s.count) },
     mu: { dtype: "F64", shape: [s.dim], data_offsets: [0, muBytes] },
-    sigma: { dtype: "F64", shape: [s.dim, s.dim], data_offsets: [muBytes, muBytes + s.dim * s.dim * 8] },
+    sigma: {
+      dtype: "F64",
+      shape: [s.dim, s.dim],
+      data_offsets: [muBytes, muBytes + s.dim * s.dim * 8],
+    },
   };
   let json = JSON.stringify(header);
   json += " ".repeat((8 - (json.length % 8)) % 8);
@@ -202,17 +246,37 @@ function decodeStatsSafetensors(path: string): StoredStats {
     const { entries, metadata, dataStart } = readSafetensorsHeader(src);
     const array = (key: string) => {
       const e = entries.get(key);
-      if (!e) throw new Error(`statistics file '${path}': needs tensors 'mu' and 'sigma' (has: ${[...entries.keys()].join(", ")})`);
+      if (!e) {
+        throw new Error(
+          `statistics file '${path}': needs tensors 'mu' and 'sigma' (has: ${
+            [...entries.keys()].join(", ")
+          })`,
+        );
+      }
       const descr = e.dtype === "f64" ? "<f8" : e.dtype === "f32" ? "<f4" : e.dtype;
       const data = src.read(dataStart + e.begin, e.end - e.begin, `tensor '${key}'`);
-      return { shape: e.shape, values: floats({ descr, shape: e.shape, data, fortran: false }, `${path}: '${key}'`) };
+      return {
+        shape: e.shape,
+        values: floats({ descr, shape: e.shape, data, fortran: false }, `${path}: '${key}'`),
+      };
     };
     const mu = array("mu"), sigma = array("sigma");
     const dim = mu.shape[0];
-    if (mu.shape.length !== 1 || sigma.shape.length !== 2 || sigma.shape[0] !== dim || sigma.shape[1] !== dim) {
-      throw new Error(`statistics file '${path}': mu [${mu.shape}] and sigma [${sigma.shape}] should be (d,) and (d, d)`);
+    if (
+      mu.shape.length !== 1 || sigma.shape.length !== 2 || sigma.shape[0] !== dim ||
+      sigma.shape[1] !== dim
+    ) {
+      throw new Error(
+        `statistics file '${path}': mu [${mu.shape}] and sigma [${sigma.shape}] should be (d,) and (d, d)`,
+      );
     }
-    return { dim, mu: mu.values, sigma: sigma.values, count: Number(metadata.count ?? 0), feature: metadata.feature };
+    return {
+      dim,
+      mu: mu.values,
+      sigma: sigma.values,
+      count: Number(metadata.count ?? 0),
+      feature: metadata.feature,
+    };
   } finally {
     src.close();
   }

@@ -8,7 +8,7 @@
  */
 
 import type { BinaryOp, DType, HostArray, UnaryOp } from "../../backend.ts";
-import { gelu, geluGrad } from "./erf.ts";
+import { geluGradInto, geluInto } from "./gelu.ts";
 import { newArray } from "./storage.ts";
 import { coalesce, contiguousStrides, forEachRow, longRowLast, numel } from "./strided.ts";
 
@@ -63,10 +63,10 @@ export function unary(op: UnaryOp, x: HostArray): HostArray {
       }
       break;
     case "gelu":
-      for (let i = 0; i < n; i++) y[i] = gelu(x[i]);
+      geluInto(x, y);
       break;
     case "gelu_grad":
-      for (let i = 0; i < n; i++) y[i] = geluGrad(x[i]);
+      geluGradInto(x, y);
       break;
     // `x < 0 ? 0 : x` keeps NaN as NaN, like torch.relu.
     case "relu":

@@ -1,0 +1,96 @@
+/**
+ * DiGIT stage 2, the pixel decoder: a pre-LN fairseq TransformerDecoder that reads the
+ * semantic tokens of an image as a prefix and predicts its VQGAN codes.
+ *
+ * One embedding table holds the VQ dictionary (specials 0..4, code v at v+5) followed by
+ * the semantic dictionary shifted past it (cluster c at (V+5)+5+c, i.e. 1034+c for MAGE's
+ * 1024 codes); the output head covers the VQ dictionary only. The sequence is
+ *
+ *   [s1 .. sP | </s>, x1 .. xL]      prefix positions from embed_positions_1,
+ *                                    the rest from embed_positions, both from index 2,
+ *
+ * with x = the codes (AR, causal over everything) or codes with some replaced by <unk>
+ * (NAR/MaskGIT, bidirectional). Logits are kept for the L+1 positions after the prefix.
+ */
+
+import { Module } from "../../core/nn/mod.ts";
+import * as ops from "../../core/ops/mod.ts";
+import { Generator } from "../../core/random.ts";
+import type { Tensor } from "../../core/tensor.ts";
+import { SPECIALS, STAGE1_PRESETS } from "../stage1/model.ts";
+import { TransformerDecoder } from "../transformer/decoder.ts";
+
+export { SPECIALS };
+
+export type Stage2Variant = "ar" | "nar";
+
+export interface Stage2Config {
+  /** "ar" (st2vtlm: causal, KV-cached sampling) or "nar" (st2vtlm_nar: MaskGIT). */
+  variant: Stage2Variant;
+  /** Semantic vocabulary (K-Means clusters, 8192 in DiGIT). */
+  clusters: number;
+  /** VQGAN codebook size (1024 for MAGE's VQGAN). */
+  codebookSize: number;
+  /** Semantic tokens per image (16x16 = 256). */
+  prefixLength: number;
+  /** VQ tokens per image (16x16 = 256). */
+  length: number;
+  layers: number;
+  dim: number;
+  heads: number;
+  ffnDim: number;
+  dropout: number;
+}
+
+/** Sizes shared with stage 1 (`base` is the paper's 16 x 1024). */
+export const STAGE2_PRESETS = STAGE1_PRESETS;
+
+export class Stage2Model extends Module {
+  readonly decoder: TransformerDecoder;
+  /** VQ dictionary size: the output classes (1029 for 1024 codes). */
+  readonly vqDictSize: number;
+
+  constructor(readonly cfg: Stage2Config, gen = new Generator(0)) {
+    super();
+    this.vqDictSize = cfg.codebookSize + SPECIALS.count;
+    this.decoder = this.child("decoder", new TransformerDecoder({
+      layers: cfg.layers, dim: cfg.dim, heads: cfg.heads, ffnDim: cfg.ffnDim,
+      vocabSize: this.vqDictSize + cfg.clusters + SPECIALS.count, outputSize: this.vqDictSize,
+      maxPositions: Math.max(1024, cfg.prefixLength, cfg.length + 1),
+      normalizeBefore: true, prefixPositions: true, dropout: cfg.dropout, padIndex: SPECIALS.pad,
+    }, gen));
+  }
+
+  get causal(): boolean {
+    return this.cfg.variant === "ar";
+  }
+
+  /** Embedding-table id of semantic cluster c (1034+c in DiGIT). */
+  semanticId(c: number): number {
+    if (!(c >= 0 && c < this.cfg.clusters)) throw new Error(`stage2: semantic token ${c} is outside 0..${this.cfg.clusters - 1}`);
+    return this.vqDictSize + SPECIALS.count + c;
+  }
+
+  /** Dictionary id of VQ code v (v+5). */
+  vqId(v: number): number {
+    if (!(v >= 0 && v < this.cfg.codebookSize)) throw new Error(`stage2: VQ token ${v} is outside 0..${this.cfg.codebookSize - 1}`);
+    return v + SPECIALS.count;
+  }
+
+  /**
+   * ids (B, P+L+1) = [semantic prefix | </s>, x1..xL] -> logits (B, L+1, V+5) for the
+   * positions after the prefix (as DiGIT's `logits[:, sem.shape[1]:]`).
+   */
+  forward(ids: Tensor, gen?: Generator): Tensor {
+    const P = this.cfg.prefixLength;
+    if (ids.ndim !== 2 || ids.shape[1] <= P) {
+      throw new Error(`stage2: expected ids (B, ${P}+L+1) with a ${P}-token prefix, got [${ids.shape}]`);
+    }
+    const h = this.decoder.forward(ids, { causal: this.causal, prefixLength: P, featuresOnly: true, gen });
+    const tail = ops.slice(h, 1, P, ids.shape[1]);
+    const logits = this.decoder.output_projection.forward(tail);
+    h.dispose();
+    tail.dispose();
+    return logits;
+  }
+}
