@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import type { BinaryOp, Storage, UnaryOp, View } from "../core/backend.ts";
 import { CpuBackend } from "../core/backends/cpu/mod.ts";
 import { erf, erfc, gelu, geluGrad } from "../core/backends/cpu/erf.ts";
+import { geluGradInto, geluInto } from "../core/backends/cpu/gelu.ts";
 import { Generator as RandomStream, normalAt, uniformAt } from "../core/random.ts";
 import { assertClose, loadFixture, numericGrad, randn } from "./cpu_kernels_util.ts";
 
@@ -136,6 +137,42 @@ Deno.test("erf, erfc, GELU and its derivative against mpmath (rtol 1e-13)", () =
     const fd = numericGrad((v) => gelu(v[0]), [x])[0];
     assertClose([geluGrad(x)], [fd], 1e-9, 0, `gelu_grad at ${x}`);
   }
+});
+
+// The tabulated GELU kernels (gelu.ts) are within 3e-8 relative of the exact values before
+// the f32 store, which adds at most 2^-24 relative: 9e-8 in all, i.e. within one f32 ulp.
+const GELU_KERNEL_RTOL = 3e-8 + 2 ** -24;
+
+Deno.test("gelu kernels against mpmath, all branches (rtol 9e-8, atol 1e-45)", () => {
+  // The f32-exact x of the fixture (17 of 30) span the slow tail (< -8), the tables and
+  // the x >= 8 shortcut.
+  const rows = loadFixture<{ erf: { x: number; gelu: number; geluGrad: number }[] }>(
+    "cpu_kernels/torch_ops.json",
+  ).erf.filter((r) => Math.fround(r.x) === r.x);
+  assert.equal(rows.length, 17);
+  const x = Float32Array.from(rows, (r) => r.x);
+  const y = new Float32Array(x.length);
+  geluInto(x, y);
+  assertClose(y, rows.map((r) => r.gelu), 1e-45, GELU_KERNEL_RTOL, "geluInto vs mpmath");
+  geluGradInto(x, y);
+  assertClose(y, rows.map((r) => r.geluGrad), 1e-45, GELU_KERNEL_RTOL, "geluGradInto vs mpmath");
+  const special = Float32Array.of(NaN, Infinity, -0);
+  geluInto(special, y);
+  assert.deepEqual(Array.from(y.subarray(0, 3)), [NaN, Infinity, -0]);
+});
+
+Deno.test("gelu kernels on a dense grid against the float64 erf (rtol 9e-8, atol 1e-45)", () => {
+  // Every table interval at 41 points each, plus the tail to where GELU underflows f32.
+  // The reference is the double erfc above (itself within 1e-13 of mpmath), evaluated at
+  // points between the interpolation nodes, so this measures the interpolation error.
+  const x = new Float32Array(2 * 14 * 8 * 41);
+  for (let i = 0; i < x.length; i++) x[i] = -14 + (i + 0.3) / (8 * 41);
+  const y = new Float32Array(x.length);
+  geluInto(x, y);
+  assertClose(y, Array.from(x, gelu), 1e-45, GELU_KERNEL_RTOL, "geluInto grid");
+  geluGradInto(x, y);
+  // GELU' crosses zero near x = -0.7518, where only absolute accuracy (1e-12 here) is possible.
+  assertClose(y, Array.from(x, geluGrad), 1e-12, GELU_KERNEL_RTOL, "geluGradInto grid");
 });
 
 function binaryReference(op: BinaryOp, a: number, b: number): number {

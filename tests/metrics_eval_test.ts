@@ -30,7 +30,8 @@ import { fnv1a32, syntheticInceptionWeights } from "../plugins/inception/synthet
 import { loadInceptionStateDict, WEIGHT_FILES } from "../plugins/inception/weights.ts";
 import { type EvalContext, type EvalParams, evalParams, runEval } from "../plugins/metrics/eval.ts";
 import { frechetDistance } from "../plugins/metrics/frechet.ts";
-import { INCEPTION_FEATURE } from "../plugins/metrics/fid.ts";
+import { INCEPTION_FEATURE, inceptionStats } from "../plugins/metrics/fid.ts";
+import { encoderStats } from "../plugins/metrics/fd_encoder.ts";
 import { ImageFolder, probeImageSize } from "../plugins/metrics/folder.ts";
 import metricsPlugin from "../plugins/metrics/plugin.ts";
 import { imageNetValFiles, prepareImageNetVal } from "../plugins/metrics/prepare_imagenet.ts";
@@ -136,6 +137,9 @@ Deno.test("eval: FID, IS and precision/recall of two folders match the torch/num
     });
     const st = await loadStats(`${dir}/ref.safetensors`, { dim: 2048, feature: INCEPTION_FEATURE });
     assert.deepEqual([npz.mu, npz.sigma, npz.count], [st.mu, st.sigma, 6]);
+    // inceptionStats() over the same batches gives the same statistics.
+    const direct = await inceptionStats(extractor, (await ImageFolder.open(REFERENCE)).batches(4));
+    assert.deepEqual([direct.mu, direct.sigma], [st.mu, st.sigma]);
     const again = await runEval(
       params({ generated: GENERATED, reference: `${dir}/ref.safetensors`, metrics: ["fid"] }),
       ctx,
@@ -240,6 +244,14 @@ Deno.test("eval: fd:<encoder> through the registry gives the Frechet distance of
       `${report.metrics.frechet_distance_pixels} vs ${want}`,
     );
     assert.ok(report.files.reference_stats_pixels.endsWith("reference-pixels-mean.npz"));
+    const saved = await loadStats(report.files.reference_stats_pixels, { feature: "pixels-mean" });
+    const viaHelper = await encoderStats(
+      new PixelEncoder(),
+      (await ImageFolder.open(REFERENCE)).batches(5),
+    );
+    for (const [a, b] of [[saved.mu, r.mu], [saved.sigma, r.sigma], [viaHelper.mu, r.mu]]) {
+      a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) < 1e-7, `${v} vs ${b[i]}`));
+    }
   });
 });
 

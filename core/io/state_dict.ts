@@ -52,8 +52,9 @@ export function detectFormat(path: string): WeightFormat {
       );
     }
     if (looksLikeNpy(head)) return "npy";
-    if (head[0] === 0x80) return "pickle";
+    // Safetensors first: its 8-byte header length can start with the byte 0x80.
     if (looksLikeSafetensors(head, src.size)) return "safetensors";
+    if (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) return "pickle";
     const hex = [...head.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join(" ");
     throw formatError(path, `bad magic: unrecognised weight file format (first bytes ${hex})`);
   } finally {

@@ -113,7 +113,8 @@ export default definePlugin({
         }),
         output: s.string({
           nonEmpty: true,
-          description: "output folder; a relative path lives in the step's folder (default imagenet-val)",
+          description:
+            "output folder; a relative path lives in the step's folder (default imagenet-val)",
         }).optional(),
         size: s.int({ min: 1 }).default(256),
         limit: s.int({ min: 1 }).optional(),

@@ -94,3 +94,9 @@ export class Stage2Model extends Module {
     return logits;
   }
 }
+
+/** Grid shape for L raster-order tokens: square when L is a square, else one row. */
+export function gridShape(L: number): { height: number; width: number } {
+  const side = Math.round(Math.sqrt(L));
+  return side * side === L ? { height: side, width: side } : { height: 1, width: L };
+}

@@ -12,7 +12,7 @@ import type { ImageBatch } from "../../core/interfaces.ts";
 import * as ops from "../../core/ops/mod.ts";
 import type { Schedule } from "../../core/optim/schedules.ts";
 import { Generator } from "../../core/random.ts";
-import type { Dataset } from "../../core/registry.ts";
+import type { Dataset } from "../../core/data/dataset.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
 import type { VqganTrainConfig } from "./config.ts";
@@ -38,31 +38,24 @@ export function vqganConfigFrom(cfg: VqganTrainConfig, imageSize?: number): Vqga
   };
 }
 
-/** Drain a registry dataset into one in-memory batch (small datasets only). */
-export async function collectImages(dataset: Dataset, limit = Infinity, signal?: AbortSignal): Promise<ImageBatch> {
-  const parts: ImageBatch[] = [];
-  let count = 0;
-  for await (const b of dataset.batches({ batchSize: 64, shuffle: false, signal })) {
-    parts.push(b.images);
-    count += b.images.count;
-    if (count >= limit) break;
-  }
-  if (parts.length === 0) throw new Error(`vqgan: dataset '${dataset.name}' gave no images`);
-  const { height, width } = parts[0];
-  count = Math.min(count, limit);
-  const per = height * width * 3;
-  const data = new Uint8Array(count * per);
-  let at = 0;
-  for (const p of parts) {
-    if (p.height !== height || p.width !== width) {
-      throw new Error(`vqgan: dataset '${dataset.name}' mixes ${height}x${width} and ${p.height}x${p.width} images; crop them to one size`);
+/** Load the first `limit` images of a dataset into one batch (small datasets only). */
+export async function collectImages(dataset: Dataset, limit = Infinity, first = 0, signal?: AbortSignal): Promise<ImageBatch> {
+  const count = Math.min(dataset.length - first, limit);
+  if (!(count > 0)) throw new Error(`vqgan: dataset '${dataset.name}' has no images from index ${first} (length ${dataset.length})`);
+  let data: Uint8Array | null = null;
+  let height = 0, width = 0;
+  for (let i = 0; i < count; i++) {
+    signal?.throwIfAborted();
+    const { image } = await dataset.get(first + i);
+    if (!data) {
+      ({ height, width } = image);
+      data = new Uint8Array(count * height * width * 3);
+    } else if (image.height !== height || image.width !== width) {
+      throw new Error(`vqgan: dataset '${dataset.name}' item ${first + i} is ${image.height}x${image.width}, item ${first} is ${height}x${width}; crop them to one size`);
     }
-    const n = Math.min(p.count, count - at);
-    data.set(p.data.subarray(0, n * per), at * per);
-    at += n;
-    if (at >= count) break;
+    data.set(image.data, i * height * width * 3);
   }
-  return { data, count, height, width };
+  return { data: data!, count, height, width };
 }
 
 /**
@@ -132,7 +125,7 @@ export async function reconstruct(model: VQGAN, images: ImageBatch): Promise<Ima
 export async function trainVqgan(
   cfg: VqganTrainConfig, data: ImageBatch | Dataset, outDir = cfg.output.dir, hooks: VqganTrainHooks = {},
 ): Promise<VqganRun> {
-  const images = "data" in data ? data : await collectImages(data, Infinity, hooks.signal);
+  const images = "data" in data ? data : await collectImages(data, Infinity, 0, hooks.signal);
   if (images.height !== images.width) throw new Error(`vqgan: training images must be square, got ${images.height}x${images.width}`);
   const mc = vqganConfigFrom(cfg, images.height);
   if (mc.resolution !== images.height) {

@@ -1,0 +1,117 @@
+/**
+ * `trainStage2`: the pixel decoder trained on paired (semantic, VQ) token sets with DiGIT's
+ * recipe (AdamW 0.9/0.98, inverse-sqrt warm-up, label smoothing 0.1 over all outputs,
+ * clipping, update_freq) through the shared training loop. AR scores all L+1 targets;
+ * NAR scores the masked codes only. Validation reports plain NLL on the same kind of
+ * targets, comparable with `vqUnigramEntropy`.
+ */
+
+import { noGrad } from "../../core/autograd.ts";
+import * as ops from "../../core/ops/mod.ts";
+import { Generator } from "../../core/random.ts";
+import { type Tensor, tidy } from "../../core/tensor.ts";
+import { type LogRecord, train, type TrainResult } from "../../core/train/trainer.ts";
+import type { Stage2TrainConfig } from "./config.ts";
+import { arBatch, checkPairSet, IGNORE, narBatch, type PairSet } from "./data.ts";
+import { type Stage2Config, Stage2Model, STAGE2_PRESETS } from "./model.ts";
+
+/** The model a config asks for: a preset with explicit keys on top. */
+export function stage2ModelConfig(cfg: Stage2TrainConfig, set: Pick<PairSet, "prefixLength" | "length">): Stage2Config {
+  const m = cfg.model;
+  const p = STAGE2_PRESETS[m.preset ?? "small"];
+  return {
+    variant: m._name === "st2vtlm_nar" ? "nar" : "ar",
+    clusters: cfg.task.source_vocab_size,
+    codebookSize: cfg.task.target_vocab_size,
+    prefixLength: set.prefixLength,
+    length: set.length,
+    layers: m.decoder_layers ?? p.layers,
+    dim: m.decoder_embed_dim ?? p.dim,
+    heads: m.decoder_attention_heads ?? p.heads,
+    ffnDim: m.decoder_ffn_embed_dim ?? p.ffnDim,
+    dropout: m.dropout,
+  };
+}
+
+export interface Stage2Run {
+  model: Stage2Model;
+  result: TrainResult;
+}
+
+/** Logits and targets of one batch: AR teacher forcing or NAR masking (drawn from `gen`). */
+export function stage2Batch(model: Stage2Model, set: PairSet, rows: ArrayLike<number>, gen: Generator): { ids: Tensor; targets: Tensor } {
+  return model.cfg.variant === "ar" ? arBatch(model, set, rows) : narBatch(model, set, rows, gen);
+}
+
+export async function trainStage2(
+  cfg: Stage2TrainConfig, trainSet: PairSet, validSet: PairSet | null,
+  hooks: { onLog?: (r: LogRecord) => void; onProgress?: (s: number, t: number) => void; signal?: AbortSignal; resume?: boolean } = {},
+): Promise<Stage2Run> {
+  const mc = stage2ModelConfig(cfg, trainSet);
+  const model = new Stage2Model(mc, new Generator(cfg.common.seed));
+  checkPairSet(trainSet, model);
+  if (validSet) checkPairSet(validSet, model);
+  for (const [name, set] of [["train", trainSet], ["valid", validSet]] as const) {
+    if (!set) continue;
+    for (const c of set.semantic) if (c < 0 || c >= mc.clusters) throw new Error(`stage2: ${name} semantic token ${c} is outside task.source_vocab_size ${mc.clusters}`);
+    for (const v of set.vq) if (v < 0 || v >= mc.codebookSize) throw new Error(`stage2: ${name} VQ token ${v} is outside task.target_vocab_size ${mc.codebookSize}`);
+  }
+  const B = cfg.dataset.batch_size;
+  const batches = Math.max(1, Math.floor(trainSet.count / B));
+  const V = model.vqDictSize;
+  const seed = cfg.common.seed;
+
+  const validate = validSet
+    ? async () => {
+      let total = 0, n = 0;
+      // A fixed masking stream, so NAR validation losses are comparable across evaluations.
+      const gen = new Generator(seed).fork(999_999);
+      for (let i = 0; i < validSet.count; i += B) {
+        const rows = Array.from({ length: Math.min(B, validSet.count - i) }, (_, j) => i + j);
+        const [sum, count] = tidy(() => noGrad(() => {
+          const { ids, targets } = stage2Batch(model, validSet, rows, gen);
+          const loss = ops.crossEntropy(ops.reshape(model.forward(ids), [-1, V]), targets, { reduction: "sum", ignoreIndex: IGNORE });
+          const counted = (targets.dataSync() as Int32Array).reduce((a, t) => a + (t === IGNORE ? 0 : 1), 0);
+          return [loss.dataSync()[0], counted];
+        }));
+        total += sum;
+        n += count;
+      }
+      return await Promise.resolve(total / Math.max(1, n));
+    }
+    : undefined;
+
+  const result = await train<{ rows: number[]; tick: number }>({
+    model,
+    batchesPerEpoch: batches,
+    batch: (epoch, index, order) => {
+      const perm = new Generator(seed).fork(1000 + epoch).permutation(trainSet.count);
+      return { rows: Array.from(perm.subarray(order[index] * B, order[index] * B + B)), tick: epoch * batches + index };
+    },
+    loss: ({ rows, tick }, gen) => {
+      // NAR masks are a pure function of (seed, micro-batch number): resume-exact.
+      const { ids, targets } = stage2Batch(model, trainSet, rows, new Generator(seed + 1).fork(tick));
+      const logits = model.forward(ids, gen);
+      return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, {
+        labelSmoothing: cfg.criterion.label_smoothing, ignoreIndex: IGNORE,
+      });
+    },
+    itemsPerBatch: ({ rows }) => rows.length * (trainSet.length + 1),
+    validate,
+  }, {
+    maxSteps: cfg.optimization.max_update,
+    schedule: {
+      kind: "inverse_sqrt", lr: cfg.optimization.lr, warmup: cfg.lr_scheduler.warmup_updates,
+      initLr: cfg.lr_scheduler.warmup_init_lr,
+    },
+    betas: [cfg.optimizer.adam_betas[0] ?? 0.9, cfg.optimizer.adam_betas[1] ?? 0.98],
+    weightDecay: cfg.optimizer.weight_decay,
+    clipNorm: cfg.optimization.clip_norm,
+    accumulate: cfg.optimization.update_freq,
+    logInterval: cfg.common.log_interval,
+    saveInterval: cfg.checkpoint.save_interval_updates,
+    validInterval: validSet ? cfg.checkpoint.save_interval_updates : 0,
+    seed,
+  }, `${cfg.output.dir}/checkpoints`, hooks, hooks.resume ?? true);
+  return { model, result };
+}
