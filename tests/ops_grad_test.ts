@@ -39,6 +39,8 @@ const cases: [string, () => void][] = [
   ["layerNorm", () => gradcheck("layerNorm", (x, w, b) => ops.layerNorm(x, w, b, 1e-5), [r([3, 6], 18), r([6], 19), r([6], 20)])],
   ["groupNorm", () => gradcheck("groupNorm", (x, w, b) => ops.groupNorm(x, 2, w, b, 1e-5), [r([2, 4, 3, 3], 21), r([4], 22), r([4], 23)])],
   ["embedding", () => gradcheck("embedding", (t, i) => ops.embedding(t, i), [r([5, 3], 24), ops.tensor([0, 3, 3, 1], [2, 2], { dtype: "i32" })], { wrt: [0] })],
+  ["indexSelect", () => gradcheck("indexSelect", (x, i) => ops.indexSelect(x, i), [r([4, 2, 3], 45), ops.tensor([3, 0, 3], [3], { dtype: "i32" })], { wrt: [0] })],
+  ["scatterAdd", () => gradcheck("scatterAdd", (x, i) => ops.scatterAdd(x, i, 4), [r([3, 2], 46), ops.tensor([1, 3, 1], [3], { dtype: "i32" })], { wrt: [0] })],
   ["crossEntropy smoothing+ignore", () =>
     gradcheck("crossEntropy", (l, t) => ops.crossEntropy(l, t, { labelSmoothing: 0.1, ignoreIndex: 1 }).reshape(1),
       [r([4, 5], 25), ops.tensor([2, 1, 0, 4], [4], { dtype: "i32" })], { wrt: [0] })],

@@ -119,3 +119,10 @@ Deno.test("bad input gives clear errors naming the op and shapes", () => tidy(()
   t.dispose();
   assert.throws(() => ops.add(t, 1), /used after dispose/);
 }));
+
+Deno.test("indexSelect and scatterAdd (closed form)", () => tidy(() => {
+  const x = ops.tensor([1, 2, 3, 4, 5, 6], [3, 2]);
+  const ids = ops.tensor([2, 0, 2], [3], { dtype: "i32" });
+  assert.deepEqual(arr(ops.indexSelect(x, ids)), [5, 6, 1, 2, 5, 6]);
+  assert.deepEqual(arr(ops.scatterAdd(x, ids, 4)), [3, 4, 0, 0, 6, 8, 0, 0]);
+}));

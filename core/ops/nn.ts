@@ -103,6 +103,33 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   return result;
 }
 
+/** Rows of x (N, ...) picked by i32 ids along axis 0: (len(ids), ...). */
+export function indexSelect(x: Tensor, ids: Tensor): Tensor {
+  expectDtype("indexSelect", ids, "i32", "ids");
+  if (ids.ndim !== 1) throw new ShapeError("indexSelect", `ids must be 1-D, got ${shapeStr(ids.shape)}`);
+  const rowShape = x.shape.slice(1);
+  const table = reshape(x, [x.shape[0], x.size / Math.max(1, x.shape[0])]);
+  const picked = embedding(table, ids);
+  const out = reshape(picked, [ids.shape[0], ...rowShape]);
+  table.dispose();
+  picked.dispose();
+  return out;
+}
+
+/** out = zeros(rows, ...) with out[ids[i]] += src[i] (index_add_ along axis 0). */
+export function scatterAdd(src: Tensor, ids: Tensor, rows: number): Tensor {
+  expectDtype("scatterAdd", ids, "i32", "ids");
+  if (ids.ndim !== 1 || src.shape[0] !== ids.shape[0]) {
+    throw new ShapeError("scatterAdd", `src ${shapeStr(src.shape)} and ids ${shapeStr(ids.shape)}: expected (N, ...) and (N)`);
+  }
+  const cols = src.size / Math.max(1, src.shape[0]);
+  const idd = dense(ids);
+  const out = withDense([src], (sd) => wrap(src.backend.scatterAdd(sd.storage, idd.storage, rows, cols), [rows, ...src.shape.slice(1)]));
+  const result = record("scatterAdd", out, [src], (g, [is]) => [indexSelect(g, is)], [idd]);
+  if (idd !== ids) idd.dispose();
+  return result;
+}
+
 export interface CrossEntropyOptions {
   /** Probability mass spread uniformly over all classes (fairseq and PyTorch). */
   labelSmoothing?: number;

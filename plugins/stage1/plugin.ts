@@ -34,7 +34,8 @@ export async function loadStage1(dir: string, which: "last" | "best" = "last"): 
 }
 
 async function train(cfg: Stage1TrainConfig, ctx: StepContext): Promise<void> {
-  await useDevice(ctx.device);
+  const backend = await useDevice(ctx.device);
+  ctx.log.info(`device: ${backend.name} (${backend.description})`);
   const dir = cfg.output.dir ?? ctx.stepDir;
   await Deno.mkdir(dir, { recursive: true });
   const trainSet = await tokenSet(cfg.task.tokens);
