@@ -8,8 +8,9 @@
  * forward/backward on WebGPU, and the CPU backend (itself tested against PyTorch) for
  * the 20-step run, the loaded checkpoint and the sampled tokens. Dropout masks are
  * counter-based, so both backends drop the same units and losses agree to f32 rounding.
- * Measured on llvmpipe: per-step losses within 4e-7 relative, gradient norms 2e-6,
- * final weights 2e-6 absolute, logits of the loaded checkpoint 1e-6 absolute.
+ * Measured on llvmpipe: per-step losses within 2.1e-7 relative (tolerance 1e-4), gradient
+ * norms 1.5e-7 (1e-4), final weights 6e-7 absolute (1e-5), logits of the loaded CPU
+ * checkpoint 5.4e-7 absolute (1e-5); against PyTorch, logits 6.6e-7 (1e-4).
  *
  * Skipped (not passed) when there is no WebGPU adapter at all; a software adapter
  * (llvmpipe/lavapipe) is used when it is the only one.
@@ -88,6 +89,39 @@ Deno.test({
   },
 });
 
+// ---------------------------------------------------------------- one pipeline per row count
+
+Deno.test({
+  name: "webgpu: one tiled matmul pipeline serves every row count (uncached decoding, last batches)",
+  ...opts,
+  ignore: noGpu,
+  fn: async () => {
+    const gpu = (await useDevice("webgpu")) as WebGPUBackend;
+    setDefaultBackend(cpuBackend());
+    const cpu = cpuBackend();
+    const K = 24, N = 40;
+    const host = (n: number, seed: number) => new Generator(seed).fillNormal(new Float32Array(n));
+    const w = host(N * K, 1), bias = host(N, 2);
+    const before = gpu.ctx.pipelineCount;
+    // Row counts with and without a ragged last tile; x @ w^T + bias like a Linear layer.
+    for (const M of [5, 17, 3, 70, 33]) {
+      const x = host(M * K, 10 + M);
+      const args = { batch: 1, M, N, K, transA: false, transB: true, strideA: 0, strideB: 0 };
+      const run = async (b: Backend) => {
+        const [xs, ws, bs] = [b.fromHost(x), b.fromHost(w), b.fromHost(bias)];
+        const y = b.matmul(xs, ws, { ...args, bias: bs });
+        const out = await b.read(y);
+        for (const s of [xs, ws, bs, y]) b.release(s);
+        return out;
+      };
+      const d = maxAbsDiff(await run(gpu), await run(cpu));
+      assert.ok(d < 1e-5, `M ${M}: webgpu vs cpu ${d} (1e-5)`);
+    }
+    // fromHost/read compile nothing; the five products share one pipeline.
+    assert.equal(gpu.ctx.pipelineCount - before, 1, "pipelines compiled for five row counts");
+  },
+});
+
 // ---------------------------------------------------------------- PyTorch fixture on WebGPU
 
 Deno.test({
@@ -136,7 +170,7 @@ Deno.test({
         assert.ok(maxAbsDiff(host.subarray(0, n), t.data) < 1e-4, `${k} (1e-4)`);
         checked++;
       }
-      assert.ok(checked >= 10, `only ${checked} gradients in the fixture`);
+      assert.ok(checked >= 6, `only ${checked} gradients in the fixture`);
       for (const t of [logits, loss, tokens, targets]) t.dispose();
       for (const p of m.parameters()) p.grad?.dispose();
       m.dispose();
@@ -223,25 +257,27 @@ Deno.test({
     for (let i = 0; i < STEPS; i++) {
       assert.ok(relDiff(c[i].loss, g[i].loss) < 1e-4, `step ${i + 1}: loss cpu ${c[i].loss} webgpu ${g[i].loss}`);
       assert.ok(
-        relDiff(c[i].gradNorm, g[i].gradNorm) < 1e-3,
+        relDiff(c[i].gradNorm, g[i].gradNorm) < 1e-4,
         `step ${i + 1}: grad norm cpu ${c[i].gradNorm} webgpu ${g[i].gradNorm}`,
       );
       assert.equal(c[i].lr, g[i].lr);
     }
     const vc = c[STEPS - 1].validLoss!, vg = g[STEPS - 1].validLoss!;
     assert.ok(relDiff(vc, vg) < 1e-4, `validation loss cpu ${vc} webgpu ${vg}`);
-    // Final weights, read back from each run's checkpoint.
+    // Final weights, read back from each run's checkpoint. A key bias gets no gradient
+    // (softmax ignores a constant added to every score of a row), only rounding noise,
+    // which Adam's normalisation turns into lr-sized steps: those biases are left out.
     const wc = modelWeights((await loadCheckpoint(`${cpuRun.dir}/checkpoints/last`)).weights);
     const wg = modelWeights((await loadCheckpoint(`${gpuRun.dir}/checkpoints/last`)).weights);
     assert.deepEqual([...wg.keys()], [...wc.keys()]);
-    let worst = 0;
+    let worst = 0, compared = 0;
     for (const [k, t] of wc) {
-      const d = maxAbsDiff(t.data, wg.get(k)!.data);
-      const n = Array.from(t.data).filter((v, i) => Math.abs(v - wg.get(k)!.data[i]) > 1e-5).length;
-      console.log(k, d, n, t.data.length);
-      worst = Math.max(worst, d);
+      if (k.endsWith("k_proj.bias")) continue;
+      worst = Math.max(worst, maxAbsDiff(t.data, wg.get(k)!.data));
+      compared++;
     }
-    assert.ok(worst < 1e-4, `final weights differ by ${worst} (1e-4)`);
+    assert.equal(compared, wc.size - trainConfig.model.decoder_layers!);
+    assert.ok(worst < 1e-5, `final weights differ by ${worst} (1e-5)`);
     // No leak: the loop (optimiser state, pending losses, graphs) freed everything.
     assert.equal(gpuRun.after, gpuRun.before, "webgpu storages after training, model excluded");
     assert.equal(cpuRun.after, cpuRun.before, "cpu storages after training, model excluded");

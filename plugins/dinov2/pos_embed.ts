@@ -4,8 +4,8 @@
  * Two recipes give different features (spec §1.4), so the choice is explicit:
  *  - "digit" (default): DiGIT's vits.py, F.interpolate(bicubic, scale_factor=(g+0.1)/G,
  *    antialias=False). PyTorch maps coordinates with the *given* scale, not g/G, so the
- *    0.1 offset shifts every sample slightly; `interpolate_torch.ts` reproduces that in
- *    float32 exactly as torch's CPU kernel rounds.
+ *    0.1 offset shifts every sample slightly; `interpolate_torch.ts` (the CPU resize
+ *    kernel) reproduces that in float32 exactly as torch's CPU kernel rounds.
  *  - "hub": the official torch.hub `_reg` backbones, F.interpolate(size=(g, g),
  *    antialias=True): PyTorch's antialiased bicubic, computed here in float64.
  * When the grid already is G x G the table is used as is (both codes return early).

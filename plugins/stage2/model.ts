@@ -87,11 +87,7 @@ export class Stage2Model extends Module {
       throw new Error(`stage2: expected ids (B, ${P}+L+1) with a ${P}-token prefix, got [${ids.shape}]`);
     }
     const h = this.decoder.forward(ids, { causal: this.causal, prefixLength: P, featuresOnly: true, gen });
-    const tail = ops.slice(h, 1, P, ids.shape[1]);
-    const logits = this.decoder.output_projection.forward(tail);
-    h.dispose();
-    tail.dispose();
-    return logits;
+    return this.decoder.output_projection.forward(ops.slice(h, 1, P, ids.shape[1]));
   }
 }
 

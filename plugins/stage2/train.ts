@@ -3,7 +3,8 @@
  * recipe (AdamW 0.9/0.98, inverse-sqrt warm-up, label smoothing 0.1 over all outputs,
  * clipping, update_freq) through the shared training loop. AR scores all L+1 targets;
  * NAR scores the masked codes only. Validation reports plain NLL on the same kind of
- * targets, comparable with `vqUnigramEntropy`.
+ * targets, comparable with `vqUnigramEntropy`. Checkpoints go to `<output.dir>/checkpoints`
+ * and the model config to `<output.dir>/stage2.json` (read back by `loadStage2`).
  */
 
 import { noGrad } from "../../core/autograd.ts";
@@ -56,6 +57,8 @@ export async function trainStage2(
     for (const c of set.semantic) if (c < 0 || c >= mc.clusters) throw new Error(`stage2: ${name} semantic token ${c} is outside task.source_vocab_size ${mc.clusters}`);
     for (const v of set.vq) if (v < 0 || v >= mc.codebookSize) throw new Error(`stage2: ${name} VQ token ${v} is outside task.target_vocab_size ${mc.codebookSize}`);
   }
+  await Deno.mkdir(cfg.output.dir, { recursive: true });
+  await Deno.writeTextFile(`${cfg.output.dir}/stage2.json`, JSON.stringify({ kind: "stage2", config: mc }, null, 2) + "\n");
   const B = cfg.dataset.batch_size;
   const batches = Math.max(1, Math.floor(trainSet.count / B));
   const V = model.vqDictSize;

@@ -38,10 +38,11 @@ export class MidBlocks extends Module {
 
 /**
  * Free an intermediate as soon as the next one exists, so inference at 256x256 holds
- * one activation per level instead of all of them (autograd keeps its own aliases).
+ * one activation per level instead of all of them. Tensors in a recorded graph stay for
+ * the enclosing tidy scope (some backward closures read their inputs).
  */
 export function consume(used: Tensor, next: Tensor): Tensor {
-  used.dispose();
+  if (!used.requiresGrad) used.dispose();
   return next;
 }
 

@@ -2,13 +2,14 @@
  * Loading VQGAN weights from any of the files a user meets:
  *   - MAGE's `vqgan_jax_strongaug.ckpt`: the 168 module keys, maybe wrapped in "state_dict";
  *   - a DiGIT stage-2 checkpoint: the same keys under `vqgan.` inside its "model" dict;
- *   - our own training checkpoints (`<dir>/last.safetensors`, optimiser state left out),
+ *   - our own training checkpoints (`<dir>/checkpoints/last`, optimiser state left out),
  *     with the model config in `<dir>/../vqgan.json` written by trainVqgan.
  * The architecture is read off the tensor shapes; only the GroupNorm group count and the
  * image size are not in the weights (defaults: 32, and a 16x16 grid).
  */
 
 import type { HostTensor, StateDict } from "../../core/io/host_tensor.ts";
+import { checkpointExists, loadCheckpoint } from "../../core/io/checkpoint.ts";
 import { loadStateDict } from "../../core/io/state_dict.ts";
 import { modelWeights } from "../../core/train/trainer.ts";
 import { VQGAN, type VqganConfig } from "./vqgan.ts";
@@ -76,10 +77,16 @@ async function sidecarConfig(path: string): Promise<Partial<VqganConfig> | undef
   return undefined;
 }
 
+/** Weights of a file, or of one of our checkpoints (`<dir>/last`: a marker JSON + safetensors). */
+export async function readWeights(path: string): Promise<StateDict> {
+  if (await checkpointExists(path)) return (await loadCheckpoint(path)).weights;
+  return await loadStateDict(path);
+}
+
 /** Build a VQGAN from a weights file (strict: every key must match). */
 export async function loadVqgan(path: string, opts: LoadVqganOptions = {}): Promise<VQGAN> {
-  const file = /\.(safetensors|ckpt|pt|pth|bin|npz)$/.test(path) ? path : `${path}.safetensors`;
-  const sd = vqganStateDict(await loadStateDict(file));
+  const file = path.replace(/\.json$/, "");
+  const sd = vqganStateDict(await readWeights(file));
   const defaults = { ...(await sidecarConfig(file)), ...opts.config };
   const cfg = inferVqganConfig(sd, defaults);
   const model = new VQGAN(cfg);

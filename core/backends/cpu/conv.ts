@@ -6,29 +6,40 @@
  *   backward input   col2im( W_g^T @ dy_g )
  *   backward weight  dW_g += dy_g @ im2col(x_g)^T   (summed over the batch)
  *
- * A 1x1, stride-1, unpadded convolution skips im2col (x is already the column matrix).
- * The column buffer covers a band of output rows at a time so memory stays bounded at
- * large resolutions (a 3x3 conv with 256 channels at 256x256 would need 600 MB at once).
+ * Small feature maps put several images side by side in the column matrix so that one
+ * GEMM covers images*OH*OW columns (a GEMM with 64 or 289 columns runs well below the
+ * BLAS's speed); the output (or dy) then moves between the batched (O/g, images*OH*OW)
+ * layout and NCHW with one block copy per row, and the bias rides along in that pass.
+ * Large feature maps take one image at a time, the column buffer covering a band of output
+ * rows so memory stays bounded (a 3x3 conv with 256 channels at 256x256 would need 600 MB
+ * at once). A 1x1, stride-1, unpadded convolution of a single image skips im2col (x is
+ * already the column matrix). Scratch buffers are kept between calls and reused.
  */
 
 import { type Conv2dArgs, ShapeError } from "../../backend.ts";
 import { sgemm as defaultSgemm, type SgemmFn } from "./gemm.ts";
+import { col2im, im2col } from "./im2col.ts";
 
-/** Column-buffer budget in floats (16 MiB). */
-const COLS_BUDGET = 1 << 22;
+/** Budget in floats (16 MiB) for each of the two scratch buffers. */
+const SCRATCH_BUDGET = 1 << 22;
+/** Batch images into one GEMM until it has about this many columns. */
+const TARGET_COLUMNS = 2048;
 
-interface Geometry {
+interface Plan {
   Cg: number; // input channels per group
   Og: number; // output channels per group
-  kk: number; // kH * kW
+  K: number; // Cg * kH * kW, the GEMM depth of the forward pass
   HW: number;
   OHW: number;
   pointwise: boolean;
+  /** Images per GEMM; when > 1 each band is a whole image. */
+  images: number;
   rowsPerBand: number;
 }
 
-function geometry(args: Conv2dArgs, op: string): Geometry {
-  const { inC, outC, groups, kH, kW, inH, inW, outH, outW, strideH, strideW, padH, padW } = args;
+function plan(args: Conv2dArgs, op: string): Plan {
+  const { batch, inC, outC, groups, kH, kW, inH, inW, outH, outW, strideH, strideW, padH, padW } =
+    args;
   const describe = `args=${JSON.stringify(args)}`;
   if (groups < 1 || inC % groups !== 0 || outC % groups !== 0) {
     throw new ShapeError(op, `channels must divide by groups: ${describe}`);
@@ -38,16 +49,20 @@ function geometry(args: Conv2dArgs, op: string): Geometry {
   if (outH !== expectH || outW !== expectW || outH < 1 || outW < 1) {
     throw new ShapeError(op, `output ${outH}x${outW}, expected ${expectH}x${expectW}: ${describe}`);
   }
-  const Cg = inC / groups;
-  const kk = kH * kW;
+  const Cg = inC / groups, Og = outC / groups, K = Cg * kH * kW, OHW = outH * outW;
+  const perImage = Math.max(K, Og) * OHW; // the larger of the two scratch buffers
+  const images = Math.max(1, Math.min(
+    batch,
+    Math.ceil(TARGET_COLUMNS / OHW),
+    Math.floor(SCRATCH_BUDGET / perImage),
+  ));
   return {
-    Cg,
-    Og: outC / groups,
-    kk,
-    HW: inH * inW,
-    OHW: outH * outW,
-    pointwise: kk === 1 && strideH === 1 && strideW === 1 && padH === 0 && padW === 0,
-    rowsPerBand: Math.max(1, Math.min(outH, Math.floor(COLS_BUDGET / (Cg * kk * outW)))),
+    Cg, Og, K, HW: inH * inW, OHW,
+    pointwise: kH === 1 && kW === 1 && strideH === 1 && strideW === 1 && padH === 0 && padW === 0,
+    images,
+    rowsPerBand: images > 1
+      ? outH
+      : Math.max(1, Math.min(outH, Math.floor(SCRATCH_BUDGET / (K * outW)))),
   };
 }
 
@@ -58,110 +73,84 @@ function expectLength(op: string, name: string, arr: Float32Array, n: number, ar
   }
 }
 
+// Reusable scratch: the column matrix, and a batched (O/g, images*OH*OW) output or dy.
+let colsScratch = new Float32Array(0);
+let rowsScratch = new Float32Array(0);
+
+function colsBuffer(n: number): Float32Array {
+  if (colsScratch.length < n) colsScratch = new Float32Array(n);
+  return colsScratch;
+}
+
+function rowsBuffer(n: number): Float32Array {
+  if (rowsScratch.length < n) rowsScratch = new Float32Array(n);
+  return rowsScratch;
+}
+
 /**
- * Column matrix of one image and one channel group, for output rows [oh0, oh1):
- * cols[(c*kH + ki)*kW + kj][(oh-oh0)*outW + ow] = x[c, oh*sH - pH + ki, ow*sW - pW + kj].
+ * Copies `rows` rows of `len` values of images n0..n0+nb-1 from NCHW-like `src`
+ * (row r of image i at srcOff(i) + r*len) into `dst` side by side (row r at r*ld + i*len).
  */
-function im2col(
-  x: Float32Array, xOff: number, Cg: number, a: Conv2dArgs, oh0: number, oh1: number,
-  cols: Float32Array,
+function gatherImages(
+  src: Float32Array, srcOff: (i: number) => number, nb: number, rows: number, len: number,
+  dst: Float32Array, ld: number,
 ) {
-  const { inH, inW, kH, kW, strideH, strideW, padH, padW, outW } = a;
-  const width = (oh1 - oh0) * outW;
-  let row = 0;
-  for (let c = 0; c < Cg; c++) {
-    const plane = xOff + c * inH * inW;
-    for (let ki = 0; ki < kH; ki++) {
-      for (let kj = 0; kj < kW; kj++, row++) {
-        const [owLo, owHi] = validRange(kj, padW, strideW, inW, outW);
-        let o = row * width;
-        for (let oh = oh0; oh < oh1; oh++, o += outW) {
-          const ih = oh * strideH - padH + ki;
-          if (ih < 0 || ih >= inH) {
-            cols.fill(0, o, o + outW);
-            continue;
-          }
-          cols.fill(0, o, o + owLo);
-          const src = plane + ih * inW - padW + kj;
-          for (let ow = owLo; ow < owHi; ow++) cols[o + ow] = x[src + ow * strideW];
-          cols.fill(0, o + owHi, o + outW);
-        }
-      }
+  for (let i = 0; i < nb; i++) {
+    const s = srcOff(i);
+    for (let r = 0; r < rows; r++) {
+      dst.set(src.subarray(s + r * len, s + (r + 1) * len), r * ld + i * len);
     }
   }
-}
-
-/** Adjoint of im2col: dx[c, ih, iw] += cols[...] for output rows [oh0, oh1). */
-function col2im(
-  cols: Float32Array, Cg: number, a: Conv2dArgs, oh0: number, oh1: number, dx: Float32Array,
-  dxOff: number,
-) {
-  const { inH, inW, kH, kW, strideH, strideW, padH, padW, outW } = a;
-  const width = (oh1 - oh0) * outW;
-  let row = 0;
-  for (let c = 0; c < Cg; c++) {
-    const plane = dxOff + c * inH * inW;
-    for (let ki = 0; ki < kH; ki++) {
-      for (let kj = 0; kj < kW; kj++, row++) {
-        const [owLo, owHi] = validRange(kj, padW, strideW, inW, outW);
-        let o = row * width;
-        for (let oh = oh0; oh < oh1; oh++, o += outW) {
-          const ih = oh * strideH - padH + ki;
-          if (ih < 0 || ih >= inH) continue;
-          const dst = plane + ih * inW - padW + kj;
-          for (let ow = owLo; ow < owHi; ow++) dx[dst + ow * strideW] += cols[o + ow];
-        }
-      }
-    }
-  }
-}
-
-/** Output columns ow whose input column ow*s - pad + kj lies in [0, inW). */
-function validRange(kj: number, pad: number, s: number, inW: number, outW: number) {
-  const lo = Math.min(outW, Math.max(0, Math.ceil((pad - kj) / s)));
-  const hi = Math.max(lo, Math.min(outW, Math.floor((inW - 1 + pad - kj) / s) + 1));
-  return [lo, hi];
 }
 
 export function conv2d(
   x: Float32Array, w: Float32Array, bias: Float32Array | null, args: Conv2dArgs,
   gemm: SgemmFn = defaultSgemm,
 ): Float32Array {
-  const g = geometry(args, "conv2d");
+  const p = plan(args, "conv2d");
   const { batch, inC, outC, groups, outH, outW } = args;
-  const { Cg, Og, kk, HW, OHW } = g;
+  const { Cg, Og, K, HW, OHW } = p;
   expectLength("conv2d", "x", x, batch * inC * HW, args);
-  expectLength("conv2d", "w", w, outC * Cg * kk, args);
+  expectLength("conv2d", "w", w, outC * K, args);
   if (bias) expectLength("conv2d", "bias", bias, outC, args);
 
   const y = new Float32Array(batch * outC * OHW);
-  if (bias) {
-    for (let n = 0; n < batch; n++) {
-      for (let o = 0; o < outC; o++) {
-        const start = (n * outC + o) * OHW;
-        y.fill(bias[o], start, start + OHW);
-      }
-    }
-  }
+  // GEMMs accumulate onto the bias already in place (beta 1), else overwrite (beta 0).
   const beta = bias ? 1 : 0;
-  const cols = g.pointwise ? null : new Float32Array(Cg * kk * g.rowsPerBand * outW);
-  for (let n = 0; n < batch; n++) {
+  for (let n0 = 0; n0 < batch; n0 += p.images) {
+    const nb = Math.min(p.images, batch - n0);
     for (let gi = 0; gi < groups; gi++) {
-      const xOff = (n * inC + gi * Cg) * HW;
-      const yOff = (n * outC + gi * Og) * OHW;
-      const wOff = gi * Og * Cg * kk;
-      if (!cols) {
-        gemm(false, false, Og, OHW, Cg, 1, w, wOff, Cg, x, xOff, HW, beta, y, yOff, OHW);
+      const xOff = (i: number) => ((n0 + i) * inC + gi * Cg) * HW;
+      const yOff = (i: number) => ((n0 + i) * outC + gi * Og) * OHW;
+      const wOff = gi * Og * K;
+      if (nb > 1) {
+        // Whole images side by side; the bias goes in before the GEMM, NCHW order after.
+        const ld = nb * OHW;
+        const cols = colsBuffer(K * ld), out = rowsBuffer(Og * ld);
+        for (let i = 0; i < nb; i++) im2col(x, xOff(i), Cg, args, 0, outH, cols, i * OHW, ld);
+        if (bias) for (let o = 0; o < Og; o++) out.fill(bias[gi * Og + o], o * ld, (o + 1) * ld);
+        gemm(false, false, Og, ld, K, 1, w, wOff, K, cols, 0, ld, beta, out, 0, ld);
+        for (let i = 0; i < nb; i++) {
+          for (let o = 0; o < Og; o++) {
+            y.set(out.subarray(o * ld + i * OHW, o * ld + (i + 1) * OHW), yOff(i) + o * OHW);
+          }
+        }
         continue;
       }
-      for (let oh0 = 0; oh0 < outH; oh0 += g.rowsPerBand) {
-        const oh1 = Math.min(outH, oh0 + g.rowsPerBand);
+      if (bias) {
+        for (let o = 0; o < Og; o++) y.fill(bias[gi * Og + o], yOff(0) + o * OHW, yOff(0) + (o + 1) * OHW);
+      }
+      if (p.pointwise) {
+        gemm(false, false, Og, OHW, Cg, 1, w, wOff, Cg, x, xOff(0), HW, beta, y, yOff(0), OHW);
+        continue;
+      }
+      for (let oh0 = 0; oh0 < outH; oh0 += p.rowsPerBand) {
+        const oh1 = Math.min(outH, oh0 + p.rowsPerBand);
         const width = (oh1 - oh0) * outW;
-        im2col(x, xOff, Cg, args, oh0, oh1, cols);
-        gemm(
-          false, false, Og, width, Cg * kk, 1, w, wOff, Cg * kk, cols, 0, width, beta, y,
-          yOff + oh0 * outW, OHW,
-        );
+        const cols = colsBuffer(K * width);
+        im2col(x, xOff(0), Cg, args, oh0, oh1, cols, 0, width);
+        gemm(false, false, Og, width, K, 1, w, wOff, K, cols, 0, width, beta, y,
+          yOff(0) + oh0 * outW, OHW);
       }
     }
   }
@@ -171,31 +160,38 @@ export function conv2d(
 export function conv2dBackwardInput(
   dy: Float32Array, w: Float32Array, args: Conv2dArgs, gemm: SgemmFn = defaultSgemm,
 ): Float32Array {
-  const g = geometry(args, "conv2dBackwardInput");
+  const p = plan(args, "conv2dBackwardInput");
   const { batch, inC, outC, groups, outH, outW } = args;
-  const { Cg, Og, kk, HW, OHW } = g;
+  const { Cg, Og, K, HW, OHW } = p;
   expectLength("conv2dBackwardInput", "dy", dy, batch * outC * OHW, args);
-  expectLength("conv2dBackwardInput", "w", w, outC * Cg * kk, args);
+  expectLength("conv2dBackwardInput", "w", w, outC * K, args);
 
   const dx = new Float32Array(batch * inC * HW);
-  const cols = g.pointwise ? null : new Float32Array(Cg * kk * g.rowsPerBand * outW);
-  for (let n = 0; n < batch; n++) {
+  for (let n0 = 0; n0 < batch; n0 += p.images) {
+    const nb = Math.min(p.images, batch - n0);
     for (let gi = 0; gi < groups; gi++) {
-      const dxOff = (n * inC + gi * Cg) * HW;
-      const dyOff = (n * outC + gi * Og) * OHW;
-      const wOff = gi * Og * Cg * kk;
-      if (!cols) {
-        gemm(true, false, Cg, HW, Og, 1, w, wOff, Cg, dy, dyOff, OHW, 0, dx, dxOff, HW);
+      const dxOff = (i: number) => ((n0 + i) * inC + gi * Cg) * HW;
+      const dyOff = (i: number) => ((n0 + i) * outC + gi * Og) * OHW;
+      const wOff = gi * Og * K;
+      if (nb > 1) {
+        const ld = nb * OHW;
+        const dyRows = rowsBuffer(Og * ld), cols = colsBuffer(K * ld);
+        gatherImages(dy, dyOff, nb, Og, OHW, dyRows, ld);
+        gemm(true, false, K, ld, Og, 1, w, wOff, K, dyRows, 0, ld, 0, cols, 0, ld);
+        for (let i = 0; i < nb; i++) col2im(cols, i * OHW, ld, Cg, args, 0, outH, dx, dxOff(i));
         continue;
       }
-      for (let oh0 = 0; oh0 < outH; oh0 += g.rowsPerBand) {
-        const oh1 = Math.min(outH, oh0 + g.rowsPerBand);
+      if (p.pointwise) {
+        gemm(true, false, Cg, HW, Og, 1, w, wOff, Cg, dy, dyOff(0), OHW, 0, dx, dxOff(0), HW);
+        continue;
+      }
+      for (let oh0 = 0; oh0 < outH; oh0 += p.rowsPerBand) {
+        const oh1 = Math.min(outH, oh0 + p.rowsPerBand);
         const width = (oh1 - oh0) * outW;
-        gemm(
-          true, false, Cg * kk, width, Og, 1, w, wOff, Cg * kk, dy, dyOff + oh0 * outW, OHW, 0,
-          cols, 0, width,
-        );
-        col2im(cols, Cg, args, oh0, oh1, dx, dxOff);
+        const cols = colsBuffer(K * width);
+        gemm(true, false, K, width, Og, 1, w, wOff, K, dy, dyOff(0) + oh0 * outW, OHW, 0,
+          cols, 0, width);
+        col2im(cols, 0, width, Cg, args, oh0, oh1, dx, dxOff(0));
       }
     }
   }
@@ -205,31 +201,38 @@ export function conv2dBackwardInput(
 export function conv2dBackwardWeight(
   dy: Float32Array, x: Float32Array, args: Conv2dArgs, gemm: SgemmFn = defaultSgemm,
 ): Float32Array {
-  const g = geometry(args, "conv2dBackwardWeight");
+  const p = plan(args, "conv2dBackwardWeight");
   const { batch, inC, outC, groups, outH, outW } = args;
-  const { Cg, Og, kk, HW, OHW } = g;
+  const { Cg, Og, K, HW, OHW } = p;
   expectLength("conv2dBackwardWeight", "dy", dy, batch * outC * OHW, args);
   expectLength("conv2dBackwardWeight", "x", x, batch * inC * HW, args);
 
-  const dw = new Float32Array(outC * Cg * kk);
-  const cols = g.pointwise ? null : new Float32Array(Cg * kk * g.rowsPerBand * outW);
-  for (let n = 0; n < batch; n++) {
+  const dw = new Float32Array(outC * K);
+  for (let n0 = 0; n0 < batch; n0 += p.images) {
+    const nb = Math.min(p.images, batch - n0);
     for (let gi = 0; gi < groups; gi++) {
-      const xOff = (n * inC + gi * Cg) * HW;
-      const dyOff = (n * outC + gi * Og) * OHW;
-      const wOff = gi * Og * Cg * kk;
-      if (!cols) {
-        gemm(false, true, Og, Cg, HW, 1, dy, dyOff, OHW, x, xOff, HW, 1, dw, wOff, Cg);
+      const xOff = (i: number) => ((n0 + i) * inC + gi * Cg) * HW;
+      const dyOff = (i: number) => ((n0 + i) * outC + gi * Og) * OHW;
+      const wOff = gi * Og * K;
+      if (nb > 1) {
+        const ld = nb * OHW;
+        const dyRows = rowsBuffer(Og * ld), cols = colsBuffer(K * ld);
+        gatherImages(dy, dyOff, nb, Og, OHW, dyRows, ld);
+        for (let i = 0; i < nb; i++) im2col(x, xOff(i), Cg, args, 0, outH, cols, i * OHW, ld);
+        gemm(false, true, Og, K, ld, 1, dyRows, 0, ld, cols, 0, ld, 1, dw, wOff, K);
         continue;
       }
-      for (let oh0 = 0; oh0 < outH; oh0 += g.rowsPerBand) {
-        const oh1 = Math.min(outH, oh0 + g.rowsPerBand);
+      if (p.pointwise) {
+        gemm(false, true, Og, Cg, HW, 1, dy, dyOff(0), OHW, x, xOff(0), HW, 1, dw, wOff, Cg);
+        continue;
+      }
+      for (let oh0 = 0; oh0 < outH; oh0 += p.rowsPerBand) {
+        const oh1 = Math.min(outH, oh0 + p.rowsPerBand);
         const width = (oh1 - oh0) * outW;
-        im2col(x, xOff, Cg, args, oh0, oh1, cols);
-        gemm(
-          false, true, Og, Cg * kk, width, 1, dy, dyOff + oh0 * outW, OHW, cols, 0, width, 1, dw,
-          wOff, Cg * kk,
-        );
+        const cols = colsBuffer(K * width);
+        im2col(x, xOff(0), Cg, args, oh0, oh1, cols, 0, width);
+        gemm(false, true, Og, K, width, 1, dy, dyOff(0) + oh0 * outW, OHW, cols, 0, width, 1,
+          dw, wOff, K);
       }
     }
   }

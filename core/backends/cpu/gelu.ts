@@ -62,42 +62,30 @@ function tabulate(f: (x: number) => number): Float64Array {
 const PHI = tabulate((x) => 0.5 * erfc(-x * Math.SQRT1_2));
 const GELU_GRAD = tabulate(geluGrad);
 
+/** The tabulated polynomial at v, for -RANGE <= v < RANGE (small enough to be inlined). */
+function evaluate(table: Float64Array, v: number): number {
+  const s = (v + RANGE) * INTERVALS_PER_UNIT;
+  const j = s | 0;
+  const u = 2 * s - (2 * j + 1);
+  const o = j * STRIDE;
+  return (((((table[o + 6] * u + table[o + 5]) * u + table[o + 4]) * u + table[o + 3]) * u +
+            table[o + 2]) * u + table[o + 1]) * u + table[o];
+}
+
 /** y[i] = GELU(x[i]) = x Phi(x). */
 export function geluInto(x: HostArray, y: HostArray): void {
-  const table = PHI;
   const n = x.length;
   for (let i = 0; i < n; i++) {
     const v = x[i];
-    const s = (v + RANGE) * INTERVALS_PER_UNIT;
-    if (s >= 0 && s < 2 * RANGE * INTERVALS_PER_UNIT) {
-      const j = s | 0;
-      const u = 2 * s - (2 * j + 1);
-      const o = j * STRIDE;
-      const phi =
-        (((((table[o + 6] * u + table[o + 5]) * u + table[o + 4]) * u + table[o + 3]) * u +
-                table[o + 2]) * u + table[o + 1]) * u + table[o];
-      y[i] = v * phi;
-    } else {
-      y[i] = v >= RANGE ? v : gelu(v);
-    }
+    y[i] = v >= -RANGE && v < RANGE ? v * evaluate(PHI, v) : v >= RANGE ? v : gelu(v);
   }
 }
 
 /** y[i] = GELU'(x[i]) = Phi(x) + x phi(x). */
 export function geluGradInto(x: HostArray, y: HostArray): void {
-  const table = GELU_GRAD;
   const n = x.length;
   for (let i = 0; i < n; i++) {
     const v = x[i];
-    const s = (v + RANGE) * INTERVALS_PER_UNIT;
-    if (s >= 0 && s < 2 * RANGE * INTERVALS_PER_UNIT) {
-      const j = s | 0;
-      const u = 2 * s - (2 * j + 1);
-      const o = j * STRIDE;
-      y[i] = (((((table[o + 6] * u + table[o + 5]) * u + table[o + 4]) * u + table[o + 3]) * u +
-                table[o + 2]) * u + table[o + 1]) * u + table[o];
-    } else {
-      y[i] = v >= RANGE ? 1 : geluGrad(v);
-    }
+    y[i] = v >= -RANGE && v < RANGE ? evaluate(GELU_GRAD, v) : v >= RANGE ? 1 : geluGrad(v);
   }
 }

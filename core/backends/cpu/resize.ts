@@ -1,16 +1,21 @@
 /**
  * Nearest, bilinear and bicubic resizing of (planes, H, W), as torch.nn.functional.interpolate
  * computes it on the CPU (no antialias), and the backward (the adjoint: the same taps, scattered).
+ * This is the one implementation of torch's resize arithmetic in the tree: the host helper
+ * core/image/interpolate_torch.ts calls `resize` directly.
  *
- * Each axis becomes a table of taps (source index, weight) per output position; the 2-D
- * result is sum_i wy_i * sum_j wx_j * x[iy_i, ix_j]. Coordinate maths mirrors PyTorch
- * for float32 tensors, rounding to float32 at the same steps (`fround`):
- *   scale = alignCorners ? (in-1)/(out-1) : the given scale (in/out, or 1/scale_factor)
- *   src   = alignCorners ? scale*dst : scale*(dst+0.5) - 0.5
- * Linear clamps src at 0 and uses taps floor(src), floor(src)+1 (the second clamped to the
- * edge); an axis whose size does not change is copied, as PyTorch does. Cubic keeps a
- * negative src and takes the 4 taps floor(src)-1 .. floor(src)+2 clamped to the border,
- * with Keys' kernel of coefficient A. Nearest (legacy "nearest") takes
+ * Each axis becomes a table of taps (source index, float32 weight) per output position; the
+ * 2-D result is sum_i wy_i * (sum_j wx_j * x[iy_i, ix_j]). The arithmetic follows torch
+ * 1.13's float32 CPU kernel step by step, and reproduces its outputs bit for bit on every
+ * bilinear and bicubic case we measured (tests/fixtures/make_cpu_kernel_fixtures.py):
+ *   scale = float32(alignCorners ? (in-1)/(out-1) : the given scale (in/out, or 1/scale_factor))
+ *   src   = alignCorners ? scale*dst : scale*(dst+0.5) - 0.5, in double (ATen's 0.5 is a double)
+ * Linear clamps src at 0, takes taps floor(src) and floor(src)+1 (the second clamped to the
+ * edge) with lambda = float32(src - floor(src)) clamped to [0, 1]; an axis whose size does
+ * not change is copied. Cubic takes i0 = floor(float32(src)) (ATen's floorf), keeps a
+ * negative src and an unclamped t = float32(src - i0), and the 4 taps i0-1 .. i0+2 clamped
+ * to the border, with Keys' kernel of coefficient A evaluated in float32 with the fused
+ * multiply-adds of torch's compiled kernel. Nearest (legacy "nearest") takes
  * min(floor(dst*scale), in-1), with PyTorch's shortcuts for equal and doubled sizes.
  */
 
@@ -18,20 +23,24 @@ import { type ResizeArgs, ShapeError } from "../../backend.ts";
 
 const f = Math.fround;
 
-interface AxisTaps {
+/** a*b + c rounded once to float32 (a*b of two floats is exact in a double). */
+const fma = (a: number, b: number, c: number) => f(a * b + c);
+
+export interface AxisTaps {
   taps: number;
   /** index[o*taps + k] and weight[o*taps + k]: tap k of output position o. */
   index: Int32Array;
-  weight: Float64Array;
+  weight: Float32Array;
 }
 
-function linearScale(inSize: number, outSize: number, alignCorners: boolean, scale: number) {
+function coordinateScale(inSize: number, outSize: number, alignCorners: boolean, scale: number) {
   if (alignCorners) return outSize > 1 ? f((inSize - 1) / (outSize - 1)) : 0;
   return f(scale);
 }
 
+/** The (unrounded) source position of output index dst. */
 function sourceCoordinate(scale: number, dst: number, alignCorners: boolean): number {
-  return alignCorners ? f(scale * dst) : f(f(scale * f(dst + 0.5)) - 0.5);
+  return alignCorners ? scale * dst : scale * (dst + 0.5) - 0.5;
 }
 
 function nearestTaps(inSize: number, outSize: number, scale: number): AxisTaps {
@@ -42,7 +51,7 @@ function nearestTaps(inSize: number, outSize: number, scale: number): AxisTaps {
     else if (outSize === 2 * inSize) index[o] = o >> 1;
     else index[o] = Math.min(Math.floor(f(o * s)), inSize - 1);
   }
-  return { taps: 1, index, weight: new Float64Array(outSize).fill(1) };
+  return { taps: 1, index, weight: new Float32Array(outSize).fill(1) };
 }
 
 function linearTaps(
@@ -52,8 +61,8 @@ function linearTaps(
   scale: number,
 ): AxisTaps {
   const index = new Int32Array(outSize * 2);
-  const weight = new Float64Array(outSize * 2);
-  const ratio = linearScale(inSize, outSize, alignCorners, scale);
+  const weight = new Float32Array(outSize * 2);
+  const ratio = coordinateScale(inSize, outSize, alignCorners, scale);
   for (let o = 0; o < outSize; o++) {
     if (outSize === inSize) {
       index[2 * o] = index[2 * o + 1] = o;
@@ -62,7 +71,7 @@ function linearTaps(
     }
     const src = Math.max(sourceCoordinate(ratio, o, alignCorners), 0);
     const i0 = Math.min(Math.floor(src), inSize - 1);
-    const lambda1 = f(Math.min(Math.max(f(src - i0), 0), 1));
+    const lambda1 = f(Math.min(Math.max(src - i0, 0), 1));
     index[2 * o] = i0;
     index[2 * o + 1] = i0 < inSize - 1 ? i0 + 1 : i0;
     weight[2 * o] = f(1 - lambda1);
@@ -71,12 +80,22 @@ function linearTaps(
   return { taps: 2, index, weight };
 }
 
-/** Keys' cubic convolution kernel for |x| <= 1 and 1 < |x| < 2. */
-function cubicNear(x: number, A: number): number {
-  return ((A + 2) * x - (A + 3)) * x * x + 1;
-}
-function cubicFar(x: number, A: number): number {
-  return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+/**
+ * The 4 Keys weights for offset t (ATen's get_cubic_upsample_coefficients) in float32, with
+ * the multiply-adds fused where torch's compiled kernel fuses them (found by matching its
+ * weights bit for bit): near(x) = ((A+2)x - (A+3)) x x + 1 for |x| <= 1, far(x) =
+ * ((Ax - 5A) x + 8A) x - 4A for 1 < |x| < 2.
+ */
+function cubicWeights(t: number, a: number, out: Float32Array, o: number): void {
+  const A = f(a);
+  const [a2, a3, a5, a8, a4] = [f(A + 2), f(A + 3), f(5 * A), f(8 * A), f(4 * A)];
+  const near = (x: number) => f(f(f(fma(a2, x, -a3) * x) * x) + 1);
+  const far = (x: number) => f(f(fma(fma(A, x, -a5), x, a8) * x) - a4);
+  const t2 = f(1 - t);
+  out[o] = far(f(t + 1));
+  out[o + 1] = near(t);
+  out[o + 2] = near(t2);
+  out[o + 3] = far(f(t2 + 1));
 }
 
 function cubicTaps(
@@ -87,22 +106,21 @@ function cubicTaps(
   A: number,
 ): AxisTaps {
   const index = new Int32Array(outSize * 4);
-  const weight = new Float64Array(outSize * 4);
-  const ratio = linearScale(inSize, outSize, alignCorners, scale);
+  const weight = new Float32Array(outSize * 4);
+  const ratio = coordinateScale(inSize, outSize, alignCorners, scale);
   for (let o = 0; o < outSize; o++) {
     const src = sourceCoordinate(ratio, o, alignCorners);
-    const i0 = Math.min(Math.floor(src), inSize - 1);
-    const t = Math.min(Math.max(f(src - i0), 0), 1);
-    const w = [cubicFar(t + 1, A), cubicNear(t, A), cubicNear(1 - t, A), cubicFar(2 - t, A)];
+    const i0 = Math.min(Math.floor(f(src)), inSize - 1);
+    cubicWeights(f(src - i0), A, weight, 4 * o);
     for (let k = 0; k < 4; k++) {
       index[4 * o + k] = Math.min(Math.max(i0 - 1 + k, 0), inSize - 1);
-      weight[4 * o + k] = f(w[k]);
     }
   }
   return { taps: 4, index, weight };
 }
 
-function axisTaps(a: ResizeArgs, inSize: number, outSize: number, scale: number): AxisTaps {
+/** The taps of one axis (also what the WebGPU backend should upload, so both agree). */
+export function axisTaps(a: ResizeArgs, inSize: number, outSize: number, scale: number): AxisTaps {
   switch (a.mode) {
     case "nearest":
       return nearestTaps(inSize, outSize, scale);
@@ -124,6 +142,17 @@ function tapsOf(a: ResizeArgs): [AxisTaps, AxisTaps] {
   return [axisTaps(a, a.inH, a.outH, a.scaleH), axisTaps(a, a.inW, a.outW, a.scaleW)];
 }
 
+/**
+ * sum_k values[k] * weight[w + k] in float32, rounded as torch's compiled kernel rounds it:
+ * v0*w0 + v1*w1 becomes fma(v0, w0, round(v1*w1)), and each further term fma(v_k, w_k, sum).
+ */
+function weightedSum(values: Float64Array, weight: Float32Array, w: number, n: number): number {
+  if (n === 1) return f(values[0] * weight[w]);
+  let sum = fma(values[0], weight[w], f(values[1] * weight[w + 1]));
+  for (let k = 2; k < n; k++) sum = fma(values[k], weight[w + k], sum);
+  return sum;
+}
+
 export function resize(x: Float32Array, a: ResizeArgs): Float32Array {
   const [th, tw] = tapsOf(a);
   const inPlane = a.inH * a.inW;
@@ -131,20 +160,19 @@ export function resize(x: Float32Array, a: ResizeArgs): Float32Array {
   const y = new Float32Array(a.planes * outPlane);
   const TH = th.taps;
   const TW = tw.taps;
+  const taps = new Float64Array(TW);
+  const rows = new Float64Array(TH);
   for (let p = 0; p < a.planes; p++) {
     const xb = p * inPlane;
     for (let oh = 0; oh < a.outH; oh++) {
       for (let ow = 0; ow < a.outW; ow++) {
-        let acc = 0;
+        // Along W on each of the TH source rows, then along H (ATen's loop nest).
         for (let i = 0; i < TH; i++) {
           const row = xb + th.index[oh * TH + i] * a.inW;
-          let inner = 0;
-          for (let j = 0; j < TW; j++) {
-            inner += tw.weight[ow * TW + j] * x[row + tw.index[ow * TW + j]];
-          }
-          acc += th.weight[oh * TH + i] * inner;
+          for (let j = 0; j < TW; j++) taps[j] = x[row + tw.index[ow * TW + j]];
+          rows[i] = weightedSum(taps, tw.weight, ow * TW, TW);
         }
-        y[p * outPlane + oh * a.outW + ow] = acc;
+        y[p * outPlane + oh * a.outW + ow] = weightedSum(rows, th.weight, oh * TH, TH);
       }
     }
   }

@@ -1,7 +1,7 @@
 /**
  * Matrix products C[b] (+)= op(A[b]) · op(B[b]) (+ bias), f32.
  *
- * Three kernels, all with M, N, K, strides and layout baked into the WGSL:
+ * Three kernels, with N, K, strides and layout baked into the WGSL:
  *  - `naive`: one thread per output, the reference the others are tested against;
  *  - `tiled`: a workgroup of 16x16 (or 8x8 for small outputs) threads computes a 64x64
  *    (32x32) tile, each thread a 4x4 block held in four vec4 accumulators; A and B tiles
@@ -11,7 +11,10 @@
  *  - `gemv` for M = 1 (autoregressive decoding): one thread per 4 outputs when B is
  *    (K, N), one workgroup per output with a tree reduction when B is (N, K).
  * Offsets and the first batch index come through the uniform struct, so convolution can
- * reuse one pipeline for every group and batch chunk.
+ * reuse one pipeline for every group and batch chunk. The tiled kernel also takes M from
+ * the uniforms when A is (M, K) and there is one matrix (every Linear layer, forward and
+ * input gradient): the row count changes with the batch and, in uncached decoding, every
+ * step, and a pipeline per row count would recompile at each new length.
  */
 
 import { type MatmulArgs, ShapeError } from "../../backend.ts";
@@ -49,7 +52,14 @@ export interface Gemm {
   accumulate?: boolean;
 }
 
-const PARAMS = layout(u32("offA"), u32("offB"), u32("offC"), u32("offBias"), u32("batch0"));
+const PARAMS = layout(
+  u32("offA"),
+  u32("offB"),
+  u32("offC"),
+  u32("offBias"),
+  u32("batch0"),
+  u32("M"),
+);
 
 /** Public entry: a fresh C of batch*M*N. */
 export function matmul(
@@ -122,7 +132,7 @@ export function gemm(
 
   const maxG = ctx.limits.maxComputeWorkgroupsPerDimension;
   const storages = [a, b, c, ...(g.bias ? [g.bias] : [])];
-  const params = { offA, offB, offC, offBias: g.biasOffset ?? 0, batch0: 0 };
+  const params = { offA, offB, offC, offBias: g.biasOffset ?? 0, batch0: 0, M };
   let def: KernelDef;
   let gx: number, gy: number;
   if (chosen === "naive") {
@@ -184,8 +194,9 @@ function biasTerm(g: Full, m: string, n: string): string {
   return g.biasMode === "row" ? ` + bias[P.offBias + ${m}]` : ` + bias[P.offBias + ${n}]`;
 }
 
-function keyOf(g: Full): string {
-  return `M${g.M}_N${g.N}_K${g.K}_${g.transA ? "T" : "N"}${
+/** `rows` replaces `M<value>` for kernels that read M from the uniforms. */
+function keyOf(g: Full, rows = `M${g.M}`): string {
+  return `${rows}_N${g.N}_K${g.K}_${g.transA ? "T" : "N"}${
     g.transB ? "T" : "N"
   }_sa${g.strideA}_sb${g.strideB}` +
     `_sc${g.strideC}_ld${g.lda}_${g.ldb}_${g.ldc}${g.bias ? `_bias${g.biasMode}` : ""}${
@@ -230,6 +241,9 @@ function naiveKernel(g: Full): KernelDef {
 
 const BK = 16;
 
+/** A WGSL u32 expression: a literal for a baked number, else the given expression. */
+const u32Of = (v: number | string) => (typeof v === "number" ? `${v}u` : v);
+
 /**
  * One load unit of a tile: 4 consecutive elements along the operand's contiguous axis,
  * as one vec4 read when aligned, else 4 guarded scalar reads. `outer`/`inner` name the
@@ -242,32 +256,39 @@ function loadUnit(
   ld: number,
   outer: string,
   inner: string,
-  outerLimit: number,
-  innerLimit: number,
+  outerLimit: number | string,
+  innerLimit: number | string,
   guard: boolean,
 ): string {
   if (vec) {
-    const check = guard ? `if (${outer} < ${outerLimit}u && ${inner} < ${innerLimit}u) ` : "";
+    const check = guard
+      ? `if (${outer} < ${u32Of(outerLimit)} && ${inner} < ${u32Of(innerLimit)}) `
+      : "";
     return `${check}{ v = ${arr}4[(${base} + ${outer} * ${ld}u + ${inner}) / 4u]; }`;
   }
   return [0, 1, 2, 3].map((c) => {
     const check = guard
-      ? `if (${outer} < ${outerLimit}u && ${inner} + ${c}u < ${innerLimit}u) `
+      ? `if (${outer} < ${u32Of(outerLimit)} && ${inner} + ${c}u < ${u32Of(innerLimit)}) `
       : "";
     return `${check}{ v[${c}] = ${arr}[${base} + ${outer} * ${ld}u + ${inner} + ${c}u]; }`;
   }).join("\n      ");
 }
 
-function tiledKernel(g: Full, wg: number): KernelDef {
-  const { M, N, K } = g;
+function tiledKernel(given: Full, wg: number): KernelDef {
   const BM = 4 * wg, BN = 4 * wg, threads = wg * wg;
+  // One (M, K) matrix: M only bounds rows, so it can come from the uniforms (batch
+  // strides are unused with one matrix; zero them so they do not split the cache).
+  const dynamicM = given.batch === 1 && !given.transA;
+  const g: Full = dynamicM ? { ...given, strideA: 0, strideC: 0 } : given;
+  const { N, K } = g;
+  const M: number | string = dynamicM ? "P.M" : g.M;
   const aligned = (off: number, stride: number, ld: number) =>
     off % 4 === 0 && ld % 4 === 0 && (g.batch === 1 || stride % 4 === 0);
   // vec4 reads run along the contiguous axis: k for A (M,K) and B (N,K), m or n otherwise.
-  const vecA = (g.transA ? M % 4 === 0 : K % 4 === 0) && aligned(g.offA, g.strideA, g.lda);
+  const vecA = (g.transA ? g.M % 4 === 0 : K % 4 === 0) && aligned(g.offA, g.strideA, g.lda);
   const vecB = (g.transB ? K % 4 === 0 : N % 4 === 0) && aligned(g.offB, g.strideB, g.ldb);
   const vecC = N % 4 === 0 && aligned(g.offC, g.strideC, g.ldc);
-  const guardM = M % BM !== 0, guardN = N % BN !== 0, guardK = K % BK !== 0;
+  const guardM = g.M % BM !== 0, guardN = N % BN !== 0, guardK = K % BK !== 0;
 
   // A tile -> As[k][m] (vec4 over m); B tile -> Bs[k][n] (vec4 over n).
   const loadA: string[] = [];
@@ -328,12 +349,12 @@ function tiledKernel(g: Full, wg: number): KernelDef {
           : ` + vec4<f32>(bias[P.offBias + n], bias[P.offBias + n + 1u], bias[P.offBias + n + 2u], bias[P.offBias + n + 3u])`;
       }
       const idx = `(baseC + ${m} * ${g.ldc}u + n) / 4u`;
-      const guard = guardM || guardN ? `if (${m} < ${M}u && n < ${N}u) ` : "";
+      const guard = guardM || guardN ? `if (${m} < ${u32Of(M)} && n < ${N}u) ` : "";
       store.push(`${guard}{ C4[${idx}] = ${g.accumulate ? `C4[${idx}] + ` : ""}acc${i}${biasV}; }`);
     } else {
       for (let j = 0; j < 4; j++) {
         const idx = `baseC + ${m} * ${g.ldc}u + n + ${j}u`;
-        const guard = guardM || guardN ? `if (${m} < ${M}u && n + ${j}u < ${N}u) ` : "";
+        const guard = guardM || guardN ? `if (${m} < ${u32Of(M)} && n + ${j}u < ${N}u) ` : "";
         store.push(
           `${guard}{ C[${idx}] = ${g.accumulate ? `C[${idx}] + ` : ""}acc${i}[${j}]${
             biasTerm(g, m, `n + ${j}u`)
@@ -343,8 +364,10 @@ function tiledKernel(g: Full, wg: number): KernelDef {
     }
   }
 
+  // The dynamic-M key keeps whether rows need a guard (M % BM), not M itself.
+  const rows = dynamicM ? `Mdyn${guardM ? "g" : "f"}` : `M${g.M}`;
   return {
-    name: `matmul_tiled${wg}_${keyOf(g)}_${vecA ? "va" : "sa"}${vecB ? "vb" : "sb"}${
+    name: `matmul_tiled${wg}_${keyOf(g, rows)}_${vecA ? "va" : "sa"}${vecB ? "vb" : "sb"}${
       vecC ? "vc" : "sc"
     }`,
     params: PARAMS,

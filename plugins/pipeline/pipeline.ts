@@ -1,0 +1,78 @@
+/**
+ * Semantic tokens -> stage 2 -> VQGAN -> PNG files, as DiGIT's second sampling pass does:
+ * `<outDir>/results/<id>.png` per image, `<outDir>/vq_tokens.codecs` (the sampled VQ codes,
+ * one image per line) and `<outDir>/contact_sheet.png` (the first `sheet.count` images).
+ *
+ * Images are decoded batch by batch and written at once, so memory does not grow with
+ * the number of images. Each image draws from its own random stream (seed, image index),
+ * so the output for a seed does not depend on the batch size.
+ */
+
+import { writePng } from "../../core/image/codec.ts";
+import type { Decoder, TokenGrid } from "../../core/interfaces.ts";
+import { sampleStage2 } from "../stage2/generator.ts";
+import type { Stage2Model } from "../stage2/model.ts";
+import type { Stage2SampleOptions } from "../stage2/sample_ar.ts";
+import { ContactSheet, imageAt } from "../vqgan/images.ts";
+import { formatCodecs, readTokenFile } from "./tokens.ts";
+
+export interface PipelineOptions {
+  stage2: Stage2Model;
+  /** Token grids to images: the VQGAN. */
+  decoder: Decoder;
+  /** Semantic token grids (stage-1 samples) or a token file (.codecs, .npy, .npz). */
+  semantic: TokenGrid | string;
+  /** Names of the images (default: the file's ids, or 0..N-1). */
+  ids?: string[];
+  /** Experiment folder, e.g. outputs/EXP. */
+  outDir: string;
+  seed: number;
+  /** Images per stage-2 + decode batch (default 8). */
+  batchSize?: number;
+  /** Decoding settings: AR top-p (0.8) / temperature (1); NAR steps (8). */
+  sampling?: Omit<Stage2SampleOptions, "seed" | "firstIndex" | "onProgress">;
+  sheet?: { count?: number; columns?: number; cell?: number };
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface PipelineResult {
+  count: number;
+  resultsDir: string;
+  contactSheet: string;
+  vqTokens: string;
+}
+
+export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
+  const file = typeof o.semantic === "string" ? await readTokenFile(o.semantic) : null;
+  const semantic = file ? file.grid : o.semantic as TokenGrid;
+  const ids = o.ids ?? file?.ids ?? Array.from({ length: semantic.count }, (_, i) => String(i));
+  if (ids.length !== semantic.count) throw new Error(`pipeline: ${ids.length} ids for ${semantic.count} images`);
+  for (const id of ids) if (!/^[\w.-]+$/.test(id)) throw new Error(`pipeline: image id '${id}' is not a safe file name`);
+  const P = semantic.height * semantic.width;
+  const resultsDir = `${o.outDir}/results`;
+  await Deno.mkdir(resultsDir, { recursive: true });
+  const vqTokens = `${o.outDir}/vq_tokens.codecs`;
+  await Deno.writeTextFile(vqTokens, "");
+  const batch = o.batchSize ?? 8;
+  let sheet: ContactSheet | null = null;
+  const sheetCount = Math.min(o.sheet?.count ?? 64, semantic.count);
+  for (let i = 0; i < semantic.count; i += batch) {
+    o.signal?.throwIfAborted();
+    const n = Math.min(batch, semantic.count - i);
+    const part: TokenGrid = { ...semantic, count: n, tokens: semantic.tokens.subarray(i * P, (i + n) * P) };
+    const vq = await sampleStage2(o.stage2, part, { ...o.sampling, seed: o.seed, firstIndex: i });
+    await Deno.writeTextFile(vqTokens, formatCodecs(vq, ids.slice(i, i + n)), { append: true });
+    const images = await o.decoder.decode(vq);
+    sheet ??= new ContactSheet(sheetCount, Math.min(o.sheet?.columns ?? 8, sheetCount), images.height, images.width, o.sheet?.cell ?? 128);
+    for (let k = 0; k < n; k++) {
+      const img = imageAt(images, k);
+      await writePng(`${resultsDir}/${ids[i + k]}.png`, img);
+      sheet.add(img);
+    }
+    o.onProgress?.(i + n, semantic.count);
+  }
+  const contactSheet = `${o.outDir}/contact_sheet.png`;
+  if (sheet) await writePng(contactSheet, sheet.image);
+  return { count: semantic.count, resultsDir, contactSheet, vqTokens };
+}
