@@ -7,6 +7,9 @@
  *        the masked set uniform among all n-subsets (DiGIT's `random_mask`).
  */
 
+import type { TokenGrid } from "../../core/interfaces.ts";
+import type { HostTensor } from "../../core/io/host_tensor.ts";
+import { readNpz, writeNpz } from "../../core/io/npy.ts";
 import * as ops from "../../core/ops/mod.ts";
 import type { Generator } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
@@ -106,4 +109,31 @@ export function vqUnigramEntropy(set: PairSet, codebookSize: number, withEos = f
   let h = 0;
   for (const c of counts) if (c > 0) h -= (c / total) * Math.log(c / total);
   return h;
+}
+
+/** Pair semantic and VQ token grids of the same images (same order). */
+export function pairSet(semantic: TokenGrid, vq: TokenGrid): PairSet {
+  if (semantic.count !== vq.count) throw new Error(`stage2: ${semantic.count} semantic grids but ${vq.count} VQ grids`);
+  return {
+    semantic: semantic.tokens, vq: vq.tokens, count: semantic.count,
+    prefixLength: semantic.height * semantic.width, length: vq.height * vq.width,
+  };
+}
+
+/** Save a pair set as .npz with int32 arrays `semantic` (N, P) and `vq` (N, L). */
+export async function writePairSet(path: string, set: PairSet): Promise<void> {
+  const arr = (data: Int32Array, cols: number): HostTensor => ({ dtype: "i32", shape: [set.count, cols], data, sourceDtype: "i32" });
+  await writeNpz(path, new Map([["semantic", arr(set.semantic, set.prefixLength)], ["vq", arr(set.vq, set.length)]]));
+}
+
+export async function readPairSet(path: string): Promise<PairSet> {
+  const all = await readNpz(path);
+  const s = all.get("semantic"), v = all.get("vq");
+  if (!s || !v) throw new Error(`${path}: a stage-2 token file needs 'semantic' and 'vq' arrays (found: ${[...all.keys()].join(", ")})`);
+  if (s.shape.length !== 2 || v.shape.length !== 2 || s.shape[0] !== v.shape[0] || s.dtype !== "i32" || v.dtype !== "i32") {
+    throw new Error(`${path}: expected integer arrays semantic (N, P) and vq (N, L), got ${s.sourceDtype} [${s.shape}] and ${v.sourceDtype} [${v.shape}]`);
+  }
+  return {
+    semantic: Int32Array.from(s.data), vq: Int32Array.from(v.data), count: s.shape[0], prefixLength: s.shape[1], length: v.shape[1],
+  };
 }

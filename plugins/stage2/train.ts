@@ -13,7 +13,7 @@ import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { type LogRecord, train, type TrainResult } from "../../core/train/trainer.ts";
 import type { Stage2TrainConfig } from "./config.ts";
-import { arBatch, checkPairSet, IGNORE, narBatch, type PairSet } from "./data.ts";
+import { arBatch, checkPairSet, IGNORE, narBatch, type PairSet, readPairSet } from "./data.ts";
 import { type Stage2Config, Stage2Model, STAGE2_PRESETS } from "./model.ts";
 
 /** The model a config asks for: a preset with explicit keys on top. */
@@ -117,4 +117,13 @@ export async function trainStage2(
     seed,
   }, `${cfg.output.dir}/checkpoints`, hooks, hooks.resume ?? true);
   return { model, result };
+}
+
+/** The whole job from a config: read `task.tokens` (and `task.valid_tokens`), train. */
+export async function trainStage2FromConfig(
+  cfg: Stage2TrainConfig, hooks: Parameters<typeof trainStage2>[3] = {},
+): Promise<Stage2Run> {
+  const trainSet = await readPairSet(cfg.task.tokens);
+  const validSet = cfg.task.valid_tokens ? await readPairSet(cfg.task.valid_tokens) : null;
+  return await trainStage2(cfg, trainSet, validSet, hooks);
 }

@@ -28,7 +28,13 @@ export const vqganTrainConfigSchema = s.object({
   }).default({ preset: "cpu32" }),
   dataset: s.object({
     batch_size: s.int({ min: 1 }).default(16),
-  }).default({ batch_size: 16 }),
+    /** A core/data dataset description, e.g. { kind: shapes, size: 32 } (images must be square). */
+    source: s.any({ description: "core/data DatasetSpec, e.g. {kind: shapes, size: 32, length: 10000}" }).optional(),
+    /** Images loaded for training (from the start of the dataset). */
+    train_images: s.int({ min: 1 }).default(2048),
+    /** Held-out images (right after the training ones) for validation and the preview. */
+    valid_images: s.int(pos).default(64),
+  }).default({ batch_size: 16, train_images: 2048, valid_images: 64 }),
   loss: s.object({
     reconstruction: s.enum(["l1", "l2"]).default("l2"),
     /** Weight of the codebook term (commitment gets beta on top of it). */

@@ -13,6 +13,7 @@ import * as ops from "../../core/ops/mod.ts";
 import type { Schedule } from "../../core/optim/schedules.ts";
 import { Generator } from "../../core/random.ts";
 import type { Dataset } from "../../core/data/dataset.ts";
+import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
 import type { VqganTrainConfig } from "./config.ts";
@@ -115,6 +116,20 @@ export interface VqganRun {
   result: TrainResult;
   /** PSNR (dB) of the held-out (or first training) images reconstructed after training. */
   psnr: number;
+}
+
+/**
+ * The whole job from a config alone: open `dataset.source`, take `train_images` then
+ * `valid_images` held-out images, train, write everything under `output.dir`.
+ */
+export async function trainVqganFromConfig(cfg: VqganTrainConfig, hooks: VqganTrainHooks = {}): Promise<VqganRun> {
+  if (!cfg.dataset.source) throw new Error("vqgan: dataset.source is not set (e.g. {kind: shapes, size: 32})");
+  const ds = await openDataset(cfg.dataset.source as DatasetSpec);
+  const train = await collectImages(ds, cfg.dataset.train_images, 0, hooks.signal);
+  const valid = cfg.dataset.valid_images > 0 && ds.length > train.count
+    ? await collectImages(ds, cfg.dataset.valid_images, train.count, hooks.signal)
+    : undefined;
+  return await trainVqgan(cfg, train, cfg.output.dir, { valid, ...hooks });
 }
 
 /** Reconstruct images through the VQGAN (encode, quantise, decode) as uint8. */

@@ -24,6 +24,12 @@ import { col2im, im2col } from "./im2col.ts";
 const SCRATCH_BUDGET = 1 << 22;
 /** Batch images into one GEMM until it has about this many columns. */
 const TARGET_COLUMNS = 2048;
+/**
+ * A band of one large image aims at a column matrix of about 1 MiB, so it is still in
+ * cache when the GEMM (or col2im) reads it, but at least this many columns wide.
+ */
+const BAND_FLOATS = 1 << 18;
+const MIN_BAND_COLUMNS = 1024;
 
 interface Plan {
   Cg: number; // input channels per group
@@ -50,19 +56,24 @@ function plan(args: Conv2dArgs, op: string): Plan {
     throw new ShapeError(op, `output ${outH}x${outW}, expected ${expectH}x${expectW}: ${describe}`);
   }
   const Cg = inC / groups, Og = outC / groups, K = Cg * kH * kW, OHW = outH * outW;
+  const pointwise = kH === 1 && kW === 1 && strideH === 1 && strideW === 1 && padH === 0 &&
+    padW === 0;
+  // Pointwise convs read x in place one image at a time: gathering images costs more
+  // than the bigger GEMM gains.
   const perImage = Math.max(K, Og) * OHW; // the larger of the two scratch buffers
-  const images = Math.max(1, Math.min(
+  const images = pointwise ? 1 : Math.max(1, Math.min(
     batch,
     Math.ceil(TARGET_COLUMNS / OHW),
     Math.floor(SCRATCH_BUDGET / perImage),
   ));
+  const bandColumns = Math.max(BAND_FLOATS / K, MIN_BAND_COLUMNS);
   return {
-    Cg, Og, K, HW: inH * inW, OHW,
-    pointwise: kH === 1 && kW === 1 && strideH === 1 && strideW === 1 && padH === 0 && padW === 0,
-    images,
-    rowsPerBand: images > 1
-      ? outH
-      : Math.max(1, Math.min(outH, Math.floor(SCRATCH_BUDGET / (K * outW)))),
+    Cg, Og, K, HW: inH * inW, OHW, pointwise, images,
+    rowsPerBand: images > 1 ? outH : Math.max(1, Math.min(
+      outH,
+      Math.floor(bandColumns / outW),
+      Math.floor(SCRATCH_BUDGET / (K * outW)),
+    )),
   };
 }
 
@@ -165,6 +176,8 @@ export function conv2dBackwardInput(
   const { Cg, Og, K, HW, OHW } = p;
   expectLength("conv2dBackwardInput", "dy", dy, batch * outC * OHW, args);
   expectLength("conv2dBackwardInput", "w", w, outC * K, args);
+  const transposed = transposedArgs(args, p);
+  if (transposed) return conv2d(dy, flippedWeight(w, args, p), null, transposed, gemm);
 
   const dx = new Float32Array(batch * inC * HW);
   for (let n0 = 0; n0 < batch; n0 += p.images) {
@@ -196,6 +209,45 @@ export function conv2dBackwardInput(
     }
   }
   return dx;
+}
+
+/**
+ * A stride-1 convolution's input gradient is itself a stride-1 convolution of dy, with
+ * the weight's in/out channels swapped and its taps flipped, and padding k-1-p:
+ *   dx[c, ih, iw] = sum_{o,ki,kj} w[o, c, ki, kj] dy[o, ih + p - ki, iw + p - kj].
+ * That path needs no col2im (a scatter-add slower than im2col's block copies) but
+ * rearranges the weight on every call, so it is taken only when dy's columns outnumber
+ * the output channels (the weight is smaller than the column matrix).
+ */
+function transposedArgs(a: Conv2dArgs, p: Plan): Conv2dArgs | null {
+  if (p.pointwise || a.strideH !== 1 || a.strideW !== 1) return null;
+  if (a.padH > a.kH - 1 || a.padW > a.kW - 1) return null;
+  if (a.batch * p.OHW <= p.Og) return null;
+  return {
+    batch: a.batch, inC: a.outC, inH: a.outH, inW: a.outW, outC: a.inC, kH: a.kH, kW: a.kW,
+    strideH: 1, strideW: 1, padH: a.kH - 1 - a.padH, padW: a.kW - 1 - a.padW,
+    groups: a.groups, outH: a.inH, outW: a.inW,
+  };
+}
+
+let weightScratch = new Float32Array(0);
+
+/** wT[g*Cg + c][o][kk-1-t] = w[g*Og + o][c][t], into reused scratch. */
+function flippedWeight(w: Float32Array, a: Conv2dArgs, p: Plan): Float32Array {
+  const { Cg, Og } = p;
+  const kk = a.kH * a.kW;
+  if (weightScratch.length < w.length) weightScratch = new Float32Array(w.length);
+  const wT = weightScratch.length === w.length ? weightScratch : weightScratch.subarray(0, w.length);
+  for (let g = 0; g < a.groups; g++) {
+    for (let o = 0; o < Og; o++) {
+      for (let c = 0; c < Cg; c++) {
+        const src = ((g * Og + o) * Cg + c) * kk;
+        const dst = ((g * Cg + c) * Og + o) * kk + kk - 1;
+        for (let t = 0; t < kk; t++) wT[dst - t] = w[src + t];
+      }
+    }
+  }
+  return wT;
 }
 
 export function conv2dBackwardWeight(

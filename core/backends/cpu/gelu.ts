@@ -74,18 +74,22 @@ function evaluate(table: Float64Array, v: number): number {
 
 /** y[i] = GELU(x[i]) = x Phi(x). */
 export function geluInto(x: HostArray, y: HostArray): void {
+  const table = PHI;
   const n = x.length;
   for (let i = 0; i < n; i++) {
     const v = x[i];
-    y[i] = v >= -RANGE && v < RANGE ? v * evaluate(PHI, v) : v >= RANGE ? v : gelu(v);
+    if (v >= -RANGE && v < RANGE) y[i] = v * evaluate(table, v);
+    else y[i] = v >= RANGE ? v : gelu(v);
   }
 }
 
 /** y[i] = GELU'(x[i]) = Phi(x) + x phi(x). */
 export function geluGradInto(x: HostArray, y: HostArray): void {
+  const table = GELU_GRAD;
   const n = x.length;
   for (let i = 0; i < n; i++) {
     const v = x[i];
-    y[i] = v >= -RANGE && v < RANGE ? evaluate(GELU_GRAD, v) : v >= RANGE ? 1 : geluGrad(v);
+    if (v >= -RANGE && v < RANGE) y[i] = evaluate(table, v);
+    else y[i] = v >= RANGE ? 1 : geluGrad(v);
   }
 }

@@ -11,12 +11,12 @@
  */
 
 import { type ResizeArgs, ShapeError } from "../../backend.ts";
+import { axisTaps as cpuAxisTaps } from "../cpu/resize.ts";
 import type { GpuStorage } from "./buffers.ts";
 import type { GpuContext } from "./context.ts";
 import type { KernelDef } from "./kernel.ts";
 import { layout, threadIndex, u32 } from "./wgsl.ts";
 
-const fr = Math.fround;
 
 /** Compressed rows: row r has entries ptr[r] .. ptr[r+1]-1 of (index, weight). */
 interface Csr {
@@ -25,51 +25,19 @@ interface Csr {
   weight: number[];
 }
 
-/** Per output position along one axis, its (source index, weight) taps. */
+/** Per output position along one axis, its (source index, weight) taps: the CPU backend's. */
 function axisTaps(
   a: ResizeArgs,
   inSize: number,
   outSize: number,
   scale: number,
 ): [number, number][][] {
-  const taps: [number, number][][] = [];
-  const ratio = a.alignCorners ? (outSize > 1 ? fr((inSize - 1) / (outSize - 1)) : 0) : fr(scale);
-  const source = (
-    o: number,
-  ) => (a.alignCorners ? fr(ratio * o) : fr(fr(ratio * fr(o + 0.5)) - 0.5));
-  for (let o = 0; o < outSize; o++) {
-    if (a.mode === "nearest") {
-      const s = fr(scale);
-      const i = outSize === inSize
-        ? o
-        : outSize === 2 * inSize
-        ? o >> 1
-        : Math.min(Math.floor(fr(o * s)), inSize - 1);
-      taps.push([[i, 1]]);
-    } else if (a.mode === "bilinear") {
-      if (outSize === inSize) {
-        taps.push([[o, 1], [o, 0]]);
-        continue;
-      }
-      const src = Math.max(source(o), 0);
-      const i0 = Math.min(Math.floor(src), inSize - 1);
-      const l1 = fr(Math.min(Math.max(fr(src - i0), 0), 1));
-      taps.push([[i0, fr(1 - l1)], [i0 < inSize - 1 ? i0 + 1 : i0, l1]]);
-    } else if (a.mode === "bicubic") {
-      const src = source(o);
-      const i0 = Math.min(Math.floor(src), inSize - 1);
-      const t = Math.min(Math.max(fr(src - i0), 0), 1);
-      const A = a.cubicA;
-      // Keys' kernel: near for |x| <= 1, far for 1 < |x| < 2.
-      const near = (x: number) => ((A + 2) * x - (A + 3)) * x * x + 1;
-      const far = (x: number) => ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
-      const w = [far(t + 1), near(t), near(1 - t), far(2 - t)];
-      taps.push(w.map((wk, k) => [Math.min(Math.max(i0 - 1 + k, 0), inSize - 1), fr(wk)]));
-    } else {
-      throw new ShapeError("resize", `unknown mode '${a.mode}'`);
-    }
-  }
-  return taps;
+  const t = cpuAxisTaps(a, inSize, outSize, scale);
+  return Array.from({ length: outSize }, (_, o) =>
+    Array.from({ length: t.taps }, (_, k): [number, number] => [
+      t.index[o * t.taps + k],
+      t.weight[o * t.taps + k],
+    ]));
 }
 
 function forwardCsr(taps: [number, number][][]): Csr {
