@@ -163,7 +163,13 @@ interface GptShape {
 async function timeSteps(backend: Backend, s: GptShape, steps: number): Promise<number> {
   setDefaultBackend(backend); // the model creates its parameters on the default backend
   const model = new Stage1GPT({
-    clusters: s.V - 5, classes: 0, layers: s.L, dim: s.D, heads: s.H, ffnDim: 4 * s.D, length: s.T,
+    clusters: s.V - 5,
+    classes: 0,
+    layers: s.L,
+    dim: s.D,
+    heads: s.H,
+    ffnDim: 4 * s.D,
+    length: s.T,
     dropout: 0.1,
   }, new Generator(0));
   const opt = new AdamW(model.parameters(), { lr: 1e-4, betas: [0.9, 0.98] });
@@ -228,7 +234,9 @@ async function gptTrainStep(gpu: WebGPUBackend, software: boolean): Promise<void
   const peer = await runPeer("torch", torchGptStep(s, steps));
   const tokens = s.B * s.T;
   console.log(
-    `${label} on webgpu: ${(ours * 1000).toFixed(1)} ms/step, ${(tokens / ours).toFixed(0)} tokens/s`,
+    `${label} on webgpu: ${(ours * 1000).toFixed(1)} ms/step, ${
+      (tokens / ours).toFixed(0)
+    } tokens/s`,
   );
   ratioLine(`${label} webgpu vs our cpu backend`, ours, onCpu, "s/step", false);
   if (peer) {

@@ -36,7 +36,14 @@ export async function useDevice(name: DeviceName = "auto"): Promise<Backend> {
   else if (name === "auto") {
     const { probeWebGPU } = await import("./backends/webgpu/mod.ts");
     const probe = await probeWebGPU();
-    b = probe.available && !probe.isFallback ? await webgpuBackend(false) : cpuBackend();
+    b = cpuBackend();
+    if (probe.available && !probe.isFallback) {
+      try {
+        b = await webgpuBackend(false);
+      } catch (e) {
+        console.warn(`device auto: the GPU adapter '${probe.description}' failed (${(e as Error).message}); using the CPU`);
+      }
+    }
   } else {
     throw new Error(`device: unknown device '${name}' (expected cpu, webgpu or auto)`);
   }

@@ -5,14 +5,16 @@
 
 import assert from "node:assert/strict";
 import { readImage } from "../core/image/codec.ts";
+import { writeNpy } from "../core/io/npy.ts";
+import { writeTokenFile } from "../core/io/tokens.ts";
 import { Generator } from "../core/random.ts";
 import { liveStorages } from "../core/tensor.ts";
 import { runPipeline } from "../plugins/pipeline/pipeline.ts";
-import { parseCodecs, readTokenFile } from "../plugins/pipeline/tokens.ts";
+import { parseCodecs, readTokenGrids } from "../plugins/pipeline/tokens.ts";
 import { Stage2Model } from "../plugins/stage2/model.ts";
 import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
 
-const vqgan = new VQGAN({ ...VQGAN_PRESETS.cpu16, nEmbed: 12 }, new Generator(7)); // 16 px, 4x4 grid
+const vqgan = new VQGAN({ ...VQGAN_PRESETS.cpu16, chMult: [1, 1, 1], nEmbed: 12 }, new Generator(7)); // 4x4 codes -> 16 px
 vqgan.eval();
 
 function codecsFile(count: number, L: number, K: number): string {
@@ -32,6 +34,18 @@ Deno.test(".codecs parsing: D- lines, ids, truncation to the common length, bad 
   assert.deepEqual(Array.from(f.grid.tokens), [1, 2, 3, 4, 4, 3, 2, 1]);
   assert.deepEqual([f.grid.count, f.grid.height, f.grid.width], [2, 2, 2]);
   assert.throws(() => parseCodecs("1 2 x\n", "bad.codecs"), /bad\.codecs:1: expected non-negative integer/);
+});
+
+Deno.test("semantic grids are read from core token files (stage-1 samples) and .npy as well", async () => {
+  const dir = await Deno.makeTempDir();
+  const tokens = Int32Array.from({ length: 3 * 16 }, (_, i) => i % 20);
+  await writeTokenFile(`${dir}/samples.tokens`, { tokens, count: 3, height: 4, width: 4, vocab: 20 });
+  const a = await readTokenGrids(`${dir}/samples.tokens`);
+  assert.deepEqual([a.grid.count, a.grid.height, a.grid.width, a.ids.join()], [3, 4, 4, "0,1,2"]);
+  assert.deepEqual(a.grid.tokens, tokens);
+  await writeNpy(`${dir}/s.npy`, { dtype: "i32", shape: [3, 16], data: tokens, sourceDtype: "i32" });
+  assert.deepEqual((await readTokenGrids(`${dir}/s.npy`)).grid.tokens, tokens);
+  await Deno.remove(dir, { recursive: true });
 });
 
 for (const variant of ["nar", "ar"] as const) {
@@ -56,14 +70,14 @@ for (const variant of ["nar", "ar"] as const) {
       assert.deepEqual([img.width, img.height], [16, 16]);
     }
     // The sampled codes are written too, and decoding them again gives the saved pixels.
-    const vq = await readTokenFile(a.vqTokens);
+    const vq = await readTokenGrids(a.vqTokens);
     assert.deepEqual(vq.ids, ["105", "104", "103", "102", "101"]);
     assert.ok(vq.grid.tokens.every((t) => t >= 0 && t < 12));
     const again = await vqgan.decode(vq.grid);
     const first = await readImage(`${a.resultsDir}/105.png`);
     assert.deepEqual(again.data.subarray(0, 16 * 16 * 3), first.data);
     // Contact sheet: 3 columns x 2 rows of 16 px cells with 2 px gaps.
-    const sheet = await readImage(a.contactSheet);
+    const sheet = await readImage(a.contactSheet!);
     assert.deepEqual([sheet.width, sheet.height], [3 * 18 + 2, 2 * 18 + 2]);
     const c = await run(`${dir}/c`, 5).then(() => Deno.readFile(`${dir}/c/results/101.png`));
     assert.deepEqual(c, await Deno.readFile(`${a.resultsDir}/101.png`));

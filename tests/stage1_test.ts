@@ -42,8 +42,8 @@ Deno.test("stage 1 learns: validation NLL falls well below the unigram entropy; 
   assert.ok(baseline > 2.5, `baseline ${baseline}`);
   assert.ok(result.bestValid! < 0.5 * baseline, `valid NLL ${result.bestValid} vs unigram ${baseline}`);
 
-  const trainF = pooledFeatures(model, trainSet), evalF = pooledFeatures(model, validSet);
-  const probe = linearProbe(trainF, trainSet.labels!, evalF, validSet.labels!, 4, { epochs: 60, batchSize: 32, lr: 0.4, seed: 1 });
+  const trainF = await pooledFeatures(model, trainSet), evalF = await pooledFeatures(model, validSet);
+  const probe = await linearProbe(trainF, trainSet.labels!, evalF, validSet.labels!, 4, { epochs: 60, batchSize: 32, lr: 0.4, seed: 1 });
   // Chance is 25% with 4 balanced classes; require at least twice that (measured: 0.69).
   assert.ok(probe.best.accuracy >= 0.5, `probe accuracy ${probe.accuracy}`);
   model.dispose();

@@ -158,7 +158,7 @@ for (const name of ["st2vtlm", "st2vtlm_nar"] as const) {
     const trainSet = pairedSet(256, 1), validSet = pairedSet(32, 2);
     const out = await Deno.makeTempDir();
     const cfg = validate(stage2ConfigSchema, {
-      task: { tokens: "(memory)", source_vocab_size: 16, target_vocab_size: 32 },
+      task: { tokens: "(memory)", vq_tokens: "(memory)", source_vocab_size: 16, target_vocab_size: 32 },
       dataset: { batch_size: 16 },
       optimization: { max_update: 100, lr: 3e-3 },
       lr_scheduler: { warmup_updates: 10 },
@@ -166,7 +166,7 @@ for (const name of ["st2vtlm", "st2vtlm_nar"] as const) {
       model: { _name: name, preset: "tiny", dropout: 0 },
       output: { dir: out },
     }, "test");
-    const { model, result } = await trainStage2(cfg, trainSet, validSet);
+    const { model, result } = await trainStage2(cfg, trainSet, validSet, out);
     const baseline = vqUnigramEntropy(trainSet, 32, name === "st2vtlm");
     console.log(`${name}: unigram ${baseline.toFixed(3)} nats, best validation NLL ${result.bestValid!.toFixed(3)}`);
     // Measured: unigram 3.42-3.45 nats; best validation NLL 0.94 (AR) and 0.80 (NAR) after 100 updates.

@@ -57,7 +57,8 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-const relDiff = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-12);
+const relDiff = (a: number, b: number) =>
+  Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-12);
 
 // ---------------------------------------------------------------- device selection
 
@@ -92,7 +93,8 @@ Deno.test({
 // ---------------------------------------------------------------- one pipeline per row count
 
 Deno.test({
-  name: "webgpu: one tiled matmul pipeline serves every row count (uncached decoding, last batches)",
+  name:
+    "webgpu: one tiled matmul pipeline serves every row count (uncached decoding, last batches)",
   ...opts,
   ignore: noGpu,
   fn: async () => {
@@ -135,23 +137,35 @@ Deno.test({
       const fx = await loadStateDict(dir + "tiny_gpt.safetensors");
       const start = gpu.liveStorages();
       const m = new Stage1GPT({
-        clusters: meta.vocab - SPECIALS.count, classes: 0, layers: meta.layers, dim: meta.dim,
-        heads: meta.heads, ffnDim: meta.ffn, length: meta.length, dropout: 0,
+        clusters: meta.vocab - SPECIALS.count,
+        classes: 0,
+        layers: meta.layers,
+        dim: meta.dim,
+        heads: meta.heads,
+        ffnDim: meta.ffn,
+        length: meta.length,
+        dropout: 0,
       });
       assert.equal(m.parameters()[0].backend, gpu, "parameters are made on the default backend");
       // The fixture's position table is shorter than ours: load its rows into the top.
       const pos = "decoder.embed_positions.weight";
-      m.loadStateDict(new Map([...fx].filter(([k]) => k.startsWith("decoder.") && k !== pos)), { strict: false });
+      m.loadStateDict(new Map([...fx].filter(([k]) => k.startsWith("decoder.") && k !== pos)), {
+        strict: false,
+      });
       const table = m.decoder.embed_positions.weight;
       const rows = ops.tensor(fx.get(pos)!.data, fx.get(pos)!.shape);
       gpu.copyInto({ ...table.view(), shape: rows.shape }, rows.view());
       rows.dispose();
 
       const tokens = ops.tensor(fx.get("tokens")!.data, fx.get("tokens")!.shape, { dtype: "i32" });
-      const targets = ops.tensor(fx.get("targets")!.data, [meta.batch * meta.length], { dtype: "i32" });
+      const targets = ops.tensor(fx.get("targets")!.data, [meta.batch * meta.length], {
+        dtype: "i32",
+      });
       const [logits, loss] = tidy(() => {
         const z = m.forward(tokens);
-        const l = ops.crossEntropy(z.reshape(-1, meta.vocab), targets, { labelSmoothing: meta.label_smoothing });
+        const l = ops.crossEntropy(z.reshape(-1, meta.vocab), targets, {
+          labelSmoothing: meta.label_smoothing,
+        });
         backward(l);
         return [z, l];
       });
@@ -209,8 +223,13 @@ const trainConfig = validate(stage1ConfigSchema, {
   lr_scheduler: { warmup_updates: 5 },
   checkpoint: { save_interval_updates: 10 },
   model: {
-    decoder_layers: 2, decoder_embed_dim: 32, decoder_attention_heads: 4, decoder_ffn_embed_dim: 64,
-    dropout: 0.1, class_conditional: true, num_classes: CLASSES,
+    decoder_layers: 2,
+    decoder_embed_dim: 32,
+    decoder_attention_heads: 4,
+    decoder_ffn_embed_dim: 64,
+    dropout: 0.1,
+    class_conditional: true,
+    num_classes: CLASSES,
   },
 }, "webgpu_training_test");
 
@@ -255,7 +274,10 @@ Deno.test({
     // Clipping is active, so the on-device clip path is exercised on WebGPU.
     assert.ok(c.filter((r) => r.gradNorm > CLIP).length >= 5, "clipping should be active");
     for (let i = 0; i < STEPS; i++) {
-      assert.ok(relDiff(c[i].loss, g[i].loss) < 1e-4, `step ${i + 1}: loss cpu ${c[i].loss} webgpu ${g[i].loss}`);
+      assert.ok(
+        relDiff(c[i].loss, g[i].loss) < 1e-4,
+        `step ${i + 1}: loss cpu ${c[i].loss} webgpu ${g[i].loss}`,
+      );
       assert.ok(
         relDiff(c[i].gradNorm, g[i].gradNorm) < 1e-4,
         `step ${i + 1}: grad norm cpu ${c[i].gradNorm} webgpu ${g[i].gradNorm}`,
@@ -294,11 +316,16 @@ Deno.test({
     assert.ok(cpuRun, "needs the training test above");
     const ck = await loadCheckpoint(`${cpuRun.dir}/checkpoints/last`);
     const mc = modelConfigFrom(trainConfig, trainSet);
-    const batch = Int32Array.from({ length: 3 * LENGTH }, (_, i) => SPECIALS.count + ((i * 7) % CLUSTERS));
+    const batch = Int32Array.from(
+      { length: 3 * LENGTH },
+      (_, i) => SPECIALS.count + ((i * 7) % CLUSTERS),
+    );
     for (let r = 0; r < 3; r++) batch[r * LENGTH] = cpuRun.model.startToken(r);
     const logitsOf = async (m: Stage1GPT) => {
       m.eval();
-      const z: Tensor = tidy(() => noGrad(() => m.forward(ops.tensor(batch, [3, LENGTH], { dtype: "i32" }))));
+      const z: Tensor = tidy(() =>
+        noGrad(() => m.forward(ops.tensor(batch, [3, LENGTH], { dtype: "i32" })))
+      );
       const host = await z.data();
       z.dispose();
       return host;
@@ -308,7 +335,10 @@ Deno.test({
       const start = gpu.liveStorages();
       // A different initialisation, so only the loaded weights can make it agree.
       const m = new Stage1GPT(mc, new Generator(99));
-      const report = m.loadStateDict(modelWeights(ck.weights), { strict: true, what: "cpu checkpoint" });
+      const report = m.loadStateDict(modelWeights(ck.weights), {
+        strict: true,
+        what: "cpu checkpoint",
+      });
       assert.equal(report.missing.length + report.unexpected.length, 0);
       // Every tensor arrives bit for bit.
       const back = await hostStateDict(m);
@@ -333,7 +363,13 @@ Deno.test({
   ignore: noGpu,
   fn: async () => {
     assert.ok(cpuRun && gpuRun, "needs the training test above");
-    const sampleOpts = { count: 2, seed: 5, topK: 8, classes: Int32Array.from([1, 3]), guidance: 1.5 };
+    const sampleOpts = {
+      count: 2,
+      seed: 5,
+      topK: 8,
+      classes: Int32Array.from([1, 3]),
+      guidance: 1.5,
+    };
     const onCpu = await sampleStage1(cpuRun.model, sampleOpts);
     await onDevice("webgpu", async (gpu) => {
       const start = gpu.liveStorages();
@@ -341,8 +377,12 @@ Deno.test({
       assert.equal(gpu.liveStorages(), start, "storages after cached sampling (KV caches freed)");
       const uncached = await sampleStage1(gpuRun!.model, { ...sampleOpts, cache: false });
       assert.equal(gpu.liveStorages(), start, "storages after uncached sampling");
-      assert.deepEqual(Array.from(cached.tokens), Array.from(uncached.tokens), "cached vs uncached");
-      // The two models were trained apart (weights within 1e-4): the same draws still win.
+      assert.deepEqual(
+        Array.from(cached.tokens),
+        Array.from(uncached.tokens),
+        "cached vs uncached",
+      );
+      // The two models were trained apart (weights within 1e-5): the same draws still win.
       assert.deepEqual(Array.from(cached.tokens), Array.from(onCpu.tokens), "webgpu vs cpu");
       assert.equal(cached.tokens.length, 2 * LENGTH);
       assert.ok(cached.tokens.every((t) => t >= 0 && t < CLUSTERS), "only cluster ids");

@@ -14,13 +14,13 @@ import { sampleStage2 } from "../stage2/generator.ts";
 import type { Stage2Model } from "../stage2/model.ts";
 import type { Stage2SampleOptions } from "../stage2/sample_ar.ts";
 import { ContactSheet, imageAt } from "../vqgan/images.ts";
-import { formatCodecs, readTokenFile } from "./tokens.ts";
+import { formatCodecs, readTokenGrids } from "./tokens.ts";
 
 export interface PipelineOptions {
   stage2: Stage2Model;
   /** Token grids to images: the VQGAN. */
   decoder: Decoder;
-  /** Semantic token grids (stage-1 samples) or a token file (.codecs, .npy, .npz). */
+  /** Semantic token grids (stage-1 samples) or a file of them (token file, .codecs, .npy, .npz). */
   semantic: TokenGrid | string;
   /** Names of the images (default: the file's ids, or 0..N-1). */
   ids?: string[];
@@ -39,12 +39,13 @@ export interface PipelineOptions {
 export interface PipelineResult {
   count: number;
   resultsDir: string;
-  contactSheet: string;
+  /** null when `sheet.count` is 0. */
+  contactSheet: string | null;
   vqTokens: string;
 }
 
 export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
-  const file = typeof o.semantic === "string" ? await readTokenFile(o.semantic) : null;
+  const file = typeof o.semantic === "string" ? await readTokenGrids(o.semantic) : null;
   const semantic = file ? file.grid : o.semantic as TokenGrid;
   const ids = o.ids ?? file?.ids ?? Array.from({ length: semantic.count }, (_, i) => String(i));
   if (ids.length !== semantic.count) throw new Error(`pipeline: ${ids.length} ids for ${semantic.count} images`);
@@ -64,15 +65,15 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     const vq = await sampleStage2(o.stage2, part, { ...o.sampling, seed: o.seed, firstIndex: i });
     await Deno.writeTextFile(vqTokens, formatCodecs(vq, ids.slice(i, i + n)), { append: true });
     const images = await o.decoder.decode(vq);
-    sheet ??= new ContactSheet(sheetCount, Math.min(o.sheet?.columns ?? 8, sheetCount), images.height, images.width, o.sheet?.cell ?? 128);
+    if (sheetCount > 0) sheet ??= new ContactSheet(sheetCount, Math.min(o.sheet?.columns ?? 8, sheetCount), images.height, images.width, o.sheet?.cell ?? 128);
     for (let k = 0; k < n; k++) {
       const img = imageAt(images, k);
       await writePng(`${resultsDir}/${ids[i + k]}.png`, img);
-      sheet.add(img);
+      sheet?.add(img);
     }
     o.onProgress?.(i + n, semantic.count);
   }
-  const contactSheet = `${o.outDir}/contact_sheet.png`;
-  if (sheet) await writePng(contactSheet, sheet.image);
+  const contactSheet = sheet ? `${o.outDir}/contact_sheet.png` : null;
+  if (sheet) await writePng(contactSheet!, sheet.image);
   return { count: semantic.count, resultsDir, contactSheet, vqTokens };
 }

@@ -1,5 +1,7 @@
 /**
  * Token files between the stages:
+ *   - our token files (core/io/tokens.ts: safetensors, `format = digit-tokens`), as the
+ *     tokenizer and `sample-stage1` write them;
  *   - DiGIT/fairseq `.codecs` text: one image per line, space-separated ids; a line may be
  *     `D-<id>\t<score>\t<ids>` (fairseq-generate output) or `<id>\t<ids>`;
  *   - `.npy` (N, L) integer array, or `.npz` with a `semantic` (or single) array.
@@ -9,6 +11,7 @@
 
 import type { TokenGrid } from "../../core/interfaces.ts";
 import { readNpy, readNpz } from "../../core/io/npy.ts";
+import { readTokenFile as readCoreTokenFile } from "../../core/io/tokens.ts";
 
 export interface TokenFile {
   grid: TokenGrid;
@@ -58,8 +61,9 @@ export function formatCodecs(grid: TokenGrid, ids?: readonly string[]): string {
   return lines.join("\n") + "\n";
 }
 
-/** Read semantic (or VQ) token grids from a `.codecs`/text, `.npy` or `.npz` file. */
-export async function readTokenFile(path: string, key = "semantic"): Promise<TokenFile> {
+/** Read semantic (or VQ) token grids from a token file, `.codecs`/`.txt`, `.npy` or `.npz`. */
+export async function readTokenGrids(path: string, key = "semantic"): Promise<TokenFile> {
+  if (/\.(codecs|txt)$/.test(path)) return parseCodecs(await Deno.readTextFile(path), path);
   if (path.endsWith(".npy") || path.endsWith(".npz")) {
     const t = path.endsWith(".npy") ? await readNpy(path) : await (async () => {
       const all = await readNpz(path);
@@ -71,5 +75,6 @@ export async function readTokenFile(path: string, key = "semantic"): Promise<Tok
     const [N, L] = t.shape;
     return { grid: { tokens: Int32Array.from(t.data), count: N, ...square(L) }, ids: Array.from({ length: N }, (_, i) => String(i)) };
   }
-  return parseCodecs(await Deno.readTextFile(path), path);
+  const f = await readCoreTokenFile(path);
+  return { grid: { tokens: f.tokens, count: f.count, height: f.height, width: f.width }, ids: Array.from({ length: f.count }, (_, i) => String(i)) };
 }

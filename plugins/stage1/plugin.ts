@@ -125,7 +125,7 @@ export default definePlugin({
         const tr = await tokenSet(p.train_tokens), ev = await tokenSet(p.eval_tokens);
         if (!tr.labels || !ev.labels) throw new Error("probe-stage1: both token files need labels");
         const classes = Math.max(...tr.labels, ...ev.labels) + 1;
-        const result = linearProbe(pooledFeatures(model, tr), tr.labels, pooledFeatures(model, ev), ev.labels, classes, {
+        const result = await linearProbe(await pooledFeatures(model, tr), tr.labels, await pooledFeatures(model, ev), ev.labels, classes, {
           epochs: p.epochs, batchSize: p.batch_size, lr: p.lr, seed: p.seed,
           onProgress: (d, t) => ctx.log.progress("probe", d, t),
         });

@@ -24,21 +24,23 @@ export interface ProbeOptions {
 }
 
 /** Mean-pooled features per depth: features[d] is (count, dim). */
-export function pooledFeatures(model: Stage1GPT, set: TokenSet, batchSize = 16): Float32Array[] {
+export async function pooledFeatures(model: Stage1GPT, set: TokenSet, batchSize = 16): Promise<Float32Array[]> {
   const depths = model.cfg.layers; // embedding + layers 1..L-1
   const D = model.cfg.dim;
   const out = Array.from({ length: depths }, () => new Float32Array(set.count * D));
   model.eval();
   for (let i = 0; i < set.count; i += batchSize) {
     const rows = Array.from({ length: Math.min(batchSize, set.count - i) }, (_, j) => i + j);
-    tidy(() => noGrad(() => {
+    const pooled = tidy(() => noGrad(() => {
       const { ids } = stage1Tensors(set, rows, () => SPECIALS.eos);
       const states: Tensor[] = [];
       model.decoder.forward(ids, { causal: true, collectStates: states, featuresOnly: true });
-      for (let d = 0; d < depths; d++) {
-        out[d].set(ops.mean(states[d], 1).dataSync() as Float32Array, i * D);
-      }
+      return ops.stack(states.slice(0, depths).map((s) => ops.mean(s, 1)), 0);
     }));
+    const host = (await pooled.data()) as Float32Array;
+    pooled.dispose();
+    const n = rows.length;
+    for (let d = 0; d < depths; d++) out[d].set(host.subarray(d * n * D, (d + 1) * n * D), i * D);
   }
   return out;
 }
@@ -50,10 +52,10 @@ export interface ProbeResult {
 }
 
 /** Train one classifier per depth on train features, report accuracy on eval features. */
-export function linearProbe(
+export async function linearProbe(
   trainFeats: Float32Array[], trainLabels: Int32Array, evalFeats: Float32Array[], evalLabels: Int32Array,
   classes: number, opts: ProbeOptions,
-): ProbeResult {
+): Promise<ProbeResult> {
   const depths = trainFeats.length;
   const n = trainLabels.length;
   const D = trainFeats[0].length / n;
@@ -94,13 +96,16 @@ export function linearProbe(
       opts.onProgress?.(step, steps);
     }
   }
-  const accuracy = evalFeats.map((f, d) => tidy(() => noGrad(() => {
-    const m = evalLabels.length;
-    const pred = ops.argmax(heads[d].forward(ops.tensor(f, [m, D])), 1).dataSync();
+  const accuracy: number[] = [];
+  const m = evalLabels.length;
+  for (let d = 0; d < depths; d++) {
+    const predT = tidy(() => noGrad(() => ops.argmax(heads[d].forward(ops.tensor(evalFeats[d], [m, D])), 1)));
+    const pred = await predT.data();
+    predT.dispose();
     let ok = 0;
     for (let i = 0; i < m; i++) if (pred[i] === evalLabels[i]) ok++;
-    return ok / m;
-  })));
+    accuracy.push(ok / m);
+  }
   opt.dispose();
   heads.forEach((h) => h.dispose());
   const bestDepth = accuracy.indexOf(Math.max(...accuracy));

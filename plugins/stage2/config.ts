@@ -17,9 +17,12 @@ export const stage2ConfigSchema = s.object({
     save_interval_updates: s.int({ min: 1 }).default(500),
   }).default({ save_interval_updates: 500 }),
   task: s.object({
-    /** Paired token file (.npz with `semantic` (N, P) and `vq` (N, L) int arrays). */
-    tokens: s.string({ nonEmpty: true, description: "paired semantic/VQ token file of the training set (.npz)" }),
-    valid_tokens: s.string({ description: "paired token file of the validation set" }).optional(),
+    /** Semantic token file of the training images (written by the tokenizer). */
+    tokens: s.string({ nonEmpty: true, description: "semantic token file of the training set" }),
+    /** VQGAN codes of the same images in the same order (written by encode-vqgan). */
+    vq_tokens: s.string({ nonEmpty: true, description: "VQ token file of the training set (same images, same order)" }),
+    valid_tokens: s.string({ description: "semantic token file of the validation set" }).optional(),
+    valid_vq_tokens: s.string({ description: "VQ token file of the validation set" }).optional(),
     /** K-Means clusters (DiGIT: 8192). */
     source_vocab_size: s.int({ min: 1 }),
     /** VQGAN codebook size (DiGIT: 1024). */

@@ -8,8 +8,7 @@
  */
 
 import type { TokenGrid } from "../../core/interfaces.ts";
-import type { HostTensor } from "../../core/io/host_tensor.ts";
-import { readNpz, writeNpz } from "../../core/io/npy.ts";
+import { readTokenFile } from "../../core/io/tokens.ts";
 import * as ops from "../../core/ops/mod.ts";
 import type { Generator } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
@@ -120,20 +119,15 @@ export function pairSet(semantic: TokenGrid, vq: TokenGrid): PairSet {
   };
 }
 
-/** Save a pair set as .npz with int32 arrays `semantic` (N, P) and `vq` (N, L). */
-export async function writePairSet(path: string, set: PairSet): Promise<void> {
-  const arr = (data: Int32Array, cols: number): HostTensor => ({ dtype: "i32", shape: [set.count, cols], data, sourceDtype: "i32" });
-  await writeNpz(path, new Map([["semantic", arr(set.semantic, set.prefixLength)], ["vq", arr(set.vq, set.length)]]));
-}
-
-export async function readPairSet(path: string): Promise<PairSet> {
-  const all = await readNpz(path);
-  const s = all.get("semantic"), v = all.get("vq");
-  if (!s || !v) throw new Error(`${path}: a stage-2 token file needs 'semantic' and 'vq' arrays (found: ${[...all.keys()].join(", ")})`);
-  if (s.shape.length !== 2 || v.shape.length !== 2 || s.shape[0] !== v.shape[0] || s.dtype !== "i32" || v.dtype !== "i32") {
-    throw new Error(`${path}: expected integer arrays semantic (N, P) and vq (N, L), got ${s.sourceDtype} [${s.shape}] and ${v.sourceDtype} [${v.shape}]`);
-  }
+/**
+ * A semantic token file (from the tokenizer) and a VQ token file (VQGAN codes, e.g. from
+ * `encodeImages`) of the same images in the same order, as one training set.
+ */
+export async function readPairSet(semanticPath: string, vqPath: string): Promise<PairSet & { clusters: number; codebookSize: number }> {
+  const [s, v] = await Promise.all([readTokenFile(semanticPath), readTokenFile(vqPath)]);
+  if (s.count !== v.count) throw new Error(`stage2: ${semanticPath} has ${s.count} images but ${vqPath} has ${v.count}; they must list the same images`);
   return {
-    semantic: Int32Array.from(s.data), vq: Int32Array.from(v.data), count: s.shape[0], prefixLength: s.shape[1], length: v.shape[1],
+    semantic: s.tokens, vq: v.tokens, count: s.count, prefixLength: s.height * s.width, length: v.height * v.width,
+    clusters: s.vocab, codebookSize: v.vocab,
   };
 }

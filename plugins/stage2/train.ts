@@ -11,7 +11,7 @@ import { noGrad } from "../../core/autograd.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
-import { type LogRecord, train, type TrainResult } from "../../core/train/trainer.ts";
+import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
 import type { Stage2TrainConfig } from "./config.ts";
 import { arBatch, checkPairSet, IGNORE, narBatch, type PairSet, readPairSet } from "./data.ts";
 import { type Stage2Config, Stage2Model, STAGE2_PRESETS } from "./model.ts";
@@ -45,8 +45,8 @@ export function stage2Batch(model: Stage2Model, set: PairSet, rows: ArrayLike<nu
 }
 
 export async function trainStage2(
-  cfg: Stage2TrainConfig, trainSet: PairSet, validSet: PairSet | null,
-  hooks: { onLog?: (r: LogRecord) => void; onProgress?: (s: number, t: number) => void; signal?: AbortSignal; resume?: boolean } = {},
+  cfg: Stage2TrainConfig, trainSet: PairSet, validSet: PairSet | null, dir = cfg.output.dir,
+  hooks: TrainHooks & { resume?: boolean } = {},
 ): Promise<Stage2Run> {
   const mc = stage2ModelConfig(cfg, trainSet);
   const model = new Stage2Model(mc, new Generator(cfg.common.seed));
@@ -57,8 +57,8 @@ export async function trainStage2(
     for (const c of set.semantic) if (c < 0 || c >= mc.clusters) throw new Error(`stage2: ${name} semantic token ${c} is outside task.source_vocab_size ${mc.clusters}`);
     for (const v of set.vq) if (v < 0 || v >= mc.codebookSize) throw new Error(`stage2: ${name} VQ token ${v} is outside task.target_vocab_size ${mc.codebookSize}`);
   }
-  await Deno.mkdir(cfg.output.dir, { recursive: true });
-  await Deno.writeTextFile(`${cfg.output.dir}/stage2.json`, JSON.stringify({ kind: "stage2", config: mc }, null, 2) + "\n");
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/stage2.json`, JSON.stringify({ kind: "stage2", config: mc }, null, 2) + "\n");
   const B = cfg.dataset.batch_size;
   const batches = Math.max(1, Math.floor(trainSet.count / B));
   const V = model.vqDictSize;
@@ -115,15 +115,20 @@ export async function trainStage2(
     saveInterval: cfg.checkpoint.save_interval_updates,
     validInterval: validSet ? cfg.checkpoint.save_interval_updates : 0,
     seed,
-  }, `${cfg.output.dir}/checkpoints`, hooks, hooks.resume ?? true);
+  }, `${dir}/checkpoints`, hooks, hooks.resume ?? true);
   return { model, result };
 }
 
-/** The whole job from a config: read `task.tokens` (and `task.valid_tokens`), train. */
+/** The whole job from a config: read the task's token files, train into `dir`. */
 export async function trainStage2FromConfig(
-  cfg: Stage2TrainConfig, hooks: Parameters<typeof trainStage2>[3] = {},
+  cfg: Stage2TrainConfig, dir = cfg.output.dir, hooks: TrainHooks & { resume?: boolean } = {},
 ): Promise<Stage2Run> {
-  const trainSet = await readPairSet(cfg.task.tokens);
-  const validSet = cfg.task.valid_tokens ? await readPairSet(cfg.task.valid_tokens) : null;
-  return await trainStage2(cfg, trainSet, validSet, hooks);
+  const trainSet = await readPairSet(cfg.task.tokens, cfg.task.vq_tokens);
+  const t = cfg.task;
+  if (trainSet.clusters !== t.source_vocab_size || trainSet.codebookSize !== t.target_vocab_size) {
+    throw new Error(`stage2: the token files have ${trainSet.clusters} clusters / ${trainSet.codebookSize} codes but task.source_vocab_size / target_vocab_size are ${t.source_vocab_size} / ${t.target_vocab_size}`);
+  }
+  if (!!t.valid_tokens !== !!t.valid_vq_tokens) throw new Error("stage2: give both task.valid_tokens and task.valid_vq_tokens, or neither");
+  const validSet = t.valid_tokens ? await readPairSet(t.valid_tokens, t.valid_vq_tokens!) : null;
+  return await trainStage2(cfg, trainSet, validSet, dir, hooks);
 }

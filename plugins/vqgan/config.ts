@@ -51,9 +51,10 @@ export const vqganTrainConfigSchema = s.object({
     clip_norm: s.number(pos).default(1.0),
   }),
   optimizer: s.object({
-    adam_betas: s.array(s.number({ min: 0, max: 1 })).default([0.9, 0.99]),
+    /** taming trains its VQGANs with Adam betas (0.5, 0.9). */
+    adam_betas: s.array(s.number({ min: 0, max: 1 })).default([0.5, 0.9]),
     weight_decay: s.number(pos).default(0),
-  }).default({ adam_betas: [0.9, 0.99], weight_decay: 0 }),
+  }).default({ adam_betas: [0.5, 0.9], weight_decay: 0 }),
   lr_scheduler: s.object({
     kind: s.enum(["cosine", "constant", "inverse_sqrt"]).default("cosine"),
     warmup_updates: s.int(pos).default(0),

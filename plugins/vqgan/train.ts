@@ -183,7 +183,7 @@ export async function trainVqgan(
   }, {
     maxSteps: cfg.optimization.max_update,
     schedule: scheduleFrom(cfg),
-    betas: [cfg.optimizer.adam_betas[0] ?? 0.9, cfg.optimizer.adam_betas[1] ?? 0.99],
+    betas: [cfg.optimizer.adam_betas[0] ?? 0.5, cfg.optimizer.adam_betas[1] ?? 0.9],
     weightDecay: cfg.optimizer.weight_decay,
     clipNorm: cfg.optimization.clip_norm,
     accumulate: 1,

@@ -106,30 +106,62 @@ export function col2im(
   let row = colOff;
   for (let c = 0; c < Cg; c++) {
     const dc = dxOff + c * plane;
-    for (let ki = 0; ki < kH; ki++) {
+    for (let ki = 0; ki < kH; ki++, row += kW * ldc) {
       const ohLo = firstInside(ki, padH, strideH, oh0, oh1);
       const ohHi = endInside(ki, padH, strideH, inH, ohLo, oh1);
-      for (let kj = 0; kj < kW; kj++, row += ldc) {
-        if (ohLo === ohHi) continue;
-        const top = row + (ohLo - oh0) * outW, bottom = row + (ohHi - oh0) * outW;
-        const ih0 = ohLo * strideH - padH + ki;
+      if (ohLo === ohHi) continue;
+      const top = (ohLo - oh0) * outW, len = (ohHi - ohLo) * outW;
+      const ih0 = ohLo * strideH - padH + ki;
+      if (sameWidth && kW === 3) {
+        addThreeTaps(cols, row + top, ldc, len, outW, dx, dc + ih0 * inW, dc, dc + plane);
+        continue;
+      }
+      for (let kj = 0; kj < kW; kj++) {
+        const r = row + kj * ldc + top;
         if (sameWidth) {
           const shift = kj - padW;
           const dst = dc + ih0 * inW + shift;
-          zeroWrapped(cols, top, ohHi - ohLo, outW, shift);
-          const d0 = Math.max(dst, dc), d1 = Math.min(dst + bottom - top, dc + plane);
-          for (let d = d0, s = top + d0 - dst; d < d1; d++, s++) dx[d] += cols[s];
+          zeroWrapped(cols, r, ohHi - ohLo, outW, shift);
+          const d0 = Math.max(dst, dc), d1 = Math.min(dst + len, dc + plane);
+          for (let d = d0, s = r + d0 - dst; d < d1; d++, s++) dx[d] += cols[s];
           continue;
         }
         const owLo = firstInside(kj, padW, strideW, 0, outW);
         const owHi = endInside(kj, padW, strideW, inW, owLo, outW);
         let dst = dc + ih0 * inW - padW + kj;
-        for (let o = top; o < bottom; o += outW, dst += strideH * inW) {
+        for (let o = r; o < r + len; o += outW, dst += strideH * inW) {
           for (let j = owLo, d = dst + owLo * strideW; j < owHi; j++, d += strideW) {
             dx[d] += cols[o + j];
           }
         }
       }
     }
+  }
+}
+
+/**
+ * The three kj taps of a stride-1, pad-1, width-3 kernel in one pass over dx: block
+ * element q of tap kj lands on dx[base + q + kj - 1]. Wrapped columns are zeroed first,
+ * so only the block's two end elements need the per-tap bounds.
+ */
+function addThreeTaps(
+  cols: Float32Array, r0: number, ldc: number, len: number, w: number, dx: Float32Array,
+  base: number, planeLo: number, planeHi: number,
+) {
+  const r1 = r0 + ldc, r2 = r1 + ldc;
+  zeroWrapped(cols, r0, len / w, w, -1);
+  zeroWrapped(cols, r2, len / w, w, 1);
+  // dx[base + m] gets cols0[m + 1] + cols1[m] + cols2[m - 1], each where 0 <= index < len.
+  for (let m = 1; m < len - 1; m++) {
+    dx[base + m] += cols[r0 + m + 1] + cols[r1 + m] + cols[r2 + m - 1];
+  }
+  for (const m of len > 1 ? [-1, 0, len - 1, len] : [-1, 0, 1]) {
+    const d = base + m;
+    if (d < planeLo || d >= planeHi) continue;
+    let v = 0;
+    if (m + 1 >= 0 && m + 1 < len) v += cols[r0 + m + 1];
+    if (m >= 0 && m < len) v += cols[r1 + m];
+    if (m - 1 >= 0 && m - 1 < len) v += cols[r2 + m - 1];
+    dx[d] += v;
   }
 }

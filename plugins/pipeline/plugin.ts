@@ -1,0 +1,52 @@
+/**
+ * The `generate-images` step: semantic token grids (stage-1 samples) -> stage 2 -> VQGAN
+ * -> `<step dir>/results/<id>.png`, `contact_sheet.png` and `vq_tokens.codecs`.
+ */
+
+import { s } from "../../core/config.ts";
+import { useDevice } from "../../core/device.ts";
+import { definePlugin } from "../../core/registry.ts";
+import { loadStage2 } from "../stage2/load.ts";
+import { loadVqgan } from "../vqgan/weights.ts";
+import { runPipeline } from "./pipeline.ts";
+
+const params = s.object({
+  stage2: s.string({ nonEmpty: true, description: "DiGIT stage-2 .pt or <dir>/checkpoints/last" }),
+  vqgan: s.string({ description: "VQGAN weights; default: the vqgan.* keys of the stage-2 checkpoint" }).optional(),
+  tokens: s.string({ nonEmpty: true, description: "semantic token grids: token file, .codecs, .npy or .npz" }),
+  seed: s.int().default(0),
+  batch_size: s.int({ min: 1 }).default(8),
+  steps: s.int({ min: 1 }).describe("MaskGIT iterations (NAR)").default(8),
+  top_p: s.number({ min: 0, max: 1 }).describe("AR nucleus mass").default(0.8),
+  temperature: s.number({ positive: true }).default(1),
+  sheet_count: s.int({ min: 1 }).default(64),
+});
+
+export default definePlugin({
+  name: "digit-pipeline",
+  version: "0.1.0",
+  description: "semantic tokens -> stage 2 -> VQGAN -> PNG files",
+  register(r) {
+    r.step({
+      name: "generate-images",
+      description: "decode semantic token grids to PNGs through stage 2 and the VQGAN",
+      params,
+      outputs: () => ({ results: "results", sheet: "contact_sheet.png", vq_tokens: "vq_tokens.codecs" }),
+      run: async (p, ctx) => {
+        await useDevice(ctx.device);
+        const { model, vqgan: inside } = await loadStage2(p.stage2);
+        const vqgan = p.vqgan ? await loadVqgan(p.vqgan) : inside;
+        if (!vqgan) throw new Error(`generate-images: ${p.stage2} holds no vqgan.* weights; set params.vqgan`);
+        if (p.vqgan) inside?.dispose();
+        const res = await runPipeline({
+          stage2: model, decoder: vqgan, semantic: p.tokens, outDir: ctx.stepDir, seed: p.seed, batchSize: p.batch_size,
+          sampling: { steps: p.steps, topP: p.top_p, temperature: p.temperature }, sheet: { count: p.sheet_count },
+          signal: ctx.signal, onProgress: (d, t) => ctx.log.progress("generate", d, t),
+        });
+        ctx.log.info(`generate-images: ${res.count} images in ${res.resultsDir}, contact sheet ${res.contactSheet}`);
+        model.dispose();
+        vqgan.dispose();
+      },
+    });
+  },
+});

@@ -1,0 +1,79 @@
+/**
+ * The VQGAN plugin: the `vqgan` decoder (MAGE's checkpoint, a DiGIT stage-2 checkpoint's
+ * `vqgan.*` keys, or one trained here), `train-vqgan` (a small VQGAN from scratch) and
+ * `encode-vqgan` (VQ codes of a dataset: stage 2's training targets).
+ */
+
+import { s } from "../../core/config.ts";
+import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
+import { useDevice } from "../../core/device.ts";
+import { definePlugin } from "../../core/registry.ts";
+import { TrainReporter } from "../../core/train/reporter.ts";
+import { vqganTrainConfigSchema } from "./config.ts";
+import { encodeDataset } from "./encode.ts";
+import { trainVqganFromConfig } from "./train.ts";
+import { loadVqgan } from "./weights.ts";
+
+const vqganOptions = s.object({
+  checkpoint: s.string({ nonEmpty: true, description: "vqgan_jax_strongaug.ckpt, a DiGIT stage-2 .pt, or <dir>/checkpoints/last" }),
+  norm_groups: s.int({ min: 1 }).describe("GroupNorm groups when not recorded (default 32 when the widths allow)").optional(),
+  resolution: s.int({ min: 1 }).describe("image side when not recorded (default: 16x16 codes)").optional(),
+});
+
+const encodeParams = s.object({
+  vqgan: vqganOptions,
+  dataset: s.any().describe("core/data DatasetSpec, e.g. { kind: shapes, size: 32 }"),
+  first: s.int({ min: 0 }).default(0),
+  count: s.int({ min: 1 }).optional(),
+  batch_size: s.int({ min: 1 }).default(8),
+});
+
+type VqganOptions = { checkpoint: string; norm_groups?: number; resolution?: number };
+const load = (o: VqganOptions) => loadVqgan(o.checkpoint, { config: { normGroups: o.norm_groups, resolution: o.resolution } });
+
+export default definePlugin({
+  name: "digit-vqgan",
+  version: "0.1.0",
+  description: "MaskGIT/MAGE VQGAN: decode codes to pixels, encode images, train small ones",
+  register(r) {
+    r.decoder({
+      name: "vqgan",
+      description: "VQGAN decoder (token grid -> uint8 images, DiGIT's truncating conversion)",
+      options: vqganOptions,
+      create: async (o, ctx) => {
+        await useDevice(ctx.device);
+        return await load(o);
+      },
+    });
+    r.step({
+      name: "train-vqgan",
+      description: "train a small VQGAN from scratch (L2/L1 + codebook + commitment)",
+      params: vqganTrainConfigSchema,
+      outputs: (p) => ({ checkpoint: `${p.output.dir}/checkpoints/last.json`, preview: `${p.output.dir}/reconstructions.png` }),
+      run: async (p, ctx) => {
+        await useDevice(ctx.device);
+        using report = new TrainReporter(p.output.dir, ctx.log, { signal: ctx.signal, label: "vqgan", unit: "img" });
+        const run = await trainVqganFromConfig(p, report.hooks);
+        ctx.log.info(`vqgan: reconstruction PSNR ${run.psnr.toFixed(2)} dB on ${p.dataset.valid_images > 0 ? "held-out" : "training"} images`);
+        run.model.dispose();
+        report.finish(run.result);
+      },
+    });
+    r.step({
+      name: "encode-vqgan",
+      description: "VQ codes of a dataset as a token file (stage-2 targets)",
+      params: encodeParams,
+      outputs: () => ({ tokens: "vq.tokens" }),
+      run: async (p, ctx) => {
+        await useDevice(ctx.device);
+        const model = await load(p.vqgan);
+        const dataset = await openDataset(p.dataset as DatasetSpec);
+        await encodeDataset(model, dataset, ctx.outputs.tokens, {
+          first: p.first, count: p.count, batchSize: p.batch_size, signal: ctx.signal,
+          onProgress: (d, t) => ctx.log.progress("vqgan encode", d, t),
+        });
+        model.dispose();
+      },
+    });
+  },
+});
