@@ -61,7 +61,7 @@ interface Run {
 
 async function cli(
   args: string[],
-  options: { seen?: unknown[]; signal?: AbortSignal; note?: string } = {},
+  options: { seen?: unknown[]; signal?: AbortSignal; note?: string; cwd?: string } = {},
 ): Promise<Run> {
   let stdout = "";
   let stderr = "";
@@ -70,14 +70,21 @@ async function cli(
     await r.use(fakeBuiltins(options.seen ?? []));
     return {};
   };
-  const code = await main(args, {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    loadBuiltins,
-    signal: options.signal ?? new AbortController().signal,
-    tty: false,
-  });
-  return { code, stdout, stderr };
+  // Run where no default config (configs/<part>.yaml) exists when the test asks for it.
+  const home = Deno.cwd();
+  if (options.cwd) Deno.chdir(options.cwd);
+  try {
+    const code = await main(args, {
+      stdout: (t) => (stdout += t),
+      stderr: (t) => (stderr += t),
+      loadBuiltins,
+      signal: options.signal ?? new AbortController().signal,
+      tty: false,
+    });
+    return { code, stdout, stderr };
+  } finally {
+    Deno.chdir(home);
+  }
 }
 
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -141,8 +148,9 @@ Deno.test("usage errors exit with 2 and point at --help", async () => {
       "error: --port: expected an integer from 0 to 65535, got 'http'\n(see digit serve --help)\n",
     ],
   ];
+  const empty = await Deno.makeTempDir();
   for (const [args, expected] of cases) {
-    const r = await cli(args);
+    const r = await cli(args, { cwd: empty });
     assert.equal(r.code, 2, args.join(" "));
     assert.equal(r.stderr, expected, args.join(" "));
   }
@@ -236,7 +244,7 @@ Deno.test("config problems exit with 2 and name the file and key", async () => {
       syntax.stderr,
       new RegExp(`^error: ${dir}/broken\\.yaml:2:1: YAML syntax error: `),
     );
-    const noFile = await cli(["train", "stage1", "--set", "optimization.lr=1", "-o", dir]);
+    const noFile = await cli(["train", "stage1", "--set", "optimization.lr=1", "-o", dir], { cwd: dir });
     assert.equal(noFile.code, 2);
     assert.equal(
       noFile.stderr,

@@ -8,12 +8,13 @@
 import assert from "node:assert/strict";
 import { validate } from "../core/config.ts";
 import { loadStateDict } from "../core/io/state_dict.ts";
+import { writeTokenFile } from "../core/io/tokens.ts";
 import * as ops from "../core/ops/mod.ts";
 import { Generator } from "../core/random.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 import { stage2ConfigSchema } from "../plugins/stage2/config.ts";
-import { narBatch, narMaskCount, type PairSet, vqUnigramEntropy } from "../plugins/stage2/data.ts";
-import { loadDigitStage2 } from "../plugins/stage2/load.ts";
+import { arBatch, narBatch, narMaskCount, type PairSet, readPairSet, vqUnigramEntropy } from "../plugins/stage2/data.ts";
+import { loadDigitStage2, loadStage2 } from "../plugins/stage2/load.ts";
 import { maskgitSchedule, sampleNAR } from "../plugins/stage2/maskgit.ts";
 import { SPECIALS, Stage2Model } from "../plugins/stage2/model.ts";
 import { sampleAR } from "../plugins/stage2/sample_ar.ts";
@@ -134,6 +135,18 @@ Deno.test("NAR training batches mask floor(L cos(pi/2 u))+1 codes as <unk> and s
   model.dispose();
 });
 
+Deno.test("stage-2 token files: semantic + VQ core token files pair up; mismatched counts are named", async () => {
+  const dir = await Deno.makeTempDir();
+  const sem = Int32Array.from({ length: 2 * 4 }, (_, i) => i), vq = Int32Array.from({ length: 2 * 9 }, (_, i) => i % 5);
+  await writeTokenFile(`${dir}/s.tokens`, { tokens: sem, count: 2, height: 2, width: 2, vocab: 8 });
+  await writeTokenFile(`${dir}/v.tokens`, { tokens: vq, count: 2, height: 3, width: 3, vocab: 5 });
+  await writeTokenFile(`${dir}/v1.tokens`, { tokens: vq.slice(0, 9), count: 1, height: 3, width: 3, vocab: 5 });
+  const set = await readPairSet(`${dir}/s.tokens`, `${dir}/v.tokens`);
+  assert.deepEqual([set.count, set.prefixLength, set.length, set.clusters, set.codebookSize], [2, 4, 9, 8, 5]);
+  await assert.rejects(() => readPairSet(`${dir}/s.tokens`, `${dir}/v1.tokens`), /has 2 images but .*v1\.tokens has 1/);
+  await Deno.remove(dir, { recursive: true });
+});
+
 /**
  * Each image has a class c (one of 4); its semantic tokens come from c's quarter of the
  * clusters, and its codes follow a class-specific spatial pattern, with 10% noise. So the
@@ -172,6 +185,13 @@ for (const name of ["st2vtlm", "st2vtlm_nar"] as const) {
     // Measured: unigram 3.42-3.45 nats; best validation NLL 0.94 (AR) and 0.80 (NAR) after 100 updates.
     assert.ok(baseline > 3, `baseline ${baseline}`);
     assert.ok(result.bestValid! < 0.4 * baseline, `valid NLL ${result.bestValid} vs unigram ${baseline}`);
+    // The checkpoint reloads with its config (stage2.json) and gives the same logits.
+    const { model: again } = await loadStage2(`${out}/checkpoints/last`);
+    tidy(() => {
+      const ids = arBatch(model, validSet, [0, 1]).ids;
+      assert.equal(maxAbsDiff(again.forward(ids).dataSync(), model.eval().forward(ids).dataSync()), 0);
+    });
+    again.dispose();
     model.dispose();
     await Deno.remove(out, { recursive: true });
   });

@@ -5,6 +5,7 @@
  *   encoder  random-conv       weight-free features for Frechet distances on small images
  *   step     train-tokenizer   dump features -> K-Means -> token files (`deno task train tokenizer`)
  *   step     export-images     a dataset as numbered PNGs + an enlarged contact sheet (the reference set)
+ *   step     untrained-models  never-trained copies of a stage-1 and a stage-2 model (the baseline)
  *   step     contact-sheet     an enlarged contact sheet of a folder of PNGs
  *   step     demo-summary      where the images are, trained vs untrained Frechet distance, step times
  *
@@ -22,6 +23,7 @@ import { contactSheet, exportDataset, folderSheet } from "./images.ts";
 import { RandomConvEncoder } from "./random_conv_encoder.ts";
 import { writeSummary, summaryParams } from "./summary.ts";
 import { trainTokenizer, trainTokenizerOutputs, trainTokenizerParams } from "./train_tokenizer.ts";
+import { writeUntrainedStage1, writeUntrainedStage2 } from "./untrained.ts";
 
 const sheetParams = s.object({
   count: s.int({ min: 1 }).default(40),
@@ -74,6 +76,20 @@ export default definePlugin({
         });
         await writePng(ctx.outputs.sheet, contactSheet(images.slice(0, p.sheet.count), p.sheet.columns, p.sheet.scale));
         ctx.log.info(`${images.length} images of ${dataset.name} in ${ctx.outputs.images}`);
+      },
+    });
+    r.step({
+      name: "untrained-models",
+      description: "freshly initialised stage-1 and stage-2 models shaped like trained ones (the demo's baseline)",
+      params: s.object({
+        stage1: s.string({ nonEmpty: true, description: "trained stage-1 folder (its model.json)" }),
+        stage2: s.string({ nonEmpty: true, description: "trained stage-2 folder (its stage2.json)" }),
+        seed: s.int().default(12345),
+      }),
+      outputs: () => ({ stage1: "stage1/checkpoints/last.json", stage2: "stage2/checkpoints/last.json" }),
+      run: async (p, ctx) => {
+        await writeUntrainedStage1(p.stage1, `${ctx.stepDir}/stage1`, p.seed);
+        await writeUntrainedStage2(p.stage2, `${ctx.stepDir}/stage2`, p.seed + 1);
       },
     });
     r.step({

@@ -39,9 +39,15 @@ export interface Stage2Run {
   result: TrainResult;
 }
 
-/** Logits and targets of one batch: AR teacher forcing or NAR masking (drawn from `gen`). */
-export function stage2Batch(model: Stage2Model, set: PairSet, rows: ArrayLike<number>, gen: Generator): { ids: Tensor; targets: Tensor } {
-  return model.cfg.variant === "ar" ? arBatch(model, set, rows) : narBatch(model, set, rows, gen);
+/** Inputs and targets of one batch: AR teacher forcing or NAR masking (drawn from `gen`). */
+export function stage2Batch(
+  model: Stage2Model, set: PairSet, rows: ArrayLike<number>, gen: Generator,
+): { ids: Tensor; targets: Tensor; scored: number } {
+  if (model.cfg.variant === "nar") {
+    const b = narBatch(model, set, rows, gen);
+    return { ids: b.ids, targets: b.targets, scored: b.masked };
+  }
+  return { ...arBatch(model, set, rows), scored: rows.length * (set.length + 1) };
 }
 
 export async function trainStage2(
@@ -71,16 +77,15 @@ export async function trainStage2(
       const gen = new Generator(seed).fork(999_999);
       for (let i = 0; i < validSet.count; i += B) {
         const rows = Array.from({ length: Math.min(B, validSet.count - i) }, (_, j) => i + j);
-        const [sum, count] = tidy(() => noGrad(() => {
-          const { ids, targets } = stage2Batch(model, validSet, rows, gen);
-          const loss = ops.crossEntropy(ops.reshape(model.forward(ids), [-1, V]), targets, { reduction: "sum", ignoreIndex: IGNORE });
-          const counted = (targets.dataSync() as Int32Array).reduce((a, t) => a + (t === IGNORE ? 0 : 1), 0);
-          return [loss.dataSync()[0], counted];
+        const { loss, scored } = tidy(() => noGrad(() => {
+          const { ids, targets, scored } = stage2Batch(model, validSet, rows, gen);
+          return { loss: ops.crossEntropy(ops.reshape(model.forward(ids), [-1, V]), targets, { reduction: "sum", ignoreIndex: IGNORE }), scored };
         }));
-        total += sum;
-        n += count;
+        total += await loss.item();
+        loss.dispose();
+        n += scored;
       }
-      return await Promise.resolve(total / Math.max(1, n));
+      return total / Math.max(1, n);
     }
     : undefined;
 

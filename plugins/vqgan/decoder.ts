@@ -6,7 +6,7 @@
  * first level run is `up.{levels-1}`).
  */
 
-import { Conv2d, GroupNorm, Module } from "../../core/nn/mod.ts";
+import { Conv2d, type GroupNorm, Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";

@@ -5,7 +5,7 @@
  * with f = 2^(levels-1). Parameter names follow taming's `Encoder`.
  */
 
-import { Conv2d, GroupNorm, Module } from "../../core/nn/mod.ts";
+import { Conv2d, type GroupNorm, Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";

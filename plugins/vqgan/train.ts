@@ -6,7 +6,6 @@
  * architecture, read back by loadVqgan) and `<outDir>/reconstructions.png`.
  */
 
-import { noGrad } from "../../core/autograd.ts";
 import { writePng } from "../../core/image/codec.ts";
 import type { ImageBatch } from "../../core/interfaces.ts";
 import * as ops from "../../core/ops/mod.ts";
@@ -60,37 +59,60 @@ export async function collectImages(dataset: Dataset, limit = Infinity, first = 
 }
 
 /**
- * Moves codes that no image used during the last interval onto encoder outputs of the
- * current batch (plus a little noise), so that a small codebook does not collapse.
+ * Moves codes that no image used during the last interval onto encoder outputs of a
+ * recent batch (plus a little noise), so that a small codebook does not collapse. Reads
+ * happen between steps (asynchronously), so this works on every backend.
  */
 class DeadCodeRestarter {
   #used: Uint8Array;
+  #pending: { tick: number; indices: Tensor; z: Tensor } | null = null;
   constructor(readonly model: VQGAN, readonly interval: number, readonly seed: number) {
     this.#used = new Uint8Array(model.cfg.nEmbed);
   }
 
-  /** Record this batch's codes; at interval boundaries, re-seed the unused ones from z. */
-  update(tick: number, indices: Int32Array, z: Float32Array): number {
+  /** Remember a step's codes and encoder output (called inside the loss). */
+  record(tick: number, indices: Tensor, z: Tensor): void {
+    this.dispose();
+    this.#pending = { tick, indices: indices.detach().keep(), z: z.detach().keep() };
+  }
+
+  /** Count the remembered codes; at interval boundaries re-seed the unused ones. */
+  async update(): Promise<{ step: number; codes: number } | null> {
+    const p = this.#pending;
+    if (!p) return null;
+    this.#pending = null;
+    const indices = (await p.indices.data()) as Int32Array;
+    const z = (await p.z.data()) as Float32Array;
+    const [B, d, H, W] = p.z.shape;
+    p.indices.dispose();
+    p.z.dispose();
     for (const i of indices) this.#used[i] = 1;
-    if ((tick + 1) % this.interval !== 0) return 0;
+    if ((p.tick + 1) % this.interval !== 0) return null;
     const dead: number[] = [];
     this.#used.forEach((u, i) => u || dead.push(i));
     this.#used.fill(0);
-    if (dead.length === 0) return 0;
-    const d = this.model.cfg.embedDim;
-    const rows = z.length / d;
-    const gen = new Generator(this.seed).fork(tick);
+    if (dead.length === 0) return null;
+    const gen = new Generator(this.seed).fork(p.tick);
     const w = this.model.quantize.embedding.weight;
-    const table = Float32Array.from(w.dataSync());
+    const table = Float32Array.from((await w.data()) as Float32Array);
+    const plane = H * W;
     for (const code of dead) {
-      const r = gen.int(rows);
-      for (let k = 0; k < d; k++) table[code * d + k] = z[r * d + k] + 0.01 * gen.normal();
+      // A random position (b, y, x) of the batch; z is (B, d, H, W).
+      const r = gen.int(B * plane);
+      const b = Math.floor(r / plane), yx = r % plane;
+      for (let k = 0; k < d; k++) table[code * d + k] = z[(b * d + k) * plane + yx] + 0.01 * gen.normal();
     }
     tidy(() => {
       const fresh = ops.tensor(table, w.shape);
       w.backend.copyInto(w.view(), fresh.view());
     });
-    return dead.length;
+    return { step: p.tick + 1, codes: dead.length };
+  }
+
+  dispose(): void {
+    this.#pending?.indices.dispose();
+    this.#pending?.z.dispose();
+    this.#pending = null;
   }
 }
 
@@ -160,7 +182,9 @@ export async function trainVqgan(
   const result = await train<{ rows: number[]; tick: number }>({
     model,
     batchesPerEpoch,
-    batch: (epoch, index, order) => {
+    batch: async (epoch, index, order) => {
+      const restart = await restarter?.update();
+      if (restart) hooks.onRestart?.(restart.step, restart.codes);
       const perm = new Generator(cfg.common.seed).fork(1000 + epoch).permutation(images.count);
       const rows = Array.from(perm.subarray(order[index] * B, order[index] * B + B));
       return { rows, tick: epoch * batchesPerEpoch + index };
@@ -169,17 +193,14 @@ export async function trainVqgan(
       const x = stackRows(images, rows);
       const z = model.encoder.forward(x);
       const vq = model.quantize.forward(z);
-      if (restarter) {
-        const codes = restarter.update(tick, vq.indices.dataSync() as Int32Array, noGrad(() => zRows(z)));
-        if (codes > 0) hooks.onRestart?.(tick + 1, codes);
-      }
+      restarter?.record(tick, vq.indices, z);
       const recon = model.decoder.forward(vq.quantized);
       const diff = ops.sub(recon, x);
       const rec = ops.mean(cfg.loss.reconstruction === "l1" ? ops.abs(diff) : ops.square(diff));
       return ops.add(rec, ops.mul(model.quantize.loss(vq, cfg.loss.legacy), cfg.loss.codebook_weight));
     },
     itemsPerBatch: ({ rows }) => rows.length,
-    validate: valid ? () => Promise.resolve(pixelMse(model, valid)) : undefined,
+    validate: valid ? () => pixelMse(model, valid) : undefined,
   }, {
     maxSteps: cfg.optimization.max_update,
     schedule: scheduleFrom(cfg),
@@ -191,7 +212,7 @@ export async function trainVqgan(
     saveInterval: cfg.checkpoint.save_interval_updates,
     validInterval: valid ? cfg.checkpoint.save_interval_updates : 0,
     seed: cfg.common.seed,
-  }, `${outDir}/checkpoints`, hooks, hooks.resume ?? true);
+  }, `${outDir}/checkpoints`, hooks, hooks.resume ?? true).finally(() => restarter?.dispose());
 
   model.eval();
   const shown = valid ?? images;
@@ -210,21 +231,18 @@ function stackRows(images: ImageBatch, rows: number[]): Tensor {
   return imagesToTensor({ ...images, data, count: rows.length });
 }
 
-/** z (B, d, H, W) as host rows (B*H*W, d). */
-function zRows(z: Tensor): Float32Array {
-  return tidy(() => ops.permute(z, [0, 2, 3, 1]).dataSync() as Float32Array).slice();
-}
-
 /** Mean squared pixel error in [0, 1] units over a held-out batch. */
-function pixelMse(model: VQGAN, images: ImageBatch): number {
+async function pixelMse(model: VQGAN, images: ImageBatch): Promise<number> {
   let total = 0;
   for (let i = 0; i < images.count; i += model.batchSize) {
     const n = Math.min(model.batchSize, images.count - i);
-    total += tidy(() => {
+    const se = tidy(() => {
       const x = imagesToTensor(images, i, n);
       const y = model.decodeTensor(model.encodeTensor(x));
-      return ops.sum(ops.square(ops.sub(y, x))).dataSync()[0];
+      return ops.sum(ops.square(ops.sub(y, x)));
     });
+    total += await se.item();
+    se.dispose();
   }
   return total / (images.count * 3 * images.height * images.width);
 }

@@ -100,9 +100,7 @@ export class VQGAN extends Module implements Decoder {
 
   /** Training pass: images (B, 3, R, R) -> reconstruction and quantiser output. */
   forward(x: Tensor): VqganForward {
-    const z = this.encoder.forward(x);
-    const vq = this.quantize.forward(z);
-    z.dispose();
+    const vq = this.quantize.forward(this.encoder.forward(x));
     return { reconstruction: this.decoder.forward(vq.quantized), vq };
   }
 

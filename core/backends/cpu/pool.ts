@@ -8,32 +8,39 @@
  * (h * inW + w, first maximum in row-major order wins); an all-padding window gives -inf
  * and index -1.
  *
- * Windows are rectangles, so both pools run separably: one pass reduces each input row
- * over every output column's width window, a second reduces those row results over the
- * height windows (kH + kW steps per output instead of kH * kW). Both passes loop tap by
- * tap over contiguous runs, without branches. Sums are carried in float64 as a direct
- * loop would. Max takes the value with Math.max, then finds the first row, and in it the
- * first column, holding that value (or a NaN): the first maximum in row-major order.
+ * Windows are rectangles, so both pools run separably: a row pass reduces each input row
+ * over every output column's window, a column pass reduces those results over each output
+ * row's window: kH + kW reads per output instead of kH * kW. For max, the row pass keeps
+ * each row's first maximum (or first NaN) and the column pass the first row holding the
+ * strict maximum, which is the first maximum in row-major order. Sums are carried in
+ * float64 as the direct loops did. The average pool's backward is a gather of the same
+ * shape: input i sums the (pre-divided) gradients of the outputs whose window covers it,
+ * a contiguous range along each axis. Runs of three (the 3x3 pools) are unrolled, which
+ * V8 runs about 2.5x faster than the general loop.
  */
 
 import type { Pool2dArgs } from "../../backend.ts";
 
-/** Along one axis: each output's clipped window and divisor factor, each tap's outputs. */
-interface Axis {
-  /** Output o covers inputs [lo[o], hi[o]); size[o] is its share of the divisor. */
+/** For each index o along one axis: a range [lo[o], hi[o]) of the other side's indices. */
+interface Ranges {
   lo: Int32Array;
   hi: Int32Array;
-  size: Float64Array;
-  /** Tap t (input o*stride - pad + t) is inside the image for o in [tapLo[t], tapHi[t]). */
-  tapLo: Int32Array;
-  tapHi: Int32Array;
-  stride: number;
-  pad: number;
 }
 
-function axis(
-  out: number, inLen: number, k: number, stride: number, pad: number, includePad: boolean,
-): Axis {
+/**
+ * Output windows along one axis, clipped to the input, with each one's divisor factor;
+ * outputs [full0, full1) have all k taps inside the input (the unrolled loops' range).
+ */
+interface Axis extends Ranges {
+  size: Float64Array;
+  k: number;
+  stride: number;
+  full0: number;
+  full1: number;
+}
+
+function axis(out: number, inLen: number, k: number, stride: number, pad: number,
+  includePad: boolean): Axis {
   const lo = new Int32Array(out), hi = new Int32Array(out), size = new Float64Array(out);
   for (let o = 0; o < out; o++) {
     const start = o * stride - pad;
@@ -42,12 +49,23 @@ function axis(
     hi[o] = Math.max(lo[o], Math.min(end, inLen));
     size[o] = includePad ? end - start : hi[o] - lo[o];
   }
-  const tapLo = new Int32Array(k), tapHi = new Int32Array(k);
-  for (let t = 0; t < k; t++) {
-    tapLo[t] = Math.min(out, Math.max(0, Math.ceil((pad - t) / stride)));
-    tapHi[t] = Math.max(tapLo[t], Math.min(out, Math.floor((inLen - 1 + pad - t) / stride) + 1));
+  const full0 = Math.min(out, Math.ceil(pad / stride));
+  const full1 = Math.max(full0, Math.min(out, Math.floor((inLen + pad - k) / stride) + 1));
+  return { lo, hi, size, k, stride, full0, full1 };
+}
+
+/** The outputs covering each input index (windows' lo and hi never decrease with o). */
+function covering(win: Ranges, inLen: number): Ranges {
+  const lo = new Int32Array(inLen), hi = new Int32Array(inLen);
+  let first = 0, end = 0;
+  for (let i = 0; i < inLen; i++) {
+    while (first < win.lo.length && win.hi[first] <= i) first++;
+    if (end < first) end = first;
+    while (end < win.lo.length && win.lo[end] <= i) end++;
+    lo[i] = first;
+    hi[i] = Math.max(first, end);
   }
-  return { lo, hi, size, tapLo, tapHi, stride, pad };
+  return { lo, hi };
 }
 
 function axes(a: Pool2dArgs) {
@@ -57,15 +75,50 @@ function axes(a: Pool2dArgs) {
   };
 }
 
-/** out[o] = sum of x[xr + o*s - pad + t] over the taps t inside the row. */
-function rowSums(x: Float32Array, xr: number, c: Axis, out: Float64Array, o0: number, n: number) {
-  out.fill(0, o0, o0 + n);
-  const s = c.stride;
-  for (let t = 0; t < c.tapLo.length; t++) {
-    for (let o = c.tapLo[t], i = xr + o * s - c.pad + t; o < c.tapHi[t]; o++, i += s) {
-      out[o0 + o] += x[i];
+/** Is o one of the windows that the unrolled loops handle (3 taps; 2 too for sums)? */
+function unrolled(ax: Axis, o: number, twoTaps = false): boolean {
+  return (ax.k === 3 || (twoTaps && ax.k === 2)) && o >= ax.full0 && o < ax.full1;
+}
+
+// Sums of v[start + i*step], i < n. Two copies keep each one monomorphic for V8.
+function sum32(v: Float32Array, start: number, step: number, n: number): number {
+  let s = 0;
+  for (let i = 0, j = start; i < n; i++, j += step) s += v[j];
+  return s;
+}
+
+function sum64(v: Float64Array, start: number, step: number, n: number): number {
+  if (n === 3) return v[start] + v[start + step] + v[start + 2 * step];
+  if (n === 2) return v[start] + v[start + step];
+  if (n === 1) return v[start];
+  let s = 0;
+  for (let i = 0, j = start; i < n; i++, j += step) s += v[j];
+  return s;
+}
+
+/** Index i < n (n >= 1) of the first maximum of v[start + i*step], or of its first NaN. */
+function firstMax(v: Float32Array, start: number, step: number, n: number): number {
+  let m = v[start], k = 0;
+  for (let i = 1, j = start + step; i < n; i++, j += step) {
+    const u = v[j];
+    if (u > m || (u !== u && m === m)) {
+      m = u;
+      k = i;
     }
   }
+  return k;
+}
+
+/** firstMax for n = 3. */
+function firstMax3(v: Float32Array, start: number, step: number): number {
+  const a = v[start], b = v[start + step], c = v[start + 2 * step];
+  let m = a, k = 0;
+  if (b > m || (b !== b && m === m)) {
+    m = b;
+    k = 1;
+  }
+  if (c > m || (c !== c && m === m)) k = 2;
+  return k;
 }
 
 export function avgPool2d(x: Float32Array, a: Pool2dArgs): Float32Array {
@@ -73,18 +126,41 @@ export function avgPool2d(x: Float32Array, a: Pool2dArgs): Float32Array {
   const planes = a.batch * a.channels;
   const y = new Float32Array(planes * outH * outW);
   const { rows, cols } = axes(a);
-  const sums = new Float64Array(inH * outW); // sums[h*outW + ow]: row h over ow's window
-  const acc = new Float64Array(outW);
+  const rowSums = new Float64Array(inH * outW); // [h*outW + ow]: row h over ow's window
+  const sW = cols.stride;
   for (let p = 0; p < planes; p++) {
     const xb = p * inH * inW, yb = p * outH * outW;
-    for (let h = 0; h < inH; h++) rowSums(x, xb + h * inW, cols, sums, h * outW, outW);
-    for (let oh = 0; oh < outH; oh++) {
-      acc.fill(0);
-      for (let h = rows.lo[oh]; h < rows.hi[oh]; h++) {
-        for (let ow = 0, i = h * outW; ow < outW; ow++, i++) acc[ow] += sums[i];
+    for (let h = 0; h < inH; h++) {
+      const xr = xb + h * inW, r = h * outW;
+      for (let ow = 0; ow < outW; ow++) {
+        if (unrolled(cols, ow, true)) {
+          // The whole run of full windows, then carry on after it.
+          let i = xr + cols.lo[ow];
+          if (cols.k === 3) {
+            for (; ow < cols.full1; ow++, i += sW) rowSums[r + ow] = x[i] + x[i + 1] + x[i + 2];
+          } else {
+            for (; ow < cols.full1; ow++, i += sW) rowSums[r + ow] = x[i] + x[i + 1];
+          }
+          if (ow === outW) break;
+        }
+        rowSums[r + ow] = sum32(x, xr + cols.lo[ow], 1, cols.hi[ow] - cols.lo[ow]);
       }
-      const rowSize = rows.size[oh], yr = yb + oh * outW;
-      for (let ow = 0; ow < outW; ow++) y[yr + ow] = acc[ow] / (rowSize * cols.size[ow]);
+    }
+    for (let oh = 0, o = yb; oh < outH; oh++, o += outW) {
+      const h0 = rows.lo[oh], n = rows.hi[oh] - h0, size = rows.size[oh];
+      if (unrolled(rows, oh, true)) {
+        for (let ow = 0, i = h0 * outW; ow < outW && n === 2; ow++, i++) {
+          y[o + ow] = (rowSums[i] + rowSums[i + outW]) / (size * cols.size[ow]);
+        }
+        for (let ow = 0, i = h0 * outW; ow < outW && n === 3; ow++, i++) {
+          y[o + ow] = (rowSums[i] + rowSums[i + outW] + rowSums[i + 2 * outW]) /
+            (size * cols.size[ow]);
+        }
+        continue;
+      }
+      for (let ow = 0; ow < outW; ow++) {
+        y[o + ow] = sum64(rowSums, h0 * outW + ow, outW, n) / (size * cols.size[ow]);
+      }
     }
   }
   return y;
@@ -95,50 +171,27 @@ export function avgPool2dBackward(dy: Float32Array, a: Pool2dArgs): Float32Array
   const planes = a.batch * a.channels;
   const dx = new Float32Array(planes * inH * inW);
   const { rows, cols } = axes(a);
-  // grads[h*outW + ow]: what row h receives through output column ow, summed over oh.
-  const grads = new Float64Array(inH * outW);
-  const g = new Float64Array(outW);
-  const dxRow = new Float64Array(inW);
-  const s = cols.stride;
+  const rowsIn = covering(rows, inH), colsIn = covering(cols, inW);
+  const g = new Float64Array(outH * outW); // dy over its divisor
+  const rowSums = new Float64Array(outH * inW); // [oh*inW + w]: g row oh over w's coverers
   for (let p = 0; p < planes; p++) {
     const xb = p * inH * inW, yb = p * outH * outW;
-    grads.fill(0);
-    for (let oh = 0; oh < outH; oh++) {
-      const rowSize = rows.size[oh], yr = yb + oh * outW;
-      for (let ow = 0; ow < outW; ow++) g[ow] = dy[yr + ow] / (rowSize * cols.size[ow]);
-      for (let h = rows.lo[oh]; h < rows.hi[oh]; h++) {
-        for (let ow = 0, i = h * outW; ow < outW; ow++, i++) grads[i] += g[ow];
+    for (let oh = 0, o = 0; oh < outH; oh++) {
+      for (let ow = 0; ow < outW; ow++, o++) {
+        g[o] = dy[yb + o] / (rows.size[oh] * cols.size[ow]);
       }
     }
-    for (let h = 0; h < inH; h++) {
-      dxRow.fill(0);
-      const gr = h * outW;
-      for (let t = 0; t < cols.tapLo.length; t++) {
-        for (let o = cols.tapLo[t], w = o * s - cols.pad + t; o < cols.tapHi[t]; o++, w += s) {
-          dxRow[w] += grads[gr + o];
-        }
+    for (let oh = 0, r = 0; oh < outH; oh++) {
+      for (let w = 0; w < inW; w++, r++) {
+        rowSums[r] = sum64(g, oh * outW + colsIn.lo[w], 1, colsIn.hi[w] - colsIn.lo[w]);
       }
-      const xr = xb + h * inW;
-      for (let w = 0; w < inW; w++) dx[xr + w] = dxRow[w];
+    }
+    for (let h = 0, i = xb; h < inH; h++) {
+      const oh0 = rowsIn.lo[h], n = rowsIn.hi[h] - oh0;
+      for (let w = 0; w < inW; w++, i++) dx[i] = sum64(rowSums, oh0 * inW + w, inW, n);
     }
   }
   return dx;
-}
-
-/** out[o] = max of x[xr + o*s - pad + t] over the taps inside the row (NaN if any is). */
-function rowMaxes(x: Float32Array, xr: number, c: Axis, out: Float32Array, o0: number, n: number) {
-  out.fill(-Infinity, o0, o0 + n);
-  const s = c.stride;
-  for (let t = 0; t < c.tapLo.length; t++) {
-    for (let o = c.tapLo[t], i = xr + o * s - c.pad + t; o < c.tapHi[t]; o++, i += s) {
-      out[o0 + o] = Math.max(out[o0 + o], x[i]);
-    }
-  }
-}
-
-/** v is the maximum m found by Math.max (a NaN maximum matches any NaN). */
-function matches(v: number, m: number): boolean {
-  return v === m || (v !== v && m !== m);
 }
 
 export function maxPool2d(x: Float32Array, a: Pool2dArgs): { y: Float32Array; argmax: Int32Array } {
@@ -147,32 +200,41 @@ export function maxPool2d(x: Float32Array, a: Pool2dArgs): { y: Float32Array; ar
   const y = new Float32Array(planes * outH * outW);
   const argmax = new Int32Array(planes * outH * outW);
   const { rows, cols } = axes(a);
-  const maxes = new Float32Array(inH * outW); // maxes[h*outW + ow]: row h over ow's window
-  const best = new Float32Array(outW);
+  // [h*outW + ow]: row h's winner over ow's window, and its plane index (-1: empty window).
+  const rowBest = new Float32Array(inH * outW);
+  const rowIndex = new Int32Array(inH * outW);
+  const sW = cols.stride;
   for (let p = 0; p < planes; p++) {
     const xb = p * inH * inW, yb = p * outH * outW;
-    for (let h = 0; h < inH; h++) rowMaxes(x, xb + h * inW, cols, maxes, h * outW, outW);
-    for (let oh = 0; oh < outH; oh++) {
-      const h0 = rows.lo[oh], h1 = rows.hi[oh], yr = yb + oh * outW;
-      best.fill(-Infinity);
-      for (let h = h0; h < h1; h++) {
-        for (let ow = 0, i = h * outW; ow < outW; ow++, i++) best[ow] = Math.max(best[ow], maxes[i]);
-      }
+    for (let h = 0; h < inH; h++) {
+      const xr = xb + h * inW, r = h * outW;
       for (let ow = 0; ow < outW; ow++) {
-        const w0 = cols.lo[ow], w1 = cols.hi[ow];
-        if (h0 === h1 || w0 === w1) {
-          y[yr + ow] = -Infinity;
-          argmax[yr + ow] = -1;
-          continue;
+        if (unrolled(cols, ow)) {
+          for (let w0 = cols.lo[ow]; ow < cols.full1; ow++, w0 += sW) {
+            const w = w0 + firstMax3(x, xr + w0, 1);
+            rowBest[r + ow] = x[xr + w];
+            rowIndex[r + ow] = h * inW + w;
+          }
+          if (ow === outW) break;
         }
-        const m = best[ow];
-        let h = h0;
-        while (h < h1 - 1 && !matches(maxes[h * outW + ow], m)) h++;
-        let w = w0;
-        const xr = xb + h * inW;
-        while (w < w1 - 1 && !matches(x[xr + w], m)) w++;
-        y[yr + ow] = x[xr + w];
-        argmax[yr + ow] = h * inW + w;
+        const w0 = cols.lo[ow], n = cols.hi[ow] - w0;
+        const w = n === 0 ? -1 : w0 + firstMax(x, xr + w0, 1, n);
+        rowBest[r + ow] = n === 0 ? -Infinity : x[xr + w];
+        rowIndex[r + ow] = n === 0 ? -1 : h * inW + w;
+      }
+    }
+    for (let oh = 0, o = yb; oh < outH; oh++, o += outW) {
+      const h0 = rows.lo[oh], n = rows.hi[oh] - h0;
+      if (n === 0) {
+        y.fill(-Infinity, o, o + outW);
+        argmax.fill(-1, o, o + outW);
+        continue;
+      }
+      const three = unrolled(rows, oh);
+      for (let ow = 0, i = h0 * outW; ow < outW; ow++, i++) {
+        const r = i + outW * (three ? firstMax3(rowBest, i, outW) : firstMax(rowBest, i, outW, n));
+        y[o + ow] = rowBest[r];
+        argmax[o + ow] = rowIndex[r];
       }
     }
   }

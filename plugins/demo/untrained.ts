@@ -1,0 +1,48 @@
+/**
+ * The demo's baseline: the same stage-1 and stage-2 models as the trained ones, freshly
+ * initialised and never trained, saved in the layout the samplers load
+ * (`<dir>/checkpoints/last` plus the model's config file). Sampling them through the same
+ * (trained) VQGAN shows what training the two generators buys: the Frechet distance of
+ * these samples is the "untrained pipeline" number the demo prints.
+ */
+
+import { saveCheckpoint } from "../../core/io/checkpoint.ts";
+import { hostStateDict } from "../../core/nn/module.ts";
+import { Generator } from "../../core/random.ts";
+import { type Stage1Config, Stage1GPT } from "../stage1/model.ts";
+import { type Stage2Config, Stage2Model } from "../stage2/model.ts";
+
+async function readJson(path: string, what: string): Promise<unknown> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`untrained-models: cannot read ${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** A fresh stage-1 GPT shaped like the one trained in `trainedDir` (its model.json). */
+export async function writeUntrainedStage1(trainedDir: string, outDir: string, seed: number): Promise<void> {
+  const cfg = await readJson(`${trainedDir}/model.json`, "the stage-1 model config") as Stage1Config;
+  const model = new Stage1GPT(cfg, new Generator(seed));
+  try {
+    await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
+    await Deno.writeTextFile(`${outDir}/model.json`, JSON.stringify(cfg, null, 2) + "\n");
+    await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), { model: cfg, untrained: true });
+  } finally {
+    model.dispose();
+  }
+}
+
+/** A fresh stage-2 decoder shaped like the one trained in `trainedDir` (its stage2.json). */
+export async function writeUntrainedStage2(trainedDir: string, outDir: string, seed: number): Promise<void> {
+  const doc = await readJson(`${trainedDir}/stage2.json`, "the stage-2 model config") as { config?: Stage2Config };
+  if (!doc.config) throw new Error(`untrained-models: ${trainedDir}/stage2.json has no 'config'`);
+  const model = new Stage2Model(doc.config, new Generator(seed));
+  try {
+    await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
+    await Deno.writeTextFile(`${outDir}/stage2.json`, JSON.stringify({ kind: "stage2", config: doc.config }, null, 2) + "\n");
+    await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), { untrained: true });
+  } finally {
+    model.dispose();
+  }
+}
