@@ -2,8 +2,11 @@
 import demo from "./demo/plugin.ts";
 import dinov2 from "./dinov2/plugin.ts";
 import metrics from "./metrics/plugin.ts";
+import pipeline from "./pipeline/plugin.ts";
 import preview from "./preview/plugin.ts";
 import stage1 from "./stage1/plugin.ts";
+import stage2 from "./stage2/plugin.ts";
 import tokenizer from "./tokenizer/plugin.ts";
+import vqgan from "./vqgan/plugin.ts";
 
-export default [dinov2, tokenizer, stage1, metrics, demo, preview];
+export default [dinov2, tokenizer, vqgan, stage1, stage2, pipeline, metrics, demo, preview];

@@ -394,6 +394,114 @@ Deno.test("maxPool2d: values and argmax vs float64 loops, backward vs central di
   );
 });
 
+function poolArgs(
+  batch: number, channels: number, inH: number, inW: number, kH: number, kW: number,
+  strideH: number, strideW: number, padH: number, padW: number, countIncludePad = false,
+): Pool2dArgs {
+  return {
+    batch, channels, inH, inW, kH, kW, strideH, strideW, padH, padW, countIncludePad,
+    outH: Math.floor((inH + 2 * padH - kH) / strideH) + 1,
+    outW: Math.floor((inW + 2 * padW - kW) / strideW) + 1,
+  };
+}
+
+/** Each output's dy over its divisor, added to every input cell of its window (float64). */
+function avgPoolBackwardRef(dy: ArrayLike<number>, a: Pool2dArgs): Float64Array {
+  const dx = new Float64Array(a.batch * a.channels * a.inH * a.inW);
+  let o = 0;
+  for (let p = 0; p < a.batch * a.channels; p++) {
+    for (let oh = 0; oh < a.outH; oh++) {
+      for (let ow = 0; ow < a.outW; ow++, o++) {
+        // The same cells and divisor as poolRef.
+        const cells: number[] = [];
+        let count = 0;
+        for (let kh = 0; kh < a.kH; kh++) {
+          for (let kw = 0; kw < a.kW; kw++) {
+            const h = oh * a.strideH - a.padH + kh, w = ow * a.strideW - a.padW + kw;
+            const inside = h >= 0 && h < a.inH && w >= 0 && w < a.inW;
+            if (inside) cells.push((p * a.inH + h) * a.inW + w);
+            if (inside || (a.countIncludePad && h < a.inH + a.padH && w < a.inW + a.padW)) count++;
+          }
+        }
+        for (const i of cells) dx[i] += dy[o] / count;
+      }
+    }
+  }
+  return dx;
+}
+
+const POOL_SHAPES: [string, Pool2dArgs][] = [
+  ["3x3 s1 p1 (Inception)", poolArgs(2, 3, 7, 6, 3, 3, 1, 1, 1, 1)],
+  ["3x3 s1 p1 count pad", poolArgs(1, 2, 5, 8, 3, 3, 1, 1, 1, 1, true)],
+  ["3x3 s2 p0 (reduction)", poolArgs(2, 2, 9, 8, 3, 3, 2, 2, 0, 0)],
+  ["2x2 s2 (disjoint windows)", poolArgs(1, 3, 6, 7, 2, 2, 2, 2, 0, 0, true)],
+  ["2x3 s(1,2) p(1,1)", poolArgs(1, 2, 5, 7, 2, 3, 1, 2, 1, 1)],
+  ["4x4 s1 p2 count pad", poolArgs(1, 2, 5, 6, 4, 4, 1, 1, 2, 2, true)],
+  ["3x3 s1 p1 on 1x1", poolArgs(1, 2, 1, 1, 3, 3, 1, 1, 1, 1, true)],
+];
+
+Deno.test("avgPool2d fast paths: forward and backward vs float64 loops, and the adjoint", () => {
+  let seed = 60;
+  for (const [label, a] of POOL_SHAPES) {
+    for (const countIncludePad of [false, true]) {
+      const args = { ...a, countIncludePad };
+      const x = randn(args.batch * args.channels * args.inH * args.inW, seed++);
+      const dy = randn(args.batch * args.channels * args.outH * args.outW, seed++);
+      const name = `${label} countIncludePad=${countIncludePad}`;
+      const y = read(be.avgPool2d(up(x), args));
+      assertClose(y, poolRef(x, args, "avg"), 1e-6, 1e-6, `${name} y`);
+      const dx = read(be.avgPool2dBackward(up(dy), args));
+      assertClose(dx, avgPoolBackwardRef(dy, args), 1e-6, 1e-6, `${name} dx`);
+      assertClose([dot(x, dx)], [dot(y, dy)], 1e-5, 1e-5, `${name} adjoint`);
+    }
+  }
+});
+
+/** Row-major scan of each window: the first maximum wins, a NaN beats any number. */
+function maxPoolRef(x: ArrayLike<number>, a: Pool2dArgs) {
+  const y: number[] = [], argmax: number[] = [];
+  for (let p = 0; p < a.batch * a.channels; p++) {
+    for (let oh = 0; oh < a.outH; oh++) {
+      for (let ow = 0; ow < a.outW; ow++) {
+        let best = -Infinity, index = -1;
+        for (let kh = 0; kh < a.kH; kh++) {
+          for (let kw = 0; kw < a.kW; kw++) {
+            const h = oh * a.strideH - a.padH + kh, w = ow * a.strideW - a.padW + kw;
+            if (h < 0 || h >= a.inH || w < 0 || w >= a.inW) continue;
+            const v = x[(p * a.inH + h) * a.inW + w];
+            if (index < 0 || v > best || (Number.isNaN(v) && !Number.isNaN(best))) {
+              best = v;
+              index = h * a.inW + w;
+            }
+          }
+        }
+        y.push(best);
+        argmax.push(index);
+      }
+    }
+  }
+  return { y, argmax };
+}
+
+Deno.test("maxPool2d fast paths: ties, signed zeros, NaN and -inf vs a row-major scan", () => {
+  let seed = 90;
+  for (const [label, a] of POOL_SHAPES) {
+    // Few distinct values so windows hold ties; then plant NaNs, -inf and -0.
+    const x = randn(a.batch * a.channels * a.inH * a.inW, seed++).map((v) => Math.round(v));
+    for (let i = 0; i < x.length; i += 7) x[i] = -0;
+    for (let i = 3; i < x.length; i += 11) x[i] = -Infinity;
+    if (x.length > 4) x[x.length - 2] = NaN;
+    if (x.length > 8) x[5] = NaN;
+    const { y, argmax } = be.maxPool2d(up(x), a);
+    const ref = maxPoolRef(x, a);
+    const got = read(y), idx = be.readSync(argmax);
+    ref.y.forEach((v, o) => {
+      assert.ok(Object.is(got[o], Math.fround(v)), `${label}: y[${o}] is ${got[o]}, expected ${v}`);
+      assert.equal(idx[o], ref.argmax[o], `${label}: argmax[${o}]`);
+    });
+  }
+});
+
 // ---------------------------------------------------------------- resizing
 
 function resizeArgs(c: ResizeCase): ResizeArgs {

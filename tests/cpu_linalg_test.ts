@@ -347,6 +347,23 @@ const CONV_CASES: [string, Conv2dArgs][] = [
   ["2x3 kernel, pad (1,0), stride (1,2)", convArgs(1, 2, 5, 9, 3, 2, 3, 1, 2, 1, 0, 1)],
   ["1x1 input, 3x3 pad 1", convArgs(1, 2, 1, 1, 2, 3, 3, 1, 1, 1, 1, 1)],
   ["banded im2col (cols over budget)", convArgs(1, 64, 96, 96, 4, 3, 3, 1, 1, 1, 1, 1)],
+  // Fast paths of conv.ts / im2col.ts: images side by side in one GEMM (batch 3 of 5x5;
+  // batch 4 of 28x25 splits 3 + 1), with groups and stride 2 in that layout too.
+  ["batched 3x3 pad 1, batch 3", convArgs(3, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1)],
+  ["batched chunks 3 + 1, 3x3 pad 1", convArgs(4, 2, 28, 25, 3, 3, 3, 1, 1, 1, 1, 1)],
+  ["batched groups=2 stride 2", convArgs(3, 4, 9, 7, 6, 3, 3, 2, 2, 1, 1, 2)],
+  ["batched 1x1 stride 2", convArgs(3, 3, 7, 6, 2, 1, 1, 2, 2, 0, 0, 1)],
+  // Same-width block copies: 5x5 pad 2, 1x7 pad (0,3), 7x1 pad (3,0), and several bands.
+  ["same width 5x5 pad 2, batch 2", convArgs(2, 3, 6, 7, 4, 5, 5, 1, 1, 2, 2, 1)],
+  ["same width 1x7 pad (0,3)", convArgs(2, 3, 5, 6, 4, 1, 7, 1, 1, 0, 3, 1)],
+  ["same width 7x1 pad (3,0)", convArgs(2, 3, 6, 5, 4, 7, 1, 1, 1, 3, 0, 1)],
+  ["same width 3x3 pad 1, banded", convArgs(1, 4, 64, 200, 3, 3, 3, 1, 1, 1, 1, 1)],
+  ["3x3 pad 1 on a 1-wide column", convArgs(2, 2, 5, 1, 3, 3, 3, 1, 1, 1, 1, 1)],
+  // Stride-1 input gradient as a transposed convolution (>= 1024 output pixels).
+  ["transposed dx, 3x3 pad 1", convArgs(2, 4, 32, 32, 6, 3, 3, 1, 1, 1, 1, 1)],
+  ["transposed dx, 3x3 pad 0", convArgs(1, 3, 34, 34, 4, 3, 3, 1, 1, 0, 0, 1)],
+  ["transposed dx, 3x3 pad 2, groups=2", convArgs(1, 4, 30, 30, 4, 3, 3, 1, 1, 2, 2, 2)],
+  ["transposed dx, 2x4 pad (1,2)", convArgs(1, 3, 31, 33, 2, 2, 4, 1, 1, 1, 2, 1)],
 ];
 
 for (const [name, gemm] of GEMMS) {

@@ -13,7 +13,7 @@ import type { TokenGrid } from "../../core/interfaces.ts";
 import { readNpy, readNpz } from "../../core/io/npy.ts";
 import { readTokenFile as readCoreTokenFile } from "../../core/io/tokens.ts";
 
-export interface TokenFile {
+export interface GridFile {
   grid: TokenGrid;
   /** Image id of each row (from `D-<id>` / `<id>\t`, else the row number). */
   ids: string[];
@@ -24,7 +24,7 @@ function square(L: number): { height: number; width: number } {
   return s * s === L ? { height: s, width: s } : { height: 1, width: L };
 }
 
-export function parseCodecs(text: string, name = "<codecs>"): TokenFile {
+export function parseCodecs(text: string, name = "<codecs>"): GridFile {
   const rows: number[][] = [];
   const ids: string[] = [];
   text.split("\n").forEach((raw, n) => {
@@ -62,7 +62,7 @@ export function formatCodecs(grid: TokenGrid, ids?: readonly string[]): string {
 }
 
 /** Read semantic (or VQ) token grids from a token file, `.codecs`/`.txt`, `.npy` or `.npz`. */
-export async function readTokenGrids(path: string, key = "semantic"): Promise<TokenFile> {
+export async function readTokenGrids(path: string, key = "semantic"): Promise<GridFile> {
   if (/\.(codecs|txt)$/.test(path)) return parseCodecs(await Deno.readTextFile(path), path);
   if (path.endsWith(".npy") || path.endsWith(".npz")) {
     const t = path.endsWith(".npy") ? await readNpy(path) : await (async () => {

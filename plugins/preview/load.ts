@@ -45,12 +45,22 @@ function shownPath(url: URL): string {
   return path.startsWith(cwd) ? path.slice(cwd.length) : path;
 }
 
-/** Where each part comes from: a path the user gave, or the newest one found under `dir`. */
-async function resolveSources(
-  o: PartSources,
-  log: Logger,
-): Promise<{ paths: Partial<Record<PartName, string>>; root: string | null }> {
-  const given: Partial<Record<PartName, string>> = { stage1: o.stage1, stage2: o.stage2, vqgan: o.vqgan };
+export interface ResolvedSources {
+  paths: Partial<Record<PartName, string>>;
+  /** The folder searched, when one was. */
+  root: string | null;
+}
+
+/**
+ * Where each part comes from: a path the user gave, or the newest one found under `dir`.
+ * Throws NoTrainedModelError when a part is nowhere to be found.
+ */
+export async function resolveSources(o: PartSources, log: Logger): Promise<ResolvedSources> {
+  const given: Partial<Record<PartName, string>> = {
+    stage1: o.stage1,
+    stage2: o.stage2,
+    vqgan: o.vqgan,
+  };
   const paths = { ...given };
   const wanted = PART_NAMES.filter((p) => given[p] === undefined);
   if (wanted.length === 0) return { paths, root: o.dir ?? null };
@@ -64,7 +74,9 @@ async function resolveSources(
     if (list.length > 1) {
       log.info(
         `digit preview: ${list.length} trained ${PART_LABELS[part]} models under ${root}; ` +
-          `using the newest, ${list[0].dir} (others: ${list.slice(1).map((f) => f.dir).join(", ")})`,
+          `using the newest, ${list[0].dir} (others: ${
+            list.slice(1).map((f) => f.dir).join(", ")
+          })`,
       );
     }
   }
@@ -74,11 +86,17 @@ async function resolveSources(
   return { paths, root };
 }
 
-function noModelError(root: string | null, o: PartSources, missing: PartName[]): NoTrainedModelError {
+function noModelError(
+  root: string | null,
+  o: PartSources,
+  missing: PartName[],
+): NoTrainedModelError {
   const where = root === null
     ? `no experiment folder was given and ${shownPath(DEMO_TASK)} does not exist`
     : `found no trained ${missing.map((p) => PART_LABELS[p]).join(", ")} under '${root}'`;
-  const looked = missing.map((p) => `${PART_LABELS[p]}: ${MARKERS[p]} + checkpoints/${o.checkpoint}.json`)
+  const looked = missing.map((p) =>
+    `${PART_LABELS[p]}: ${MARKERS[p]} + checkpoints/${o.checkpoint}.json`
+  )
     .join("; ");
   return new NoTrainedModelError(
     `digit preview: ${where} (looked for ${looked}). Run \`deno task demo\` first to train a ` +
@@ -88,8 +106,12 @@ function noModelError(root: string | null, o: PartSources, missing: PartName[]):
 }
 
 /** Loads stage 1, stage 2 and the VQGAN; frees whatever was loaded if a later part fails. */
-export async function loadParts(o: PartSources, log: Logger): Promise<DigitParts> {
-  const { paths, root } = await resolveSources(o, log);
+export async function loadParts(
+  o: PartSources,
+  log: Logger,
+  sources?: ResolvedSources,
+): Promise<DigitParts> {
+  const { paths, root } = sources ?? await resolveSources(o, log);
   let stage1: Stage1GPT | undefined, stage2: Stage2Model | undefined, vqgan: VQGAN | null = null;
   try {
     const s1 = stage1Folder(paths.stage1!);

@@ -96,7 +96,9 @@ export async function findParts(root: string, which = "last", depth = 4): Promis
     }
   }
   await visit(root, 0);
-  for (const part of PART_NAMES) found[part].sort((a, b) => b.saved - a.saved || a.dir.localeCompare(b.dir));
+  for (const part of PART_NAMES) {
+    found[part].sort((a, b) => b.saved - a.saved || a.dir.localeCompare(b.dir));
+  }
   return found;
 }
 
@@ -116,5 +118,7 @@ export async function checkpointPath(path: string, which: string): Promise<strin
 /** The experiment folder of a stage-1 path: `<dir>`, `<dir>/checkpoints/last(.json)`. */
 export function stage1Folder(path: string): { dir: string; which?: "last" | "best" } {
   const m = /^(.*)\/checkpoints\/(last|best)(\.json)?$/.exec(path);
-  return m ? { dir: m[1] || ".", which: m[2] as "last" | "best" } : { dir: path.replace(/\/+$/, "") };
+  return m
+    ? { dir: m[1] || ".", which: m[2] as "last" | "best" }
+    : { dir: path.replace(/\/+$/, "") };
 }

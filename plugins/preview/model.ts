@@ -87,7 +87,7 @@ export class DigitPreview implements PreviewModel {
     onProgress: (progress: PreviewProgress) => void,
     signal?: AbortSignal,
   ): Promise<PreviewImage[]> {
-    const { stage1, stage2, vqgan } = this.parts;
+    const { stage1, stage2 } = this.parts;
     const n = request.count;
     // An unconditional stage 1 has no class tokens: the class id is ignored there.
     const classId = this.classes !== undefined ? request.classId : undefined;
@@ -134,7 +134,10 @@ export class DigitPreview implements PreviewModel {
   }
 
   /** VQGAN decode a few images at a time, so progress moves and an abort is heard. */
-  async #decode(codes: TokenGrid, report: (done: number, total: number) => void): Promise<ImageBatch> {
+  async #decode(
+    codes: TokenGrid,
+    report: (done: number, total: number) => void,
+  ): Promise<ImageBatch> {
     const { vqgan } = this.parts;
     const L = codes.height * codes.width;
     const chunk = Math.max(1, vqgan.batchSize);

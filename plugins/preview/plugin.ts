@@ -14,7 +14,7 @@
 import { s } from "../../core/config.ts";
 import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
-import { loadParts } from "./load.ts";
+import { loadParts, resolveSources } from "./load.ts";
 import { DigitPreview } from "./model.ts";
 
 export const previewOptions = s.object({
@@ -27,27 +27,38 @@ export const previewOptions = s.object({
     .describe("stage-2 experiment folder, <dir>/checkpoints/last, or a DiGIT stage-2 .pt")
     .optional(),
   vqgan: s.string({ nonEmpty: true })
-    .describe("VQGAN experiment folder, <dir>/checkpoints/last, or MAGE's .ckpt (default: found, or inside the stage-2 .pt)")
+    .describe(
+      "VQGAN experiment folder, <dir>/checkpoints/last, or MAGE's .ckpt (default: found, or inside the stage-2 .pt)",
+    )
     .optional(),
   checkpoint: s.enum(["last", "best"]).default("last"),
-  stage2_top_p: s.number({ min: 0, max: 1 }).default(0.8).describe("AR stage-2 nucleus mass (DiGIT: 0.8)"),
+  stage2_top_p: s.number({ min: 0, max: 1 }).default(0.8).describe(
+    "AR stage-2 nucleus mass (DiGIT: 0.8)",
+  ),
   stage2_temperature: s.number({ positive: true }).default(1),
 });
 
 export default definePlugin({
   name: "digit-preview",
   version: "0.1.0",
-  description: "the `digit` preview model: a trained stage 1 + stage 2 + VQGAN behind `deno task serve`",
+  description:
+    "the `digit` preview model: a trained stage 1 + stage 2 + VQGAN behind `deno task serve`",
   register(r) {
     r.preview({
       name: "digit",
-      description: "class id -> stage 1 -> stage 2 -> VQGAN -> PNG, from the demo's (or any) trained outputs",
+      description:
+        "class id -> stage 1 -> stage 2 -> VQGAN -> PNG, from the demo's (or any) trained outputs",
       options: previewOptions,
       create: async (o, ctx) => {
+        // Find the parts before choosing a device: nothing trained is the common failure.
+        const sources = await resolveSources(o, ctx.log);
         await useDevice(ctx.device);
-        const parts = await loadParts(o, ctx.log);
+        const parts = await loadParts(o, ctx.log, sources);
         try {
-          return new DigitPreview(parts, { topP: o.stage2_top_p, temperature: o.stage2_temperature });
+          return new DigitPreview(parts, {
+            topP: o.stage2_top_p,
+            temperature: o.stage2_temperature,
+          });
         } catch (e) {
           // The parts do not fit together: free them before reporting.
           for (const m of [parts.stage1, parts.stage2, parts.vqgan]) m.dispose();

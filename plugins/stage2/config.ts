@@ -60,8 +60,9 @@ export const stage2ConfigSchema = s.object({
     vqgan_ckpt_path: s.string().optional(),
   }).default({ _name: "st2vtlm", dropout: 0.1 }),
   output: s.object({
-    dir: s.string({ nonEmpty: true }).default("outputs/stage2"),
-  }).default({ dir: "outputs/stage2" }),
+    /** Experiment folder; in a task, defaults to the step's own folder. */
+    dir: s.string({ nonEmpty: true }).optional(),
+  }).default({}),
 });
 
 export type Stage2TrainConfig = Infer<typeof stage2ConfigSchema>;

@@ -21,11 +21,12 @@ export default definePlugin({
       name: "train-stage2",
       description: "train the stage-2 pixel decoder on semantic + VQ token files",
       params: stage2ConfigSchema,
-      outputs: (p) => ({ checkpoint: `${p.output.dir}/checkpoints/last.json` }),
+      outputs: (p) => ({ checkpoint: `${p.output.dir ? p.output.dir + "/" : ""}checkpoints/last.json` }),
       run: async (p, ctx) => {
         await useDevice(ctx.device);
-        using report = new TrainReporter(p.output.dir, ctx.log, { signal: ctx.signal, label: "stage 2", unit: "tok" });
-        const { model, result } = await trainStage2FromConfig(p, p.output.dir, report.hooks);
+        const dir = p.output.dir ?? ctx.stepDir;
+        using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "stage 2", unit: "tok" });
+        const { model, result } = await trainStage2FromConfig(p, dir, report.hooks);
         model.dispose();
         report.finish(result);
       },

@@ -3,8 +3,8 @@
  * recipe (AdamW 0.9/0.98, inverse-sqrt warm-up, label smoothing 0.1 over all outputs,
  * clipping, update_freq) through the shared training loop. AR scores all L+1 targets;
  * NAR scores the masked codes only. Validation reports plain NLL on the same kind of
- * targets, comparable with `vqUnigramEntropy`. Checkpoints go to `<output.dir>/checkpoints`
- * and the model config to `<output.dir>/stage2.json` (read back by `loadStage2`).
+ * targets, comparable with `vqUnigramEntropy`. Checkpoints go to `<dir>/checkpoints` and
+ * the model config to `<dir>/stage2.json` (read back by `loadStage2`).
  */
 
 import { noGrad } from "../../core/autograd.ts";
@@ -51,7 +51,7 @@ export function stage2Batch(
 }
 
 export async function trainStage2(
-  cfg: Stage2TrainConfig, trainSet: PairSet, validSet: PairSet | null, dir = cfg.output.dir,
+  cfg: Stage2TrainConfig, trainSet: PairSet, validSet: PairSet | null, dir: string,
   hooks: TrainHooks & { resume?: boolean } = {},
 ): Promise<Stage2Run> {
   const mc = stage2ModelConfig(cfg, trainSet);
@@ -126,7 +126,7 @@ export async function trainStage2(
 
 /** The whole job from a config: read the task's token files, train into `dir`. */
 export async function trainStage2FromConfig(
-  cfg: Stage2TrainConfig, dir = cfg.output.dir, hooks: TrainHooks & { resume?: boolean } = {},
+  cfg: Stage2TrainConfig, dir: string, hooks: TrainHooks & { resume?: boolean } = {},
 ): Promise<Stage2Run> {
   const trainSet = await readPairSet(cfg.task.tokens, cfg.task.vq_tokens);
   const t = cfg.task;

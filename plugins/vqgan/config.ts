@@ -64,8 +64,9 @@ export const vqganTrainConfigSchema = s.object({
     count: s.int(pos).default(16),
   }).default({ count: 16 }),
   output: s.object({
-    dir: s.string({ nonEmpty: true }).default("outputs/vqgan"),
-  }).default({ dir: "outputs/vqgan" }),
+    /** Experiment folder; in a task, defaults to the step's own folder. */
+    dir: s.string({ nonEmpty: true }).optional(),
+  }).default({}),
 });
 
 export type VqganTrainConfig = Infer<typeof vqganTrainConfigSchema>;

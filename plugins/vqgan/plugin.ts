@@ -49,11 +49,15 @@ export default definePlugin({
       name: "train-vqgan",
       description: "train a small VQGAN from scratch (L2/L1 + codebook + commitment)",
       params: vqganTrainConfigSchema,
-      outputs: (p) => ({ checkpoint: `${p.output.dir}/checkpoints/last.json`, preview: `${p.output.dir}/reconstructions.png` }),
+      outputs: (p) => {
+        const at = p.output.dir ? `${p.output.dir}/` : "";
+        return { checkpoint: `${at}checkpoints/last.json`, preview: `${at}reconstructions.png`, config: `${at}vqgan.json` };
+      },
       run: async (p, ctx) => {
         await useDevice(ctx.device);
-        using report = new TrainReporter(p.output.dir, ctx.log, { signal: ctx.signal, label: "vqgan", unit: "img" });
-        const run = await trainVqganFromConfig(p, report.hooks);
+        const dir = p.output.dir ?? ctx.stepDir;
+        using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "vqgan", unit: "img" });
+        const run = await trainVqganFromConfig(p, dir, report.hooks);
         ctx.log.info(`vqgan: reconstruction PSNR ${run.psnr.toFixed(2)} dB on ${p.dataset.valid_images > 0 ? "held-out" : "training"} images`);
         run.model.dispose();
         report.finish(run.result);

@@ -141,17 +141,17 @@ export interface VqganRun {
 }
 
 /**
- * The whole job from a config alone: open `dataset.source`, take `train_images` then
- * `valid_images` held-out images, train, write everything under `output.dir`.
+ * The whole job from a config: open `dataset.source`, take `train_images` then
+ * `valid_images` held-out images, train, write everything under `outDir`.
  */
-export async function trainVqganFromConfig(cfg: VqganTrainConfig, hooks: VqganTrainHooks = {}): Promise<VqganRun> {
+export async function trainVqganFromConfig(cfg: VqganTrainConfig, outDir: string, hooks: VqganTrainHooks = {}): Promise<VqganRun> {
   if (!cfg.dataset.source) throw new Error("vqgan: dataset.source is not set (e.g. {kind: shapes, size: 32})");
   const ds = await openDataset(cfg.dataset.source as DatasetSpec);
   const train = await collectImages(ds, cfg.dataset.train_images, 0, hooks.signal);
   const valid = cfg.dataset.valid_images > 0 && ds.length > train.count
     ? await collectImages(ds, cfg.dataset.valid_images, train.count, hooks.signal)
     : undefined;
-  return await trainVqgan(cfg, train, cfg.output.dir, { valid, ...hooks });
+  return await trainVqgan(cfg, train, outDir, { valid, ...hooks });
 }
 
 /** Reconstruct images through the VQGAN (encode, quantise, decode) as uint8. */
@@ -160,7 +160,7 @@ export async function reconstruct(model: VQGAN, images: ImageBatch): Promise<Ima
 }
 
 export async function trainVqgan(
-  cfg: VqganTrainConfig, data: ImageBatch | Dataset, outDir = cfg.output.dir, hooks: VqganTrainHooks = {},
+  cfg: VqganTrainConfig, data: ImageBatch | Dataset, outDir: string, hooks: VqganTrainHooks = {},
 ): Promise<VqganRun> {
   const images = "data" in data ? data : await collectImages(data, Infinity, 0, hooks.signal);
   if (images.height !== images.width) throw new Error(`vqgan: training images must be square, got ${images.height}x${images.width}`);

@@ -9,11 +9,14 @@
  * Small feature maps put several images side by side in the column matrix so that one
  * GEMM covers images*OH*OW columns (a GEMM with 64 or 289 columns runs well below the
  * BLAS's speed); the output (or dy) then moves between the batched (O/g, images*OH*OW)
- * layout and NCHW with one block copy per row, and the bias rides along in that pass.
- * Large feature maps take one image at a time, the column buffer covering a band of output
- * rows so memory stays bounded (a 3x3 conv with 256 channels at 256x256 would need 600 MB
- * at once). A 1x1, stride-1, unpadded convolution of a single image skips im2col (x is
- * already the column matrix). Scratch buffers are kept between calls and reused.
+ * layout and NCHW with one block copy per row, and the bias is written into the GEMM's
+ * output before it accumulates (beta = 1). Large feature maps take one image at a time,
+ * the column buffer covering a band of output rows: about 1 MiB so it is still in cache
+ * when read back, and bounded memory (a 3x3 conv with 256 channels at 256x256 would need
+ * 600 MB at once). A 1x1, stride-1, unpadded convolution skips im2col (x is already the
+ * column matrix). A stride-1 input gradient on a large map runs as a convolution of dy
+ * (see transposedArgs). Scratch buffers are kept between calls and reused: at most
+ * 16 MiB each for the column matrix and the batched rows, plus one weight's size.
  */
 
 import { type Conv2dArgs, ShapeError } from "../../backend.ts";
@@ -29,7 +32,7 @@ const TARGET_COLUMNS = 2048;
  * cache when the GEMM (or col2im) reads it, but at least this many columns wide.
  */
 const BAND_FLOATS = 1 << 18;
-const MIN_BAND_COLUMNS = 1024;
+const MIN_BAND_COLUMNS = 2048;
 
 interface Plan {
   Cg: number; // input channels per group

@@ -171,6 +171,10 @@ export function avgPool2dBackward(dy: Float32Array, a: Pool2dArgs): Float32Array
   const planes = a.batch * a.channels;
   const dx = new Float32Array(planes * inH * inW);
   const { rows, cols } = axes(a);
+  if (a.kH <= a.strideH && a.kW <= a.strideW) {
+    disjointAvgBackward(dy, a, rows, cols, dx);
+    return dx;
+  }
   const rowsIn = covering(rows, inH), colsIn = covering(cols, inW);
   const g = new Float64Array(outH * outW); // dy over its divisor
   const rowSums = new Float64Array(outH * inW); // [oh*inW + w]: g row oh over w's coverers
@@ -192,6 +196,25 @@ export function avgPool2dBackward(dy: Float32Array, a: Pool2dArgs): Float32Array
     }
   }
   return dx;
+}
+
+/** Windows that do not overlap (e.g. 2x2 stride 2): each input gets one share at most. */
+function disjointAvgBackward(dy: Float32Array, a: Pool2dArgs, rows: Axis, cols: Axis,
+  dx: Float32Array) {
+  const { inH, inW, outH, outW } = a;
+  const wLo = cols.lo, wHi = cols.hi, wSize = cols.size;
+  for (let p = 0, o = 0; p < a.batch * a.channels; p++) {
+    const xb = p * inH * inW;
+    for (let oh = 0; oh < outH; oh++) {
+      const h0 = rows.lo[oh], h1 = rows.hi[oh], size = rows.size[oh];
+      for (let ow = 0; ow < outW; ow++, o++) {
+        const g = dy[o] / (size * wSize[ow]);
+        for (let r = xb + h0 * inW; r < xb + h1 * inW; r += inW) {
+          for (let i = r + wLo[ow]; i < r + wHi[ow]; i++) dx[i] = g;
+        }
+      }
+    }
+  }
 }
 
 export function maxPool2d(x: Float32Array, a: Pool2dArgs): { y: Float32Array; argmax: Int32Array } {

@@ -1,0 +1,444 @@
+/**
+ * The `digit` preview model end to end: a tiny pipeline is trained inside the test by the
+ * real step types (train-vqgan, encode-vqgan, train-stage1, train-stage2, a few updates
+ * each), the preview plugin finds it by its markers, and the HTTP server generates PNGs
+ * with it. The reference for the pixels is the same chain run by hand through the
+ * stage-1 sampler and helper A2's batch pipeline (runPipeline), which writes its own PNGs.
+ */
+
+import assert from "node:assert/strict";
+import { main } from "../cli/main.ts";
+import { cpuBackend, setDefaultBackend } from "../core/device.ts";
+import { decodePng } from "../core/image/png.ts";
+import { readImage } from "../core/image/codec.ts";
+import { writeTokenFile } from "../core/io/tokens.ts";
+import { Generator } from "../core/random.ts";
+import { memoryLogger, type PreviewProgress, Registry, type RunContext } from "../core/registry.ts";
+import { planTask, runTask } from "../core/tasks.ts";
+import { runPipeline } from "../plugins/pipeline/pipeline.ts";
+import { findParts } from "../plugins/preview/locate.ts";
+import { NoTrainedModelError } from "../plugins/preview/load.ts";
+import type { DigitPreview } from "../plugins/preview/model.ts";
+import preview from "../plugins/preview/plugin.ts";
+import stage1 from "../plugins/stage1/plugin.ts";
+import { sampleStage1 } from "../plugins/stage1/sampler.ts";
+import stage2 from "../plugins/stage2/plugin.ts";
+import vqgan from "../plugins/vqgan/plugin.ts";
+import { startServer } from "../server/serve.ts";
+
+const IMAGES = 24;
+const CLUSTERS = 8;
+const CLASSES = 3;
+const SIDE = 16; // 16 px images, two halvings: a 4x4 grid of VQ codes
+const CODES = 32;
+/** A VQGAN small enough to train in a blink, spelled out so preset changes do not move it. */
+const TINY_VQGAN = {
+  preset: "cpu16",
+  ch: 8,
+  ch_mult: [1, 2, 2],
+  num_res_blocks: 1,
+  z_channels: 8,
+  n_embed: CODES,
+  norm_groups: 4,
+  resolution: SIDE,
+};
+
+async function registry(): Promise<Registry> {
+  const r = new Registry();
+  for (const p of [stage1, stage2, vqgan, preview]) await r.use(p);
+  return r;
+}
+
+function context(
+  r: Registry,
+  outputDir: string,
+): RunContext & { log: ReturnType<typeof memoryLogger> } {
+  return {
+    registry: r,
+    device: "cpu",
+    log: memoryLogger(),
+    outputDir,
+    signal: new AbortController().signal,
+  };
+}
+
+/** Trains the tiny pipeline under `out` with the real step types; returns the registry. */
+async function trainTinyPipeline(out: string): Promise<Registry> {
+  // Semantic tokens stand in for the tokenizer's: random 4x4 grids with class labels.
+  await Deno.mkdir(out, { recursive: true });
+  const gen = new Generator(7);
+  const tokens = Int32Array.from(
+    { length: IMAGES * 16 },
+    () => Math.floor(gen.uniform() * CLUSTERS),
+  );
+  const labels = Int32Array.from({ length: IMAGES }, (_, i) => i % CLASSES);
+  await writeTokenFile(`${out}/semantic.tokens`, {
+    tokens,
+    count: IMAGES,
+    height: 4,
+    width: 4,
+    vocab: CLUSTERS,
+    labels,
+  });
+  const shapes = { kind: "shapes", size: SIDE, length: IMAGES, seed: 0 };
+  const r = await registry();
+  const fast = { max_update: 2, lr: 1e-3 };
+  const plan = planTask(
+    {
+      name: "tiny",
+      steps: [
+        {
+          name: "vqgan",
+          type: "train-vqgan",
+          params: {
+            model: TINY_VQGAN,
+            dataset: { batch_size: 8, source: shapes, train_images: IMAGES, valid_images: 0 },
+            optimization: fast,
+            preview: { count: 2 },
+            output: { dir: "${outputs}/vqgan" },
+          },
+        },
+        {
+          name: "encode",
+          type: "encode-vqgan",
+          // resolution and norm_groups spelled out: the vqgan plugin's loader lets absent
+          // options (undefined) override the values recorded in vqgan.json.
+          params: {
+            vqgan: {
+              checkpoint: "${outputs}/vqgan/checkpoints/last",
+              resolution: SIDE,
+              norm_groups: 4,
+            },
+            dataset: shapes,
+          },
+        },
+        {
+          name: "stage1",
+          type: "train-stage1",
+          params: {
+            task: { tokens: `${out}/semantic.tokens`, target_vocab_size: CLUSTERS },
+            dataset: { batch_size: 8 },
+            optimization: fast,
+            model: { preset: "tiny", dropout: 0, class_conditional: true, num_classes: CLASSES },
+          },
+        },
+        {
+          name: "stage2",
+          type: "train-stage2",
+          params: {
+            task: {
+              tokens: `${out}/semantic.tokens`,
+              vq_tokens: "${steps.encode.outputs.tokens}",
+              source_vocab_size: CLUSTERS,
+              target_vocab_size: CODES,
+            },
+            dataset: { batch_size: 8 },
+            optimization: fast,
+            model: { _name: "st2vtlm_nar", preset: "tiny", dropout: 0 },
+            output: { dir: "${outputs}/stage2" },
+          },
+        },
+      ],
+    },
+    r,
+    { file: "preview_test", outputDir: out, device: "cpu" },
+  );
+  await runTask(plan, { registry: r, log: memoryLogger(), signal: new AbortController().signal });
+  return r;
+}
+
+async function postJson(url: string, body: unknown): Promise<Response> {
+  return await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** The named events of a text/event-stream body, in order. */
+async function readEvents(response: Response): Promise<{ event: string; data: Record<string, unknown> }[]> {
+  const text = await response.text();
+  return text.split("\n\n").filter((b) => b.trim() !== "").map((block) => {
+    const event = /^event: (.*)$/m.exec(block)![1];
+    const data = JSON.parse(/^data: (.*)$/m.exec(block)![1]);
+    return { event, data };
+  });
+}
+
+Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery", async (t) => {
+  setDefaultBackend(cpuBackend());
+  const root = await Deno.makeTempDir({ prefix: "digit-preview-" });
+  try {
+    const out = `${root}/experiment`;
+    const r = await trainTinyPipeline(out);
+
+    await t.step("the parts are found by their markers", async () => {
+      const found = await findParts(out);
+      assert.deepEqual(found.stage1.map((f) => f.dir), [`${out}/stage1`]);
+      assert.deepEqual(found.stage2.map((f) => f.dir), [`${out}/stage2`]);
+      assert.deepEqual(found.vqgan.map((f) => f.dir), [`${out}/vqgan`]);
+    });
+
+    const ctx = context(r, root);
+    const model = await r.create("previews", "digit", { dir: out }, ctx) as DigitPreview;
+    try {
+      assert.equal(model.classes, CLASSES);
+      assert.match(model.name, /stage 2 NAR, 16 px/);
+
+      await t.step("generate matches stage 1 + runPipeline run by hand", async () => {
+        const progress: PreviewProgress[] = [];
+        const request = { classId: 2, seed: 5, topK: 4, temperature: 1, steps: 3, count: 3 };
+        const images = await model.generate(request, (p) => progress.push(p));
+        assert.deepEqual(images.map((i) => i.name), [
+          "digit-c2-s5-0",
+          "digit-c2-s5-1",
+          "digit-c2-s5-2",
+        ]);
+
+        // Per-stage progress, in pipeline order, each stage ending at its total.
+        const stages = [...new Set(progress.map((p) => p.stage))];
+        assert.deepEqual(stages, ["stage 1", "stage 2 (MaskGIT)", "decode"]);
+        const last = (s: string) => progress.filter((p) => p.stage === s).at(-1)!;
+        assert.deepEqual(last("stage 1"), { stage: "stage 1", done: 16, total: 16 });
+        assert.deepEqual(last("stage 2 (MaskGIT)"), {
+          stage: "stage 2 (MaskGIT)",
+          done: 3,
+          total: 3,
+        });
+        assert.deepEqual(last("decode"), { stage: "decode", done: 3, total: 3 });
+
+        // Reference: the same seeds through the stage-1 sampler and A2's batch pipeline.
+        const semantic = await sampleStage1(model.parts.stage1, {
+          count: 3,
+          seed: 5,
+          topK: 4,
+          temperature: 1,
+          classes: new Int32Array(3).fill(2),
+        });
+        const refDir = `${root}/reference`;
+        await runPipeline({
+          stage2: model.parts.stage2,
+          decoder: model.parts.vqgan,
+          semantic,
+          outDir: refDir,
+          seed: 5,
+          batchSize: 3,
+          sampling: { steps: 3, temperature: 1 },
+        });
+        for (let i = 0; i < 3; i++) {
+          const ours = decodePng(images[i].png);
+          const ref = await readImage(`${refDir}/results/${i}.png`);
+          assert.equal(ours.width, SIDE);
+          assert.equal(ours.height, SIDE);
+          assert.deepEqual(ours.data, ref.data, `image ${i} differs from the hand-run pipeline`);
+        }
+      });
+
+      await t.step(
+        "an abort stops generation mid-stage; the model still works afterwards",
+        async () => {
+          const controller = new AbortController();
+          const seen: string[] = [];
+          await assert.rejects(
+            model.generate(
+              { seed: 1, topK: 0, temperature: 1, steps: 2, count: 1, classId: 0 },
+              (p) => {
+                seen.push(p.stage!);
+                if (p.stage === "stage 1" && p.done === 3) {
+                  controller.abort(new Error("user went away"));
+                }
+              },
+              controller.signal,
+            ),
+            /user went away/,
+          );
+          assert.ok(!seen.includes("stage 2 (MaskGIT)"), "stage 2 must not start after the abort");
+          const again = await model.generate({
+            seed: 1,
+            topK: 0,
+            temperature: 1,
+            steps: 2,
+            count: 1,
+            classId: 0,
+          }, () => {});
+          assert.equal(again.length, 1);
+        },
+      );
+
+      await t.step("the server generates PNGs that appear in /api/samples", async () => {
+        const samples = `${root}/samples`;
+        const server = startServer({ samplesDir: samples, model, port: 0 });
+        try {
+          const health = await (await fetch(`${server.url}healthz`)).json();
+          assert.equal(health.model, model.name);
+
+          const json = await postJson(`${server.url}api/generate`, {
+            classId: 1,
+            seed: 9,
+            steps: 2,
+            count: 2,
+          });
+          assert.equal(json.status, 200);
+          const { images } = await json.json();
+          assert.deepEqual(images.map((i: { name: string }) => i.name), [
+            "digit-c1-s9-0.png",
+            "digit-c1-s9-1.png",
+          ]);
+
+          const stream = await fetch(`${server.url}api/generate`, {
+            method: "POST",
+            headers: { "content-type": "application/json", accept: "text/event-stream" },
+            body: JSON.stringify({ classId: 0, seed: 9, steps: 2, count: 1 }),
+          });
+          const events = await readEvents(stream);
+          const kinds = events.map((e) => e.event);
+          assert.equal(kinds[0], "started");
+          assert.deepEqual(kinds.slice(-2), ["image", "done"]);
+          const stagesSeen = [
+            ...new Set(events.filter((e) => e.event === "progress").map((e) => e.data.stage)),
+          ];
+          assert.deepEqual(stagesSeen, ["stage 1", "stage 2 (MaskGIT)", "decode"]);
+
+          // A class the model does not have is refused before anything runs.
+          assert.equal(
+            (await postJson(`${server.url}api/generate`, { classId: CLASSES })).status,
+            422,
+          );
+          await (await postJson(`${server.url}api/generate`, { classId: CLASSES })).body?.cancel();
+
+          const listed = (await (await fetch(`${server.url}api/samples`)).json()).samples;
+          const names = listed.map((s: { name: string }) => s.name).sort();
+          assert.deepEqual(names, ["digit-c0-s9-0.png", "digit-c1-s9-0.png", "digit-c1-s9-1.png"]);
+          for (const s of listed) {
+            const png = new Uint8Array(
+              await (await fetch(`${server.url}${s.url.slice(1)}`)).arrayBuffer(),
+            );
+            const img = decodePng(png);
+            assert.equal(img.width, SIDE);
+            assert.equal(img.height, SIDE);
+          }
+        } finally {
+          await server.shutdown();
+        }
+      });
+    } finally {
+      model.dispose();
+    }
+
+    await t.step("explicit part paths work, and a missing part names what to run", async () => {
+      const m = await r.create("previews", "digit", {
+        stage1: `${out}/stage1/checkpoints/last`,
+        stage2: `${out}/stage2`,
+        vqgan: `${out}/vqgan/checkpoints/last.json`,
+      }, ctx) as DigitPreview;
+      m.dispose();
+      const empty = `${root}/empty`;
+      await Deno.mkdir(empty);
+      await assert.rejects(
+        r.create("previews", "digit", { dir: empty }, ctx),
+        (e: Error) => {
+          assert.ok(e instanceof NoTrainedModelError);
+          assert.match(e.message, /found no trained stage 1, stage 2, VQGAN under '.*empty'/);
+          assert.match(e.message, /Run `deno task demo` first/);
+          return true;
+        },
+      );
+      // Only stage 2 missing: the message names just that part.
+      await assert.rejects(
+        r.create("previews", "digit", {
+          dir: empty,
+          stage1: `${out}/stage1`,
+          vqgan: `${out}/vqgan`,
+        }, ctx),
+        /found no trained stage 2 under/,
+      );
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("findParts: the newest checkpoint wins; folders without a saved checkpoint are skipped", async () => {
+  const root = await Deno.makeTempDir({ prefix: "digit-preview-find-" });
+  try {
+    const make = async (dir: string, marker: string, savedAt?: number) => {
+      await Deno.mkdir(`${root}/${dir}/checkpoints`, { recursive: true });
+      await Deno.writeTextFile(`${root}/${dir}/${marker}`, "{}");
+      if (savedAt !== undefined) {
+        await Deno.writeTextFile(`${root}/${dir}/checkpoints/last.json`, "{}");
+        await Deno.utime(`${root}/${dir}/checkpoints/last.json`, savedAt, savedAt);
+      }
+    };
+    await make("a/old", "model.json", 1_000);
+    await make("b/new", "model.json", 2_000);
+    await make("c/never-saved", "model.json");
+    await make("d/nested/deeper/vq", "vqgan.json", 1_500);
+    await make("results/ignored", "stage2.json", 3_000); // sampling outputs are not searched
+    const found = await findParts(root);
+    assert.deepEqual(found.stage1.map((f) => f.dir), [`${root}/b/new`, `${root}/a/old`]);
+    assert.deepEqual(found.stage1.map((f) => f.saved), [2_000_000, 1_000_000]);
+    assert.deepEqual(found.vqgan.map((f) => f.dir), [`${root}/d/nested/deeper/vq`]);
+    assert.deepEqual(found.stage2, []);
+    assert.deepEqual((await findParts(`${root}/missing`)).stage1, []);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("serve: with nothing trained, the CLI warns and serves the gallery alone", async () => {
+  const root = await Deno.makeTempDir({ prefix: "digit-preview-cli-" });
+  try {
+    const controller = new AbortController();
+    let stderr = "";
+    const serving = main([
+      "serve",
+      "--port",
+      "0",
+      "--samples",
+      `${root}/samples`,
+      "--set",
+      `dir=${root}`,
+    ], {
+      stdout: () => {},
+      stderr: (text) => (stderr += text),
+      loadBuiltins: async (r) => {
+        await r.use(preview);
+        return {};
+      },
+      signal: controller.signal,
+      tty: false,
+    });
+    while (!stderr.includes("preview at")) {
+      if (stderr.includes("error:")) break;
+      await new Promise((done) => setTimeout(done, 5));
+    }
+    assert.match(
+      stderr,
+      /warning: preview model 'digit' could not be loaded.*Run `deno task demo` first/,
+    );
+    const url = /preview at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)![1];
+    assert.equal((await (await fetch(`${url}healthz`)).json()).model, null);
+    const refused = await postJson(`${url}api/generate`, { seed: 1 });
+    assert.equal(refused.status, 503);
+    await refused.body?.cancel();
+    controller.abort();
+    assert.equal(await serving, 130);
+
+    // Bad options are still an error (exit 2), not a silent gallery.
+    let err = "";
+    const code = await main(["serve", "--port", "0", "--set", "checkpoint=newest"], {
+      stdout: () => {},
+      stderr: (text) => (err += text),
+      loadBuiltins: async (r) => {
+        await r.use(preview);
+        return {};
+      },
+      signal: new AbortController().signal,
+      tty: false,
+    });
+    assert.equal(code, 2);
+    assert.match(err, /checkpoint/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
