@@ -51,8 +51,20 @@ const directions = values["forward-only"] ? ["forward"] : ["forward", "dx", "dw"
 
 function args(channels: number, size: number): Conv2dArgs {
   return {
-    batch: 1, inC: channels, inH: size, inW: size, outC: channels, kH: 3, kW: 3,
-    strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1, outH: size, outW: size,
+    batch: 1,
+    inC: channels,
+    inH: size,
+    inW: size,
+    outC: channels,
+    kH: 3,
+    kW: 3,
+    strideH: 1,
+    strideW: 1,
+    padH: 1,
+    padW: 1,
+    groups: 1,
+    outH: size,
+    outW: size,
   };
 }
 
@@ -94,7 +106,8 @@ def best(fn):
         t0 = time.perf_counter(); fn(); t = min(t, time.perf_counter() - t0)
     return 1000 * t
 def backward(g, x, w, mask):
-    return torch.ops.aten.convolution_backward(g, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask)
+    return torch.ops.aten.convolution_backward(
+        g, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask)
 with torch.no_grad():
     for c, s in shapes:
         x, dy = torch.randn(1, c, s, s), torch.randn(1, c, s, s)
@@ -125,7 +138,9 @@ for (const [c, s] of shapes) {
         `(${gflops.toFixed(1)} GFLOP/s), torch ` +
         (theirs === undefined
           ? "skipped"
-          : `${theirs.toFixed(1).padStart(7)} ms, ratio torch/ours ${(theirs / mine[key]).toFixed(2)}`),
+          : `${theirs.toFixed(1).padStart(7)} ms, ratio torch/ours ${
+            (theirs / mine[key]).toFixed(2)
+          }`),
     );
   }
 }

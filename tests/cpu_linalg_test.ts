@@ -359,6 +359,8 @@ const CONV_CASES: [string, Conv2dArgs][] = [
   ["same width 7x1 pad (3,0)", convArgs(2, 3, 6, 5, 4, 7, 1, 1, 1, 3, 0, 1)],
   ["same width 3x3 pad 1, banded", convArgs(1, 4, 64, 200, 3, 3, 3, 1, 1, 1, 1, 1)],
   ["3x3 pad 1 on a 1-wide column", convArgs(2, 2, 5, 1, 3, 3, 3, 1, 1, 1, 1, 1)],
+  ["5x5 pad 2 on a 1-wide column", convArgs(2, 2, 4, 1, 3, 5, 5, 1, 1, 2, 2, 1)],
+  ["5x5 pad 2 on a 2-wide image", convArgs(1, 2, 3, 2, 2, 5, 5, 1, 1, 2, 2, 1)],
   // Stride-1 input gradient as a transposed convolution (>= 1024 output pixels).
   ["transposed dx, 3x3 pad 1", convArgs(2, 4, 32, 32, 6, 3, 3, 1, 1, 1, 1, 1)],
   ["transposed dx, 3x3 pad 0", convArgs(1, 3, 34, 34, 4, 3, 3, 1, 1, 0, 0, 1)],

@@ -37,11 +37,11 @@ export function contactSheet(images: readonly RgbImage[], columns: number, scale
   return { width, height, data };
 }
 
-/** PNG file names of a folder, sorted (what the metrics read). */
+/** PNG file names of a folder in natural order ("2.png" before "10.png"). */
 export async function pngFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
   for await (const e of Deno.readDir(dir)) if (e.isFile && e.name.toLowerCase().endsWith(".png")) names.push(e.name);
-  return names.sort();
+  return names.sort(new Intl.Collator("en", { numeric: true }).compare);
 }
 
 /** A contact sheet of the first `count` PNGs of a folder. */

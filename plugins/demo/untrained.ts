@@ -4,6 +4,10 @@
  * (`<dir>/checkpoints/last` plus the model's config file). Sampling them through the same
  * (trained) VQGAN shows what training the two generators buys: the Frechet distance of
  * these samples is the "untrained pipeline" number the demo prints.
+ *
+ * The config files go where the loaders find them but the preview server's search does not
+ * (it skips `checkpoints/` folders), so `deno task serve` keeps serving the trained models:
+ * stage 1's config rides in the checkpoint's meta, stage 2's sits in `checkpoints/stage2.json`.
  */
 
 import { saveCheckpoint } from "../../core/io/checkpoint.ts";
@@ -26,7 +30,6 @@ export async function writeUntrainedStage1(trainedDir: string, outDir: string, s
   const model = new Stage1GPT(cfg, new Generator(seed));
   try {
     await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
-    await Deno.writeTextFile(`${outDir}/model.json`, JSON.stringify(cfg, null, 2) + "\n");
     await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), { model: cfg, untrained: true });
   } finally {
     model.dispose();
@@ -40,7 +43,7 @@ export async function writeUntrainedStage2(trainedDir: string, outDir: string, s
   const model = new Stage2Model(doc.config, new Generator(seed));
   try {
     await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
-    await Deno.writeTextFile(`${outDir}/stage2.json`, JSON.stringify({ kind: "stage2", config: doc.config }, null, 2) + "\n");
+    await Deno.writeTextFile(`${outDir}/checkpoints/stage2.json`, JSON.stringify({ kind: "stage2", config: doc.config }, null, 2) + "\n");
     await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), { untrained: true });
   } finally {
     model.dispose();

@@ -1,6 +1,8 @@
 /**
- * The `generate-images` step: semantic token grids (stage-1 samples) -> stage 2 -> VQGAN
- * -> `<step dir>/results/<id>.png`, `contact_sheet.png` and `vq_tokens.codecs`.
+ * The pipeline plugin's steps:
+ *   `sample`           stage-1 sampling -> stage 2 -> VQGAN -> PNGs (`deno task sample`; sample.ts)
+ *   `generate-images`  semantic token grids (stage-1 samples) -> stage 2 -> VQGAN
+ *                      -> `<step dir>/results/<id>.png`, `contact_sheet.png` and `vq_tokens.codecs`.
  */
 
 import { s } from "../../core/config.ts";
@@ -9,6 +11,7 @@ import { definePlugin } from "../../core/registry.ts";
 import { loadStage2 } from "../stage2/load.ts";
 import { loadVqgan } from "../vqgan/weights.ts";
 import { runPipeline } from "./pipeline.ts";
+import { runSample, sampleComplete, sampleOutputs, sampleParams } from "./sample.ts";
 
 const params = s.object({
   stage2: s.string({ nonEmpty: true, description: "DiGIT stage-2 .pt or <dir>/checkpoints/last" }),
@@ -25,8 +28,17 @@ const params = s.object({
 export default definePlugin({
   name: "digit-pipeline",
   version: "0.1.0",
-  description: "semantic tokens -> stage 2 -> VQGAN -> PNG files",
+  description: "stage-1 samples or semantic tokens -> stage 2 -> VQGAN -> PNG files",
   register(r) {
+    r.step({
+      name: "sample",
+      description: "sample images: stage 1 -> stage 2 -> VQGAN -> PNGs + contact sheet (default: the demo's models)",
+      params: sampleParams,
+      outputs: sampleOutputs,
+      // Re-run when a part was retrained (or another one would be found) since the last run.
+      complete: (p, outputs) => sampleComplete(p, outputs),
+      run: (p, ctx) => runSample(p, ctx),
+    });
     r.step({
       name: "generate-images",
       description: "decode semantic token grids to PNGs through stage 2 and the VQGAN",

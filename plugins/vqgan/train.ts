@@ -60,37 +60,43 @@ export async function collectImages(dataset: Dataset, limit = Infinity, first = 
 
 /**
  * Moves codes that no image used during the last interval onto encoder outputs of a
- * recent batch (plus a little noise), so that a small codebook does not collapse. Reads
- * happen between steps (asynchronously), so this works on every backend.
+ * recent batch (plus a little noise), so that a small codebook does not collapse. Code
+ * usage is counted on the device (a scatter-add per step), and the host reads it only at
+ * interval boundaries, asynchronously: no per-step reads, so WebGPU never stalls on it.
  */
 class DeadCodeRestarter {
-  #used: Uint8Array;
-  #pending: { tick: number; indices: Tensor; z: Tensor } | null = null;
-  constructor(readonly model: VQGAN, readonly interval: number, readonly seed: number) {
-    this.#used = new Uint8Array(model.cfg.nEmbed);
-  }
+  /** (nEmbed, 1) uses of each code since the last boundary, on the device. */
+  #usage: Tensor | null = null;
+  /** The encoder output of a boundary step, kept until `update` re-seeds from it. */
+  #boundary: { tick: number; z: Tensor } | null = null;
+  constructor(readonly model: VQGAN, readonly interval: number, readonly seed: number) {}
 
-  /** Remember a step's codes and encoder output (called inside the loss). */
+  /** Count a step's codes; keep its encoder output when it ends an interval (called inside the loss). */
   record(tick: number, indices: Tensor, z: Tensor): void {
-    this.dispose();
-    this.#pending = { tick, indices: indices.detach().keep(), z: z.detach().keep() };
+    const ids = ops.reshape(indices.detach(), [-1]);
+    const counts = ops.scatterAdd(ops.fill([ids.shape[0], 1], 1, ids.backend), ids, this.model.cfg.nEmbed);
+    const usage = (this.#usage ? ops.add(this.#usage, counts) : counts.alias()).keep();
+    this.#usage?.dispose();
+    this.#usage = usage;
+    if ((tick + 1) % this.interval === 0) {
+      this.#boundary?.z.dispose();
+      this.#boundary = { tick, z: z.detach().keep() };
+    }
   }
 
-  /** Count the remembered codes; at interval boundaries re-seed the unused ones. */
+  /** After a boundary step: re-seed the codes it found unused, and start counting afresh. */
   async update(): Promise<{ step: number; codes: number } | null> {
-    const p = this.#pending;
-    if (!p) return null;
-    this.#pending = null;
-    const indices = (await p.indices.data()) as Int32Array;
+    const p = this.#boundary;
+    if (!p || !this.#usage) return null;
+    this.#boundary = null;
+    const usage = (await this.#usage.data()) as Float32Array;
     const z = (await p.z.data()) as Float32Array;
     const [B, d, H, W] = p.z.shape;
-    p.indices.dispose();
     p.z.dispose();
-    for (const i of indices) this.#used[i] = 1;
-    if ((p.tick + 1) % this.interval !== 0) return null;
+    this.#usage.dispose();
+    this.#usage = null;
     const dead: number[] = [];
-    this.#used.forEach((u, i) => u || dead.push(i));
-    this.#used.fill(0);
+    usage.forEach((u, i) => u === 0 && dead.push(i));
     if (dead.length === 0) return null;
     const gen = new Generator(this.seed).fork(p.tick);
     const w = this.model.quantize.embedding.weight;
@@ -110,9 +116,10 @@ class DeadCodeRestarter {
   }
 
   dispose(): void {
-    this.#pending?.indices.dispose();
-    this.#pending?.z.dispose();
-    this.#pending = null;
+    this.#usage?.dispose();
+    this.#usage = null;
+    this.#boundary?.z.dispose();
+    this.#boundary = null;
   }
 }
 

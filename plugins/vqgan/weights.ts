@@ -87,7 +87,9 @@ export async function readWeights(path: string): Promise<StateDict> {
 export async function loadVqgan(path: string, opts: LoadVqganOptions = {}): Promise<VQGAN> {
   const file = path.replace(/\.json$/, "");
   const sd = vqganStateDict(await readWeights(file));
-  const defaults = { ...(await sidecarConfig(file)), ...opts.config };
+  // Options left undefined (absent CLI/YAML keys) must not hide what vqgan.json recorded.
+  const given = Object.fromEntries(Object.entries(opts.config ?? {}).filter(([, v]) => v !== undefined));
+  const defaults = { ...(await sidecarConfig(file)), ...given };
   const cfg = inferVqganConfig(sd, defaults);
   const model = new VQGAN(cfg);
   model.loadStateDict(sd, { strict: true, what: `VQGAN weights ${file}` });

@@ -152,7 +152,9 @@ export function conv2d(
         continue;
       }
       if (bias) {
-        for (let o = 0; o < Og; o++) y.fill(bias[gi * Og + o], yOff(0) + o * OHW, yOff(0) + (o + 1) * OHW);
+        for (let o = 0, row = yOff(0); o < Og; o++, row += OHW) {
+          y.fill(bias[gi * Og + o], row, row + OHW);
+        }
       }
       if (p.pointwise) {
         gemm(false, false, Og, OHW, Cg, 1, w, wOff, Cg, x, xOff(0), HW, beta, y, yOff(0), OHW);
@@ -242,7 +244,8 @@ function flippedWeight(w: Float32Array, a: Conv2dArgs, p: Plan): Float32Array {
   const { Cg, Og } = p;
   const kk = a.kH * a.kW;
   if (weightScratch.length < w.length) weightScratch = new Float32Array(w.length);
-  const wT = weightScratch.length === w.length ? weightScratch : weightScratch.subarray(0, w.length);
+  // conv2d checks the weight's exact length, so hand it a view of exactly that size.
+  const wT = weightScratch.subarray(0, w.length);
   for (let g = 0; g < a.groups; g++) {
     for (let o = 0; o < Og; o++) {
       for (let c = 0; c < Cg; c++) {

@@ -86,7 +86,8 @@ export function im2col(
 /** Zeroes, in each of `rows` rows of width w from `start`, the |shift| columns that wrapped. */
 function zeroWrapped(cols: Float32Array, start: number, rows: number, w: number, shift: number) {
   if (shift === 0) return;
-  const from = shift < 0 ? 0 : w - shift, to = shift < 0 ? -shift : w;
+  // A shift as wide as the row (a 5x5 kernel on a 1-wide image) wraps all of it.
+  const from = shift < 0 ? 0 : Math.max(0, w - shift), to = shift < 0 ? Math.min(w, -shift) : w;
   for (let r = 0, o = start; r < rows; r++, o += w) {
     for (let j = o + from; j < o + to; j++) cols[j] = 0;
   }

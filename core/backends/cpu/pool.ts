@@ -39,8 +39,14 @@ interface Axis extends Ranges {
   full1: number;
 }
 
-function axis(out: number, inLen: number, k: number, stride: number, pad: number,
-  includePad: boolean): Axis {
+function axis(
+  out: number,
+  inLen: number,
+  k: number,
+  stride: number,
+  pad: number,
+  includePad: boolean,
+): Axis {
   const lo = new Int32Array(out), hi = new Int32Array(out), size = new Float64Array(out);
   for (let o = 0; o < out; o++) {
     const start = o * stride - pad;
@@ -199,8 +205,13 @@ export function avgPool2dBackward(dy: Float32Array, a: Pool2dArgs): Float32Array
 }
 
 /** Windows that do not overlap (e.g. 2x2 stride 2): each input gets one share at most. */
-function disjointAvgBackward(dy: Float32Array, a: Pool2dArgs, rows: Axis, cols: Axis,
-  dx: Float32Array) {
+function disjointAvgBackward(
+  dy: Float32Array,
+  a: Pool2dArgs,
+  rows: Axis,
+  cols: Axis,
+  dx: Float32Array,
+) {
   const { inH, inW, outH, outW } = a;
   const wLo = cols.lo, wHi = cols.hi, wSize = cols.size;
   for (let p = 0, o = 0; p < a.batch * a.channels; p++) {
