@@ -156,7 +156,9 @@ async function postJson(url: string, body: unknown): Promise<Response> {
 }
 
 /** The named events of a text/event-stream body, in order. */
-async function readEvents(response: Response): Promise<{ event: string; data: Record<string, unknown> }[]> {
+async function readEvents(
+  response: Response,
+): Promise<{ event: string; data: Record<string, unknown> }[]> {
   const text = await response.text();
   return text.split("\n\n").filter((b) => b.trim() !== "").map((block) => {
     const event = /^event: (.*)$/m.exec(block)![1];
@@ -325,34 +327,41 @@ Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery
       model.dispose();
     }
 
-    await t.step("explicit part paths work, and a missing part names what to run", async () => {
-      const m = await r.create("previews", "digit", {
-        stage1: `${out}/stage1/checkpoints/last`,
-        stage2: `${out}/stage2`,
-        vqgan: `${out}/vqgan/checkpoints/last.json`,
-      }, ctx) as DigitPreview;
-      m.dispose();
-      const empty = `${root}/empty`;
-      await Deno.mkdir(empty);
-      await assert.rejects(
-        r.create("previews", "digit", { dir: empty }, ctx),
-        (e: Error) => {
-          assert.ok(e instanceof NoTrainedModelError);
-          assert.match(e.message, /found no trained stage 1, stage 2, VQGAN under '.*empty'/);
-          assert.match(e.message, /Run `deno task demo` first/);
-          return true;
-        },
-      );
-      // Only stage 2 missing: the message names just that part.
-      await assert.rejects(
-        r.create("previews", "digit", {
-          dir: empty,
-          stage1: `${out}/stage1`,
-          vqgan: `${out}/vqgan`,
-        }, ctx),
-        /found no trained stage 2 under/,
-      );
-    });
+    await t.step(
+      "--outputs and explicit part paths work; a missing part names what to run",
+      async () => {
+        // No dir: the run's output folder (`serve --outputs`) holding the parts is used.
+        const viaOutputs = await r.create("previews", "digit", {}, context(r, out)) as DigitPreview;
+        assert.match(viaOutputs.name, new RegExp(`from ${out}$`));
+        viaOutputs.dispose();
+        const m = await r.create("previews", "digit", {
+          stage1: `${out}/stage1/checkpoints/last`,
+          stage2: `${out}/stage2`,
+          vqgan: `${out}/vqgan/checkpoints/last.json`,
+        }, ctx) as DigitPreview;
+        m.dispose();
+        const empty = `${root}/empty`;
+        await Deno.mkdir(empty);
+        await assert.rejects(
+          r.create("previews", "digit", { dir: empty }, ctx),
+          (e: Error) => {
+            assert.ok(e instanceof NoTrainedModelError);
+            assert.match(e.message, /found no trained stage 1, stage 2, VQGAN under '.*empty'/);
+            assert.match(e.message, /Run `deno task demo` first/);
+            return true;
+          },
+        );
+        // Only stage 2 missing: the message names just that part.
+        await assert.rejects(
+          r.create("previews", "digit", {
+            dir: empty,
+            stage1: `${out}/stage1`,
+            vqgan: `${out}/vqgan`,
+          }, ctx),
+          /found no trained stage 2 under/,
+        );
+      },
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

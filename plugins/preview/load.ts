@@ -32,6 +32,11 @@ export interface PartSources {
   vqgan?: string;
   /** Which checkpoint of each experiment folder. */
   checkpoint: "last" | "best";
+  /**
+   * The run's output folder (`--outputs`); searched one level deep before the demo's
+   * outputs when `dir` is not given.
+   */
+  outputDir?: string;
 }
 
 /** Nothing trained to serve: the message says what was looked for and what to run. */
@@ -61,43 +66,62 @@ export async function resolveSources(o: PartSources, log: Logger): Promise<Resol
     stage2: o.stage2,
     vqgan: o.vqgan,
   };
-  const paths = { ...given };
   const wanted = PART_NAMES.filter((p) => given[p] === undefined);
-  if (wanted.length === 0) return { paths, root: o.dir ?? null };
-  const root = o.dir ?? (await demoOutputDir());
-  let found: FoundParts | null = null;
-  if (root !== null) found = await findParts(root, o.checkpoint);
+  if (wanted.length === 0) return { paths: given, root: o.dir ?? null };
+  // A DiGIT stage-2 .pt carries its VQGAN, so then a missing VQGAN is decided after loading.
+  const needed = wanted.filter((p) => !(p === "vqgan" && given.stage2 !== undefined));
+
+  // Where to look: the folder given; else the run's output folder when it is itself a
+  // task's output folder (`deno task demo --outputs X` then `deno task serve --outputs X`),
+  // else the demo's outputs. The first place holding every missing part wins, so parts of
+  // different experiments are never mixed.
+  const roots: { dir: string; depth: number }[] = [];
+  if (o.dir !== undefined) roots.push({ dir: o.dir, depth: 4 });
+  else {
+    if (o.outputDir !== undefined) roots.push({ dir: o.outputDir, depth: 1 });
+    const demo = await demoOutputDir();
+    if (demo !== null && demo !== o.outputDir) roots.push({ dir: demo, depth: 4 });
+  }
+  let best: { root: string; found: FoundParts; missing: PartName[] } | null = null;
+  for (const { dir, depth } of roots) {
+    const found = await findParts(dir, o.checkpoint, depth);
+    const missing = needed.filter((p) => found[p].length === 0);
+    if (best === null || missing.length < best.missing.length) best = { root: dir, found, missing };
+    if (missing.length === 0) break;
+  }
+  if (best === null) throw noModelError(null, o, needed);
+  if (best.missing.length > 0) throw noModelError(roots.map((r) => r.dir), o, best.missing);
+
+  const paths = { ...given };
   for (const part of wanted) {
-    const list = found?.[part] ?? [];
+    const list = best.found[part];
     if (list.length === 0) continue;
     paths[part] = list[0].dir;
     if (list.length > 1) {
       log.info(
-        `digit preview: ${list.length} trained ${PART_LABELS[part]} models under ${root}; ` +
+        `digit preview: ${list.length} trained ${PART_LABELS[part]} models under ${best.root}; ` +
           `using the newest, ${list[0].dir} (others: ${
             list.slice(1).map((f) => f.dir).join(", ")
           })`,
       );
     }
   }
-  // A DiGIT stage-2 .pt carries its VQGAN, so a missing VQGAN is decided after loading.
-  const missing = wanted.filter((p) => paths[p] === undefined && !(p === "vqgan" && paths.stage2));
-  if (missing.length > 0) throw noModelError(root, o, missing);
-  return { paths, root };
+  return { paths, root: best.root };
 }
 
 function noModelError(
-  root: string | null,
+  searched: string[] | null,
   o: PartSources,
   missing: PartName[],
 ): NoTrainedModelError {
-  const where = root === null
+  const where = searched === null
     ? `no experiment folder was given and ${shownPath(DEMO_TASK)} does not exist`
-    : `found no trained ${missing.map((p) => PART_LABELS[p]).join(", ")} under '${root}'`;
+    : `found no trained ${missing.map((p) => PART_LABELS[p]).join(", ")} under ${
+      searched.map((d) => `'${d}'`).join(" or ")
+    }`;
   const looked = missing.map((p) =>
     `${PART_LABELS[p]}: ${MARKERS[p]} + checkpoints/${o.checkpoint}.json`
-  )
-    .join("; ");
+  ).join("; ");
   return new NoTrainedModelError(
     `digit preview: ${where} (looked for ${looked}). Run \`deno task demo\` first to train a ` +
       `small pipeline, or point the preview at one: --set dir=<experiment folder> ` +
@@ -126,7 +150,7 @@ export async function loadParts(
       vqgan = loaded.vqgan;
     }
     if (vqgan === null) {
-      throw noModelError(root, o, ["vqgan"]);
+      throw noModelError(root === null ? null : [root], o, ["vqgan"]);
     }
     log.info(
       `digit preview: stage 1 ${s1.dir}, stage 2 ${s2} (${stage2.cfg.variant.toUpperCase()}), ` +

@@ -51,9 +51,10 @@ export default definePlugin({
       options: previewOptions,
       create: async (o, ctx) => {
         // Find the parts before choosing a device: nothing trained is the common failure.
-        const sources = await resolveSources(o, ctx.log);
+        const where = { ...o, outputDir: ctx.outputDir };
+        const sources = await resolveSources(where, ctx.log);
         await useDevice(ctx.device);
-        const parts = await loadParts(o, ctx.log, sources);
+        const parts = await loadParts(where, ctx.log, sources);
         try {
           return new DigitPreview(parts, {
             topP: o.stage2_top_p,
