@@ -146,7 +146,7 @@ export async function resolveSampleSources(p: SampleParams, log: Logger, demoTas
       missing.push(part);
       continue;
     }
-    if (trained.length > 1) log.info(`sample: ${trained.length} trained ${PART_LABELS[part]} models under ${root}; using the newest, ${trained[0]} (others: ${trained.slice(1).join(", ")})`);
+    if (trained.length > 1) log.info(`${trained.length} trained ${PART_LABELS[part]} models under ${root}; using the newest, ${trained[0]} (others: ${trained.slice(1).join(", ")})`);
     if (part === "stage1") stage1 = { dir: trained[0], which };
     else if (part === "stage2") stage2 = `${trained[0]}/checkpoints/${which}`;
     else vqgan = `${trained[0]}/checkpoints/${which}`;
@@ -240,7 +240,7 @@ export async function runSample(p: SampleParams, ctx: StepContext, demoTask: URL
   try {
     let semantic: TokenGrid | null = null, ids: string[] | undefined, labels: Int32Array | undefined;
     if ("tokens" in src.stage1) {
-      if (p.classes.length) ctx.log.warn(`sample: classes are ignored: the semantic grids come from ${src.stage1.tokens}`);
+      if (p.classes.length) ctx.log.warn(`classes are ignored: the semantic grids come from ${src.stage1.tokens}`);
       const file = await readTokenGrids(src.stage1.tokens);
       const n = Math.min(p.count ?? file.grid.count, file.grid.count);
       const L = file.grid.height * file.grid.width;
@@ -260,7 +260,7 @@ export async function runSample(p: SampleParams, ctx: StepContext, demoTask: URL
     }
     checkCompatible(src, stage1, semantic, stage2, vqgan);
     ctx.log.info(
-      `sample on ${backend.name}: stage 1 ${"tokens" in src.stage1 ? `grids from ${src.stage1.tokens}` : src.stage1.dir}, ` +
+      `${backend.name}: stage 1 ${"tokens" in src.stage1 ? `grids from ${src.stage1.tokens}` : src.stage1.dir}, ` +
         `stage 2 ${src.stage2} (${stage2.cfg.variant.toUpperCase()}), VQGAN ${src.vqgan ?? "inside stage 2"}`,
     );
 
@@ -272,7 +272,7 @@ export async function runSample(p: SampleParams, ctx: StepContext, demoTask: URL
       }
       if (classes.length === 0 && stage1.cfg.classes > 0) {
         classes = Array.from({ length: stage1.cfg.classes }, (_, c) => c);
-        ctx.log.info(`sample: class-conditional stage 1; cycling over its ${classes.length} classes (set classes to choose)`);
+        ctx.log.info(`class-conditional stage 1; cycling over its ${classes.length} classes (set classes to choose)`);
       }
       semantic = await sampleSemantic(stage1, p, count, classes, ctx);
       if (classes.length) labels = Int32Array.from({ length: count }, (_, i) => classes[i % classes.length]);
@@ -290,7 +290,7 @@ export async function runSample(p: SampleParams, ctx: StepContext, demoTask: URL
       onProgress: (d, t) => ctx.log.progress("stage 2 + VQGAN", d, t),
     });
     await Deno.writeTextFile(ctx.outputs.sources, JSON.stringify(await describeSources(src), null, 2) + "\n");
-    ctx.log.info(`sample: ${res.count} images in ${res.resultsDir}, contact sheet ${res.contactSheet}`);
+    ctx.log.info(`${res.count} images in ${res.resultsDir}, contact sheet ${res.contactSheet}`);
   } finally {
     stage1?.dispose();
     stage2?.dispose();
