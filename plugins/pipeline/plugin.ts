@@ -50,6 +50,8 @@ export default definePlugin({
         const vqgan = p.vqgan ? await loadVqgan(p.vqgan) : inside;
         if (!vqgan) throw new Error(`generate-images: ${p.stage2} holds no vqgan.* weights; set params.vqgan`);
         if (p.vqgan) inside?.dispose();
+        // PNGs of an earlier, larger run would otherwise stay among these.
+        await Deno.remove(ctx.outputs.results, { recursive: true }).catch(() => {});
         const res = await runPipeline({
           stage2: model, decoder: vqgan, semantic: p.tokens, outDir: ctx.stepDir, seed: p.seed, batchSize: p.batch_size,
           sampling: { steps: p.steps, topP: p.top_p, temperature: p.temperature }, sheet: { count: p.sheet_count },

@@ -283,6 +283,8 @@ export async function runSample(p: SampleParams, ctx: StepContext, demoTask: URL
     await writeTokenFile(ctx.outputs.semantic, {
       ...grid, vocab: stage2.cfg.clusters, labels, source: `sample ${JSON.stringify(src.stage1)}`,
     });
+    // PNGs of an earlier, larger run would otherwise stay among these.
+    await Deno.remove(ctx.outputs.results, { recursive: true }).catch(() => {});
     const res = await runPipeline({
       stage2, decoder: vqgan, semantic: grid, ids, outDir: ctx.stepDir, seed: p.seed, batchSize: p.batch_size,
       sampling: { steps: p.stage2_steps, topP: p.stage2_top_p, temperature: p.stage2_temperature },
