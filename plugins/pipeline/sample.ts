@@ -91,7 +91,7 @@ async function stat(path: string): Promise<Deno.FileInfo | null> {
 }
 
 /** The demo's `untrained-models` step marks its checkpoints `untrained: true`. */
-async function isUntrained(dir: string, which: string): Promise<boolean> {
+export async function isUntrained(dir: string, which: string): Promise<boolean> {
   try {
     const marker = JSON.parse(await Deno.readTextFile(`${dir}/checkpoints/${which}.json`));
     return marker?.meta?.untrained === true;

@@ -10,6 +10,7 @@
  * saved one wins (and the others are named in the log).
  */
 
+import { isUntrained } from "../pipeline/sample.ts";
 import { readYamlWithExtends } from "../../core/config.ts";
 import { joinPath } from "../../core/tasks.ts";
 
@@ -89,7 +90,8 @@ export async function findParts(root: string, which = "last", depth = 4): Promis
     for (const part of PART_NAMES) {
       if (!files.has(MARKERS[part])) continue;
       const saved = await checkpointTime(dir, which);
-      if (saved !== null) found[part].push({ dir, saved });
+      // The demo's never-trained baseline copies are newer than the trained models.
+      if (saved !== null && !(await isUntrained(dir, which))) found[part].push({ dir, saved });
     }
     if (level < depth) {
       for (const name of subdirs.sort()) await visit(joinPath(dir, name), level + 1);
