@@ -27,6 +27,7 @@ const QUICK: Record<string, Record<string, unknown>> = {
   "stage2": { "optimization.max_update": 120 },
   "semantic": { "count": 60 },
   "untrained-semantic": { "count": 60 },
+  "sample": { "sheet_count": 60 },
   "reference": { "dataset.length": 200 },
 };
 
@@ -71,20 +72,38 @@ Deno.test({
       assert.equal(first.code, 0, `first run failed:\n${first.err.slice(-3000)}`);
 
       const summary = JSON.parse(await Deno.readTextFile(`${outputs}/summary/summary.json`)) as DemoSummary;
-      const metrics = Object.entries(summary.metrics);
-      assert.equal(metrics.length, 1, `expected one Frechet distance, got ${JSON.stringify(summary.metrics)}`);
-      const [name, { trained, untrained }] = metrics[0];
-      console.log(`demo_test: ${name}: trained ${trained.toFixed(3)}, untrained ${untrained.toFixed(3)} (${seconds.toFixed(0)} s)`);
-      assert.ok(Number.isFinite(trained) && Number.isFinite(untrained) && trained >= 0, `bad distances ${trained}, ${untrained}`);
-      // "Well below": the untrained pipeline's samples must be at least 3x farther from real images.
+      const run = (label: string) => {
+        const found = summary.runs.find((r) => r.label === label);
+        assert.ok(found, `summary.json has no run '${label}' (runs: ${summary.runs.map((r) => r.label).join(", ")})`);
+        return found;
+      };
+      const [name] = Object.keys(run("trained").metrics);
+      assert.match(name, /^frechet_distance_random-conv/);
+      const trained = run("trained").metrics[name];
+      const untrained = run("untrained").metrics[name];
+      const untrainedGenerators = run("untrained-generators").metrics[name];
+      console.log(
+        `demo_test: ${name}: trained ${trained.toFixed(3)}, untrained stage 1+2 with the trained VQGAN ` +
+          `${untrainedGenerators.toFixed(3)}, untrained pipeline ${untrained.toFixed(3)} (${seconds.toFixed(0)} s)`,
+      );
+      for (const v of [trained, untrained, untrainedGenerators]) assert.ok(Number.isFinite(v) && v >= 0, `bad distance ${v}`);
+      // "Well below": the untrained pipeline's samples are at least 3x farther from the real images.
       assert.ok(
         trained * 3 < untrained,
         `trained pipeline FD ${trained.toFixed(3)} is not well below the untrained pipeline's ${untrained.toFixed(3)}`,
       );
+      // And trained generators beat untrained ones decoded by the same VQGAN.
+      assert.ok(
+        trained < untrainedGenerators,
+        `trained pipeline FD ${trained.toFixed(3)} is not below untrained generators' ${untrainedGenerators.toFixed(3)}`,
+      );
 
-      assert.equal(await pngCount(`${outputs}/sample/results`), 60);
-      assert.equal(await pngCount(`${outputs}/untrained-sample/results`), 60);
-      for (const sheet of ["sample/contact_sheet.png", "sheet/sheet.png", "untrained-sheet/sheet.png", "reference/sheet.png"]) {
+      for (const dir of ["sample", "untrained-sample", "untrained-gen-sample"]) {
+        assert.equal(await pngCount(`${outputs}/${dir}/results`), 60, `${dir}/results`);
+      }
+      const sheets = ["sample/contact_sheet.png", "summary/sheet-trained.png", "summary/sheet-untrained.png",
+        "summary/sheet-untrained-generators.png", "summary/sheet-real.png", "reference/sheet.png"];
+      for (const sheet of sheets) {
         const info = await Deno.stat(`${outputs}/${sheet}`);
         assert.ok(info.isFile && info.size > 1000, `${sheet}: ${info.size} bytes`);
       }
@@ -94,8 +113,7 @@ Deno.test({
       // A second run skips every finished step; only the (always re-run) summary runs again.
       const second = await runDemo(outputs);
       assert.equal(second.code, 0, `second run failed:\n${second.err.slice(-3000)}`);
-      const steps = summary.stepSeconds ? Object.keys(summary.stepSeconds).length : 0;
-      assert.ok(steps >= 15, `expected the step times of every step, got ${JSON.stringify(summary.stepSeconds)}`);
+      assert.equal(Object.keys(summary.stepSeconds).length, 15, `step times: ${JSON.stringify(summary.stepSeconds)}`);
       assert.match(second.err, /ran 1 step\(s\), skipped 15 finished/);
       assert.equal((second.err.match(/finished earlier, skipped/g) ?? []).length, 15);
     } finally {

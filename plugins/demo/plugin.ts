@@ -5,9 +5,9 @@
  *   encoder  random-conv       weight-free features for Frechet distances on small images
  *   step     train-tokenizer   dump features -> K-Means -> token files (`deno task train tokenizer`)
  *   step     export-images     a dataset as numbered PNGs + an enlarged contact sheet (the reference set)
- *   step     untrained-models  never-trained copies of a stage-1 and a stage-2 model (the baseline)
+ *   step     untrained-models  never-trained copies of the stage-1, stage-2 and VQGAN models (baselines)
  *   step     contact-sheet     an enlarged contact sheet of a folder of PNGs
- *   step     demo-summary      where the images are, trained vs untrained Frechet distance, step times
+ *   step     demo-summary      contact sheets, trained vs untrained Frechet distances, step times
  *
  * It also loads the example random-projection encoder (examples/custom-encoder), the
  * weight-free encoder the demo's semantic tokenizer uses, so that `train-tokenizer` works
@@ -21,9 +21,9 @@ import { definePlugin } from "../../core/registry.ts";
 import randomProjection from "../../examples/custom-encoder/plugin.ts";
 import { contactSheet, exportDataset, folderSheet } from "./images.ts";
 import { RandomConvEncoder } from "./random_conv_encoder.ts";
-import { writeSummary, summaryParams } from "./summary.ts";
+import { summaryOutputs, summaryParams, writeSummary } from "./summary.ts";
 import { trainTokenizer, trainTokenizerOutputs, trainTokenizerParams } from "./train_tokenizer.ts";
-import { writeUntrainedStage1, writeUntrainedStage2 } from "./untrained.ts";
+import { writeUntrainedStage1, writeUntrainedStage2, writeUntrainedVqgan } from "./untrained.ts";
 
 const sheetParams = s.object({
   count: s.int({ min: 1 }).default(40),
@@ -80,16 +80,22 @@ export default definePlugin({
     });
     r.step({
       name: "untrained-models",
-      description: "freshly initialised stage-1 and stage-2 models shaped like trained ones (the demo's baseline)",
+      description: "freshly initialised stage-1, stage-2 and VQGAN models shaped like trained ones (the demo's baselines)",
       params: s.object({
         stage1: s.string({ nonEmpty: true, description: "trained stage-1 folder (its model.json)" }),
         stage2: s.string({ nonEmpty: true, description: "trained stage-2 folder (its stage2.json)" }),
+        vqgan: s.string({ nonEmpty: true, description: "trained VQGAN folder (its vqgan.json)" }),
         seed: s.int().default(12345),
       }),
-      outputs: () => ({ stage1: "stage1/checkpoints/last.json", stage2: "stage2/checkpoints/last.json" }),
+      outputs: () => ({
+        stage1: "stage1/checkpoints/last.json",
+        stage2: "stage2/checkpoints/last.json",
+        vqgan: "vqgan/checkpoints/last.json",
+      }),
       run: async (p, ctx) => {
         await writeUntrainedStage1(p.stage1, `${ctx.stepDir}/stage1`, p.seed);
         await writeUntrainedStage2(p.stage2, `${ctx.stepDir}/stage2`, p.seed + 1);
+        await writeUntrainedVqgan(p.vqgan, `${ctx.stepDir}/vqgan`, p.seed + 2);
       },
     });
     r.step({
@@ -103,9 +109,9 @@ export default definePlugin({
     });
     r.step({
       name: "demo-summary",
-      description: "print where the demo's images are, trained vs untrained Frechet distances and step times",
+      description: "contact sheets, where the demo's images are, trained vs untrained Frechet distances, step times",
       params: summaryParams,
-      outputs: () => ({ summary: "summary.json" }),
+      outputs: summaryOutputs,
       // Always re-run: it only reads files, and a re-run of the demo should still print it.
       complete: () => false,
       run: async (p, ctx) => {

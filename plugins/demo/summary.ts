@@ -1,32 +1,58 @@
 /**
- * The demo's last step: one screen that says where the images are, how the trained
- * pipeline scores against an untrained one, how long each step took, and how to browse
- * the samples. It re-runs every time (it is cheap), so a second `deno task demo` that skips
- * everything else still prints it.
+ * The demo's last step: enlarged contact sheets of every sample set, and one screen that
+ * says where the images are, how the trained pipeline scores against the baselines, how
+ * long each step took, and how to browse the samples. It re-runs every time (it only reads
+ * a few hundred small files), so a second `deno task demo` that skips everything else still
+ * prints it.
  */
 
 import { type Infer, s } from "../../core/config.ts";
+import { writePng } from "../../core/image/codec.ts";
 import type { StepContext } from "../../core/registry.ts";
-import { pngFiles } from "./images.ts";
+import { folderSheet, pngFiles } from "./images.ts";
+
+const LABEL = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
 export const summaryParams = s.object({
   title: s.string().default("DiGIT demo"),
-  samples: s.string({ nonEmpty: true, description: "folder of the trained pipeline's PNGs" }),
-  sheet: s.string({ nonEmpty: true, description: "contact sheet of the trained pipeline's samples" }),
-  real_sheet: s.string({ description: "contact sheet of held-out real images" }).optional(),
-  baseline_sheet: s.string({ description: "contact sheet of the untrained pipeline's samples" }).optional(),
-  trained_metrics: s.string({ nonEmpty: true, description: "metrics.json of the eval step on the trained samples" }),
-  untrained_metrics: s.string({ nonEmpty: true, description: "metrics.json of the eval step on the untrained samples" }),
-  task_dir: s.string({ description: "the task's output folder: step times are read from its step markers" }).optional(),
+  runs: s.array(
+    s.object({
+      label: s.string({ pattern: LABEL, patternName: "a file-name-safe label" }).describe("names the sheet: sheet-<label>.png"),
+      description: s.string({ nonEmpty: true }),
+      images: s.string({ nonEmpty: true, description: "folder of the run's PNGs" }),
+      metrics: s.string({ nonEmpty: true, description: "metrics.json of the eval step on those PNGs" }),
+    }),
+    { minLength: 1 },
+  ).describe("sample sets, the trained pipeline first, then its baselines"),
+  reference: s.string({ nonEmpty: true, description: "folder of held-out real images (sheet-real.png)" }),
+  sheet: s.object({
+    count: s.int({ min: 1 }).default(50),
+    columns: s.int({ min: 1 }).default(10),
+    scale: s.int({ min: 1 }).default(2),
+  }).default({ count: 50, columns: 10, scale: 2 }),
+  task_dir: s.string({ description: "the task's output folder: step times come from its step markers" }).optional(),
   serve: s.string({ description: "command that browses the samples" }).optional(),
 });
 export type SummaryParams = Infer<typeof summaryParams>;
 
-/** What the summary step writes to summary.json (and what tests read). */
+export function summaryOutputs(p: SummaryParams): Record<string, string> {
+  const out: Record<string, string> = { summary: "summary.json", "sheet-real": "sheet-real.png" };
+  for (const r of p.runs) out[`sheet-${r.label}`] = `sheet-${r.label}.png`;
+  return out;
+}
+
+/** What summary.json holds (tests read it). */
 export interface DemoSummary {
-  samples: { folder: string; count: number; sheet: string };
-  /** Metric name -> { trained, untrained }. */
-  metrics: Record<string, { trained: number; untrained: number }>;
+  reference: { folder: string; count: number; sheet: string };
+  runs: {
+    label: string;
+    description: string;
+    folder: string;
+    count: number;
+    sheet: string;
+    /** Metric name -> value (Frechet distances: lower is closer to the real images). */
+    metrics: Record<string, number>;
+  }[];
   /** Step name -> seconds of its last run. */
   stepSeconds: Record<string, number>;
 }
@@ -60,35 +86,58 @@ async function stepTimes(dir: string): Promise<Record<string, number>> {
 }
 
 export async function writeSummary(p: SummaryParams, ctx: StepContext): Promise<DemoSummary> {
-  const trained = await readMetrics(p.trained_metrics);
-  const untrained = await readMetrics(p.untrained_metrics);
-  const metrics: DemoSummary["metrics"] = {};
-  for (const k of Object.keys(trained)) if (k in untrained) metrics[k] = { trained: trained[k], untrained: untrained[k] };
-  const count = (await pngFiles(p.samples)).length;
-  const stepSeconds = p.task_dir ? await stepTimes(p.task_dir) : {};
-  const summary: DemoSummary = { samples: { folder: p.samples, count, sheet: p.sheet }, metrics, stepSeconds };
+  const { count, columns, scale } = p.sheet;
+  const sheet = (dir: string, out: string) => folderSheet(dir, count, columns, scale).then((img) => writePng(out, img));
+  await sheet(p.reference, ctx.outputs["sheet-real"]);
+  const runs: DemoSummary["runs"] = [];
+  for (const r of p.runs) {
+    const out = ctx.outputs[`sheet-${r.label}`];
+    await sheet(r.images, out);
+    runs.push({
+      label: r.label, description: r.description, folder: r.images, count: (await pngFiles(r.images)).length, sheet: out,
+      metrics: await readMetrics(r.metrics),
+    });
+  }
+  const summary: DemoSummary = {
+    reference: { folder: p.reference, count: (await pngFiles(p.reference)).length, sheet: ctx.outputs["sheet-real"] },
+    runs,
+    stepSeconds: p.task_dir ? await stepTimes(p.task_dir) : {},
+  };
   await Deno.writeTextFile(ctx.outputs.summary, JSON.stringify(summary, null, 2) + "\n");
+  for (const line of describe(summary, p)) ctx.log.info(line);
+  return summary;
+}
 
+/** The lines printed at the end of the demo. */
+function describe(summary: DemoSummary, p: SummaryParams): string[] {
+  const [trained] = summary.runs;
+  const width = Math.max(...summary.runs.map((r) => r.description.length));
   const lines = [
     "",
     `==== ${p.title} ====`,
-    `samples:        ${count} PNGs in ${p.samples}`,
-    `contact sheet:  ${p.sheet}`,
-    ...(p.baseline_sheet ? [`untrained:      ${p.baseline_sheet}`] : []),
-    ...(p.real_sheet ? [`real images:    ${p.real_sheet}`] : []),
-    "Frechet distance to the held-out real images (lower is better):",
-    ...Object.entries(metrics).map(([k, v]) =>
-      `  ${k}: trained ${v.trained.toFixed(2)}  vs  untrained ${v.untrained.toFixed(2)}` +
-      `  (${(v.untrained / Math.max(v.trained, 1e-9)).toFixed(1)}x lower)`
-    ),
+    `samples:       ${trained.count} PNGs in ${trained.folder}`,
+    `contact sheets (${p.sheet.count} images each, ${p.sheet.scale}x):`,
+    ...summary.runs.map((r) => `  ${r.description.padEnd(width)}  ${r.sheet}`),
+    `  ${"held-out real images".padEnd(width)}  ${summary.reference.sheet}`,
   ];
-  const times = Object.entries(stepSeconds).sort((a, b) => b[1] - a[1]);
+  for (const name of Object.keys(trained.metrics)) {
+    lines.push(`${name} to ${summary.reference.count} held-out real images (lower is closer):`);
+    for (const r of summary.runs) {
+      const v = r.metrics[name];
+      if (v === undefined) continue;
+      const ratio = r === trained ? "" : `  (${(v / Math.max(trained.metrics[name], 1e-12)).toFixed(1)}x the trained pipeline's)`;
+      lines.push(`  ${r.description.padEnd(width)}  ${v.toFixed(3)}${ratio}`);
+    }
+  }
+  const times = Object.entries(summary.stepSeconds).sort((a, b) => b[1] - a[1]);
   if (times.length > 0) {
     const total = times.reduce((t, [, sec]) => t + sec, 0);
-    lines.push(`step times (last runs, ${total.toFixed(0)} s in all): ${times.map(([n, sec]) => `${n} ${sec.toFixed(0)} s`).join(", ")}`);
+    lines.push(
+      `step times (${total.toFixed(0)} s in all, last runs): ` +
+        times.map(([n, sec]) => `${n} ${sec < 10 ? sec.toFixed(1) : sec.toFixed(0)} s`).join(", "),
+    );
   }
-  if (p.serve) lines.push(`browse them:    ${p.serve}`);
+  if (p.serve) lines.push(`browse them:   ${p.serve}`);
   lines.push("");
-  for (const line of lines) ctx.log.info(line);
-  return summary;
+  return lines;
 }
