@@ -107,7 +107,7 @@ Deno.test({
         const info = await Deno.stat(`${outputs}/${sheet}`);
         assert.ok(info.isFile && info.size > 1000, `${sheet}: ${info.size} bytes`);
       }
-      assert.match(first.err, /Frechet distance/);
+      assert.match(first.err, /frechet_distance_random-conv/);
       assert.match(first.err, /deno task serve --samples/);
 
       // A second run skips every finished step; only the (always re-run) summary runs again.
