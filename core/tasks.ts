@@ -131,6 +131,17 @@ export class StepFailedError extends Error {
 }
 
 /** `a/b` + `../c` → `a/c`; keeps relative paths relative. */
+/**
+ * Where a step writes when its params name their own folder (`output.dir`, relative to the
+ * working directory, like every other path a user types), else its own step folder. Both
+ * `outputs()` and `run()` must use this, so the files promised are the files written.
+ */
+export function experimentPath(dir: string | undefined, rel = ""): string {
+  if (!dir) return rel;
+  const base = joinPath(Deno.cwd(), dir);
+  return rel ? joinPath(base, rel) : base;
+}
+
 export function joinPath(base: string, rel: string): string {
   if (rel.startsWith("/")) return rel;
   const out: string[] = [];

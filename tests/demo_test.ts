@@ -110,6 +110,18 @@ Deno.test({
       assert.match(first.err, /frechet_distance_random-conv/);
       assert.match(first.err, /deno task serve --samples/);
 
+      // examples/programmatic.ts loads the trained parts through mod.ts and writes PNGs.
+      const example = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("../examples/programmatic.ts", import.meta.url).pathname, outputs, "6"],
+        cwd: outputs,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const exampleOut = new TextDecoder().decode(example.stdout);
+      assert.equal(example.code, 0, new TextDecoder().decode(example.stderr));
+      assert.match(exampleOut, /8 images of class 6 in outputs\/programmatic\//);
+      assert.equal(await pngCount(`${outputs}/outputs/programmatic`), 8);
+
       // A second run skips every finished step; only the (always re-run) summary runs again.
       const second = await runDemo(outputs);
       assert.equal(second.code, 0, `second run failed:\n${second.err.slice(-3000)}`);

@@ -17,6 +17,8 @@ import { Dinov2Encoder } from "../plugins/dinov2/encoder.ts";
 import { loadDinov2 } from "../plugins/dinov2/load.ts";
 import { resizePosTable } from "../plugins/dinov2/pos_embed.ts";
 import { DinoVisionTransformer } from "../plugins/dinov2/vision_transformer.ts";
+import { probeWebGPU } from "../core/backends/webgpu/mod.ts";
+import { cpuBackend, setDefaultBackend, useDevice } from "../core/device.ts";
 import { SwiGLUFFN } from "../plugins/dinov2/mlp.ts";
 import * as ops from "../core/ops/mod.ts";
 import type { ImageBatch } from "../core/interfaces.ts";
@@ -214,4 +216,26 @@ Deno.test("l3 features never run the blocks after depth-3; the cached position t
     assert.equal(model.positions(16, 16), model.positions(16, 16));
   }));
   enc.dispose();
+});
+
+Deno.test({
+  name: "webgpu: the same model code gives torch's l3 features on WebGPU, with no readback (1e-4)",
+  ignore: !(await probeWebGPU()).available,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await useDevice("webgpu");
+    try {
+      const model = await loadDinov2(weights, { heads: meta.heads, recipe: "digit" });
+      const enc = new Dinov2Encoder(model);
+      const l3 = tidy(() => noGrad(() => enc.encode(enc.preprocess(images()))).keep());
+      assert.equal(l3.backend.name, "webgpu");
+      const err = maxAbsDiff(await l3.data(), get("l3_digit").data);
+      assert.ok(err <= 1e-4, `l3 on webgpu: max abs error ${err}`);
+      l3.dispose();
+      enc.dispose();
+    } finally {
+      setDefaultBackend(cpuBackend());
+    }
+  },
 });

@@ -41,8 +41,11 @@ export class DinoVisionTransformer extends Module {
   readonly norm: LayerNorm;
   /** Which position-table resize to use for grids other than 37x37. */
   recipe: PosEmbedRecipe;
-  /** Host copy of pos_embed (kept when weights are loaded, so resizing needs no readback). */
-  #posHost: Float32Array | null = null;
+  /**
+   * Host copy of pos_embed: the zeros it starts as, then what loadStateDict put there, so
+   * resizing needs no readback (a GPU backend cannot read synchronously).
+   */
+  #posHost: Float32Array | null;
   /** Resized position tables, one per "recipe:HxW", on the parameters' device. */
   readonly #posCache = new Map<string, Tensor>();
 
@@ -52,6 +55,7 @@ export class DinoVisionTransformer extends Module {
     this.recipe = opts.recipe ?? "digit";
     this.cls_token = this.param("cls_token", ops.zeros([1, 1, D]));
     this.pos_embed = this.param("pos_embed", ops.zeros([1, 1 + cfg.posGrid * cfg.posGrid, D]));
+    this.#posHost = new Float32Array(this.pos_embed.size);
     this.register_tokens = cfg.registers > 0 ? this.param("register_tokens", ops.zeros([1, cfg.registers, D])) : null;
     this.mask_token = this.param("mask_token", ops.zeros([1, D]));
     this.patch_embed = this.child("patch_embed", new PatchEmbed(cfg.patchSize, D));
@@ -63,9 +67,11 @@ export class DinoVisionTransformer extends Module {
     const report = super.loadStateDict(sd, { what: `DINOv2 ${this.cfg.name}`, ...opts });
     this.#clearPositions();
     const pos = sd.get("pos_embed");
-    this.#posHost = pos && pos.dtype === "f32" && !report.mismatched.some((m) => m.key === "pos_embed")
-      ? new Float32Array(pos.data)
-      : null;
+    if (pos) {
+      this.#posHost = pos.dtype === "f32" && !report.mismatched.some((m) => m.key === "pos_embed")
+        ? new Float32Array(pos.data)
+        : null; // converted or refused: read the parameter itself when first needed
+    }
     return report;
   }
 

@@ -9,12 +9,16 @@ import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { tidy } from "../../core/tensor.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
+import { fairseqTrainSettings } from "../transformer/fairseq_config.ts";
 import type { Stage1TrainConfig } from "./config.ts";
 import { stage1Tensors, type TokenSet } from "./data.ts";
-import { SPECIALS, STAGE1_PRESETS, Stage1GPT, type Stage1Config } from "./model.ts";
+import { SPECIALS, STAGE1_PRESETS, type Stage1Config, Stage1GPT } from "./model.ts";
 
 /** The model shape a config asks for: a preset, with explicit keys overriding it. */
-export function modelConfigFrom(cfg: Stage1TrainConfig, set: Pick<TokenSet, "length">): Stage1Config {
+export function modelConfigFrom(
+  cfg: Stage1TrainConfig,
+  set: Pick<TokenSet, "length">,
+): Stage1Config {
   const m = cfg.model;
   const preset = STAGE1_PRESETS[m.preset ?? "small"];
   return {
@@ -35,11 +39,16 @@ export interface Stage1Run {
 }
 
 export async function trainStage1(
-  cfg: Stage1TrainConfig, trainSet: TokenSet, validSet: TokenSet | null, dir: string,
+  cfg: Stage1TrainConfig,
+  trainSet: TokenSet,
+  validSet: TokenSet | null,
+  dir: string,
   hooks: TrainHooks & { resume?: boolean } = {},
 ): Promise<Stage1Run> {
   if (trainSet.clusters !== cfg.task.target_vocab_size) {
-    throw new Error(`stage1: the token file has ${trainSet.clusters} clusters but task.target_vocab_size is ${cfg.task.target_vocab_size}`);
+    throw new Error(
+      `stage1: the token file has ${trainSet.clusters} clusters but task.target_vocab_size is ${cfg.task.target_vocab_size}`,
+    );
   }
   if (cfg.model.class_conditional && !trainSet.labels) {
     throw new Error("stage1: model.class_conditional is true but the token file has no labels");
@@ -48,7 +57,8 @@ export async function trainStage1(
   const model = new Stage1GPT(mc, new Generator(cfg.common.seed));
   const B = cfg.dataset.batch_size;
   const batches = Math.max(1, Math.floor(trainSet.count / B));
-  const start = (set: TokenSet) => (row: number) => model.startToken(mc.classes ? set.labels![row] : undefined);
+  const start = (set: TokenSet) => (row: number) =>
+    model.startToken(mc.classes ? set.labels![row] : undefined);
   const V = mc.clusters + SPECIALS.count;
   const eps = cfg.criterion.label_smoothing;
 
@@ -57,12 +67,15 @@ export async function trainStage1(
       let total = 0, n = 0;
       for (let i = 0; i < validSet.count; i += B) {
         const rows = Array.from({ length: Math.min(B, validSet.count - i) }, (_, j) => i + j);
-        const loss = tidy(() => noGrad(() => {
-          const { ids, targets } = stage1Tensors(validSet, rows, start(validSet));
-          const logits = model.forward(ids);
-          // Validation reports plain NLL (no smoothing), comparable with the unigram entropy.
-          return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, { reduction: "sum" }).keep();
-        }));
+        const loss = tidy(() =>
+          noGrad(() => {
+            const { ids, targets } = stage1Tensors(validSet, rows, start(validSet));
+            const logits = model.forward(ids);
+            // Validation reports plain NLL (no smoothing), comparable with the unigram entropy.
+            return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, { reduction: "sum" })
+              .keep();
+          })
+        );
         total += await loss.item();
         loss.dispose();
         n += rows.length * (validSet.length + 1);
@@ -71,35 +84,27 @@ export async function trainStage1(
     }
     : undefined;
 
-  const result = await train({
-    model,
-    batchesPerEpoch: batches,
-    batch: (_epoch, index, order) => {
-      // Batches are fixed slices of a per-epoch permutation of images.
-      const perm = new Generator(cfg.common.seed).fork(1000 + _epoch).permutation(trainSet.count);
-      return Array.from(perm.subarray(order[index] * B, order[index] * B + B));
+  const result = await train(
+    {
+      model,
+      batchesPerEpoch: batches,
+      batch: (_epoch, index, order) => {
+        // Batches are fixed slices of a per-epoch permutation of images.
+        const perm = new Generator(cfg.common.seed).fork(1000 + _epoch).permutation(trainSet.count);
+        return Array.from(perm.subarray(order[index] * B, order[index] * B + B));
+      },
+      loss: (rows, gen) => {
+        const { ids, targets } = stage1Tensors(trainSet, rows, start(trainSet));
+        const logits = model.decoder.forward(ids, { causal: true, gen });
+        return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, { labelSmoothing: eps });
+      },
+      itemsPerBatch: (rows) => rows.length * (trainSet.length + 1),
+      validate,
     },
-    loss: (rows, gen) => {
-      const { ids, targets } = stage1Tensors(trainSet, rows, start(trainSet));
-      const logits = model.decoder.forward(ids, { causal: true, gen });
-      return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, { labelSmoothing: eps });
-    },
-    itemsPerBatch: (rows) => rows.length * (trainSet.length + 1),
-    validate,
-  }, {
-    maxSteps: cfg.optimization.max_update,
-    schedule: {
-      kind: "inverse_sqrt", lr: cfg.optimization.lr, warmup: cfg.lr_scheduler.warmup_updates,
-      initLr: cfg.lr_scheduler.warmup_init_lr,
-    },
-    betas: [cfg.optimizer.adam_betas[0] ?? 0.9, cfg.optimizer.adam_betas[1] ?? 0.98],
-    weightDecay: cfg.optimizer.weight_decay,
-    clipNorm: cfg.optimization.clip_norm,
-    accumulate: cfg.optimization.update_freq,
-    logInterval: cfg.common.log_interval,
-    saveInterval: cfg.checkpoint.save_interval_updates,
-    validInterval: validSet ? cfg.checkpoint.save_interval_updates : 0,
-    seed: cfg.common.seed,
-  }, `${dir}/checkpoints`, hooks, hooks.resume ?? true);
+    fairseqTrainSettings(cfg, { validate: validSet !== null }),
+    `${dir}/checkpoints`,
+    hooks,
+    hooks.resume ?? true,
+  );
   return { model, result };
 }

@@ -4,6 +4,7 @@
  */
 
 import { s } from "../../core/config.ts";
+import { experimentPath } from "../../core/tasks.ts";
 import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
 import { TrainReporter } from "../../core/train/reporter.ts";
@@ -21,10 +22,10 @@ export default definePlugin({
       name: "train-stage2",
       description: "train the stage-2 pixel decoder on semantic + VQ token files",
       params: stage2ConfigSchema,
-      outputs: (p) => ({ checkpoint: `${p.output.dir ? p.output.dir + "/" : ""}checkpoints/last.json` }),
+      outputs: (p) => ({ checkpoint: experimentPath(p.output.dir, "checkpoints/last.json") }),
       run: async (p, ctx) => {
         await useDevice(ctx.device);
-        const dir = p.output.dir ?? ctx.stepDir;
+        const dir = p.output.dir ? experimentPath(p.output.dir) : ctx.stepDir;
         using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "stage 2", unit: "tok" });
         const { model, result } = await trainStage2FromConfig(p, dir, report.hooks);
         model.dispose();

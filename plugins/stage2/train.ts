@@ -12,12 +12,16 @@ import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
+import { fairseqTrainSettings } from "../transformer/fairseq_config.ts";
 import type { Stage2TrainConfig } from "./config.ts";
 import { arBatch, checkPairSet, IGNORE, narBatch, type PairSet, readPairSet } from "./data.ts";
-import { type Stage2Config, Stage2Model, STAGE2_PRESETS } from "./model.ts";
+import { STAGE2_PRESETS, type Stage2Config, Stage2Model } from "./model.ts";
 
 /** The model a config asks for: a preset with explicit keys on top. */
-export function stage2ModelConfig(cfg: Stage2TrainConfig, set: Pick<PairSet, "prefixLength" | "length">): Stage2Config {
+export function stage2ModelConfig(
+  cfg: Stage2TrainConfig,
+  set: Pick<PairSet, "prefixLength" | "length">,
+): Stage2Config {
   const m = cfg.model;
   const p = STAGE2_PRESETS[m.preset ?? "small"];
   return {
@@ -41,7 +45,10 @@ export interface Stage2Run {
 
 /** Inputs and targets of one batch: AR teacher forcing or NAR masking (drawn from `gen`). */
 export function stage2Batch(
-  model: Stage2Model, set: PairSet, rows: ArrayLike<number>, gen: Generator,
+  model: Stage2Model,
+  set: PairSet,
+  rows: ArrayLike<number>,
+  gen: Generator,
 ): { ids: Tensor; targets: Tensor; scored: number } {
   if (model.cfg.variant === "nar") {
     const b = narBatch(model, set, rows, gen);
@@ -51,7 +58,10 @@ export function stage2Batch(
 }
 
 export async function trainStage2(
-  cfg: Stage2TrainConfig, trainSet: PairSet, validSet: PairSet | null, dir: string,
+  cfg: Stage2TrainConfig,
+  trainSet: PairSet,
+  validSet: PairSet | null,
+  dir: string,
   hooks: TrainHooks & { resume?: boolean } = {},
 ): Promise<Stage2Run> {
   const mc = stage2ModelConfig(cfg, trainSet);
@@ -60,11 +70,26 @@ export async function trainStage2(
   if (validSet) checkPairSet(validSet, model);
   for (const [name, set] of [["train", trainSet], ["valid", validSet]] as const) {
     if (!set) continue;
-    for (const c of set.semantic) if (c < 0 || c >= mc.clusters) throw new Error(`stage2: ${name} semantic token ${c} is outside task.source_vocab_size ${mc.clusters}`);
-    for (const v of set.vq) if (v < 0 || v >= mc.codebookSize) throw new Error(`stage2: ${name} VQ token ${v} is outside task.target_vocab_size ${mc.codebookSize}`);
+    for (const c of set.semantic) {
+      if (c < 0 || c >= mc.clusters) {
+        throw new Error(
+          `stage2: ${name} semantic token ${c} is outside task.source_vocab_size ${mc.clusters}`,
+        );
+      }
+    }
+    for (const v of set.vq) {
+      if (v < 0 || v >= mc.codebookSize) {
+        throw new Error(
+          `stage2: ${name} VQ token ${v} is outside task.target_vocab_size ${mc.codebookSize}`,
+        );
+      }
+    }
   }
   await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(`${dir}/stage2.json`, JSON.stringify({ kind: "stage2", config: mc }, null, 2) + "\n");
+  await Deno.writeTextFile(
+    `${dir}/stage2.json`,
+    JSON.stringify({ kind: "stage2", config: mc }, null, 2) + "\n",
+  );
   const B = cfg.dataset.batch_size;
   const batches = Math.max(1, Math.floor(trainSet.count / B));
   const V = model.vqDictSize;
@@ -77,10 +102,18 @@ export async function trainStage2(
       const gen = new Generator(seed).fork(999_999);
       for (let i = 0; i < validSet.count; i += B) {
         const rows = Array.from({ length: Math.min(B, validSet.count - i) }, (_, j) => i + j);
-        const { loss, scored } = tidy(() => noGrad(() => {
-          const { ids, targets, scored } = stage2Batch(model, validSet, rows, gen);
-          return { loss: ops.crossEntropy(ops.reshape(model.forward(ids), [-1, V]), targets, { reduction: "sum", ignoreIndex: IGNORE }), scored };
-        }));
+        const { loss, scored } = tidy(() =>
+          noGrad(() => {
+            const { ids, targets, scored } = stage2Batch(model, validSet, rows, gen);
+            return {
+              loss: ops.crossEntropy(ops.reshape(model.forward(ids), [-1, V]), targets, {
+                reduction: "sum",
+                ignoreIndex: IGNORE,
+              }),
+              scored,
+            };
+          })
+        );
         total += await loss.item();
         loss.dispose();
         n += scored;
@@ -89,51 +122,58 @@ export async function trainStage2(
     }
     : undefined;
 
-  const result = await train<{ rows: number[]; tick: number }>({
-    model,
-    batchesPerEpoch: batches,
-    batch: (epoch, index, order) => {
-      const perm = new Generator(seed).fork(1000 + epoch).permutation(trainSet.count);
-      return { rows: Array.from(perm.subarray(order[index] * B, order[index] * B + B)), tick: epoch * batches + index };
+  const result = await train<{ rows: number[]; tick: number }>(
+    {
+      model,
+      batchesPerEpoch: batches,
+      batch: (epoch, index, order) => {
+        const perm = new Generator(seed).fork(1000 + epoch).permutation(trainSet.count);
+        return {
+          rows: Array.from(perm.subarray(order[index] * B, order[index] * B + B)),
+          tick: epoch * batches + index,
+        };
+      },
+      loss: ({ rows, tick }, gen) => {
+        // NAR masks are a pure function of (seed, micro-batch number): resume-exact.
+        const { ids, targets } = stage2Batch(
+          model,
+          trainSet,
+          rows,
+          new Generator(seed + 1).fork(tick),
+        );
+        const logits = model.forward(ids, gen);
+        return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, {
+          labelSmoothing: cfg.criterion.label_smoothing,
+          ignoreIndex: IGNORE,
+        });
+      },
+      itemsPerBatch: ({ rows }) => rows.length * (trainSet.length + 1),
+      validate,
     },
-    loss: ({ rows, tick }, gen) => {
-      // NAR masks are a pure function of (seed, micro-batch number): resume-exact.
-      const { ids, targets } = stage2Batch(model, trainSet, rows, new Generator(seed + 1).fork(tick));
-      const logits = model.forward(ids, gen);
-      return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, {
-        labelSmoothing: cfg.criterion.label_smoothing, ignoreIndex: IGNORE,
-      });
-    },
-    itemsPerBatch: ({ rows }) => rows.length * (trainSet.length + 1),
-    validate,
-  }, {
-    maxSteps: cfg.optimization.max_update,
-    schedule: {
-      kind: "inverse_sqrt", lr: cfg.optimization.lr, warmup: cfg.lr_scheduler.warmup_updates,
-      initLr: cfg.lr_scheduler.warmup_init_lr,
-    },
-    betas: [cfg.optimizer.adam_betas[0] ?? 0.9, cfg.optimizer.adam_betas[1] ?? 0.98],
-    weightDecay: cfg.optimizer.weight_decay,
-    clipNorm: cfg.optimization.clip_norm,
-    accumulate: cfg.optimization.update_freq,
-    logInterval: cfg.common.log_interval,
-    saveInterval: cfg.checkpoint.save_interval_updates,
-    validInterval: validSet ? cfg.checkpoint.save_interval_updates : 0,
-    seed,
-  }, `${dir}/checkpoints`, hooks, hooks.resume ?? true);
+    fairseqTrainSettings(cfg, { validate: validSet !== null, seed }),
+    `${dir}/checkpoints`,
+    hooks,
+    hooks.resume ?? true,
+  );
   return { model, result };
 }
 
 /** The whole job from a config: read the task's token files, train into `dir`. */
 export async function trainStage2FromConfig(
-  cfg: Stage2TrainConfig, dir: string, hooks: TrainHooks & { resume?: boolean } = {},
+  cfg: Stage2TrainConfig,
+  dir: string,
+  hooks: TrainHooks & { resume?: boolean } = {},
 ): Promise<Stage2Run> {
   const trainSet = await readPairSet(cfg.task.tokens, cfg.task.vq_tokens);
   const t = cfg.task;
   if (trainSet.clusters !== t.source_vocab_size || trainSet.codebookSize !== t.target_vocab_size) {
-    throw new Error(`stage2: the token files have ${trainSet.clusters} clusters / ${trainSet.codebookSize} codes but task.source_vocab_size / target_vocab_size are ${t.source_vocab_size} / ${t.target_vocab_size}`);
+    throw new Error(
+      `stage2: the token files have ${trainSet.clusters} clusters / ${trainSet.codebookSize} codes but task.source_vocab_size / target_vocab_size are ${t.source_vocab_size} / ${t.target_vocab_size}`,
+    );
   }
-  if (!!t.valid_tokens !== !!t.valid_vq_tokens) throw new Error("stage2: give both task.valid_tokens and task.valid_vq_tokens, or neither");
+  if (!!t.valid_tokens !== !!t.valid_vq_tokens) {
+    throw new Error("stage2: give both task.valid_tokens and task.valid_vq_tokens, or neither");
+  }
   const validSet = t.valid_tokens ? await readPairSet(t.valid_tokens, t.valid_vq_tokens!) : null;
   return await trainStage2(cfg, trainSet, validSet, dir, hooks);
 }

@@ -5,6 +5,7 @@
  */
 
 import { s } from "../../core/config.ts";
+import { experimentPath } from "../../core/tasks.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
@@ -50,12 +51,12 @@ export default definePlugin({
       description: "train a small VQGAN from scratch (L2/L1 + codebook + commitment)",
       params: vqganTrainConfigSchema,
       outputs: (p) => {
-        const at = p.output.dir ? `${p.output.dir}/` : "";
-        return { checkpoint: `${at}checkpoints/last.json`, preview: `${at}reconstructions.png`, config: `${at}vqgan.json` };
+        const at = (rel: string) => experimentPath(p.output.dir, rel);
+        return { checkpoint: at("checkpoints/last.json"), preview: at("reconstructions.png"), config: at("vqgan.json") };
       },
       run: async (p, ctx) => {
         await useDevice(ctx.device);
-        const dir = p.output.dir ?? ctx.stepDir;
+        const dir = p.output.dir ? experimentPath(p.output.dir) : ctx.stepDir;
         using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "vqgan", unit: "img" });
         const run = await trainVqganFromConfig(p, dir, report.hooks);
         ctx.log.info(`vqgan: reconstruction PSNR ${run.psnr.toFixed(2)} dB on ${p.dataset.valid_images > 0 ? "held-out" : "training"} images`);

@@ -1,0 +1,87 @@
+/**
+ * The fairseq config groups that stage 1 and stage 2 share (DiGIT's `config/stage{1,2}/*.yaml`
+ * use the same ones), and how they map onto the shared training loop's settings: Adam with
+ * inverse-sqrt warm-up, label-smoothed cross entropy, update_freq, clip_norm.
+ */
+
+import { s } from "../../core/config.ts";
+import type { TrainSettings } from "../../core/train/trainer.ts";
+
+const nonNegative = { min: 0 };
+
+export const fairseqGroups = {
+  common: s.object({
+    seed: s.int().default(1),
+    log_interval: s.int({ min: 1 }).default(10),
+  }).default({ seed: 1, log_interval: 10 }),
+  checkpoint: s.object({
+    save_interval_updates: s.int({ min: 1 }).default(500),
+  }).default({ save_interval_updates: 500 }),
+  dataset: s.object({
+    batch_size: s.int({ min: 1 }).default(8),
+  }).default({ batch_size: 8 }),
+  criterion: s.object({
+    label_smoothing: s.number({ min: 0, max: 1 }).default(0.1),
+  }).default({ label_smoothing: 0.1 }),
+  optimization: s.object({
+    max_update: s.int({ min: 1 }),
+    lr: s.number({ min: 0 }),
+    update_freq: s.int({ min: 1 }).default(1),
+    clip_norm: s.number(nonNegative).default(1.0),
+  }),
+  optimizer: s.object({
+    adam_betas: s.array(s.number({ min: 0, max: 1 })).default([0.9, 0.98]),
+    weight_decay: s.number(nonNegative).default(0.01),
+  }).default({ adam_betas: [0.9, 0.98], weight_decay: 0.01 }),
+  lr_scheduler: s.object({
+    warmup_updates: s.int(nonNegative).default(0),
+    warmup_init_lr: s.number(nonNegative).default(1e-7),
+  }).default({ warmup_updates: 0, warmup_init_lr: 1e-7 }),
+  output: s.object({
+    /** Experiment folder; in a task, defaults to the step's own folder. */
+    dir: s.string({ nonEmpty: true }).optional(),
+  }).default({}),
+};
+
+/** The decoder-size keys of a transformer_lm model group (a preset fills the rest). */
+export const decoderSizeFields = {
+  preset: s.enum(["tiny", "small", "medium", "base", "large"]).optional(),
+  decoder_embed_dim: s.int({ min: 1 }).optional(),
+  decoder_ffn_embed_dim: s.int({ min: 1 }).optional(),
+  decoder_layers: s.int({ min: 1 }).optional(),
+  decoder_attention_heads: s.int({ min: 1 }).optional(),
+  dropout: s.number({ min: 0, max: 1 }).default(0.1),
+};
+
+/** What the fairseq groups hold once validated. */
+export interface FairseqTrainConfig {
+  common: { seed: number; log_interval: number };
+  checkpoint: { save_interval_updates: number };
+  optimization: { max_update: number; lr: number; update_freq: number; clip_norm: number };
+  optimizer: { adam_betas: number[]; weight_decay: number };
+  lr_scheduler: { warmup_updates: number; warmup_init_lr: number };
+}
+
+/** The loop's settings for a fairseq config; validation runs at every checkpoint when there is a validation set. */
+export function fairseqTrainSettings(
+  cfg: FairseqTrainConfig,
+  opts: { validate: boolean; seed?: number },
+): TrainSettings {
+  return {
+    maxSteps: cfg.optimization.max_update,
+    schedule: {
+      kind: "inverse_sqrt",
+      lr: cfg.optimization.lr,
+      warmup: cfg.lr_scheduler.warmup_updates,
+      initLr: cfg.lr_scheduler.warmup_init_lr,
+    },
+    betas: [cfg.optimizer.adam_betas[0] ?? 0.9, cfg.optimizer.adam_betas[1] ?? 0.98],
+    weightDecay: cfg.optimizer.weight_decay,
+    clipNorm: cfg.optimization.clip_norm,
+    accumulate: cfg.optimization.update_freq,
+    logInterval: cfg.common.log_interval,
+    saveInterval: cfg.checkpoint.save_interval_updates,
+    validInterval: opts.validate ? cfg.checkpoint.save_interval_updates : 0,
+    seed: opts.seed ?? cfg.common.seed,
+  };
+}
