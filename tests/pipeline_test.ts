@@ -130,7 +130,10 @@ function tinySteps(semanticFile: string) {
       },
     },
     // Never-trained copies beside the trained parts: `sample` must pass them over.
-    { name: "untrained", type: "untrained-models", params: { stage1: "${steps.stage1.dir}", stage2: "${steps.stage2.dir}" } },
+    {
+      name: "untrained", type: "untrained-models",
+      params: { stage1: "${steps.stage1.dir}", stage2: "${steps.stage2.dir}", vqgan: "${steps.vqgan.dir}" },
+    },
     // The reference chain: stage-1 grids as a token file, then generate-images.
     {
       name: "semantic", type: "sample-stage1",
