@@ -13,6 +13,7 @@
  */
 
 import { type AttentionArgs, ShapeError } from "../../backend.ts";
+import { expNonPositive } from "./exp.ts";
 import { sgemm as defaultSgemm, type SgemmFn } from "./gemm.ts";
 
 /** Score-buffer budget in floats per query block (4 MiB). */
@@ -80,7 +81,7 @@ function softmaxRowInPlace(s: Float32Array, off: number, n: number, visible: num
   for (let j = off; j < off + visible; j++) if (s[j] > max) max = s[j];
   let sum = 0;
   for (let j = off; j < off + visible; j++) {
-    const e = Math.exp(s[j] - max);
+    const e = expNonPositive(s[j] - max);
     s[j] = e;
     sum += e;
   }
@@ -125,7 +126,7 @@ export function attentionBackward(
           probs.fill(0, off, off + nk);
           continue;
         }
-        for (let j = off; j < off + visible; j++) probs[j] = Math.exp(probs[j] - rowLse);
+        for (let j = off; j < off + visible; j++) probs[j] = expNonPositive(probs[j] - rowLse);
         probs.fill(0, off + visible, off + nk);
       }
       gemm(true, false, nk, D, rows, 1, probs, 0, nk, dout, qBlock, D, 1, dv, kBase, D);

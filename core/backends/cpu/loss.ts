@@ -7,6 +7,7 @@
  */
 
 import { ShapeError } from "../../backend.ts";
+import { expNonPositive } from "./exp.ts";
 import { softmax } from "./softmax.ts";
 
 function checkTarget(op: string, t: number, row: number, cols: number) {
@@ -54,8 +55,8 @@ export function crossEntropyBackward(
     checkTarget("crossEntropyBackward", t, r, cols);
     const base = r * cols;
     const d = dloss[r];
-    for (let c = 0; c < cols; c++) dx[base + c] = d * (Math.exp(logp[base + c]) - uniform);
-    dx[base + t] = d * (Math.exp(logp[base + t]) - uniform - (1 - smoothing));
+    for (let c = 0; c < cols; c++) dx[base + c] = d * (expNonPositive(logp[base + c]) - uniform);
+    dx[base + t] = d * (expNonPositive(logp[base + t]) - uniform - (1 - smoothing));
   }
   return dx;
 }

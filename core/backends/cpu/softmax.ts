@@ -6,6 +6,8 @@
  *   log-softmax:  dx = dy - exp(y) * sum(dy)
  */
 
+import { expNonPositive } from "./exp.ts";
+
 export function softmax(x: Float32Array, rows: number, cols: number, log: boolean): Float32Array {
   const y = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
@@ -15,12 +17,12 @@ export function softmax(x: Float32Array, rows: number, cols: number, log: boolea
     for (let i = base; i < end; i++) if (x[i] > max) max = x[i];
     let sum = 0;
     if (log) {
-      for (let i = base; i < end; i++) sum += Math.exp(x[i] - max);
+      for (let i = base; i < end; i++) sum += expNonPositive(x[i] - max);
       const shift = max + Math.log(sum);
       for (let i = base; i < end; i++) y[i] = x[i] - shift;
     } else {
       for (let i = base; i < end; i++) {
-        const e = Math.exp(x[i] - max);
+        const e = expNonPositive(x[i] - max);
         y[i] = e;
         sum += e;
       }
@@ -45,7 +47,7 @@ export function softmaxBackward(
     let s = 0;
     if (log) {
       for (let i = base; i < end; i++) s += dy[i];
-      for (let i = base; i < end; i++) dx[i] = dy[i] - Math.exp(y[i]) * s;
+      for (let i = base; i < end; i++) dx[i] = dy[i] - expNonPositive(y[i]) * s;
     } else {
       for (let i = base; i < end; i++) s += dy[i] * y[i];
       for (let i = base; i < end; i++) dx[i] = y[i] * (dy[i] - s);
