@@ -132,14 +132,19 @@ export class StepFailedError extends Error {
 
 /** `a/b` + `../c` → `a/c`; keeps relative paths relative. */
 /**
- * Where a step writes when its params name their own folder (`output.dir`, relative to the
- * working directory, like every other path a user types), else its own step folder. Both
- * `outputs()` and `run()` must use this, so the files promised are the files written.
+ * The folder a step writes to: its params' own `output.dir` (relative to the working
+ * directory, like every other path a user types), else its step folder.
  */
-export function experimentPath(dir: string | undefined, rel = ""): string {
-  if (!dir) return rel;
-  const base = joinPath(Deno.cwd(), dir);
-  return rel ? joinPath(base, rel) : base;
+export function experimentDir(dir: string | undefined, stepDir: string): string {
+  return dir ? joinPath(Deno.cwd(), dir) : stepDir;
+}
+
+/**
+ * `rel` inside that folder, as a step's `outputs()` declares it (the runner joins relative
+ * paths onto the step folder), so the files promised are the files `run()` writes.
+ */
+export function experimentPath(dir: string | undefined, rel: string): string {
+  return dir ? joinPath(experimentDir(dir, ""), rel) : rel;
 }
 
 export function joinPath(base: string, rel: string): string {

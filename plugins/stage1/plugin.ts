@@ -4,7 +4,7 @@
  */
 
 import { s } from "../../core/config.ts";
-import { experimentPath } from "../../core/tasks.ts";
+import { experimentDir, experimentPath } from "../../core/tasks.ts";
 import { readTokenFile, writeTokenFile } from "../../core/io/tokens.ts";
 import { loadCheckpoint } from "../../core/io/checkpoint.ts";
 import { definePlugin, type StepContext } from "../../core/registry.ts";
@@ -37,7 +37,7 @@ export async function loadStage1(dir: string, which: "last" | "best" = "last"): 
 async function train(cfg: Stage1TrainConfig, ctx: StepContext): Promise<void> {
   const backend = await useDevice(ctx.device);
   ctx.log.info(`device: ${backend.name} (${backend.description})`);
-  const dir = cfg.output.dir ? experimentPath(cfg.output.dir) : ctx.stepDir;
+  const dir = experimentDir(cfg.output.dir, ctx.stepDir);
   await Deno.mkdir(dir, { recursive: true });
   const trainSet = await tokenSet(cfg.task.tokens);
   const validSet = cfg.task.valid_tokens ? await tokenSet(cfg.task.valid_tokens) : null;

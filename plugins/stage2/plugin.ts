@@ -4,7 +4,7 @@
  */
 
 import { s } from "../../core/config.ts";
-import { experimentPath } from "../../core/tasks.ts";
+import { experimentDir, experimentPath } from "../../core/tasks.ts";
 import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
 import { TrainReporter } from "../../core/train/reporter.ts";
@@ -25,7 +25,7 @@ export default definePlugin({
       outputs: (p) => ({ checkpoint: experimentPath(p.output.dir, "checkpoints/last.json") }),
       run: async (p, ctx) => {
         await useDevice(ctx.device);
-        const dir = p.output.dir ? experimentPath(p.output.dir) : ctx.stepDir;
+        const dir = experimentDir(p.output.dir, ctx.stepDir);
         using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "stage 2", unit: "tok" });
         const { model, result } = await trainStage2FromConfig(p, dir, report.hooks);
         model.dispose();

@@ -150,7 +150,7 @@ export async function trainStage2(
       itemsPerBatch: ({ rows }) => rows.length * (trainSet.length + 1),
       validate,
     },
-    fairseqTrainSettings(cfg, { validate: validSet !== null, seed }),
+    fairseqTrainSettings(cfg, { validate: validSet !== null }),
     `${dir}/checkpoints`,
     hooks,
     hooks.resume ?? true,

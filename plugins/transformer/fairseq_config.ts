@@ -4,7 +4,7 @@
  * inverse-sqrt warm-up, label-smoothed cross entropy, update_freq, clip_norm.
  */
 
-import { s } from "../../core/config.ts";
+import { type Infer, s } from "../../core/config.ts";
 import type { TrainSettings } from "../../core/train/trainer.ts";
 
 const nonNegative = { min: 0 };
@@ -53,19 +53,15 @@ export const decoderSizeFields = {
   dropout: s.number({ min: 0, max: 1 }).default(0.1),
 };
 
-/** What the fairseq groups hold once validated. */
-export interface FairseqTrainConfig {
-  common: { seed: number; log_interval: number };
-  checkpoint: { save_interval_updates: number };
-  optimization: { max_update: number; lr: number; update_freq: number; clip_norm: number };
-  optimizer: { adam_betas: number[]; weight_decay: number };
-  lr_scheduler: { warmup_updates: number; warmup_init_lr: number };
-}
+/** What the groups the training loop reads hold once validated. */
+export type FairseqTrainConfig = {
+  [K in "common" | "checkpoint" | "optimization" | "optimizer" | "lr_scheduler"]: Infer<(typeof fairseqGroups)[K]>;
+};
 
 /** The loop's settings for a fairseq config; validation runs at every checkpoint when there is a validation set. */
 export function fairseqTrainSettings(
   cfg: FairseqTrainConfig,
-  opts: { validate: boolean; seed?: number },
+  opts: { validate: boolean },
 ): TrainSettings {
   return {
     maxSteps: cfg.optimization.max_update,
@@ -82,6 +78,6 @@ export function fairseqTrainSettings(
     logInterval: cfg.common.log_interval,
     saveInterval: cfg.checkpoint.save_interval_updates,
     validInterval: opts.validate ? cfg.checkpoint.save_interval_updates : 0,
-    seed: opts.seed ?? cfg.common.seed,
+    seed: cfg.common.seed,
   };
 }

@@ -5,7 +5,7 @@
  */
 
 import { s } from "../../core/config.ts";
-import { experimentPath } from "../../core/tasks.ts";
+import { experimentDir, experimentPath } from "../../core/tasks.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
@@ -56,7 +56,7 @@ export default definePlugin({
       },
       run: async (p, ctx) => {
         await useDevice(ctx.device);
-        const dir = p.output.dir ? experimentPath(p.output.dir) : ctx.stepDir;
+        const dir = experimentDir(p.output.dir, ctx.stepDir);
         using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "vqgan", unit: "img" });
         const run = await trainVqganFromConfig(p, dir, report.hooks);
         ctx.log.info(`vqgan: reconstruction PSNR ${run.psnr.toFixed(2)} dB on ${p.dataset.valid_images > 0 ? "held-out" : "training"} images`);
