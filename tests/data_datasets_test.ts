@@ -258,3 +258,22 @@ Deno.test("shapes: the ten silhouettes are distinct and the shape contrasts with
     assert.ok(hi - lo > 90, `item ${i}: brightness range ${hi - lo}`);
   }
 });
+
+Deno.test("offset/limit: any dataset spec takes a window of items, checked against its length", async () => {
+  const full = await openDataset({ kind: "shapes", size: 16, length: 50, seed: 3 });
+  const part = await openDataset({ kind: "shapes", size: 16, length: 50, seed: 3, offset: 20, limit: 10 });
+  assert.equal(part.length, 10);
+  assert.equal(part.numClasses, full.numClasses);
+  for (const i of [0, 9]) {
+    const [a, b] = [await part.get(i), await full.get(20 + i)];
+    assert.equal(a.label, b.label);
+    assert.deepEqual(a.image.data, b.image.data);
+  }
+  await assert.rejects(() => part.get(10), /index 10 out of range \[0, 10\)/);
+  assert.equal((await openDataset({ kind: "shapes", size: 16, length: 50, limit: 5 })).length, 5);
+  assert.equal((await openDataset({ kind: "shapes", size: 16, length: 50, offset: 45 })).length, 5);
+  await assert.rejects(
+    () => openDataset({ kind: "shapes", size: 16, length: 50, offset: 45, limit: 10 }),
+    /offset 45 and limit 10 must be whole numbers within its 50 items/,
+  );
+});

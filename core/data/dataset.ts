@@ -32,6 +32,34 @@ export function checkIndex(ds: { name: string; length: number }, index: number):
   }
 }
 
+/** Items [offset, offset + length) of another dataset, renumbered from 0. */
+export class DatasetSlice implements Dataset {
+  readonly name: string;
+  readonly numClasses: number;
+  readonly classNames?: readonly string[];
+
+  constructor(readonly source: Dataset, readonly offset: number, readonly length: number) {
+    const ok = (v: number) => Number.isInteger(v) && v >= 0;
+    if (!ok(offset) || !ok(length) || offset + length > source.length) {
+      throw new RangeError(
+        `${source.name}: offset ${offset} and limit ${length} must be whole numbers within its ${source.length} items`,
+      );
+    }
+    this.name = `${source.name}[${offset}:${offset + length}]`;
+    this.numClasses = source.numClasses;
+    this.classNames = source.classNames;
+  }
+
+  async get(index: number): Promise<Sample> {
+    checkIndex(this, index);
+    return await this.source.get(this.offset + index);
+  }
+
+  describe(index: number): string {
+    return this.source.describe?.(this.offset + index) ?? `${this.name} item ${index}`;
+  }
+}
+
 export interface LabelledFile {
   path: string;
   label: number;

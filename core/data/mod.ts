@@ -6,10 +6,13 @@
  *   { kind: "idx", images: "...-images-idx3-ubyte.gz", labels: "...-labels-idx1-ubyte.gz" }
  *   { kind: "cifar10", dir: ".../cifar-10-batches-bin", split: "train" }
  *   { kind: "list", dir: ".../imagenet-sample", tsv: ".../labels.tsv", numClasses: 1000 }
+ *
+ * Any of them takes `offset` and `limit` to use items [offset, offset + limit) only, e.g.
+ * { kind: "fashion-mnist", split: "train", limit: 4000 } for a quick run.
  */
 
 import { Cifar10Dataset } from "./cifar.ts";
-import { type Dataset, imageListFromTsv } from "./dataset.ts";
+import { type Dataset, DatasetSlice, imageListFromTsv } from "./dataset.ts";
 import { ImageFolder } from "./image_folder.ts";
 import { IdxDataset } from "./idx.ts";
 import { ShapesDataset } from "./shapes.ts";
@@ -21,7 +24,9 @@ export { IdxDataset, readIdx } from "./idx.ts";
 export { Cifar10Dataset } from "./cifar.ts";
 export { SHAPE_CLASSES, ShapesDataset } from "./shapes.ts";
 
-export type DatasetSpec =
+export type DatasetSpec = SourceSpec & { offset?: number; limit?: number };
+
+type SourceSpec =
   | { kind: "shapes"; size?: number; length?: number; seed?: number; numClasses?: number }
   | { kind: "imagefolder"; root: string }
   | { kind: "fashion-mnist"; split: "train" | "test"; dir?: string }
@@ -29,7 +34,13 @@ export type DatasetSpec =
   | { kind: "cifar10"; dir: string; split: "train" | "test" }
   | { kind: "list"; dir: string; tsv: string; numClasses: number };
 
-export function openDataset(spec: DatasetSpec): Promise<Dataset> {
+export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
+  const all = await openSource(spec);
+  if (spec.offset === undefined && spec.limit === undefined) return all;
+  return new DatasetSlice(all, spec.offset ?? 0, spec.limit ?? all.length - (spec.offset ?? 0));
+}
+
+function openSource(spec: SourceSpec): Promise<Dataset> {
   switch (spec.kind) {
     case "shapes":
       return Promise.resolve(new ShapesDataset(spec));
