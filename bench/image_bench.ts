@@ -7,6 +7,9 @@
  *
  *   deno run -A bench/image_bench.ts [--passes 3]
  *
+ * `decode` uses what decodeImage uses (libjpeg-turbo through FFI where installed); the
+ * `ts-jpeg` line times our bit-exact TypeScript decoder, the fallback, on its own.
+ *
  * Skips cleanly when ../shared/data/imagenet-sample is absent, and skips the peer when
  * /usr/bin/python3 with torch/torchvision is missing.
  */
@@ -14,6 +17,8 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { decodeImage } from "../core/image/codec.ts";
+import { decodeJpeg } from "../core/image/jpeg.ts";
+import { jpegDescription } from "../core/native/turbojpeg.ts";
 import type { RgbImage } from "../core/image/rgb.ts";
 import { centerCrop, normalize, resizeShortSide, toTensor } from "../core/image/transforms.ts";
 import { runPeer } from "./peer.ts";
@@ -105,9 +110,21 @@ for p in range(${passes} + 1):
 print(json.dumps(best))
 `;
 
+/** Best-of-passes seconds to decode every photo with the TS decoder. */
+function runTsDecoder(): number {
+  let best = Infinity;
+  for (let p = 0; p < passes + 1; p++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) decodeJpeg(files[i], names[i]);
+    if (p > 0) best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  return best;
+}
+
 const ours = runOurs();
+const tsDecode = runTsDecoder();
 const peer = await runPeer("PIL+torchvision", PEER);
-console.log(`${n} photos, best of ${passes} passes, single thread on both sides`);
+console.log(`${n} photos, best of ${passes} passes, single thread on both sides; JPEG: ${jpegDescription()}`);
 for (const k of ["decode", "resize", "crop", "tensor", "total", "cpu"] as const) {
   const o = n / ours[k];
   const p = peer ? n / peer[k] : undefined;
@@ -118,3 +135,9 @@ for (const k of ["decode", "resize", "crop", "tensor", "total", "cpu"] as const)
     }   ratio ${ratio}`,
   );
 }
+const tsRate = n / tsDecode, peerDecode = peer ? n / peer.decode : undefined;
+console.log(
+  `ts-jpeg ours ${tsRate.toFixed(1).padStart(8)} img/s   peer ${
+    peerDecode ? peerDecode.toFixed(1).padStart(8) + " img/s" : "skipped"
+  }   ratio ${peerDecode ? (tsRate / peerDecode).toFixed(2) : "n/a"}   (the TS fallback decoder alone)`,
+);

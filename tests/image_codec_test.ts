@@ -1,10 +1,15 @@
 /**
  * JPEG/PNG decoding against PIL (`Image.open(f).convert("RGB")`), references made by
  * tests/fixtures/make_image_fixtures.py. Tolerance: exact (0 levels) everywhere.
+ * Both JPEG decoders are checked: our TS one, and libjpeg-turbo through FFI (which
+ * `decodeImage` prefers) where libturbojpeg0 is installed.
  */
 
 import assert from "node:assert/strict";
 import { decodeImage, encodePng, readImage } from "../core/image/codec.ts";
+import { decodeJpeg } from "../core/image/jpeg.ts";
+import type { RgbImage } from "../core/image/rgb.ts";
+import { turbojpeg } from "../core/native/turbojpeg.ts";
 import { Generator } from "../core/random.ts";
 
 const FIX = new URL("./fixtures/image/", import.meta.url).pathname;
@@ -34,23 +39,35 @@ function maxDiff(a: Uint8Array, b: Uint8Array): number {
 
 type JpegCase = { how: string; width?: number; height?: number; sha256?: string; error?: string };
 const jpegCases: Record<string, JpegCase> = JSON.parse(Deno.readTextFileSync(FIX + "jpeg.json"));
-// Cases PIL decodes but we deliberately do not (documented in core/image/jpeg.ts).
+// Cases PIL decodes but our TS decoder deliberately does not (documented in core/image/jpeg.ts).
 const UNSUPPORTED: Record<string, RegExp> = { cjpeg_arithmetic: /arithmetic/ };
 
-Deno.test("jpeg: every fixture encoding decodes exactly like PIL", async () => {
-  let checked = 0;
-  for (const [name, c] of Object.entries(jpegCases)) {
-    if (c.error || UNSUPPORTED[name]) continue;
-    const path = `${FIX}jpeg/${name}.jpg`;
-    const ours = decodeImage(Deno.readFileSync(path), path);
-    const ref = decodeImage(Deno.readFileSync(`${FIX}jpeg/${name}.ref.png`));
-    assert.equal(ours.width, c.width, `${name} width`);
-    assert.equal(ours.height, c.height, `${name} height`);
-    assert.equal(maxDiff(ours.data, ref.data), 0, `${name} (${c.how}) differs from PIL`);
-    assert.equal(await sha256(ours.data), c.sha256, `${name} sha256`);
-    checked++;
+type JpegDecoder = (bytes: Uint8Array, name: string) => RgbImage;
+const tj = turbojpeg();
+/** libjpeg-turbo hands CMYK files to the TS decoder, as decodeImage does. */
+const DECODERS: [string, JpegDecoder][] = [
+  ["ts", decodeJpeg],
+  ...(tj ? [["libjpeg-turbo", (b: Uint8Array, n: string) => tj.decodeRgb(b, n) ?? decodeJpeg(b, n)] as [string, JpegDecoder]] : []),
+];
+if (!tj) console.log("image_codec_test: libturbojpeg absent, only the TS JPEG decoder is tested");
+
+Deno.test("jpeg: every fixture encoding decodes exactly like PIL, with each decoder", async () => {
+  for (const [decoderName, decode] of DECODERS) {
+    let checked = 0;
+    for (const [name, c] of Object.entries(jpegCases)) {
+      if (c.error || (decoderName === "ts" && UNSUPPORTED[name])) continue;
+      const path = `${FIX}jpeg/${name}.jpg`;
+      const ours = decode(Deno.readFileSync(path), path);
+      const ref = decodeImage(Deno.readFileSync(`${FIX}jpeg/${name}.ref.png`));
+      const what = `${decoderName}: ${name} (${c.how})`;
+      assert.equal(ours.width, c.width, `${what} width`);
+      assert.equal(ours.height, c.height, `${what} height`);
+      assert.equal(maxDiff(ours.data, ref.data), 0, `${what} differs from PIL`);
+      assert.equal(await sha256(ours.data), c.sha256, `${what} sha256`);
+      checked++;
+    }
+    assert.ok(checked >= 14, `${decoderName}: only ${checked} JPEG variants checked`);
   }
-  assert.ok(checked >= 14, `only ${checked} JPEG variants checked`);
 });
 
 Deno.test("jpeg: unsupported and broken files fail with the file name", () => {
@@ -58,16 +75,19 @@ Deno.test("jpeg: unsupported and broken files fail with the file name", () => {
     const path = `${FIX}jpeg/${name}.jpg`;
     if (!jpegCases[name]) continue; // made only where cjpeg was installed
     assert.throws(
-      () => decodeImage(Deno.readFileSync(path), path),
+      () => decodeJpeg(Deno.readFileSync(path), path),
       (e: Error) => re.test(e.message) && e.message.includes(path),
     );
   }
   const cut = `${FIX}jpeg/truncated.jpg`;
   assert.match(jpegCases.truncated.error!, /truncated/); // PIL refuses it too
-  assert.throws(
-    () => decodeImage(Deno.readFileSync(cut), cut),
-    (e: Error) => /truncated/.test(e.message) && e.message.includes(cut),
-  );
+  for (const [decoderName, decode] of [...DECODERS, ["decodeImage", decodeImage] as [string, JpegDecoder]]) {
+    assert.throws(
+      () => decode(Deno.readFileSync(cut), cut),
+      (e: Error) => /truncated/.test(e.message) && e.message.includes(cut),
+      decoderName,
+    );
+  }
   assert.throws(
     () => decodeImage(new Uint8Array([1, 2, 3, 4]), "junk.bin"),
     /junk\.bin: unknown image format/,
@@ -108,25 +128,27 @@ Deno.test("png: encode then decode is lossless, and PIL-made PNG decodes to the 
   assert.ok(maxDiff(jpg.data, src.data) < 40);
 });
 
-Deno.test("jpeg: corrupted files decode or throw, never hang or crash", () => {
-  const g = new Generator(1234);
-  let threw = 0;
-  for (const name of ["q75_420", "progressive_420", "cjpeg_restart_blocks", "gray_progressive"]) {
-    const path = `${FIX}jpeg/${name}.jpg`;
-    const clean = Deno.readFileSync(path);
-    for (let trial = 0; trial < 60; trial++) {
-      const bytes = clean.slice(0, trial % 5 === 0 ? 2 + g.int(clean.length - 2) : clean.length);
-      for (let k = 0; k < 1 + g.int(4); k++) bytes[2 + g.int(bytes.length - 2)] = g.int(256);
-      try {
-        const img = decodeImage(bytes, path);
-        assert.equal(img.data.length, img.width * img.height * 3);
-      } catch (e) {
-        assert.ok(e instanceof Error && e.message.includes(path), String(e));
-        threw++;
+Deno.test("jpeg: corrupted files decode or throw, never hang or crash, with each decoder", () => {
+  for (const [decoderName, decode] of DECODERS) {
+    const g = new Generator(1234);
+    let threw = 0;
+    for (const name of ["q75_420", "progressive_420", "cjpeg_restart_blocks", "gray_progressive"]) {
+      const path = `${FIX}jpeg/${name}.jpg`;
+      const clean = Deno.readFileSync(path);
+      for (let trial = 0; trial < 60; trial++) {
+        const bytes = clean.slice(0, trial % 5 === 0 ? 2 + g.int(clean.length - 2) : clean.length);
+        for (let k = 0; k < 1 + g.int(4); k++) bytes[2 + g.int(bytes.length - 2)] = g.int(256);
+        try {
+          const img = decode(bytes, path);
+          assert.equal(img.data.length, img.width * img.height * 3);
+        } catch (e) {
+          assert.ok(e instanceof Error && e.message.includes(path), `${decoderName}: ${e}`);
+          threw++;
+        }
       }
     }
+    assert.ok(threw > 0, decoderName);
   }
-  assert.ok(threw > 0);
 });
 
 Deno.test({
@@ -139,10 +161,12 @@ Deno.test({
     >;
     const names = Object.keys(ref);
     assert.equal(names.length, 100);
-    for (const name of names) {
-      const img = await readImage(PHOTOS + name);
-      assert.equal(`${img.width}x${img.height}`, `${ref[name].width}x${ref[name].height}`, name);
-      assert.equal(await sha256(img.data), ref[name].sha256, `${name} differs from PIL`);
+    for (const [decoderName, decode] of DECODERS) {
+      for (const name of names) {
+        const img = decode(await Deno.readFile(PHOTOS + name), PHOTOS + name);
+        assert.equal(`${img.width}x${img.height}`, `${ref[name].width}x${ref[name].height}`, name);
+        assert.equal(await sha256(img.data), ref[name].sha256, `${decoderName}: ${name} differs from PIL`);
+      }
     }
   },
 });

@@ -1,11 +1,12 @@
 /**
  * Image file codecs behind one entry point: bytes (or a path) in, 8-bit RGB out.
  *
- * JPEG: our own decoder, bit-exact with libjpeg-turbo's defaults as PIL uses them
- * (see jpeg.ts). PNG: fast-png, converted as PIL's `convert("RGB")` does (see png.ts).
+ * JPEG: libjpeg-turbo through FFI where it is installed (core/native/turbojpeg.ts), else
+ * our own decoder, bit-exact with libjpeg-turbo's defaults as PIL uses them (jpeg.ts). PNG: fast-png, converted as PIL's `convert("RGB")` does (see png.ts).
  * The format is sniffed from the magic bytes, not the file extension.
  */
 
+import { turbojpeg } from "../native/turbojpeg.ts";
 import { decodeJpeg, isJpeg } from "./jpeg.ts";
 import { decodePng, encodePng, isPng } from "./png.ts";
 import type { RgbImage } from "./rgb.ts";
@@ -24,7 +25,7 @@ export function decodeImage(bytes: Uint8Array, name = "<image>"): RgbImage {
       throw msg.includes(name) ? e : new Error(`${format}: ${name}: ${msg}`);
     }
   };
-  if (isJpeg(bytes)) return guarded(() => decodeJpeg(bytes, name), "jpeg");
+  if (isJpeg(bytes)) return guarded(() => turbojpeg()?.decodeRgb(bytes, name) ?? decodeJpeg(bytes, name), "jpeg");
   if (isPng(bytes)) return guarded(() => decodePng(bytes, name), "png");
   const head = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ");
   throw new Error(`decodeImage: ${name}: unknown image format (first bytes: ${head || "none"})`);

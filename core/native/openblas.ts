@@ -10,6 +10,8 @@
  * view itself (byteOffset included), so subarrays work (tested in cpu_linalg_test.ts).
  */
 
+import { openFirst } from "./ffi.ts";
+
 const CBLAS_ROW_MAJOR = 101;
 const CBLAS_NO_TRANS = 111;
 const CBLAS_TRANS = 112;
@@ -143,45 +145,14 @@ function threadingSuffix(blas: OpenBlas): string {
   return parts.length ? ", " + parts.join(", ") : "";
 }
 
-/** Checks a permission without ever prompting (a prompt would stall a test run). */
-function granted(desc: Deno.PermissionDescriptor): boolean {
-  try {
-    return Deno.permissions.querySync(desc).state === "granted";
-  } catch {
-    return false;
-  }
-}
-
-function readEnv(name: string): string | undefined {
-  return granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined;
-}
-
 function load(): OpenBlas | null {
-  const env = readEnv("DIGIT_BLAS");
-  if (env && /^(off|0|false|no|none)$/i.test(env)) {
-    failure = "DIGIT_BLAS=off";
+  const opened = openFirst("OpenBLAS", LIBRARY_CANDIDATES, SYMBOLS, "DIGIT_BLAS", "apt-get install libopenblas0-pthread");
+  if ("failure" in opened) {
+    failure = opened.failure;
     return null;
   }
-  if (typeof Deno === "undefined" || typeof Deno.dlopen !== "function") {
-    failure = "no FFI in this runtime";
-    return null;
-  }
-  if (!granted({ name: "ffi" })) {
-    failure = "OpenBLAS not loaded: run with --allow-ffi";
-    return null;
-  }
-  let lastError = "";
-  for (const path of LIBRARY_CANDIDATES) {
-    try {
-      const lib = Deno.dlopen(path, SYMBOLS);
-      libHandle = lib;
-      return wrap(lib, path);
-    } catch (e) {
-      lastError = e instanceof Error ? e.message : String(e);
-    }
-  }
-  failure = `OpenBLAS not found: apt-get install libopenblas0-pthread (last error: ${lastError})`;
-  return null;
+  libHandle = opened.lib;
+  return wrap(opened.lib, opened.path);
 }
 
 function wrap(lib: Lib, library: string): OpenBlas {
