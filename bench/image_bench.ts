@@ -1,6 +1,7 @@
 /**
  * Image preprocessing throughput on the 100 ImageNet sample photos: JPEG decode,
- * Resize(256, bicubic), CenterCrop(224), ToTensor + Normalize — ours vs PIL + torchvision
+ * Resize(256, bicubic), CenterCrop(224), ToTensor + Normalize (ours: normalizeBatch, what the
+ * encoders use; the peer: T.ToTensor then T.Normalize) — ours vs PIL + torchvision
  * (torch.set_num_threads(1): both sides single-threaded) in the same run, on the same bytes
  * already in memory. Prints images/s per stage and overall (wall clock), the overall rate
  * by process CPU time ("cpu", steadier on a busy machine), and the ratio ours / peer.
@@ -20,7 +21,8 @@ import { decodeImage } from "../core/image/codec.ts";
 import { decodeJpeg } from "../core/image/jpeg.ts";
 import { jpegDescription } from "../core/native/turbojpeg.ts";
 import type { RgbImage } from "../core/image/rgb.ts";
-import { centerCrop, normalize, resizeShortSide, toTensor } from "../core/image/transforms.ts";
+import { normalizeBatch } from "../core/image/pipelines.ts";
+import { centerCrop, resizeShortSide } from "../core/image/transforms.ts";
 import { runPeer } from "./peer.ts";
 
 const { values } = parseArgs({ options: { passes: { type: "string", default: "3" } } });
@@ -58,7 +60,7 @@ function runOurs() {
       const t2 = performance.now();
       const c = centerCrop(r, 224);
       const t3 = performance.now();
-      normalize(toTensor(c));
+      normalizeBatch({ count: 1, height: c.height, width: c.width, data: c.data });
       const t4 = performance.now();
       t.decode += t1 - t0;
       t.resize += t2 - t1;

@@ -61,14 +61,19 @@ export function normalizeBatch(
   const { count, height, width, data } = batch;
   const plane = height * width;
   const out = new Float32Array(count * 3 * plane);
-  const m = mean.map(Math.fround);
-  const s = std.map(Math.fround);
+  // The result depends only on (channel, byte): three 256-entry tables, computed the same way.
+  const table = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) {
+    const m = Math.fround(mean[c]), sd = Math.fround(std[c]);
+    for (let v = 0; v < 256; v++) table[c * 256 + v] = Math.fround(Math.fround(v / 255) - m) / sd;
+  }
   for (let n = 0; n < count; n++) {
-    for (let c = 0; c < 3; c++) {
-      const o = (n * 3 + c) * plane;
-      for (let i = 0; i < plane; i++) {
-        out[o + i] = Math.fround(Math.fround(data[(n * plane + i) * 3 + c] / 255) - m[c]) / s[c];
-      }
+    const o = n * 3 * plane, src = n * plane * 3;
+    for (let i = 0; i < plane; i++) {
+      const p = src + 3 * i;
+      out[o + i] = table[data[p]];
+      out[o + plane + i] = table[256 + data[p + 1]];
+      out[o + 2 * plane + i] = table[512 + data[p + 2]];
     }
   }
   return out;
