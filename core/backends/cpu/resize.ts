@@ -165,6 +165,7 @@ export function resize(x: Float32Array, a: ResizeArgs): Float32Array {
   const y = new Float32Array(a.planes * outPlane);
   const TH = th.taps;
   const TW = tw.taps;
+  if (TH === 1 && TW === 1 && a.mode === "nearest") return gatherNearest(x, y, a, th.index, tw.index);
   const taps = new Float64Array(TW);
   const rows = new Float64Array(TH);
   for (let p = 0; p < a.planes; p++) {
@@ -179,6 +180,19 @@ export function resize(x: Float32Array, a: ResizeArgs): Float32Array {
         }
         y[p * outPlane + oh * a.outW + ow] = weightedSum(rows, th.weight, oh * TH, TH);
       }
+    }
+  }
+  return y;
+}
+
+/** Nearest: one tap of weight 1 per axis, so the result is a plain gather (a VQGAN's upsampling). */
+function gatherNearest(x: Float32Array, y: Float32Array, a: ResizeArgs, rows: Int32Array, cols: Int32Array): Float32Array {
+  const inPlane = a.inH * a.inW, outPlane = a.outH * a.outW;
+  for (let p = 0; p < a.planes; p++) {
+    for (let oh = 0; oh < a.outH; oh++) {
+      const src = p * inPlane + rows[oh] * a.inW;
+      const dst = p * outPlane + oh * a.outW;
+      for (let ow = 0; ow < a.outW; ow++) y[dst + ow] = x[src + cols[ow]];
     }
   }
   return y;
