@@ -24,6 +24,8 @@ import {
   toTensor,
 } from "../core/image/transforms.ts";
 import type { PilFilter } from "../core/image/resample_pil.ts";
+import { resamplePil, resamplePilTs } from "../core/image/resample_pil.ts";
+import { resampleWasmAvailable } from "../core/image/resample_wasm.ts";
 import { Generator } from "../core/random.ts";
 import {
   digitEncoderInput,
@@ -272,3 +274,57 @@ Deno.test({
 if (!havePhotos) {
   console.log("image_transforms_test: ../shared/data/imagenet-sample absent, photo test skipped");
 }
+
+Deno.test("resizePil: the WASM SIMD path runs here, and it and the TS passes both match PIL", () => {
+  // Without this the fixture tests above could pass on the TS fallback alone.
+  assert.ok(resampleWasmAvailable(), "WASM SIMD resampling unavailable");
+  for (
+    const r of synth.resize as { filter: PilFilter; width: number; height: number; data: string }[]
+  ) {
+    const args = [src.data, src.width, src.height, 3, r.width, r.height, r.filter] as const;
+    const want = bytes(r.data);
+    const name = `${r.filter} ${r.width}x${r.height}`;
+    assert.equal(maxAbsDiff(resamplePil(...args), want), 0, `wasm ${name}`);
+    assert.equal(maxAbsDiff(resamplePilTs(...args), want), 0, `TS ${name}`);
+  }
+});
+
+Deno.test("resamplePil: the WASM passes equal the TS reference byte for byte on awkward sizes", () => {
+  const filters: PilFilter[] = ["box", "bilinear", "hamming", "bicubic", "lanczos"];
+  const g = new Generator(7);
+  const check = (w: number, h: number, ch: number, ow: number, oh: number, f: PilFilter) => {
+    const data = new Uint8Array(w * h * ch);
+    // Noise, and saturated 0/255 noise whose overshoot exercises the clamp at both ends.
+    const saturated = g.uniform() < 0.5;
+    for (let i = 0; i < data.length; i++) {
+      data[i] = saturated ? (g.uniform() < 0.5 ? 0 : 255) : g.int(256);
+    }
+    const want = resamplePilTs(data, w, h, ch, ow, oh, f);
+    const got = resamplePil(data, w, h, ch, ow, oh, f);
+    assert.equal(got.length, want.length);
+    const at = got.findIndex((v, i) => v !== want[i]);
+    assert.equal(at, -1, `${f} ${w}x${h}x${ch} -> ${ow}x${oh}: first difference at byte ${at}`);
+  };
+  // For every filter and 1 to 4 channels, every width and every height 1..40 (rows shorter
+  // and longer than 16 bytes), to random sizes up and down, or unchanged on one axis (where
+  // only the other pass runs).
+  for (const f of filters) {
+    for (let ch = 1; ch <= 4; ch++) {
+      for (let w = 1; w <= 40; w++) {
+        const h = 1 + ((7 * w + 13 * ch) % 40);
+        const ow = g.uniform() < 0.15 ? w : 1 + g.int(60);
+        const oh = g.uniform() < 0.15 ? h : 1 + g.int(60);
+        check(w, h, ch, ow, oh, f);
+      }
+    }
+  }
+  for (const f of filters) {
+    check(1, 1, 3, 40, 40, f); // a single pixel blown up
+    check(40, 40, 3, 1, 1, f); // and everything averaged into one
+    check(333, 250, 3, 256, 192, f);
+    check(97, 61, 5, 50, 70, f); // 5 channels: the TS fallback on both sides
+  }
+  // A large upscale: the wasm memory grows past what it keeps (64 MiB), and is let go after.
+  check(2000, 2000, 3, 4096, 3000, "bilinear");
+  check(61, 45, 3, 100, 80, "bicubic");
+});

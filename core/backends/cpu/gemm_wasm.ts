@@ -13,6 +13,10 @@
  * Returns null where the runtime lacks WASM SIMD, and the caller falls back to scalar TS.
  */
 
+import {
+  codeBuilder, EMPTY, HEADER, I32, memarg, op, section, simd, str, uleb, V128, vec,
+} from "../../wasm/assembler.ts";
+
 export interface SimdKernel {
   readonly MR: number;
   readonly NR: number;
@@ -24,47 +28,6 @@ export interface SimdKernel {
   readonly cOffset: number;
   run(mcTiles: number, ncTiles: number, kc: number, ldc: number): void;
 }
-
-// ---- a tiny assembler ----------------------------------------------------------------
-
-const I32 = 0x7f, V128 = 0x7b, EMPTY = 0x40;
-const op = {
-  loop: 0x03, end: 0x0b, brIf: 0x0d,
-  localGet: 0x20, localSet: 0x21, localTee: 0x22,
-  i32Const: 0x41, i32LtU: 0x49, i32Add: 0x6a, i32Mul: 0x6c,
-};
-/** SIMD opcodes follow the 0xfd prefix as unsigned LEB128. */
-const simd = {
-  load: 0, load32Splat: 9, store: 11, const: 12, f32x4Add: 228, f32x4Mul: 230, relaxedMadd: 0x105,
-};
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n) byte |= 0x80;
-    out.push(byte);
-  } while (n);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  while (true) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(byte & 0x40)) || (n === -1 && (byte & 0x40))) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-}
-
-const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
 
 function assemble(
   MR: number, NRV: number, relaxed: boolean, pages: number,
@@ -78,14 +41,7 @@ function assemble(
   const acc = (r: number, v: number) => 15 + NRV + r * NRV + v;
   const v128Locals = 1 + NRV + MR * NRV;
 
-  const code: number[] = [];
-  const emit = (...bytes: number[]) => code.push(...bytes);
-  const get = (i: number) => emit(op.localGet, ...uleb(i));
-  const set = (i: number) => emit(op.localSet, ...uleb(i));
-  const tee = (i: number) => emit(op.localTee, ...uleb(i));
-  const i32 = (n: number) => emit(op.i32Const, ...sleb(n));
-  const simdOp = (code: number, ...rest: number[]) => emit(0xfd, ...uleb(code), ...rest);
-  const memarg = (alignLog2: number, offset: number) => [alignLog2, ...uleb(offset)];
+  const { bytes: code, emit, get, set, tee, i32, simdOp } = codeBuilder();
 
   i32(0), set(jt);
   emit(op.loop, EMPTY); // over column slivers
@@ -131,7 +87,7 @@ function assemble(
   const locals = vec([[...uleb(7), I32], [...uleb(v128Locals), V128]]);
   const body = [...locals, ...code];
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...HEADER,
     ...section(1, vec([[0x60, ...vec(new Array(7).fill([I32])), 0x00]])),
     ...section(3, vec([[0x00]])),
     ...section(5, vec([[0x00, ...uleb(pages)]])),
