@@ -200,7 +200,8 @@ function resampleVertical(
 
 /**
  * Resize interleaved 8-bit samples (`channels` per pixel) like PIL's Image.resize with
- * the given filter and no box (the whole image).
+ * the given filter and no box (the whole image). The WASM SIMD passes run where they can;
+ * `useWasm = false` forces the TS passes, the reference they are tested against.
  */
 export function resamplePil(
   data: Uint8Array,
@@ -210,32 +211,7 @@ export function resamplePil(
   outWidth: number,
   outHeight: number,
   filter: PilFilter,
-): Uint8Array {
-  return resample(data, width, height, channels, outWidth, outHeight, filter, true);
-}
-
-/** resamplePil through the TS passes only: the reference the WASM path is tested against. */
-export function resamplePilTs(
-  data: Uint8Array,
-  width: number,
-  height: number,
-  channels: number,
-  outWidth: number,
-  outHeight: number,
-  filter: PilFilter,
-): Uint8Array {
-  return resample(data, width, height, channels, outWidth, outHeight, filter, false);
-}
-
-function resample(
-  data: Uint8Array,
-  width: number,
-  height: number,
-  channels: number,
-  outWidth: number,
-  outHeight: number,
-  filter: PilFilter,
-  useWasm: boolean,
+  useWasm = true,
 ): Uint8Array {
   if (outWidth <= 0 || outHeight <= 0) {
     throw new Error(`resamplePil: invalid output size ${outWidth}x${outHeight}`);
