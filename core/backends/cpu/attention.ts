@@ -15,6 +15,7 @@
 import { type AttentionArgs, ShapeError } from "../../backend.ts";
 import { expNonPositive } from "./exp.ts";
 import { sgemm as defaultSgemm, type SgemmFn } from "./gemm.ts";
+import { softmaxBlockWasm } from "./vector_wasm.ts";
 
 /** Score-buffer budget in floats per query block (4 MiB). */
 const SCORE_BUDGET = 1 << 20;
@@ -62,8 +63,11 @@ export function attention(
         continue; // out stays 0 for rows that see no key
       }
       gemm(false, true, rows, nk, D, scale, q, qBase + i0 * D, D, k, kBase, D, 0, scores, 0, nk);
-      for (let r = 0; r < rows; r++) {
-        lse[bh * Tq + i0 + r] = softmaxRowInPlace(scores, r * nk, nk, visibleKeys(args, i0 + r));
+      const visible = (r: number) => visibleKeys(args, i0 + r);
+      if (!softmaxBlockWasm(scores, rows, nk, visible, lse, bh * Tq + i0)) {
+        for (let r = 0; r < rows; r++) {
+          lse[bh * Tq + i0 + r] = softmaxRowInPlace(scores, r * nk, nk, visible(r));
+        }
       }
       gemm(false, false, rows, D, nk, 1, scores, 0, nk, v, kBase, D, 0, out, qBase + i0 * D, D);
     }

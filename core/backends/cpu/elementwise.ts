@@ -11,6 +11,7 @@ import type { BinaryOp, DType, HostArray, UnaryOp } from "../../backend.ts";
 import { expNonPositive } from "./exp.ts";
 import { geluGradInto, geluInto } from "./gelu.ts";
 import { newArray } from "./storage.ts";
+import { mapWasm } from "./vector_wasm.ts";
 import { coalesce, contiguousStrides, forEachRow, longRowLast, numel } from "./strided.ts";
 
 /** A typed array read through strides already aligned to the output shape. */
@@ -53,9 +54,11 @@ export function unary(op: UnaryOp, x: HostArray): HostArray {
       for (let i = 0; i < n; i++) y[i] = Math.tanh(x[i]);
       break;
     case "sigmoid":
+      if (x instanceof Float32Array && mapWasm("sigmoid", x, y as Float32Array)) break;
       for (let i = 0; i < n; i++) y[i] = sigmoid(x[i]);
       break;
     case "silu":
+      if (x instanceof Float32Array && mapWasm("silu", x, y as Float32Array)) break;
       for (let i = 0; i < n; i++) y[i] = x[i] * sigmoid(x[i]);
       break;
     case "silu_grad":

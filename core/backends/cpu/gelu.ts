@@ -14,6 +14,7 @@
 
 import type { HostArray } from "../../backend.ts";
 import { erfc, gelu, geluGrad } from "./erf.ts";
+import { geluWasm } from "./vector_wasm.ts";
 
 const INTERVALS_PER_UNIT = 8;
 const RANGE = 8; // tables cover [-RANGE, RANGE)
@@ -72,8 +73,15 @@ function evaluate(table: Float64Array, v: number): number {
             table[o + 2]) * u + table[o + 1]) * u + table[o];
 }
 
-/** y[i] = GELU(x[i]) = x Phi(x). */
+/**
+ * y[i] = GELU(x[i]) = x Phi(x). For f32 arrays the same tables run in WASM SIMD float64
+ * lanes (vector_wasm.ts) when available: the same float64 values up to evaluation order
+ * (Estrin, fused multiply-adds), so the f32 results agree to an ulp (in practice, exactly).
+ */
 export function geluInto(x: HostArray, y: HostArray): void {
+  if (x instanceof Float32Array && y instanceof Float32Array && geluWasm(x, y, PHI, false, gelu)) {
+    return;
+  }
   const table = PHI;
   const n = x.length;
   for (let i = 0; i < n; i++) {
@@ -85,6 +93,10 @@ export function geluInto(x: HostArray, y: HostArray): void {
 
 /** y[i] = GELU'(x[i]) = Phi(x) + x phi(x). */
 export function geluGradInto(x: HostArray, y: HostArray): void {
+  if (
+    x instanceof Float32Array && y instanceof Float32Array &&
+    geluWasm(x, y, GELU_GRAD, true, geluGrad)
+  ) return;
   const table = GELU_GRAD;
   const n = x.length;
   for (let i = 0; i < n; i++) {

@@ -7,9 +7,11 @@
  */
 
 import { expNonPositive } from "./exp.ts";
+import { softmaxWasm } from "./vector_wasm.ts";
 
 export function softmax(x: Float32Array, rows: number, cols: number, log: boolean): Float32Array {
   const y = new Float32Array(rows * cols);
+  if (softmaxWasm(x, y, rows, cols, log)) return y; // WASM SIMD, when available
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
     const end = base + cols;
