@@ -2,7 +2,8 @@
  * Image file codecs behind one entry point: bytes (or a path) in, 8-bit RGB out.
  *
  * JPEG: libjpeg-turbo through FFI where it is installed (core/native/turbojpeg.ts), else
- * our own decoder, bit-exact with libjpeg-turbo's defaults as PIL uses them (jpeg.ts). PNG: fast-png, converted as PIL's `convert("RGB")` does (see png.ts).
+ * our own decoder, bit-exact with libjpeg-turbo's defaults as PIL uses them (jpeg.ts).
+ * PNG: fast-png, converted as PIL's `convert("RGB")` does (see png.ts).
  * The format is sniffed from the magic bytes, not the file extension.
  */
 

@@ -27,6 +27,7 @@
 import {
   codeBuilder, EMPTY, HEADER, I32, memarg, op, section, simd, str, uleb, V128, vec,
 } from "../wasm/assembler.ts";
+import { growTo } from "../wasm/instance.ts";
 
 /** A pass's coefficients, as resample_pil.ts computes them (see precompute there). */
 export interface PassCoeffs {
@@ -42,7 +43,6 @@ const SLACK = 16;
 /** Rows per group in the horizontal kernel (measured on the photo bench, bicubic 500x375 ->
  * 341x256: 1 row 1.1 ms, 2 rows 0.58, 4 rows 0.50, 8 rows 0.50). */
 const ROWS = 4;
-const PAGE = 65536;
 /** Past this much memory the instance is dropped after the call, so a one-off huge image
  * does not pin its memory for the rest of the process. */
 const KEEP_BYTES = 64 << 20;
@@ -300,13 +300,7 @@ export function resampleWasm(
   if (top > MAX_BYTES) return null;
 
   const memory = k.memory;
-  if (memory.buffer.byteLength < top) {
-    try {
-      memory.grow(Math.ceil((top - memory.buffer.byteLength) / PAGE));
-    } catch {
-      return null; // out of memory: the TS passes allocate less
-    }
-  }
+  if (!growTo(memory, top)) return null; // out of memory: the TS passes allocate less
   const heap = new Uint8Array(memory.buffer);
   const heap32 = new Int32Array(memory.buffer);
   heap.set(data.subarray(first * srcStride, last * srcStride), src);

@@ -16,6 +16,7 @@
 import {
   codeBuilder, EMPTY, HEADER, I32, memarg, op, section, simd, str, uleb, V128, vec,
 } from "../../wasm/assembler.ts";
+import { instantiateFirst } from "../../wasm/instance.ts";
 
 export interface SimdKernel {
   readonly MR: number;
@@ -104,29 +105,20 @@ export function createSimdKernel(
   MR: number, NRV: number, maxMc: number, maxKc: number, maxNc: number,
   preferRelaxed = false,
 ): SimdKernel | null {
-  if (typeof WebAssembly === "undefined") return null;
   const NR = 4 * NRV;
   const paFloats = maxMc * maxKc, pbFloats = maxKc * maxNc, cFloats = maxMc * maxNc;
   const bytes = 4 * (paFloats + pbFloats + cFloats);
   const pages = Math.ceil(bytes / 65536);
-  for (const relaxed of preferRelaxed ? [true, false] : [false]) {
-    const wasm = assemble(MR, NRV, relaxed, pages);
-    if (!WebAssembly.validate(wasm)) continue;
-    try {
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(wasm), {});
-      const memory = instance.exports.mem as WebAssembly.Memory;
-      const kernel = instance.exports.kernel as (...args: number[]) => void;
-      const heap = new Float32Array(memory.buffer);
-      const paOffset = 0, pbOffset = paFloats, cOffset = paFloats + pbFloats;
-      return {
-        MR, NR, relaxed, heap, paOffset, pbOffset, cOffset,
-        run(mcTiles, ncTiles, kc, ldc) {
-          kernel(4 * paOffset, 4 * pbOffset, 4 * cOffset, mcTiles, ncTiles, kc, 4 * ldc);
-        },
-      };
-    } catch {
-      continue; // e.g. compilation disabled: try the next variant, then give up
-    }
-  }
-  return null;
+  const built = instantiateFirst(preferRelaxed ? [true, false] : [false], (relaxed) => assemble(MR, NRV, relaxed, pages));
+  if (!built) return null;
+  const memory = built.exports.mem as WebAssembly.Memory;
+  const kernel = built.exports.kernel as (...args: number[]) => void;
+  const heap = new Float32Array(memory.buffer);
+  const paOffset = 0, pbOffset = paFloats, cOffset = paFloats + pbFloats;
+  return {
+    MR, NR, relaxed: built.variant, heap, paOffset, pbOffset, cOffset,
+    run(mcTiles, ncTiles, kc, ldc) {
+      kernel(4 * paOffset, 4 * pbOffset, 4 * cOffset, mcTiles, ncTiles, kc, 4 * ldc);
+    },
+  };
 }

@@ -21,6 +21,7 @@
 import {
   codeBuilder, EMPTY, F64, HEADER, I32, memarg, op, section, simd, str, uleb, V128, vec,
 } from "../../wasm/assembler.ts";
+import { growTo, instantiateFirst } from "../../wasm/instance.ts";
 
 let enabled = true;
 let variants = [true, false];
@@ -415,24 +416,12 @@ let cached: Kernels | null | undefined;
 
 function kernels(): Kernels | null {
   if (cached !== undefined) return cached;
-  cached = null;
-  if (typeof WebAssembly === "undefined") return null;
-  for (const relaxed of variants) {
-    try {
-      const wasm = assemble(relaxed);
-      if (!WebAssembly.validate(wasm)) continue;
-      cached = instantiate(wasm, relaxed);
-      return cached;
-    } catch {
-      cached = null; // e.g. compilation disabled: try the next variant, then give up
-    }
-  }
+  const built = instantiateFirst(variants, assemble);
+  cached = built ? kernelsOf(built.exports, built.variant) : null;
   return cached;
 }
 
-function instantiate(wasm: Uint8Array<ArrayBuffer>, relaxed: boolean): Kernels {
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(wasm), {});
-  const ex = instance.exports as Record<string, unknown>;
+function kernelsOf(ex: WebAssembly.Exports, relaxed: boolean): Kernels {
   const memory = ex.mem as WebAssembly.Memory;
   return {
     memory,
@@ -452,11 +441,8 @@ function ready(floats: number): Kernels | null {
   if (!enabled) return null;
   const k = kernels();
   if (!k) return null;
-  const bytes = BASE_BYTES + 4 * (floats + 8);
-  if (bytes > k.memory.buffer.byteLength) {
-    k.memory.grow(Math.ceil((bytes - k.memory.buffer.byteLength) / 65536));
-    k.heap = new Float32Array(k.memory.buffer);
-  }
+  if (!growTo(k.memory, BASE_BYTES + 4 * (floats + 8))) return null;
+  if (k.heap.buffer !== k.memory.buffer) k.heap = new Float32Array(k.memory.buffer);
   return k;
 }
 
