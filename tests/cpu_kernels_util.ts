@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import type { Conv2dArgs } from "../core/backend.ts";
 import { Generator } from "../core/random.ts";
 
 /** Seeded N(0, std) values, rounded to f32 so f32 kernels and f64 references see the same input. */
@@ -76,4 +77,57 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 export function loadFixture<T>(name: string): T {
   const url = new URL(`./fixtures/${name}`, import.meta.url);
   return JSON.parse(Deno.readTextFileSync(url)) as T;
+}
+
+// ---- convolution ---------------------------------------------------------------------
+
+export function convArgs(
+  batch: number, inC: number, inH: number, inW: number, outC: number, kH: number, kW: number,
+  strideH: number, strideW: number, padH: number, padW: number, groups: number,
+): Conv2dArgs {
+  return {
+    batch, inC, inH, inW, outC, kH, kW, strideH, strideW, padH, padW, groups,
+    outH: Math.floor((inH + 2 * padH - kH) / strideH) + 1,
+    outW: Math.floor((inW + 2 * padW - kW) / strideW) + 1,
+  };
+}
+
+/**
+ * Direct float64 convolution and its two adjoints, looping over every (output, tap)
+ * pair: y[n,o,oh,ow] = b[o] + sum w[o,c,ki,kj] x[n, g*Cg+c, oh*s-p+ki, ow*s-p+kj].
+ */
+export function refConv(x: Float32Array, w: Float32Array, bias: Float32Array | null, dy: Float32Array,
+  a: Conv2dArgs) {
+  const Cg = a.inC / a.groups, Og = a.outC / a.groups;
+  const y = new Float64Array(a.batch * a.outC * a.outH * a.outW);
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  for (let n = 0; n < a.batch; n++) {
+    for (let o = 0; o < a.outC; o++) {
+      const g = Math.floor(o / Og);
+      for (let oh = 0; oh < a.outH; oh++) {
+        for (let ow = 0; ow < a.outW; ow++) {
+          const yi = ((n * a.outC + o) * a.outH + oh) * a.outW + ow;
+          let s = bias ? bias[o] : 0;
+          for (let c = 0; c < Cg; c++) {
+            for (let ki = 0; ki < a.kH; ki++) {
+              const ih = oh * a.strideH - a.padH + ki;
+              if (ih < 0 || ih >= a.inH) continue;
+              for (let kj = 0; kj < a.kW; kj++) {
+                const iw = ow * a.strideW - a.padW + kj;
+                if (iw < 0 || iw >= a.inW) continue;
+                const xi = ((n * a.inC + g * Cg + c) * a.inH + ih) * a.inW + iw;
+                const wi = ((o * Cg + c) * a.kH + ki) * a.kW + kj;
+                s += w[wi] * x[xi];
+                dx[xi] += w[wi] * dy[yi];
+                dw[wi] += x[xi] * dy[yi];
+              }
+            }
+          }
+          y[yi] = s;
+        }
+      }
+    }
+  }
+  return { y, dx, dw };
 }

@@ -16,6 +16,7 @@ import { createSimdKernel } from "../core/backends/cpu/gemm_wasm.ts";
 import { matmul } from "../core/backends/cpu/matmul.ts";
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from "../core/backends/cpu/conv.ts";
 import { attention, attentionBackward } from "../core/backends/cpu/attention.ts";
+import { convArgs, refConv } from "./cpu_kernels_util.ts";
 
 const blas = openblas(); // load once, outside any test, so the resource sanitizer is quiet
 const GEMMS: [string, SgemmFn][] = [
@@ -284,56 +285,6 @@ for (const [name, gemm] of GEMMS) {
 
 // ---- convolution ---------------------------------------------------------------------
 
-function convArgs(
-  batch: number, inC: number, inH: number, inW: number, outC: number, kH: number, kW: number,
-  strideH: number, strideW: number, padH: number, padW: number, groups: number,
-): Conv2dArgs {
-  return {
-    batch, inC, inH, inW, outC, kH, kW, strideH, strideW, padH, padW, groups,
-    outH: Math.floor((inH + 2 * padH - kH) / strideH) + 1,
-    outW: Math.floor((inW + 2 * padW - kW) / strideW) + 1,
-  };
-}
-
-/**
- * Direct float64 convolution and its two adjoints, looping over every (output, tap)
- * pair: y[n,o,oh,ow] = b[o] + sum w[o,c,ki,kj] x[n, g*Cg+c, oh*s-p+ki, ow*s-p+kj].
- */
-function refConv(x: Float32Array, w: Float32Array, bias: Float32Array | null, dy: Float32Array,
-  a: Conv2dArgs) {
-  const Cg = a.inC / a.groups, Og = a.outC / a.groups;
-  const y = new Float64Array(a.batch * a.outC * a.outH * a.outW);
-  const dx = new Float64Array(x.length);
-  const dw = new Float64Array(w.length);
-  for (let n = 0; n < a.batch; n++) {
-    for (let o = 0; o < a.outC; o++) {
-      const g = Math.floor(o / Og);
-      for (let oh = 0; oh < a.outH; oh++) {
-        for (let ow = 0; ow < a.outW; ow++) {
-          const yi = ((n * a.outC + o) * a.outH + oh) * a.outW + ow;
-          let s = bias ? bias[o] : 0;
-          for (let c = 0; c < Cg; c++) {
-            for (let ki = 0; ki < a.kH; ki++) {
-              const ih = oh * a.strideH - a.padH + ki;
-              if (ih < 0 || ih >= a.inH) continue;
-              for (let kj = 0; kj < a.kW; kj++) {
-                const iw = ow * a.strideW - a.padW + kj;
-                if (iw < 0 || iw >= a.inW) continue;
-                const xi = ((n * a.inC + g * Cg + c) * a.inH + ih) * a.inW + iw;
-                const wi = ((o * Cg + c) * a.kH + ki) * a.kW + kj;
-                s += w[wi] * x[xi];
-                dx[xi] += w[wi] * dy[yi];
-                dw[wi] += x[xi] * dy[yi];
-              }
-            }
-          }
-          y[yi] = s;
-        }
-      }
-    }
-  }
-  return { y, dx, dw };
-}
 
 const CONV_CASES: [string, Conv2dArgs][] = [
   ["1x1 pointwise", convArgs(2, 3, 5, 4, 4, 1, 1, 1, 1, 0, 0, 1)],

@@ -17,11 +17,18 @@
  * column matrix). A stride-1 input gradient on a large map runs as a convolution of dy
  * (see transposedArgs). Scratch buffers are kept between calls and reused: at most
  * 16 MiB each for the column matrix and the batched rows, plus one weight's size.
+ *
+ * 3x3 stride-1 convolutions over enough pixels take Winograd F(2x2, 3x3) instead
+ * (winograd.ts): 2.25x less GEMM work, measured 1.4-2x faster end to end from 64x64 maps
+ * up; on 16x16 maps with 256-512 channels its (O, C) x (C, tiles) GEMMs are too narrow and
+ * im2col stays ahead, as it does when there are only a few input channels.
  */
 
 import { type Conv2dArgs, ShapeError } from "../../backend.ts";
 import { sgemm as defaultSgemm, type SgemmFn } from "./gemm.ts";
 import { col2im, im2col } from "./im2col.ts";
+import { conv2dWinograd, TS_PASSES, winogradApplies } from "./winograd.ts";
+import { winogradWasmPasses } from "./winograd_wasm.ts";
 
 /** Budget in floats (16 MiB) for each of the two scratch buffers. */
 const SCRATCH_BUDGET = 1 << 22;
@@ -117,6 +124,25 @@ function gatherImages(
   }
 }
 
+let winograd: "wasm" | "ts" | "off" = "wasm";
+
+/**
+ * Picks the Winograd path: "wasm" (SIMD transforms where available, the default), "ts"
+ * (the reference transforms), or "off" (always im2col). For tests and benchmarks.
+ */
+export function useWinograd(mode: "wasm" | "ts" | "off"): void {
+  winograd = mode;
+}
+
+/** Pixels (over the batch) and input channels from which Winograd beats im2col, measured. */
+const WINOGRAD_MIN_PIXELS = 2048;
+const WINOGRAD_MIN_CHANNELS = 16;
+
+function takesWinograd(a: Conv2dArgs): boolean {
+  return winograd !== "off" && winogradApplies(a) && a.inC >= WINOGRAD_MIN_CHANNELS &&
+    a.batch * a.outH * a.outW >= WINOGRAD_MIN_PIXELS;
+}
+
 export function conv2d(
   x: Float32Array, w: Float32Array, bias: Float32Array | null, args: Conv2dArgs,
   gemm: SgemmFn = defaultSgemm,
@@ -127,6 +153,10 @@ export function conv2d(
   expectLength("conv2d", "x", x, batch * inC * HW, args);
   expectLength("conv2d", "w", w, outC * K, args);
   if (bias) expectLength("conv2d", "bias", bias, outC, args);
+  if (takesWinograd(args)) {
+    const passes = (winograd === "wasm" && winogradWasmPasses()) || TS_PASSES;
+    return conv2dWinograd(x, w, bias, args, gemm, passes);
+  }
 
   const y = new Float32Array(batch * outC * OHW);
   // GEMMs accumulate onto the bias already in place (beta 1), else overwrite (beta 0).

@@ -1,0 +1,81 @@
+/**
+ * Winograd F(2x2, 3x3) convolution (core/backends/cpu/winograd.ts, winograd_wasm.ts)
+ * against a direct float64 loop, and conv2d's choice between it and im2col.
+ *
+ * Tolerance: the transforms only add and halve, so the error is that of a float32 sum of
+ * 9*C products plus a few roundings of partial sums: |err| <= 2e-5 * sqrt(9C) * scale
+ * absolute (the same bound the im2col tests use) and 1e-5 relative.
+ */
+
+import assert from "node:assert/strict";
+import type { Conv2dArgs } from "../core/backend.ts";
+import { conv2d, useWinograd } from "../core/backends/cpu/conv.ts";
+import { sgemm, sgemmNaive } from "../core/backends/cpu/gemm.ts";
+import {
+  conv2dWinograd, filterTransform, TS_PASSES, winogradApplies, type WinogradPasses, winogradPlan,
+} from "../core/backends/cpu/winograd.ts";
+import { winogradWasmPasses } from "../core/backends/cpu/winograd_wasm.ts";
+import { assertClose, convArgs, randn, refConv } from "./cpu_kernels_util.ts";
+
+const CASES: [string, Conv2dArgs][] = [
+  ["3x3 pad 1, even", convArgs(1, 4, 8, 8, 3, 3, 3, 1, 1, 1, 1, 1)],
+  ["pad 0, odd output rows and columns", convArgs(2, 5, 9, 7, 3, 3, 3, 1, 1, 0, 0, 1)],
+  ["pad 2, odd sizes", convArgs(1, 3, 5, 6, 4, 3, 3, 1, 1, 2, 2, 1)],
+  ["pad (1, 0)", convArgs(1, 3, 6, 7, 2, 3, 3, 1, 1, 1, 0, 1)],
+  ["1x1 image", convArgs(2, 3, 1, 1, 2, 3, 3, 1, 1, 1, 1, 1)],
+  // 20 tiles per row and 51 tile rows per band: bands span images and split image 2.
+  ["bands across images", convArgs(3, 6, 40, 40, 5, 3, 3, 1, 1, 1, 1, 1)],
+  // Tiles per row not a multiple of 4, tall map: several bands inside one image.
+  ["tall, 9 tiles per row", convArgs(1, 4, 300, 17, 3, 3, 3, 1, 1, 1, 1, 1)],
+  ["more channels", convArgs(1, 40, 12, 16, 24, 3, 3, 1, 1, 1, 1, 1)],
+];
+
+const wasm = winogradWasmPasses();
+const PASSES: [string, WinogradPasses][] = [["TS transforms", TS_PASSES]];
+if (wasm) PASSES.push(["WASM SIMD transforms", wasm]);
+
+for (const [name, passes] of PASSES) {
+  Deno.test(`Winograd conv2d with ${name} matches a direct float64 loop`, () => {
+    let seed = 700;
+    for (const [label, a] of CASES) {
+      assert.ok(winogradApplies(a), label);
+      const x = randn(a.batch * a.inC * a.inH * a.inW, seed++);
+      const w = randn(a.outC * a.inC * 9, seed++);
+      const bias = seed % 2 ? randn(a.outC, seed++) : null;
+      const ref = refConv(x, w, bias, new Float32Array(a.batch * a.outC * a.outH * a.outW), a);
+      const tol = 2e-5 * Math.sqrt(9 * a.inC);
+      assertClose(conv2dWinograd(x, w, bias, a, sgemm, passes), ref.y, tol, 1e-5, `${label}`);
+      // The naive GEMM takes the same offsets and strides: the layout is not BLAS-specific.
+      assertClose(conv2dWinograd(x, w, bias, a, sgemmNaive, passes), ref.y, tol, 1e-5, `${label} (naive GEMM)`);
+    }
+  });
+}
+
+Deno.test("Winograd filter transform: U = G g G^T, checked on a one-hot filter per tap", () => {
+  const G = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]];
+  for (let tap = 0; tap < 9; tap++) {
+    const w = new Float32Array(9);
+    w[tap] = 1;
+    const U = filterTransform(w, 1, 1);
+    const [u, v] = [Math.floor(tap / 3), tap % 3];
+    for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) assert.ok(U[4 * i + j] === G[i][u] * G[j][v], `tap ${tap} U[${i}][${j}]`);
+  }
+});
+
+Deno.test("conv2d takes Winograd for 3x3 stride-1 convolutions on large maps, im2col otherwise", () => {
+  const big = convArgs(1, 32, 64, 64, 16, 3, 3, 1, 1, 1, 1, 1);
+  assert.ok(winogradApplies(big) && winogradPlan(big).tileCols === 32);
+  for (const a of [convArgs(1, 32, 8, 8, 4, 3, 3, 2, 2, 1, 1, 1), convArgs(1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1, 2)]) {
+    assert.ok(!winogradApplies(a), "stride 2 and groups take im2col");
+  }
+  const x = randn(32 * 64 * 64, 1), w = randn(16 * 32 * 9, 2), b = randn(16, 3);
+  const ref = refConv(x, w, b, new Float32Array(16 * 64 * 64), big).y;
+  try {
+    const results = (["off", "ts", "wasm"] as const).map((mode) => (useWinograd(mode), conv2d(x, w, b, big)));
+    for (const y of results) assertClose(y, ref, 2e-5 * Math.sqrt(9 * 32), 1e-5, "conv2d");
+    // Different summation orders: the paths agree closely but are not bit-identical.
+    assert.notDeepEqual(results[0], results[1]);
+  } finally {
+    useWinograd("wasm");
+  }
+});
