@@ -91,6 +91,27 @@ export interface AttentionArgs {
   causal: boolean;
   /** Absolute position of query row 0 among the keys (Tk - Tq for a KV cache). */
   queryOffset: number;
+  /**
+   * Where the rows of q, k and v sit when they are not dense (B, H, T, D) arrays, e.g.
+   * windows onto one fused qkv projection: read in place, no copies. Forward only.
+   */
+  inputs?: { q: AttentionRows; k: AttentionRows; v: AttentionRows };
+  /**
+   * Write the output as (B, Tq, H, D), each token's heads side by side (what the output
+   * projection reads), instead of (B, H, Tq, D). Forward only; lse stays (B, H, Tq).
+   */
+  tokenMajorOut?: boolean;
+}
+
+/**
+ * A strided (B, H, T, D) operand: element (b, h, t, d) is at
+ * offset + b*batch + h*head + t*row + d (the head_dim axis is contiguous).
+ */
+export interface AttentionRows {
+  offset: number;
+  batch: number;
+  head: number;
+  row: number;
 }
 
 export type ResizeMode = "nearest" | "bilinear" | "bicubic";
@@ -226,7 +247,10 @@ export interface Backend {
   resizeBackward(dy: Storage, args: ResizeArgs): Storage;
 
   // ---- attention (q: B,H,Tq,D; k,v: B,H,Tk,D) ----
-  /** Returns the output and the per-row log-sum-exp for the backward. */
+  /**
+   * Returns the output and the per-row log-sum-exp for the backward. The backward takes
+   * dense operands: args.inputs and args.tokenMajorOut must be absent there.
+   */
   attention(q: Storage, k: Storage, v: Storage, args: AttentionArgs): { out: Storage; lse: Storage };
   attentionBackward(
     q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, dout: Storage,

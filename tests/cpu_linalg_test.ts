@@ -394,7 +394,7 @@ const ATTN_CASES: [string, AttentionArgs][] = [
 for (const [name, gemm] of GEMMS) {
   Deno.test(`attention forward via ${name} matches float64 attention`, () => {
     let seed = 300;
-    // Tq = 300 spans two query blocks (256 rows each).
+    // Tq = 300 spans two causal query blocks (150 rows each).
     const twoBlocks = attnArgs(1, 1, 300, 300, 4, true, 0);
     const cases = [...ATTN_CASES, ["two query blocks", twoBlocks]] as const;
     for (const [label, args] of cases) {
@@ -405,6 +405,49 @@ for (const [name, gemm] of GEMMS) {
       const got = attention(q, k, v, args, gemm);
       const ref = refAttention(q, k, v, args);
       assertClose(got.out, ref.out, 1e-5, 1e-5, `${label}: out`);
+      assertClose(got.lse, ref.lse, 1e-5, 1e-5, `${label}: lse`);
+    }
+  });
+
+  Deno.test(`attention via ${name} reads strided q/k/v in place and writes token-major rows`, () => {
+    // q, k, v as windows onto one padded (B, T, 3, H, D + 1) "fused projection" buffer
+    // (self-attention) or q from one buffer and k, v from another (KV cache); the output
+    // laid out (B, Tq, H, D). Must match float64 attention on dense copies (same 1e-5 as
+    // the dense kernel).
+    let seed = 700;
+    for (const [label, args] of [...ATTN_CASES, ["two query blocks", attnArgs(1, 2, 300, 300, 3, true, 0)]] as const) {
+      const { batch: B, heads: H, Tq, Tk, headDim: D } = args;
+      const pad = D + 1, rowQ = 3 * H * pad;
+      const packedQ = randomF32(B * Tq * rowQ + 2, seed++);
+      const packedKV = Tq === Tk ? packedQ : randomF32(B * Tk * rowQ + 2, seed++);
+      const rows = (which: number, T: number) => ({ offset: 1 + which * H * pad, batch: T * rowQ, head: pad, row: rowQ });
+      const gatherDense = (buf: Float32Array, which: number, T: number) => {
+        const r = rows(which, T), out = new Float32Array(B * H * T * D);
+        for (let b = 0; b < B; b++) {
+          for (let h = 0; h < H; h++) {
+            for (let t = 0; t < T; t++) {
+              for (let d = 0; d < D; d++) {
+                out[((b * H + h) * T + t) * D + d] = buf[r.offset + b * r.batch + h * r.head + t * r.row + d];
+              }
+            }
+          }
+        }
+        return out;
+      };
+      const strided = { ...args, inputs: { q: rows(0, Tq), k: rows(1, Tk), v: rows(2, Tk) }, tokenMajorOut: true };
+      const got = attention(packedQ, packedKV, packedKV, strided, gemm);
+      const ref = refAttention(gatherDense(packedQ, 0, Tq), gatherDense(packedKV, 1, Tk), gatherDense(packedKV, 2, Tk), args);
+      const refTokenMajor = new Float64Array(ref.out.length);
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < H; h++) {
+          for (let t = 0; t < Tq; t++) {
+            for (let d = 0; d < D; d++) {
+              refTokenMajor[((b * Tq + t) * H + h) * D + d] = ref.out[((b * H + h) * Tq + t) * D + d];
+            }
+          }
+        }
+      }
+      assertClose(got.out, refTokenMajor, 1e-5, 1e-5, `${label}: out`);
       assertClose(got.lse, ref.lse, 1e-5, 1e-5, `${label}: lse`);
     }
   });
@@ -444,3 +487,18 @@ for (const [name, gemm] of GEMMS) {
     }
   });
 }
+
+Deno.test("attention names the operand whose strided layout runs past its array", () => {
+  const args = { ...attnArgs(2, 2, 3, 3, 4, false, 0), tokenMajorOut: true };
+  const dense = (T: number) => ({ offset: 0, batch: 2 * T * 4, head: T * 4, row: 4 });
+  const a = new Float32Array(48);
+  assert.throws(
+    () => attention(a, a, a, { ...args, inputs: { q: dense(3), k: { ...dense(3), offset: 1 }, v: dense(3) } }),
+    /attention: k layout .* reaches element 48, past its 48 elements/,
+  );
+  assert.throws(
+    () => attention(a, a, a, { ...args, inputs: { q: { ...dense(3), row: 3 }, k: dense(3), v: dense(3) } }),
+    /attention: q layout .* is not a strided \(B, H, T, D\) array with rows of 4/,
+  );
+  assert.throws(() => attentionBackward(a, a, a, a, a, a, args), /attentionBackward: takes dense/);
+});

@@ -45,6 +45,11 @@ const cases: [string, () => void][] = [
     gradcheck("crossEntropy", (l, t) => ops.crossEntropy(l, t, { labelSmoothing: 0.1, ignoreIndex: 1 }).reshape(1),
       [r([4, 5], 25), ops.tensor([2, 1, 0, 4], [4], { dtype: "i32" })], { wrt: [0] })],
   ["attention causal", () => gradcheck("attention", (q, k, v) => ops.attention(q, k, v, { causal: true }), [r([1, 2, 3, 4], 26), r([1, 2, 3, 4], 27), r([1, 2, 3, 4], 28)])],
+  ["attention on fused-qkv views", () => gradcheck("attentionViews", (x) => {
+    const rows = ops.permute(ops.reshape(x, [1, 3, 6, 4]), [0, 2, 1, 3]); // (B, 3H, T, D) view
+    const [q, k, v] = [0, 1, 2].map((i) => ops.slice(rows, 1, 2 * i, 2 * i + 2));
+    return ops.reshape(ops.permute(ops.attention(q, k, v), [0, 2, 1, 3]), [1, 3, 8]);
+  }, [r([1, 3, 24], 29)])],
   ["attention kv offset", () => gradcheck("attentionKV", (q, k, v) => ops.attention(q, k, v, { causal: true }), [r([1, 1, 2, 4], 26), r([1, 1, 5, 4], 27), r([1, 1, 5, 4], 28)])],
   ["conv2d 3x3 pad", () => gradcheck("conv2d", (x, w, b) => ops.conv2d(x, w, b, { padding: 1 }), [r([1, 2, 4, 4], 29), r([3, 2, 3, 3], 30), r([3], 31)])],
   ["conv2d stride2 groups", () => gradcheck("conv2dg", (x, w) => ops.conv2d(x, w, null, { stride: 2, groups: 2 }), [r([1, 4, 5, 5], 32), r([2, 2, 3, 3], 33)])],

@@ -585,6 +585,23 @@ for (
   });
 }
 
+add({
+  name: "attention on strided q/k/v (one fused qkv buffer), token-major output",
+  covers: ["attention"],
+  tol: [2e-6, 2e-5],
+  run: (b) => {
+    const [B, H, T, D] = [2, 3, 5, 4];
+    const qkv = b.fromHost(f(B * T * 3 * H * D, 144));
+    const rows = (i: number) => ({ offset: i * H * D, batch: T * 3 * H * D, head: D, row: 3 * H * D });
+    const args = {
+      batch: B, heads: H, Tq: T, Tk: T, headDim: D, scale: 0.5, causal: true, queryOffset: 0,
+      inputs: { q: rows(0), k: rows(1), v: rows(2) }, tokenMajorOut: true,
+    };
+    const r = b.attention(qkv, qkv, qkv, args);
+    return [r.out, r.lse];
+  },
+});
+
 // ---- random and optimiser
 add({
   name: "uniform and dropout mask (exact bits)",

@@ -4,7 +4,7 @@
  */
 
 import { record } from "../autograd.ts";
-import type { Conv2dArgs, Pool2dArgs, ResizeMode } from "../backend.ts";
+import type { AttentionRows, Conv2dArgs, Pool2dArgs, ResizeMode } from "../backend.ts";
 import type { Generator } from "../random.ts";
 import { Tensor } from "../tensor.ts";
 import { fill } from "./creation.ts";
@@ -191,29 +191,54 @@ export interface AttentionOptions {
   queryOffset?: number;
 }
 
-/** Scaled dot-product attention on (B, H, T, D) tensors; k and v may be longer than q. */
+/**
+ * Where a (B, H, T, D) tensor's rows sit, when the kernel can read it in place: any view
+ * whose last axis is contiguous (e.g. heads sliced out of a fused qkv projection).
+ */
+function attentionRows(t: Tensor): AttentionRows | null {
+  const [, , T, D] = t.shape;
+  if (D > 1 && t.strides[3] !== 1) return null;
+  const row = T > 1 ? t.strides[2] : D; // a single row's stride is never used
+  if (T > 1 && row < D) return null; // rows overlap
+  return { offset: t.offset, batch: t.strides[0], head: t.strides[1], row };
+}
+
+/**
+ * Scaled dot-product attention on (B, H, T, D) tensors; k and v may be longer than q.
+ * q, k and v are read in place when their last axis is contiguous, and the output is laid
+ * out (B, Tq, H, D) in memory, so permuting it to (B, Tq, H, D) and merging the heads is a
+ * free reshape.
+ */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const b = sameBackend("attention", q, k, v);
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4 || k.shape[2] !== v.shape[2] ||
-    q.shape[3] !== k.shape[3] || k.shape[3] !== v.shape[3] || q.shape[0] !== k.shape[0] || q.shape[1] !== k.shape[1]) {
+    q.shape[3] !== k.shape[3] || k.shape[3] !== v.shape[3] || q.shape[0] !== k.shape[0] || q.shape[1] !== k.shape[1] ||
+    v.shape[0] !== q.shape[0] || v.shape[1] !== q.shape[1]) {
     throw new ShapeError("attention", `q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}: expected (B, H, T, D)`);
   }
+  for (const t of [q, k, v]) expectDtype("attention", t, "f32");
   const [B, H, Tq, D] = q.shape;
   const Tk = k.shape[2];
   const args = {
     batch: B, heads: H, Tq, Tk, headDim: D, scale: opts.scale ?? 1 / Math.sqrt(D),
     causal: opts.causal ?? false, queryOffset: opts.queryOffset ?? Tk - Tq,
   };
-  const qd = dense(q), kd = dense(k), vd = dense(v);
-  const r = b.attention(qd.storage, kd.storage, vd.storage, args);
-  const out = wrap(r.out, q.shape);
+  // Operands the kernel cannot read in place are copied (the copies are disposed below).
+  const [qs, ks, vs] = [q, k, v].map((t) => (attentionRows(t) ? t : dense(t)));
+  const inputs = { q: attentionRows(qs)!, k: attentionRows(ks)!, v: attentionRows(vs)! };
+  const r = b.attention(qs.shared.storage, ks.shared.storage, vs.shared.storage, { ...args, inputs, tokenMajorOut: true });
+  const tokenMajor = wrap(r.out, [B, Tq, H, D]);
+  const out = tokenMajor.alias([B, H, Tq, D], [Tq * H * D, D, H * D, 1], 0);
+  tokenMajor.dispose();
   const lse = wrap(r.lse, [B, H, Tq]);
-  const result = record("attention", out, [q, k, v], (g, [qs, ks, vs, os, ls]) => {
-    const d = withDense([g], (gd) => b.attentionBackward(qs.storage, ks.storage, vs.storage, os.storage, ls.storage, gd.storage, args));
+  // The backward kernel takes dense operands (copied only when a gradient is asked for).
+  const result = record("attention", out, [q, k, v], (g, saved) => {
+    const d = withDense([g, ...saved], (gd, qd, kd, vd, od, ld) =>
+      b.attentionBackward(qd.storage, kd.storage, vd.storage, od.storage, ld.storage, gd.storage, args));
     return [wrap(d.dq, q.shape), wrap(d.dk, k.shape), wrap(d.dv, v.shape)];
-  }, [qd, kd, vd, out, lse]);
+  }, [qs, ks, vs, out, lse]);
   lse.dispose();
-  for (const [d, o] of [[qd, q], [kd, k], [vd, v]]) if (d !== o) d.dispose();
+  for (const [s, o] of [[qs, q], [ks, k], [vs, v]]) if (s !== o) s.dispose();
   return result;
 }
 

@@ -22,10 +22,13 @@ export class Attention extends Module {
   /** x (B, N, D) -> (B, N, D). */
   forward(x: Tensor): Tensor {
     const [B, N, C] = x.shape;
-    // (B, N, 3*D) -> (3, B, H, N, hd), as reshape(B, N, 3, H, hd).permute(2, 0, 3, 1, 4)
-    const qkv = ops.permute(ops.reshape(this.qkv.forward(x), [B, N, 3, this.heads, this.headDim]), [2, 0, 3, 1, 4]);
-    const [q, k, v] = [0, 1, 2].map((i) => ops.reshape(ops.slice(qkv, 0, i, i + 1), [B, this.heads, N, this.headDim]));
+    const H = this.heads;
+    // (B, N, 3*D) viewed as (B, 3H, N, hd): q, k and v are windows onto the projection's
+    // output, which ops.attention reads in place (no permute copies).
+    const rows = ops.permute(ops.reshape(this.qkv.forward(x), [B, N, 3 * H, this.headDim]), [0, 2, 1, 3]);
+    const [q, k, v] = [0, 1, 2].map((i) => ops.slice(rows, 1, i * H, (i + 1) * H));
     const o = ops.attention(q, k, v); // scale head_dim^-0.5
+    // o is laid out (B, N, H, hd) in memory, so this is a view.
     const merged = ops.reshape(ops.permute(o, [0, 2, 1, 3]), [B, N, C]);
     return this.proj.forward(merged);
   }

@@ -463,6 +463,17 @@ export function mapWasm(kind: WasmMap, x: Float32Array, y: Float32Array): boolea
 }
 
 /**
+ * `floats` floats at the start of the module's data area, for a caller that fills a block
+ * there (e.g. by GEMM) and hands it to softmaxBlockWasm, which then copies nothing; null
+ * when the SIMD path is off. Valid until the next call into this module that needs more
+ * room (growing the memory detaches it) or that uses the data area itself.
+ */
+export function wasmScratch(floats: number): Float32Array | null {
+  const k = ready(floats);
+  return k ? k.heap.subarray(BASE, BASE + floats) : null;
+}
+
+/**
  * Row softmax in place over s[0, rows*n): row r covers its first visible(r) entries and is
  * zero past them; lse[lseOff + r] = max + log(sum), -Infinity for a row that sees nothing.
  */
@@ -474,7 +485,9 @@ export function softmaxBlockWasm(
   const k = ready(total);
   if (!k) return false;
   const heap = k.heap;
-  heap.set(s.subarray(0, total), BASE);
+  // A block from wasmScratch is already in place.
+  const inPlace = s.buffer === heap.buffer && s.byteOffset === BASE_BYTES;
+  if (!inPlace) heap.set(s.subarray(0, total), BASE);
   for (let r = 0; r < rows; r++) {
     const vis = visible(r);
     const off = BASE + r * n;
@@ -487,7 +500,7 @@ export function softmaxBlockWasm(
     lse[lseOff + r] = heap[0] + Math.log(sum);
     if (vis < n) heap.fill(0, off + vis, off + n);
   }
-  s.set(heap.subarray(BASE, BASE + total), 0);
+  if (!inPlace) s.set(heap.subarray(BASE, BASE + total), 0);
   return true;
 }
 
