@@ -61,6 +61,13 @@ export interface MatmulArgs {
   strideB: number;
   /** Optional bias of length N added to every row (fused epilogue). */
   bias?: Storage;
+  /**
+   * Optional epilogue out = addend + scale * (A B + bias), e.g. a transformer block's
+   * LayerScale and residual add: scale has N elements (one per column), addend is a dense
+   * (batch, M, N) array. Either may come alone.
+   */
+  scale?: Storage;
+  addend?: Storage;
 }
 
 export interface Conv2dArgs {

@@ -277,11 +277,42 @@ for (const [name, gemm] of GEMMS) {
       const a = randomF32(broadcast === "A" ? M * K : batch * M * K, seed++);
       const b = randomF32(broadcast === "B" ? K * N : batch * K * N, seed++);
       const bias = withBias ? randomF32(N, seed++) : undefined;
-      const got = matmul(a, b, args, bias, gemm);
+      const got = matmul(a, b, args, { bias }, gemm);
       assertClose(got, refMatmul(a, b, args, bias), 1e-5, 1e-5, `matmul ${JSON.stringify(args)}`);
     }
   });
+
+  Deno.test(`matmul via ${name}: epilogue addend + scale * (product + bias), each part alone`, () => {
+    let seed = 150;
+    for (const [batch, transB, strideB] of [[1, true, 0], [3, true, 0], [2, false, 20]] as const) {
+      const [M, N, K] = [4, 5, 4];
+      const args: MatmulArgs = { batch, M, N, K, transA: false, transB, strideA: M * K, strideB };
+      const a = randomF32(batch * M * K, seed++);
+      const b = randomF32(strideB ? batch * K * N : K * N, seed++);
+      const bias = randomF32(N, seed++), scale = randomF32(N, seed++);
+      const addend = randomF32(batch * M * N, seed++);
+      for (const parts of [["bias", "scale", "addend"], ["scale", "addend"], ["bias", "addend"], ["addend"], ["scale"], ["bias", "scale"]]) {
+        const has = (p: string) => parts.includes(p);
+        const got = matmul(a, b, args, {
+          bias: has("bias") ? bias : undefined,
+          scale: has("scale") ? scale : undefined,
+          addend: has("addend") ? addend : undefined,
+        }, gemm);
+        // float64: addend + scale * (A B + bias)
+        const product = refMatmul(a, b, args, has("bias") ? bias : undefined);
+        const want = product.map((p, i) => (has("addend") ? addend[i] : 0) + (has("scale") ? scale[i % N] : 1) * p);
+        assertClose(got, want, 1e-5, 1e-5, `matmul epilogue ${parts.join("+")} ${JSON.stringify(args)}`);
+      }
+    }
+  });
 }
+
+Deno.test("matmul names a misfit epilogue operand", () => {
+  const args: MatmulArgs = { batch: 1, M: 2, N: 3, K: 2, transA: false, transB: false, strideA: 4, strideB: 6 };
+  const [a, b] = [new Float32Array(4), new Float32Array(6)];
+  assert.throws(() => matmul(a, b, args, { scale: new Float32Array(2) }), /matmul: scale has 2 elements, expected 3/);
+  assert.throws(() => matmul(a, b, args, { addend: new Float32Array(3) }), /matmul: addend has 3 elements, expected 6/);
+});
 
 // ---- convolution ---------------------------------------------------------------------
 

@@ -330,6 +330,24 @@ add({
   },
 });
 
+add({
+  name: "matmul epilogue addend + scale * (product + bias), and its parts alone",
+  covers: ["matmul"],
+  tol: [1e-5, 1e-5],
+  run: (b) => {
+    const [M, N, K] = [9, 6, 5];
+    const a = b.fromHost(f(2 * M * K, 20));
+    const w = b.fromHost(f(N * K, 21));
+    const [bias, scale, addend] = [b.fromHost(f(N, 22)), b.fromHost(f(N, 23)), b.fromHost(f(2 * M * N, 24))];
+    const args = { batch: 2, M, N, K, transA: false, transB: true, strideA: M * K, strideB: 0 };
+    return [
+      b.matmul(a, w, { ...args, bias, scale, addend }),
+      b.matmul(a, w, { ...args, scale }),
+      b.matmul(a, w, { ...args, bias, addend }),
+    ];
+  },
+});
+
 // ---- fused rows
 add({
   name: "softmax / log-softmax and backward",

@@ -1,8 +1,9 @@
 /** Matrix products: batched matmul with broadcasting, and the Linear layer's fused op. */
 
-import { record } from "../autograd.ts";
+import { isGradEnabled, record } from "../autograd.ts";
 import type { Storage } from "../backend.ts";
 import { Tensor } from "../tensor.ts";
+import { add, mul } from "./elementwise.ts";
 import { sum, sumTo } from "./reduce.ts";
 import { expand, reshape, transpose } from "./shape.ts";
 import { broadcastShapes, dense, expectDtype, sameBackend, ShapeError, shapeStr, sizeOf, wrap } from "./util.ts";
@@ -108,3 +109,52 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
 }
 
 
+
+/**
+ * residual + scale * (x @ w^T + bias): a Linear whose output is scaled per channel (a
+ * LayerScale; null for none) and added to a residual stream, the way transformer blocks
+ * end. Without autograd it is one backend call (the GEMM's epilogue: no separate mul and
+ * add passes); under autograd it is linear, mul and add, whose backwards those ops give.
+ */
+export function linearResidual(
+  x: Tensor, w: Tensor, bias: Tensor | null, scale: Tensor | null, residual: Tensor,
+): Tensor {
+  const inF = w.shape[1], outF = w.shape[0];
+  const outShape = [...x.shape.slice(0, -1), outF];
+  if (w.ndim !== 2 || x.shape[x.ndim - 1] !== inF || (bias && (bias.ndim !== 1 || bias.shape[0] !== outF))) {
+    throw new ShapeError(
+      "linearResidual",
+      `input ${shapeStr(x.shape)}, weight ${shapeStr(w.shape)}${bias ? `, bias ${shapeStr(bias.shape)}` : ""}: expected input [..., ${inF}]`,
+    );
+  }
+  for (const t of [x, w, residual]) expectDtype("linearResidual", t, "f32");
+  if (scale && (scale.ndim !== 1 || scale.shape[0] !== outF)) {
+    throw new ShapeError("linearResidual", `scale ${shapeStr(scale.shape)} does not match ${outF} output features`);
+  }
+  if (residual.ndim !== outShape.length || residual.shape.some((d, i) => d !== outShape[i])) {
+    throw new ShapeError("linearResidual", `residual ${shapeStr(residual.shape)} is not the output shape ${shapeStr(outShape)}`);
+  }
+  const inputs = [x, w, bias, scale, residual];
+  if (isGradEnabled() && inputs.some((t) => t?.requiresGrad)) {
+    const y = linear(x, w, bias);
+    const scaled = scale ? mul(y, scale) : y;
+    const out = add(residual, scaled);
+    if (scaled !== y) scaled.dispose();
+    y.dispose();
+    return out;
+  }
+  const backend = sameBackend("linearResidual", ...inputs.filter((t): t is Tensor => t !== null));
+  const temps: Tensor[] = [];
+  const storageOf = (t: Tensor) => {
+    const d = dense(t);
+    if (d !== t) temps.push(d);
+    return d.storage;
+  };
+  const out = wrap(backend.matmul(storageOf(x), storageOf(w), {
+    batch: 1, M: x.size / inF, N: outF, K: inF, transA: false, transB: true, strideA: 0, strideB: 0,
+    bias: bias ? storageOf(bias) : undefined, scale: scale ? storageOf(scale) : undefined,
+    addend: storageOf(residual),
+  }), outShape);
+  temps.forEach((t) => t.dispose());
+  return out;
+}

@@ -21,6 +21,11 @@ export class Attention extends Module {
 
   /** x (B, N, D) -> (B, N, D). */
   forward(x: Tensor): Tensor {
+    return this.proj.forward(this.mixHeads(x));
+  }
+
+  /** Everything before `proj`: x (B, N, D) -> the heads' outputs side by side (B, N, D). */
+  mixHeads(x: Tensor): Tensor {
     const [B, N, C] = x.shape;
     const H = this.heads;
     // (B, N, 3*D) viewed as (B, 3H, N, hd): q, k and v are windows onto the projection's
@@ -29,7 +34,6 @@ export class Attention extends Module {
     const [q, k, v] = [0, 1, 2].map((i) => ops.slice(rows, 1, i * H, (i + 1) * H));
     const o = ops.attention(q, k, v); // scale head_dim^-0.5
     // o is laid out (B, N, H, hd) in memory, so this is a view.
-    const merged = ops.reshape(ops.permute(o, [0, 2, 1, 3]), [B, N, C]);
-    return this.proj.forward(merged);
+    return ops.reshape(ops.permute(o, [0, 2, 1, 3]), [B, N, C]);
   }
 }

@@ -27,7 +27,10 @@ export class Block extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const h = ops.add(x, this.ls1.forward(this.attn.forward(this.norm1.forward(x))));
-    return ops.add(h, this.ls2.forward(this.mlp.forward(this.norm2.forward(h))));
+    // x + gamma * proj(...) in one op: the LayerScale and the residual add ride on the
+    // output projection's GEMM (ops.linearResidual), not two more passes over the tokens.
+    const proj = this.attn.proj, out = this.mlp.output;
+    const h = ops.linearResidual(this.attn.mixHeads(this.norm1.forward(x)), proj.weight, proj.bias, this.ls1.gamma, x);
+    return ops.linearResidual(this.mlp.hidden(this.norm2.forward(h)), out.weight, out.bias, this.ls2.gamma, h);
   }
 }

@@ -16,22 +16,38 @@ export class Mlp extends Module {
     this.fc2 = this.child("fc2", new Linear(hidden, dim));
   }
   forward(x: Tensor): Tensor {
-    return this.fc2.forward(ops.gelu(this.fc1.forward(x)));
+    return this.fc2.forward(this.hidden(x));
+  }
+  /** The last Linear, which Block runs with its LayerScale and residual fused in. */
+  get output(): Linear {
+    return this.fc2;
+  }
+  /** Everything before the last Linear. */
+  hidden(x: Tensor): Tensor {
+    return ops.gelu(this.fc1.forward(x));
   }
 }
 
 export class SwiGLUFFN extends Module {
   readonly w12: Linear;
   readonly w3: Linear;
-  constructor(dim: number, readonly hidden: number) {
+  constructor(dim: number, readonly hiddenDim: number) {
     super();
-    this.w12 = this.child("w12", new Linear(dim, 2 * hidden));
-    this.w3 = this.child("w3", new Linear(hidden, dim));
+    this.w12 = this.child("w12", new Linear(dim, 2 * hiddenDim));
+    this.w3 = this.child("w3", new Linear(hiddenDim, dim));
   }
   forward(x: Tensor): Tensor {
+    return this.w3.forward(this.hidden(x));
+  }
+  /** The last Linear, which Block runs with its LayerScale and residual fused in. */
+  get output(): Linear {
+    return this.w3;
+  }
+  /** Everything before the last Linear. */
+  hidden(x: Tensor): Tensor {
     const x12 = this.w12.forward(x);
-    const x1 = ops.slice(x12, -1, 0, this.hidden);
-    const x2 = ops.slice(x12, -1, this.hidden, 2 * this.hidden);
-    return this.w3.forward(ops.mul(ops.silu(x1), x2));
+    const x1 = ops.slice(x12, -1, 0, this.hiddenDim);
+    const x2 = ops.slice(x12, -1, this.hiddenDim, 2 * this.hiddenDim);
+    return ops.mul(ops.silu(x1), x2);
   }
 }

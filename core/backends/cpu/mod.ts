@@ -207,8 +207,13 @@ export class CpuBackend implements Backend {
   // ---- linear algebra ----
 
   matmul(a: Storage, b: Storage, args: MatmulArgs): Storage {
-    const bias = args.bias ? this.#f32(args.bias, "matmul", "bias", args.N) : undefined;
-    return this.#wrap(matmul(this.#f32(a, "matmul", "a"), this.#f32(b, "matmul", "b"), args, bias));
+    const op = "matmul";
+    const epilogue = {
+      bias: args.bias ? this.#f32(args.bias, op, "bias", args.N) : undefined,
+      scale: args.scale ? this.#f32(args.scale, op, "scale", args.N) : undefined,
+      addend: args.addend ? this.#f32(args.addend, op, "addend") : undefined,
+    };
+    return this.#wrap(matmul(this.#f32(a, op, "a"), this.#f32(b, op, "b"), args, epilogue));
   }
 
   // ---- fused row-wise ops ----

@@ -202,7 +202,30 @@ export class WebGPUBackend implements Backend {
   // ---- linear algebra ----
 
   matmul(a: Storage, b: Storage, args: MatmulArgs): Storage {
-    return this.matmulWith("auto", a, b, args);
+    const { scale, addend, ...product } = args;
+    const rows = args.batch * args.M, N = args.N;
+    if (scale && scale.length !== N) {
+      throw new ShapeError("matmul", `scale has ${scale.length} elements, expected N=${N}`);
+    }
+    if (addend && addend.length !== rows * N) {
+      throw new ShapeError("matmul", `addend has ${addend.length} elements, expected ${rows * N}`);
+    }
+    const p = this.matmulWith("auto", a, b, product);
+    if (!scale && !addend) return p;
+    // The epilogue addend + scale * p through the elementwise kernels.
+    const shape = [rows, N];
+    const matrix = (s: Storage): View => ({ storage: s, shape, strides: [N, 1], offset: 0 });
+    let out = p;
+    if (scale) {
+      out = this.binary("mul", matrix(p), { storage: scale, shape, strides: [0, 1], offset: 0 }, shape, "f32");
+      this.release(p);
+    }
+    if (addend) {
+      const scaled = out;
+      out = this.binary("add", matrix(addend), matrix(scaled), shape, "f32");
+      this.release(scaled);
+    }
+    return out;
   }
 
   /** matmul with a chosen kernel ("naive" is the reference; "gemv" needs M = 1). */
