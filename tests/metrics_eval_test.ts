@@ -141,7 +141,8 @@ Deno.test("eval: FID, IS and precision/recall of two folders match the torch/num
     const direct = await inceptionStats(extractor, (await ImageFolder.open(REFERENCE)).batches(4));
     assert.deepEqual([direct.mu, direct.sigma], [st.mu, st.sigma]);
     const again = await runEval(
-      params({ generated: GENERATED, reference: `${dir}/ref.safetensors`, metrics: ["fid"] }),
+      // Same batches as above: BLAS results can differ in the last ulp with the batch size.
+      params({ generated: GENERATED, reference: `${dir}/ref.safetensors`, metrics: ["fid"], batch_size: 4 }),
       ctx,
     );
     assert.ok(

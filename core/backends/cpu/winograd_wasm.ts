@@ -1,20 +1,18 @@
 /**
- * WebAssembly SIMD versions of winograd.ts's input and output transforms, four tiles per
- * f32x4. The transformed input V and the GEMM output M live in this module's memory (the
- * GEMM reads and writes them there: OpenBLAS through a view of the memory, like any
- * Float32Array), so the only copies are the input rows into a zero-padded staging area and
- * the finished output rows back out, both block copies.
+ * WebAssembly SIMD versions of winograd.ts's F(4x4, 3x3) input and output transforms, four
+ * tiles per f32x4. The transformed input V and the GEMM output M live in this module's
+ * memory (the GEMM reads and writes them there: OpenBLAS through a view of the memory,
+ * like any Float32Array), so the only copies are the input rows into a zero-padded
+ * staging area and the finished output rows back out, both block copies.
  *
  *   input(src, widthBytes, rows, groups, rowTilesBytes, dst, ldBytes)
- *     for each of `rows` tile rows, from 2*rows + 2 staged input rows `widthBytes` apart,
- *     writes V's 16 rows (`ldBytes` apart) for `groups` groups of 4 tiles;
+ *     for each of `rows` tile rows, from 4*rows + 2 staged input rows `widthBytes` apart,
+ *     writes V's 36 rows (`ldBytes` apart) for `groups` groups of 4 tiles;
  *   output(src, ldBytes, rows, groups, rowTilesBytes, dst, strideBytes, bias)
- *     the inverse: 2*rows output rows `strideBytes` apart, bias added.
+ *     the inverse: 4*rows output rows `strideBytes` apart, bias added.
  *
- * Four tiles start at input columns a, a+2, a+4, a+6, so with the rows already combined
- * (B^T d), loads at a, a+4 give columns {a, a+2, a+4, a+6} (even lanes) and {a+1, ..., a+7}
- * (odd lanes), and loads at a+2, a+6 give the same shifted by two: the four columns of
- * every tile's patch, one per lane.
+ * Groups of 4 tiles run past the last real tile of a row when tileCols is not a multiple
+ * of 4: those lanes read zero padding or stale scratch and land in scratch nobody reads.
  */
 
 import {
@@ -22,13 +20,13 @@ import {
 } from "../../wasm/assembler.ts";
 import { growTo, instantiateFirst } from "../../wasm/instance.ts";
 import {
-  inputTransform, outputTransform, type WinogradPasses, type WinogradPlan,
+  F4X3, inputTransform, outputTransform, type WinogradPasses, type WinogradPlan,
 } from "./winograd.ts";
 
-/** f32 lane shuffles (bytes of a, then 16 + bytes of b). */
+/** f32 lane shuffles (lanes 0-3 of a, then 4-7 of b). */
 const lanes = (...ls: number[]) => ls.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
-const EVEN = lanes(0, 2, 4, 6), ODD = lanes(1, 3, 5, 7);
 const ZIP_LO = lanes(0, 4, 1, 5), ZIP_HI = lanes(2, 6, 3, 7);
+const LOW_PAIRS = lanes(0, 1, 4, 5), HIGH_PAIRS = lanes(2, 3, 6, 7);
 
 type Code = ReturnType<typeof codeBuilder>;
 
@@ -42,93 +40,166 @@ function loop(code: Code, i: number, count: number, body: () => void) {
   emit(op.end);
 }
 
-function inputBody(): number[] {
+/**
+ * A function body with named v128 locals and f32x4 arithmetic on them: each helper
+ * computes into a fresh local and returns its index, so the transforms below read like
+ * the formulas.
+ */
+function simdBody(params: number, i32Locals: number) {
   const code = codeBuilder();
-  const { emit, get, set, tee, i32, simdOp } = code;
-  const [src, widthB, rows, groups, rowTilesB, dst, ldB] = [0, 1, 2, 3, 4, 5, 6];
-  const [r, q, a, o] = [7, 8, 9, 10];
-  // v128 locals: row k of chunk ch (16), then B^T d rows i of chunk ch (16).
-  const R = (k: number, ch: number) => 11 + 4 * k + ch;
-  const T = (i: number, ch: number) => 27 + 4 * i + ch;
-  const CHUNK_BYTES = [0, 16, 8, 24]; // columns a, a+4, a+2, a+6
-  loop(code, r, rows, () => {
-    loop(code, q, groups, () => {
-      // a = src + 2r*widthB + 32q; o = dst + r*rowTilesB + 16q
-      get(src), get(r), i32(1), emit(op.i32Shl), get(widthB), emit(op.i32Mul), emit(op.i32Add);
-      get(q), i32(5), emit(op.i32Shl), emit(op.i32Add), set(a);
-      for (let k = 0; k < 4; k++) {
-        for (let ch = 0; ch < 4; ch++) get(a), simdOp(simd.load, ...memarg(0, CHUNK_BYTES[ch])), set(R(k, ch));
-        if (k < 3) get(a), get(widthB), emit(op.i32Add), set(a);
-      }
-      for (let ch = 0; ch < 4; ch++) {
-        get(R(0, ch)), get(R(2, ch)), simdOp(simd.f32x4Sub), set(T(0, ch));
-        get(R(1, ch)), get(R(2, ch)), simdOp(simd.f32x4Add), set(T(1, ch));
-        get(R(2, ch)), get(R(1, ch)), simdOp(simd.f32x4Sub), set(T(2, ch));
-        get(R(1, ch)), get(R(3, ch)), simdOp(simd.f32x4Sub), set(T(3, ch));
-      }
-      get(dst), get(r), get(rowTilesB), emit(op.i32Mul), emit(op.i32Add);
-      get(q), i32(4), emit(op.i32Shl), emit(op.i32Add), set(o);
-      for (let i = 0; i < 4; i++) {
-        // E = cols a+2t, Od = a+2t+1, E2 = a+2t+2, Od2 = a+2t+3 (t = lane).
-        const E = () => (get(T(i, 0)), get(T(i, 1)), simdOp(simd.i8x16Shuffle, ...EVEN));
-        const Od = () => (get(T(i, 0)), get(T(i, 1)), simdOp(simd.i8x16Shuffle, ...ODD));
-        const E2 = () => (get(T(i, 2)), get(T(i, 3)), simdOp(simd.i8x16Shuffle, ...EVEN));
-        const Od2 = () => (get(T(i, 2)), get(T(i, 3)), simdOp(simd.i8x16Shuffle, ...ODD));
-        const store = (value: () => void) => {
-          get(o), value(), simdOp(simd.store, ...memarg(0, 0));
-          get(o), get(ldB), emit(op.i32Add), set(o);
-        };
-        store(() => (E(), E2(), simdOp(simd.f32x4Sub)));
-        store(() => (Od(), E2(), simdOp(simd.f32x4Add)));
-        store(() => (E2(), Od(), simdOp(simd.f32x4Sub)));
-        store(() => (Od(), Od2(), simdOp(simd.f32x4Sub)));
-      }
-    });
-  });
-  emit(op.end);
-  return [...vec([[...uleb(4), I32], [...uleb(32), V128]]), ...code.bytes];
+  const { get, set, simdOp } = code;
+  let next = params + i32Locals;
+  const fresh = () => next++;
+  const binary = (opcode: number) => (x: number, y: number) => {
+    const r = fresh();
+    get(x), get(y), simdOp(opcode), set(r);
+    return r;
+  };
+  const add = binary(simd.f32x4Add), sub = binary(simd.f32x4Sub), mul = binary(simd.f32x4Mul);
+  const shuffle = (x: number, y: number, pattern: number[]) => {
+    const r = fresh();
+    get(x), get(y), simdOp(simd.i8x16Shuffle, ...pattern), set(r);
+    return r;
+  };
+  /** The 4x4 transpose of rows x0..x3 (lanes become rows). */
+  const transpose4 = (x: number[]) => {
+    const lo01 = shuffle(x[0], x[1], ZIP_LO), lo23 = shuffle(x[2], x[3], ZIP_LO);
+    const hi01 = shuffle(x[0], x[1], ZIP_HI), hi23 = shuffle(x[2], x[3], ZIP_HI);
+    return [
+      shuffle(lo01, lo23, LOW_PAIRS), shuffle(lo01, lo23, HIGH_PAIRS),
+      shuffle(hi01, hi23, LOW_PAIRS), shuffle(hi01, hi23, HIGH_PAIRS),
+    ];
+  };
+  const constant = (value: number) => {
+    const r = fresh();
+    simdOp(simd.const, ...new Uint8Array(new Float32Array([value, value, value, value]).buffer)), set(r);
+    return r;
+  };
+  return {
+    code, fresh, add, sub, mul, shuffle, transpose4, constant,
+    finish(): number[] {
+      code.emit(op.end);
+      const v128s = next - params - i32Locals;
+      return [...vec([[...uleb(i32Locals), I32], [...uleb(v128s), V128]]), ...code.bytes];
+    },
+  };
 }
 
-function outputBody(): number[] {
-  const code = codeBuilder();
-  const { emit, get, set, tee, i32, simdOp } = code;
-  const [src, ldB, rows, groups, rowTilesB, dst, strideB, bias] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const [r, q, m, y] = [8, 9, 10, 11];
-  const [b, s0, s1, s2, s3, d0, d1, d2, d3, y0, y1] = [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
-  const S = [s0, s1, s2, s3], D = [d0, d1, d2, d3];
-  get(bias), simdOp(simd.f32x4Splat), set(b);
-  loop(code, r, rows, () => {
-    loop(code, q, groups, () => {
-      get(src), get(r), get(rowTilesB), emit(op.i32Mul), emit(op.i32Add);
-      get(q), i32(4), emit(op.i32Shl), emit(op.i32Add), set(m);
-      // M row ξ = 4i + j is at m + ξ*ldB; s_j = m0j + m1j + m2j, d_j = m1j - m2j - m3j.
-      const load = (xi: number) => {
-        get(m);
-        if (xi) get(ldB), i32(xi), emit(op.i32Mul), emit(op.i32Add);
-        simdOp(simd.load, ...memarg(0, 0));
-      };
-      for (let j = 0; j < 4; j++) {
-        load(4 + j), load(8 + j), simdOp(simd.f32x4Sub), set(D[j]);
-        load(j), load(4 + j), simdOp(simd.f32x4Add), load(8 + j), simdOp(simd.f32x4Add), set(S[j]);
-        get(D[j]), load(12 + j), simdOp(simd.f32x4Sub), set(D[j]);
+type Body = ReturnType<typeof simdBody>;
+interface Consts {
+  two: number;
+  four: number;
+  five: number;
+  eight: number;
+}
+
+/** F(4x4, 3x3)'s B^T applied to six vectors (the same formula per lane). */
+function bt6(f: Body, k: Consts, d: number[]): number[] {
+  const { add, sub, mul } = f;
+  const a = sub(d[4], mul(k.four, d[2])), b = sub(d[3], mul(k.four, d[1]));
+  const c = sub(d[4], d[2]), e = mul(k.two, sub(d[3], d[1]));
+  return [
+    add(sub(mul(k.four, d[0]), mul(k.five, d[2])), d[4]),
+    add(a, b), sub(a, b), add(c, e), sub(c, e),
+    add(sub(mul(k.four, d[1]), mul(k.five, d[3])), d[5]),
+  ];
+}
+
+/** F(4x4, 3x3)'s A^T applied to six vectors. */
+function at6(f: Body, k: Consts, m: number[]): number[] {
+  const { add, sub, mul } = f;
+  const p = add(m[1], m[2]), q = sub(m[1], m[2]), r = add(m[3], m[4]), s = sub(m[3], m[4]);
+  return [add(add(m[0], p), r), add(q, mul(k.two, s)), add(p, mul(k.four, r)), add(add(q, mul(k.eight, s)), m[5])];
+}
+
+function consts(f: Body): Consts {
+  return { two: f.constant(2), four: f.constant(4), five: f.constant(5), eight: f.constant(8) };
+}
+
+/**
+ * input(src, widthBytes, rows, groups, rowTilesBytes, dst, ldBytes): for each tile row,
+ * six staged input rows from src + 4r*widthBytes; four tiles start at columns a, a+4, a+8,
+ * a+12, so five f32x4 chunks cover their patches. B^T runs down the rows on whole chunks,
+ * then a transpose puts column j of every tile's patch in one vector for B^T across.
+ */
+function inputBody(): number[] {
+  const [src, widthB, rows, groups, rowTilesB, dst, ldB] = [0, 1, 2, 3, 4, 5, 6];
+  const [r, q, a, o] = [7, 8, 9, 10];
+  const f = simdBody(7, 4);
+  const { emit, get, set, i32, simdOp } = f.code;
+  const k = consts(f);
+  loop(f.code, r, rows, () => {
+    loop(f.code, q, groups, () => {
+      // a = src + 4r*widthB + 64q; o = dst + r*rowTilesB + 16q
+      get(src), get(r), i32(2), emit(op.i32Shl), get(widthB), emit(op.i32Mul), emit(op.i32Add);
+      get(q), i32(6), emit(op.i32Shl), emit(op.i32Add), set(a);
+      get(dst), get(r), get(rowTilesB), emit(op.i32Mul), emit(op.i32Add);
+      get(q), i32(4), emit(op.i32Shl), emit(op.i32Add), set(o);
+      const rowsOfChunks: number[][] = []; // [input row][chunk]
+      for (let row = 0; row < 6; row++) {
+        rowsOfChunks.push([0, 1, 2, 3, 4].map((ch) => {
+          const v = f.fresh();
+          get(a), simdOp(simd.load, ...memarg(0, 16 * ch)), set(v);
+          return v;
+        }));
+        if (row < 5) get(a), get(widthB), emit(op.i32Add), set(a);
       }
-      // y = dst + 2r*strideB + 32q; per output row, interleave the two columns of each tile.
-      get(dst), get(r), i32(1), emit(op.i32Shl), get(strideB), emit(op.i32Mul), emit(op.i32Add);
-      get(q), i32(5), emit(op.i32Shl), emit(op.i32Add), set(y);
-      for (const V of [S, D]) {
-        get(V[0]), get(V[1]), simdOp(simd.f32x4Add), get(V[2]), simdOp(simd.f32x4Add);
-        get(b), simdOp(simd.f32x4Add), set(y0);
-        get(V[1]), get(V[2]), simdOp(simd.f32x4Sub), get(V[3]), simdOp(simd.f32x4Sub);
-        get(b), simdOp(simd.f32x4Add), set(y1);
-        get(y), get(y0), get(y1), simdOp(simd.i8x16Shuffle, ...ZIP_LO), simdOp(simd.store, ...memarg(0, 0));
-        get(y), get(y0), get(y1), simdOp(simd.i8x16Shuffle, ...ZIP_HI), simdOp(simd.store, ...memarg(0, 16));
-        if (V === S) get(y), get(strideB), emit(op.i32Add), set(y);
+      const down = [0, 1, 2, 3, 4].map((ch) => bt6(f, k, rowsOfChunks.map((row) => row[ch]))); // [chunk][i]
+      for (let i = 0; i < 6; i++) {
+        const T = down.map((chunk) => chunk[i]);
+        const [j0, j1, j2, j3] = f.transpose4(T.slice(0, 4));
+        const lo12 = f.shuffle(T[1], T[2], ZIP_LO), lo34 = f.shuffle(T[3], T[4], ZIP_LO);
+        const j4 = f.shuffle(lo12, lo34, LOW_PAIRS), j5 = f.shuffle(lo12, lo34, HIGH_PAIRS);
+        for (const v of bt6(f, k, [j0, j1, j2, j3, j4, j5])) {
+          get(o), get(v), simdOp(simd.store, ...memarg(0, 0));
+          get(o), get(ldB), emit(op.i32Add), set(o);
+        }
       }
     });
   });
-  emit(op.end);
-  void tee;
-  return [...vec([[...uleb(4), I32], [...uleb(11), V128]]), ...code.bytes];
+  return f.finish();
+}
+
+/**
+ * output(src, ldBytes, rows, groups, rowTilesBytes, dst, strideBytes, bias): A^T down the
+ * 36 rows of M (4 tiles per vector), A^T across, bias, then a transpose per output row so
+ * each tile's four outputs are stored side by side.
+ */
+function outputBody(): number[] {
+  const [src, ldB, rows, groups, rowTilesB, dst, strideB, bias] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [r, q, m, y] = [8, 9, 10, 11];
+  const f = simdBody(8, 4);
+  const { emit, get, set, i32, simdOp } = f.code;
+  const k = consts(f);
+  const b = f.fresh();
+  get(bias), simdOp(simd.f32x4Splat), set(b);
+  loop(f.code, r, rows, () => {
+    loop(f.code, q, groups, () => {
+      get(src), get(r), get(rowTilesB), emit(op.i32Mul), emit(op.i32Add);
+      get(q), i32(4), emit(op.i32Shl), emit(op.i32Add), set(m);
+      const cols: number[][] = []; // [j][output row]: A^T down column j of the 6x6 block
+      for (let j = 0; j < 6; j++) {
+        const column = [0, 1, 2, 3, 4, 5].map((i) => {
+          const v = f.fresh();
+          get(m), get(ldB), i32(6 * i + j), emit(op.i32Mul), emit(op.i32Add);
+          simdOp(simd.load, ...memarg(0, 0)), set(v);
+          return v;
+        });
+        cols.push(at6(f, k, column));
+      }
+      // y = dst + 4r*strideB + 64q
+      get(dst), get(r), i32(2), emit(op.i32Shl), get(strideB), emit(op.i32Mul), emit(op.i32Add);
+      get(q), i32(6), emit(op.i32Shl), emit(op.i32Add), set(y);
+      for (let row = 0; row < 4; row++) {
+        const Y = at6(f, k, cols.map((c) => c[row])).map((v) => f.add(v, b));
+        f.transpose4(Y).forEach((tile, t) => {
+          get(y), get(tile), simdOp(simd.store, ...memarg(0, 16 * t));
+        });
+        if (row < 3) get(y), get(strideB), emit(op.i32Add), set(y);
+      }
+    });
+  });
+  return f.finish();
 }
 
 function assemble(): Uint8Array<ArrayBuffer> {
@@ -194,14 +265,14 @@ export function winogradWasmPasses(): WinogradPasses | null {
   const k = kernels();
   if (!k) return null;
   return {
+    transform: F4X3,
     workspace(p, ld) {
-      const groups = Math.ceil(p.tileCols / 4), width = 8 * groups + 4, stride = 8 * groups;
-      const inStage = 0, outStage = inStage + (2 * p.bandRows + 2) * width;
-      const v = outStage + 2 * p.bandRows * stride, m = v + 16 * p.C * ld, end = m + 16 * p.O * ld;
+      const groups = Math.ceil(p.tileCols / 4), width = 16 * groups + 4, stride = 16 * groups;
+      const inStage = 0, outStage = inStage + (4 * p.bandRows + 2) * width;
+      const v = outStage + 4 * p.bandRows * stride, m = v + 36 * p.C * ld, end = m + 36 * p.O * ld;
       if (!growTo(k.memory, 4 * end)) {
         layout = null;
-        const { V, M } = { V: new Float32Array(16 * p.C * ld), M: new Float32Array(16 * p.O * ld) };
-        return { V, M };
+        return { V: new Float32Array(36 * p.C * ld), M: new Float32Array(36 * p.O * ld) };
       }
       heap = new Float32Array(k.memory.buffer);
       heap.fill(0, inStage, outStage); // the padding columns stay zero from here on
@@ -214,13 +285,13 @@ export function winogradWasmPasses(): WinogradPasses | null {
       const { C, inH, inW, padH, padW, tileRows, tileCols } = p;
       for (let c = 0; c < C; c++) {
         forEachImageRun(p, g0, g1, (n, ga, gb) => {
-          const src = (n * C + c) * inH * inW, iy0 = 2 * (ga % tileRows) - padH;
-          for (let k = 0; k < 2 * (gb - ga) + 2; k++) {
+          const src = (n * C + c) * inH * inW, iy0 = 4 * (ga % tileRows) - padH;
+          for (let k = 0; k < 4 * (gb - ga) + 2; k++) {
             const iy = iy0 + k, row = inStage + k * width;
             if (iy >= 0 && iy < inH) heap.set(x.subarray(src + iy * inW, src + (iy + 1) * inW), row + padW);
             else heap.fill(0, row, row + width);
           }
-          const out = V.byteOffset + 4 * (c * 16 * ld + (ga - g0) * tileCols);
+          const out = V.byteOffset + 4 * (c * 36 * ld + (ga - g0) * tileCols);
           k.input(4 * inStage, 4 * width, gb - ga, groups, 4 * tileCols, out, 4 * ld);
         });
       }
@@ -231,9 +302,9 @@ export function winogradWasmPasses(): WinogradPasses | null {
       const { O, outH, outW, tileRows, tileCols } = p;
       for (let o = 0; o < O; o++) {
         forEachImageRun(p, g0, g1, (n, ga, gb) => {
-          const src = M.byteOffset + 4 * (o * 16 * ld + (ga - g0) * tileCols);
+          const src = M.byteOffset + 4 * (o * 36 * ld + (ga - g0) * tileCols);
           k.output(src, 4 * ld, gb - ga, groups, 4 * tileCols, 4 * outStage, 4 * stride, bias ? bias[o] : 0);
-          const oy0 = 2 * (ga % tileRows), rowsOut = Math.min(2 * (gb - ga), outH - oy0);
+          const oy0 = 4 * (ga % tileRows), rowsOut = Math.min(4 * (gb - ga), outH - oy0);
           const dst = ((n * O + o) * outH + oy0) * outW;
           if (stride === outW) {
             y.set(heap.subarray(outStage, outStage + rowsOut * outW), dst);
