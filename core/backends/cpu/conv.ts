@@ -30,6 +30,7 @@ import { sgemm as defaultSgemm, type SgemmFn } from "./gemm.ts";
 import { col2im, im2col } from "./im2col.ts";
 import { conv2dWinograd, F4X3, tsPasses, winogradApplies } from "./winograd.ts";
 import { winogradWasmPasses } from "./winograd_wasm.ts";
+import { outputF32 } from "./storage.ts";
 
 /** Budget in floats (16 MiB) for each of the two scratch buffers. */
 const SCRATCH_BUDGET = 1 << 22;
@@ -159,7 +160,7 @@ export function conv2d(
     return conv2dWinograd(x, w, bias, args, gemm, passes);
   }
 
-  const y = new Float32Array(batch * outC * OHW);
+  const y = outputF32(batch * outC * OHW);
   // GEMMs accumulate onto the bias already in place (beta 1), else overwrite (beta 0).
   const beta = bias ? 1 : 0;
   for (let n0 = 0; n0 < batch; n0 += p.images) {

@@ -38,7 +38,7 @@ import { dropout, normal, uniform } from "./random.ts";
 import { reduce } from "./reduce.ts";
 import { resize, resizeBackward } from "./resize.ts";
 import { softmax, softmaxBackward } from "./softmax.ts";
-import { arrayOf, CpuStorage, newArray } from "./storage.ts";
+import { arrayOf, CpuStorage, handOut, newArray, recycle } from "./storage.ts";
 import { broadcastStrides, checkViewBounds, contiguousStrides } from "./strided.ts";
 
 export { CpuStorage } from "./storage.ts";
@@ -99,10 +99,12 @@ export class CpuBackend implements Backend {
     if (!(s instanceof CpuStorage) || s.backend !== this) {
       throw new ShapeError("release", "storage does not belong to this cpu backend");
     }
+    const data = s.alive ? s.data : null;
     if (!s.kill()) {
       throw new ShapeError("release", `storage (${s.dtype}, ${s.length} elements) released twice`);
     }
     this.#live--;
+    if (data) recycle(data);
   }
 
   liveStorages(): number {
@@ -119,7 +121,7 @@ export class CpuBackend implements Backend {
 
   /** The storage's own array (not a copy): treat it as read-only. */
   readSync(s: Storage): HostArray {
-    return this.#arr(s, "read", "storage");
+    return handOut(this.#arr(s, "read", "storage"));
   }
 
   flush(): void {}

@@ -8,6 +8,8 @@
  * Missing weight/bias act as ones/zeros; dweight and dbias are returned regardless.
  */
 
+import { outputF32 } from "./storage.ts";
+
 export interface NormForward {
   y: Float32Array;
   mean: Float32Array;
@@ -124,7 +126,7 @@ export function groupNorm(
   eps: number,
 ): NormForward {
   const perGroup = C / groups;
-  const y = new Float32Array(N * C * HW);
+  const y = outputF32(N * C * HW, false); // every element written below
   const meanOut = new Float32Array(N * groups);
   const rstdOut = new Float32Array(N * groups);
   for (let n = 0; n < N; n++) {

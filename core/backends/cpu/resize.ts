@@ -22,6 +22,7 @@
  */
 
 import { type ResizeArgs, ShapeError } from "../../backend.ts";
+import { outputF32 } from "./storage.ts";
 
 const f = Math.fround;
 
@@ -162,7 +163,7 @@ export function resize(x: Float32Array, a: ResizeArgs): Float32Array {
   const [th, tw] = tapsOf(a);
   const inPlane = a.inH * a.inW;
   const outPlane = a.outH * a.outW;
-  const y = new Float32Array(a.planes * outPlane);
+  const y = outputF32(a.planes * outPlane);
   const TH = th.taps;
   const TW = tw.taps;
   if (TH === 1 && TW === 1 && a.mode === "nearest") return gatherNearest(x, y, a, th.index, tw.index);

@@ -24,6 +24,7 @@
 
 import type { Conv2dArgs } from "../../backend.ts";
 import type { SgemmFn } from "./gemm.ts";
+import { outputF32 } from "./storage.ts";
 
 /** One Winograd algorithm F(m x m, 3x3): its output tile size and its three matrices. */
 export interface WinogradTransform {
@@ -267,7 +268,7 @@ export function conv2dWinograd(
   const { C, O, tileRows, tileCols, bandRows } = p;
   const xis = (p.t.m + 2) ** 2;
   const U = cachedFilterTransform(w, O, C, p.t);
-  const y = new Float32Array(a.batch * O * a.outH * a.outW);
+  const y = outputF32(a.batch * O * a.outH * a.outW, false); // every element written below
   // SIMD passes run 4 tiles at a time and may write 3 past a band's last tile.
   const ld = bandRows * tileCols + 4;
   const { V, M } = passes.workspace(p, ld);
