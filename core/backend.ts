@@ -62,10 +62,11 @@ export interface MatmulArgs {
   /** Optional bias of length N added to every row (fused epilogue). */
   bias?: Storage;
   /**
-   * Optional epilogue out = addend + scale * (A B + bias), e.g. a transformer block's
-   * LayerScale and residual add: scale has N elements (one per column), addend is a dense
-   * (batch, M, N) array. Either may come alone.
+   * Optional epilogue out = addend + scale * act(A B + bias), e.g. an MLP's GELU, or a
+   * transformer block's LayerScale and residual add: scale has N elements (one per
+   * column), addend is a dense (batch, M, N) array. Any part may come alone.
    */
+  activation?: "gelu";
   scale?: Storage;
   addend?: Storage;
 }

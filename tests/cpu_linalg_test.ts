@@ -16,6 +16,7 @@ import { createSimdKernel } from "../core/backends/cpu/gemm_wasm.ts";
 import { matmul } from "../core/backends/cpu/matmul.ts";
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from "../core/backends/cpu/conv.ts";
 import { attention, attentionBackward } from "../core/backends/cpu/attention.ts";
+import { gelu as refGelu } from "../core/backends/cpu/erf.ts";
 import { convArgs, refConv } from "./cpu_kernels_util.ts";
 
 const blas = openblas(); // load once, outside any test, so the resource sanitizer is quiet
@@ -282,7 +283,7 @@ for (const [name, gemm] of GEMMS) {
     }
   });
 
-  Deno.test(`matmul via ${name}: epilogue addend + scale * (product + bias), each part alone`, () => {
+  Deno.test(`matmul via ${name}: epilogue addend + scale * gelu(product + bias), each part alone`, () => {
     let seed = 150;
     for (const [batch, transB, strideB] of [[1, true, 0], [3, true, 0], [2, false, 20]] as const) {
       const [M, N, K] = [4, 5, 4];
@@ -291,16 +292,19 @@ for (const [name, gemm] of GEMMS) {
       const b = randomF32(strideB ? batch * K * N : K * N, seed++);
       const bias = randomF32(N, seed++), scale = randomF32(N, seed++);
       const addend = randomF32(batch * M * N, seed++);
-      for (const parts of [["bias", "scale", "addend"], ["scale", "addend"], ["bias", "addend"], ["addend"], ["scale"], ["bias", "scale"]]) {
+      for (let mask = 0; mask < 16; mask++) {
+        const parts = ["bias", "gelu", "scale", "addend"].filter((_, i) => mask & (1 << i));
         const has = (p: string) => parts.includes(p);
         const got = matmul(a, b, args, {
           bias: has("bias") ? bias : undefined,
+          activation: has("gelu") ? "gelu" : undefined,
           scale: has("scale") ? scale : undefined,
           addend: has("addend") ? addend : undefined,
         }, gemm);
-        // float64: addend + scale * (A B + bias)
+        // float64: addend + scale * gelu(A B + bias)
         const product = refMatmul(a, b, args, has("bias") ? bias : undefined);
-        const want = product.map((p, i) => (has("addend") ? addend[i] : 0) + (has("scale") ? scale[i % N] : 1) * p);
+        const act = (p: number) => (has("gelu") ? refGelu(p) : p);
+        const want = product.map((p, i) => (has("addend") ? addend[i] : 0) + (has("scale") ? scale[i % N] : 1) * act(p));
         assertClose(got, want, 1e-5, 1e-5, `matmul epilogue ${parts.join("+")} ${JSON.stringify(args)}`);
       }
     }

@@ -33,7 +33,7 @@ const cases: [string, () => void][] = [
   ["matmul batched broadcast", () => gradcheck("matmul", (a, b) => ops.matmul(a, b), [r([2, 3, 4], 11), r([4, 5], 12)])],
   ["matmul transposed view", () => gradcheck("matmulT", (a, b) => ops.matmul(a, ops.transpose(b)), [r([3, 4], 11), r([5, 4], 12)])],
   ["linear", () => gradcheck("linear", (x, w, b) => ops.linear(x, w, b), [r([2, 3, 4], 13), r([5, 4], 14), r([5], 15)])],
-  ["linearResidual", () => gradcheck("linearResidual", (x, w, b, g, r) => ops.linearResidual(x, w, b, g, r), [r([2, 3, 4], 13), r([5, 4], 14), r([5], 15), r([5], 16), r([2, 3, 5], 17)])],
+  ["fusedLinear gelu, scale, residual", () => gradcheck("fusedLinear", (x, w, b, g, r) => ops.fusedLinear(x, w, b, { activation: "gelu", scale: g, residual: r }), [r([2, 3, 4], 13), r([5, 4], 14), r([5], 15), r([5], 16), r([2, 3, 5], 17)])],
   ["softmax", () => gradcheck("softmax", (a) => ops.softmax(a, -1), [r([3, 5], 16)])],
   ["softmax axis 0", () => gradcheck("softmax0", (a) => ops.softmax(a, 0), [r([3, 5], 16)])],
   ["logSoftmax", () => gradcheck("logSoftmax", (a) => ops.logSoftmax(a), [r([3, 5], 17)])],

@@ -331,7 +331,7 @@ add({
 });
 
 add({
-  name: "matmul epilogue addend + scale * (product + bias), and its parts alone",
+  name: "matmul epilogue addend + scale * gelu(product + bias), and its parts alone",
   covers: ["matmul"],
   tol: [1e-5, 1e-5],
   run: (b) => {
@@ -341,6 +341,8 @@ add({
     const [bias, scale, addend] = [b.fromHost(f(N, 22)), b.fromHost(f(N, 23)), b.fromHost(f(2 * M * N, 24))];
     const args = { batch: 2, M, N, K, transA: false, transB: true, strideA: M * K, strideB: 0 };
     return [
+      b.matmul(a, w, { ...args, bias, activation: "gelu", scale, addend }),
+      b.matmul(a, w, { ...args, bias, activation: "gelu" }),
       b.matmul(a, w, { ...args, bias, scale, addend }),
       b.matmul(a, w, { ...args, scale }),
       b.matmul(a, w, { ...args, bias, addend }),

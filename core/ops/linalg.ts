@@ -3,7 +3,7 @@
 import { isGradEnabled, record } from "../autograd.ts";
 import type { Storage } from "../backend.ts";
 import { Tensor } from "../tensor.ts";
-import { add, mul } from "./elementwise.ts";
+import { add, gelu, mul } from "./elementwise.ts";
 import { sum, sumTo } from "./reduce.ts";
 import { expand, reshape, transpose } from "./shape.ts";
 import { broadcastShapes, dense, expectDtype, sameBackend, ShapeError, shapeStr, sizeOf, wrap } from "./util.ts";
@@ -110,40 +110,55 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
 
 
 
+export interface FusedLinearOptions {
+  /** Applied to x @ w^T + bias first. */
+  activation?: "gelu";
+  /** Per-output-channel factors (a LayerScale), after the activation. */
+  scale?: Tensor | null;
+  /** Added last; the output's shape. */
+  residual?: Tensor | null;
+}
+
 /**
- * residual + scale * (x @ w^T + bias): a Linear whose output is scaled per channel (a
- * LayerScale; null for none) and added to a residual stream, the way transformer blocks
- * end. Without autograd it is one backend call (the GEMM's epilogue: no separate mul and
- * add passes); under autograd it is linear, mul and add, whose backwards those ops give.
+ * residual + scale * act(x @ w^T + bias): a Linear with the element-wise work that
+ * transformer blocks put after it (GELU after an MLP's first layer; LayerScale and the
+ * residual add after a branch's last). Without autograd it is one backend call, whose
+ * epilogue runs in place on the product (no extra passes or arrays); under autograd it is
+ * linear, gelu, mul and add, whose backwards those ops give.
  */
-export function linearResidual(
-  x: Tensor, w: Tensor, bias: Tensor | null, scale: Tensor | null, residual: Tensor,
-): Tensor {
+export function fusedLinear(x: Tensor, w: Tensor, bias: Tensor | null, opts: FusedLinearOptions = {}): Tensor {
+  const { activation, scale = null, residual = null } = opts;
+  const op = "fusedLinear";
   const inF = w.shape[1], outF = w.shape[0];
   const outShape = [...x.shape.slice(0, -1), outF];
   if (w.ndim !== 2 || x.shape[x.ndim - 1] !== inF || (bias && (bias.ndim !== 1 || bias.shape[0] !== outF))) {
     throw new ShapeError(
-      "linearResidual",
+      op,
       `input ${shapeStr(x.shape)}, weight ${shapeStr(w.shape)}${bias ? `, bias ${shapeStr(bias.shape)}` : ""}: expected input [..., ${inF}]`,
     );
   }
-  for (const t of [x, w, residual]) expectDtype("linearResidual", t, "f32");
+  if (activation !== undefined && activation !== "gelu") throw new ShapeError(op, `unknown activation ${activation}`);
   if (scale && (scale.ndim !== 1 || scale.shape[0] !== outF)) {
-    throw new ShapeError("linearResidual", `scale ${shapeStr(scale.shape)} does not match ${outF} output features`);
+    throw new ShapeError(op, `scale ${shapeStr(scale.shape)} does not match ${outF} output features`);
   }
-  if (residual.ndim !== outShape.length || residual.shape.some((d, i) => d !== outShape[i])) {
-    throw new ShapeError("linearResidual", `residual ${shapeStr(residual.shape)} is not the output shape ${shapeStr(outShape)}`);
+  if (residual && (residual.ndim !== outShape.length || residual.shape.some((d, i) => d !== outShape[i]))) {
+    throw new ShapeError(op, `residual ${shapeStr(residual.shape)} is not the output shape ${shapeStr(outShape)}`);
   }
-  const inputs = [x, w, bias, scale, residual];
-  if (isGradEnabled() && inputs.some((t) => t?.requiresGrad)) {
-    const y = linear(x, w, bias);
-    const scaled = scale ? mul(y, scale) : y;
-    const out = add(residual, scaled);
-    if (scaled !== y) scaled.dispose();
-    y.dispose();
-    return out;
+  const inputs = [x, w, bias, scale, residual].filter((t): t is Tensor => t !== null);
+  for (const t of inputs) expectDtype(op, t, "f32");
+  if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
+    let y = linear(x, w, bias);
+    const then = (f: (t: Tensor) => Tensor) => {
+      const next = f(y);
+      y.dispose();
+      y = next;
+    };
+    if (activation) then(gelu);
+    if (scale) then((t) => mul(t, scale));
+    if (residual) then((t) => add(residual, t));
+    return y;
   }
-  const backend = sameBackend("linearResidual", ...inputs.filter((t): t is Tensor => t !== null));
+  const backend = sameBackend(op, ...inputs);
   const temps: Tensor[] = [];
   const storageOf = (t: Tensor) => {
     const d = dense(t);
@@ -152,8 +167,8 @@ export function linearResidual(
   };
   const out = wrap(backend.matmul(storageOf(x), storageOf(w), {
     batch: 1, M: x.size / inF, N: outF, K: inF, transA: false, transB: true, strideA: 0, strideB: 0,
-    bias: bias ? storageOf(bias) : undefined, scale: scale ? storageOf(scale) : undefined,
-    addend: storageOf(residual),
+    bias: bias ? storageOf(bias) : undefined, activation, scale: scale ? storageOf(scale) : undefined,
+    addend: residual ? storageOf(residual) : undefined,
   }), outShape);
   temps.forEach((t) => t.dispose());
   return out;

@@ -28,9 +28,13 @@ export class Block extends Module {
 
   forward(x: Tensor): Tensor {
     // x + gamma * proj(...) in one op: the LayerScale and the residual add ride on the
-    // output projection's GEMM (ops.linearResidual), not two more passes over the tokens.
+    // output projection's GEMM (ops.fusedLinear), not two more passes over the tokens.
     const proj = this.attn.proj, out = this.mlp.output;
-    const h = ops.linearResidual(this.attn.mixHeads(this.norm1.forward(x)), proj.weight, proj.bias, this.ls1.gamma, x);
-    return ops.linearResidual(this.mlp.hidden(this.norm2.forward(h)), out.weight, out.bias, this.ls2.gamma, h);
+    const h = ops.fusedLinear(this.attn.mixHeads(this.norm1.forward(x)), proj.weight, proj.bias, {
+      scale: this.ls1.gamma, residual: x,
+    });
+    return ops.fusedLinear(this.mlp.hidden(this.norm2.forward(h)), out.weight, out.bias, {
+      scale: this.ls2.gamma, residual: h,
+    });
   }
 }

@@ -22,9 +22,9 @@ export class Mlp extends Module {
   get output(): Linear {
     return this.fc2;
   }
-  /** Everything before the last Linear. */
+  /** Everything before the last Linear: GELU runs in place on fc1's output (one array). */
   hidden(x: Tensor): Tensor {
-    return ops.gelu(this.fc1.forward(x));
+    return ops.fusedLinear(x, this.fc1.weight, this.fc1.bias, { activation: "gelu" });
   }
 }
 

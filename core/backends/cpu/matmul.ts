@@ -1,20 +1,22 @@
 /**
  * Batched matrix product for the CPU backend: out[b] = op(A[b]) op(B[b]) (+ bias),
  * returned as a fresh (batch, M, N) array, with the optional epilogue
- * out = addend + scale * (product + bias). See `MatmulArgs` in core/backend.ts for the
+ * out = addend + scale * act(product + bias). See `MatmulArgs` in core/backend.ts for the
  * layout: strides of 0 broadcast one matrix over the batch.
  *
- * Without a scale, the output starts as bias (+ addend) and the GEMM accumulates onto it
- * (beta = 1), so bias and residual cost no pass of their own; with a scale, the GEMM
- * writes the bare product and one pass applies the rest. A fresh array is already zero,
- * so the GEMM never needs beta = 0 (which would make OpenBLAS clear it again).
+ * The output starts as the bias (plus the addend when nothing comes between them) and the
+ * GEMM accumulates onto it (beta = 1), so those cost no pass of their own; an activation
+ * then runs in place, and one more pass applies scale and addend. A fresh array is already
+ * zero, so the GEMM never needs beta = 0 (which would make OpenBLAS clear it again).
  */
 
 import { type MatmulArgs, ShapeError } from "../../backend.ts";
+import { geluInto } from "./gelu.ts";
 import { sgemm as defaultSgemm, type SgemmFn } from "./gemm.ts";
 
 export interface MatmulEpilogue {
   bias?: Float32Array;
+  activation?: "gelu";
   scale?: Float32Array;
   addend?: Float32Array;
 }
@@ -24,7 +26,7 @@ export function matmul(
   gemm: SgemmFn = defaultSgemm,
 ): Float32Array {
   const { batch, M, N, K, transA, transB, strideA, strideB } = args;
-  const { bias, scale, addend } = epilogue;
+  const { bias, activation, scale, addend } = epilogue;
   const describe = () =>
     `batch=${batch} M=${M} N=${N} K=${K} transA=${transA} transB=${transB} ` +
     `strideA=${strideA} strideB=${strideB} a.length=${a.length} b.length=${b.length}`;
@@ -36,10 +38,14 @@ export function matmul(
       throw new ShapeError("matmul", `${name} has ${arr.length} elements, expected ${n}: ${describe()}`);
     }
   }
+  if (activation !== undefined && activation !== "gelu") {
+    throw new ShapeError("matmul", `unknown activation ${activation}`);
+  }
   const out = new Float32Array(batch * M * N);
   if (out.length === 0) return out;
   const rows = batch * M;
-  if (!scale) startRows(out, rows, N, bias, addend);
+  const addFirst = addend && !activation && !scale;
+  startRows(out, rows, N, bias, addFirst ? addend : undefined);
   const lda = transA ? M : K;
   const ldb = transB ? K : N;
 
@@ -54,7 +60,8 @@ export function matmul(
       );
     }
   }
-  if (scale) finishRows(out, rows, N, bias, scale, addend);
+  if (activation) geluInto(out, out);
+  if (scale || (addend && !addFirst)) finishRows(out, rows, N, scale, addFirst ? undefined : addend);
   return out;
 }
 
@@ -72,16 +79,12 @@ function startRows(out: Float32Array, rows: number, N: number, bias?: Float32Arr
   }
 }
 
-/** out = addend + scale * (out + bias), row by row, after the GEMM. */
-function finishRows(
-  out: Float32Array, rows: number, N: number, bias: Float32Array | undefined, scale: Float32Array,
-  addend?: Float32Array,
-) {
+/** out = addend + scale * out (either part optional), row by row, after the GEMM. */
+function finishRows(out: Float32Array, rows: number, N: number, scale?: Float32Array, addend?: Float32Array) {
   for (let r = 0; r < rows; r++) {
     const o = r * N;
-    if (bias && addend) for (let j = 0; j < N; j++) out[o + j] = addend[o + j] + scale[j] * (out[o + j] + bias[j]);
-    else if (bias) for (let j = 0; j < N; j++) out[o + j] = scale[j] * (out[o + j] + bias[j]);
-    else if (addend) for (let j = 0; j < N; j++) out[o + j] = addend[o + j] + scale[j] * out[o + j];
-    else for (let j = 0; j < N; j++) out[o + j] *= scale[j];
+    if (scale && addend) for (let j = 0; j < N; j++) out[o + j] = addend[o + j] + scale[j] * out[o + j];
+    else if (scale) for (let j = 0; j < N; j++) out[o + j] *= scale[j];
+    else if (addend) for (let j = 0; j < N; j++) out[o + j] += addend[o + j];
   }
 }

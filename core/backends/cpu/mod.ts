@@ -212,6 +212,7 @@ export class CpuBackend implements Backend {
     const op = "matmul";
     const epilogue = {
       bias: args.bias ? this.#f32(args.bias, op, "bias", args.N) : undefined,
+      activation: args.activation,
       scale: args.scale ? this.#f32(args.scale, op, "scale", args.N) : undefined,
       addend: args.addend ? this.#f32(args.addend, op, "addend") : undefined,
     };

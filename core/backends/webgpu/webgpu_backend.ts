@@ -202,7 +202,7 @@ export class WebGPUBackend implements Backend {
   // ---- linear algebra ----
 
   matmul(a: Storage, b: Storage, args: MatmulArgs): Storage {
-    const { scale, addend, ...product } = args;
+    const { activation, scale, addend, ...product } = args;
     const rows = args.batch * args.M, N = args.N;
     if (scale && scale.length !== N) {
       throw new ShapeError("matmul", `scale has ${scale.length} elements, expected N=${N}`);
@@ -210,15 +210,23 @@ export class WebGPUBackend implements Backend {
     if (addend && addend.length !== rows * N) {
       throw new ShapeError("matmul", `addend has ${addend.length} elements, expected ${rows * N}`);
     }
+    if (activation !== undefined && activation !== "gelu") {
+      throw new ShapeError("matmul", `unknown activation ${activation}`);
+    }
     const p = this.matmulWith("auto", a, b, product);
-    if (!scale && !addend) return p;
-    // The epilogue addend + scale * p through the elementwise kernels.
+    // The epilogue addend + scale * act(p) through the elementwise kernels.
+    let out = p;
+    if (activation) {
+      out = this.unary(activation, p);
+      this.release(p);
+    }
+    if (!scale && !addend) return out;
     const shape = [rows, N];
     const matrix = (s: Storage): View => ({ storage: s, shape, strides: [N, 1], offset: 0 });
-    let out = p;
     if (scale) {
-      out = this.binary("mul", matrix(p), { storage: scale, shape, strides: [0, 1], offset: 0 }, shape, "f32");
-      this.release(p);
+      const unscaled = out;
+      out = this.binary("mul", matrix(unscaled), { storage: scale, shape, strides: [0, 1], offset: 0 }, shape, "f32");
+      this.release(unscaled);
     }
     if (addend) {
       const scaled = out;
