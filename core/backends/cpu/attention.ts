@@ -19,6 +19,7 @@
 import { type AttentionArgs, type AttentionRows, ShapeError } from "../../backend.ts";
 import { expNonPositive } from "./exp.ts";
 import { sgemm as defaultSgemm, type SgemmFn } from "./gemm.ts";
+import { outputF32 } from "./storage.ts";
 import { softmaxBlockWasm, wasmScratch } from "./vector_wasm.ts";
 
 /** Score-buffer budget in floats per query block (4 MiB). */
@@ -95,7 +96,7 @@ export function attention(
   const lo: AttentionRows = args.tokenMajorOut
     ? { offset: 0, batch: Tq * heads * D, head: D, row: heads * D }
     : denseRows(args, Tq);
-  const out = new Float32Array(BH * Tq * D);
+  const out = outputF32(BH * Tq * D); // zeroed: rows that see no key stay 0
   const lse = new Float32Array(BH * Tq);
   const QB = blockRows(args);
   // In the SIMD module's memory when it is on, so the softmax runs there without copies.

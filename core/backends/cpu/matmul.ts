@@ -6,13 +6,15 @@
  *
  * The output starts as the bias (plus the addend when nothing comes between them) and the
  * GEMM accumulates onto it (beta = 1), so those cost no pass of their own; an activation
- * then runs in place, and one more pass applies scale and addend. A fresh array is already
- * zero, so the GEMM never needs beta = 0 (which would make OpenBLAS clear it again).
+ * then runs in place, and one more pass applies scale and addend. The output comes zeroed
+ * (or is overwritten first), so the GEMM never needs beta = 0 (which would make OpenBLAS
+ * clear it again).
  */
 
 import { type MatmulArgs, ShapeError } from "../../backend.ts";
 import { geluInto } from "./gelu.ts";
 import { sgemm as defaultSgemm, type SgemmFn } from "./gemm.ts";
+import { outputF32 } from "./storage.ts";
 
 export interface MatmulEpilogue {
   bias?: Float32Array;
@@ -41,10 +43,11 @@ export function matmul(
   if (activation !== undefined && activation !== "gelu") {
     throw new ShapeError("matmul", `unknown activation ${activation}`);
   }
-  const out = new Float32Array(batch * M * N);
-  if (out.length === 0) return out;
   const rows = batch * M;
   const addFirst = addend && !activation && !scale;
+  // Bias or addend overwrite every element before the GEMM; otherwise it adds onto zeros.
+  const out = outputF32(batch * M * N, !bias && !addFirst);
+  if (out.length === 0) return out;
   startRows(out, rows, N, bias, addFirst ? addend : undefined);
   const lda = transA ? M : K;
   const ldb = transB ? K : N;
