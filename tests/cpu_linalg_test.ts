@@ -311,6 +311,19 @@ for (const [name, gemm] of GEMMS) {
   });
 }
 
+Deno.test("matmul epilogue GELU: products past the table (< -8, >= 8) and NaN, in place", () => {
+  // (1 x 2) @ (2 x 6): products -30, -9, -8.5, 0.5, 9, NaN; bias 0.25 on each.
+  const a = Float32Array.of(1, 1);
+  const b = Float32Array.of(-15, -4.5, -4.25, 0.25, 4.5, NaN, -15, -4.5, -4.25, 0.25, 4.5, 0);
+  const args: MatmulArgs = { batch: 1, M: 1, N: 6, K: 2, transA: false, transB: false, strideA: 2, strideB: 12 };
+  const got = matmul(a, b, args, { bias: new Float32Array(6).fill(0.25), activation: "gelu" });
+  const want = [-29.75, -8.75, -8.25, 0.75, 9.25, NaN].map(refGelu);
+  for (let j = 0; j < 6; j++) {
+    assert.ok(Object.is(got[j], Math.fround(want[j])) || Math.abs(got[j] - want[j]) <= 3e-7 * Math.abs(want[j]),
+      `gelu(${[-29.75, -8.75, -8.25, 0.75, 9.25, NaN][j]}) = ${got[j]}, expected ${want[j]}`);
+  }
+});
+
 Deno.test("matmul names a misfit epilogue operand", () => {
   const args: MatmulArgs = { batch: 1, M: 2, N: 3, K: 2, transA: false, transB: false, strideA: 4, strideB: 6 };
   const [a, b] = [new Float32Array(4), new Float32Array(6)];

@@ -57,11 +57,16 @@ export type WasmMap = typeof MAPS[number];
 /** The GELU coefficient tables: 2 x 128 intervals x 8 float64, from this byte address. */
 const TABLE_BYTES = 64;
 const TABLE_SIZE = 128 * 8 * 8;
+/** geluFast's float32 table (gelu.ts fills it): intervals over [-8, 8), coefficients each. */
+export const FAST_INTERVALS = 1024, FAST_COEFFS = 4; // the kernel is written for 4
+const FAST_BYTES = TABLE_BYTES + 2 * TABLE_SIZE;
+/** One row of FAST_COEFFS = 4 floats per interval: a lane's row is at table + (j << 4). */
+const FAST_SIZE = 16 * FAST_INTERVALS;
 /**
- * Byte address where data starts; below it the softmax row max (f32 at 0) and the GELU
- * tables.
+ * Byte address where data starts; below it the softmax row max (f32 at 0), the GELU
+ * tables and geluFast's table.
  */
-const BASE_BYTES = TABLE_BYTES + 2 * TABLE_SIZE;
+const BASE_BYTES = FAST_BYTES + FAST_SIZE;
 const BASE = BASE_BYTES / 4;
 /** Floats per block of elementwise work. */
 const CHUNK = 16384;
@@ -375,8 +380,79 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     ];
   }
 
+  /**
+   * geluFast(ptr, n, table) -> any: in place over ceil(n/4) vectors, float32 GELU
+   * y = x p(u) from gelu.ts's float32 table (FAST_INTERVALS intervals tiling [-8, 8), each
+   * a row of FAST_COEFFS = 4 coefficients of a cubic in u in [-1, 1] approximating Phi),
+   * in float32 lanes: each lane loads its interval's row, and a 4x4 transpose turns the
+   * rows into one vector per coefficient. x >= 8 gives x (Phi rounds to 1 there); the
+   * return value is nonzero when some x < -8 or NaN was seen, which the caller redoes in TS.
+   */
+  function geluFastBody(): number[] {
+    const code = codeBuilder();
+    const { emit, get, set, tee, i32, simdOp } = code;
+    const [ptr, n, table] = [0, 1, 2];
+    const end = 3;
+    const [x, xc, jv, u, p, g, r0] = [4, 5, 6, 7, 8, 9, 10]; // r0..r3: rows; then c0..c3
+    const cs = r0 + 4;
+    const bad = cs + 4;
+    const V128_LOCALS = 15;
+    const P = constPool(code, 4 + V128_LOCALS);
+    const c = P.f;
+    const F32X4_CONVERT_I32X4_S = 250;
+    const perUnit = FAST_INTERVALS / 16;
+    /** Shuffle of two vectors by 32-bit lane indices (0-3 first, 4-7 second). */
+    const lanes = (...l: number[]) => simdOp(simd.i8x16Shuffle, ...l.flatMap((i) => [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]));
+    get(ptr), get(n), i32(2), emit(op.i32Shl), i32(15), emit(op.i32Add), i32(-16),
+      emit(op.i32And), emit(op.i32Add), set(end);
+    P.i(0), set(bad);
+    emit(op.loop, EMPTY);
+    get(ptr), simdOp(simd.load, ...memarg(4, 0)), tee(x);
+    c(-8), simdOp(simd.f32x4Ge), simdOp(simd.v128Not), get(bad), simdOp(simd.v128Or), set(bad);
+    // xc = clamp(x, -8, 7.99) (NaN: -8) keeps the interval index inside the table; past
+    // 7.99 Phi rounds to 1 all the same.
+    c(7.99), c(-8), get(x), simdOp(simd.f32x4Pmax), simdOp(simd.f32x4Pmin), tee(xc);
+    // j = floor((xc + 8) perUnit) (truncation: the argument is >= 0), its row at
+    // table + 16 j; u = 2 perUnit xc + (16 perUnit - 1 - 2 j), one rounding.
+    c(8), simdOp(simd.f32x4Add), c(perUnit), simdOp(simd.f32x4Mul);
+    simdOp(simd.i32x4TruncSatF32x4S), tee(jv);
+    i32(4), simdOp(simd.i32x4Shl), get(table), simdOp(simd.i32x4Splat), simdOp(simd.i32x4Add), set(g);
+    for (let l = 0; l < 4; l++) {
+      get(g), simdOp(simd.i32x4ExtractLane, l), simdOp(simd.load, ...memarg(4, 0)), set(r0 + l);
+    }
+    get(xc), c(2 * perUnit), simdOp(simd.f32x4Mul);
+    get(jv), simdOp(F32X4_CONVERT_I32X4_S), c(-2), simdOp(simd.f32x4Mul), c(16 * perUnit - 1);
+    simdOp(simd.f32x4Add), simdOp(simd.f32x4Add), set(u);
+    // Rows (c0..c3 of lane l) transposed to c0..c3 across the lanes.
+    get(r0), get(r0 + 1), lanes(0, 4, 1, 5), set(g);
+    get(r0 + 2), get(r0 + 3), lanes(0, 4, 1, 5), set(p);
+    get(g), get(p), lanes(0, 1, 4, 5), set(cs);
+    get(g), get(p), lanes(2, 3, 6, 7), set(cs + 1);
+    get(r0), get(r0 + 1), lanes(2, 6, 3, 7), set(g);
+    get(r0 + 2), get(r0 + 3), lanes(2, 6, 3, 7), set(p);
+    get(g), get(p), lanes(0, 1, 4, 5), set(cs + 2);
+    get(g), get(p), lanes(2, 3, 6, 7), set(cs + 3);
+    get(cs + 3), set(p); // Horner from the cubic's top coefficient
+    for (let k = FAST_COEFFS - 2; k >= 0; k--) {
+      get(p), get(u);
+      if (relaxed) get(cs + k), simdOp(simd.relaxedMadd);
+      else simdOp(simd.f32x4Mul), get(cs + k), simdOp(simd.f32x4Add);
+      set(p);
+    }
+    get(ptr), get(x), get(p), simdOp(simd.f32x4Mul), simdOp(simd.store, ...memarg(4, 0));
+    get(ptr), i32(16), emit(op.i32Add), tee(ptr), get(end), emit(op.i32LtU), emit(op.brIf, 0);
+    emit(op.end);
+    get(bad), simdOp(simd.v128AnyTrue);
+    emit(op.end);
+    return [
+      ...vec([[...uleb(1), I32], [...uleb(V128_LOCALS + P.count), V128]]), ...P.prologue(),
+      ...code.bytes,
+    ];
+  }
+
   const bodies = [
     ...MAPS.map(mapBody), softmaxBody(true), softmaxBody(false), geluBody(false), geluBody(true),
+    geluFastBody(),
   ];
   const mapType = [0x60, ...vec([[I32], [I32]]), 0x00];
   const rowType = [0x60, ...vec([[I32], [I32]]), ...vec([[F64]])];
@@ -384,7 +460,7 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
   return new Uint8Array([
     ...HEADER,
     ...section(1, vec([mapType, rowType, geluType])),
-    ...section(3, vec([...MAPS.map(() => [0x00]), [0x01], [0x01], [0x02], [0x02]])),
+    ...section(3, vec([...MAPS.map(() => [0x00]), [0x01], [0x01], [0x02], [0x02], [0x02]])),
     ...section(5, vec([[0x00, ...uleb(1)]])),
     ...section(7, vec([
       [...str("mem"), 0x02, 0x00],
@@ -393,6 +469,7 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
       [...str("rowExpSum"), 0x00, MAPS.length + 1],
       [...str("gelu"), 0x00, MAPS.length + 2],
       [...str("geluGrad"), 0x00, MAPS.length + 3],
+      [...str("geluFast"), 0x00, MAPS.length + 4],
     ])),
     ...section(10, vec(bodies.map((b) => [...uleb(b.length), ...b]))),
   ]);
@@ -408,8 +485,11 @@ interface Kernels {
   rowExpSum: (ptr: number, n: number) => number;
   gelu: (ptr: number, n: number, table: number) => number;
   geluGrad: (ptr: number, n: number, table: number) => number;
+  geluFast: (ptr: number, n: number, table: number) => number;
   /** The coefficient tables installed at TABLE_BYTES (gelu's, then its gradient's). */
   tables: (Float64Array | null)[];
+  /** The table installed at FAST_BYTES. */
+  fastTable: Float32Array | null;
 }
 
 let cached: Kernels | null | undefined;
@@ -432,7 +512,9 @@ function kernelsOf(ex: WebAssembly.Exports, relaxed: boolean): Kernels {
     rowExpSum: ex.rowExpSum as Kernels["rowExpSum"],
     gelu: ex.gelu as Kernels["gelu"],
     geluGrad: ex.geluGrad as Kernels["geluGrad"],
+    geluFast: ex.geluFast as Kernels["geluFast"],
     tables: [null, null],
+    fastTable: null,
   };
 }
 
@@ -562,10 +644,43 @@ export function geluWasm(
     heap.set(x.subarray(i, i + c), BASE);
     if (c & 7) heap.fill(0, BASE + c, BASE + ((c + 7) & ~7)); // no stale x < -8 in the tail
     const bad = fn(BASE_BYTES, c, at);
-    y.set(heap.subarray(BASE, BASE + c), i);
+    // Redone before the copy out, while x is intact (x and y may be one array).
     if (bad) {
-      for (let j = i; j < i + c; j++) if (!(x[j] >= -8)) y[j] = slow(x[j]);
+      for (let j = i; j < i + c; j++) if (!(x[j] >= -8)) heap[BASE + j - i] = slow(x[j]);
     }
+    y.set(heap.subarray(BASE, BASE + c), i);
+  }
+  return true;
+}
+
+/**
+ * The float32 GELU of gelu.ts's geluFastInto: y = x p(u) with `table` holding FAST_COEFFS
+ * monomial coefficients per interval (FAST_INTERVALS of them tiling [-8, 8)) of Phi in
+ * u = 2 (x - a) / h - 1; `slow` is the TS function for x < -8 and NaN. x and y may be
+ * the same array. False when the SIMD path is off.
+ */
+export function geluFastWasm(
+  x: Float32Array, y: Float32Array, table: Float32Array, slow: (v: number) => number,
+): boolean {
+  const n = x.length;
+  const k = ready(Math.min(n, CHUNK));
+  if (!k) return false;
+  if (k.fastTable !== table) {
+    if (table.length !== FAST_INTERVALS * FAST_COEFFS) {
+      throw new Error(`geluFastWasm: expected ${FAST_INTERVALS} x ${FAST_COEFFS} coefficients`);
+    }
+    new Float32Array(k.memory.buffer, FAST_BYTES, table.length).set(table);
+    k.fastTable = table;
+  }
+  const heap = k.heap;
+  for (let i = 0; i < n; i += CHUNK) {
+    const c = Math.min(CHUNK, n - i);
+    heap.set(x.subarray(i, i + c), BASE);
+    if (c & 3) heap.fill(0, BASE + c, BASE + ((c + 3) & ~3)); // no stale x < -8 in the tail
+    if (k.geluFast(BASE_BYTES, c, FAST_BYTES)) {
+      for (let j = i; j < i + c; j++) if (!(x[j] >= -8)) heap[BASE + j - i] = slow(x[j]);
+    }
+    y.set(heap.subarray(BASE, BASE + c), i);
   }
   return true;
 }
