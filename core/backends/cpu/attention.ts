@@ -96,7 +96,9 @@ export function attention(
   const lo: AttentionRows = args.tokenMajorOut
     ? { offset: 0, batch: Tq * heads * D, head: D, row: heads * D }
     : denseRows(args, Tq);
-  const out = outputF32(BH * Tq * D); // zeroed: rows that see no key stay 0
+  // Every row is written by the P V GEMM (beta = 0) except rows that see no key (under a
+  // causal mask, or with no keys at all), which must read 0: only then does it come zeroed.
+  const out = outputF32(BH * Tq * D, args.causal || Tk === 0);
   const lse = new Float32Array(BH * Tq);
   const QB = blockRows(args);
   // In the SIMD module's memory when it is on, so the softmax runs there without copies.
