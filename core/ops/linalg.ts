@@ -1,4 +1,7 @@
-/** Matrix products: batched matmul with broadcasting, and the Linear layer's fused op. */
+/**
+ * Matrix products: batched matmul with broadcasting, the Linear layer's fused op, and
+ * fusedLinear (a Linear with its activation, LayerScale and residual add fused in).
+ */
 
 import { isGradEnabled, record } from "../autograd.ts";
 import type { Storage } from "../backend.ts";
@@ -107,8 +110,6 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
   if (bd && bd !== bias) bd.dispose();
   return out;
 }
-
-
 
 export interface FusedLinearOptions {
   /** Applied to x @ w^T + bias first. */

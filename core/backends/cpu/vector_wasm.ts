@@ -1,14 +1,16 @@
 /**
  * WebAssembly SIMD kernels for the CPU backend's transcendental elementwise work: f32x4
- * sigmoid and SiLU, softmax rows (max, exp(x - max), float64 sum, scale), and GELU and its
+ * sigmoid and SiLU, softmax rows (max, exp(x - max), float64 sum, scale), GELU and its
  * derivative in float64x2 lanes from gelu.ts's tables (SiLU's gradient stays in TS: near its
- * zero at x = -1.28 it cancels, and f32 exp cannot keep the 3e-7 relative error there).
+ * zero at x = -1.28 it cancels, and f32 exp cannot keep the 3e-7 relative error there),
+ * and a float32 GELU from a finer table (3e-7 relative, for inference epilogues).
  * The scalar TS kernels stay the reference and the fallback: every entry point here
  * returns false (and touches nothing) where WASM SIMD is missing or `useVectorWasm(false)`
  * switched it off, and the caller then runs its TS loop.
  *
  * Data lives in JS Float32Arrays, so the helpers copy blocks into the module's memory
  * (grown on demand), run in place, and copy back: about 0.3 ns/element in all, measured.
+ * Attention's scores skip the copies: its GEMM writes them there (wasmScratch).
  *
  * exp(x) for x <= 0 (NaN stays NaN, -Infinity and x < -103.97 give 0), as in Cephes expf:
  *   n = round(x log2 e),  r = x - n C1 - n C2   (C1 + C2 = ln 2; n C1 is exact),
@@ -402,7 +404,8 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     const F32X4_CONVERT_I32X4_S = 250;
     const perUnit = FAST_INTERVALS / 16;
     /** Shuffle of two vectors by 32-bit lane indices (0-3 first, 4-7 second). */
-    const lanes = (...l: number[]) => simdOp(simd.i8x16Shuffle, ...l.flatMap((i) => [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]));
+    const lanes = (...l: number[]) =>
+      simdOp(simd.i8x16Shuffle, ...l.flatMap((i) => [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]));
     get(ptr), get(n), i32(2), emit(op.i32Shl), i32(15), emit(op.i32Add), i32(-16),
       emit(op.i32And), emit(op.i32Add), set(end);
     P.i(0), set(bad);
@@ -416,7 +419,8 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     // table + 16 j; u = 2 perUnit xc + (16 perUnit - 1 - 2 j), one rounding.
     c(8), simdOp(simd.f32x4Add), c(perUnit), simdOp(simd.f32x4Mul);
     simdOp(simd.i32x4TruncSatF32x4S), tee(jv);
-    i32(4), simdOp(simd.i32x4Shl), get(table), simdOp(simd.i32x4Splat), simdOp(simd.i32x4Add), set(g);
+    i32(4), simdOp(simd.i32x4Shl), get(table), simdOp(simd.i32x4Splat), simdOp(simd.i32x4Add);
+    set(g);
     for (let l = 0; l < 4; l++) {
       get(g), simdOp(simd.i32x4ExtractLane, l), simdOp(simd.load, ...memarg(4, 0)), set(r0 + l);
     }
