@@ -10,7 +10,7 @@
 import type { BinaryOp, DType, HostArray, UnaryOp } from "../../backend.ts";
 import { expNonPositive } from "./exp.ts";
 import { geluGradInto, geluInto } from "./gelu.ts";
-import { newArray } from "./storage.ts";
+import { newArray, outputF32 } from "./storage.ts";
 import { mapWasm } from "./vector_wasm.ts";
 import { coalesce, contiguousStrides, forEachRow, longRowLast, numel } from "./strided.ts";
 
@@ -30,7 +30,7 @@ function sigmoid(x: number): number {
 
 export function unary(op: UnaryOp, x: HostArray): HostArray {
   const n = x.length;
-  const y = x instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
+  const y = x instanceof Int32Array ? new Int32Array(n) : outputF32(n);
   switch (op) {
     case "neg":
       for (let i = 0; i < n; i++) y[i] = -x[i];
@@ -167,7 +167,7 @@ export function binary(
   shape: readonly number[],
   outDtype: DType,
 ): HostArray {
-  const out = newArray(outDtype, numel(shape));
+  const out = outDtype === "f32" ? outputF32(numel(shape)) : newArray(outDtype, numel(shape));
   const layout = longRowLast(coalesce(shape, [contiguousStrides(shape), a.strides, b.strides]));
   const last = layout.shape.length - 1;
   const n = layout.shape[last];
