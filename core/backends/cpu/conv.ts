@@ -136,6 +136,8 @@ export function useWinograd(mode: "wasm" | "ts" | "off"): void {
   winograd = mode;
 }
 
+const TS_WINOGRAD = tsPasses(F4X3);
+
 /** Output pixels per image and input channels from which Winograd beats im2col, measured. */
 const WINOGRAD_MIN_PIXELS = 1024;
 const WINOGRAD_MIN_CHANNELS = 16;
@@ -156,11 +158,12 @@ export function conv2d(
   expectLength("conv2d", "w", w, outC * K, args);
   if (bias) expectLength("conv2d", "bias", bias, outC, args);
   if (takesWinograd(args)) {
-    const passes = (winograd === "wasm" && winogradWasmPasses()) || tsPasses(F4X3);
+    const passes = (winograd === "wasm" && winogradWasmPasses()) || TS_WINOGRAD;
     return conv2dWinograd(x, w, bias, args, gemm, passes);
   }
 
-  const y = outputF32(batch * outC * OHW);
+  // Every element is written below (bias fill, or a beta-0 GEMM), so no zeroing.
+  const y = outputF32(batch * outC * OHW, false);
   // GEMMs accumulate onto the bias already in place (beta 1), else overwrite (beta 0).
   const beta = bias ? 1 : 0;
   for (let n0 = 0; n0 < batch; n0 += p.images) {

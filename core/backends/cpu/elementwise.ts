@@ -30,7 +30,8 @@ function sigmoid(x: number): number {
 
 export function unary(op: UnaryOp, x: HostArray): HostArray {
   const n = x.length;
-  const y = x instanceof Int32Array ? new Int32Array(n) : outputF32(n);
+  // Every case below writes all n elements, so a recycled array needs no zeroing.
+  const y = x instanceof Int32Array ? new Int32Array(n) : outputF32(n, false);
   switch (op) {
     case "neg":
       for (let i = 0; i < n; i++) y[i] = -x[i];
@@ -167,7 +168,8 @@ export function binary(
   shape: readonly number[],
   outDtype: DType,
 ): HostArray {
-  const out = outDtype === "f32" ? outputF32(numel(shape)) : newArray(outDtype, numel(shape));
+  // The rows below cover every output element once: no zeroing needed.
+  const out = outDtype === "f32" ? outputF32(numel(shape), false) : newArray(outDtype, numel(shape));
   const layout = longRowLast(coalesce(shape, [contiguousStrides(shape), a.strides, b.strides]));
   const last = layout.shape.length - 1;
   const n = layout.shape[last];

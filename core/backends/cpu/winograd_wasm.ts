@@ -262,6 +262,13 @@ function forEachImageRun(p: WinogradPlan, g0: number, g1: number, fn: (n: number
 
 /** The SIMD passes, or null without WASM SIMD (or when memory cannot grow: then TS runs). */
 export function winogradWasmPasses(): WinogradPasses | null {
+  if (passes === undefined) passes = buildPasses();
+  return passes;
+}
+
+let passes: WinogradPasses | null | undefined;
+
+function buildPasses(): WinogradPasses | null {
   const k = kernels();
   if (!k) return null;
   return {
