@@ -28,6 +28,12 @@ export const stage1ConfigSchema = s.object({
     ...decoderSizeFields,
     class_conditional: s.bool().default(false),
     num_classes: s.int({ min: 1 }).default(1000),
+    /**
+     * Share of training sequences whose class token is replaced by the unconditional start
+     * (</s>), so that classifier-free guidance has a learned unconditional path to mix in
+     * (LlamaGen and VAR train with 0.1). Only meaningful with class_conditional.
+     */
+    class_dropout_prob: s.number({ min: 0, max: 1 }).default(0),
   }),
   output: fairseqGroups.output,
 });

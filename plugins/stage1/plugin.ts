@@ -34,6 +34,18 @@ export async function loadStage1(dir: string, which: "last" | "best" = "last"): 
   return model;
 }
 
+/**
+ * Guidance mixes in the unconditional (</s>-start) path, which a model only learns when it
+ * was trained with class dropout; say so rather than let guidance silently add noise.
+ */
+async function warnUnlearnedGuidance(dir: string, ctx: StepContext): Promise<void> {
+  const trained = await Deno.readTextFile(`${dir}/config.json`).then(JSON.parse).catch(() => null);
+  const rate = trained?.model?.class_dropout_prob ?? 0;
+  if (trained?.model?.class_conditional && rate === 0) {
+    ctx.log.warn(`${dir} was trained without class dropout (model.class_dropout_prob = 0): its unconditional path is untrained, so guidance mixes in noise`);
+  }
+}
+
 async function train(cfg: Stage1TrainConfig, ctx: StepContext): Promise<void> {
   const backend = await useDevice(ctx.device);
   ctx.log.info(`device: ${backend.name} (${backend.description})`);
@@ -92,6 +104,7 @@ export default definePlugin({
       run: async (p, ctx) => {
         await useDevice(ctx.device);
         const model = await loadStage1(p.model);
+        if (p.guidance !== 1) await warnUnlearnedGuidance(p.model, ctx);
         const all: Int32Array[] = [];
         let height = 0, width = 0;
         for (let i = 0; i < p.count; i += p.batch_size) {

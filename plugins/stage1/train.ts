@@ -53,6 +53,12 @@ export async function trainStage1(
   if (cfg.model.class_conditional && !trainSet.labels) {
     throw new Error("stage1: model.class_conditional is true but the token file has no labels");
   }
+  if (trainSet.count < cfg.dataset.batch_size) {
+    throw new Error(
+      `stage1: the token file has ${trainSet.count} images, fewer than one batch of dataset.batch_size = ${cfg.dataset.batch_size}`,
+    );
+  }
+  if (cfg.model.class_conditional) checkClasses(trainSet.labels!, cfg.model.num_classes);
   const mc = modelConfigFrom(cfg, trainSet);
   const model = new Stage1GPT(mc, new Generator(cfg.common.seed));
   const B = cfg.dataset.batch_size;
@@ -60,6 +66,14 @@ export async function trainStage1(
   const start = (set: TokenSet) => (row: number) =>
     model.startToken(mc.classes ? set.labels![row] : undefined);
   const V = mc.clusters + SPECIALS.count;
+  const dropRate = mc.classes ? cfg.model.class_dropout_prob : 0;
+  // The drop decisions come first from the step's generator, so that they are part of the
+  // exactly resumed random stream; with rate 0 nothing is drawn and older runs are unchanged.
+  const dropClasses = (startOf: (row: number) => number, rows: number[], gen: Generator) => {
+    if (dropRate === 0) return startOf;
+    const dropped = new Set(rows.filter(() => gen.uniform() < dropRate));
+    return (row: number) => dropped.has(row) ? SPECIALS.eos : startOf(row);
+  };
   const eps = cfg.criterion.label_smoothing;
 
   const validate = validSet
@@ -94,7 +108,7 @@ export async function trainStage1(
         return Array.from(perm.subarray(order[index] * B, order[index] * B + B));
       },
       loss: (rows, gen) => {
-        const { ids, targets } = stage1Tensors(trainSet, rows, start(trainSet));
+        const { ids, targets } = stage1Tensors(trainSet, rows, dropClasses(start(trainSet), rows, gen));
         const logits = model.decoder.forward(ids, { causal: true, gen });
         return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, { labelSmoothing: eps });
       },
@@ -107,4 +121,20 @@ export async function trainStage1(
     hooks.resume ?? true,
   );
   return { model, result };
+}
+
+/** A class-conditional model needs labels in range and at least two classes to tell apart. */
+function checkClasses(labels: Int32Array, numClasses: number): void {
+  const seen = new Set<number>();
+  for (const y of labels) {
+    if (y < 0 || y >= numClasses) {
+      throw new Error(`stage1: the token file has label ${y}, outside 0..${numClasses - 1} (model.num_classes = ${numClasses})`);
+    }
+    seen.add(y);
+  }
+  if (seen.size < 2) {
+    throw new Error(
+      `stage1: model.class_conditional is true but every image has class ${[...seen][0]}; a class-conditional model needs at least two classes`,
+    );
+  }
 }
