@@ -196,3 +196,19 @@ for (const name of ["st2vtlm", "st2vtlm_nar"] as const) {
     await Deno.remove(out, { recursive: true });
   });
 }
+
+Deno.test("train-stage2 refuses fewer image pairs than one batch, naming the key", async () => {
+  const out = await Deno.makeTempDir();
+  const cfg = validate(stage2ConfigSchema, {
+    task: { tokens: "(memory)", vq_tokens: "(memory)", source_vocab_size: 16, target_vocab_size: 32 },
+    dataset: { batch_size: 64 },
+    optimization: { max_update: 10, lr: 3e-3 },
+    model: { _name: "st2vtlm", preset: "tiny", dropout: 0 },
+    output: { dir: out },
+  }, "test");
+  await assert.rejects(
+    () => trainStage2(cfg, pairedSet(20, 1), null, out),
+    /20 image pairs, fewer than one batch of dataset.batch_size = 64/,
+  );
+  await Deno.remove(out, { recursive: true });
+});

@@ -64,6 +64,11 @@ export async function trainStage2(
   dir: string,
   hooks: TrainHooks & { resume?: boolean } = {},
 ): Promise<Stage2Run> {
+  if (trainSet.count < cfg.dataset.batch_size) {
+    throw new Error(
+      `stage2: the token files have ${trainSet.count} image pairs, fewer than one batch of dataset.batch_size = ${cfg.dataset.batch_size}`,
+    );
+  }
   const mc = stage2ModelConfig(cfg, trainSet);
   const model = new Stage2Model(mc, new Generator(cfg.common.seed));
   checkPairSet(trainSet, model);
