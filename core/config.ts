@@ -15,7 +15,16 @@
  *   const cfg = await readConfig("configs/x.yaml", schema, { overrides: parseOverrides(["lr=1e-4"]) });
  */
 
-import { parse as parseYamlValue, parseDocument } from "yaml";
+import {
+  type Document,
+  isAlias,
+  isCollection,
+  isPair,
+  parse as parseYamlValue,
+  parseDocument,
+} from "yaml";
+import { IoFormatError } from "./io/errors.ts";
+import { readRegularFileSync } from "./io/regular_file.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Errors and paths
@@ -66,6 +75,7 @@ export function describeValue(value: unknown): string {
   }
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
+  if (typeof value === "function") return "a function"; // never its source text
   return String(value);
 }
 
@@ -239,6 +249,24 @@ function enumSchema<const V extends string>(values: readonly V[], o: Described =
   );
 }
 
+/**
+ * Sets an own property, even one named `__proto__`, which a plain assignment would turn into
+ * a prototype change.
+ */
+export function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}
+
+/** `target[key]` when `key` is its own property; inherited names (`constructor`) read as absent. */
+export function getOwn(target: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(target, key) ? target[key] : undefined;
+}
+
 function isMapping(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -253,13 +281,13 @@ function objectSchema<S extends Shape>(shape: S, o: ObjectOptions = {}): Schema<
     }
     const out: Record<string, unknown> = {};
     for (const key of keys) {
-      const checked = shape[key].check(value[key], [...path, key], problems);
-      if (checked !== undefined) out[key] = checked;
+      const checked = shape[key].check(getOwn(value, key), [...path, key], problems);
+      if (checked !== undefined) setOwn(out, key, checked);
     }
     for (const key of Object.keys(value)) {
-      if (key in shape) continue;
+      if (Object.hasOwn(shape, key)) continue;
       if (o.open) {
-        out[key] = value[key];
+        setOwn(out, key, value[key]);
         continue;
       }
       const allowed = keys.length > 0
@@ -305,7 +333,9 @@ function recordSchema<T>(item: Schema<T>, o: Described = {}): Schema<Record<stri
       return value as Record<string, T>;
     }
     const out: Record<string, T> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = item.check(v, [...path, k], problems);
+    for (const [k, v] of Object.entries(value)) {
+      setOwn(out, k, item.check(v, [...path, k], problems));
+    }
     return out;
   }, { description: o.description, item: item as Schema<unknown> });
 }
@@ -443,30 +473,196 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
 // ---------------------------------------------------------------------------------------------
 // YAML files, `extends:` and `--set` overrides
 
-/** Parses YAML text; syntax errors become `file:line:col: message` lines in a ConfigError. */
-export function parseYaml(text: string, file: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
-      const where = pos ? `${file}:${pos.line}:${pos.col}` : file;
-      const message = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
-      return `${where}: YAML syntax error: ${message}`;
-    }));
+/** A config or task file larger than this is refused before it is read. */
+export const MAX_CONFIG_BYTES = 1 << 20;
+/** Deepest nesting of mappings and lists a config may have (real ones stay under 10). */
+export const MAX_YAML_DEPTH = 64;
+/** Most values a config may hold once aliases are expanded (the copies made later are this big). */
+export const MAX_YAML_VALUES = 1_000_000;
+/** Alias uses allowed by the `yaml` package's own check (billion-laughs guard). */
+export const MAX_YAML_ALIASES = 1000;
+/** Most files one config may pull in through `extends:` (a fan-out of lists grows exponentially). */
+export const MAX_EXTENDS_FILES = 64;
+
+/**
+ * Refuses values whose later deep walks (merge, clone, validation, references) would run out
+ * of stack or memory: nesting deeper than MAX_YAML_DEPTH, a value that contains itself (a
+ * recursive alias), or more than MAX_YAML_VALUES values with aliases expanded. Iterative, so
+ * the check cannot itself overflow.
+ */
+export function checkYamlValue(value: unknown, where: string): void {
+  const onPath = new Set<object>();
+  const stack: { value: unknown; path: PathSegment[]; leave?: boolean }[] = [{ value, path: [] }];
+  let count = 0;
+  const at = (path: PathSegment[]) => {
+    const shown = formatPath(path.slice(0, 8)) + (path.length > 8 ? "..." : "");
+    return shown === "" ? "" : ` (at ${shown})`;
+  };
+  while (stack.length > 0) {
+    const frame = stack.pop()!;
+    const v = frame.value;
+    if (typeof v !== "object" || v === null) {
+      count++;
+      continue;
+    }
+    if (frame.leave) {
+      onPath.delete(v);
+      continue;
+    }
+    if (onPath.has(v)) {
+      throw new ConfigError(`${where}: a value contains itself (recursive alias)${at(frame.path)}`);
+    }
+    if (frame.path.length > MAX_YAML_DEPTH) {
+      throw new ConfigError(
+        `${where}: nesting deeper than the limit of ${MAX_YAML_DEPTH} levels${at(frame.path)}`,
+      );
+    }
+    if (++count > MAX_YAML_VALUES) {
+      throw new ConfigError(
+        `${where}: more than the limit of ${MAX_YAML_VALUES} values once aliases are expanded`,
+      );
+    }
+    onPath.add(v);
+    stack.push({ value: v, path: frame.path, leave: true });
+    const entries = Array.isArray(v) ? v.entries() : Object.entries(v);
+    for (const [k, child] of entries) stack.push({ value: child, path: [...frame.path, k] });
   }
-  return doc.toJS({ maxAliasCount: 1000 }) ?? {};
 }
 
-/** Reads and parses one YAML file (no `extends:` handling). */
-export async function readYaml(file: string): Promise<unknown> {
-  let text: string;
+/** A YAML syntax node's children in document order (pairs give key, then value). */
+function yamlChildren(node: unknown): unknown[] {
+  if (isCollection(node)) return node.items;
+  if (isPair(node)) return [node.key, node.value];
+  return [];
+}
+
+/**
+ * The same limits as checkYamlValue, on the syntax tree, before `toJS` builds anything: merge
+ * keys (`<<: *a`, on under `%YAML 1.1`) copy their source on every use and escape the `yaml`
+ * package's alias count, so ten lines can take exponential time. Sizes count aliases
+ * expanded; each node is measured once, so this is linear in the file.
+ */
+function checkYamlTree(doc: Document, file: string): void {
+  // Pass 1, document order: an alias means the last node anchored with its name before it.
+  const target = new Map<unknown, unknown>();
+  const anchors = new Map<string, unknown>();
+  const order: unknown[] = [doc.contents];
+  while (order.length > 0) {
+    const node = order.pop();
+    if (node === null || typeof node !== "object") continue;
+    if (isAlias(node)) target.set(node, anchors.get(node.source));
+    else if ("anchor" in node && typeof node.anchor === "string") anchors.set(node.anchor, node);
+    order.push(...[...yamlChildren(node)].reverse()); // a copy: items belong to the document
+  }
+  // Pass 2, children before parents: expanded size and depth of every node.
+  const measured = new Map<unknown, { size: number; depth: number }>();
+  const open = new Set<unknown>();
+  const stack: { node: unknown; entered: boolean }[] = [{ node: doc.contents, entered: false }];
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1];
+    const node = frame.node;
+    if (node === null || typeof node !== "object" || measured.has(node)) {
+      stack.pop();
+      continue;
+    }
+    const children = isAlias(node) ? [target.get(node)] : yamlChildren(node);
+    if (!frame.entered) {
+      frame.entered = true;
+      open.add(node);
+      for (const child of children) {
+        if (open.has(child)) {
+          throw new ConfigError(`${file}: a value contains itself (recursive alias)`);
+        }
+        if (child !== null && typeof child === "object") {
+          stack.push({ node: child, entered: false });
+        }
+      }
+      continue;
+    }
+    let size = isAlias(node) || isPair(node) ? 0 : 1;
+    let depth = 0;
+    for (const child of children) {
+      const m = measured.get(child);
+      if (m === undefined) continue;
+      size += m.size;
+      depth = Math.max(depth, m.depth);
+    }
+    if (isCollection(node)) depth++;
+    if (depth > MAX_YAML_DEPTH) {
+      throw new ConfigError(`${file}: nesting deeper than the limit of ${MAX_YAML_DEPTH} levels`);
+    }
+    if (size > MAX_YAML_VALUES) {
+      throw new ConfigError(
+        `${file}: more than the limit of ${MAX_YAML_VALUES} values once aliases and merge keys are expanded`,
+      );
+    }
+    measured.set(node, { size, depth });
+    open.delete(node);
+    stack.pop();
+  }
+}
+
+/**
+ * Parses YAML text; syntax errors become `file:line:col: message` lines in a ConfigError, and
+ * so do alias bombs (the `yaml` package's maxAliasCount), nesting beyond MAX_YAML_DEPTH and
+ * nesting so deep that the parser itself runs out of stack.
+ */
+export function parseYaml(text: string, file: string): unknown {
+  let value: unknown;
   try {
-    text = await Deno.readTextFile(file);
+    const doc = parseDocument(text, { prettyErrors: true });
+    if (doc.errors.length > 0) {
+      throw new ConfigError(doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        const where = pos ? `${file}:${pos.line}:${pos.col}` : file;
+        const message = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+        return `${where}: YAML syntax error: ${message}`;
+      }));
+    }
+    checkYamlTree(doc, file);
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) ?? {};
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    // The parser and toJS recurse per nesting level: a few thousand brackets exhaust the stack.
+    if (e instanceof RangeError) {
+      throw new ConfigError(
+        `${file}: YAML nesting too deep to parse (the limit is ${MAX_YAML_DEPTH} levels)`,
+      );
+    }
+    if (e instanceof ReferenceError && /alias/i.test(e.message)) {
+      throw new ConfigError(
+        `${file}: YAML aliases expand too much (limit ${MAX_YAML_ALIASES} alias uses)`,
+      );
+    }
+    throw new ConfigError(`${file}: cannot parse YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+  checkYamlValue(value, file);
+  return value;
+}
+
+/**
+ * The text of a config file. Only a regular file of at most MAX_CONFIG_BYTES is read: a FIFO
+ * would block forever and /dev/zero never ends.
+ */
+function readConfigText(file: string): string {
+  let bytes: Uint8Array;
+  try {
+    bytes = readRegularFileSync(file, "file", MAX_CONFIG_BYTES);
+  } catch (e) {
+    if (e instanceof IoFormatError) throw new ConfigError(`${file}: cannot read: ${e.detail}`);
     const reason = e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).message;
     throw new ConfigError(`${file}: cannot read: ${reason}`);
   }
-  return parseYaml(text, file);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ConfigError(`${file}: cannot read: not UTF-8 text`);
+  }
+}
+
+/** Reads and parses one YAML file (no `extends:` handling). */
+export function readYaml(file: string): Promise<unknown> {
+  return Promise.resolve().then(() => parseYaml(readConfigText(file), file));
 }
 
 /** Mappings merge key by key; anything else (lists included) is replaced by the override. */
@@ -474,7 +670,7 @@ export function deepMerge(base: unknown, over: unknown): unknown {
   if (!isMapping(base) || !isMapping(over)) return structuredClone(over);
   const out: Record<string, unknown> = structuredClone(base);
   for (const [k, v] of Object.entries(over)) {
-    out[k] = k in out ? deepMerge(out[k], v) : structuredClone(v);
+    setOwn(out, k, Object.hasOwn(out, k) ? deepMerge(out[k], v) : structuredClone(v));
   }
   return out;
 }
@@ -500,13 +696,23 @@ export function resolveBeside(file: string, relative: string): string {
 
 /**
  * Reads a YAML file and resolves `extends: base.yaml` (or a list, applied in order; paths
- * relative to the file). The file's own keys are merged over its bases.
+ * relative to the file). The file's own keys are merged over its bases. At most
+ * MAX_EXTENDS_FILES files are read in all.
  */
-export async function readYamlWithExtends(file: string, chain: string[] = []): Promise<unknown> {
+export function readYamlWithExtends(file: string, chain: string[] = []): Promise<unknown> {
+  return Promise.resolve().then(() => readWithExtends(file, chain, { files: 0 }));
+}
+
+function readWithExtends(file: string, chain: string[], budget: { files: number }): unknown {
   if (chain.includes(file)) {
     throw new ConfigError(`${chain[0]}: extends: cycle ${[...chain, file].join(" -> ")}`);
   }
-  const doc = await readYaml(file);
+  if (++budget.files > MAX_EXTENDS_FILES) {
+    throw new ConfigError(
+      `${chain[0]}: extends: more than the limit of ${MAX_EXTENDS_FILES} files (at ${file})`,
+    );
+  }
+  const doc = parseYaml(readConfigText(file), file);
   if (!isMapping(doc) || doc.extends === undefined) return doc;
   const bases = typeof doc.extends === "string" ? [doc.extends] : doc.extends;
   if (!Array.isArray(bases) || bases.some((b) => typeof b !== "string")) {
@@ -520,12 +726,14 @@ export async function readYamlWithExtends(file: string, chain: string[] = []): P
   for (const base of bases as string[]) {
     merged = deepMerge(
       merged,
-      await readYamlWithExtends(resolveBeside(file, base), [...chain, file]),
+      readWithExtends(resolveBeside(file, base), [...chain, file], budget),
     );
   }
   const own = { ...doc };
   delete own.extends;
-  return deepMerge(merged, own);
+  const out = deepMerge(merged, own);
+  checkYamlValue(out, file);
+  return out;
 }
 
 /** One `--set key.path=value`. */
@@ -549,10 +757,11 @@ export function parseOverrides(flags: readonly string[]): Override[] {
     let value: unknown = raw;
     if (raw.trim() !== "") {
       try {
-        value = parseYamlValue(raw);
+        value = parseYamlValue(raw, { maxAliasCount: MAX_YAML_ALIASES });
       } catch {
-        value = raw;
+        value = raw; // not YAML (or a bomb): taken as the plain string typed
       }
+      checkYamlValue(value, `--set ${text}`);
     }
     return { path, value, text };
   });
@@ -590,9 +799,11 @@ export function applyOverrides(doc: unknown, overrides: readonly Override[]): un
           node = node[index];
         }
       } else if (isMapping(node)) {
-        if (last) node[seg] = o.value;
+        // Own keys only: `--set a.constructor.x=1` must not reach Object or its prototype.
+        if (last) setOwn(node, seg, o.value);
         else {
-          if (node[seg] === undefined || node[seg] === null) node[seg] = {};
+          const child = getOwn(node, seg);
+          if (child === undefined || child === null) setOwn(node, seg, {});
           node = node[seg];
         }
       } else {

@@ -32,6 +32,7 @@ import {
   type Problem,
   readYamlWithExtends,
   s,
+  setOwn,
   validate,
 } from "./config.ts";
 import {
@@ -218,7 +219,8 @@ function resolveReferences(
     if (parts[2] === "dir") return target.dir;
     if (target.outputs === undefined) return whole; // its unknown type is reported already
     const key = parts[3];
-    if (!(key in target.outputs)) {
+    // Own declared outputs only: `outputs.constructor` would otherwise yield Object's source.
+    if (!Object.hasOwn(target.outputs, key)) {
       const names = Object.keys(target.outputs);
       return problem(
         `${whole}: step '${stepName}' (type ${target.type}) has no output '${key}'${
@@ -296,7 +298,7 @@ export function planTask(
       continue;
     }
     const outputs: Record<string, string> = {};
-    for (const [key, rel] of Object.entries(declared)) outputs[key] = joinPath(me.dir, rel);
+    for (const [key, rel] of Object.entries(declared)) setOwn(outputs, key, joinPath(me.dir, rel));
     me.outputs = outputs; // later steps' references are checked against these names
     if (problems.length > 0) continue;
     planned.push({
