@@ -239,3 +239,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test("DINOv2 Block runs its sub-modules' forward methods: an edit to Attention.forward shows, and the fused epilogue equals LayerScale.forward", async () => {
+  const { Block } = await import("../plugins/dinov2/block.ts");
+  const { Generator } = await import("../core/random.ts");
+  const cfg = { ...DINOV2_PRESETS["vits14"], embedDim: 16, heads: 2, mlpHidden: 32 };
+  const block = new Block(cfg);
+  const gen = new Generator(3);
+  for (const p of block.parameters()) {
+    const fresh = ops.randn(p.shape, gen, 0.3);
+    p.backend.copyInto(p.view(), fresh.view());
+    fresh.dispose();
+  }
+  const x = ops.randn([2, 5, 16], gen);
+  const host = (t: ReturnType<typeof ops.randn>) => Float32Array.from(t.dataSync() as Float32Array);
+  noGrad(() => {
+    const fused = host(block.forward(x));
+    // The same block composed from unfused pieces: x + ls1(attn(norm1 x)), then the MLP branch.
+    const h = block.ls1.forward(block.attn.forward(block.norm1.forward(x)), x);
+    const composed = host(block.ls2.forward(block.mlp.forward(block.norm2.forward(h)), h));
+    let worst = 0;
+    fused.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - composed[i]))));
+    assert.ok(worst < 1e-5, `fused vs composed block: max |diff| ${worst} (tolerance 1e-5)`);
+    // Someone adding, say, qk-norm edits Attention.forward: the block's output must change.
+    const original = block.attn.forward.bind(block.attn);
+    let calls = 0;
+    block.attn.forward = (t, out) => (calls++, original(ops.mul(t, 0.5), out));
+    const edited = host(block.forward(x));
+    assert.equal(calls, 1);
+    assert.ok(edited.some((v, i) => Math.abs(v - fused[i]) > 1e-4), "editing Attention.forward changed nothing");
+  });
+  x.dispose();
+  block.dispose();
+});

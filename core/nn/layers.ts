@@ -24,8 +24,12 @@ export class Linear extends Module {
     this.weight = this.param("weight", uniformInit([outFeatures, inFeatures], bound, gen));
     this.bias = opts.bias === false ? null : this.param("bias", uniformInit([outFeatures], bound, gen));
   }
-  forward(x: Tensor): Tensor {
-    return ops.linear(x, this.weight, this.bias);
+  /**
+   * x @ weight^T + bias, and optionally the element-wise work a transformer puts right after
+   * a Linear (an activation, a LayerScale, the residual add), run as the GEMM's epilogue.
+   */
+  forward(x: Tensor, epilogue?: ops.FusedLinearOptions): Tensor {
+    return epilogue ? ops.fusedLinear(x, this.weight, this.bias, epilogue) : ops.linear(x, this.weight, this.bias);
   }
 }
 

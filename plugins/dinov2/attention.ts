@@ -19,13 +19,11 @@ export class Attention extends Module {
     this.proj = this.child("proj", new Linear(dim, dim));
   }
 
-  /** x (B, N, D) -> (B, N, D). */
-  forward(x: Tensor): Tensor {
-    return this.proj.forward(this.mixHeads(x));
-  }
-
-  /** Everything before `proj`: x (B, N, D) -> the heads' outputs side by side (B, N, D). */
-  mixHeads(x: Tensor): Tensor {
+  /**
+   * x (B, N, D) -> (B, N, D). `out` is the epilogue of the output projection (a Block
+   * passes its LayerScale and residual, see LayerScale.onto).
+   */
+  forward(x: Tensor, out?: ops.FusedLinearOptions): Tensor {
     const [B, N, C] = x.shape;
     const H = this.heads;
     // (B, N, 3*D) viewed as (B, 3H, N, hd): q, k and v are windows onto the projection's
@@ -34,6 +32,6 @@ export class Attention extends Module {
     const [q, k, v] = [0, 1, 2].map((i) => ops.slice(rows, 1, i * H, (i + 1) * H));
     const o = ops.attention(q, k, v); // scale head_dim^-0.5
     // o is laid out (B, N, H, hd) in memory, so this is a view.
-    return ops.reshape(ops.permute(o, [0, 2, 1, 3]), [B, N, C]);
+    return this.proj.forward(ops.reshape(ops.permute(o, [0, 2, 1, 3]), [B, N, C]), out);
   }
 }

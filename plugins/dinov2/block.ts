@@ -1,7 +1,6 @@
 /** A pre-norm transformer block: x += ls1(attn(norm1(x))); x += ls2(mlp(norm2(x))). */
 
 import { LayerNorm, Module } from "../../core/nn/mod.ts";
-import * as ops from "../../core/ops/mod.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import type { ViTConfig } from "./config.ts";
 import { Attention } from "./attention.ts";
@@ -27,14 +26,9 @@ export class Block extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    // x + gamma * proj(...) in one op: the LayerScale and the residual add ride on the
-    // output projection's GEMM (ops.fusedLinear), not two more passes over the tokens.
-    const proj = this.attn.proj, out = this.mlp.output;
-    const h = ops.fusedLinear(this.attn.mixHeads(this.norm1.forward(x)), proj.weight, proj.bias, {
-      scale: this.ls1.gamma, residual: x,
-    });
-    return ops.fusedLinear(this.mlp.hidden(this.norm2.forward(h)), out.weight, out.bias, {
-      scale: this.ls2.gamma, residual: h,
-    });
+    // Each branch ends in a Linear whose epilogue applies its LayerScale and adds the
+    // residual (ls.onto), so the block makes no extra passes over the tokens.
+    const h = this.attn.forward(this.norm1.forward(x), this.ls1.onto(x));
+    return this.mlp.forward(this.norm2.forward(h), this.ls2.onto(h));
   }
 }

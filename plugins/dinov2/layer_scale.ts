@@ -10,7 +10,18 @@ export class LayerScale extends Module {
     super();
     this.gamma = this.param("gamma", ops.full([dim], initValue));
   }
-  forward(x: Tensor): Tensor {
-    return ops.mul(x, this.gamma);
+
+  /** residual + gamma * branch, as two element-wise passes. */
+  forward(branch: Tensor, residual?: Tensor): Tensor {
+    const scaled = ops.mul(branch, this.gamma);
+    return residual ? ops.add(residual, scaled) : scaled;
+  }
+
+  /**
+   * The same residual + gamma * branch, handed to the branch's last Linear to run as its
+   * GEMM epilogue: no extra passes over the tokens (see Linear.forward).
+   */
+  onto(residual: Tensor): ops.FusedLinearOptions {
+    return { scale: this.gamma, residual };
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The two feed-forward blocks of DINOv2: `Mlp` (fc1, exact GELU, fc2) for ViT-S/B/L and
- * `SwiGLUFFN` (w12 -> silu(x1) * x2 -> w3) for ViT-g.
+ * `SwiGLUFFN` (w12 -> silu(x1) * x2 -> w3) for ViT-g. Both take the epilogue of their last
+ * Linear (a Block passes its LayerScale and residual, see LayerScale.onto).
  */
 
 import { Linear, Module } from "../../core/nn/mod.ts";
@@ -15,16 +16,9 @@ export class Mlp extends Module {
     this.fc1 = this.child("fc1", new Linear(dim, hidden));
     this.fc2 = this.child("fc2", new Linear(hidden, dim));
   }
-  forward(x: Tensor): Tensor {
-    return this.fc2.forward(this.hidden(x));
-  }
-  /** The last Linear, which Block runs with its LayerScale and residual fused in. */
-  get output(): Linear {
-    return this.fc2;
-  }
-  /** Everything before the last Linear: GELU runs in place on fc1's output (one array). */
-  hidden(x: Tensor): Tensor {
-    return ops.fusedLinear(x, this.fc1.weight, this.fc1.bias, { activation: "gelu" });
+  forward(x: Tensor, out?: ops.FusedLinearOptions): Tensor {
+    // GELU runs in place on fc1's output, as its epilogue (one array, one pass).
+    return this.fc2.forward(this.fc1.forward(x, { activation: "gelu" }), out);
   }
 }
 
@@ -36,18 +30,10 @@ export class SwiGLUFFN extends Module {
     this.w12 = this.child("w12", new Linear(dim, 2 * hiddenDim));
     this.w3 = this.child("w3", new Linear(hiddenDim, dim));
   }
-  forward(x: Tensor): Tensor {
-    return this.w3.forward(this.hidden(x));
-  }
-  /** The last Linear, which Block runs with its LayerScale and residual fused in. */
-  get output(): Linear {
-    return this.w3;
-  }
-  /** Everything before the last Linear. */
-  hidden(x: Tensor): Tensor {
+  forward(x: Tensor, out?: ops.FusedLinearOptions): Tensor {
     const x12 = this.w12.forward(x);
     const x1 = ops.slice(x12, -1, 0, this.hiddenDim);
     const x2 = ops.slice(x12, -1, this.hiddenDim, 2 * this.hiddenDim);
-    return ops.mul(ops.silu(x1), x2);
+    return this.w3.forward(ops.mul(ops.silu(x1), x2), out);
   }
 }
