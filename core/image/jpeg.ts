@@ -12,6 +12,7 @@ import { decodeScan, type JpegComponent } from "./jpeg_scan.ts";
 import { idctIslow } from "./jpeg_idct.ts";
 import { cmykToRgb, type Plane, upsample, ycckToCmyk, yccToRgb } from "./jpeg_color.ts";
 import type { RgbImage } from "./rgb.ts";
+import { checkPixelLimit, type DecodeOptions, ImageDecodeError } from "./errors.ts";
 
 export function isJpeg(bytes: Uint8Array): boolean {
   return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
@@ -29,9 +30,13 @@ interface Frame {
 }
 
 /** Decode a JPEG file's bytes to RGB. `name` (a path) is only used in error messages. */
-export function decodeJpeg(bytes: Uint8Array, name = "<jpeg>"): RgbImage {
+export function decodeJpeg(
+  bytes: Uint8Array,
+  name = "<jpeg>",
+  opts: DecodeOptions = {},
+): RgbImage {
   const fail = (msg: string): never => {
-    throw new Error(`jpeg: ${name}: ${msg}`);
+    throw new ImageDecodeError("jpeg", name, msg);
   };
   if (!isJpeg(bytes)) fail("not a JPEG file (no SOI marker)");
   const quant: (Uint16Array | undefined)[] = [];
@@ -84,7 +89,12 @@ export function decodeJpeg(bytes: Uint8Array, name = "<jpeg>"): RgbImage {
         let total = 0;
         for (const c of counts) total += c;
         if (p + 17 + total > end || th > 3 || tc > 1) fail("bad Huffman table segment");
-        const table = buildHuffmanTable(counts, bytes.subarray(p + 17, p + 17 + total));
+        let table: HuffmanTable;
+        try {
+          table = buildHuffmanTable(counts, bytes.subarray(p + 17, p + 17 + total));
+        } catch (e) {
+          return fail((e as Error).message.replace(/^jpeg: /, ""));
+        }
         (tc === 0 ? dcTables : acTables)[th] = table;
         p += 17 + total;
       }
@@ -100,7 +110,13 @@ export function decodeJpeg(bytes: Uint8Array, name = "<jpeg>"): RgbImage {
       }
     } else if (marker === 0xc0 || marker === 0xc1 || marker === 0xc2) {
       if (frame) fail("more than one frame");
-      frame = parseFrame(bytes, seg, marker === 0xc2, fail);
+      frame = parseFrame(
+        bytes,
+        seg,
+        marker === 0xc2,
+        fail,
+        (w, h) => checkPixelLimit("jpeg", name, w, h, opts),
+      );
     } else if (
       marker >= 0xc3 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc
     ) {
@@ -171,6 +187,7 @@ function parseFrame(
   p: number,
   progressive: boolean,
   fail: (m: string) => never,
+  checkSize: (width: number, height: number) => void,
 ): Frame {
   const precision = bytes[p];
   if (precision !== 8) fail(`unsupported sample precision ${precision} (only 8-bit)`);
@@ -178,10 +195,8 @@ function parseFrame(
   const width = (bytes[p + 3] << 8) | bytes[p + 4];
   const n = bytes[p + 5];
   if (width === 0 || height === 0) fail(`bad image size ${width}x${height} (DNL not supported)`);
-  // PIL refuses images above 2 * MAX_IMAGE_PIXELS as decompression bombs; so do we.
-  if (width * height > 178956970) {
-    fail(`image ${width}x${height} is too large (decompression bomb limit)`);
-  }
+  // before the coefficient buffers below are allocated from the declared size
+  checkSize(width, height);
   if (n !== 1 && n !== 3 && n !== 4) fail(`unsupported component count ${n}`);
   const raw = [];
   for (let i = 0; i < n; i++) {

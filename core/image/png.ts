@@ -12,6 +12,7 @@
 
 import { decode as fastPngDecode, encode as fastPngEncode } from "fast-png";
 import type { RgbImage } from "./rgb.ts";
+import { checkPixelLimit, type DecodeOptions, ImageDecodeError } from "./errors.ts";
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -20,17 +21,26 @@ export function isPng(bytes: Uint8Array): boolean {
 }
 
 /** Decode PNG bytes to RGB. `name` (a path) is only used in error messages. */
-export function decodePng(bytes: Uint8Array, name = "<png>"): RgbImage {
-  if (!isPng(bytes)) throw new Error(`png: ${name}: not a PNG file (bad signature)`);
+export function decodePng(bytes: Uint8Array, name = "<png>", opts: DecodeOptions = {}): RgbImage {
+  const fail = (detail: string): never => {
+    throw new ImageDecodeError("png", name, detail);
+  };
+  if (!isPng(bytes)) fail("not a PNG file (bad signature)");
+  // The size comes from IHDR, which the format requires to be the first chunk; the limit is
+  // checked here because fast-png allocates the whole image from it.
+  if (bytes.length < 33) fail(`truncated file (${bytes.length} bytes, no IHDR)`);
+  const ihdr = new DataView(bytes.buffer, bytes.byteOffset + 8, 25);
+  if (ihdr.getUint32(4) !== 0x49484452) fail("first chunk is not IHDR");
+  checkPixelLimit("png", name, ihdr.getUint32(8), ihdr.getUint32(12), opts);
   // fast-png unpacks Adam7 passes byte-wise, which is wrong below 8 bits per sample.
-  if (bytes.length >= 29 && bytes[24] < 8 && bytes[28] === 1) {
-    throw new Error(`png: ${name}: interlaced PNG with ${bytes[24]}-bit samples is not supported`);
+  if (bytes[24] < 8 && bytes[28] === 1) {
+    fail(`interlaced PNG with ${bytes[24]}-bit samples is not supported`);
   }
   let png;
   try {
     png = fastPngDecode(bytes);
   } catch (e) {
-    throw new Error(`png: ${name}: ${(e as Error).message}`);
+    return fail((e as Error).message);
   }
   const { width, height, depth, channels } = png;
   const n = width * height;
@@ -62,7 +72,7 @@ export function decodePng(bytes: Uint8Array, name = "<png>"): RgbImage {
     for (let i = 0; i < samples.length; i++) samples[i] *= scale;
   }
   if (samples.length < n * channels) {
-    throw new Error(`png: ${name}: ${samples.length} samples for ${width}x${height}x${channels}`);
+    fail(`${samples.length} samples for ${width}x${height}x${channels}`);
   }
   for (let i = 0; i < n; i++) {
     const s = i * channels;

@@ -7,6 +7,7 @@
  */
 
 import { formatError } from "./errors.ts";
+import { regularFileSize } from "./regular_file.ts";
 
 export interface ByteSource {
   /** Name used in error messages: the path, or the name given for in-memory bytes. */
@@ -37,6 +38,8 @@ class FileSource implements ByteSource {
   readonly size: number;
   readonly fresh = true;
   constructor(readonly name: string) {
+    // open() on a FIFO blocks until a writer appears, and a device never ends: refuse both.
+    regularFileSize(name, "file");
     this.file = Deno.openSync(name, { read: true });
     this.size = this.file.statSync().size;
   }

@@ -15,10 +15,13 @@
 
 import { formatError } from "./errors.ts";
 import type { StateDict } from "./host_tensor.ts";
+import { readRegularFileSync } from "./regular_file.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 
 const FORMAT = "digit-ts-checkpoint";
 const SAVE_ID_KEY = "digit_ts_save_id";
+/** The marker holds a small JSON `meta`; anything near this size is not one. */
+const MAX_MARKER_BYTES = 64 << 20;
 
 interface Marker {
   format: typeof FORMAT;
@@ -172,13 +175,17 @@ async function readMarker(path: string): Promise<Marker> {
   const file = markerPath(path);
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    Deno.statSync(file);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw formatError(file, "checkpoint not found (no committed .json)");
     }
     throw e;
   }
+  // A FIFO or device named as the marker is refused instead of blocking or reading forever.
+  text = new TextDecoder().decode(
+    readRegularFileSync(file, "checkpoint metadata", MAX_MARKER_BYTES),
+  );
   let marker: Marker;
   try {
     marker = JSON.parse(text);

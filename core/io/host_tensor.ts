@@ -223,9 +223,53 @@ export function decodeValues(
   return { data, outOfRange, firstBadValue };
 }
 
+/** Any typed array, read and written by index (f32/i32 host data, or bigint wide data). */
+type Elements = { readonly length: number; [i: number]: number | bigint };
+
+/**
+ * Copies the strided view (shape, strides, offset) of `flat` into `out` (C order, numel
+ * elements). Iterative (an odometer over the outer dimensions), so rank costs no stack.
+ * `onElement` sees each source index, for the out-of-range scan.
+ */
+function gatherInto(
+  out: Elements,
+  flat: Elements,
+  shape: readonly number[],
+  strides: readonly number[],
+  offset: number,
+  onElement?: (source: number) => void,
+): void {
+  const n = out.length;
+  if (n === 0) return;
+  const rank = shape.length;
+  if (rank === 0) {
+    out[0] = flat[offset];
+    onElement?.(offset);
+    return;
+  }
+  const inner = shape[rank - 1], innerStride = strides[rank - 1];
+  const counter = new Array<number>(rank - 1).fill(0);
+  let base = offset;
+  for (let o = 0; o < n; o += inner) {
+    for (let j = 0, s = base; j < inner; j++, s += innerStride) {
+      out[o + j] = flat[s];
+      onElement?.(s);
+    }
+    // advance the odometer over the outer dimensions
+    for (let d = rank - 2; d >= 0; d--) {
+      counter[d]++;
+      base += strides[d];
+      if (counter[d] < shape[d]) break;
+      base -= strides[d] * shape[d];
+      counter[d] = 0;
+    }
+  }
+}
+
 /**
  * Copies the strided view (shape, strides, offset) of `flat` into a new C-order array.
- * Returns the first out-of-range source index touched by the view, or -1.
+ * Returns the first out-of-range source index touched by the view, or -1. Callers bound the
+ * view's element count first (torch.ts): a stride-0 view of one element can name billions.
  */
 export function gatherStrided(
   values: DecodedValues,
@@ -238,31 +282,111 @@ export function gatherStrided(
   const out = flat instanceof Float32Array ? new Float32Array(n) : new Int32Array(n);
   const mask = values.outOfRange;
   let badIndex = -1;
-  if (n === 0) return { data: out, badIndex };
-  const rank = shape.length;
-  if (rank === 0) {
-    out[0] = flat[offset];
-    if (mask && mask[offset]) badIndex = offset;
-    return { data: out, badIndex };
-  }
-  const inner = shape[rank - 1], innerStride = strides[rank - 1];
-  const counter = new Array<number>(rank - 1).fill(0);
-  let base = offset;
-  for (let o = 0; o < n; o += inner) {
-    for (let j = 0, s = base; j < inner; j++, s += innerStride) {
-      out[o + j] = flat[s];
-      if (mask && mask[s] && badIndex < 0) badIndex = s;
-    }
-    // advance the odometer over the outer dimensions
-    for (let d = rank - 2; d >= 0; d--) {
-      counter[d]++;
-      base += strides[d];
-      if (counter[d] < shape[d]) break;
-      base -= strides[d] * shape[d];
-      counter[d] = 0;
-    }
-  }
+  gatherInto(
+    out,
+    flat,
+    shape,
+    strides,
+    offset,
+    mask ? (s) => (mask[s] && badIndex < 0 && (badIndex = s)) : undefined,
+  );
   return { data: out, badIndex };
+}
+
+/** The wide integer types a file can hold beyond what an i32 host tensor represents. */
+export type WideDtype = "i64" | "u64" | "u32";
+
+/**
+ * An integer tensor whose values do not all fit int32 (numpy's RandomState state, uint32[624];
+ * an int64 seed or step counter), kept exactly: bigint elements for i64/u64, uint32 for u32.
+ * Loading never refuses it; `toHostTensor` does, when a caller needs an i32 tensor.
+ */
+export class WideIntTensor {
+  constructor(
+    readonly shape: number[],
+    readonly sourceDtype: WideDtype,
+    readonly data: BigInt64Array | BigUint64Array | Uint32Array,
+    /** The file it came from, for the error when it is converted. */
+    readonly file: string,
+  ) {}
+
+  /** Element `i` (C order) as a bigint. */
+  at(i: number): bigint {
+    return BigInt(this.data[i]);
+  }
+
+  /** The values as numbers; throws (naming the file) if one is beyond 2^53 and so inexact. */
+  toNumbers(key = "tensor"): Float64Array {
+    const out = new Float64Array(this.data.length);
+    for (let i = 0; i < out.length; i++) {
+      const v = this.data[i];
+      if (typeof v === "bigint" && (v > MAX_SAFE || v < -MAX_SAFE)) {
+        throw formatError(
+          this.file,
+          `'${key}': ${this.sourceDtype} value ${v} is not exact as a number`,
+        );
+      }
+      out[i] = Number(v);
+    }
+    return out;
+  }
+
+  /** The i32 host tensor, or a named error when a value does not fit int32. */
+  toHostTensor(key = "tensor"): HostTensor {
+    const out = new Int32Array(this.data.length);
+    for (let i = 0; i < out.length; i++) {
+      const v = this.data[i];
+      if (v > 0x7fffffff || v < -0x80000000) {
+        throw formatError(
+          this.file,
+          `'${key}': ${this.sourceDtype} tensor [${this.shape}] holds ${v}, outside the int32 ` +
+            `range that host tensors use`,
+        );
+      }
+      out[i] = Number(v);
+    }
+    return { dtype: "i32", shape: this.shape, data: out, sourceDtype: this.sourceDtype };
+  }
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+export function isWideIntTensor(x: unknown): x is WideIntTensor {
+  return x instanceof WideIntTensor;
+}
+
+/**
+ * The strided view (shape, strides, offset) of `count` raw little-endian `src` elements as a
+ * WideIntTensor (C order). Used once decoding found values outside int32.
+ */
+export function wideFromBytes(
+  bytes: Uint8Array,
+  src: WideDtype,
+  count: number,
+  shape: number[],
+  strides: readonly number[],
+  offset: number,
+  file: string,
+): WideIntTensor {
+  const size = SOURCE_DTYPES[src].bytes;
+  const raw = bytes.slice(0, count * size); // a copy: aligned, and never a caller's buffer
+  const flat = src === "i64"
+    ? new BigInt64Array(raw.buffer, 0, count)
+    : src === "u64"
+    ? new BigUint64Array(raw.buffer, 0, count)
+    : new Uint32Array(raw.buffer, 0, count);
+  const n = numelOf(shape);
+  const out = src === "i64"
+    ? new BigInt64Array(n)
+    : src === "u64"
+    ? new BigUint64Array(n)
+    : new Uint32Array(n);
+  gatherInto(out, flat, shape, strides, offset);
+  return new WideIntTensor(shape, src, out, file);
+}
+
+export function isWideDtype(src: string): src is WideDtype {
+  return src === "i64" || src === "u64" || src === "u32";
 }
 
 /** Largest flat index a view touches (offset when empty or 0-d). */

@@ -450,10 +450,20 @@ class Unpickler {
     } else if (target instanceof NumpyDtype) {
       if (Array.isArray(state) && typeof state[1] === "string") target.byteOrder = state[1];
     } else if (typeof target === "object" && target !== null) {
-      if (!finishNumpyArray(target, state, this.file)) buildStates.set(target, state);
+      const array = finishNumpyArray(target, state, this.file);
+      if (array === null) buildStates.set(target, state);
+      else if (array !== target) this.replace(target, array);
     } else {
       this.fail(`BUILD on ${describe(target)}`);
     }
+  }
+
+  /** Puts `value` where the stack and memo hold `placeholder` (a numpy array that BUILD widened). */
+  private replace(placeholder: object, value: unknown): void {
+    for (let i = 0; i < this.stack.length; i++) {
+      if (this.stack[i] === placeholder) this.stack[i] = value;
+    }
+    for (const [k, v] of this.memo) if (v === placeholder) this.memo.set(k, value);
   }
 
   private setItems(target: unknown, items: unknown[]): void {
@@ -465,9 +475,13 @@ class Unpickler {
   }
 
   private append(target: unknown, items: unknown[]): void {
-    if (Array.isArray(target)) target.push(...items);
-    else if (target instanceof PickleObject) (target.listItems ??= []).push(...items);
+    let list: unknown[];
+    if (Array.isArray(target)) list = target;
+    else if (target instanceof PickleObject) list = target.listItems ??= [];
     else this.fail(`APPENDS on ${describe(target)}`);
+    // One push per item: push(...items) passes every item as an argument on the stack, and
+    // 300k items in one APPENDS overflow it.
+    for (const x of items) list.push(x);
   }
 }
 

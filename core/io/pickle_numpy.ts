@@ -6,10 +6,18 @@
 
 import { formatError } from "./errors.ts";
 import {
+  contiguousStrides,
+  decodeValues,
   type HostTensor,
   hostTensorFromBytes,
   isSourceDtype,
+  isWideDtype,
+  numelOf,
+  SOURCE_DTYPES,
   type SourceDtype,
+  swapBytes,
+  wideFromBytes,
+  type WideIntTensor,
 } from "./host_tensor.ts";
 import { describe, narrow, toBytes } from "./pickle_values.ts";
 
@@ -29,12 +37,19 @@ export function startNumpyArray(): HostTensor {
   return t;
 }
 
-/** Applies BUILD to a placeholder from startNumpyArray; false when `target` is not one. */
-export function finishNumpyArray(target: object, state: unknown, file: string): boolean {
-  if (!pendingNumpy.has(target)) return false;
-  buildNumpyArray(target as HostTensor, state, file);
+/**
+ * Applies BUILD to a placeholder from startNumpyArray and returns the array: the placeholder
+ * itself, filled, or a WideIntTensor that the caller must put in its place (integers beyond
+ * int32). Null when `target` is not a placeholder.
+ */
+export function finishNumpyArray(
+  target: object,
+  state: unknown,
+  file: string,
+): HostTensor | WideIntTensor | null {
+  if (!pendingNumpy.has(target)) return null;
   pendingNumpy.delete(target);
-  return true;
+  return buildNumpyArray(target as HostTensor, state, file);
 }
 
 /** numpy descr ("f8", "<i4", "|b1") → our element type name. */
@@ -61,6 +76,9 @@ export function numpyScalar(args: unknown[], file: string): unknown {
   const { src, bigEndian } = dtypeOf(args[0], file);
   const raw = args[1];
   if (!(raw instanceof Uint8Array)) throw formatError(file, "numpy scalar without its bytes");
+  if (raw.length < SOURCE_DTYPES[src].bytes) {
+    throw formatError(file, `numpy ${src} scalar with only ${raw.length} bytes`);
+  }
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const le = !bigEndian;
   switch (src) {
@@ -94,17 +112,34 @@ export function numpyScalar(args: unknown[], file: string): unknown {
 }
 
 /** Fills a pending numpy array from its BUILD state (version, shape, dtype, fortran, data). */
-function buildNumpyArray(t: HostTensor, state: unknown, file: string): void {
+function buildNumpyArray(t: HostTensor, state: unknown, file: string): HostTensor | WideIntTensor {
   if (!Array.isArray(state) || state.length < 5) {
     throw formatError(file, "malformed numpy array state");
   }
-  const [, shape, dtype, fortran, raw] = state as [unknown, number[], unknown, boolean, unknown];
+  const [, shape, dtype, fortran, raw] = state as [unknown, unknown, unknown, boolean, unknown];
   const { src, bigEndian, descr } = dtypeOf(dtype, file);
   let bytes: Uint8Array;
   if (raw instanceof Uint8Array) bytes = raw;
   else if (typeof raw === "string") bytes = toBytes([raw, "latin1"], file, "numpy array");
   else throw formatError(file, `numpy array of dtype '${descr}' without raw bytes (object array?)`);
-  const dims = shape.map(Number);
+  const dims = Array.isArray(shape) ? shape.map(Number) : [];
+  if (!Array.isArray(shape) || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw formatError(file, `numpy array with invalid shape ${describe(shape)}`);
+  }
+  // Integers beyond int32 (RandomState's uint32 state) are kept exactly, not refused here.
+  if (isWideDtype(src)) {
+    const n = numelOf(dims), size = SOURCE_DTYPES[src].bytes;
+    if (bytes.length >= n * size) {
+      const le = bigEndian ? swapBytes(bytes.subarray(0, n * size), size) : bytes;
+      if (decodeValues(le, src, n).outOfRange) {
+        // Fortran order is C order of the reversed shape: read it with reversed strides.
+        const strides = fortran && dims.length > 1
+          ? contiguousStrides([...dims].reverse()).reverse()
+          : contiguousStrides(dims);
+        return wideFromBytes(le, src, n, dims, strides, 0, file);
+      }
+    }
+  }
   let built: HostTensor;
   if (fortran && dims.length > 1) {
     // Fortran order: read with the reversed shape, then transpose back to C order.
@@ -117,7 +152,7 @@ function buildNumpyArray(t: HostTensor, state: unknown, file: string): void {
   } else {
     built = hostTensorFromBytes(bytes, src, dims, { file, key: "numpy array", bigEndian });
   }
-  Object.assign(t, built);
+  return Object.assign(t, built);
 }
 
 /** Reverses all axes of a C-order tensor (turns a Fortran-order read into C order). */

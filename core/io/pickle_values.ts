@@ -59,6 +59,28 @@ export function describe(v: unknown): string {
   return typeof v;
 }
 
+/**
+ * A short printable form of any unpickled value for error messages: at most `max` characters,
+ * so a class's source code or a huge list cannot flood the message, and bounded in depth, so a
+ * deeply nested value cannot overflow the stack.
+ */
+export function shortRepr(v: unknown, max = 200): string {
+  const walk = (x: unknown, depth: number): string => {
+    if (typeof x === "string") return JSON.stringify(x.length > max ? x.slice(0, max) : x);
+    if (typeof x === "bigint") return `${x}`;
+    if (typeof x !== "object" || x === null) return x === null ? "None" : String(x);
+    if (x instanceof Uint8Array) return `bytes[${x.length}]`;
+    if (Array.isArray(x)) {
+      if (depth > 3) return "(...)";
+      const head = x.slice(0, 6).map((y) => walk(y, depth + 1));
+      return `(${head.join(", ")}${x.length > 6 ? `, ... ${x.length} items` : ""})`;
+    }
+    return describe(x);
+  };
+  const out = walk(v, 0);
+  return out.length > max ? `${out.slice(0, max)}... (${out.length} chars)` : out;
+}
+
 /** bytes(...), bytearray(...) and `_codecs.encode(str, encoding)` arguments → bytes. */
 export function toBytes(args: unknown[], file: string, what: string): Uint8Array {
   const [value, encoding] = args;

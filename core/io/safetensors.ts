@@ -87,8 +87,20 @@ export function readSafetensorsHeader(
   let metadata: Record<string, string> = {};
   for (const [key, raw] of Object.entries(header as Record<string, unknown>)) {
     if (key === "__metadata__") {
+      if (
+        typeof raw !== "object" || raw === null || Array.isArray(raw) ||
+        Object.values(raw).some((v) => typeof v !== "string")
+      ) {
+        throw formatError(file, "safetensors __metadata__ is not a map of strings");
+      }
       metadata = raw as Record<string, string>;
       continue;
+    }
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      throw formatError(
+        file,
+        `safetensors entry '${key}' is ${raw === null ? "null" : typeof raw}, not an object`,
+      );
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e.dtype !== "string" || !Array.isArray(e.shape) || !Array.isArray(e.data_offsets)) {
@@ -105,7 +117,7 @@ export function readSafetensorsHeader(
         `safetensors entry '${key}' has invalid shape ${JSON.stringify(e.shape)}`,
       );
     }
-    const [begin, end] = e.data_offsets.map(Number);
+    const [begin, end] = e.data_offsets.length === 2 ? e.data_offsets.map(Number) : [NaN, NaN];
     const need = numelOf(shape) * SOURCE_DTYPES[dtype].bytes;
     if (!(Number.isSafeInteger(begin) && Number.isSafeInteger(end) && begin >= 0 && end >= begin)) {
       throw formatError(
@@ -128,6 +140,21 @@ export function readSafetensorsHeader(
       );
     }
     entries.set(key, { dtype, shape, begin, end });
+  }
+  // Two tensors sharing bytes would alias each other's data; the reference reader refuses
+  // overlaps too. Sorted by begin, each entry must start at or after the previous one's end.
+  const spans = [...entries].filter(([, e]) => e.end > e.begin).sort((a, b) =>
+    a[1].begin - b[1].begin
+  );
+  for (let i = 1; i < spans.length; i++) {
+    const [prevKey, prev] = spans[i - 1], [key, e] = spans[i];
+    if (e.begin < prev.end) {
+      throw formatError(
+        file,
+        `safetensors entries '${prevKey}' [${prev.begin}, ${prev.end}) and '${key}' ` +
+          `[${e.begin}, ${e.end}) overlap`,
+      );
+    }
   }
   return { entries, metadata, dataStart };
 }

@@ -11,7 +11,7 @@
 
 import { openSource } from "./byte_source.ts";
 import { formatError } from "./errors.ts";
-import { isHostTensor, type StateDict } from "./host_tensor.ts";
+import { isHostTensor, isWideIntTensor, type StateDict } from "./host_tensor.ts";
 import { looksLikeNpy, npyKey, readNpy, readNpzFrom } from "./npy.ts";
 import { looksLikeSafetensors, readSafetensors } from "./safetensors.ts";
 import { loadTorch } from "./torch.ts";
@@ -99,7 +99,9 @@ export async function loadStateDict(
 
 function isTensorDict(v: unknown): v is Map<unknown, unknown> {
   if (!(v instanceof Map) || v.size === 0) return false;
-  for (const [k, x] of v) if (typeof k !== "string" || !isHostTensor(x)) return false;
+  for (const [k, x] of v) {
+    if (typeof k !== "string" || !(isHostTensor(x) || isWideIntTensor(x))) return false;
+  }
   return true;
 }
 
@@ -111,6 +113,7 @@ function topKeys(v: unknown): string {
 function pickTensorDict(loaded: unknown, file: string, select?: string): StateDict {
   let chosen: unknown = loaded;
   let where = "top level";
+  let path = ""; // dotted, for naming keys in errors
   if (select !== undefined) {
     for (const part of select.split("/")) {
       if (!(chosen instanceof Map) || !chosen.has(part)) {
@@ -122,11 +125,13 @@ function pickTensorDict(loaded: unknown, file: string, select?: string): StateDi
       chosen = chosen.get(part);
     }
     where = `'${select}'`;
+    path = select.split("/").join(".") + ".";
   } else if (!isTensorDict(loaded) && loaded instanceof Map) {
     for (const k of ["state_dict", "model"]) {
       if (loaded.get(k) instanceof Map) {
         chosen = loaded.get(k);
         where = `'${k}'`;
+        path = `${k}.`;
         break;
       }
     }
@@ -141,6 +146,11 @@ function pickTensorDict(loaded: unknown, file: string, select?: string): StateDi
   }
   const out: StateDict = new Map();
   for (const [k, v] of chosen) {
+    // An integer tensor beyond int32 loads exactly; becoming a host tensor is where it must fit.
+    if (isWideIntTensor(v)) {
+      out.set(String(k), v.toHostTensor(path + String(k)));
+      continue;
+    }
     if (!isHostTensor(v)) {
       throw formatError(
         file,

@@ -21,16 +21,19 @@ import {
   decodeValues,
   gatherStrided,
   type HostTensor,
-  int32RangeError,
   isContiguous,
   isHostTensor,
+  isWideDtype,
   numelOf,
   SOURCE_DTYPES,
   type SourceDtype,
   swapBytes,
   viewExtent,
+  wideFromBytes,
+  WideIntTensor,
 } from "./host_tensor.ts";
 import { PickleGlobal, PickleObject, type PickleReducer, unpickleAt } from "./pickle.ts";
+import { shortRepr } from "./pickle_values.ts";
 import { looksLikeZip, ZipReader } from "./zip.ts";
 
 const STORAGE_DTYPES: Record<string, SourceDtype> = {
@@ -76,7 +79,16 @@ const LEGACY_PROTOCOL = 1001;
 export interface LoadTorchOptions {
   /** Name used in errors when loading from bytes. */
   name?: string;
+  /**
+   * Most elements a view may expand to beyond its storage's size (default
+   * DEFAULT_MAX_EXPANDED_ELEMENTS). A stride-0 or overlapping view, as `expand` makes, names more
+   * elements than its storage holds; a few bytes can name a (16384, 16384) view of one float.
+   */
+  maxExpandedElements?: number;
 }
+
+/** 2^24 elements: 64 MiB of f32, far more than any expanded view a checkpoint saves. */
+export const DEFAULT_MAX_EXPANDED_ELEMENTS = 1 << 24;
 
 /** A storage named by a persistent id; its bytes are decoded on first use. */
 interface StorageRef {
@@ -90,6 +102,8 @@ interface StorageRef {
   values: DecodedValues | null;
   /** Whether some tensor already owns `values.data` (later tensors must copy). */
   claimed: boolean;
+  /** The raw bytes, kept only when some value did not fit int32 (to build WideIntTensors). */
+  raw?: Uint8Array;
 }
 
 /** A tensor whose data is filled once its storage bytes are available. */
@@ -112,8 +126,9 @@ export function loadTorch(
   try {
     const head = src.read(0, Math.min(src.size, 4), "file header");
     if (src.size === 0) throw formatError(src.name, "empty file");
-    if (looksLikeZip(head)) return Promise.resolve(loadZip(src));
-    if (head[0] === 0x80) return Promise.resolve(loadLegacyOrPickle(src));
+    const max = opts.maxExpandedElements;
+    if (looksLikeZip(head)) return Promise.resolve(loadZip(src, max));
+    if (head[0] === 0x80) return Promise.resolve(loadLegacyOrPickle(src, max));
     throw formatError(
       src.name,
       `bad magic: starts with ${hexBytes(head)}; expected a torch zip ("PK") or a pickle (0x80)`,
@@ -134,7 +149,7 @@ class TensorRebuilder {
   readonly pending: PendingTensor[] = [];
   readonly reducers: Map<string, PickleReducer>;
 
-  constructor(readonly file: string) {
+  constructor(readonly file: string, readonly maxExpanded = DEFAULT_MAX_EXPANDED_ELEMENTS) {
     const rebuildTensor: PickleReducer = (a) => this.rebuild(a[0], a[1], a[2], a[3]);
     const rebuildParameter: PickleReducer = (a) => a[0];
     this.reducers = new Map<string, PickleReducer>([
@@ -158,15 +173,32 @@ class TensorRebuilder {
   }
 
   /** Turns a persistent id tuple into a StorageRef (shared by key). */
-  storageFromPid(pid: unknown): StorageRef {
+  storageFromPid(pid: unknown): unknown {
+    // Legacy whole-module saves record each module's class as ('module', cls, source_file,
+    // source); torch.load returns the class (it only compares the source, to warn).
+    if (Array.isArray(pid) && pid[0] === "module") return pid[1];
     if (!Array.isArray(pid) || pid[0] !== "storage") {
-      throw formatError(this.file, `unexpected persistent id ${JSON.stringify(String(pid))}`);
+      throw formatError(this.file, `unexpected persistent id ${shortRepr(pid)}`);
     }
     const [, type, key, , numel, view] = pid;
-    const typeName = type instanceof PickleGlobal ? type.name : String(type);
+    const typeName = type instanceof PickleGlobal ? type.name : shortRepr(type);
     const dtype = STORAGE_DTYPES[typeName];
-    if (!dtype) throw formatError(this.file, `unsupported storage type '${typeName}' (key ${key})`);
-    const rootKey = String(key);
+    const rootKey = typeof key === "string" || typeof key === "number" ? String(key) : null;
+    if (!dtype) {
+      throw formatError(
+        this.file,
+        `unsupported storage type '${typeName}' (key ${shortRepr(key)})`,
+      );
+    }
+    if (rootKey === null) {
+      throw formatError(this.file, `storage key ${shortRepr(key)} is not a string`);
+    }
+    if (!Number.isSafeInteger(numel) || (numel as number) < 0) {
+      throw formatError(
+        this.file,
+        `storage '${rootKey}' has invalid element count ${shortRepr(numel)}`,
+      );
+    }
     let root = this.storages.get(rootKey);
     if (!root) {
       root = {
@@ -182,7 +214,19 @@ class TensorRebuilder {
     }
     // legacy storage views: (view_key, offset, size) into the root storage
     if (Array.isArray(view) && view.length === 3) {
-      const viewKey = `${rootKey}/${view[0]}`;
+      const [, vOffset, vSize] = view;
+      if (
+        !Number.isSafeInteger(vOffset) || !Number.isSafeInteger(vSize) || (vOffset as number) < 0 ||
+        (vSize as number) < 0 || (vOffset as number) + (vSize as number) > root.numel
+      ) {
+        throw formatError(
+          this.file,
+          `storage view ${
+            shortRepr(view)
+          } does not fit storage '${rootKey}' of ${root.numel} elements`,
+        );
+      }
+      const viewKey = `${rootKey}/${typeof view[0] === "string" ? view[0] : shortRepr(view[0])}`;
       let v = this.storages.get(viewKey);
       if (!v) {
         v = { ...root, key: viewKey, numel: Number(view[2]), viewOffset: Number(view[1]), root };
@@ -223,6 +267,9 @@ class TensorRebuilder {
     if (!isStorageRef(storage)) {
       throw formatError(this.file, "_rebuild_tensor called without a storage persistent id");
     }
+    if (!Number.isSafeInteger(offset) || (offset as number) < 0) {
+      throw formatError(this.file, `tensor storage offset ${shortRepr(offset)} is invalid`);
+    }
     const shape = toInts(size, this.file, "tensor size");
     const strides = toInts(stride, this.file, "tensor stride");
     if (strides.length !== shape.length) {
@@ -240,8 +287,9 @@ class TensorRebuilder {
   }
 
   /**
-   * Fills every pending tensor, reading storages through `bytesOf(rootKey, dtype, numel)`.
-   * Tensors with int64 values beyond int32 are collected and reported with their key paths.
+   * Fills every pending tensor, reading storages through `bytesOf(rootKey, dtype, numel)`, and
+   * returns `result` with every integer tensor whose values do not fit int32 replaced by an
+   * exact WideIntTensor (refused only if a caller converts it).
    */
   materialize(
     result: unknown,
@@ -250,8 +298,8 @@ class TensorRebuilder {
       dtype: SourceDtype,
       numel: number,
     ) => { bytes: Uint8Array; fresh: boolean },
-  ) {
-    const overflowed = new Map<HostTensor, StorageRef>();
+  ): unknown {
+    const wide = new Map<object, WideIntTensor>();
     for (const p of this.pending) {
       const s = p.storage;
       const root = s.root ?? s;
@@ -259,6 +307,7 @@ class TensorRebuilder {
         const { bytes, fresh } = bytesOf(root.key, root.dtype, root.numel);
         // alias the bytes only when they are our own copy, never a caller's buffer
         root.values = decodeValues(bytes, root.dtype, root.numel, fresh);
+        if (root.values.outOfRange) root.raw = bytes;
       }
       const offset = s.viewOffset + p.offset;
       const last = viewExtent(p.tensor.shape, p.strides, offset);
@@ -282,23 +331,75 @@ class TensorRebuilder {
         }
         if (values.outOfRange) badIndex = values.outOfRange.subarray(offset, offset + n).indexOf(1);
       } else {
+        // A view names more elements than its storage holds only by repeating them (stride 0,
+        // overlapping strides); materialising those is bounded, as a few bytes can name 2^28.
+        const allowed = Math.max(s.numel, this.maxExpanded);
+        if (n > allowed) {
+          throw formatError(
+            this.file,
+            `tensor [${p.tensor.shape}] with stride [${p.strides}] expands storage '${s.key}' of ` +
+              `${s.numel} elements to ${n}, over the limit of ${allowed} (maxExpandedElements)`,
+          );
+        }
         const g = gatherStrided(values, p.tensor.shape, p.strides, offset);
         p.tensor.data = g.data;
         badIndex = g.badIndex;
       }
-      if (badIndex >= 0) overflowed.set(p.tensor, root);
+      if (badIndex >= 0 && root.raw && isWideDtype(root.dtype)) {
+        wide.set(
+          p.tensor,
+          wideFromBytes(
+            root.raw,
+            root.dtype,
+            root.numel,
+            p.tensor.shape,
+            p.strides,
+            offset,
+            this.file,
+          ),
+        );
+      }
     }
-    if (overflowed.size) {
-      const [[tensor, root]] = overflowed;
-      throw int32RangeError(
-        this.file,
-        keyPathOf(result, tensor) ?? "<tensor>",
-        root.dtype,
-        tensor.shape,
-        root.values!,
-      );
+    return wide.size ? replaceValues(result, wide) : result;
+  }
+}
+
+/**
+ * Replaces every occurrence of the keys of `swap` inside loaded data (Maps, arrays, Sets and
+ * PickleObject fields), returning the new root. Iterative, with a visited set: loaded data can
+ * be nested deeper than the call stack and can share containers.
+ */
+function replaceValues(root: unknown, swap: Map<object, unknown>): unknown {
+  const sub = (
+    v: unknown,
+  ) => (typeof v === "object" && v !== null && swap.has(v) ? swap.get(v) : v);
+  const seen = new Set<object>();
+  const todo: unknown[] = [root];
+  while (todo.length) {
+    const v = todo.pop();
+    if (typeof v !== "object" || v === null || seen.has(v) || isHostTensor(v)) continue;
+    seen.add(v);
+    if (v instanceof Map) {
+      for (const [k, x] of v) {
+        if (x !== sub(x)) v.set(k, sub(x));
+        else todo.push(x);
+      }
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        if (v[i] !== sub(v[i])) v[i] = sub(v[i]);
+        else todo.push(v[i]);
+      }
+    } else if (v instanceof Set) {
+      for (const x of [...v]) {
+        if (x !== sub(x)) (v.delete(x), v.add(sub(x)));
+        else todo.push(x);
+      }
+    } else if (v instanceof PickleObject) {
+      v.state = sub(v.state);
+      todo.push(v.state, v.dictItems, v.listItems, v.args, v.kwargs);
     }
   }
+  return sub(root);
 }
 
 function isStorageRef(x: unknown): x is StorageRef {
@@ -316,34 +417,33 @@ function toInts(x: unknown, file: string, what: string): number[] {
   });
 }
 
-/** Finds a dotted key path to `target` inside loaded data, for error messages. */
+/**
+ * Finds a dotted key path to `target` inside loaded data, for error messages. Iterative and
+ * depth-first in document order, so arbitrarily deep data cannot overflow the stack.
+ */
 export function keyPathOf(root: unknown, target: unknown): string | null {
   const seen = new Set<unknown>();
-  const walk = (v: unknown, path: string): string | null => {
+  const todo: [unknown, string][] = [[root, ""]];
+  while (todo.length) {
+    const [v, path] = todo.pop()!;
     if (v === target) return path;
-    if (typeof v !== "object" || v === null || seen.has(v) || isHostTensor(v)) return null;
+    if (typeof v !== "object" || v === null || seen.has(v) || isHostTensor(v)) continue;
     seen.add(v);
     const join = (k: unknown) => (path ? `${path}.${String(k)}` : String(k));
+    const children: [unknown, string][] = [];
     if (v instanceof Map) {
-      for (const [k, x] of v) {
-        const r = walk(x, join(k));
-        if (r !== null) return r;
-      }
+      for (const [k, x] of v) children.push([x, join(k)]);
     } else if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) {
-        const r = walk(v[i], `${path}[${i}]`);
-        if (r !== null) return r;
-      }
+      for (let i = 0; i < v.length; i++) children.push([v[i], `${path}[${i}]`]);
     } else if (v instanceof PickleObject) {
-      return walk(v.state, path) ?? walk(v.dictItems, path) ?? walk(v.listItems, path) ??
-        walk(v.args, path);
+      for (const x of [v.state, v.dictItems, v.listItems, v.args]) children.push([x, path]);
     }
-    return null;
-  };
-  return walk(root, "");
+    for (let i = children.length - 1; i >= 0; i--) todo.push(children[i]);
+  }
+  return null;
 }
 
-function loadZip(src: ByteSource): unknown {
+function loadZip(src: ByteSource, maxExpanded?: number): unknown {
   const zip = new ZipReader(src);
   const pklName = zip.names.find((n) => n === "data.pkl" || n.endsWith("/data.pkl"));
   if (!pklName) {
@@ -357,13 +457,13 @@ function loadZip(src: ByteSource): unknown {
   const byteOrderName = `${prefix}byteorder`;
   const bigEndian = zip.entries.has(byteOrderName) &&
     new TextDecoder().decode(zip.read(byteOrderName)).trim() === "big";
-  const rebuilder = new TensorRebuilder(src.name);
+  const rebuilder = new TensorRebuilder(src.name, maxExpanded);
   const { value } = unpickleAt(zip.read(pklName), 0, {
     file: src.name,
     persistentLoad: (pid) => rebuilder.storageFromPid(pid),
     reducers: rebuilder.reducers,
   });
-  rebuilder.materialize(value, (key, dtype, numel) => {
+  return rebuilder.materialize(value, (key, dtype, numel) => {
     const entry = `${prefix}data/${key}`;
     if (!zip.entries.has(entry)) {
       throw formatError(src.name, `storage '${key}' missing: no zip entry '${entry}'`);
@@ -381,10 +481,9 @@ function loadZip(src: ByteSource): unknown {
     }
     return { bytes, fresh: src.fresh };
   });
-  return value;
 }
 
-function loadLegacyOrPickle(src: ByteSource): unknown {
+function loadLegacyOrPickle(src: ByteSource, maxExpanded?: number): unknown {
   const bytes = src.read(0, src.size, "whole file");
   const file = src.name;
   const first = unpickleAt(bytes, 0, { file });
@@ -410,7 +509,7 @@ function loadLegacyOrPickle(src: ByteSource): unknown {
   const sysInfo = unpickleAt(bytes, proto.end, { file });
   const littleEndian = !(sysInfo.value instanceof Map) ||
     sysInfo.value.get("little_endian") !== false;
-  const rebuilder = new TensorRebuilder(file);
+  const rebuilder = new TensorRebuilder(file, maxExpanded);
   const body = unpickleAt(bytes, sysInfo.end, {
     file,
     persistentLoad: (pid) => rebuilder.storageFromPid(pid),
@@ -437,6 +536,9 @@ function loadLegacyOrPickle(src: ByteSource): unknown {
       );
     }
     const count = Number(dv.getBigInt64(pos, littleEndian));
+    if (count < 0 || count > bytes.length) {
+      throw formatError(file, `storage '${key}' has invalid element count ${count}`);
+    }
     const size = count * SOURCE_DTYPES[ref.dtype].bytes;
     pos += 8;
     if (pos + size > bytes.length) {
@@ -452,7 +554,7 @@ function loadLegacyOrPickle(src: ByteSource): unknown {
     if (!littleEndian) swapped = true;
     pos += size;
   }
-  rebuilder.materialize(body.value, (key, dtype, numel) => {
+  return rebuilder.materialize(body.value, (key, dtype, numel) => {
     const raw = raws.get(key);
     if (!raw) {
       throw formatError(file, `storage '${key}' is used by a tensor but has no data in the file`);
@@ -466,5 +568,4 @@ function loadLegacyOrPickle(src: ByteSource): unknown {
     }
     return { bytes: raw, fresh: src.fresh || swapped };
   });
-  return body.value;
 }

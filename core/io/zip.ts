@@ -34,10 +34,27 @@ function view(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
-function u64(dv: DataView, at: number): number {
+function u64(dv: DataView, at: number, file: string, what: string): number {
+  if (at + 8 > dv.byteLength) throw formatError(file, `corrupt zip: ${what} runs past its record`);
   const v = dv.getBigUint64(at, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`zip field ${v} too large`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw formatError(file, `corrupt zip: ${what} ${v}`);
   return Number(v);
+}
+
+/**
+ * Deflate cannot expand data more than 1032:1 (a 258-byte match per 2 bits, plus block
+ * headers), so a declared size beyond this for its compressed size is a lie, found before
+ * anything is inflated.
+ */
+const MAX_DEFLATE_RATIO = 1032;
+
+/** Physical memory, the most an entry could ever inflate to; Infinity when not permitted. */
+function memoryCap(): number {
+  try {
+    return Deno.systemMemoryInfo().total;
+  } catch {
+    return Infinity;
+  }
 }
 
 export class ZipReader {
@@ -67,14 +84,14 @@ export class ZipReader {
     if (endAbs >= 20) {
       const loc = view(source.read(endAbs - 20, 20, "zip64 locator"));
       if (loc.getUint32(0, true) === SIG_END64_LOCATOR) {
-        const end64At = u64(loc, 8);
+        const end64At = u64(loc, 8, file, "zip64 end record offset");
         const e64 = view(source.read(end64At, 56, "zip64 end record"));
         if (e64.getUint32(0, true) !== SIG_END64) {
           throw formatError(file, `corrupt zip: bad zip64 end record at ${end64At}`);
         }
-        count = u64(e64, 32);
-        cdSize = u64(e64, 40);
-        cdOffset = u64(e64, 48);
+        count = u64(e64, 32, file, "zip64 entry count");
+        cdSize = u64(e64, 40, file, "zip64 central directory size");
+        cdOffset = u64(e64, 48, file, "zip64 central directory offset");
       }
     }
     if (cdOffset + cdSize > source.size) {
@@ -100,6 +117,9 @@ export class ZipReader {
       const extraLen = dv.getUint16(p + 30, true);
       const commentLen = dv.getUint16(p + 32, true);
       let localHeaderOffset = dv.getUint32(p + 42, true);
+      if (p + 46 + nameLen + extraLen + commentLen > cd.length) {
+        throw formatError(file, `corrupt zip: central directory entry ${i} runs past its end`);
+      }
       const name = decoder.decode(cd.subarray(p + 46, p + 46 + nameLen));
       // zip64 extra field: the 0xFFFFFFFF fields follow in this order
       let e = p + 46 + nameLen;
@@ -107,10 +127,16 @@ export class ZipReader {
       while (e + 4 <= extraEnd) {
         const id = dv.getUint16(e, true), len = dv.getUint16(e + 2, true);
         if (id === 0x0001) {
-          let q = e + 4;
-          if (size === 0xffffffff) (size = u64(dv, q), q += 8);
-          if (compressedSize === 0xffffffff) (compressedSize = u64(dv, q), q += 8);
-          if (localHeaderOffset === 0xffffffff) localHeaderOffset = u64(dv, q);
+          const field = new DataView(
+            cd.buffer,
+            cd.byteOffset + e + 4,
+            Math.min(len, extraEnd - e - 4),
+          );
+          const what = `zip64 field of '${name}'`;
+          let q = 0;
+          if (size === 0xffffffff) (size = u64(field, q, file, what), q += 8);
+          if (compressedSize === 0xffffffff) (compressedSize = u64(field, q, file, what), q += 8);
+          if (localHeaderOffset === 0xffffffff) localHeaderOffset = u64(field, q, file, what);
         }
         e += 4 + len;
       }
@@ -121,6 +147,27 @@ export class ZipReader {
 
   get names(): string[] {
     return [...this.entries.keys()];
+  }
+
+  /** Refuses a declared size that its compressed data or this machine could never back. */
+  private checkDeclaredSize(entry: ZipEntry): void {
+    const file = this.source.name;
+    const most = entry.compressedSize * MAX_DEFLATE_RATIO + 1024;
+    if (entry.method === 8 && entry.size > most) {
+      throw formatError(
+        file,
+        `corrupt zip: '${entry.name}' declares ${entry.size} bytes, more than its ` +
+          `${entry.compressedSize} compressed bytes can inflate to (at most ${most})`,
+      );
+    }
+    const cap = memoryCap();
+    if (entry.size > cap) {
+      throw formatError(
+        file,
+        `zip entry '${entry.name}' declares ${entry.size} bytes, more than this machine's ` +
+          `${cap} bytes of memory`,
+      );
+    }
   }
 
   /** The uncompressed bytes of entry `name`, CRC-checked. */
@@ -134,14 +181,28 @@ export class ZipReader {
     }
     const dataAt = entry.localHeaderOffset + 30 + local.getUint16(26, true) +
       local.getUint16(28, true);
+    if (entry.method === 0 && entry.compressedSize !== entry.size) {
+      throw formatError(
+        file,
+        `corrupt zip: stored entry '${name}' declares ${entry.size} bytes but holds ${entry.compressedSize}`,
+      );
+    }
+    this.checkDeclaredSize(entry);
     const stored = this.source.read(dataAt, entry.compressedSize, `zip entry '${name}'`);
     let data: Uint8Array;
     if (entry.method === 0) {
       data = stored;
     } else if (entry.method === 8) {
+      // The declared size bounds the output, so a bomb stops at it instead of filling memory.
       try {
-        data = new Uint8Array(inflateRawSync(stored));
+        data = new Uint8Array(inflateRawSync(stored, { maxOutputLength: Math.max(1, entry.size) }));
       } catch (e) {
+        if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+          throw formatError(
+            file,
+            `corrupt zip: '${name}' inflates past its declared size of ${entry.size} bytes`,
+          );
+        }
         throw formatError(file, `corrupt zip: cannot inflate '${name}': ${(e as Error).message}`);
       }
     } else {

@@ -6,9 +6,16 @@
  * library is missing (Debian: libturbojpeg0) or DIGIT_JPEG=off.
  *
  * CMYK and YCCK files are left to the TS decoder: TurboJPEG cannot convert them to RGB,
- * and PIL converts them with its own formula.
+ * and PIL converts them with its own formula. So is any file whose header or data TurboJPEG
+ * refuses for a reason other than truncation: tjDecompressHeader3 cannot classify some legal
+ * sampling layouts (CMYK with C at 2x2 and M/Y/K at 1x1), which libjpeg, PIL and the TS
+ * decoder all read.
+ *
+ * The pixel limit (core/image/errors.ts) is checked from the header before the output
+ * buffer, width*height*3 bytes, is allocated.
  */
 
+import { checkPixelLimit, type DecodeOptions, ImageDecodeError } from "../image/errors.ts";
 import { openFirst } from "./ffi.ts";
 
 const LIBRARY_CANDIDATES = [
@@ -26,7 +33,10 @@ const LIBRARY_CANDIDATES = [
 const SYMBOLS = {
   tjInitDecompress: { parameters: [], result: "pointer" },
   // handle, jpegBuf, jpegSize, &width, &height, &jpegSubsamp, &jpegColorspace
-  tjDecompressHeader3: { parameters: ["pointer", "buffer", "u64", "buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  tjDecompressHeader3: {
+    parameters: ["pointer", "buffer", "u64", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
   // handle, jpegBuf, jpegSize, dstBuf, width, pitch, height, pixelFormat, flags
   tjDecompress2: {
     parameters: ["pointer", "buffer", "u64", "buffer", "i32", "i32", "i32", "i32", "i32"],
@@ -46,11 +56,16 @@ const TJERR_WARNING = 0;
 export interface TurboJpeg {
   readonly library: string;
   /**
-   * RGB pixels of a JPEG, or null for a file the TS decoder should handle (CMYK/YCCK).
-   * Throws on a corrupt or truncated file; other libjpeg warnings (extraneous bytes before
-   * a marker, say) still return the image, as PIL does.
+   * RGB pixels of a JPEG, or null for a file the TS decoder should handle (CMYK/YCCK, or one
+   * TurboJPEG refuses for a reason other than truncation). Throws ImageDecodeError on a
+   * truncated file and ImageTooLargeError over the pixel limit; other libjpeg warnings
+   * (extraneous bytes before a marker, say) still return the image, as PIL does.
    */
-  decodeRgb(bytes: Uint8Array, name: string): { width: number; height: number; data: Uint8Array } | null;
+  decodeRgb(
+    bytes: Uint8Array,
+    name: string,
+    opts?: DecodeOptions,
+  ): { width: number; height: number; data: Uint8Array } | null;
 }
 
 let loaded: TurboJpeg | null | undefined;
@@ -59,7 +74,13 @@ let failure = "";
 /** The TurboJPEG bindings, or null when the library is missing or DIGIT_JPEG=off. */
 export function turbojpeg(): TurboJpeg | null {
   if (loaded === undefined) {
-    const opened = openFirst("libturbojpeg", LIBRARY_CANDIDATES, SYMBOLS, "DIGIT_JPEG", "apt-get install libturbojpeg0");
+    const opened = openFirst(
+      "libturbojpeg",
+      LIBRARY_CANDIDATES,
+      SYMBOLS,
+      "DIGIT_JPEG",
+      "apt-get install libturbojpeg0",
+    );
     if ("failure" in opened) {
       failure = opened.failure;
       loaded = null;
@@ -91,27 +112,61 @@ function wrap(lib: Deno.DynamicLibrary<typeof SYMBOLS>, library: string): TurboJ
     const p = s.tjGetErrorStr2(handle);
     return p ? new Deno.UnsafePointerView(p).getCString() : "unknown error";
   };
-  const fail = (name: string): never => {
+  /** Replaces the handle after a failure and says whether the failure was truncation. */
+  const failure = (): { text: string; truncated: boolean } => {
     const text = errorText();
     s.tjDestroy(handle);
     handle = init();
-    // PIL refuses a file whose data ends early ("image file is truncated"); so do we.
-    throw new Error(`jpeg: ${name}: ${/premature end/i.test(text) ? `truncated file (${text})` : text}`);
+    return { text, truncated: /premature end/i.test(text) };
+  };
+  // PIL refuses a file whose data ends early ("image file is truncated"); so do we.
+  const truncated = (name: string, text: string): never => {
+    throw new ImageDecodeError("jpeg", name, `truncated file (${text})`);
   };
   return {
     library,
-    decodeRgb(bytes, name) {
+    decodeRgb(bytes, name, opts = {}) {
       header.fill(0);
-      if (s.tjDecompressHeader3(handle, bytes, BigInt(bytes.length), field(0), field(1), field(2), field(3)) !== 0) {
-        fail(name);
+      if (
+        s.tjDecompressHeader3(
+          handle,
+          bytes,
+          BigInt(bytes.length),
+          field(0),
+          field(1),
+          field(2),
+          field(3),
+        ) !== 0
+      ) {
+        const f = failure();
+        if (f.truncated) truncated(name, f.text);
+        return null; // e.g. a sampling layout TurboJPEG cannot classify: the TS decoder reads it
       }
       const [width, height, , colourSpace] = header;
       // A stream that ends before its frame header can "succeed" without a size.
-      if (width <= 0 || height <= 0) throw new Error(`jpeg: ${name}: truncated file (no frame header)`);
+      if (width <= 0 || height <= 0) truncated(name, "no frame header");
+      checkPixelLimit("jpeg", name, width, height, opts);
       if (colourSpace === TJCS_CMYK || colourSpace === TJCS_YCCK) return null;
       const data = new Uint8Array(width * height * 3);
-      const rc = s.tjDecompress2(handle, bytes, BigInt(bytes.length), data, width, width * 3, height, TJPF_RGB, TJFLAG_ACCURATEDCT);
-      if (rc !== 0 && (s.tjGetErrorCode(handle) !== TJERR_WARNING || /premature end/i.test(errorText()))) fail(name);
+      const rc = s.tjDecompress2(
+        handle,
+        bytes,
+        BigInt(bytes.length),
+        data,
+        width,
+        width * 3,
+        height,
+        TJPF_RGB,
+        TJFLAG_ACCURATEDCT,
+      );
+      if (
+        rc !== 0 &&
+        (s.tjGetErrorCode(handle) !== TJERR_WARNING || /premature end/i.test(errorText()))
+      ) {
+        const f = failure();
+        if (f.truncated) truncated(name, f.text);
+        return null;
+      }
       return { width, height, data };
     },
   };
