@@ -171,9 +171,17 @@ export async function saveCheckpoint(
   await step("cleaned");
 }
 
-async function readMarker(path: string): Promise<Marker> {
+/** As a promise, so that callers' `.catch` sees its errors. */
+function readMarker(path: string): Promise<Marker> {
+  try {
+    return Promise.resolve(readMarkerSync(path));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function readMarkerSync(path: string): Marker {
   const file = markerPath(path);
-  let text: string;
   try {
     Deno.statSync(file);
   } catch (e) {
@@ -183,7 +191,7 @@ async function readMarker(path: string): Promise<Marker> {
     throw e;
   }
   // A FIFO or device named as the marker is refused instead of blocking or reading forever.
-  text = new TextDecoder().decode(
+  const text = new TextDecoder().decode(
     readRegularFileSync(file, "checkpoint metadata", MAX_MARKER_BYTES),
   );
   let marker: Marker;

@@ -30,7 +30,7 @@ import {
   swapBytes,
   viewExtent,
   wideFromBytes,
-  WideIntTensor,
+  type WideIntTensor,
 } from "./host_tensor.ts";
 import { PickleGlobal, PickleObject, type PickleReducer, unpickleAt } from "./pickle.ts";
 import { shortRepr } from "./pickle_values.ts";
