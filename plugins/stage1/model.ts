@@ -10,8 +10,9 @@ import { Module } from "../../core/nn/mod.ts";
 import { Generator } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import { TransformerDecoder } from "../transformer/decoder.ts";
+import { DECODER_PRESETS, SPECIALS } from "../transformer/vocab.ts";
 
-export const SPECIALS = { bos: 0, pad: 1, eos: 2, unk: 3, newline: 4, count: 5 } as const;
+export { SPECIALS };
 
 export interface Stage1Config {
   /** Number of K-Means clusters (semantic vocabulary). */
@@ -54,12 +55,5 @@ export class Stage1GPT extends Module {
   }
 }
 
-/** Named sizes. `base` and `large` are the paper's; the small ones run on a CPU. */
-export const STAGE1_PRESETS: Record<string, Omit<Stage1Config, "clusters" | "classes" | "length">> = {
-  tiny: { layers: 2, dim: 64, heads: 4, ffnDim: 256, dropout: 0.1 },
-  small: { layers: 4, dim: 128, heads: 4, ffnDim: 512, dropout: 0.1 },
-  medium: { layers: 8, dim: 512, heads: 8, ffnDim: 2048, dropout: 0.1 },
-  base: { layers: 16, dim: 1024, heads: 16, ffnDim: 4096, dropout: 0.1 },
-  /** Width 1536 is published; depth 24 and FFN 6144 are inferred from 732M parameters. */
-  large: { layers: 24, dim: 1536, heads: 16, ffnDim: 6144, dropout: 0.1 },
-};
+/** Stage 1 comes in the shared GPT sizes (plugins/transformer/vocab.ts). */
+export const STAGE1_PRESETS = DECODER_PRESETS;

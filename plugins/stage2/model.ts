@@ -17,8 +17,8 @@ import { Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
-import { SPECIALS, STAGE1_PRESETS } from "../stage1/model.ts";
 import { TransformerDecoder } from "../transformer/decoder.ts";
+import { DECODER_PRESETS, SPECIALS } from "../transformer/vocab.ts";
 
 export { SPECIALS };
 
@@ -43,7 +43,7 @@ export interface Stage2Config {
 }
 
 /** Sizes shared with stage 1 (`base` is the paper's 16 x 1024). */
-export const STAGE2_PRESETS = STAGE1_PRESETS;
+export const STAGE2_PRESETS = DECODER_PRESETS;
 
 export class Stage2Model extends Module {
   readonly decoder: TransformerDecoder;
