@@ -149,7 +149,7 @@ Deno.test("a decoder that does not match the cfg is refused with one report nami
   pos.data = pos.data.subarray(0, 302 * 16);
   assert.throws(
     () => digitStage1FromCheckpoint(short, file),
-    /302 rows \(max_target_positions 300\), but Stage1GPT for 256 tokens builds 1026/,
+    /embed_positions.weight has 302 rows \(max_target_positions 300\), but cfg\.model\.max_target_positions is 1024/,
   );
 
   // no centroids: not a DiGIT stage-1 file

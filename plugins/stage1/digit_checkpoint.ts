@@ -34,9 +34,21 @@ export interface DigitStage1Options {
   length?: number;
 }
 
-/** fairseq's default when the config names no max_target_positions. */
-const DEFAULT_MAX_TARGET_POSITIONS = 1024;
+/**
+ * fairseq's defaults for the keys a cfg may omit: `TransformerLanguageModelConfig`
+ * (fairseq/models/transformer_lm.py) and DEFAULT_MAX_TARGET_POSITIONS. Sizes the weights show
+ * (width, depth, FFN, positions) are read from them first; the head count cannot be.
+ */
+const FAIRSEQ_DEFAULTS = {
+  decoder_embed_dim: 512,
+  decoder_ffn_embed_dim: 2048,
+  decoder_layers: 6,
+  decoder_attention_heads: 8,
+  max_target_positions: 1024,
+  dropout: 0.1,
+};
 const ENCODER_PREFIX = "pretrained_encoder.";
+const POSITIONS_KEY = "decoder.embed_positions.weight";
 
 /** Reads a fairseq stage-1 checkpoint file. */
 export async function loadDigitStage1(
@@ -75,20 +87,21 @@ export function digitStage1FromCheckpoint(
       encoderWeights.set(key.slice(ENCODER_PREFIX.length), t);
     }
   }
-  const config = stage1ConfigOf(cfg as Record<string, unknown>, decoder, opts.length ?? 256, fail);
+  const config = stage1ConfigOf(
+    cfg as Record<string, unknown>,
+    decoder,
+    opts.length ?? 256,
+    sd.get("centroids")?.shape[1],
+    fail,
+  );
   const centroids = centroidsOf(sd, config.clusters, fail);
 
   const model = new Stage1GPT(config);
   try {
     const rows = model.decoder.embed_positions.count;
-    const got = decoder.get("decoder.embed_positions.weight")?.shape[0];
-    if (got !== undefined && got !== rows) {
-      fail(
-        `decoder.embed_positions.weight has ${got} rows (max_target_positions ${
-          got - POSITION_OFFSET
-        }), but Stage1GPT for ${config.length} tokens builds ${rows} ` +
-          `(max(1024, length + 1) + ${POSITION_OFFSET})`,
-      );
+    const table = decoder.get(POSITIONS_KEY);
+    if (table && table.shape.length === 2 && table.shape[0] !== rows) {
+      decoder.set(POSITIONS_KEY, resizePositions(table, rows));
     }
     model.loadStateDict(decoder, { strict: true, what: `DiGIT stage-1 decoder in ${file}` });
   } catch (e) {
@@ -104,6 +117,7 @@ function stage1ConfigOf(
   cfg: Record<string, unknown>,
   decoder: StateDict,
   length: number,
+  centroidCount: number | undefined,
   fail: (detail: string) => never,
 ): Stage1Config {
   // fairseq >= 0.10 nests groups; argparse-era `args` is flat.
@@ -120,18 +134,40 @@ function stage1ConfigOf(
     return v as number;
   };
 
-  const clusters = int(task, taskGroup, "target_vocab_size");
-  const dim = int(model, group, "decoder_embed_dim");
+  // Sizes the weights show, used where the cfg omits a key.
+  const shapeOf = (key: string) => decoder.get(key)?.shape;
+  const tokens = shapeOf("decoder.embed_tokens.weight");
+  let depth = 0;
+  while (decoder.has(`decoder.layers.${depth}.fc1.weight`)) depth++;
+  const positions = shapeOf(POSITIONS_KEY);
+
+  const clusters = int(task, taskGroup, "target_vocab_size", centroidCount);
+  const dim = int(
+    model,
+    group,
+    "decoder_embed_dim",
+    tokens?.[1] ?? FAIRSEQ_DEFAULTS.decoder_embed_dim,
+  );
   const config: Stage1Config = {
     clusters,
     classes: 0,
-    layers: int(model, group, "decoder_layers"),
+    layers: int(model, group, "decoder_layers", depth || FAIRSEQ_DEFAULTS.decoder_layers),
     dim,
-    heads: int(model, group, "decoder_attention_heads"),
-    ffnDim: int(model, group, "decoder_ffn_embed_dim"),
+    heads: int(model, group, "decoder_attention_heads", FAIRSEQ_DEFAULTS.decoder_attention_heads),
+    ffnDim: int(
+      model,
+      group,
+      "decoder_ffn_embed_dim",
+      shapeOf("decoder.layers.0.fc1.weight")?.[0] ?? FAIRSEQ_DEFAULTS.decoder_ffn_embed_dim,
+    ),
     length,
-    dropout: Number(value(model, "dropout") ?? 0.1),
+    dropout: Number(value(model, "dropout") ?? FAIRSEQ_DEFAULTS.dropout),
   };
+  if (dim % config.heads !== 0) {
+    fail(
+      `${group}decoder_embed_dim ${dim} is not a multiple of decoder_attention_heads ${config.heads}`,
+    );
+  }
 
   // Stage1GPT is fairseq's stlm as DiGIT configures it; refuse variants it cannot represent.
   const problems: string[] = [];
@@ -171,16 +207,42 @@ function stage1ConfigOf(
   }
   if (conditional) config.classes = extra;
 
-  const maxTarget = int(
-    model,
-    group,
-    "max_target_positions",
-    (value(task, "max_target_positions") as number | undefined) ?? DEFAULT_MAX_TARGET_POSITIONS,
-  );
+  // fairseq's learned table has max_target_positions + padding_idx + 1 rows.
+  const tableMax = positions ? positions[0] - POSITION_OFFSET : undefined;
+  const inModel = value(model, "max_target_positions") ?? null;
+  const named = inModel ?? value(task, "max_target_positions") ?? null;
+  const maxKey = `${inModel !== null ? group : taskGroup}max_target_positions`;
+  const maxTarget = named === null
+    ? tableMax ?? FAIRSEQ_DEFAULTS.max_target_positions
+    : (typeof named === "number" && Number.isInteger(named) && named > 0
+      ? named
+      : fail(`${maxKey} is ${JSON.stringify(named)}, expected a positive integer`));
+  if (tableMax !== undefined && tableMax !== maxTarget) {
+    fail(
+      `${POSITIONS_KEY} has ${positions![0]} rows (max_target_positions ${tableMax}), but ` +
+        `${maxKey} is ${maxTarget} (${maxTarget + POSITION_OFFSET} rows)`,
+    );
+  }
   if (length + 1 > maxTarget) {
-    fail(`${length} tokens per image need ${length + 1} positions; the model has ${maxTarget}`);
+    fail(
+      `${length} tokens per image need ${length + 1} positions; the model has ${maxTarget} ` +
+        `(${named === null ? POSITIONS_KEY : maxKey})`,
+    );
   }
   return config;
+}
+
+/**
+ * The position table at the row count Stage1GPT builds (max(1024, length + 1) + 2). Only rows
+ * 0..length + 2 are ever read for `length` tokens, and the checkpoint has those (checked against
+ * max_target_positions above); rows it lacks are zero, as fairseq's padding row is, and rows
+ * past Stage1GPT's table are positions no sequence reaches.
+ */
+function resizePositions(t: HostTensor, rows: number): HostTensor {
+  const [have, dim] = t.shape;
+  const out = new Float32Array(rows * dim);
+  out.set(t.data.subarray(0, Math.min(have, rows) * dim));
+  return makeHostTensor([rows, dim], out, t.sourceDtype);
 }
 
 /** centroids (D, K) in the file -> (K, D) as km_8k.npy holds them. */
