@@ -34,24 +34,66 @@ async function isDir(path: string, e: Deno.DirEntry): Promise<boolean> {
   }
 }
 
-/** All directories under `dir` (itself included), sorted by path like sorted(os.walk(dir)). */
-async function walkDirs(dir: string): Promise<{ dir: string; files: string[] }[]> {
+async function realPathOrUndefined(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * All directories under `dir` (itself included), sorted by path like sorted(os.walk(dir)),
+ * following symlinked directories as os.walk(followlinks=True) does, but each real directory
+ * once: os.walk would go round a self-link until the path is too long (41 copies of every
+ * image), and two self-links in one folder make about 2^40 visits. Plain sub-directories are
+ * walked first, so a directory reachable both directly and through a link is listed under its
+ * own path; a link to a directory already listed is skipped and recorded in `skipped`.
+ */
+async function walkDirs(
+  dir: string,
+  skipped: string[],
+): Promise<{ dir: string; files: string[] }[]> {
   const out: { dir: string; files: string[] }[] = [];
-  const visit = async (d: string) => {
-    const files: string[] = [];
-    for (const e of await listDir(d)) {
-      const p = `${d}/${e.name}`;
-      if (await isDir(p, e)) await visit(p);
-      else files.push(e.name);
+  const seen = new Set<string>();
+  const links: string[] = [];
+  const walk = async (start: string, startReal: string, via?: string) => {
+    const stack = [{ path: start, real: startReal }];
+    seen.add(startReal);
+    while (stack.length > 0) {
+      const d = stack.pop()!;
+      const files: string[] = [];
+      for (const e of (await listDir(d.path)).sort((a, b) => byString(a.name, b.name))) {
+        const p = `${d.path}/${e.name}`;
+        if (e.isDirectory) {
+          // A plain directory's real path is its parent's plus its name; inside a followed
+          // link it may still be one already listed (a link to an ancestor).
+          const real = `${d.real}/${e.name}`;
+          if (seen.has(real)) skipped.push(via ?? p);
+          else {
+            seen.add(real);
+            stack.push({ path: p, real });
+          }
+        } else if (await isDir(p, e)) links.push(p);
+        else files.push(e.name);
+      }
+      out.push({ dir: d.path, files: files.sort(byString) });
     }
-    out.push({ dir: d, files: files.sort(byString) });
   };
-  await visit(dir);
+  await walk(dir, (await realPathOrUndefined(dir)) ?? dir);
+  for (let i = 0; i < links.length; i++) {
+    const real = await realPathOrUndefined(links[i]);
+    if (real === undefined) continue; // vanished since it was listed
+    if (seen.has(real)) skipped.push(links[i]);
+    else await walk(links[i], real, links[i]);
+  }
   return out.sort((a, b) => byString(a.dir, b.dir));
 }
 
 export interface ImageFolderOptions {
   extensions?: string[];
+  /** Told once, naming the symlinks skipped because their folder was listed already. Default: console.warn. */
+  onWarning?: (message: string) => void;
 }
 
 export class ImageFolder extends ImageFileList {
@@ -65,9 +107,10 @@ export class ImageFolder extends ImageFileList {
     if (classes.length === 0) throw new Error(`ImageFolder: no class folders in ${root}`);
     const files: LabelledFile[] = [];
     const empty: string[] = [];
+    const skipped: string[] = [];
     for (const [label, cls] of classes.entries()) {
       const before = files.length;
-      for (const { dir, files: names } of await walkDirs(`${root}/${cls}`)) {
+      for (const { dir, files: names } of await walkDirs(`${root}/${cls}`, skipped)) {
         for (const n of names) {
           const lower = n.toLowerCase();
           if (exts.some((x) => lower.endsWith(x))) files.push({ path: `${dir}/${n}`, label });
@@ -82,10 +125,24 @@ export class ImageFolder extends ImageFileList {
         }${empty.length > 5 ? ", ..." : ""}`,
       );
     }
-    return new ImageFolder(root, files, classes);
+    const unique = [...new Set(skipped)];
+    if (unique.length > 0) {
+      const shown = unique.slice(0, 5).join(", ") +
+        (unique.length > 5 ? `, ... (${unique.length} in all)` : "");
+      (opts.onWarning ?? ((m: string) => console.warn(m)))(
+        `ImageFolder: ${root}: skipped symlinked folders already listed (a symlink loop?): ${shown}`,
+      );
+    }
+    return new ImageFolder(root, files, classes, unique);
   }
 
-  private constructor(readonly root: string, files: LabelledFile[], classes: string[]) {
+  private constructor(
+    readonly root: string,
+    files: LabelledFile[],
+    classes: string[],
+    /** Symlinks not followed because their folder was already listed (loops). */
+    readonly skippedLinks: readonly string[],
+  ) {
     super(`imagefolder:${root}`, files, classes.length, classes);
   }
 }
