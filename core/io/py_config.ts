@@ -8,7 +8,11 @@
  * reader can write `cfg.model.decoder_layers`.
  */
 
+import { formatError } from "./errors.ts";
 import { PickleObject } from "./pickle.ts";
+
+/** Real configs nest a few levels; a hostile pickle can nest millions, past the call stack. */
+const MAX_DEPTH = 512;
 
 const DICT_CONFIG = "omegaconf.dictconfig.DictConfig";
 const LIST_CONFIG = "omegaconf.listconfig.ListConfig";
@@ -18,12 +22,27 @@ function stateOf(o: PickleObject): Map<unknown, unknown> {
   return o.state instanceof Map ? o.state : new Map();
 }
 
-/** Converts DictConfig/ListConfig/nodes/Namespace and string-keyed Maps into plain JS data. */
-export function configToPlain(value: unknown): unknown {
+/**
+ * Converts DictConfig/ListConfig/nodes/Namespace and string-keyed Maps into plain JS data.
+ * `file` names the checkpoint in the error for a config nested deeper than MAX_DEPTH.
+ */
+export function configToPlain(value: unknown, file = "<config>"): unknown {
   const done = new Map<unknown, unknown>();
+  let depth = 0;
   const convert = (v: unknown): unknown => {
     if (typeof v !== "object" || v === null) return v;
     if (done.has(v)) return done.get(v);
+    if (depth >= MAX_DEPTH) {
+      throw formatError(file, `config nested deeper than ${MAX_DEPTH} levels`);
+    }
+    depth++;
+    try {
+      return convertObject(v);
+    } finally {
+      depth--;
+    }
+  };
+  const convertObject = (v: object): unknown => {
     if (v instanceof PickleObject) {
       const name = v.className;
       if (name === DICT_CONFIG || name === LIST_CONFIG) {

@@ -74,7 +74,7 @@ export function digitStage1FromCheckpoint(
     fail(`no 'model' state dict (top-level keys: ${[...ck.keys()].join(", ")})`);
   }
   const sd = weights as StateDict;
-  const cfg = configToPlain(ck.get("cfg") ?? ck.get("args"));
+  const cfg = configToPlain(ck.get("cfg") ?? ck.get("args"), file);
   if (typeof cfg !== "object" || cfg === null) {
     fail("no 'cfg' (or legacy 'args') to size the model");
   }
