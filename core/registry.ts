@@ -167,6 +167,35 @@ export interface StepDefinition<P> {
    */
   complete?(params: P, outputs: Record<string, string>): boolean | Promise<boolean>;
   run(params: P, ctx: StepContext): void | Promise<void>;
+  /**
+   * Present when the step can be split over processes (Slurm array tasks, Kubernetes
+   * Indexed Job pods): see core/shard.ts for how shards are chosen, where they write and
+   * when a merge may run. `run` above stays the single-process path.
+   */
+  shardable?: ShardableStep<P>;
+}
+
+/** One shard of a step (its index, the shard count, and the folder it alone writes to). */
+export interface StepShard {
+  index: number;
+  count: number;
+  dir: string;
+}
+
+/** How a shardable step does one shard's work and combines finished shards. */
+export interface ShardableStep<P> {
+  /**
+   * Processes one deterministic, contiguous slice of the step's input (core/shard.ts
+   * `shardSlice`). `ctx.stepDir` is the shard's folder and `ctx.outputs` point inside it:
+   * nothing may be written elsewhere, so two shards never write the same file.
+   */
+  run(params: P, ctx: StepContext, shard: StepShard): void | Promise<void>;
+  /**
+   * Writes the step's declared outputs (`ctx.outputs`, in the step's folder) from every
+   * shard, given in index order and all finished. The result must be byte-identical to
+   * what `run` writes in one process.
+   */
+  merge(params: P, ctx: StepContext, shards: readonly StepShard[]): void | Promise<void>;
 }
 
 interface EntryInfo {
@@ -185,7 +214,7 @@ export type FactoryEntry<K extends FactoryKind = FactoryKind, O = unknown> =
 export type StepEntry<P = unknown> =
   & EntryInfo
   & Required<Pick<StepDefinition<P>, "params" | "outputs" | "run">>
-  & Pick<StepDefinition<P>, "complete">
+  & Pick<StepDefinition<P>, "complete" | "shardable">
   & { kind: "steps" };
 export type Entry<K extends Kind> = K extends "steps" ? StepEntry
   : K extends FactoryKind ? FactoryEntry<K>
@@ -302,6 +331,7 @@ export class Registry {
       outputs: def.outputs ?? (() => ({})),
       complete: def.complete,
       run: def.run,
+      shardable: def.shardable,
     };
     this.#add("steps", entry as unknown as Entry<"steps">);
   }

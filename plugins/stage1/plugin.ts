@@ -3,9 +3,10 @@
  * `sample-stage1` (semantic token grids from a trained model) and `probe-stage1`.
  */
 
-import { s } from "../../core/config.ts";
+import { type Infer, s } from "../../core/config.ts";
 import { experimentDir, experimentPath } from "../../core/tasks.ts";
 import { readTokenFile, writeTokenFile } from "../../core/io/tokens.ts";
+import { concatTokenFiles, shardSlice, sliceFiles, writeSlice } from "../../core/shard.ts";
 import { loadCheckpoint } from "../../core/io/checkpoint.ts";
 import { definePlugin, type StepContext } from "../../core/registry.ts";
 import { modelWeights } from "../../core/train/trainer.ts";
@@ -84,6 +85,43 @@ const probeParams = s.object({
   seed: s.int().default(0),
 });
 
+type SampleParams = Infer<typeof sampleParams>;
+
+/**
+ * Samples [start, end) of the `count` grids into ctx.outputs.tokens. Batch b covers samples
+ * [b, b + batch_size) and draws from seed + b, so a grid depends on its global index (and
+ * batch_size), never on which process makes it; `start` must be a multiple of batch_size.
+ */
+async function sampleSlice(p: SampleParams, ctx: StepContext, start: number, end: number): Promise<void> {
+  if (start % p.batch_size !== 0) throw new Error(`sample-stage1: a slice must start on a batch boundary, got ${start}`);
+  const model = await loadStage1(p.model);
+  try {
+    if (p.guidance !== 1) await warnUnlearnedGuidance(p.model, ctx);
+    const all: Int32Array[] = [];
+    let height = 0, width = 0;
+    for (let i = start; i < end; i += p.batch_size) {
+      const n = Math.min(p.batch_size, end - i);
+      const classes = p.classes.length ? Int32Array.from({ length: n }, (_, j) => p.classes[(i + j) % p.classes.length]) : undefined;
+      const grid = await sampleStage1(model, {
+        count: n, seed: p.seed + i, topK: p.top_k, topP: p.top_p, temperature: p.temperature, guidance: p.guidance, classes,
+        onProgress: (d, t) => ctx.log.progress("stage-1 sampling", (i - start) * t + d, (end - start) * t),
+      });
+      all.push(grid.tokens);
+      height = grid.height;
+      width = grid.width;
+    }
+    const tokens = new Int32Array(all.reduce((s, a) => s + a.length, 0));
+    let at = 0;
+    for (const a of all) (tokens.set(a, at), at += a.length);
+    await writeTokenFile(ctx.outputs.tokens, {
+      tokens, count: end - start, height, width, vocab: model.cfg.clusters, source: `sample-stage1 ${p.model}`,
+      labels: p.classes.length ? Int32Array.from({ length: end - start }, (_, j) => p.classes[(start + j) % p.classes.length]) : undefined,
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
 export default definePlugin({
   name: "digit-stage1",
   version: "0.1.0",
@@ -103,29 +141,20 @@ export default definePlugin({
       outputs: () => ({ tokens: "samples.tokens" }),
       run: async (p, ctx) => {
         await useDevice(ctx.device);
-        const model = await loadStage1(p.model);
-        if (p.guidance !== 1) await warnUnlearnedGuidance(p.model, ctx);
-        const all: Int32Array[] = [];
-        let height = 0, width = 0;
-        for (let i = 0; i < p.count; i += p.batch_size) {
-          const n = Math.min(p.batch_size, p.count - i);
-          const classes = p.classes.length ? Int32Array.from({ length: n }, (_, j) => p.classes[(i + j) % p.classes.length]) : undefined;
-          const grid = await sampleStage1(model, {
-            count: n, seed: p.seed + i, topK: p.top_k, topP: p.top_p, temperature: p.temperature, guidance: p.guidance, classes,
-            onProgress: (d, t) => ctx.log.progress("stage-1 sampling", i * t + d, p.count * t),
-          });
-          all.push(grid.tokens);
-          height = grid.height;
-          width = grid.width;
-        }
-        const tokens = new Int32Array(all.reduce((s, a) => s + a.length, 0));
-        let at = 0;
-        for (const a of all) (tokens.set(a, at), at += a.length);
-        await writeTokenFile(ctx.outputs.tokens, {
-          tokens, count: p.count, height, width, vocab: model.cfg.clusters, source: `sample-stage1 ${p.model}`,
-          labels: p.classes.length ? Int32Array.from({ length: p.count }, (_, j) => p.classes[j % p.classes.length]) : undefined,
-        });
-        model.dispose();
+        await sampleSlice(p, ctx, 0, p.count);
+      },
+      // Shards start on batch boundaries, so shard batches are the whole run's batches with
+      // the same seeds (seed + first index of the batch): identical grids, concatenated.
+      shardable: {
+        run: async (p, ctx, shard) => {
+          await useDevice(ctx.device);
+          const range = shardSlice(p.count, shard, p.batch_size);
+          if (range.end > range.start) await sampleSlice(p, ctx, range.start, range.end);
+          await writeSlice(shard.dir, { ...range, total: p.count, unit: "samples" });
+        },
+        merge: async (_p, ctx, shards) => {
+          await concatTokenFiles(await sliceFiles(shards, "samples.tokens"), ctx.outputs.tokens);
+        },
       },
     });
     r.step({

@@ -82,31 +82,67 @@ function sameRun(a: FeatureManifest, b: FeatureManifest): string | null {
   return null;
 }
 
-/** Writes (or completes) the feature shards; returns the manifest. */
-export async function dumpFeatures(opts: DumpFeaturesOptions): Promise<FeatureManifest> {
-  const { dataset, encoder, outDir } = opts;
+/**
+ * The manifest a dump will have (`complete: false`): which images are kept and how they are
+ * grouped into feature files. It depends only on the dataset, the encoder and the options,
+ * so every process of a sharded dump computes the same one.
+ */
+export function planFeatureDump(opts: DumpFeaturesOptions): FeatureManifest {
+  const { dataset, encoder } = opts;
   const fraction = opts.fraction ?? 0.1;
   const seed = opts.seed ?? 0;
   const perShard = opts.imagesPerShard ?? 512;
-  const batchSize = opts.batchSize ?? 8;
   if (!(fraction > 0 && fraction <= 1)) throw new Error(`dump-features: fraction must be in (0, 1], got ${fraction}`);
   if (!Number.isInteger(perShard) || perShard < 1) throw new Error(`dump-features: imagesPerShard must be >= 1, got ${perShard}`);
-  const transform = opts.transform ?? cropTransform(encoder.inputSize, "random", true);
   const L = encoder.gridSize * encoder.gridSize;
   const D = encoder.featureDim;
   const images = keptImages(dataset.length, fraction, seed);
   if (images.length === 0) throw new Error(`dump-features: a fraction of ${fraction} keeps none of the ${dataset.length} images of ${dataset.name}`);
-
   const shards: FeatureManifest["shards"] = [];
   for (let s = 0; s * perShard < images.length; s++) {
     const n = Math.min(perShard, images.length - s * perShard);
     shards.push({ file: shardFileName(s), images: n, rows: n * L });
   }
-  const manifest: FeatureManifest = {
+  return {
     format: "digit-features", version: 1, encoder: encoder.name, dim: D, tokensPerImage: L,
     dataset: dataset.name, datasetLength: dataset.length, fraction, seed, imagesPerShard: perShard,
     images, shards, complete: false,
   };
+}
+
+/** Encodes feature file `s` of the manifest into `outDir` (skipped when already complete there). */
+async function writeFeatureFile(opts: DumpFeaturesOptions, manifest: FeatureManifest, s: number, outDir: string): Promise<void> {
+  const { dataset, encoder } = opts;
+  const batchSize = opts.batchSize ?? 8;
+  const transform = opts.transform ?? cropTransform(encoder.inputSize, "random", true);
+  const entry = manifest.shards[s];
+  const path = `${outDir}/${entry.file}`;
+  if (shardIsComplete(path, entry.rows, manifest.dim)) {
+    opts.log?.info(`dump-features: ${entry.file} already complete, skipped`);
+    return;
+  }
+  const writer = new NpyMatrixWriter(path, entry.rows, manifest.dim);
+  try {
+    const first = s * manifest.imagesPerShard;
+    for (let b = 0; b < entry.images; b += batchSize) {
+      opts.signal?.throwIfAborted();
+      const idx = manifest.images.slice(first + b, first + Math.min(b + batchSize, entry.images));
+      const picked = await Promise.all(idx.map(async (i) => transform((await dataset.get(i)).image, new Generator(hashBits(manifest.seed, i)))));
+      const rows = await tidyAsync(async () => await encoder.encode(encoder.preprocess(stackImages(picked))).data());
+      writer.append(rows as Float32Array);
+    }
+    writer.close();
+  } catch (e) {
+    writer.abort();
+    throw e;
+  }
+}
+
+/** Writes (or completes) the feature shards; returns the manifest. */
+export async function dumpFeatures(opts: DumpFeaturesOptions): Promise<FeatureManifest> {
+  const { dataset, outDir } = opts;
+  const manifest = planFeatureDump(opts);
+  const shards = manifest.shards;
   await Deno.mkdir(outDir, { recursive: true });
   const manifestPath = `${outDir}/${MANIFEST}`;
   try {
@@ -119,35 +155,77 @@ export async function dumpFeatures(opts: DumpFeaturesOptions): Promise<FeatureMa
   }
 
   const log = opts.log;
-  log?.info(`dump-features: ${images.length} of ${dataset.length} images -> ${shards.length} shards of up to ${perShard} in ${outDir}`);
+  log?.info(`dump-features: ${manifest.images.length} of ${dataset.length} images -> ${shards.length} shards of up to ${manifest.imagesPerShard} in ${outDir}`);
   for (let s = 0; s < shards.length; s++) {
     opts.signal?.throwIfAborted();
-    const path = `${outDir}/${shards[s].file}`;
-    if (shardIsComplete(path, shards[s].rows, D)) {
-      log?.info(`dump-features: ${shards[s].file} already complete, skipped`);
-      log?.progress?.("dump-features", s + 1, shards.length);
-      continue;
-    }
-    const writer = new NpyMatrixWriter(path, shards[s].rows, D);
-    try {
-      const first = s * perShard;
-      for (let b = 0; b < shards[s].images; b += batchSize) {
-        opts.signal?.throwIfAborted();
-        const idx = images.slice(first + b, first + Math.min(b + batchSize, shards[s].images));
-        const picked = await Promise.all(idx.map(async (i) => transform((await dataset.get(i)).image, new Generator(hashBits(seed, i)))));
-        const rows = await tidyAsync(async () => await encoder.encode(encoder.preprocess(stackImages(picked))).data());
-        writer.append(rows as Float32Array);
-      }
-      writer.close();
-    } catch (e) {
-      writer.abort();
-      throw e;
-    }
+    await writeFeatureFile(opts, manifest, s, outDir);
     await Deno.writeTextFile(manifestPath, JSON.stringify({ ...manifest, complete: s === shards.length - 1 }));
     log?.progress?.("dump-features", s + 1, shards.length);
   }
   manifest.complete = true;
   await Deno.writeTextFile(manifestPath, JSON.stringify(manifest));
+  return manifest;
+}
+
+/**
+ * One process's part of a sharded dump: the feature files of `slice` (contiguous file
+ * indices, see core/shard.ts shardSlice over the manifest's files), written to `outDir`
+ * with the unfinished manifest beside them. A feature file is the unit because its images
+ * are encoded in fixed batches from its start, so each file is the same bytes whichever
+ * process writes it.
+ */
+export async function dumpFeatureSlice(
+  opts: DumpFeaturesOptions,
+  slice: (fileCount: number) => { start: number; end: number },
+): Promise<FeatureManifest> {
+  const manifest = planFeatureDump(opts);
+  const { start, end } = slice(manifest.shards.length);
+  await Deno.mkdir(opts.outDir, { recursive: true });
+  await Deno.writeTextFile(`${opts.outDir}/${MANIFEST}`, JSON.stringify(manifest));
+  opts.log?.info(`dump-features: feature files ${start}..${end - 1} of ${manifest.shards.length} in ${opts.outDir}`);
+  for (let s = start; s < end; s++) {
+    opts.signal?.throwIfAborted();
+    await writeFeatureFile(opts, manifest, s, opts.outDir);
+    opts.log?.progress?.("dump-features", s - start + 1, end - start);
+  }
+  return manifest;
+}
+
+/**
+ * Combines the slices of a sharded dump (`parts`, in shard order, each with the file range
+ * it wrote) into `outDir`: the feature files are hard-linked (copied where links fail) and
+ * the manifest is written complete, byte for byte what a single-process dump writes.
+ */
+export async function mergeFeatureSlices(
+  parts: readonly { dir: string; start: number; end: number }[],
+  outDir: string,
+  link: (from: string, to: string) => Promise<void>,
+): Promise<FeatureManifest> {
+  if (parts.length === 0) throw new Error("dump-features merge: no shards");
+  const manifest = await readManifest(`${parts[0].dir}/${MANIFEST}`);
+  let next = 0;
+  for (const part of parts) {
+    const mine = await readManifest(`${part.dir}/${MANIFEST}`);
+    const diff = sameRun(manifest, mine) ??
+      (JSON.stringify(mine.images) !== JSON.stringify(manifest.images) ? "the kept images differ" : null);
+    if (diff) throw new Error(`dump-features merge: ${part.dir} is from another run than ${parts[0].dir} (${diff})`);
+    if (part.start !== next) throw new Error(`dump-features merge: ${part.dir} starts at file ${part.start}, expected ${next}`);
+    next = part.end;
+  }
+  if (next !== manifest.shards.length) {
+    throw new Error(`dump-features merge: the shards cover ${next} of ${manifest.shards.length} feature files`);
+  }
+  await Deno.mkdir(outDir, { recursive: true });
+  for (const part of parts) {
+    for (let s = part.start; s < part.end; s++) {
+      const entry = manifest.shards[s];
+      const from = `${part.dir}/${entry.file}`;
+      if (!shardIsComplete(from, entry.rows, manifest.dim)) throw new Error(`dump-features merge: ${from} is missing or incomplete`);
+      await link(from, `${outDir}/${entry.file}`);
+    }
+  }
+  manifest.complete = true;
+  await Deno.writeTextFile(`${outDir}/${MANIFEST}`, JSON.stringify(manifest));
   return manifest;
 }
 

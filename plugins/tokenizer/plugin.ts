@@ -19,7 +19,8 @@ import type { Encoder } from "../../core/interfaces.ts";
 import { definePlugin, type RunContext } from "../../core/registry.ts";
 import { centroidFileName, readCentroids } from "../kmeans/centroids.ts";
 import { INIT_METHODS } from "../kmeans/init.ts";
-import { dumpFeatures, MANIFEST, readManifest } from "./dump.ts";
+import { concatTokenFiles, linkOrCopy, readSlice, shardSlice, sliceFiles, writeSlice } from "../../core/shard.ts";
+import { dumpFeatures, dumpFeatureSlice, MANIFEST, mergeFeatureSlices, readManifest } from "./dump.ts";
 import { fitCentroids } from "./fit.ts";
 import { KMeansTokenizer } from "./kmeans_tokenizer.ts";
 import { tokenizeDataset } from "./tokenize.ts";
@@ -98,6 +99,30 @@ export default definePlugin({
           disposeEncoder(encoder);
         }
       },
+      // A shard encodes a contiguous run of whole feature files into its own folder; the
+      // merge links them into the step folder and writes the complete manifest.
+      shardable: {
+        run: async (p, ctx, shard) => {
+          await useDevice(ctx.device);
+          const dataset = await openDataset(p.dataset as DatasetSpec);
+          const encoder = await makeEncoder(p.encoder, ctx);
+          try {
+            let files = { start: 0, end: 0 };
+            await dumpFeatureSlice({
+              dataset, encoder, outDir: shard.dir, fraction: p.fraction, seed: p.seed, imagesPerShard: p.images_per_shard,
+              batchSize: p.batch_size, log: ctx.log, signal: ctx.signal,
+            }, (count) => (files = shardSlice(count, shard)));
+            await writeSlice(shard.dir, { ...files, unit: "feature files" });
+          } finally {
+            disposeEncoder(encoder);
+          }
+        },
+        merge: async (_p, ctx, shards) => {
+          const parts = await Promise.all(shards.map(async (s) => ({ dir: s.dir, ...(await readSlice(s.dir)) })));
+          const dir = ctx.outputs.features.slice(0, ctx.outputs.features.lastIndexOf("/")) || ".";
+          await mergeFeatureSlices(parts, dir, linkOrCopy);
+        },
+      },
     });
     r.step({
       name: "fit-kmeans",
@@ -128,6 +153,32 @@ export default definePlugin({
         } finally {
           tokenizer.dispose();
         }
+      },
+      // A shard tokenizes whole batches [start, end) of the dataset; the merge concatenates.
+      shardable: {
+        run: async (p, ctx, shard) => {
+          await useDevice(ctx.device);
+          const dataset = await openDataset(p.dataset as DatasetSpec);
+          const range = shardSlice(dataset.length, shard, p.batch_size);
+          if (range.end > range.start) {
+            const tokenizer = new KMeansTokenizer(await makeEncoder(p.encoder, ctx), readCentroids(p.centroids), {
+              batchSize: p.batch_size, ownsEncoder: true,
+            });
+            try {
+              await tokenizeDataset({
+                dataset, tokenizer, out: ctx.outputs.tokens, batchSize: p.batch_size, labels: p.labels, log: ctx.log,
+                signal: ctx.signal, range,
+              });
+            } finally {
+              tokenizer.dispose();
+            }
+          }
+          await writeSlice(shard.dir, { ...range, total: dataset.length, unit: "images" });
+        },
+        merge: async (_p, ctx, shards) => {
+          const files = await sliceFiles(shards, "dataset.tokens");
+          await concatTokenFiles(files, ctx.outputs.tokens);
+        },
       },
     });
   },

@@ -32,6 +32,11 @@ export interface TokenizeDatasetOptions {
   labels?: boolean;
   log?: KMeansLogger;
   signal?: AbortSignal;
+  /**
+   * Only images [start, end) (a shard's slice); the file then holds end - start grids.
+   * `start` should be a multiple of batchSize so the batches are those of a whole run.
+   */
+  range?: { start: number; end: number };
 }
 
 export async function tokenizeDataset(opts: TokenizeDatasetOptions): Promise<TokenFile> {
@@ -41,13 +46,19 @@ export async function tokenizeDataset(opts: TokenizeDatasetOptions): Promise<Tok
   const side = tokenizer instanceof KMeansTokenizer ? acceptedImageSizes(tokenizer.encoder)[0] : 256;
   const transform = opts.transform ?? cropTransform(side, "center", false);
   const withLabels = opts.labels ?? dataset.numClasses > 0;
-  const N = dataset.length;
+  const first = opts.range?.start ?? 0;
+  const last = opts.range?.end ?? dataset.length;
+  if (!(Number.isInteger(first) && Number.isInteger(last) && 0 <= first && first <= last && last <= dataset.length)) {
+    throw new Error(`tokenize: range [${first}, ${last}) is outside the ${dataset.length} images of ${dataset.name}`);
+  }
+  const N = last - first;
   const L = tokenizer.gridSize * tokenizer.gridSize;
   const tokens = new Int32Array(N * L);
   const labels = withLabels ? new Int32Array(N) : undefined;
   for (let s = 0; s < N; s += batchSize) {
     opts.signal?.throwIfAborted();
-    const idx = Array.from({ length: Math.min(batchSize, N - s) }, (_, i) => s + i);
+    // Dataset indices (global), so each image's transform seed does not depend on the slice.
+    const idx = Array.from({ length: Math.min(batchSize, N - s) }, (_, i) => first + s + i);
     const samples = await Promise.all(idx.map((i) => dataset.get(i)));
     const images = samples.map((smp, j) => transform(smp.image, new Generator(hashBits(seed, idx[j]))));
     const grid = await tokenizer.tokenize(stackImages(images));
