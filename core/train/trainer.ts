@@ -75,6 +75,39 @@ interface TrainState {
   dropout: GeneratorState;
   bestValid: number | null;
   losses: number[];
+  /**
+   * The log line in progress when the checkpoint was written (steps since the last log
+   * line), so that a resumed run logs what the uninterrupted run logs. Absent in
+   * checkpoints from before it was kept: those resume with an empty sum, as they used to.
+   */
+  pending?: PendingLog;
+}
+
+/** What the next log line sums over. */
+interface PendingLog {
+  /** The f32 running loss sum as its bit pattern (exact, and JSON keeps NaN and inf); null: none. */
+  lossBits: number | null;
+  microBatches: number;
+  items: number;
+  /** The last gradient norm read. */
+  gradNorm: number;
+}
+
+function f32Bits(value: number): number {
+  return new Uint32Array(Float32Array.of(value).buffer)[0];
+}
+
+function bitsF32(bits: number): number {
+  return new Float32Array(Uint32Array.of(bits).buffer)[0];
+}
+
+/** A checkpoint could not be written (disk full, read-only folder...): names the checkpoint. */
+export class CheckpointWriteError extends Error {
+  constructor(readonly path: string, options: { cause: unknown }) {
+    const reason = options.cause instanceof Error ? options.cause.message : String(options.cause);
+    super(`cannot write checkpoint ${path}: ${reason}`, options);
+    this.name = "CheckpointWriteError";
+  }
 }
 
 const OPTIM_PREFIX = "__optimizer__.";
@@ -88,15 +121,26 @@ export interface TrainResult {
 
 /** Train `job` under `settings`, saving to `<dir>/last` (and `<dir>/best`). */
 export async function train<B>(
-  job: TrainJob<B>, settings: TrainSettings, dir: string, hooks: TrainHooks = {}, resume = true,
+  job: TrainJob<B>,
+  settings: TrainSettings,
+  dir: string,
+  hooks: TrainHooks = {},
+  resume = true,
 ): Promise<TrainResult> {
   await Deno.mkdir(dir, { recursive: true });
   const params = job.model.namedParameters();
   const opt = new AdamW(params.map(([, p]) => p), {
-    lr: lrAt(1, settings.schedule), betas: settings.betas, weightDecay: settings.weightDecay,
+    lr: lrAt(1, settings.schedule),
+    betas: settings.betas,
+    weightDecay: settings.weightDecay,
   });
   const state: TrainState = {
-    step: 0, epoch: 0, position: 0, dropout: new Generator(settings.seed + 1).state(), bestValid: null, losses: [],
+    step: 0,
+    epoch: 0,
+    position: 0,
+    dropout: new Generator(settings.seed + 1).state(),
+    bestValid: null,
+    losses: [],
   };
   const last = `${dir}/last`;
   if (resume && await checkpointExists(last)) await restore(last, job.model, opt, state);
@@ -105,7 +149,22 @@ export async function train<B>(
   let order = epochOrder(settings.seed, state.epoch, job.batchesPerEpoch);
   let pending: Tensor | null = null; // summed losses since the last log, on the device
   let pendingNorm: Tensor | null = null; // the latest gradient norm, when clipping on the device
-  let pendingSteps = 0, items = 0, lastNorm = 0;
+  // A resumed run carries on with the log line the checkpoint was taken in the middle of.
+  let restoredLossBits = state.pending?.lossBits ?? null;
+  let pendingSteps = state.pending?.microBatches ?? 0;
+  let items = state.pending?.items ?? 0;
+  let lastNorm = state.pending?.gradNorm ?? 0;
+  delete state.pending;
+  /** The state to checkpoint, with the log line in progress read back from the device. */
+  const snapshot = async (): Promise<TrainState> => {
+    if (pendingNorm) lastNorm = (await pendingNorm.item()) / settings.accumulate;
+    const lossBits = pending ? f32Bits(await pending.item()) : restoredLossBits;
+    return {
+      ...state,
+      dropout: dropout.state(),
+      pending: { lossBits, microBatches: pendingSteps, items, gradNorm: lastNorm },
+    };
+  };
   let clock = performance.now();
   const start = clock;
   let interrupted = false;
@@ -136,6 +195,11 @@ export async function train<B>(
           backward(loss);
           return loss.keep();
         });
+        if (restoredLossBits !== null) {
+          // The same f32 value the uninterrupted run holds here, so its sums stay bitwise equal.
+          pending = ops.tensor([bitsF32(restoredLossBits)], l.shape, { backend: l.backend }).keep();
+          restoredLossBits = null;
+        }
         const sum: Tensor = pending ? tidy(() => ops.add(pending!, l)) : l.alias();
         pending?.dispose();
         l.dispose();
@@ -162,15 +226,16 @@ export async function train<B>(
       hooks.onProgress?.(state.step, settings.maxSteps);
       const logNow = state.step % settings.logInterval === 0 || state.step === settings.maxSteps;
       let validLoss: number | undefined;
-      if (job.validate && settings.validInterval > 0 &&
-        (state.step % settings.validInterval === 0 || state.step === settings.maxSteps)) {
+      if (
+        job.validate && settings.validInterval > 0 &&
+        (state.step % settings.validInterval === 0 || state.step === settings.maxSteps)
+      ) {
         job.model.eval();
         validLoss = await job.validate();
         job.model.train();
         if (state.bestValid === null || validLoss < state.bestValid) {
           state.bestValid = validLoss;
-          state.dropout = dropout.state();
-          await save(`${dir}/best`, job.model, opt, state);
+          await save(`${dir}/best`, job.model, opt, await snapshot());
           hooks.onSave?.(`${dir}/best`, state.step);
         }
       }
@@ -182,22 +247,25 @@ export async function train<B>(
         const now = performance.now();
         state.losses.push(loss);
         hooks.onLog?.({
-          step: state.step, loss, lr: opt.lr, gradNorm: lastNorm, itemsPerSecond: items / ((now - clock) / 1000),
-          elapsed: (now - start) / 1000, validLoss,
+          step: state.step,
+          loss,
+          lr: opt.lr,
+          gradNorm: lastNorm,
+          itemsPerSecond: items / ((now - clock) / 1000),
+          elapsed: (now - start) / 1000,
+          validLoss,
         });
         pendingSteps = 0;
         items = 0;
         clock = now;
       }
       if (state.step % settings.saveInterval === 0 || state.step === settings.maxSteps) {
-        state.dropout = dropout.state();
-        await save(last, job.model, opt, state);
+        await save(last, job.model, opt, await snapshot());
         hooks.onSave?.(last, state.step);
       }
     }
     if (interrupted) {
-      state.dropout = dropout.state();
-      await save(last, job.model, opt, state);
+      await save(last, job.model, opt, await snapshot());
       hooks.onSave?.(last, state.step);
     }
   } finally {
@@ -214,13 +282,30 @@ export function epochOrder(seed: number, epoch: number, n: number): Int32Array {
 }
 
 async function save(path: string, model: Module, opt: AdamW, state: TrainState): Promise<void> {
+  try {
+    await writeCheckpoint(path, model, opt, state);
+  } catch (e) {
+    // A full disk fails in write(), whose OS message names no file; say which checkpoint.
+    throw new CheckpointWriteError(path, { cause: e });
+  }
+}
+
+async function writeCheckpoint(
+  path: string,
+  model: Module,
+  opt: AdamW,
+  state: TrainState,
+): Promise<void> {
   const weights = await hostStateDict(model);
   const optState = await opt.state();
   const names = model.namedParameters().map(([n]) => n);
   for (const [kind, list] of Object.entries(optState.buffers)) {
     list.forEach((data, i) => weights.set(`${OPTIM_PREFIX}${kind}.${names[i]}`, host(data)));
   }
-  await saveCheckpoint(path, weights, { train: state, optimizer: { kind: optState.kind, step: optState.step, lr: optState.lr } });
+  await saveCheckpoint(path, weights, {
+    train: state,
+    optimizer: { kind: optState.kind, step: optState.step, lr: optState.lr },
+  });
 }
 
 function host(data: Float32Array): HostTensor {
@@ -229,7 +314,10 @@ function host(data: Float32Array): HostTensor {
 
 async function restore(path: string, model: Module, opt: AdamW, state: TrainState): Promise<void> {
   const ck = await loadCheckpoint(path);
-  const meta = ck.meta as { train: TrainState; optimizer: { kind: string; step: number; lr: number } };
+  const meta = ck.meta as {
+    train: TrainState;
+    optimizer: { kind: string; step: number; lr: number };
+  };
   model.loadStateDict(modelWeights(ck.weights), { strict: true, what: `checkpoint ${path}` });
   const names = model.namedParameters().map(([n]) => n);
   const buffers: OptimizerState["buffers"] = {};
