@@ -5,7 +5,11 @@
  *
  *   generated   folder of png/jpg/jpeg (non-recursive, sorted, one image size)
  *   reference   folder of images, or a .npz/.safetensors statistics file made earlier
- *   metrics     fid, is, prc, fd:<encoder>     (default fid, is)
+ *   metrics     fid, is, prc, fd:<encoder>, domain     (default fid, is)
+ *
+ * `domain` scores with a classifier trained on the real data (plugins/domain: class accuracy
+ * from the folder's labels.tsv, FD on its features beside the real-vs-real floor,
+ * precision/recall, an IS analogue, saturation); it needs `domain_classifier`.
  *
  * Everything that can be checked before the network runs is checked first (folders, counts,
  * files, weights), so a bad call fails in seconds, not after an hour of features. Reference
@@ -27,6 +31,14 @@ import {
   type EncoderPooling,
   type GlobalEncoder,
 } from "./fd_encoder.ts";
+import {
+  type DomainPlan,
+  domainMetric,
+  type DomainScorer,
+  loadDomain,
+  planDomain,
+} from "../domain/eval_hook.ts";
+import type { DomainMetric } from "../domain/metric.ts";
 import { FidMetric, INCEPTION_FEATURE } from "./fid.ts";
 import { ImageFolder } from "./folder.ts";
 import { InceptionScoreMetric } from "./is.ts";
@@ -37,8 +49,8 @@ import { loadStats, saveStats, statsFormatOf, type StoredStats } from "./stats_i
 export const WEIGHTS_ENV = "DIGIT_INCEPTION_WEIGHTS";
 
 const metricName = s.string({
-  pattern: /fid|is|prc|fd:[A-Za-z0-9][A-Za-z0-9._-]*/,
-  patternName: "fid, is, prc or fd:<encoder name>",
+  pattern: /fid|is|prc|domain|fd:[A-Za-z0-9][A-Za-z0-9._-]*/,
+  patternName: "fid, is, prc, domain or fd:<encoder name>",
 });
 
 export const evalParams = s.object({
@@ -64,6 +76,13 @@ export const evalParams = s.object({
     {},
   ),
   fd_pooling: s.enum(["mean", "cls"] as const).default("mean"),
+  domain_classifier: s.string({
+    nonEmpty: true,
+    description: "metric domain: classifier.json of a train-domain-classifier step",
+  }).optional(),
+  require_labels: s.bool({
+    description: "metric domain: fail (instead of skipping class accuracy) without labels.tsv",
+  }).default(false),
   save_reference_stats: s.string({
     nonEmpty: true,
     description: "also write the reference's Inception statistics here (.npz or .safetensors)",
@@ -103,6 +122,7 @@ interface EvalPlan {
   generated: ImageFolder;
   referenceFolder: ImageFolder | null;
   referenceFile: StoredStats | null;
+  domain: DomainPlan | null;
 }
 
 export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalReport> {
@@ -114,7 +134,9 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
     ? ctx.extractor ?? await sharedInceptionExtractor(weightsPath(p))
     : null;
   const encoders: GlobalEncoder[] = [];
+  let domain: DomainScorer | null = null;
   try {
+    if (plan.domain) domain = await loadDomain(plan.domain);
     for (const name of encoderNames) {
       encoders.push(
         await ctx.registry.create(
@@ -126,9 +148,10 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
         ),
       );
     }
-    return await score(p, ctx, plan, extractor, encoders);
+    return await score(p, ctx, plan, extractor, encoders, domain);
   } finally {
     for (const e of encoders) (e as GlobalEncoder & { dispose?: () => void }).dispose?.();
+    domain?.classifier.model.dispose();
   }
 }
 
@@ -147,7 +170,7 @@ async function checkInputs(p: EvalParams, ctx: EvalContext): Promise<EvalPlan> {
   const needGenerated = Math.max(
     wants.has("fid") || encoderNames.length ? 2 : 1,
     wants.has("is") ? p.is_splits : 1,
-    wants.has("prc") ? p.prc_neighborhood + 1 : 1,
+    wants.has("prc") || wants.has("domain") ? p.prc_neighborhood + 1 : 1,
   );
   if (usable(generated) < needGenerated) {
     throw new Error(
@@ -158,7 +181,7 @@ async function checkInputs(p: EvalParams, ctx: EvalContext): Promise<EvalPlan> {
 
   let referenceFolder: ImageFolder | null = null;
   let referenceFile: StoredStats | null = null;
-  if (wants.has("fid") || wants.has("prc") || encoderNames.length > 0) {
+  if (wants.has("fid") || wants.has("prc") || wants.has("domain") || encoderNames.length > 0) {
     if (!p.reference) {
       throw new Error(
         `eval: metrics [${p.metrics.join(", ")}] need a reference (folder or statistics file)`,
@@ -168,7 +191,7 @@ async function checkInputs(p: EvalParams, ctx: EvalContext): Promise<EvalPlan> {
     if (!info) throw new Error(`eval: reference '${p.reference}' does not exist`);
     if (info.isDirectory) {
       referenceFolder = await ImageFolder.open(p.reference, "reference images");
-      const need = wants.has("prc") ? p.prc_neighborhood + 1 : 2;
+      const need = wants.has("prc") || wants.has("domain") ? p.prc_neighborhood + 1 : 2;
       if (usable(referenceFolder) < need) {
         throw new Error(
           `reference images '${p.reference}' has ${
@@ -181,6 +204,11 @@ async function checkInputs(p: EvalParams, ctx: EvalContext): Promise<EvalPlan> {
       if (wants.has("prc")) {
         throw new Error(
           `eval: prc needs reference images (a folder), not the statistics file '${p.reference}'`,
+        );
+      }
+      if (wants.has("domain")) {
+        throw new Error(
+          `eval: domain needs reference images (a folder), not the statistics file '${p.reference}'`,
         );
       }
       if (encoderNames.length) {
@@ -201,7 +229,16 @@ async function checkInputs(p: EvalParams, ctx: EvalContext): Promise<EvalPlan> {
   }
   await generated.checkSizes(p.limit);
   await referenceFolder?.checkSizes(p.limit);
-  return { wants, encoderNames, generated, referenceFolder, referenceFile };
+  const domain = wants.has("domain")
+    ? await planDomain({
+      classifier: p.domain_classifier,
+      generatedDir: p.generated,
+      generatedFiles: generated.files.slice(0, usable(generated)),
+      requireLabels: p.require_labels,
+      log: ctx.log,
+    })
+    : null;
+  return { wants, encoderNames, generated, referenceFolder, referenceFile, domain };
 }
 
 /** The reference pass (when the reference is a folder), then the generated pass. */
@@ -211,6 +248,7 @@ async function score(
   plan: EvalPlan,
   extractor: InceptionFeatureExtractor | null,
   encoders: GlobalEncoder[],
+  domain: DomainScorer | null,
 ): Promise<EvalReport> {
   const { wants, generated, referenceFolder, referenceFile } = plan;
   const pooling = p.fd_pooling as EncoderPooling;
@@ -234,6 +272,7 @@ async function score(
         referenceRows?.push(f.pool3);
       }
       for (const { e, stats } of perEncoder) stats.update(await encoderFeatures(e, batch, pooling));
+      await domain?.reference.update(batch);
       done += batch.count;
       ctx.log.progress("reference images", done, usable(referenceFolder));
     }
@@ -265,6 +304,8 @@ async function score(
   for (const e of encoders) {
     metrics.push(new EncoderFrechetMetric(e, encoderReference.get(e.name)!, pooling));
   }
+  const domainScore: DomainMetric | null = domain ? domainMetric(domain, p.prc_neighborhood) : null;
+  if (domainScore) metrics.push(domainScore);
   let done = 0;
   for await (const batch of generated.batches(p.batch_size, options)) {
     for (const m of metrics) await m.update(batch);
@@ -274,6 +315,8 @@ async function score(
   const results: MetricResult = {};
   for (const m of metrics) Object.assign(results, await m.compute());
   for (const [k, v] of Object.entries(results)) ctx.log.info(`${k}: ${v}`);
+  const floorNote = domainScore?.floorSizeNote();
+  if (floorNote) ctx.log.warn(floorNote);
   const reference = p.reference === undefined ? undefined : {
     source: p.reference,
     count: referenceFolder ? usable(referenceFolder) : referenceFile?.count ?? 0,
