@@ -6,6 +6,7 @@
 import type { Dataset } from "../../core/data/dataset.ts";
 import { readImage, writePng } from "../../core/image/codec.ts";
 import type { RgbImage } from "../../core/image/rgb.ts";
+import { labelRows, writeLabels } from "../domain/labels.ts";
 
 /**
  * Tiles `images` into a grid, `columns` wide, each enlarged `scale` times (nearest
@@ -60,19 +61,26 @@ export interface ExportOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Writes dataset items as PNGs; returns the images (for a contact sheet). */
+/**
+ * Writes dataset items as PNGs plus `labels.tsv` (file, class id, class name: the dataset's
+ * labels, which the domain metric checks samples against); returns the images (for a contact sheet).
+ */
 export async function exportDataset(dataset: Dataset, opts: ExportOptions): Promise<RgbImage[]> {
   if (opts.count > dataset.length) {
     throw new Error(`export-images: ${opts.count} images asked for, dataset '${dataset.name}' has ${dataset.length}`);
   }
   await Deno.mkdir(opts.dir, { recursive: true });
   const images: RgbImage[] = [];
+  const files: string[] = [], labels: number[] = [];
   for (let i = 0; i < opts.count; i++) {
     opts.signal?.throwIfAborted();
-    const { image } = await dataset.get(i);
-    await writePng(`${opts.dir}/${String(i).padStart(5, "0")}.png`, image);
+    const { image, label } = await dataset.get(i);
+    files.push(`${String(i).padStart(5, "0")}.png`);
+    labels.push(label);
+    await writePng(`${opts.dir}/${files[i]}`, image);
     images.push(image);
     if ((i + 1) % 64 === 0 || i + 1 === opts.count) opts.onProgress?.(i + 1, opts.count);
   }
+  await writeLabels(opts.dir, labelRows(files, labels, dataset.classNames));
   return images;
 }

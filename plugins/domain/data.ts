@@ -7,7 +7,7 @@
 
 import type { Dataset } from "../../core/data/dataset.ts";
 import type { ImageBatch } from "../../core/interfaces.ts";
-import { Generator } from "../../core/random.ts";
+import type { Generator } from "../../core/random.ts";
 
 export interface LabelledImages extends ImageBatch {
   labels: Int32Array;

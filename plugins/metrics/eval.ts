@@ -38,6 +38,7 @@ import {
   loadDomain,
   planDomain,
 } from "../domain/eval_hook.ts";
+import { LABELS_FILE } from "../domain/labels.ts";
 import type { DomainMetric } from "../domain/metric.ts";
 import { FidMetric, INCEPTION_FEATURE } from "./fid.ts";
 import { ImageFolder } from "./folder.ts";
@@ -162,10 +163,10 @@ async function checkInputs(p: EvalParams, ctx: EvalContext): Promise<EvalPlan> {
   const usable = (f: ImageFolder) => Math.min(f.count, p.limit ?? Infinity);
 
   const generated = await ImageFolder.open(p.generated, "generated images");
-  if (generated.skipped.length) {
-    ctx.log.warn(
-      `${p.generated}: ignoring ${generated.skipped.length} file(s) that are not png/jpg/jpeg`,
-    );
+  // labels.tsv is the sample folder's own class list (plugins/domain/labels.ts), not a stray file.
+  const stray = generated.skipped.filter((f) => !f.endsWith(`/${LABELS_FILE}`));
+  if (stray.length) {
+    ctx.log.warn(`${p.generated}: ignoring ${stray.length} file(s) that are not png/jpg/jpeg`);
   }
   const needGenerated = Math.max(
     wants.has("fid") || encoderNames.length ? 2 : 1,

@@ -2,6 +2,8 @@
  * Semantic tokens -> stage 2 -> VQGAN -> PNG files, as DiGIT's second sampling pass does:
  * `<outDir>/results/<id>.png` per image, `<outDir>/vq_tokens.codecs` (the sampled VQ codes,
  * one image per line) and `<outDir>/contact_sheet.png` (the first `sheet.count` images).
+ * When the classes asked for are known (given, or recorded in the token file), also
+ * `<outDir>/results/labels.tsv` (file, class id, class name) for the domain metric.
  *
  * Images are decoded batch by batch and written at once, so memory does not grow with
  * the number of images. Each image draws from its own random stream (seed, image index),
@@ -14,6 +16,7 @@ import { sampleStage2 } from "../stage2/generator.ts";
 import type { Stage2Model } from "../stage2/model.ts";
 import type { Stage2SampleOptions } from "../stage2/sample_ar.ts";
 import { ContactSheet, imageAt } from "../vqgan/images.ts";
+import { labelRows, writeLabels } from "../domain/labels.ts";
 import { formatCodecs, readTokenGrids } from "./tokens.ts";
 
 export interface PipelineOptions {
@@ -24,6 +27,10 @@ export interface PipelineOptions {
   semantic: TokenGrid | string;
   /** Names of the images (default: the file's ids, or 0..N-1). */
   ids?: string[];
+  /** Requested class of each image (default: the token file's labels, if any). */
+  labels?: Int32Array;
+  /** Class names for labels.tsv (default: the class ids). */
+  classNames?: readonly string[];
   /** Experiment folder, e.g. outputs/EXP. */
   outDir: string;
   seed: number;
@@ -72,6 +79,11 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       sheet?.add(img);
     }
     o.onProgress?.(i + n, semantic.count);
+  }
+  const labels = o.labels ?? file?.labels;
+  if (labels) {
+    if (labels.length !== semantic.count) throw new Error(`pipeline: ${labels.length} class labels for ${semantic.count} images`);
+    await writeLabels(resultsDir, labelRows(ids.map((id) => `${id}.png`), labels, o.classNames));
   }
   const contactSheet = sheet ? `${o.outDir}/contact_sheet.png` : null;
   if (sheet) await writePng(contactSheet!, sheet.image);

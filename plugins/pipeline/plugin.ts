@@ -6,6 +6,7 @@
  */
 
 import { s } from "../../core/config.ts";
+import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
 import { loadStage2 } from "../stage2/load.ts";
@@ -23,6 +24,7 @@ const params = s.object({
   top_p: s.number({ min: 0, max: 1 }).describe("AR nucleus mass").default(0.8),
   temperature: s.number({ positive: true }).default(1),
   sheet_count: s.int({ min: 1 }).default(64),
+  dataset: s.any().describe("dataset spec whose class names go into results/labels.tsv (default: class ids)").optional(),
 });
 
 export default definePlugin({
@@ -54,6 +56,7 @@ export default definePlugin({
         await Deno.remove(ctx.outputs.results, { recursive: true }).catch(() => {});
         const res = await runPipeline({
           stage2: model, decoder: vqgan, semantic: p.tokens, outDir: ctx.stepDir, seed: p.seed, batchSize: p.batch_size,
+          classNames: p.dataset ? (await openDataset(p.dataset as DatasetSpec)).classNames : undefined,
           sampling: { steps: p.steps, topP: p.top_p, temperature: p.temperature }, sheet: { count: p.sheet_count },
           signal: ctx.signal, onProgress: (d, t) => ctx.log.progress("generate", d, t),
         });

@@ -246,6 +246,7 @@ export async function runSample(p: SampleParams, ctx: StepContext, demoTask: URL
       const L = file.grid.height * file.grid.width;
       semantic = { ...file.grid, count: n, tokens: file.grid.tokens.slice(0, n * L) };
       ids = file.ids.slice(0, n);
+      labels = file.labels?.slice(0, n); // labels.tsv of the results
     } else {
       stage1 = await loadStage1(src.stage1.dir, src.stage1.which);
     }
@@ -286,7 +287,7 @@ export async function runSample(p: SampleParams, ctx: StepContext, demoTask: URL
     // PNGs of an earlier, larger run would otherwise stay among these.
     await Deno.remove(ctx.outputs.results, { recursive: true }).catch(() => {});
     const res = await runPipeline({
-      stage2, decoder: vqgan, semantic: grid, ids, outDir: ctx.stepDir, seed: p.seed, batchSize: p.batch_size,
+      stage2, decoder: vqgan, semantic: grid, ids, labels, outDir: ctx.stepDir, seed: p.seed, batchSize: p.batch_size,
       sampling: { steps: p.stage2_steps, topP: p.stage2_top_p, temperature: p.stage2_temperature },
       sheet: { count: p.sheet_count }, signal: ctx.signal,
       onProgress: (d, t) => ctx.log.progress("stage 2 + VQGAN", d, t),

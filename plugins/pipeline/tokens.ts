@@ -17,6 +17,8 @@ export interface GridFile {
   grid: TokenGrid;
   /** Image id of each row (from `D-<id>` / `<id>\t`, else the row number). */
   ids: string[];
+  /** Class of each row, when the file records them (our token files from sample-stage1). */
+  labels?: Int32Array;
 }
 
 function square(L: number): { height: number; width: number } {
@@ -76,5 +78,5 @@ export async function readTokenGrids(path: string, key = "semantic"): Promise<Gr
     return { grid: { tokens: Int32Array.from(t.data), count: N, ...square(L) }, ids: Array.from({ length: N }, (_, i) => String(i)) };
   }
   const f = await readCoreTokenFile(path);
-  return { grid: { tokens: f.tokens, count: f.count, height: f.height, width: f.width }, ids: Array.from({ length: f.count }, (_, i) => String(i)) };
+  return { grid: { tokens: f.tokens, count: f.count, height: f.height, width: f.width }, ids: Array.from({ length: f.count }, (_, i) => String(i)), labels: f.labels };
 }
