@@ -37,8 +37,9 @@ export interface Shard {
 /** What a shardable step's `run` and `merge` get about one shard (index, count, its folder). */
 export type ShardInfo = StepShard;
 
+/** `usage`: the command line or task is wrong (exit code 2, never retried); else a state problem. */
 export class ShardError extends Error {
-  constructor(message: string) {
+  constructor(message: string, readonly usage = false) {
     super(message);
     this.name = "ShardError";
   }
@@ -49,20 +50,20 @@ const INT = /^(0|[1-9][0-9]*)$/;
 function parseCount(text: string, what: string): number {
   const n = INT.test(text.trim()) ? Number(text.trim()) : NaN;
   if (!Number.isSafeInteger(n) || n < 1) {
-    throw new ShardError(`${what}: expected a whole number >= 1, got '${text}'`);
+    throw new ShardError(`${what}: expected a whole number >= 1, got '${text}'`, true);
   }
   return n;
 }
 
 function parseIndex(text: string, what: string): number {
   const n = INT.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!Number.isSafeInteger(n)) throw new ShardError(`${what}: expected a whole number >= 0, got '${text}'`);
+  if (!Number.isSafeInteger(n)) throw new ShardError(`${what}: expected a whole number >= 0, got '${text}'`, true);
   return n;
 }
 
 function checked(shard: Shard, what: string): Shard {
   if (shard.index >= shard.count) {
-    throw new ShardError(`${what}: shard index ${shard.index} is not below the shard count ${shard.count}`);
+    throw new ShardError(`${what}: shard index ${shard.index} is not below the shard count ${shard.count}`, true);
   }
   return shard;
 }
@@ -70,7 +71,7 @@ function checked(shard: Shard, what: string): Shard {
 /** "2/4" → shard 2 of 4 (0-based index). */
 export function parseShard(text: string): Shard {
   const m = /^\s*([^/]+)\/([^/]+)\s*$/.exec(text);
-  if (m === null) throw new ShardError(`--shard: expected INDEX/COUNT such as 0/4, got '${text}'`);
+  if (m === null) throw new ShardError(`--shard: expected INDEX/COUNT such as 0/4, got '${text}'`, true);
   return checked({ index: parseIndex(m[1], "--shard"), count: parseCount(m[2], "--shard") }, "--shard");
 }
 
@@ -92,7 +93,7 @@ export function resolveShard(sources: ShardSources = {}): Shard | undefined {
   if (sources.flag !== undefined) {
     const shard = parseShard(sources.flag);
     if (sources.count !== undefined && sources.count !== shard.count) {
-      throw new ShardError(`--shard ${sources.flag} disagrees with --shards ${sources.count}`);
+      throw new ShardError(`--shard ${sources.flag} disagrees with --shards ${sources.count}`, true);
     }
     return shard;
   }
@@ -107,11 +108,12 @@ export function resolveShard(sources: ShardSources = {}): Shard | undefined {
       if (min !== undefined && min !== "0") {
         throw new ShardError(
           `SLURM_ARRAY_TASK_MIN is ${min}, so SLURM_ARRAY_TASK_COUNT is not the shard count: pass --shards`,
+          true,
         );
       }
     }
     if (count === undefined) {
-      throw new ShardError("SLURM_ARRAY_TASK_ID is set but no shard count is known: pass --shards");
+      throw new ShardError("SLURM_ARRAY_TASK_ID is set but no shard count is known: pass --shards", true);
     }
     return checked({ index, count }, "SLURM_ARRAY_TASK_ID");
   }
@@ -123,6 +125,7 @@ export function resolveShard(sources: ShardSources = {}): Shard | undefined {
     if (count === undefined) {
       throw new ShardError(
         "JOB_COMPLETION_INDEX is set but the completions count is not: pass --shards or set DIGIT_SHARDS",
+        true,
       );
     }
     return checked({ index, count }, "JOB_COMPLETION_INDEX");
@@ -298,11 +301,13 @@ export function shardableStep(plan: TaskPlan, name: string): PlannedStep & {
   if (step === undefined) {
     throw new ShardError(
       `task ${plan.name} has no step '${name}' (steps: ${plan.steps.map((s) => s.name).join(", ")})`,
+      true,
     );
   }
   if (step.entry.shardable === undefined) {
     throw new ShardError(
       `step '${name}' has type '${step.type}', which cannot be sharded (it declares no 'shardable')`,
+      true,
     );
   }
   return step as ReturnType<typeof shardableStep>;
