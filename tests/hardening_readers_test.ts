@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { crc32, deflateRawSync } from "node:zlib";
+import { crc32, deflateRawSync, deflateSync } from "node:zlib";
 import { decodeImage, readImage } from "../core/image/codec.ts";
 import { ImageDecodeError, ImageTooLargeError, MAX_IMAGE_PIXELS } from "../core/image/errors.ts";
 import { decodeJpeg } from "../core/image/jpeg.ts";
@@ -303,6 +303,30 @@ Deno.test("PNG bomb (40000x40000 IHDR) is refused before fast-png allocates", as
     ImageDecodeError,
     "cut.png",
     "IHDR",
+  );
+});
+
+Deno.test("PNG whose IDAT inflates far past its 1x1 size stops at the size it needs", async () => {
+  const zeros = new Uint8Array(256 * MiB);
+  const ihdr = new Uint8Array([...be32(1), ...be32(1), 8, 2, 0, 0, 0]);
+  const bomb = cat(
+    [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+    pngChunk("IHDR", ihdr),
+    pngChunk("IDAT", new Uint8Array(deflateSync(zeros))),
+    pngChunk("IEND", new Uint8Array(0)),
+  );
+  assert.ok(bomb.length < 300_000, `${bomb.length} bytes`);
+  await withinBudget(
+    "png idat bomb",
+    { ms: 2000, mb: 64 },
+    () =>
+      assertNamed(
+        () => decodeImage(bomb, "idat.png"),
+        ImageDecodeError,
+        "idat.png",
+        "1x1",
+        "inflates past",
+      ),
   );
 });
 

@@ -11,6 +11,7 @@
  */
 
 import { decode as fastPngDecode, encode as fastPngEncode } from "fast-png";
+import { inflateSync } from "node:zlib";
 import type { RgbImage } from "./rgb.ts";
 import { checkPixelLimit, type DecodeOptions, ImageDecodeError } from "./errors.ts";
 
@@ -31,7 +32,9 @@ export function decodePng(bytes: Uint8Array, name = "<png>", opts: DecodeOptions
   if (bytes.length < 33) fail(`truncated file (${bytes.length} bytes, no IHDR)`);
   const ihdr = new DataView(bytes.buffer, bytes.byteOffset + 8, 25);
   if (ihdr.getUint32(4) !== 0x49484452) fail("first chunk is not IHDR");
-  checkPixelLimit("png", name, ihdr.getUint32(8), ihdr.getUint32(12), opts);
+  const width = ihdr.getUint32(8), height = ihdr.getUint32(12);
+  checkPixelLimit("png", name, width, height, opts);
+  checkImageDataSize(bytes, width, height, bytes[24], bytes[25], name);
   // fast-png unpacks Adam7 passes byte-wise, which is wrong below 8 bits per sample.
   if (bytes[24] < 8 && bytes[28] === 1) {
     fail(`interlaced PNG with ${bytes[24]}-bit samples is not supported`);
@@ -42,7 +45,7 @@ export function decodePng(bytes: Uint8Array, name = "<png>", opts: DecodeOptions
   } catch (e) {
     return fail((e as Error).message);
   }
-  const { width, height, depth, channels } = png;
+  const { depth, channels } = png;
   const n = width * height;
   const out = new Uint8Array(n * 3);
   if (png.palette) {
@@ -85,6 +88,52 @@ export function decodePng(bytes: Uint8Array, name = "<png>", opts: DecodeOptions
     }
   }
   return { width, height, data: out };
+}
+
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * A 1x1 PNG can carry an IDAT that inflates to gigabytes, and fast-png inflates all of it. The
+ * image data must inflate to no more than its size needs: the rows with their filter bytes,
+ * plus Adam7's extra rows (at most 15/8 of the height, one filter byte and one partial byte
+ * each). Inflating with that as the output limit stops a bomb at the limit.
+ */
+function checkImageDataSize(
+  bytes: Uint8Array,
+  width: number,
+  height: number,
+  depth: number,
+  colourType: number,
+  name: string,
+): void {
+  const bits = (CHANNELS[colourType] ?? 4) * depth;
+  const need = height * (1 + Math.ceil((width * bits) / 8)) + 4 * height + 64;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parts: Uint8Array[] = [];
+  for (let p = 8; p + 12 <= bytes.length;) {
+    const len = dv.getUint32(p);
+    if (p + 12 + len > bytes.length) break;
+    if (dv.getUint32(p + 4) === 0x49444154) parts.push(bytes.subarray(p + 8, p + 8 + len)); // IDAT
+    p += 12 + len;
+  }
+  const idat = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
+  let at = 0;
+  for (const x of parts) (idat.set(x, at), at += x.length);
+  try {
+    inflateSync(idat, {
+      maxOutputLength: need,
+      finishFlush: 2, /* Z_SYNC_FLUSH: allow truncation */
+    });
+  } catch (e) {
+    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new ImageDecodeError(
+        "png",
+        name,
+        `image data inflates past ${need} bytes, more than a ${width}x${height} image needs`,
+      );
+    }
+    // other zlib errors: fast-png reports them as it decodes
+  }
 }
 
 /** Unpack rows of 1/2/4/8-bit samples (each row starts on a byte) to one byte each. */
