@@ -4,6 +4,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { limitsHelp } from "../server/app.ts";
 
 /** Bad command line: the CLI prints it with a pointer to --help and exits with code 2. */
 export class UsageError extends Error {
@@ -26,6 +27,7 @@ export const OPTIONS = {
   "dry-run": { type: "boolean" },
   port: { type: "string" },
   host: { type: "string" },
+  "allow-host": { type: "string", multiple: true },
   samples: { type: "string" },
   model: { type: "string" },
 } as const;
@@ -83,13 +85,18 @@ export const COMMANDS: Record<string, CommandInfo> = {
     details: [],
   },
   serve: {
-    usage: "serve [--port 8000] [--host 127.0.0.1] [--samples DIR] [--model NAME] [--config FILE]",
+    usage:
+      "serve [--port 8000] [--host 127.0.0.1] [--allow-host NAME ...] [--samples DIR] [--model NAME] [--config FILE]",
     summary: "preview server: sample gallery and a generate form",
-    options: [...GLOBAL, "port", "host", "samples", "model"],
+    options: [...GLOBAL, "port", "host", "allow-host", "samples", "model"],
     details: [
       "--samples is the gallery folder (default <outputs>/samples); new images are saved there.",
       "--model picks a registered preview model (default: the only one); --config/--set are its options.",
       "Without a preview model the server shows the gallery only.",
+      "Requests must name the server as bound (127.0.0.1:PORT, localhost:PORT, [::1]:PORT, or the",
+      "--host address) in their Host header, else 403: a web page cannot reach it by DNS rebinding.",
+      "For a deliberate public bind (--host 0.0.0.0 behind a name), add --allow-host NAME.",
+      ...limitsHelp(),
     ],
   },
   list: {
@@ -122,6 +129,7 @@ export interface ParsedArgs {
     "dry-run"?: boolean;
     port?: string;
     host?: string;
+    "allow-host"?: string[];
     samples?: string;
     model?: string;
   };
@@ -168,6 +176,7 @@ const OPTION_HELP: Record<OptionName, [string, string]> = {
   "dry-run": ["--dry-run", "check and show the plan, run nothing"],
   port: ["--port N", "port (default 8000; 0 picks a free one)"],
   host: ["--host ADDR", "address to bind (default 127.0.0.1)"],
+  "allow-host": ["--allow-host NAME", "also accept this Host header name (repeatable)"],
   samples: ["--samples DIR", "gallery folder"],
   model: ["--model NAME", "registered preview model to load"],
 };

@@ -270,6 +270,7 @@ async function serve(session: Session): Promise<number> {
     samplesDir,
     model,
     hostname: values.host ?? "127.0.0.1",
+    allowHosts: values["allow-host"],
     port,
     signal: session.signal,
     log: session.log,

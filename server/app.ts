@@ -10,6 +10,11 @@
  *                           otherwise → JSON { images } once finished
  *
  * Generation goes through an injected PreviewModel; requests queue on it one at a time.
+ * Limits (see DEFAULT_LIMITS and `digit serve --help`): images per request, images per
+ * minute per client address, requests waiting (429 with Retry-After past either). A request
+ * whose client goes away stops: it leaves the queue, or its generation is cancelled, and
+ * nothing is saved. With `allowedHosts`, a Host header naming anything else gets 403, so a
+ * web page cannot reach the server through DNS rebinding.
  */
 
 import { Hono } from "hono";
@@ -21,7 +26,7 @@ import {
   silentLogger,
 } from "../core/registry.ts";
 import { renderPage } from "./page.ts";
-import { FifoMutex } from "./queue.ts";
+import { CancelledWhileQueuedError, JobQueue, QueueFullError, RateLimiter } from "./queue.ts";
 
 export type {
   PreviewImage,
@@ -39,6 +44,10 @@ export interface PreviewLimits {
   maxBodyBytes: number;
   maxTopK: number;
   maxTemperature: number;
+  /** Requests waiting behind the running one; past it, 429 with Retry-After. */
+  maxQueue: number;
+  /** Images one client address may ask for in any minute; past it, 429 with Retry-After. */
+  maxImagesPerMinute: number;
 }
 
 export const DEFAULT_LIMITS: PreviewLimits = {
@@ -47,7 +56,53 @@ export const DEFAULT_LIMITS: PreviewLimits = {
   maxBodyBytes: 4096,
   maxTopK: 65536,
   maxTemperature: 10,
+  maxQueue: 8,
+  maxImagesPerMinute: 64,
 };
+
+/** The limits as `digit serve --help` shows them. */
+export function limitsHelp(limits: PreviewLimits = DEFAULT_LIMITS): string[] {
+  return [
+    `Limits: ${limits.maxCount} images per request, ${limits.maxImagesPerMinute} images per minute ` +
+    `per client address, ${limits.maxQueue} requests waiting`,
+    "(then 429 with Retry-After), " +
+    `${limits.maxSteps} MaskGIT steps, request bodies up to ${limits.maxBodyBytes} bytes.`,
+    "A request whose client disconnects is dropped from the queue or cancelled; nothing is saved.",
+  ];
+}
+
+/**
+ * Host header values that name this server when it is bound to `hostname`:`port`: the
+ * loopback names (127.0.0.1, localhost, [::1]), the bound address itself, every local
+ * interface address for a wildcard bind (0.0.0.0, ::), and each `extra` name (with this port,
+ * or bare, as a proxy forwards it; a name with its own port only as given).
+ */
+export function allowedHostsFor(hostname: string, port: number, extra: readonly string[] = []) {
+  const out = new Set<string>();
+  const add = (name: string) => {
+    const host = name.includes(":") && !name.startsWith("[") ? `[${name}]` : name;
+    out.add(`${host}:${port}`.toLowerCase());
+    if (port === 80) out.add(host.toLowerCase()); // browsers leave the default port out
+  };
+  for (const name of ["127.0.0.1", "localhost", "::1"]) add(name);
+  if (hostname === "0.0.0.0" || hostname === "::") {
+    try {
+      for (const i of Deno.networkInterfaces()) add(i.address);
+    } catch {
+      // no permission to list interfaces: only loopback and --allow-host names then
+    }
+  } else add(hostname);
+  for (const name of extra) {
+    const lower = name.trim().toLowerCase();
+    if (lower === "") continue;
+    if (/^(\[[^\]]*\]|[^:]+):\d+$/.test(lower)) out.add(lower);
+    else {
+      add(lower);
+      out.add(lower.includes(":") && !lower.startsWith("[") ? `[${lower}]` : lower);
+    }
+  }
+  return [...out];
+}
 
 export interface PreviewServerOptions {
   /** Folder of PNGs shown in the gallery; generated images are written here. */
@@ -56,6 +111,11 @@ export interface PreviewServerOptions {
   model?: PreviewModel;
   limits?: Partial<PreviewLimits>;
   log?: Logger;
+  /**
+   * Host header values to accept (see allowedHostsFor), read per request because the port
+   * is known only once the server listens. Left out: every Host is accepted.
+   */
+  allowedHosts?: () => readonly string[];
 }
 
 /** A sample as the API lists it. */
@@ -82,19 +142,28 @@ export function generateRequestSchema(limits: PreviewLimits, classes?: number) {
     topK: s.int({ min: 0, max: limits.maxTopK }).default(200).describe("0 disables top-k"),
     temperature: s.number({ positive: true, max: limits.maxTemperature }).default(1),
     steps: s.int({ min: 1, max: limits.maxSteps }).default(8).describe("MaskGIT iterations"),
-    count: s.int({ min: 1, max: limits.maxCount }).default(4),
+    count: s.int({ min: 1, max: Math.min(limits.maxCount, limits.maxImagesPerMinute) }).default(
+      Math.min(4, limits.maxCount, limits.maxImagesPerMinute),
+    ),
   });
 }
 export type GenerateRequest = Infer<ReturnType<typeof generateRequestSchema>>;
 
 class HttpProblem extends Error {
   constructor(
-    readonly status: 400 | 413 | 415 | 422,
+    readonly status: 400 | 413 | 415 | 422 | 429,
     message: string,
     readonly problems?: string[],
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
+}
+
+/** The client's address, as Deno.serve gives it to Hono (`env`); "local" in app.request tests. */
+function clientOf(env: unknown): string {
+  const addr = (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
+  return addr?.hostname ?? "local";
 }
 
 /** Reads at most `limit` bytes of body, whatever Content-Length claims. */
@@ -231,21 +300,56 @@ export function createApp(options: PreviewServerOptions): Hono {
   const limits: PreviewLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const { samplesDir, model } = options;
   const log = options.log ?? silentLogger;
-  const queue = new FifoMutex();
+  const queue = new JobQueue(limits.maxQueue);
+  const perClient = new RateLimiter(limits.maxImagesPerMinute);
   const app = new Hono();
 
-  /** Runs one request on the model (in queue order) and saves its images. */
-  async function generate(
+  /**
+   * Admits a request or throws 429: first the client's images per minute, then a place in
+   * the queue. Both are checked before any response starts, and nothing is awaited between
+   * the check and `queue.run`, so the place cannot be taken in between.
+   */
+  function admit(request: PreviewRequest, client: string): void {
+    const wait = perClient.take(client, request.count);
+    if (wait > 0) {
+      throw new HttpProblem(
+        429,
+        `over the limit of ${limits.maxImagesPerMinute} images per minute for ${client}; ` +
+          `retry in ${wait} s`,
+        undefined,
+        wait,
+      );
+    }
+    if (queue.full) {
+      perClient.refund(client, request.count);
+      const wait = Math.min(600, Math.max(1, Math.ceil(queue.lastJobSeconds * queue.size)));
+      throw new HttpProblem(
+        429,
+        `the generate queue is full (${limits.maxQueue} requests waiting); retry in ${wait} s`,
+        undefined,
+        wait,
+      );
+    }
+  }
+
+  /**
+   * Runs one admitted request on the model (in queue order) and saves its images. `signal`
+   * is the client going away: a waiting job leaves the queue, a running one is cancelled
+   * (the model checks the signal), and images of a cancelled job are not saved.
+   */
+  function generate(
     request: PreviewRequest,
+    client: string,
     send: Send,
     signal: AbortSignal,
   ): Promise<SampleInfo[]> {
     if (queue.size > 0) send("queued", { ahead: queue.size });
-    return await queue.run(async () => {
-      if (signal.aborted) throw new Error("request cancelled while queued");
+    const job = queue.run(async () => {
+      if (signal.aborted) throw new CancelledWhileQueuedError();
       send("started", { count: request.count });
       const started = performance.now();
       const images = await model!.generate(request, (p) => send("progress", p), signal);
+      if (signal.aborted) throw new Error("request cancelled: the client went away");
       await Deno.mkdir(samplesDir, { recursive: true });
       const saved: SampleInfo[] = [];
       for (const image of images) {
@@ -271,6 +375,28 @@ export function createApp(options: PreviewServerOptions): Hono {
         } s`,
       );
       return saved;
+    }, signal);
+    return job.catch((e) => {
+      // A request that never ran does not count against its client's images per minute.
+      if (e instanceof CancelledWhileQueuedError) perClient.refund(client, request.count);
+      if (e instanceof QueueFullError) perClient.refund(client, request.count);
+      throw e;
+    });
+  }
+
+  if (options.allowedHosts) {
+    const allowed = options.allowedHosts;
+    app.use("*", async (c, next) => {
+      const host = (c.req.header("host") ?? "").toLowerCase();
+      const hosts = allowed();
+      if (!hosts.includes(host)) {
+        return c.json({
+          error: `Host '${host.slice(0, 100)}' is not this server (expected one of ` +
+            `${hosts.slice(0, 6).join(", ")}${hosts.length > 6 ? ", ..." : ""}); ` +
+            "serve with --allow-host NAME to accept another name",
+        }, 403);
+      }
+      await next();
     });
   }
 
@@ -279,9 +405,13 @@ export function createApp(options: PreviewServerOptions): Hono {
       return c.json(
         { error: err.message, ...(err.problems ? { problems: err.problems } : {}) },
         err.status,
+        err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {},
       );
     }
-    log.warn(`${c.req.method} ${c.req.path}: ${err.message}`);
+    // A client that hung up is not the server's problem: no warning per cancelled request.
+    if (c.req.raw.signal.aborted || err instanceof CancelledWhileQueuedError) {
+      log.debug(`${c.req.method} ${c.req.path}: ${err.message}`);
+    } else log.warn(`${c.req.method} ${c.req.path}: ${err.message}`);
     return c.json({ error: err.message }, 500);
   });
 
@@ -328,14 +458,19 @@ export function createApp(options: PreviewServerOptions): Hono {
       );
     }
     const request = await parseGenerateRequest(c.req.raw, limits, model.classes);
+    const client = clientOf(c.env);
+    admit(request, client);
     if ((c.req.header("accept") ?? "").includes("text/event-stream")) {
+      // The stream's cancel is the client going away (Deno aborts the request's own signal
+      // as soon as the response starts).
       return eventStream(async (send, signal) => {
-        const images = await generate(request, send, signal);
+        const images = await generate(request, client, send, signal);
         send("done", { images });
       });
     }
-    // Not the request's own signal: Deno aborts that once a response is sent.
-    const images = await generate(request, () => {}, new AbortController().signal);
+    // No response is sent before the images are made, so the request's signal fires only
+    // when the client disconnects.
+    const images = await generate(request, client, () => {}, c.req.raw.signal);
     return c.json({ images });
   });
 
