@@ -7,7 +7,7 @@
  * `server/main.ts` is the runnable entry point; `digit serve` calls this too.
  */
 
-import { createApp, type PreviewServerOptions } from "./app.ts";
+import { allowedHostsFor, createApp, type PreviewServerOptions } from "./app.ts";
 
 export interface StartServerOptions extends PreviewServerOptions {
   /** Default 127.0.0.1: the preview is for the person at this machine. */
@@ -16,6 +16,11 @@ export interface StartServerOptions extends PreviewServerOptions {
   port?: number;
   /** Aborting it shuts the server down. */
   signal?: AbortSignal;
+  /**
+   * Host header names accepted besides the bound address and loopback (`--allow-host`), for
+   * a deliberate public bind; any other Host gets 403 (DNS rebinding).
+   */
+  allowHosts?: readonly string[];
 }
 
 export interface RunningServer {
@@ -27,13 +32,15 @@ export interface RunningServer {
 }
 
 export function startServer(options: StartServerOptions): RunningServer {
-  const app = createApp(options);
+  let allowed: readonly string[] = [];
+  const app = createApp({ ...options, allowedHosts: () => allowed });
   const hostname = options.hostname ?? "127.0.0.1";
   const server = Deno.serve(
     { hostname, port: options.port ?? 8000, signal: options.signal, onListen: () => {} },
     app.fetch,
   );
   const port = server.addr.port;
+  allowed = allowedHostsFor(hostname, port, options.allowHosts);
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
   return {
     url: `http://${shown}:${port}/`,
