@@ -502,6 +502,33 @@ Deno.test("pickle: 300k items in one APPENDS load; deep nesting costs no stack i
   assert.ok(e.message.length < 400, `${e.message.length} chars`);
 });
 
+Deno.test("npy: a header nested 100k deep, or 4 MB long, is a short named error in bounded time", async () => {
+  const npy = (header: string) => {
+    const h = enc.encode(header + "\n");
+    return cat([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 2, 0], le32(h.length), h);
+  };
+  await withinBudget("npy headers", { ms: 3000, mb: 128 }, async () => {
+    const deep = npy(`{'descr': '<f4', 'fortran_order': False, 'shape': ${"(".repeat(100_000)}}`);
+    const e = await assertNamed(
+      () => readNpy(deep, { name: "deep.npy" }),
+      IoFormatError,
+      "deep.npy",
+      "nested deeper",
+    );
+    assert.ok(e.message.length < 400, `${e.message.length} chars`);
+    const long = npy(
+      `{'descr': '<f4', 'fortran_order': False, 'shape': (${"1, ".repeat(1_400_000)}0), }`,
+    );
+    await assertNamed(
+      () => readNpy(long, { name: "long.npy" }),
+      IoFormatError,
+      "long.npy",
+      "1400001 dimensions",
+      "64",
+    );
+  });
+});
+
 // ---------------------------------------------------------------- 5. checkpoints that must load
 
 Deno.test("numpy RandomState (uint32[624]) and int64 beyond int32 in extra_state load exactly", async () => {

@@ -20,6 +20,9 @@ import {
 import { numpyDescrToSource, transposeAll } from "./pickle.ts";
 import { encodeZip, ZipReader } from "./zip.ts";
 
+/** numpy's NPY_MAXDIMS (64 since numpy 2.0). */
+const NPY_MAXDIMS = 64;
+
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
 export function looksLikeNpy(head: Uint8Array): boolean {
@@ -61,7 +64,9 @@ export function parseNpy(bytes: Uint8Array, file: string, key = "array"): HostTe
   } catch (e) {
     throw formatError(
       file,
-      `'${key}': cannot parse npy header ${JSON.stringify(text.trim())}: ${(e as Error).message}`,
+      `'${key}': cannot parse npy header ${JSON.stringify(text.trim().slice(0, 200))}: ${
+        (e as Error).message
+      }`,
     );
   }
   if (!(header instanceof Map)) throw formatError(file, `'${key}': npy header is not a dict`);
@@ -84,6 +89,12 @@ export function parseNpy(bytes: Uint8Array, file: string, key = "array"): HostTe
     throw formatError(file, `'${key}': invalid npy shape ${JSON.stringify(shapeRaw)}`);
   }
   const shape = shapeRaw as number[];
+  if (shape.length > NPY_MAXDIMS) {
+    throw formatError(
+      file,
+      `'${key}': npy shape has ${shape.length} dimensions, numpy allows ${NPY_MAXDIMS}`,
+    );
+  }
   const data = bytes.subarray(headerStart + headerLen);
   const need = numelOf(shape) * SOURCE_DTYPES[parsed.src].bytes;
   if (data.length < need) {
@@ -195,9 +206,20 @@ export function parsePyLiteral(text: string): unknown {
   const fail = (what: string): never => {
     throw new Error(`${what} at character ${i}`);
   };
+  let depth = 0;
   const value = (): unknown => {
     ws();
     const c = text[i];
+    // npy headers nest two levels; a hostile one could nest past the call stack
+    if ((c === "{" || c === "(" || c === "[") && depth >= 32) fail("nested deeper than 32");
+    if (c === "{" || c === "(" || c === "[") depth++;
+    try {
+      return container(c);
+    } finally {
+      if (c === "{" || c === "(" || c === "[") depth--;
+    }
+  };
+  const container = (c: string): unknown => {
     if (c === "{") {
       i++;
       const m = new Map<unknown, unknown>();
@@ -233,7 +255,10 @@ export function parsePyLiteral(text: string): unknown {
       i = end + 1;
       return s;
     }
-    const m = /^(True|False|None|-?\d+L?)/.exec(text.slice(i));
+    // sticky, so a long header is scanned once rather than re-sliced at every token
+    const token = /True|False|None|-?\d+L?/y;
+    token.lastIndex = i;
+    const m = token.exec(text);
     if (!m) return fail("unexpected token");
     i += m[0].length;
     if (m[0] === "True") return true;
