@@ -41,6 +41,7 @@ async function withinBudget<T>(
   const out = await body();
   const ms = performance.now() - t0;
   const mb = (Deno.memoryUsage().rss - rss0) / MiB;
+  console.log(`${what}: ${ms.toFixed(0)} ms, RSS +${mb.toFixed(1)} MiB`);
   assert.ok(ms < limits.ms, `${what}: took ${ms.toFixed(0)} ms, budget ${limits.ms}`);
   assert.ok(mb < limits.mb, `${what}: RSS grew ${mb.toFixed(1)} MiB, budget ${limits.mb}`);
   return out;
