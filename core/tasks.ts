@@ -396,6 +396,32 @@ export async function stepStatus(step: PlannedStep): Promise<StepStatus> {
   return "done";
 }
 
+/**
+ * Why a step runs, in plain words for the console: "new", "resuming" (a run that stopped
+ * early left files; steps pick up their checkpoints), or "<reason>: re-running".
+ */
+export function runReason(
+  status: StepStatus | undefined,
+  forced: boolean,
+  remade: readonly string[],
+  leftovers: boolean,
+): string {
+  if (forced) return "forced: re-running";
+  if (remade.length > 0) return `inputs changed: re-running (${remade.join(", ")} re-ran)`;
+  if (status === "changed") return "params changed: re-running";
+  if (status === "incomplete") return "outputs missing: re-running";
+  return leftovers ? "resuming" : "new";
+}
+
+async function hasFiles(dir: string): Promise<boolean> {
+  try {
+    for await (const _ of Deno.readDir(dir)) return true;
+  } catch {
+    // No folder yet: nothing to resume.
+  }
+  return false;
+}
+
 /** Later steps that read `name`'s outputs, directly or through other steps. */
 function dependantsOf(plan: TaskPlan, name: string): PlannedStep[] {
   const reached = new Set([name]);
@@ -439,12 +465,7 @@ export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<
       summary.skipped.push(step.name);
       continue;
     }
-    const why = forced
-      ? "forced"
-      : remade.length > 0
-      ? `inputs re-made by ${remade.join(", ")}`
-      : status;
-    log.info(`${label}: running (${why})`);
+    log.info(`${label}: ${runReason(status, forced, remade, await hasFiles(step.dir))}`);
 
     await Deno.mkdir(step.dir, { recursive: true });
     // This step and everything downstream of it stop counting as finished, so a crash

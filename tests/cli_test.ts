@@ -183,7 +183,7 @@ Deno.test("train stage1: config file plus --set, then skipped when finished, re-
       optimization: { lr: 3e-4, max_update: 5 },
       model: { decoder_layers: 2 },
     }]);
-    assert.match(first.stderr, /\[1\/1\] train-stage1 \(train-stage1\): running \(not run\)\n/);
+    assert.match(first.stderr, /\[1\/1\] train-stage1 \(train-stage1\): new\n/);
     assert.match(first.stderr, /train-stage1: update 5\/5 \(100%\)\n/);
     assert.ok(
       first.stderr.endsWith(

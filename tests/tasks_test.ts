@@ -236,7 +236,7 @@ Deno.test("runTask skips finished steps, re-runs changed ones and their dependan
     assert.deepEqual(first, { ran: ["numbers", "total", "other"], skipped: [] });
     assert.equal(await Deno.readTextFile(`${dir}/out/total/total.txt`), "20\n"); // (1+2+3+4)*2
     assert.ok(log.lines.includes("numbers: writing 4/4"));
-    assert.ok(log.lines.includes("[1/3] numbers (write-numbers): running (not run)"));
+    assert.ok(log.lines.includes("[1/3] numbers (write-numbers): new"));
 
     calls.length = 0;
     const again = await runTask(planTask(pipeline(dir), registry, { file: "t" }), {
