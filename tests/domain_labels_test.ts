@@ -1,0 +1,189 @@
+/**
+ * labels.tsv in the sample folders the project writes (export-images' exportDataset and the
+ * generation pipeline behind generate-images / sample), its reader, the pieces of the domain
+ * metric that have exact answers (HSV saturation, the IS analogue), and the bad inputs of
+ * train-domain-classifier, which must fail before any training with a message naming the
+ * step and the problem. No classifier is trained here (see domain_metric_test.ts).
+ */
+
+import assert from "node:assert/strict";
+import { validate } from "../core/config.ts";
+import { ShapesDataset } from "../core/data/shapes.ts";
+import { writeTokenFile } from "../core/io/tokens.ts";
+import { Generator } from "../core/random.ts";
+import { memoryLogger, Registry, type StepContext } from "../core/registry.ts";
+import { exportDataset } from "../plugins/demo/images.ts";
+import { inceptionScore, SaturationMean } from "../plugins/domain/features.ts";
+import { readLabels } from "../plugins/domain/labels.ts";
+import { trainClassifierParams, trainClassifierStep } from "../plugins/domain/train.ts";
+import { runPipeline } from "../plugins/pipeline/pipeline.ts";
+import { Stage2Model } from "../plugins/stage2/model.ts";
+import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
+
+const tsvRows = async (dir: string) =>
+  (await Deno.readTextFile(`${dir}/labels.tsv`)).trimEnd().split("\n").map((l) => l.split("\t"));
+
+Deno.test("export-images writes labels.tsv: file, the dataset's class id and class name", async () => {
+  const dir = await Deno.makeTempDir();
+  const ds = new ShapesDataset({ size: 16, length: 12, seed: 4 });
+  await exportDataset(ds, { count: 12, dir });
+  const rows = await tsvRows(dir);
+  assert.deepEqual(rows[0], ["file", "class_id", "class_name"]);
+  assert.equal(rows.length, 13);
+  for (let i = 0; i < 12; i++) {
+    // shapes: label = index % 10, names in SHAPE_CLASSES order
+    assert.deepEqual(rows[i + 1], [
+      `${String(i).padStart(5, "0")}.png`,
+      String(i % 10),
+      ds.classNames[i % 10],
+    ]);
+  }
+  const map = await readLabels(dir);
+  assert.equal(map?.get("00011.png"), 1);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("generate-images' pipeline writes labels.tsv from the token file's labels", async () => {
+  const dir = await Deno.makeTempDir();
+  const stage2 = new Stage2Model({
+    variant: "nar",
+    clusters: 20,
+    codebookSize: 12,
+    prefixLength: 16,
+    length: 16,
+    layers: 1,
+    dim: 16,
+    heads: 2,
+    ffnDim: 32,
+    dropout: 0,
+  }, new Generator(5));
+  const vqgan = new VQGAN(
+    { ...VQGAN_PRESETS.cpu16, chMult: [1, 1, 1], nEmbed: 12 },
+    new Generator(7),
+  );
+  vqgan.eval();
+  const labels = Int32Array.from([3, 0, 7, 3, 9]);
+  const tokens = Int32Array.from({ length: 5 * 16 }, (_, i) => (i * 7) % 20);
+  await writeTokenFile(`${dir}/sem.tokens`, {
+    tokens,
+    count: 5,
+    height: 4,
+    width: 4,
+    vocab: 20,
+    labels,
+  });
+  const names = new ShapesDataset().classNames;
+  const res = await runPipeline({
+    stage2,
+    decoder: vqgan,
+    semantic: `${dir}/sem.tokens`,
+    outDir: `${dir}/out`,
+    seed: 1,
+    sampling: { steps: 2 },
+    sheet: { count: 0 },
+    classNames: names,
+  });
+  const rows = await tsvRows(res.resultsDir);
+  assert.deepEqual(rows.slice(1), [...labels].map((c, i) => [`${i}.png`, String(c), names[c]]));
+  // Without names the class id stands in for the name; without labels there is no file.
+  await runPipeline({
+    stage2,
+    decoder: vqgan,
+    semantic: `${dir}/sem.tokens`,
+    outDir: `${dir}/ids`,
+    seed: 1,
+    sampling: { steps: 2 },
+    sheet: { count: 0 },
+  });
+  assert.deepEqual((await tsvRows(`${dir}/ids/results`))[1], ["0.png", "3", "3"]);
+  await writeTokenFile(`${dir}/bare.tokens`, { tokens, count: 5, height: 4, width: 4, vocab: 20 });
+  await runPipeline({
+    stage2,
+    decoder: vqgan,
+    semantic: `${dir}/bare.tokens`,
+    outDir: `${dir}/bare`,
+    seed: 1,
+    sampling: { steps: 2 },
+    sheet: { count: 0 },
+  });
+  assert.equal(await readLabels(`${dir}/bare/results`), null);
+  stage2.dispose();
+  vqgan.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("readLabels rejects a malformed labels.tsv, naming the line", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(
+    `${dir}/labels.tsv`,
+    "file\tclass_id\tclass_name\na.png\t1\tsquare\nb.png\tx\t?\n",
+  );
+  await assert.rejects(readLabels(dir), /labels\.tsv:3: expected/);
+  await Deno.writeTextFile(`${dir}/labels.tsv`, "a.png\t1\tsquare\n");
+  await assert.rejects(readLabels(dir), /header line/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("saturation: (max - min) / max per pixel, 0 for black, averaged over pixels", () => {
+  // grey 0, pure red 1, (200,100,100) 0.5, black 0 (not NaN), (255,255,51) 0.8
+  const px = [[90, 90, 90], [255, 0, 0], [200, 100, 100], [0, 0, 0], [255, 255, 51]];
+  const s = new SaturationMean();
+  s.update({ data: Uint8Array.from(px.flat()), count: 5, height: 1, width: 1 });
+  assert.ok(Math.abs(s.value() - (0 + 1 + 0.5 + 0 + 0.8) / 5) < 1e-12);
+});
+
+Deno.test("IS analogue: C for confident balanced classes, 1 for identical predictions", () => {
+  const C = 4;
+  const oneHot = new Float32Array(8 * C);
+  for (let i = 0; i < 8; i++) oneHot[i * C + (i % C)] = 1;
+  assert.ok(Math.abs(inceptionScore(oneHot, C) - C) < 1e-9);
+  const same = new Float32Array(8 * C).map((_, i) => [0.7, 0.1, 0.1, 0.1][i % C]);
+  assert.ok(Math.abs(inceptionScore(same, C) - 1) < 1e-6);
+});
+
+function context(dir: string): StepContext {
+  return {
+    registry: new Registry(),
+    device: "cpu",
+    log: memoryLogger(),
+    outputDir: dir,
+    signal: new AbortController().signal,
+    stepName: "domain",
+    stepDir: dir,
+    outputs: { checkpoint: `${dir}/classifier.json`, report: `${dir}/report.json` },
+  };
+}
+
+Deno.test("train-domain-classifier: one class, or fewer images than a batch, is a clear error", async () => {
+  const dir = await Deno.makeTempDir();
+  const params = (dataset: unknown, extra: Record<string, unknown> = {}) =>
+    validate(trainClassifierParams, {
+      dataset,
+      held_out: { kind: "shapes", size: 16, length: 40, seed: 2 },
+      floor: { generated: 10, reference: 20 },
+      ...extra,
+    }, "test");
+  await assert.rejects(
+    trainClassifierStep(
+      params({ kind: "shapes", size: 16, length: 64, numClasses: 1 }),
+      context(dir),
+    ),
+    /train-domain-classifier \(step 'domain'\): params\.dataset 'shapes:16px:seed0' has 1 class; a classifier needs at least 2/,
+  );
+  await assert.rejects(
+    trainClassifierStep(
+      params({ kind: "shapes", size: 16, length: 20 }, { batch_size: 32 }),
+      context(dir),
+    ),
+    /train-domain-classifier \(step 'domain'\): dataset 'shapes:16px:seed0' has 20 images, fewer than batch_size 32/,
+  );
+  await assert.rejects(
+    trainClassifierStep(
+      params({ kind: "shapes", size: 16, length: 64 }, { floor: { generated: 30, reference: 30 } }),
+      context(dir),
+    ),
+    /held_out .* has 40 images; the floor needs floor.generated \+ floor.reference = 60/,
+  );
+  assert.equal([...Deno.readDirSync(dir)].length, 0, "nothing is written before the checks pass");
+  await Deno.remove(dir, { recursive: true });
+});

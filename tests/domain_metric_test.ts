@@ -1,0 +1,208 @@
+/**
+ * The domain metric end to end, on a shortened version of the demo's setting that fits CI:
+ * train-domain-classifier on 4 shape classes (800 images, 300 steps), then the
+ * `eval` step with `metrics: [domain]` on three folders of 40 images against 120 reference
+ * images, the sizes the floor is measured with:
+ *
+ *   real      fresh real shapes with their true labels.tsv
+ *             -> class accuracy >= 0.97; FD <= 3x the real-vs-real floor; precision, recall >= 0.7
+ *   shuffled  the same images, labels.tsv permuted
+ *             -> class accuracy < 0.5 (chance is 0.25; with 40 images that is > 3 sigma away);
+ *                FD, precision and recall identical to `real` (labels do not enter them)
+ *   noise     uniform random pixels
+ *             -> FD > 10x the floor (measured: ~600 vs a floor of ~2); recall <= 0.05 (no real
+ *                image lies in a noise image's k-NN ball; measured 0); precision <= 0.25
+ *                (measured 0.15: the classifier maps all noise to one tight cluster, IS ~1.04,
+ *                and the wide k-NN balls of a few outlying real images reach it, a known
+ *                weakness of k-NN precision on small reference sets)
+ *
+ * Plus: held-out accuracy >= 0.97 and a finite floor in the checkpoint's self-description, the
+ * floor-size warning, and labels.tsv missing (skipped with a log line; an error when required).
+ */
+
+import assert from "node:assert/strict";
+import { validate } from "../core/config.ts";
+import { ShapesDataset } from "../core/data/shapes.ts";
+import { writePng } from "../core/image/codec.ts";
+import { Generator } from "../core/random.ts";
+import { memoryLogger, Registry } from "../core/registry.ts";
+import { exportDataset } from "../plugins/demo/images.ts";
+import { loadClassifier } from "../plugins/domain/checkpoint.ts";
+import { trainClassifierParams, trainClassifierStep } from "../plugins/domain/train.ts";
+import { type EvalContext, evalParams, runEval } from "../plugins/metrics/eval.ts";
+
+const CLASSES = 4;
+const shapes = (length: number, seed: number) =>
+  new ShapesDataset({ size: 32, length, seed, numClasses: CLASSES });
+const root = await Deno.makeTempDir();
+const log = memoryLogger();
+
+// One classifier for every case below (training is the slow part).
+const trainParams = validate(trainClassifierParams, {
+  dataset: { kind: "shapes", size: 32, length: 800, seed: 0, numClasses: CLASSES },
+  held_out: { kind: "shapes", size: 32, length: 200, seed: 2, numClasses: CLASSES },
+  steps: 300,
+  batch_size: 32,
+  floor: { generated: 40, reference: 120 },
+  min_accuracy: 0.97,
+}, "test");
+await trainClassifierStep(trainParams, {
+  registry: new Registry(),
+  device: "cpu",
+  log,
+  outputDir: root,
+  signal: new AbortController().signal,
+  stepName: "domain",
+  stepDir: `${root}/domain`,
+  outputs: { checkpoint: `${root}/domain/classifier.json`, report: `${root}/domain/report.json` },
+});
+const CLASSIFIER = `${root}/domain/classifier.json`;
+
+// Folders: reference (120 real, seed 1), real (40 real, seed 3), shuffled, noise.
+await exportDataset(shapes(120, 1), { count: 120, dir: `${root}/reference` });
+await exportDataset(shapes(40, 3), { count: 40, dir: `${root}/real` });
+await Deno.mkdir(`${root}/shuffled`);
+const realTsv = (await Deno.readTextFile(`${root}/real/labels.tsv`)).trimEnd().split("\n");
+const perm = new Generator(11).permutation(40);
+const shuffledRows = realTsv.slice(1).map((row, i) => {
+  const [file] = row.split("\t");
+  const [, id, name] = realTsv[1 + perm[i]].split("\t");
+  return `${file}\t${id}\t${name}`;
+});
+await Deno.writeTextFile(
+  `${root}/shuffled/labels.tsv`,
+  [realTsv[0], ...shuffledRows].join("\n") + "\n",
+);
+for (const e of Deno.readDirSync(`${root}/real`)) {
+  if (e.name.endsWith(".png")) {
+    await Deno.copyFile(`${root}/real/${e.name}`, `${root}/shuffled/${e.name}`);
+  }
+}
+await Deno.mkdir(`${root}/noise`);
+const g = new Generator(5);
+for (let i = 0; i < 40; i++) {
+  const data = Uint8Array.from({ length: 32 * 32 * 3 }, () => g.int(256));
+  await writePng(`${root}/noise/${String(i).padStart(5, "0")}.png`, {
+    width: 32,
+    height: 32,
+    data,
+  });
+}
+await Deno.copyFile(`${root}/real/labels.tsv`, `${root}/noise/labels.tsv`);
+
+async function evaluate(folder: string, extra: Record<string, unknown> = {}) {
+  const ctxLog = memoryLogger();
+  const stepDir = await Deno.makeTempDir({ dir: root });
+  const ctx: EvalContext = {
+    registry: new Registry(),
+    device: "cpu",
+    log: ctxLog,
+    outputDir: stepDir,
+    signal: new AbortController().signal,
+    stepDir,
+  };
+  const p = validate(evalParams, {
+    generated: `${root}/${folder}`,
+    reference: `${root}/reference`,
+    metrics: ["domain"],
+    domain_classifier: CLASSIFIER,
+    ...extra,
+  }, "test");
+  const report = await runEval(p, ctx);
+  return { m: report.metrics, lines: ctxLog.lines };
+}
+
+const real = await evaluate("real");
+const shuffled = await evaluate("shuffled");
+const noise = await evaluate("noise");
+
+Deno.test("train-domain-classifier: held-out accuracy and the floor are in its checkpoint", async () => {
+  const { model, meta } = await loadClassifier(CLASSIFIER, "test");
+  assert.equal(meta.kind, "domain-classifier");
+  assert.deepEqual(meta.classNames, ["circle", "square", "triangle", "cross"]);
+  assert.ok(meta.heldOut.accuracy >= 0.97, `held-out accuracy ${meta.heldOut.accuracy}`);
+  assert.equal(meta.heldOut.count, 200);
+  assert.deepEqual([meta.floor.generated, meta.floor.reference, meta.floor.splits], [40, 120, 5]);
+  assert.ok(meta.floor.fd > 0 && Number.isFinite(meta.floor.fd));
+  assert.ok(meta.floor.fdMin <= meta.floor.fd && meta.floor.fd <= meta.floor.fdMax);
+  assert.ok(meta.floor.precision > 0.7 && meta.floor.recall > 0.7, JSON.stringify(meta.floor));
+  model.dispose();
+});
+
+Deno.test("domain metric on real images: accuracy >= 0.97, FD within 3x the floor", () => {
+  const m = real.m;
+  assert.ok(m.domain_class_accuracy >= 0.97, `class accuracy ${m.domain_class_accuracy}`);
+  assert.ok(
+    m.domain_fd <= 3 * m.domain_fd_floor,
+    `FD ${m.domain_fd} vs floor ${m.domain_fd_floor}`,
+  );
+  assert.ok(m.domain_precision >= 0.7 && m.domain_recall >= 0.7, JSON.stringify(m));
+  // Confident, balanced predictions on real shapes: the IS analogue is near its maximum C.
+  assert.ok(m.domain_is > 0.8 * CLASSES && m.domain_is <= CLASSES + 1e-9, `IS ${m.domain_is}`);
+  for (const k of ["saturation", "reference_saturation"]) {
+    assert.ok(m[k] > 0.1 && m[k] < 0.9, `${k} ${m[k]}`);
+  }
+  // Floors as stored; the sizes match, so no warning.
+  assert.ok(!real.lines.some((l) => l.includes("floor was measured")), real.lines.join("\n"));
+});
+
+Deno.test("domain metric with shuffled labels: accuracy near chance, every other number unchanged", () => {
+  assert.ok(
+    shuffled.m.domain_class_accuracy < 0.5,
+    `class accuracy ${shuffled.m.domain_class_accuracy}`,
+  );
+  for (const k of ["domain_fd", "domain_precision", "domain_recall", "domain_is", "saturation"]) {
+    assert.equal(shuffled.m[k], real.m[k], k);
+  }
+});
+
+Deno.test("domain metric on noise: FD > 10x the floor, recall 0, precision low, IS ~1", () => {
+  const m = noise.m;
+  assert.ok(
+    m.domain_fd > 10 * m.domain_fd_floor,
+    `FD ${m.domain_fd} vs floor ${m.domain_fd_floor}`,
+  );
+  assert.ok(m.domain_recall <= 0.05, `recall ${m.domain_recall}`);
+  assert.ok(m.domain_precision <= 0.25, `precision ${m.domain_precision}`);
+  assert.ok(m.domain_is < 1.5, `IS ${m.domain_is}`);
+  // Independent reference: for three iid uniform channels, given the max the other two are
+  // uniform below it, so E[min / max] = E[min of two U(0,1)] = 1/3 and E[S] = 2/3. 40960
+  // pixels give a standard error of ~0.0012; 0.01 also covers the 8-bit rounding.
+  assert.ok(Math.abs(m.saturation - 2 / 3) < 0.01, `saturation ${m.saturation}`);
+  assert.ok(m.reference_saturation < 0.5);
+  assert.equal(m.reference_saturation, real.m.reference_saturation);
+});
+
+Deno.test("domain metric: labels.tsv missing is skipped with a log line, or an error when required", async () => {
+  await Deno.remove(`${root}/noise/labels.tsv`);
+  const r = await evaluate("noise");
+  assert.equal(r.m.domain_class_accuracy, undefined);
+  assert.equal(r.m.domain_fd, noise.m.domain_fd);
+  assert.ok(
+    r.lines.some((l) => l.includes("no labels.tsv: domain_class_accuracy is skipped")),
+    r.lines.join("\n"),
+  );
+  await assert.rejects(
+    evaluate("noise", { require_labels: true }),
+    /require_labels is set but .* has no labels\.tsv/,
+  );
+  await assert.rejects(
+    evaluate("noise", { domain_classifier: undefined }),
+    /metric 'domain' needs domain_classifier/,
+  );
+});
+
+Deno.test("domain metric: a floor measured for other set sizes is flagged", async () => {
+  const r = await evaluate("real", { limit: 30 });
+  assert.ok(
+    r.lines.some((l) =>
+      l.includes("measured for 40 vs 120 real images, these sets are 30 generated vs 30 reference")
+    ),
+    r.lines.join("\n"),
+  );
+});
+
+Deno.test({
+  name: "domain metric: cleanup",
+  fn: async () => await Deno.remove(root, { recursive: true }),
+});
