@@ -17,7 +17,7 @@ import { ConfigError, parseOverrides } from "../core/config.ts";
 import { k8sManifests } from "../core/launch/k8s.ts";
 import { slurmScripts, submitSlurm, writeSlurmScripts } from "../core/launch/slurm.ts";
 import { type DeviceChoice, DEVICES, loadPlugins, Registry } from "../core/registry.ts";
-import { mergeShards, resolveShard, runShard, ShardError, shardableStep } from "../core/shard.ts";
+import { mergeShards, resolveShard, runShard, shardableStep, ShardError } from "../core/shard.ts";
 import { joinPath, loadTask, type TaskPlan } from "../core/tasks.ts";
 import { stringify } from "yaml";
 import { UsageError } from "./args.ts";
@@ -90,14 +90,18 @@ function parse(args: string[]) {
   try {
     return parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true });
   } catch (e) {
-    throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ""));
+    throw new UsageError(
+      (e as Error).message.replace(/\. To specify a positional argument.*$/s, ""),
+    );
   }
 }
 
 function positiveInt(v: string | undefined, what: string, min = 1): number | undefined {
   if (v === undefined) return undefined;
   const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${what}: expected a whole number >= ${min}, got '${v}'`);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${what}: expected a whole number >= ${min}, got '${v}'`);
+  }
   return n;
 }
 
@@ -145,7 +149,11 @@ export async function launch(args: string[], options: LaunchOptions = {}): Promi
     if (!["slurm", "k8s", "run", "merge"].includes(command)) {
       throw new UsageError(`unknown launch command '${command}' (slurm, k8s, run, merge)`);
     }
-    if (task === undefined || rest.length > 0) throw new UsageError(`${command}: expected one task file, got ${positionals.slice(1).join(" ") || "nothing"}`);
+    if (task === undefined || rest.length > 0) {
+      throw new UsageError(
+        `${command}: expected one task file, got ${positionals.slice(1).join(" ") || "nothing"}`,
+      );
+    }
     if (values.step === undefined) throw new UsageError(`${command}: --step NAME is required`);
     const log = consoleLogger(err, { verbose, tty: false });
     const registry = new Registry();
@@ -160,18 +168,24 @@ export async function launch(args: string[], options: LaunchOptions = {}): Promi
     if (command === "run") {
       const shard = resolveShard({ flag: values.shard, count: shards });
       if (shard === undefined) {
-        throw new UsageError("run: no shard given: pass --shard i/N, or run under a Slurm array or an Indexed Job");
+        throw new UsageError(
+          "run: no shard given: pass --shard i/N, or run under a Slurm array or an Indexed Job",
+        );
       }
       await runShard(p, step.name, shard, opts);
       return 0;
     }
     if (shards === undefined) throw new UsageError(`${command}: --shards N is required`);
     if (command === "merge") {
-      await mergeShards(p, step.name, shards, { ...opts, waitSeconds: positiveInt(values.wait, "wait", 0) ?? 0 });
+      await mergeShards(p, step.name, shards, {
+        ...opts,
+        waitSeconds: positiveInt(values.wait, "wait", 0) ?? 0,
+      });
       return 0;
     }
 
-    const repo = values.repo ?? decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
+    const repo = values.repo ??
+      decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
     const worker = {
       deno: values.deno ?? Deno.execPath(),
       launchScript: `${repo}/cli/launch.ts`,
@@ -203,7 +217,9 @@ export async function launch(args: string[], options: LaunchOptions = {}): Promi
       out(`wrote ${written.array}, ${written.merge} and ${written.submit}\n`);
       if (values.submit) {
         const ids = await submitSlurm(written, values.sbatch ?? "sbatch");
-        out(`submitted array job ${ids.array} (${shards} tasks) and merge job ${ids.merge} (afterok:${ids.array})\n`);
+        out(
+          `submitted array job ${ids.array} (${shards} tasks) and merge job ${ids.merge} (afterok:${ids.array})\n`,
+        );
         out(`array=${ids.array} merge=${ids.merge}\n`);
       } else {
         out(`submit with: bash ${written.submit}\n`);
@@ -227,7 +243,10 @@ export async function launch(args: string[], options: LaunchOptions = {}): Promi
     const dir = absolute(values.dir ?? `${step.dir}/launch`);
     await Deno.mkdir(dir, { recursive: true });
     const file = `${dir}/k8s-${shards}.yaml`;
-    await Deno.writeTextFile(file, `${stringify(manifests.shards)}---\n${stringify(manifests.merge)}`);
+    await Deno.writeTextFile(
+      file,
+      `${stringify(manifests.shards)}---\n${stringify(manifests.merge)}`,
+    );
     out(`wrote ${file}\napply with: kubectl apply -f ${file}\n`);
     return 0;
   } catch (e) {

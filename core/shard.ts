@@ -57,13 +57,18 @@ function parseCount(text: string, what: string): number {
 
 function parseIndex(text: string, what: string): number {
   const n = INT.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!Number.isSafeInteger(n)) throw new ShardError(`${what}: expected a whole number >= 0, got '${text}'`, true);
+  if (!Number.isSafeInteger(n)) {
+    throw new ShardError(`${what}: expected a whole number >= 0, got '${text}'`, true);
+  }
   return n;
 }
 
 function checked(shard: Shard, what: string): Shard {
   if (shard.index >= shard.count) {
-    throw new ShardError(`${what}: shard index ${shard.index} is not below the shard count ${shard.count}`, true);
+    throw new ShardError(
+      `${what}: shard index ${shard.index} is not below the shard count ${shard.count}`,
+      true,
+    );
   }
   return shard;
 }
@@ -71,8 +76,13 @@ function checked(shard: Shard, what: string): Shard {
 /** "2/4" → shard 2 of 4 (0-based index). */
 export function parseShard(text: string): Shard {
   const m = /^\s*([^/]+)\/([^/]+)\s*$/.exec(text);
-  if (m === null) throw new ShardError(`--shard: expected INDEX/COUNT such as 0/4, got '${text}'`, true);
-  return checked({ index: parseIndex(m[1], "--shard"), count: parseCount(m[2], "--shard") }, "--shard");
+  if (m === null) {
+    throw new ShardError(`--shard: expected INDEX/COUNT such as 0/4, got '${text}'`, true);
+  }
+  return checked(
+    { index: parseIndex(m[1], "--shard"), count: parseCount(m[2], "--shard") },
+    "--shard",
+  );
 }
 
 export interface ShardSources {
@@ -93,7 +103,10 @@ export function resolveShard(sources: ShardSources = {}): Shard | undefined {
   if (sources.flag !== undefined) {
     const shard = parseShard(sources.flag);
     if (sources.count !== undefined && sources.count !== shard.count) {
-      throw new ShardError(`--shard ${sources.flag} disagrees with --shards ${sources.count}`, true);
+      throw new ShardError(
+        `--shard ${sources.flag} disagrees with --shards ${sources.count}`,
+        true,
+      );
     }
     return shard;
   }
@@ -113,7 +126,10 @@ export function resolveShard(sources: ShardSources = {}): Shard | undefined {
       }
     }
     if (count === undefined) {
-      throw new ShardError("SLURM_ARRAY_TASK_ID is set but no shard count is known: pass --shards", true);
+      throw new ShardError(
+        "SLURM_ARRAY_TASK_ID is set but no shard count is known: pass --shards",
+        true,
+      );
     }
     return checked({ index, count }, "SLURM_ARRAY_TASK_ID");
   }
@@ -150,8 +166,12 @@ export interface Slice {
  * once, and the same arguments always give the same slice; trailing shards may be empty.
  */
 export function shardSlice(total: number, shard: Shard, align = 1): Slice {
-  if (!Number.isSafeInteger(total) || total < 0) throw new ShardError(`shardSlice: bad total ${total}`);
-  if (!Number.isSafeInteger(align) || align < 1) throw new ShardError(`shardSlice: bad alignment ${align}`);
+  if (!Number.isSafeInteger(total) || total < 0) {
+    throw new ShardError(`shardSlice: bad total ${total}`);
+  }
+  if (!Number.isSafeInteger(align) || align < 1) {
+    throw new ShardError(`shardSlice: bad alignment ${align}`);
+  }
   checked(shard, "shardSlice");
   const units = Math.ceil(total / align);
   // floor(units * i / n) without overflow for any realistic sizes (units, n < 2^26).
@@ -263,11 +283,16 @@ export async function shardState(step: PlannedStep, shard: Shard): Promise<Shard
     return {
       state: "partial",
       why: running
-        ? `started (attempt ${running.attempt ?? "?"}, pid ${running.pid} on ${running.host}) but not finished`
+        ? `started (attempt ${
+          running.attempt ?? "?"
+        }, pid ${running.pid} on ${running.host}) but not finished`
         : "no completion marker",
     };
   }
-  if (marker.recipe !== stepRecipe(step) || marker.count !== shard.count || marker.index !== shard.index) {
+  if (
+    marker.recipe !== stepRecipe(step) || marker.count !== shard.count ||
+    marker.index !== shard.index
+  ) {
     return { state: "stale", why: "finished with other params or another shard count" };
   }
   for (const [rel, size] of Object.entries(marker.files)) {
@@ -277,7 +302,9 @@ export async function shardState(step: PlannedStep, shard: Shard): Promise<Shard
     } catch {
       return { state: "partial", why: `${rel} is missing` };
     }
-    if (actual !== size) return { state: "partial", why: `${rel} has ${actual} bytes, the marker says ${size}` };
+    if (actual !== size) {
+      return { state: "partial", why: `${rel} has ${actual} bytes, the marker says ${size}` };
+    }
   }
   return { state: "done", marker };
 }
@@ -300,7 +327,9 @@ export function shardableStep(plan: TaskPlan, name: string): PlannedStep & {
   const step = plan.steps.find((s) => s.name === name);
   if (step === undefined) {
     throw new ShardError(
-      `task ${plan.name} has no step '${name}' (steps: ${plan.steps.map((s) => s.name).join(", ")})`,
+      `task ${plan.name} has no step '${name}' (steps: ${
+        plan.steps.map((s) => s.name).join(", ")
+      })`,
       true,
     );
   }
@@ -369,7 +398,9 @@ export async function runShard(
   const previous = await readJson<{ attempt?: number }>(joinPath(dir, SHARD_RUNNING));
   const attempt = (previous?.attempt ?? 0) + 1;
   if (state.state !== "missing") {
-    opts.log.info(`${label}: clearing its folder (${state.state}: ${"why" in state ? state.why : "forced"})`);
+    opts.log.info(
+      `${label}: clearing its folder (${state.state}: ${"why" in state ? state.why : "forced"})`,
+    );
     await Deno.remove(dir, { recursive: true });
   }
   await Deno.mkdir(dir, { recursive: true });
@@ -398,7 +429,9 @@ export async function runShard(
   };
   await writeJsonAtomic(joinPath(dir, SHARD_MARKER), marker);
   await Deno.remove(joinPath(dir, SHARD_RUNNING)).catch(() => {});
-  opts.log.info(`${label}: done in ${marker.seconds} s (${Object.keys(marker.files).length} files)`);
+  opts.log.info(
+    `${label}: done in ${marker.seconds} s (${Object.keys(marker.files).length} files)`,
+  );
   return "ran";
 }
 
@@ -448,7 +481,9 @@ export async function mergeShards(
       break;
     } catch (e) {
       if (!(e instanceof ShardError) || Date.now() >= deadline) throw e;
-      opts.log.info(`${step.name}: waiting for shards (${e.message.split(": ").slice(2).join(": ")})`);
+      opts.log.info(
+        `${step.name}: waiting for shards (${e.message.split(": ").slice(2).join(": ")})`,
+      );
       await new Promise((r) => setTimeout(r, (opts.pollSeconds ?? 5) * 1000));
       opts.signal.throwIfAborted();
     }
@@ -476,10 +511,14 @@ export async function mergeShards(
     }
   }
   if (missing.length > 0) {
-    throw new ShardError(`merge of step '${step.name}' finished without writing: ${missing.join(", ")}`);
+    throw new ShardError(
+      `merge of step '${step.name}' finished without writing: ${missing.join(", ")}`,
+    );
   }
   if (step.entry.complete && !(await step.entry.complete(step.params, step.outputs))) {
-    throw new ShardError(`merge of step '${step.name}' wrote outputs the step does not accept as complete`);
+    throw new ShardError(
+      `merge of step '${step.name}' wrote outputs the step does not accept as complete`,
+    );
   }
   const seconds = Math.round((performance.now() - started) / 10) / 100;
   // The same fields the task runner writes (core/tasks.ts runTask), plus where it came from.
@@ -571,7 +610,9 @@ export async function concatTokenFiles(paths: readonly string[], out: string): P
   const head = parts[0];
   for (const [i, p] of parts.entries()) {
     for (const k of ["height", "width", "vocab", "source"] as const) {
-      if (p[k] !== head[k]) throw new Error(`${paths[i]}: ${k} is ${p[k]}, but ${paths[0]} has ${head[k]}`);
+      if (p[k] !== head[k]) {
+        throw new Error(`${paths[i]}: ${k} is ${p[k]}, but ${paths[0]} has ${head[k]}`);
+      }
     }
     if ((p.labels === undefined) !== (head.labels === undefined)) {
       throw new Error(`${paths[i]} and ${paths[0]} disagree on whether they hold labels`);
@@ -587,7 +628,15 @@ export async function concatTokenFiles(paths: readonly string[], out: string): P
     if (labels) labels.set(p.labels!, l);
     l += p.count;
   }
-  const file: TokenFile = { tokens, count, height: head.height, width: head.width, vocab: head.vocab, labels, source: head.source };
+  const file: TokenFile = {
+    tokens,
+    count,
+    height: head.height,
+    width: head.width,
+    vocab: head.vocab,
+    labels,
+    source: head.source,
+  };
   await writeTokenFile(out, file);
   return file;
 }

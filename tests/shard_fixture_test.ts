@@ -27,13 +27,25 @@ export async function writeFixture(root: string): Promise<string> {
   const gen = new Generator(7);
   for (let i = 0; i < centroids.length; i++) centroids[i] = gen.normal();
   writeNpyMatrix(`${root}/centroids.npy`, centroids, 16, dim);
-  const cfg = { clusters: 16, classes: 4, layers: 1, dim: 16, heads: 2, ffnDim: 32, length: 16, dropout: 0 };
+  const cfg = {
+    clusters: 16,
+    classes: 4,
+    layers: 1,
+    dim: 16,
+    heads: 2,
+    ffnDim: 32,
+    length: 16,
+    dropout: 0,
+  };
   const model = new Stage1GPT(cfg, new Generator(3));
   await Deno.mkdir(`${root}/stage1/checkpoints`, { recursive: true });
-  await saveCheckpoint(`${root}/stage1/checkpoints/last`, await hostStateDict(model), { model: cfg });
+  await saveCheckpoint(`${root}/stage1/checkpoints/last`, await hostStateDict(model), {
+    model: cfg,
+  });
   model.dispose();
   const dataset = `{ kind: shapes, size: 32, length: 64, seed: 0 }`;
-  const encoder = `{ name: random-projection, options: { image_size: 32, patch: 8, dim: ${dim}, seed: 0 } }`;
+  const encoder =
+    `{ name: random-projection, options: { image_size: 32, patch: 8, dim: ${dim}, seed: 0 } }`;
   // Sizes chosen so slices are uneven and the last batches partial: 64 images in batches of
   // 6 (11 batches), ~32 kept images in feature files of 3, 40 samples in batches of 4.
   const task = `name: shardtest

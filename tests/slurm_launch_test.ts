@@ -50,7 +50,12 @@ interface Cluster {
   daemons: Deno.ChildProcess[];
 }
 
-async function sh(cmd: string, args: string[], env: Record<string, string>, cwd?: string): Promise<Deno.CommandOutput> {
+async function sh(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd?: string,
+): Promise<Deno.CommandOutput> {
   return await new Deno.Command(cmd, { args, env, cwd, stdout: "piped", stderr: "piped" }).output();
 }
 
@@ -68,43 +73,53 @@ async function startCluster(dir: string, started: Deno.ChildProcess[]): Promise<
     return child;
   };
   spawn("munged", [
-    "-F", "--force", `--key-file=${dir}/munge/munge.key`, `--socket=${socket}`, `--pid-file=${dir}/munge/munged.pid`,
-    `--log-file=${dir}/munge/munged.log`, `--seed-file=${dir}/munge/seed`,
+    "-F",
+    "--force",
+    `--key-file=${dir}/munge/munge.key`,
+    `--socket=${socket}`,
+    `--pid-file=${dir}/munge/munged.pid`,
+    `--log-file=${dir}/munge/munged.log`,
+    `--seed-file=${dir}/munge/seed`,
   ]);
-  for (let i = 0; i < 50 && !(await Deno.stat(socket).then(() => true, () => false)); i++) await sleep(100);
+  for (let i = 0; i < 50 && !(await Deno.stat(socket).then(() => true, () => false)); i++) {
+    await sleep(100);
+  }
   const host = Deno.hostname();
   const conf = `${dir}/slurm.conf`;
-  await Deno.writeTextFile(conf, [
-    `ClusterName=digit${crypto.getRandomValues(new Uint32Array(1))[0] % 100000}`,
-    `SlurmctldHost=${host}`,
-    "SlurmUser=root",
-    "SlurmdUser=root",
-    "AuthType=auth/munge",
-    "CredType=cred/munge",
-    `AuthInfo=socket=${socket}`,
-    `SlurmctldPort=${freePort()}`,
-    `SlurmdPort=${freePort()}`,
-    `StateSaveLocation=${dir}/state`,
-    `SlurmdSpoolDir=${dir}/spool`,
-    `SlurmctldPidFile=${dir}/slurmctld.pid`,
-    `SlurmdPidFile=${dir}/slurmd.pid`,
-    `SlurmctldLogFile=${dir}/slurmctld.log`,
-    `SlurmdLogFile=${dir}/slurmd.log`,
-    "ProctrackType=proctrack/linuxproc",
-    "TaskPlugin=task/none",
-    "SchedulerType=sched/backfill",
-    "SelectType=select/cons_tres",
-    "SelectTypeParameters=CR_Core",
-    "ReturnToService=2",
-    "MpiDefault=none",
-    "JobAcctGatherType=jobacct_gather/none",
-    "AccountingStorageType=accounting_storage/none",
-    // Scheduling passes every second, so dependent jobs start without the default delays.
-    "SchedulerParameters=sched_interval=1,bf_interval=1",
-    `NodeName=${host} CPUs=${navigator.hardwareConcurrency} RealMemory=1000 State=UNKNOWN`,
-    `PartitionName=debug Nodes=${host} Default=YES MaxTime=INFINITE State=UP`,
-    "",
-  ].join("\n"));
+  await Deno.writeTextFile(
+    conf,
+    [
+      `ClusterName=digit${crypto.getRandomValues(new Uint32Array(1))[0] % 100000}`,
+      `SlurmctldHost=${host}`,
+      "SlurmUser=root",
+      "SlurmdUser=root",
+      "AuthType=auth/munge",
+      "CredType=cred/munge",
+      `AuthInfo=socket=${socket}`,
+      `SlurmctldPort=${freePort()}`,
+      `SlurmdPort=${freePort()}`,
+      `StateSaveLocation=${dir}/state`,
+      `SlurmdSpoolDir=${dir}/spool`,
+      `SlurmctldPidFile=${dir}/slurmctld.pid`,
+      `SlurmdPidFile=${dir}/slurmd.pid`,
+      `SlurmctldLogFile=${dir}/slurmctld.log`,
+      `SlurmdLogFile=${dir}/slurmd.log`,
+      "ProctrackType=proctrack/linuxproc",
+      "TaskPlugin=task/none",
+      "SchedulerType=sched/backfill",
+      "SelectType=select/cons_tres",
+      "SelectTypeParameters=CR_Core",
+      "ReturnToService=2",
+      "MpiDefault=none",
+      "JobAcctGatherType=jobacct_gather/none",
+      "AccountingStorageType=accounting_storage/none",
+      // Scheduling passes every second, so dependent jobs start without the default delays.
+      "SchedulerParameters=sched_interval=1,bf_interval=1",
+      `NodeName=${host} CPUs=${navigator.hardwareConcurrency} RealMemory=1000 State=UNKNOWN`,
+      `PartitionName=debug Nodes=${host} Default=YES MaxTime=INFINITE State=UP`,
+      "",
+    ].join("\n"),
+  );
   const env = { SLURM_CONF: conf };
   spawn("slurmctld", ["-D", "-f", conf], env);
   spawn("slurmd", ["-D", "-f", conf], env);
@@ -114,7 +129,9 @@ async function startCluster(dir: string, started: Deno.ChildProcess[]): Promise<
     await sleep(200);
   }
   const log = await Deno.readTextFile(`${dir}/slurmctld.log`).catch(() => "(no slurmctld log)");
-  return `the node did not become idle in 20 s; slurmctld log tail: ${log.split("\n").slice(-5).join(" | ")}`;
+  return `the node did not become idle in 20 s; slurmctld log tail: ${
+    log.split("\n").slice(-5).join(" | ")
+  }`;
 }
 
 async function stopAll(children: Deno.ChildProcess[]): Promise<void> {
@@ -123,7 +140,10 @@ async function stopAll(children: Deno.ChildProcess[]): Promise<void> {
     try {
       child.kill("SIGTERM");
     } catch { /* already gone */ }
-    const done = await Promise.race([child.status.then(() => true), sleep(10_000).then(() => false)]);
+    const done = await Promise.race([
+      child.status.then(() => true),
+      sleep(10_000).then(() => false),
+    ]);
     if (!done) {
       try {
         child.kill("SIGKILL");
@@ -134,7 +154,10 @@ async function stopAll(children: Deno.ChildProcess[]): Promise<void> {
   }
 }
 
-async function jobState(id: string, env: Record<string, string>): Promise<{ state: string; reason: string }[]> {
+async function jobState(
+  id: string,
+  env: Record<string, string>,
+): Promise<{ state: string; reason: string }[]> {
   const o = await sh("scontrol", ["show", "job", "-o", id], env);
   return decode(o.stdout).trim().split("\n").filter((l) => l).map((l) => ({
     state: /JobState=(\S+)/.exec(l)?.[1] ?? "?",
@@ -143,7 +166,8 @@ async function jobState(id: string, env: Record<string, string>): Promise<{ stat
 }
 
 Deno.test({
-  name: "slurm: 4-task arrays + afterok merges of dump-features, tokenize-dataset, sample-stage1; a killed task retries; == one process",
+  name:
+    "slurm: 4-task arrays + afterok merges of dump-features, tokenize-dataset, sample-stage1; a killed task retries; == one process",
   ignore: skipWhy !== undefined,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -163,10 +187,31 @@ Deno.test({
       const out = `${root}/out`;
       const submitted: Record<string, { array: string; merge: string }> = {};
       for (const step of STEPS) {
-        const r = await sh(Deno.execPath(), [
-          "task", "--quiet", "--config", `${REPO}/deno.json`, "launch", "slurm", task, "--step", step,
-          "--shards", String(SHARDS), "--outputs", out, "--retries", "2", "--time", "00:10:00", "--submit",
-        ], env, REPO);
+        const r = await sh(
+          Deno.execPath(),
+          [
+            "task",
+            "--quiet",
+            "--config",
+            `${REPO}/deno.json`,
+            "launch",
+            "slurm",
+            task,
+            "--step",
+            step,
+            "--shards",
+            String(SHARDS),
+            "--outputs",
+            out,
+            "--retries",
+            "2",
+            "--time",
+            "00:10:00",
+            "--submit",
+          ],
+          env,
+          REPO,
+        );
         const text = decode(r.stdout) + decode(r.stderr);
         assert.ok(r.success, `launch slurm ${step}: ${text}`);
         const m = /array=(\d+) merge=(\d+)/.exec(text);
@@ -181,12 +226,18 @@ Deno.test({
       // Kill one shard's process mid-way: freeze it as soon as it runs, make sure it has
       // not finished (no marker), then SIGKILL it. Candidates in turn, in case one was too quick.
       let victim: { step: string; index: number } | undefined;
-      const candidates = [["semantic", 2], ["semantic", 3], ["tokens", 3], ["features", 3], ["semantic", 1]] as const;
+      const candidates = [["semantic", 2], ["semantic", 3], ["tokens", 3], ["features", 3], [
+        "semantic",
+        1,
+      ]] as const;
       const deadline = Date.now() + 60_000;
       while (victim === undefined && Date.now() < deadline) {
         for (const [step, index] of candidates) {
           const dir = `${out}/${step}/shards/${shardName({ index, count: SHARDS })}`;
-          const running = await Deno.readTextFile(`${dir}/${SHARD_RUNNING}`).then(JSON.parse, () => undefined);
+          const running = await Deno.readTextFile(`${dir}/${SHARD_RUNNING}`).then(
+            JSON.parse,
+            () => undefined,
+          );
           if (running?.attempt !== 1) continue;
           try {
             Deno.kill(running.pid, "SIGSTOP");
@@ -205,31 +256,46 @@ Deno.test({
       }
       assert.ok(victim, "no array task could be caught mid-way to kill it");
 
-      console.log(`killed ${victim.step} shard ${victim.index} mid-way; jobs ${JSON.stringify(submitted)}`);
+      console.log(
+        `killed ${victim.step} shard ${victim.index} mid-way; jobs ${JSON.stringify(submitted)}`,
+      );
       // Wait for the three merge jobs.
       const finalStates: Record<string, string> = {};
       const waitUntil = Date.now() + 100_000;
       for (const step of STEPS) {
         for (;;) {
           const [s] = await jobState(submitted[step].merge, env);
-          if (s && (/^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)$/.test(s.state) || s.reason === "DependencyNeverSatisfied")) {
+          if (
+            s &&
+            (/^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)$/.test(s.state) ||
+              s.reason === "DependencyNeverSatisfied")
+          ) {
             finalStates[step] = `${s.state} (${s.reason})`;
             break;
           }
-          assert.ok(Date.now() < waitUntil, `merge job of ${step} still ${s?.state} (${s?.reason}) after 100 s`);
+          assert.ok(
+            Date.now() < waitUntil,
+            `merge job of ${step} still ${s?.state} (${s?.reason}) after 100 s`,
+          );
           await sleep(500);
         }
       }
       for (const step of STEPS) {
         const logs = `${out}/${step}/launch/slurm-${SHARDS}/logs`;
         const arrays = await jobState(submitted[step].array, env);
-        assert.equal(finalStates[step].split(" ")[0], "COMPLETED", `${step}: merge ${finalStates[step]}; array ${JSON.stringify(arrays)}`);
+        assert.equal(
+          finalStates[step].split(" ")[0],
+          "COMPLETED",
+          `${step}: merge ${finalStates[step]}; array ${JSON.stringify(arrays)}`,
+        );
         assert.equal(arrays.length, SHARDS);
         for (const a of arrays) assert.equal(a.state, "COMPLETED");
         await assertSameStepFiles(single.steps.find((s) => s.name === step)!.dir, `${out}/${step}`);
         if (step === victim.step) {
           // The killed attempt failed with SIGKILL's status; the retry redid the shard.
-          const log = await Deno.readTextFile(`${logs}/${submitted[step].array}_${victim.index}.out`);
+          const log = await Deno.readTextFile(
+            `${logs}/${submitted[step].array}_${victim.index}.out`,
+          );
           assert.match(log, /attempt 1 of 3 failed with status 137/);
           const dir = `${out}/${step}/shards/${shardName({ index: victim.index, count: SHARDS })}`;
           const marker = JSON.parse(await Deno.readTextFile(`${dir}/${SHARD_MARKER}`));

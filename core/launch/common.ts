@@ -69,7 +69,10 @@ export function shellLine(argv: readonly string[]): string {
 
 /** A name Slurm and Kubernetes both accept: lowercase letters, digits and '-', at most 52 chars. */
 export function jobName(task: string, step: string): string {
-  const clean = `digit-${task}-${step}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/-+/g, "-");
+  const clean = `digit-${task}-${step}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(
+    /-+/g,
+    "-",
+  );
   // 52 leaves room for the "-merge" suffix and Kubernetes' pod-name suffixes (63 in all).
   return clean.slice(0, 52).replace(/-+$/, "");
 }

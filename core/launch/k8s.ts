@@ -13,7 +13,14 @@
  */
 
 import type { Job } from "kubernetes-types/batch/v1.d.ts";
-import type { Container, EnvVar, PodSpec, ResourceRequirements, Volume, VolumeMount } from "kubernetes-types/core/v1.d.ts";
+import type {
+  Container,
+  EnvVar,
+  PodSpec,
+  ResourceRequirements,
+  Volume,
+  VolumeMount,
+} from "kubernetes-types/core/v1.d.ts";
 import { jobName, mergeCommand, shardCommand, type WorkerSpec } from "./common.ts";
 
 export interface K8sOptions extends WorkerSpec {
@@ -72,10 +79,18 @@ function podSpec(o: K8sOptions, name: string, command: string[], env: EnvVar[]):
 }
 
 export function k8sManifests(o: K8sOptions): K8sManifests {
-  if (!Number.isInteger(o.shards) || o.shards < 1) throw new Error(`k8s: --shards must be >= 1, got ${o.shards}`);
-  if (!o.mountPath.startsWith("/")) throw new Error(`k8s: --mount-path must be absolute, got '${o.mountPath}'`);
+  if (!Number.isInteger(o.shards) || o.shards < 1) {
+    throw new Error(`k8s: --shards must be >= 1, got ${o.shards}`);
+  }
+  if (!o.mountPath.startsWith("/")) {
+    throw new Error(`k8s: --mount-path must be absolute, got '${o.mountPath}'`);
+  }
   const name = jobName(o.taskName, o.step);
-  const labels = { "app.kubernetes.io/name": "digit-ts", "digit-ts/task": jobName(o.taskName, ""), "digit-ts/step": name };
+  const labels = {
+    "app.kubernetes.io/name": "digit-ts",
+    "digit-ts/task": jobName(o.taskName, ""),
+    "digit-ts/step": name,
+  };
   const retries = o.retries ?? 2;
   const shardEnv: EnvVar[] = [
     {

@@ -10,7 +10,14 @@
  * failure runs the unfinished shards only (finished ones exit at once, skipped).
  */
 
-import { jobName, mergeCommand, shardCommand, shellLine, shellQuote, type WorkerSpec } from "./common.ts";
+import {
+  jobName,
+  mergeCommand,
+  shardCommand,
+  shellLine,
+  shellQuote,
+  type WorkerSpec,
+} from "./common.ts";
 
 export interface SlurmOptions extends WorkerSpec {
   /** Name of the task, for the job names. */
@@ -49,10 +56,19 @@ function directives(o: SlurmOptions, name: string, extra: string[]): string[] {
 }
 
 function checkOptions(o: SlurmOptions): void {
-  if (!Number.isInteger(o.shards) || o.shards < 1) throw new Error(`slurm: --shards must be >= 1, got ${o.shards}`);
-  for (const [k, v] of [["partition", o.partition], ["time", o.time], ["mem", o.mem], ["account", o.account]]) {
+  if (!Number.isInteger(o.shards) || o.shards < 1) {
+    throw new Error(`slurm: --shards must be >= 1, got ${o.shards}`);
+  }
+  for (
+    const [k, v] of [["partition", o.partition], ["time", o.time], ["mem", o.mem], [
+      "account",
+      o.account,
+    ]]
+  ) {
     // These land in #SBATCH lines, where a space or newline would silently cut the directive.
-    if (v !== undefined && !/^[A-Za-z0-9_:.,+-]+$/.test(v)) throw new Error(`slurm: --${k} '${v}' has characters Slurm does not take`);
+    if (v !== undefined && !/^[A-Za-z0-9_:.,+-]+$/.test(v)) {
+      throw new Error(`slurm: --${k} '${v}' has characters Slurm does not take`);
+    }
   }
 }
 
@@ -78,17 +94,22 @@ export function slurmScripts(o: SlurmOptions): SlurmScripts {
     `for attempt in $(seq 1 ${retries + 1}); do`,
     `  ${shellLine(shardCommand(o))}`,
     "  status=$?",
-    "  if [ \"$status\" -eq 0 ]; then exit 0; fi",
+    '  if [ "$status" -eq 0 ]; then exit 0; fi',
     "  # 2 is a usage or config error: the same command would fail the same way.",
-    "  if [ \"$status\" -eq 2 ]; then break; fi",
-    `  echo "shard $SLURM_ARRAY_TASK_ID: attempt $attempt of ${retries + 1} failed with status $status" >&2`,
+    '  if [ "$status" -eq 2 ]; then break; fi',
+    `  echo "shard $SLURM_ARRAY_TASK_ID: attempt $attempt of ${
+      retries + 1
+    } failed with status $status" >&2`,
     "done",
-    "exit \"$status\"",
+    'exit "$status"',
     "",
   ].join("\n");
   const mergeScript = [
     "#!/bin/bash",
-    ...directives(o, `${name}-merge`, [`#SBATCH --output=${o.logDir}/merge_%j.out`, "#SBATCH --ntasks=1"]),
+    ...directives(o, `${name}-merge`, [
+      `#SBATCH --output=${o.logDir}/merge_%j.out`,
+      "#SBATCH --ntasks=1",
+    ]),
     `# Merges the ${o.shards} shards of step '${o.step}' of ${o.task}; refuses while any is unfinished.`,
     "set -u",
     `cd ${shellQuote(o.workdir)}`,
@@ -103,7 +124,7 @@ export function slurmScripts(o: SlurmOptions): SlurmScripts {
     "array=$(sbatch --parsable array.sh)",
     "array=${array%%;*}",
     "merge=$(sbatch --parsable --dependency=afterok:$array merge.sh)",
-    "echo \"array job $array, merge job ${merge%%;*}\"",
+    'echo "array job $array, merge job ${merge%%;*}"',
     "",
   ].join("\n");
   return { array: arrayScript, merge: mergeScript, submit };
@@ -117,9 +138,17 @@ export interface WrittenScripts {
 }
 
 /** Writes array.sh, merge.sh and submit.sh into `dir` (logs go to `dir`/logs). */
-export async function writeSlurmScripts(dir: string, scripts: SlurmScripts): Promise<WrittenScripts> {
+export async function writeSlurmScripts(
+  dir: string,
+  scripts: SlurmScripts,
+): Promise<WrittenScripts> {
   await Deno.mkdir(`${dir}/logs`, { recursive: true });
-  const out = { dir, array: `${dir}/array.sh`, merge: `${dir}/merge.sh`, submit: `${dir}/submit.sh` };
+  const out = {
+    dir,
+    array: `${dir}/array.sh`,
+    merge: `${dir}/merge.sh`,
+    submit: `${dir}/submit.sh`,
+  };
   await Deno.writeTextFile(out.array, scripts.array, { mode: 0o755 });
   await Deno.writeTextFile(out.merge, scripts.merge, { mode: 0o755 });
   await Deno.writeTextFile(out.submit, scripts.submit, { mode: 0o755 });
@@ -129,10 +158,16 @@ export async function writeSlurmScripts(dir: string, scripts: SlurmScripts): Pro
 async function sbatch(args: string[], sbatchPath: string): Promise<string> {
   let result: Deno.CommandOutput;
   try {
-    result = await new Deno.Command(sbatchPath, { args: ["--parsable", ...args], stdout: "piped", stderr: "piped" })
+    result = await new Deno.Command(sbatchPath, {
+      args: ["--parsable", ...args],
+      stdout: "piped",
+      stderr: "piped",
+    })
       .output();
   } catch (e) {
-    throw new Error(`slurm: cannot run ${sbatchPath} (${(e as Error).message}); is Slurm installed here?`);
+    throw new Error(
+      `slurm: cannot run ${sbatchPath} (${(e as Error).message}); is Slurm installed here?`,
+    );
   }
   const text = new TextDecoder();
   if (!result.success) {
