@@ -20,6 +20,7 @@ import {
   isAlias,
   isCollection,
   isPair,
+  isScalar,
   parse as parseYamlValue,
   parseDocument,
 } from "yaml";
@@ -481,6 +482,7 @@ export const MAX_YAML_DEPTH = 64;
 export const MAX_YAML_VALUES = 1_000_000;
 /** Alias uses allowed by the `yaml` package's own check (billion-laughs guard). */
 export const MAX_YAML_ALIASES = 1000;
+
 /** Most files one config may pull in through `extends:` (a fan-out of lists grows exponentially). */
 export const MAX_EXTENDS_FILES = 64;
 
@@ -536,13 +538,21 @@ function yamlChildren(node: unknown): unknown[] {
   return [];
 }
 
+/** `<<` as a merge key: the `yaml` package makes it a Symbol under `%YAML 1.1`. */
+function isMergeKey(key: unknown): boolean {
+  if (!isScalar(key)) return false;
+  const v = key.value;
+  return typeof v === "symbol" ? v.description === "<<" : false;
+}
+
 /**
- * The same limits as checkYamlValue, on the syntax tree, before `toJS` builds anything: merge
- * keys (`<<: *a`, on under `%YAML 1.1`) copy their source on every use and escape the `yaml`
- * package's alias count, so ten lines can take exponential time. Sizes count aliases
- * expanded; each node is measured once, so this is linear in the file.
+ * The same limits as checkYamlValue, on the syntax tree, before `toJS` builds anything, and no
+ * merge keys (`<<: *a`, on under `%YAML 1.1`): the `yaml` package copies their source on every
+ * use, outside its alias count and in superlinear time (3000 merges of 3 keys took 24 s), so
+ * ten lines can take exponential time. Sizes count aliases expanded; each node is measured
+ * once, so this is linear in the file.
  */
-function checkYamlTree(doc: Document, file: string): void {
+function checkYamlTree(doc: Document, text: string, file: string): void {
   // Pass 1, document order: an alias means the last node anchored with its name before it.
   const target = new Map<unknown, unknown>();
   const anchors = new Map<string, unknown>();
@@ -550,6 +560,14 @@ function checkYamlTree(doc: Document, file: string): void {
   while (order.length > 0) {
     const node = order.pop();
     if (node === null || typeof node !== "object") continue;
+    if (isPair(node) && isMergeKey(node.key)) {
+      const at = isScalar(node.key) ? node.key.range?.[0] : undefined;
+      const line = at === undefined ? "" : `:${text.slice(0, at).split("\n").length}`;
+      throw new ConfigError(
+        `${file}${line}: merge keys (<<, YAML 1.1) are not supported: the \`yaml\` package ` +
+          "re-copies their source on every use, so a few lines can take minutes; write the keys out",
+      );
+    }
     if (isAlias(node)) target.set(node, anchors.get(node.source));
     else if ("anchor" in node && typeof node.anchor === "string") anchors.set(node.anchor, node);
     order.push(...[...yamlChildren(node)].reverse()); // a copy: items belong to the document
@@ -619,7 +637,7 @@ export function parseYaml(text: string, file: string): unknown {
         return `${where}: YAML syntax error: ${message}`;
       }));
     }
-    checkYamlTree(doc, file);
+    checkYamlTree(doc, text, file);
     value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) ?? {};
   } catch (e) {
     if (e instanceof ConfigError) throw e;

@@ -81,7 +81,7 @@ Deno.test("alias bombs, merge bombs, deep and recursive YAML exit 2 naming the f
   await withDir(async (dir) => {
     const cases: [string, string, RegExp][] = [
       ["alias.yaml", ALIAS_BOMB, /more than the limit of 1000000 values/],
-      ["merge.yaml", MERGE_BOMB, /more than the limit of 1000000 values/],
+      ["merge.yaml", MERGE_BOMB, /:5: merge keys \(<<, YAML 1.1\) are not supported/],
       // Deep enough to parse, deeper than the limit.
       [
         "deep.yaml",
@@ -101,7 +101,7 @@ Deno.test("alias bombs, merge bombs, deep and recursive YAML exit 2 naming the f
       await Deno.writeTextFile(file, text);
       const { code, err, ms } = await runDry(file);
       assert.equal(code, 2, `${name}: ${err}`);
-      assert.ok(err.startsWith(`error: ${file}: `), `${name}: names the file: ${err}`);
+      assert.ok(err.startsWith(`error: ${file}:`), `${name}: names the file: ${err}`);
       assert.match(err, expected, name);
       assert.ok(ms < 3000, `${name} took ${ms.toFixed(0)} ms`);
     }
