@@ -51,7 +51,7 @@ export const WEIGHTS_ENV = "DIGIT_INCEPTION_WEIGHTS";
 
 const metricName = s.string({
   pattern: /fid|is|prc|domain|fd:[A-Za-z0-9][A-Za-z0-9._-]*/,
-  patternName: "fid, is, prc, domain or fd:<encoder name>",
+  patternName: "fid, is, prc or fd:<encoder name>, or domain",
 });
 
 export const evalParams = s.object({
