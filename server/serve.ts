@@ -7,7 +7,8 @@
  * `server/main.ts` is the runnable entry point; `digit serve` calls this too.
  */
 
-import { allowedHostsFor, createApp, type PreviewServerOptions } from "./app.ts";
+import { allowedHostsFor, createApp, DEFAULT_LIMITS, type PreviewServerOptions } from "./app.ts";
+import { mountWebRoutes } from "./web.ts";
 
 export interface StartServerOptions extends PreviewServerOptions {
   /** Default 127.0.0.1: the preview is for the person at this machine. */
@@ -34,6 +35,8 @@ export interface RunningServer {
 export function startServer(options: StartServerOptions): RunningServer {
   let allowed: readonly string[] = [];
   const app = createApp({ ...options, allowedHosts: () => allowed });
+  // In-browser generation (GET /web and friends): see server/web.ts.
+  mountWebRoutes(app, { model: options.model, ...DEFAULT_LIMITS, ...options.limits });
   const hostname = options.hostname ?? "127.0.0.1";
   const server = Deno.serve(
     { hostname, port: options.port ?? 8000, signal: options.signal, onListen: () => {} },

@@ -4,7 +4,7 @@
  * the browser side of the FFI module in place (see web/platform/openblas.ts).
  *
  *   deno task build:web            build and print the size
- *   deno task build:web --check    also fail if the bundle mentions `Deno.`
+ *   deno task build:web --check    also fail if the bundle mentions `Deno.` or imports anything
  */
 
 const WEB = new URL("./", import.meta.url);
@@ -46,6 +46,14 @@ export function denoMentions(text: string): string[] {
   return [...text.matchAll(/.{0,40}\bDeno\s*\.\s*[A-Za-z_$]*.{0,20}/g)].map((m) => m[0]);
 }
 
+/** Module specifiers the bundle still imports (it must be self-contained: none). */
+export function bundleImports(text: string): string[] {
+  const found: string[] = [];
+  for (const m of text.matchAll(/\bimport\s*(?:[\w$*{}\s,]*?\bfrom\s*)?["']([^"']+)["']/g)) found.push(m[1]);
+  for (const m of text.matchAll(/\bimport\s*\(\s*["']([^"']+)["']\s*\)/g)) found.push(m[1]);
+  return found;
+}
+
 if (import.meta.main) {
   const built = await buildWebBundle();
   const gz = await new Response(
@@ -55,9 +63,15 @@ if (import.meta.main) {
     `${built.path}: ${(built.bytes / 1024).toFixed(1)} KiB (${(gz.byteLength / 1024).toFixed(1)} KiB gzip)`,
   );
   if (Deno.args.includes("--check")) {
-    const found = denoMentions(await Deno.readTextFile(built.path));
+    const text = await Deno.readTextFile(built.path);
+    const found = denoMentions(text);
     if (found.length > 0) {
       console.error(`the bundle mentions Deno ${found.length} time(s):\n${found.join("\n")}`);
+      Deno.exit(1);
+    }
+    const imports = bundleImports(text);
+    if (imports.length > 0) {
+      console.error(`the bundle still imports: ${imports.join(", ")}`);
       Deno.exit(1);
     }
   }

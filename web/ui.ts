@@ -193,6 +193,7 @@ export async function mountPage(root: HTMLElement): Promise<void> {
         downloadBar.value = done;
         downloadText.textContent = `weights: ${(done / 1048576).toFixed(2)} / ${(total / 1048576).toFixed(2)} MiB`;
       });
+      setState("running");
     }
     let parts = built.get(device);
     if (!parts) {

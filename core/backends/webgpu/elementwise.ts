@@ -8,7 +8,7 @@ import type { BinaryOp, DType, UnaryOp, View } from "../../backend.ts";
 import type { GpuStorage } from "./buffers.ts";
 import type { GpuContext } from "./context.ts";
 import { alignedStrides, flatView, runElementwise } from "./strided.ts";
-import { ACCURATE_MATH_WGSL, ERF_WGSL, f32, i32, POS_INF } from "./wgsl.ts";
+import { ACCURATE_MATH_WGSL, ERF_WGSL, f32, i32, NAN, POS_INF } from "./wgsl.ts";
 
 const UNARY_F32: Record<UnaryOp, string> = {
   neg: "-x",
@@ -68,7 +68,7 @@ const MATH_FUNCS: Record<string, { code: string; uses: string[] }> = {
   if (a == 0.0) { return select(${POS_INF}, 0.0, b > 0.0); }
   let m = pow(abs(a), b);
   if (a > 0.0) { return m; }
-  if (floor(b) != b) { return bitcast<f32>(0x7fc00000u); }
+  if (floor(b) != b) { return ${NAN}; }
   return select(m, -m, (abs(b) % 2.0) == 1.0);
 }`,
     uses: [],

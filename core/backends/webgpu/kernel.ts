@@ -128,8 +128,21 @@ export function assembleWgsl(def: KernelDef): string {
   lines.push(`        @builtin(num_workgroups) nwg: vec3<u32>) {`);
   lines.push(def.body);
   lines.push(`}`);
-  return lines.join("\n");
+  const text = lines.join("\n");
+  // After main, so that compile errors keep their line numbers.
+  const specials = Object.entries(SPECIAL_FLOAT_FNS).filter(([name]) => text.includes(`${name}(`));
+  return specials.length ? [text, ...specials.map(([, code]) => code)].join("\n") : text;
 }
+
+/**
+ * Non-finite f32 constants as runtime values (see NEG_INF in wgsl.ts for why a plain
+ * `bitcast<f32>(0xff800000u)` does not compile under Tint).
+ */
+export const SPECIAL_FLOAT_FNS: Readonly<Record<string, string>> = {
+  digit_neg_inf: "fn digit_neg_inf() -> f32 { var bits = 0xff800000u; return bitcast<f32>(bits); }",
+  digit_pos_inf: "fn digit_pos_inf() -> f32 { var bits = 0x7f800000u; return bitcast<f32>(bits); }",
+  digit_nan: "fn digit_nan() -> f32 { var bits = 0x7fc00000u; return bitcast<f32>(bits); }",
+};
 
 /** Shader source with line numbers, for compile-error reports. */
 export function numberLines(src: string): string {

@@ -26,9 +26,17 @@ export function rowWorkgroup(maxThreads: number, cols: number): number {
   return Math.min(cap, cols >= 1024 ? 256 : 64);
 }
 
-/** -inf as an f32 (WGSL has no infinite literal). */
-export const NEG_INF = "bitcast<f32>(0xff800000u)";
-export const POS_INF = "bitcast<f32>(0x7f800000u)";
+/**
+ * -inf, +inf and NaN as f32. WGSL has no literal for them, and a const-expression that
+ * evaluates to one is a shader-creation error (WGSL spec, "Floating Point Evaluation"):
+ * Chromium's Tint rejects `bitcast<f32>(0xff800000u)` ("value -inf cannot be represented
+ * as 'f32'") where Deno's naga accepted it. These call functions that bitcast a local
+ * `var`, a runtime value both compilers accept; assembleWgsl appends the functions a
+ * kernel uses (SPECIAL_FLOAT_FNS in kernel.ts).
+ */
+export const NEG_INF = "digit_neg_inf()";
+export const POS_INF = "digit_pos_inf()";
+export const NAN = "digit_nan()";
 
 /**
  * Workgroup tree reductions `wg_sum_<tag>(v)` / `wg_max_<tag>(v)` over a power-of-two
