@@ -10,6 +10,16 @@ export interface ConsoleLoggerOptions {
   interval?: number;
 }
 
+/**
+ * "kmeans: kmeans: iteration 3" -> "kmeans: iteration 3". The task runner prefixes a step's
+ * lines with the step's name, and a module that also names itself (for use without that
+ * prefix) would otherwise be named twice when the step is named after it.
+ */
+export function withoutRepeatedName(text: string): string {
+  const m = /^([^\s:][^:\n]*): \1(?=[: ]|$)/.exec(text);
+  return m ? text.slice(m[1].length + 2) : text;
+}
+
 export function consoleLogger(
   write: (text: string) => void,
   options: ConsoleLoggerOptions = {},
@@ -21,12 +31,12 @@ export function consoleLogger(
   const line = (text: string) => {
     if (drawing) write("\n");
     drawing = false;
-    write(text + "\n");
+    write(withoutRepeatedName(text) + "\n");
   };
 
   return {
     info: (m) => line(m),
-    warn: (m) => line(`warning: ${m}`),
+    warn: (m) => line(`warning: ${withoutRepeatedName(m)}`),
     debug: (m) => {
       if (options.verbose) line(`debug: ${m}`);
     },
@@ -35,7 +45,7 @@ export function consoleLogger(
       const now = Date.now();
       const last = lastPrint.get(label) ?? -Infinity;
       const pct = total > 0 ? ` (${Math.floor((100 * done) / total)}%)` : "";
-      const text = `${label} ${done}/${total}${pct}`;
+      const text = withoutRepeatedName(`${label} ${done}/${total}${pct}`);
       if (options.tty) {
         if (!finished && now - last < 100) return;
         write(`\r\x1b[2K${text}${finished ? "\n" : ""}`);

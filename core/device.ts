@@ -32,8 +32,10 @@ let webgpu: Promise<Backend> | null = null;
 export async function useDevice(name: DeviceName = "auto"): Promise<Backend> {
   let b: Backend;
   if (name === "cpu") b = cpuBackend();
-  else if (name === "webgpu") b = await webgpuBackend(true);
-  else if (name === "auto") {
+  else if (name === "webgpu") {
+    b = await webgpuBackend(true);
+    warnSoftwareAdapter(b);
+  } else if (name === "auto") {
     const { probeWebGPU } = await import("./backends/webgpu/mod.ts");
     const probe = await probeWebGPU();
     b = cpuBackend();
@@ -41,7 +43,11 @@ export async function useDevice(name: DeviceName = "auto"): Promise<Backend> {
       try {
         b = await webgpuBackend(false);
       } catch (e) {
-        console.warn(`device auto: the GPU adapter '${probe.description}' failed (${(e as Error).message}); using the CPU`);
+        console.warn(
+          `device auto: the GPU adapter '${probe.description}' failed (${
+            (e as Error).message
+          }); using the CPU`,
+        );
       }
     }
   } else {
@@ -51,9 +57,23 @@ export async function useDevice(name: DeviceName = "auto"): Promise<Backend> {
   return b;
 }
 
+let warned = false;
+
+/** Once per process: asking for WebGPU and getting a CPU rasteriser is a slow surprise. */
+function warnSoftwareAdapter(b: Backend): void {
+  if (warned || !(b as Backend & { isFallbackAdapter?: boolean }).isFallbackAdapter) return;
+  warned = true;
+  console.warn(
+    `warning: --device webgpu runs on a software adapter (${b.description}): a CPU emulation ` +
+      "of a GPU, far slower than the CPU backend; use --device cpu (or auto) unless you are testing WebGPU",
+  );
+}
+
 async function webgpuBackend(allowFallbackAdapter: boolean): Promise<Backend> {
   if (!webgpu) {
-    webgpu = import("./backends/webgpu/mod.ts").then((m) => m.createWebGPUBackend({ allowFallbackAdapter }));
+    webgpu = import("./backends/webgpu/mod.ts").then((m) =>
+      m.createWebGPUBackend({ allowFallbackAdapter })
+    );
     webgpu.catch(() => (webgpu = null));
   }
   return await webgpu;

@@ -10,7 +10,8 @@ import { loadCheckpoint } from "../core/io/checkpoint.ts";
 import { writeTokenFile } from "../core/io/tokens.ts";
 import { readTfRecords } from "../core/log/tensorboard.ts";
 import { memoryLogger } from "../core/registry.ts";
-import { TrainReporter } from "../core/train/reporter.ts";
+import { gitCommit, TrainReporter } from "../core/train/reporter.ts";
+import { blasDescription } from "../core/native/openblas.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -318,6 +319,11 @@ Deno.test("TrainReporter: train.log lines, TensorBoard scalars and the bar of a 
       await Deno.readTextFile(`${dir}/train.log`),
       [
         `start unit in ${dir}`,
+        // The header: device, BLAS and commit as this machine has them; no config given.
+        "device: cpu",
+        `blas: ${blasDescription()}`,
+        `commit: ${gitCommit()}`,
+        "config: (none given)",
         "resumed at step 4 of 8",
         "step 6 loss=2.5 lr=0.001 grad_norm=0.5 tok/s=100",
         "step 8 loss=2 lr=5.000e-4 grad_norm=0.25 tok/s=50 valid_loss=1.75",
@@ -326,8 +332,9 @@ Deno.test("TrainReporter: train.log lines, TensorBoard scalars and the bar of a 
       ].map((l) => `${STAMP} ${l}\n`).join(""),
     );
     // 100 tok/s over 2 s plus 50 tok/s over 2 s = 300 tokens in the bar's 4 s: 75 tok/s.
+    // The loss is the EMA (smoothing 0.3) of the logged 2.5 and 2: 1.125 / 0.51.
     assert.deepEqual(bar, [
-      "unit (resumed at 4)  4/4  100%  loss 2.0000  75.0 tok/s  took 00:04\n",
+      "unit (resumed at 4)  4/4  100%  loss 2.2059  75.0 tok/s  took 00:04\n",
     ]);
     assert.deepEqual(log.lines, [
       "step 6  loss 2.5000  lr 1.000e-3  gnorm 0.500  100 tok/s",
@@ -346,6 +353,9 @@ Deno.test("TrainReporter: train.log lines, TensorBoard scalars and the bar of a 
       { step: 8, tag: "train/grad_norm", value: 0.25 },
       { step: 8, tag: "train/tok_per_sec", value: 50 },
       { step: 8, tag: "valid/loss", value: 1.75 },
+      // finish(): the hparams plugin's final metrics.
+      { step: 8, tag: "final/train_loss", value: 2 },
+      { step: 8, tag: "final/valid_loss", value: 1.75 },
     ]);
   });
 });

@@ -9,4 +9,4 @@ export {
   tfRecord,
 } from "./tensorboard.ts";
 export { formatNumber, TextLog } from "./text_log.ts";
-export { formatDuration, humanCount, ProgressBar } from "./progress.ts";
+export { formatDuration, humanCount, ProgressBar, SmoothedValue } from "./progress.ts";

@@ -3,6 +3,10 @@
  *
  *   train [##########··········]  512/1000  51%  loss 3.2145  10.4k tok/s  ETA 02:31
  *
+ * The loss shown is an exponential moving average of the losses handed in, bias-corrected,
+ * as tqdm smooths its rate (`smoothing`, default 0.3): one noisy step does not make the
+ * figure jump, yet it follows the latest steps rather than a stale log line.
+ *
  * On a TTY it redraws one line in place (at most every `redrawMs`). When the output is not
  * a terminal (CI, `> file`), it prints a plain line every `intervalSec` seconds and at the
  * end, so logs stay readable.
@@ -24,6 +28,8 @@ export interface ProgressOptions {
   columns?: number;
   /** Clock in ms (tests). */
   now?: () => number;
+  /** Weight of the newest loss in the shown average, in (0, 1]; 1 shows the raw loss. */
+  smoothing?: number;
 }
 
 export interface ProgressInfo {
@@ -32,6 +38,35 @@ export interface ProgressInfo {
   items?: number;
   /** Extra key/values shown after the loss. */
   extra?: Record<string, number | string>;
+  /**
+   * Seconds since the work began, by the caller's clock. The bar adopts it so that its
+   * "took" matches the caller's own summary (the bar may be created after the first step).
+   */
+  elapsed?: number;
+}
+
+/**
+ * tqdm's EMA: `avg = a * x + (1 - a) * avg`, divided by `1 - (1 - a)^n` so that the first
+ * values are not pulled towards the zero it starts from.
+ */
+export class SmoothedValue {
+  #sum = 0;
+  #calls = 0;
+  constructor(readonly smoothing = 0.3) {
+    if (!(smoothing > 0 && smoothing <= 1)) {
+      throw new Error(`smoothing must be in (0, 1], got ${smoothing}`);
+    }
+  }
+
+  add(x: number): void {
+    this.#sum = this.smoothing * x + (1 - this.smoothing) * this.#sum;
+    this.#calls++;
+  }
+
+  get value(): number | undefined {
+    if (this.#calls === 0) return undefined;
+    return this.#sum / (1 - (1 - this.smoothing) ** this.#calls);
+  }
 }
 
 /** 1234 -> "1.23k", 12345678 -> "12.3M". */
@@ -63,7 +98,9 @@ export class ProgressBar {
   private lastPlain: number;
   private step = 0;
   private items = 0;
-  private loss?: number;
+  private readonly loss: SmoothedValue;
+  /** Caller's elapsed seconds minus ours, from the last `elapsed` handed in. */
+  private offset = 0;
   private extra?: Record<string, number | string>;
   private done = false;
 
@@ -76,15 +113,22 @@ export class ProgressBar {
     this.tty = opts.isTTY ?? Deno.stdout.isTerminal();
     this.start = this.now();
     this.lastPlain = this.start;
+    this.loss = new SmoothedValue(opts.smoothing ?? 0.3);
+  }
+
+  /** Count a loss in the shown average without drawing (the next update draws it). */
+  addLoss(loss: number): void {
+    this.loss.add(loss);
   }
 
   /** Record that `step` (1-based count of finished steps) is done. */
   update(step: number, info: ProgressInfo = {}): void {
     this.step = Math.min(step, this.opts.total);
     this.items += info.items ?? 0;
-    if (info.loss !== undefined) this.loss = info.loss;
+    if (info.loss !== undefined) this.loss.add(info.loss);
     if (info.extra) this.extra = info.extra;
     const t = this.now();
+    if (info.elapsed !== undefined) this.offset = info.elapsed - (t - this.start) / 1000;
     const finished = this.step >= this.opts.total;
     if (this.tty) {
       if (finished || t - this.lastDraw >= (this.opts.redrawMs ?? 100)) {
@@ -108,7 +152,7 @@ export class ProgressBar {
   /** The status line at time t (ms). */
   render(t = this.now()): string {
     const { total } = this.opts;
-    const elapsed = (t - this.start) / 1000;
+    const elapsed = (t - this.start) / 1000 + this.offset;
     const frac = this.step / total;
     const parts: string[] = [];
     if (this.opts.label) parts.push(this.opts.label);
@@ -121,7 +165,8 @@ export class ProgressBar {
       `${String(this.step).padStart(String(total).length)}/${total}`,
       `${Math.floor(frac * 100)}%`,
     );
-    if (this.loss !== undefined) parts.push(`loss ${this.loss.toFixed(4)}`);
+    const loss = this.loss.value;
+    if (loss !== undefined) parts.push(`loss ${loss.toFixed(4)}`);
     for (const [k, v] of Object.entries(this.extra ?? {})) {
       parts.push(`${k} ${typeof v === "number" ? humanCount(v) : v}`);
     }

@@ -7,11 +7,29 @@
  * Each record is a serialized tensorflow.Event, encoded here by hand:
  *   Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5 }
  *   Summary { repeated Value value = 1 }
- *   Value   { string tag = 1; float simple_value = 2; Image image = 4; HistogramProto histo = 5 }
+ *   Value   { string tag = 1; float simple_value = 2; Image image = 4; HistogramProto histo = 5;
+ *             TensorProto tensor = 8; SummaryMetadata metadata = 9 }
  *   Image   { int32 height = 1; int32 width = 2; int32 colorspace = 3; bytes encoded_image_string = 4 }
  *   HistogramProto { double min = 1, max = 2, num = 3, sum = 4, sum_squares = 5;
  *                    repeated double bucket_limit = 6 [packed]; repeated double bucket = 7 [packed] }
+ *   SummaryMetadata { PluginData plugin_data = 1 }   PluginData { string plugin_name = 1; bytes content = 2 }
+ *   TensorProto { DataType dtype = 1; TensorShapeProto tensor_shape = 2; repeated float float_val = 5;
+ *                 repeated bytes string_val = 8 }   (DT_FLOAT = 1, DT_STRING = 7; an empty shape is a scalar)
  * The first record is { wall_time, file_version: "brain.Event:2" }.
+ *
+ * Text (the text plugin): a DT_STRING scalar tensor with plugin_name "text"; the string is
+ * Markdown. Hyperparameters (the hparams plugin, tensorboard/plugins/hparams/plugin_data.proto):
+ * Values tagged _hparams_/experiment, _hparams_/session_start_info and
+ * _hparams_/session_end_info whose plugin content is an HParamsPluginData:
+ *   HParamsPluginData { int32 version = 1; Experiment experiment = 2;
+ *                       SessionStartInfo session_start_info = 3; SessionEndInfo session_end_info = 4 }
+ *   Experiment { repeated HParamInfo hparam_infos = 4; repeated MetricInfo metric_infos = 5 }
+ *   HParamInfo { string name = 1; DataType type = 4 }  (STRING 1, BOOL 2, FLOAT64 3)
+ *   MetricInfo { MetricName name = 1 }   MetricName { string group = 1; string tag = 2 }
+ *   SessionStartInfo { map<string, google.protobuf.Value> hparams = 1; double start_time_secs = 5 }
+ *   SessionEndInfo { Status status = 1; double end_time_secs = 2 }  (SUCCESS 1, FAILURE 2)
+ *   google.protobuf.Value { double number_value = 2; string string_value = 3; bool bool_value = 4 }
+ * The metrics themselves are ordinary scalars under the MetricInfo tags.
  */
 
 import { encodePng } from "../image/png.ts";
@@ -104,7 +122,22 @@ export class ProtoWriter {
 export type SummaryValue =
   | { tag: string; scalar: number }
   | { tag: string; image: { height: number; width: number; channels: number; png: Uint8Array } }
-  | { tag: string; histogram: Histogram };
+  | { tag: string; histogram: Histogram }
+  | { tag: string; text: string }
+  | { tag: string; plugin: { name: string; content: Uint8Array } };
+
+/** A hyperparameter value the hparams plugin can show. */
+export type HParamValue = number | string | boolean;
+
+const DT_FLOAT = 1;
+const DT_STRING = 7;
+
+/** SummaryMetadata naming the plugin that reads the value. */
+function pluginMetadata(name: string, content: Uint8Array = new Uint8Array()): Uint8Array {
+  const data = new ProtoWriter().string(1, name);
+  if (content.length > 0) data.lengthDelimited(2, content);
+  return new ProtoWriter().lengthDelimited(1, data.bytes()).bytes();
+}
 
 export interface Histogram {
   min: number;
@@ -128,6 +161,17 @@ function encodeValue(v: SummaryValue): Uint8Array {
     )
       .lengthDelimited(4, v.image.png);
     w.lengthDelimited(4, im.bytes());
+  } else if ("text" in v) {
+    // A rank-0 DT_STRING tensor: an empty tensor_shape message is a scalar.
+    const tensor = new ProtoWriter().int(1, DT_STRING).lengthDelimited(2, new Uint8Array())
+      .string(8, v.text);
+    w.lengthDelimited(8, tensor.bytes()).lengthDelimited(9, pluginMetadata("text"));
+  } else if ("plugin" in v) {
+    // The hparams plugin reads only the metadata; the tensor is a placeholder 0.0.
+    const tensor = new ProtoWriter().int(1, DT_FLOAT).lengthDelimited(2, new Uint8Array())
+      .float(5, 0);
+    w.lengthDelimited(8, tensor.bytes())
+      .lengthDelimited(9, pluginMetadata(v.plugin.name, v.plugin.content));
   } else {
     const h = v.histogram;
     const hw = new ProtoWriter().double(1, h.min).double(2, h.max).double(3, h.num).double(4, h.sum)
@@ -150,6 +194,49 @@ export function encodeEvent(
     w.lengthDelimited(5, s.bytes());
   }
   return w.bytes();
+}
+
+/** google.protobuf.Value for a hyperparameter. */
+function protoValue(v: HParamValue): Uint8Array {
+  const w = new ProtoWriter();
+  if (typeof v === "number") w.double(2, v);
+  else if (typeof v === "boolean") w.int(4, v ? 1 : 0);
+  else w.string(3, v);
+  return w.bytes();
+}
+
+function hparamsPlugin(field: number, message: Uint8Array): { name: string; content: Uint8Array } {
+  return { name: "hparams", content: new ProtoWriter().lengthDelimited(field, message).bytes() };
+}
+
+/**
+ * The three hparams-plugin values for one finished run: the experiment (which columns
+ * exist), the session start (their values) and the session end (its status).
+ */
+export function hparamsValues(
+  hparams: Record<string, HParamValue>,
+  metricTags: readonly string[],
+  opts: { startTime: number; endTime: number; success: boolean },
+): SummaryValue[] {
+  const experiment = new ProtoWriter().double(3, opts.startTime);
+  const start = new ProtoWriter();
+  for (const [name, v] of Object.entries(hparams)) {
+    const type = typeof v === "number" ? 3 : typeof v === "boolean" ? 2 : 1;
+    experiment.lengthDelimited(4, new ProtoWriter().string(1, name).int(4, type).bytes());
+    const entry = new ProtoWriter().string(1, name).lengthDelimited(2, protoValue(v));
+    start.lengthDelimited(1, entry.bytes());
+  }
+  for (const tag of metricTags) {
+    const metricName = new ProtoWriter().string(2, tag).bytes();
+    experiment.lengthDelimited(5, new ProtoWriter().lengthDelimited(1, metricName).bytes());
+  }
+  start.double(5, opts.startTime);
+  const end = new ProtoWriter().int(1, opts.success ? 1 : 2).double(2, opts.endTime);
+  return [
+    { tag: "_hparams_/experiment", plugin: hparamsPlugin(2, experiment.bytes()) },
+    { tag: "_hparams_/session_start_info", plugin: hparamsPlugin(3, start.bytes()) },
+    { tag: "_hparams_/session_end_info", plugin: hparamsPlugin(4, end.bytes()) },
+  ];
 }
 
 /** Frame bytes as one TFRecord. */
@@ -241,6 +328,34 @@ export class TensorBoardWriter {
   addImage(tag: string, img: RgbImage, step: number): void {
     const image = { height: img.height, width: img.width, channels: 3, png: encodePng(img) };
     this.write(encodeEvent({ wallTime: this.now(), step, values: [{ tag, image }] }));
+  }
+
+  /** Markdown text for the text plugin (e.g. the resolved config, in a code block). */
+  addText(tag: string, markdown: string, step: number): void {
+    this.write(encodeEvent({ wallTime: this.now(), step, values: [{ tag, text: markdown }] }));
+  }
+
+  /**
+   * Hyperparameters and the run's final metrics for the hparams plugin. The metrics are
+   * written as scalars under their own names at `step`, which the experiment points to.
+   */
+  addHparams(
+    hparams: Record<string, HParamValue>,
+    metrics: Record<string, number>,
+    step: number,
+    opts: { startTime: number; success?: boolean },
+  ): void {
+    const endTime = this.now();
+    const values = hparamsValues(hparams, Object.keys(metrics), {
+      startTime: opts.startTime,
+      endTime,
+      success: opts.success ?? true,
+    });
+    // Experiment and session start first, then the metrics, then the end: the order the
+    // plugin's own summary API writes them in.
+    this.write(encodeEvent({ wallTime: endTime, step: 0, values: values.slice(0, 2) }));
+    this.addScalars(metrics, step);
+    this.write(encodeEvent({ wallTime: endTime, step: 0, values: values.slice(2) }));
   }
 
   addHistogram(tag: string, values: ArrayLike<number>, step: number, bins = 30): void {

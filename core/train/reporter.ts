@@ -11,14 +11,37 @@
  * Everything is written as it happens, so a crash or a second Ctrl-C loses at most the
  * last fsync.
  *
- * TensorBoard tags: train/loss, train/lr, train/grad_norm, train/<unit>_per_sec, valid/loss.
+ * train.log starts with a header: the device (and GPU adapter), the BLAS the CPU backend
+ * uses, the git commit of this code, and the resolved config.
+ *
+ * TensorBoard: scalars train/loss, train/lr, train/grad_norm, train/<unit>_per_sec,
+ * valid/loss; the config as text (tag "config"); image grids from the `images` option at
+ * each validation (tags "images/<name>"); and at `finish`, the hparams plugin's view of the
+ * run: the config's scalar leaves as hyperparameters and the final metrics
+ * (final/train_loss, final/valid_loss and what `finish` is given).
  */
 
+import { defaultBackend } from "../device.ts";
+import type { RgbImage } from "../image/rgb.ts";
 import { formatDuration, humanCount, ProgressBar, type ProgressOptions } from "../log/progress.ts";
-import { TensorBoardWriter } from "../log/tensorboard.ts";
+import { type HParamValue, TensorBoardWriter } from "../log/tensorboard.ts";
 import { TextLog } from "../log/text_log.ts";
+import { blasDescription } from "../native/openblas.ts";
 import type { Logger } from "../registry.ts";
 import type { LogRecord, TrainHooks, TrainResult } from "./trainer.ts";
+
+/** Named image grids for TensorBoard, e.g. { samples: grid } or { reconstructions: grid }. */
+export type ImageGrids = Record<string, RgbImage>;
+
+/**
+ * The trainer's hooks as the reporter implements them. `loss` in onProgress is the step's
+ * loss where the trainer can read it for free (the CPU); `onValidate` runs after each
+ * validation with the model still in eval mode, so `images` can use it.
+ */
+export interface ReporterHooks extends TrainHooks {
+  onProgress(step: number, total: number, loss?: number): void;
+  onValidate(step: number, validLoss: number): Promise<void>;
+}
 
 export interface TrainReporterOptions {
   /** Stopping request (the step's ctx.signal); handed to the trainer through `hooks`. */
@@ -38,6 +61,18 @@ export interface TrainReporterOptions {
   echo?: boolean;
   /** Clocks for tests: ms since epoch for train.log, seconds for TensorBoard. */
   now?: () => number;
+  /**
+   * The resolved config, for the train.log header, TensorBoard's text tab and the hparams
+   * tab. Default: DIR/config.json when the step wrote one.
+   */
+  config?: unknown;
+  /**
+   * Image grids to show in TensorBoard, made at each validation (stage 1 has none; the
+   * VQGAN has reconstructions). Called with the step; the model is in eval mode.
+   */
+  images?: (step: number) => ImageGrids | Promise<ImageGrids>;
+  /** The device line of the header (default: the default backend's description). */
+  device?: string;
 }
 
 /** The part of a TrainResult the reporter needs. */
@@ -56,6 +91,12 @@ export class TrainReporter {
   #lastSave: { path: string; step: number } | null = null;
   #closed = false;
   #onAbort: () => void;
+  readonly #config: unknown;
+  readonly #startTime: number;
+  /** Whether the trainer hands each step's loss to onProgress (the bar then ignores log means). */
+  #stepLosses = false;
+  #lastLoss: number | undefined;
+  #lastValid: number | undefined;
 
   constructor(
     readonly dir: string,
@@ -69,7 +110,15 @@ export class TrainReporter {
     const encoder = new TextEncoder();
     this.#barWrite = opts.bar?.write ?? ((t) => writeAll(Deno.stderr, encoder.encode(t)));
     this.#barTTY = opts.bar?.isTTY ?? Deno.stderr.isTerminal();
+    this.#startTime = opts.now ? opts.now() / 1000 : Date.now() / 1000;
+    this.#config = opts.config ?? readJson(`${dir}/config.json`);
     this.text.log(`start ${this.label} in ${dir}`);
+    for (const line of runHeader(opts.device, this.#config)) this.text.log(line);
+    if (this.#config !== undefined) {
+      // Indented four spaces: a Markdown code block, so the text tab keeps the layout.
+      const json = JSON.stringify(this.#config, null, 2).replace(/^/gm, "    ");
+      this.tb.addText("config", json, 0);
+    }
     // Ctrl-C: the trainer saves at its next step boundary; note it and make the logs durable now.
     this.#onAbort = () => {
       this.text.log("interrupt requested: saving a checkpoint at the end of this step");
@@ -79,16 +128,28 @@ export class TrainReporter {
   }
 
   /** The trainer's hooks (and the stopping signal): pass to `train` or a model's train function. */
-  get hooks(): TrainHooks {
+  get hooks(): ReporterHooks {
     return {
       signal: this.opts.signal,
       onLog: (r) => this.onLog(r),
-      onProgress: (step, total) => this.onProgress(step, total),
+      onProgress: (step, total, loss) => this.onProgress(step, total, loss),
       onSave: (path, step) => this.onSave(path, step),
+      onValidate: (step, validLoss) => this.onValidate(step, validLoss),
     };
   }
 
-  onProgress(step: number, total: number): void {
+  /** After a validation: the `images` grids to TensorBoard (tags images/<name>). */
+  async onValidate(step: number, _validLoss: number): Promise<void> {
+    if (!this.opts.images) return;
+    const grids = await this.opts.images(step);
+    for (const [name, grid] of Object.entries(grids)) {
+      this.tb.addImage(`images/${name}`, grid, step);
+    }
+    this.text.log(`step ${step} images: ${Object.keys(grids).join(", ")}`);
+  }
+
+  onProgress(step: number, total: number, loss?: number): void {
+    if (loss !== undefined) this.#stepLosses = true;
     if (this.#firstStep < 0) {
       this.#firstStep = step;
       if (step > 1) this.text.log(`resumed at step ${step - 1} of ${total}`);
@@ -109,11 +170,14 @@ export class TrainReporter {
         isTTY: this.#barTTY,
         ...this.opts.bar,
       });
-      // The bar's clock starts now, after this first step: drawing it would claim an absurd rate.
+      if (loss !== undefined) this.#bar.addLoss(loss);
+      // The bar's clock starts now, after this first step: drawing it would claim an absurd
+      // rate. onLog hands it the trainer's elapsed time, so "took" still counts this step.
       return;
     }
     // The last step is drawn by onLog (the trainer always logs it), with its loss.
-    if (step < total) this.#bar.update(step - (this.#firstStep - 1));
+    if (step < total) this.#bar.update(step - (this.#firstStep - 1), { loss });
+    else if (loss !== undefined) this.#bar.addLoss(loss);
   }
 
   onLog(r: LogRecord): void {
@@ -133,12 +197,16 @@ export class TrainReporter {
     };
     if (r.validLoss !== undefined) scalars["valid/loss"] = r.validLoss;
     this.tb.addScalars(scalars, r.step);
+    this.#lastLoss = r.loss;
+    if (r.validLoss !== undefined) this.#lastValid = r.validLoss;
     // The trainer counts items between log records; give the bar the same count.
     const seconds = Math.max(0, r.elapsed - this.#lastElapsed);
     this.#lastElapsed = r.elapsed;
     if (this.#bar) {
       const items = Number.isFinite(r.itemsPerSecond) ? r.itemsPerSecond * seconds : 0;
-      this.#bar.update(r.step - (this.#firstStep - 1), { loss: r.loss, items });
+      // Without per-step losses, the log line's mean is the freshest loss there is.
+      const loss = this.#stepLosses ? undefined : r.loss;
+      this.#bar.update(r.step - (this.#firstStep - 1), { loss, items, elapsed: r.elapsed });
     }
     if (this.opts.echo ?? true) {
       const valid = r.validLoss !== undefined ? `  valid ${r.validLoss.toFixed(4)}` : "";
@@ -168,10 +236,24 @@ export class TrainReporter {
     this.tb.addScalars(values, step);
   }
 
-  /** Write the outcome and close everything. */
-  finish(result: TrainOutcome | { result: TrainOutcome }): void {
+  /**
+   * Write the outcome and close everything. `metrics` (e.g. { psnr: 17.7 }) join the final
+   * train and valid loss in TensorBoard's hparams tab, as final/<name>.
+   */
+  finish(
+    result: TrainOutcome | { result: TrainOutcome },
+    metrics: Record<string, number> = {},
+  ): void {
     const r = "result" in result ? result.result : result;
     const took = formatDuration(this.#lastElapsed);
+    const final: Record<string, number> = {};
+    if (this.#lastLoss !== undefined) final["final/train_loss"] = this.#lastLoss;
+    if (this.#lastValid !== undefined) final["final/valid_loss"] = this.#lastValid;
+    for (const [k, v] of Object.entries(metrics)) final[`final/${k}`] = v;
+    this.tb.addHparams(hparamsOf(this.#config), final, r.step, {
+      startTime: this.#startTime,
+      success: !r.interrupted,
+    });
     if (r.interrupted) {
       const at = this.#lastSave
         ? `checkpoint ${this.#lastSave.path} (step ${this.#lastSave.step})`
@@ -213,6 +295,66 @@ export class TrainReporter {
     if (this.#bar && this.#barTTY) this.#barWrite("\r\x1b[2K");
     this.log.info(message);
   }
+}
+
+/** The header lines of train.log: device, BLAS, commit, config. */
+function runHeader(device: string | undefined, config: unknown): string[] {
+  const lines: string[] = [];
+  if (device !== undefined) lines.push(`device: ${device}`);
+  else {
+    const b = defaultBackend();
+    // The CPU's description is its BLAS line; a GPU's names its adapter.
+    lines.push(b.name === "cpu" ? "device: cpu" : `device: ${b.name} (${b.description})`);
+  }
+  lines.push(`blas: ${blasDescription()}`);
+  lines.push(`commit: ${gitCommit()}`);
+  lines.push(
+    config === undefined ? "config: (none given)" : `config:\n${JSON.stringify(config, null, 2)}`,
+  );
+  return lines;
+}
+
+/** `git rev-parse HEAD` of the folder this code lives in; "unknown" without git or permission. */
+export function gitCommit(): string {
+  try {
+    const url = new URL("../..", import.meta.url);
+    if (url.protocol !== "file:") return "unknown";
+    const out = new Deno.Command("git", {
+      args: ["rev-parse", "HEAD"],
+      cwd: url.pathname,
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    const sha = new TextDecoder().decode(out.stdout).trim();
+    return out.success && /^[0-9a-f]{40,64}$/.test(sha) ? sha : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(Deno.readTextFileSync(path));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The config's scalar leaves as hyperparameters, keyed by dotted path ("optimization.lr"). */
+export function hparamsOf(config: unknown): Record<string, HParamValue> {
+  const out: Record<string, HParamValue> = {};
+  const walk = (v: unknown, path: string): void => {
+    if (typeof v === "number" || typeof v === "string" || typeof v === "boolean") {
+      if (path) out[path] = v;
+    } else if (Array.isArray(v)) {
+      // Short lists (betas, channel multipliers) as one readable value.
+      if (v.every((x) => typeof x !== "object")) out[path] = JSON.stringify(v);
+    } else if (v !== null && typeof v === "object") {
+      for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+    }
+  };
+  walk(config, "");
+  return out;
 }
 
 function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {

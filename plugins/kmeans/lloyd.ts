@@ -265,11 +265,12 @@ export async function fitKMeans(source: FeatureSource, opts: KMeansOptions): Pro
       splits,
     };
     stats.push(s);
+    // One line per iteration is the progress: "iteration 4/4" ends at 100%, and a second
+    // progress line would say the same again.
     opts.log?.info(
-      `kmeans: iteration ${it} (${s.seconds.toFixed(2)} s): inertia ${inertia.toPrecision(8)} ` +
+      `kmeans: iteration ${it + 1}/${iterations} (${s.seconds.toFixed(2)} s): inertia ${inertia.toPrecision(8)} ` +
         `imbalance ${s.imbalance.toFixed(3)} splits ${splits}`,
     );
-    opts.log?.progress?.("kmeans", it + 1, iterations);
     opts.onIteration?.(s, centroids);
   }
   return { centroids, k, dim, trainingRows: training.rows, stats };

@@ -104,7 +104,8 @@ async function sampleSlice(p: SampleParams, ctx: StepContext, start: number, end
       const classes = p.classes.length ? Int32Array.from({ length: n }, (_, j) => p.classes[(i + j) % p.classes.length]) : undefined;
       const grid = await sampleStage1(model, {
         count: n, seed: p.seed + i, topK: p.top_k, topP: p.top_p, temperature: p.temperature, guidance: p.guidance, classes,
-        onProgress: (d, t) => ctx.log.progress("stage-1 sampling", (i - start) * t + d, (end - start) * t),
+        // d of t tokens are drawn for each of this batch's n samples: count sample-tokens.
+        onProgress: (d, t) => ctx.log.progress("stage-1 sampling", (i - start) * t + d * n, (end - start) * t),
       });
       all.push(grid.tokens);
       height = grid.height;

@@ -138,6 +138,11 @@ async function writeFeatureFile(opts: DumpFeaturesOptions, manifest: FeatureMani
   }
 }
 
+/** The kept fraction as given, e.g. 0.1 (not 0.1000000000000000055). */
+function shownFraction(m: FeatureManifest): string {
+  return String(Number(m.fraction.toPrecision(6)));
+}
+
 /** Writes (or completes) the feature shards; returns the manifest. */
 export async function dumpFeatures(opts: DumpFeaturesOptions): Promise<FeatureManifest> {
   const { dataset, outDir } = opts;
@@ -155,12 +160,15 @@ export async function dumpFeatures(opts: DumpFeaturesOptions): Promise<FeatureMa
   }
 
   const log = opts.log;
-  log?.info(`dump-features: ${manifest.images.length} of ${dataset.length} images -> ${shards.length} shards of up to ${manifest.imagesPerShard} in ${outDir}`);
+  log?.info(`dump-features: keeping ${manifest.images.length} of the ${dataset.length} images (fraction ${shownFraction(manifest)}), ${shards.length} files of up to ${manifest.imagesPerShard} in ${outDir}`);
+  // Progress counts the kept images, so it ends at 100%.
+  let done = 0;
   for (let s = 0; s < shards.length; s++) {
     opts.signal?.throwIfAborted();
     await writeFeatureFile(opts, manifest, s, outDir);
     await Deno.writeTextFile(manifestPath, JSON.stringify({ ...manifest, complete: s === shards.length - 1 }));
-    log?.progress?.("dump-features", s + 1, shards.length);
+    done += shards[s].images;
+    log?.progress?.("dump-features images", done, manifest.images.length);
   }
   manifest.complete = true;
   await Deno.writeTextFile(manifestPath, JSON.stringify(manifest));
@@ -183,10 +191,13 @@ export async function dumpFeatureSlice(
   await Deno.mkdir(opts.outDir, { recursive: true });
   await Deno.writeTextFile(`${opts.outDir}/${MANIFEST}`, JSON.stringify(manifest));
   opts.log?.info(`dump-features: feature files ${start}..${end - 1} of ${manifest.shards.length} in ${opts.outDir}`);
+  const total = manifest.shards.slice(start, end).reduce((sum, f) => sum + f.images, 0);
+  let done = 0;
   for (let s = start; s < end; s++) {
     opts.signal?.throwIfAborted();
     await writeFeatureFile(opts, manifest, s, opts.outDir);
-    opts.log?.progress?.("dump-features", s - start + 1, end - start);
+    done += manifest.shards[s].images;
+    opts.log?.progress?.("dump-features images", done, total);
   }
   return manifest;
 }

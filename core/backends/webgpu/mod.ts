@@ -33,11 +33,48 @@ export interface WebGPUProbe {
   description: string;
 }
 
-/** Deno 2.9 reports the flag on `adapter.info`; the spec once had it on the adapter. */
+/** CPU rasterisers that Vulkan/D3D offer as adapters, named when the flag is missing. */
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|softpipe|microsoft basic render/i;
+
+/**
+ * Deno 2.9 reports the flag on `adapter.info`; the spec once had it on the adapter. Some
+ * drivers leave it false for a software rasteriser, so the name counts too.
+ */
 function isFallback(adapter: GPUAdapter): boolean {
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   const legacy = adapter as GPUAdapter & { isFallbackAdapter?: boolean };
-  return info.isFallbackAdapter ?? legacy.isFallbackAdapter ?? false;
+  if (info.isFallbackAdapter ?? legacy.isFallbackAdapter) return true;
+  return SOFTWARE_ADAPTER.test(`${info.description} ${info.device} ${info.architecture}`);
+}
+
+/**
+ * The Vulkan loader prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment."
+ * (twice) while Deno looks for adapters when that variable is missing, as on servers and in
+ * containers. It is harmless but reads as a failure, so point it at a private empty folder
+ * for this process first (removed at exit). Needs --allow-env and --allow-write; without
+ * them the message stays.
+ */
+export function ensureRuntimeDir(): void {
+  try {
+    const dir = Deno.env.get("XDG_RUNTIME_DIR");
+    if (dir && Deno.statSync(dir).isDirectory) return;
+  } catch {
+    // Unset is handled below; a path that is not a folder is as bad as unset.
+  }
+  try {
+    const dir = Deno.makeTempDirSync({ prefix: "digit-xdg-" });
+    Deno.chmodSync(dir, 0o700); // what the XDG spec asks of a runtime dir
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // Already gone, or a file the driver still holds: the OS temp cleaner gets it.
+      }
+    });
+  } catch {
+    // No permission: the loader's message is noise, not an error, so go on.
+  }
 }
 
 function adapterDescription(adapter: GPUAdapter): string {
@@ -51,6 +88,7 @@ function adapterDescription(adapter: GPUAdapter): string {
 
 async function requestAdapter(): Promise<GPUAdapter | null> {
   if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) return null;
+  ensureRuntimeDir();
   try {
     return await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   } catch {
