@@ -64,8 +64,11 @@ function warnSoftwareAdapter(b: Backend): void {
   if (warned || !(b as Backend & { isFallbackAdapter?: boolean }).isFallbackAdapter) return;
   warned = true;
   console.warn(
-    `warning: --device webgpu runs on a software adapter (${b.description}): a CPU emulation ` +
-      "of a GPU, far slower than the CPU backend; use --device cpu (or auto) unless you are testing WebGPU",
+    `warning: --device webgpu runs on a software adapter (${
+      b.description.replace(/^webgpu: /, "")
+    }): ` +
+      "a CPU emulation of a GPU, " +
+      "far slower than the CPU backend; use --device cpu (or auto) unless you are testing WebGPU",
   );
 }
 
