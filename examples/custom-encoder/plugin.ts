@@ -16,21 +16,30 @@
  *         dataset: { kind: imagefolder, root: data/train }
  *         encoder: { name: random-projection, options: { image_size: 64, patch: 8, dim: 32 } }
  *
- * What an encoder must provide (core/interfaces.ts `Encoder`):
- *   name, inputSize, gridSize, featureDim,
- *   preprocess(uint8 images) -> (N, 3, inputSize, inputSize) tensor,
- *   encode(input) -> (N, gridSize^2, featureDim) tensor, patches in raster order.
- * Optionally `imageSize` (the crop side the pipeline should hand over, when it differs from
- * inputSize) and `dispose()`.
+ * The `Encoder` interface (core/interfaces.ts, exported by mod.ts) has exactly six members:
+ *   readonly name: string; readonly inputSize: number; readonly gridSize: number;
+ *   readonly featureDim: number;
+ *   preprocess(images: ImageBatch): Tensor   uint8 NHWC -> (N, 3, inputSize, inputSize)
+ *   encode(input: Tensor): Tensor            -> (N, gridSize * gridSize, featureDim)
+ * The tokenizer also uses two members outside the interface when a class has them:
+ * `imageSize` (the crop side to hand over, when it differs from inputSize) and `dispose()`
+ * (called when the tokenizer made the encoder). This class has `dispose()`.
+ *
+ * Everything comes from the package root, mod.ts (in your own project, the package's
+ * specifier instead of the relative path).
  */
 
-import { s } from "../../core/config.ts";
-import type { Encoder, ImageBatch } from "../../core/interfaces.ts";
-import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
-import { definePlugin } from "../../core/registry.ts";
-import { type Tensor, tidy } from "../../core/tensor.ts";
-import { noGrad } from "../../core/autograd.ts";
+import {
+  definePlugin,
+  type Encoder,
+  Generator,
+  type ImageBatch,
+  noGrad,
+  ops,
+  s,
+  type Tensor,
+  tidy,
+} from "../../mod.ts";
 
 export interface RandomProjectionOptions {
   /** Side of the (square) input images. */
@@ -53,26 +62,37 @@ export class RandomProjectionEncoder implements Encoder {
 
   constructor(readonly opts: RandomProjectionOptions) {
     const { imageSize, patch, dim, seed } = opts;
-    if (imageSize % patch !== 0) throw new Error(`random-projection: image size ${imageSize} is not a multiple of patch ${patch}`);
+    if (imageSize % patch !== 0) {
+      throw new Error(
+        `random-projection: image size ${imageSize} is not a multiple of patch ${patch}`,
+      );
+    }
     this.name = `random-projection-${imageSize}px-p${patch}-d${dim}`;
     this.inputSize = imageSize;
     this.gridSize = imageSize / patch;
     this.featureDim = dim;
     const fanIn = 3 * patch * patch;
+    // `.keep()`: a tensor made inside a `tidy` scope is freed when the scope ends unless it
+    // is returned or kept. The projection lives as long as the encoder (until dispose()),
+    // and the plugin may be built inside someone's tidy, so keep it.
     this.#projection = ops.randn([dim, fanIn], new Generator(seed), 1 / Math.sqrt(fanIn)).keep();
   }
 
   preprocess(images: ImageBatch): Tensor {
     const { count, height, width, data } = images;
     if (height !== this.inputSize || width !== this.inputSize) {
-      throw new Error(`${this.name}: images are ${height}x${width}, expected ${this.inputSize}x${this.inputSize}`);
+      throw new Error(
+        `${this.name}: images are ${height}x${width}, expected ${this.inputSize}x${this.inputSize}`,
+      );
     }
     // NHWC uint8 -> NCHW in [-1, 1].
     const plane = height * width;
     const x = new Float32Array(count * 3 * plane);
     for (let n = 0; n < count; n++) {
       for (let i = 0; i < plane; i++) {
-        for (let c = 0; c < 3; c++) x[(n * 3 + c) * plane + i] = data[(n * plane + i) * 3 + c] / 127.5 - 1;
+        for (let c = 0; c < 3; c++) {
+          x[(n * 3 + c) * plane + i] = data[(n * plane + i) * 3 + c] / 127.5 - 1;
+        }
       }
     }
     return ops.tensor(x, [count, 3, height, width]);
@@ -82,8 +102,13 @@ export class RandomProjectionEncoder implements Encoder {
     const [N, C, H, W] = input.shape;
     const P = this.opts.patch, G = this.gridSize;
     if (C !== 3 || H !== this.inputSize || W !== this.inputSize) {
-      throw new Error(`${this.name}: encode expects (N, 3, ${this.inputSize}, ${this.inputSize}), got [${input.shape}]`);
+      throw new Error(
+        `${this.name}: encode expects (N, 3, ${this.inputSize}, ${this.inputSize}), got [${input.shape}]`,
+      );
     }
+    // `noGrad`: no autograd graph is recorded (features are never trained through, so the
+    // graph would only hold memory). `tidy` frees the reshaped and permuted intermediates
+    // and keeps only the returned features.
     return noGrad(() =>
       tidy(() => {
         // (N, 3, G, P, G, P) -> (N, G, G, 3, P, P) -> (N, G*G, 3*P*P): one row per patch, raster order.
@@ -96,6 +121,7 @@ export class RandomProjectionEncoder implements Encoder {
     );
   }
 
+  /** Not part of `Encoder`: the tokenizer calls it when it made the encoder. */
   dispose(): void {
     this.#projection.dispose();
   }
@@ -115,7 +141,13 @@ export default definePlugin({
         dim: s.int({ min: 1 }).default(32),
         seed: s.int().default(0),
       }),
-      create: (o) => new RandomProjectionEncoder({ imageSize: o.image_size, patch: o.patch, dim: o.dim, seed: o.seed }),
+      create: (o) =>
+        new RandomProjectionEncoder({
+          imageSize: o.image_size,
+          patch: o.patch,
+          dim: o.dim,
+          seed: o.seed,
+        }),
     });
   },
 });
