@@ -47,8 +47,7 @@ function defaultBundle(): Promise<Uint8Array<ArrayBuffer>> {
   return builtOnce;
 }
 
-const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const STYLE = `
 body { font: 14px/1.4 system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 16px; color: #222; }
@@ -67,7 +66,9 @@ progress { width: 260px; }
 #timing { color: #555; font-size: 12px; margin-top: 10px; }
 `;
 
-function renderWebPage(o: { model: string | null; classes: number | null; maxCount: number; maxSteps: number }): string {
+function renderWebPage(
+  o: { model: string | null; classes: number | null; maxCount: number; maxSteps: number },
+): string {
   const num = (name: string, label: string, value: number, attrs: string) =>
     `<label>${label}<input type="number" name="${name}" value="${value}" ${attrs} required></label>`;
   return `<!doctype html>
@@ -75,7 +76,11 @@ function renderWebPage(o: { model: string | null; classes: number | null; maxCou
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head>
 <body><main id="app" data-state="starting">
 <h1>DiGIT in your browser</h1>
-<p id="model">${o.model ? `model: ${escapeHtml(o.model)}` : "no model loaded: in-browser generation is unavailable"}</p>
+<p id="model">${
+    o.model
+      ? `model: ${escapeHtml(o.model)}`
+      : "no model loaded: in-browser generation is unavailable"
+  }</p>
 <p id="adapter">looking for a WebGPU adapter…</p>
 <form id="controls">
   <fieldset><legend>run</legend>
@@ -84,7 +89,9 @@ function renderWebPage(o: { model: string | null; classes: number | null; maxCou
   </fieldset>
   <label>device (in browser)<select id="device" name="device">
     <option value="webgpu">WebGPU</option><option value="cpu">CPU (TypeScript + WASM)</option></select></label>
-  <label>class<input type="number" name="classId" min="0" ${o.classes ? `max="${o.classes - 1}" value="0"` : 'value="" disabled'}></label>
+  <label>class<input type="number" name="classId" min="0" ${
+    o.classes ? `max="${o.classes - 1}" value="0"` : 'value="" disabled'
+  }></label>
   ${num("seed", "seed", 0, 'min="0" max="4294967295"')}
   ${num("count", "images", 4, `min="1" max="${o.maxCount}"`)}
   ${num("topK", "top-k", 200, 'min="0"')}
@@ -168,7 +175,9 @@ export function mountWebRoutes(app: Hono, options: WebRoutesOptions): void {
 
   app.get("/web/manifest.json", async (c) => {
     if (!model) {
-      return c.json({ error: "no DiGIT model is loaded on this server, so there are no weights to send" }, 503);
+      return c.json({
+        error: "no DiGIT model is loaded on this server, so there are no weights to send",
+      }, 503);
     }
     const parts = model.parts;
     const entry = async (part: PartName) => ({

@@ -21,7 +21,7 @@ import { setDefaultBackend } from "../core/device.ts";
 import { DigitPreview } from "../plugins/preview/model.ts";
 import { startServer } from "../server/serve.ts";
 import type { Stage2Variant } from "../plugins/stage2/model.ts";
-import { type ParityResult } from "../web/parity.ts";
+import type { ParityResult } from "../web/parity.ts";
 import {
   buildParts,
   disposeParts,
@@ -53,7 +53,10 @@ async function probeBrowser(): Promise<{ ok: boolean; why: string }> {
   if (!chromium) return { ok: false, why: "chromium is not installed (apt-get install chromium)" };
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    () => new Response("<!doctype html><title>probe</title>", { headers: { "content-type": "text/html" } }),
+    () =>
+      new Response("<!doctype html><title>probe</title>", {
+        headers: { "content-type": "text/html" },
+      }),
   );
   const b = await Browser.launch(chromium);
   try {
@@ -95,7 +98,9 @@ async function denoReference(base: string, request: WebGenerateRequest) {
   const manifest = await (await fetch(`${base}/web/manifest.json`)).json() as WebManifest;
   const weights = {} as Record<PartName, StateDict>;
   for (const part of PART_NAMES) {
-    const bytes = new Uint8Array(await (await fetch(base + manifest.parts[part].url)).arrayBuffer());
+    const bytes = new Uint8Array(
+      await (await fetch(base + manifest.parts[part].url)).arrayBuffer(),
+    );
     assert.equal(bytes.byteLength, manifest.parts[part].bytes, `${part}: size as announced`);
     weights[part] = readSafetensorsBytes(bytes, part).tensors;
   }
@@ -127,7 +132,8 @@ function pixelReport(got: number[], want: Uint8Array): { maxLevels: number; frac
 }
 
 Deno.test({
-  name: "browser: kernel parity and fixed-seed generation on Chromium's WebGPU match the Deno CPU path",
+  name:
+    "browser: kernel parity and fixed-seed generation on Chromium's WebGPU match the Deno CPU path",
   ignore: !probe.ok,
   async fn(t) {
     const b = await Browser.launch(chromium!);
@@ -135,11 +141,24 @@ Deno.test({
       for (const variant of ["ar", "nar"] as const) {
         await t.step(`stage 2 ${variant}`, async () => {
           await withServer(variant, async (base) => {
-            const request: WebGenerateRequest = { count: 3, seed: 7, classId: 2, topK: 200, temperature: 1, steps: 4 };
+            const request: WebGenerateRequest = {
+              count: 3,
+              seed: 7,
+              classId: 2,
+              topK: 200,
+              temperature: 1,
+              steps: 4,
+            };
             const qs = new URLSearchParams(Object.entries(request).map(([k, v]) => [k, String(v)]));
             await b.navigate(`${base}/web/parity?${qs}`);
-            await b.waitFor(`document.getElementById("result")?.dataset.state === "done"`, 300_000, "the parity page");
-            const r = JSON.parse(await b.evaluate<string>(`document.getElementById("result").textContent`));
+            await b.waitFor(
+              `document.getElementById("result")?.dataset.state === "done"`,
+              300_000,
+              "the parity page",
+            );
+            const r = JSON.parse(
+              await b.evaluate<string>(`document.getElementById("result").textContent`),
+            );
             assert.equal(r.error, undefined, r.error);
             assert.equal(r.skipped, undefined, r.skipped);
             assert.equal(r.probe.available, true);
@@ -149,12 +168,26 @@ Deno.test({
               const kernels = r.kernels as ParityResult[];
               console.log(`adapter: ${r.probe.description}`);
               for (const k of kernels) {
-                console.log(`  ${k.ok ? "ok  " : "FAIL"} ${k.name}: max |d| ${k.maxAbs.toExponential(1)}, ${(k.worstRatio * 100).toFixed(1)}% of tolerance`);
+                console.log(
+                  `  ${k.ok ? "ok  " : "FAIL"} ${k.name}: max |d| ${k.maxAbs.toExponential(1)}, ${
+                    (k.worstRatio * 100).toFixed(1)
+                  }% of tolerance`,
+                );
               }
               const failed = kernels.filter((k) => !k.ok).map((k) => `${k.name}: ${k.detail}`);
               assert.deepEqual(failed, [], "kernels outside tolerance on Dawn");
               assert.ok(kernels.length >= 30, `only ${kernels.length} kernel cases ran`);
-              for (const family of ["matmul", "attention KV cache", "softmax", "layer norm", "group norm", "conv2d", "resize"]) {
+              for (
+                const family of [
+                  "matmul",
+                  "attention KV cache",
+                  "softmax",
+                  "layer norm",
+                  "group norm",
+                  "conv2d",
+                  "resize",
+                ]
+              ) {
                 assert.ok(kernels.some((k) => k.name.startsWith(family)), `no ${family} case`);
               }
             }
@@ -162,16 +195,34 @@ Deno.test({
             const want = await denoReference(base, request);
             for (const device of ["webgpu", "cpu"]) {
               const run = r.runs[device] as PageRun;
-              assert.deepEqual(run.semantic, Array.from(want.semantic.tokens), `${device}: stage-1 tokens`);
-              assert.deepEqual(run.codes, Array.from(want.codes.tokens), `${device}: stage-2 tokens`);
-              assert.deepEqual(run.size, [want.images.count, want.images.height, want.images.width]);
+              assert.deepEqual(
+                run.semantic,
+                Array.from(want.semantic.tokens),
+                `${device}: stage-1 tokens`,
+              );
+              assert.deepEqual(
+                run.codes,
+                Array.from(want.codes.tokens),
+                `${device}: stage-2 tokens`,
+              );
+              assert.deepEqual(run.size, [
+                want.images.count,
+                want.images.height,
+                want.images.width,
+              ]);
               const px = pixelReport(run.pixels, want.images.data);
               console.log(
                 `  ${variant} page ${device}: tokens identical; pixels max ${px.maxLevels} level(s) off, ` +
                   `${(px.fraction * 100).toFixed(2)}% differ (${Math.round(run.ms)} ms)`,
               );
-              assert.ok(px.maxLevels <= PIXEL_TOLERANCE.maxLevels, `${device}: a pixel is ${px.maxLevels} levels off`);
-              assert.ok(px.fraction <= PIXEL_TOLERANCE.maxFraction, `${device}: ${px.fraction} of pixels differ`);
+              assert.ok(
+                px.maxLevels <= PIXEL_TOLERANCE.maxLevels,
+                `${device}: a pixel is ${px.maxLevels} levels off`,
+              );
+              assert.ok(
+                px.fraction <= PIXEL_TOLERANCE.maxFraction,
+                `${device}: ${px.fraction} of pixels differ`,
+              );
             }
             // Everything the page allocated on the GPU was given back.
             assert.equal(r.gpuLive, 0, "GPU storages left alive in the page");
@@ -185,18 +236,26 @@ Deno.test({
 });
 
 Deno.test({
-  name: "browser: the /web page downloads the weights, draws images from WebGPU and the CPU path, and asks the server",
+  name:
+    "browser: the /web page downloads the weights, draws images from WebGPU and the CPU path, and asks the server",
   ignore: !probe.ok,
   async fn() {
     const b = await Browser.launch(chromium!);
     try {
       await withServer("ar", async (base, model) => {
         await b.navigate(`${base}/web`);
-        await b.waitFor(`document.getElementById("app")?.dataset.state === "idle"`, 60_000, "the page to start");
+        await b.waitFor(
+          `document.getElementById("app")?.dataset.state === "idle"`,
+          60_000,
+          "the page to start",
+        );
         const adapter = await b.evaluate<string>(`document.getElementById("adapter").textContent`);
         assert.match(adapter, /^WebGPU adapter: .*swiftshader/);
         assert.match(adapter, /fallback/);
-        assert.match(await b.evaluate<string>(`document.getElementById("model").textContent`), new RegExp(model.name.slice(0, 20).replace(/[()]/g, ".")));
+        assert.match(
+          await b.evaluate<string>(`document.getElementById("model").textContent`),
+          new RegExp(model.name.slice(0, 20).replace(/[()]/g, ".")),
+        );
 
         const run = async (where: string, device: string, count: number) => {
           await b.evaluate(`(() => {
@@ -208,7 +267,11 @@ Deno.test({
             f.elements.steps.value = "2";
             document.getElementById("go").click();
           })()`);
-          await b.waitFor(`["done", "error"].includes(document.getElementById("app").dataset.state)`, 240_000, `${where}/${device}`);
+          await b.waitFor(
+            `["done", "error"].includes(document.getElementById("app").dataset.state)`,
+            240_000,
+            `${where}/${device}`,
+          );
           const state = await b.evaluate<string>(`document.getElementById("app").dataset.state`);
           const status = await b.evaluate<string>(`document.getElementById("status").textContent`);
           assert.equal(state, "done", status);
@@ -216,17 +279,27 @@ Deno.test({
         };
 
         await run("browser", "webgpu", 2);
-        const drawn = await b.evaluate<number[]>(`[...document.querySelectorAll("#results canvas")].map((c) => c.width)`);
+        const drawn = await b.evaluate<number[]>(
+          `[...document.querySelectorAll("#results canvas")].map((c) => c.width)`,
+        );
         assert.deepEqual(drawn, [16, 16]);
         // The download bar reached the total the manifest announced.
-        const bar = await b.evaluate<[number, number]>(`[document.getElementById("download").value, document.getElementById("download").max]`);
+        const bar = await b.evaluate<[number, number]>(
+          `[document.getElementById("download").value, document.getElementById("download").max]`,
+        );
         const manifest = await (await fetch(`${base}/web/manifest.json`)).json() as WebManifest;
         assert.equal(bar[1], PART_NAMES.reduce((s, p) => s + manifest.parts[p].bytes, 0));
         assert.equal(bar[0], bar[1]);
-        assert.match(await b.evaluate<string>(`document.getElementById("timing").textContent`), /2 image\(s\) in [0-9.]+ s on webgpu/);
+        assert.match(
+          await b.evaluate<string>(`document.getElementById("timing").textContent`),
+          /2 image\(s\) in [0-9.]+ s on webgpu/,
+        );
 
         await run("browser", "cpu", 2);
-        assert.match(await b.evaluate<string>(`document.getElementById("timing").textContent`), /on cpu: pure TypeScript \(no FFI in a browser\)/);
+        assert.match(
+          await b.evaluate<string>(`document.getElementById("timing").textContent`),
+          /on cpu: pure TypeScript \(no FFI in a browser\)/,
+        );
 
         await run("server", "webgpu", 2);
         await b.waitFor(

@@ -49,7 +49,9 @@ export function denoMentions(text: string): string[] {
 /** Module specifiers the bundle still imports (it must be self-contained: none). */
 export function bundleImports(text: string): string[] {
   const found: string[] = [];
-  for (const m of text.matchAll(/\bimport\s*(?:[\w$*{}\s,]*?\bfrom\s*)?["']([^"']+)["']/g)) found.push(m[1]);
+  for (const m of text.matchAll(/\bimport\s*(?:[\w$*{}\s,]*?\bfrom\s*)?["']([^"']+)["']/g)) {
+    found.push(m[1]);
+  }
   for (const m of text.matchAll(/\bimport\s*\(\s*["']([^"']+)["']\s*\)/g)) found.push(m[1]);
   return found;
 }
@@ -60,7 +62,9 @@ if (import.meta.main) {
     new Blob([await Deno.readFile(built.path)]).stream().pipeThrough(new CompressionStream("gzip")),
   ).arrayBuffer();
   console.log(
-    `${built.path}: ${(built.bytes / 1024).toFixed(1)} KiB (${(gz.byteLength / 1024).toFixed(1)} KiB gzip)`,
+    `${built.path}: ${(built.bytes / 1024).toFixed(1)} KiB (${
+      (gz.byteLength / 1024).toFixed(1)
+    } KiB gzip)`,
   );
   if (Deno.args.includes("--check")) {
     const text = await Deno.readTextFile(built.path);

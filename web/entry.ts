@@ -3,10 +3,12 @@
  * runtime, both browser backends, the generation models, the safetensors reader, the
  * in-page pipeline, the kernel parity suite and the page itself.
  *
- * Only Deno-free modules are imported from here. The one Deno-only module the CPU backend
- * reaches, core/native/openblas.ts (FFI), is replaced at build time by
- * web/platform/openblas.ts through web/import_map.json; tests/browser_bundle_test.ts fails
- * if any `Deno.` reference reaches the bundle.
+ * Only Deno-free modules are imported from here. The Deno-only modules the runtime reaches
+ * are replaced at build time through web/import_map.json: core/native/openblas.ts (FFI) and
+ * core/backends/webgpu/runtime_dir.ts (process environment) by their web/platform/
+ * counterparts, and the `node:` modules of core/io's file readers (imported, never called,
+ * by core/nn/module.ts) by stand-ins the bundler drops. tests/browser_bundle_test.ts fails if
+ * any `Deno.` reference, import or stand-in reaches the bundle.
  */
 
 // Runtime: tensors, autograd, ops, layers, devices.

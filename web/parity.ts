@@ -132,21 +132,34 @@ export function parityCases(): ParityCase[] {
   // Attention: a KV-cached decode step (Tq < Tk, queryOffset = Tk - Tq) as stage 1 and the
   // AR stage 2 run it, a causal prefill, and the fused-qkv strided form with token-major
   // output that MultiheadAttention uses.
-  const att = (name: string, B: number, H: number, Tq: number, Tk: number, D: number, causal: boolean) =>
+  const att = (
+    name: string,
+    B: number,
+    H: number,
+    Tq: number,
+    Tk: number,
+    D: number,
+    causal: boolean,
+  ) =>
     cases.push({
       name: `attention ${name} (B${B} H${H} Tq${Tq} Tk${Tk} D${D})`,
       tol: TIGHT,
       run: (b) => {
-        const r = b.attention(F(b, B * H * Tq * D, 11), F(b, B * H * Tk * D, 12), F(b, B * H * Tk * D, 13), {
-          batch: B,
-          heads: H,
-          Tq,
-          Tk,
-          headDim: D,
-          scale: 1 / Math.sqrt(D),
-          causal,
-          queryOffset: Tk - Tq,
-        });
+        const r = b.attention(
+          F(b, B * H * Tq * D, 11),
+          F(b, B * H * Tk * D, 12),
+          F(b, B * H * Tk * D, 13),
+          {
+            batch: B,
+            heads: H,
+            Tq,
+            Tk,
+            headDim: D,
+            scale: 1 / Math.sqrt(D),
+            causal,
+            queryOffset: Tk - Tq,
+          },
+        );
         return [r.out, r.lse];
       },
     });
@@ -196,7 +209,14 @@ export function parityCases(): ParityCase[] {
       name: `layer norm (${rows}x${cols})`,
       tol: TIGHT,
       run: (b) => {
-        const r = b.layerNorm(F(b, rows * cols, 41, 2), F(b, cols, 42), F(b, cols, 43), rows, cols, 1e-5);
+        const r = b.layerNorm(
+          F(b, rows * cols, 41, 2),
+          F(b, cols, 42),
+          F(b, cols, 43),
+          rows,
+          cols,
+          1e-5,
+        );
         return [r.y, r.mean, r.rstd];
       },
     });
@@ -254,10 +274,39 @@ export function parityCases(): ParityCase[] {
       ],
     });
   };
-  conv("3x3 pad 1 (VQGAN block)", { batch: 2, inC: 16, inH: 8, inW: 8, outC: 16, k: 3, stride: 1, pad: 1 });
+  conv("3x3 pad 1 (VQGAN block)", {
+    batch: 2,
+    inC: 16,
+    inH: 8,
+    inW: 8,
+    outC: 16,
+    k: 3,
+    stride: 1,
+    pad: 1,
+  });
   conv("3x3 stride 2", { batch: 1, inC: 3, inH: 9, inW: 7, outC: 5, k: 3, stride: 2, pad: 1 });
-  conv("1x1 no bias", { batch: 2, inC: 8, inH: 5, inW: 5, outC: 12, k: 1, stride: 1, pad: 0, bias: false });
-  conv("grouped 3x3", { batch: 1, inC: 8, inH: 6, inW: 6, outC: 8, k: 3, stride: 1, pad: 1, groups: 4 });
+  conv("1x1 no bias", {
+    batch: 2,
+    inC: 8,
+    inH: 5,
+    inW: 5,
+    outC: 12,
+    k: 1,
+    stride: 1,
+    pad: 0,
+    bias: false,
+  });
+  conv("grouped 3x3", {
+    batch: 1,
+    inC: 8,
+    inH: 6,
+    inW: 6,
+    outC: 8,
+    k: 3,
+    stride: 1,
+    pad: 1,
+    groups: 4,
+  });
 
   for (const mode of ["nearest", "bilinear", "bicubic"] as const) {
     cases.push(resizeCase(mode, false, true));
@@ -268,20 +317,41 @@ export function parityCases(): ParityCase[] {
   return cases;
 }
 
-function compare(name: string, tol: ParityCase["tol"], cpu: HostArray[], gpu: HostArray[]): ParityResult {
+function compare(
+  name: string,
+  tol: ParityCase["tol"],
+  cpu: HostArray[],
+  gpu: HostArray[],
+): ParityResult {
   let maxAbs = 0, worstRatio = 0, elements = 0, detail = "";
   if (cpu.length !== gpu.length) {
-    return { name, ok: false, maxAbs: NaN, worstRatio: Infinity, elements: 0, detail: `${gpu.length} outputs, expected ${cpu.length}` };
+    return {
+      name,
+      ok: false,
+      maxAbs: NaN,
+      worstRatio: Infinity,
+      elements: 0,
+      detail: `${gpu.length} outputs, expected ${cpu.length}`,
+    };
   }
   for (let o = 0; o < cpu.length; o++) {
     const c = cpu[o], g = gpu[o];
     if (c.length !== g.length) {
-      return { name, ok: false, maxAbs: NaN, worstRatio: Infinity, elements, detail: `output ${o}: ${g.length} elements, expected ${c.length}` };
+      return {
+        name,
+        ok: false,
+        maxAbs: NaN,
+        worstRatio: Infinity,
+        elements,
+        detail: `output ${o}: ${g.length} elements, expected ${c.length}`,
+      };
     }
     for (let i = 0; i < c.length; i++) {
       const diff = Math.abs(g[i] - c[i]);
       // NaN on either side, or a NaN/Inf mismatch, fails outright.
-      const ratio = Number.isFinite(diff) ? diff / (tol.atol + tol.rtol * Math.abs(c[i])) : (Object.is(g[i], c[i]) ? 0 : Infinity);
+      const ratio = Number.isFinite(diff)
+        ? diff / (tol.atol + tol.rtol * Math.abs(c[i]))
+        : (Object.is(g[i], c[i]) ? 0 : Infinity);
       if (Number.isFinite(diff)) maxAbs = Math.max(maxAbs, diff);
       if (ratio > worstRatio || Number.isNaN(ratio)) {
         worstRatio = Number.isNaN(ratio) ? Infinity : ratio;
@@ -306,7 +376,14 @@ export async function runParity(
     try {
       r = compare(c.name, c.tol, await runOn(c, cpu), await runOn(c, gpu));
     } catch (e) {
-      r = { name: c.name, ok: false, maxAbs: NaN, worstRatio: Infinity, elements: 0, detail: `threw: ${(e as Error).message}` };
+      r = {
+        name: c.name,
+        ok: false,
+        maxAbs: NaN,
+        worstRatio: Infinity,
+        elements: 0,
+        detail: `threw: ${(e as Error).message}`,
+      };
     }
     results.push(r);
     onResult?.(r);

@@ -28,7 +28,9 @@ class BytesSource implements ByteSource {
     ) {
       throw formatError(
         this.name,
-        `truncated: ${what} needs bytes [${offset}, ${offset + length}) but there are ${this.bytes.length}`,
+        `truncated: ${what} needs bytes [${offset}, ${
+          offset + length
+        }) but there are ${this.bytes.length}`,
       );
     }
     return this.bytes.subarray(offset, offset + length);
@@ -50,7 +52,11 @@ export function readSafetensorsBytes(bytes: Uint8Array, name = "<bytes>"): Safet
     const raw = src.read(dataStart + e.begin, e.end - e.begin, `tensor '${key}'`);
     tensors.set(
       key,
-      hostTensorFromBytes(raw, e.dtype as SourceDtype, e.shape, { file: name, key, mayAlias: false }),
+      hostTensorFromBytes(raw, e.dtype as SourceDtype, e.shape, {
+        file: name,
+        key,
+        mayAlias: false,
+      }),
     );
   }
   return { tensors, metadata };

@@ -55,7 +55,9 @@ export async function downloadWeights(
       done += value.byteLength;
       onBytes(done, total);
     }
-    if (at !== expected) throw new Error(`${url}: got ${at} bytes, the manifest announced ${expected}`);
+    if (at !== expected) {
+      throw new Error(`${url}: got ${at} bytes, the manifest announced ${expected}`);
+    }
     out[part] = readSafetensorsBytes(buf, url).tensors;
   }
   return out;
@@ -69,7 +71,9 @@ export interface AdapterInfo {
 
 /** The backend for a device choice; WebGPU accepts software adapters (the visitor chose). */
 async function backendFor(device: PageDevice): Promise<Backend> {
-  return device === "webgpu" ? await createWebGPUBackend({ allowFallbackAdapter: true }) : new CpuBackend();
+  return device === "webgpu"
+    ? await createWebGPUBackend({ allowFallbackAdapter: true })
+    : new CpuBackend();
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(
@@ -83,7 +87,12 @@ function el<K extends keyof HTMLElementTagNameMap>(
 }
 
 /** RGB (HWC) pixels to a canvas, scaled up without smoothing so small images stay legible. */
-function drawImage(rgb: Uint8Array, width: number, height: number, title: string): HTMLCanvasElement {
+function drawImage(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  title: string,
+): HTMLCanvasElement {
   const canvas = el("canvas", { width, height, title });
   canvas.className = "sample";
   const ctx = canvas.getContext("2d")!;
@@ -98,7 +107,9 @@ function drawImage(rgb: Uint8Array, width: number, height: number, title: string
   return canvas;
 }
 
-function readRequest(form: HTMLFormElement): WebGenerateRequest & { where: string; device: PageDevice } {
+function readRequest(
+  form: HTMLFormElement,
+): WebGenerateRequest & { where: string; device: PageDevice } {
   const f = new FormData(form);
   const num = (name: string) => Number(f.get(name));
   const cls = String(f.get("classId") ?? "");
@@ -122,12 +133,22 @@ async function generateOnServer(
   const res = await fetch("/api/generate", {
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream" },
-    body: JSON.stringify(request),
+    // Only the fields the server's schema knows (it refuses unknown keys).
+    body: JSON.stringify({
+      classId: request.classId,
+      seed: request.seed,
+      topK: request.topK,
+      temperature: request.temperature,
+      steps: request.steps,
+      count: request.count,
+    }),
   });
   if (!res.ok || res.body === null) {
     const body = await res.json().catch(() => ({}));
     throw new Error(
-      `server: ${body.error ?? `HTTP ${res.status}`}${body.problems ? ` (${body.problems.join("; ")})` : ""}`,
+      `server: ${body.error ?? `HTTP ${res.status}`}${
+        body.problems ? ` (${body.problems.join("; ")})` : ""
+      }`,
     );
   }
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -169,7 +190,8 @@ export async function mountPage(root: HTMLElement): Promise<void> {
     adapterLine.textContent = `WebGPU adapter: ${probe.description}` +
       (probe.isFallback ? " — a software (fallback) adapter, slower than a GPU" : "");
   } else {
-    adapterLine.textContent = "WebGPU is not available in this browser: generating on the CPU path in this page";
+    adapterLine.textContent =
+      "WebGPU is not available in this browser: generating on the CPU path in this page";
     const opt = deviceSelect.querySelector<HTMLOptionElement>('option[value="webgpu"]');
     if (opt) opt.disabled = true;
     deviceSelect.value = "cpu";
@@ -191,7 +213,9 @@ export async function mountPage(root: HTMLElement): Promise<void> {
       weights = await downloadWeights(m, (done, total) => {
         downloadBar.max = total;
         downloadBar.value = done;
-        downloadText.textContent = `weights: ${(done / 1048576).toFixed(2)} / ${(total / 1048576).toFixed(2)} MiB`;
+        downloadText.textContent = `weights: ${(done / 1048576).toFixed(2)} / ${
+          (total / 1048576).toFixed(2)
+        } MiB`;
       });
       setState("running");
     }
@@ -219,12 +243,17 @@ export async function mountPage(root: HTMLElement): Promise<void> {
             stageBar.max = Number(data.total);
             stageBar.value = Number(data.done);
             status.textContent = `server ${data.stage}: ${data.done} / ${data.total}`;
-          } else if (event === "queued") status.textContent = `queued behind ${data.ahead} request(s)`;
-          else if (event === "image") {
-            results.append(el("img", { src: String(data.url), alt: String(data.name), className: "sample" }));
+          } else if (event === "queued") {
+            status.textContent = `queued behind ${data.ahead} request(s)`;
+          } else if (event === "image") {
+            results.append(
+              el("img", { src: String(data.url), alt: String(data.name), className: "sample" }),
+            );
           }
         });
-        timing.textContent = `${req.count} image(s) on the server in ${((performance.now() - started) / 1000).toFixed(2)} s`;
+        timing.textContent = `${req.count} image(s) on the server in ${
+          ((performance.now() - started) / 1000).toFixed(2)
+        } s`;
       } else {
         const parts = await partsFor(req.device);
         const t0 = performance.now();
@@ -234,13 +263,17 @@ export async function mountPage(root: HTMLElement): Promise<void> {
             stageBar.value = done;
             status.textContent = `${stage}: ${done} / ${total}`;
           },
-          onImage: (i, rgb, w, h) => results.append(drawImage(rgb, w, h, `seed ${req.seed}, image ${i}`)),
+          onImage: (i, rgb, w, h) =>
+            results.append(drawImage(rgb, w, h, `seed ${req.seed}, image ${i}`)),
         });
         const s = (ms: number) => (ms / 1000).toFixed(2);
         const total = performance.now() - t0;
         timing.dataset.ms = String(Math.round(total));
-        timing.textContent = `${req.count} image(s) in ${s(total)} s on ${parts.backend.description} ` +
-          `(stage 1 ${s(out.ms.stage1)} s, stage 2 ${s(out.ms.stage2)} s, decode ${s(out.ms.decode)} s)`;
+        timing.textContent =
+          `${req.count} image(s) in ${s(total)} s on ${parts.backend.description} ` +
+          `(stage 1 ${s(out.ms.stage1)} s, stage 2 ${s(out.ms.stage2)} s, decode ${
+            s(out.ms.decode)
+          } s)`;
       }
       status.textContent = `done: ${req.count} image(s)`;
       setState("done");

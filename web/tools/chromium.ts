@@ -4,7 +4,11 @@
  * web/tools/measure.ts. Deno-only: never imported by the bundle.
  */
 
-export const CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
+export const CHROMIUM_CANDIDATES = [
+  "/usr/bin/chromium",
+  "/usr/bin/chromium-browser",
+  "/usr/bin/google-chrome",
+];
 
 /** The flags that give headless Chromium a WebGPU adapter on a machine without a GPU. */
 export const WEBGPU_FLAGS = [
@@ -95,7 +99,9 @@ export class Browser {
       let portFile = "";
       const deadline = Date.now() + 30_000;
       while (!portFile.includes("\n")) {
-        if (Date.now() > deadline) throw new Error("Chromium did not open a DevTools port within 30 s");
+        if (Date.now() > deadline) {
+          throw new Error("Chromium did not open a DevTools port within 30 s");
+        }
         await new Promise((r) => setTimeout(r, 100));
         portFile = await Deno.readTextFile(`${profile}/DevToolsActivePort`).catch(() => "");
       }
@@ -106,10 +112,18 @@ export class Browser {
         socket.onerror = () => reject(new Error("cannot connect to Chromium's DevTools socket"));
       });
       const browser = new Browser(child, socket, profile);
-      const { targetId } = await browser.send("Target.createTarget", { url: "about:blank" }, false) as {
+      const { targetId } = await browser.send(
+        "Target.createTarget",
+        { url: "about:blank" },
+        false,
+      ) as {
         targetId: string;
       };
-      const { sessionId } = await browser.send("Target.attachToTarget", { targetId, flatten: true }, false) as {
+      const { sessionId } = await browser.send(
+        "Target.attachToTarget",
+        { targetId, flatten: true },
+        false,
+      ) as {
         sessionId: string;
       };
       browser.#sessionId = sessionId;
@@ -124,7 +138,12 @@ export class Browser {
     }
   }
 
-  send(method: string, params: Record<string, unknown> = {}, onPage = true, timeoutMs = 60_000): Promise<unknown> {
+  send(
+    method: string,
+    params: Record<string, unknown> = {},
+    onPage = true,
+    timeoutMs = 60_000,
+  ): Promise<unknown> {
     const id = this.#nextId++;
     const msg: Record<string, unknown> = { id, method, params };
     if (onPage) msg.sessionId = this.#sessionId;
@@ -147,13 +166,23 @@ export class Browser {
 
   /** Evaluates `expression` in the page (awaiting a promise) and returns its JSON value. */
   async evaluate<T>(expression: string, timeoutMs = 60_000): Promise<T> {
-    const r = await this.send("Runtime.evaluate", {
-      expression,
-      awaitPromise: true,
-      returnByValue: true,
-    }, true, timeoutMs) as { result: { value: T }; exceptionDetails?: { text?: string; exception?: { description?: string } } };
+    const r = await this.send(
+      "Runtime.evaluate",
+      {
+        expression,
+        awaitPromise: true,
+        returnByValue: true,
+      },
+      true,
+      timeoutMs,
+    ) as {
+      result: { value: T };
+      exceptionDetails?: { text?: string; exception?: { description?: string } };
+    };
     if (r.exceptionDetails) {
-      throw new Error(`page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
+      throw new Error(
+        `page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`,
+      );
     }
     return r.result.value;
   }
@@ -164,7 +193,11 @@ export class Browser {
     for (;;) {
       if (await this.evaluate<boolean>(expression).catch(() => false)) return;
       if (Date.now() > deadline) {
-        throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; console:\n${this.console.join("\n")}`);
+        throw new Error(
+          `timed out after ${timeoutMs / 1000} s waiting for ${what}; console:\n${
+            this.console.join("\n")
+          }`,
+        );
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -172,8 +205,15 @@ export class Browser {
 
   /** A PNG of the page as laid out at `width` x `height` CSS pixels. */
   async screenshot(width: number, height: number): Promise<Uint8Array> {
-    await this.send("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile: false });
-    const { data } = await this.send("Page.captureScreenshot", { format: "png" }) as { data: string };
+    await this.send("Emulation.setDeviceMetricsOverride", {
+      width,
+      height,
+      deviceScaleFactor: 1,
+      mobile: false,
+    });
+    const { data } = await this.send("Page.captureScreenshot", { format: "png" }) as {
+      data: string;
+    };
     return Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
   }
 

@@ -33,7 +33,12 @@ export function randomParts(size: PartsSize, variant: Stage2Variant, seed = 1): 
       nEmbed: 32,
       normGroups: 4,
     }, gen);
-    return { stage1: stage1.eval(), stage2: stage2.eval(), vqgan: vqgan.eval(), source: `random ${size} ${variant}` };
+    return {
+      stage1: stage1.eval(),
+      stage2: stage2.eval(),
+      vqgan: vqgan.eval(),
+      source: `random ${size} ${variant}`,
+    };
   }
   const gpt = { layers: 2, dim: 64, heads: 4, ffnDim: 256, dropout: 0 };
   const stage1 = new Stage1GPT({ ...gpt, clusters: 64, classes: 10, length: 64 }, gen);
@@ -51,5 +56,10 @@ export function randomParts(size: PartsSize, variant: Stage2Variant, seed = 1): 
     nEmbed: 256,
     normGroups: 8,
   }, gen);
-  return { stage1: stage1.eval(), stage2: stage2.eval(), vqgan: vqgan.eval(), source: `random ${size} ${variant}` };
+  return {
+    stage1: stage1.eval(),
+    stage2: stage2.eval(),
+    vqgan: vqgan.eval(),
+    source: `random ${size} ${variant}`,
+  };
 }

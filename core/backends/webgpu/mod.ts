@@ -11,9 +11,11 @@
  */
 
 import { type DeviceLimits, GpuContext, LIMIT_NAMES } from "./context.ts";
+import { ensureRuntimeDir } from "./runtime_dir.ts";
 import { WebGPUBackend } from "./webgpu_backend.ts";
 
 export { WebGPUBackend } from "./webgpu_backend.ts";
+export { ensureRuntimeDir } from "./runtime_dir.ts";
 export { type DeviceLimits, LimitError } from "./context.ts";
 export type { MatmulKernel } from "./matmul.ts";
 
@@ -45,36 +47,6 @@ function isFallback(adapter: GPUAdapter): boolean {
   const legacy = adapter as GPUAdapter & { isFallbackAdapter?: boolean };
   if (info.isFallbackAdapter ?? legacy.isFallbackAdapter) return true;
   return SOFTWARE_ADAPTER.test(`${info.description} ${info.device} ${info.architecture}`);
-}
-
-/**
- * The Vulkan loader prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment."
- * (twice) while Deno looks for adapters when that variable is missing, as on servers and in
- * containers. It is harmless but reads as a failure, so point it at a private empty folder
- * for this process first (removed at exit). Needs --allow-env and --allow-write; without
- * them the message stays.
- */
-export function ensureRuntimeDir(): void {
-  try {
-    const dir = Deno.env.get("XDG_RUNTIME_DIR");
-    if (dir && Deno.statSync(dir).isDirectory) return;
-  } catch {
-    // Unset is handled below; a path that is not a folder is as bad as unset.
-  }
-  try {
-    const dir = Deno.makeTempDirSync({ prefix: "digit-xdg-" });
-    Deno.chmodSync(dir, 0o700); // what the XDG spec asks of a runtime dir
-    Deno.env.set("XDG_RUNTIME_DIR", dir);
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(dir, { recursive: true });
-      } catch {
-        // Already gone, or a file the driver still holds: the OS temp cleaner gets it.
-      }
-    });
-  } catch {
-    // No permission: the loader's message is noise, not an error, so go on.
-  }
 }
 
 function adapterDescription(adapter: GPUAdapter): string {
