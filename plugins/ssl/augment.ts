@@ -1,0 +1,230 @@
+/**
+ * SimCLR's augmentations (Chen et al., 2020), on the host, seeded: the same (images, rows,
+ * generator state) always gives the same views, so a resumed training run sees exactly the
+ * views the uninterrupted one saw.
+ *
+ *   random resized crop (bilinear) -> flips -> colour jitter (p) -> random grayscale (p)
+ *
+ * Crop and colour distortion together are what SimCLR found to matter: crops alone can be
+ * matched by colour histograms, so the network must learn colour invariance to solve the
+ * task, and that is exactly what we want from tokens that should cluster shapes, not colours.
+ * Brightness, contrast, saturation and hue are applied in a random order, as torchvision's
+ * ColorJitter does. Pixels are floats in [0, 1] while being distorted; views come out in
+ * [-1, 1], NCHW, as the encoder reads them.
+ */
+
+import type { ImageBatch } from "../../core/interfaces.ts";
+import type { Generator } from "../../core/random.ts";
+
+export interface AugmentConfig {
+  /** Crop area as a fraction of the image, [min, max]. */
+  cropScale: [number, number];
+  /** Crop aspect ratio (width / height) range, sampled log-uniformly. */
+  cropRatio: [number, number];
+  /** Probabilities of a horizontal and of a vertical flip. */
+  hflip: number;
+  vflip: number;
+  /** Probability that colour jitter is applied at all. */
+  jitterProb: number;
+  /** torchvision ColorJitter strengths: factors in [1 - s, 1 + s]; hue shift in [-hue, hue] turns. */
+  brightness: number;
+  contrast: number;
+  saturation: number;
+  hue: number;
+  /** Probability of converting to grayscale (after jitter). */
+  grayscaleProb: number;
+}
+
+/** SimCLR's CIFAR-10 recipe with colour strength 1 (0.8, 0.8, 0.8, 0.2), crops from 20%. */
+export const SIMCLR_AUGMENT: AugmentConfig = {
+  cropScale: [0.2, 1],
+  cropRatio: [3 / 4, 4 / 3],
+  hflip: 0.5,
+  vflip: 0.5,
+  jitterProb: 0.8,
+  brightness: 0.8,
+  contrast: 0.8,
+  saturation: 0.8,
+  hue: 0.2,
+  grayscaleProb: 0.2,
+};
+
+/** The crop window in source pixels: top-left (x0, y0) and size (w, h). */
+export interface CropBox {
+  x0: number;
+  y0: number;
+  w: number;
+  h: number;
+}
+
+/** torchvision RandomResizedCrop.get_params: 10 tries at a fitting box, then the centred whole image. */
+export function sampleCrop(size: number, cfg: AugmentConfig, gen: Generator): CropBox {
+  const area = size * size;
+  const [lo, hi] = cfg.cropScale;
+  const [rlo, rhi] = [Math.log(cfg.cropRatio[0]), Math.log(cfg.cropRatio[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const target = area * (lo + (hi - lo) * gen.uniform());
+    const ratio = Math.exp(rlo + (rhi - rlo) * gen.uniform());
+    const w = Math.round(Math.sqrt(target * ratio));
+    const h = Math.round(Math.sqrt(target / ratio));
+    if (w > 0 && h > 0 && w <= size && h <= size) {
+      return { x0: gen.int(size - w + 1), y0: gen.int(size - h + 1), w, h };
+    }
+  }
+  return { x0: 0, y0: 0, w: size, h: size };
+}
+
+/**
+ * Bilinear resample of the box to size x size (pixel centres aligned, as
+ * align_corners=False), with optional flips, from HWC uint8 to planar [0, 1] floats.
+ */
+export function cropResize(
+  src: Uint8Array,
+  size: number,
+  box: CropBox,
+  flipX: boolean,
+  flipY: boolean,
+  out: Float32Array,
+): void {
+  const plane = size * size;
+  const sx = box.w / size, sy = box.h / size;
+  for (let oy = 0; oy < size; oy++) {
+    const ty = flipY ? size - 1 - oy : oy;
+    const fy = Math.min(Math.max(box.y0 + (ty + 0.5) * sy - 0.5, 0), size - 1);
+    const y0 = Math.floor(fy), y1 = Math.min(y0 + 1, size - 1), wy = fy - y0;
+    for (let ox = 0; ox < size; ox++) {
+      const tx = flipX ? size - 1 - ox : ox;
+      const fx = Math.min(Math.max(box.x0 + (tx + 0.5) * sx - 0.5, 0), size - 1);
+      const x0 = Math.floor(fx), x1 = Math.min(x0 + 1, size - 1), wx = fx - x0;
+      const a = (y0 * size + x0) * 3,
+        b = (y0 * size + x1) * 3,
+        c = (y1 * size + x0) * 3,
+        d = (y1 * size + x1) * 3;
+      for (let ch = 0; ch < 3; ch++) {
+        const top = src[a + ch] + wx * (src[b + ch] - src[a + ch]);
+        const bottom = src[c + ch] + wx * (src[d + ch] - src[c + ch]);
+        out[ch * plane + oy * size + ox] = (top + wy * (bottom - top)) / 255;
+      }
+    }
+  }
+}
+
+const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
+const luma = (r: number, g: number, b: number) => 0.299 * r + 0.587 * g + 0.114 * b;
+
+/** Scale every channel by f. */
+export function adjustBrightness(px: Float32Array, f: number): void {
+  for (let i = 0; i < px.length; i++) px[i] = clamp01(px[i] * f);
+}
+
+/** Blend with the mean luma of the image: f = 0 gives a flat grey image. */
+export function adjustContrast(px: Float32Array, f: number): void {
+  const plane = px.length / 3;
+  let m = 0;
+  for (let i = 0; i < plane; i++) m += luma(px[i], px[plane + i], px[2 * plane + i]);
+  m /= plane;
+  for (let i = 0; i < px.length; i++) px[i] = clamp01(m + f * (px[i] - m));
+}
+
+/** Blend each pixel with its own luma: f = 0 gives grayscale. */
+export function adjustSaturation(px: Float32Array, f: number): void {
+  const plane = px.length / 3;
+  for (let i = 0; i < plane; i++) {
+    const y = luma(px[i], px[plane + i], px[2 * plane + i]);
+    for (let c = 0; c < 3; c++) px[c * plane + i] = clamp01(y + f * (px[c * plane + i] - y));
+  }
+}
+
+/** Rotate the hue of every pixel by `shift` turns (HSV, as torchvision's adjust_hue). */
+export function adjustHue(px: Float32Array, shift: number): void {
+  const plane = px.length / 3;
+  for (let i = 0; i < plane; i++) {
+    const r = px[i], g = px[plane + i], b = px[2 * plane + i];
+    const max = Math.max(r, g, b), min = Math.min(r, g, b), delta = max - min;
+    if (delta === 0) continue; // grey: no hue to rotate
+    let h = max === r ? (g - b) / delta : max === g ? 2 + (b - r) / delta : 4 + (r - g) / delta;
+    h = (((h / 6 + shift) % 1) + 1) % 1;
+    // HSV -> RGB with v = max, s = delta / max.
+    const h6 = h * 6, k = Math.floor(h6) % 6, f = h6 - Math.floor(h6);
+    const p = min, q = max - delta * f, t = min + delta * f;
+    let R: number, G: number, B: number;
+    switch (k) {
+      case 0:
+        [R, G, B] = [max, t, p];
+        break;
+      case 1:
+        [R, G, B] = [q, max, p];
+        break;
+      case 2:
+        [R, G, B] = [p, max, t];
+        break;
+      case 3:
+        [R, G, B] = [p, q, max];
+        break;
+      case 4:
+        [R, G, B] = [t, p, max];
+        break;
+      default:
+        [R, G, B] = [max, p, q];
+    }
+    px[i] = R;
+    px[plane + i] = G;
+    px[2 * plane + i] = B;
+  }
+}
+
+export function toGrayscale(px: Float32Array): void {
+  adjustSaturation(px, 0);
+}
+
+/** One view of one image (HWC uint8) into `out` (planar, [-1, 1]). */
+export function augmentOne(
+  src: Uint8Array,
+  size: number,
+  cfg: AugmentConfig,
+  gen: Generator,
+  out: Float32Array,
+): void {
+  const box = sampleCrop(size, cfg, gen);
+  cropResize(src, size, box, gen.uniform() < cfg.hflip, gen.uniform() < cfg.vflip, out);
+  if (gen.uniform() < cfg.jitterProb) {
+    // Draw all four factors, then apply them in a random order.
+    const factor = (s: number) => 1 - s + 2 * s * gen.uniform();
+    const ops: (() => void)[] = [
+      ((f) => () => adjustBrightness(out, f))(factor(cfg.brightness)),
+      ((f) => () => adjustContrast(out, f))(factor(cfg.contrast)),
+      ((f) => () => adjustSaturation(out, f))(factor(cfg.saturation)),
+      ((f) => () => adjustHue(out, f))(cfg.hue * (2 * gen.uniform() - 1)),
+    ];
+    for (const k of gen.permutation(4)) ops[k]();
+  }
+  if (gen.uniform() < cfg.grayscaleProb) toGrayscale(out);
+  for (let i = 0; i < out.length; i++) out[i] = out[i] * 2 - 1;
+}
+
+/**
+ * Views of the chosen images: (rows.length, 3, S, S) floats, image i's view drawn from
+ * `gen.fork(i)` so that views do not depend on how many draws earlier images took.
+ */
+export function augmentBatch(
+  images: ImageBatch,
+  rows: ArrayLike<number>,
+  cfg: AugmentConfig,
+  gen: Generator,
+): Float32Array {
+  const { height: S, width } = images;
+  if (S !== width) throw new Error(`ssl augment: images must be square, got ${S}x${width}`);
+  const per = S * S * 3;
+  const out = new Float32Array(rows.length * per);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    augmentOne(
+      images.data.subarray(r * per, (r + 1) * per),
+      S,
+      cfg,
+      gen.fork(i),
+      out.subarray(i * per, (i + 1) * per),
+    );
+  }
+  return out;
+}

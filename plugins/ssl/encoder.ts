@@ -1,0 +1,106 @@
+/**
+ * `ssl-encoder`: the trained SSL network as a core `Encoder`. Its patch features are the
+ * last feature map before global pooling (what the contrastive loss trained, one step before
+ * the pooled embedding), one row per grid cell in raster order, l2-normalised so that
+ * K-Means (Euclidean) clusters by direction, i.e. cosine similarity, as the loss measured.
+ *
+ * The checkpoint is the one `train-ssl-encoder` writes (`<dir>/encoder`, marker
+ * `<dir>/encoder.json`); its metadata (kind "ssl-encoder" + the architecture) is all the
+ * encoder needs, so task files only name the path.
+ */
+
+import { noGrad } from "../../core/autograd.ts";
+import type { Encoder, ImageBatch } from "../../core/interfaces.ts";
+import { loadCheckpoint } from "../../core/io/checkpoint.ts";
+import * as ops from "../../core/ops/mod.ts";
+import { Generator } from "../../core/random.ts";
+import { type Tensor, tidy } from "../../core/tensor.ts";
+import { modelWeights } from "../../core/train/trainer.ts";
+import { l2Normalize } from "./loss.ts";
+import { SslEncoderNet } from "./model.ts";
+import { SSL_KIND, type SslEncoderMeta } from "./train.ts";
+
+/** Accepts the checkpoint path with or without the marker's `.json`. */
+function checkpointBase(path: string): string {
+  return path.endsWith(".json") ? path.slice(0, -".json".length) : path;
+}
+
+export class SslEncoder implements Encoder {
+  readonly name: string;
+  readonly inputSize: number;
+  readonly gridSize: number;
+  readonly featureDim: number;
+
+  constructor(readonly net: SslEncoderNet, readonly normalize = true) {
+    const c = net.cfg;
+    this.name = `ssl-encoder-${c.imageSize}px-g${c.grid}-d${net.featureDim}`;
+    this.inputSize = c.imageSize;
+    this.gridSize = c.grid;
+    this.featureDim = net.featureDim;
+    net.eval();
+  }
+
+  static async load(path: string, normalize = true): Promise<SslEncoder> {
+    const base = checkpointBase(path);
+    const ck = await loadCheckpoint(base);
+    const meta = ck.meta as Partial<SslEncoderMeta> | null;
+    if (meta?.kind !== SSL_KIND || !meta.config) {
+      throw new Error(
+        `ssl-encoder: ${base} is not an SSL encoder checkpoint (metadata kind ${
+          JSON.stringify(meta?.kind)
+        }, want "${SSL_KIND}"); train one with the train-ssl-encoder step`,
+      );
+    }
+    const net = new SslEncoderNet(meta.config, new Generator(0));
+    net.loadStateDict(modelWeights(ck.weights), {
+      strict: true,
+      what: `ssl-encoder checkpoint ${base}`,
+    });
+    return new SslEncoder(net, normalize);
+  }
+
+  /** NHWC uint8 -> NCHW in [-1, 1], the range the augmentations produce in training. */
+  preprocess(images: ImageBatch): Tensor {
+    const { count, height, width, data } = images;
+    if (height !== this.inputSize || width !== this.inputSize) {
+      throw new Error(
+        `${this.name}: images are ${height}x${width}, expected ${this.inputSize}x${this.inputSize}`,
+      );
+    }
+    const plane = height * width;
+    const x = new Float32Array(count * 3 * plane);
+    for (let n = 0; n < count; n++) {
+      for (let i = 0; i < plane; i++) {
+        for (let c = 0; c < 3; c++) {
+          x[(n * 3 + c) * plane + i] = data[(n * plane + i) * 3 + c] / 127.5 - 1;
+        }
+      }
+    }
+    return ops.tensor(x, [count, 3, height, width]);
+  }
+
+  encode(input: Tensor): Tensor {
+    const [N, C, H, W] = input.shape;
+    if (C !== 3 || H !== this.inputSize || W !== this.inputSize) {
+      throw new Error(
+        `${this.name}: encode expects (N, 3, ${this.inputSize}, ${this.inputSize}), got [${input.shape}]`,
+      );
+    }
+    const G = this.gridSize;
+    return noGrad(() =>
+      tidy(() => {
+        // (N, D, G, G) -> (N, G*G, D): one row per grid cell, raster order.
+        const f = ops.permute(ops.reshape(this.net.features(input), [N, this.featureDim, G * G]), [
+          0,
+          2,
+          1,
+        ]);
+        return this.normalize ? l2Normalize(f) : ops.contiguous(f);
+      })
+    );
+  }
+
+  dispose(): void {
+    this.net.dispose();
+  }
+}
