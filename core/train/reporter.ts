@@ -91,6 +91,11 @@ export class TrainReporter {
   #lastSave: { path: string; step: number } | null = null;
   #closed = false;
   #onAbort: () => void;
+  /**
+   * The `images` option, settable after construction: a step whose model is built inside
+   * its train function sets it once the model exists.
+   */
+  images?: (step: number) => ImageGrids | Promise<ImageGrids>;
   readonly #config: unknown;
   readonly #startTime: number;
   /** Whether the trainer hands each step's loss to onProgress (the bar then ignores log means). */
@@ -140,8 +145,9 @@ export class TrainReporter {
 
   /** After a validation: the `images` grids to TensorBoard (tags images/<name>). */
   async onValidate(step: number, _validLoss: number): Promise<void> {
-    if (!this.opts.images) return;
-    const grids = await this.opts.images(step);
+    const images = this.images ?? this.opts.images;
+    if (!images) return;
+    const grids = await images(step);
     for (const [name, grid] of Object.entries(grids)) {
       this.tb.addImage(`images/${name}`, grid, step);
     }
