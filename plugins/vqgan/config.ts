@@ -21,11 +21,19 @@ export const vqganTrainConfigSchema = s.object({
     ch: s.int({ min: 1 }).optional(),
     ch_mult: s.array(s.int({ min: 1 })).optional(),
     num_res_blocks: s.int({ min: 1 }).optional(),
-    z_channels: s.int({ min: 1 }).describe("also the codebook dimension (no quant_conv)").optional(),
+    z_channels: s.int({ min: 1 }).describe("channels of z; also the codebook dimension unless code_dim is set").optional(),
     n_embed: s.int({ min: 2 }).describe("codebook size").optional(),
+    /** ViT-VQGAN's factorised codes: look codes up in this many dimensions (1x1 projections in and out). */
+    code_dim: s.int({ min: 1 }).describe("codebook dimension when below z_channels (default: z_channels)").optional(),
+    /** ViT-VQGAN's l2-normalised lookup (cosine similarity). */
+    l2_codes: s.bool().describe("l2-normalise z and the codes before the lookup").default(false),
+    /** Fold p x p pixels into channels before the encoder (and back after the decoder): no full-resolution convs. */
+    patch: s.int({ min: 1 }).describe("space-to-depth fold before conv_in (1: none)").default(1),
+    /** false: no GroupNorm + swish before the encoder's and decoder's conv_out (keeps colour). */
+    out_norm: s.bool().describe("GroupNorm + swish before conv_out (MaskGIT)").default(true),
     norm_groups: s.int({ min: 1 }).optional(),
     resolution: s.int({ min: 1 }).describe("image side; defaults to the preset's").optional(),
-  }).default({ preset: "cpu32" }),
+  }).default({ preset: "cpu32", l2_codes: false, patch: 1, out_norm: true }),
   dataset: s.object({
     batch_size: s.int({ min: 1 }).default(16),
     /** A core/data dataset description, e.g. { kind: shapes, size: 32 } (images must be square). */

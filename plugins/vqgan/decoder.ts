@@ -2,7 +2,7 @@
  * VQGAN decoder (MaskGIT/MAGE): 3x3 conv_in from z, two middle blocks, then levels from the
  * deepest to the shallowest, each `numResBlocks` residual blocks followed (except at level
  * 0) by nearest-neighbour x2 upsampling and a 3x3 conv; GroupNorm, swish, 3x3 conv_out to
- * RGB. Parameter names follow taming's `Decoder` (`up.{i}` is indexed by level, so the
+ * RGB (unfolded from p*p*3 channels when `patch` = p > 1). Parameter names follow taming's `Decoder` (`up.{i}` is indexed by level, so the
  * first level run is `up.{levels-1}`).
  */
 
@@ -11,6 +11,7 @@ import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { consume, MidBlocks } from "./encoder.ts";
+import { depthToSpace } from "./patch.ts";
 import { normalize, normSwish, type NormSpec, ResnetBlock } from "./resnet_block.ts";
 import type { VqganConfig } from "./vqgan.ts";
 
@@ -39,7 +40,8 @@ export class VqDecoder extends Module {
   readonly conv_in: Conv2d;
   readonly mid: MidBlocks;
   readonly up: UpLevel[];
-  readonly norm_out: GroupNorm;
+  /** null when cfg.outNorm is false. */
+  readonly norm_out: GroupNorm | null;
   readonly conv_out: Conv2d;
 
   constructor(readonly cfg: VqganConfig, norm: NormSpec, gen = new Generator(0)) {
@@ -59,8 +61,8 @@ export class VqDecoder extends Module {
       up[i] = new UpLevel(blocks, i !== 0 ? new Upsample(channels, gen) : null);
     }
     this.up = this.list("up", up);
-    this.norm_out = this.child("norm_out", normalize(channels, norm));
-    this.conv_out = this.child("conv_out", new Conv2d(channels, cfg.outCh, 3, { padding: 1, gen }));
+    this.norm_out = cfg.outNorm === false ? null : this.child("norm_out", normalize(channels, norm));
+    this.conv_out = this.child("conv_out", new Conv2d(channels, cfg.outCh * (cfg.patch ?? 1) ** 2, 3, { padding: 1, gen }));
   }
 
   /** z (B, zChannels, g, g) -> images (B, outCh, g*f, g*f), nominally in [0, 1]. */
@@ -72,6 +74,8 @@ export class VqDecoder extends Module {
       const up = this.up[i].upsample;
       if (up) h = consume(h, up.forward(h));
     }
-    return consume(h, tidy(() => this.conv_out.forward(normSwish(this.norm_out, h))));
+    const p = this.cfg.patch ?? 1;
+    const norm = this.norm_out;
+    return consume(h, tidy(() => depthToSpace(this.conv_out.forward(norm ? normSwish(norm, h) : h), p)));
   }
 }

@@ -2,13 +2,15 @@
  * VQGAN encoder (MaskGIT/MAGE): conv_in, then per level `numResBlocks` residual blocks
  * and a 2x2 average pool (all levels but the last), two middle blocks, GroupNorm, swish
  * and a 1x1 conv_out to z. Images (B, 3, R, R) in [0, 1] become z (B, zChannels, R/f, R/f)
- * with f = 2^(levels-1). Parameter names follow taming's `Encoder`.
+ * with f = 2^(levels-1), times `patch` when the image is first folded into channels
+ * (space-to-depth). Parameter names follow taming's `Encoder`.
  */
 
 import { Conv2d, type GroupNorm, Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
+import { spaceToDepth } from "./patch.ts";
 import { normalize, normSwish, type NormSpec, ResnetBlock } from "./resnet_block.ts";
 import type { VqganConfig } from "./vqgan.ts";
 
@@ -50,12 +52,13 @@ export class VqEncoder extends Module {
   readonly conv_in: Conv2d;
   readonly down: DownLevel[];
   readonly mid: MidBlocks;
-  readonly norm_out: GroupNorm;
+  /** null when cfg.outNorm is false. */
+  readonly norm_out: GroupNorm | null;
   readonly conv_out: Conv2d;
 
   constructor(readonly cfg: VqganConfig, norm: NormSpec, gen = new Generator(0)) {
     super();
-    this.conv_in = this.child("conv_in", new Conv2d(cfg.inChannels, cfg.ch, 3, { padding: 1, bias: false, gen }));
+    this.conv_in = this.child("conv_in", new Conv2d(cfg.inChannels * (cfg.patch ?? 1) ** 2, cfg.ch, 3, { padding: 1, bias: false, gen }));
     let channels = cfg.ch;
     const levels: DownLevel[] = [];
     for (const mult of cfg.chMult) {
@@ -69,18 +72,19 @@ export class VqEncoder extends Module {
     }
     this.down = this.list("down", levels);
     this.mid = this.child("mid", new MidBlocks(channels, norm, gen));
-    this.norm_out = this.child("norm_out", normalize(channels, norm));
+    this.norm_out = cfg.outNorm === false ? null : this.child("norm_out", normalize(channels, norm));
     this.conv_out = this.child("conv_out", new Conv2d(channels, cfg.zChannels, 1, { gen }));
   }
 
   /** x (B, inChannels, R, R) in [0, 1] -> z (B, zChannels, R/f, R/f). */
   forward(x: Tensor): Tensor {
-    let h = this.conv_in.forward(x);
+    let h = this.conv_in.forward(spaceToDepth(x, this.cfg.patch ?? 1));
     this.down.forEach((level, i) => {
       for (const block of level.block) h = consume(h, block.forward(h));
       if (i !== this.down.length - 1) h = consume(h, ops.avgPool2d(h, { kernel: 2, stride: 2 }));
     });
     h = consume(h, this.mid.forward(h));
-    return consume(h, tidy(() => this.conv_out.forward(normSwish(this.norm_out, h))));
+    const norm = this.norm_out;
+    return consume(h, tidy(() => this.conv_out.forward(norm ? normSwish(norm, h) : h)));
   }
 }

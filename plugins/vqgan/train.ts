@@ -30,11 +30,15 @@ export function vqganConfigFrom(cfg: VqganTrainConfig, imageSize?: number): Vqga
     chMult: m.ch_mult ?? p.chMult,
     numResBlocks: m.num_res_blocks ?? p.numResBlocks,
     zChannels: z,
-    embedDim: z,
+    embedDim: m.code_dim ?? z,
     nEmbed: m.n_embed ?? p.nEmbed,
     normGroups: m.norm_groups ?? p.normGroups,
     resolution: m.resolution ?? imageSize ?? p.resolution,
     beta: cfg.loss.beta,
+    // Recorded in vqgan.json even at their defaults: loaders cannot read them off the weights.
+    patch: m.patch,
+    l2Codes: m.l2_codes,
+    outNorm: m.out_norm,
   };
 }
 
@@ -67,7 +71,7 @@ export async function collectImages(dataset: Dataset, limit = Infinity, first = 
 class DeadCodeRestarter {
   /** (nEmbed, 1) uses of each code since the last boundary, on the device. */
   #usage: Tensor | null = null;
-  /** The encoder output of a boundary step, kept until `update` re-seeds from it. */
+  /** The code-space latents of a boundary step, kept until `update` re-seeds from them. */
   #boundary: { tick: number; z: Tensor } | null = null;
   constructor(readonly model: VQGAN, readonly interval: number, readonly seed: number) {}
 
@@ -200,7 +204,7 @@ export async function trainVqgan(
       const x = stackRows(images, rows);
       const z = model.encoder.forward(x);
       const vq = model.quantize.forward(z);
-      restarter?.record(tick, vq.indices, z);
+      restarter?.record(tick, vq.indices, vq.latent);
       const recon = model.decoder.forward(vq.quantized);
       const diff = ops.sub(recon, x);
       const rec = ops.mean(cfg.loss.reconstruction === "l1" ? ops.abs(diff) : ops.square(diff));

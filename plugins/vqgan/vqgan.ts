@@ -25,8 +25,9 @@ export interface VqganConfig {
   /** Channel multiplier per level; levels-1 halvings of the resolution. */
   chMult: number[];
   numResBlocks: number;
-  /** Channels of z; equal to embedDim (there is no quant_conv). */
+  /** Channels of z. */
   zChannels: number;
+  /** Codebook dimension: zChannels (MaskGIT, no projection) or fewer (factorised codes, ViT-VQGAN). */
   embedDim: number;
   /** Codebook size. */
   nEmbed: number;
@@ -40,6 +41,16 @@ export interface VqganConfig {
   eps: number;
   /** Commitment weight of the quantiser (training only). */
   beta: number;
+  /** Pixels per side folded into channels before conv_in and unfolded after conv_out (default 1: none). */
+  patch?: number;
+  /** l2-normalised lookup of z and the codes (ViT-VQGAN; default false). */
+  l2Codes?: boolean;
+  /**
+   * GroupNorm + swish before each conv_out (default true, MaskGIT). false: conv_out reads the
+   * residual stream directly. The norm takes away each image's mean and contrast per channel
+   * group, which is where a flat background's or a solid shape's colour lives.
+   */
+  outNorm?: boolean;
 }
 
 const base = { inChannels: 3, outCh: 3, eps: 1e-6, beta: 0.25 };
@@ -62,8 +73,13 @@ export const VQGAN_PRESETS: Record<string, VqganConfig> = {
   cpu64: { ...base, ch: 32, chMult: [1, 1, 1], numResBlocks: 2, zChannels: 32, embedDim: 32, nEmbed: 1024, resolution: 64, normGroups: 8 },
 };
 
+/** Image pixels per code along each side: the patch fold times one halving per level but the last. */
+export function vqganDownsampling(cfg: VqganConfig): number {
+  return (cfg.patch ?? 1) * 2 ** (cfg.chMult.length - 1);
+}
+
 export function vqganGridSize(cfg: VqganConfig): number {
-  return cfg.resolution / 2 ** (cfg.chMult.length - 1);
+  return cfg.resolution / vqganDownsampling(cfg);
 }
 
 export interface VqganForward {
@@ -83,17 +99,17 @@ export class VQGAN extends Module implements Decoder {
 
   constructor(readonly cfg: VqganConfig, gen = new Generator(0)) {
     super();
-    if (cfg.embedDim !== cfg.zChannels) {
-      throw new Error(`vqgan: embedDim ${cfg.embedDim} must equal zChannels ${cfg.zChannels} (this VQGAN has no quant_conv)`);
+    if (cfg.embedDim > cfg.zChannels) {
+      throw new Error(`vqgan: embedDim ${cfg.embedDim} exceeds zChannels ${cfg.zChannels} (codes are looked up in zChannels or fewer dimensions)`);
     }
     const grid = vqganGridSize(cfg);
     if (!Number.isInteger(grid) || grid < 1) {
-      throw new Error(`vqgan: resolution ${cfg.resolution} is not divisible by 2^${cfg.chMult.length - 1}`);
+      throw new Error(`vqgan: resolution ${cfg.resolution} is not divisible by the downsampling factor ${vqganDownsampling(cfg)}`);
     }
     const norm = { groups: cfg.normGroups, eps: cfg.eps };
     this.encoder = this.child("encoder", new VqEncoder(cfg, norm, gen));
     this.decoder = this.child("decoder", new VqDecoder(cfg, norm, gen));
-    this.quantize = this.child("quantize", new VectorQuantizer(cfg.nEmbed, cfg.embedDim, cfg.beta, gen));
+    this.quantize = this.child("quantize", new VectorQuantizer(cfg.nEmbed, cfg.embedDim, cfg.beta, gen, { zDim: cfg.zChannels, l2: cfg.l2Codes }));
     this.gridSize = grid;
     this.imageSize = cfg.resolution;
   }
@@ -111,12 +127,12 @@ export class VQGAN extends Module implements Decoder {
 
   /** Code ids (B, h*w) -> images (B, 3, h*f, w*f), nominally in [0, 1]. */
   decodeTensor(ids: Tensor, height = this.gridSize, width = this.gridSize): Tensor {
-    return noGrad(() => tidy(() => this.decoder.forward(ops.contiguous(this.quantize.lookup(ids, height, width)))));
+    return noGrad(() => tidy(() => this.decoder.forward(this.quantize.lookup(ids, height, width))));
   }
 
   /** uint8 images -> token grids (the VQ ids stage 2 is trained on). */
   async encode(images: ImageBatch): Promise<TokenGrid> {
-    const f = 2 ** (this.cfg.chMult.length - 1);
+    const f = vqganDownsampling(this.cfg);
     if (images.height % f !== 0 || images.width % f !== 0) {
       throw new Error(`vqgan.encode: ${images.height}x${images.width} images are not divisible by the downsampling factor ${f}`);
     }
@@ -140,7 +156,7 @@ export class VQGAN extends Module implements Decoder {
     for (const t of grid.tokens) {
       if (t < 0 || t >= this.cfg.nEmbed) throw new Error(`vqgan.decode: token ${t} is outside the codebook 0..${this.cfg.nEmbed - 1}`);
     }
-    const f = 2 ** (this.cfg.chMult.length - 1);
+    const f = vqganDownsampling(this.cfg);
     const H = grid.height * f, W = grid.width * f;
     const out = new Uint8Array(grid.count * H * W * 3);
     for (let i = 0; i < grid.count; i += this.batchSize) {

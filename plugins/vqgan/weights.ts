@@ -4,8 +4,9 @@
  *   - a DiGIT stage-2 checkpoint: the same keys under `vqgan.` inside its "model" dict;
  *   - our own training checkpoints (`<dir>/checkpoints/last`, optimiser state left out),
  *     with the model config in `<dir>/../vqgan.json` written by trainVqgan.
- * The architecture is read off the tensor shapes; only the GroupNorm group count and the
- * image size are not in the weights (defaults: 32, and a 16x16 grid).
+ * The architecture is read off the tensor shapes (a codebook narrower than z means factorised
+ * codes); the GroupNorm group count, the image size, the patch fold and l2 lookup are not in
+ * the weights (defaults: 32, a 16x16 grid, 1, false; vqgan.json records them).
  */
 
 import type { HostTensor, StateDict } from "../../core/io/host_tensor.ts";
@@ -41,16 +42,23 @@ export function inferVqganConfig(sd: StateDict, defaults: Partial<VqganConfig> =
   const [nEmbed, embedDim] = shapeOf(sd, "quantize.embedding.weight");
   const zChannels = shapeOf(sd, "encoder.conv_out.weight")[0];
   const levels = chMult.length;
-  const grid = defaults.resolution ? defaults.resolution / 2 ** (levels - 1) : 16;
+  // The patch fold and l2 lookup leave no trace of their own in the shapes: vqgan.json records them.
+  const patch = defaults.patch ?? 1;
+  const f = patch * 2 ** (levels - 1);
+  const grid = defaults.resolution ? defaults.resolution / f : 16;
   const channels = chMult.map((m) => m * ch);
   return {
     ch, chMult, numResBlocks, zChannels, embedDim, nEmbed,
-    inChannels: shapeOf(sd, "encoder.conv_in.weight")[1],
-    outCh: shapeOf(sd, "decoder.conv_out.weight")[0],
-    resolution: grid * 2 ** (levels - 1),
+    inChannels: shapeOf(sd, "encoder.conv_in.weight")[1] / (patch * patch),
+    outCh: shapeOf(sd, "decoder.conv_out.weight")[0] / (patch * patch),
+    resolution: grid * f,
     normGroups: defaults.normGroups ?? (channels.every((c) => c % 32 === 0) ? 32 : gcdAll(channels)),
     eps: defaults.eps ?? 1e-6,
     beta: defaults.beta ?? 0.25,
+    ...(defaults.patch !== undefined ? { patch } : {}),
+    ...(defaults.l2Codes !== undefined ? { l2Codes: defaults.l2Codes } : {}),
+    // A model built without the output norms has no norm_out weights.
+    ...(defaults.outNorm !== undefined || !sd.has("encoder.norm_out.weight") ? { outNorm: sd.has("encoder.norm_out.weight") } : {}),
   };
 }
 
