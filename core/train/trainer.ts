@@ -64,7 +64,10 @@ export interface LogRecord {
 export interface TrainHooks {
   onLog?(r: LogRecord): void;
   onSave?(path: string, step: number): void;
-  onProgress?(step: number, total: number): void;
+  /** `loss`: the step's mean loss where reading it is free (the CPU); undefined on a GPU. */
+  onProgress?(step: number, total: number, loss?: number): void;
+  /** After each validation, the model still in eval mode (e.g. image grids for TensorBoard). */
+  onValidate?(step: number, validLoss: number): void | Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -169,6 +172,9 @@ export async function train<B>(
   const start = clock;
   let interrupted = false;
   let lastYield = clock;
+  // Reading a loss costs a device sync on WebGPU; on the CPU it is free, so the progress
+  // bar gets every step's loss there.
+  const readable = job.model.parameters()[0]?.backend.readSync !== undefined;
   job.model.train();
   try {
     while (state.step < settings.maxSteps) {
@@ -182,6 +188,7 @@ export async function train<B>(
         interrupted = true;
         break;
       }
+      let stepLoss = 0;
       for (let micro = 0; micro < settings.accumulate; micro++) {
         if (state.position >= job.batchesPerEpoch) {
           state.epoch++;
@@ -200,6 +207,7 @@ export async function train<B>(
           pending = ops.tensor([bitsF32(restoredLossBits)], l.shape, { backend: l.backend }).keep();
           restoredLossBits = null;
         }
+        if (readable) stepLoss += await l.item();
         const sum: Tensor = pending ? tidy(() => ops.add(pending!, l)) : l.alias();
         pending?.dispose();
         l.dispose();
@@ -223,7 +231,11 @@ export async function train<B>(
       }
       opt.update(scale);
       opt.zeroGrad();
-      hooks.onProgress?.(state.step, settings.maxSteps);
+      hooks.onProgress?.(
+        state.step,
+        settings.maxSteps,
+        readable ? stepLoss / settings.accumulate : undefined,
+      );
       const logNow = state.step % settings.logInterval === 0 || state.step === settings.maxSteps;
       let validLoss: number | undefined;
       if (
@@ -232,6 +244,7 @@ export async function train<B>(
       ) {
         job.model.eval();
         validLoss = await job.validate();
+        await hooks.onValidate?.(state.step, validLoss);
         job.model.train();
         if (state.bestValid === null || validLoss < state.bestValid) {
           state.bestValid = validLoss;
