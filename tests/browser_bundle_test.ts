@@ -120,3 +120,44 @@ Deno.test({
 });
 
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+Deno.test("web routes: manifest and weights of the served model; 503 without one; 404 for other names", async () => {
+  const { createApp } = await import("../server/app.ts");
+  const { mountWebRoutes } = await import("../server/web.ts");
+  const { DigitPreview } = await import("../plugins/preview/model.ts");
+  setDefaultBackend(new CpuBackend());
+  const model = new DigitPreview(randomParts("tiny", "ar", 5));
+  const bundle = () => Promise.resolve(new TextEncoder().encode("export {};"));
+  try {
+    const app = createApp({ samplesDir: dir, model });
+    mountWebRoutes(app, { model, bundle });
+    const manifest = await (await app.request("/web/manifest.json")).json() as Pipeline.WebManifest;
+    assert.equal(manifest.name, model.name);
+    assert.equal(manifest.classes, 4);
+    for (const p of ["stage1", "stage2", "vqgan"] as const) {
+      const res = await app.request(manifest.parts[p].url);
+      assert.equal(res.status, 200);
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      assert.equal(bytes.byteLength, manifest.parts[p].bytes);
+      // The weights are the served networks' own, key for key.
+      const sd = readSafetensorsBytes(bytes, p).tensors;
+      const own = await hostStateDict(model.parts[p]);
+      assert.deepEqual([...sd.keys()], [...own.keys()]);
+      for (const [k, t] of own) assert.deepEqual(sd.get(k)!.data, t.data, `${p}.${k}`);
+    }
+    assert.deepEqual(manifest.parts.stage2.config, model.parts.stage2.cfg);
+    assert.equal((await app.request("/web/weights/stage3.safetensors")).status, 404);
+    assert.equal((await app.request("/web/weights/..%2Fx")).status, 404);
+    const page = await (await app.request("/web")).text();
+    assert.match(page, /import \{ mountPage \} from "\/web\/digit.js"/);
+    assert.equal(await (await app.request("/web/digit.js")).text(), "export {};");
+
+    const bare = createApp({ samplesDir: dir });
+    mountWebRoutes(bare, { bundle });
+    assert.equal((await bare.request("/web/manifest.json")).status, 503);
+    assert.equal((await bare.request("/web/weights/stage1.safetensors")).status, 503);
+    assert.match(await (await bare.request("/web")).text(), /no model loaded/);
+  } finally {
+    model.dispose();
+  }
+});
