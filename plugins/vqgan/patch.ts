@@ -13,7 +13,9 @@ import type { Tensor } from "../../core/tensor.ts";
 export function spaceToDepth(x: Tensor, p: number): Tensor {
   if (p === 1) return x;
   const [B, C, H, W] = x.shape;
-  if (H % p !== 0 || W % p !== 0) throw new Error(`vqgan patch: ${H}x${W} is not divisible by the patch size ${p}`);
+  if (H % p !== 0 || W % p !== 0) {
+    throw new Error(`vqgan patch: ${H}x${W} is not divisible by the patch size ${p}`);
+  }
   const blocks = ops.reshape(x, [B, C, H / p, p, W / p, p]);
   return ops.reshape(ops.permute(blocks, [0, 1, 3, 5, 2, 4]), [B, C * p * p, H / p, W / p]);
 }
@@ -22,7 +24,9 @@ export function spaceToDepth(x: Tensor, p: number): Tensor {
 export function depthToSpace(x: Tensor, p: number): Tensor {
   if (p === 1) return x;
   const [B, Cpp, h, w] = x.shape;
-  if (Cpp % (p * p) !== 0) throw new Error(`vqgan patch: ${Cpp} channels do not split into ${p}x${p} blocks`);
+  if (Cpp % (p * p) !== 0) {
+    throw new Error(`vqgan patch: ${Cpp} channels do not split into ${p}x${p} blocks`);
+  }
   const blocks = ops.reshape(x, [B, Cpp / (p * p), p, p, h, w]);
   return ops.reshape(ops.permute(blocks, [0, 1, 4, 2, 5, 3]), [B, Cpp / (p * p), h * p, w * p]);
 }

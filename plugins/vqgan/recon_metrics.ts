@@ -52,7 +52,9 @@ export async function reconMetrics(model: VQGAN, images: ImageBatch): Promise<Re
 
 export function formatReconMetrics(m: ReconMetrics): string {
   const s = m.saturation, c = m.codebook;
-  return `${m.images} images: PSNR ${m.psnr.toFixed(2)} dB, saturation ${s.reconstruction.toFixed(3)} vs ${
-    s.original.toFixed(3)
-  } (ratio ${s.ratio.toFixed(3)}), codebook ${c.used}/${c.size} used (${(100 * c.usage).toFixed(1)}%)`;
+  return `${m.images} images: PSNR ${m.psnr.toFixed(2)} dB, saturation ${
+    s.reconstruction.toFixed(3)
+  } vs ${s.original.toFixed(3)} (ratio ${s.ratio.toFixed(3)}), codebook ${c.used}/${c.size} used (${
+    (100 * c.usage).toFixed(1)
+  }%)`;
 }

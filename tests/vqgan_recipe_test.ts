@@ -1,0 +1,197 @@
+/**
+ * The small-scale VQGAN options (plugins/vqgan): space-to-depth patches, factorised
+ * l2-normalised code lookup, optional output norms, the reconstruction metrics, and that
+ * existing configs still build MaskGIT's architecture.
+ */
+
+import assert from "node:assert/strict";
+import { validate } from "../core/config.ts";
+import { ShapesDataset } from "../core/data/shapes.ts";
+import * as ops from "../core/ops/mod.ts";
+import { Generator } from "../core/random.ts";
+import { backward } from "../core/autograd.ts";
+import { vqganTrainConfigSchema } from "../plugins/vqgan/config.ts";
+import { depthToSpace, spaceToDepth } from "../plugins/vqgan/patch.ts";
+import { VectorQuantizer } from "../plugins/vqgan/quantizer.ts";
+import { meanSaturation, reconMetrics } from "../plugins/vqgan/recon_metrics.ts";
+import { collectImages, reconstruct, trainVqgan, vqganConfigFrom } from "../plugins/vqgan/train.ts";
+import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
+import { loadVqgan } from "../plugins/vqgan/weights.ts";
+
+/** |a - b| <= tol. */
+function near(a: number, b: number, tol: number, what = ""): void {
+  assert.ok(Math.abs(a - b) <= tol, `${what} ${a} vs ${b} (tolerance ${tol})`);
+}
+
+Deno.test("spaceToDepth matches torch's pixel_unshuffle index formula, and depthToSpace inverts it", () => {
+  const [B, C, H, W, p] = [2, 3, 4, 6, 2];
+  const x = ops.randn([B, C, H, W], new Generator(3));
+  const xs = x.dataSync() as Float32Array;
+  const y = spaceToDepth(x, p);
+  assert.deepEqual(y.shape, [B, C * p * p, H / p, W / p]);
+  const ys = y.dataSync() as Float32Array;
+  for (let b = 0; b < B; b++) {
+    for (let c = 0; c < C; c++) {
+      for (let h = 0; h < H; h++) {
+        for (let w = 0; w < W; w++) {
+          const oc = c * p * p + (h % p) * p + (w % p);
+          const at = ((b * C * p * p + oc) * (H / p) + Math.floor(h / p)) * (W / p) +
+            Math.floor(w / p);
+          assert.deepEqual(ys[at], xs[((b * C + c) * H + h) * W + w]);
+        }
+      }
+    }
+  }
+  assert.deepEqual(Array.from(depthToSpace(y, p).dataSync()), Array.from(xs));
+});
+
+/** Host reference: l2-normalise rows of a (n, d) array. */
+function unitRows(a: Float32Array, d: number): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length / d; i++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += a[i * d + k] ** 2;
+    for (let k = 0; k < d; k++) out[i * d + k] = a[i * d + k] / Math.sqrt(s);
+  }
+  return out;
+}
+
+Deno.test("l2 lookup picks the code of largest cosine similarity with proj_in(z) (host closed form)", () => {
+  const q = new VectorQuantizer(32, 4, 0.25, new Generator(5), { zDim: 6, l2: true });
+  // Codes of very different norms: a Euclidean lookup would prefer the short ones.
+  const w = q.embedding.weight;
+  const scaled = ops.mul(
+    ops.randn([32, 4], new Generator(6)),
+    ops.rand([32, 1], new Generator(7), 0.1, 10),
+  );
+  w.backend.copyInto(w.view(), scaled.view());
+  const z = ops.randn([2, 6, 3, 3], new Generator(8));
+  const ids = q.indices(z).dataSync() as Int32Array;
+  const u = q.toCodeSpace(z); // (2, 4, 3, 3), unit vectors along channels
+  const us = u.dataSync() as Float32Array;
+  const codes = unitRows(w.dataSync() as Float32Array, 4);
+  for (let b = 0; b < 2; b++) {
+    for (let pos = 0; pos < 9; pos++) {
+      let norm = 0;
+      for (let k = 0; k < 4; k++) norm += us[(b * 4 + k) * 9 + pos] ** 2;
+      near(norm, 1, 1e-5);
+      let best = -1, bestCos = -Infinity;
+      for (let c = 0; c < 32; c++) {
+        let cos = 0;
+        for (let k = 0; k < 4; k++) cos += us[(b * 4 + k) * 9 + pos] * codes[c * 4 + k];
+        if (cos > bestCos + 1e-9) [best, bestCos] = [c, cos];
+      }
+      assert.deepEqual(ids[b * 9 + pos], best, `position ${b}/${pos}`);
+    }
+  }
+  // The decoder input of those ids is proj_out of the unit codes.
+  const looked = q.lookup(ops.tensor(ids, [2, 9], { dtype: "i32" }), 3, 3);
+  assert.deepEqual(looked.shape, [2, 6, 3, 3]);
+});
+
+Deno.test("straight-through gradient of the l2 factorised quantiser equals finite differences of proj_out(unit(proj_in z))", () => {
+  const q = new VectorQuantizer(16, 3, 0.25, new Generator(11), { zDim: 5, l2: true });
+  const z = ops.randn([1, 5, 2, 2], new Generator(12));
+  const probe = ops.randn([1, 5, 2, 2], new Generator(13)).dataSync() as Float32Array;
+  const probeT = ops.tensor(probe, [1, 5, 2, 2]);
+  // Autograd through the quantiser: the forward value is the code, the gradient is that of the identity path.
+  z.requireGrad();
+  backward(ops.sum(ops.mul(q.forward(z).quantized, probeT)));
+  const g = z.grad!.dataSync() as Float32Array;
+  // Independent reference: central differences in f64 of the unquantised path on the host.
+  const zs = Float64Array.from(z.dataSync() as Float32Array);
+  const wi = Float64Array.from(q.proj_in!.weight.dataSync() as Float32Array),
+    bi = Float64Array.from(q.proj_in!.bias!.dataSync() as Float32Array);
+  const wo = Float64Array.from(q.proj_out!.weight.dataSync() as Float32Array),
+    bo = Float64Array.from(q.proj_out!.bias!.dataSync() as Float32Array);
+  const f = (v: Float64Array) => {
+    let total = 0;
+    for (let pos = 0; pos < 4; pos++) {
+      const u = [0, 1, 2].map((o) =>
+        bi[o] + [0, 1, 2, 3, 4].reduce((s, c) => s + wi[o * 5 + c] * v[c * 4 + pos], 0)
+      );
+      const n = Math.hypot(...u);
+      for (let o = 0; o < 5; o++) {
+        total += probe[o * 4 + pos] *
+          (bo[o] + u.reduce((s, uk, k) => s + wo[o * 3 + k] * uk / n, 0));
+      }
+    }
+    return total;
+  };
+  const h = 1e-5;
+  for (let i = 0; i < zs.length; i++) {
+    const up = zs.slice(), down = zs.slice();
+    up[i] += h;
+    down[i] -= h;
+    near(g[i], (f(up) - f(down)) / (2 * h), 1e-4, `d/dz[${i}]`);
+  }
+});
+
+Deno.test("default configs still build MaskGIT's VQGAN: no projections, output norms, full-resolution conv_in", () => {
+  const cfg = validate(
+    vqganTrainConfigSchema,
+    { optimization: { max_update: 1, lr: 1e-3 } },
+    "test",
+  );
+  const mc = vqganConfigFrom(cfg, 32);
+  assert.deepEqual([mc.patch, mc.l2Codes, mc.outNorm, mc.embedDim], [1, false, true, mc.zChannels]);
+  const names = (m: VQGAN) => m.namedParameters().map(([n]) => n).sort();
+  const plain = new VQGAN({ ...VQGAN_PRESETS.cpu32 }), recorded = new VQGAN(mc);
+  assert.deepEqual(names(recorded), names(plain));
+  assert.ok(!names(plain).some((n) => n.startsWith("quantize.proj")));
+  assert.deepEqual(plain.encoder.conv_in.weight.shape, [32, 3, 3, 3]);
+  plain.dispose();
+  recorded.dispose();
+});
+
+Deno.test("meanSaturation is (max - min) / max per pixel, 0 for grey and black", () => {
+  const px = (...rgb: number[]) => ({
+    data: Uint8Array.from(rgb),
+    count: 1,
+    height: 1,
+    width: rgb.length / 3,
+  });
+  near(meanSaturation(px(200, 100, 50)), 150 / 200, 1e-12);
+  assert.deepEqual(meanSaturation(px(90, 90, 90, 0, 0, 0)), 0);
+  near(meanSaturation(px(255, 0, 0, 10, 10, 10)), 0.5, 1e-12);
+});
+
+Deno.test("a patch/l2/no-output-norm VQGAN trains, records its new keys, and reloads bit-identically", async () => {
+  const ds = new ShapesDataset({ size: 16, length: 80, seed: 0 });
+  const train = await collectImages(ds, 64), valid = await collectImages(ds, 16, 64);
+  const out = await Deno.makeTempDir();
+  const cfg = validate(vqganTrainConfigSchema, {
+    model: {
+      preset: "cpu16",
+      ch: 32,
+      ch_mult: [1, 1],
+      z_channels: 32,
+      code_dim: 8,
+      l2_codes: true,
+      patch: 2,
+      out_norm: false,
+    },
+    dataset: { batch_size: 16 },
+    loss: { dead_code_restart: 2 },
+    optimization: { max_update: 6, lr: 2e-3 },
+    checkpoint: { save_interval_updates: 6 },
+  }, "test");
+  const run = await trainVqgan(cfg, train, out, { valid, resume: false });
+  const saved = JSON.parse(await Deno.readTextFile(`${out}/vqgan.json`)).config;
+  assert.deepEqual([saved.patch, saved.l2Codes, saved.outNorm, saved.embedDim, saved.zChannels], [
+    2,
+    true,
+    false,
+    8,
+    32,
+  ]);
+  const again = await loadVqgan(`${out}/checkpoints/last`);
+  assert.deepEqual(again.cfg, run.model.cfg);
+  const [a, b] = [await reconstruct(run.model, valid), await reconstruct(again, valid)];
+  assert.deepEqual(a.data, b.data);
+  const m = await reconMetrics(again, valid);
+  assert.ok(m.codebook.used >= 1 && m.codebook.used <= 256 && Number.isFinite(m.psnr));
+  run.model.dispose();
+  again.dispose();
+  await Deno.remove(out, { recursive: true });
+});
