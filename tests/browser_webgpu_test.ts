@@ -307,6 +307,33 @@ Deno.test({
           30_000,
           "the server's images",
         );
+
+        // A browser without WebGPU (navigator.gpu hidden before the page's scripts run):
+        // the page says so, offers only its CPU path, and still generates.
+        await b.addInitScript(
+          `Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined, configurable: true });`,
+        );
+        await b.navigate(`${base}/web`);
+        await b.waitFor(
+          `document.getElementById("app")?.dataset.state === "idle"`,
+          60_000,
+          "the page without WebGPU",
+        );
+        assert.match(
+          await b.evaluate<string>(`document.getElementById("adapter").textContent`),
+          /WebGPU is not available in this browser: generating on the CPU path/,
+        );
+        assert.deepEqual(
+          await b.evaluate<[string, boolean]>(
+            `[document.getElementById("device").value, document.querySelector('#device option[value="webgpu"]').disabled]`,
+          ),
+          ["cpu", true],
+        );
+        await run("browser", "cpu", 1);
+        assert.equal(
+          await b.evaluate<number>(`document.querySelectorAll("#results canvas").length`),
+          1,
+        );
       });
     } finally {
       await b.close();

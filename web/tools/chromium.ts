@@ -164,6 +164,11 @@ export class Browser {
     await this.send("Page.navigate", { url });
   }
 
+  /** Runs `source` in every document this page loads from now on, before its own scripts. */
+  async addInitScript(source: string): Promise<void> {
+    await this.send("Page.addScriptToEvaluateOnNewDocument", { source });
+  }
+
   /** Evaluates `expression` in the page (awaiting a promise) and returns its JSON value. */
   async evaluate<T>(expression: string, timeoutMs = 60_000): Promise<T> {
     const r = await this.send(
