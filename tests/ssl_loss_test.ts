@@ -1,0 +1,79 @@
+/**
+ * plugins/ssl/loss.ts: NT-Xent against its definition, evaluated here in float64 on tiny
+ * examples, and its gradient against central differences of that reference.
+ */
+
+import assert from "node:assert/strict";
+import { backward } from "../core/autograd.ts";
+import * as ops from "../core/ops/mod.ts";
+import { l2Normalize, ntXent } from "../plugins/ssl/loss.ts";
+
+/** SimCLR's loss written out: rows i and (i + N) mod 2N are positives, i itself is excluded. */
+function reference(z: number[][], t: number): number {
+  const M = z.length, N = M / 2;
+  const u = z.map((r) => {
+    const n = Math.hypot(...r);
+    return r.map((v) => v / n);
+  });
+  const sim = (i: number, j: number) => u[i].reduce((s, v, k) => s + v * u[j][k], 0) / t;
+  let total = 0;
+  for (let i = 0; i < M; i++) {
+    let denom = 0;
+    for (let j = 0; j < M; j++) if (j !== i) denom += Math.exp(sim(i, j));
+    total += -(sim(i, (i + N) % M) - Math.log(denom));
+  }
+  return total / M;
+}
+
+const Z = [
+  [0.3, -1.2, 0.5],
+  [1.1, 0.4, -0.2],
+  [0.2, -0.9, 0.8],
+  [0.9, 0.7, 0.1],
+  [-0.5, 0.3, 1.4],
+  [0.6, -0.1, -0.8],
+];
+
+Deno.test("ntXent matches the written-out loss (3 images, 2 views, two temperatures)", async () => {
+  for (const t of [0.5, 0.1]) {
+    const got = await ntXent(ops.tensor(Z.flat(), [6, 3]), t).item();
+    const want = reference(Z, t);
+    assert.ok(Math.abs(got - want) < 1e-5 * Math.max(1, want), `t=${t}: ${got} vs ${want}`);
+  }
+});
+
+Deno.test("ntXent closed form: identical positives, orthogonal negatives", async () => {
+  // 2 images on orthogonal axes, each view identical: s(i, p(i)) = 1, the 2 other rows 0.
+  const z = [[2, 0], [0, 3], [1, 0], [0, 0.5]];
+  const t = 0.2;
+  const want = -Math.log(Math.exp(1 / t) / (Math.exp(1 / t) + 2));
+  const got = await ntXent(ops.tensor(z.flat(), [4, 2]), t).item();
+  assert.ok(Math.abs(got - want) < 1e-6, `${got} vs ${want}`);
+});
+
+Deno.test("ntXent gradient matches central differences of the reference", async () => {
+  const t = 0.3;
+  const x = ops.tensor(Z.flat(), [6, 3]).requireGrad();
+  backward(ntXent(x, t));
+  const grad = (await x.grad!.data()) as Float32Array;
+  const h = 1e-4;
+  for (let i = 0; i < Z.length; i++) {
+    for (let k = 0; k < 3; k++) {
+      const plus = Z.map((r) => [...r]), minus = Z.map((r) => [...r]);
+      plus[i][k] += h;
+      minus[i][k] -= h;
+      const fd = (reference(plus, t) - reference(minus, t)) / (2 * h);
+      assert.ok(
+        Math.abs(grad[i * 3 + k] - fd) < 2e-4,
+        `d/dz[${i}][${k}]: ${grad[i * 3 + k]} vs ${fd}`,
+      );
+    }
+  }
+});
+
+Deno.test("l2Normalize gives unit rows in the same direction; ntXent rejects odd or tiny batches", async () => {
+  const u = (await l2Normalize(ops.tensor([3, 4, 0, 0, -2, 0], [2, 3])).data()) as Float32Array;
+  assert.deepEqual(Array.from(u).map((v) => +v.toFixed(6)), [0.6, 0.8, 0, 0, -1, 0]);
+  assert.throws(() => ntXent(ops.tensor(new Float32Array(9), [3, 3]), 0.1), /expected \(2N, d\)/);
+  assert.throws(() => ntXent(ops.tensor(new Float32Array(6), [2, 3]), 0.1), /N >= 2/);
+});
