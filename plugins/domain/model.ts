@@ -13,7 +13,12 @@
  * costliest one, and a stride-2 first conv instead of conv + pool roughly halves the step
  * time at no loss in accuracy. Global *max* pooling ("is this pattern anywhere?") learned
  * much faster than average pooling for shapes at random positions (37% vs 18% held-out
- * accuracy after 150 steps; 92% after 400 steps).
+ * accuracy after 150 steps). 500 steps of 32 give ~99% held-out accuracy on 10 classes.
+ *
+ * Why 32 feature dimensions: the metric estimates a dim x dim covariance from sample folders
+ * of ~100 images. With 64 dimensions, fresh real sets scored 1.0x-2.2x the real-vs-real
+ * floor; with 32, 1.1x-1.3x, while noise and single-class sets stay 600-1000x above it. Ten
+ * classes need far fewer than 32 dimensions to be told apart.
  *
  * The penultimate layer is post-ReLU, like Inception's pool3 that FID uses: the features
  * FD and precision/recall are computed on are what the head reads.
@@ -39,7 +44,7 @@ export interface DomainClassifierConfig {
 
 export const DEFAULT_CLASSIFIER: Omit<DomainClassifierConfig, "imageSize" | "numClasses"> = {
   channels: [16, 32, 64],
-  featureDim: 64,
+  featureDim: 32,
   groups: 8,
 };
 

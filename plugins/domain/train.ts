@@ -32,7 +32,7 @@ export const trainClassifierParams = s.object({
   held_out: s.any().describe(
     "real held-out images (accuracy and floor), e.g. {kind: shapes, size: 32, length: 600, seed: 2}",
   ),
-  steps: s.int({ min: 1 }).default(600),
+  steps: s.int({ min: 1 }).default(500),
   batch_size: s.int({ min: 1 }).default(32),
   lr: s.number({ positive: true }).default(5e-3),
   weight_decay: s.number({ min: 0 }).default(1e-4),
@@ -124,6 +124,7 @@ export async function trainClassifierStep(
     featureDim: p.model.feature_dim,
     groups: p.model.groups,
   }, p.seed);
+  await dropStaleCheckpoints(p, ctx);
   const started = performance.now();
   await fit(model, images, p, ctx);
   const seconds = (performance.now() - started) / 1000;
@@ -170,6 +171,43 @@ export async function trainClassifierStep(
       } is below min_accuracy ${p.min_accuracy}; ` +
         `train longer (steps) or check the data; a metric on this classifier would not be meaningful`,
     );
+  }
+}
+
+/** What the trainer's checkpoints depend on; `floor` and `min_accuracy` act after training. */
+function trainingFingerprint(p: TrainClassifierParams): string {
+  const { dataset, steps, batch_size, lr, weight_decay, warmup, seed, augment, model } = p;
+  return JSON.stringify({
+    dataset,
+    steps,
+    batch_size,
+    lr,
+    weight_decay,
+    warmup,
+    seed,
+    augment,
+    model,
+  });
+}
+
+/**
+ * The trainer resumes from `checkpoints/last`, which is right after an interruption but wrong
+ * after a params change (a shorter run would resume past its end, another dataset would
+ * continue the old model). So the checkpoints remember the params they were made with, and
+ * other params start afresh.
+ */
+async function dropStaleCheckpoints(p: TrainClassifierParams, ctx: StepContext): Promise<void> {
+  const dir = `${ctx.stepDir}/checkpoints`;
+  const marker = `${dir}/params.json`;
+  const want = trainingFingerprint(p);
+  const had = await Deno.readTextFile(marker).catch(() => null);
+  if (had !== want) {
+    if (had !== null) {
+      ctx.log.info(`${STEP}: params changed since the saved checkpoint; training afresh`);
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(marker, want);
   }
 }
 
