@@ -32,8 +32,8 @@ import {
   type GlobalEncoder,
 } from "./fd_encoder.ts";
 import {
-  type DomainPlan,
   domainMetric,
+  type DomainPlan,
   type DomainScorer,
   loadDomain,
   planDomain,

@@ -94,7 +94,7 @@ export default definePlugin({
     r.step({
       name: "eval",
       description:
-        "FID / IS (and optionally precision/recall, fd:<encoder>) of generated images against a reference",
+        "FID / IS (and optionally precision/recall, fd:<encoder>, domain) of generated images against a reference",
       params: evalParams,
       outputs: () => ({ metrics: "metrics.json" }),
       run: async (p, ctx) => {
