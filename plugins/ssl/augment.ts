@@ -3,7 +3,8 @@
  * generator state) always gives the same views, so a resumed training run sees exactly the
  * views the uninterrupted one saw.
  *
- *   random resized crop (bilinear) -> flips -> colour jitter (p) -> random grayscale (p)
+ *   random resized crop (bilinear, optionally rotated) -> flips -> colour jitter (p)
+ *     -> random grayscale (p) -> Gaussian blur (p) -> pixel noise
  *
  * Crop and colour distortion together are what SimCLR found to matter: crops alone can be
  * matched by colour histograms, so the network must learn colour invariance to solve the
@@ -21,6 +22,12 @@ export interface AugmentConfig {
   cropScale: [number, number];
   /** Crop aspect ratio (width / height) range, sampled log-uniformly. */
   cropRatio: [number, number];
+  /**
+   * Largest rotation of the crop, in degrees (uniform in [-rotation, rotation]). Shapes are
+   * drawn at random angles, so the angle is a nuisance the encoder should not encode; set 0
+   * for data whose classes depend on orientation.
+   */
+  rotation: number;
   /** Probabilities of a horizontal and of a vertical flip. */
   hflip: number;
   vflip: number;
@@ -33,12 +40,22 @@ export interface AugmentConfig {
   hue: number;
   /** Probability of converting to grayscale (after jitter). */
   grayscaleProb: number;
+  /** Probability of a Gaussian blur, and its sigma range in pixels (SimCLR's ImageNet recipe). */
+  blurProb: number;
+  blurSigma: [number, number];
+  /**
+   * Largest standard deviation of added pixel noise ([0, 1] units; each view draws its own
+   * in [0, noise]). Noise and blur make a dataset's per-image grain useless for telling
+   * images apart, so the encoder has to use their content.
+   */
+  noise: number;
 }
 
-/** SimCLR's CIFAR-10 recipe with colour strength 1 (0.8, 0.8, 0.8, 0.2), crops from 20%. */
+/** SimCLR's CIFAR-10 recipe with colour strength 1 (0.8, 0.8, 0.8, 0.2), crops from 20%, no rotation. */
 export const SIMCLR_AUGMENT: AugmentConfig = {
   cropScale: [0.2, 1],
   cropRatio: [3 / 4, 4 / 3],
+  rotation: 0,
   hflip: 0.5,
   vflip: 0.5,
   jitterProb: 0.8,
@@ -47,6 +64,9 @@ export const SIMCLR_AUGMENT: AugmentConfig = {
   saturation: 0.8,
   hue: 0.2,
   grayscaleProb: 0.2,
+  blurProb: 0,
+  blurSigma: [0.1, 2],
+  noise: 0,
 };
 
 /** The crop window in source pixels: top-left (x0, y0) and size (w, h). */
@@ -75,8 +95,9 @@ export function sampleCrop(size: number, cfg: AugmentConfig, gen: Generator): Cr
 }
 
 /**
- * Bilinear resample of the box to size x size (pixel centres aligned, as
- * align_corners=False), with optional flips, from HWC uint8 to planar [0, 1] floats.
+ * Bilinear resample of the box, rotated by `angle` radians about its centre, to size x size
+ * (pixel centres aligned, as align_corners=False; samples outside the image take the
+ * nearest border pixel), with optional flips, from HWC uint8 to planar [0, 1] floats.
  */
 export function cropResize(
   src: Uint8Array,
@@ -85,17 +106,21 @@ export function cropResize(
   flipX: boolean,
   flipY: boolean,
   out: Float32Array,
+  angle = 0,
 ): void {
   const plane = size * size;
-  const sx = box.w / size, sy = box.h / size;
+  const cx = box.x0 + box.w / 2 - 0.5, cy = box.y0 + box.h / 2 - 0.5;
+  const cos = Math.cos(angle), sin = Math.sin(angle);
+  const clampPx = (v: number) => Math.min(Math.max(v, 0), size - 1);
   for (let oy = 0; oy < size; oy++) {
-    const ty = flipY ? size - 1 - oy : oy;
-    const fy = Math.min(Math.max(box.y0 + (ty + 0.5) * sy - 0.5, 0), size - 1);
-    const y0 = Math.floor(fy), y1 = Math.min(y0 + 1, size - 1), wy = fy - y0;
+    const v = ((flipY ? size - 1 - oy : oy) + 0.5) / size - 0.5;
     for (let ox = 0; ox < size; ox++) {
-      const tx = flipX ? size - 1 - ox : ox;
-      const fx = Math.min(Math.max(box.x0 + (tx + 0.5) * sx - 0.5, 0), size - 1);
+      const u = ((flipX ? size - 1 - ox : ox) + 0.5) / size - 0.5;
+      // Offset inside the crop, rotated, then placed at the crop centre.
+      const dx = u * box.w, dy = v * box.h;
+      const fx = clampPx(cx + cos * dx - sin * dy), fy = clampPx(cy + sin * dx + cos * dy);
       const x0 = Math.floor(fx), x1 = Math.min(x0 + 1, size - 1), wx = fx - x0;
+      const y0 = Math.floor(fy), y1 = Math.min(y0 + 1, size - 1), wy = fy - y0;
       const a = (y0 * size + x0) * 3,
         b = (y0 * size + x1) * 3,
         c = (y1 * size + x0) * 3,
@@ -177,6 +202,36 @@ export function toGrayscale(px: Float32Array): void {
   adjustSaturation(px, 0);
 }
 
+/** Separable Gaussian blur of each plane (radius ceil(3 sigma), borders replicated). */
+export function gaussianBlur(px: Float32Array, size: number, sigma: number): void {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from(
+    { length: 2 * r + 1 },
+    (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)),
+  );
+  const total = k.reduce((a, b) => a + b, 0);
+  const w = k.map((v) => v / total);
+  const tmp = new Float32Array(size * size);
+  const at = (v: number) => (v < 0 ? 0 : v >= size ? size - 1 : v);
+  for (let c = 0; c < 3; c++) {
+    const p = px.subarray(c * size * size, (c + 1) * size * size);
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        let s = 0;
+        for (let i = -r; i <= r; i++) s += w[i + r] * p[y * size + at(x + i)];
+        tmp[y * size + x] = s;
+      }
+    }
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        let s = 0;
+        for (let i = -r; i <= r; i++) s += w[i + r] * tmp[at(y + i) * size + x];
+        p[y * size + x] = s;
+      }
+    }
+  }
+}
+
 /** One view of one image (HWC uint8) into `out` (planar, [-1, 1]). */
 export function augmentOne(
   src: Uint8Array,
@@ -186,7 +241,9 @@ export function augmentOne(
   out: Float32Array,
 ): void {
   const box = sampleCrop(size, cfg, gen);
-  cropResize(src, size, box, gen.uniform() < cfg.hflip, gen.uniform() < cfg.vflip, out);
+  const flipX = gen.uniform() < cfg.hflip, flipY = gen.uniform() < cfg.vflip;
+  const angle = (cfg.rotation * Math.PI / 180) * (2 * gen.uniform() - 1);
+  cropResize(src, size, box, flipX, flipY, out, angle);
   if (gen.uniform() < cfg.jitterProb) {
     // Draw all four factors, then apply them in a random order.
     const factor = (s: number) => 1 - s + 2 * s * gen.uniform();
@@ -199,6 +256,19 @@ export function augmentOne(
     for (const k of gen.permutation(4)) ops[k]();
   }
   if (gen.uniform() < cfg.grayscaleProb) toGrayscale(out);
+  if (gen.uniform() < cfg.blurProb) {
+    gaussianBlur(
+      out,
+      size,
+      cfg.blurSigma[0] + (cfg.blurSigma[1] - cfg.blurSigma[0]) * gen.uniform(),
+    );
+  }
+  if (cfg.noise > 0) {
+    const std = cfg.noise * gen.uniform();
+    const n = new Float32Array(out.length);
+    gen.fillNormal(n, 0, std);
+    for (let i = 0; i < out.length; i++) out[i] = clamp01(out[i] + n[i]);
+  }
   for (let i = 0; i < out.length; i++) out[i] = out[i] * 2 - 1;
 }
 

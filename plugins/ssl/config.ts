@@ -58,6 +58,10 @@ export const sslTrainConfigSchema = s.object({
     crop_ratio: s.array(s.number({ positive: true }), { minLength: 2 }).default(
       SIMCLR_AUGMENT.cropRatio,
     ),
+    rotation: s.number({ min: 0, max: 180 }).default(180)
+      .describe(
+        "largest crop rotation in degrees (shapes are drawn at any angle; 0 where orientation is the class)",
+      ),
     hflip: s.number(unit).default(SIMCLR_AUGMENT.hflip),
     vflip: s.number(unit).default(SIMCLR_AUGMENT.vflip),
     jitter_prob: s.number(unit).default(SIMCLR_AUGMENT.jitterProb),
@@ -66,6 +70,13 @@ export const sslTrainConfigSchema = s.object({
     saturation: s.number(unit).default(SIMCLR_AUGMENT.saturation),
     hue: s.number({ min: 0, max: 0.5 }).default(SIMCLR_AUGMENT.hue),
     grayscale_prob: s.number(unit).default(SIMCLR_AUGMENT.grayscaleProb),
+    blur_prob: s.number(unit).default(0.5),
+    blur_sigma: s.array(s.number({ positive: true }), { minLength: 2 }).default(
+      SIMCLR_AUGMENT.blurSigma,
+    ),
+    noise: s.number(unit).default(0.05).describe(
+      "largest std of added pixel noise (hides per-image grain)",
+    ),
   })),
   loss: group(s.object({
     temperature: s.number({ positive: true }).default(0.2).describe("NT-Xent temperature"),

@@ -22,9 +22,11 @@ import type { Tensor } from "../../core/tensor.ts";
 
 /**
  * What the first conv sees. "rgb": the image. "edges": a fixed, colour- and polarity-free
- * front end, the Sobel gradient magnitude summed over the three channels (one plane).
+ * front end, the Sobel gradient magnitude over the three channels (one plane). "oriented":
+ * the same magnitude m plus the edge orientation as the doubled-angle vector m (cos 2a,
+ * sin 2a) of the colour structure tensor (three planes), still free of colour and polarity.
  */
-export type SslInput = "rgb" | "edges";
+export type SslInput = "rgb" | "edges" | "oriented";
 
 export interface SslModelConfig {
   input: SslInput;
@@ -83,14 +85,26 @@ const SOBEL = (() => {
   return Float32Array.from([gx, gy, gx, gy, gx, gy].flat().map((v) => v / 4));
 })();
 
+const INPUT_PLANES: Record<SslInput, number> = { rgb: 3, edges: 1, oriented: 3 };
+
 /**
- * sqrt(sum over channels of |grad|^2), (N, 1, S, S): where an edge is and how strong, the
- * same for a red star on green as for a green star on red. No parameters; no gradient
- * flows into the image.
+ * From the colour structure tensor J = sum over channels of (gx, gy)^T (gx, gy):
+ * m = sqrt(Jxx + Jyy), the edge strength, the same for a red star on green as for a green
+ * star on red; with `oriented`, also (Jxx - Jyy) / m and 2 Jxy / m, which are m (cos 2a,
+ * sin 2a) for an edge at angle a. (N, 1 or 3, S, S); no parameters, no gradient needed.
  */
-export function edgeMagnitude(x: Tensor): Tensor {
-  const g = ops.conv2d(x, ops.tensor(SOBEL, [6, 1, 3, 3]), null, { padding: 1, groups: 3 });
-  return ops.sqrt(ops.add(ops.sum(ops.square(g), 1, true), 1e-6));
+export function edgeFeatures(x: Tensor, oriented: boolean): Tensor {
+  const [N, , H, W] = x.shape;
+  const g = ops.reshape(
+    ops.conv2d(x, ops.tensor(SOBEL, [6, 1, 3, 3]), null, { padding: 1, groups: 3 }),
+    [N, 3, 2, H, W],
+  );
+  const gx = ops.slice(g, 2, 0, 1), gy = ops.slice(g, 2, 1, 2);
+  const jxx = ops.sum(ops.square(gx), 1), jyy = ops.sum(ops.square(gy), 1); // (N, 1, H, W)
+  const m = ops.sqrt(ops.add(ops.add(jxx, jyy), 1e-6));
+  if (!oriented) return m;
+  const jxy = ops.sum(ops.mul(gx, gy), 1);
+  return ops.cat([m, ops.div(ops.sub(jxx, jyy), m), ops.div(ops.mul(jxy, 2), m)], 1);
 }
 
 /** conv -> GroupNorm -> ReLU. */
@@ -168,7 +182,7 @@ export class SslEncoderNet extends Module {
 
   /** (N, 3, S, S) in [-1, 1] -> (N, C, grid, grid): the patch feature map. */
   features(x: Tensor): Tensor {
-    let h = this.cfg.input === "edges" ? edgeMagnitude(x) : x;
+    let h = this.cfg.input === "rgb" ? x : edgeFeatures(x, this.cfg.input === "oriented");
     for (const m of [...this.stages, ...this.blocks]) h = m.forward(h);
     return h;
   }

@@ -54,6 +54,7 @@ export function augmentConfigFrom(cfg: SslTrainConfig): AugmentConfig {
   return {
     cropScale: [a.crop_scale[0], a.crop_scale[1]],
     cropRatio: [a.crop_ratio[0], a.crop_ratio[1]],
+    rotation: a.rotation,
     hflip: a.hflip,
     vflip: a.vflip,
     jitterProb: a.jitter_prob,
@@ -62,6 +63,9 @@ export function augmentConfigFrom(cfg: SslTrainConfig): AugmentConfig {
     saturation: a.saturation,
     hue: a.hue,
     grayscaleProb: a.grayscale_prob,
+    blurProb: a.blur_prob,
+    blurSigma: [a.blur_sigma[0], a.blur_sigma[1]],
+    noise: a.noise,
   };
 }
 
