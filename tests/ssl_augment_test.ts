@@ -13,6 +13,7 @@ import {
   adjustSaturation,
   augmentBatch,
   cropResize,
+  gaussianBlur,
   sampleCrop,
   SIMCLR_AUGMENT,
   toGrayscale,
@@ -173,4 +174,21 @@ Deno.test("augmentBatch: grayscale always on gives equal channels; colour off an
       assert.ok(Math.abs(id[c * plane + i] - want) < 1e-5);
     }
   }
+});
+
+Deno.test("gaussianBlur: constants stay, an interior impulse keeps its mass and spreads as a Gaussian", () => {
+  const n = 16, plane = n * n;
+  const flat = new Float32Array(3 * plane).fill(0.25);
+  gaussianBlur(flat, n, 1.3);
+  for (const v of flat) assert.ok(Math.abs(v - 0.25) < 1e-6);
+  const imp = new Float32Array(3 * plane);
+  imp[plane + 8 * n + 8] = 1; // green channel, pixel (8, 8)
+  const sigma = 1;
+  gaussianBlur(imp, n, sigma);
+  const green = imp.subarray(plane, 2 * plane);
+  assert.ok(Math.abs(green.reduce((a, b) => a + b, 0) - 1) < 1e-5, "mass kept");
+  // Separable: the ratio of neighbours is the 1-D kernel's, exp(-1 / (2 sigma^2)) per step.
+  const ratio = green[8 * n + 9] / green[8 * n + 8];
+  assert.ok(Math.abs(ratio - Math.exp(-1 / (2 * sigma * sigma))) < 1e-5, `ratio ${ratio}`);
+  assert.equal(imp.subarray(0, plane).reduce((a, b) => a + b, 0), 0, "other channels untouched");
 });
