@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { backward } from "../core/autograd.ts";
 import * as ops from "../core/ops/mod.ts";
-import { l2Normalize, ntXent } from "../plugins/ssl/loss.ts";
+import { l2Normalize, ntXent, patchToImage } from "../plugins/ssl/loss.ts";
 
 /** SimCLR's loss written out: rows i and (i + N) mod 2N are positives, i itself is excluded. */
 function reference(z: number[][], t: number): number {
@@ -76,4 +76,37 @@ Deno.test("l2Normalize gives unit rows in the same direction; ntXent rejects odd
   assert.deepEqual(Array.from(u).map((v) => +v.toFixed(6)), [0.6, 0.8, 0, 0, -1, 0]);
   assert.throws(() => ntXent(ops.tensor(new Float32Array(9), [3, 3]), 0.1), /expected \(2N, d\)/);
   assert.throws(() => ntXent(ops.tensor(new Float32Array(6), [2, 3]), 0.1), /N >= 2/);
+});
+
+/** The patch-to-image loss written out: patch l of row m against every image row but m itself. */
+function patchReference(p: number[][], z: number[][], t: number): number {
+  const M = z.length, L = p.length / M, N = M / 2;
+  const unit = (r: number[]) => r.map((v) => v / Math.hypot(...r));
+  const zu = z.map(unit);
+  let total = 0;
+  for (let m = 0; m < M; m++) {
+    for (let l = 0; l < L; l++) {
+      const pu = unit(p[m * L + l]);
+      const s = zu.map((r) => r.reduce((a, v, k) => a + v * pu[k], 0) / t);
+      let denom = 0;
+      for (let j = 0; j < M; j++) if (j !== m) denom += Math.exp(s[j]);
+      total += -(s[(m + N) % M] - Math.log(denom));
+    }
+  }
+  return total / (M * L);
+}
+
+Deno.test("patchToImage matches the written-out loss (2 images x 2 views x 3 patches)", async () => {
+  const z = Z.slice(0, 4);
+  const p = Array.from({ length: 12 }, (_, i) => [Math.sin(i + 1), Math.cos(2 * i), 0.3 * i - 1]);
+  for (const t of [0.5, 0.1]) {
+    const got = await patchToImage(ops.tensor(p.flat(), [12, 3]), ops.tensor(z.flat(), [4, 3]), t)
+      .item();
+    const want = patchReference(p, z, t);
+    assert.ok(Math.abs(got - want) < 1e-5 * Math.max(1, want), `t=${t}: ${got} vs ${want}`);
+  }
+  assert.throws(
+    () => patchToImage(ops.tensor(new Float32Array(15), [5, 3]), ops.tensor(z.flat(), [4, 3]), 0.1),
+    /expected patches/,
+  );
 });

@@ -54,7 +54,9 @@ export const sslTrainConfigSchema = s.object({
     proj_dim: s.int({ min: 1 }).default(64),
   })),
   augment: group(s.object({
-    crop_scale: s.array(s.number(unit), { minLength: 2 }).default(SIMCLR_AUGMENT.cropScale),
+    // SimCLR crops from 20% of the area; on 32 px shapes that often cuts the shape away, and
+    // 70% measured best (bag-of-tokens probe 53% vs 44% after 100 updates).
+    crop_scale: s.array(s.number(unit), { minLength: 2 }).default([0.7, 1]),
     crop_ratio: s.array(s.number({ positive: true }), { minLength: 2 }).default(
       SIMCLR_AUGMENT.cropRatio,
     ),
@@ -80,6 +82,10 @@ export const sslTrainConfigSchema = s.object({
   })),
   loss: group(s.object({
     temperature: s.number({ positive: true }).default(0.2).describe("NT-Xent temperature"),
+    patch_weight: s.number(pos).default(1)
+      .describe(
+        "weight of the patch-to-image term (each patch must find its image's other view); 0: SimCLR alone",
+      ),
   })),
   optimization: group(s.object({
     max_update: s.int({ min: 1 }).default(150),

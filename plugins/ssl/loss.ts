@@ -35,3 +35,39 @@ export function ntXent(z: Tensor, temperature: number): Tensor {
     ops.tensor(targets, [M], { dtype: "i32" }),
   );
 }
+
+/**
+ * Patch-to-image NT-Xent: every patch embedding of a view must pick out the other view of
+ * its own image among all 2N image embeddings (its own view's embedding is masked out, as
+ * the diagonal is above). It asks each patch feature, not only their mean, to know which
+ * image, and so which shape, it is part of: the property K-Means tokens need.
+ *
+ * `patches` is (2N * L, d), the L patches of row m at rows m * L .. m * L + L - 1; `z` is
+ * (2N, d), ordered as in `ntXent`.
+ */
+export function patchToImage(patches: Tensor, z: Tensor, temperature: number): Tensor {
+  const [M] = z.shape;
+  const L = patches.shape[0] / M;
+  if (z.ndim !== 2 || patches.ndim !== 2 || !Number.isInteger(L) || M % 2 !== 0 || M < 4) {
+    throw new Error(
+      `patchToImage: expected patches (2N * L, d) and z (2N, d), got [${patches.shape}] and [${z.shape}]`,
+    );
+  }
+  const N = M / 2;
+  const logits = ops.mul(
+    ops.matmul(l2Normalize(patches), ops.transpose(l2Normalize(z))),
+    1 / temperature,
+  );
+  const mask = new Float32Array(M * L * M);
+  const targets = new Int32Array(M * L);
+  for (let m = 0; m < M; m++) {
+    for (let l = 0; l < L; l++) {
+      mask[(m * L + l) * M + m] = -1e9;
+      targets[m * L + l] = (m + N) % M;
+    }
+  }
+  return ops.crossEntropy(
+    ops.add(logits, ops.tensor(mask, [M * L, M])),
+    ops.tensor(targets, [M * L], { dtype: "i32" }),
+  );
+}

@@ -6,6 +6,7 @@
  *                   -> one stride-2 conv3x3 block per halving until S / grid == 1
  *                   -> `depth` conv3x3 blocks at grid x grid                (patch features)
  *   training only:  global average pool -> Linear -> ReLU -> Linear        (projection head)
+ *                   and the same head on every patch (the patch-to-image loss)
  *
  * The grid blocks are residual so that extra depth only widens the receptive field (each
  * adds 2 * (S / grid) pixels) without making the small network harder to train. With
@@ -189,7 +190,16 @@ export class SslEncoderNet extends Module {
 
   /** Feature map -> (N, projDim) embedding for the contrastive loss. */
   project(fmap: Tensor): Tensor {
-    const pooled = ops.mean(fmap, [2, 3]);
-    return this.fc2.forward(ops.relu(this.fc1.forward(pooled)));
+    return this.head(ops.mean(fmap, [2, 3]));
+  }
+
+  /** Feature map -> (N * grid^2, projDim): every patch through the same head, rows by image then raster. */
+  projectPatches(fmap: Tensor): Tensor {
+    const [N, C, H, W] = fmap.shape;
+    return this.head(ops.reshape(ops.permute(fmap, [0, 2, 3, 1]), [N * H * W, C]));
+  }
+
+  head(x: Tensor): Tensor {
+    return this.fc2.forward(ops.relu(this.fc1.forward(x)));
   }
 }

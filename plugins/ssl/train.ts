@@ -20,7 +20,7 @@ import { Generator } from "../../core/random.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
 import { augmentBatch, type AugmentConfig } from "./augment.ts";
 import type { SslTrainConfig } from "./config.ts";
-import { ntXent } from "./loss.ts";
+import { ntXent, patchToImage } from "./loss.ts";
 import { SslEncoderNet, type SslModelConfig } from "./model.ts";
 
 export const SSL_KIND = "ssl-encoder";
@@ -153,8 +153,13 @@ export async function trainSsl(
         const views = new Float32Array(2 * B * 3 * S * S);
         views.set(augmentBatch(images, rows, aug, gen.fork(0)), 0);
         views.set(augmentBatch(images, rows, aug, gen.fork(1)), B * 3 * S * S);
-        const z = model.project(model.features(ops.tensor(views, [2 * B, 3, S, S])));
-        return ntXent(z, cfg.loss.temperature);
+        const fmap = model.features(ops.tensor(views, [2 * B, 3, S, S]));
+        const z = model.project(fmap);
+        const t = cfg.loss.temperature, w = cfg.loss.patch_weight;
+        const global = ntXent(z, t);
+        return w > 0
+          ? ops.add(global, ops.mul(patchToImage(model.projectPatches(fmap), z, t), w))
+          : global;
       },
       itemsPerBatch: ({ rows }) => rows.length,
     },
