@@ -95,12 +95,16 @@ Deno.test("ssl-encoder tokens of shapes carry the class; the random projection's
     assert.equal(meta.kind, "ssl-encoder");
     assert.equal(meta.config.grid, 8);
     const ssl = await bagProbe(`${dir}/tokens`), random = await bagProbe(`${dir}/random`);
-    // Measured (2 cores): ssl 0.35-0.40 after these 60 updates, random projection 0.17-0.19
-    // (chance 0.10). A logistic regression on the 64-bin token histogram is the probe.
+    // Measured (2 cores, 25 s for the whole test): ssl 0.494, random projection 0.150 (chance
+    // 0.10); everything is seeded, so these repeat. A logistic regression on each image's
+    // 64-bin token histogram is the probe (plugins/ssl/bag_probe.ts). The full recipe
+    // (tasks/probe-shapes.yaml, 150 updates on 2048 images) reaches 0.62 on this probe and 0.66
+    // on the stage-1 linear probe, against 0.18 and 0.22 for the random projection.
     assert.ok(random < 0.25, `random projection ${random}`);
+    assert.ok(ssl >= 0.4, `ssl ${ssl}: want >= 0.40`);
     assert.ok(
-      ssl >= random + 0.12,
-      `ssl ${ssl} vs random projection ${random}: want a margin of 12 points`,
+      ssl >= random + 0.2,
+      `ssl ${ssl} vs random projection ${random}: want a margin of 20 points`,
     );
   }));
 
