@@ -95,16 +95,16 @@ Deno.test("ssl-encoder tokens of shapes carry the class; the random projection's
     assert.equal(meta.kind, "ssl-encoder");
     assert.equal(meta.config.grid, 8);
     const ssl = await bagProbe(`${dir}/tokens`), random = await bagProbe(`${dir}/random`);
-    // Measured (2 cores, 25 s for the whole test): ssl 0.494, random projection 0.150 (chance
-    // 0.10); everything is seeded, so these repeat. A logistic regression on each image's
-    // 64-bin token histogram is the probe (plugins/ssl/bag_probe.ts). The full recipe
-    // (tasks/probe-shapes.yaml, 150 updates on 2048 images) reaches 0.62 on this probe and 0.66
-    // on the stage-1 linear probe, against 0.18 and 0.22 for the random projection.
+    // Measured (2 cores, 25-50 s for the whole test): ssl 0.639, random projection 0.150
+    // (chance 0.10); everything is seeded, so these repeat up to float summation order. A
+    // logistic regression on each image's 64-bin token histogram is the probe
+    // (plugins/ssl/bag_probe.ts); tasks/probe-shapes.yaml runs the full recipe and the stage-1
+    // probe.
     assert.ok(random < 0.25, `random projection ${random}`);
-    assert.ok(ssl >= 0.4, `ssl ${ssl}: want >= 0.40`);
+    assert.ok(ssl >= 0.5, `ssl ${ssl}: want >= 0.50`);
     assert.ok(
-      ssl >= random + 0.2,
-      `ssl ${ssl} vs random projection ${random}: want a margin of 20 points`,
+      ssl >= random + 0.3,
+      `ssl ${ssl} vs random projection ${random}: want a margin of 30 points`,
     );
   }));
 
