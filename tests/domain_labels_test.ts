@@ -14,7 +14,7 @@ import { Generator } from "../core/random.ts";
 import { memoryLogger, Registry, type StepContext } from "../core/registry.ts";
 import { exportDataset } from "../plugins/demo/images.ts";
 import { inceptionScore, SaturationMean } from "../plugins/domain/features.ts";
-import { readLabels } from "../plugins/domain/labels.ts";
+import { readLabels } from "../core/data/labels.ts";
 import { trainClassifierParams, trainClassifierStep } from "../plugins/domain/train.ts";
 import { runPipeline } from "../plugins/pipeline/pipeline.ts";
 import { Stage2Model } from "../plugins/stage2/model.ts";

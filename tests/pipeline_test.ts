@@ -178,7 +178,7 @@ Deno.test("sample step: tiny trained parts found by their markers -> the same PN
 
   // The sampled images are those of the two-step chain, under zero-padded ids.
   const ids = ["0000", "0001", "0002", "0003", "0004"];
-  // labels.tsv (plugins/domain/labels.ts) names the class each image was sampled for.
+  // labels.tsv (core/data/labels.ts) names the class each image was sampled for.
   assert.deepEqual([...Deno.readDirSync(`${out}/sample/results`)].map((e) => e.name).sort(), [...ids.map((id) => `${id}.png`), "labels.tsv"]);
   const classColumn = async (dir: string) => (await Deno.readTextFile(`${dir}/labels.tsv`)).trim().split("\n").slice(1).map((l) => l.split("\t")[1]);
   assert.deepEqual(await classColumn(`${out}/sample/results`), await classColumn(`${out}/reference/results`));

@@ -6,7 +6,7 @@
 import type { Dataset } from "../../core/data/dataset.ts";
 import { readImage, writePng } from "../../core/image/codec.ts";
 import type { RgbImage } from "../../core/image/rgb.ts";
-import { labelRows, writeLabels } from "../domain/labels.ts";
+import { labelRows, writeLabels } from "../../core/data/labels.ts";
 
 /**
  * Tiles `images` into a grid, `columns` wide, each enlarged `scale` times (nearest

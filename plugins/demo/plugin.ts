@@ -19,6 +19,7 @@ import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { writePng } from "../../core/image/codec.ts";
 import { definePlugin } from "../../core/registry.ts";
 import randomProjection from "../../examples/custom-encoder/plugin.ts";
+import { guidanceSweep, sweepParams } from "./guidance_sweep.ts";
 import { contactSheet, exportDataset, folderSheet } from "./images.ts";
 import { RandomConvEncoder } from "./random_conv_encoder.ts";
 import { summaryOutputs, summaryParams, writeSummary } from "./summary.ts";
@@ -96,6 +97,16 @@ export default definePlugin({
         await writeUntrainedStage1(p.stage1, `${ctx.stepDir}/stage1`, p.seed);
         await writeUntrainedStage2(p.stage2, `${ctx.stepDir}/stage2`, p.seed + 1);
         await writeUntrainedVqgan(p.vqgan, `${ctx.stepDir}/vqgan`, p.seed + 2);
+      },
+    });
+    r.step({
+      name: "guidance-sweep",
+      description: "class accuracy of class-conditional samples at several classifier-free guidance scales",
+      params: sweepParams,
+      outputs: () => ({ sweep: "sweep.json" }),
+      run: async (p, ctx) => {
+        const points = await guidanceSweep(p, ctx);
+        await Deno.writeTextFile(ctx.outputs.sweep, JSON.stringify({ points }, null, 2) + "\n");
       },
     });
     r.step({

@@ -9,7 +9,7 @@
 import { checkpointExists } from "../../core/io/checkpoint.ts";
 import type { Logger } from "../../core/registry.ts";
 import { loadClassifier, type LoadedClassifier } from "./checkpoint.ts";
-import { LABELS_FILE, readLabels } from "./labels.ts";
+import { LABELS_FILE, readLabels } from "../../core/data/labels.ts";
 import { DomainMetric, DomainReference } from "./metric.ts";
 
 export interface DomainPlan {

@@ -20,7 +20,7 @@ import { precisionRecall } from "../metrics/precision_recall.ts";
 import { FeatureStats } from "../metrics/stats.ts";
 import type { LoadedClassifier } from "./checkpoint.ts";
 import { classify, inceptionScore, SaturationMean } from "./features.ts";
-import { LABELS_FILE } from "./labels.ts";
+import { LABELS_FILE } from "../../core/data/labels.ts";
 
 /** Features, probabilities and saturation of one image set. */
 class FeatureSet {

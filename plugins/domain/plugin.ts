@@ -15,7 +15,7 @@ import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
 import { ImageFolder } from "../metrics/folder.ts";
 import { loadClassifier } from "./checkpoint.ts";
-import { readLabels } from "./labels.ts";
+import { readLabels } from "../../core/data/labels.ts";
 import { DomainMetric, DomainReference } from "./metric.ts";
 import { trainClassifierOutputs, trainClassifierParams, trainClassifierStep } from "./train.ts";
 

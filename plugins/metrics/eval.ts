@@ -38,7 +38,7 @@ import {
   loadDomain,
   planDomain,
 } from "../domain/eval_hook.ts";
-import { LABELS_FILE } from "../domain/labels.ts";
+import { LABELS_FILE } from "../../core/data/labels.ts";
 import type { DomainMetric } from "../domain/metric.ts";
 import { FidMetric, INCEPTION_FEATURE } from "./fid.ts";
 import { ImageFolder } from "./folder.ts";
@@ -163,7 +163,7 @@ async function checkInputs(p: EvalParams, ctx: EvalContext): Promise<EvalPlan> {
   const usable = (f: ImageFolder) => Math.min(f.count, p.limit ?? Infinity);
 
   const generated = await ImageFolder.open(p.generated, "generated images");
-  // labels.tsv is the sample folder's own class list (plugins/domain/labels.ts), not a stray file.
+  // labels.tsv is the sample folder's own class list (core/data/labels.ts), not a stray file.
   const stray = generated.skipped.filter((f) => !f.endsWith(`/${LABELS_FILE}`));
   if (stray.length) {
     ctx.log.warn(`${p.generated}: ignoring ${stray.length} file(s) that are not png/jpg/jpeg`);

@@ -16,7 +16,7 @@ import { sampleStage2 } from "../stage2/generator.ts";
 import type { Stage2Model } from "../stage2/model.ts";
 import type { Stage2SampleOptions } from "../stage2/sample_ar.ts";
 import { ContactSheet, imageAt } from "../vqgan/images.ts";
-import { labelRows, writeLabels } from "../domain/labels.ts";
+import { labelRows, writeLabels } from "../../core/data/labels.ts";
 import { formatCodecs, readTokenGrids } from "./tokens.ts";
 
 export interface PipelineOptions {

@@ -20,7 +20,7 @@ export const vqganTrainConfigSchema = s.object({
     preset: s.enum(["mage", "cpu16", "cpu32", "cpu64"]).default("cpu32"),
     ch: s.int({ min: 1 }).optional(),
     ch_mult: s.array(s.int({ min: 1 })).optional(),
-    num_res_blocks: s.int({ min: 1 }).optional(),
+    num_res_blocks: s.int({ min: 0 }).describe("residual blocks per level (0: only the two middle blocks)").optional(),
     z_channels: s.int({ min: 1 }).describe("channels of z; also the codebook dimension unless code_dim is set").optional(),
     n_embed: s.int({ min: 2 }).describe("codebook size").optional(),
     /** ViT-VQGAN's factorised codes: look codes up in this many dimensions (1x1 projections in and out). */
@@ -31,9 +31,10 @@ export const vqganTrainConfigSchema = s.object({
     patch: s.int({ min: 1 }).describe("space-to-depth fold before conv_in (1: none)").default(1),
     /** false: no GroupNorm + swish before the encoder's and decoder's conv_out (keeps colour). */
     out_norm: s.bool().describe("GroupNorm + swish before conv_out (MaskGIT)").default(true),
+    norm: s.enum(["group", "none"]).describe("GroupNorm in the residual blocks (MaskGIT), or none (blocks start as the identity)").default("group"),
     norm_groups: s.int({ min: 1 }).optional(),
     resolution: s.int({ min: 1 }).describe("image side; defaults to the preset's").optional(),
-  }).default({ preset: "cpu32", l2_codes: false, patch: 1, out_norm: true }),
+  }).default({ preset: "cpu32", l2_codes: false, patch: 1, out_norm: true, norm: "group" }),
   dataset: s.object({
     batch_size: s.int({ min: 1 }).default(16),
     /** A core/data dataset description, e.g. { kind: shapes, size: 32 } (images must be square). */
@@ -52,7 +53,17 @@ export const vqganTrainConfigSchema = s.object({
     legacy: s.bool().default(false),
     /** Every N updates, codes unused since the last restart move onto random encoder outputs (0: off). */
     dead_code_restart: s.int(pos).default(0),
-  }).default({ reconstruction: "l2", codebook_weight: 1, beta: 0.25, legacy: false, dead_code_restart: 0 }),
+    /**
+     * Updates trained as a plain autoencoder (the quantiser bypassed) before quantising: a
+     * small model learns colour and shape quickly that way, and the codebook then starts
+     * where the encoder's outputs are.
+     */
+    vq_warmup: s.int(pos).default(0),
+    /** At the end of the warm-up, fit the codebook by k-means to the encoder's outputs on training images. */
+    kmeans_init: s.bool().default(false),
+  }).default({
+    reconstruction: "l2", codebook_weight: 1, beta: 0.25, legacy: false, dead_code_restart: 0, vq_warmup: 0, kmeans_init: false,
+  }),
   optimization: s.object({
     max_update: s.int({ min: 1 }),
     lr: s.number({ min: 0 }),

@@ -61,7 +61,7 @@ export class VqDecoder extends Module {
       up[i] = new UpLevel(blocks, i !== 0 ? new Upsample(channels, gen) : null);
     }
     this.up = this.list("up", up);
-    this.norm_out = cfg.outNorm === false ? null : this.child("norm_out", normalize(channels, norm));
+    this.norm_out = cfg.outNorm === false || cfg.norm === "none" ? null : this.child("norm_out", normalize(channels, norm));
     this.conv_out = this.child("conv_out", new Conv2d(channels, cfg.outCh * (cfg.patch ?? 1) ** 2, 3, { padding: 1, gen }));
   }
 

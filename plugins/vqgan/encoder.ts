@@ -72,7 +72,7 @@ export class VqEncoder extends Module {
     }
     this.down = this.list("down", levels);
     this.mid = this.child("mid", new MidBlocks(channels, norm, gen));
-    this.norm_out = cfg.outNorm === false ? null : this.child("norm_out", normalize(channels, norm));
+    this.norm_out = cfg.outNorm === false || cfg.norm === "none" ? null : this.child("norm_out", normalize(channels, norm));
     this.conv_out = this.child("conv_out", new Conv2d(channels, cfg.zChannels, 1, { gen }));
   }
 

@@ -12,6 +12,7 @@ import { definePlugin } from "../../core/registry.ts";
 import { TrainReporter } from "../../core/train/reporter.ts";
 import { vqganTrainConfigSchema } from "./config.ts";
 import { encodeDataset } from "./encode.ts";
+import { reconstructDataset, reconstructOutputs, reconstructParams } from "./reconstruct.ts";
 import { trainVqganFromConfig } from "./train.ts";
 import { loadVqgan } from "./weights.ts";
 
@@ -59,9 +60,24 @@ export default definePlugin({
         const dir = experimentDir(p.output.dir, ctx.stepDir);
         using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "vqgan", unit: "img" });
         const run = await trainVqganFromConfig(p, dir, report.hooks);
-        ctx.log.info(`vqgan: reconstruction PSNR ${run.psnr.toFixed(2)} dB on ${p.dataset.valid_images > 0 ? "held-out" : "training"} images`);
+        ctx.log.info(`reconstruction PSNR ${run.psnr.toFixed(2)} dB on ${p.dataset.valid_images > 0 ? "held-out" : "training"} images`);
         run.model.dispose();
         report.finish(run.result);
+      },
+    });
+    r.step({
+      name: "reconstruct-vqgan",
+      description: "held-out images through a VQGAN: PNGs + labels.tsv, PSNR, saturation kept, codebook usage",
+      params: reconstructParams,
+      outputs: reconstructOutputs,
+      run: async (p, ctx) => {
+        await useDevice(ctx.device);
+        const model = await loadVqgan(p.checkpoint);
+        try {
+          await reconstructDataset(model, await openDataset(p.dataset as DatasetSpec), p, ctx);
+        } finally {
+          model.dispose();
+        }
       },
     });
     r.step({

@@ -146,6 +146,17 @@ export class VectorQuantizer extends Module {
     return { quantized, indices, codebookLoss, commitmentLoss, latent: u };
   }
 
+  /**
+   * The decoder input without quantising: the code-space vector itself, through the same
+   * projection back. A warm-up phase trains encoder and decoder this way (a plain
+   * autoencoder, which learns colour and shape in a few hundred steps) before the codebook
+   * is fitted to its outputs, so the decoder sees the same kind of input before and after.
+   */
+  bypass(z: Tensor): Tensor {
+    const u = this.toCodeSpace(z);
+    return this.proj_out ? this.proj_out.forward(u) : u;
+  }
+
   /** The weighted VQ loss: codebook + beta*commitment, or taming's legacy beta*codebook + commitment. */
   loss(out: QuantizerOutput, legacy = false): Tensor {
     return legacy

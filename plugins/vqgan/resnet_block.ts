@@ -21,6 +21,8 @@ export interface NormSpec {
   /** Groups per GroupNorm (MaskGIT: 32). */
   groups: number;
   eps: number;
+  /** "none": no GroupNorm anywhere, blocks start as the identity (VqganConfig.norm). */
+  kind?: "group" | "none";
 }
 
 /** taming's Normalize(): GroupNorm with affine parameters. */
@@ -31,24 +33,33 @@ export function normalize(channels: number, norm: NormSpec): GroupNorm {
   return new GroupNorm(norm.groups, channels, norm.eps);
 }
 
-/** x * sigmoid(x) after a GroupNorm: the pre-activation used before every conv. */
-export function normSwish(norm: GroupNorm, x: Tensor): Tensor {
-  return ops.silu(norm.forward(x));
+/** x * sigmoid(x) after a GroupNorm (when there is one): the pre-activation used before every conv. */
+export function normSwish(norm: GroupNorm | null, x: Tensor): Tensor {
+  return ops.silu(norm ? norm.forward(x) : x);
+}
+
+function zeroFill(t: Tensor): void {
+  const zeros = ops.zeros(t.shape);
+  t.backend.copyInto(t.view(), zeros.view());
+  zeros.dispose();
 }
 
 export class ResnetBlock extends Module {
-  readonly norm1: GroupNorm;
+  readonly norm1: GroupNorm | null;
   readonly conv1: Conv2d;
-  readonly norm2: GroupNorm;
+  readonly norm2: GroupNorm | null;
   readonly conv2: Conv2d;
   readonly nin_shortcut: Conv2d | null;
 
   constructor(readonly inChannels: number, readonly outChannels: number, norm: NormSpec, gen = new Generator(0)) {
     super();
-    this.norm1 = this.child("norm1", normalize(inChannels, norm));
+    const grouped = norm.kind !== "none";
+    this.norm1 = grouped ? this.child("norm1", normalize(inChannels, norm)) : null;
     this.conv1 = this.child("conv1", new Conv2d(inChannels, outChannels, 3, { padding: 1, bias: false, gen }));
-    this.norm2 = this.child("norm2", normalize(outChannels, norm));
+    this.norm2 = grouped ? this.child("norm2", normalize(outChannels, norm)) : null;
     this.conv2 = this.child("conv2", new Conv2d(outChannels, outChannels, 3, { padding: 1, bias: false, gen }));
+    // Without a norm to tame it, a block starts as the identity (its branch's last conv at zero).
+    if (!grouped) zeroFill(this.conv2.weight);
     this.nin_shortcut = inChannels !== outChannels
       ? this.child("nin_shortcut", new Conv2d(outChannels, outChannels, 1, { bias: false, gen }))
       : null;

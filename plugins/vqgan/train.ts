@@ -15,6 +15,9 @@ import type { Dataset } from "../../core/data/dataset.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
+import { noGrad } from "../../core/autograd.ts";
+import { fitKMeans } from "../kmeans/lloyd.ts";
+import { memorySource } from "../kmeans/source.ts";
 import type { VqganTrainConfig } from "./config.ts";
 import { ContactSheet, imageAt, imagesToTensor, psnr } from "./images.ts";
 import { VQGAN, VQGAN_PRESETS, type VqganConfig } from "./vqgan.ts";
@@ -39,6 +42,7 @@ export function vqganConfigFrom(cfg: VqganTrainConfig, imageSize?: number): Vqga
     patch: m.patch,
     l2Codes: m.l2_codes,
     outNorm: m.out_norm,
+    norm: m.norm,
   };
 }
 
@@ -189,25 +193,34 @@ export async function trainVqgan(
     ? new DeadCodeRestarter(model, cfg.loss.dead_code_restart, cfg.common.seed + 7)
     : null;
   const valid = hooks.valid;
+  const warmup = cfg.loss.vq_warmup;
+  const pixelLoss = (recon: Tensor, x: Tensor) => {
+    const diff = ops.sub(recon, x);
+    return ops.mean(cfg.loss.reconstruction === "l1" ? ops.abs(diff) : ops.square(diff));
+  };
 
   const result = await train<{ rows: number[]; tick: number }>({
     model,
     batchesPerEpoch,
     batch: async (epoch, index, order) => {
+      const tick = epoch * batchesPerEpoch + index;
+      if (cfg.loss.kmeans_init && tick === warmup) {
+        const fitted = await fitCodebookToEncoder(model, images, cfg.common.seed + 11, hooks.signal);
+        hooks.onRestart?.(tick, fitted);
+      }
       const restart = await restarter?.update();
       if (restart) hooks.onRestart?.(restart.step, restart.codes);
       const perm = new Generator(cfg.common.seed).fork(1000 + epoch).permutation(images.count);
       const rows = Array.from(perm.subarray(order[index] * B, order[index] * B + B));
-      return { rows, tick: epoch * batchesPerEpoch + index };
+      return { rows, tick };
     },
     loss: ({ rows, tick }) => {
       const x = stackRows(images, rows);
       const z = model.encoder.forward(x);
+      if (tick < warmup) return pixelLoss(model.decoder.forward(model.quantize.bypass(z)), x);
       const vq = model.quantize.forward(z);
       restarter?.record(tick, vq.indices, vq.latent);
-      const recon = model.decoder.forward(vq.quantized);
-      const diff = ops.sub(recon, x);
-      const rec = ops.mean(cfg.loss.reconstruction === "l1" ? ops.abs(diff) : ops.square(diff));
+      const rec = pixelLoss(model.decoder.forward(vq.quantized), x);
       return ops.add(rec, ops.mul(model.quantize.loss(vq, cfg.loss.legacy), cfg.loss.codebook_weight));
     },
     itemsPerBatch: ({ rows }) => rows.length,
@@ -232,6 +245,36 @@ export async function trainVqgan(
   const recon = await reconstruct(model, sample);
   if (n > 0) await writePng(`${outDir}/reconstructions.png`, pairsSheet(sample, recon).image);
   return { model, result, psnr: psnr(sample, recon) };
+}
+
+/**
+ * K-means of the encoder's code-space vectors on up to 512 training images (spherical for
+ * l2 codes), copied into the codebook: after the warm-up every code starts where encoder
+ * outputs are, so none is dead from the start. Returns the number of codes set.
+ */
+async function fitCodebookToEncoder(model: VQGAN, images: ImageBatch, seed: number, signal?: AbortSignal): Promise<number> {
+  const q = model.quantize;
+  const n = Math.min(images.count, 512);
+  const chunks: Float32Array[] = [];
+  for (let i = 0; i < n; i += 64) {
+    signal?.throwIfAborted();
+    const rows = tidy(() =>
+      noGrad(() => {
+        const u = q.toCodeSpace(model.encoder.forward(imagesToTensor(images, i, Math.min(64, n - i))));
+        return ops.contiguous(ops.permute(u, [0, 2, 3, 1]));
+      })
+    );
+    chunks.push(Float32Array.from((await rows.data()) as Float32Array));
+    rows.dispose();
+  }
+  const data = new Float32Array(chunks.reduce((t, c) => t + c.length, 0));
+  chunks.reduce((at, c) => (data.set(c, at), at + c.length), 0);
+  const { centroids } = await fitKMeans(memorySource(data, q.dim), {
+    k: q.codes, iterations: 15, seed, spherical: q.l2, maxPointsPerCentroid: 0, minPointsPerCentroid: 0, signal,
+  });
+  const w = q.embedding.weight;
+  tidy(() => w.backend.copyInto(w.view(), ops.tensor(centroids, w.shape).view()));
+  return q.codes;
 }
 
 /** The chosen images as one (n, 3, H, W) tensor. */

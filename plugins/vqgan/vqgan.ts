@@ -51,6 +51,13 @@ export interface VqganConfig {
    * group, which is where a flat background's or a solid shape's colour lives.
    */
   outNorm?: boolean;
+  /**
+   * "group" (default, MaskGIT): GroupNorm before every conv of the residual blocks. "none":
+   * no normalisation at all, and each block's last conv starts at zero, so every block
+   * starts as the identity and the model as a nearly linear autoencoder. Small models
+   * trained for a few hundred steps learn colour this way; with GroupNorm they do not.
+   */
+  norm?: "group" | "none";
 }
 
 const base = { inChannels: 3, outCh: 3, eps: 1e-6, beta: 0.25 };
@@ -106,7 +113,7 @@ export class VQGAN extends Module implements Decoder {
     if (!Number.isInteger(grid) || grid < 1) {
       throw new Error(`vqgan: resolution ${cfg.resolution} is not divisible by the downsampling factor ${vqganDownsampling(cfg)}`);
     }
-    const norm = { groups: cfg.normGroups, eps: cfg.eps };
+    const norm = { groups: cfg.normGroups, eps: cfg.eps, kind: cfg.norm ?? "group" };
     this.encoder = this.child("encoder", new VqEncoder(cfg, norm, gen));
     this.decoder = this.child("decoder", new VqDecoder(cfg, norm, gen));
     this.quantize = this.child("quantize", new VectorQuantizer(cfg.nEmbed, cfg.embedDim, cfg.beta, gen, { zDim: cfg.zChannels, l2: cfg.l2Codes }));

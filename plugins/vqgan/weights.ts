@@ -39,6 +39,8 @@ export function inferVqganConfig(sd: StateDict, defaults: Partial<VqganConfig> =
   }
   let numResBlocks = 0;
   while (sd.has(`encoder.down.0.block.${numResBlocks}.conv1.weight`)) numResBlocks++;
+  // With no blocks per level (num_res_blocks 0) the levels leave no weights: vqgan.json has them.
+  if (chMult.length === 0) chMult.push(...(defaults.chMult ?? [1]));
   const [nEmbed, embedDim] = shapeOf(sd, "quantize.embedding.weight");
   const zChannels = shapeOf(sd, "encoder.conv_out.weight")[0];
   const levels = chMult.length;
@@ -57,6 +59,8 @@ export function inferVqganConfig(sd: StateDict, defaults: Partial<VqganConfig> =
     beta: defaults.beta ?? 0.25,
     ...(defaults.patch !== undefined ? { patch } : {}),
     ...(defaults.l2Codes !== undefined ? { l2Codes: defaults.l2Codes } : {}),
+    // Blocks without GroupNorm (norm: none) have no norm1 weights.
+    ...(defaults.norm !== undefined || !sd.has("encoder.mid.block_1.norm1.weight") ? { norm: sd.has("encoder.mid.block_1.norm1.weight") ? "group" as const : "none" as const } : {}),
     // A model built without the output norms has no norm_out weights.
     ...(defaults.outNorm !== undefined || !sd.has("encoder.norm_out.weight") ? { outNorm: sd.has("encoder.norm_out.weight") } : {}),
   };

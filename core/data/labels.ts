@@ -56,6 +56,12 @@ export function labelRows(
 
 /** `<dir>/labels.tsv` as file name -> class id, or null when the folder has none. */
 export async function readLabels(dir: string): Promise<Map<string, number> | null> {
+  const rows = await readLabelRows(dir);
+  return rows ? new Map(rows.map((r) => [r.file, r.classId])) : null;
+}
+
+/** Every row of `<dir>/labels.tsv` in file order, or null when the folder has none. */
+export async function readLabelRows(dir: string): Promise<LabelRow[] | null> {
   const path = `${dir.replace(/\/+$/, "")}/${LABELS_FILE}`;
   let text: string;
   try {
@@ -68,17 +74,17 @@ export async function readLabels(dir: string): Promise<Map<string, number> | nul
   if (lines.length === 0 || lines[0].split("\t")[0] !== HEADER[0]) {
     throw new Error(`${path}: expected a header line '${HEADER.join("\\t")}'`);
   }
-  const out = new Map<string, number>();
-  lines.slice(1).forEach((line, i) => {
-    const [file, id] = line.split("\t");
+  const seen = new Set<string>();
+  return lines.slice(1).map((line, i) => {
+    const [file, id, name] = line.split("\t");
     const classId = Number(id);
     if (!file || !Number.isInteger(classId) || classId < 0) {
       throw new Error(
         `${path}:${i + 2}: expected '<file>\\t<class id>\\t<class name>', got '${line}'`,
       );
     }
-    if (out.has(file)) throw new Error(`${path}:${i + 2}: '${file}' is listed twice`);
-    out.set(file, classId);
+    if (seen.has(file)) throw new Error(`${path}:${i + 2}: '${file}' is listed twice`);
+    seen.add(file);
+    return { file, classId, className: name ?? String(classId) };
   });
-  return out;
 }
