@@ -44,6 +44,8 @@ export interface Encoder {
   preprocess(images: ImageBatch): Tensor;
   /** Network input to features (N, gridSize*gridSize, featureDim), raster order. */
   encode(input: Tensor): Tensor;
+  /** Frees the encoder's weights; whoever created it calls this when done. */
+  dispose?(): void;
 }
 
 /** Images to discrete tokens. */
@@ -54,6 +56,8 @@ export interface Tokenizer {
   tokenize(images: ImageBatch): Promise<TokenGrid>;
   /** Features (N, L, D) to token ids (N, L), i32. */
   featuresToTokens(features: Tensor): Tensor;
+  /** Frees what the tokenizer holds (its encoder, when it owns it). */
+  dispose?(): void;
 }
 
 export interface SampleOptions {
@@ -77,6 +81,8 @@ export interface SampleOptions {
 export interface Generator {
   readonly name: string;
   sample(options: SampleOptions): Promise<TokenGrid>;
+  /** Frees the model's weights. */
+  dispose?(): void;
 }
 
 /** Tokens to pixels (the VQGAN decoder). */
@@ -85,6 +91,8 @@ export interface Decoder {
   readonly gridSize: number;
   readonly imageSize: number;
   decode(tokens: TokenGrid): Promise<ImageBatch>;
+  /** Frees the model's weights. */
+  dispose?(): void;
 }
 
 export type MetricResult = Record<string, number>;

@@ -13,7 +13,6 @@
 import { type Infer, s } from "../../core/config.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { useDevice } from "../../core/device.ts";
-import type { Encoder } from "../../core/interfaces.ts";
 import type { StepContext } from "../../core/registry.ts";
 import { centroidFileName, readCentroids } from "../kmeans/centroids.ts";
 import { INIT_METHODS } from "../kmeans/init.ts";
@@ -74,6 +73,6 @@ export async function trainTokenizer(p: TrainTokenizerParams, ctx: StepContext):
       tokenizer.dispose();
     }
   } finally {
-    (encoder as Encoder & { dispose?: () => void }).dispose?.();
+    encoder.dispose?.();
   }
 }

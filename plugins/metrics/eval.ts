@@ -151,7 +151,7 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
     }
     return await score(p, ctx, plan, extractor, encoders, domain);
   } finally {
-    for (const e of encoders) (e as GlobalEncoder & { dispose?: () => void }).dispose?.();
+    for (const e of encoders) e.dispose?.();
     domain?.classifier.model.dispose();
   }
 }

@@ -94,6 +94,6 @@ export class KMeansTokenizer implements Tokenizer {
 
   dispose(): void {
     this.#index.dispose();
-    if (this.#ownsEncoder) (this.encoder as Encoder & { dispose?: () => void }).dispose?.();
+    if (this.#ownsEncoder) this.encoder.dispose?.();
   }
 }

@@ -37,7 +37,7 @@ async function makeEncoder(ref: { name: string; options?: unknown }, ctx: RunCon
 }
 
 function disposeEncoder(e: Encoder): void {
-  (e as Encoder & { dispose?: () => void }).dispose?.();
+  e.dispose?.();
 }
 
 const dumpParams = s.object({
