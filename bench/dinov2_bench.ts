@@ -36,7 +36,10 @@ function randomize(m: DinoVisionTransformer): void {
   const sd = new Map();
   for (const [k, t] of m.stateDict()) {
     const data = new Float32Array(t.size);
-    if (k.endsWith("norm1.weight") || k.endsWith("norm2.weight") || k === "norm.weight" || k.endsWith(".gamma")) data.fill(1);
+    if (
+      k.endsWith("norm1.weight") || k.endsWith("norm2.weight") || k === "norm.weight" ||
+      k.endsWith(".gamma")
+    ) data.fill(1);
     else gen.fillNormal(data, 0, 0.02);
     sd.set(k, { dtype: "f32", shape: [...t.shape], data, sourceDtype: "f32" });
   }
@@ -58,11 +61,21 @@ const model = new DinoVisionTransformer(cfg);
 randomize(model);
 model.eval();
 const input = ops.randn([B, 3, 224, 224], new Generator(1)).keep();
-const full = timeIt(() => tidy(() => noGrad(() => void model.forwardFeatures(input).patches.dataSync())));
-const l3 = timeIt(() => tidy(() => noGrad(() => void model.patchFeatures(input, cfg.depth - 3).dataSync())));
-console.log(`DINOv2 ${cfg.name}, batch ${B}, 224x224, best of ${reps} (BLAS: ${blasDescription()})`);
-console.log(`  ours   full forward: ${(B / full).toFixed(2)} images/s (${(full * 1000).toFixed(0)} ms/batch)`);
-console.log(`  ours   l3 features : ${(B / l3).toFixed(2)} images/s (${(l3 * 1000).toFixed(0)} ms/batch)`);
+const full = timeIt(() =>
+  tidy(() => noGrad(() => void model.forwardFeatures(input).patches.dataSync()))
+);
+const l3 = timeIt(() =>
+  tidy(() => noGrad(() => void model.patchFeatures(input, cfg.depth - 3).dataSync()))
+);
+console.log(
+  `DINOv2 ${cfg.name}, batch ${B}, 224x224, best of ${reps} (BLAS: ${blasDescription()})`,
+);
+console.log(
+  `  ours   full forward: ${(B / full).toFixed(2)} images/s (${(full * 1000).toFixed(0)} ms/batch)`,
+);
+console.log(
+  `  ours   l3 features : ${(B / l3).toFixed(2)} images/s (${(l3 * 1000).toFixed(0)} ms/batch)`,
+);
 
 const TORCH_SCRIPT = `
 import json, sys, time, torch
@@ -113,8 +126,14 @@ async function torchPeer(): Promise<{ torch: string; full: number; l3: number } 
     return `${PYTHON} not found`;
   }
   const args = [B, reps, cfg.embedDim, cfg.depth, cfg.heads, cfg.registers].map(String);
-  const r = await new Deno.Command(PYTHON, { args: ["-c", TORCH_SCRIPT, ...args], stdout: "piped", stderr: "piped" }).output();
-  if (!r.success) return `python failed: ${new TextDecoder().decode(r.stderr).trim().split("\n").pop()}`;
+  const r = await new Deno.Command(PYTHON, {
+    args: ["-c", TORCH_SCRIPT, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) {
+    return `python failed: ${new TextDecoder().decode(r.stderr).trim().split("\n").pop()}`;
+  }
   return JSON.parse(new TextDecoder().decode(r.stdout));
 }
 
@@ -122,8 +141,16 @@ const peer = await torchPeer();
 if (typeof peer === "string") {
   console.log(`  PyTorch: skipped (${peer})`);
 } else {
-  console.log(`  PyTorch ${peer.torch} (2 threads) full forward: ${(B / peer.full).toFixed(2)} images/s, l3: ${(B / peer.l3).toFixed(2)} images/s`);
-  console.log(`  ratio ours/PyTorch: full ${(peer.full / full).toFixed(2)}x, l3 ${(peer.l3 / l3).toFixed(2)}x`);
+  console.log(
+    `  PyTorch ${peer.torch} (2 threads) full forward: ${
+      (B / peer.full).toFixed(2)
+    } images/s, l3: ${(B / peer.l3).toFixed(2)} images/s`,
+  );
+  console.log(
+    `  ratio ours/PyTorch: full ${(peer.full / full).toFixed(2)}x, l3 ${
+      (peer.l3 / l3).toFixed(2)
+    }x`,
+  );
 }
 input.dispose();
 model.dispose();

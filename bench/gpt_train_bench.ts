@@ -19,7 +19,16 @@ import { bestOf, runPeer } from "./peer.ts";
 const D = 512, L = 8, H = 8, V = 8192, T = 256, B = 4;
 console.log(`backend: ${cpuBackend().description}`);
 
-const model = new Stage1GPT({ clusters: V - 5, classes: 0, layers: L, dim: D, heads: H, ffnDim: 4 * D, length: T, dropout: 0.1 }, new Generator(0));
+const model = new Stage1GPT({
+  clusters: V - 5,
+  classes: 0,
+  layers: L,
+  dim: D,
+  heads: H,
+  ffnDim: 4 * D,
+  length: T,
+  dropout: 0.1,
+}, new Generator(0));
 const opt = new AdamW(model.parameters(), { lr: 1e-4, betas: [0.9, 0.98] });
 const g = new Generator(1);
 const ids = Int32Array.from({ length: B * T }, () => 5 + g.int(V - 5));
@@ -27,8 +36,15 @@ const tgt = Int32Array.from({ length: B * T }, () => 5 + g.int(V - 5));
 const dropout = new Generator(2);
 const step = () => {
   tidy(() => {
-    const logits = model.decoder.forward(ops.tensor(ids, [B, T], { dtype: "i32" }), { causal: true, gen: dropout });
-    const loss = ops.crossEntropy(ops.reshape(logits, [B * T, V]), ops.tensor(tgt, [B * T], { dtype: "i32" }), { labelSmoothing: 0.1 });
+    const logits = model.decoder.forward(ops.tensor(ids, [B, T], { dtype: "i32" }), {
+      causal: true,
+      gen: dropout,
+    });
+    const loss = ops.crossEntropy(
+      ops.reshape(logits, [B * T, V]),
+      ops.tensor(tgt, [B * T], { dtype: "i32" }),
+      { labelSmoothing: 0.1 },
+    );
     backward(loss);
   });
   opt.update();
@@ -37,7 +53,9 @@ const step = () => {
 step(); // warm-up
 const ours = await bestOf(3, step);
 
-const peer = await runPeer("torch", `
+const peer = await runPeer(
+  "torch",
+  `
 import torch, time, json, math
 torch.set_num_threads(2); torch.manual_seed(0)
 D,L,H,V,T,B = ${D},${L},${H},${V},${T},${B}
@@ -72,18 +90,39 @@ best=1e9
 for _ in range(3):
     t=time.time(); step(); best=min(best,time.time()-t)
 print(json.dumps({"seconds": best}))
-`);
-console.log(`GPT train step (512x8, vocab 8192, T 256, B 4): ours ${ours.toFixed(3)} s` +
-  (peer ? `, PyTorch ${peer.seconds.toFixed(3)} s, ratio ${(ours / peer.seconds).toFixed(2)} (<= 1.0 is the target)` : ""));
+`,
+);
+console.log(
+  `GPT train step (512x8, vocab 8192, T 256, B 4): ours ${ours.toFixed(3)} s` +
+    (peer
+      ? `, PyTorch ${peer.seconds.toFixed(3)} s, ratio ${
+        (ours / peer.seconds).toFixed(2)
+      } (<= 1.0 is the target)`
+      : ""),
+);
 const tokPerS = (B * T) / ours;
-console.log(`  training throughput: ${tokPerS.toFixed(0)} tokens/s` + (peer ? ` vs PyTorch ${((B * T) / peer.seconds).toFixed(0)}` : ""));
+console.log(
+  `  training throughput: ${tokPerS.toFixed(0)} tokens/s` +
+    (peer ? ` vs PyTorch ${((B * T) / peer.seconds).toFixed(0)}` : ""),
+);
 model.dispose();
 opt.dispose();
 
 // ---- sampling with the KV cache: small preset, batch 8, 256 tokens
-const small = new Stage1GPT({ clusters: 8192, classes: 0, layers: 4, dim: 128, heads: 4, ffnDim: 512, length: 256, dropout: 0.1 }, new Generator(3));
+const small = new Stage1GPT({
+  clusters: 8192,
+  classes: 0,
+  layers: 4,
+  dim: 128,
+  heads: 4,
+  ffnDim: 512,
+  length: 256,
+  dropout: 0.1,
+}, new Generator(3));
 const sampleSecs = await bestOf(1, () => sampleStage1(small, { count: 8, seed: 1, topK: 200 }));
-const peerS = await runPeer("torch-sample", `
+const peerS = await runPeer(
+  "torch-sample",
+  `
 import torch, time, json, math
 torch.set_num_threads(2); torch.manual_seed(0)
 D,L,H,V,T,B = 128,4,4,8197,256,8
@@ -109,8 +148,17 @@ def sample():
         tok=torch.cat([tok,nxt],1)
     return tok
 sample(); t=time.time(); sample(); print(json.dumps({"seconds": time.time()-t}))
-`);
+`,
+);
 const ourTok = (8 * 256) / sampleSecs;
-console.log(`stage-1 sampling with KV cache (4x128, batch 8, 256 tokens): ours ${ourTok.toFixed(0)} tokens/s` +
-  (peerS ? `, PyTorch ${((8 * 256) / peerS.seconds).toFixed(0)} tokens/s, ratio ${(ourTok / ((8 * 256) / peerS.seconds)).toFixed(2)} (>= 1.0 is the target)` : ""));
+console.log(
+  `stage-1 sampling with KV cache (4x128, batch 8, 256 tokens): ours ${
+    ourTok.toFixed(0)
+  } tokens/s` +
+    (peerS
+      ? `, PyTorch ${((8 * 256) / peerS.seconds).toFixed(0)} tokens/s, ratio ${
+        (ourTok / ((8 * 256) / peerS.seconds)).toFixed(2)
+      } (>= 1.0 is the target)`
+      : ""),
+);
 small.dispose();

@@ -126,7 +126,9 @@ function runTsDecoder(): number {
 const ours = runOurs();
 const tsDecode = runTsDecoder();
 const peer = await runPeer("PIL+torchvision", PEER);
-console.log(`${n} photos, best of ${passes} passes, single thread on both sides; JPEG: ${jpegDescription()}`);
+console.log(
+  `${n} photos, best of ${passes} passes, single thread on both sides; JPEG: ${jpegDescription()}`,
+);
 for (const k of ["decode", "resize", "crop", "tensor", "total", "cpu"] as const) {
   const o = n / ours[k];
   const p = peer ? n / peer[k] : undefined;
@@ -141,5 +143,7 @@ const tsRate = n / tsDecode, peerDecode = peer ? n / peer.decode : undefined;
 console.log(
   `ts-jpeg ours ${tsRate.toFixed(1).padStart(8)} img/s   peer ${
     peerDecode ? peerDecode.toFixed(1).padStart(8) + " img/s" : "skipped"
-  }   ratio ${peerDecode ? (tsRate / peerDecode).toFixed(2) : "n/a"}   (the TS fallback decoder alone)`,
+  }   ratio ${
+    peerDecode ? (tsRate / peerDecode).toFixed(2) : "n/a"
+  }   (the TS fallback decoder alone)`,
 );

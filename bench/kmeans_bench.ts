@@ -23,7 +23,10 @@ const { values } = parseArgs({
     iters: { type: "string", default: "20" },
   },
 });
-const N = Number(values.rows), D = Number(values.dim), K = Number(values.k), iters = Number(values.iters);
+const N = Number(values.rows),
+  D = Number(values.dim),
+  K = Number(values.k),
+  iters = Number(values.iters);
 
 /** 1000 blobs with uniform noise, from the counter hash (no Math.random). */
 function data(): Float32Array {
@@ -39,10 +42,19 @@ function data(): Float32Array {
 
 const x = data();
 const t0 = performance.now();
-const fit = await fitKMeans(memorySource(x, D), { k: K, iterations: iters, init: "random", seed: 1234 });
+const fit = await fitKMeans(memorySource(x, D), {
+  k: K,
+  iterations: iters,
+  init: "random",
+  seed: 1234,
+});
 const ours = (performance.now() - t0) / 1000;
 console.log(`K-Means ${N} x ${D}, K=${K}, ${iters} iterations (BLAS: ${blasDescription()})`);
-console.log(`  ours : ${ours.toFixed(2)} s (${(1000 * ours / iters).toFixed(0)} ms/iteration), objective ${fit.stats.at(-1)!.inertia.toPrecision(7)}`);
+console.log(
+  `  ours : ${ours.toFixed(2)} s (${(1000 * ours / iters).toFixed(0)} ms/iteration), objective ${
+    fit.stats.at(-1)!.inertia.toPrecision(7)
+  }`,
+);
 
 const FAISS_SCRIPT = `
 import json, sys, time
@@ -53,7 +65,9 @@ t0 = time.perf_counter(); km.train(x); t = time.perf_counter() - t0
 print(json.dumps({"faiss": faiss.__version__, "threads": faiss.omp_get_max_threads(), "seconds": t, "obj": float(km.obj[-1])}))
 `;
 
-async function faissPeer(): Promise<{ faiss: string; threads: number; seconds: number; obj: number } | string> {
+async function faissPeer(): Promise<
+  { faiss: string; threads: number; seconds: number; obj: number } | string
+> {
   try {
     await Deno.stat(PYTHON);
   } catch {
@@ -62,8 +76,14 @@ async function faissPeer(): Promise<{ faiss: string; threads: number; seconds: n
   const path = await Deno.makeTempFile({ suffix: ".npy" });
   try {
     writeNpyMatrix(path, x, N, D);
-    const r = await new Deno.Command(PYTHON, { args: ["-c", FAISS_SCRIPT, path, String(K), String(iters)], stdout: "piped", stderr: "piped" }).output();
-    if (!r.success) return `python failed: ${new TextDecoder().decode(r.stderr).trim().split("\n").pop()}`;
+    const r = await new Deno.Command(PYTHON, {
+      args: ["-c", FAISS_SCRIPT, path, String(K), String(iters)],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!r.success) {
+      return `python failed: ${new TextDecoder().decode(r.stderr).trim().split("\n").pop()}`;
+    }
     return JSON.parse(new TextDecoder().decode(r.stdout));
   } finally {
     await Deno.remove(path);
@@ -74,6 +94,14 @@ const peer = await faissPeer();
 if (typeof peer === "string") {
   console.log(`  faiss: skipped (${peer})`);
 } else {
-  console.log(`  faiss ${peer.faiss} (${peer.threads} threads): ${peer.seconds.toFixed(2)} s, objective ${peer.obj.toPrecision(7)}`);
-  console.log(`  ratio faiss/ours (time): ${(peer.seconds / ours).toFixed(2)}x; objective ours/faiss ${(fit.stats.at(-1)!.inertia / peer.obj).toFixed(4)}`);
+  console.log(
+    `  faiss ${peer.faiss} (${peer.threads} threads): ${peer.seconds.toFixed(2)} s, objective ${
+      peer.obj.toPrecision(7)
+    }`,
+  );
+  console.log(
+    `  ratio faiss/ours (time): ${(peer.seconds / ours).toFixed(2)}x; objective ours/faiss ${
+      (fit.stats.at(-1)!.inertia / peer.obj).toFixed(4)
+    }`,
+  );
 }

@@ -12,7 +12,11 @@
 import { parseArgs } from "node:util";
 import { blasDescription, openblas } from "../core/native/openblas.ts";
 import {
-  blockedKernelDescription, sgemm, sgemmBlocked, sgemmBlockedScalar, type SgemmFn,
+  blockedKernelDescription,
+  sgemm,
+  sgemmBlocked,
+  sgemmBlockedScalar,
+  type SgemmFn,
 } from "../core/backends/cpu/gemm.ts";
 
 const PYTHON = "/usr/bin/python3";
@@ -105,12 +109,25 @@ for (const n of sizes) {
   const ratio = (x: number | undefined) =>
     x === undefined || np === undefined ? "-" : (x / np).toFixed(3);
   rows.push([
-    String(n), fmt(blas), fmt(blocked), fmt(scalar), fmt(np), ratio(blas), ratio(blocked),
+    String(n),
+    fmt(blas),
+    fmt(blocked),
+    fmt(scalar),
+    fmt(np),
+    ratio(blas),
+    ratio(blocked),
   ]);
 }
 
-const header = ["n", "ours BLAS", "ours TS+SIMD", "ours TS scalar", "numpy", "BLAS/numpy",
-  "TS+SIMD/numpy"];
+const header = [
+  "n",
+  "ours BLAS",
+  "ours TS+SIMD",
+  "ours TS scalar",
+  "numpy",
+  "BLAS/numpy",
+  "TS+SIMD/numpy",
+];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
 console.log(`  numpy:        ${numpyNote}`);

@@ -8,7 +8,12 @@ export const PYTHON = "/usr/bin/python3";
  */
 export async function runPeer(name: string, code: string): Promise<Record<string, number> | null> {
   try {
-    const out = await new Deno.Command(PYTHON, { args: ["-c", code], stdout: "piped", stderr: "piped", env: { OMP_NUM_THREADS: "2" } }).output();
+    const out = await new Deno.Command(PYTHON, {
+      args: ["-c", code],
+      stdout: "piped",
+      stderr: "piped",
+      env: { OMP_NUM_THREADS: "2" },
+    }).output();
     if (!out.success) {
       const err = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
       console.log(`  peer ${name}: skipped (${err})`);
@@ -33,7 +38,17 @@ export async function bestOf(n: number, fn: () => unknown | Promise<unknown>): P
   return best;
 }
 
-export function ratioLine(label: string, ours: number, peer: number | undefined, unit: string, higherIsBetter: boolean) {
+export function ratioLine(
+  label: string,
+  ours: number,
+  peer: number | undefined,
+  unit: string,
+  higherIsBetter: boolean,
+) {
   const r = peer === undefined ? "n/a" : (higherIsBetter ? ours / peer : ours / peer).toFixed(2);
-  console.log(`${label}: ours ${ours.toFixed(3)} ${unit}, peer ${peer === undefined ? "skipped" : peer.toFixed(3) + " " + unit}, ratio ${r}`);
+  console.log(
+    `${label}: ours ${ours.toFixed(3)} ${unit}, peer ${
+      peer === undefined ? "skipped" : peer.toFixed(3) + " " + unit
+    }, ratio ${r}`,
+  );
 }

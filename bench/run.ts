@@ -6,7 +6,9 @@
 const filter = Deno.args;
 const files = [...Deno.readDirSync(new URL(".", import.meta.url))]
   .map((e) => e.name)
-  .filter((n) => n.endsWith("_bench.ts") && (filter.length === 0 || filter.some((f) => n.includes(f))))
+  .filter((n) =>
+    n.endsWith("_bench.ts") && (filter.length === 0 || filter.some((f) => n.includes(f)))
+  )
   .sort();
 let failed = 0;
 for (const f of files) {

@@ -13,7 +13,7 @@ import * as ops from "../core/ops/mod.ts";
 import { Generator } from "../core/random.ts";
 import { tidy } from "../core/tensor.ts";
 import { sampleNAR } from "../plugins/stage2/maskgit.ts";
-import { Stage2Model, STAGE2_PRESETS } from "../plugins/stage2/model.ts";
+import { STAGE2_PRESETS, Stage2Model } from "../plugins/stage2/model.ts";
 import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
 import { bestOf, ratioLine, runPeer } from "./peer.ts";
 
@@ -72,12 +72,21 @@ if (!values["skip-decode"]) {
   const model = new VQGAN(VQGAN_PRESETS.mage, new Generator(1));
   model.eval();
   const g = new Generator(2);
-  const grid = { tokens: Int32Array.from({ length: 256 }, () => g.int(1024)), count: 1, height: 16, width: 16 };
+  const grid = {
+    tokens: Int32Array.from({ length: 256 }, () => g.int(1024)),
+    count: 1,
+    height: 16,
+    width: 16,
+  };
   await model.decode(grid); // warm-up
   const ours = await bestOf(repeats, () => model.decode(grid));
   model.dispose();
   const peer = await runPeer("torch VQGAN decode", DECODE_PEER);
-  console.log(`VQGAN decode 16x16 codes -> 256x256 (MAGE size, decoder ${(30_478_339 / 1e6).toFixed(1)}M params), batch 1:`);
+  console.log(
+    `VQGAN decode 16x16 codes -> 256x256 (MAGE size, decoder ${
+      (30_478_339 / 1e6).toFixed(1)
+    }M params), batch 1:`,
+  );
   ratioLine("  images/s", 1 / ours, peer ? 1 / peer.seconds : undefined, "img/s", true);
 }
 
@@ -89,7 +98,9 @@ const small = STAGE2_PRESETS.small;
 const NAR_PEER = `
 import json, math, time, torch, torch.nn.functional as F
 torch.set_num_threads(2); torch.manual_seed(0)
-NL, D, H, FF, V, K, P, L, B, T = ${small.layers}, ${small.dim}, ${small.heads}, ${small.ffnDim}, ${CODES + 5}, ${CLUSTERS + 5}, ${P}, ${L}, ${B}, ${STEPS}
+NL, D, H, FF, V, K, P, L, B, T = ${small.layers}, ${small.dim}, ${small.heads}, ${small.ffnDim}, ${
+  CODES + 5
+}, ${CLUSTERS + 5}, ${P}, ${L}, ${B}, ${STEPS}
 r = lambda *s: torch.randn(*s) * 0.02
 W = {"emb": r(V + K, D), "pos1": r(1026, D), "pos": r(1026, D), "out": r(V, D), "ln": (torch.ones(D), torch.zeros(D))}
 layers = [dict(qkv=r(3 * D, D), qkvb=r(3 * D), o=r(D, D), ob=r(D), f1=r(FF, D), f1b=r(FF), f2=r(D, FF), f2b=r(D),
@@ -129,14 +140,31 @@ print(json.dumps({"seconds": best}))
 
 if (!values["skip-nar"]) {
   const model = new Stage2Model({
-    variant: "nar", clusters: CLUSTERS, codebookSize: CODES, prefixLength: P, length: L, ...small, dropout: 0,
+    variant: "nar",
+    clusters: CLUSTERS,
+    codebookSize: CODES,
+    prefixLength: P,
+    length: L,
+    ...small,
+    dropout: 0,
   }, new Generator(3));
   const g = new Generator(4);
-  const sem = { tokens: Int32Array.from({ length: B * P }, () => g.int(CLUSTERS)), count: B, height: 16, width: 16 };
-  tidy(() => model.forward(ops.tensor(new Int32Array(P + L + 1).fill(2), [1, P + L + 1], { dtype: "i32" })));
+  const sem = {
+    tokens: Int32Array.from({ length: B * P }, () => g.int(CLUSTERS)),
+    count: B,
+    height: 16,
+    width: 16,
+  };
+  tidy(() =>
+    model.forward(ops.tensor(new Int32Array(P + L + 1).fill(2), [1, P + L + 1], { dtype: "i32" }))
+  );
   const ours = await bestOf(repeats, () => sampleNAR(model, sem, { seed: 1, steps: STEPS }));
   model.dispose();
   const peer = await runPeer("torch MaskGIT decode", NAR_PEER);
-  console.log(`MaskGIT decoding, ${STEPS} steps, batch ${B}, ${small.layers} layers x ${small.dim} (sequence ${P + 1 + L}, ${CODES} codes):`);
+  console.log(
+    `MaskGIT decoding, ${STEPS} steps, batch ${B}, ${small.layers} layers x ${small.dim} (sequence ${
+      P + 1 + L
+    }, ${CODES} codes):`,
+  );
   ratioLine("  images/s", B / ours, peer ? B / peer.seconds : undefined, "img/s", true);
 }

@@ -8,7 +8,7 @@
  * summed before it propagates further.
  */
 
-import { Tensor, tidy, trackNode } from "./tensor.ts";
+import { type Tensor, tidy, trackNode } from "./tensor.ts";
 import * as ops from "./ops/mod.ts";
 
 export class Node {
@@ -109,9 +109,15 @@ function reverseTopological(root: Node): Node[] {
  * unless `grad` is given. The graph is freed afterwards unless `retainGraph`.
  */
 export function backward(loss: Tensor, grad?: Tensor, retainGraph = false): void {
-  if (!loss.requiresGrad) throw new Error("backward: the tensor does not require grad (no parameter took part)");
+  if (!loss.requiresGrad) {
+    throw new Error("backward: the tensor does not require grad (no parameter took part)");
+  }
   if (!grad && loss.size !== 1) {
-    throw new Error(`backward: loss must be a scalar, got shape [${loss.shape.join(", ")}]; pass an output gradient`);
+    throw new Error(
+      `backward: loss must be a scalar, got shape [${
+        loss.shape.join(", ")
+      }]; pass an output gradient`,
+    );
   }
   const root = loss.node;
   tidy(() => {
@@ -121,13 +127,19 @@ export function backward(loss: Tensor, grad?: Tensor, retainGraph = false): void
         accumulateLeaf(loss, seed);
         return;
       }
-      if (root.freed) throw new Error("backward: the graph was already freed (call backward once, or pass retainGraph)");
+      if (root.freed) {
+        throw new Error(
+          "backward: the graph was already freed (call backward once, or pass retainGraph)",
+        );
+      }
       const grads = new Map<Node, Tensor>([[root, seed]]);
       for (const node of reverseTopological(root)) {
         const g = grads.get(node);
         grads.delete(node);
         if (!g) continue;
-        if (node.freed) throw new Error(`backward: graph node '${node.name}' was freed before backward`);
+        if (node.freed) {
+          throw new Error(`backward: graph node '${node.name}' was freed before backward`);
+        }
         const inGrads = node.backwardFn(g);
         g.dispose();
         node.inputs.forEach((input, i) => {
@@ -137,7 +149,9 @@ export function backward(loss: Tensor, grad?: Tensor, retainGraph = false): void
             return;
           }
           if (!sameShape(ig.shape, input.shape)) {
-            throw new Error(`backward: '${node.name}' gave a gradient of shape [${ig.shape}] for input [${input.shape}]`);
+            throw new Error(
+              `backward: '${node.name}' gave a gradient of shape [${ig.shape}] for input [${input.shape}]`,
+            );
           }
           if (input.node) {
             const prev = grads.get(input.node);

@@ -33,17 +33,43 @@ export interface View {
 }
 
 export type UnaryOp =
-  | "neg" | "abs" | "exp" | "log" | "sqrt" | "rsqrt" | "tanh" | "sigmoid" | "silu"
-  | "gelu" | "relu" | "sin" | "cos" | "square" | "reciprocal" | "floor" | "sign"
+  | "neg"
+  | "abs"
+  | "exp"
+  | "log"
+  | "sqrt"
+  | "rsqrt"
+  | "tanh"
+  | "sigmoid"
+  | "silu"
+  | "gelu"
+  | "relu"
+  | "sin"
+  | "cos"
+  | "square"
+  | "reciprocal"
+  | "floor"
+  | "sign"
   /** d/dx gelu(x) (exact erf form); used by the GELU backward. */
   | "gelu_grad"
   /** d/dx silu(x); used by the SiLU backward. */
   | "silu_grad";
 
 export type BinaryOp =
-  | "add" | "sub" | "mul" | "div" | "pow" | "max" | "min"
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "pow"
+  | "max"
+  | "min"
   /** Comparisons give 1 or 0 in the output dtype. */
-  | "eq" | "ne" | "lt" | "le" | "gt" | "ge";
+  | "eq"
+  | "ne"
+  | "lt"
+  | "le"
+  | "gt"
+  | "ge";
 
 export type ReduceOp = "sum" | "max" | "min" | "argmax" | "argmin";
 
@@ -206,20 +232,43 @@ export interface Backend {
   softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number, log: boolean): Storage;
   /** Returns y, and per-row mean and rstd for the backward. weight/bias may be absent. */
   layerNorm(
-    x: Storage, weight: Storage | null, bias: Storage | null, rows: number, cols: number, eps: number,
+    x: Storage,
+    weight: Storage | null,
+    bias: Storage | null,
+    rows: number,
+    cols: number,
+    eps: number,
   ): { y: Storage; mean: Storage; rstd: Storage };
   layerNormBackward(
-    x: Storage, weight: Storage | null, mean: Storage, rstd: Storage, dy: Storage, rows: number,
+    x: Storage,
+    weight: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    dy: Storage,
+    rows: number,
     cols: number,
   ): { dx: Storage; dweight: Storage; dbias: Storage };
   /** x is (N, C, HW); groups split C. Returns y, and per (N, group) mean and rstd. */
   groupNorm(
-    x: Storage, weight: Storage | null, bias: Storage | null, N: number, C: number, HW: number,
-    groups: number, eps: number,
+    x: Storage,
+    weight: Storage | null,
+    bias: Storage | null,
+    N: number,
+    C: number,
+    HW: number,
+    groups: number,
+    eps: number,
   ): { y: Storage; mean: Storage; rstd: Storage };
   groupNormBackward(
-    x: Storage, weight: Storage | null, mean: Storage, rstd: Storage, dy: Storage, N: number,
-    C: number, HW: number, groups: number,
+    x: Storage,
+    weight: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    dy: Storage,
+    N: number,
+    C: number,
+    HW: number,
+    groups: number,
   ): { dx: Storage; dweight: Storage; dbias: Storage };
   /**
    * Cross-entropy per row with label smoothing spread over all classes (fairseq/PyTorch
@@ -227,12 +276,21 @@ export interface Backend {
    * give 0. Returns the per-row loss and the log-softmax for the backward.
    */
   crossEntropy(
-    logits: Storage, targets: Storage, rows: number, cols: number, smoothing: number,
+    logits: Storage,
+    targets: Storage,
+    rows: number,
+    cols: number,
+    smoothing: number,
     ignoreIndex: number,
   ): { loss: Storage; logp: Storage };
   /** d logits, given dLoss per row. */
   crossEntropyBackward(
-    logp: Storage, targets: Storage, dloss: Storage, rows: number, cols: number, smoothing: number,
+    logp: Storage,
+    targets: Storage,
+    dloss: Storage,
+    rows: number,
+    cols: number,
+    smoothing: number,
     ignoreIndex: number,
   ): Storage;
 
@@ -261,9 +319,19 @@ export interface Backend {
    * Returns the output and the per-row log-sum-exp for the backward. The backward takes
    * dense operands: args.inputs and args.tokenMajorOut must be absent there.
    */
-  attention(q: Storage, k: Storage, v: Storage, args: AttentionArgs): { out: Storage; lse: Storage };
+  attention(
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    args: AttentionArgs,
+  ): { out: Storage; lse: Storage };
   attentionBackward(
-    q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, dout: Storage,
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    out: Storage,
+    lse: Storage,
+    dout: Storage,
     args: AttentionArgs,
   ): { dq: Storage; dk: Storage; dv: Storage };
 

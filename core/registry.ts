@@ -250,8 +250,10 @@ const emptyOptions = s.object({});
 
 /** Shared state behind a registry and its per-plugin views. */
 class Store {
-  readonly entries = new Map<Kind, Map<string, Entry<Kind>>>(KINDS.map((k) => [k, new Map()]));
-  readonly plugins = new Map<string, LoadedPlugin>();
+  readonly entries: Map<Kind, Map<string, Entry<Kind>>> = new Map<Kind, Map<string, Entry<Kind>>>(
+    KINDS.map((k) => [k, new Map()]),
+  );
+  readonly plugins: Map<string, LoadedPlugin> = new Map<string, LoadedPlugin>();
 }
 
 export class Registry {
@@ -419,7 +421,7 @@ export class Registry {
 /** A task file's `plugins:` item: a module path, or a path with options for a factory. */
 export type PluginSpec = string | { path: string; options?: unknown };
 
-export const pluginSpecSchema = s.union(
+export const pluginSpecSchema: Schema<PluginSpec> = s.union(
   s.string({ nonEmpty: true }),
   s.object({ path: s.string({ nonEmpty: true }), options: s.any().optional() }),
 ).describe("plugin module path (relative to the task file) or { path, options }");

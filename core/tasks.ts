@@ -26,12 +26,12 @@ import {
   ConfigError,
   didYouMean,
   formatProblem,
-  type Infer,
   type KeyPath,
   type Override,
   type Problem,
   readYamlWithExtends,
   s,
+  type Schema,
   setOwn,
   validate,
 } from "./config.ts";
@@ -40,6 +40,7 @@ import {
   DEVICES,
   loadPlugins,
   type Logger,
+  type PluginSpec,
   pluginSpecSchema,
   prefixLogger,
   type Registry,
@@ -48,12 +49,31 @@ import {
 } from "./registry.ts";
 
 const NAME = /[A-Za-z0-9][A-Za-z0-9._-]*/;
-const nameSchema = s.string({
+const nameSchema: Schema<string> = s.string({
   pattern: NAME,
   patternName: "a name (letters, digits, '.', '-', '_')",
 });
 
-export const taskStepSchema = s.object({
+/** One step of a task file, as validated. */
+export interface TaskStepEntry {
+  name: string;
+  type: string;
+  description?: string;
+  params?: unknown;
+  force: boolean;
+}
+
+/** A task file, as validated. */
+export interface TaskFile {
+  name: string;
+  description?: string;
+  plugins: PluginSpec[];
+  device: DeviceChoice;
+  outputs?: string;
+  steps: TaskStepEntry[];
+}
+
+export const taskStepSchema: Schema<TaskStepEntry> = s.object({
   name: nameSchema.describe("unique within the task; also the step's folder name"),
   type: s.string({ nonEmpty: true }).describe("a registered step type"),
   description: s.string().optional(),
@@ -61,7 +81,7 @@ export const taskStepSchema = s.object({
   force: s.bool().default(false).describe("run even when finished outputs exist"),
 });
 
-export const taskSchema = s.object({
+export const taskSchema: Schema<TaskFile> = s.object({
   name: nameSchema,
   description: s.string().optional(),
   plugins: s.array(pluginSpecSchema).default([]),
@@ -71,7 +91,6 @@ export const taskSchema = s.object({
   ),
   steps: s.array(taskStepSchema, { minLength: 1 }),
 });
-export type TaskFile = Infer<typeof taskSchema>;
 
 /** A step as `planTask` takes it (a task file's step, or one the CLI builds). */
 export interface TaskStepSpec {

@@ -95,7 +95,10 @@ export class Tensor {
   /** Wrap a fresh storage (refcount 1) as a contiguous tensor. */
   static fromStorage(storage: Storage, shape: readonly number[]): Tensor {
     if (storage.length !== sizeOf(shape)) {
-      throw new ShapeError("tensor", `storage has ${storage.length} elements, shape ${shapeStr(shape)} needs ${sizeOf(shape)}`);
+      throw new ShapeError(
+        "tensor",
+        `storage has ${storage.length} elements, shape ${shapeStr(shape)} needs ${sizeOf(shape)}`,
+      );
     }
     return new Tensor(new SharedStorage(storage), shape);
   }
@@ -114,20 +117,31 @@ export class Tensor {
   }
 
   get shared(): SharedStorage {
-    if (!this.#shared) throw new Error(`tensor${this.name ? ` '${this.name}'` : ""} ${shapeStr(this.shape)} used after dispose()`);
+    if (!this.#shared) {
+      throw new Error(
+        `tensor${this.name ? ` '${this.name}'` : ""} ${shapeStr(this.shape)} used after dispose()`,
+      );
+    }
     return this.#shared;
   }
 
   /** The storage, which must be laid out contiguously from offset 0. */
   get storage(): Storage {
     if (!this.isContiguous() || this.offset !== 0 || this.shared.storage.length !== this.size) {
-      throw new Error("tensor: storage of a non-contiguous view requested; call contiguous() first");
+      throw new Error(
+        "tensor: storage of a non-contiguous view requested; call contiguous() first",
+      );
     }
     return this.shared.storage;
   }
 
   view(): View {
-    return { storage: this.shared.storage, shape: this.shape, strides: this.strides, offset: this.offset };
+    return {
+      storage: this.shared.storage,
+      shape: this.shape,
+      strides: this.strides,
+      offset: this.offset,
+    };
   }
 
   isContiguous(): boolean {
@@ -161,7 +175,9 @@ export class Tensor {
 
   /** Mark as a trainable leaf. */
   requireGrad(on = true): this {
-    if (on && this.dtype !== "f32") throw new Error(`tensor: only f32 tensors can require grad, got ${this.dtype}`);
+    if (on && this.dtype !== "f32") {
+      throw new Error(`tensor: only f32 tensors can require grad, got ${this.dtype}`);
+    }
     this.requiresGrad = on;
     return this;
   }
@@ -179,7 +195,11 @@ export class Tensor {
   /** Synchronous read (CPU backend only). */
   dataSync(): HostArray {
     const b = this.backend;
-    if (!b.readSync) throw new Error(`tensor: dataSync() is not available on the ${b.name} backend; use await data()`);
+    if (!b.readSync) {
+      throw new Error(
+        `tensor: dataSync() is not available on the ${b.name} backend; use await data()`,
+      );
+    }
     const c = this.isContiguous() && this.offset === 0 && this.shared.storage.length === this.size
       ? this
       : ops.contiguous(this);
@@ -193,7 +213,9 @@ export class Tensor {
   }
 
   async item(): Promise<number> {
-    if (this.size !== 1) throw new ShapeError("item", `expected a 1-element tensor, got ${shapeStr(this.shape)}`);
+    if (this.size !== 1) {
+      throw new ShapeError("item", `expected a 1-element tensor, got ${shapeStr(this.shape)}`);
+    }
     return (await this.data())[0];
   }
 
@@ -209,38 +231,102 @@ export class Tensor {
   }
 
   // ---- fluent op methods (implemented in core/ops) ----
-  add(o: Tensor | number): Tensor { return ops.add(this, o); }
-  sub(o: Tensor | number): Tensor { return ops.sub(this, o); }
-  mul(o: Tensor | number): Tensor { return ops.mul(this, o); }
-  div(o: Tensor | number): Tensor { return ops.div(this, o); }
-  pow(p: number): Tensor { return ops.powScalar(this, p); }
-  neg(): Tensor { return ops.neg(this); }
-  exp(): Tensor { return ops.exp(this); }
-  log(): Tensor { return ops.log(this); }
-  sqrt(): Tensor { return ops.sqrt(this); }
-  rsqrt(): Tensor { return ops.rsqrt(this); }
-  tanh(): Tensor { return ops.tanh(this); }
-  sigmoid(): Tensor { return ops.sigmoid(this); }
-  silu(): Tensor { return ops.silu(this); }
-  gelu(): Tensor { return ops.gelu(this); }
-  relu(): Tensor { return ops.relu(this); }
-  abs(): Tensor { return ops.abs(this); }
-  square(): Tensor { return ops.square(this); }
-  matmul(o: Tensor): Tensor { return ops.matmul(this, o); }
-  sum(axis?: number | number[], keepdim = false): Tensor { return ops.sum(this, axis, keepdim); }
-  mean(axis?: number | number[], keepdim = false): Tensor { return ops.mean(this, axis, keepdim); }
-  max(axis: number, keepdim = false): Tensor { return ops.max(this, axis, keepdim); }
-  argmax(axis: number, keepdim = false): Tensor { return ops.argmax(this, axis, keepdim); }
-  reshape(...shape: number[]): Tensor { return ops.reshape(this, shape); }
-  permute(...dims: number[]): Tensor { return ops.permute(this, dims); }
-  transpose(a = -2, b = -1): Tensor { return ops.transpose(this, a, b); }
-  slice(axis: number, start: number, end: number): Tensor { return ops.slice(this, axis, start, end); }
-  expand(...shape: number[]): Tensor { return ops.expand(this, shape); }
-  contiguous(): Tensor { return ops.contiguous(this); }
-  cast(dtype: DType): Tensor { return ops.cast(this, dtype); }
-  softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
-  logSoftmax(axis = -1): Tensor { return ops.logSoftmax(this, axis); }
-  detach(): Tensor { return this.alias(); }
+  add(o: Tensor | number): Tensor {
+    return ops.add(this, o);
+  }
+  sub(o: Tensor | number): Tensor {
+    return ops.sub(this, o);
+  }
+  mul(o: Tensor | number): Tensor {
+    return ops.mul(this, o);
+  }
+  div(o: Tensor | number): Tensor {
+    return ops.div(this, o);
+  }
+  pow(p: number): Tensor {
+    return ops.powScalar(this, p);
+  }
+  neg(): Tensor {
+    return ops.neg(this);
+  }
+  exp(): Tensor {
+    return ops.exp(this);
+  }
+  log(): Tensor {
+    return ops.log(this);
+  }
+  sqrt(): Tensor {
+    return ops.sqrt(this);
+  }
+  rsqrt(): Tensor {
+    return ops.rsqrt(this);
+  }
+  tanh(): Tensor {
+    return ops.tanh(this);
+  }
+  sigmoid(): Tensor {
+    return ops.sigmoid(this);
+  }
+  silu(): Tensor {
+    return ops.silu(this);
+  }
+  gelu(): Tensor {
+    return ops.gelu(this);
+  }
+  relu(): Tensor {
+    return ops.relu(this);
+  }
+  abs(): Tensor {
+    return ops.abs(this);
+  }
+  square(): Tensor {
+    return ops.square(this);
+  }
+  matmul(o: Tensor): Tensor {
+    return ops.matmul(this, o);
+  }
+  sum(axis?: number | number[], keepdim = false): Tensor {
+    return ops.sum(this, axis, keepdim);
+  }
+  mean(axis?: number | number[], keepdim = false): Tensor {
+    return ops.mean(this, axis, keepdim);
+  }
+  max(axis: number, keepdim = false): Tensor {
+    return ops.max(this, axis, keepdim);
+  }
+  argmax(axis: number, keepdim = false): Tensor {
+    return ops.argmax(this, axis, keepdim);
+  }
+  reshape(...shape: number[]): Tensor {
+    return ops.reshape(this, shape);
+  }
+  permute(...dims: number[]): Tensor {
+    return ops.permute(this, dims);
+  }
+  transpose(a = -2, b = -1): Tensor {
+    return ops.transpose(this, a, b);
+  }
+  slice(axis: number, start: number, end: number): Tensor {
+    return ops.slice(this, axis, start, end);
+  }
+  expand(...shape: number[]): Tensor {
+    return ops.expand(this, shape);
+  }
+  contiguous(): Tensor {
+    return ops.contiguous(this);
+  }
+  cast(dtype: DType): Tensor {
+    return ops.cast(this, dtype);
+  }
+  softmax(axis = -1): Tensor {
+    return ops.softmax(this, axis);
+  }
+  logSoftmax(axis = -1): Tensor {
+    return ops.logSoftmax(this, axis);
+  }
+  detach(): Tensor {
+    return this.alias();
+  }
 }
 
 // ---------------------------------------------------------------- scope API
@@ -292,9 +378,14 @@ function removeScope(scope: Scope): void {
 
 function collectTensors(value: unknown, out: Tensor[] = [], depth = 0): Tensor[] {
   if (value instanceof Tensor) out.push(value);
-  else if (depth < 4 && Array.isArray(value)) for (const v of value) collectTensors(v, out, depth + 1);
-  else if (depth < 4 && value instanceof Map) for (const v of value.values()) collectTensors(v, out, depth + 1);
-  else if (depth < 4 && value && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+  else if (depth < 4 && Array.isArray(value)) {
+    for (const v of value) collectTensors(v, out, depth + 1);
+  } else if (depth < 4 && value instanceof Map) {
+    for (const v of value.values()) collectTensors(v, out, depth + 1);
+  } else if (
+    depth < 4 && value && typeof value === "object" &&
+    Object.getPrototypeOf(value) === Object.prototype
+  ) {
     for (const v of Object.values(value)) collectTensors(v, out, depth + 1);
   }
   return out;

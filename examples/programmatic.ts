@@ -16,10 +16,19 @@ import builtins from "../plugins/mod.ts";
 const [dir = "outputs/demo", classId = "3"] = Deno.args;
 const registry = new Registry();
 for (const plugin of builtins) await registry.use(plugin);
-const ctx = { registry, device: "cpu" as const, log: silentLogger, outputDir: "outputs", signal: new AbortController().signal };
+const ctx = {
+  registry,
+  device: "cpu" as const,
+  log: silentLogger,
+  outputDir: "outputs",
+  signal: new AbortController().signal,
+};
 const model = await registry.create("previews", "digit", { dir }, ctx);
 const request = { classId: Number(classId), seed: 0, topK: 0, temperature: 1, steps: 8, count: 8 };
-const images = await model.generate(request, (p) => console.log(`${p.stage ?? "generating"}: ${p.done}/${p.total}`));
+const images = await model.generate(
+  request,
+  (p) => console.log(`${p.stage ?? "generating"}: ${p.done}/${p.total}`),
+);
 await Deno.mkdir("outputs/programmatic", { recursive: true });
 for (const [i, image] of images.entries()) {
   await Deno.writeFile(`outputs/programmatic/${i}-${image.name}.png`, image.png);

@@ -11,4 +11,16 @@ import stage2 from "./stage2/plugin.ts";
 import tokenizer from "./tokenizer/plugin.ts";
 import vqgan from "./vqgan/plugin.ts";
 
-export default [dinov2, tokenizer, vqgan, stage1, stage2, pipeline, metrics, domain, demo, preview, ssl];
+export default [
+  dinov2,
+  tokenizer,
+  vqgan,
+  stage1,
+  stage2,
+  pipeline,
+  metrics,
+  domain,
+  demo,
+  preview,
+  ssl,
+];

@@ -244,7 +244,9 @@ Deno.test("config problems exit with 2 and name the file and key", async () => {
       syntax.stderr,
       new RegExp(`^error: ${dir}/broken\\.yaml:2:1: YAML syntax error: `),
     );
-    const noFile = await cli(["train", "stage1", "--set", "optimization.lr=1", "-o", dir], { cwd: dir });
+    const noFile = await cli(["train", "stage1", "--set", "optimization.lr=1", "-o", dir], {
+      cwd: dir,
+    });
     assert.equal(noFile.code, 2);
     assert.equal(
       noFile.stderr,
@@ -437,13 +439,21 @@ Deno.test("as a real process: deno task run, and Ctrl-C (SIGINT) gives exit code
 
 Deno.test("every shipped task file in tasks/ passes validation with the built-in plugins (--dry-run)", async () => {
   const tasks = new URL("../tasks/", import.meta.url).pathname;
-  const files = [...Deno.readDirSync(tasks)].filter((e) => e.name.endsWith(".yaml")).map((e) => e.name).sort();
+  const files = [...Deno.readDirSync(tasks)].filter((e) => e.name.endsWith(".yaml")).map((e) =>
+    e.name
+  ).sort();
   assert.ok(files.length >= 5, `tasks/: ${files.join(", ")}`);
   await withTemp(async (dir) => {
     for (const file of files) {
       let stdout = "";
       let stderr = "";
-      const code = await main(["run", `${tasks}${file}`, "--dry-run", "--outputs", `${dir}/${file}`], {
+      const code = await main([
+        "run",
+        `${tasks}${file}`,
+        "--dry-run",
+        "--outputs",
+        `${dir}/${file}`,
+      ], {
         stdout: (t) => (stdout += t),
         stderr: (t) => (stderr += t),
         tty: false,
@@ -468,7 +478,10 @@ Deno.test("examples/custom-step: its task runs with the built-ins and the report
     assert.equal(report.all.images, 512);
     assert.equal(report.all.tokensPerImage, 64);
     // Closed form: perplexity = 2^entropy, and 0 < entropy <= log2(K) for K = 32 centroids.
-    assert.ok(report.all.entropyBits > 0 && report.all.entropyBits <= 5 + 1e-9, `${report.all.entropyBits}`);
+    assert.ok(
+      report.all.entropyBits > 0 && report.all.entropyBits <= 5 + 1e-9,
+      `${report.all.entropyBits}`,
+    );
     assert.ok(Math.abs(report.all.perplexity - 2 ** report.all.entropyBits) < 1e-9);
     assert.equal(Object.keys(report.classes).length, 10);
     const shares = report.all.top.map((t: { share: number }) => t.share);

@@ -395,11 +395,30 @@ Deno.test("maxPool2d: values and argmax vs float64 loops, backward vs central di
 });
 
 function poolArgs(
-  batch: number, channels: number, inH: number, inW: number, kH: number, kW: number,
-  strideH: number, strideW: number, padH: number, padW: number, countIncludePad = false,
+  batch: number,
+  channels: number,
+  inH: number,
+  inW: number,
+  kH: number,
+  kW: number,
+  strideH: number,
+  strideW: number,
+  padH: number,
+  padW: number,
+  countIncludePad = false,
 ): Pool2dArgs {
   return {
-    batch, channels, inH, inW, kH, kW, strideH, strideW, padH, padW, countIncludePad,
+    batch,
+    channels,
+    inH,
+    inW,
+    kH,
+    kW,
+    strideH,
+    strideW,
+    padH,
+    padW,
+    countIncludePad,
     outH: Math.floor((inH + 2 * padH - kH) / strideH) + 1,
     outW: Math.floor((inW + 2 * padW - kW) / strideW) + 1,
   };
@@ -585,11 +604,28 @@ Deno.test("expNonPositive (softmax's exp) matches Math.exp to 1e-11 relative ove
   const check = (x: number) => {
     const want = Math.exp(x), got = expNonPositive(x);
     // Below 1e-300 (float32 holds nothing under 1.4e-45) only closeness in absolute terms counts.
-    if (want < 1e-300) assert.ok(Math.abs(got - want) <= 1e-300, `exp(${x}) = ${got}, want ${want}`);
-    else worst = Math.max(worst, Math.abs(got - want) / want);
+    if (want < 1e-300) {
+      assert.ok(Math.abs(got - want) <= 1e-300, `exp(${x}) = ${got}, want ${want}`);
+    } else worst = Math.max(worst, Math.abs(got - want) / want);
   };
   for (let i = 0; i <= 200_000; i++) check(-745 * (i / 200_000) ** 2); // dense near 0
-  for (const x of [0, -0, -1e-30, -1e-8, -Math.LN2, -1, -87.3, -103.9, -708, -744.9, -745.1, -746, -1e6]) check(x);
+  for (
+    const x of [
+      0,
+      -0,
+      -1e-30,
+      -1e-8,
+      -Math.LN2,
+      -1,
+      -87.3,
+      -103.9,
+      -708,
+      -744.9,
+      -745.1,
+      -746,
+      -1e6,
+    ]
+  ) check(x);
   assert.ok(worst <= 1e-11, `max relative error ${worst}`);
   assert.equal(expNonPositive(-Infinity), 0);
   assert.ok(Number.isNaN(expNonPositive(NaN)));

@@ -82,11 +82,32 @@ export function loadFixture<T>(name: string): T {
 // ---- convolution ---------------------------------------------------------------------
 
 export function convArgs(
-  batch: number, inC: number, inH: number, inW: number, outC: number, kH: number, kW: number,
-  strideH: number, strideW: number, padH: number, padW: number, groups: number,
+  batch: number,
+  inC: number,
+  inH: number,
+  inW: number,
+  outC: number,
+  kH: number,
+  kW: number,
+  strideH: number,
+  strideW: number,
+  padH: number,
+  padW: number,
+  groups: number,
 ): Conv2dArgs {
   return {
-    batch, inC, inH, inW, outC, kH, kW, strideH, strideW, padH, padW, groups,
+    batch,
+    inC,
+    inH,
+    inW,
+    outC,
+    kH,
+    kW,
+    strideH,
+    strideW,
+    padH,
+    padW,
+    groups,
     outH: Math.floor((inH + 2 * padH - kH) / strideH) + 1,
     outW: Math.floor((inW + 2 * padW - kW) / strideW) + 1,
   };
@@ -96,8 +117,13 @@ export function convArgs(
  * Direct float64 convolution and its two adjoints, looping over every (output, tap)
  * pair: y[n,o,oh,ow] = b[o] + sum w[o,c,ki,kj] x[n, g*Cg+c, oh*s-p+ki, ow*s-p+kj].
  */
-export function refConv(x: Float32Array, w: Float32Array, bias: Float32Array | null, dy: Float32Array,
-  a: Conv2dArgs) {
+export function refConv(
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | null,
+  dy: Float32Array,
+  a: Conv2dArgs,
+) {
   const Cg = a.inC / a.groups, Og = a.outC / a.groups;
   const y = new Float64Array(a.batch * a.outC * a.outH * a.outW);
   const dx = new Float64Array(x.length);

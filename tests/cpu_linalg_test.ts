@@ -10,7 +10,12 @@ import assert from "node:assert/strict";
 import type { AttentionArgs, Conv2dArgs, MatmulArgs } from "../core/backend.ts";
 import { openblas } from "../core/native/openblas.ts";
 import {
-  blockedKernelDescription, sgemm, sgemmBlocked, sgemmBlockedScalar, type SgemmFn, sgemmNaive,
+  blockedKernelDescription,
+  sgemm,
+  sgemmBlocked,
+  sgemmBlockedScalar,
+  type SgemmFn,
+  sgemmNaive,
 } from "../core/backends/cpu/gemm.ts";
 import { createSimdKernel } from "../core/backends/cpu/gemm_wasm.ts";
 import { matmul } from "../core/backends/cpu/matmul.ts";
@@ -48,7 +53,10 @@ function randomF32(n: number, seed: number): Float32Array {
 
 /** max |a-e| must stay within atol + rtol*|e| elementwise; reports the worst element. */
 function assertClose(
-  actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number,
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  atol: number,
+  rtol: number,
   label: string,
 ) {
   assert.equal(actual.length, expected.length, `${label}: length`);
@@ -63,8 +71,10 @@ function assertClose(
     }
   }
   if (worst >= 0) {
-    assert.fail(`${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
-      `(atol ${atol}, rtol ${rtol})`);
+    assert.fail(
+      `${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
+        `(atol ${atol}, rtol ${rtol})`,
+    );
   }
 }
 
@@ -72,9 +82,22 @@ function assertClose(
 
 /** float64 reference C = alpha op(A) op(B) + beta C. */
 function refGemm(
-  tA: boolean, tB: boolean, M: number, N: number, K: number, alpha: number,
-  A: ArrayLike<number>, aOff: number, lda: number, B: ArrayLike<number>, bOff: number,
-  ldb: number, beta: number, C: ArrayLike<number>, cOff: number, ldc: number,
+  tA: boolean,
+  tB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  alpha: number,
+  A: ArrayLike<number>,
+  aOff: number,
+  lda: number,
+  B: ArrayLike<number>,
+  bOff: number,
+  ldb: number,
+  beta: number,
+  C: ArrayLike<number>,
+  cOff: number,
+  ldc: number,
 ): Float64Array {
   const out = Float64Array.from(C);
   for (let i = 0; i < M; i++) {
@@ -117,13 +140,37 @@ for (const [name, gemm] of [...GEMMS, ["sgemmNaive", sgemmNaive] as [string, Sge
       const B = randomF32(bOff + Math.max(0, bRows * ldb), seed++);
       const C = randomF32(cOff + M * ldc, seed++);
       if (beta === 0) C[cOff] = NaN; // beta = 0 must overwrite, not multiply
-      const expected = refGemm(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff,
-        ldc);
-      if (beta === 0) expected[cOff] = refGemm(tA, tB, 1, 1, K, alpha, A, aOff, lda, B, bOff, ldb,
-        0, [0], 0, 1)[0];
+      const expected = refGemm(
+        tA,
+        tB,
+        M,
+        N,
+        K,
+        alpha,
+        A,
+        aOff,
+        lda,
+        B,
+        bOff,
+        ldb,
+        beta,
+        C,
+        cOff,
+        ldc,
+      );
+      if (beta === 0) {
+        expected[cOff] =
+          refGemm(tA, tB, 1, 1, K, alpha, A, aOff, lda, B, bOff, ldb, 0, [0], 0, 1)[0];
+      }
       gemm(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
-      assertClose(C, expected, 2e-5 * Math.sqrt(K + 1), 1e-5, `${name} M=${M} N=${N} K=${K} ` +
-        `tA=${tA} tB=${tB}`);
+      assertClose(
+        C,
+        expected,
+        2e-5 * Math.sqrt(K + 1),
+        1e-5,
+        `${name} M=${M} N=${N} K=${K} ` +
+          `tA=${tA} tB=${tB}`,
+      );
     }
   });
 }
@@ -197,13 +244,34 @@ Deno.test({
     const A = Float64Array.from(randomF32(M * K, 11)), B = Float64Array.from(randomF32(N * K, 12));
     const C = new Float64Array(M * N);
     blas!.dgemm(false, true, M, N, K, 1.5, A, K, B, K, 0, C, N);
-    assertClose(C, refGemm(false, true, M, N, K, 1.5, A, 0, K, B, 0, K, 0, C, 0, N), 1e-12, 1e-12,
-      "dgemm");
+    assertClose(
+      C,
+      refGemm(false, true, M, N, K, 1.5, A, 0, K, B, 0, K, 0, C, 0, N),
+      1e-12,
+      1e-12,
+      "dgemm",
+    );
     // dsyrk: upper triangle of A A^T (A is M x K), lower triangle untouched.
     const S = new Float64Array(M * M).fill(99);
     blas!.dsyrk("U", false, M, K, 1, A, K, 0, S, M);
-    const full = refGemm(false, true, M, M, K, 1, A, 0, K, A, 0, K, 0, new Float64Array(M * M), 0,
-      M);
+    const full = refGemm(
+      false,
+      true,
+      M,
+      M,
+      K,
+      1,
+      A,
+      0,
+      K,
+      A,
+      0,
+      K,
+      0,
+      new Float64Array(M * M),
+      0,
+      M,
+    );
     for (let i = 0; i < M; i++) {
       for (let j = 0; j < M; j++) {
         const want = j >= i ? full[i * M + j] : 99;
@@ -271,7 +339,12 @@ for (const [name, gemm] of GEMMS) {
     let seed = 100;
     for (const [batch, M, N, K, transA, transB, broadcast, withBias] of cases) {
       const args: MatmulArgs = {
-        batch, M, N, K, transA, transB,
+        batch,
+        M,
+        N,
+        K,
+        transA,
+        transB,
         strideA: broadcast === "A" ? 0 : M * K,
         strideB: broadcast === "B" ? 0 : K * N,
       };
@@ -304,8 +377,16 @@ for (const [name, gemm] of GEMMS) {
         // float64: addend + scale * gelu(A B + bias)
         const product = refMatmul(a, b, args, has("bias") ? bias : undefined);
         const act = (p: number) => (has("gelu") ? refGelu(p) : p);
-        const want = product.map((p, i) => (has("addend") ? addend[i] : 0) + (has("scale") ? scale[i % N] : 1) * act(p));
-        assertClose(got, want, 1e-5, 1e-5, `matmul epilogue ${parts.join("+")} ${JSON.stringify(args)}`);
+        const want = product.map((p, i) =>
+          (has("addend") ? addend[i] : 0) + (has("scale") ? scale[i % N] : 1) * act(p)
+        );
+        assertClose(
+          got,
+          want,
+          1e-5,
+          1e-5,
+          `matmul epilogue ${parts.join("+")} ${JSON.stringify(args)}`,
+        );
       }
     }
   });
@@ -315,24 +396,50 @@ Deno.test("matmul epilogue GELU: products past the table (< -8, >= 8) and NaN, i
   // (1 x 2) @ (2 x 6): products -30, -9, -8.5, 0.5, 9, NaN; bias 0.25 on each.
   const a = Float32Array.of(1, 1);
   const b = Float32Array.of(-15, -4.5, -4.25, 0.25, 4.5, NaN, -15, -4.5, -4.25, 0.25, 4.5, 0);
-  const args: MatmulArgs = { batch: 1, M: 1, N: 6, K: 2, transA: false, transB: false, strideA: 2, strideB: 12 };
+  const args: MatmulArgs = {
+    batch: 1,
+    M: 1,
+    N: 6,
+    K: 2,
+    transA: false,
+    transB: false,
+    strideA: 2,
+    strideB: 12,
+  };
   const got = matmul(a, b, args, { bias: new Float32Array(6).fill(0.25), activation: "gelu" });
   const want = [-29.75, -8.75, -8.25, 0.75, 9.25, NaN].map(refGelu);
   for (let j = 0; j < 6; j++) {
-    assert.ok(Object.is(got[j], Math.fround(want[j])) || Math.abs(got[j] - want[j]) <= 3e-7 * Math.abs(want[j]),
-      `gelu(${[-29.75, -8.75, -8.25, 0.75, 9.25, NaN][j]}) = ${got[j]}, expected ${want[j]}`);
+    assert.ok(
+      Object.is(got[j], Math.fround(want[j])) ||
+        Math.abs(got[j] - want[j]) <= 3e-7 * Math.abs(want[j]),
+      `gelu(${[-29.75, -8.75, -8.25, 0.75, 9.25, NaN][j]}) = ${got[j]}, expected ${want[j]}`,
+    );
   }
 });
 
 Deno.test("matmul names a misfit epilogue operand", () => {
-  const args: MatmulArgs = { batch: 1, M: 2, N: 3, K: 2, transA: false, transB: false, strideA: 4, strideB: 6 };
+  const args: MatmulArgs = {
+    batch: 1,
+    M: 2,
+    N: 3,
+    K: 2,
+    transA: false,
+    transB: false,
+    strideA: 4,
+    strideB: 6,
+  };
   const [a, b] = [new Float32Array(4), new Float32Array(6)];
-  assert.throws(() => matmul(a, b, args, { scale: new Float32Array(2) }), /matmul: scale has 2 elements, expected 3/);
-  assert.throws(() => matmul(a, b, args, { addend: new Float32Array(3) }), /matmul: addend has 3 elements, expected 6/);
+  assert.throws(
+    () => matmul(a, b, args, { scale: new Float32Array(2) }),
+    /matmul: scale has 2 elements, expected 3/,
+  );
+  assert.throws(
+    () => matmul(a, b, args, { addend: new Float32Array(3) }),
+    /matmul: addend has 3 elements, expected 6/,
+  );
 });
 
 // ---- convolution ---------------------------------------------------------------------
-
 
 const CONV_CASES: [string, Conv2dArgs][] = [
   ["1x1 pointwise", convArgs(2, 3, 5, 4, 4, 1, 1, 1, 1, 0, 0, 1)],
@@ -397,8 +504,12 @@ Deno.test("conv2d names the op and shapes on a bad output size", () => {
 // ---- attention -----------------------------------------------------------------------
 
 /** float64 attention: out and lse for every (b, h, i). Rows seeing no key get 0 / -inf. */
-function refAttention(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>,
-  a: AttentionArgs) {
+function refAttention(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  a: AttentionArgs,
+) {
   const { Tq, Tk, headDim: D } = a;
   const BH = a.batch * a.heads;
   const out = new Float64Array(BH * Tq * D);
@@ -425,7 +536,12 @@ function refAttention(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<n
 }
 
 function attnArgs(
-  batch: number, heads: number, Tq: number, Tk: number, headDim: number, causal: boolean,
+  batch: number,
+  heads: number,
+  Tq: number,
+  Tk: number,
+  headDim: number,
+  causal: boolean,
   queryOffset: number,
 ): AttentionArgs {
   return { batch, heads, Tq, Tk, headDim, scale: 1 / Math.sqrt(headDim), causal, queryOffset };
@@ -463,34 +579,55 @@ for (const [name, gemm] of GEMMS) {
     // laid out (B, Tq, H, D). Must match float64 attention on dense copies (same 1e-5 as
     // the dense kernel).
     let seed = 700;
-    for (const [label, args] of [...ATTN_CASES, ["two query blocks", attnArgs(1, 2, 300, 300, 3, true, 0)]] as const) {
+    for (
+      const [label, args] of [...ATTN_CASES, [
+        "two query blocks",
+        attnArgs(1, 2, 300, 300, 3, true, 0),
+      ]] as const
+    ) {
       const { batch: B, heads: H, Tq, Tk, headDim: D } = args;
       const pad = D + 1, rowQ = 3 * H * pad;
       const packedQ = randomF32(B * Tq * rowQ + 2, seed++);
       const packedKV = Tq === Tk ? packedQ : randomF32(B * Tk * rowQ + 2, seed++);
-      const rows = (which: number, T: number) => ({ offset: 1 + which * H * pad, batch: T * rowQ, head: pad, row: rowQ });
+      const rows = (which: number, T: number) => ({
+        offset: 1 + which * H * pad,
+        batch: T * rowQ,
+        head: pad,
+        row: rowQ,
+      });
       const gatherDense = (buf: Float32Array, which: number, T: number) => {
         const r = rows(which, T), out = new Float32Array(B * H * T * D);
         for (let b = 0; b < B; b++) {
           for (let h = 0; h < H; h++) {
             for (let t = 0; t < T; t++) {
               for (let d = 0; d < D; d++) {
-                out[((b * H + h) * T + t) * D + d] = buf[r.offset + b * r.batch + h * r.head + t * r.row + d];
+                out[((b * H + h) * T + t) * D + d] =
+                  buf[r.offset + b * r.batch + h * r.head + t * r.row + d];
               }
             }
           }
         }
         return out;
       };
-      const strided = { ...args, inputs: { q: rows(0, Tq), k: rows(1, Tk), v: rows(2, Tk) }, tokenMajorOut: true };
+      const strided = {
+        ...args,
+        inputs: { q: rows(0, Tq), k: rows(1, Tk), v: rows(2, Tk) },
+        tokenMajorOut: true,
+      };
       const got = attention(packedQ, packedKV, packedKV, strided, gemm);
-      const ref = refAttention(gatherDense(packedQ, 0, Tq), gatherDense(packedKV, 1, Tk), gatherDense(packedKV, 2, Tk), args);
+      const ref = refAttention(
+        gatherDense(packedQ, 0, Tq),
+        gatherDense(packedKV, 1, Tk),
+        gatherDense(packedKV, 2, Tk),
+        args,
+      );
       const refTokenMajor = new Float64Array(ref.out.length);
       for (let b = 0; b < B; b++) {
         for (let h = 0; h < H; h++) {
           for (let t = 0; t < Tq; t++) {
             for (let d = 0; d < D; d++) {
-              refTokenMajor[((b * Tq + t) * H + h) * D + d] = ref.out[((b * H + h) * Tq + t) * D + d];
+              refTokenMajor[((b * Tq + t) * H + h) * D + d] =
+                ref.out[((b * H + h) * Tq + t) * D + d];
             }
           }
         }
@@ -541,11 +678,19 @@ Deno.test("attention names the operand whose strided layout runs past its array"
   const dense = (T: number) => ({ offset: 0, batch: 2 * T * 4, head: T * 4, row: 4 });
   const a = new Float32Array(48);
   assert.throws(
-    () => attention(a, a, a, { ...args, inputs: { q: dense(3), k: { ...dense(3), offset: 1 }, v: dense(3) } }),
+    () =>
+      attention(a, a, a, {
+        ...args,
+        inputs: { q: dense(3), k: { ...dense(3), offset: 1 }, v: dense(3) },
+      }),
     /attention: k layout .* reaches element 48, past its 48 elements/,
   );
   assert.throws(
-    () => attention(a, a, a, { ...args, inputs: { q: { ...dense(3), row: 3 }, k: dense(3), v: dense(3) } }),
+    () =>
+      attention(a, a, a, {
+        ...args,
+        inputs: { q: { ...dense(3), row: 3 }, k: dense(3), v: dense(3) },
+      }),
     /attention: q layout .* is not a strided \(B, H, T, D\) array with rows of 4/,
   );
   assert.throws(() => attentionBackward(a, a, a, a, a, a, args), /attentionBackward: takes dense/);

@@ -45,7 +45,12 @@ Deno.test("output pool: only its own arrays, never one that was read, never smal
 
 Deno.test("output pool: data read from a disposed tensor stays intact while the op runs again", () => {
   clearOutputPool();
-  const x = ops.tensor(new Generator(1).fillNormal(new Float32Array(2 * 64 * 64 * 64)), [2, 64, 64, 64]);
+  const x = ops.tensor(new Generator(1).fillNormal(new Float32Array(2 * 64 * 64 * 64)), [
+    2,
+    64,
+    64,
+    64,
+  ]);
   const y = ops.groupNorm(x, 8, null, null);
   const seen = y.dataSync();
   const copy = seen.slice();

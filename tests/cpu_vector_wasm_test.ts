@@ -373,60 +373,72 @@ function everyNegativeFloat(lo: number, hi: number): Float32Array {
   return Float32Array.from(out);
 }
 
-bothVariants("vector wasm: fast GELU vs the float64 erf (rtol 3e-7), in place, tails, specials", () => {
-  const rtol = 3e-7;
-  const check = (x: Float32Array, y: Float32Array, label: string) => {
+bothVariants(
+  "vector wasm: fast GELU vs the float64 erf (rtol 3e-7), in place, tails, specials",
+  () => {
+    const rtol = 3e-7;
+    const check = (x: Float32Array, y: Float32Array, label: string) => {
+      for (let i = 0; i < x.length; i++) {
+        const ref = gelu(x[i]);
+        if (!Number.isFinite(x[i])) continue; // below
+        assert.ok(
+          y[i] === ref || Math.abs(y[i] - ref) <= 1e-45 + rtol * Math.abs(ref),
+          `${label}: geluFast(${x[i]}) = ${y[i]}, expected ${ref}`,
+        );
+      }
+    };
+    // A grid over the table, the slow tail below -8 and the x >= 8 shortcut, and every
+    // float32 where the table's error peaks (its far negative end).
+    const x = Float32Array.from([
+      ...grid(-14, 40, 200_001),
+      ...everyNegativeFloat(-8, -7.97),
+      -8,
+      -8.000001,
+      -7.999999,
+      7.99,
+      7.999999,
+      8,
+      -9,
+      -1e-40,
+      1e-40,
+    ]);
+    assert.ok(vectorWasmActive());
+    const y = new Float32Array(x.length);
+    geluFastInto(x, y);
+    check(x, y, "grid");
+    // In place (the epilogue's use), slow-path lanes included: the same values.
+    const inPlace = x.slice();
+    geluFastInto(inPlace, inPlace);
     for (let i = 0; i < x.length; i++) {
-      const ref = gelu(x[i]);
-      if (!Number.isFinite(x[i])) continue; // below
-      assert.ok(
-        y[i] === ref || Math.abs(y[i] - ref) <= 1e-45 + rtol * Math.abs(ref),
-        `${label}: geluFast(${x[i]}) = ${y[i]}, expected ${ref}`,
-      );
+      assert.ok(Object.is(inPlace[i], y[i]), `in place at ${x[i]}: ${inPlace[i]} vs ${y[i]}`);
     }
-  };
-  // A grid over the table, the slow tail below -8 and the x >= 8 shortcut, and every
-  // float32 where the table's error peaks (its far negative end).
-  const x = Float32Array.from([
-    ...grid(-14, 40, 200_001), ...everyNegativeFloat(-8, -7.97),
-    -8, -8.000001, -7.999999, 7.99, 7.999999, 8, -9, -1e-40, 1e-40,
-  ]);
-  assert.ok(vectorWasmActive());
-  const y = new Float32Array(x.length);
-  geluFastInto(x, y);
-  check(x, y, "grid");
-  // In place (the epilogue's use), slow-path lanes included: the same values.
-  const inPlace = x.slice();
-  geluFastInto(inPlace, inPlace);
-  for (let i = 0; i < x.length; i++) {
-    assert.ok(Object.is(inPlace[i], y[i]), `in place at ${x[i]}: ${inPlace[i]} vs ${y[i]}`);
-  }
-  // Non-finite and signed zero: as the exact kernel (x >= 8: x; -Inf, NaN: NaN).
-  const special = Float32Array.of(-0, Infinity, -Infinity, NaN, 3e38, -3e38);
-  const [fast, exact] = [new Float32Array(6), new Float32Array(6)];
-  geluFastInto(special, fast);
-  geluInto(special, exact);
-  assert.ok(Object.is(fast[0], -0));
-  assert.deepEqual(Array.from(fast), Array.from(exact));
-  // Every length 1..37 (the f32x4 tail), with a slow-path value in some.
-  for (let n = 1; n <= 37; n++) {
-    const xs = randn(n, 600 + n, 4);
-    if (n % 3 === 0) xs[n - 1] = -9.5;
-    const ys = new Float32Array(n);
-    geluFastInto(xs, ys);
-    check(xs, ys, `n=${n}`);
-  }
-  // Without SIMD it is the exact kernel.
-  useVectorWasm(false);
-  try {
-    const [off, ref] = [new Float32Array(x.length), new Float32Array(x.length)];
-    geluFastInto(x, off);
-    geluInto(x, ref);
-    assert.deepEqual(Array.from(off), Array.from(ref)); // as numbers: NaN's sign bit may differ
-  } finally {
-    useVectorWasm(true);
-  }
-});
+    // Non-finite and signed zero: as the exact kernel (x >= 8: x; -Inf, NaN: NaN).
+    const special = Float32Array.of(-0, Infinity, -Infinity, NaN, 3e38, -3e38);
+    const [fast, exact] = [new Float32Array(6), new Float32Array(6)];
+    geluFastInto(special, fast);
+    geluInto(special, exact);
+    assert.ok(Object.is(fast[0], -0));
+    assert.deepEqual(Array.from(fast), Array.from(exact));
+    // Every length 1..37 (the f32x4 tail), with a slow-path value in some.
+    for (let n = 1; n <= 37; n++) {
+      const xs = randn(n, 600 + n, 4);
+      if (n % 3 === 0) xs[n - 1] = -9.5;
+      const ys = new Float32Array(n);
+      geluFastInto(xs, ys);
+      check(xs, ys, `n=${n}`);
+    }
+    // Without SIMD it is the exact kernel.
+    useVectorWasm(false);
+    try {
+      const [off, ref] = [new Float32Array(x.length), new Float32Array(x.length)];
+      geluFastInto(x, off);
+      geluInto(x, ref);
+      assert.deepEqual(Array.from(off), Array.from(ref)); // as numbers: NaN's sign bit may differ
+    } finally {
+      useVectorWasm(true);
+    }
+  },
+);
 
 bothVariants("vector wasm: GELU and GELU' in place redo the slow lanes from the input", () => {
   const x = randn(100, 7, 6);

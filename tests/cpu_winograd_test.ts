@@ -15,7 +15,13 @@ import type { Conv2dArgs } from "../core/backend.ts";
 import { conv2d, useWinograd } from "../core/backends/cpu/conv.ts";
 import { sgemm, sgemmNaive } from "../core/backends/cpu/gemm.ts";
 import {
-  conv2dWinograd, F2X3, F4X3, filterTransform, tsPasses, winogradApplies, type WinogradPasses,
+  conv2dWinograd,
+  F2X3,
+  F4X3,
+  filterTransform,
+  tsPasses,
+  winogradApplies,
+  type WinogradPasses,
   winogradPlan,
 } from "../core/backends/cpu/winograd.ts";
 import { winogradWasmPasses } from "../core/backends/cpu/winograd_wasm.ts";
@@ -40,7 +46,8 @@ const PASSES: [string, WinogradPasses][] = [
   ["F(4x4,3x3), TS transforms", tsPasses(F4X3)],
 ];
 if (wasm) PASSES.push(["F(4x4,3x3), WASM SIMD transforms", wasm]);
-const tolerance = (p: WinogradPasses, C: number) => (p.transform === F2X3 ? 2e-5 : 2e-4) * Math.sqrt(9 * C);
+const tolerance = (p: WinogradPasses, C: number) =>
+  (p.transform === F2X3 ? 2e-5 : 2e-4) * Math.sqrt(9 * C);
 
 for (const [name, passes] of PASSES) {
   Deno.test(`Winograd conv2d with ${name} matches a direct float64 loop`, () => {
@@ -54,7 +61,13 @@ for (const [name, passes] of PASSES) {
       const tol = tolerance(passes, a.inC);
       assertClose(conv2dWinograd(x, w, bias, a, sgemm, passes), ref.y, tol, 1e-5, `${label}`);
       // The naive GEMM takes the same offsets and strides: the layout is not BLAS-specific.
-      assertClose(conv2dWinograd(x, w, bias, a, sgemmNaive, passes), ref.y, tol, 1e-5, `${label} (naive GEMM)`);
+      assertClose(
+        conv2dWinograd(x, w, bias, a, sgemmNaive, passes),
+        ref.y,
+        tol,
+        1e-5,
+        `${label} (naive GEMM)`,
+      );
     }
   });
 }
@@ -70,7 +83,10 @@ Deno.test("Winograd filter transform: U = G g G^T, checked on a one-hot filter p
       for (let i = 0; i < alpha; i++) {
         for (let j = 0; j < alpha; j++) {
           const expected = Math.fround(t.G[i][u] * t.G[j][v]);
-          assert.ok(U[alpha * i + j] === expected, `${t.name} tap ${tap} U[${i}][${j}] = ${U[alpha * i + j]}, expected ${expected}`);
+          assert.ok(
+            U[alpha * i + j] === expected,
+            `${t.name} tap ${tap} U[${i}][${j}] = ${U[alpha * i + j]}, expected ${expected}`,
+          );
         }
       }
     }
@@ -83,7 +99,13 @@ Deno.test("Winograd reuses a filter transform only while the weights are bit-ide
   const passes = wasm ?? tsPasses(F4X3);
   const check = (label: string) => {
     const ref = refConv(x, w, null, new Float32Array(8 * 144), a).y;
-    assertClose(conv2dWinograd(x, w, null, a, sgemm, passes), ref, tolerance(passes, 16), 1e-5, label);
+    assertClose(
+      conv2dWinograd(x, w, null, a, sgemm, passes),
+      ref,
+      tolerance(passes, 16),
+      1e-5,
+      label,
+    );
   };
   check("first call");
   check("cached");
@@ -96,13 +118,20 @@ Deno.test("Winograd reuses a filter transform only while the weights are bit-ide
 Deno.test("conv2d takes Winograd for 3x3 stride-1 convolutions on maps from 32x32, im2col otherwise", () => {
   const big = convArgs(1, 32, 64, 64, 16, 3, 3, 1, 1, 1, 1, 1);
   assert.ok(winogradApplies(big) && winogradPlan(big, F4X3).tileCols === 16);
-  for (const a of [convArgs(1, 32, 8, 8, 4, 3, 3, 2, 2, 1, 1, 1), convArgs(1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1, 2)]) {
+  for (
+    const a of [
+      convArgs(1, 32, 8, 8, 4, 3, 3, 2, 2, 1, 1, 1),
+      convArgs(1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1, 2),
+    ]
+  ) {
     assert.ok(!winogradApplies(a), "stride 2 and groups take im2col");
   }
   const x = randn(32 * 64 * 64, 1), w = randn(16 * 32 * 9, 2), b = randn(16, 3);
   const ref = refConv(x, w, b, new Float32Array(16 * 64 * 64), big).y;
   try {
-    const results = (["off", "ts", "wasm"] as const).map((mode) => (useWinograd(mode), conv2d(x, w, b, big)));
+    const results = (["off", "ts", "wasm"] as const).map((
+      mode,
+    ) => (useWinograd(mode), conv2d(x, w, b, big)));
     for (const y of results) assertClose(y, ref, 2e-4 * Math.sqrt(9 * 32), 1e-5, "conv2d");
     // Different summation orders: the paths agree closely but are not bit-identical.
     assert.notDeepEqual(results[0], results[1]);

@@ -261,7 +261,14 @@ Deno.test("shapes: the ten silhouettes are distinct and the shape contrasts with
 
 Deno.test("offset/limit: any dataset spec takes a window of items, checked against its length", async () => {
   const full = await openDataset({ kind: "shapes", size: 16, length: 50, seed: 3 });
-  const part = await openDataset({ kind: "shapes", size: 16, length: 50, seed: 3, offset: 20, limit: 10 });
+  const part = await openDataset({
+    kind: "shapes",
+    size: 16,
+    length: 50,
+    seed: 3,
+    offset: 20,
+    limit: 10,
+  });
   assert.equal(part.length, 10);
   assert.equal(part.numClasses, full.numClasses);
   for (const i of [0, 9]) {

@@ -42,7 +42,12 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 function images(): ImageBatch {
   const t = get("images");
-  return { data: Uint8Array.from(t.data), count: t.shape[0], height: t.shape[1], width: t.shape[2] };
+  return {
+    data: Uint8Array.from(t.data),
+    count: t.shape[0],
+    height: t.shape[1],
+    width: t.shape[2],
+  };
 }
 
 Deno.test("the fixture's architecture is read from its shapes", () => {
@@ -83,29 +88,31 @@ for (const recipe of ["digit", "hub"] as const) {
     const model = await loadDinov2(weights, { heads: meta.heads, recipe });
     const enc = new Dinov2Encoder(model);
     assert.equal(enc.block, meta.depth - 3);
-    tidy(() => noGrad(() => {
-      const x = enc.preprocess(images());
-      assert.deepEqual(x.shape, [2, 3, 224, 224]);
-      const rows = x.slice(2, 0, 8).dataSync();
-      const errIn = maxAbsDiff(rows, get("input_rows").data);
-      assert.ok(errIn <= 1e-5, `input rows: max abs error ${errIn}`);
+    tidy(() =>
+      noGrad(() => {
+        const x = enc.preprocess(images());
+        assert.deepEqual(x.shape, [2, 3, 224, 224]);
+        const rows = x.slice(2, 0, 8).dataSync();
+        const errIn = maxAbsDiff(rows, get("input_rows").data);
+        assert.ok(errIn <= 1e-5, `input rows: max abs error ${errIn}`);
 
-      const l3 = enc.encode(x);
-      assert.deepEqual(l3.shape, [2, 256, meta.dim]);
-      const errL3 = maxAbsDiff(l3.dataSync(), get(`l3_${recipe}`).data);
-      assert.ok(errL3 <= 1e-4, `l3: max abs error ${errL3}`);
+        const l3 = enc.encode(x);
+        assert.deepEqual(l3.shape, [2, 256, meta.dim]);
+        const errL3 = maxAbsDiff(l3.dataSync(), get(`l3_${recipe}`).data);
+        assert.ok(errL3 <= 1e-4, `l3: max abs error ${errL3}`);
 
-      const cls = model.clsFeatures(x, enc.block);
-      const errCls = maxAbsDiff(cls.dataSync(), get(`l3_cls_${recipe}`).data);
-      assert.ok(errCls <= 1e-4, `l3 CLS: max abs error ${errCls}`);
+        const cls = model.clsFeatures(x, enc.block);
+        const errCls = maxAbsDiff(cls.dataSync(), get(`l3_cls_${recipe}`).data);
+        assert.ok(errCls <= 1e-4, `l3 CLS: max abs error ${errCls}`);
 
-      const out = model.forwardFeatures(x);
-      const errP = maxAbsDiff(out.patches.dataSync(), get(`final_patch_${recipe}`).data);
-      const errC = maxAbsDiff(out.cls.dataSync(), get(`final_cls_${recipe}`).data);
-      assert.ok(errP <= 1e-4, `final patches: max abs error ${errP}`);
-      assert.ok(errC <= 1e-4, `final CLS: max abs error ${errC}`);
-      assert.deepEqual(out.registers.shape, [2, meta.registers, meta.dim]);
-    }));
+        const out = model.forwardFeatures(x);
+        const errP = maxAbsDiff(out.patches.dataSync(), get(`final_patch_${recipe}`).data);
+        const errC = maxAbsDiff(out.cls.dataSync(), get(`final_cls_${recipe}`).data);
+        assert.ok(errP <= 1e-4, `final patches: max abs error ${errP}`);
+        assert.ok(errC <= 1e-4, `final CLS: max abs error ${errC}`);
+        assert.deepEqual(out.registers.shape, [2, meta.registers, meta.dim]);
+      })
+    );
     enc.dispose();
     assert.equal(liveStorages(), before, "live storages after dispose");
   });
@@ -114,7 +121,12 @@ for (const recipe of ["digit", "hub"] as const) {
 Deno.test("a DiGIT checkpoint's pretrained_encoder.* keys load; other keys are ignored", async () => {
   const wrapped: StateDict = new Map();
   for (const [k, v] of weights) wrapped.set(`pretrained_encoder.${k}`, v);
-  wrapped.set("decoder.embed_tokens.weight", { dtype: "f32", shape: [2, 2], data: new Float32Array(4), sourceDtype: "f32" });
+  wrapped.set("decoder.embed_tokens.weight", {
+    dtype: "f32",
+    shape: [2, 2],
+    data: new Float32Array(4),
+    sourceDtype: "f32",
+  });
   const model = await loadDinov2(wrapped, { heads: meta.heads });
   assert.equal(model.cfg.depth, meta.depth);
   model.dispose();
@@ -122,7 +134,12 @@ Deno.test("a DiGIT checkpoint's pretrained_encoder.* keys load; other keys are i
 
 Deno.test("block-chunked keys (blocks.<chunk>.<i>.*) load as blocks.<i>.*", async () => {
   const chunked: StateDict = new Map();
-  for (const [k, v] of weights) chunked.set(k.replace(/^blocks\.(\d+)\./, (_m, i) => `blocks.${Number(i) < 2 ? 0 : 1}.${i}.`), v);
+  for (const [k, v] of weights) {
+    chunked.set(
+      k.replace(/^blocks\.(\d+)\./, (_m, i) => `blocks.${Number(i) < 2 ? 0 : 1}.${i}.`),
+      v,
+    );
+  }
   assert.ok(chunked.has("blocks.1.3.norm1.weight"));
   const model = await loadDinov2(chunked, { heads: meta.heads });
   assert.equal(model.cfg.depth, meta.depth);
@@ -133,7 +150,12 @@ Deno.test("strict loading lists missing, unexpected and mis-shaped keys", async 
   const broken: StateDict = new Map(weights);
   broken.delete("blocks.1.ls1.gamma");
   broken.set("blocks.1.attn.extra", weights.get("norm.bias")!);
-  broken.set("norm.bias", { dtype: "f32", shape: [3], data: new Float32Array(3), sourceDtype: "f32" });
+  broken.set("norm.bias", {
+    dtype: "f32",
+    shape: [3],
+    data: new Float32Array(3),
+    sourceDtype: "f32",
+  });
   await assert.rejects(() => loadDinov2(broken, { heads: meta.heads }), (e: Error) => {
     assert.match(e.message, /missing keys \(1\): blocks\.1\.ls1\.gamma/);
     assert.match(e.message, /unexpected keys \(1\): blocks\.1\.attn\.extra/);
@@ -145,7 +167,9 @@ Deno.test("strict loading lists missing, unexpected and mis-shaped keys", async 
 /** Shapes of a preset's state dict without any data (the size check reads shapes only). */
 function shapesOnly(model: DinoVisionTransformer): StateDict {
   const sd: StateDict = new Map();
-  for (const [k, t] of model.stateDict()) sd.set(k, { dtype: "f32", shape: [...t.shape], data: new Float32Array(0), sourceDtype: "f32" });
+  for (const [k, t] of model.stateDict()) {
+    sd.set(k, { dtype: "f32", shape: [...t.shape], data: new Float32Array(0), sourceDtype: "f32" });
+  }
   return sd;
 }
 
@@ -177,10 +201,23 @@ Deno.test("presets have the published sizes", () => {
 Deno.test("wrong image sizes and wrong encode inputs are reported with the sizes", async () => {
   const model = await loadDinov2(weights, { heads: meta.heads });
   const enc = new Dinov2Encoder(model);
-  const bad: ImageBatch = { data: new Uint8Array(1 * 200 * 200 * 3), count: 1, height: 200, width: 200 };
-  assert.throws(() => enc.preprocess(bad), /images are 200x200 but the encoder takes 256x256 \(resized to 224\) or 224x224/);
+  const bad: ImageBatch = {
+    data: new Uint8Array(1 * 200 * 200 * 3),
+    count: 1,
+    height: 200,
+    width: 200,
+  };
+  assert.throws(
+    () => enc.preprocess(bad),
+    /images are 200x200 but the encoder takes 256x256 \(resized to 224\) or 224x224/,
+  );
   tidy(() => {
-    const x = enc.preprocess({ data: new Uint8Array(224 * 224 * 3), count: 1, height: 224, width: 224 });
+    const x = enc.preprocess({
+      data: new Uint8Array(224 * 224 * 3),
+      count: 1,
+      height: 224,
+      width: 224,
+    });
     assert.deepEqual(x.shape, [1, 3, 224, 224]);
   });
   assert.throws(() => model.blockFromEnd(5), /layer 5 from the end is outside 1..4/);
@@ -190,9 +227,14 @@ Deno.test("wrong image sizes and wrong encode inputs are reported with the sizes
 Deno.test("SwiGLU feed-forward (ViT-g) matches torch (1e-5)", () => {
   const ffn = new SwiGLUFFN(meta.dim, 40);
   const w = (k: string) => get(`swiglu_${k}`);
-  ffn.loadStateDict(new Map([
-    ["w12.weight", w("w12_weight")], ["w12.bias", w("w12_bias")], ["w3.weight", w("w3_weight")], ["w3.bias", w("w3_bias")],
-  ]));
+  ffn.loadStateDict(
+    new Map([
+      ["w12.weight", w("w12_weight")],
+      ["w12.bias", w("w12_bias")],
+      ["w3.weight", w("w3_weight")],
+      ["w3.bias", w("w3_bias")],
+    ]),
+  );
   tidy(() => {
     const x = ops.tensor(w("x").data, w("x").shape);
     const err = maxAbsDiff(ffn.forward(x).dataSync(), w("out").data);
@@ -205,16 +247,21 @@ Deno.test("l3 features never run the blocks after depth-3; the cached position t
   // NaN weights in the last block poison the final output but must not reach l3.
   const poisoned: StateDict = new Map(weights);
   const fc2 = weights.get(`blocks.${meta.depth - 1}.mlp.fc2.weight`)!;
-  poisoned.set(`blocks.${meta.depth - 1}.mlp.fc2.weight`, { ...fc2, data: new Float32Array(fc2.data.length).fill(NaN) });
+  poisoned.set(`blocks.${meta.depth - 1}.mlp.fc2.weight`, {
+    ...fc2,
+    data: new Float32Array(fc2.data.length).fill(NaN),
+  });
   const model = await loadDinov2(poisoned, { heads: meta.heads });
   const enc = new Dinov2Encoder(model);
-  tidy(() => noGrad(() => {
-    const x = enc.preprocess(images());
-    const err = maxAbsDiff(enc.encode(x).dataSync(), get("l3_digit").data);
-    assert.ok(err <= 1e-4, `l3 with a poisoned last block: ${err}`);
-    assert.ok(Number.isNaN(model.forwardFeatures(x).patches.dataSync()[0]));
-    assert.equal(model.positions(16, 16), model.positions(16, 16));
-  }));
+  tidy(() =>
+    noGrad(() => {
+      const x = enc.preprocess(images());
+      const err = maxAbsDiff(enc.encode(x).dataSync(), get("l3_digit").data);
+      assert.ok(err <= 1e-4, `l3 with a poisoned last block: ${err}`);
+      assert.ok(Number.isNaN(model.forwardFeatures(x).patches.dataSync()[0]));
+      assert.equal(model.positions(16, 16), model.positions(16, 16));
+    })
+  );
   enc.dispose();
 });
 
@@ -267,7 +314,10 @@ Deno.test("DINOv2 Block runs its sub-modules' forward methods: an edit to Attent
     block.attn.forward = (t, out) => (calls++, original(ops.mul(t, 0.5), out));
     const edited = host(block.forward(x));
     assert.equal(calls, 1);
-    assert.ok(edited.some((v, i) => Math.abs(v - fused[i]) > 1e-4), "editing Attention.forward changed nothing");
+    assert.ok(
+      edited.some((v, i) => Math.abs(v - fused[i]) > 1e-4),
+      "editing Attention.forward changed nothing",
+    );
   });
   x.dispose();
   block.dispose();

@@ -18,11 +18,19 @@ const fx = await loadStateDict(dir + "tiny_gpt.safetensors");
 
 function fixtureModel(): Stage1GPT {
   const m = new Stage1GPT({
-    clusters: meta.vocab - 5, classes: 0, layers: meta.layers, dim: meta.dim, heads: meta.heads,
-    ffnDim: meta.ffn, length: meta.length, dropout: 0,
+    clusters: meta.vocab - 5,
+    classes: 0,
+    layers: meta.layers,
+    dim: meta.dim,
+    heads: meta.heads,
+    ffnDim: meta.ffn,
+    length: meta.length,
+    dropout: 0,
   });
   // The fixture's table has max_positions+2 rows; ours has 1026, so load the rows we use.
-  const weights = new Map([...fx].filter(([k]) => k.startsWith("decoder.") && k !== "decoder.embed_positions.weight"));
+  const weights = new Map(
+    [...fx].filter(([k]) => k.startsWith("decoder.") && k !== "decoder.embed_positions.weight"),
+  );
   m.loadStateDict(weights, { strict: false });
   const pos = fx.get("decoder.embed_positions.weight")!;
   const table = m.decoder.embed_positions.weight;
@@ -45,7 +53,9 @@ Deno.test("stage-1 GPT forward matches PyTorch (logits 1e-4), loss 1e-5, gradien
   tidy(() => {
     const logits = m.forward(tokens);
     assert.ok(maxAbsDiff(logits.dataSync(), fx.get("logits")!.data) < 1e-4, "logits");
-    const loss = ops.crossEntropy(logits.reshape(-1, meta.vocab), targets, { labelSmoothing: meta.label_smoothing });
+    const loss = ops.crossEntropy(logits.reshape(-1, meta.vocab), targets, {
+      labelSmoothing: meta.label_smoothing,
+    });
     const want = fx.get("loss")!.data[0];
     assert.ok(Math.abs(loss.dataSync()[0] - want) < 1e-5, `loss ${loss.dataSync()[0]} vs ${want}`);
     backward(loss);
@@ -69,7 +79,16 @@ Deno.test("tiny GPT overfits a fixed batch; the same seed gives identical losses
   const run = () => {
     const before = liveStorages();
     const gen = new Generator(1);
-    const m = new Stage1GPT({ clusters: 32, classes: 0, layers: 2, dim: 32, heads: 4, ffnDim: 64, length: 16, dropout: 0.1 }, gen);
+    const m = new Stage1GPT({
+      clusters: 32,
+      classes: 0,
+      layers: 2,
+      dim: 32,
+      heads: 4,
+      ffnDim: 64,
+      length: 16,
+      dropout: 0.1,
+    }, gen);
     const opt = new AdamW(m.parameters(), { lr: 3e-3, betas: [0.9, 0.98], weightDecay: 0.01 });
     const data = new Generator(2);
     const seq = Int32Array.from({ length: 4 * 17 }, () => 5 + data.int(32));
@@ -103,14 +122,25 @@ Deno.test("tiny GPT overfits a fixed batch; the same seed gives identical losses
 });
 
 Deno.test("eval mode disables dropout; noGrad inference leaves no graph", () => {
-  const m = new Stage1GPT({ clusters: 8, classes: 2, layers: 1, dim: 16, heads: 2, ffnDim: 32, length: 4, dropout: 0.5 });
+  const m = new Stage1GPT({
+    clusters: 8,
+    classes: 2,
+    layers: 1,
+    dim: 16,
+    heads: 2,
+    ffnDim: 32,
+    length: 4,
+    dropout: 0.5,
+  });
   m.eval();
-  const out = tidy(() => noGrad(() => {
-    const t = ops.tensor([m.startToken(1), 5, 6, 7], [1, 4], { dtype: "i32" });
-    const a = m.forward(t, new Generator(1)).dataSync().slice();
-    const b = m.forward(t, new Generator(2)).dataSync().slice();
-    return maxAbsDiff(a, b);
-  }));
+  const out = tidy(() =>
+    noGrad(() => {
+      const t = ops.tensor([m.startToken(1), 5, 6, 7], [1, 4], { dtype: "i32" });
+      const a = m.forward(t, new Generator(1)).dataSync().slice();
+      const b = m.forward(t, new Generator(2)).dataSync().slice();
+      return maxAbsDiff(a, b);
+    })
+  );
   assert.equal(out, 0);
   assert.throws(() => m.startToken(2), /class 2 is outside 0..1/);
   m.dispose();
@@ -118,7 +148,16 @@ Deno.test("eval mode disables dropout; noGrad inference leaves no graph", () => 
 
 Deno.test("KV-cached sampling gives exactly the tokens of uncached sampling (same seed)", async () => {
   const { sampleStage1 } = await import("../plugins/stage1/sampler.ts");
-  const m = new Stage1GPT({ clusters: 20, classes: 3, layers: 2, dim: 32, heads: 4, ffnDim: 64, length: 9, dropout: 0.1 }, new Generator(4));
+  const m = new Stage1GPT({
+    clusters: 20,
+    classes: 3,
+    layers: 2,
+    dim: 32,
+    heads: 4,
+    ffnDim: 64,
+    length: 9,
+    dropout: 0.1,
+  }, new Generator(4));
   const before = liveStorages();
   const opts = { count: 3, seed: 11, topK: 5, classes: Int32Array.from([0, 2, 1]) };
   const cached = await sampleStage1(m, { ...opts });

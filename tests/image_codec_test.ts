@@ -47,7 +47,14 @@ const tj = turbojpeg();
 /** libjpeg-turbo hands CMYK files to the TS decoder, as decodeImage does. */
 const DECODERS: [string, JpegDecoder][] = [
   ["ts", decodeJpeg],
-  ...(tj ? [["libjpeg-turbo", (b: Uint8Array, n: string) => tj.decodeRgb(b, n) ?? decodeJpeg(b, n)] as [string, JpegDecoder]] : []),
+  ...(tj
+    ? [
+      ["libjpeg-turbo", (b: Uint8Array, n: string) => tj.decodeRgb(b, n) ?? decodeJpeg(b, n)] as [
+        string,
+        JpegDecoder,
+      ],
+    ]
+    : []),
 ];
 if (!tj) console.log("image_codec_test: libturbojpeg absent, only the TS JPEG decoder is tested");
 
@@ -81,7 +88,12 @@ Deno.test("jpeg: unsupported and broken files fail with the file name", () => {
   }
   const cut = `${FIX}jpeg/truncated.jpg`;
   assert.match(jpegCases.truncated.error!, /truncated/); // PIL refuses it too
-  for (const [decoderName, decode] of [...DECODERS, ["decodeImage", decodeImage] as [string, JpegDecoder]]) {
+  for (
+    const [decoderName, decode] of [
+      ...DECODERS,
+      ["decodeImage", decodeImage] as [string, JpegDecoder],
+    ]
+  ) {
     assert.throws(
       () => decode(Deno.readFileSync(cut), cut),
       (e: Error) => /truncated/.test(e.message) && e.message.includes(cut),
@@ -165,7 +177,11 @@ Deno.test({
       for (const name of names) {
         const img = decode(await Deno.readFile(PHOTOS + name), PHOTOS + name);
         assert.equal(`${img.width}x${img.height}`, `${ref[name].width}x${ref[name].height}`, name);
-        assert.equal(await sha256(img.data), ref[name].sha256, `${decoderName}: ${name} differs from PIL`);
+        assert.equal(
+          await sha256(img.data),
+          ref[name].sha256,
+          `${decoderName}: ${name} differs from PIL`,
+        );
       }
     }
   },

@@ -139,7 +139,10 @@ Deno.test("pipelines: batch normalisation and DiGIT encoder input agree with the
   const batch = stackImages([src, horizontalFlip(src)]);
   const nb = normalizeBatch(batch);
   assert.equal(maxAbsDiff(nb.subarray(0, x.data.length), x.data), 0);
-  assert.equal(maxAbsDiff(nb.subarray(x.data.length), normalize(toTensor(horizontalFlip(src))).data), 0);
+  assert.equal(
+    maxAbsDiff(nb.subarray(x.data.length), normalize(toTensor(horizontalFlip(src))).data),
+    0,
+  );
   const big = resizePil(src, 256, 256, "bicubic");
   const enc = digitEncoderInput(stackImages([big]));
   assert.deepEqual(enc.shape, [1, 3, 224, 224]);

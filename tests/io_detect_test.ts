@@ -10,7 +10,15 @@ Deno.test("a safetensors file whose header length starts with byte 0x80 is detec
   for (let pad = 0; pad < 400; pad++) {
     const path = `${dir}/w.safetensors`;
     const key = "k" + "x".repeat(pad);
-    await writeSafetensors(path, new Map([[key, { dtype: "f32", shape: [2], data: new Float32Array([1, 2]), sourceDtype: "f32" }]]));
+    await writeSafetensors(
+      path,
+      new Map([[key, {
+        dtype: "f32",
+        shape: [2],
+        data: new Float32Array([1, 2]),
+        sourceDtype: "f32",
+      }]]),
+    );
     const head = (await Deno.readFile(path)).subarray(0, 1)[0];
     if (head !== 0x80) continue;
     assert.equal(detectFormat(path), "safetensors");

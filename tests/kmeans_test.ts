@@ -10,15 +10,33 @@ import { uniformAt } from "../core/random.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 import * as ops from "../core/ops/mod.ts";
 import {
-  CentroidIndex, centroidFileName, evaluateKMeans, fitKMeans, memorySource, npyFilesSource, NpyMatrixWriter,
-  permutationPrefix, readCentroids, sampleRows, splitEmptyClusters, writeCentroids,
+  centroidFileName,
+  CentroidIndex,
+  evaluateKMeans,
+  fitKMeans,
+  memorySource,
+  npyFilesSource,
+  NpyMatrixWriter,
+  permutationPrefix,
+  readCentroids,
+  sampleRows,
+  splitEmptyClusters,
+  writeCentroids,
 } from "../plugins/kmeans/mod.ts";
 import { Generator } from "../core/random.ts";
 
-const ref = JSON.parse(await Deno.readTextFile(new URL("./fixtures/kmeans/reference.json", import.meta.url)));
+const ref = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/kmeans/reference.json", import.meta.url)),
+);
 
 /** Mirrors blob_data in the fixture script: row i is blob i % blobs, centre + (u1+u2+u3-1.5)*noise. */
-function blobData(n: number, d: number, blobs: number, spread: number, noise: number): Float32Array {
+function blobData(
+  n: number,
+  d: number,
+  blobs: number,
+  spread: number,
+  noise: number,
+): Float32Array {
   const x = new Float32Array(n * d);
   for (let i = 0; i < n; i++) {
     const b = i % blobs;
@@ -39,7 +57,10 @@ Deno.test("the data generator rebuilds the fixture's rows exactly", () => {
   assert.deepEqual(Array.from(dataA.subarray(0, A.d)), ref.data.first_row);
   let s = 0;
   for (const v of dataA) s += v;
-  assert.ok(Math.abs(s - ref.data.sum) < 1e-9 * Math.abs(ref.data.sum) + 1e-9, `sum ${s} vs ${ref.data.sum}`);
+  assert.ok(
+    Math.abs(s - ref.data.sum) < 1e-9 * Math.abs(ref.data.sum) + 1e-9,
+    `sum ${s} vs ${ref.data.sum}`,
+  );
 });
 
 Deno.test("Lloyd from a fixed init: labels exact, inertia 1e-5 relative, centroids 1e-5 (numpy)", async () => {
@@ -52,15 +73,25 @@ Deno.test("Lloyd from a fixed init: labels exact, inertia 1e-5 relative, centroi
   for (let i = 0; i < iterations; i++) {
     const want = ref.lloyd.inertia[i];
     const rel = Math.abs(fit.stats[i].inertia - want) / want;
-    assert.ok(rel <= 1e-5, `iteration ${i}: inertia ${fit.stats[i].inertia} vs ${want} (rel ${rel})`);
+    assert.ok(
+      rel <= 1e-5,
+      `iteration ${i}: inertia ${fit.stats[i].inertia} vs ${want} (rel ${rel})`,
+    );
     assert.equal(fit.stats[i].splits, 0);
   }
   let cerr = 0;
-  for (let i = 0; i < fit.centroids.length; i++) cerr = Math.max(cerr, Math.abs(fit.centroids[i] - ref.lloyd.centroids[i]));
+  for (let i = 0; i < fit.centroids.length; i++) {
+    cerr = Math.max(cerr, Math.abs(fit.centroids[i] - ref.lloyd.centroids[i]));
+  }
   assert.ok(cerr <= 1e-5, `centroids: max abs error ${cerr}`);
   // The reference labels are those of the last assignment, made with the centroids before
   // the last update: rebuild them by running one iteration fewer.
-  const prev = await fitKMeans(src, { k, iterations: iterations - 1, init, maxPointsPerCentroid: 0 });
+  const prev = await fitKMeans(src, {
+    k,
+    iterations: iterations - 1,
+    init,
+    maxPointsPerCentroid: 0,
+  });
   const index = new CentroidIndex(prev.centroids, k, A.d);
   const { labels } = await index.search(dataA);
   index.dispose();
@@ -72,14 +103,28 @@ Deno.test("k-means++ then 20 Lloyd iterations: final inertia within 1% of faiss'
   const F = ref.faiss_data;
   const data = blobData(F.n, F.d, F.blobs, F.spread, F.noise);
   const src = memorySource(data, F.d);
-  const fit = await fitKMeans(src, { k: ref.faiss.k, iterations: 20, init: "kmeans++", seed: 1234 });
+  const fit = await fitKMeans(src, {
+    k: ref.faiss.k,
+    iterations: 20,
+    init: "kmeans++",
+    seed: 1234,
+  });
   const { inertia, counts } = await evaluateKMeans(src, fit.centroids, ref.faiss.k);
   const rel = (inertia - ref.faiss.inertia) / ref.faiss.inertia;
-  console.log(`  ours ${inertia.toFixed(1)}, faiss ${ref.faiss.inertia.toFixed(1)} (${(100 * rel).toFixed(2)}%)`);
-  assert.ok(Math.abs(rel) <= 0.01, `inertia ${inertia} vs faiss ${ref.faiss.inertia} (${(100 * rel).toFixed(2)}%)`);
+  console.log(
+    `  ours ${inertia.toFixed(1)}, faiss ${ref.faiss.inertia.toFixed(1)} (${
+      (100 * rel).toFixed(2)
+    }%)`,
+  );
+  assert.ok(
+    Math.abs(rel) <= 0.01,
+    `inertia ${inertia} vs faiss ${ref.faiss.inertia} (${(100 * rel).toFixed(2)}%)`,
+  );
   assert.equal(counts.reduce((a, b) => a + b, 0), F.n);
   // Inertia never increases across Lloyd iterations.
-  for (let i = 1; i < fit.stats.length; i++) assert.ok(fit.stats[i].inertia <= fit.stats[i - 1].inertia * (1 + 1e-12));
+  for (let i = 1; i < fit.stats.length; i++) {
+    assert.ok(fit.stats[i].inertia <= fit.stats[i - 1].inertia * (1 + 1e-12));
+  }
   // faiss-style random init lands in another local optimum; faiss's own seeds 1234..1239
   // spread by 0.9% on these data, so allow 3%.
   const rnd = await fitKMeans(src, { k: ref.faiss.k, iterations: 20, init: "random" });
@@ -98,7 +143,13 @@ Deno.test("ties go to the first centroid; an empty cluster is split off a popula
   assert.deepEqual(Array.from(labels), [0, 0, 2, 0]);
   assert.deepEqual(Array.from(distances), [1, 1, 1, 1 + 0 + 1 + 4]);
 
-  const fit = await fitKMeans(memorySource(x, d), { k: 3, iterations: 1, init: c, maxPointsPerCentroid: 0, minPointsPerCentroid: 0 });
+  const fit = await fitKMeans(memorySource(x, d), {
+    k: 3,
+    iterations: 1,
+    init: c,
+    maxPointsPerCentroid: 0,
+    minPointsPerCentroid: 0,
+  });
   assert.equal(fit.stats[0].splits, 1);
   // Cluster 1 (empty) became a copy of cluster 0's mean nudged by (1 +- 1/1024) per coordinate.
   const mean0 = [1, 2, 8 / 3, 11 / 3];
@@ -145,7 +196,12 @@ Deno.test("streaming over .npy shards gives the same centroids as in memory; cen
     assert.equal(c.trainingRows, 1600);
     assert.deepEqual(c.centroids, e.centroids);
     // ... and when the subsample is spilled to one file first.
-    const spilled = await fitKMeans(shards, { ...opts, maxPointsPerCentroid: 100, memoryBytes: 0, spillPath: `${dir}/sub.npy` });
+    const spilled = await fitKMeans(shards, {
+      ...opts,
+      maxPointsPerCentroid: 100,
+      memoryBytes: 0,
+      spillPath: `${dir}/sub.npy`,
+    });
     assert.deepEqual(spilled.centroids, e.centroids);
 
     const path = `${dir}/${centroidFileName(8192)}`;
@@ -199,16 +255,34 @@ Deno.test("bad inputs are reported with the sizes involved", async () => {
   const src = memorySource(dataA.subarray(0, 10 * A.d), A.d);
   await assert.rejects(() => fitKMeans(src, { k: 11 }), /10 training rows cannot make 11 clusters/);
   await assert.rejects(() => fitKMeans(src, { k: 0 }), /k must be a positive integer, got 0/);
-  await assert.rejects(() => fitKMeans(src, { k: 2, init: new Float32Array(5) }), /initial centroids hold 5 values, expected 2 x 16/);
+  await assert.rejects(
+    () => fitKMeans(src, { k: 2, init: new Float32Array(5) }),
+    /initial centroids hold 5 values, expected 2 x 16/,
+  );
   const nan = dataA.slice(0, 10 * A.d);
   nan[3 * A.d + 2] = NaN;
-  await assert.rejects(() => fitKMeans(memorySource(nan, A.d), { k: 2, minPointsPerCentroid: 0 }), /row 3 holds a non-finite value/);
-  assert.throws(() => memorySource(new Float32Array(10), 3), /10 values do not split into rows of 3/);
+  await assert.rejects(
+    () => fitKMeans(memorySource(nan, A.d), { k: 2, minPointsPerCentroid: 0 }),
+    /row 3 holds a non-finite value/,
+  );
+  assert.throws(
+    () => memorySource(new Float32Array(10), 3),
+    /10 values do not split into rows of 3/,
+  );
   const index = new CentroidIndex(new Float32Array(8), 2, 4);
-  await assert.rejects(() => index.search(new Float32Array(6)), /6 values do not split into rows of the centroids' dimension 4/);
-  assert.throws(() => tidy(() => index.assign(ops.zeros([3, 5]))), /features have dimension 5 but the 2 centroids have dimension 4/);
+  await assert.rejects(
+    () => index.search(new Float32Array(6)),
+    /6 values do not split into rows of the centroids' dimension 4/,
+  );
+  assert.throws(
+    () => tidy(() => index.assign(ops.zeros([3, 5]))),
+    /features have dimension 5 but the 2 centroids have dimension 4/,
+  );
   index.dispose();
-  assert.throws(() => new CentroidIndex(new Float32Array(7), 2, 4), /7 centroid values are not 2 x 4/);
+  assert.throws(
+    () => new CentroidIndex(new Float32Array(7), 2, 4),
+    /7 centroid values are not 2 x 4/,
+  );
   const bad = await Deno.makeTempFile({ suffix: ".npy" });
   await Deno.writeFile(bad, new Uint8Array([1, 2, 3]));
   assert.throws(() => readCentroids(bad), /not a \.npy file/);

@@ -142,7 +142,12 @@ Deno.test("eval: FID, IS and precision/recall of two folders match the torch/num
     assert.deepEqual([direct.mu, direct.sigma], [st.mu, st.sigma]);
     const again = await runEval(
       // Same batches as above: BLAS results can differ in the last ulp with the batch size.
-      params({ generated: GENERATED, reference: `${dir}/ref.safetensors`, metrics: ["fid"], batch_size: 4 }),
+      params({
+        generated: GENERATED,
+        reference: `${dir}/ref.safetensors`,
+        metrics: ["fid"],
+        batch_size: 4,
+      }),
       ctx,
     );
     assert.ok(

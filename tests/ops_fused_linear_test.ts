@@ -15,7 +15,10 @@ import { liveStorages, type Tensor, tidy } from "../core/tensor.ts";
 function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, label: string) {
   assert.equal(a.length, b.length, label);
   for (let i = 0; i < a.length; i++) {
-    assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `${label}[${i}]: ${a[i]} vs ${b[i]}`);
+    assert.ok(
+      Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])),
+      `${label}[${i}]: ${a[i]} vs ${b[i]}`,
+    );
   }
 }
 
@@ -23,17 +26,39 @@ Deno.test("fusedLinear: fused (no grad) matches linear, gelu, mul and add, for e
   const before = liveStorages();
   tidy(() => {
     const g = (shape: number[], seed: number) => ops.randn(shape, new Generator(seed));
-    const x = g([2, 7, 12], 1), w = g([10, 12], 2), bias = g([10], 3), scale = g([10], 4), res = g([2, 7, 10], 5);
-    const composed = (x: Tensor, b: Tensor | null, act: boolean, s: Tensor | null, r: Tensor | null) => {
+    const x = g([2, 7, 12], 1),
+      w = g([10, 12], 2),
+      bias = g([10], 3),
+      scale = g([10], 4),
+      res = g([2, 7, 10], 5);
+    const composed = (
+      x: Tensor,
+      b: Tensor | null,
+      act: boolean,
+      s: Tensor | null,
+      r: Tensor | null,
+    ) => {
       let y = ops.linear(x, w, b);
       if (act) y = ops.gelu(y);
       if (s) y = ops.mul(y, s);
       return r ? ops.add(r, y) : y;
     };
     for (let mask = 0; mask < 16; mask++) {
-      const [b, act, s, r] = [mask & 1 ? bias : null, !!(mask & 2), mask & 4 ? scale : null, mask & 8 ? res : null];
-      const fused = noGrad(() => ops.fusedLinear(x, w, b, { activation: act ? "gelu" : undefined, scale: s, residual: r }));
-      close(fused.dataSync(), composed(x, b, act, s, r).dataSync(), 1e-6, `bias=${!!b} gelu=${act} scale=${!!s} residual=${!!r}`);
+      const [b, act, s, r] = [
+        mask & 1 ? bias : null,
+        !!(mask & 2),
+        mask & 4 ? scale : null,
+        mask & 8 ? res : null,
+      ];
+      const fused = noGrad(() =>
+        ops.fusedLinear(x, w, b, { activation: act ? "gelu" : undefined, scale: s, residual: r })
+      );
+      close(
+        fused.dataSync(),
+        composed(x, b, act, s, r).dataSync(),
+        1e-6,
+        `bias=${!!b} gelu=${act} scale=${!!s} residual=${!!r}`,
+      );
     }
     // A strided input (a transposed view) is made dense first.
     const xt = ops.transpose(g([2, 12, 7], 6), 1, 2);
@@ -46,8 +71,17 @@ Deno.test("fusedLinear: fused (no grad) matches linear, gelu, mul and add, for e
 Deno.test("fusedLinear names mismatched shapes", () => {
   tidy(() => {
     const x = ops.zeros([3, 4]), w = ops.zeros([5, 4]);
-    assert.throws(() => ops.fusedLinear(x, w, null, { scale: ops.zeros([4]) }), /fusedLinear: scale \[4\] does not match 5 output features/);
-    assert.throws(() => ops.fusedLinear(x, w, null, { residual: ops.zeros([3, 4]) }), /fusedLinear: residual \[3, 4\] is not the output shape \[3, 5\]/);
-    assert.throws(() => ops.fusedLinear(x, ops.zeros([5, 3]), null), /fusedLinear: input \[3, 4\], weight \[5, 3\]/);
+    assert.throws(
+      () => ops.fusedLinear(x, w, null, { scale: ops.zeros([4]) }),
+      /fusedLinear: scale \[4\] does not match 5 output features/,
+    );
+    assert.throws(
+      () => ops.fusedLinear(x, w, null, { residual: ops.zeros([3, 4]) }),
+      /fusedLinear: residual \[3, 4\] is not the output shape \[3, 5\]/,
+    );
+    assert.throws(
+      () => ops.fusedLinear(x, ops.zeros([5, 3]), null),
+      /fusedLinear: input \[3, 4\], weight \[5, 3\]/,
+    );
   });
 });

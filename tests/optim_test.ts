@@ -2,15 +2,31 @@
 
 import assert from "node:assert/strict";
 import * as ops from "../core/ops/mod.ts";
-import { AdamW, clipGradNorm, clipGradNormOnDevice, cosine, inverseSqrt, SGD } from "../core/optim/mod.ts";
+import {
+  AdamW,
+  clipGradNorm,
+  clipGradNormOnDevice,
+  cosine,
+  inverseSqrt,
+  SGD,
+} from "../core/optim/mod.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 
-const fixture = JSON.parse(await Deno.readTextFile(new URL("./fixtures/core/adamw.json", import.meta.url)));
+const fixture = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/core/adamw.json", import.meta.url)),
+);
 
 Deno.test("AdamW matches torch.optim.AdamW over 3 steps (1e-5 relative)", () => {
   const before = liveStorages();
-  const params = fixture.init.map((v: number[], i: number) => ops.tensor(v, fixture.shapes[i]).requireGrad());
-  const opt = new AdamW(params, { lr: fixture.lr, betas: fixture.betas, eps: fixture.eps, weightDecay: fixture.weight_decay });
+  const params = fixture.init.map((v: number[], i: number) =>
+    ops.tensor(v, fixture.shapes[i]).requireGrad()
+  );
+  const opt = new AdamW(params, {
+    lr: fixture.lr,
+    betas: fixture.betas,
+    eps: fixture.eps,
+    weightDecay: fixture.weight_decay,
+  });
   for (const grads of fixture.grads) {
     params.forEach((p: ReturnType<typeof ops.tensor>, i: number) => {
       p.grad = ops.tensor(grads[i], fixture.shapes[i]).keep();
@@ -21,7 +37,10 @@ Deno.test("AdamW matches torch.optim.AdamW over 3 steps (1e-5 relative)", () => 
   params.forEach((p: ReturnType<typeof ops.tensor>, i: number) => {
     const got = p.dataSync();
     fixture.final[i].forEach((want: number, j: number) => {
-      assert.ok(Math.abs(got[j] - want) <= 1e-5 * Math.max(1, Math.abs(want)), `param ${i}[${j}]: ${got[j]} vs ${want}`);
+      assert.ok(
+        Math.abs(got[j] - want) <= 1e-5 * Math.max(1, Math.abs(want)),
+        `param ${i}[${j}]: ${got[j]} vs ${want}`,
+      );
     });
     p.dispose();
   });
@@ -73,7 +92,12 @@ Deno.test("global grad-norm clipping computes the L2 norm over all parameters", 
   const { norm, scale } = await clipGradNorm([a, b], 1);
   assert.ok(Math.abs(norm - 5) < 1e-6);
   assert.ok(Math.abs(scale - 0.2) < 1e-6);
-  tidy(() => [a, b].forEach((t) => { t.grad!.dispose(); t.dispose(); }));
+  tidy(() =>
+    [a, b].forEach((t) => {
+      t.grad!.dispose();
+      t.dispose();
+    })
+  );
 });
 
 Deno.test("schedules: fairseq inverse_sqrt and cosine closed forms", () => {
@@ -98,5 +122,10 @@ Deno.test("on-device clipping scales gradients by min(1, maxNorm/norm) without a
   assert.ok(Math.abs(a.grad.dataSync()[0] - 3 / (5 + 1e-6)) < 1e-6);
   norm.dispose();
   small.dispose();
-  tidy(() => [a, b].forEach((t) => { t.grad!.dispose(); t.dispose(); }));
+  tidy(() =>
+    [a, b].forEach((t) => {
+      t.grad!.dispose();
+      t.dispose();
+    })
+  );
 });

@@ -17,7 +17,11 @@ import { planTask, runTask, stepStatus } from "../core/tasks.ts";
 import { liveStorages } from "../core/tensor.ts";
 import demo from "../plugins/demo/plugin.ts";
 import pipeline from "../plugins/pipeline/plugin.ts";
-import { resolveSampleSources, type SampleParams, sampleParams } from "../plugins/pipeline/sample.ts";
+import {
+  resolveSampleSources,
+  type SampleParams,
+  sampleParams,
+} from "../plugins/pipeline/sample.ts";
 import stage1 from "../plugins/stage1/plugin.ts";
 import stage2Plugin from "../plugins/stage2/plugin.ts";
 import vqganPlugin from "../plugins/vqgan/plugin.ts";
@@ -27,7 +31,10 @@ import { parseCodecs, readTokenGrids } from "../plugins/pipeline/tokens.ts";
 import { Stage2Model } from "../plugins/stage2/model.ts";
 import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
 
-const vqgan = new VQGAN({ ...VQGAN_PRESETS.cpu16, chMult: [1, 1, 1], nEmbed: 12 }, new Generator(7)); // 4x4 codes -> 16 px
+const vqgan = new VQGAN(
+  { ...VQGAN_PRESETS.cpu16, chMult: [1, 1, 1], nEmbed: 12 },
+  new Generator(7),
+); // 4x4 codes -> 16 px
 vqgan.eval();
 
 function codecsFile(count: number, L: number, K: number): string {
@@ -46,17 +53,31 @@ Deno.test(".codecs parsing: D- lines, ids, truncation to the common length, bad 
   assert.deepEqual(f.ids, ["3", "7"]);
   assert.deepEqual(Array.from(f.grid.tokens), [1, 2, 3, 4, 4, 3, 2, 1]);
   assert.deepEqual([f.grid.count, f.grid.height, f.grid.width], [2, 2, 2]);
-  assert.throws(() => parseCodecs("1 2 x\n", "bad.codecs"), /bad\.codecs:1: expected non-negative integer/);
+  assert.throws(
+    () => parseCodecs("1 2 x\n", "bad.codecs"),
+    /bad\.codecs:1: expected non-negative integer/,
+  );
 });
 
 Deno.test("semantic grids are read from core token files (stage-1 samples) and .npy as well", async () => {
   const dir = await Deno.makeTempDir();
   const tokens = Int32Array.from({ length: 3 * 16 }, (_, i) => i % 20);
-  await writeTokenFile(`${dir}/samples.tokens`, { tokens, count: 3, height: 4, width: 4, vocab: 20 });
+  await writeTokenFile(`${dir}/samples.tokens`, {
+    tokens,
+    count: 3,
+    height: 4,
+    width: 4,
+    vocab: 20,
+  });
   const a = await readTokenGrids(`${dir}/samples.tokens`);
   assert.deepEqual([a.grid.count, a.grid.height, a.grid.width, a.ids.join()], [3, 4, 4, "0,1,2"]);
   assert.deepEqual(a.grid.tokens, tokens);
-  await writeNpy(`${dir}/s.npy`, { dtype: "i32", shape: [3, 16], data: tokens, sourceDtype: "i32" });
+  await writeNpy(`${dir}/s.npy`, {
+    dtype: "i32",
+    shape: [3, 16],
+    data: tokens,
+    sourceDtype: "i32",
+  });
   assert.deepEqual((await readTokenGrids(`${dir}/s.npy`)).grid.tokens, tokens);
   await Deno.remove(dir, { recursive: true });
 });
@@ -65,19 +86,38 @@ for (const variant of ["nar", "ar"] as const) {
   Deno.test(`pipeline (${variant}): token file -> PNGs named by id, contact sheet, same output for any batch size`, async () => {
     const before = liveStorages();
     const stage2 = new Stage2Model({
-      variant, clusters: 20, codebookSize: 12, prefixLength: 16, length: 16, layers: 1, dim: 16, heads: 2, ffnDim: 32, dropout: 0,
+      variant,
+      clusters: 20,
+      codebookSize: 12,
+      prefixLength: 16,
+      length: 16,
+      layers: 1,
+      dim: 16,
+      heads: 2,
+      ffnDim: 32,
+      dropout: 0,
     }, new Generator(5));
     const dir = await Deno.makeTempDir();
     await Deno.writeTextFile(`${dir}/sem.codecs`, codecsFile(5, 16, 20));
     const run = (outDir: string, batchSize: number) =>
-      runPipeline({ stage2, decoder: vqgan, semantic: `${dir}/sem.codecs`, outDir, seed: 42, batchSize, sampling: { steps: 4 }, sheet: { columns: 3 } });
+      runPipeline({
+        stage2,
+        decoder: vqgan,
+        semantic: `${dir}/sem.codecs`,
+        outDir,
+        seed: 42,
+        batchSize,
+        sampling: { steps: 4 },
+        sheet: { columns: 3 },
+      });
     const a = await run(`${dir}/a`, 2);
     const b = await run(`${dir}/b`, 3);
     assert.equal(a.count, 5);
     const names = [...Deno.readDirSync(a.resultsDir)].map((e) => e.name).sort();
     assert.deepEqual(names, ["101.png", "102.png", "103.png", "104.png", "105.png"]);
     for (const name of names) {
-      const x = await Deno.readFile(`${a.resultsDir}/${name}`), y = await Deno.readFile(`${b.resultsDir}/${name}`);
+      const x = await Deno.readFile(`${a.resultsDir}/${name}`),
+        y = await Deno.readFile(`${b.resultsDir}/${name}`);
       assert.deepEqual(x, y, `${name} differs between batch sizes 2 and 3`);
       const img = await readImage(`${a.resultsDir}/${name}`);
       assert.deepEqual([img.width, img.height], [16, 16]);
@@ -94,10 +134,20 @@ for (const variant of ["nar", "ar"] as const) {
     assert.deepEqual([sheet.width, sheet.height], [3 * 18 + 2, 2 * 18 + 2]);
     const c = await run(`${dir}/c`, 5).then(() => Deno.readFile(`${dir}/c/results/101.png`));
     assert.deepEqual(c, await Deno.readFile(`${a.resultsDir}/101.png`));
-    const other = await runPipeline({ stage2, decoder: vqgan, semantic: `${dir}/sem.codecs`, outDir: `${dir}/d`, seed: 43, sampling: { steps: 4 } });
-    const differs = await Promise.all(names.map(async (n) =>
-      (await Deno.readFile(`${other.resultsDir}/${n}`)).join() !== (await Deno.readFile(`${a.resultsDir}/${n}`)).join()
-    ));
+    const other = await runPipeline({
+      stage2,
+      decoder: vqgan,
+      semantic: `${dir}/sem.codecs`,
+      outDir: `${dir}/d`,
+      seed: 43,
+      sampling: { steps: 4 },
+    });
+    const differs = await Promise.all(
+      names.map(async (n) =>
+        (await Deno.readFile(`${other.resultsDir}/${n}`)).join() !==
+          (await Deno.readFile(`${a.resultsDir}/${n}`)).join()
+      ),
+    );
     assert.ok(differs.some((d) => d), "another seed gives other images");
     stage2.dispose();
     assert.equal(liveStorages(), before, "no leaked storages");
@@ -111,50 +161,113 @@ function tinySteps(semanticFile: string) {
   const fast = { max_update: 2, lr: 1e-3 };
   return [
     {
-      name: "vqgan", type: "train-vqgan", params: {
-        model: { preset: "cpu16", ch: 8, ch_mult: [1, 2, 2], num_res_blocks: 1, z_channels: 8, n_embed: 32, norm_groups: 4 },
-        dataset: { batch_size: 8, source: shapes, train_images: 24, valid_images: 0 }, optimization: fast, preview: { count: 2 },
+      name: "vqgan",
+      type: "train-vqgan",
+      params: {
+        model: {
+          preset: "cpu16",
+          ch: 8,
+          ch_mult: [1, 2, 2],
+          num_res_blocks: 1,
+          z_channels: 8,
+          n_embed: 32,
+          norm_groups: 4,
+        },
+        dataset: { batch_size: 8, source: shapes, train_images: 24, valid_images: 0 },
+        optimization: fast,
+        preview: { count: 2 },
       },
     },
-    { name: "encode", type: "encode-vqgan", params: { vqgan: { checkpoint: "${steps.vqgan.outputs.checkpoint}" }, dataset: shapes } },
     {
-      name: "stage1", type: "train-stage1", params: {
-        task: { tokens: semanticFile, target_vocab_size: 8 }, dataset: { batch_size: 8 }, optimization: fast,
+      name: "encode",
+      type: "encode-vqgan",
+      params: { vqgan: { checkpoint: "${steps.vqgan.outputs.checkpoint}" }, dataset: shapes },
+    },
+    {
+      name: "stage1",
+      type: "train-stage1",
+      params: {
+        task: { tokens: semanticFile, target_vocab_size: 8 },
+        dataset: { batch_size: 8 },
+        optimization: fast,
         model: { preset: "tiny", dropout: 0, class_conditional: true, num_classes: 3 },
       },
     },
     {
-      name: "stage2", type: "train-stage2", params: {
-        task: { tokens: semanticFile, vq_tokens: "${steps.encode.outputs.tokens}", source_vocab_size: 8, target_vocab_size: 32 },
-        dataset: { batch_size: 8 }, optimization: fast, model: { _name: "st2vtlm_nar", preset: "tiny", dropout: 0 },
+      name: "stage2",
+      type: "train-stage2",
+      params: {
+        task: {
+          tokens: semanticFile,
+          vq_tokens: "${steps.encode.outputs.tokens}",
+          source_vocab_size: 8,
+          target_vocab_size: 32,
+        },
+        dataset: { batch_size: 8 },
+        optimization: fast,
+        model: { _name: "st2vtlm_nar", preset: "tiny", dropout: 0 },
       },
     },
     // Never-trained copies beside the trained parts: `sample` must pass them over.
     {
-      name: "untrained", type: "untrained-models",
-      params: { stage1: "${steps.stage1.dir}", stage2: "${steps.stage2.dir}", vqgan: "${steps.vqgan.dir}" },
+      name: "untrained",
+      type: "untrained-models",
+      params: {
+        stage1: "${steps.stage1.dir}",
+        stage2: "${steps.stage2.dir}",
+        vqgan: "${steps.vqgan.dir}",
+      },
     },
     // The reference chain: stage-1 grids as a token file, then generate-images.
     {
-      name: "semantic", type: "sample-stage1",
-      params: { model: "${steps.stage1.dir}", count: 5, seed: 3, classes: [0, 2], top_k: 4, batch_size: 2 },
+      name: "semantic",
+      type: "sample-stage1",
+      params: {
+        model: "${steps.stage1.dir}",
+        count: 5,
+        seed: 3,
+        classes: [0, 2],
+        top_k: 4,
+        batch_size: 2,
+      },
     },
     {
-      name: "reference", type: "generate-images", params: {
-        stage2: "${steps.stage2.dir}/checkpoints/last", vqgan: "${steps.vqgan.dir}/checkpoints/last",
-        tokens: "${steps.semantic.outputs.tokens}", seed: 3, steps: 3, batch_size: 2,
+      name: "reference",
+      type: "generate-images",
+      params: {
+        stage2: "${steps.stage2.dir}/checkpoints/last",
+        vqgan: "${steps.vqgan.dir}/checkpoints/last",
+        tokens: "${steps.semantic.outputs.tokens}",
+        seed: 3,
+        steps: 3,
+        batch_size: 2,
       },
     },
     // What `deno task sample --set dir=...` runs: every part found under the folder.
     {
-      name: "sample", type: "sample",
-      params: { dir: "${outputs}", count: 5, seed: 3, classes: [0, 2], top_k: 4, stage2_steps: 3, batch_size: 2 },
+      name: "sample",
+      type: "sample",
+      params: {
+        dir: "${outputs}",
+        count: 5,
+        seed: 3,
+        classes: [0, 2],
+        top_k: 4,
+        stage2_steps: 3,
+        batch_size: 2,
+      },
     },
     // Stage 1 replaced by the reference's token file; the other parts named.
     {
-      name: "from-tokens", type: "sample", params: {
-        stage1: "${steps.semantic.outputs.tokens}", stage2: "${steps.stage2.dir}", vqgan: "${steps.vqgan.dir}",
-        seed: 3, stage2_steps: 3, batch_size: 4,
+      name: "from-tokens",
+      type: "sample",
+      params: {
+        stage1: "${steps.semantic.outputs.tokens}",
+        stage2: "${steps.stage2.dir}",
+        vqgan: "${steps.vqgan.dir}",
+        seed: 3,
+        stage2_steps: 3,
+        batch_size: 4,
       },
     },
   ];
@@ -166,12 +279,20 @@ Deno.test("sample step: tiny trained parts found by their markers -> the same PN
   await Deno.mkdir(out, { recursive: true });
   const g = new Generator(11);
   await writeTokenFile(`${out}/semantic.tokens`, {
-    tokens: Int32Array.from({ length: 24 * 16 }, () => g.int(8)), count: 24, height: 4, width: 4, vocab: 8,
+    tokens: Int32Array.from({ length: 24 * 16 }, () => g.int(8)),
+    count: 24,
+    height: 4,
+    width: 4,
+    vocab: 8,
     labels: Int32Array.from({ length: 24 }, (_, i) => i % 3),
   });
   const r = new Registry();
   for (const p of [vqganPlugin, stage1, stage2Plugin, pipeline, demo]) await r.use(p);
-  const plan = planTask({ name: "tiny", steps: tinySteps(`${out}/semantic.tokens`) }, r, { file: "pipeline_test", outputDir: out, device: "cpu" });
+  const plan = planTask({ name: "tiny", steps: tinySteps(`${out}/semantic.tokens`) }, r, {
+    file: "pipeline_test",
+    outputDir: out,
+    device: "cpu",
+  });
   const log = memoryLogger();
   const run = () => runTask(plan, { registry: r, log, signal: new AbortController().signal });
   await run();
@@ -179,18 +300,32 @@ Deno.test("sample step: tiny trained parts found by their markers -> the same PN
   // The sampled images are those of the two-step chain, under zero-padded ids.
   const ids = ["0000", "0001", "0002", "0003", "0004"];
   // labels.tsv (core/data/labels.ts) names the class each image was sampled for.
-  assert.deepEqual([...Deno.readDirSync(`${out}/sample/results`)].map((e) => e.name).sort(), [...ids.map((id) => `${id}.png`), "labels.tsv"]);
-  const classColumn = async (dir: string) => (await Deno.readTextFile(`${dir}/labels.tsv`)).trim().split("\n").slice(1).map((l) => l.split("\t")[1]);
-  assert.deepEqual(await classColumn(`${out}/sample/results`), await classColumn(`${out}/reference/results`));
+  assert.deepEqual([...Deno.readDirSync(`${out}/sample/results`)].map((e) => e.name).sort(), [
+    ...ids.map((id) => `${id}.png`),
+    "labels.tsv",
+  ]);
+  const classColumn = async (dir: string) =>
+    (await Deno.readTextFile(`${dir}/labels.tsv`)).trim().split("\n").slice(1).map((l) =>
+      l.split("\t")[1]
+    );
+  assert.deepEqual(
+    await classColumn(`${out}/sample/results`),
+    await classColumn(`${out}/reference/results`),
+  );
   for (const [i, id] of ids.entries()) {
     const ours = await readImage(`${out}/sample/results/${id}.png`);
     const ref = await readImage(`${out}/reference/results/${i}.png`);
     assert.deepEqual([ours.width, ours.height], [16, 16]);
-    assert.deepEqual(ours.data, ref.data, `image ${id} differs from sample-stage1 + generate-images`);
+    assert.deepEqual(
+      ours.data,
+      ref.data,
+      `image ${id} differs from sample-stage1 + generate-images`,
+    );
     const fromTokens = await readImage(`${out}/from-tokens/results/${i}.png`);
     assert.deepEqual(fromTokens.data, ref.data, `image ${i} from the token file differs`);
   }
-  const semantic = await readTokenFile(`${out}/sample/semantic.tokens`), refSemantic = await readTokenFile(`${out}/semantic/samples.tokens`);
+  const semantic = await readTokenFile(`${out}/sample/semantic.tokens`),
+    refSemantic = await readTokenFile(`${out}/semantic/samples.tokens`);
   assert.deepEqual(semantic.tokens, refSemantic.tokens);
   assert.deepEqual(Array.from(semantic.labels!), [0, 2, 0, 2, 0]);
   const sheet = await readImage(`${out}/sample/contact_sheet.png`);
@@ -202,7 +337,9 @@ Deno.test("sample step: tiny trained parts found by their markers -> the same PN
   // The trained parts were loaded, not the never-trained copies written after them.
   const sources = JSON.parse(await Deno.readTextFile(`${out}/sample/sources.json`));
   assert.deepEqual([sources.stage1.model, sources.stage2, sources.vqgan], [
-    `${out}/stage1/checkpoints/last`, `${out}/stage2/checkpoints/last`, `${out}/vqgan/checkpoints/last`,
+    `${out}/stage1/checkpoints/last`,
+    `${out}/stage2/checkpoints/last`,
+    `${out}/vqgan/checkpoints/last`,
   ]);
 
   // With nothing given, the parts come from the demo task's output folder.
@@ -210,8 +347,10 @@ Deno.test("sample step: tiny trained parts found by their markers -> the same PN
   await Deno.writeTextFile(demoTask, `name: demo\noutputs: ${out}\nsteps: []\n`);
   const defaults = await resolveSampleSources(validate(sampleParams, {}, "test"), log, demoTask);
   assert.deepEqual(defaults, {
-    stage1: { dir: `${out}/stage1`, which: "last" }, stage2: `${out}/stage2/checkpoints/last`,
-    vqgan: `${out}/vqgan/checkpoints/last`, root: out,
+    stage1: { dir: `${out}/stage1`, which: "last" },
+    stage2: `${out}/stage2/checkpoints/last`,
+    vqgan: `${out}/vqgan/checkpoints/last`,
+    root: out,
   });
 
   // Finished: a re-run skips it, until a part is saved again (same params, new weights).
@@ -219,10 +358,20 @@ Deno.test("sample step: tiny trained parts found by their markers -> the same PN
   assert.equal(await stepStatus(sampleStep), "done");
   const ck = await loadCheckpoint(`${out}/stage2/checkpoints/last`);
   await saveCheckpoint(`${out}/stage2/checkpoints/last`, ck.weights, ck.meta);
-  assert.equal(await stepStatus(sampleStep), "incomplete", "stage 2 was saved again: the samples are stale");
+  assert.equal(
+    await stepStatus(sampleStep),
+    "incomplete",
+    "stage 2 was saved again: the samples are stale",
+  );
   const again = await run();
-  assert.ok(again.ran.includes("sample") && again.ran.includes("from-tokens"), `re-ran ${again.ran}`);
-  assert.ok(again.skipped.includes("reference") && again.skipped.includes("stage2"), `skipped ${again.skipped}`);
+  assert.ok(
+    again.ran.includes("sample") && again.ran.includes("from-tokens"),
+    `re-ran ${again.ran}`,
+  );
+  assert.ok(
+    again.skipped.includes("reference") && again.skipped.includes("stage2"),
+    `skipped ${again.skipped}`,
+  );
   assert.equal(await stepStatus(sampleStep), "done");
   await Deno.remove(root, { recursive: true });
 });
@@ -232,7 +381,10 @@ Deno.test("sample step: without trained parts, the error says to run `deno task 
   const params = (o: Record<string, unknown>) => validate(sampleParams, o, "test") as SampleParams;
   const log = memoryLogger();
   const noDemo = new URL(`file://${root}/tasks/demo.yaml`);
-  await assert.rejects(resolveSampleSources(params({}), log, noDemo), /demo\.yaml does not exist.*Run `deno task demo` first/);
+  await assert.rejects(
+    resolveSampleSources(params({}), log, noDemo),
+    /demo\.yaml does not exist.*Run `deno task demo` first/,
+  );
   // A demo task whose output folder holds nothing trained (only an untrained copy).
   await Deno.mkdir(`${root}/tasks`);
   await Deno.writeTextFile(noDemo, `name: demo\noutputs: ${root}/outputs/demo\nsteps: []\n`);
@@ -247,9 +399,21 @@ Deno.test("sample step: without trained parts, the error says to run `deno task 
     /found no trained stage 1, stage 2, VQGAN under '.*outputs\/demo'.*Run `deno task demo` first/,
   );
   // Parts given explicitly need no search; a part that does not exist is named.
-  await assert.rejects(resolveSampleSources(params({ stage1: `${root}/nope` }), log, noDemo), /stage1 '.*nope' does not exist/);
+  await assert.rejects(
+    resolveSampleSources(params({ stage1: `${root}/nope` }), log, noDemo),
+    /stage1 '.*nope' does not exist/,
+  );
   await Deno.mkdir(`${root}/s1`);
-  const given = await resolveSampleSources(params({ stage1: `${root}/s1`, stage2: `${root}/digit.pt` }), log, noDemo);
-  assert.deepEqual(given, { stage1: { dir: `${root}/s1`, which: "last" }, stage2: `${root}/digit.pt`, vqgan: null, root: null });
+  const given = await resolveSampleSources(
+    params({ stage1: `${root}/s1`, stage2: `${root}/digit.pt` }),
+    log,
+    noDemo,
+  );
+  assert.deepEqual(given, {
+    stage1: { dir: `${root}/s1`, which: "last" },
+    stage2: `${root}/digit.pt`,
+    vqgan: null,
+    root: null,
+  });
   await Deno.remove(root, { recursive: true });
 });

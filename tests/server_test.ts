@@ -141,7 +141,9 @@ async function rawGet(base: string, path: string): Promise<{ status: number; bod
   const port = Number(new URL(base).port);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   await conn.write(
-    new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`),
+    new TextEncoder().encode(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`,
+    ),
   );
   const text = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
   return { status: Number(text.split(" ")[1]), body: text.slice(text.indexOf("\r\n\r\n") + 4) };

@@ -19,10 +19,15 @@ const haveFashion = await Deno.stat(FASHION).then(() => true, () => false);
 
 async function cli(args: string[]): Promise<void> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/main.ts", ...args, "--device", "cpu"], cwd: ROOT, stdout: "piped", stderr: "piped",
+    args: ["run", "-A", "cli/main.ts", ...args, "--device", "cpu"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
   }).output();
   if (!out.success) {
-    throw new Error(`digit ${args.join(" ")} exited ${out.code}:\n${new TextDecoder().decode(out.stderr)}`);
+    throw new Error(
+      `digit ${args.join(" ")} exited ${out.code}:\n${new TextDecoder().decode(out.stderr)}`,
+    );
   }
 }
 
@@ -35,36 +40,68 @@ interface ProbeRun {
 }
 
 /** Tokenizer -> stage 1 -> probe in `dir`; `tokenizer` is the tokenizer config's YAML text. */
-async function tokenizeTrainProbe(dir: string, tokenizer: string, k: number, updates: number): Promise<ProbeRun> {
+async function tokenizeTrainProbe(
+  dir: string,
+  tokenizer: string,
+  k: number,
+  updates: number,
+): Promise<ProbeRun> {
   await Deno.writeTextFile(`${dir}/tokenizer.yaml`, tokenizer);
   await cli(["train", "tokenizer", "--config", `${dir}/tokenizer.yaml`, "-o", dir]);
   const tok = `${dir}/train-tokenizer`;
   await cli([
-    "train", "stage1", "-o", dir, "--set", `task.tokens=${tok}/train.tokens`, "--set", `task.valid_tokens=${tok}/valid.tokens`,
-    "--set", `task.target_vocab_size=${k}`, "--set", `optimization.max_update=${updates}`,
-    "--set", "checkpoint.save_interval_updates=100",
+    "train",
+    "stage1",
+    "-o",
+    dir,
+    "--set",
+    `task.tokens=${tok}/train.tokens`,
+    "--set",
+    `task.valid_tokens=${tok}/valid.tokens`,
+    "--set",
+    `task.target_vocab_size=${k}`,
+    "--set",
+    `optimization.max_update=${updates}`,
+    "--set",
+    "checkpoint.save_interval_updates=100",
     // DiGIT probes the unconditional model: its inputs start with </s>, not a class token.
-    "--set", "model.class_conditional=false",
+    "--set",
+    "model.class_conditional=false",
   ]);
   const train = await readTokenFile(`${tok}/train.tokens`);
-  const unigram = unigramEntropy({ tokens: train.tokens, count: train.count, length: train.height * train.width, clusters: train.vocab });
-  const best = (await loadCheckpoint(`${dir}/train-stage1/checkpoints/best`)).meta as { train: { bestValid: number } };
+  const unigram = unigramEntropy({
+    tokens: train.tokens,
+    count: train.count,
+    length: train.height * train.width,
+    clusters: train.vocab,
+  });
+  const best = (await loadCheckpoint(`${dir}/train-stage1/checkpoints/best`)).meta as {
+    train: { bestValid: number };
+  };
 
-  await Deno.writeTextFile(`${dir}/probe.yaml`, [
-    "name: probe",
-    "steps:",
-    "  - name: probe",
-    "    type: probe-stage1",
-    "    params:",
-    `      model: ${dir}/train-stage1`,
-    `      train_tokens: ${tok}/train.tokens`,
-    `      eval_tokens: ${tok}/valid.tokens`,
-    "      epochs: 20",
-    "      lr: 0.1",
-  ].join("\n"));
+  await Deno.writeTextFile(
+    `${dir}/probe.yaml`,
+    [
+      "name: probe",
+      "steps:",
+      "  - name: probe",
+      "    type: probe-stage1",
+      "    params:",
+      `      model: ${dir}/train-stage1`,
+      `      train_tokens: ${tok}/train.tokens`,
+      `      eval_tokens: ${tok}/valid.tokens`,
+      "      epochs: 20",
+      "      lr: 0.1",
+    ].join("\n"),
+  );
   await cli(["run", `${dir}/probe.yaml`, "-o", dir]);
   const report = JSON.parse(await Deno.readTextFile(`${dir}/probe/probe.json`));
-  return { unigram, bestValid: best.train.bestValid, accuracy: report.accuracy, best: report.best.accuracy };
+  return {
+    unigram,
+    bestValid: best.train.bestValid,
+    accuracy: report.accuracy,
+    best: report.best.accuracy,
+  };
 }
 
 async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
@@ -84,28 +121,49 @@ Deno.test({
       // 2000 training and 1000 test images; 4x4 patches of the 28x28 images -> 7x7 tokens, K = 64.
       await cli(["run", "tasks/probe-fashion-mnist.yaml", "-o", dir]);
       const train = await readTokenFile(`${dir}/tokenizer/train.tokens`);
-      const unigram = unigramEntropy({ tokens: train.tokens, count: train.count, length: 49, clusters: train.vocab });
-      const best = (await loadCheckpoint(`${dir}/train/checkpoints/best`)).meta as { train: { bestValid: number } };
+      const unigram = unigramEntropy({
+        tokens: train.tokens,
+        count: train.count,
+        length: 49,
+        clusters: train.vocab,
+      });
+      const best = (await loadCheckpoint(`${dir}/train/checkpoints/best`)).meta as {
+        train: { bestValid: number };
+      };
       const report = JSON.parse(await Deno.readTextFile(`${dir}/probe/probe.json`));
       // Measured: unigram 3.9 nats, valid NLL 1.68; probe 0.571 (embeddings) and 0.665 (layer 1).
       // A logistic regression on the raw bag of tokens reaches 0.62 (numpy, same tokens), so the
       // probe reads what the tokens carry.
       assert.equal(train.count, 2000);
-      assert.ok(best.train.bestValid < 0.6 * unigram, `valid NLL ${best.train.bestValid} vs unigram ${unigram}`);
-      assert.ok(report.best.accuracy >= 0.5, `probe accuracy per depth ${report.accuracy}: want >= 5x chance`);
+      assert.ok(
+        best.train.bestValid < 0.6 * unigram,
+        `valid NLL ${best.train.bestValid} vs unigram ${unigram}`,
+      );
+      assert.ok(
+        report.best.accuracy >= 0.5,
+        `probe accuracy per depth ${report.accuracy}: want >= 5x chance`,
+      );
     }),
 });
 
 Deno.test("stage 1 on shapes tokens: valid NLL well below unigram entropy; probe above chance", () =>
   inTempDir(async (dir) => {
-    const run = await tokenizeTrainProbe(dir, [
-      "dataset: { kind: shapes, size: 32, length: 768, seed: 0 }",
-      "valid_dataset: { kind: shapes, size: 32, length: 192, seed: 1 }",
-      "encoder: { name: random-projection, options: { image_size: 32, patch: 4, dim: 32, seed: 0 } }",
-      "k: 32",
-    ].join("\n"), 32, 200);
+    const run = await tokenizeTrainProbe(
+      dir,
+      [
+        "dataset: { kind: shapes, size: 32, length: 768, seed: 0 }",
+        "valid_dataset: { kind: shapes, size: 32, length: 192, seed: 1 }",
+        "encoder: { name: random-projection, options: { image_size: 32, patch: 4, dim: 32, seed: 0 } }",
+        "k: 32",
+      ].join("\n"),
+      32,
+      200,
+    );
     // Measured: unigram ~3.2 nats, valid NLL ~1.6 after 200 updates of the tiny preset.
-    assert.ok(run.bestValid < 0.7 * run.unigram, `valid NLL ${run.bestValid} vs unigram ${run.unigram}`);
+    assert.ok(
+      run.bestValid < 0.7 * run.unigram,
+      `valid NLL ${run.bestValid} vs unigram ${run.unigram}`,
+    );
     // Measured 15-20%. The tokens themselves carry little class information here: a logistic
     // regression on their bag of tokens reaches 17-19% (numpy), because K-Means on linear patch
     // features mostly clusters the random colours. The Fashion-MNIST test above is the wide margin.

@@ -40,10 +40,19 @@ Deno.test("stage 1 learns: validation NLL falls well below the unigram entropy; 
   const baseline = unigramEntropy(trainSet);
   // Unigram entropy here is about 2.7 nats; next-token chains are ~90% deterministic.
   assert.ok(baseline > 2.5, `baseline ${baseline}`);
-  assert.ok(result.bestValid! < 0.5 * baseline, `valid NLL ${result.bestValid} vs unigram ${baseline}`);
+  assert.ok(
+    result.bestValid! < 0.5 * baseline,
+    `valid NLL ${result.bestValid} vs unigram ${baseline}`,
+  );
 
-  const trainF = await pooledFeatures(model, trainSet), evalF = await pooledFeatures(model, validSet);
-  const probe = await linearProbe(trainF, trainSet.labels!, evalF, validSet.labels!, 4, { epochs: 60, batchSize: 32, lr: 0.4, seed: 1 });
+  const trainF = await pooledFeatures(model, trainSet),
+    evalF = await pooledFeatures(model, validSet);
+  const probe = await linearProbe(trainF, trainSet.labels!, evalF, validSet.labels!, 4, {
+    epochs: 60,
+    batchSize: 32,
+    lr: 0.4,
+    seed: 1,
+  });
   // Chance is 25% with 4 balanced classes; require at least twice that (measured: 0.69).
   assert.ok(probe.best.accuracy >= 0.5, `probe accuracy ${probe.accuracy}`);
   model.dispose();
@@ -51,8 +60,15 @@ Deno.test("stage 1 learns: validation NLL falls well below the unigram entropy; 
 });
 
 Deno.test("stage-1 config: unknown keys and wrong types are named with their path", () => {
-  assert.throws(() => validate(stage1ConfigSchema, {
-    task: { tokens: "x", target_vocab_size: 8 }, optimization: { max_update: 1, lr: "fast" }, model: { colour: 1 },
-  }, "configs/stage1.yaml"), (e: Error) =>
-    /configs\/stage1\.yaml: optimization\.lr: expected a number/.test(e.message) && /model\.colour/.test(e.message));
+  assert.throws(
+    () =>
+      validate(stage1ConfigSchema, {
+        task: { tokens: "x", target_vocab_size: 8 },
+        optimization: { max_update: 1, lr: "fast" },
+        model: { colour: 1 },
+      }, "configs/stage1.yaml"),
+    (e: Error) =>
+      /configs\/stage1\.yaml: optimization\.lr: expected a number/.test(e.message) &&
+      /model\.colour/.test(e.message),
+  );
 });

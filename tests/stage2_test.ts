@@ -13,7 +13,14 @@ import * as ops from "../core/ops/mod.ts";
 import { Generator } from "../core/random.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 import { stage2ConfigSchema } from "../plugins/stage2/config.ts";
-import { arBatch, narBatch, narMaskCount, type PairSet, readPairSet, vqUnigramEntropy } from "../plugins/stage2/data.ts";
+import {
+  arBatch,
+  narBatch,
+  narMaskCount,
+  type PairSet,
+  readPairSet,
+  vqUnigramEntropy,
+} from "../plugins/stage2/data.ts";
 import { loadDigitStage2, loadStage2 } from "../plugins/stage2/load.ts";
 import { maskgitSchedule, sampleNAR } from "../plugins/stage2/maskgit.ts";
 import { SPECIALS, Stage2Model } from "../plugins/stage2/model.ts";
@@ -30,15 +37,39 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 const tinyConfig = (variant: "ar" | "nar", P = 9, L = 9) => ({
-  variant, clusters: 20, codebookSize: 12, prefixLength: P, length: L, layers: 2, dim: 32, heads: 4, ffnDim: 64, dropout: 0.1,
+  variant,
+  clusters: 20,
+  codebookSize: 12,
+  prefixLength: P,
+  length: L,
+  layers: 2,
+  dim: 32,
+  heads: 4,
+  ffnDim: 64,
+  dropout: 0.1,
 });
 
-const grid = (tokens: number[], count: number, side: number) => ({ tokens: Int32Array.from(tokens), count, height: side, width: side });
+const grid = (tokens: number[], count: number, side: number) => ({
+  tokens: Int32Array.from(tokens),
+  count,
+  height: side,
+  width: side,
+});
 
 Deno.test("DiGIT stage-2 checkpoint loads (decoder.* and vqgan.*) and its logits match the fairseq reference (1e-4)", async () => {
-  const { model, vqgan, fairseqConfig } = await loadDigitStage2(dir + "stage2_tiny.pt", { prefixLength: 4, length: 4, vqgan: { normGroups: 8 } });
+  const { model, vqgan, fairseqConfig } = await loadDigitStage2(dir + "stage2_tiny.pt", {
+    prefixLength: 4,
+    length: 4,
+    vqgan: { normGroups: 8 },
+  });
   assert.equal(model.cfg.variant, "ar");
-  assert.deepEqual([model.cfg.clusters, model.cfg.codebookSize, model.cfg.layers, model.cfg.dim, model.cfg.heads], [12, 10, 2, 16, 2]);
+  assert.deepEqual([
+    model.cfg.clusters,
+    model.cfg.codebookSize,
+    model.cfg.layers,
+    model.cfg.dim,
+    model.cfg.heads,
+  ], [12, 10, 2, 16, 2]);
   assert.equal((fairseqConfig!.task as Record<string, unknown>).source_vocab_size, 12);
   assert.ok(vqgan && vqgan.cfg.nEmbed === 32, "the VQGAN comes from the vqgan.* keys");
   assert.equal(model.semanticId(0), 10 + 5 + 5, "semantic c -> (V+5)+5+c");
@@ -65,7 +96,9 @@ Deno.test("MaskGIT schedule: 5,15,24,31,39,45,48,49 for L=256, T=8; the formula 
     let masked = L;
     const want: number[] = [];
     for (let s = 0; s < T; s++) {
-      const after = s === T - 1 ? 0 : Math.max(1, Math.min(masked - 1, Math.floor(L * Math.cos(Math.PI / 2 * (s + 1) / T))));
+      const after = s === T - 1
+        ? 0
+        : Math.max(1, Math.min(masked - 1, Math.floor(L * Math.cos(Math.PI / 2 * (s + 1) / T))));
       want.push(masked - after);
       masked = after;
     }
@@ -81,7 +114,10 @@ Deno.test("MaskGIT schedule: 5,15,24,31,39,45,48,49 for L=256, T=8; the formula 
 
 Deno.test("NAR decoding follows the schedule on the real code path, leaves no masks, never emits specials", async () => {
   const before = liveStorages();
-  const model = new Stage2Model({ ...tinyConfig("nar", 256, 256), dim: 16, heads: 2, ffnDim: 32 }, new Generator(3));
+  const model = new Stage2Model(
+    { ...tinyConfig("nar", 256, 256), dim: 16, heads: 2, ffnDim: 32 },
+    new Generator(3),
+  );
   const g = new Generator(9);
   const sem = grid(Array.from({ length: 2 * 256 }, () => g.int(20)), 2, 16);
   const steps: number[][] = [];
@@ -93,7 +129,10 @@ Deno.test("NAR decoding follows the schedule on the real code path, leaves no ma
   const again = await sampleNAR(model, sem, { seed: 5 });
   assert.deepEqual(again.tokens, out.tokens, "same seed, same codes");
   // Per-image streams: the second image decoded alone (firstIndex 1) gives the same codes.
-  const alone = await sampleNAR(model, { ...sem, count: 1, tokens: sem.tokens.slice(256) }, { seed: 5, firstIndex: 1 });
+  const alone = await sampleNAR(model, { ...sem, count: 1, tokens: sem.tokens.slice(256) }, {
+    seed: 5,
+    firstIndex: 1,
+  });
   assert.deepEqual(alone.tokens, out.tokens.slice(256));
   model.dispose();
   assert.equal(liveStorages(), before, "no leaked storages");
@@ -104,7 +143,9 @@ Deno.test("AR sampling: KV-cached and uncached generation give the same codes fo
   const model = new Stage2Model(tinyConfig("ar"), new Generator(4));
   const g = new Generator(2);
   const sem = grid(Array.from({ length: 3 * 9 }, () => g.int(20)), 3, 3);
-  for (const opts of [{ seed: 11 }, { seed: 12, topP: 1, temperature: 1.5 }, { seed: 13, topK: 3 }]) {
+  for (
+    const opts of [{ seed: 11 }, { seed: 12, topP: 1, temperature: 1.5 }, { seed: 13, topK: 3 }]
+  ) {
     const cached = await sampleAR(model, sem, opts);
     const uncached = await sampleAR(model, sem, { ...opts, cache: false });
     assert.deepEqual(Array.from(cached.tokens), Array.from(uncached.tokens), JSON.stringify(opts));
@@ -117,14 +158,26 @@ Deno.test("AR sampling: KV-cached and uncached generation give the same codes fo
 
 Deno.test("NAR training batches mask floor(L cos(pi/2 u))+1 codes as <unk> and score only those", () => {
   const model = new Stage2Model(tinyConfig("nar", 4, 8));
-  const set: PairSet = { semantic: Int32Array.from([1, 2, 3, 4]), vq: Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7]), count: 1, prefixLength: 4, length: 8 };
+  const set: PairSet = {
+    semantic: Int32Array.from([1, 2, 3, 4]),
+    vq: Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7]),
+    count: 1,
+    prefixLength: 4,
+    length: 8,
+  };
   const gen = new Generator(1);
   const u = new Generator(1).uniform();
   tidy(() => {
     const { ids, targets, masked } = narBatch(model, set, [0], gen);
     assert.equal(masked, narMaskCount(8, u));
     const x = Array.from(ids.dataSync()), t = Array.from(targets.dataSync());
-    assert.deepEqual(x.slice(0, 5), [model.semanticId(1), model.semanticId(2), model.semanticId(3), model.semanticId(4), SPECIALS.eos]);
+    assert.deepEqual(x.slice(0, 5), [
+      model.semanticId(1),
+      model.semanticId(2),
+      model.semanticId(3),
+      model.semanticId(4),
+      SPECIALS.eos,
+    ]);
     assert.equal(t[0], -100, "</s> is never scored");
     for (let j = 0; j < 8; j++) {
       if (x[5 + j] === SPECIALS.unk) assert.equal(t[1 + j], j + 5);
@@ -137,13 +190,29 @@ Deno.test("NAR training batches mask floor(L cos(pi/2 u))+1 codes as <unk> and s
 
 Deno.test("stage-2 token files: semantic + VQ core token files pair up; mismatched counts are named", async () => {
   const dir = await Deno.makeTempDir();
-  const sem = Int32Array.from({ length: 2 * 4 }, (_, i) => i), vq = Int32Array.from({ length: 2 * 9 }, (_, i) => i % 5);
+  const sem = Int32Array.from({ length: 2 * 4 }, (_, i) => i),
+    vq = Int32Array.from({ length: 2 * 9 }, (_, i) => i % 5);
   await writeTokenFile(`${dir}/s.tokens`, { tokens: sem, count: 2, height: 2, width: 2, vocab: 8 });
   await writeTokenFile(`${dir}/v.tokens`, { tokens: vq, count: 2, height: 3, width: 3, vocab: 5 });
-  await writeTokenFile(`${dir}/v1.tokens`, { tokens: vq.slice(0, 9), count: 1, height: 3, width: 3, vocab: 5 });
+  await writeTokenFile(`${dir}/v1.tokens`, {
+    tokens: vq.slice(0, 9),
+    count: 1,
+    height: 3,
+    width: 3,
+    vocab: 5,
+  });
   const set = await readPairSet(`${dir}/s.tokens`, `${dir}/v.tokens`);
-  assert.deepEqual([set.count, set.prefixLength, set.length, set.clusters, set.codebookSize], [2, 4, 9, 8, 5]);
-  await assert.rejects(() => readPairSet(`${dir}/s.tokens`, `${dir}/v1.tokens`), /has 2 images but .*v1\.tokens has 1/);
+  assert.deepEqual([set.count, set.prefixLength, set.length, set.clusters, set.codebookSize], [
+    2,
+    4,
+    9,
+    8,
+    5,
+  ]);
+  await assert.rejects(
+    () => readPairSet(`${dir}/s.tokens`, `${dir}/v1.tokens`),
+    /has 2 images but .*v1\.tokens has 1/,
+  );
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -171,7 +240,12 @@ for (const name of ["st2vtlm", "st2vtlm_nar"] as const) {
     const trainSet = pairedSet(256, 1), validSet = pairedSet(32, 2);
     const out = await Deno.makeTempDir();
     const cfg = validate(stage2ConfigSchema, {
-      task: { tokens: "(memory)", vq_tokens: "(memory)", source_vocab_size: 16, target_vocab_size: 32 },
+      task: {
+        tokens: "(memory)",
+        vq_tokens: "(memory)",
+        source_vocab_size: 16,
+        target_vocab_size: 32,
+      },
       dataset: { batch_size: 16 },
       optimization: { max_update: 100, lr: 3e-3 },
       lr_scheduler: { warmup_updates: 10 },
@@ -181,15 +255,25 @@ for (const name of ["st2vtlm", "st2vtlm_nar"] as const) {
     }, "test");
     const { model, result } = await trainStage2(cfg, trainSet, validSet, out);
     const baseline = vqUnigramEntropy(trainSet, 32, name === "st2vtlm");
-    console.log(`${name}: unigram ${baseline.toFixed(3)} nats, best validation NLL ${result.bestValid!.toFixed(3)}`);
+    console.log(
+      `${name}: unigram ${baseline.toFixed(3)} nats, best validation NLL ${
+        result.bestValid!.toFixed(3)
+      }`,
+    );
     // Measured: unigram 3.42-3.45 nats; best validation NLL 0.94 (AR) and 0.80 (NAR) after 100 updates.
     assert.ok(baseline > 3, `baseline ${baseline}`);
-    assert.ok(result.bestValid! < 0.4 * baseline, `valid NLL ${result.bestValid} vs unigram ${baseline}`);
+    assert.ok(
+      result.bestValid! < 0.4 * baseline,
+      `valid NLL ${result.bestValid} vs unigram ${baseline}`,
+    );
     // The checkpoint reloads with its config (stage2.json) and gives the same logits.
     const { model: again } = await loadStage2(`${out}/checkpoints/last`);
     tidy(() => {
       const ids = arBatch(model, validSet, [0, 1]).ids;
-      assert.equal(maxAbsDiff(again.forward(ids).dataSync(), model.eval().forward(ids).dataSync()), 0);
+      assert.equal(
+        maxAbsDiff(again.forward(ids).dataSync(), model.eval().forward(ids).dataSync()),
+        0,
+      );
     });
     again.dispose();
     model.dispose();
@@ -200,7 +284,12 @@ for (const name of ["st2vtlm", "st2vtlm_nar"] as const) {
 Deno.test("train-stage2 refuses fewer image pairs than one batch, naming the key", async () => {
   const out = await Deno.makeTempDir();
   const cfg = validate(stage2ConfigSchema, {
-    task: { tokens: "(memory)", vq_tokens: "(memory)", source_vocab_size: 16, target_vocab_size: 32 },
+    task: {
+      tokens: "(memory)",
+      vq_tokens: "(memory)",
+      source_vocab_size: 16,
+      target_vocab_size: 32,
+    },
     dataset: { batch_size: 64 },
     optimization: { max_update: 10, lr: 3e-3 },
     model: { _name: "st2vtlm", preset: "tiny", dropout: 0 },

@@ -130,7 +130,9 @@ async function decodePng(
     } else if (type === "IDAT") idat.push(body);
     p += 12 + n;
   }
-  const stream = new Blob(idat.map((b) => b.slice())).stream().pipeThrough(new DecompressionStream("deflate"));
+  const stream = new Blob(idat.map((b) => b.slice())).stream().pipeThrough(
+    new DecompressionStream("deflate"),
+  );
   const raw = new Uint8Array(await new Response(stream).arrayBuffer());
   const stride = width * 3;
   const data = new Uint8Array(height * stride);

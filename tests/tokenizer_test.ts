@@ -18,7 +18,13 @@ import { liveStorages, tidy } from "../core/tensor.ts";
 import { Dinov2Encoder, loadDinov2 } from "../plugins/dinov2/mod.ts";
 import { readCentroids } from "../plugins/kmeans/mod.ts";
 import {
-  dumpFeatures, fitCentroids, keptImages, KMeansTokenizer, plugin as tokenizerPlugin, shardFileName, tokenizeDataset,
+  dumpFeatures,
+  fitCentroids,
+  keptImages,
+  KMeansTokenizer,
+  plugin as tokenizerPlugin,
+  shardFileName,
+  tokenizeDataset,
 } from "../plugins/tokenizer/mod.ts";
 import { cropTransform } from "../plugins/tokenizer/transforms.ts";
 import { RandomProjectionEncoder } from "../examples/custom-encoder/plugin.ts";
@@ -29,7 +35,13 @@ import { openDataset } from "../core/data/mod.ts";
 const fx = new URL("./fixtures/dinov2/", import.meta.url).pathname;
 
 /** Index of the nearest centroid in float64, and the gap to the second nearest. */
-function nearest(x: ArrayLike<number>, xo: number, c: Float32Array, k: number, d: number): { label: number; gap: number } {
+function nearest(
+  x: ArrayLike<number>,
+  xo: number,
+  c: Float32Array,
+  k: number,
+  d: number,
+): { label: number; gap: number } {
   let best = Infinity, second = Infinity, label = -1;
   for (let j = 0; j < k; j++) {
     let s = 0;
@@ -50,7 +62,9 @@ Deno.test("DINOv2 tokens are the nearest centroids of torch's l3 features", asyn
   const D = meta.dim, K = 12, L = 256;
   // Centroids: feature rows spread over both images, so every cluster is used.
   const c = new Float32Array(K * D);
-  for (let j = 0; j < K; j++) c.set(l3.subarray((j * 41 % 512) * D, ((j * 41 % 512) + 1) * D), j * D);
+  for (let j = 0; j < K; j++) {
+    c.set(l3.subarray((j * 41 % 512) * D, ((j * 41 % 512) + 1) * D), j * D);
+  }
   const tok = new KMeansTokenizer(encoder, { data: c, k: K, dim: D }, { batchSize: 1 });
   assert.equal(tok.vocabSize, K);
   assert.equal(tok.gridSize, 16);
@@ -86,7 +100,10 @@ Deno.test("mismatched centroids and images are reported with both sizes", () => 
   );
   const tok = new KMeansTokenizer(enc, { data: new Float32Array(4 * 16), k: 4, dim: 16 });
   const bad: ImageBatch = { data: new Uint8Array(40 * 40 * 3), count: 1, height: 40, width: 40 };
-  return assert.rejects(() => tok.tokenize(bad), /images are 40x40 but encoder 'random-projection-32px-p8-d16' takes 32x32/)
+  return assert.rejects(
+    () => tok.tokenize(bad),
+    /images are 40x40 but encoder 'random-projection-32px-p8-d16' takes 32x32/,
+  )
     .finally(() => {
       tok.dispose();
       enc.dispose();
@@ -158,7 +175,16 @@ Deno.test("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a cu
   try {
     const dataset = toyDataset(30);
     const log = memoryLogger();
-    const opts = { dataset, encoder: enc, outDir: `${dir}/features`, fraction: 0.6, seed: 5, imagesPerShard: 4, batchSize: 3, log };
+    const opts = {
+      dataset,
+      encoder: enc,
+      outDir: `${dir}/features`,
+      fraction: 0.6,
+      seed: 5,
+      imagesPerShard: 4,
+      batchSize: 3,
+      log,
+    };
     const m = await dumpFeatures(opts);
     const kept = keptImages(30, 0.6, 5);
     assert.deepEqual(m.images, kept);
@@ -177,18 +203,34 @@ Deno.test("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a cu
     await Deno.writeFile(`${shard1}.partial`, new Uint8Array(10)); // an interrupted write
     log.lines.length = 0;
     await dumpFeatures(opts);
-    assert.equal(log.lines.filter((l) => l.includes("already complete")).length, m.shards.length - 1);
+    assert.equal(
+      log.lines.filter((l) => l.includes("already complete")).length,
+      m.shards.length - 1,
+    );
     assert.deepEqual(await Deno.readFile(shard1), bytes1);
-    await assert.rejects(() => dumpFeatures({ ...opts, seed: 6 }), /holds features of another run \(seed was 5, now 6\)/);
+    await assert.rejects(
+      () => dumpFeatures({ ...opts, seed: 6 }),
+      /holds features of another run \(seed was 5, now 6\)/,
+    );
 
-    const { path, result } = await fitCentroids(`${dir}/features/features.json`, { k: 6, iterations: 8, init: "kmeans++", seed: 1 });
+    const { path, result } = await fitCentroids(`${dir}/features/features.json`, {
+      k: 6,
+      iterations: 8,
+      init: "kmeans++",
+      seed: 1,
+    });
     assert.equal(result.trainingRows, kept.length * 16);
     const cents = readCentroids(path);
     assert.deepEqual([cents.k, cents.dim], [6, 16]);
     assert.ok(path.endsWith("/km_6.npy"));
 
     const tok = new KMeansTokenizer(enc, cents, { batchSize: 7 });
-    const file = await tokenizeDataset({ dataset, tokenizer: tok, out: `${dir}/train.tokens`, batchSize: 4 });
+    const file = await tokenizeDataset({
+      dataset,
+      tokenizer: tok,
+      out: `${dir}/train.tokens`,
+      batchSize: 4,
+    });
     tok.dispose();
     const back = await readTokenFile(`${dir}/train.tokens`);
     assert.deepEqual([back.count, back.height, back.width, back.vocab], [30, 4, 4, 6]);
@@ -196,7 +238,12 @@ Deno.test("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a cu
     assert.deepEqual(back.tokens, file.tokens);
     // Reference: float64 nearest centroid of the encoder's features of the center crops.
     const crop = cropTransform(32, "center", false);
-    const imgs = await Promise.all(Array.from({ length: 30 }, async (_, i) => crop((await dataset.get(i)).image, new Generator(0))));
+    const imgs = await Promise.all(
+      Array.from(
+        { length: 30 },
+        async (_, i) => crop((await dataset.get(i)).image, new Generator(0)),
+      ),
+    );
     const feats = tidy(() => enc.encode(enc.preprocess(stackImages(imgs))).dataSync().slice());
     for (let r = 0; r < 30 * 16; r++) {
       const { label, gap } = nearest(feats, r * 16, cents.data, 6, 16);
@@ -228,7 +275,13 @@ Deno.test("the example task runs the three steps through the task runner, then s
 
     // The registered `kmeans` tokenizer, built from the same encoder and centroids, gives the
     // file's tokens for image 5.
-    const ctx = { registry, device: "cpu" as const, log, outputDir: out, signal: new AbortController().signal };
+    const ctx = {
+      registry,
+      device: "cpu" as const,
+      log,
+      outputDir: out,
+      signal: new AbortController().signal,
+    };
     const tok = await registry.create("tokenizers", "kmeans", {
       encoder: { name: "random-projection", options: { image_size: 64, patch: 8, dim: 32 } },
       centroids: plan.steps[1].outputs.centroids,
@@ -237,7 +290,11 @@ Deno.test("the example task runs the three steps through the task runner, then s
     const grid = await tok.tokenize(stackImages([(await ds.get(5)).image]));
     assert.deepEqual(Array.from(grid.tokens), Array.from(tokens.tokens.subarray(5 * 64, 6 * 64)));
     (tok as KMeansTokenizer).dispose();
-    assert.equal(liveStorages(), before, "live storages (the tokenizer disposes the encoder it made)");
+    assert.equal(
+      liveStorages(),
+      before,
+      "live storages (the tokenizer disposes the encoder it made)",
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
   }

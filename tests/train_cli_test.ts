@@ -411,7 +411,17 @@ Deno.test("output.dir is relative to the working directory, and the runner finds
     await Deno.writeTextFile(`${dir}/run.yaml`, yaml + "output: { dir: experiments/mine }\n");
     const run = () =>
       new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", `${ROOT}cli/main.ts`, "train", "stage1", "--config", "run.yaml", "--outputs", "out"],
+        args: [
+          "run",
+          "-A",
+          `${ROOT}cli/main.ts`,
+          "train",
+          "stage1",
+          "--config",
+          "run.yaml",
+          "--outputs",
+          "out",
+        ],
         cwd: dir,
         stdout: "piped",
         stderr: "piped",
@@ -419,7 +429,10 @@ Deno.test("output.dir is relative to the working directory, and the runner finds
     const first = await run();
     assert.equal(first.code, 0, new TextDecoder().decode(first.stderr));
     assert.equal(await checkpointStep(`${dir}/experiments/mine/checkpoints/last`), 2);
-    assert.ok(!(await exists(`${dir}/out/train-stage1/checkpoints`)), "nothing is written to the step folder's checkpoints");
+    assert.ok(
+      !(await exists(`${dir}/out/train-stage1/checkpoints`)),
+      "nothing is written to the step folder's checkpoints",
+    );
     const second = await run();
     assert.equal(second.code, 0);
     assert.match(new TextDecoder().decode(second.stderr), /finished earlier, skipped/);
@@ -430,10 +443,27 @@ Deno.test("train vqgan with the default configs/vqgan.yaml (shortened by --set) 
   await withTemp(async (dir) => {
     const r = await new Deno.Command(Deno.execPath(), {
       args: [
-        "run", "-A", "cli/main.ts", "train", "vqgan", "--outputs", `${dir}/out`, "--device", "cpu",
-        "--set", "optimization.max_update=2", "--set", "dataset.train_images=32",
-        "--set", "dataset.valid_images=8", "--set", "dataset.batch_size=16",
-        "--set", "dataset.source={kind: shapes, size: 32, length: 40, seed: 0}", "--set", "preview.count=4",
+        "run",
+        "-A",
+        "cli/main.ts",
+        "train",
+        "vqgan",
+        "--outputs",
+        `${dir}/out`,
+        "--device",
+        "cpu",
+        "--set",
+        "optimization.max_update=2",
+        "--set",
+        "dataset.train_images=32",
+        "--set",
+        "dataset.valid_images=8",
+        "--set",
+        "dataset.batch_size=16",
+        "--set",
+        "dataset.source={kind: shapes, size: 32, length: 40, seed: 0}",
+        "--set",
+        "preview.count=4",
       ],
       cwd: ROOT,
       stdout: "piped",

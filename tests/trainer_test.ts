@@ -10,11 +10,23 @@ import { Stage1GPT } from "../plugins/stage1/model.ts";
 const L = 8, V = 16;
 const data = (() => {
   const g = new Generator(5);
-  return Int32Array.from({ length: 12 * (L + 1) }, (_, i) => (i % (L + 1) === 0 ? 2 : 5 + g.int(V)));
+  return Int32Array.from(
+    { length: 12 * (L + 1) },
+    (_, i) => (i % (L + 1) === 0 ? 2 : 5 + g.int(V)),
+  );
 })();
 
 function job(): TrainJob<Int32Array> {
-  const model = new Stage1GPT({ clusters: V, classes: 0, layers: 1, dim: 16, heads: 2, ffnDim: 32, length: L, dropout: 0.1 }, new Generator(1));
+  const model = new Stage1GPT({
+    clusters: V,
+    classes: 0,
+    layers: 1,
+    dim: 16,
+    heads: 2,
+    ffnDim: 32,
+    length: L,
+    dropout: 0.1,
+  }, new Generator(1));
   return {
     model,
     batchesPerEpoch: 6,
@@ -31,8 +43,16 @@ function job(): TrainJob<Int32Array> {
 }
 
 const settings: TrainSettings = {
-  maxSteps: 8, schedule: { kind: "inverse_sqrt", lr: 1e-2, warmup: 3, initLr: 1e-4 }, betas: [0.9, 0.98],
-  weightDecay: 0.01, clipNorm: 1, accumulate: 2, logInterval: 1, saveInterval: 100, validInterval: 0, seed: 3,
+  maxSteps: 8,
+  schedule: { kind: "inverse_sqrt", lr: 1e-2, warmup: 3, initLr: 1e-4 },
+  betas: [0.9, 0.98],
+  weightDecay: 0.01,
+  clipNorm: 1,
+  accumulate: 2,
+  logInterval: 1,
+  saveInterval: 100,
+  validInterval: 0,
+  seed: 3,
 };
 
 Deno.test("a resumed run reproduces the uninterrupted run's losses exactly", async () => {
@@ -44,7 +64,10 @@ Deno.test("a resumed run reproduces the uninterrupted run's losses exactly", asy
   // Interrupt after 3 updates (the checkpoint is written on abort), then resume.
   const b = job();
   const ctl = new AbortController();
-  const first = await train(b, settings, dirB, { signal: ctl.signal, onProgress: (s) => s === 3 && ctl.abort() });
+  const first = await train(b, settings, dirB, {
+    signal: ctl.signal,
+    onProgress: (s) => s === 3 && ctl.abort(),
+  });
   b.model.dispose();
   assert.equal(first.interrupted, true);
   assert.equal(first.step, 3);

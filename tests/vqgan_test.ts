@@ -65,9 +65,18 @@ Deno.test("VQGAN training loss and gradients (straight-through, codebook, commit
     const out = model.forward(input);
     const l1 = ops.mean(ops.abs(ops.sub(out.reconstruction, input)));
     const loss = ops.add(l1, model.quantize.loss(out.vq));
-    assert.ok(Math.abs(out.vq.codebookLoss.dataSync()[0] - get("codebook").data[0]) < 1e-5, "codebook loss");
-    assert.ok(Math.abs(out.vq.commitmentLoss.dataSync()[0] - get("commitment").data[0]) < 1e-5, "commitment loss");
-    assert.ok(Math.abs(loss.dataSync()[0] - get("loss").data[0]) < 1e-5, `loss ${loss.dataSync()[0]} vs ${get("loss").data[0]}`);
+    assert.ok(
+      Math.abs(out.vq.codebookLoss.dataSync()[0] - get("codebook").data[0]) < 1e-5,
+      "codebook loss",
+    );
+    assert.ok(
+      Math.abs(out.vq.commitmentLoss.dataSync()[0] - get("commitment").data[0]) < 1e-5,
+      "commitment loss",
+    );
+    assert.ok(
+      Math.abs(loss.dataSync()[0] - get("loss").data[0]) < 1e-5,
+      `loss ${loss.dataSync()[0]} vs ${get("loss").data[0]}`,
+    );
     backward(loss);
   });
   const params = new Map(model.namedParameters());
@@ -94,7 +103,10 @@ Deno.test("VQGAN weights load bare, wrapped in state_dict, or under vqgan. in a 
   loadVqganStateDict(b, digit);
   const w = (m: VQGAN) => m.decoder.conv_out.weight.dataSync();
   assert.deepEqual(w(a), w(b));
-  assert.throws(() => loadVqganStateDict(a, new Map([...wrapped].slice(1))), /missing keys \(1\): encoder\.conv_in\.weight/);
+  assert.throws(
+    () => loadVqganStateDict(a, new Map([...wrapped].slice(1))),
+    /missing keys \(1\): encoder\.conv_in\.weight/,
+  );
   a.dispose();
   b.dispose();
 });
@@ -105,9 +117,16 @@ Deno.test("the mage preset has MAGE's 168 tensors and 54,515,587 parameters", ()
   assert.equal(m.numParameters(), 54_515_587);
   assert.equal(m.gridSize, 16);
   const keys = [...m.stateDict().keys()];
-  for (const k of ["encoder.down.2.block.0.nin_shortcut.weight", "encoder.down.4.block.0.nin_shortcut.weight",
-    "decoder.up.3.block.0.nin_shortcut.weight", "decoder.up.1.block.0.nin_shortcut.weight",
-    "decoder.up.4.upsample.conv.bias", "quantize.embedding.weight"]) assert.ok(keys.includes(k), k);
+  for (
+    const k of [
+      "encoder.down.2.block.0.nin_shortcut.weight",
+      "encoder.down.4.block.0.nin_shortcut.weight",
+      "decoder.up.3.block.0.nin_shortcut.weight",
+      "decoder.up.1.block.0.nin_shortcut.weight",
+      "decoder.up.4.upsample.conv.bias",
+      "quantize.embedding.weight",
+    ]
+  ) assert.ok(keys.includes(k), k);
   assert.equal(keys.filter((k) => k.includes("nin_shortcut")).length, 4);
   assert.ok(!keys.some((k) => k.includes("up.0.upsample") || k.includes("downsample")));
   m.dispose();
@@ -115,7 +134,12 @@ Deno.test("the mage preset has MAGE's 168 tensors and 54,515,587 parameters", ()
 
 Deno.test("float to uint8 truncates clip(x*255) like numpy's astype(uint8)", () => {
   const vals = Float32Array.from([-0.5, 0, 0.999 / 255, 1 / 255, 0.5, 0.99999, 1, 7]);
-  const img = floatToImages(new Float32Array(3 * vals.length).fill(0).map((_, i) => vals[i % vals.length]), 1, 1, vals.length);
+  const img = floatToImages(
+    new Float32Array(3 * vals.length).fill(0).map((_, i) => vals[i % vals.length]),
+    1,
+    1,
+    vals.length,
+  );
   // Channel 0 holds vals in order (plane layout); expected from numpy: [0,0,0,1,127,254,255,255].
   const got = Array.from({ length: vals.length }, (_, p) => img.data[p * 3]);
   assert.deepEqual(got, [0, 0, 0, 1, 127, 254, 255, 255]);
@@ -152,7 +176,11 @@ Deno.test("a small VQGAN trained 600 steps on 16x16 shapes reconstructs held-out
     preview: { count: 32 },
   }, "test");
   const run = await trainVqgan(cfg, train, out, { valid });
-  console.log(`VQGAN on shapes: PSNR on 32 held-out images ${run.psnr.toFixed(2)} dB (mean-colour image ${meanColour.toFixed(2)} dB), best valid MSE ${run.result.bestValid!.toFixed(4)}`);
+  console.log(
+    `VQGAN on shapes: PSNR on 32 held-out images ${run.psnr.toFixed(2)} dB (mean-colour image ${
+      meanColour.toFixed(2)
+    } dB), best valid MSE ${run.result.bestValid!.toFixed(4)}`,
+  );
   // Measured here: 16.65 dB for the mean colour; the trained model 19.9 dB.
   assert.ok(meanColour > 16 && meanColour < 17.5, `mean-colour PSNR ${meanColour}`);
   assert.ok(run.psnr > 19, `held-out PSNR ${run.psnr} dB`);
@@ -167,7 +195,8 @@ Deno.test("a small VQGAN trained 600 steps on 16x16 shapes reconstructs held-out
 });
 
 Deno.test({
-  name: "VQGAN training with dead-code restarts runs on WebGPU (no synchronous reads) and matches the CPU run",
+  name:
+    "VQGAN training with dead-code restarts runs on WebGPU (no synchronous reads) and matches the CPU run",
   // The device and its pools outlive the test; skipped (not passed) without any WebGPU adapter.
   sanitizeResources: false,
   sanitizeOps: false,
@@ -182,7 +211,14 @@ Deno.test({
     const ds = new ShapesDataset({ size: 16, length: 64, seed: 0 });
     const images = await collectImages(ds, 48), valid = await collectImages(ds, 8, 48);
     const cfg = validate(vqganTrainConfigSchema, {
-      model: { preset: "cpu16", ch: 8, ch_mult: [1, 1, 1], z_channels: 8, n_embed: 64, norm_groups: 4 },
+      model: {
+        preset: "cpu16",
+        ch: 8,
+        ch_mult: [1, 1, 1],
+        z_channels: 8,
+        n_embed: 64,
+        norm_groups: 4,
+      },
       dataset: { batch_size: 8 },
       loss: { dead_code_restart: 4 },
       optimization: { max_update: 12, lr: 2e-3 },
@@ -196,13 +232,21 @@ Deno.test({
       const losses: number[] = [], restarts: number[][] = [];
       try {
         const r = await trainVqgan(cfg, images, out, {
-          valid, resume: false,
+          valid,
+          resume: false,
           onLog: (rec) => losses.push(rec.loss),
           onRestart: (step, codes) => restarts.push([step, codes]),
         });
         const weights = await hostStateDict(r.model);
         r.model.dispose();
-        return { backend: backend.name, losses, restarts, weights, psnr: r.psnr, valid: r.result.bestValid! };
+        return {
+          backend: backend.name,
+          losses,
+          restarts,
+          weights,
+          psnr: r.psnr,
+          valid: r.result.bestValid!,
+        };
       } finally {
         setDefaultBackend(cpuBackend());
         await Deno.remove(out, { recursive: true });
@@ -217,10 +261,20 @@ Deno.test({
     assert.deepEqual(gpu.restarts, cpu.restarts);
     // f32 rounding differs between the backends. Measured on llvmpipe: losses 3.6e-7 relative,
     // validation MSE 8e-8 relative, final weights 2.5e-6 absolute.
-    cpu.losses.forEach((l, i) => assert.ok(Math.abs(gpu.losses[i] - l) <= 1e-4 * Math.abs(l), `step ${i + 1}: loss ${gpu.losses[i]} (webgpu) vs ${l} (cpu), tolerance 1e-4 relative`));
-    assert.ok(Math.abs(gpu.valid - cpu.valid) <= 1e-4 * cpu.valid, `valid MSE ${gpu.valid} vs ${cpu.valid}`);
+    cpu.losses.forEach((l, i) =>
+      assert.ok(
+        Math.abs(gpu.losses[i] - l) <= 1e-4 * Math.abs(l),
+        `step ${i + 1}: loss ${gpu.losses[i]} (webgpu) vs ${l} (cpu), tolerance 1e-4 relative`,
+      )
+    );
+    assert.ok(
+      Math.abs(gpu.valid - cpu.valid) <= 1e-4 * cpu.valid,
+      `valid MSE ${gpu.valid} vs ${cpu.valid}`,
+    );
     let worst = 0;
-    for (const [k, t] of cpu.weights) worst = Math.max(worst, maxAbsDiff(gpu.weights.get(k)!.data, t.data));
+    for (const [k, t] of cpu.weights) {
+      worst = Math.max(worst, maxAbsDiff(gpu.weights.get(k)!.data, t.data));
+    }
     assert.ok(worst < 1e-4, `final weights differ by ${worst} (tolerance 1e-4)`);
   },
 });

@@ -27,7 +27,7 @@ import { loadStateDict } from "../core/io/state_dict.ts";
 import { hostStateDict } from "../core/nn/module.ts";
 import * as ops from "../core/ops/mod.ts";
 import { Generator } from "../core/random.ts";
-import { liveStorages, type Tensor, tidy } from "../core/tensor.ts";
+import { type Tensor, tidy } from "../core/tensor.ts";
 import { type LogRecord, modelWeights } from "../core/train/trainer.ts";
 import { stage1ConfigSchema } from "../plugins/stage1/config.ts";
 import type { TokenSet } from "../plugins/stage1/data.ts";

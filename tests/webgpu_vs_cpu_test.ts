@@ -338,7 +338,11 @@ add({
     const [M, N, K] = [9, 6, 5];
     const a = b.fromHost(f(2 * M * K, 20));
     const w = b.fromHost(f(N * K, 21));
-    const [bias, scale, addend] = [b.fromHost(f(N, 22)), b.fromHost(f(N, 23)), b.fromHost(f(2 * M * N, 24))];
+    const [bias, scale, addend] = [
+      b.fromHost(f(N, 22)),
+      b.fromHost(f(N, 23)),
+      b.fromHost(f(2 * M * N, 24)),
+    ];
     const args = { batch: 2, M, N, K, transA: false, transB: true, strideA: M * K, strideB: 0 };
     return [
       b.matmul(a, w, { ...args, bias, activation: "gelu", scale, addend }),
@@ -612,10 +616,23 @@ add({
   run: (b) => {
     const [B, H, T, D] = [2, 3, 5, 4];
     const qkv = b.fromHost(f(B * T * 3 * H * D, 144));
-    const rows = (i: number) => ({ offset: i * H * D, batch: T * 3 * H * D, head: D, row: 3 * H * D });
+    const rows = (i: number) => ({
+      offset: i * H * D,
+      batch: T * 3 * H * D,
+      head: D,
+      row: 3 * H * D,
+    });
     const args = {
-      batch: B, heads: H, Tq: T, Tk: T, headDim: D, scale: 0.5, causal: true, queryOffset: 0,
-      inputs: { q: rows(0), k: rows(1), v: rows(2) }, tokenMajorOut: true,
+      batch: B,
+      heads: H,
+      Tq: T,
+      Tk: T,
+      headDim: D,
+      scale: 0.5,
+      causal: true,
+      queryOffset: 0,
+      inputs: { q: rows(0), k: rows(1), v: rows(2) },
+      tokenMajorOut: true,
     };
     const r = b.attention(qkv, qkv, qkv, args);
     return [r.out, r.lse];

@@ -25,7 +25,18 @@
  */
 
 import {
-  codeBuilder, EMPTY, HEADER, I32, memarg, op, section, simd, str, uleb, V128, vec,
+  codeBuilder,
+  EMPTY,
+  HEADER,
+  I32,
+  memarg,
+  op,
+  section,
+  simd,
+  str,
+  uleb,
+  V128,
+  vec,
 } from "../wasm/assembler.ts";
 import { growTo } from "../wasm/instance.ts";
 
@@ -187,17 +198,23 @@ function assemble(): Uint8Array<ArrayBuffer> {
   const h = horizBody(), v = vertBody();
   return new Uint8Array([
     ...HEADER,
-    ...section(1, vec([
-      [0x60, ...vec(new Array(11).fill([I32])), 0x00],
-      [0x60, ...vec(new Array(9).fill([I32])), 0x00],
-    ])),
+    ...section(
+      1,
+      vec([
+        [0x60, ...vec(new Array(11).fill([I32])), 0x00],
+        [0x60, ...vec(new Array(9).fill([I32])), 0x00],
+      ]),
+    ),
     ...section(3, vec([[0x00], [0x01]])),
     ...section(5, vec([[0x00, ...uleb(16)]])), // 1 MiB to start, grown per call
-    ...section(7, vec([
-      [...str("mem"), 0x02, 0x00],
-      [...str("horiz"), 0x00, 0x00],
-      [...str("vert"), 0x00, 0x01],
-    ])),
+    ...section(
+      7,
+      vec([
+        [...str("mem"), 0x02, 0x00],
+        [...str("horiz"), 0x00, 0x00],
+        [...str("vert"), 0x00, 0x01],
+      ]),
+    ),
     ...section(10, vec([[...uleb(h.length), ...h], [...uleb(v.length), ...v]])),
   ]);
 }
@@ -310,8 +327,17 @@ export function resampleWasm(
     heap32.set(horiz.counts, hCounts / 4);
     heap32.set(horiz.weights, hWeights / 4);
     k.horiz(
-      src, mid, srcStride, midStride, groups, 4 * outWidth, channels,
-      hStarts, hCounts, hWeights, 4 * horiz.ksize,
+      src,
+      mid,
+      srcStride,
+      midStride,
+      groups,
+      4 * outWidth,
+      channels,
+      hStarts,
+      hCounts,
+      hWeights,
+      4 * horiz.ksize,
     );
   }
   if (vert) {

@@ -16,7 +16,11 @@ export function regularFileSize(path: string, what: string, maxBytes = Infinity)
     throw e;
   }
   if (!info.isFile) {
-    const kind = info.isDirectory ? "a directory" : info.isSymlink ? "a symlink" : "not a regular file (FIFO, socket or device?)";
+    const kind = info.isDirectory
+      ? "a directory"
+      : info.isSymlink
+      ? "a symlink"
+      : "not a regular file (FIFO, socket or device?)";
     throw formatError(path, `${what} must be a regular file; this is ${kind}`);
   }
   if (info.size > maxBytes) {

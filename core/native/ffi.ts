@@ -27,9 +27,15 @@ export type Opened<S extends Deno.ForeignLibraryInterface> =
  * `hint` says how to install the library; it ends the failure message.
  */
 export function openFirst<S extends Deno.ForeignLibraryInterface>(
-  name: string, candidates: readonly string[], symbols: S, envSwitch: string, hint: string,
+  name: string,
+  candidates: readonly string[],
+  symbols: S,
+  envSwitch: string,
+  hint: string,
 ): Opened<S> {
-  if (typeof Deno === "undefined" || typeof Deno.dlopen !== "function") return { failure: "no FFI in this runtime" };
+  if (typeof Deno === "undefined" || typeof Deno.dlopen !== "function") {
+    return { failure: "no FFI in this runtime" };
+  }
   const env = readEnv(envSwitch);
   if (env && /^(off|0|false|no|none)$/i.test(env)) return { failure: `${envSwitch}=${env}` };
   if (!granted({ name: "ffi" })) return { failure: `${name} not loaded: run with --allow-ffi` };

@@ -34,36 +34,75 @@ const LIBRARY_CANDIDATES = [
 ];
 
 const GEMM_PARAMS = [
-  "i32", "i32", "i32", // order, transA, transB
-  "i32", "i32", "i32", // M, N, K
-  "f64", "buffer", "i32", // alpha, A, lda
-  "buffer", "i32", // B, ldb
-  "f64", "buffer", "i32", // beta, C, ldc
+  "i32",
+  "i32",
+  "i32", // order, transA, transB
+  "i32",
+  "i32",
+  "i32", // M, N, K
+  "f64",
+  "buffer",
+  "i32", // alpha, A, lda
+  "buffer",
+  "i32", // B, ldb
+  "f64",
+  "buffer",
+  "i32", // beta, C, ldc
 ] as const;
 
 const SYMBOLS = {
   cblas_sgemm: {
     parameters: [
-      "i32", "i32", "i32", "i32", "i32", "i32",
-      "f32", "buffer", "i32", "buffer", "i32", "f32", "buffer", "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
     ],
     result: "void",
   },
   cblas_dgemm: { parameters: GEMM_PARAMS, result: "void" },
   cblas_dsyrk: {
     parameters: [
-      "i32", "i32", "i32", // order, uplo, trans
-      "i32", "i32", // N, K
-      "f64", "buffer", "i32", // alpha, A, lda
-      "f64", "buffer", "i32", // beta, C, ldc
+      "i32",
+      "i32",
+      "i32", // order, uplo, trans
+      "i32",
+      "i32", // N, K
+      "f64",
+      "buffer",
+      "i32", // alpha, A, lda
+      "f64",
+      "buffer",
+      "i32", // beta, C, ldc
     ],
     result: "void",
   },
   // jobz, uplo, n, A, lda, W, work, lwork, iwork, liwork, info, + hidden char lengths.
   dsyevd_: {
     parameters: [
-      "buffer", "buffer", "buffer", "buffer", "buffer", "buffer",
-      "buffer", "buffer", "buffer", "buffer", "buffer", "usize", "usize",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+      "usize",
     ],
     result: "void",
     optional: true,
@@ -81,23 +120,51 @@ export interface OpenBlas {
   readonly library: string;
   /** C = alpha * op(A) op(B) + beta * C, row-major, fp32. */
   sgemm(
-    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-    A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number,
-    C: Float32Array, ldc: number,
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: Float32Array,
+    lda: number,
+    B: Float32Array,
+    ldb: number,
+    beta: number,
+    C: Float32Array,
+    ldc: number,
   ): void;
   /** Same as sgemm in fp64. */
   dgemm(
-    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-    A: Float64Array, lda: number, B: Float64Array, ldb: number, beta: number,
-    C: Float64Array, ldc: number,
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: Float64Array,
+    lda: number,
+    B: Float64Array,
+    ldb: number,
+    beta: number,
+    C: Float64Array,
+    ldc: number,
   ): void;
   /**
    * C = alpha * op(A) op(A)^T + beta * C on the `uplo` triangle of the (N, N) matrix C,
    * row-major; op(A) is (N, K): A is (N, K) when trans is false, else (K, N).
    */
   dsyrk(
-    uplo: UpLo, trans: boolean, N: number, K: number, alpha: number, A: Float64Array,
-    lda: number, beta: number, C: Float64Array, ldc: number,
+    uplo: UpLo,
+    trans: boolean,
+    N: number,
+    K: number,
+    alpha: number,
+    A: Float64Array,
+    lda: number,
+    beta: number,
+    C: Float64Array,
+    ldc: number,
   ): void;
   /**
    * Eigenvalues (ascending, into W) and, with jobz "V", eigenvectors of the symmetric
@@ -106,8 +173,14 @@ export interface OpenBlas {
    * With "V", eigenvector j overwrites A[j*lda .. j*lda+n) (row j in row-major reading).
    * Returns LAPACK's info (0 = success). Throws if this OpenBLAS lacks LAPACK.
    */
-  dsyevd(jobz: "V" | "N", uplo: UpLo, n: number, A: Float64Array, lda: number, W: Float64Array):
-    number;
+  dsyevd(
+    jobz: "V" | "N",
+    uplo: UpLo,
+    n: number,
+    A: Float64Array,
+    lda: number,
+    W: Float64Array,
+  ): number;
   readonly hasLapack: boolean;
 }
 
@@ -146,7 +219,13 @@ function threadingSuffix(blas: OpenBlas): string {
 }
 
 function load(): OpenBlas | null {
-  const opened = openFirst("OpenBLAS", LIBRARY_CANDIDATES, SYMBOLS, "DIGIT_BLAS", "apt-get install libopenblas0-pthread");
+  const opened = openFirst(
+    "OpenBLAS",
+    LIBRARY_CANDIDATES,
+    SYMBOLS,
+    "DIGIT_BLAS",
+    "apt-get install libopenblas0-pthread",
+  );
   if ("failure" in opened) {
     failure = opened.failure;
     return null;
@@ -171,20 +250,55 @@ function wrap(lib: Lib, library: string): OpenBlas {
     sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) {
       if (M === 0 || N === 0) return;
       s.cblas_sgemm(
-        CBLAS_ROW_MAJOR, t(transA), t(transB), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+        CBLAS_ROW_MAJOR,
+        t(transA),
+        t(transB),
+        M,
+        N,
+        K,
+        alpha,
+        A,
+        lda,
+        B,
+        ldb,
+        beta,
+        C,
+        ldc,
       );
     },
     dgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) {
       if (M === 0 || N === 0) return;
       s.cblas_dgemm(
-        CBLAS_ROW_MAJOR, t(transA), t(transB), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+        CBLAS_ROW_MAJOR,
+        t(transA),
+        t(transB),
+        M,
+        N,
+        K,
+        alpha,
+        A,
+        lda,
+        B,
+        ldb,
+        beta,
+        C,
+        ldc,
       );
     },
     dsyrk(uplo, trans, N, K, alpha, A, lda, beta, C, ldc) {
       if (N === 0) return;
       s.cblas_dsyrk(
-        CBLAS_ROW_MAJOR, uplo === "U" ? CBLAS_UPPER : CBLAS_LOWER, t(trans), N, K, alpha, A, lda,
-        beta, C, ldc,
+        CBLAS_ROW_MAJOR,
+        uplo === "U" ? CBLAS_UPPER : CBLAS_LOWER,
+        t(trans),
+        N,
+        K,
+        alpha,
+        A,
+        lda,
+        beta,
+        C,
+        ldc,
       );
     },
     dsyevd(jobz, uplo, n, A, lda, W) {
@@ -192,8 +306,10 @@ function wrap(lib: Lib, library: string): OpenBlas {
       if (!f) throw new Error(`dsyevd: ${library} was built without LAPACK`);
       if (n === 0) return 0;
       if (A.length < lda * (n - 1) + n || W.length < n) {
-        throw new Error(`dsyevd: n=${n} lda=${lda} needs A.length>=${lda * (n - 1) + n}, ` +
-          `W.length>=${n}; got ${A.length}, ${W.length}`);
+        throw new Error(
+          `dsyevd: n=${n} lda=${lda} needs A.length>=${lda * (n - 1) + n}, ` +
+            `W.length>=${n}; got ${A.length}, ${W.length}`,
+        );
       }
       jobzBuf[0] = jobz.charCodeAt(0);
       uploBuf[0] = uplo.charCodeAt(0);
@@ -204,8 +320,21 @@ function wrap(lib: Lib, library: string): OpenBlas {
       const iworkQuery = new Int32Array(1);
       ints[2] = -1;
       ints[3] = -1;
-      f(jobzBuf, uploBuf, view(0), A, view(1), W, workQuery, view(2), iworkQuery, view(3),
-        view(4), 1n, 1n);
+      f(
+        jobzBuf,
+        uploBuf,
+        view(0),
+        A,
+        view(1),
+        W,
+        workQuery,
+        view(2),
+        iworkQuery,
+        view(3),
+        view(4),
+        1n,
+        1n,
+      );
       if (ints[4] !== 0) return ints[4];
       const lwork = Math.max(1, Math.ceil(workQuery[0]));
       const liwork = Math.max(1, iworkQuery[0]);

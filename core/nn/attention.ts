@@ -5,7 +5,7 @@
 
 import * as ops from "../ops/mod.ts";
 import { Generator } from "../random.ts";
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import { Linear } from "./layers.ts";
 import { Module } from "./module.ts";
 
@@ -38,9 +38,11 @@ export class MultiheadAttention extends Module {
   readonly v_proj: Linear;
   readonly out_proj: Linear;
   readonly headDim: number;
-  constructor(readonly dim: number, readonly heads: number, gen = new Generator(0)) {
+  constructor(readonly dim: number, readonly heads: number, gen: Generator = new Generator(0)) {
     super();
-    if (dim % heads !== 0) throw new Error(`MultiheadAttention: dim ${dim} is not divisible by ${heads} heads`);
+    if (dim % heads !== 0) {
+      throw new Error(`MultiheadAttention: dim ${dim} is not divisible by ${heads} heads`);
+    }
     this.headDim = dim / heads;
     this.q_proj = this.child("q_proj", new Linear(dim, dim, { gen }));
     this.k_proj = this.child("k_proj", new Linear(dim, dim, { gen }));

@@ -2,7 +2,7 @@
 
 import * as ops from "../ops/mod.ts";
 import { Generator } from "../random.ts";
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
 /** U(-bound, bound): PyTorch's default (kaiming_uniform with a=sqrt(5)) for Linear/Conv. */
@@ -17,27 +17,42 @@ export function normalInit(shape: number[], std: number, gen: Generator): Tensor
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; gen?: Generator } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: { bias?: boolean; gen?: Generator } = {},
+  ) {
     super();
     const gen = opts.gen ?? new Generator(0);
     const bound = 1 / Math.sqrt(inFeatures);
     this.weight = this.param("weight", uniformInit([outFeatures, inFeatures], bound, gen));
-    this.bias = opts.bias === false ? null : this.param("bias", uniformInit([outFeatures], bound, gen));
+    this.bias = opts.bias === false
+      ? null
+      : this.param("bias", uniformInit([outFeatures], bound, gen));
   }
   /**
    * x @ weight^T + bias, and optionally the element-wise work a transformer puts right after
    * a Linear (an activation, a LayerScale, the residual add), run as the GEMM's epilogue.
    */
   forward(x: Tensor, epilogue?: ops.FusedLinearOptions): Tensor {
-    return epilogue ? ops.fusedLinear(x, this.weight, this.bias, epilogue) : ops.linear(x, this.weight, this.bias);
+    return epilogue
+      ? ops.fusedLinear(x, this.weight, this.bias, epilogue)
+      : ops.linear(x, this.weight, this.bias);
   }
 }
 
 export class Embedding extends Module {
   readonly weight: Tensor;
-  constructor(readonly count: number, readonly dim: number, opts: { gen?: Generator; std?: number } = {}) {
+  constructor(
+    readonly count: number,
+    readonly dim: number,
+    opts: { gen?: Generator; std?: number } = {},
+  ) {
     super();
-    this.weight = this.param("weight", normalInit([count, dim], opts.std ?? 1, opts.gen ?? new Generator(0)));
+    this.weight = this.param(
+      "weight",
+      normalInit([count, dim], opts.std ?? 1, opts.gen ?? new Generator(0)),
+    );
   }
   forward(ids: Tensor): Tensor {
     return ops.embedding(this.weight, ids);
@@ -84,7 +99,12 @@ export class Conv2d extends Module {
   readonly stride: number;
   readonly padding: number;
   readonly groups: number;
-  constructor(readonly inC: number, readonly outC: number, readonly kernel: number, cfg: Conv2dConfig = {}) {
+  constructor(
+    readonly inC: number,
+    readonly outC: number,
+    readonly kernel: number,
+    cfg: Conv2dConfig = {},
+  ) {
     super();
     this.stride = cfg.stride ?? 1;
     this.padding = cfg.padding ?? 0;
@@ -92,11 +112,18 @@ export class Conv2d extends Module {
     const gen = cfg.gen ?? new Generator(0);
     const fanIn = (inC / this.groups) * kernel * kernel;
     const bound = 1 / Math.sqrt(fanIn);
-    this.weight = this.param("weight", uniformInit([outC, inC / this.groups, kernel, kernel], bound, gen));
+    this.weight = this.param(
+      "weight",
+      uniformInit([outC, inC / this.groups, kernel, kernel], bound, gen),
+    );
     this.bias = cfg.bias === false ? null : this.param("bias", uniformInit([outC], bound, gen));
   }
   forward(x: Tensor): Tensor {
-    return ops.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, groups: this.groups });
+    return ops.conv2d(x, this.weight, this.bias, {
+      stride: this.stride,
+      padding: this.padding,
+      groups: this.groups,
+    });
   }
 }
 
@@ -104,14 +131,23 @@ export class Conv2d extends Module {
 export class MLP extends Module {
   readonly fc1: Linear;
   readonly fc2: Linear;
-  constructor(dim: number, hidden: number, readonly activation: "gelu" | "relu" | "silu" = "gelu", gen = new Generator(0)) {
+  constructor(
+    dim: number,
+    hidden: number,
+    readonly activation: "gelu" | "relu" | "silu" = "gelu",
+    gen: Generator = new Generator(0),
+  ) {
     super();
     this.fc1 = this.child("fc1", new Linear(dim, hidden, { gen }));
     this.fc2 = this.child("fc2", new Linear(hidden, dim, { gen }));
   }
   forward(x: Tensor): Tensor {
     const h = this.fc1.forward(x);
-    const a = this.activation === "gelu" ? ops.gelu(h) : this.activation === "relu" ? ops.relu(h) : ops.silu(h);
+    const a = this.activation === "gelu"
+      ? ops.gelu(h)
+      : this.activation === "relu"
+      ? ops.relu(h)
+      : ops.silu(h);
     h.dispose();
     const y = this.fc2.forward(a);
     a.dispose();

@@ -5,9 +5,9 @@
 
 import type { HostArray } from "../backend.ts";
 import { defaultBackend } from "../device.ts";
-import { checkStateDict } from "../io/state_dict.ts";
+import { checkStateDict, type StateDictReport } from "../io/state_dict.ts";
 import type { HostTensor, StateDict } from "../io/host_tensor.ts";
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 
 export class Module {
   training = true;
@@ -86,10 +86,13 @@ export class Module {
    * shape-mismatched keys are all listed in one error; otherwise matching keys load
    * and the report is returned.
    */
-  loadStateDict(sd: StateDict, opts: { strict?: boolean; what?: string } = {}) {
+  loadStateDict(sd: StateDict, opts: { strict?: boolean; what?: string } = {}): StateDictReport {
     const own = this.stateDict();
     const expected = new Map([...own].map(([k, t]) => [k, [...t.shape]]));
-    const report = checkStateDict(expected, sd, { strict: opts.strict ?? true, what: opts.what ?? this.constructor.name });
+    const report = checkStateDict(expected, sd, {
+      strict: opts.strict ?? true,
+      what: opts.what ?? this.constructor.name,
+    });
     const skip = new Set([...report.missing, ...report.mismatched.map((m) => m.key)]);
     for (const [key, t] of own) {
       if (skip.has(key)) continue;
@@ -122,7 +125,12 @@ export async function hostStateDict(m: Module): Promise<StateDict> {
   const out: StateDict = new Map();
   for (const [k, t] of m.stateDict()) {
     const data = await t.data();
-    out.set(k, { dtype: t.dtype, shape: [...t.shape], data: data.slice(), sourceDtype: t.dtype === "f32" ? "f32" : "i32" });
+    out.set(k, {
+      dtype: t.dtype,
+      shape: [...t.shape],
+      data: data.slice(),
+      sourceDtype: t.dtype === "f32" ? "f32" : "i32",
+    });
   }
   return out;
 }

@@ -3,6 +3,7 @@
 import type { Backend, DType, HostArray } from "../backend.ts";
 import { defaultBackend } from "../device.ts";
 import type { Generator } from "../random.ts";
+import type { Tensor } from "../tensor.ts";
 import { ShapeError, shapeStr, sizeOf, wrap } from "./util.ts";
 
 export interface CreateOptions {
@@ -11,7 +12,11 @@ export interface CreateOptions {
 }
 
 /** A tensor from host numbers; shape defaults to 1-D. */
-export function tensor(data: ArrayLike<number>, shape?: readonly number[], opts: CreateOptions = {}) {
+export function tensor(
+  data: ArrayLike<number>,
+  shape?: readonly number[],
+  opts: CreateOptions = {},
+): Tensor {
   const s = shape ?? [data.length];
   if (sizeOf(s) !== data.length) {
     throw new ShapeError("tensor", `${data.length} values cannot fill shape ${shapeStr(s)}`);
@@ -24,24 +29,38 @@ export function tensor(data: ArrayLike<number>, shape?: readonly number[], opts:
   return wrap(b.fromHost(host), s);
 }
 
-export function fill(shape: readonly number[], value: number, backend?: Backend, dtype: DType = "f32") {
+export function fill(
+  shape: readonly number[],
+  value: number,
+  backend?: Backend,
+  dtype: DType = "f32",
+): Tensor {
   return wrap((backend ?? defaultBackend()).fill(dtype, sizeOf(shape), value), shape);
 }
 
-export const zeros = (shape: readonly number[], opts: CreateOptions = {}) =>
+export const zeros = (shape: readonly number[], opts: CreateOptions = {}): Tensor =>
   fill(shape, 0, opts.backend, opts.dtype);
-export const ones = (shape: readonly number[], opts: CreateOptions = {}) =>
+export const ones = (shape: readonly number[], opts: CreateOptions = {}): Tensor =>
   fill(shape, 1, opts.backend, opts.dtype);
-export const full = (shape: readonly number[], value: number, opts: CreateOptions = {}) =>
+export const full = (shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor =>
   fill(shape, value, opts.backend, opts.dtype);
 
-export function arange(n: number, opts: CreateOptions & { start?: number; step?: number } = {}) {
+export function arange(
+  n: number,
+  opts: CreateOptions & { start?: number; step?: number } = {},
+): Tensor {
   const b = opts.backend ?? defaultBackend();
   return wrap(b.arange(opts.dtype ?? "i32", n, opts.start ?? 0, opts.step ?? 1), [n]);
 }
 
 /** Standard normal * std + mean, drawn from the generator's stream on the device. */
-export function randn(shape: readonly number[], gen: Generator, std = 1, mean = 0, backend?: Backend) {
+export function randn(
+  shape: readonly number[],
+  gen: Generator,
+  std = 1,
+  mean = 0,
+  backend?: Backend,
+): Tensor {
   const b = backend ?? defaultBackend();
   const n = sizeOf(shape);
   const s = b.normal(n, gen.seed, gen.take(n));
@@ -52,7 +71,13 @@ export function randn(shape: readonly number[], gen: Generator, std = 1, mean = 
 }
 
 /** Uniform in [lo, hi). */
-export function rand(shape: readonly number[], gen: Generator, lo = 0, hi = 1, backend?: Backend) {
+export function rand(
+  shape: readonly number[],
+  gen: Generator,
+  lo = 0,
+  hi = 1,
+  backend?: Backend,
+): Tensor {
   const b = backend ?? defaultBackend();
   const n = sizeOf(shape);
   const s = b.uniform(n, gen.seed, gen.take(n));

@@ -2,11 +2,17 @@
 
 import { record } from "../autograd.ts";
 import type { BinaryOp, DType, UnaryOp } from "../backend.ts";
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import { fill } from "./creation.ts";
 import { sumTo } from "./reduce.ts";
 import {
-  broadcastShapes, broadcastView, dense, sameBackend, ShapeError, shapeStr, wrap,
+  broadcastShapes,
+  broadcastView,
+  dense,
+  sameBackend,
+  ShapeError,
+  shapeStr,
+  wrap,
 } from "./util.ts";
 
 // ---------------------------------------------------------------- unary
@@ -18,7 +24,11 @@ function unaryRaw(op: UnaryOp, x: Tensor): Tensor {
   return out;
 }
 
-function unary(op: UnaryOp, x: Tensor, grad: (g: Tensor, x: Tensor, y: Tensor) => Tensor | null): Tensor {
+function unary(
+  op: UnaryOp,
+  x: Tensor,
+  grad: (g: Tensor, x: Tensor, y: Tensor) => Tensor | null,
+): Tensor {
   if (x.dtype !== "f32" && op !== "neg" && op !== "abs" && op !== "sign" && op !== "square") {
     throw new ShapeError(op, `expects f32, got ${x.dtype} ${shapeStr(x.shape)}`);
   }
@@ -29,23 +39,27 @@ function unary(op: UnaryOp, x: Tensor, grad: (g: Tensor, x: Tensor, y: Tensor) =
 export const neg = (x: Tensor): Tensor => unary("neg", x, (g) => neg(g));
 export const exp = (x: Tensor): Tensor => unary("exp", x, (g, _x, y) => mul(g, y));
 export const log = (x: Tensor): Tensor => unary("log", x, (g, x) => div(g, x));
-export const sqrt = (x: Tensor): Tensor => unary("sqrt", x, (g, _x, y) => div(affine(g, 0.5, 0), y));
-export const rsqrt = (x: Tensor) =>
+export const sqrt = (x: Tensor): Tensor =>
+  unary("sqrt", x, (g, _x, y) => div(affine(g, 0.5, 0), y));
+export const rsqrt = (x: Tensor): Tensor =>
   unary("rsqrt", x, (g, _x, y) => mul(g, affine(powScalar(y, 3), -0.5, 0)));
-export const tanh = (x: Tensor) =>
+export const tanh = (x: Tensor): Tensor =>
   unary("tanh", x, (g, _x, y) => mul(g, affine(mul(y, y), -1, 1)));
-export const sigmoid = (x: Tensor) =>
+export const sigmoid = (x: Tensor): Tensor =>
   unary("sigmoid", x, (g, _x, y) => mul(g, mul(y, affine(y, -1, 1))));
-export const silu = (x: Tensor): Tensor => unary("silu", x, (g, x) => mul(g, unaryRaw("silu_grad", x)));
+export const silu = (x: Tensor): Tensor =>
+  unary("silu", x, (g, x) => mul(g, unaryRaw("silu_grad", x)));
 /** Exact (erf) GELU, as PyTorch's nn.GELU() and fairseq's gelu. */
-export const gelu = (x: Tensor): Tensor => unary("gelu", x, (g, x) => mul(g, unaryRaw("gelu_grad", x)));
+export const gelu = (x: Tensor): Tensor =>
+  unary("gelu", x, (g, x) => mul(g, unaryRaw("gelu_grad", x)));
 export const relu = (x: Tensor): Tensor => unary("relu", x, (g, x) => mul(g, compare("gt", x, 0)));
 export const abs = (x: Tensor): Tensor => unary("abs", x, (g, x) => mul(g, unaryRaw("sign", x)));
 export const square = (x: Tensor): Tensor => unary("square", x, (g, x) => mul(g, affine(x, 2, 0)));
-export const reciprocal = (x: Tensor) =>
+export const reciprocal = (x: Tensor): Tensor =>
   unary("reciprocal", x, (g, _x, y) => mul(g, affine(mul(y, y), -1, 0)));
 export const sin = (x: Tensor): Tensor => unary("sin", x, (g, x) => mul(g, unaryRaw("cos", x)));
-export const cos = (x: Tensor): Tensor => unary("cos", x, (g, x) => neg(mul(g, unaryRaw("sin", x))));
+export const cos = (x: Tensor): Tensor =>
+  unary("cos", x, (g, x) => neg(mul(g, unaryRaw("sin", x))));
 export const floor = (x: Tensor): Tensor => unary("floor", x, () => null);
 export const sign = (x: Tensor): Tensor => unary("sign", x, () => null);
 
@@ -68,7 +82,13 @@ export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   const src = dense(x);
   const out = wrap(x.backend.clamp(src.storage, lo, hi), x.shape);
   if (src !== x) src.dispose();
-  return record("clamp", out, [x], (g, [xs]) => [mul(g, mul(compare("ge", xs, lo), compare("le", xs, hi)))], [x]);
+  return record(
+    "clamp",
+    out,
+    [x],
+    (g, [xs]) => [mul(g, mul(compare("ge", xs, lo), compare("le", xs, hi)))],
+    [x],
+  );
 }
 
 // ---------------------------------------------------------------- binary
@@ -80,11 +100,19 @@ function scalarLike(x: Tensor, v: number): Tensor {
 function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, outDtype?: DType): Tensor {
   const backend = sameBackend(op, a, b);
   if (a.dtype !== b.dtype) {
-    throw new ShapeError(op, `dtype mismatch: ${a.dtype} ${shapeStr(a.shape)} and ${b.dtype} ${shapeStr(b.shape)}; cast one first`);
+    throw new ShapeError(
+      op,
+      `dtype mismatch: ${a.dtype} ${shapeStr(a.shape)} and ${b.dtype} ${
+        shapeStr(b.shape)
+      }; cast one first`,
+    );
   }
   const shape = broadcastShapes(op, a.shape, b.shape);
   const dtype = outDtype ?? a.dtype;
-  return wrap(backend.binary(op, broadcastView(a, shape), broadcastView(b, shape), shape, dtype), shape);
+  return wrap(
+    backend.binary(op, broadcastView(a, shape), broadcastView(b, shape), shape, dtype),
+    shape,
+  );
 }
 
 function withScalar(a: Tensor, b: Tensor | number, fn: (a: Tensor, b: Tensor) => Tensor): Tensor {
@@ -166,11 +194,18 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
   const ref = typeof a !== "number" ? a : typeof b !== "number" ? b : null;
   const ta = typeof a === "number" ? fill([], a, cond.backend, ref?.dtype ?? "f32") : a;
   const tb = typeof b === "number" ? fill([], b, cond.backend, ref?.dtype ?? "f32") : b;
-  if (ta.dtype !== tb.dtype) throw new ShapeError("where", `branches differ in dtype: ${ta.dtype} and ${tb.dtype}`);
+  if (ta.dtype !== tb.dtype) {
+    throw new ShapeError("where", `branches differ in dtype: ${ta.dtype} and ${tb.dtype}`);
+  }
   const backend = sameBackend("where", cond, ta, tb);
   const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, ta.shape), tb.shape);
   const out = wrap(
-    backend.where(broadcastView(cond, shape), broadcastView(ta, shape), broadcastView(tb, shape), shape),
+    backend.where(
+      broadcastView(cond, shape),
+      broadcastView(ta, shape),
+      broadcastView(tb, shape),
+      shape,
+    ),
     shape,
   );
   const result = record("where", out, [ta, tb], (g, [c]) => {
@@ -181,5 +216,3 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
   if (tb !== b) tb.dispose();
   return result;
 }
-
-

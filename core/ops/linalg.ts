@@ -5,11 +5,20 @@
 
 import { isGradEnabled, record } from "../autograd.ts";
 import type { Storage } from "../backend.ts";
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import { add, gelu, mul } from "./elementwise.ts";
 import { sum, sumTo } from "./reduce.ts";
 import { expand, reshape, transpose } from "./shape.ts";
-import { broadcastShapes, dense, expectDtype, sameBackend, ShapeError, shapeStr, sizeOf, wrap } from "./util.ts";
+import {
+  broadcastShapes,
+  dense,
+  expectDtype,
+  sameBackend,
+  ShapeError,
+  shapeStr,
+  sizeOf,
+  wrap,
+} from "./util.ts";
 
 interface Operand {
   storage: Storage;
@@ -41,11 +50,25 @@ function operand(t: Tensor, batch: readonly number[]): Operand {
   const batchPacked = src.strides.slice(0, -2).every((s, i) =>
     src.shape[i] === 1 || s === sizeOf(src.shape.slice(i + 1))
   );
-  if (packed && batchPacked && src.strides[n - 1] === 1 && (src.strides[n - 2] === cols || rows === 1)) {
-    return { storage: src.shared.storage, trans: false, stride: broadcastBatch ? 0 : rows * cols, temp };
+  if (
+    packed && batchPacked && src.strides[n - 1] === 1 && (src.strides[n - 2] === cols || rows === 1)
+  ) {
+    return {
+      storage: src.shared.storage,
+      trans: false,
+      stride: broadcastBatch ? 0 : rows * cols,
+      temp,
+    };
   }
-  if (packed && batchPacked && src.strides[n - 2] === 1 && (src.strides[n - 1] === rows || cols === 1)) {
-    return { storage: src.shared.storage, trans: true, stride: broadcastBatch ? 0 : rows * cols, temp };
+  if (
+    packed && batchPacked && src.strides[n - 2] === 1 && (src.strides[n - 1] === rows || cols === 1)
+  ) {
+    return {
+      storage: src.shared.storage,
+      trans: true,
+      stride: broadcastBatch ? 0 : rows * cols,
+      temp,
+    };
   }
   const d = dense(src);
   if (temp) temp.dispose();
@@ -58,19 +81,35 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   expectDtype("matmul", a, "f32", "a");
   expectDtype("matmul", b, "f32", "b");
   if (a.ndim < 2 || b.ndim < 2) {
-    throw new ShapeError("matmul", `needs at least 2-D operands, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
+    throw new ShapeError(
+      "matmul",
+      `needs at least 2-D operands, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`,
+    );
   }
   const M = a.shape[a.ndim - 2], K = a.shape[a.ndim - 1];
   const K2 = b.shape[b.ndim - 2], N = b.shape[b.ndim - 1];
   if (K !== K2) {
-    throw new ShapeError("matmul", `inner dimensions differ: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`);
+    throw new ShapeError(
+      "matmul",
+      `inner dimensions differ: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`,
+    );
   }
   const batch = broadcastShapes("matmul", a.shape.slice(0, -2), b.shape.slice(0, -2));
   const A = operand(a, batch);
   const B = operand(b, batch);
-  const out = wrap(backend.matmul(A.storage, B.storage, {
-    batch: sizeOf(batch), M, N, K, transA: A.trans, transB: B.trans, strideA: A.stride, strideB: B.stride,
-  }), [...batch, M, N]);
+  const out = wrap(
+    backend.matmul(A.storage, B.storage, {
+      batch: sizeOf(batch),
+      M,
+      N,
+      K,
+      transA: A.trans,
+      transB: B.trans,
+      strideA: A.stride,
+      strideB: B.stride,
+    }),
+    [...batch, M, N],
+  );
   A.temp?.dispose();
   B.temp?.dispose();
   return record("matmul", out, [a, b], (g, [as, bs]) => [
@@ -83,19 +122,34 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor {
   const backend = sameBackend("linear", x, w, ...(bias ? [bias] : []));
   const inF = w.shape[1], outF = w.shape[0];
-  if (w.ndim !== 2 || x.shape[x.ndim - 1] !== inF || (bias && (bias.ndim !== 1 || bias.shape[0] !== outF))) {
+  if (
+    w.ndim !== 2 || x.shape[x.ndim - 1] !== inF ||
+    (bias && (bias.ndim !== 1 || bias.shape[0] !== outF))
+  ) {
     throw new ShapeError(
       "linear",
-      `input ${shapeStr(x.shape)}, weight ${shapeStr(w.shape)}${bias ? `, bias ${shapeStr(bias.shape)}` : ""}: expected input [..., ${inF}]`,
+      `input ${shapeStr(x.shape)}, weight ${shapeStr(w.shape)}${
+        bias ? `, bias ${shapeStr(bias.shape)}` : ""
+      }: expected input [..., ${inF}]`,
     );
   }
   expectDtype("linear", x, "f32");
   const rows = x.size / inF;
   const xd = dense(x), wd = dense(w), bd = bias ? dense(bias) : null;
-  const y = wrap(backend.matmul(xd.storage, wd.storage, {
-    batch: 1, M: rows, N: outF, K: inF, transA: false, transB: true, strideA: 0, strideB: 0,
-    bias: bd?.storage,
-  }), [...x.shape.slice(0, -1), outF]);
+  const y = wrap(
+    backend.matmul(xd.storage, wd.storage, {
+      batch: 1,
+      M: rows,
+      N: outF,
+      K: inF,
+      transA: false,
+      transB: true,
+      strideA: 0,
+      strideB: 0,
+      bias: bd?.storage,
+    }),
+    [...x.shape.slice(0, -1), outF],
+  );
   const inputs = bias ? [x, w, bias] : [x, w];
   const out = record("linear", y, inputs, (g, [xs, ws]) => {
     const g2 = reshape(g, [rows, outF]);
@@ -127,23 +181,44 @@ export interface FusedLinearOptions {
  * epilogue runs in place on the product (no extra passes or arrays); under autograd it is
  * linear, gelu, mul and add, whose backwards those ops give.
  */
-export function fusedLinear(x: Tensor, w: Tensor, bias: Tensor | null, opts: FusedLinearOptions = {}): Tensor {
+export function fusedLinear(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  opts: FusedLinearOptions = {},
+): Tensor {
   const { activation, scale = null, residual = null } = opts;
   const op = "fusedLinear";
   const inF = w.shape[1], outF = w.shape[0];
   const outShape = [...x.shape.slice(0, -1), outF];
-  if (w.ndim !== 2 || x.shape[x.ndim - 1] !== inF || (bias && (bias.ndim !== 1 || bias.shape[0] !== outF))) {
+  if (
+    w.ndim !== 2 || x.shape[x.ndim - 1] !== inF ||
+    (bias && (bias.ndim !== 1 || bias.shape[0] !== outF))
+  ) {
     throw new ShapeError(
       op,
-      `input ${shapeStr(x.shape)}, weight ${shapeStr(w.shape)}${bias ? `, bias ${shapeStr(bias.shape)}` : ""}: expected input [..., ${inF}]`,
+      `input ${shapeStr(x.shape)}, weight ${shapeStr(w.shape)}${
+        bias ? `, bias ${shapeStr(bias.shape)}` : ""
+      }: expected input [..., ${inF}]`,
     );
   }
-  if (activation !== undefined && activation !== "gelu") throw new ShapeError(op, `unknown activation ${activation}`);
-  if (scale && (scale.ndim !== 1 || scale.shape[0] !== outF)) {
-    throw new ShapeError(op, `scale ${shapeStr(scale.shape)} does not match ${outF} output features`);
+  if (activation !== undefined && activation !== "gelu") {
+    throw new ShapeError(op, `unknown activation ${activation}`);
   }
-  if (residual && (residual.ndim !== outShape.length || residual.shape.some((d, i) => d !== outShape[i]))) {
-    throw new ShapeError(op, `residual ${shapeStr(residual.shape)} is not the output shape ${shapeStr(outShape)}`);
+  if (scale && (scale.ndim !== 1 || scale.shape[0] !== outF)) {
+    throw new ShapeError(
+      op,
+      `scale ${shapeStr(scale.shape)} does not match ${outF} output features`,
+    );
+  }
+  if (
+    residual &&
+    (residual.ndim !== outShape.length || residual.shape.some((d, i) => d !== outShape[i]))
+  ) {
+    throw new ShapeError(
+      op,
+      `residual ${shapeStr(residual.shape)} is not the output shape ${shapeStr(outShape)}`,
+    );
   }
   const inputs = [x, w, bias, scale, residual].filter((t): t is Tensor => t !== null);
   for (const t of inputs) expectDtype(op, t, "f32");
@@ -166,11 +241,23 @@ export function fusedLinear(x: Tensor, w: Tensor, bias: Tensor | null, opts: Fus
     if (d !== t) temps.push(d);
     return d.storage;
   };
-  const out = wrap(backend.matmul(storageOf(x), storageOf(w), {
-    batch: 1, M: x.size / inF, N: outF, K: inF, transA: false, transB: true, strideA: 0, strideB: 0,
-    bias: bias ? storageOf(bias) : undefined, activation, scale: scale ? storageOf(scale) : undefined,
-    addend: residual ? storageOf(residual) : undefined,
-  }), outShape);
+  const out = wrap(
+    backend.matmul(storageOf(x), storageOf(w), {
+      batch: 1,
+      M: x.size / inF,
+      N: outF,
+      K: inF,
+      transA: false,
+      transB: true,
+      strideA: 0,
+      strideB: 0,
+      bias: bias ? storageOf(bias) : undefined,
+      activation,
+      scale: scale ? storageOf(scale) : undefined,
+      addend: residual ? storageOf(residual) : undefined,
+    }),
+    outShape,
+  );
   temps.forEach((t) => t.dispose());
   return out;
 }

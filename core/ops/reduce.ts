@@ -2,7 +2,7 @@
 
 import { record } from "../autograd.ts";
 import type { ReduceOp } from "../backend.ts";
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import { arange } from "./creation.ts";
 import { affine, compare, mul } from "./elementwise.ts";
 import { expand, reshape } from "./shape.ts";
@@ -23,7 +23,10 @@ function reduceAxis(op: ReduceOp, x: Tensor, axis: number): Tensor {
   const src = dense(x);
   const outer = sizeOf(x.shape.slice(0, axis));
   const inner = sizeOf(x.shape.slice(axis + 1));
-  const out = wrap(x.backend.reduce(op, src.storage, outer, x.shape[axis], inner), keptShape(x.shape, [axis]));
+  const out = wrap(
+    x.backend.reduce(op, src.storage, outer, x.shape[axis], inner),
+    keptShape(x.shape, [axis]),
+  );
   if (src !== x) src.dispose();
   return out;
 }
@@ -60,7 +63,12 @@ function finish(r: Tensor, x: Tensor, axes: number[], keepdim: boolean): Tensor 
 export function sum(x: Tensor, axis?: number | number[], keepdim = false): Tensor {
   const axes = axesOf(x, axis, "sum");
   const r = reduceRaw("sum", x, axes);
-  const kept = record("sum", r, [x], (g) => [expand(reshape(g, keptShape(x.shape, axes)), x.shape)]);
+  const kept = record(
+    "sum",
+    r,
+    [x],
+    (g) => [expand(reshape(g, keptShape(x.shape, axes)), x.shape)],
+  );
   return finish(kept, x, axes, keepdim);
 }
 
@@ -77,15 +85,20 @@ function extremum(op: "max" | "min", x: Tensor, axis: number, keepdim: boolean):
   const kept = record(op, r, [x], (g) => {
     // The gradient goes to the first extremal element only, as in PyTorch.
     const idx = argReduce(op === "max" ? "argmax" : "argmin", x, a, true);
-    const positions = reshape(arange(x.shape[a], { backend: x.backend }), x.shape.map((d, i) => (i === a ? d : 1)));
+    const positions = reshape(
+      arange(x.shape[a], { backend: x.backend }),
+      x.shape.map((d, i) => (i === a ? d : 1)),
+    );
     const onehot = compare("eq", positions, idx);
     return [mul(expand(reshape(g, keptShape(x.shape, [a])), x.shape), onehot)];
   });
   return finish(kept, x, [a], keepdim);
 }
 
-export const max = (x: Tensor, axis: number, keepdim = false) => extremum("max", x, axis, keepdim);
-export const min = (x: Tensor, axis: number, keepdim = false) => extremum("min", x, axis, keepdim);
+export const max = (x: Tensor, axis: number, keepdim = false): Tensor =>
+  extremum("max", x, axis, keepdim);
+export const min = (x: Tensor, axis: number, keepdim = false): Tensor =>
+  extremum("min", x, axis, keepdim);
 
 function argReduce(op: "argmax" | "argmin", x: Tensor, axis: number, keepdim: boolean): Tensor {
   const a = normAxis(axis, x.ndim, op);
@@ -93,14 +106,18 @@ function argReduce(op: "argmax" | "argmin", x: Tensor, axis: number, keepdim: bo
 }
 
 /** Index of the first maximum along an axis (i32). */
-export const argmax = (x: Tensor, axis: number, keepdim = false) => argReduce("argmax", x, axis, keepdim);
-export const argmin = (x: Tensor, axis: number, keepdim = false) => argReduce("argmin", x, axis, keepdim);
+export const argmax = (x: Tensor, axis: number, keepdim = false): Tensor =>
+  argReduce("argmax", x, axis, keepdim);
+export const argmin = (x: Tensor, axis: number, keepdim = false): Tensor =>
+  argReduce("argmin", x, axis, keepdim);
 
 /** Sum a broadcast gradient back down to `shape`. */
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   if (g.ndim === shape.length && g.shape.every((d, i) => d === shape[i])) return g.alias();
   const lead = g.ndim - shape.length;
-  if (lead < 0) throw new ShapeError("sumTo", `cannot reduce ${shapeStr(g.shape)} to ${shapeStr(shape)}`);
+  if (lead < 0) {
+    throw new ShapeError("sumTo", `cannot reduce ${shapeStr(g.shape)} to ${shapeStr(shape)}`);
+  }
   const axes: number[] = [];
   for (let i = 0; i < g.ndim; i++) {
     if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
@@ -110,5 +127,3 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   r.dispose();
   return out;
 }
-
-

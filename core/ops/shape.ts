@@ -2,10 +2,19 @@
 
 import { record } from "../autograd.ts";
 import type { DType } from "../backend.ts";
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 import { fill } from "./creation.ts";
 import { sumTo } from "./reduce.ts";
-import { contiguousStrides, dense, normAxis, sameBackend, ShapeError, shapeStr, sizeOf, wrap } from "./util.ts";
+import {
+  contiguousStrides,
+  dense,
+  normAxis,
+  sameBackend,
+  ShapeError,
+  shapeStr,
+  sizeOf,
+  wrap,
+} from "./util.ts";
 
 /** A new handle on the same data that keeps x's place in the graph. */
 export function identity(x: Tensor): Tensor {
@@ -25,7 +34,10 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     s[free] = known === 0 ? 0 : x.size / known;
   }
   if (sizeOf(s) !== x.size || !s.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw new ShapeError("reshape", `cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(shape)}`);
+    throw new ShapeError(
+      "reshape",
+      `cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(shape)}`,
+    );
   }
   const src = dense(x);
   const out = src.alias(s, contiguousStrides(s), 0);
@@ -33,16 +45,18 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return record("reshape", out, [x], (g) => [reshape(g, x.shape)]);
 }
 
-export const flatten = (x: Tensor) => reshape(x, [x.size]);
-export const unsqueeze = (x: Tensor, axis: number) => {
+export const flatten = (x: Tensor): Tensor => reshape(x, [x.size]);
+export const unsqueeze = (x: Tensor, axis: number): Tensor => {
   const a = axis < 0 ? axis + x.ndim + 1 : axis;
   const s = [...x.shape];
   s.splice(a, 0, 1);
   return reshape(x, s);
 };
-export const squeeze = (x: Tensor, axis: number) => {
+export const squeeze = (x: Tensor, axis: number): Tensor => {
   const a = normAxis(axis, x.ndim, "squeeze");
-  if (x.shape[a] !== 1) throw new ShapeError("squeeze", `axis ${axis} of ${shapeStr(x.shape)} is not 1`);
+  if (x.shape[a] !== 1) {
+    throw new ShapeError("squeeze", `axis ${axis} of ${shapeStr(x.shape)} is not 1`);
+  }
   return reshape(x, x.shape.filter((_, i) => i !== a));
 };
 
@@ -72,7 +86,10 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   if (start < 0) start += n;
   if (end < 0) end += n;
   if (!(0 <= start && start <= end && end <= n)) {
-    throw new ShapeError("slice", `range ${start}:${end} is outside axis ${axis} of size ${n} (shape ${shapeStr(x.shape)})`);
+    throw new ShapeError(
+      "slice",
+      `range ${start}:${end} is outside axis ${axis} of size ${n} (shape ${shapeStr(x.shape)})`,
+    );
   }
   const shape = [...x.shape];
   shape[a] = end - start;
@@ -89,7 +106,12 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
 /** Broadcast size-1 (or missing leading) axes to `shape` without copying. */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const lead = shape.length - x.ndim;
-  if (lead < 0) throw new ShapeError("expand", `cannot expand ${shapeStr(x.shape)} to fewer dims ${shapeStr(shape)}`);
+  if (lead < 0) {
+    throw new ShapeError(
+      "expand",
+      `cannot expand ${shapeStr(x.shape)} to fewer dims ${shapeStr(shape)}`,
+    );
+  }
   const strides = shape.map((d, i) => {
     if (i < lead) return 0;
     const xd = x.shape[i - lead];
@@ -109,7 +131,10 @@ export function cat(xs: Tensor[], axis = 0): Tensor {
   for (const x of xs) {
     if (x.dtype !== dtype) throw new ShapeError("cat", `mixed dtypes ${dtype} and ${x.dtype}`);
     if (x.ndim !== xs[0].ndim || x.shape.some((d, i) => i !== a && d !== xs[0].shape[i])) {
-      throw new ShapeError("cat", `shapes ${xs.map((t) => shapeStr(t.shape)).join(", ")} differ outside axis ${axis}`);
+      throw new ShapeError(
+        "cat",
+        `shapes ${xs.map((t) => shapeStr(t.shape)).join(", ")} differ outside axis ${axis}`,
+      );
     }
   }
   const shape = [...xs[0].shape];
@@ -121,10 +146,20 @@ export function cat(xs: Tensor[], axis = 0): Tensor {
     starts.push(at);
     const ws = [...shape];
     ws[a] = x.shape[a];
-    b.copyInto({ storage: out.storage, shape: ws, strides: out.strides, offset: at * out.strides[a] }, x.view());
+    b.copyInto({
+      storage: out.storage,
+      shape: ws,
+      strides: out.strides,
+      offset: at * out.strides[a],
+    }, x.view());
     at += x.shape[a];
   }
-  return record("cat", out, xs, (g) => xs.map((x, i) => slice(g, a, starts[i], starts[i] + x.shape[a])));
+  return record(
+    "cat",
+    out,
+    xs,
+    (g) => xs.map((x, i) => slice(g, a, starts[i], starts[i] + x.shape[a])),
+  );
 }
 
 export function stack(xs: Tensor[], axis = 0): Tensor {
@@ -144,7 +179,10 @@ export function split(x: Tensor, sizes: number | number[], axis = 0): Tensor[] {
   const n = x.shape[a];
   const parts = typeof sizes === "number" ? Array(sizes).fill(n / sizes) : sizes;
   if (parts.reduce((s, p) => s + p, 0) !== n || !parts.every(Number.isInteger)) {
-    throw new ShapeError("split", `sizes [${parts}] do not add up to axis ${axis} of ${shapeStr(x.shape)}`);
+    throw new ShapeError(
+      "split",
+      `sizes [${parts}] do not add up to axis ${axis} of ${shapeStr(x.shape)}`,
+    );
   }
   let at = 0;
   return parts.map((p) => {

@@ -45,14 +45,18 @@ export function sameBackend(op: string, ...ts: Tensor[]): Backend {
   const b = ts[0].backend;
   for (const t of ts) {
     if (t.backend !== b) {
-      throw new Error(`${op}: tensors live on different backends (${b.name} and ${t.backend.name}); move one with .to()`);
+      throw new Error(
+        `${op}: tensors live on different backends (${b.name} and ${t.backend.name}); move one with .to()`,
+      );
     }
   }
   return b;
 }
 
 export function expectDtype(op: string, t: Tensor, dtype: DType, what = "input"): void {
-  if (t.dtype !== dtype) throw new ShapeError(op, `${what} must be ${dtype}, got ${t.dtype} ${shapeStr(t.shape)}`);
+  if (t.dtype !== dtype) {
+    throw new ShapeError(op, `${what} must be ${dtype}, got ${t.dtype} ${shapeStr(t.shape)}`);
+  }
 }
 
 export function broadcastShapes(op: string, a: readonly number[], b: readonly number[]): number[] {
@@ -62,7 +66,10 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
     const da = a[a.length - n + i] ?? 1;
     const db = b[b.length - n + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
-      throw new ShapeError(op, `shapes ${shapeStr(a)} and ${shapeStr(b)} cannot be broadcast together`);
+      throw new ShapeError(
+        op,
+        `shapes ${shapeStr(a)} and ${shapeStr(b)} cannot be broadcast together`,
+      );
     }
     out[i] = da === 1 ? db : da;
   }

@@ -40,8 +40,13 @@ export class AdamW implements Optimizer {
     this.params.forEach((p, i) => {
       if (!p.grad) return;
       p.backend.adamw(p.storage, p.grad.storage, this.#m[i], this.#v[i], {
-        lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay,
-        step: this.step, gradScale,
+        lr: this.lr,
+        beta1: this.beta1,
+        beta2: this.beta2,
+        eps: this.eps,
+        weightDecay: this.weightDecay,
+        step: this.step,
+        gradScale,
       });
     });
   }
@@ -55,18 +60,29 @@ export class AdamW implements Optimizer {
 
   async state(): Promise<OptimizerState> {
     return {
-      kind: "adamw", step: this.step, lr: this.lr,
-      buffers: { m: await Promise.all(this.#m.map(storageToHost)), v: await Promise.all(this.#v.map(storageToHost)) },
+      kind: "adamw",
+      step: this.step,
+      lr: this.lr,
+      buffers: {
+        m: await Promise.all(this.#m.map(storageToHost)),
+        v: await Promise.all(this.#v.map(storageToHost)),
+      },
     };
   }
 
   loadState(s: OptimizerState): void {
-    if (s.kind !== "adamw") throw new Error(`AdamW: cannot load optimiser state of kind '${s.kind}'`);
+    if (s.kind !== "adamw") {
+      throw new Error(`AdamW: cannot load optimiser state of kind '${s.kind}'`);
+    }
     this.step = s.step;
     this.lr = s.lr;
     for (const [name, list] of [["m", this.#m], ["v", this.#v]] as const) {
       const src = s.buffers[name];
-      if (src.length !== list.length) throw new Error(`AdamW: state has ${src.length} '${name}' buffers, the model has ${list.length} parameters`);
+      if (src.length !== list.length) {
+        throw new Error(
+          `AdamW: state has ${src.length} '${name}' buffers, the model has ${list.length} parameters`,
+        );
+      }
       src.forEach((h, i) => {
         list[i].backend.release(list[i]);
         list[i] = hostToStorage(this.params[i].backend, h, this.params[i].size, `${name}[${i}]`);

@@ -32,7 +32,10 @@ export function gradNorm(params: Tensor[]): Tensor {
  * factor to multiply gradients by (min(1, maxNorm/norm)), kept on the device so that
  * the optimiser can apply it as its gradScale without reading it back.
  */
-export async function clipGradNorm(params: Tensor[], maxNorm: number): Promise<{ norm: number; scale: number }> {
+export async function clipGradNorm(
+  params: Tensor[],
+  maxNorm: number,
+): Promise<{ norm: number; scale: number }> {
   const n = gradNorm(params);
   const norm = await n.item();
   n.dispose();
@@ -48,7 +51,9 @@ export async function clipGradNorm(params: Tensor[], maxNorm: number): Promise<{
  */
 export function clipGradNormOnDevice(params: Tensor[], maxNorm: number): Tensor {
   const norm = gradNorm(params);
-  const scale = tidy(() => ops.minimum(ops.div(ops.fill([1], maxNorm, norm.backend), ops.add(norm, 1e-6)), 1));
+  const scale = tidy(() =>
+    ops.minimum(ops.div(ops.fill([1], maxNorm, norm.backend), ops.add(norm, 1e-6)), 1)
+  );
   for (const p of params) {
     if (!p.grad) continue;
     const g = tidy(() => ops.mul(p.grad!, scale)).keep();

@@ -25,6 +25,8 @@ export async function storageToHost(s: Storage): Promise<Float32Array> {
 }
 
 export function hostToStorage(b: Backend, h: Float32Array, size: number, what: string): Storage {
-  if (h.length !== size) throw new Error(`optimiser state ${what}: ${h.length} values for a parameter of ${size}`);
+  if (h.length !== size) {
+    throw new Error(`optimiser state ${what}: ${h.length} values for a parameter of ${size}`);
+  }
   return b.fromHost(h);
 }

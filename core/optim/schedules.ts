@@ -1,14 +1,20 @@
 /** Learning-rate schedules as pure functions of the update number (1-based). */
 
 /** fairseq's inverse_sqrt: linear warm-up from initLr to lr, then lr*sqrt(warmup/step). */
-export function inverseSqrt(step: number, o: { lr: number; warmup: number; initLr?: number }): number {
+export function inverseSqrt(
+  step: number,
+  o: { lr: number; warmup: number; initLr?: number },
+): number {
   const init = o.initLr ?? 0;
   if (o.warmup > 0 && step < o.warmup) return init + (o.lr - init) * step / o.warmup;
   return o.lr * Math.sqrt(Math.max(o.warmup, 1) / Math.max(step, 1));
 }
 
 /** Cosine from lr to minLr over `total` steps after an optional linear warm-up. */
-export function cosine(step: number, o: { lr: number; total: number; warmup?: number; minLr?: number }): number {
+export function cosine(
+  step: number,
+  o: { lr: number; total: number; warmup?: number; minLr?: number },
+): number {
   const w = o.warmup ?? 0;
   const min = o.minLr ?? 0;
   if (step < w) return o.lr * step / w;
@@ -29,9 +35,13 @@ export type Schedule =
 
 export function lrAt(step: number, s: Schedule): number {
   switch (s.kind) {
-    case "inverse_sqrt": return inverseSqrt(step, s);
-    case "cosine": return cosine(step, s);
-    case "linear_warmup": return linearWarmup(step, s);
-    case "constant": return s.lr;
+    case "inverse_sqrt":
+      return inverseSqrt(step, s);
+    case "cosine":
+      return cosine(step, s);
+    case "linear_warmup":
+      return linearWarmup(step, s);
+    case "constant":
+      return s.lr;
   }
 }

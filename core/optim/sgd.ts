@@ -12,7 +12,10 @@ export class SGD implements Optimizer {
   readonly weightDecay: number;
   readonly #buf: Storage[];
 
-  constructor(readonly params: Tensor[], cfg: { lr: number; momentum?: number; weightDecay?: number }) {
+  constructor(
+    readonly params: Tensor[],
+    cfg: { lr: number; momentum?: number; weightDecay?: number },
+  ) {
     this.lr = cfg.lr;
     this.momentum = cfg.momentum ?? 0;
     this.weightDecay = cfg.weightDecay ?? 0;
@@ -61,7 +64,12 @@ export class SGD implements Optimizer {
   }
 
   async state(): Promise<OptimizerState> {
-    return { kind: "sgd", step: this.step, lr: this.lr, buffers: { momentum: await Promise.all(this.#buf.map(storageToHost)) } };
+    return {
+      kind: "sgd",
+      step: this.step,
+      lr: this.lr,
+      buffers: { momentum: await Promise.all(this.#buf.map(storageToHost)) },
+    };
   }
 
   loadState(s: OptimizerState): void {
@@ -70,7 +78,12 @@ export class SGD implements Optimizer {
     this.lr = s.lr;
     s.buffers.momentum.forEach((h, i) => {
       this.#buf[i].backend.release(this.#buf[i]);
-      this.#buf[i] = hostToStorage(this.params[i].backend, h, this.params[i].size, `momentum[${i}]`);
+      this.#buf[i] = hostToStorage(
+        this.params[i].backend,
+        h,
+        this.params[i].size,
+        `momentum[${i}]`,
+      );
     });
   }
 

@@ -7,14 +7,18 @@
 
 /** The first of `variants` whose module validates, compiles and instantiates; null if none. */
 export function instantiateFirst<V>(
-  variants: readonly V[], build: (variant: V) => Uint8Array<ArrayBuffer>,
+  variants: readonly V[],
+  build: (variant: V) => Uint8Array<ArrayBuffer>,
 ): { variant: V; exports: WebAssembly.Exports } | null {
   if (typeof WebAssembly === "undefined") return null;
   for (const variant of variants) {
     const wasm = build(variant);
     if (!WebAssembly.validate(wasm)) continue;
     try {
-      return { variant, exports: new WebAssembly.Instance(new WebAssembly.Module(wasm), {}).exports };
+      return {
+        variant,
+        exports: new WebAssembly.Instance(new WebAssembly.Module(wasm), {}).exports,
+      };
     } catch {
       continue; // e.g. compilation disabled: try the next variant, then give up
     }

@@ -29,7 +29,12 @@ export interface TokenUsage {
 }
 
 /** Usage statistics of `tokens` (ids in 0..vocab-1). */
-export function tokenUsage(tokens: Int32Array, vocab: number, images: number, top: number): TokenUsage {
+export function tokenUsage(
+  tokens: Int32Array,
+  vocab: number,
+  images: number,
+  top: number,
+): TokenUsage {
   const counts = new Float64Array(vocab);
   for (const t of tokens) counts[t]++;
   let entropy = 0;
@@ -53,7 +58,8 @@ export default definePlugin({
   register(r) {
     r.step({
       name: "token-stats",
-      description: "entropy, perplexity and most frequent tokens of a token file (overall and per class)",
+      description:
+        "entropy, perplexity and most frequent tokens of a token file (overall and per class)",
       params: s.object({
         tokens: s.string({ nonEmpty: true, description: "token file (core/io/tokens.ts)" }),
         top: s.int({ min: 1 }).default(5).describe("how many of the most frequent tokens to list"),
@@ -79,7 +85,11 @@ export default definePlugin({
             rows.forEach((row, j) => mine.set(file.tokens.subarray(row * L, (row + 1) * L), j * L));
             const usage = tokenUsage(mine, file.vocab, rows.length, p.top);
             report.classes[cls] = usage;
-            ctx.log.info(`  class ${cls}: perplexity ${usage.perplexity.toFixed(1)}, top token ${usage.top[0]?.token}`);
+            ctx.log.info(
+              `  class ${cls}: perplexity ${usage.perplexity.toFixed(1)}, top token ${
+                usage.top[0]?.token
+              }`,
+            );
           }
         }
         await Deno.writeTextFile(ctx.outputs.report, JSON.stringify(report, null, 2) + "\n");

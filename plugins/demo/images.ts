@@ -12,7 +12,12 @@ import { labelRows, writeLabels } from "../../core/data/labels.ts";
  * Tiles `images` into a grid, `columns` wide, each enlarged `scale` times (nearest
  * neighbour, so the pixels the model made stay visible) with a `gap`-pixel white border.
  */
-export function contactSheet(images: readonly RgbImage[], columns: number, scale = 1, gap = 2): RgbImage {
+export function contactSheet(
+  images: readonly RgbImage[],
+  columns: number,
+  scale = 1,
+  gap = 2,
+): RgbImage {
   if (images.length === 0) throw new Error("contactSheet: no images");
   const { width: w, height: h } = images[0];
   const cols = Math.min(columns, images.length);
@@ -22,7 +27,9 @@ export function contactSheet(images: readonly RgbImage[], columns: number, scale
   const data = new Uint8Array(width * height * 3).fill(255);
   images.forEach((img, k) => {
     if (img.width !== w || img.height !== h) {
-      throw new Error(`contactSheet: image ${k} is ${img.width}x${img.height}, the first is ${w}x${h}`);
+      throw new Error(
+        `contactSheet: image ${k} is ${img.width}x${img.height}, the first is ${w}x${h}`,
+      );
     }
     const x0 = gap + (k % cols) * (cw + gap), y0 = gap + Math.floor(k / cols) * (ch + gap);
     for (let y = 0; y < ch; y++) {
@@ -41,15 +48,26 @@ export function contactSheet(images: readonly RgbImage[], columns: number, scale
 /** PNG file names of a folder in natural order ("2.png" before "10.png"). */
 export async function pngFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) if (e.isFile && e.name.toLowerCase().endsWith(".png")) names.push(e.name);
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name.toLowerCase().endsWith(".png")) names.push(e.name);
+  }
   return names.sort(new Intl.Collator("en", { numeric: true }).compare);
 }
 
 /** A contact sheet of the first `count` PNGs of a folder. */
-export async function folderSheet(dir: string, count: number, columns: number, scale: number): Promise<RgbImage> {
+export async function folderSheet(
+  dir: string,
+  count: number,
+  columns: number,
+  scale: number,
+): Promise<RgbImage> {
   const names = (await pngFiles(dir)).slice(0, count);
   if (names.length === 0) throw new Error(`folderSheet: '${dir}' has no PNG images`);
-  return contactSheet(await Promise.all(names.map((n) => readImage(`${dir}/${n}`))), columns, scale);
+  return contactSheet(
+    await Promise.all(names.map((n) => readImage(`${dir}/${n}`))),
+    columns,
+    scale,
+  );
 }
 
 export interface ExportOptions {
@@ -67,7 +85,9 @@ export interface ExportOptions {
  */
 export async function exportDataset(dataset: Dataset, opts: ExportOptions): Promise<RgbImage[]> {
   if (opts.count > dataset.length) {
-    throw new Error(`export-images: ${opts.count} images asked for, dataset '${dataset.name}' has ${dataset.length}`);
+    throw new Error(
+      `export-images: ${opts.count} images asked for, dataset '${dataset.name}' has ${dataset.length}`,
+    );
   }
   await Deno.mkdir(opts.dir, { recursive: true });
   const images: RgbImage[] = [];

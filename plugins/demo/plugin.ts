@@ -35,12 +35,14 @@ const sheetParams = s.object({
 export default definePlugin({
   name: "digit-demo",
   version: "0.1.0",
-  description: "glue of the end-to-end demo: weight-free FD encoder, one-shot tokenizer, reference images, summary",
+  description:
+    "glue of the end-to-end demo: weight-free FD encoder, one-shot tokenizer, reference images, summary",
   async register(r) {
     await r.use(randomProjection, undefined, "examples/custom-encoder/plugin.ts");
     r.encoder({
       name: "random-conv",
-      description: "three seeded random 3x3 conv + ReLU layers (weight-free Frechet-distance features)",
+      description:
+        "three seeded random 3x3 conv + ReLU layers (weight-free Frechet-distance features)",
       options: s.object({
         image_size: s.int({ min: 4 }).default(32),
         channels: s.array(s.int({ min: 1 }), { minLength: 3 }).default([32, 64, 64]),
@@ -55,16 +57,20 @@ export default definePlugin({
     });
     r.step({
       name: "train-tokenizer",
-      description: "fit the semantic tokenizer (features -> K-Means) and tokenize a dataset (+ a held-out set)",
+      description:
+        "fit the semantic tokenizer (features -> K-Means) and tokenize a dataset (+ a held-out set)",
       params: trainTokenizerParams,
       outputs: trainTokenizerOutputs,
       run: trainTokenizer,
     });
     r.step({
       name: "export-images",
-      description: "write the first `count` images of a dataset as PNGs, plus an enlarged contact sheet",
+      description:
+        "write the first `count` images of a dataset as PNGs, plus an enlarged contact sheet",
       params: s.object({
-        dataset: s.any().describe("dataset spec (core/data), e.g. { kind: shapes, size: 32, length: 256, seed: 1 }"),
+        dataset: s.any().describe(
+          "dataset spec (core/data), e.g. { kind: shapes, size: 32, length: 256, seed: 1 }",
+        ),
         count: s.int({ min: 1 }).optional().describe("default: the whole dataset"),
         sheet: sheetParams,
       }),
@@ -72,19 +78,31 @@ export default definePlugin({
       run: async (p, ctx) => {
         const dataset = await openDataset(p.dataset as DatasetSpec);
         const images = await exportDataset(dataset, {
-          count: p.count ?? dataset.length, dir: ctx.outputs.images, signal: ctx.signal,
+          count: p.count ?? dataset.length,
+          dir: ctx.outputs.images,
+          signal: ctx.signal,
           onProgress: (done, total) => ctx.log.progress("export", done, total),
         });
-        await writePng(ctx.outputs.sheet, contactSheet(images.slice(0, p.sheet.count), p.sheet.columns, p.sheet.scale));
+        await writePng(
+          ctx.outputs.sheet,
+          contactSheet(images.slice(0, p.sheet.count), p.sheet.columns, p.sheet.scale),
+        );
         ctx.log.info(`${images.length} images of ${dataset.name} in ${ctx.outputs.images}`);
       },
     });
     r.step({
       name: "untrained-models",
-      description: "freshly initialised stage-1, stage-2 and VQGAN models shaped like trained ones (the demo's baselines)",
+      description:
+        "freshly initialised stage-1, stage-2 and VQGAN models shaped like trained ones (the demo's baselines)",
       params: s.object({
-        stage1: s.string({ nonEmpty: true, description: "trained stage-1 folder (its model.json)" }),
-        stage2: s.string({ nonEmpty: true, description: "trained stage-2 folder (its stage2.json)" }),
+        stage1: s.string({
+          nonEmpty: true,
+          description: "trained stage-1 folder (its model.json)",
+        }),
+        stage2: s.string({
+          nonEmpty: true,
+          description: "trained stage-2 folder (its stage2.json)",
+        }),
         vqgan: s.string({ nonEmpty: true, description: "trained VQGAN folder (its vqgan.json)" }),
         seed: s.int().default(12345),
       }),
@@ -101,7 +119,8 @@ export default definePlugin({
     });
     r.step({
       name: "guidance-sweep",
-      description: "class accuracy of class-conditional samples at several classifier-free guidance scales",
+      description:
+        "class accuracy of class-conditional samples at several classifier-free guidance scales",
       params: sweepParams,
       outputs: () => ({ sweep: "sweep.json" }),
       run: async (p, ctx) => {
@@ -115,12 +134,16 @@ export default definePlugin({
       params: s.object({ images: s.string({ nonEmpty: true }), sheet: sheetParams }),
       outputs: () => ({ sheet: "sheet.png" }),
       run: async (p, ctx) => {
-        await writePng(ctx.outputs.sheet, await folderSheet(p.images, p.sheet.count, p.sheet.columns, p.sheet.scale));
+        await writePng(
+          ctx.outputs.sheet,
+          await folderSheet(p.images, p.sheet.count, p.sheet.columns, p.sheet.scale),
+        );
       },
     });
     r.step({
       name: "demo-summary",
-      description: "contact sheets, where the demo's images are, trained vs untrained Frechet distances, step times",
+      description:
+        "contact sheets, where the demo's images are, trained vs untrained Frechet distances, step times",
       params: summaryParams,
       outputs: summaryOutputs,
       // Always re-run: it only reads files, and a re-run of the demo should still print it.

@@ -54,13 +54,17 @@ export class RandomConvEncoder implements Encoder {
   preprocess(images: ImageBatch): Tensor {
     const { count, height, width, data } = images;
     if (height !== this.inputSize || width !== this.inputSize) {
-      throw new Error(`${this.name}: images are ${height}x${width}, expected ${this.inputSize}x${this.inputSize}`);
+      throw new Error(
+        `${this.name}: images are ${height}x${width}, expected ${this.inputSize}x${this.inputSize}`,
+      );
     }
     const plane = height * width;
     const x = new Float32Array(count * 3 * plane);
     for (let n = 0; n < count; n++) {
       for (let i = 0; i < plane; i++) {
-        for (let c = 0; c < 3; c++) x[(n * 3 + c) * plane + i] = data[(n * plane + i) * 3 + c] / 127.5 - 1;
+        for (let c = 0; c < 3; c++) {
+          x[(n * 3 + c) * plane + i] = data[(n * plane + i) * 3 + c] / 127.5 - 1;
+        }
       }
     }
     return ops.tensor(x, [count, 3, height, width]);
@@ -70,7 +74,9 @@ export class RandomConvEncoder implements Encoder {
   encode(input: Tensor): Tensor {
     const [N, C, H, W] = input.shape;
     if (C !== 3 || H !== this.inputSize || W !== this.inputSize) {
-      throw new Error(`${this.name}: encode expects (N, 3, ${this.inputSize}, ${this.inputSize}), got [${input.shape}]`);
+      throw new Error(
+        `${this.name}: encode expects (N, 3, ${this.inputSize}, ${this.inputSize}), got [${input.shape}]`,
+      );
     }
     const [w1, w2, w3] = this.#weights;
     return noGrad(() =>

@@ -21,17 +21,23 @@ import { fitCentroids } from "../tokenizer/fit.ts";
 import { KMeansTokenizer } from "../tokenizer/kmeans_tokenizer.ts";
 import { tokenizeDataset } from "../tokenizer/tokenize.ts";
 
-const datasetSpec = s.any().describe("dataset: { kind: shapes, size, length, seed } | { kind: imagefolder, root } | ... (core/data)");
+const datasetSpec = s.any().describe(
+  "dataset: { kind: shapes, size, length, seed } | { kind: imagefolder, root } | ... (core/data)",
+);
 
 export const trainTokenizerParams = s.object({
   dataset: datasetSpec.default({ kind: "shapes", size: 32, length: 2048, seed: 0 }),
   valid_dataset: datasetSpec.optional().describe("held-out set, tokenized to valid.tokens"),
   encoder: s.object({
-    name: s.string({ nonEmpty: true }).default("random-projection").describe("a registered encoder (dinov2 needs weights)"),
+    name: s.string({ nonEmpty: true }).default("random-projection").describe(
+      "a registered encoder (dinov2 needs weights)",
+    ),
     options: s.any().default({}),
   }).default({ name: "random-projection", options: {} }),
   k: s.int({ min: 2 }).default(64).describe("K-Means clusters: the semantic vocabulary"),
-  fraction: s.number({ min: 0, max: 1 }).default(0.25).describe("share of images whose features fit K-Means (DiGIT: 0.1)"),
+  fraction: s.number({ min: 0, max: 1 }).default(0.25).describe(
+    "share of images whose features fit K-Means (DiGIT: 0.1)",
+  ),
   iterations: s.int({ min: 0 }).default(20),
   init: s.enum(INIT_METHODS).default("kmeans++"),
   seed: s.int().default(1234),
@@ -49,24 +55,50 @@ export function trainTokenizerOutputs(p: TrainTokenizerParams): Record<string, s
 
 export async function trainTokenizer(p: TrainTokenizerParams, ctx: StepContext): Promise<void> {
   await useDevice(ctx.device);
-  const encoder = await ctx.registry.create("encoders", p.encoder.name, p.encoder.options, ctx, `encoder '${p.encoder.name}' options`);
+  const encoder = await ctx.registry.create(
+    "encoders",
+    p.encoder.name,
+    p.encoder.options,
+    ctx,
+    `encoder '${p.encoder.name}' options`,
+  );
   try {
     const dataset = await openDataset(p.dataset as DatasetSpec);
     const featureDir = `${ctx.stepDir}/features`;
     await dumpFeatures({
-      dataset, encoder, outDir: featureDir, fraction: p.fraction, seed: p.seed, imagesPerShard: 512,
-      batchSize: p.batch_size, log: ctx.log, signal: ctx.signal,
+      dataset,
+      encoder,
+      outDir: featureDir,
+      fraction: p.fraction,
+      seed: p.seed,
+      imagesPerShard: 512,
+      batchSize: p.batch_size,
+      log: ctx.log,
+      signal: ctx.signal,
     });
     await fitCentroids(`${featureDir}/${MANIFEST}`, {
-      k: p.k, iterations: p.iterations, init: p.init, seed: p.seed, out: ctx.outputs.centroids, log: ctx.log, signal: ctx.signal,
+      k: p.k,
+      iterations: p.iterations,
+      init: p.init,
+      seed: p.seed,
+      out: ctx.outputs.centroids,
+      log: ctx.log,
+      signal: ctx.signal,
     });
-    const tokenizer = new KMeansTokenizer(encoder, readCentroids(ctx.outputs.centroids), { batchSize: p.batch_size });
+    const tokenizer = new KMeansTokenizer(encoder, readCentroids(ctx.outputs.centroids), {
+      batchSize: p.batch_size,
+    });
     try {
       const sets: [unknown, string][] = [[p.dataset, ctx.outputs.tokens]];
       if (p.valid_dataset !== undefined) sets.push([p.valid_dataset, ctx.outputs.valid_tokens]);
       for (const [spec, out] of sets) {
         await tokenizeDataset({
-          dataset: await openDataset(spec as DatasetSpec), tokenizer, out, batchSize: p.batch_size, log: ctx.log, signal: ctx.signal,
+          dataset: await openDataset(spec as DatasetSpec),
+          tokenizer,
+          out,
+          batchSize: p.batch_size,
+          log: ctx.log,
+          signal: ctx.signal,
         });
       }
     } finally {

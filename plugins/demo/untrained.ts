@@ -27,40 +27,72 @@ async function readJson(path: string, what: string): Promise<unknown> {
 }
 
 /** A fresh stage-1 GPT shaped like the one trained in `trainedDir` (its model.json). */
-export async function writeUntrainedStage1(trainedDir: string, outDir: string, seed: number): Promise<void> {
-  const cfg = await readJson(`${trainedDir}/model.json`, "the stage-1 model config") as Stage1Config;
+export async function writeUntrainedStage1(
+  trainedDir: string,
+  outDir: string,
+  seed: number,
+): Promise<void> {
+  const cfg = await readJson(
+    `${trainedDir}/model.json`,
+    "the stage-1 model config",
+  ) as Stage1Config;
   const model = new Stage1GPT(cfg, new Generator(seed));
   try {
     await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
-    await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), { model: cfg, untrained: true });
+    await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), {
+      model: cfg,
+      untrained: true,
+    });
   } finally {
     model.dispose();
   }
 }
 
 /** A fresh stage-2 decoder shaped like the one trained in `trainedDir` (its stage2.json). */
-export async function writeUntrainedStage2(trainedDir: string, outDir: string, seed: number): Promise<void> {
-  const doc = await readJson(`${trainedDir}/stage2.json`, "the stage-2 model config") as { config?: Stage2Config };
+export async function writeUntrainedStage2(
+  trainedDir: string,
+  outDir: string,
+  seed: number,
+): Promise<void> {
+  const doc = await readJson(`${trainedDir}/stage2.json`, "the stage-2 model config") as {
+    config?: Stage2Config;
+  };
   if (!doc.config) throw new Error(`untrained-models: ${trainedDir}/stage2.json has no 'config'`);
   const model = new Stage2Model(doc.config, new Generator(seed));
   try {
     await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
-    await Deno.writeTextFile(`${outDir}/checkpoints/stage2.json`, JSON.stringify({ kind: "stage2", config: doc.config }, null, 2) + "\n");
-    await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), { untrained: true });
+    await Deno.writeTextFile(
+      `${outDir}/checkpoints/stage2.json`,
+      JSON.stringify({ kind: "stage2", config: doc.config }, null, 2) + "\n",
+    );
+    await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), {
+      untrained: true,
+    });
   } finally {
     model.dispose();
   }
 }
 
 /** A fresh VQGAN shaped like the one trained in `trainedDir` (its vqgan.json). */
-export async function writeUntrainedVqgan(trainedDir: string, outDir: string, seed: number): Promise<void> {
-  const doc = await readJson(`${trainedDir}/vqgan.json`, "the VQGAN config") as { config?: VqganConfig };
+export async function writeUntrainedVqgan(
+  trainedDir: string,
+  outDir: string,
+  seed: number,
+): Promise<void> {
+  const doc = await readJson(`${trainedDir}/vqgan.json`, "the VQGAN config") as {
+    config?: VqganConfig;
+  };
   if (!doc.config) throw new Error(`untrained-models: ${trainedDir}/vqgan.json has no 'config'`);
   const model = new VQGAN(doc.config, new Generator(seed));
   try {
     await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
-    await Deno.writeTextFile(`${outDir}/checkpoints/vqgan.json`, JSON.stringify({ kind: "vqgan", config: doc.config }, null, 2) + "\n");
-    await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), { untrained: true });
+    await Deno.writeTextFile(
+      `${outDir}/checkpoints/vqgan.json`,
+      JSON.stringify({ kind: "vqgan", config: doc.config }, null, 2) + "\n",
+    );
+    await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), {
+      untrained: true,
+    });
   } finally {
     model.dispose();
   }

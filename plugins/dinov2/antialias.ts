@@ -51,7 +51,7 @@ export function antialiasWeights(inSize: number, outSize: number): AxisWeights {
       weights[i * maxTaps + j - lo] = w;
       total += w;
     }
-    if (total !== 0) for (let j = 0; j < hi - lo; j++) weights[i * maxTaps + j] /= total;
+    if (total !== 0) { for (let j = 0; j < hi - lo; j++) weights[i * maxTaps + j] /= total; }
     start[i] = lo;
     count[i] = hi - lo;
   }
@@ -71,7 +71,11 @@ export function resizeAntialiasBicubic(
   outW: number,
 ): Float64Array {
   if (data.length !== planes * height * width) {
-    throw new Error(`resizeAntialiasBicubic: ${planes}x${height}x${width} needs ${planes * height * width} values, got ${data.length}`);
+    throw new Error(
+      `resizeAntialiasBicubic: ${planes}x${height}x${width} needs ${
+        planes * height * width
+      } values, got ${data.length}`,
+    );
   }
   const wx = antialiasWeights(width, outW);
   const wy = antialiasWeights(height, outH);
@@ -82,7 +86,9 @@ export function resizeAntialiasBicubic(
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < outW; x++) {
         let s = 0;
-        for (let j = 0; j < wx.count[x]; j++) s += data[src + y * width + wx.start[x] + j] * wx.weights[x * wx.maxTaps + j];
+        for (let j = 0; j < wx.count[x]; j++) {
+          s += data[src + y * width + wx.start[x] + j] * wx.weights[x * wx.maxTaps + j];
+        }
         tmp[y * outW + x] = s;
       }
     }
@@ -90,7 +96,9 @@ export function resizeAntialiasBicubic(
     for (let y = 0; y < outH; y++) {
       for (let x = 0; x < outW; x++) {
         let s = 0;
-        for (let j = 0; j < wy.count[y]; j++) s += tmp[(wy.start[y] + j) * outW + x] * wy.weights[y * wy.maxTaps + j];
+        for (let j = 0; j < wy.count[y]; j++) {
+          s += tmp[(wy.start[y] + j) * outW + x] * wy.weights[y * wy.maxTaps + j];
+        }
         out[dst + y * outW + x] = s;
       }
     }

@@ -21,7 +21,10 @@ export class Block extends Module {
     this.attn = this.child("attn", new Attention(D, cfg.heads));
     this.ls1 = this.child("ls1", new LayerScale(D));
     this.norm2 = this.child("norm2", new LayerNorm(D, cfg.eps));
-    this.mlp = this.child("mlp", cfg.ffn === "mlp" ? new Mlp(D, cfg.mlpHidden) : new SwiGLUFFN(D, cfg.mlpHidden));
+    this.mlp = this.child(
+      "mlp",
+      cfg.ffn === "mlp" ? new Mlp(D, cfg.mlpHidden) : new SwiGLUFFN(D, cfg.mlpHidden),
+    );
     this.ls2 = this.child("ls2", new LayerScale(D));
   }
 

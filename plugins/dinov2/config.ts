@@ -68,13 +68,17 @@ export const DINOV2_PRESETS: Readonly<Record<string, ViTConfig>> = {
 export function presetConfig(name: string): ViTConfig {
   const cfg = DINOV2_PRESETS[name];
   if (!cfg) {
-    throw new Error(`dinov2: unknown architecture '${name}' (known: ${Object.keys(DINOV2_PRESETS).join(", ")})`);
+    throw new Error(
+      `dinov2: unknown architecture '${name}' (known: ${Object.keys(DINOV2_PRESETS).join(", ")})`,
+    );
   }
   return cfg;
 }
 
 /** "ViT-B/14-reg4 (dim 768, depth 12, 4 registers)". */
-export function describeConfig(c: Pick<ViTConfig, "name" | "embedDim" | "depth" | "registers">): string {
+export function describeConfig(
+  c: Pick<ViTConfig, "name" | "embedDim" | "depth" | "registers">,
+): string {
   return `${c.name} (dim ${c.embedDim}, depth ${c.depth}, ${c.registers} registers)`;
 }
 
@@ -82,9 +86,13 @@ function shapeOf(sd: StateDict, key: string, rank: number): number[] {
   const t = sd.get(key);
   if (!t) {
     const sample = [...sd.keys()].slice(0, 6).join(", ");
-    throw new Error(`dinov2: the state dict has no '${key}', so it is not a DINOv2 ViT (keys: ${sample}, ...)`);
+    throw new Error(
+      `dinov2: the state dict has no '${key}', so it is not a DINOv2 ViT (keys: ${sample}, ...)`,
+    );
   }
-  if (t.shape.length !== rank) throw new Error(`dinov2: '${key}' has shape [${t.shape}], expected ${rank} dims`);
+  if (t.shape.length !== rank) {
+    throw new Error(`dinov2: '${key}' has shape [${t.shape}], expected ${rank} dims`);
+  }
   return t.shape;
 }
 
@@ -104,7 +112,9 @@ export function configFromStateDict(sd: StateDict): ViTConfig {
   while (sd.has(`blocks.${depth}.norm1.weight`)) depth++;
   const registers = sd.has("register_tokens") ? shapeOf(sd, "register_tokens", 3)[1] : 0;
   const swiglu = sd.has("blocks.0.mlp.w12.weight");
-  const mlpHidden = swiglu ? shapeOf(sd, "blocks.0.mlp.w3.weight", 2)[1] : shapeOf(sd, "blocks.0.mlp.fc1.weight", 2)[0];
+  const mlpHidden = swiglu
+    ? shapeOf(sd, "blocks.0.mlp.w3.weight", 2)[1]
+    : shapeOf(sd, "blocks.0.mlp.fc1.weight", 2)[0];
   const base = Object.values(BASES).find((b) => b.embedDim === dim);
   const heads = base?.heads ?? Math.max(1, Math.floor(dim / 64));
   const known = base && base.depth === depth && patch === 14;
@@ -130,7 +140,9 @@ export function assertSameSize(model: ViTConfig, checkpoint: ViTConfig, source: 
     model.ffn === checkpoint.ffn && model.mlpHidden === checkpoint.mlpHidden;
   if (!same) {
     throw new Error(
-      `dinov2: ${source} holds a ${describeConfig(checkpoint)} but the model is ${describeConfig(model)}; ` +
+      `dinov2: ${source} holds a ${describeConfig(checkpoint)} but the model is ${
+        describeConfig(model)
+      }; ` +
         `pick the matching architecture (or leave it out to take the checkpoint's)`,
     );
   }

@@ -26,10 +26,16 @@ export interface Dinov2EncoderOptions {
 }
 
 /** uint8 NHWC images to normalised NCHW float32, exactly as ToTensor + Normalize round. */
-export function normalizeImages(images: ImageBatch, mean = IMAGENET_MEAN, std = IMAGENET_STD): Float32Array {
+export function normalizeImages(
+  images: ImageBatch,
+  mean = IMAGENET_MEAN,
+  std = IMAGENET_STD,
+): Float32Array {
   const { count, height: H, width: W, data } = images;
   if (data.length !== count * H * W * 3) {
-    throw new Error(`normalizeImages: ${count}x${H}x${W}x3 needs ${count * H * W * 3} bytes, got ${data.length}`);
+    throw new Error(
+      `normalizeImages: ${count}x${H}x${W}x3 needs ${count * H * W * 3} bytes, got ${data.length}`,
+    );
   }
   const out = new Float32Array(count * 3 * H * W);
   const plane = H * W;
@@ -38,7 +44,9 @@ export function normalizeImages(images: ImageBatch, mean = IMAGENET_MEAN, std = 
     for (let n = 0; n < count; n++) {
       const dst = (n * 3 + c) * plane;
       const src = n * plane * 3 + c;
-      for (let i = 0; i < plane; i++) out[dst + i] = Math.fround(Math.fround(data[src + 3 * i] / 255) - m) / s;
+      for (let i = 0; i < plane; i++) {
+        out[dst + i] = Math.fround(Math.fround(data[src + 3 * i] / 255) - m) / s;
+      }
     }
   }
   return out;
@@ -58,7 +66,9 @@ export class Dinov2Encoder implements Encoder {
     this.inputSize = opts.inputSize ?? 224;
     this.imageSize = opts.imageSize ?? 256;
     if (this.inputSize % cfg.patchSize !== 0) {
-      throw new Error(`dinov2 encoder: input size ${this.inputSize} is not a multiple of the patch size ${cfg.patchSize}`);
+      throw new Error(
+        `dinov2 encoder: input size ${this.inputSize} is not a multiple of the patch size ${cfg.patchSize}`,
+      );
     }
     this.gridSize = this.inputSize / cfg.patchSize;
     this.featureDim = cfg.embedDim;
@@ -80,14 +90,21 @@ export class Dinov2Encoder implements Encoder {
     if (height === this.inputSize) return ops.tensor(x, [count, 3, height, width]);
     // On the host, whatever the backend: the CPU resize kernel (through interpolate_torch.ts)
     // reproduces torch's float32 bicubic bit for bit.
-    const r = interpolateBicubic(x, count * 3, height, width, { scaleFactor: this.inputSize / this.imageSize });
+    const r = interpolateBicubic(x, count * 3, height, width, {
+      scaleFactor: this.inputSize / this.imageSize,
+    });
     return ops.tensor(r.data, [count, 3, r.height, r.width]);
   }
 
   /** (N, 3, inputSize, inputSize) -> (N, gridSize^2, featureDim), raster order. */
   encode(input: Tensor): Tensor {
-    if (input.ndim !== 4 || input.shape[1] !== 3 || input.shape[2] !== this.inputSize || input.shape[3] !== this.inputSize) {
-      throw new Error(`${this.name}: encode expects (N, 3, ${this.inputSize}, ${this.inputSize}), got [${input.shape}]`);
+    if (
+      input.ndim !== 4 || input.shape[1] !== 3 || input.shape[2] !== this.inputSize ||
+      input.shape[3] !== this.inputSize
+    ) {
+      throw new Error(
+        `${this.name}: encode expects (N, 3, ${this.inputSize}, ${this.inputSize}), got [${input.shape}]`,
+      );
     }
     return noGrad(() => this.model.patchFeatures(input, this.block));
   }

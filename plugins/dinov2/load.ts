@@ -33,7 +33,11 @@ export function stripPrefix(sd: StateDict, prefix: string, source: string): Stat
   const out: StateDict = new Map();
   for (const [k, v] of sd) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), v);
   if (out.size === 0) {
-    throw new Error(`dinov2: ${source} has no key starting with '${prefix}' (e.g. ${[...sd.keys()].slice(0, 4).join(", ")})`);
+    throw new Error(
+      `dinov2: ${source} has no key starting with '${prefix}' (e.g. ${
+        [...sd.keys()].slice(0, 4).join(", ")
+      })`,
+    );
   }
   return out;
 }
@@ -55,13 +59,18 @@ export function unchunkBlocks(sd: StateDict): StateDict {
 
 /** The DINOv2 weights inside a state dict, DiGIT's prefix removed when present. */
 export function encoderWeights(sd: StateDict, source: string, prefix?: string): StateDict {
-  if (prefix !== undefined) return unchunkBlocks(prefix === "" ? sd : stripPrefix(sd, prefix, source));
+  if (prefix !== undefined) {
+    return unchunkBlocks(prefix === "" ? sd : stripPrefix(sd, prefix, source));
+  }
   const digit = [...sd.keys()].some((k) => k.startsWith(DIGIT_ENCODER_PREFIX));
   return unchunkBlocks(digit ? stripPrefix(sd, DIGIT_ENCODER_PREFIX, source) : sd);
 }
 
 /** A model with the checkpoint's weights (strict). `source` is a path or a loaded state dict. */
-export async function loadDinov2(source: string | StateDict, opts: LoadDinov2Options = {}): Promise<DinoVisionTransformer> {
+export async function loadDinov2(
+  source: string | StateDict,
+  opts: LoadDinov2Options = {},
+): Promise<DinoVisionTransformer> {
   const name = typeof source === "string" ? source : "the state dict";
   const raw = typeof source === "string" ? await loadStateDict(source) : source;
   const sd = encoderWeights(raw, name, opts.prefix);

@@ -8,7 +8,10 @@ export class PatchEmbed extends Module {
   readonly proj: Conv2d;
   constructor(readonly patchSize: number, readonly embedDim: number, inChannels = 3) {
     super();
-    this.proj = this.child("proj", new Conv2d(inChannels, embedDim, patchSize, { stride: patchSize }));
+    this.proj = this.child(
+      "proj",
+      new Conv2d(inChannels, embedDim, patchSize, { stride: patchSize }),
+    );
   }
 
   /** (B, 3, H, W) -> (B, (H/p)*(W/p), D), patches in raster order. */
@@ -16,7 +19,9 @@ export class PatchEmbed extends Module {
     const [B, , H, W] = x.shape;
     const p = this.patchSize;
     if (x.ndim !== 4 || H % p !== 0 || W % p !== 0) {
-      throw new Error(`dinov2 patch_embed: input [${x.shape}] must be (B, 3, H, W) with H and W multiples of ${p}`);
+      throw new Error(
+        `dinov2 patch_embed: input [${x.shape}] must be (B, 3, H, W) with H and W multiples of ${p}`,
+      );
     }
     const y = this.proj.forward(x); // (B, D, H/p, W/p)
     const flat = ops.reshape(y, [B, this.embedDim, (H / p) * (W / p)]);

@@ -50,13 +50,17 @@ export function resizePosTable(
     const scale: [number, number] = [(gridH + 0.1) / G, (gridW + 0.1) / G];
     const r = interpolateBicubic(planes, dim, G, G, { scaleFactor: scale });
     if (r.height !== gridH || r.width !== gridW) {
-      throw new Error(`dinov2 pos_embed: the digit recipe gave ${r.height}x${r.width}, expected ${gridH}x${gridW}`);
+      throw new Error(
+        `dinov2 pos_embed: the digit recipe gave ${r.height}x${r.width}, expected ${gridH}x${gridW}`,
+      );
     }
     resized = r.data;
   } else if (recipe === "hub") {
     resized = resizeAntialiasBicubic(planes, dim, G, G, gridH, gridW);
   } else {
-    throw new Error(`dinov2 pos_embed: unknown recipe '${recipe}' (expected ${POS_EMBED_RECIPES.join(" or ")})`);
+    throw new Error(
+      `dinov2 pos_embed: unknown recipe '${recipe}' (expected ${POS_EMBED_RECIPES.join(" or ")})`,
+    );
   }
   const n = gridH * gridW;
   for (let p = 0; p < n; p++) {

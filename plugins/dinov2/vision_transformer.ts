@@ -56,7 +56,9 @@ export class DinoVisionTransformer extends Module {
     this.cls_token = this.param("cls_token", ops.zeros([1, 1, D]));
     this.pos_embed = this.param("pos_embed", ops.zeros([1, 1 + cfg.posGrid * cfg.posGrid, D]));
     this.#posHost = new Float32Array(this.pos_embed.size);
-    this.register_tokens = cfg.registers > 0 ? this.param("register_tokens", ops.zeros([1, cfg.registers, D])) : null;
+    this.register_tokens = cfg.registers > 0
+      ? this.param("register_tokens", ops.zeros([1, cfg.registers, D]))
+      : null;
     this.mask_token = this.param("mask_token", ops.zeros([1, D]));
     this.patch_embed = this.child("patch_embed", new PatchEmbed(cfg.patchSize, D));
     this.blocks = this.list("blocks", Array.from({ length: cfg.depth }, () => new Block(cfg)));
@@ -88,7 +90,9 @@ export class DinoVisionTransformer extends Module {
   /** Block index of DiGIT's `layer: n` (get_intermediate_layers(x, n)[0]): depth - n. */
   blockFromEnd(n: number): number {
     if (!Number.isInteger(n) || n < 1 || n > this.cfg.depth) {
-      throw new Error(`dinov2: layer ${n} from the end is outside 1..${this.cfg.depth} for ${this.cfg.name}`);
+      throw new Error(
+        `dinov2: layer ${n} from the end is outside 1..${this.cfg.depth} for ${this.cfg.name}`,
+      );
     }
     return this.cfg.depth - n;
   }
@@ -100,7 +104,9 @@ export class DinoVisionTransformer extends Module {
     if (!t) {
       this.#posHost ??= new Float32Array(this.pos_embed.dataSync());
       const rows = resizePosTable(this.#posHost, this.cfg.embedDim, gridH, gridW, this.recipe);
-      t = ops.tensor(rows, [1, 1 + gridH * gridW, this.cfg.embedDim], { backend: this.pos_embed.backend }).keep();
+      t = ops.tensor(rows, [1, 1 + gridH * gridW, this.cfg.embedDim], {
+        backend: this.pos_embed.backend,
+      }).keep();
       this.#posCache.set(key, t);
     }
     return t;
@@ -117,7 +123,9 @@ export class DinoVisionTransformer extends Module {
     const n = gridH * gridW;
     const cls = ops.expand(ops.add(this.cls_token, ops.slice(pos, 1, 0, 1)), [B, 1, D]);
     const placed = ops.add(patches, ops.slice(pos, 1, 1, 1 + n));
-    const parts = this.register_tokens ? [cls, ops.expand(this.register_tokens, [B, this.cfg.registers, D]), placed] : [cls, placed];
+    const parts = this.register_tokens
+      ? [cls, ops.expand(this.register_tokens, [B, this.cfg.registers, D]), placed]
+      : [cls, placed];
     return ops.cat(parts, 1);
   }
 
@@ -127,7 +135,9 @@ export class DinoVisionTransformer extends Module {
    */
   blockTokens(x: Tensor, index: number, opts: { norm?: boolean } = {}): Tensor {
     if (!Number.isInteger(index) || index < 0 || index >= this.cfg.depth) {
-      throw new Error(`dinov2: block ${index} is outside 0..${this.cfg.depth - 1} for ${this.cfg.name}`);
+      throw new Error(
+        `dinov2: block ${index} is outside 0..${this.cfg.depth - 1} for ${this.cfg.name}`,
+      );
     }
     let t = tidy(() => this.prepareTokens(x));
     for (let i = 0; i <= index; i++) {
@@ -146,7 +156,10 @@ export class DinoVisionTransformer extends Module {
     const R = this.cfg.registers;
     const T = tokens.shape[1];
     return tidy(() => ({
-      cls: ops.reshape(ops.contiguous(ops.slice(tokens, 1, 0, 1)), [tokens.shape[0], tokens.shape[2]]),
+      cls: ops.reshape(ops.contiguous(ops.slice(tokens, 1, 0, 1)), [
+        tokens.shape[0],
+        tokens.shape[2],
+      ]),
       registers: ops.contiguous(ops.slice(tokens, 1, 1, 1 + R)),
       patches: ops.contiguous(ops.slice(tokens, 1, 1 + R, T)),
     }));

@@ -30,7 +30,12 @@ export class CentroidIndex {
   /** |c|^2, (K) */
   readonly #cc: Tensor;
 
-  constructor(centroids: Float32Array, k: number, dim: number, backend: Backend = defaultBackend()) {
+  constructor(
+    centroids: Float32Array,
+    k: number,
+    dim: number,
+    backend: Backend = defaultBackend(),
+  ) {
     if (centroids.length !== k * dim) {
       throw new Error(`kmeans: ${centroids.length} centroid values are not ${k} x ${dim}`);
     }
@@ -59,7 +64,9 @@ export class CentroidIndex {
 
   #checkDim(d: number, what: string): void {
     if (d !== this.dim) {
-      throw new Error(`kmeans: ${what} have dimension ${d} but the ${this.k} centroids have dimension ${this.dim}`);
+      throw new Error(
+        `kmeans: ${what} have dimension ${d} but the ${this.k} centroids have dimension ${this.dim}`,
+      );
     }
   }
 
@@ -104,7 +111,9 @@ export class CentroidIndex {
     for (let s = 0; s < n; s += step) {
       const m = Math.min(step, n - s);
       const l = await tidyAsync(async () => {
-        const x = ops.tensor(data.subarray(s * this.dim, (s + m) * this.dim), [m, this.dim], { backend: this.backend });
+        const x = ops.tensor(data.subarray(s * this.dim, (s + m) * this.dim), [m, this.dim], {
+          backend: this.backend,
+        });
         return await noGrad(() => ops.argmin(ops.linear(x, this.#minus2c, this.#cc), 1)).data();
       });
       labels.set(l, s);
@@ -114,7 +123,9 @@ export class CentroidIndex {
 
   #rowsOf(data: Float32Array): number {
     if (data.length % this.dim !== 0) {
-      throw new Error(`kmeans: ${data.length} values do not split into rows of the centroids' dimension ${this.dim}`);
+      throw new Error(
+        `kmeans: ${data.length} values do not split into rows of the centroids' dimension ${this.dim}`,
+      );
     }
     return data.length / this.dim;
   }
@@ -128,7 +139,9 @@ export class CentroidIndex {
     for (let s = 0; s < n; s += step) {
       const m = Math.min(step, n - s);
       const [l, d] = await tidyAsync(async () => {
-        const x = ops.tensor(data.subarray(s * this.dim, (s + m) * this.dim), [m, this.dim], { backend: this.backend });
+        const x = ops.tensor(data.subarray(s * this.dim, (s + m) * this.dim), [m, this.dim], {
+          backend: this.backend,
+        });
         const dist = this.distances(x);
         const lab = ops.argmin(dist, 1);
         const best = noGrad(() => ops.min(dist, 1));

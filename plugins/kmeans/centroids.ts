@@ -15,7 +15,9 @@ export interface Centroids {
 
 export function readCentroids(path: string): Centroids {
   const m = readNpyMatrix(path);
-  if (m.rows < 1 || m.cols < 1) throw new Error(`${path}: empty centroid array (${m.rows}, ${m.cols})`);
+  if (m.rows < 1 || m.cols < 1) {
+    throw new Error(`${path}: empty centroid array (${m.rows}, ${m.cols})`);
+  }
   return { data: m.data, k: m.rows, dim: m.cols };
 }
 

@@ -8,18 +8,34 @@
  */
 
 import { Generator } from "../../core/random.ts";
-import { type FeatureSource, gatherRows, permutationPrefix, sampleRows, subsetSource } from "./source.ts";
+import {
+  type FeatureSource,
+  gatherRows,
+  permutationPrefix,
+  sampleRows,
+  subsetSource,
+} from "./source.ts";
 
 export type InitMethod = "random" | "kmeans++";
 export const INIT_METHODS: readonly InitMethod[] = ["random", "kmeans++"];
 
 /** faiss-style random init: rows perm[0..K) of a permutation seeded with seed + 1. */
-export async function randomInit(source: FeatureSource, k: number, seed: number): Promise<Float32Array> {
+export async function randomInit(
+  source: FeatureSource,
+  k: number,
+  seed: number,
+): Promise<Float32Array> {
   return await gatherRows(source, permutationPrefix(source.rows, k, seed + 1));
 }
 
 /** D^2 sampling on rows held in memory (n x dim). */
-export function kmeansPlusPlusInMemory(data: Float32Array, n: number, dim: number, k: number, seed: number): Float32Array {
+export function kmeansPlusPlusInMemory(
+  data: Float32Array,
+  n: number,
+  dim: number,
+  k: number,
+  seed: number,
+): Float32Array {
   if (n < k) throw new Error(`kmeans++: ${n} rows cannot seed ${k} centroids`);
   const gen = new Generator(seed);
   const out = new Float32Array(k * dim);
@@ -69,7 +85,9 @@ export async function kmeansPlusPlusInit(
   maxRows = Infinity,
 ): Promise<Float32Array> {
   let rows = source;
-  if (source.rows > maxRows) rows = await subsetSource(source, sampleRows(source.rows, maxRows, seed + 2), Infinity);
+  if (source.rows > maxRows) {
+    rows = await subsetSource(source, sampleRows(source.rows, maxRows, seed + 2), Infinity);
+  }
   const data = new Float32Array(rows.rows * rows.dim);
   for await (const b of rows.blocks(65536)) data.set(b.data, b.start * rows.dim);
   return kmeansPlusPlusInMemory(data, rows.rows, rows.dim, k, seed);

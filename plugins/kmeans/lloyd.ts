@@ -111,7 +111,11 @@ async function assignmentPass(
     if (firstPass) {
       for (let i = 0; i < x.length; i++) {
         const v = x[i];
-        if (!Number.isFinite(v)) throw new Error(`kmeans: row ${block.start + Math.floor(i / dim)} holds a non-finite value (${v})`);
+        if (!Number.isFinite(v)) {
+          throw new Error(
+            `kmeans: row ${block.start + Math.floor(i / dim)} holds a non-finite value (${v})`,
+          );
+        }
         squares += v * v;
       }
     }
@@ -186,42 +190,69 @@ function normalizeRows(c: Float32Array, k: number, dim: number): void {
 }
 
 /** The training rows: all of them, or a seeded K * maxPointsPerCentroid subsample. */
-export async function trainingSet(source: FeatureSource, opts: KMeansOptions): Promise<FeatureSource> {
+export async function trainingSet(
+  source: FeatureSource,
+  opts: KMeansOptions,
+): Promise<FeatureSource> {
   const { k } = opts;
   const seed = opts.seed ?? 1234;
   const maxPer = opts.maxPointsPerCentroid ?? 256;
   const minPer = opts.minPointsPerCentroid ?? 39;
-  if (!Number.isInteger(k) || k < 1) throw new Error(`kmeans: k must be a positive integer, got ${k}`);
+  if (!Number.isInteger(k) || k < 1) {
+    throw new Error(`kmeans: k must be a positive integer, got ${k}`);
+  }
   if (source.rows < k) {
-    throw new Error(`kmeans: ${source.rows} training rows cannot make ${k} clusters (need at least as many rows as clusters)`);
+    throw new Error(
+      `kmeans: ${source.rows} training rows cannot make ${k} clusters (need at least as many rows as clusters)`,
+    );
   }
   if (maxPer > 0 && source.rows > k * maxPer) {
     opts.log?.info(`kmeans: sampling ${k * maxPer} of ${source.rows} rows for training`);
-    return await subsetSource(source, sampleRows(source.rows, k * maxPer, seed), opts.memoryBytes ?? 2 ** 31, opts.spillPath);
+    return await subsetSource(
+      source,
+      sampleRows(source.rows, k * maxPer, seed),
+      opts.memoryBytes ?? 2 ** 31,
+      opts.spillPath,
+    );
   }
   if (source.rows < k * minPer) {
-    opts.log?.warn(`kmeans: clustering ${source.rows} rows into ${k} centroids; at least ${k * minPer} are advised`);
+    opts.log?.warn(
+      `kmeans: clustering ${source.rows} rows into ${k} centroids; at least ${
+        k * minPer
+      } are advised`,
+    );
   }
-  if (source.inMemory || source.rows * source.dim * 4 > (opts.memoryBytes ?? 2 ** 31)) return source;
+  if (source.inMemory || source.rows * source.dim * 4 > (opts.memoryBytes ?? 2 ** 31)) {
+    return source;
+  }
   // Small enough: read the shards once instead of once per iteration.
   const all = new Float32Array(source.rows * source.dim);
   for await (const b of source.blocks(65536)) all.set(b.data, b.start * source.dim);
   return memorySource(all, source.dim);
 }
 
-async function initialCentroids(training: FeatureSource, opts: KMeansOptions): Promise<Float32Array> {
+async function initialCentroids(
+  training: FeatureSource,
+  opts: KMeansOptions,
+): Promise<Float32Array> {
   const { k } = opts;
   const seed = opts.seed ?? 1234;
   const init = opts.init ?? "random";
   if (init instanceof Float32Array) {
     if (init.length !== k * training.dim) {
-      throw new Error(`kmeans: initial centroids hold ${init.length} values, expected ${k} x ${training.dim}`);
+      throw new Error(
+        `kmeans: initial centroids hold ${init.length} values, expected ${k} x ${training.dim}`,
+      );
     }
     return init.slice();
   }
   if (init === "random") return await randomInit(training, k, seed);
-  if (init === "kmeans++") return await kmeansPlusPlusInit(training, k, seed, opts.kmeansppMaxRows ?? 64 * k);
-  throw new Error(`kmeans: unknown init '${init}' (expected random, kmeans++ or an array of centroids)`);
+  if (init === "kmeans++") {
+    return await kmeansPlusPlusInit(training, k, seed, opts.kmeansppMaxRows ?? 64 * k);
+  }
+  throw new Error(
+    `kmeans: unknown init '${init}' (expected random, kmeans++ or an array of centroids)`,
+  );
 }
 
 /** Fits K centroids to the rows of `source`. */
@@ -230,11 +261,15 @@ export async function fitKMeans(source: FeatureSource, opts: KMeansOptions): Pro
   const dim = source.dim;
   const iterations = opts.iterations ?? 20;
   const seed = opts.seed ?? 1234;
-  if (!Number.isInteger(iterations) || iterations < 0) throw new Error(`kmeans: iterations must be an integer >= 0, got ${iterations}`);
+  if (!Number.isInteger(iterations) || iterations < 0) {
+    throw new Error(`kmeans: iterations must be an integer >= 0, got ${iterations}`);
+  }
   const training = await trainingSet(source, opts);
   const centroids = await initialCentroids(training, opts);
   if (opts.spherical) normalizeRows(centroids, k, dim);
-  opts.log?.info(`kmeans: ${training.rows} rows of dimension ${dim} into ${k} clusters, ${iterations} iterations`);
+  opts.log?.info(
+    `kmeans: ${training.rows} rows of dimension ${dim} into ${k} clusters, ${iterations} iterations`,
+  );
 
   const stats: IterationStats[] = [];
   const t0 = performance.now();
@@ -255,7 +290,13 @@ export async function fitKMeans(source: FeatureSource, opts: KMeansOptions): Pro
       const n = pass.counts[c];
       for (let j = 0; j < dim; j++) centroids[c * dim + j] = n > 0 ? pass.sums[c * dim + j] / n : 0;
     }
-    const splits = splitEmptyClusters(centroids, pass.counts, dim, training.rows, new Generator(seed + 3));
+    const splits = splitEmptyClusters(
+      centroids,
+      pass.counts,
+      dim,
+      training.rows,
+      new Generator(seed + 3),
+    );
     if (opts.spherical) normalizeRows(centroids, k, dim);
     const s: IterationStats = {
       iteration: it,
@@ -268,7 +309,9 @@ export async function fitKMeans(source: FeatureSource, opts: KMeansOptions): Pro
     // One line per iteration is the progress: "iteration 4/4" ends at 100%, and a second
     // progress line would say the same again.
     opts.log?.info(
-      `kmeans: iteration ${it + 1}/${iterations} (${s.seconds.toFixed(2)} s): inertia ${inertia.toPrecision(8)} ` +
+      `kmeans: iteration ${it + 1}/${iterations} (${s.seconds.toFixed(2)} s): inertia ${
+        inertia.toPrecision(8)
+      } ` +
         `imbalance ${s.imbalance.toFixed(3)} splits ${splits}`,
     );
     opts.onIteration?.(s, centroids);

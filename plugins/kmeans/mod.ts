@@ -4,14 +4,44 @@
  */
 
 export { CentroidIndex } from "./assign.ts";
-export { type Centroids, centroidFileName, centroidsFromHost, readCentroids, writeCentroids } from "./centroids.ts";
-export { INIT_METHODS, type InitMethod, kmeansPlusPlusInit, kmeansPlusPlusInMemory, randomInit } from "./init.ts";
 export {
-  evaluateKMeans, fitKMeans, type IterationStats, type KMeansLogger, type KMeansOptions, type KMeansResult,
-  splitEmptyClusters, trainingSet,
+  centroidFileName,
+  type Centroids,
+  centroidsFromHost,
+  readCentroids,
+  writeCentroids,
+} from "./centroids.ts";
+export {
+  INIT_METHODS,
+  type InitMethod,
+  kmeansPlusPlusInit,
+  kmeansPlusPlusInMemory,
+  randomInit,
+} from "./init.ts";
+export {
+  evaluateKMeans,
+  fitKMeans,
+  type IterationStats,
+  type KMeansLogger,
+  type KMeansOptions,
+  type KMeansResult,
+  splitEmptyClusters,
+  trainingSet,
 } from "./lloyd.ts";
-export { npyMatrixInfo, NpyMatrixWriter, readNpyMatrix, readNpyRows, writeNpyMatrix } from "./npy_matrix.ts";
 export {
-  type FeatureSource, gatherRows, memorySource, npyFilesSource, permutationPrefix, type RowBlock, sampleRows,
+  npyMatrixInfo,
+  NpyMatrixWriter,
+  readNpyMatrix,
+  readNpyRows,
+  writeNpyMatrix,
+} from "./npy_matrix.ts";
+export {
+  type FeatureSource,
+  gatherRows,
+  memorySource,
+  npyFilesSource,
+  permutationPrefix,
+  type RowBlock,
+  sampleRows,
   subsetSource,
 } from "./source.ts";

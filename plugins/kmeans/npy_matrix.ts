@@ -16,12 +16,20 @@ export interface NpyMatrixInfo {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
 
-function readExactly(file: Deno.FsFile, at: number, out: Uint8Array, path: string, what: string): void {
+function readExactly(
+  file: Deno.FsFile,
+  at: number,
+  out: Uint8Array,
+  path: string,
+  what: string,
+): void {
   file.seekSync(at, Deno.SeekMode.Start);
   let got = 0;
   while (got < out.length) {
     const n = file.readSync(out.subarray(got));
-    if (n === null || n === 0) throw new Error(`${path}: file ended while reading ${what} (${got}/${out.length} bytes)`);
+    if (n === null || n === 0) {
+      throw new Error(`${path}: file ended while reading ${what} (${got}/${out.length} bytes)`);
+    }
     got += n;
   }
 }
@@ -33,25 +41,38 @@ export function npyMatrixInfo(path: string): NpyMatrixInfo {
     const size = file.statSync().size;
     const pre = new Uint8Array(12);
     readExactly(file, 0, pre.subarray(0, Math.min(12, size)), path, "the npy preamble");
-    if (!MAGIC.every((b, i) => pre[i] === b)) throw new Error(`${path}: not a .npy file (bad magic)`);
+    if (!MAGIC.every((b, i) => pre[i] === b)) {
+      throw new Error(`${path}: not a .npy file (bad magic)`);
+    }
     const major = pre[6];
     const dv = new DataView(pre.buffer);
     const headerStart = major === 1 ? 10 : 12;
     const headerLen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
     const headerBytes = new Uint8Array(headerLen);
     readExactly(file, headerStart, headerBytes, path, "the npy header");
-    const header = parsePyLiteral(new TextDecoder("latin1").decode(headerBytes)) as Map<string, unknown>;
-    const descr = header.get("descr"), fortran = header.get("fortran_order"), shape = header.get("shape") as number[];
+    const header = parsePyLiteral(new TextDecoder("latin1").decode(headerBytes)) as Map<
+      string,
+      unknown
+    >;
+    const descr = header.get("descr"),
+      fortran = header.get("fortran_order"),
+      shape = header.get("shape") as number[];
     if (descr !== "<f4" || fortran !== false || !Array.isArray(shape) || shape.length !== 2) {
       throw new Error(
-        `${path}: expected a (rows, cols) float32 C-order array ('<f4'), got descr ${JSON.stringify(descr)}, ` +
+        `${path}: expected a (rows, cols) float32 C-order array ('<f4'), got descr ${
+          JSON.stringify(descr)
+        }, ` +
           `fortran_order ${fortran}, shape (${Array.isArray(shape) ? shape.join(", ") : shape})`,
       );
     }
     const [rows, cols] = shape;
     const dataOffset = headerStart + headerLen;
     if (size < dataOffset + rows * cols * 4) {
-      throw new Error(`${path}: truncated: (${rows}, ${cols}) float32 needs ${dataOffset + rows * cols * 4} bytes, the file has ${size}`);
+      throw new Error(
+        `${path}: truncated: (${rows}, ${cols}) float32 needs ${
+          dataOffset + rows * cols * 4
+        } bytes, the file has ${size}`,
+      );
     }
     return { path, rows, cols, dataOffset };
   } finally {
@@ -67,7 +88,13 @@ export function readNpyRows(info: NpyMatrixInfo, start: number, count: number): 
   const out = new Float32Array(count * info.cols);
   const file = Deno.openSync(info.path, { read: true });
   try {
-    readExactly(file, info.dataOffset + start * info.cols * 4, new Uint8Array(out.buffer), info.path, `rows ${start}..${start + count}`);
+    readExactly(
+      file,
+      info.dataOffset + start * info.cols * 4,
+      new Uint8Array(out.buffer),
+      info.path,
+      `rows ${start}..${start + count}`,
+    );
   } finally {
     file.close();
   }
@@ -81,8 +108,13 @@ export function readNpyMatrix(path: string): { data: Float32Array; rows: number;
 }
 
 export function writeNpyMatrix(path: string, data: Float32Array, rows: number, cols: number): void {
-  if (data.length !== rows * cols) throw new Error(`writeNpyMatrix ${path}: ${data.length} values are not ${rows}x${cols}`);
-  Deno.writeFileSync(path, encodeNpy({ dtype: "f32", shape: [rows, cols], data, sourceDtype: "f32" }));
+  if (data.length !== rows * cols) {
+    throw new Error(`writeNpyMatrix ${path}: ${data.length} values are not ${rows}x${cols}`);
+  }
+  Deno.writeFileSync(
+    path,
+    encodeNpy({ dtype: "f32", shape: [rows, cols], data, sourceDtype: "f32" }),
+  );
 }
 
 /**
@@ -96,7 +128,12 @@ export class NpyMatrixWriter {
   constructor(readonly path: string, readonly rows: number, readonly cols: number) {
     this.tmpPath = `${path}.partial`;
     this.#file = Deno.openSync(this.tmpPath, { write: true, create: true, truncate: true });
-    const header = encodeNpy({ dtype: "f32", shape: [rows, cols], data: new Float32Array(0), sourceDtype: "f32" });
+    const header = encodeNpy({
+      dtype: "f32",
+      shape: [rows, cols],
+      data: new Float32Array(0),
+      sourceDtype: "f32",
+    });
     this.#writeAll(header);
   }
   #writeAll(bytes: Uint8Array): void {
@@ -104,15 +141,23 @@ export class NpyMatrixWriter {
     while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
   }
   append(block: Float32Array): void {
-    if (block.length % this.cols !== 0) throw new Error(`${this.path}: block of ${block.length} values is not a multiple of ${this.cols} columns`);
+    if (block.length % this.cols !== 0) {
+      throw new Error(
+        `${this.path}: block of ${block.length} values is not a multiple of ${this.cols} columns`,
+      );
+    }
     const n = block.length / this.cols;
-    if (this.#written + n > this.rows) throw new Error(`${this.path}: writing past the declared ${this.rows} rows`);
+    if (this.#written + n > this.rows) {
+      throw new Error(`${this.path}: writing past the declared ${this.rows} rows`);
+    }
     this.#writeAll(new Uint8Array(block.buffer, block.byteOffset, block.byteLength));
     this.#written += n;
   }
   close(): void {
     this.#file.close();
-    if (this.#written !== this.rows) throw new Error(`${this.path}: ${this.#written} rows written, ${this.rows} declared`);
+    if (this.#written !== this.rows) {
+      throw new Error(`${this.path}: ${this.#written} rows written, ${this.rows} declared`);
+    }
     Deno.renameSync(this.tmpPath, this.path);
   }
   abort(): void {

@@ -5,7 +5,7 @@
  */
 
 import { hashBits } from "../../core/random.ts";
-import { npyMatrixInfo, type NpyMatrixInfo, NpyMatrixWriter, readNpyRows } from "./npy_matrix.ts";
+import { type NpyMatrixInfo, npyMatrixInfo, NpyMatrixWriter, readNpyRows } from "./npy_matrix.ts";
 
 export interface RowBlock {
   /** Index of the block's first row in the source. */
@@ -50,7 +50,9 @@ export function npyFilesSource(paths: readonly string[]): FeatureSource {
   const dim = infos[0].cols;
   for (const info of infos) {
     if (info.cols !== dim) {
-      throw new Error(`kmeans: ${info.path} has ${info.cols} columns but ${infos[0].path} has ${dim}`);
+      throw new Error(
+        `kmeans: ${info.path} has ${info.cols} columns but ${infos[0].path} has ${dim}`,
+      );
     }
   }
   const rows = infos.reduce((s, i) => s + i.rows, 0);
@@ -84,7 +86,9 @@ export async function subsetSource(
   spillTo?: string,
 ): Promise<FeatureSource> {
   for (let i = 1; i < picked.length; i++) {
-    if (picked[i] <= picked[i - 1]) throw new Error("kmeans subset: indices must be strictly ascending");
+    if (picked[i] <= picked[i - 1]) {
+      throw new Error("kmeans subset: indices must be strictly ascending");
+    }
   }
   const dim = source.dim;
   const gatherFrom = async function* (maxRows: number): AsyncIterable<RowBlock> {
@@ -157,12 +161,17 @@ export function sampleRows(rows: number, count: number, seed: number): Int32Arra
 }
 
 /** Specific rows (any order, repeats allowed) of a source, in the order asked. */
-export async function gatherRows(source: FeatureSource, indices: ArrayLike<number>): Promise<Float32Array> {
+export async function gatherRows(
+  source: FeatureSource,
+  indices: ArrayLike<number>,
+): Promise<Float32Array> {
   const dim = source.dim;
   const out = new Float32Array(indices.length * dim);
   const order = Array.from(indices, (r, i) => [r, i] as const).sort((a, b) => a[0] - b[0]);
   for (const [r] of order) {
-    if (!Number.isInteger(r) || r < 0 || r >= source.rows) throw new Error(`kmeans: row ${r} outside 0..${source.rows - 1}`);
+    if (!Number.isInteger(r) || r < 0 || r >= source.rows) {
+      throw new Error(`kmeans: row ${r} outside 0..${source.rows - 1}`);
+    }
   }
   let p = 0;
   for await (const b of source.blocks(65536)) {

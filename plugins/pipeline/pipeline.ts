@@ -55,8 +55,14 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   const file = typeof o.semantic === "string" ? await readTokenGrids(o.semantic) : null;
   const semantic = file ? file.grid : o.semantic as TokenGrid;
   const ids = o.ids ?? file?.ids ?? Array.from({ length: semantic.count }, (_, i) => String(i));
-  if (ids.length !== semantic.count) throw new Error(`pipeline: ${ids.length} ids for ${semantic.count} images`);
-  for (const id of ids) if (!/^[\w.-]+$/.test(id)) throw new Error(`pipeline: image id '${id}' is not a safe file name`);
+  if (ids.length !== semantic.count) {
+    throw new Error(`pipeline: ${ids.length} ids for ${semantic.count} images`);
+  }
+  for (const id of ids) {
+    if (!/^[\w.-]+$/.test(id)) {
+      throw new Error(`pipeline: image id '${id}' is not a safe file name`);
+    }
+  }
   const P = semantic.height * semantic.width;
   const resultsDir = `${o.outDir}/results`;
   await Deno.mkdir(resultsDir, { recursive: true });
@@ -68,11 +74,23 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   for (let i = 0; i < semantic.count; i += batch) {
     o.signal?.throwIfAborted();
     const n = Math.min(batch, semantic.count - i);
-    const part: TokenGrid = { ...semantic, count: n, tokens: semantic.tokens.subarray(i * P, (i + n) * P) };
+    const part: TokenGrid = {
+      ...semantic,
+      count: n,
+      tokens: semantic.tokens.subarray(i * P, (i + n) * P),
+    };
     const vq = await sampleStage2(o.stage2, part, { ...o.sampling, seed: o.seed, firstIndex: i });
     await Deno.writeTextFile(vqTokens, formatCodecs(vq, ids.slice(i, i + n)), { append: true });
     const images = await o.decoder.decode(vq);
-    if (sheetCount > 0) sheet ??= new ContactSheet(sheetCount, Math.min(o.sheet?.columns ?? 8, sheetCount), images.height, images.width, o.sheet?.cell ?? 128);
+    if (sheetCount > 0) {
+      sheet ??= new ContactSheet(
+        sheetCount,
+        Math.min(o.sheet?.columns ?? 8, sheetCount),
+        images.height,
+        images.width,
+        o.sheet?.cell ?? 128,
+      );
+    }
     for (let k = 0; k < n; k++) {
       const img = imageAt(images, k);
       await writePng(`${resultsDir}/${ids[i + k]}.png`, img);
@@ -82,7 +100,9 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   }
   const labels = o.labels ?? file?.labels;
   if (labels) {
-    if (labels.length !== semantic.count) throw new Error(`pipeline: ${labels.length} class labels for ${semantic.count} images`);
+    if (labels.length !== semantic.count) {
+      throw new Error(`pipeline: ${labels.length} class labels for ${semantic.count} images`);
+    }
     await writeLabels(resultsDir, labelRows(ids.map((id) => `${id}.png`), labels, o.classNames));
   }
   const contactSheet = sheet ? `${o.outDir}/contact_sheet.png` : null;

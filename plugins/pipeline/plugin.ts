@@ -16,15 +16,22 @@ import { runSample, sampleComplete, sampleOutputs, sampleParams } from "./sample
 
 const params = s.object({
   stage2: s.string({ nonEmpty: true, description: "DiGIT stage-2 .pt or <dir>/checkpoints/last" }),
-  vqgan: s.string({ description: "VQGAN weights; default: the vqgan.* keys of the stage-2 checkpoint" }).optional(),
-  tokens: s.string({ nonEmpty: true, description: "semantic token grids: token file, .codecs, .npy or .npz" }),
+  vqgan: s.string({
+    description: "VQGAN weights; default: the vqgan.* keys of the stage-2 checkpoint",
+  }).optional(),
+  tokens: s.string({
+    nonEmpty: true,
+    description: "semantic token grids: token file, .codecs, .npy or .npz",
+  }),
   seed: s.int().default(0),
   batch_size: s.int({ min: 1 }).default(8),
   steps: s.int({ min: 1 }).describe("MaskGIT iterations (NAR)").default(8),
   top_p: s.number({ min: 0, max: 1 }).describe("AR nucleus mass").default(0.8),
   temperature: s.number({ positive: true }).default(1),
   sheet_count: s.int({ min: 1 }).default(64),
-  dataset: s.any().describe("dataset spec whose class names go into results/labels.tsv (default: class ids)").optional(),
+  dataset: s.any().describe(
+    "dataset spec whose class names go into results/labels.tsv (default: class ids)",
+  ).optional(),
 });
 
 export default definePlugin({
@@ -34,7 +41,8 @@ export default definePlugin({
   register(r) {
     r.step({
       name: "sample",
-      description: "sample images: stage 1 -> stage 2 -> VQGAN -> PNGs + contact sheet (default: the demo's models)",
+      description:
+        "sample images: stage 1 -> stage 2 -> VQGAN -> PNGs + contact sheet (default: the demo's models)",
       params: sampleParams,
       outputs: sampleOutputs,
       // Re-run when a part was retrained (or another one would be found) since the last run.
@@ -45,22 +53,41 @@ export default definePlugin({
       name: "generate-images",
       description: "decode semantic token grids to PNGs through stage 2 and the VQGAN",
       params,
-      outputs: () => ({ results: "results", sheet: "contact_sheet.png", vq_tokens: "vq_tokens.codecs" }),
+      outputs: () => ({
+        results: "results",
+        sheet: "contact_sheet.png",
+        vq_tokens: "vq_tokens.codecs",
+      }),
       run: async (p, ctx) => {
         await useDevice(ctx.device);
         const { model, vqgan: inside } = await loadStage2(p.stage2);
         const vqgan = p.vqgan ? await loadVqgan(p.vqgan) : inside;
-        if (!vqgan) throw new Error(`generate-images: ${p.stage2} holds no vqgan.* weights; set params.vqgan`);
+        if (!vqgan) {
+          throw new Error(
+            `generate-images: ${p.stage2} holds no vqgan.* weights; set params.vqgan`,
+          );
+        }
         if (p.vqgan) inside?.dispose();
         // PNGs of an earlier, larger run would otherwise stay among these.
         await Deno.remove(ctx.outputs.results, { recursive: true }).catch(() => {});
         const res = await runPipeline({
-          stage2: model, decoder: vqgan, semantic: p.tokens, outDir: ctx.stepDir, seed: p.seed, batchSize: p.batch_size,
-          classNames: p.dataset ? (await openDataset(p.dataset as DatasetSpec)).classNames : undefined,
-          sampling: { steps: p.steps, topP: p.top_p, temperature: p.temperature }, sheet: { count: p.sheet_count },
-          signal: ctx.signal, onProgress: (d, t) => ctx.log.progress("generate", d, t),
+          stage2: model,
+          decoder: vqgan,
+          semantic: p.tokens,
+          outDir: ctx.stepDir,
+          seed: p.seed,
+          batchSize: p.batch_size,
+          classNames: p.dataset
+            ? (await openDataset(p.dataset as DatasetSpec)).classNames
+            : undefined,
+          sampling: { steps: p.steps, topP: p.top_p, temperature: p.temperature },
+          sheet: { count: p.sheet_count },
+          signal: ctx.signal,
+          onProgress: (d, t) => ctx.log.progress("generate", d, t),
         });
-        ctx.log.info(`generate-images: ${res.count} images in ${res.resultsDir}, contact sheet ${res.contactSheet}`);
+        ctx.log.info(
+          `generate-images: ${res.count} images in ${res.resultsDir}, contact sheet ${res.contactSheet}`,
+        );
         model.dispose();
         vqgan.dispose();
       },

@@ -40,18 +40,35 @@ import { runPipeline } from "./pipeline.ts";
 import { readTokenGrids } from "./tokens.ts";
 
 export const sampleParams = s.object({
-  dir: s.string({ description: "experiment folder searched for the parts not given below (default: the demo's outputs, from tasks/demo.yaml)" }).optional(),
-  stage1: s.string({ description: "stage-1 experiment folder (or its checkpoints/last|best), or a file of semantic grids (.tokens, .codecs, .npy, .npz)" }).optional(),
-  stage2: s.string({ description: "stage-2 experiment folder, <dir>/checkpoints/last, or a DiGIT stage-2 .pt" }).optional(),
-  vqgan: s.string({ description: "VQGAN experiment folder or checkpoint (default: found beside the others, else the stage-2 .pt's vqgan.* keys)" }).optional(),
-  checkpoint: s.enum(["last", "best"]).describe("which checkpoint of each experiment folder").default("last"),
-  count: s.int({ min: 1 }).describe("images to sample (default 16; with a token file, all its grids)").optional(),
+  dir: s.string({
+    description:
+      "experiment folder searched for the parts not given below (default: the demo's outputs, from tasks/demo.yaml)",
+  }).optional(),
+  stage1: s.string({
+    description:
+      "stage-1 experiment folder (or its checkpoints/last|best), or a file of semantic grids (.tokens, .codecs, .npy, .npz)",
+  }).optional(),
+  stage2: s.string({
+    description: "stage-2 experiment folder, <dir>/checkpoints/last, or a DiGIT stage-2 .pt",
+  }).optional(),
+  vqgan: s.string({
+    description:
+      "VQGAN experiment folder or checkpoint (default: found beside the others, else the stage-2 .pt's vqgan.* keys)",
+  }).optional(),
+  checkpoint: s.enum(["last", "best"]).describe("which checkpoint of each experiment folder")
+    .default("last"),
+  count: s.int({ min: 1 }).describe(
+    "images to sample (default 16; with a token file, all its grids)",
+  ).optional(),
   seed: s.int().default(0),
-  classes: s.array(s.int({ min: 0 })).describe("class ids cycled over the images (default: every class of a class-conditional stage 1)").default([]),
+  classes: s.array(s.int({ min: 0 })).describe(
+    "class ids cycled over the images (default: every class of a class-conditional stage 1)",
+  ).default([]),
   top_k: s.int({ min: 0 }).describe("stage-1 top-k (0: off)").default(200),
   top_p: s.number({ min: 0, max: 1 }).describe("stage-1 nucleus mass (1: off)").default(1),
   temperature: s.number({ positive: true }).describe("stage-1 temperature").default(1),
-  guidance: s.number({ min: 0 }).describe("stage-1 classifier-free guidance scale (1: off)").default(1),
+  guidance: s.number({ min: 0 }).describe("stage-1 classifier-free guidance scale (1: off)")
+    .default(1),
   stage2_steps: s.int({ min: 1 }).describe("stage-2 MaskGIT iterations (NAR)").default(8),
   stage2_top_p: s.number({ min: 0, max: 1 }).describe("stage-2 nucleus mass (AR)").default(0.8),
   stage2_temperature: s.number({ positive: true }).describe("stage-2 temperature").default(1),
@@ -107,7 +124,11 @@ function shownPath(url: URL): string {
 }
 
 /** Where each part comes from: the params, else the newest trained one under `dir` (or the demo's outputs). */
-export async function resolveSampleSources(p: SampleParams, log: Logger, demoTask: URL = DEMO_TASK): Promise<SampleSources> {
+export async function resolveSampleSources(
+  p: SampleParams,
+  log: Logger,
+  demoTask: URL = DEMO_TASK,
+): Promise<SampleSources> {
   const which = p.checkpoint;
   let stage1: SampleSources["stage1"] | undefined;
   if (p.stage1 !== undefined) {
@@ -117,7 +138,9 @@ export async function resolveSampleSources(p: SampleParams, log: Logger, demoTas
     else if (info || isCheckpoint) {
       const f = stage1Folder(p.stage1);
       stage1 = { dir: f.dir, which: f.which ?? which };
-    } else throw new Error(`sample: stage1 '${p.stage1}' does not exist (a stage-1 experiment folder or a token file)`);
+    } else {throw new Error(
+        `sample: stage1 '${p.stage1}' does not exist (a stage-1 experiment folder or a token file)`,
+      );}
   }
   let stage2 = p.stage2 !== undefined ? await checkpointPath(p.stage2, which) : undefined;
   let vqgan = p.vqgan !== undefined ? await checkpointPath(p.vqgan, which) : undefined;
@@ -127,13 +150,18 @@ export async function resolveSampleSources(p: SampleParams, log: Logger, demoTas
   if (!stage1) wanted.push("stage1");
   if (!stage2) wanted.push("stage2");
   if (vqgan === undefined && !vqganInside) wanted.push("vqgan");
-  if (wanted.length === 0) return { stage1: stage1!, stage2: stage2!, vqgan: vqgan ?? null, root: null };
+  if (wanted.length === 0) {
+    return { stage1: stage1!, stage2: stage2!, vqgan: vqgan ?? null, root: null };
+  }
 
   const root = p.dir ?? (await demoOutputDir(demoTask));
-  const fixes = "set dir=<experiment folder>, or stage1=, stage2=, vqgan= (e.g. --set stage2=outputs/x/stage2)";
+  const fixes =
+    "set dir=<experiment folder>, or stage1=, stage2=, vqgan= (e.g. --set stage2=outputs/x/stage2)";
   if (root === null) {
     throw new Error(
-      `sample: no trained ${wanted.map((w) => PART_LABELS[w]).join(", ")} given, and ${shownPath(demoTask)} ` +
+      `sample: no trained ${wanted.map((w) => PART_LABELS[w]).join(", ")} given, and ${
+        shownPath(demoTask)
+      } ` +
         `does not exist to find the demo's. Run \`deno task demo\` first, or ${fixes}.`,
     );
   }
@@ -146,15 +174,29 @@ export async function resolveSampleSources(p: SampleParams, log: Logger, demoTas
       missing.push(part);
       continue;
     }
-    if (trained.length > 1) log.info(`${trained.length} trained ${PART_LABELS[part]} models under ${root}; using the newest, ${trained[0]} (others: ${trained.slice(1).join(", ")})`);
+    if (trained.length > 1) {
+      log.info(
+        `${trained.length} trained ${PART_LABELS[part]} models under ${root}; using the newest, ${
+          trained[0]
+        } (others: ${trained.slice(1).join(", ")})`,
+      );
+    }
     if (part === "stage1") stage1 = { dir: trained[0], which };
     else if (part === "stage2") stage2 = `${trained[0]}/checkpoints/${which}`;
     else vqgan = `${trained[0]}/checkpoints/${which}`;
   }
   if (missing.length > 0) {
-    const looked = missing.map((m) => `${PART_LABELS[m]}: ${MARKERS[m]} + checkpoints/${which}.json`).join("; ");
-    const next = p.dir === undefined ? `Run \`deno task demo\` first (it trains them), or ${fixes}` : `Check dir, or ${fixes}`;
-    throw new Error(`sample: found no trained ${missing.map((m) => PART_LABELS[m]).join(", ")} under '${root}' (looked for ${looked}). ${next}.`);
+    const looked = missing.map((m) =>
+      `${PART_LABELS[m]}: ${MARKERS[m]} + checkpoints/${which}.json`
+    ).join("; ");
+    const next = p.dir === undefined
+      ? `Run \`deno task demo\` first (it trains them), or ${fixes}`
+      : `Check dir, or ${fixes}`;
+    throw new Error(
+      `sample: found no trained ${
+        missing.map((m) => PART_LABELS[m]).join(", ")
+      } under '${root}' (looked for ${looked}). ${next}.`,
+    );
   }
   return { stage1: stage1!, stage2: stage2!, vqgan: vqgan ?? null, root };
 }
@@ -172,7 +214,9 @@ async function fingerprint(path: string): Promise<string> {
 
 /** The sources and the fingerprints of their files, as sources.json records them. */
 export async function describeSources(src: SampleSources): Promise<Record<string, unknown>> {
-  const stage1 = "tokens" in src.stage1 ? src.stage1.tokens : `${src.stage1.dir}/checkpoints/${src.stage1.which}`;
+  const stage1 = "tokens" in src.stage1
+    ? src.stage1.tokens
+    : `${src.stage1.dir}/checkpoints/${src.stage1.which}`;
   return {
     stage1: "tokens" in src.stage1 ? { tokens: stage1 } : { model: stage1 },
     stage2: src.stage2,
@@ -186,7 +230,11 @@ export async function describeSources(src: SampleSources): Promise<Record<string
 }
 
 /** Finished outputs are current when the same parts, saved the same time, would be loaded now. */
-export async function sampleComplete(p: SampleParams, outputs: Record<string, string>, demoTask: URL = DEMO_TASK): Promise<boolean> {
+export async function sampleComplete(
+  p: SampleParams,
+  outputs: Record<string, string>,
+  demoTask: URL = DEMO_TASK,
+): Promise<boolean> {
   try {
     const recorded = await Deno.readTextFile(outputs.sources);
     const now = await describeSources(await resolveSampleSources(p, SILENT, demoTask));
@@ -197,25 +245,53 @@ export async function sampleComplete(p: SampleParams, outputs: Record<string, st
 }
 
 /** Fails early, naming both files, when the parts were not trained together. */
-function checkCompatible(src: SampleSources, stage1: Stage1GPT | null, semantic: TokenGrid | null, stage2: Stage2Model, vqgan: VQGAN): void {
+function checkCompatible(
+  src: SampleSources,
+  stage1: Stage1GPT | null,
+  semantic: TokenGrid | null,
+  stage2: Stage2Model,
+  vqgan: VQGAN,
+): void {
   const s2 = stage2.cfg;
   if (stage1 && stage1.cfg.clusters !== s2.clusters) {
-    throw new Error(`sample: stage 1 (${JSON.stringify(src.stage1)}) has ${stage1.cfg.clusters} semantic clusters, stage 2 (${src.stage2}) expects ${s2.clusters}`);
+    throw new Error(
+      `sample: stage 1 (${
+        JSON.stringify(src.stage1)
+      }) has ${stage1.cfg.clusters} semantic clusters, stage 2 (${src.stage2}) expects ${s2.clusters}`,
+    );
   }
   if (stage1 && stage1.cfg.length !== s2.prefixLength) {
-    throw new Error(`sample: stage 1 makes ${stage1.cfg.length} tokens per image, stage 2 (${src.stage2}) expects a ${s2.prefixLength}-token prefix`);
+    throw new Error(
+      `sample: stage 1 makes ${stage1.cfg.length} tokens per image, stage 2 (${src.stage2}) expects a ${s2.prefixLength}-token prefix`,
+    );
   }
   if (semantic) {
     const max = semantic.tokens.reduce((m, t) => Math.max(m, t), 0);
-    if (max >= s2.clusters) throw new Error(`sample: token ${max} in ${JSON.stringify(src.stage1)} is outside stage 2's ${s2.clusters} semantic clusters`);
+    if (max >= s2.clusters) {
+      throw new Error(
+        `sample: token ${max} in ${
+          JSON.stringify(src.stage1)
+        } is outside stage 2's ${s2.clusters} semantic clusters`,
+      );
+    }
   }
   if (s2.codebookSize !== vqgan.cfg.nEmbed) {
-    throw new Error(`sample: stage 2 (${src.stage2}) makes codes of ${s2.codebookSize} entries, the VQGAN (${src.vqgan ?? "inside stage 2"}) has ${vqgan.cfg.nEmbed}`);
+    throw new Error(
+      `sample: stage 2 (${src.stage2}) makes codes of ${s2.codebookSize} entries, the VQGAN (${
+        src.vqgan ?? "inside stage 2"
+      }) has ${vqgan.cfg.nEmbed}`,
+    );
   }
 }
 
 /** Stage-1 grids for `count` images, batch by batch, classes cycled over the images. */
-async function sampleSemantic(model: Stage1GPT, p: SampleParams, count: number, classes: number[], ctx: StepContext): Promise<TokenGrid> {
+async function sampleSemantic(
+  model: Stage1GPT,
+  p: SampleParams,
+  count: number,
+  classes: number[],
+  ctx: StepContext,
+): Promise<TokenGrid> {
   const L = model.cfg.length;
   const tokens = new Int32Array(count * L);
   let height = 0, width = 0;
@@ -223,8 +299,15 @@ async function sampleSemantic(model: Stage1GPT, p: SampleParams, count: number, 
     ctx.signal.throwIfAborted();
     const n = Math.min(p.batch_size, count - i);
     const grid = await sampleStage1(model, {
-      count: n, seed: p.seed + i, topK: p.top_k, topP: p.top_p, temperature: p.temperature, guidance: p.guidance,
-      classes: classes.length ? Int32Array.from({ length: n }, (_, j) => classes[(i + j) % classes.length]) : undefined,
+      count: n,
+      seed: p.seed + i,
+      topK: p.top_k,
+      topP: p.top_p,
+      temperature: p.temperature,
+      guidance: p.guidance,
+      classes: classes.length
+        ? Int32Array.from({ length: n }, (_, j) => classes[(i + j) % classes.length])
+        : undefined,
       onProgress: (d) => ctx.log.progress("stage 1", i * L + d * n, count * L),
     });
     tokens.set(grid.tokens, i * L);
@@ -233,14 +316,24 @@ async function sampleSemantic(model: Stage1GPT, p: SampleParams, count: number, 
   return { tokens, count, height, width };
 }
 
-export async function runSample(p: SampleParams, ctx: StepContext, demoTask: URL = DEMO_TASK): Promise<void> {
+export async function runSample(
+  p: SampleParams,
+  ctx: StepContext,
+  demoTask: URL = DEMO_TASK,
+): Promise<void> {
   const src = await resolveSampleSources(p, ctx.log, demoTask);
   const backend = await useDevice(ctx.device);
-  let stage1: Stage1GPT | null = null, stage2: Stage2Model | null = null, vqgan: VQGAN | null = null;
+  let stage1: Stage1GPT | null = null,
+    stage2: Stage2Model | null = null,
+    vqgan: VQGAN | null = null;
   try {
-    let semantic: TokenGrid | null = null, ids: string[] | undefined, labels: Int32Array | undefined;
+    let semantic: TokenGrid | null = null,
+      ids: string[] | undefined,
+      labels: Int32Array | undefined;
     if ("tokens" in src.stage1) {
-      if (p.classes.length) ctx.log.warn(`classes are ignored: the semantic grids come from ${src.stage1.tokens}`);
+      if (p.classes.length) {
+        ctx.log.warn(`classes are ignored: the semantic grids come from ${src.stage1.tokens}`);
+      }
       const file = await readTokenGrids(src.stage1.tokens);
       const n = Math.min(p.count ?? file.grid.count, file.grid.count);
       const L = file.grid.height * file.grid.width;
@@ -257,42 +350,72 @@ export async function runSample(p: SampleParams, ctx: StepContext, demoTask: URL
       vqgan = await loadVqgan(src.vqgan);
     } else {
       vqgan = loaded.vqgan;
-      if (!vqgan) throw new Error(`sample: ${src.stage2} holds no vqgan.* weights; set vqgan=<VQGAN folder or checkpoint>`);
+      if (!vqgan) {
+        throw new Error(
+          `sample: ${src.stage2} holds no vqgan.* weights; set vqgan=<VQGAN folder or checkpoint>`,
+        );
+      }
     }
     checkCompatible(src, stage1, semantic, stage2, vqgan);
     ctx.log.info(
-      `${backend.name}: stage 1 ${"tokens" in src.stage1 ? `grids from ${src.stage1.tokens}` : src.stage1.dir}, ` +
-        `stage 2 ${src.stage2} (${stage2.cfg.variant.toUpperCase()}), VQGAN ${src.vqgan ?? "inside stage 2"}`,
+      `${backend.name}: stage 1 ${
+        "tokens" in src.stage1 ? `grids from ${src.stage1.tokens}` : src.stage1.dir
+      }, ` +
+        `stage 2 ${src.stage2} (${stage2.cfg.variant.toUpperCase()}), VQGAN ${
+          src.vqgan ?? "inside stage 2"
+        }`,
     );
 
     if (stage1) {
       const count = p.count ?? 16;
       let classes = p.classes;
       if (classes.length > 0 && stage1.cfg.classes === 0) {
-        throw new Error(`sample: classes [${classes}] given, but stage 1 (${JSON.stringify(src.stage1)}) is unconditional`);
+        throw new Error(
+          `sample: classes [${classes}] given, but stage 1 (${
+            JSON.stringify(src.stage1)
+          }) is unconditional`,
+        );
       }
       if (classes.length === 0 && stage1.cfg.classes > 0) {
         classes = Array.from({ length: stage1.cfg.classes }, (_, c) => c);
-        ctx.log.info(`class-conditional stage 1; cycling over its ${classes.length} classes (set classes to choose)`);
+        ctx.log.info(
+          `class-conditional stage 1; cycling over its ${classes.length} classes (set classes to choose)`,
+        );
       }
       semantic = await sampleSemantic(stage1, p, count, classes, ctx);
-      if (classes.length) labels = Int32Array.from({ length: count }, (_, i) => classes[i % classes.length]);
+      if (classes.length) {
+        labels = Int32Array.from({ length: count }, (_, i) => classes[i % classes.length]);
+      }
       const digits = Math.max(4, String(count - 1).length);
       ids = Array.from({ length: count }, (_, i) => String(i).padStart(digits, "0"));
     }
     const grid = semantic!;
     await writeTokenFile(ctx.outputs.semantic, {
-      ...grid, vocab: stage2.cfg.clusters, labels, source: `sample ${JSON.stringify(src.stage1)}`,
+      ...grid,
+      vocab: stage2.cfg.clusters,
+      labels,
+      source: `sample ${JSON.stringify(src.stage1)}`,
     });
     // PNGs of an earlier, larger run would otherwise stay among these.
     await Deno.remove(ctx.outputs.results, { recursive: true }).catch(() => {});
     const res = await runPipeline({
-      stage2, decoder: vqgan, semantic: grid, ids, labels, outDir: ctx.stepDir, seed: p.seed, batchSize: p.batch_size,
+      stage2,
+      decoder: vqgan,
+      semantic: grid,
+      ids,
+      labels,
+      outDir: ctx.stepDir,
+      seed: p.seed,
+      batchSize: p.batch_size,
       sampling: { steps: p.stage2_steps, topP: p.stage2_top_p, temperature: p.stage2_temperature },
-      sheet: { count: p.sheet_count }, signal: ctx.signal,
+      sheet: { count: p.sheet_count },
+      signal: ctx.signal,
       onProgress: (d, t) => ctx.log.progress("stage 2 + VQGAN", d, t),
     });
-    await Deno.writeTextFile(ctx.outputs.sources, JSON.stringify(await describeSources(src), null, 2) + "\n");
+    await Deno.writeTextFile(
+      ctx.outputs.sources,
+      JSON.stringify(await describeSources(src), null, 2) + "\n",
+    );
     ctx.log.info(`${res.count} images in ${res.resultsDir}, contact sheet ${res.contactSheet}`);
   } finally {
     stage1?.dispose();

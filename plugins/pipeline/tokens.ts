@@ -44,7 +44,11 @@ export function parseCodecs(text: string, name = "<codecs>"): GridFile {
       body = parts[parts.length - 1];
     }
     const toks = body.split(/\s+/).filter((t) => t !== "").map(Number);
-    if (toks.some((t) => !Number.isInteger(t) || t < 0)) throw new Error(`${name}:${n + 1}: expected non-negative integer token ids, got '${body.slice(0, 60)}'`);
+    if (toks.some((t) => !Number.isInteger(t) || t < 0)) {
+      throw new Error(
+        `${name}:${n + 1}: expected non-negative integer token ids, got '${body.slice(0, 60)}'`,
+      );
+    }
     rows.push(toks);
     ids.push(id);
   });
@@ -59,7 +63,11 @@ export function parseCodecs(text: string, name = "<codecs>"): GridFile {
 export function formatCodecs(grid: TokenGrid, ids?: readonly string[]): string {
   const L = grid.height * grid.width;
   const lines: string[] = [];
-  for (let i = 0; i < grid.count; i++) lines.push(`${ids?.[i] ?? i}\t${Array.from(grid.tokens.subarray(i * L, (i + 1) * L)).join(" ")}`);
+  for (let i = 0; i < grid.count; i++) {
+    lines.push(
+      `${ids?.[i] ?? i}\t${Array.from(grid.tokens.subarray(i * L, (i + 1) * L)).join(" ")}`,
+    );
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -70,13 +78,26 @@ export async function readTokenGrids(path: string, key = "semantic"): Promise<Gr
     const t = path.endsWith(".npy") ? await readNpy(path) : await (async () => {
       const all = await readNpz(path);
       const pick = all.get(key) ?? (all.size === 1 ? [...all.values()][0] : undefined);
-      if (!pick) throw new Error(`${path}: no '${key}' array (arrays: ${[...all.keys()].join(", ")})`);
+      if (!pick) {
+        throw new Error(`${path}: no '${key}' array (arrays: ${[...all.keys()].join(", ")})`);
+      }
       return pick;
     })();
-    if (t.shape.length !== 2 || t.dtype !== "i32") throw new Error(`${path}: expected an (N, L) integer array, got ${t.sourceDtype} [${t.shape}]`);
+    if (t.shape.length !== 2 || t.dtype !== "i32") {
+      throw new Error(
+        `${path}: expected an (N, L) integer array, got ${t.sourceDtype} [${t.shape}]`,
+      );
+    }
     const [N, L] = t.shape;
-    return { grid: { tokens: Int32Array.from(t.data), count: N, ...square(L) }, ids: Array.from({ length: N }, (_, i) => String(i)) };
+    return {
+      grid: { tokens: Int32Array.from(t.data), count: N, ...square(L) },
+      ids: Array.from({ length: N }, (_, i) => String(i)),
+    };
   }
   const f = await readCoreTokenFile(path);
-  return { grid: { tokens: f.tokens, count: f.count, height: f.height, width: f.width }, ids: Array.from({ length: f.count }, (_, i) => String(i)), labels: f.labels };
+  return {
+    grid: { tokens: f.tokens, count: f.count, height: f.height, width: f.width },
+    ids: Array.from({ length: f.count }, (_, i) => String(i)),
+    labels: f.labels,
+  };
 }

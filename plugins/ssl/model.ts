@@ -86,8 +86,6 @@ const SOBEL = (() => {
   return Float32Array.from([gx, gy, gx, gy, gx, gy].flat().map((v) => v / 4));
 })();
 
-const INPUT_PLANES: Record<SslInput, number> = { rgb: 3, edges: 1, oriented: 3 };
-
 /**
  * From the colour structure tensor J = sum over channels of (gx, gy)^T (gx, gy):
  * m = sqrt(Jxx + Jyy), the edge strength, the same for a red star on green as for a green

@@ -22,14 +22,20 @@ export interface TokenSet {
  * The full training sequence is L+1 tokens ([start, t1..tL] -> [t1..tL, </s>]); this
  * returns device tensors for it: ids (n, L+1) and flat targets (n*(L+1)).
  */
-export function stage1Tensors(set: TokenSet, rows: ArrayLike<number>, startToken: (row: number) => number): { ids: Tensor; targets: Tensor } {
+export function stage1Tensors(
+  set: TokenSet,
+  rows: ArrayLike<number>,
+  startToken: (row: number) => number,
+): { ids: Tensor; targets: Tensor } {
   const L = set.length;
   const n = rows.length;
   const ids = new Int32Array(n * (L + 1));
   const targets = new Int32Array(n * (L + 1));
   for (let b = 0; b < n; b++) {
     const r = rows[b];
-    if (r < 0 || r >= set.count) throw new Error(`stage1: row ${r} outside the token set of ${set.count} images`);
+    if (r < 0 || r >= set.count) {
+      throw new Error(`stage1: row ${r} outside the token set of ${set.count} images`);
+    }
     ids[b * (L + 1)] = startToken(r);
     for (let t = 0; t < L; t++) {
       const tok = set.tokens[r * L + t];

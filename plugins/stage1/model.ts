@@ -34,18 +34,30 @@ export class Stage1GPT extends Module {
   constructor(readonly cfg: Stage1Config, gen = new Generator(0)) {
     super();
     const dictSize = cfg.clusters + SPECIALS.count;
-    this.decoder = this.child("decoder", new TransformerDecoder({
-      layers: cfg.layers, dim: cfg.dim, heads: cfg.heads, ffnDim: cfg.ffnDim,
-      vocabSize: dictSize + cfg.classes, outputSize: dictSize,
-      maxPositions: Math.max(1024, cfg.length + 1), normalizeBefore: false, prefixPositions: false,
-      dropout: cfg.dropout, padIndex: SPECIALS.pad,
-    }, gen));
+    this.decoder = this.child(
+      "decoder",
+      new TransformerDecoder({
+        layers: cfg.layers,
+        dim: cfg.dim,
+        heads: cfg.heads,
+        ffnDim: cfg.ffnDim,
+        vocabSize: dictSize + cfg.classes,
+        outputSize: dictSize,
+        maxPositions: Math.max(1024, cfg.length + 1),
+        normalizeBefore: false,
+        prefixPositions: false,
+        dropout: cfg.dropout,
+        padIndex: SPECIALS.pad,
+      }, gen),
+    );
   }
 
   /** Id of the token that starts a sequence: </s>, or the class token. */
   startToken(cls?: number): number {
     if (cls === undefined || this.cfg.classes === 0) return SPECIALS.eos;
-    if (cls < 0 || cls >= this.cfg.classes) throw new Error(`Stage1GPT: class ${cls} is outside 0..${this.cfg.classes - 1}`);
+    if (cls < 0 || cls >= this.cfg.classes) {
+      throw new Error(`Stage1GPT: class ${cls} is outside 0..${this.cfg.classes - 1}`);
+    }
     return this.cfg.clusters + SPECIALS.count + cls;
   }
 

@@ -14,14 +14,20 @@ import { TrainReporter } from "../../core/train/reporter.ts";
 import { useDevice } from "../../core/device.ts";
 import { stage1ConfigSchema, type Stage1TrainConfig } from "./config.ts";
 import type { TokenSet } from "./data.ts";
-import { Stage1GPT, type Stage1Config } from "./model.ts";
+import { type Stage1Config, Stage1GPT } from "./model.ts";
 import { sampleStage1 } from "./sampler.ts";
 import { modelConfigFrom, trainStage1 } from "./train.ts";
 import { linearProbe, pooledFeatures } from "./probe.ts";
 
 async function tokenSet(path: string): Promise<TokenSet> {
   const f = await readTokenFile(path);
-  return { tokens: f.tokens, count: f.count, length: f.height * f.width, clusters: f.vocab, labels: f.labels };
+  return {
+    tokens: f.tokens,
+    count: f.count,
+    length: f.height * f.width,
+    clusters: f.vocab,
+    labels: f.labels,
+  };
 }
 
 /** A trained stage-1 model from `<dir>/checkpoints/<which>` (weights + the config it was trained with). */
@@ -43,7 +49,9 @@ async function warnUnlearnedGuidance(dir: string, ctx: StepContext): Promise<voi
   const trained = await Deno.readTextFile(`${dir}/config.json`).then(JSON.parse).catch(() => null);
   const rate = trained?.model?.class_dropout_prob ?? 0;
   if (trained?.model?.class_conditional && rate === 0) {
-    ctx.log.warn(`${dir} was trained without class dropout (model.class_dropout_prob = 0): its unconditional path is untrained, so guidance mixes in noise`);
+    ctx.log.warn(
+      `${dir} was trained without class dropout (model.class_dropout_prob = 0): its unconditional path is untrained, so guidance mixes in noise`,
+    );
   }
 }
 
@@ -54,16 +62,26 @@ async function train(cfg: Stage1TrainConfig, ctx: StepContext): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   const trainSet = await tokenSet(cfg.task.tokens);
   const validSet = cfg.task.valid_tokens ? await tokenSet(cfg.task.valid_tokens) : null;
-  await Deno.writeTextFile(`${dir}/model.json`, JSON.stringify(modelConfigFrom(cfg, trainSet), null, 2));
+  await Deno.writeTextFile(
+    `${dir}/model.json`,
+    JSON.stringify(modelConfigFrom(cfg, trainSet), null, 2),
+  );
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(cfg, null, 2));
-  using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "stage 1", unit: "tok" });
+  using report = new TrainReporter(dir, ctx.log, {
+    signal: ctx.signal,
+    label: "stage 1",
+    unit: "tok",
+  });
   const { model, result } = await trainStage1(cfg, trainSet, validSet, dir, report.hooks);
   model.dispose();
   report.finish(result);
 }
 
 const sampleParams = s.object({
-  model: s.string({ nonEmpty: true, description: "stage-1 experiment folder (holds checkpoints/ and model.json)" }),
+  model: s.string({
+    nonEmpty: true,
+    description: "stage-1 experiment folder (holds checkpoints/ and model.json)",
+  }),
   count: s.int({ min: 1 }).default(16),
   seed: s.int().default(0),
   top_k: s.int({ min: 0 }).default(200),
@@ -92,8 +110,15 @@ type SampleParams = Infer<typeof sampleParams>;
  * [b, b + batch_size) and draws from seed + b, so a grid depends on its global index (and
  * batch_size), never on which process makes it; `start` must be a multiple of batch_size.
  */
-async function sampleSlice(p: SampleParams, ctx: StepContext, start: number, end: number): Promise<void> {
-  if (start % p.batch_size !== 0) throw new Error(`sample-stage1: a slice must start on a batch boundary, got ${start}`);
+async function sampleSlice(
+  p: SampleParams,
+  ctx: StepContext,
+  start: number,
+  end: number,
+): Promise<void> {
+  if (start % p.batch_size !== 0) {
+    throw new Error(`sample-stage1: a slice must start on a batch boundary, got ${start}`);
+  }
   const model = await loadStage1(p.model);
   try {
     if (p.guidance !== 1) await warnUnlearnedGuidance(p.model, ctx);
@@ -101,11 +126,20 @@ async function sampleSlice(p: SampleParams, ctx: StepContext, start: number, end
     let height = 0, width = 0;
     for (let i = start; i < end; i += p.batch_size) {
       const n = Math.min(p.batch_size, end - i);
-      const classes = p.classes.length ? Int32Array.from({ length: n }, (_, j) => p.classes[(i + j) % p.classes.length]) : undefined;
+      const classes = p.classes.length
+        ? Int32Array.from({ length: n }, (_, j) => p.classes[(i + j) % p.classes.length])
+        : undefined;
       const grid = await sampleStage1(model, {
-        count: n, seed: p.seed + i, topK: p.top_k, topP: p.top_p, temperature: p.temperature, guidance: p.guidance, classes,
+        count: n,
+        seed: p.seed + i,
+        topK: p.top_k,
+        topP: p.top_p,
+        temperature: p.temperature,
+        guidance: p.guidance,
+        classes,
         // d of t tokens are drawn for each of this batch's n samples: count sample-tokens.
-        onProgress: (d, t) => ctx.log.progress("stage-1 sampling", (i - start) * t + d * n, (end - start) * t),
+        onProgress: (d, t) =>
+          ctx.log.progress("stage-1 sampling", (i - start) * t + d * n, (end - start) * t),
       });
       all.push(grid.tokens);
       height = grid.height;
@@ -115,8 +149,18 @@ async function sampleSlice(p: SampleParams, ctx: StepContext, start: number, end
     let at = 0;
     for (const a of all) (tokens.set(a, at), at += a.length);
     await writeTokenFile(ctx.outputs.tokens, {
-      tokens, count: end - start, height, width, vocab: model.cfg.clusters, source: `sample-stage1 ${p.model}`,
-      labels: p.classes.length ? Int32Array.from({ length: end - start }, (_, j) => p.classes[(start + j) % p.classes.length]) : undefined,
+      tokens,
+      count: end - start,
+      height,
+      width,
+      vocab: model.cfg.clusters,
+      source: `sample-stage1 ${p.model}`,
+      labels: p.classes.length
+        ? Int32Array.from(
+          { length: end - start },
+          (_, j) => p.classes[(start + j) % p.classes.length],
+        )
+        : undefined,
     });
   } finally {
     model.dispose();
@@ -169,11 +213,23 @@ export default definePlugin({
         const tr = await tokenSet(p.train_tokens), ev = await tokenSet(p.eval_tokens);
         if (!tr.labels || !ev.labels) throw new Error("probe-stage1: both token files need labels");
         const classes = Math.max(...tr.labels, ...ev.labels) + 1;
-        const result = await linearProbe(await pooledFeatures(model, tr), tr.labels, await pooledFeatures(model, ev), ev.labels, classes, {
-          epochs: p.epochs, batchSize: p.batch_size, lr: p.lr, seed: p.seed,
-          onProgress: (d, t) => ctx.log.progress("probe", d, t),
-        });
-        result.accuracy.forEach((a, d) => ctx.log.info(`probe depth ${d}: top-1 ${(100 * a).toFixed(1)}%`));
+        const result = await linearProbe(
+          await pooledFeatures(model, tr),
+          tr.labels,
+          await pooledFeatures(model, ev),
+          ev.labels,
+          classes,
+          {
+            epochs: p.epochs,
+            batchSize: p.batch_size,
+            lr: p.lr,
+            seed: p.seed,
+            onProgress: (d, t) => ctx.log.progress("probe", d, t),
+          },
+        );
+        result.accuracy.forEach((a, d) =>
+          ctx.log.info(`probe depth ${d}: top-1 ${(100 * a).toFixed(1)}%`)
+        );
         await Deno.writeTextFile(ctx.outputs.report, JSON.stringify(result, null, 2));
         model.dispose();
       },

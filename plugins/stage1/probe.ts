@@ -24,19 +24,25 @@ export interface ProbeOptions {
 }
 
 /** Mean-pooled features per depth: features[d] is (count, dim). */
-export async function pooledFeatures(model: Stage1GPT, set: TokenSet, batchSize = 16): Promise<Float32Array[]> {
+export async function pooledFeatures(
+  model: Stage1GPT,
+  set: TokenSet,
+  batchSize = 16,
+): Promise<Float32Array[]> {
   const depths = model.cfg.layers; // embedding + layers 1..L-1
   const D = model.cfg.dim;
   const out = Array.from({ length: depths }, () => new Float32Array(set.count * D));
   model.eval();
   for (let i = 0; i < set.count; i += batchSize) {
     const rows = Array.from({ length: Math.min(batchSize, set.count - i) }, (_, j) => i + j);
-    const pooled = tidy(() => noGrad(() => {
-      const { ids } = stage1Tensors(set, rows, () => SPECIALS.eos);
-      const states: Tensor[] = [];
-      model.decoder.forward(ids, { causal: true, collectStates: states, featuresOnly: true });
-      return ops.stack(states.slice(0, depths).map((s) => ops.mean(s, 1)), 0);
-    }));
+    const pooled = tidy(() =>
+      noGrad(() => {
+        const { ids } = stage1Tensors(set, rows, () => SPECIALS.eos);
+        const states: Tensor[] = [];
+        model.decoder.forward(ids, { causal: true, collectStates: states, featuresOnly: true });
+        return ops.stack(states.slice(0, depths).map((s) => ops.mean(s, 1)), 0);
+      })
+    );
     const host = (await pooled.data()) as Float32Array;
     pooled.dispose();
     const n = rows.length;
@@ -53,8 +59,12 @@ export interface ProbeResult {
 
 /** Train one classifier per depth on train features, report accuracy on eval features. */
 export async function linearProbe(
-  trainFeats: Float32Array[], trainLabels: Int32Array, evalFeats: Float32Array[], evalLabels: Int32Array,
-  classes: number, opts: ProbeOptions,
+  trainFeats: Float32Array[],
+  trainLabels: Int32Array,
+  evalFeats: Float32Array[],
+  evalLabels: Int32Array,
+  classes: number,
+  opts: ProbeOptions,
 ): Promise<ProbeResult> {
   const depths = trainFeats.length;
   const n = trainLabels.length;
@@ -80,7 +90,9 @@ export async function linearProbe(
       const rows = perm.subarray(i, Math.min(n, i + opts.batchSize));
       opt.lr = cosine(step, { lr: opts.lr, total: steps });
       tidy(() => {
-        const y = ops.tensor(Int32Array.from(rows, (r) => trainLabels[r]), [rows.length], { dtype: "i32" });
+        const y = ops.tensor(Int32Array.from(rows, (r) => trainLabels[r]), [rows.length], {
+          dtype: "i32",
+        });
         // The per-depth losses are summed, as DiGIT does.
         let total: Tensor | null = null;
         for (let d = 0; d < depths; d++) {
@@ -99,7 +111,9 @@ export async function linearProbe(
   const accuracy: number[] = [];
   const m = evalLabels.length;
   for (let d = 0; d < depths; d++) {
-    const predT = tidy(() => noGrad(() => ops.argmax(heads[d].forward(ops.tensor(evalFeats[d], [m, D])), 1)));
+    const predT = tidy(() =>
+      noGrad(() => ops.argmax(heads[d].forward(ops.tensor(evalFeats[d], [m, D])), 1))
+    );
     const pred = await predT.data();
     predT.dispose();
     let ok = 0;

@@ -10,7 +10,7 @@ import type { SampleOptions, TokenGrid } from "../../core/interfaces.ts";
 import type { KVCache } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
-import { tidy, type Tensor } from "../../core/tensor.ts";
+import { type Tensor, tidy } from "../../core/tensor.ts";
 import { sampleRows } from "../transformer/sampling.ts";
 import { SPECIALS, type Stage1GPT } from "./model.ts";
 
@@ -21,7 +21,10 @@ export interface Stage1SampleOptions extends SampleOptions {
 
 const ALWAYS_BANNED = [SPECIALS.bos, SPECIALS.pad, SPECIALS.unk, SPECIALS.newline];
 
-export async function sampleStage1(model: Stage1GPT, opts: Stage1SampleOptions): Promise<TokenGrid> {
+export async function sampleStage1(
+  model: Stage1GPT,
+  opts: Stage1SampleOptions,
+): Promise<TokenGrid> {
   const n = opts.count;
   const L = model.cfg.length;
   const side = Math.round(Math.sqrt(L));
@@ -51,12 +54,19 @@ export async function sampleStage1(model: Stage1GPT, opts: Stage1SampleOptions):
     model.train(wasTraining);
   }
   const tokens = new Int32Array(n * L);
-  for (let i = 0; i < n; i++) for (let t = 0; t < L; t++) tokens[i * L + t] = seqs[i][t + 1] - SPECIALS.count;
+  for (let i = 0; i < n; i++) {
+    for (let t = 0; t < L; t++) tokens[i * L + t] = seqs[i][t + 1] - SPECIALS.count;
+  }
   return { tokens, count: n, height: side, width: L / side };
 }
 
 /** Logits of the newest position for every row, (rows, V) on the host. */
-async function lastLogits(model: Stage1GPT, seqs: number[][], t: number, caches: KVCache[] | null): Promise<Float32Array> {
+async function lastLogits(
+  model: Stage1GPT,
+  seqs: number[][],
+  t: number,
+  caches: KVCache[] | null,
+): Promise<Float32Array> {
   const B = seqs.length;
   const out: Tensor = tidy(() =>
     noGrad(() => {

@@ -108,7 +108,11 @@ export async function trainStage1(
         return Array.from(perm.subarray(order[index] * B, order[index] * B + B));
       },
       loss: (rows, gen) => {
-        const { ids, targets } = stage1Tensors(trainSet, rows, dropClasses(start(trainSet), rows, gen));
+        const { ids, targets } = stage1Tensors(
+          trainSet,
+          rows,
+          dropClasses(start(trainSet), rows, gen),
+        );
         const logits = model.decoder.forward(ids, { causal: true, gen });
         return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, { labelSmoothing: eps });
       },
@@ -128,13 +132,19 @@ function checkClasses(labels: Int32Array, numClasses: number): void {
   const seen = new Set<number>();
   for (const y of labels) {
     if (y < 0 || y >= numClasses) {
-      throw new Error(`stage1: the token file has label ${y}, outside 0..${numClasses - 1} (model.num_classes = ${numClasses})`);
+      throw new Error(
+        `stage1: the token file has label ${y}, outside 0..${
+          numClasses - 1
+        } (model.num_classes = ${numClasses})`,
+      );
     }
     seen.add(y);
   }
   if (seen.size < 2) {
     throw new Error(
-      `stage1: model.class_conditional is true but every image has class ${[...seen][0]}; a class-conditional model needs at least two classes`,
+      `stage1: model.class_conditional is true but every image has class ${
+        [...seen][0]
+      }; a class-conditional model needs at least two classes`,
     );
   }
 }

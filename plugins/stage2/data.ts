@@ -29,22 +29,38 @@ export const IGNORE = -100;
 export function checkPairSet(set: PairSet, model: Stage2Model): void {
   const c = model.cfg;
   if (set.prefixLength !== c.prefixLength || set.length !== c.length) {
-    throw new Error(`stage2: token set has ${set.prefixLength} semantic / ${set.length} VQ tokens per image, the model expects ${c.prefixLength} / ${c.length}`);
+    throw new Error(
+      `stage2: token set has ${set.prefixLength} semantic / ${set.length} VQ tokens per image, the model expects ${c.prefixLength} / ${c.length}`,
+    );
   }
-  if (set.semantic.length !== set.count * set.prefixLength || set.vq.length !== set.count * set.length) {
-    throw new Error(`stage2: token arrays (${set.semantic.length}, ${set.vq.length}) do not fill ${set.count} images`);
+  if (
+    set.semantic.length !== set.count * set.prefixLength || set.vq.length !== set.count * set.length
+  ) {
+    throw new Error(
+      `stage2: token arrays (${set.semantic.length}, ${set.vq.length}) do not fill ${set.count} images`,
+    );
   }
 }
 
 /** The sequence prefix for one image: its semantic ids (offset) then </s>. */
-function writePrefix(model: Stage2Model, set: PairSet, row: number, out: Int32Array, at: number): void {
+function writePrefix(
+  model: Stage2Model,
+  set: PairSet,
+  row: number,
+  out: Int32Array,
+  at: number,
+): void {
   const P = set.prefixLength;
   for (let t = 0; t < P; t++) out[at + t] = model.semanticId(set.semantic[row * P + t]);
   out[at + P] = SPECIALS.eos;
 }
 
 /** AR teacher forcing: ids (n, P+L+1), targets (n*(L+1)). */
-export function arBatch(model: Stage2Model, set: PairSet, rows: ArrayLike<number>): { ids: Tensor; targets: Tensor } {
+export function arBatch(
+  model: Stage2Model,
+  set: PairSet,
+  rows: ArrayLike<number>,
+): { ids: Tensor; targets: Tensor } {
   const P = set.prefixLength, L = set.length, T = P + L + 1;
   const n = rows.length;
   const ids = new Int32Array(n * T);
@@ -59,7 +75,10 @@ export function arBatch(model: Stage2Model, set: PairSet, rows: ArrayLike<number
     }
     targets[b * (L + 1) + L] = SPECIALS.eos;
   }
-  return { ids: ops.tensor(ids, [n, T], { dtype: "i32" }), targets: ops.tensor(targets, [n * (L + 1)], { dtype: "i32" }) };
+  return {
+    ids: ops.tensor(ids, [n, T], { dtype: "i32" }),
+    targets: ops.tensor(targets, [n * (L + 1)], { dtype: "i32" }),
+  };
 }
 
 /** How many of L codes DiGIT masks for a uniform draw u: floor(L*cos(pi/2*u)) + 1, at most L. */
@@ -69,7 +88,10 @@ export function narMaskCount(L: number, u: number): number {
 
 /** MaskGIT training: ids with masked codes as <unk>, targets IGNORE except at masked slots. */
 export function narBatch(
-  model: Stage2Model, set: PairSet, rows: ArrayLike<number>, gen: Generator,
+  model: Stage2Model,
+  set: PairSet,
+  rows: ArrayLike<number>,
+  gen: Generator,
 ): { ids: Tensor; targets: Tensor; masked: number } {
   const P = set.prefixLength, L = set.length, T = P + L + 1;
   const n = rows.length;
@@ -112,10 +134,15 @@ export function vqUnigramEntropy(set: PairSet, codebookSize: number, withEos = f
 
 /** Pair semantic and VQ token grids of the same images (same order). */
 export function pairSet(semantic: TokenGrid, vq: TokenGrid): PairSet {
-  if (semantic.count !== vq.count) throw new Error(`stage2: ${semantic.count} semantic grids but ${vq.count} VQ grids`);
+  if (semantic.count !== vq.count) {
+    throw new Error(`stage2: ${semantic.count} semantic grids but ${vq.count} VQ grids`);
+  }
   return {
-    semantic: semantic.tokens, vq: vq.tokens, count: semantic.count,
-    prefixLength: semantic.height * semantic.width, length: vq.height * vq.width,
+    semantic: semantic.tokens,
+    vq: vq.tokens,
+    count: semantic.count,
+    prefixLength: semantic.height * semantic.width,
+    length: vq.height * vq.width,
   };
 }
 
@@ -123,11 +150,23 @@ export function pairSet(semantic: TokenGrid, vq: TokenGrid): PairSet {
  * A semantic token file (from the tokenizer) and a VQ token file (VQGAN codes, e.g. from
  * `encodeImages`) of the same images in the same order, as one training set.
  */
-export async function readPairSet(semanticPath: string, vqPath: string): Promise<PairSet & { clusters: number; codebookSize: number }> {
+export async function readPairSet(
+  semanticPath: string,
+  vqPath: string,
+): Promise<PairSet & { clusters: number; codebookSize: number }> {
   const [s, v] = await Promise.all([readTokenFile(semanticPath), readTokenFile(vqPath)]);
-  if (s.count !== v.count) throw new Error(`stage2: ${semanticPath} has ${s.count} images but ${vqPath} has ${v.count}; they must list the same images`);
+  if (s.count !== v.count) {
+    throw new Error(
+      `stage2: ${semanticPath} has ${s.count} images but ${vqPath} has ${v.count}; they must list the same images`,
+    );
+  }
   return {
-    semantic: s.tokens, vq: v.tokens, count: s.count, prefixLength: s.height * s.width, length: v.height * v.width,
-    clusters: s.vocab, codebookSize: v.vocab,
+    semantic: s.tokens,
+    vq: v.tokens,
+    count: s.count,
+    prefixLength: s.height * s.width,
+    length: v.height * v.width,
+    clusters: s.vocab,
+    codebookSize: v.vocab,
   };
 }

@@ -10,8 +10,14 @@ import type { Stage2Model } from "./model.ts";
 import { sampleAR, type Stage2SampleOptions } from "./sample_ar.ts";
 
 /** Sample VQ tokens for semantic grids with the variant's default decoding. */
-export function sampleStage2(model: Stage2Model, semantic: TokenGrid, opts: Stage2SampleOptions): Promise<TokenGrid> {
-  return model.cfg.variant === "ar" ? sampleAR(model, semantic, opts) : sampleNAR(model, semantic, opts);
+export function sampleStage2(
+  model: Stage2Model,
+  semantic: TokenGrid,
+  opts: Stage2SampleOptions,
+): Promise<TokenGrid> {
+  return model.cfg.variant === "ar"
+    ? sampleAR(model, semantic, opts)
+    : sampleNAR(model, semantic, opts);
 }
 
 export class Stage2Generator implements Generator {
@@ -21,12 +27,20 @@ export class Stage2Generator implements Generator {
   }
 
   sample(o: SampleOptions): Promise<TokenGrid> {
-    if (!o.condition) throw new Error(`${this.name}: sample() needs the semantic tokens as options.condition`);
+    if (!o.condition) {
+      throw new Error(`${this.name}: sample() needs the semantic tokens as options.condition`);
+    }
     if (o.condition.count !== o.count) {
-      throw new Error(`${this.name}: count ${o.count} does not match ${o.condition.count} conditioning grids`);
+      throw new Error(
+        `${this.name}: count ${o.count} does not match ${o.condition.count} conditioning grids`,
+      );
     }
     return sampleStage2(this.model, o.condition, {
-      seed: o.seed, temperature: o.temperature, topK: o.topK, topP: o.topP, steps: o.steps,
+      seed: o.seed,
+      temperature: o.temperature,
+      topK: o.topK,
+      topP: o.topP,
+      steps: o.steps,
       onProgress: o.onProgress,
     });
   }

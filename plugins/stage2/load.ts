@@ -46,18 +46,32 @@ function shape(sd: StateDict, key: string, file: string): number[] {
 
 /** The stage-2 config implied by `decoder.*` shapes plus the fairseq cfg. */
 export function inferStage2Config(
-  sd: StateDict, cfg: Record<string, unknown> | null, opts: LoadStage2Options, file = "<memory>",
+  sd: StateDict,
+  cfg: Record<string, unknown> | null,
+  opts: LoadStage2Options,
+  file = "<memory>",
 ): Stage2Config {
   // omegaconf cfg: cfg.model.*; older argparse args: flat, with the model name in `arch`.
-  const model = (cfg?.model && typeof cfg.model === "object" ? cfg.model : cfg ?? {}) as Record<string, unknown>;
+  const model = (cfg?.model && typeof cfg.model === "object" ? cfg.model : cfg ?? {}) as Record<
+    string,
+    unknown
+  >;
   const name = model._name ?? model.arch;
-  const variant = opts.variant ?? (name === "st2vtlm_nar" ? "nar" : name === "st2vtlm" || name === undefined ? "ar" : null);
-  if (!variant) throw new Error(`stage2 checkpoint ${file}: model._name '${String(name)}' is not st2vtlm or st2vtlm_nar (the VQ-only baseline st2vtlm_vq has no semantic prefix)`);
+  const variant = opts.variant ??
+    (name === "st2vtlm_nar" ? "nar" : name === "st2vtlm" || name === undefined ? "ar" : null);
+  if (!variant) {
+    throw new Error(
+      `stage2 checkpoint ${file}: model._name '${
+        String(name)
+      }' is not st2vtlm or st2vtlm_nar (the VQ-only baseline st2vtlm_vq has no semantic prefix)`,
+    );
+  }
   const [rows, dim] = shape(sd, "decoder.embed_tokens.weight", file);
   const vqDict = shape(sd, "decoder.output_projection.weight", file)[0];
   let layers = 0;
   while (sd.has(`decoder.layers.${layers}.fc1.weight`)) layers++;
-  const heads = opts.heads ?? (typeof model.decoder_attention_heads === "number" ? model.decoder_attention_heads : 16);
+  const heads = opts.heads ??
+    (typeof model.decoder_attention_heads === "number" ? model.decoder_attention_heads : 16);
   return {
     variant,
     clusters: rows - vqDict - SPECIALS.count,
@@ -94,19 +108,38 @@ function decoderWeights(sd: StateDict, model: Stage2Model): StateDict {
 }
 
 /** Weights of a DiGIT stage-2 checkpoint into a model (strict on `decoder.*`). */
-export function loadStage2Weights(model: Stage2Model, sd: StateDict, what = "stage-2 weights"): void {
+export function loadStage2Weights(
+  model: Stage2Model,
+  sd: StateDict,
+  what = "stage-2 weights",
+): void {
   model.loadStateDict(decoderWeights(sd, model), { strict: true, what });
 }
 
-export async function loadDigitStage2(path: string, opts: LoadStage2Options = {}): Promise<LoadedStage2> {
+export async function loadDigitStage2(
+  path: string,
+  opts: LoadStage2Options = {},
+): Promise<LoadedStage2> {
   const root = await loadTorch(path);
-  if (!(root instanceof Map)) throw new Error(`stage2 checkpoint ${path}: expected a pickled dict, got ${typeof root}`);
+  if (!(root instanceof Map)) {
+    throw new Error(`stage2 checkpoint ${path}: expected a pickled dict, got ${typeof root}`);
+  }
   const raw = root.get("model");
-  if (!(raw instanceof Map)) throw new Error(`stage2 checkpoint ${path}: no 'model' state dict (keys: ${[...root.keys()].join(", ")})`);
+  if (!(raw instanceof Map)) {
+    throw new Error(
+      `stage2 checkpoint ${path}: no 'model' state dict (keys: ${[...root.keys()].join(", ")})`,
+    );
+  }
   const sd: StateDict = new Map();
   for (const [k, v] of raw) if (isHostTensor(v)) sd.set(String(k), v);
-  const plain = root.has("cfg") ? configToPlain(root.get("cfg")) : root.has("args") ? configToPlain(root.get("args")) : null;
-  const fairseqConfig = plain && typeof plain === "object" && !(plain instanceof Map) ? plain as Record<string, unknown> : null;
+  const plain = root.has("cfg")
+    ? configToPlain(root.get("cfg"))
+    : root.has("args")
+    ? configToPlain(root.get("args"))
+    : null;
+  const fairseqConfig = plain && typeof plain === "object" && !(plain instanceof Map)
+    ? plain as Record<string, unknown>
+    : null;
   const cfg = inferStage2Config(sd, fairseqConfig, opts, path);
   const model = new Stage2Model(cfg);
   loadStage2Weights(model, sd, `stage-2 checkpoint ${path}`);
@@ -125,7 +158,10 @@ export async function loadDigitStage2(path: string, opts: LoadStage2Options = {}
  * A stage-2 model from DiGIT's fairseq checkpoint (.pt) or from one of our training
  * checkpoints (`<dir>/checkpoints/last`, config from `<dir>/stage2.json`).
  */
-export async function loadStage2(path: string, opts: LoadStage2Options = {}): Promise<LoadedStage2> {
+export async function loadStage2(
+  path: string,
+  opts: LoadStage2Options = {},
+): Promise<LoadedStage2> {
   const base = path.replace(/\.json$/, "");
   if (!(await checkpointExists(base))) return await loadDigitStage2(path, opts);
   const dir = base.replace(/\/[^/]*$/, "");
@@ -135,12 +171,21 @@ export async function loadStage2(path: string, opts: LoadStage2Options = {}): Pr
       config = JSON.parse(await Deno.readTextFile(candidate)).config;
       break;
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw new Error(`stage2: ${candidate}: ${(e as Error).message}`);
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new Error(`stage2: ${candidate}: ${(e as Error).message}`);
+      }
     }
   }
-  if (!config) throw new Error(`stage2: no stage2.json beside ${base} (written by trainStage2); cannot tell the model's shape`);
+  if (!config) {
+    throw new Error(
+      `stage2: no stage2.json beside ${base} (written by trainStage2); cannot tell the model's shape`,
+    );
+  }
   const model = new Stage2Model({ ...config, ...(opts.variant ? { variant: opts.variant } : {}) });
-  model.loadStateDict(modelWeights((await loadCheckpoint(base)).weights), { strict: true, what: `stage-2 checkpoint ${base}` });
+  model.loadStateDict(modelWeights((await loadCheckpoint(base)).weights), {
+    strict: true,
+    what: `stage-2 checkpoint ${base}`,
+  });
   model.eval();
   return { model, vqgan: null, fairseqConfig: null };
 }

@@ -51,9 +51,13 @@ export interface MaskgitStep {
 }
 
 export async function sampleNAR(
-  model: Stage2Model, semantic: TokenGrid, opts: Stage2SampleOptions & { onStep?: (s: MaskgitStep) => void },
+  model: Stage2Model,
+  semantic: TokenGrid,
+  opts: Stage2SampleOptions & { onStep?: (s: MaskgitStep) => void },
 ): Promise<TokenGrid> {
-  if (model.cfg.variant !== "nar") throw new Error(`stage2: sampleNAR needs a NAR model, this one is '${model.cfg.variant}'`);
+  if (model.cfg.variant !== "nar") {
+    throw new Error(`stage2: sampleNAR needs a NAR model, this one is '${model.cfg.variant}'`);
+  }
   const B = semantic.count, P = model.cfg.prefixLength, L = model.cfg.length, V = model.vqDictSize;
   const T = opts.steps ?? 8;
   if (!(T >= 1)) throw new Error(`stage2: MaskGIT needs at least one step, got ${T}`);
@@ -74,7 +78,18 @@ export async function sampleNAR(
         ids.set(prefixes[b], b * (P + 1 + L));
         ids.set(codes.subarray(b * L, (b + 1) * L), b * (P + 1 + L) + P + 1);
       }
-      const out = tidy(() => noGrad(() => ops.contiguous(ops.slice(model.forward(ops.tensor(ids, [B, P + 1 + L], { dtype: "i32" })), 1, 1, L + 1))));
+      const out = tidy(() =>
+        noGrad(() =>
+          ops.contiguous(
+            ops.slice(
+              model.forward(ops.tensor(ids, [B, P + 1 + L], { dtype: "i32" })),
+              1,
+              1,
+              L + 1,
+            ),
+          )
+        )
+      );
       const logits = (await out.data()) as Float32Array;
       out.dispose();
       const g = choice * (1 - (s + 1) / T);
@@ -107,7 +122,12 @@ export async function sampleNAR(
  * One draw from softmax(row / temperature) with the special ids banned; also returns the
  * log-probability of the drawn code under softmax(row) with specials banned (DiGIT's score).
  */
-function drawCode(row: Float32Array, temperature: number, probs: Float64Array, gen: Generator): { id: number; logp: number } {
+function drawCode(
+  row: Float32Array,
+  temperature: number,
+  probs: Float64Array,
+  gen: Generator,
+): { id: number; logp: number } {
   const V = row.length;
   let max = -Infinity;
   for (let i = SPECIALS.count; i < V; i++) max = Math.max(max, row[i]);

@@ -53,12 +53,22 @@ export class Stage2Model extends Module {
   constructor(readonly cfg: Stage2Config, gen = new Generator(0)) {
     super();
     this.vqDictSize = cfg.codebookSize + SPECIALS.count;
-    this.decoder = this.child("decoder", new TransformerDecoder({
-      layers: cfg.layers, dim: cfg.dim, heads: cfg.heads, ffnDim: cfg.ffnDim,
-      vocabSize: this.vqDictSize + cfg.clusters + SPECIALS.count, outputSize: this.vqDictSize,
-      maxPositions: Math.max(1024, cfg.prefixLength, cfg.length + 1),
-      normalizeBefore: true, prefixPositions: true, dropout: cfg.dropout, padIndex: SPECIALS.pad,
-    }, gen));
+    this.decoder = this.child(
+      "decoder",
+      new TransformerDecoder({
+        layers: cfg.layers,
+        dim: cfg.dim,
+        heads: cfg.heads,
+        ffnDim: cfg.ffnDim,
+        vocabSize: this.vqDictSize + cfg.clusters + SPECIALS.count,
+        outputSize: this.vqDictSize,
+        maxPositions: Math.max(1024, cfg.prefixLength, cfg.length + 1),
+        normalizeBefore: true,
+        prefixPositions: true,
+        dropout: cfg.dropout,
+        padIndex: SPECIALS.pad,
+      }, gen),
+    );
   }
 
   get causal(): boolean {
@@ -67,13 +77,17 @@ export class Stage2Model extends Module {
 
   /** Embedding-table id of semantic cluster c (1034+c in DiGIT). */
   semanticId(c: number): number {
-    if (!(c >= 0 && c < this.cfg.clusters)) throw new Error(`stage2: semantic token ${c} is outside 0..${this.cfg.clusters - 1}`);
+    if (!(c >= 0 && c < this.cfg.clusters)) {
+      throw new Error(`stage2: semantic token ${c} is outside 0..${this.cfg.clusters - 1}`);
+    }
     return this.vqDictSize + SPECIALS.count + c;
   }
 
   /** Dictionary id of VQ code v (v+5). */
   vqId(v: number): number {
-    if (!(v >= 0 && v < this.cfg.codebookSize)) throw new Error(`stage2: VQ token ${v} is outside 0..${this.cfg.codebookSize - 1}`);
+    if (!(v >= 0 && v < this.cfg.codebookSize)) {
+      throw new Error(`stage2: VQ token ${v} is outside 0..${this.cfg.codebookSize - 1}`);
+    }
     return v + SPECIALS.count;
   }
 
@@ -84,9 +98,16 @@ export class Stage2Model extends Module {
   forward(ids: Tensor, gen?: Generator): Tensor {
     const P = this.cfg.prefixLength;
     if (ids.ndim !== 2 || ids.shape[1] <= P) {
-      throw new Error(`stage2: expected ids (B, ${P}+L+1) with a ${P}-token prefix, got [${ids.shape}]`);
+      throw new Error(
+        `stage2: expected ids (B, ${P}+L+1) with a ${P}-token prefix, got [${ids.shape}]`,
+      );
     }
-    const h = this.decoder.forward(ids, { causal: this.causal, prefixLength: P, featuresOnly: true, gen });
+    const h = this.decoder.forward(ids, {
+      causal: this.causal,
+      prefixLength: P,
+      featuresOnly: true,
+      gen,
+    });
     return this.decoder.output_projection.forward(ops.slice(h, 1, P, ids.shape[1]));
   }
 }

@@ -26,7 +26,11 @@ export default definePlugin({
       run: async (p, ctx) => {
         await useDevice(ctx.device);
         const dir = experimentDir(p.output.dir, ctx.stepDir);
-        using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "stage 2", unit: "tok" });
+        using report = new TrainReporter(dir, ctx.log, {
+          signal: ctx.signal,
+          label: "stage 2",
+          unit: "tok",
+        });
         const { model, result } = await trainStage2FromConfig(p, dir, report.hooks);
         model.dispose();
         report.finish(result);
@@ -34,15 +38,23 @@ export default definePlugin({
     });
     r.generator({
       name: "digit-stage2",
-      description: "stage-2 decoder from a DiGIT .pt or <dir>/checkpoints/last (sample() needs options.condition)",
+      description:
+        "stage-2 decoder from a DiGIT .pt or <dir>/checkpoints/last (sample() needs options.condition)",
       options: s.object({
         checkpoint: s.string({ nonEmpty: true }),
-        prefix_length: s.int({ min: 1 }).describe("semantic tokens per image for DiGIT checkpoints (default 256)").optional(),
-        length: s.int({ min: 1 }).describe("VQ tokens per image for DiGIT checkpoints (default 256)").optional(),
+        prefix_length: s.int({ min: 1 }).describe(
+          "semantic tokens per image for DiGIT checkpoints (default 256)",
+        ).optional(),
+        length: s.int({ min: 1 }).describe(
+          "VQ tokens per image for DiGIT checkpoints (default 256)",
+        ).optional(),
       }),
       create: async (o, ctx) => {
         await useDevice(ctx.device);
-        const { model, vqgan } = await loadStage2(o.checkpoint, { prefixLength: o.prefix_length, length: o.length });
+        const { model, vqgan } = await loadStage2(o.checkpoint, {
+          prefixLength: o.prefix_length,
+          length: o.length,
+        });
         vqgan?.dispose();
         return new Stage2Generator(model);
       },

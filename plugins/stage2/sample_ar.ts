@@ -18,7 +18,13 @@ import { type Tensor, tidy } from "../../core/tensor.ts";
 import { sampleRows, type TokenSampling } from "../transformer/sampling.ts";
 import { gridShape, SPECIALS, type Stage2Model } from "./model.ts";
 
-export const SPECIAL_IDS = [SPECIALS.bos, SPECIALS.pad, SPECIALS.eos, SPECIALS.unk, SPECIALS.newline];
+export const SPECIAL_IDS = [
+  SPECIALS.bos,
+  SPECIALS.pad,
+  SPECIALS.eos,
+  SPECIALS.unk,
+  SPECIALS.newline,
+];
 
 export interface Stage2SampleOptions extends TokenSampling {
   seed: number;
@@ -43,7 +49,9 @@ export function imageStreams(seed: number, first: number, count: number): Genera
 export function prefixIds(model: Stage2Model, semantic: TokenGrid): Int32Array[] {
   const P = model.cfg.prefixLength;
   if (semantic.height * semantic.width !== P || semantic.tokens.length !== semantic.count * P) {
-    throw new Error(`stage2: semantic grids of ${semantic.height}x${semantic.width} (${semantic.tokens.length} tokens for ${semantic.count} images) do not give the model's ${P}-token prefix`);
+    throw new Error(
+      `stage2: semantic grids of ${semantic.height}x${semantic.width} (${semantic.tokens.length} tokens for ${semantic.count} images) do not give the model's ${P}-token prefix`,
+    );
   }
   return Array.from({ length: semantic.count }, (_, i) => {
     const row = new Int32Array(P + 1);
@@ -55,22 +63,34 @@ export function prefixIds(model: Stage2Model, semantic: TokenGrid): Int32Array[]
 
 /** Logits of the last position of every row, (B, V+5) on the host. */
 async function lastLogits(model: Stage2Model, run: () => Tensor): Promise<Float32Array> {
-  const out = tidy(() => noGrad(() => {
-    const h = run();
-    const last = ops.slice(h, 1, h.shape[1] - 1, h.shape[1]);
-    return ops.reshape(model.decoder.output_projection.forward(last), [h.shape[0], -1]);
-  }));
+  const out = tidy(() =>
+    noGrad(() => {
+      const h = run();
+      const last = ops.slice(h, 1, h.shape[1] - 1, h.shape[1]);
+      return ops.reshape(model.decoder.output_projection.forward(last), [h.shape[0], -1]);
+    })
+  );
   const host = ((await out.data()) as Float32Array).slice();
   out.dispose();
   return host;
 }
 
-export async function sampleAR(model: Stage2Model, semantic: TokenGrid, opts: Stage2SampleOptions): Promise<TokenGrid> {
-  if (model.cfg.variant !== "ar") throw new Error(`stage2: sampleAR needs an AR model, this one is '${model.cfg.variant}'`);
+export async function sampleAR(
+  model: Stage2Model,
+  semantic: TokenGrid,
+  opts: Stage2SampleOptions,
+): Promise<TokenGrid> {
+  if (model.cfg.variant !== "ar") {
+    throw new Error(`stage2: sampleAR needs an AR model, this one is '${model.cfg.variant}'`);
+  }
   const B = semantic.count, P = model.cfg.prefixLength, L = model.cfg.length, V = model.vqDictSize;
   const seqs = prefixIds(model, semantic).map((p) => Array.from(p));
   const gens = imageStreams(opts.seed, opts.firstIndex ?? 0, B);
-  const sampling: TokenSampling = { temperature: opts.temperature ?? 1, topP: opts.topP ?? 0.8, topK: opts.topK };
+  const sampling: TokenSampling = {
+    temperature: opts.temperature ?? 1,
+    topP: opts.topP ?? 0.8,
+    topK: opts.topK,
+  };
   const wasTraining = model.training;
   model.eval();
   const caches = opts.cache === false ? null : model.decoder.newCaches();
@@ -79,11 +99,21 @@ export async function sampleAR(model: Stage2Model, semantic: TokenGrid, opts: St
       const logits = await lastLogits(model, () => {
         if (caches && t === 0) {
           const ids = ops.tensor(seqs.flat(), [B, P + 1], { dtype: "i32" });
-          return model.decoder.forward(ids, { causal: true, caches, prefixLength: P, featuresOnly: true });
+          return model.decoder.forward(ids, {
+            causal: true,
+            caches,
+            prefixLength: P,
+            featuresOnly: true,
+          });
         }
         if (caches) {
           const ids = ops.tensor(seqs.map((s) => s[P + t]), [B, 1], { dtype: "i32" });
-          return model.decoder.forward(ids, { causal: true, caches, startPosition: t, featuresOnly: true });
+          return model.decoder.forward(ids, {
+            causal: true,
+            caches,
+            startPosition: t,
+            featuresOnly: true,
+          });
         }
         const ids = ops.tensor(seqs.flat(), [B, P + 1 + t], { dtype: "i32" });
         return model.decoder.forward(ids, { causal: true, prefixLength: P, featuresOnly: true });
@@ -99,6 +129,8 @@ export async function sampleAR(model: Stage2Model, semantic: TokenGrid, opts: St
     model.train(wasTraining);
   }
   const tokens = new Int32Array(B * L);
-  for (let b = 0; b < B; b++) for (let t = 0; t < L; t++) tokens[b * L + t] = seqs[b][P + 1 + t] - SPECIALS.count;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < L; t++) tokens[b * L + t] = seqs[b][P + 1 + t] - SPECIALS.count;
+  }
   return { tokens, count: B, ...gridShape(L) };
 }

@@ -71,12 +71,25 @@ export function keptImages(length: number, fraction: number, seed: number): numb
 
 export async function readManifest(path: string): Promise<FeatureManifest> {
   const m = JSON.parse(await Deno.readTextFile(path)) as FeatureManifest;
-  if (m.format !== "digit-features") throw new Error(`${path}: not a feature manifest (format '${m.format}')`);
+  if (m.format !== "digit-features") {
+    throw new Error(`${path}: not a feature manifest (format '${m.format}')`);
+  }
   return m;
 }
 
 function sameRun(a: FeatureManifest, b: FeatureManifest): string | null {
-  for (const k of ["encoder", "dim", "tokensPerImage", "dataset", "datasetLength", "fraction", "seed", "imagesPerShard"] as const) {
+  for (
+    const k of [
+      "encoder",
+      "dim",
+      "tokensPerImage",
+      "dataset",
+      "datasetLength",
+      "fraction",
+      "seed",
+      "imagesPerShard",
+    ] as const
+  ) {
     if (a[k] !== b[k]) return `${k} was ${JSON.stringify(a[k])}, now ${JSON.stringify(b[k])}`;
   }
   return null;
@@ -92,26 +105,49 @@ export function planFeatureDump(opts: DumpFeaturesOptions): FeatureManifest {
   const fraction = opts.fraction ?? 0.1;
   const seed = opts.seed ?? 0;
   const perShard = opts.imagesPerShard ?? 512;
-  if (!(fraction > 0 && fraction <= 1)) throw new Error(`dump-features: fraction must be in (0, 1], got ${fraction}`);
-  if (!Number.isInteger(perShard) || perShard < 1) throw new Error(`dump-features: imagesPerShard must be >= 1, got ${perShard}`);
+  if (!(fraction > 0 && fraction <= 1)) {
+    throw new Error(`dump-features: fraction must be in (0, 1], got ${fraction}`);
+  }
+  if (!Number.isInteger(perShard) || perShard < 1) {
+    throw new Error(`dump-features: imagesPerShard must be >= 1, got ${perShard}`);
+  }
   const L = encoder.gridSize * encoder.gridSize;
   const D = encoder.featureDim;
   const images = keptImages(dataset.length, fraction, seed);
-  if (images.length === 0) throw new Error(`dump-features: a fraction of ${fraction} keeps none of the ${dataset.length} images of ${dataset.name}`);
+  if (images.length === 0) {
+    throw new Error(
+      `dump-features: a fraction of ${fraction} keeps none of the ${dataset.length} images of ${dataset.name}`,
+    );
+  }
   const shards: FeatureManifest["shards"] = [];
   for (let s = 0; s * perShard < images.length; s++) {
     const n = Math.min(perShard, images.length - s * perShard);
     shards.push({ file: shardFileName(s), images: n, rows: n * L });
   }
   return {
-    format: "digit-features", version: 1, encoder: encoder.name, dim: D, tokensPerImage: L,
-    dataset: dataset.name, datasetLength: dataset.length, fraction, seed, imagesPerShard: perShard,
-    images, shards, complete: false,
+    format: "digit-features",
+    version: 1,
+    encoder: encoder.name,
+    dim: D,
+    tokensPerImage: L,
+    dataset: dataset.name,
+    datasetLength: dataset.length,
+    fraction,
+    seed,
+    imagesPerShard: perShard,
+    images,
+    shards,
+    complete: false,
   };
 }
 
 /** Encodes feature file `s` of the manifest into `outDir` (skipped when already complete there). */
-async function writeFeatureFile(opts: DumpFeaturesOptions, manifest: FeatureManifest, s: number, outDir: string): Promise<void> {
+async function writeFeatureFile(
+  opts: DumpFeaturesOptions,
+  manifest: FeatureManifest,
+  s: number,
+  outDir: string,
+): Promise<void> {
   const { dataset, encoder } = opts;
   const batchSize = opts.batchSize ?? 8;
   const transform = opts.transform ?? cropTransform(encoder.inputSize, "random", true);
@@ -127,8 +163,14 @@ async function writeFeatureFile(opts: DumpFeaturesOptions, manifest: FeatureMani
     for (let b = 0; b < entry.images; b += batchSize) {
       opts.signal?.throwIfAborted();
       const idx = manifest.images.slice(first + b, first + Math.min(b + batchSize, entry.images));
-      const picked = await Promise.all(idx.map(async (i) => transform((await dataset.get(i)).image, new Generator(hashBits(manifest.seed, i)))));
-      const rows = await tidyAsync(async () => await encoder.encode(encoder.preprocess(stackImages(picked))).data());
+      const picked = await Promise.all(
+        idx.map(async (i) =>
+          transform((await dataset.get(i)).image, new Generator(hashBits(manifest.seed, i)))
+        ),
+      );
+      const rows = await tidyAsync(async () =>
+        await encoder.encode(encoder.preprocess(stackImages(picked))).data()
+      );
       writer.append(rows as Float32Array);
     }
     writer.close();
@@ -153,20 +195,31 @@ export async function dumpFeatures(opts: DumpFeaturesOptions): Promise<FeatureMa
   try {
     const old = await readManifest(manifestPath);
     const diff = sameRun(old, manifest);
-    if (diff) throw new Error(`dump-features: ${outDir} holds features of another run (${diff}); use an empty folder`);
+    if (diff) {
+      throw new Error(
+        `dump-features: ${outDir} holds features of another run (${diff}); use an empty folder`,
+      );
+    }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
     await Deno.writeTextFile(manifestPath, JSON.stringify(manifest));
   }
 
   const log = opts.log;
-  log?.info(`dump-features: keeping ${manifest.images.length} of the ${dataset.length} images (fraction ${shownFraction(manifest)}), ${shards.length} files of up to ${manifest.imagesPerShard} in ${outDir}`);
+  log?.info(
+    `dump-features: keeping ${manifest.images.length} of the ${dataset.length} images (fraction ${
+      shownFraction(manifest)
+    }), ${shards.length} files of up to ${manifest.imagesPerShard} in ${outDir}`,
+  );
   // Progress counts the kept images, so it ends at 100%.
   let done = 0;
   for (let s = 0; s < shards.length; s++) {
     opts.signal?.throwIfAborted();
     await writeFeatureFile(opts, manifest, s, outDir);
-    await Deno.writeTextFile(manifestPath, JSON.stringify({ ...manifest, complete: s === shards.length - 1 }));
+    await Deno.writeTextFile(
+      manifestPath,
+      JSON.stringify({ ...manifest, complete: s === shards.length - 1 }),
+    );
     done += shards[s].images;
     log?.progress?.("dump-features images", done, manifest.images.length);
   }
@@ -190,7 +243,11 @@ export async function dumpFeatureSlice(
   const { start, end } = slice(manifest.shards.length);
   await Deno.mkdir(opts.outDir, { recursive: true });
   await Deno.writeTextFile(`${opts.outDir}/${MANIFEST}`, JSON.stringify(manifest));
-  opts.log?.info(`dump-features: feature files ${start}..${end - 1} of ${manifest.shards.length} in ${opts.outDir}`);
+  opts.log?.info(
+    `dump-features: feature files ${start}..${
+      end - 1
+    } of ${manifest.shards.length} in ${opts.outDir}`,
+  );
   const total = manifest.shards.slice(start, end).reduce((sum, f) => sum + f.images, 0);
   let done = 0;
   for (let s = start; s < end; s++) {
@@ -218,20 +275,34 @@ export async function mergeFeatureSlices(
   for (const part of parts) {
     const mine = await readManifest(`${part.dir}/${MANIFEST}`);
     const diff = sameRun(manifest, mine) ??
-      (JSON.stringify(mine.images) !== JSON.stringify(manifest.images) ? "the kept images differ" : null);
-    if (diff) throw new Error(`dump-features merge: ${part.dir} is from another run than ${parts[0].dir} (${diff})`);
-    if (part.start !== next) throw new Error(`dump-features merge: ${part.dir} starts at file ${part.start}, expected ${next}`);
+      (JSON.stringify(mine.images) !== JSON.stringify(manifest.images)
+        ? "the kept images differ"
+        : null);
+    if (diff) {
+      throw new Error(
+        `dump-features merge: ${part.dir} is from another run than ${parts[0].dir} (${diff})`,
+      );
+    }
+    if (part.start !== next) {
+      throw new Error(
+        `dump-features merge: ${part.dir} starts at file ${part.start}, expected ${next}`,
+      );
+    }
     next = part.end;
   }
   if (next !== manifest.shards.length) {
-    throw new Error(`dump-features merge: the shards cover ${next} of ${manifest.shards.length} feature files`);
+    throw new Error(
+      `dump-features merge: the shards cover ${next} of ${manifest.shards.length} feature files`,
+    );
   }
   await Deno.mkdir(outDir, { recursive: true });
   for (const part of parts) {
     for (let s = part.start; s < part.end; s++) {
       const entry = manifest.shards[s];
       const from = `${part.dir}/${entry.file}`;
-      if (!shardIsComplete(from, entry.rows, manifest.dim)) throw new Error(`dump-features merge: ${from} is missing or incomplete`);
+      if (!shardIsComplete(from, entry.rows, manifest.dim)) {
+        throw new Error(`dump-features merge: ${from} is missing or incomplete`);
+      }
       await link(from, `${outDir}/${entry.file}`);
     }
   }

@@ -19,13 +19,19 @@ export async function fitCentroids(
   opts: FitCentroidsOptions,
 ): Promise<{ path: string; result: KMeansResult }> {
   const manifest = await readManifest(manifestPath);
-  const dir = manifestPath.includes("/") ? manifestPath.slice(0, manifestPath.lastIndexOf("/")) : ".";
+  const dir = manifestPath.includes("/")
+    ? manifestPath.slice(0, manifestPath.lastIndexOf("/"))
+    : ".";
   if (!manifest.complete) {
-    throw new Error(`fit-kmeans: ${manifestPath} is an unfinished dump; run dump-features again to complete it`);
+    throw new Error(
+      `fit-kmeans: ${manifestPath} is an unfinished dump; run dump-features again to complete it`,
+    );
   }
   const source = npyFilesSource(manifest.shards.map((s) => `${dir}/${s.file}`));
   if (source.dim !== manifest.dim) {
-    throw new Error(`fit-kmeans: the shards have dimension ${source.dim} but ${manifestPath} says ${manifest.dim}`);
+    throw new Error(
+      `fit-kmeans: the shards have dimension ${source.dim} but ${manifestPath} says ${manifest.dim}`,
+    );
   }
   const spillPath = opts.spillPath ?? `${dir}/kmeans_subsample.npy.tmp`;
   let result: KMeansResult;

@@ -14,7 +14,9 @@ import type { Centroids } from "../kmeans/centroids.ts";
 /** Image sides an encoder accepts: its network input, and its `imageSize` when it declares one. */
 export function acceptedImageSizes(encoder: Encoder): number[] {
   const declared = (encoder as Encoder & { imageSize?: number }).imageSize;
-  return declared !== undefined && declared !== encoder.inputSize ? [declared, encoder.inputSize] : [encoder.inputSize];
+  return declared !== undefined && declared !== encoder.inputSize
+    ? [declared, encoder.inputSize]
+    : [encoder.inputSize];
 }
 
 export interface KMeansTokenizerOptions {
@@ -66,7 +68,11 @@ export class KMeansTokenizer implements Tokenizer {
       );
     }
     if (images.data.length !== images.count * h * w * 3) {
-      throw new Error(`${this.name}: ${images.count} images of ${h}x${w}x3 need ${images.count * h * w * 3} bytes, got ${images.data.length}`);
+      throw new Error(
+        `${this.name}: ${images.count} images of ${h}x${w}x3 need ${
+          images.count * h * w * 3
+        } bytes, got ${images.data.length}`,
+      );
     }
   }
 
@@ -79,11 +85,18 @@ export class KMeansTokenizer implements Tokenizer {
     const per = h * w * 3;
     for (let s = 0; s < count; s += this.batchSize) {
       const n = Math.min(this.batchSize, count - s);
-      const part: ImageBatch = { data: images.data.subarray(s * per, (s + n) * per), count: n, height: h, width: w };
+      const part: ImageBatch = {
+        data: images.data.subarray(s * per, (s + n) * per),
+        count: n,
+        height: h,
+        width: w,
+      };
       const ids = await tidyAsync(async () => {
         const feats = this.encoder.encode(this.encoder.preprocess(part));
         if (feats.ndim !== 3 || feats.shape[0] !== n || feats.shape[1] !== L) {
-          throw new Error(`${this.name}: encoder '${this.encoder.name}' returned [${feats.shape}], expected [${n}, ${L}, ${this.encoder.featureDim}]`);
+          throw new Error(
+            `${this.name}: encoder '${this.encoder.name}' returned [${feats.shape}], expected [${n}, ${L}, ${this.encoder.featureDim}]`,
+          );
         }
         return await this.featuresToTokens(feats).data();
       });

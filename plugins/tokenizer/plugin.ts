@@ -19,8 +19,21 @@ import type { Encoder } from "../../core/interfaces.ts";
 import { definePlugin, type RunContext } from "../../core/registry.ts";
 import { centroidFileName, readCentroids } from "../kmeans/centroids.ts";
 import { INIT_METHODS } from "../kmeans/init.ts";
-import { concatTokenFiles, linkOrCopy, readSlice, shardSlice, sliceFiles, writeSlice } from "../../core/shard.ts";
-import { dumpFeatures, dumpFeatureSlice, MANIFEST, mergeFeatureSlices, readManifest } from "./dump.ts";
+import {
+  concatTokenFiles,
+  linkOrCopy,
+  readSlice,
+  shardSlice,
+  sliceFiles,
+  writeSlice,
+} from "../../core/shard.ts";
+import {
+  dumpFeatures,
+  dumpFeatureSlice,
+  MANIFEST,
+  mergeFeatureSlices,
+  readManifest,
+} from "./dump.ts";
 import { fitCentroids } from "./fit.ts";
 import { KMeansTokenizer } from "./kmeans_tokenizer.ts";
 import { tokenizeDataset } from "./tokenize.ts";
@@ -30,10 +43,21 @@ const encoderRef = s.object({
   options: s.any().default({}).describe("the encoder's options"),
 }).describe("which encoder makes the features");
 
-const datasetSpec = s.any().describe("dataset: { kind: imagefolder, root } | { kind: list, dir, tsv, numClasses } | ... (core/data)");
+const datasetSpec = s.any().describe(
+  "dataset: { kind: imagefolder, root } | { kind: list, dir, tsv, numClasses } | ... (core/data)",
+);
 
-async function makeEncoder(ref: { name: string; options?: unknown }, ctx: RunContext): Promise<Encoder> {
-  return await ctx.registry.create("encoders", ref.name, ref.options, ctx, `encoder '${ref.name}' options`);
+async function makeEncoder(
+  ref: { name: string; options?: unknown },
+  ctx: RunContext,
+): Promise<Encoder> {
+  return await ctx.registry.create(
+    "encoders",
+    ref.name,
+    ref.options,
+    ctx,
+    `encoder '${ref.name}' options`,
+  );
 }
 
 function disposeEncoder(e: Encoder): void {
@@ -43,7 +67,9 @@ function disposeEncoder(e: Encoder): void {
 const dumpParams = s.object({
   dataset: datasetSpec,
   encoder: encoderRef,
-  fraction: s.number({ min: 0, max: 1 }).default(0.1).describe("probability of keeping each image (DiGIT: 0.1)"),
+  fraction: s.number({ min: 0, max: 1 }).default(0.1).describe(
+    "probability of keeping each image (DiGIT: 0.1)",
+  ),
   seed: s.int().default(0),
   images_per_shard: s.int({ min: 1 }).default(512),
   batch_size: s.int({ min: 1 }).default(8),
@@ -55,7 +81,9 @@ const fitParams = s.object({
   iterations: s.int({ min: 0 }).default(20),
   init: s.enum(INIT_METHODS).default("random").describe("random (faiss's) or kmeans++"),
   seed: s.int().default(1234),
-  max_points_per_centroid: s.int({ min: 0 }).default(256).describe("subsample to K x this many rows (faiss); 0 keeps all"),
+  max_points_per_centroid: s.int({ min: 0 }).default(256).describe(
+    "subsample to K x this many rows (faiss); 0 keeps all",
+  ),
   spherical: s.bool().default(false),
 });
 
@@ -64,7 +92,9 @@ const tokenizeParams = s.object({
   encoder: encoderRef,
   centroids: s.string({ nonEmpty: true }).describe("(K, D) float32 .npy, e.g. km_8k.npy"),
   batch_size: s.int({ min: 1 }).default(16),
-  labels: s.bool().optional().describe("store class labels (default: when the dataset has classes)"),
+  labels: s.bool().optional().describe(
+    "store class labels (default: when the dataset has classes)",
+  ),
 });
 
 export default definePlugin({
@@ -75,13 +105,21 @@ export default definePlugin({
     r.tokenizer({
       name: "kmeans",
       description: "nearest K-Means centroid of each encoder feature (DiGIT's semantic tokens)",
-      options: s.object({ encoder: encoderRef, centroids: s.string({ nonEmpty: true }), batch_size: s.int({ min: 1 }).default(16) }),
+      options: s.object({
+        encoder: encoderRef,
+        centroids: s.string({ nonEmpty: true }),
+        batch_size: s.int({ min: 1 }).default(16),
+      }),
       create: async (o, ctx) =>
-        new KMeansTokenizer(await makeEncoder(o.encoder, ctx), readCentroids(o.centroids), { batchSize: o.batch_size, ownsEncoder: true }),
+        new KMeansTokenizer(await makeEncoder(o.encoder, ctx), readCentroids(o.centroids), {
+          batchSize: o.batch_size,
+          ownsEncoder: true,
+        }),
     });
     r.step({
       name: "dump-features",
-      description: "encoder features of a seeded fraction of a dataset, as sharded .npy (resumable)",
+      description:
+        "encoder features of a seeded fraction of a dataset, as sharded .npy (resumable)",
       params: dumpParams,
       outputs: () => ({ features: MANIFEST }),
       complete: async (_p, out) => (await readManifest(out.features)).complete,
@@ -92,8 +130,15 @@ export default definePlugin({
         try {
           const dir = ctx.outputs.features.slice(0, ctx.outputs.features.lastIndexOf("/")) || ".";
           await dumpFeatures({
-            dataset, encoder, outDir: dir, fraction: p.fraction, seed: p.seed, imagesPerShard: p.images_per_shard,
-            batchSize: p.batch_size, log: ctx.log, signal: ctx.signal,
+            dataset,
+            encoder,
+            outDir: dir,
+            fraction: p.fraction,
+            seed: p.seed,
+            imagesPerShard: p.images_per_shard,
+            batchSize: p.batch_size,
+            log: ctx.log,
+            signal: ctx.signal,
           });
         } finally {
           disposeEncoder(encoder);
@@ -109,8 +154,15 @@ export default definePlugin({
           try {
             let files = { start: 0, end: 0 };
             await dumpFeatureSlice({
-              dataset, encoder, outDir: shard.dir, fraction: p.fraction, seed: p.seed, imagesPerShard: p.images_per_shard,
-              batchSize: p.batch_size, log: ctx.log, signal: ctx.signal,
+              dataset,
+              encoder,
+              outDir: shard.dir,
+              fraction: p.fraction,
+              seed: p.seed,
+              imagesPerShard: p.images_per_shard,
+              batchSize: p.batch_size,
+              log: ctx.log,
+              signal: ctx.signal,
             }, (count) => (files = shardSlice(count, shard)));
             await writeSlice(shard.dir, { ...files, unit: "feature files" });
           } finally {
@@ -118,7 +170,9 @@ export default definePlugin({
           }
         },
         merge: async (_p, ctx, shards) => {
-          const parts = await Promise.all(shards.map(async (s) => ({ dir: s.dir, ...(await readSlice(s.dir)) })));
+          const parts = await Promise.all(
+            shards.map(async (s) => ({ dir: s.dir, ...(await readSlice(s.dir)) })),
+          );
           const dir = ctx.outputs.features.slice(0, ctx.outputs.features.lastIndexOf("/")) || ".";
           await mergeFeatureSlices(parts, dir, linkOrCopy);
         },
@@ -132,8 +186,15 @@ export default definePlugin({
       run: async (p, ctx) => {
         await useDevice(ctx.device);
         await fitCentroids(p.features, {
-          k: p.k, iterations: p.iterations, init: p.init, seed: p.seed, maxPointsPerCentroid: p.max_points_per_centroid,
-          spherical: p.spherical, out: ctx.outputs.centroids, log: ctx.log, signal: ctx.signal,
+          k: p.k,
+          iterations: p.iterations,
+          init: p.init,
+          seed: p.seed,
+          maxPointsPerCentroid: p.max_points_per_centroid,
+          spherical: p.spherical,
+          out: ctx.outputs.centroids,
+          log: ctx.log,
+          signal: ctx.signal,
         });
       },
     });
@@ -145,11 +206,24 @@ export default definePlugin({
       run: async (p, ctx) => {
         await useDevice(ctx.device);
         const dataset = await openDataset(p.dataset as DatasetSpec);
-        const tokenizer = new KMeansTokenizer(await makeEncoder(p.encoder, ctx), readCentroids(p.centroids), {
-          batchSize: p.batch_size, ownsEncoder: true,
-        });
+        const tokenizer = new KMeansTokenizer(
+          await makeEncoder(p.encoder, ctx),
+          readCentroids(p.centroids),
+          {
+            batchSize: p.batch_size,
+            ownsEncoder: true,
+          },
+        );
         try {
-          await tokenizeDataset({ dataset, tokenizer, out: ctx.outputs.tokens, batchSize: p.batch_size, labels: p.labels, log: ctx.log, signal: ctx.signal });
+          await tokenizeDataset({
+            dataset,
+            tokenizer,
+            out: ctx.outputs.tokens,
+            batchSize: p.batch_size,
+            labels: p.labels,
+            log: ctx.log,
+            signal: ctx.signal,
+          });
         } finally {
           tokenizer.dispose();
         }
@@ -161,13 +235,24 @@ export default definePlugin({
           const dataset = await openDataset(p.dataset as DatasetSpec);
           const range = shardSlice(dataset.length, shard, p.batch_size);
           if (range.end > range.start) {
-            const tokenizer = new KMeansTokenizer(await makeEncoder(p.encoder, ctx), readCentroids(p.centroids), {
-              batchSize: p.batch_size, ownsEncoder: true,
-            });
+            const tokenizer = new KMeansTokenizer(
+              await makeEncoder(p.encoder, ctx),
+              readCentroids(p.centroids),
+              {
+                batchSize: p.batch_size,
+                ownsEncoder: true,
+              },
+            );
             try {
               await tokenizeDataset({
-                dataset, tokenizer, out: ctx.outputs.tokens, batchSize: p.batch_size, labels: p.labels, log: ctx.log,
-                signal: ctx.signal, range,
+                dataset,
+                tokenizer,
+                out: ctx.outputs.tokens,
+                batchSize: p.batch_size,
+                labels: p.labels,
+                log: ctx.log,
+                signal: ctx.signal,
+                range,
               });
             } finally {
               tokenizer.dispose();

@@ -43,13 +43,20 @@ export async function tokenizeDataset(opts: TokenizeDatasetOptions): Promise<Tok
   const { dataset, tokenizer } = opts;
   const batchSize = opts.batchSize ?? 16;
   const seed = opts.seed ?? 0;
-  const side = tokenizer instanceof KMeansTokenizer ? acceptedImageSizes(tokenizer.encoder)[0] : 256;
+  const side = tokenizer instanceof KMeansTokenizer
+    ? acceptedImageSizes(tokenizer.encoder)[0]
+    : 256;
   const transform = opts.transform ?? cropTransform(side, "center", false);
   const withLabels = opts.labels ?? dataset.numClasses > 0;
   const first = opts.range?.start ?? 0;
   const last = opts.range?.end ?? dataset.length;
-  if (!(Number.isInteger(first) && Number.isInteger(last) && 0 <= first && first <= last && last <= dataset.length)) {
-    throw new Error(`tokenize: range [${first}, ${last}) is outside the ${dataset.length} images of ${dataset.name}`);
+  if (
+    !(Number.isInteger(first) && Number.isInteger(last) && 0 <= first && first <= last &&
+      last <= dataset.length)
+  ) {
+    throw new Error(
+      `tokenize: range [${first}, ${last}) is outside the ${dataset.length} images of ${dataset.name}`,
+    );
   }
   const N = last - first;
   const L = tokenizer.gridSize * tokenizer.gridSize;
@@ -60,17 +67,26 @@ export async function tokenizeDataset(opts: TokenizeDatasetOptions): Promise<Tok
     // Dataset indices (global), so each image's transform seed does not depend on the slice.
     const idx = Array.from({ length: Math.min(batchSize, N - s) }, (_, i) => first + s + i);
     const samples = await Promise.all(idx.map((i) => dataset.get(i)));
-    const images = samples.map((smp, j) => transform(smp.image, new Generator(hashBits(seed, idx[j]))));
+    const images = samples.map((smp, j) =>
+      transform(smp.image, new Generator(hashBits(seed, idx[j])))
+    );
     const grid = await tokenizer.tokenize(stackImages(images));
     tokens.set(grid.tokens, s * L);
     if (labels) samples.forEach((smp, j) => (labels[s + j] = smp.label));
     opts.log?.progress?.("tokenize", s + idx.length, N);
   }
   const file: TokenFile = {
-    tokens, count: N, height: tokenizer.gridSize, width: tokenizer.gridSize, vocab: tokenizer.vocabSize, labels,
+    tokens,
+    count: N,
+    height: tokenizer.gridSize,
+    width: tokenizer.gridSize,
+    vocab: tokenizer.vocabSize,
+    labels,
     source: `${tokenizer.name} on ${dataset.name}`,
   };
   await writeTokenFile(opts.out, file);
-  opts.log?.info(`tokenize: wrote ${N} x ${L} tokens (vocabulary ${tokenizer.vocabSize}) to ${opts.out}`);
+  opts.log?.info(
+    `tokenize: wrote ${N} x ${L} tokens (vocabulary ${tokenizer.vocabSize}) to ${opts.out}`,
+  );
   return file;
 }

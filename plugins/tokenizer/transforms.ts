@@ -7,7 +7,12 @@
  * Random draws come from a Generator seeded per image, so a run is reproducible and resumable.
  */
 
-import { centerCrop, randomCrop, randomHorizontalFlip, resizeShortSide } from "../../core/image/transforms.ts";
+import {
+  centerCrop,
+  randomCrop,
+  randomHorizontalFlip,
+  resizeShortSide,
+} from "../../core/image/transforms.ts";
 import type { RgbImage } from "../../core/image/rgb.ts";
 import type { Generator } from "../../core/random.ts";
 

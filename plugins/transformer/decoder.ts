@@ -7,7 +7,14 @@
  * Reads top to bottom: config, layer, decoder, helpers.
  */
 
-import { KVCache, Linear, Module, MultiheadAttention, LayerNorm, Embedding } from "../../core/nn/mod.ts";
+import {
+  Embedding,
+  KVCache,
+  LayerNorm,
+  Linear,
+  Module,
+  MultiheadAttention,
+} from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
@@ -103,21 +110,37 @@ export class TransformerDecoder extends Module {
     super();
     const std = cfg.dim ** -0.5;
     this.embedScale = Math.sqrt(cfg.dim);
-    this.embed_tokens = this.child("embed_tokens", new Embedding(cfg.vocabSize, cfg.dim, { gen, std }));
+    this.embed_tokens = this.child(
+      "embed_tokens",
+      new Embedding(cfg.vocabSize, cfg.dim, { gen, std }),
+    );
     const rows = cfg.maxPositions + POSITION_OFFSET;
-    this.embed_positions = this.child("embed_positions", new Embedding(rows, cfg.dim, { gen, std }));
+    this.embed_positions = this.child(
+      "embed_positions",
+      new Embedding(rows, cfg.dim, { gen, std }),
+    );
     this.embed_positions_1 = cfg.prefixPositions
       ? this.child("embed_positions_1", new Embedding(rows, cfg.dim, { gen, std }))
       : null;
-    this.layers = this.list("layers", Array.from({ length: cfg.layers }, () => new DecoderLayer(cfg, gen)));
+    this.layers = this.list(
+      "layers",
+      Array.from({ length: cfg.layers }, () => new DecoderLayer(cfg, gen)),
+    );
     this.layer_norm = cfg.normalizeBefore ? this.child("layer_norm", new LayerNorm(cfg.dim)) : null;
-    this.output_projection = this.child("output_projection", new Linear(cfg.dim, cfg.outputSize, { bias: false, gen }));
+    this.output_projection = this.child(
+      "output_projection",
+      new Linear(cfg.dim, cfg.outputSize, { bias: false, gen }),
+    );
   }
 
   /** Position ids for `length` tokens starting at `start` (0-based), as an i32 tensor. */
   #positions(start: number, length: number, table: Embedding): Tensor {
     if (start + length + POSITION_OFFSET > table.count) {
-      throw new Error(`TransformerDecoder: position ${start + length} exceeds max_positions ${this.cfg.maxPositions}`);
+      throw new Error(
+        `TransformerDecoder: position ${
+          start + length
+        } exceeds max_positions ${this.cfg.maxPositions}`,
+      );
     }
     const ids = ops.arange(length, { start: start + POSITION_OFFSET });
     return table.forward(ids);
@@ -138,13 +161,18 @@ export class TransformerDecoder extends Module {
     } else {
       pos = this.#positions(start, T, this.embed_positions);
     }
-    return ops.dropout(ops.add(tok, pos), this.cfg.dropout, opts.gen ?? new Generator(0), this.training);
+    return ops.dropout(
+      ops.add(tok, pos),
+      this.cfg.dropout,
+      opts.gen ?? new Generator(0),
+      this.training,
+    );
   }
 
   /** tokens (B, T) i32 -> logits (B, T, outputSize), or features with featuresOnly. */
   forward(tokens: Tensor, opts: DecodeOptions = {}): Tensor {
     const gen = opts.gen ?? new Generator(0);
-    let x = this.embed(tokens, { ...opts, gen });
+    const x = this.embed(tokens, { ...opts, gen });
     return this.run(x, { ...opts, gen });
   }
 

@@ -55,7 +55,9 @@ export const decoderSizeFields = {
 
 /** What the groups the training loop reads hold once validated. */
 export type FairseqTrainConfig = {
-  [K in "common" | "checkpoint" | "optimization" | "optimizer" | "lr_scheduler"]: Infer<(typeof fairseqGroups)[K]>;
+  [K in "common" | "checkpoint" | "optimization" | "optimizer" | "lr_scheduler"]: Infer<
+    (typeof fairseqGroups)[K]
+  >;
 };
 
 /** The loop's settings for a fairseq config; validation runs at every checkpoint when there is a validation set. */

@@ -19,7 +19,11 @@ export interface TokenSampling {
  * on how the rows were batched.
  */
 export function sampleRows(
-  logits: Float32Array, rows: number, vocab: number, opts: TokenSampling, banned: readonly number[],
+  logits: Float32Array,
+  rows: number,
+  vocab: number,
+  opts: TokenSampling,
+  banned: readonly number[],
   gen: Generator,
 ): Int32Array {
   const out = new Int32Array(rows);
@@ -38,7 +42,12 @@ export function sampleRows(
 }
 
 /** Greedy choice per row (ties: lowest id). */
-export function argmaxRows(logits: Float32Array, rows: number, vocab: number, banned: readonly number[]): Int32Array {
+export function argmaxRows(
+  logits: Float32Array,
+  rows: number,
+  vocab: number,
+  banned: readonly number[],
+): Int32Array {
   const out = new Int32Array(rows);
   const ban = new Set(banned);
   for (let r = 0; r < rows; r++) {
@@ -55,7 +64,12 @@ export function argmaxRows(logits: Float32Array, rows: number, vocab: number, ba
   return out;
 }
 
-function drawFiltered(probs: Float64Array, opts: TokenSampling, order: number[], gen: Generator): number {
+function drawFiltered(
+  probs: Float64Array,
+  opts: TokenSampling,
+  order: number[],
+  gen: Generator,
+): number {
   const vocab = probs.length;
   const topK = opts.topK && opts.topK > 0 ? Math.min(opts.topK, vocab) : vocab;
   const topP = opts.topP && opts.topP < 1 ? opts.topP : 1;

@@ -20,25 +20,35 @@ export const vqganTrainConfigSchema = s.object({
     preset: s.enum(["mage", "cpu16", "cpu32", "cpu64"]).default("cpu32"),
     ch: s.int({ min: 1 }).optional(),
     ch_mult: s.array(s.int({ min: 1 })).optional(),
-    num_res_blocks: s.int({ min: 0 }).describe("residual blocks per level (0: only the two middle blocks)").optional(),
-    z_channels: s.int({ min: 1 }).describe("channels of z; also the codebook dimension unless code_dim is set").optional(),
+    num_res_blocks: s.int({ min: 0 }).describe(
+      "residual blocks per level (0: only the two middle blocks)",
+    ).optional(),
+    z_channels: s.int({ min: 1 }).describe(
+      "channels of z; also the codebook dimension unless code_dim is set",
+    ).optional(),
     n_embed: s.int({ min: 2 }).describe("codebook size").optional(),
     /** ViT-VQGAN's factorised codes: look codes up in this many dimensions (1x1 projections in and out). */
-    code_dim: s.int({ min: 1 }).describe("codebook dimension when below z_channels (default: z_channels)").optional(),
+    code_dim: s.int({ min: 1 }).describe(
+      "codebook dimension when below z_channels (default: z_channels)",
+    ).optional(),
     /** ViT-VQGAN's l2-normalised lookup (cosine similarity). */
     l2_codes: s.bool().describe("l2-normalise z and the codes before the lookup").default(false),
     /** Fold p x p pixels into channels before the encoder (and back after the decoder): no full-resolution convs. */
     patch: s.int({ min: 1 }).describe("space-to-depth fold before conv_in (1: none)").default(1),
     /** false: no GroupNorm + swish before the encoder's and decoder's conv_out (keeps colour). */
     out_norm: s.bool().describe("GroupNorm + swish before conv_out (MaskGIT)").default(true),
-    norm: s.enum(["group", "none"]).describe("GroupNorm in the residual blocks (MaskGIT), or none (blocks start as the identity)").default("group"),
+    norm: s.enum(["group", "none"]).describe(
+      "GroupNorm in the residual blocks (MaskGIT), or none (blocks start as the identity)",
+    ).default("group"),
     norm_groups: s.int({ min: 1 }).optional(),
     resolution: s.int({ min: 1 }).describe("image side; defaults to the preset's").optional(),
   }).default({ preset: "cpu32", l2_codes: false, patch: 1, out_norm: true, norm: "group" }),
   dataset: s.object({
     batch_size: s.int({ min: 1 }).default(16),
     /** A core/data dataset description, e.g. { kind: shapes, size: 32 } (images must be square). */
-    source: s.any({ description: "core/data DatasetSpec, e.g. {kind: shapes, size: 32, length: 10000}" }).optional(),
+    source: s.any({
+      description: "core/data DatasetSpec, e.g. {kind: shapes, size: 32, length: 10000}",
+    }).optional(),
     /** Images loaded for training (from the start of the dataset). */
     train_images: s.int({ min: 1 }).default(2048),
     /** Held-out images (right after the training ones) for validation and the preview. */
@@ -62,7 +72,13 @@ export const vqganTrainConfigSchema = s.object({
     /** At the end of the warm-up, fit the codebook by k-means to the encoder's outputs on training images. */
     kmeans_init: s.bool().default(false),
   }).default({
-    reconstruction: "l2", codebook_weight: 1, beta: 0.25, legacy: false, dead_code_restart: 0, vq_warmup: 0, kmeans_init: false,
+    reconstruction: "l2",
+    codebook_weight: 1,
+    beta: 0.25,
+    legacy: false,
+    dead_code_restart: 0,
+    vq_warmup: 0,
+    kmeans_init: false,
   }),
   optimization: s.object({
     max_update: s.int({ min: 1 }),

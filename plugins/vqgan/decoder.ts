@@ -12,7 +12,7 @@ import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { consume, MidBlocks } from "./encoder.ts";
 import { depthToSpace } from "./patch.ts";
-import { normalize, normSwish, type NormSpec, ResnetBlock } from "./resnet_block.ts";
+import { normalize, type NormSpec, normSwish, ResnetBlock } from "./resnet_block.ts";
 import type { VqganConfig } from "./vqgan.ts";
 
 class Upsample extends Module {
@@ -48,7 +48,10 @@ export class VqDecoder extends Module {
     super();
     const levels = cfg.chMult.length;
     let channels = cfg.ch * cfg.chMult[levels - 1];
-    this.conv_in = this.child("conv_in", new Conv2d(cfg.zChannels, channels, 3, { padding: 1, gen }));
+    this.conv_in = this.child(
+      "conv_in",
+      new Conv2d(cfg.zChannels, channels, 3, { padding: 1, gen }),
+    );
     this.mid = this.child("mid", new MidBlocks(channels, norm, gen));
     const up: UpLevel[] = new Array(levels);
     for (let i = levels - 1; i >= 0; i--) {
@@ -61,8 +64,13 @@ export class VqDecoder extends Module {
       up[i] = new UpLevel(blocks, i !== 0 ? new Upsample(channels, gen) : null);
     }
     this.up = this.list("up", up);
-    this.norm_out = cfg.outNorm === false || cfg.norm === "none" ? null : this.child("norm_out", normalize(channels, norm));
-    this.conv_out = this.child("conv_out", new Conv2d(channels, cfg.outCh * (cfg.patch ?? 1) ** 2, 3, { padding: 1, gen }));
+    this.norm_out = cfg.outNorm === false || cfg.norm === "none"
+      ? null
+      : this.child("norm_out", normalize(channels, norm));
+    this.conv_out = this.child(
+      "conv_out",
+      new Conv2d(channels, cfg.outCh * (cfg.patch ?? 1) ** 2, 3, { padding: 1, gen }),
+    );
   }
 
   /** z (B, zChannels, g, g) -> images (B, outCh, g*f, g*f), nominally in [0, 1]. */
@@ -76,6 +84,9 @@ export class VqDecoder extends Module {
     }
     const p = this.cfg.patch ?? 1;
     const norm = this.norm_out;
-    return consume(h, tidy(() => depthToSpace(this.conv_out.forward(norm ? normSwish(norm, h) : h), p)));
+    return consume(
+      h,
+      tidy(() => depthToSpace(this.conv_out.forward(norm ? normSwish(norm, h) : h), p)),
+    );
   }
 }

@@ -25,10 +25,17 @@ export function fitSquare(img: RgbImage, size: number): RgbImage {
   return centerCrop(resizeShortSide(img, size, "bicubic"), size);
 }
 
-export async function encodeDataset(model: VQGAN, dataset: Dataset, outPath: string, opts: EncodeOptions = {}): Promise<void> {
+export async function encodeDataset(
+  model: VQGAN,
+  dataset: Dataset,
+  outPath: string,
+  opts: EncodeOptions = {},
+): Promise<void> {
   const first = opts.first ?? 0;
   const count = Math.min(opts.count ?? dataset.length - first, dataset.length - first);
-  if (!(count > 0)) throw new Error(`encodeDataset: no images in '${dataset.name}' from index ${first}`);
+  if (!(count > 0)) {
+    throw new Error(`encodeDataset: no images in '${dataset.name}' from index ${first}`);
+  }
   const R = model.imageSize, B = opts.batchSize ?? model.batchSize;
   const per = R * R * 3;
   const g = model.gridSize;
@@ -48,7 +55,12 @@ export async function encodeDataset(model: VQGAN, dataset: Dataset, outPath: str
     opts.onProgress?.(i + n, count);
   }
   await writeTokenFile(outPath, {
-    tokens, count, height: g, width: g, vocab: model.cfg.nEmbed, labels,
+    tokens,
+    count,
+    height: g,
+    width: g,
+    vocab: model.cfg.nEmbed,
+    labels,
     source: `vqgan codes of ${dataset.name} [${first}, ${first + count})`,
   });
 }

@@ -11,7 +11,7 @@ import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { spaceToDepth } from "./patch.ts";
-import { normalize, normSwish, type NormSpec, ResnetBlock } from "./resnet_block.ts";
+import { normalize, type NormSpec, normSwish, ResnetBlock } from "./resnet_block.ts";
 import type { VqganConfig } from "./vqgan.ts";
 
 /** One resolution level: a list of blocks (pooling has no parameters). */
@@ -58,7 +58,14 @@ export class VqEncoder extends Module {
 
   constructor(readonly cfg: VqganConfig, norm: NormSpec, gen = new Generator(0)) {
     super();
-    this.conv_in = this.child("conv_in", new Conv2d(cfg.inChannels * (cfg.patch ?? 1) ** 2, cfg.ch, 3, { padding: 1, bias: false, gen }));
+    this.conv_in = this.child(
+      "conv_in",
+      new Conv2d(cfg.inChannels * (cfg.patch ?? 1) ** 2, cfg.ch, 3, {
+        padding: 1,
+        bias: false,
+        gen,
+      }),
+    );
     let channels = cfg.ch;
     const levels: DownLevel[] = [];
     for (const mult of cfg.chMult) {
@@ -72,7 +79,9 @@ export class VqEncoder extends Module {
     }
     this.down = this.list("down", levels);
     this.mid = this.child("mid", new MidBlocks(channels, norm, gen));
-    this.norm_out = cfg.outNorm === false || cfg.norm === "none" ? null : this.child("norm_out", normalize(channels, norm));
+    this.norm_out = cfg.outNorm === false || cfg.norm === "none"
+      ? null
+      : this.child("norm_out", normalize(channels, norm));
     this.conv_out = this.child("conv_out", new Conv2d(channels, cfg.zChannels, 1, { gen }));
   }
 

@@ -13,7 +13,9 @@ export function imagesToTensor(batch: ImageBatch, first = 0, count = batch.count
   const { height: H, width: W } = batch;
   const plane = H * W;
   if (first < 0 || count < 0 || first + count > batch.count) {
-    throw new Error(`imagesToTensor: images ${first}..${first + count - 1} outside a batch of ${batch.count}`);
+    throw new Error(
+      `imagesToTensor: images ${first}..${first + count - 1} outside a batch of ${batch.count}`,
+    );
   }
   const out = new Float32Array(count * 3 * plane);
   for (let n = 0; n < count; n++) {
@@ -32,10 +34,17 @@ export function imagesToTensor(batch: ImageBatch, first = 0, count = batch.count
  * Float (N, 3, H, W) -> uint8 NHWC as DiGIT and MAGE write PNGs: clip(x*255, 0, 255) then
  * truncation (astype(uint8)), not rounding. The product is rounded to f32 first, as numpy does.
  */
-export function floatToImages(data: Float32Array, count: number, height: number, width: number): ImageBatch {
+export function floatToImages(
+  data: Float32Array,
+  count: number,
+  height: number,
+  width: number,
+): ImageBatch {
   const plane = height * width;
   if (data.length !== count * 3 * plane) {
-    throw new Error(`floatToImages: ${data.length} values do not make ${count}x3x${height}x${width}`);
+    throw new Error(
+      `floatToImages: ${data.length} values do not make ${count}x3x${height}x${width}`,
+    );
   }
   const out = new Uint8Array(count * plane * 3);
   for (let n = 0; n < count; n++) {
@@ -52,13 +61,17 @@ export function floatToImages(data: Float32Array, count: number, height: number,
 
 export async function tensorToImages(x: Tensor): Promise<ImageBatch> {
   const [N, C, H, W] = x.shape;
-  if (x.ndim !== 4 || C !== 3) throw new Error(`tensorToImages: expected (N, 3, H, W), got [${x.shape}]`);
+  if (x.ndim !== 4 || C !== 3) {
+    throw new Error(`tensorToImages: expected (N, 3, H, W), got [${x.shape}]`);
+  }
   return floatToImages((await x.data()) as Float32Array, N, H, W);
 }
 
 /** Peak signal-to-noise ratio (dB) between two uint8 batches, over all pixels. */
 export function psnr(a: ImageBatch, b: ImageBatch): number {
-  if (a.data.length !== b.data.length) throw new Error(`psnr: batches differ in size (${a.data.length} vs ${b.data.length} bytes)`);
+  if (a.data.length !== b.data.length) {
+    throw new Error(`psnr: batches differ in size (${a.data.length} vs ${b.data.length} bytes)`);
+  }
   let se = 0;
   for (let i = 0; i < a.data.length; i++) {
     const d = a.data[i] - b.data[i];
@@ -71,7 +84,11 @@ export function psnr(a: ImageBatch, b: ImageBatch): number {
 /** One image of a batch as an RgbImage (a copy). */
 export function imageAt(batch: ImageBatch, index: number): RgbImage {
   const n = batch.height * batch.width * 3;
-  return { width: batch.width, height: batch.height, data: batch.data.slice(index * n, (index + 1) * n) };
+  return {
+    width: batch.width,
+    height: batch.height,
+    data: batch.data.slice(index * n, (index + 1) * n),
+  };
 }
 
 /**
@@ -86,7 +103,14 @@ export class ContactSheet {
   readonly cellH: number;
   #count = 0;
 
-  constructor(readonly slots: number, readonly columns: number, imageH: number, imageW: number, cell = 128, readonly gap = 2) {
+  constructor(
+    readonly slots: number,
+    readonly columns: number,
+    imageH: number,
+    imageW: number,
+    cell = 128,
+    readonly gap = 2,
+  ) {
     this.factor = Math.max(1, Math.ceil(Math.max(imageH, imageW) / cell));
     this.cellH = Math.floor(imageH / this.factor);
     this.cellW = Math.floor(imageW / this.factor);

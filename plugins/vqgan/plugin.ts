@@ -17,9 +17,15 @@ import { trainVqganFromConfig } from "./train.ts";
 import { loadVqgan } from "./weights.ts";
 
 const vqganOptions = s.object({
-  checkpoint: s.string({ nonEmpty: true, description: "vqgan_jax_strongaug.ckpt, a DiGIT stage-2 .pt, or <dir>/checkpoints/last" }),
-  norm_groups: s.int({ min: 1 }).describe("GroupNorm groups when not recorded (default 32 when the widths allow)").optional(),
-  resolution: s.int({ min: 1 }).describe("image side when not recorded (default: 16x16 codes)").optional(),
+  checkpoint: s.string({
+    nonEmpty: true,
+    description: "vqgan_jax_strongaug.ckpt, a DiGIT stage-2 .pt, or <dir>/checkpoints/last",
+  }),
+  norm_groups: s.int({ min: 1 }).describe(
+    "GroupNorm groups when not recorded (default 32 when the widths allow)",
+  ).optional(),
+  resolution: s.int({ min: 1 }).describe("image side when not recorded (default: 16x16 codes)")
+    .optional(),
 });
 
 const encodeParams = s.object({
@@ -31,7 +37,8 @@ const encodeParams = s.object({
 });
 
 type VqganOptions = { checkpoint: string; norm_groups?: number; resolution?: number };
-const load = (o: VqganOptions) => loadVqgan(o.checkpoint, { config: { normGroups: o.norm_groups, resolution: o.resolution } });
+const load = (o: VqganOptions) =>
+  loadVqgan(o.checkpoint, { config: { normGroups: o.norm_groups, resolution: o.resolution } });
 
 export default definePlugin({
   name: "digit-vqgan",
@@ -53,21 +60,34 @@ export default definePlugin({
       params: vqganTrainConfigSchema,
       outputs: (p) => {
         const at = (rel: string) => experimentPath(p.output.dir, rel);
-        return { checkpoint: at("checkpoints/last.json"), preview: at("reconstructions.png"), config: at("vqgan.json") };
+        return {
+          checkpoint: at("checkpoints/last.json"),
+          preview: at("reconstructions.png"),
+          config: at("vqgan.json"),
+        };
       },
       run: async (p, ctx) => {
         await useDevice(ctx.device);
         const dir = experimentDir(p.output.dir, ctx.stepDir);
-        using report = new TrainReporter(dir, ctx.log, { signal: ctx.signal, label: "vqgan", unit: "img" });
+        using report = new TrainReporter(dir, ctx.log, {
+          signal: ctx.signal,
+          label: "vqgan",
+          unit: "img",
+        });
         const run = await trainVqganFromConfig(p, dir, report.hooks);
-        ctx.log.info(`reconstruction PSNR ${run.psnr.toFixed(2)} dB on ${p.dataset.valid_images > 0 ? "held-out" : "training"} images`);
+        ctx.log.info(
+          `reconstruction PSNR ${run.psnr.toFixed(2)} dB on ${
+            p.dataset.valid_images > 0 ? "held-out" : "training"
+          } images`,
+        );
         run.model.dispose();
         report.finish(run.result);
       },
     });
     r.step({
       name: "reconstruct-vqgan",
-      description: "held-out images through a VQGAN: PNGs + labels.tsv, PSNR, saturation kept, codebook usage",
+      description:
+        "held-out images through a VQGAN: PNGs + labels.tsv, PSNR, saturation kept, codebook usage",
       params: reconstructParams,
       outputs: reconstructOutputs,
       run: async (p, ctx) => {
@@ -90,7 +110,10 @@ export default definePlugin({
         const model = await load(p.vqgan);
         const dataset = await openDataset(p.dataset as DatasetSpec);
         await encodeDataset(model, dataset, ctx.outputs.tokens, {
-          first: p.first, count: p.count, batchSize: p.batch_size, signal: ctx.signal,
+          first: p.first,
+          count: p.count,
+          batchSize: p.batch_size,
+          signal: ctx.signal,
           onProgress: (d, t) => ctx.log.progress("vqgan encode", d, t),
         });
         model.dispose();

@@ -56,14 +56,24 @@ export class VectorQuantizer extends Module {
   readonly zDim: number;
   readonly l2: boolean;
 
-  constructor(readonly codes: number, readonly dim: number, readonly beta = 0.25, gen = new Generator(0), opts: QuantizerOptions = {}) {
+  constructor(
+    readonly codes: number,
+    readonly dim: number,
+    readonly beta = 0.25,
+    gen = new Generator(0),
+    opts: QuantizerOptions = {},
+  ) {
     super();
     this.zDim = opts.zDim ?? dim;
     this.l2 = opts.l2 ?? false;
     this.embedding = this.child("embedding", new Embedding(codes, dim, { gen }));
     const factorised = this.zDim !== dim;
-    this.proj_in = factorised ? this.child("proj_in", new Conv2d(this.zDim, dim, 1, { gen })) : null;
-    this.proj_out = factorised ? this.child("proj_out", new Conv2d(dim, this.zDim, 1, { gen })) : null;
+    this.proj_in = factorised
+      ? this.child("proj_in", new Conv2d(this.zDim, dim, 1, { gen }))
+      : null;
+    this.proj_out = factorised
+      ? this.child("proj_out", new Conv2d(dim, this.zDim, 1, { gen }))
+      : null;
     // taming initialises the codebook U(-1/n, 1/n).
     const init = ops.rand([codes, dim], gen, -1 / codes, 1 / codes);
     this.embedding.weight.backend.copyInto(this.embedding.weight.view(), init.view());
@@ -79,7 +89,11 @@ export class VectorQuantizer extends Module {
   /** z (B, zDim, H, W) -> u (B, dim, H, W), the vectors compared with the codes. */
   toCodeSpace(z: Tensor): Tensor {
     if (z.shape[1] !== this.zDim) {
-      throw new Error(`vqgan quantizer: z has ${z.shape[1]} channels, expected ${this.zDim} (codebook ${this.codes}x${this.dim}): z [${z.shape}]`);
+      throw new Error(
+        `vqgan quantizer: z has ${
+          z.shape[1]
+        } channels, expected ${this.zDim} (codebook ${this.codes}x${this.dim}): z [${z.shape}]`,
+      );
     }
     const u = this.proj_in ? this.proj_in.forward(z) : z;
     return this.l2 ? l2Normalize(u, 1) : u;
@@ -119,7 +133,9 @@ export class VectorQuantizer extends Module {
     }
     const flat = ops.reshape(ids, [B * height * width]);
     const rows = ops.embedding(this.table(), flat);
-    return ops.contiguous(ops.permute(ops.reshape(rows, [B, height, width, this.dim]), [0, 3, 1, 2]));
+    return ops.contiguous(
+      ops.permute(ops.reshape(rows, [B, height, width, this.dim]), [0, 3, 1, 2]),
+    );
   }
 
   /** Decoder input for ids (B, H*W) or (B, H, W): (B, zDim, H, W) (get_codebook_entry). */

@@ -28,7 +28,9 @@ export interface NormSpec {
 /** taming's Normalize(): GroupNorm with affine parameters. */
 export function normalize(channels: number, norm: NormSpec): GroupNorm {
   if (channels % norm.groups !== 0) {
-    throw new Error(`vqgan: GroupNorm with ${norm.groups} groups cannot split ${channels} channels (set normGroups to a divisor)`);
+    throw new Error(
+      `vqgan: GroupNorm with ${norm.groups} groups cannot split ${channels} channels (set normGroups to a divisor)`,
+    );
   }
   return new GroupNorm(norm.groups, channels, norm.eps);
 }
@@ -51,13 +53,24 @@ export class ResnetBlock extends Module {
   readonly conv2: Conv2d;
   readonly nin_shortcut: Conv2d | null;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, norm: NormSpec, gen = new Generator(0)) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    norm: NormSpec,
+    gen = new Generator(0),
+  ) {
     super();
     const grouped = norm.kind !== "none";
     this.norm1 = grouped ? this.child("norm1", normalize(inChannels, norm)) : null;
-    this.conv1 = this.child("conv1", new Conv2d(inChannels, outChannels, 3, { padding: 1, bias: false, gen }));
+    this.conv1 = this.child(
+      "conv1",
+      new Conv2d(inChannels, outChannels, 3, { padding: 1, bias: false, gen }),
+    );
     this.norm2 = grouped ? this.child("norm2", normalize(outChannels, norm)) : null;
-    this.conv2 = this.child("conv2", new Conv2d(outChannels, outChannels, 3, { padding: 1, bias: false, gen }));
+    this.conv2 = this.child(
+      "conv2",
+      new Conv2d(outChannels, outChannels, 3, { padding: 1, bias: false, gen }),
+    );
     // Without a norm to tame it, a block starts as the identity (its branch's last conv at zero).
     if (!grouped) zeroFill(this.conv2.weight);
     this.nin_shortcut = inChannels !== outChannels
@@ -67,11 +80,15 @@ export class ResnetBlock extends Module {
 
   forward(x: Tensor): Tensor {
     if (x.shape[1] !== this.inChannels) {
-      throw new Error(`vqgan ResnetBlock: expected ${this.inChannels} input channels, got [${x.shape}]`);
+      throw new Error(
+        `vqgan ResnetBlock: expected ${this.inChannels} input channels, got [${x.shape}]`,
+      );
     }
     // A scope per block frees its intermediates at once (large at 256x256).
     return tidy(() => {
-      const h = this.conv2.forward(normSwish(this.norm2, this.conv1.forward(normSwish(this.norm1, x))));
+      const h = this.conv2.forward(
+        normSwish(this.norm2, this.conv1.forward(normSwish(this.norm1, x))),
+      );
       return this.nin_shortcut ? ops.add(h, this.nin_shortcut.forward(h)) : ops.add(x, h);
     });
   }

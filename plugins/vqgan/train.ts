@@ -47,9 +47,18 @@ export function vqganConfigFrom(cfg: VqganTrainConfig, imageSize?: number): Vqga
 }
 
 /** Load the first `limit` images of a dataset into one batch (small datasets only). */
-export async function collectImages(dataset: Dataset, limit = Infinity, first = 0, signal?: AbortSignal): Promise<ImageBatch> {
+export async function collectImages(
+  dataset: Dataset,
+  limit = Infinity,
+  first = 0,
+  signal?: AbortSignal,
+): Promise<ImageBatch> {
   const count = Math.min(dataset.length - first, limit);
-  if (!(count > 0)) throw new Error(`vqgan: dataset '${dataset.name}' has no images from index ${first} (length ${dataset.length})`);
+  if (!(count > 0)) {
+    throw new Error(
+      `vqgan: dataset '${dataset.name}' has no images from index ${first} (length ${dataset.length})`,
+    );
+  }
   let data: Uint8Array | null = null;
   let height = 0, width = 0;
   for (let i = 0; i < count; i++) {
@@ -59,7 +68,11 @@ export async function collectImages(dataset: Dataset, limit = Infinity, first = 
       ({ height, width } = image);
       data = new Uint8Array(count * height * width * 3);
     } else if (image.height !== height || image.width !== width) {
-      throw new Error(`vqgan: dataset '${dataset.name}' item ${first + i} is ${image.height}x${image.width}, item ${first} is ${height}x${width}; crop them to one size`);
+      throw new Error(
+        `vqgan: dataset '${dataset.name}' item ${
+          first + i
+        } is ${image.height}x${image.width}, item ${first} is ${height}x${width}; crop them to one size`,
+      );
     }
     data.set(image.data, i * height * width * 3);
   }
@@ -82,7 +95,11 @@ class DeadCodeRestarter {
   /** Count a step's codes; keep its encoder output when it ends an interval (called inside the loss). */
   record(tick: number, indices: Tensor, z: Tensor): void {
     const ids = ops.reshape(indices.detach(), [-1]);
-    const counts = ops.scatterAdd(ops.fill([ids.shape[0], 1], 1, ids.backend), ids, this.model.cfg.nEmbed);
+    const counts = ops.scatterAdd(
+      ops.fill([ids.shape[0], 1], 1, ids.backend),
+      ids,
+      this.model.cfg.nEmbed,
+    );
     const usage = (this.#usage ? ops.add(this.#usage, counts) : counts.alias()).keep();
     this.#usage?.dispose();
     this.#usage = usage;
@@ -114,7 +131,9 @@ class DeadCodeRestarter {
       // A random position (b, y, x) of the batch; z is (B, d, H, W).
       const r = gen.int(B * plane);
       const b = Math.floor(r / plane), yx = r % plane;
-      for (let k = 0; k < d; k++) table[code * d + k] = z[(b * d + k) * plane + yx] + 0.01 * gen.normal();
+      for (let k = 0; k < d; k++) {
+        table[code * d + k] = z[(b * d + k) * plane + yx] + 0.01 * gen.normal();
+      }
     }
     tidy(() => {
       const fresh = ops.tensor(table, w.shape);
@@ -135,9 +154,12 @@ function scheduleFrom(cfg: VqganTrainConfig): Schedule {
   const { lr, max_update } = cfg.optimization;
   const warmup = cfg.lr_scheduler.warmup_updates;
   switch (cfg.lr_scheduler.kind) {
-    case "cosine": return { kind: "cosine", lr, total: max_update, warmup, minLr: lr * 0.01 };
-    case "constant": return warmup > 0 ? { kind: "linear_warmup", lr, warmup } : { kind: "constant", lr };
-    case "inverse_sqrt": return { kind: "inverse_sqrt", lr, warmup, initLr: 1e-7 };
+    case "cosine":
+      return { kind: "cosine", lr, total: max_update, warmup, minLr: lr * 0.01 };
+    case "constant":
+      return warmup > 0 ? { kind: "linear_warmup", lr, warmup } : { kind: "constant", lr };
+    case "inverse_sqrt":
+      return { kind: "inverse_sqrt", lr, warmup, initLr: 1e-7 };
   }
 }
 
@@ -159,8 +181,14 @@ export interface VqganRun {
  * The whole job from a config: open `dataset.source`, take `train_images` then
  * `valid_images` held-out images, train, write everything under `outDir`.
  */
-export async function trainVqganFromConfig(cfg: VqganTrainConfig, outDir: string, hooks: VqganTrainHooks = {}): Promise<VqganRun> {
-  if (!cfg.dataset.source) throw new Error("vqgan: dataset.source is not set (e.g. {kind: shapes, size: 32})");
+export async function trainVqganFromConfig(
+  cfg: VqganTrainConfig,
+  outDir: string,
+  hooks: VqganTrainHooks = {},
+): Promise<VqganRun> {
+  if (!cfg.dataset.source) {
+    throw new Error("vqgan: dataset.source is not set (e.g. {kind: shapes, size: 32})");
+  }
   const ds = await openDataset(cfg.dataset.source as DatasetSpec);
   const train = await collectImages(ds, cfg.dataset.train_images, 0, hooks.signal);
   const valid = cfg.dataset.valid_images > 0 && ds.length > train.count
@@ -175,19 +203,31 @@ export async function reconstruct(model: VQGAN, images: ImageBatch): Promise<Ima
 }
 
 export async function trainVqgan(
-  cfg: VqganTrainConfig, data: ImageBatch | Dataset, outDir: string, hooks: VqganTrainHooks = {},
+  cfg: VqganTrainConfig,
+  data: ImageBatch | Dataset,
+  outDir: string,
+  hooks: VqganTrainHooks = {},
 ): Promise<VqganRun> {
   const images = "data" in data ? data : await collectImages(data, Infinity, 0, hooks.signal);
-  if (images.height !== images.width) throw new Error(`vqgan: training images must be square, got ${images.height}x${images.width}`);
+  if (images.height !== images.width) {
+    throw new Error(`vqgan: training images must be square, got ${images.height}x${images.width}`);
+  }
   const mc = vqganConfigFrom(cfg, images.height);
   if (mc.resolution !== images.height) {
-    throw new Error(`vqgan: model.resolution ${mc.resolution} does not match ${images.height}x${images.width} training images`);
+    throw new Error(
+      `vqgan: model.resolution ${mc.resolution} does not match ${images.height}x${images.width} training images`,
+    );
   }
   await Deno.mkdir(outDir, { recursive: true });
-  await Deno.writeTextFile(`${outDir}/vqgan.json`, JSON.stringify({ kind: "vqgan", config: mc }, null, 2) + "\n");
+  await Deno.writeTextFile(
+    `${outDir}/vqgan.json`,
+    JSON.stringify({ kind: "vqgan", config: mc }, null, 2) + "\n",
+  );
   const model = new VQGAN(mc, new Generator(cfg.common.seed));
   const B = cfg.dataset.batch_size;
-  if (images.count < B) throw new Error(`vqgan: ${images.count} training images are fewer than one batch of ${B}`);
+  if (images.count < B) {
+    throw new Error(`vqgan: ${images.count} training images are fewer than one batch of ${B}`);
+  }
   const batchesPerEpoch = Math.floor(images.count / B);
   const restarter = cfg.loss.dead_code_restart > 0
     ? new DeadCodeRestarter(model, cfg.loss.dead_code_restart, cfg.common.seed + 7)
@@ -199,49 +239,67 @@ export async function trainVqgan(
     return ops.mean(cfg.loss.reconstruction === "l1" ? ops.abs(diff) : ops.square(diff));
   };
 
-  const result = await train<{ rows: number[]; tick: number }>({
-    model,
-    batchesPerEpoch,
-    batch: async (epoch, index, order) => {
-      const tick = epoch * batchesPerEpoch + index;
-      if (cfg.loss.kmeans_init && tick === warmup) {
-        const fitted = await fitCodebookToEncoder(model, images, cfg.common.seed + 11, hooks.signal);
-        hooks.onRestart?.(tick, fitted);
-      }
-      const restart = await restarter?.update();
-      if (restart) hooks.onRestart?.(restart.step, restart.codes);
-      const perm = new Generator(cfg.common.seed).fork(1000 + epoch).permutation(images.count);
-      const rows = Array.from(perm.subarray(order[index] * B, order[index] * B + B));
-      return { rows, tick };
+  const result = await train<{ rows: number[]; tick: number }>(
+    {
+      model,
+      batchesPerEpoch,
+      batch: async (epoch, index, order) => {
+        const tick = epoch * batchesPerEpoch + index;
+        if (cfg.loss.kmeans_init && tick === warmup) {
+          const fitted = await fitCodebookToEncoder(
+            model,
+            images,
+            cfg.common.seed + 11,
+            hooks.signal,
+          );
+          hooks.onRestart?.(tick, fitted);
+        }
+        const restart = await restarter?.update();
+        if (restart) hooks.onRestart?.(restart.step, restart.codes);
+        const perm = new Generator(cfg.common.seed).fork(1000 + epoch).permutation(images.count);
+        const rows = Array.from(perm.subarray(order[index] * B, order[index] * B + B));
+        return { rows, tick };
+      },
+      loss: ({ rows, tick }) => {
+        const x = stackRows(images, rows);
+        const z = model.encoder.forward(x);
+        if (tick < warmup) return pixelLoss(model.decoder.forward(model.quantize.bypass(z)), x);
+        const vq = model.quantize.forward(z);
+        restarter?.record(tick, vq.indices, vq.latent);
+        const rec = pixelLoss(model.decoder.forward(vq.quantized), x);
+        return ops.add(
+          rec,
+          ops.mul(model.quantize.loss(vq, cfg.loss.legacy), cfg.loss.codebook_weight),
+        );
+      },
+      itemsPerBatch: ({ rows }) => rows.length,
+      validate: valid ? () => pixelMse(model, valid) : undefined,
     },
-    loss: ({ rows, tick }) => {
-      const x = stackRows(images, rows);
-      const z = model.encoder.forward(x);
-      if (tick < warmup) return pixelLoss(model.decoder.forward(model.quantize.bypass(z)), x);
-      const vq = model.quantize.forward(z);
-      restarter?.record(tick, vq.indices, vq.latent);
-      const rec = pixelLoss(model.decoder.forward(vq.quantized), x);
-      return ops.add(rec, ops.mul(model.quantize.loss(vq, cfg.loss.legacy), cfg.loss.codebook_weight));
+    {
+      maxSteps: cfg.optimization.max_update,
+      schedule: scheduleFrom(cfg),
+      betas: [cfg.optimizer.adam_betas[0] ?? 0.5, cfg.optimizer.adam_betas[1] ?? 0.9],
+      weightDecay: cfg.optimizer.weight_decay,
+      clipNorm: cfg.optimization.clip_norm,
+      accumulate: 1,
+      logInterval: cfg.common.log_interval,
+      saveInterval: cfg.checkpoint.save_interval_updates,
+      validInterval: valid ? cfg.checkpoint.save_interval_updates : 0,
+      seed: cfg.common.seed,
     },
-    itemsPerBatch: ({ rows }) => rows.length,
-    validate: valid ? () => pixelMse(model, valid) : undefined,
-  }, {
-    maxSteps: cfg.optimization.max_update,
-    schedule: scheduleFrom(cfg),
-    betas: [cfg.optimizer.adam_betas[0] ?? 0.5, cfg.optimizer.adam_betas[1] ?? 0.9],
-    weightDecay: cfg.optimizer.weight_decay,
-    clipNorm: cfg.optimization.clip_norm,
-    accumulate: 1,
-    logInterval: cfg.common.log_interval,
-    saveInterval: cfg.checkpoint.save_interval_updates,
-    validInterval: valid ? cfg.checkpoint.save_interval_updates : 0,
-    seed: cfg.common.seed,
-  }, `${outDir}/checkpoints`, hooks, hooks.resume ?? true).finally(() => restarter?.dispose());
+    `${outDir}/checkpoints`,
+    hooks,
+    hooks.resume ?? true,
+  ).finally(() => restarter?.dispose());
 
   model.eval();
   const shown = valid ?? images;
   const n = Math.min(cfg.preview.count, shown.count);
-  const sample = { ...shown, count: n, data: shown.data.subarray(0, n * shown.height * shown.width * 3) };
+  const sample = {
+    ...shown,
+    count: n,
+    data: shown.data.subarray(0, n * shown.height * shown.width * 3),
+  };
   const recon = await reconstruct(model, sample);
   if (n > 0) await writePng(`${outDir}/reconstructions.png`, pairsSheet(sample, recon).image);
   return { model, result, psnr: psnr(sample, recon) };
@@ -252,7 +310,12 @@ export async function trainVqgan(
  * l2 codes), copied into the codebook: after the warm-up every code starts where encoder
  * outputs are, so none is dead from the start. Returns the number of codes set.
  */
-async function fitCodebookToEncoder(model: VQGAN, images: ImageBatch, seed: number, signal?: AbortSignal): Promise<number> {
+async function fitCodebookToEncoder(
+  model: VQGAN,
+  images: ImageBatch,
+  seed: number,
+  signal?: AbortSignal,
+): Promise<number> {
   const q = model.quantize;
   const n = Math.min(images.count, 512);
   const chunks: Float32Array[] = [];
@@ -260,7 +323,9 @@ async function fitCodebookToEncoder(model: VQGAN, images: ImageBatch, seed: numb
     signal?.throwIfAborted();
     const rows = tidy(() =>
       noGrad(() => {
-        const u = q.toCodeSpace(model.encoder.forward(imagesToTensor(images, i, Math.min(64, n - i))));
+        const u = q.toCodeSpace(
+          model.encoder.forward(imagesToTensor(images, i, Math.min(64, n - i))),
+        );
         return ops.contiguous(ops.permute(u, [0, 2, 3, 1]));
       })
     );
@@ -270,7 +335,13 @@ async function fitCodebookToEncoder(model: VQGAN, images: ImageBatch, seed: numb
   const data = new Float32Array(chunks.reduce((t, c) => t + c.length, 0));
   chunks.reduce((at, c) => (data.set(c, at), at + c.length), 0);
   const { centroids } = await fitKMeans(memorySource(data, q.dim), {
-    k: q.codes, iterations: 15, seed, spherical: q.l2, maxPointsPerCentroid: 0, minPointsPerCentroid: 0, signal,
+    k: q.codes,
+    iterations: 15,
+    seed,
+    spherical: q.l2,
+    maxPointsPerCentroid: 0,
+    minPointsPerCentroid: 0,
+    signal,
   });
   const w = q.embedding.weight;
   tidy(() => w.backend.copyInto(w.view(), ops.tensor(centroids, w.shape).view()));
@@ -305,15 +376,26 @@ async function pixelMse(model: VQGAN, images: ImageBatch): Promise<number> {
 function pairsSheet(originals: ImageBatch, recon: ImageBatch): ContactSheet {
   const columns = Math.min(8, originals.count);
   const rows = Math.ceil(originals.count / columns);
-  const sheet = new ContactSheet(rows * 2 * columns, columns, originals.height, originals.width, Math.max(originals.height, 64));
+  const sheet = new ContactSheet(
+    rows * 2 * columns,
+    columns,
+    originals.height,
+    originals.width,
+    Math.max(originals.height, 64),
+  );
   for (let r = 0; r < rows; r++) {
     for (const src of [originals, recon]) {
       for (let c = 0; c < columns; c++) {
         const i = r * columns + c;
-        sheet.add(i < src.count ? imageAt(src, i) : { width: src.width, height: src.height, data: new Uint8Array(src.width * src.height * 3).fill(255) });
+        sheet.add(
+          i < src.count ? imageAt(src, i) : {
+            width: src.width,
+            height: src.height,
+            data: new Uint8Array(src.width * src.height * 3).fill(255),
+          },
+        );
       }
     }
   }
   return sheet;
 }
-

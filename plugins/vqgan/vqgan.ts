@@ -71,13 +71,53 @@ const base = { inChannels: 3, outCh: 3, eps: 1e-6, beta: 0.25 };
  * 200 steps, colours washed out).
  */
 export const VQGAN_PRESETS: Record<string, VqganConfig> = {
-  mage: { ...base, ch: 128, chMult: [1, 1, 2, 2, 4], numResBlocks: 2, zChannels: 256, embedDim: 256, nEmbed: 1024, resolution: 256, normGroups: 32 },
+  mage: {
+    ...base,
+    ch: 128,
+    chMult: [1, 1, 2, 2, 4],
+    numResBlocks: 2,
+    zChannels: 256,
+    embedDim: 256,
+    nEmbed: 1024,
+    resolution: 256,
+    normGroups: 32,
+  },
   /** 16x16 images to an 8x8 grid (tests). */
-  cpu16: { ...base, ch: 16, chMult: [1, 1], numResBlocks: 1, zChannels: 16, embedDim: 16, nEmbed: 256, resolution: 16, normGroups: 8 },
+  cpu16: {
+    ...base,
+    ch: 16,
+    chMult: [1, 1],
+    numResBlocks: 1,
+    zChannels: 16,
+    embedDim: 16,
+    nEmbed: 256,
+    resolution: 16,
+    normGroups: 8,
+  },
   /** 32x32 images to an 8x8 grid. */
-  cpu32: { ...base, ch: 32, chMult: [1, 1, 1], numResBlocks: 1, zChannels: 32, embedDim: 32, nEmbed: 512, resolution: 32, normGroups: 8 },
+  cpu32: {
+    ...base,
+    ch: 32,
+    chMult: [1, 1, 1],
+    numResBlocks: 1,
+    zChannels: 32,
+    embedDim: 32,
+    nEmbed: 512,
+    resolution: 32,
+    normGroups: 8,
+  },
   /** 64x64 images to a 16x16 grid (DiGIT's 256 tokens per image). */
-  cpu64: { ...base, ch: 32, chMult: [1, 1, 1], numResBlocks: 2, zChannels: 32, embedDim: 32, nEmbed: 1024, resolution: 64, normGroups: 8 },
+  cpu64: {
+    ...base,
+    ch: 32,
+    chMult: [1, 1, 1],
+    numResBlocks: 2,
+    zChannels: 32,
+    embedDim: 32,
+    nEmbed: 1024,
+    resolution: 64,
+    normGroups: 8,
+  },
 };
 
 /** Image pixels per code along each side: the patch fold times one halving per level but the last. */
@@ -107,16 +147,28 @@ export class VQGAN extends Module implements Decoder {
   constructor(readonly cfg: VqganConfig, gen = new Generator(0)) {
     super();
     if (cfg.embedDim > cfg.zChannels) {
-      throw new Error(`vqgan: embedDim ${cfg.embedDim} exceeds zChannels ${cfg.zChannels} (codes are looked up in zChannels or fewer dimensions)`);
+      throw new Error(
+        `vqgan: embedDim ${cfg.embedDim} exceeds zChannels ${cfg.zChannels} (codes are looked up in zChannels or fewer dimensions)`,
+      );
     }
     const grid = vqganGridSize(cfg);
     if (!Number.isInteger(grid) || grid < 1) {
-      throw new Error(`vqgan: resolution ${cfg.resolution} is not divisible by the downsampling factor ${vqganDownsampling(cfg)}`);
+      throw new Error(
+        `vqgan: resolution ${cfg.resolution} is not divisible by the downsampling factor ${
+          vqganDownsampling(cfg)
+        }`,
+      );
     }
     const norm = { groups: cfg.normGroups, eps: cfg.eps, kind: cfg.norm ?? "group" };
     this.encoder = this.child("encoder", new VqEncoder(cfg, norm, gen));
     this.decoder = this.child("decoder", new VqDecoder(cfg, norm, gen));
-    this.quantize = this.child("quantize", new VectorQuantizer(cfg.nEmbed, cfg.embedDim, cfg.beta, gen, { zDim: cfg.zChannels, l2: cfg.l2Codes }));
+    this.quantize = this.child(
+      "quantize",
+      new VectorQuantizer(cfg.nEmbed, cfg.embedDim, cfg.beta, gen, {
+        zDim: cfg.zChannels,
+        l2: cfg.l2Codes,
+      }),
+    );
     this.gridSize = grid;
     this.imageSize = cfg.resolution;
   }
@@ -141,7 +193,9 @@ export class VQGAN extends Module implements Decoder {
   async encode(images: ImageBatch): Promise<TokenGrid> {
     const f = vqganDownsampling(this.cfg);
     if (images.height % f !== 0 || images.width % f !== 0) {
-      throw new Error(`vqgan.encode: ${images.height}x${images.width} images are not divisible by the downsampling factor ${f}`);
+      throw new Error(
+        `vqgan.encode: ${images.height}x${images.width} images are not divisible by the downsampling factor ${f}`,
+      );
     }
     const h = images.height / f, w = images.width / f;
     const tokens = new Int32Array(images.count * h * w);
@@ -158,10 +212,16 @@ export class VQGAN extends Module implements Decoder {
   async decode(grid: TokenGrid): Promise<ImageBatch> {
     const L = grid.height * grid.width;
     if (grid.tokens.length !== grid.count * L) {
-      throw new Error(`vqgan.decode: ${grid.tokens.length} tokens do not fill ${grid.count} grids of ${grid.height}x${grid.width}`);
+      throw new Error(
+        `vqgan.decode: ${grid.tokens.length} tokens do not fill ${grid.count} grids of ${grid.height}x${grid.width}`,
+      );
     }
     for (const t of grid.tokens) {
-      if (t < 0 || t >= this.cfg.nEmbed) throw new Error(`vqgan.decode: token ${t} is outside the codebook 0..${this.cfg.nEmbed - 1}`);
+      if (t < 0 || t >= this.cfg.nEmbed) {
+        throw new Error(
+          `vqgan.decode: token ${t} is outside the codebook 0..${this.cfg.nEmbed - 1}`,
+        );
+      }
     }
     const f = vqganDownsampling(this.cfg);
     const H = grid.height * f, W = grid.width * f;

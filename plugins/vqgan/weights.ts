@@ -26,7 +26,13 @@ export function vqganStateDict(sd: StateDict): StateDict {
 
 function shapeOf(sd: StateDict, key: string): number[] {
   const t: HostTensor | undefined = sd.get(key);
-  if (!t) throw new Error(`vqgan weights: key '${key}' is missing (${sd.size} keys, e.g. ${[...sd.keys()].slice(0, 4).join(", ")})`);
+  if (!t) {
+    throw new Error(
+      `vqgan weights: key '${key}' is missing (${sd.size} keys, e.g. ${
+        [...sd.keys()].slice(0, 4).join(", ")
+      })`,
+    );
+  }
   return t.shape;
 }
 
@@ -50,19 +56,29 @@ export function inferVqganConfig(sd: StateDict, defaults: Partial<VqganConfig> =
   const grid = defaults.resolution ? defaults.resolution / f : 16;
   const channels = chMult.map((m) => m * ch);
   return {
-    ch, chMult, numResBlocks, zChannels, embedDim, nEmbed,
+    ch,
+    chMult,
+    numResBlocks,
+    zChannels,
+    embedDim,
+    nEmbed,
     inChannels: shapeOf(sd, "encoder.conv_in.weight")[1] / (patch * patch),
     outCh: shapeOf(sd, "decoder.conv_out.weight")[0] / (patch * patch),
     resolution: grid * f,
-    normGroups: defaults.normGroups ?? (channels.every((c) => c % 32 === 0) ? 32 : gcdAll(channels)),
+    normGroups: defaults.normGroups ??
+      (channels.every((c) => c % 32 === 0) ? 32 : gcdAll(channels)),
     eps: defaults.eps ?? 1e-6,
     beta: defaults.beta ?? 0.25,
     ...(defaults.patch !== undefined ? { patch } : {}),
     ...(defaults.l2Codes !== undefined ? { l2Codes: defaults.l2Codes } : {}),
     // Blocks without GroupNorm (norm: none) have no norm1 weights.
-    ...(defaults.norm !== undefined || !sd.has("encoder.mid.block_1.norm1.weight") ? { norm: sd.has("encoder.mid.block_1.norm1.weight") ? "group" as const : "none" as const } : {}),
+    ...(defaults.norm !== undefined || !sd.has("encoder.mid.block_1.norm1.weight")
+      ? { norm: sd.has("encoder.mid.block_1.norm1.weight") ? "group" as const : "none" as const }
+      : {}),
     // A model built without the output norms has no norm_out weights.
-    ...(defaults.outNorm !== undefined || !sd.has("encoder.norm_out.weight") ? { outNorm: sd.has("encoder.norm_out.weight") } : {}),
+    ...(defaults.outNorm !== undefined || !sd.has("encoder.norm_out.weight")
+      ? { outNorm: sd.has("encoder.norm_out.weight") }
+      : {}),
   };
 }
 
@@ -83,7 +99,9 @@ async function sidecarConfig(path: string): Promise<Partial<VqganConfig> | undef
     try {
       return JSON.parse(await Deno.readTextFile(candidate)).config;
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw new Error(`vqgan: ${candidate}: ${(e as Error).message}`);
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new Error(`vqgan: ${candidate}: ${(e as Error).message}`);
+      }
     }
   }
   return undefined;
@@ -100,7 +118,9 @@ export async function loadVqgan(path: string, opts: LoadVqganOptions = {}): Prom
   const file = path.replace(/\.json$/, "");
   const sd = vqganStateDict(await readWeights(file));
   // Options left undefined (absent CLI/YAML keys) must not hide what vqgan.json recorded.
-  const given = Object.fromEntries(Object.entries(opts.config ?? {}).filter(([, v]) => v !== undefined));
+  const given = Object.fromEntries(
+    Object.entries(opts.config ?? {}).filter(([, v]) => v !== undefined),
+  );
   const defaults = { ...(await sidecarConfig(file)), ...given };
   const cfg = inferVqganConfig(sd, defaults);
   const model = new VQGAN(cfg);

@@ -9,7 +9,7 @@
 import { backward, noGrad } from "../../core/autograd.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
-import { Tensor, tidy } from "../../core/tensor.ts";
+import { type Tensor, tidy } from "../../core/tensor.ts";
 
 export interface GradcheckOptions {
   eps?: number;
@@ -39,7 +39,9 @@ export function gradcheck(
   const lossAt = (vals: (Float32Array | Int32Array)[]): number =>
     tidy(() =>
       noGrad(() => {
-        const ts = vals.map((v, i) => ops.tensor(v, inputs[i].shape as number[], { dtype: inputs[i].dtype }));
+        const ts = vals.map((v, i) =>
+          ops.tensor(v, inputs[i].shape as number[], { dtype: inputs[i].dtype })
+        );
         const out = f(...ts).dataSync();
         let s = 0;
         for (let i = 0; i < out.length; i++) s += out[i] * wHost[i];
@@ -72,7 +74,9 @@ export function gradcheck(
       const numeric = (lossAt(plus) - lossAt(minus)) / (2 * eps);
       const err = Math.abs(analytic[j] - numeric);
       if (!(err <= atol + rtol * Math.abs(numeric))) {
-        throw new Error(`${name}: d/dinput${i}[${j}] analytic ${analytic[j]} vs numeric ${numeric} (err ${err})`);
+        throw new Error(
+          `${name}: d/dinput${i}[${j}] analytic ${analytic[j]} vs numeric ${numeric} (err ${err})`,
+        );
       }
     }
   }

@@ -42,8 +42,11 @@ function blockRows(args: AttentionArgs): number {
 function check(op: string, args: AttentionArgs, arrays: Record<string, [Float32Array, number]>) {
   for (const [name, [arr, expected]] of Object.entries(arrays)) {
     if (arr.length !== expected) {
-      throw new ShapeError(op, `${name} has ${arr.length} elements, expected ${expected}: ` +
-        `args=${JSON.stringify(args)}`);
+      throw new ShapeError(
+        op,
+        `${name} has ${arr.length} elements, expected ${expected}: ` +
+          `args=${JSON.stringify(args)}`,
+      );
     }
   }
 }
@@ -55,18 +58,32 @@ function denseRows(args: AttentionArgs, T: number): AttentionRows {
 }
 
 /** Throws unless every element of the strided (B, H, T, D) operand lies inside `arr`. */
-function checkRows(args: AttentionArgs, name: string, arr: Float32Array, r: AttentionRows, T: number) {
+function checkRows(
+  args: AttentionArgs,
+  name: string,
+  arr: Float32Array,
+  r: AttentionRows,
+  T: number,
+) {
   const { batch: B, heads: H, headDim: D } = args;
   const fields = [r.offset, r.batch, r.head, r.row];
   if (!fields.every((f) => Number.isInteger(f) && f >= 0) || (T > 1 && r.row < D)) {
-    throw new ShapeError("attention", `${name} layout ${JSON.stringify(r)} is not a strided ` +
-      `(B, H, T, D) array with rows of ${D}`);
+    throw new ShapeError(
+      "attention",
+      `${name} layout ${JSON.stringify(r)} is not a strided ` +
+        `(B, H, T, D) array with rows of ${D}`,
+    );
   }
   if (B * H * T * D === 0) return;
   const last = r.offset + (B - 1) * r.batch + (H - 1) * r.head + (T - 1) * r.row + D - 1;
   if (last >= arr.length) {
-    throw new ShapeError("attention", `${name} layout ${JSON.stringify(r)} reaches element ` +
-      `${last}, past its ${arr.length} elements: args=${JSON.stringify({ ...args, inputs: undefined })}`);
+    throw new ShapeError(
+      "attention",
+      `${name} layout ${JSON.stringify(r)} reaches element ` +
+        `${last}, past its ${arr.length} elements: args=${
+          JSON.stringify({ ...args, inputs: undefined })
+        }`,
+    );
   }
 }
 
@@ -77,7 +94,10 @@ function visibleKeys(args: AttentionArgs, i: number): number {
 }
 
 export function attention(
-  q: Float32Array, k: Float32Array, v: Float32Array, args: AttentionArgs,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  args: AttentionArgs,
   gemm: SgemmFn = defaultSgemm,
 ): { out: Float32Array; lse: Float32Array } {
   const { batch, heads, Tq, Tk, headDim: D, scale } = args;
@@ -118,16 +138,48 @@ export function attention(
           lse.fill(-Infinity, bh * Tq + i0, bh * Tq + i0 + rows);
           continue; // out stays 0 for rows that see no key
         }
-        gemm(false, true, rows, nk, D, scale, q, qBase + i0 * lq.row, lq.row, k, kBase, lk.row, 0,
-          scores, 0, nk);
+        gemm(
+          false,
+          true,
+          rows,
+          nk,
+          D,
+          scale,
+          q,
+          qBase + i0 * lq.row,
+          lq.row,
+          k,
+          kBase,
+          lk.row,
+          0,
+          scores,
+          0,
+          nk,
+        );
         const visible = (r: number) => visibleKeys(args, i0 + r);
         if (!softmaxBlockWasm(scores, rows, nk, visible, lse, bh * Tq + i0)) {
           for (let r = 0; r < rows; r++) {
             lse[bh * Tq + i0 + r] = softmaxRowInPlace(scores, r * nk, nk, visible(r));
           }
         }
-        gemm(false, false, rows, D, nk, 1, scores, 0, nk, v, vBase, lv.row, 0, out,
-          oBase + i0 * lo.row, lo.row);
+        gemm(
+          false,
+          false,
+          rows,
+          D,
+          nk,
+          1,
+          scores,
+          0,
+          nk,
+          v,
+          vBase,
+          lv.row,
+          0,
+          out,
+          oBase + i0 * lo.row,
+          lo.row,
+        );
       }
     }
   }
@@ -155,8 +207,14 @@ function softmaxRowInPlace(s: Float32Array, off: number, n: number, visible: num
 }
 
 export function attentionBackward(
-  q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array,
-  dout: Float32Array, args: AttentionArgs, gemm: SgemmFn = defaultSgemm,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  out: Float32Array,
+  lse: Float32Array,
+  dout: Float32Array,
+  args: AttentionArgs,
+  gemm: SgemmFn = defaultSgemm,
 ): { dq: Float32Array; dk: Float32Array; dv: Float32Array } {
   const { batch, heads, Tq, Tk, headDim: D, scale } = args;
   const BH = batch * heads;
@@ -164,8 +222,12 @@ export function attentionBackward(
     throw new ShapeError("attentionBackward", "takes dense (B, H, T, D) operands");
   }
   check("attentionBackward", args, {
-    q: [q, BH * Tq * D], k: [k, BH * Tk * D], v: [v, BH * Tk * D], out: [out, BH * Tq * D],
-    lse: [lse, BH * Tq], dout: [dout, BH * Tq * D],
+    q: [q, BH * Tq * D],
+    k: [k, BH * Tk * D],
+    v: [v, BH * Tk * D],
+    out: [out, BH * Tq * D],
+    lse: [lse, BH * Tq],
+    dout: [dout, BH * Tq * D],
   });
   const dq = new Float32Array(BH * Tq * D);
   const dk = new Float32Array(BH * Tk * D);

@@ -73,26 +73,41 @@ function plan(args: Conv2dArgs, op: string): Plan {
   // Pointwise convs read x in place one image at a time: gathering images costs more
   // than the bigger GEMM gains.
   const perImage = Math.max(K, Og) * OHW; // the larger of the two scratch buffers
-  const images = pointwise ? 1 : Math.max(1, Math.min(
-    batch,
-    Math.ceil(TARGET_COLUMNS / OHW),
-    Math.floor(SCRATCH_BUDGET / perImage),
-  ));
+  const images = pointwise ? 1 : Math.max(
+    1,
+    Math.min(
+      batch,
+      Math.ceil(TARGET_COLUMNS / OHW),
+      Math.floor(SCRATCH_BUDGET / perImage),
+    ),
+  );
   const bandColumns = Math.max(BAND_FLOATS / K, MIN_BAND_COLUMNS);
   return {
-    Cg, Og, K, HW: inH * inW, OHW, pointwise, images,
-    rowsPerBand: images > 1 ? outH : Math.max(1, Math.min(
-      outH,
-      Math.floor(bandColumns / outW),
-      Math.floor(SCRATCH_BUDGET / (K * outW)),
-    )),
+    Cg,
+    Og,
+    K,
+    HW: inH * inW,
+    OHW,
+    pointwise,
+    images,
+    rowsPerBand: images > 1 ? outH : Math.max(
+      1,
+      Math.min(
+        outH,
+        Math.floor(bandColumns / outW),
+        Math.floor(SCRATCH_BUDGET / (K * outW)),
+      ),
+    ),
   };
 }
 
 function expectLength(op: string, name: string, arr: Float32Array, n: number, args: Conv2dArgs) {
   if (arr.length !== n) {
-    throw new ShapeError(op, `${name} has ${arr.length} elements, expected ${n}: ` +
-      `args=${JSON.stringify(args)}`);
+    throw new ShapeError(
+      op,
+      `${name} has ${arr.length} elements, expected ${n}: ` +
+        `args=${JSON.stringify(args)}`,
+    );
   }
 }
 
@@ -115,8 +130,13 @@ function rowsBuffer(n: number): Float32Array {
  * (row r of image i at srcOff(i) + r*len) into `dst` side by side (row r at r*ld + i*len).
  */
 function gatherImages(
-  src: Float32Array, srcOff: (i: number) => number, nb: number, rows: number, len: number,
-  dst: Float32Array, ld: number,
+  src: Float32Array,
+  srcOff: (i: number) => number,
+  nb: number,
+  rows: number,
+  len: number,
+  dst: Float32Array,
+  ld: number,
 ) {
   for (let i = 0; i < nb; i++) {
     const s = srcOff(i);
@@ -148,7 +168,10 @@ function takesWinograd(a: Conv2dArgs): boolean {
 }
 
 export function conv2d(
-  x: Float32Array, w: Float32Array, bias: Float32Array | null, args: Conv2dArgs,
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | null,
+  args: Conv2dArgs,
   gemm: SgemmFn = defaultSgemm,
 ): Float32Array {
   const p = plan(args, "conv2d");
@@ -177,7 +200,9 @@ export function conv2d(
         const ld = nb * OHW;
         const cols = colsBuffer(K * ld), out = rowsBuffer(Og * ld);
         for (let i = 0; i < nb; i++) im2col(x, xOff(i), Cg, args, 0, outH, cols, i * OHW, ld);
-        if (bias) for (let o = 0; o < Og; o++) out.fill(bias[gi * Og + o], o * ld, (o + 1) * ld);
+        if (bias) {
+          for (let o = 0; o < Og; o++) out.fill(bias[gi * Og + o], o * ld, (o + 1) * ld);
+        }
         gemm(false, false, Og, ld, K, 1, w, wOff, K, cols, 0, ld, beta, out, 0, ld);
         for (let i = 0; i < nb; i++) {
           for (let o = 0; o < Og; o++) {
@@ -200,8 +225,24 @@ export function conv2d(
         const width = (oh1 - oh0) * outW;
         const cols = colsBuffer(K * width);
         im2col(x, xOff(0), Cg, args, oh0, oh1, cols, 0, width);
-        gemm(false, false, Og, width, K, 1, w, wOff, K, cols, 0, width, beta, y,
-          yOff(0) + oh0 * outW, OHW);
+        gemm(
+          false,
+          false,
+          Og,
+          width,
+          K,
+          1,
+          w,
+          wOff,
+          K,
+          cols,
+          0,
+          width,
+          beta,
+          y,
+          yOff(0) + oh0 * outW,
+          OHW,
+        );
       }
     }
   }
@@ -209,7 +250,10 @@ export function conv2d(
 }
 
 export function conv2dBackwardInput(
-  dy: Float32Array, w: Float32Array, args: Conv2dArgs, gemm: SgemmFn = defaultSgemm,
+  dy: Float32Array,
+  w: Float32Array,
+  args: Conv2dArgs,
+  gemm: SgemmFn = defaultSgemm,
 ): Float32Array {
   const p = plan(args, "conv2dBackwardInput");
   const { batch, inC, outC, groups, outH, outW } = args;
@@ -242,8 +286,24 @@ export function conv2dBackwardInput(
         const oh1 = Math.min(outH, oh0 + p.rowsPerBand);
         const width = (oh1 - oh0) * outW;
         const cols = colsBuffer(K * width);
-        gemm(true, false, K, width, Og, 1, w, wOff, K, dy, dyOff(0) + oh0 * outW, OHW, 0,
-          cols, 0, width);
+        gemm(
+          true,
+          false,
+          K,
+          width,
+          Og,
+          1,
+          w,
+          wOff,
+          K,
+          dy,
+          dyOff(0) + oh0 * outW,
+          OHW,
+          0,
+          cols,
+          0,
+          width,
+        );
         col2im(cols, 0, width, Cg, args, oh0, oh1, dx, dxOff(0));
       }
     }
@@ -266,9 +326,20 @@ function transposedArgs(a: Conv2dArgs, p: Plan): Conv2dArgs | null {
   if (a.padH > a.kH - 1 || a.padW > a.kW - 1) return null;
   if (p.OHW < 1024 || p.Og > 2 * p.Cg || a.batch * p.OHW <= p.Og) return null;
   return {
-    batch: a.batch, inC: a.outC, inH: a.outH, inW: a.outW, outC: a.inC, kH: a.kH, kW: a.kW,
-    strideH: 1, strideW: 1, padH: a.kH - 1 - a.padH, padW: a.kW - 1 - a.padW,
-    groups: a.groups, outH: a.inH, outW: a.inW,
+    batch: a.batch,
+    inC: a.outC,
+    inH: a.outH,
+    inW: a.outW,
+    outC: a.inC,
+    kH: a.kH,
+    kW: a.kW,
+    strideH: 1,
+    strideW: 1,
+    padH: a.kH - 1 - a.padH,
+    padW: a.kW - 1 - a.padW,
+    groups: a.groups,
+    outH: a.inH,
+    outW: a.inW,
   };
 }
 
@@ -294,7 +365,10 @@ function flippedWeight(w: Float32Array, a: Conv2dArgs, p: Plan): Float32Array {
 }
 
 export function conv2dBackwardWeight(
-  dy: Float32Array, x: Float32Array, args: Conv2dArgs, gemm: SgemmFn = defaultSgemm,
+  dy: Float32Array,
+  x: Float32Array,
+  args: Conv2dArgs,
+  gemm: SgemmFn = defaultSgemm,
 ): Float32Array {
   const p = plan(args, "conv2dBackwardWeight");
   const { batch, inC, outC, groups, outH, outW } = args;
@@ -326,8 +400,24 @@ export function conv2dBackwardWeight(
         const width = (oh1 - oh0) * outW;
         const cols = colsBuffer(K * width);
         im2col(x, xOff(0), Cg, args, oh0, oh1, cols, 0, width);
-        gemm(false, true, Og, K, width, 1, dy, dyOff(0) + oh0 * outW, OHW, cols, 0, width, 1,
-          dw, wOff, K);
+        gemm(
+          false,
+          true,
+          Og,
+          K,
+          width,
+          1,
+          dy,
+          dyOff(0) + oh0 * outW,
+          OHW,
+          cols,
+          0,
+          width,
+          1,
+          dw,
+          wOff,
+          K,
+        );
       }
     }
   }

@@ -169,7 +169,9 @@ export function binary(
   outDtype: DType,
 ): HostArray {
   // The rows below cover every output element once: no zeroing needed.
-  const out = outDtype === "f32" ? outputF32(numel(shape), false) : newArray(outDtype, numel(shape));
+  const out = outDtype === "f32"
+    ? outputF32(numel(shape), false)
+    : newArray(outDtype, numel(shape));
   const layout = longRowLast(coalesce(shape, [contiguousStrides(shape), a.strides, b.strides]));
   const last = layout.shape.length - 1;
   const n = layout.shape[last];

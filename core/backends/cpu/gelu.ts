@@ -41,7 +41,11 @@ function chebyshevMonomials(n: number): number[][] {
  * monomial coefficients in u = (2x - 2a)/h - 1 in [-1, 1] of the polynomial interpolating
  * f at the degree + 1 Chebyshev nodes.
  */
-function tabulate(f: (x: number) => number, perUnit = INTERVALS_PER_UNIT, degree = DEGREE): Float64Array {
+function tabulate(
+  f: (x: number) => number,
+  perUnit = INTERVALS_PER_UNIT,
+  degree = DEGREE,
+): Float64Array {
   const n = degree + 1;
   const h = 1 / perUnit;
   const count = 2 * RANGE * perUnit;

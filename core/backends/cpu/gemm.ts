@@ -15,17 +15,40 @@ import { openblas } from "../../native/openblas.ts";
 import { createSimdKernel, type SimdKernel } from "./gemm_wasm.ts";
 
 export type SgemmFn = (
-  transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-  A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
-  beta: number, C: Float32Array, cOff: number, ldc: number,
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  alpha: number,
+  A: Float32Array,
+  aOff: number,
+  lda: number,
+  B: Float32Array,
+  bOff: number,
+  ldb: number,
+  beta: number,
+  C: Float32Array,
+  cOff: number,
+  ldc: number,
 ) => void;
 
 /** Throws unless every element the call would touch lies inside its array. */
 export function checkGemmArgs(
-  transA: boolean, transB: boolean, M: number, N: number, K: number,
-  A: Float32Array | Float64Array, aOff: number, lda: number,
-  B: Float32Array | Float64Array, bOff: number, ldb: number,
-  C: Float32Array | Float64Array, cOff: number, ldc: number,
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  A: Float32Array | Float64Array,
+  aOff: number,
+  lda: number,
+  B: Float32Array | Float64Array,
+  bOff: number,
+  ldb: number,
+  C: Float32Array | Float64Array,
+  cOff: number,
+  ldc: number,
 ): void {
   const bad = (what: string) => {
     throw new RangeError(
@@ -46,7 +69,22 @@ export function checkGemmArgs(
 
 /** C = alpha op(A) op(B) + beta C, through OpenBLAS when present. */
 export const sgemm: SgemmFn = (
-  transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc,
+  transA,
+  transB,
+  M,
+  N,
+  K,
+  alpha,
+  A,
+  aOff,
+  lda,
+  B,
+  bOff,
+  ldb,
+  beta,
+  C,
+  cOff,
+  ldc,
 ) => {
   checkGemmArgs(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc);
   if (M === 0 || N === 0) return;
@@ -54,8 +92,19 @@ export const sgemm: SgemmFn = (
   if (blas && K > 0) {
     // Deno passes a subarray's own data pointer, so offsets become views.
     blas.sgemm(
-      transA, transB, M, N, K, alpha, aOff ? A.subarray(aOff) : A, lda,
-      bOff ? B.subarray(bOff) : B, ldb, beta, cOff ? C.subarray(cOff) : C, ldc,
+      transA,
+      transB,
+      M,
+      N,
+      K,
+      alpha,
+      aOff ? A.subarray(aOff) : A,
+      lda,
+      bOff ? B.subarray(bOff) : B,
+      ldb,
+      beta,
+      cOff ? C.subarray(cOff) : C,
+      ldc,
     );
     return;
   }
@@ -64,7 +113,22 @@ export const sgemm: SgemmFn = (
 
 /** Reference triple loop (float32 storage, float64 accumulation). */
 export const sgemmNaive: SgemmFn = (
-  transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc,
+  transA,
+  transB,
+  M,
+  N,
+  K,
+  alpha,
+  A,
+  aOff,
+  lda,
+  B,
+  bOff,
+  ldb,
+  beta,
+  C,
+  cOff,
+  ldc,
 ) => {
   checkGemmArgs(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc);
   for (let i = 0; i < M; i++) {
@@ -120,12 +184,43 @@ export function blockedKernelDescription(): string {
 
 /** Pure-TS GEMM (no native code): packed panels and a WASM SIMD or scalar micro-kernel. */
 export const sgemmBlocked: SgemmFn = (
-  transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc,
+  transA,
+  transB,
+  M,
+  N,
+  K,
+  alpha,
+  A,
+  aOff,
+  lda,
+  B,
+  bOff,
+  ldb,
+  beta,
+  C,
+  cOff,
+  ldc,
 ) => {
   const kernel = simd();
   if (!kernel) {
-    sgemmBlockedScalar(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C,
-      cOff, ldc);
+    sgemmBlockedScalar(
+      transA,
+      transB,
+      M,
+      N,
+      K,
+      alpha,
+      A,
+      aOff,
+      lda,
+      B,
+      bOff,
+      ldb,
+      beta,
+      C,
+      cOff,
+      ldc,
+    );
     return;
   }
   checkGemmArgs(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc);
@@ -149,7 +244,7 @@ export const sgemmBlocked: SgemmFn = (
         for (let i = 0; i < mc; i++) {
           const src = cOffset + i * ldt;
           const dst = cOff + (ic + i) * ldc + jc;
-          if (alpha === 1) for (let j = 0; j < nc; j++) C[dst + j] += heap[src + j];
+          if (alpha === 1) { for (let j = 0; j < nc; j++) C[dst + j] += heap[src + j]; }
           else for (let j = 0; j < nc; j++) C[dst + j] += alpha * heap[src + j];
         }
       }
@@ -162,7 +257,22 @@ let scalarPackB = new Float32Array(KC * NC);
 
 /** Pure-TS GEMM with a scalar 4x4 register-blocked micro-kernel (no WASM). */
 export const sgemmBlockedScalar: SgemmFn = (
-  transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc,
+  transA,
+  transB,
+  M,
+  N,
+  K,
+  alpha,
+  A,
+  aOff,
+  lda,
+  B,
+  bOff,
+  ldb,
+  beta,
+  C,
+  cOff,
+  ldc,
 ) => {
   checkGemmArgs(transA, transB, M, N, K, A, aOff, lda, B, bOff, ldb, C, cOff, ldc);
   if (M === 0 || N === 0) return;
@@ -207,8 +317,17 @@ function scaleC(M: number, N: number, beta: number, C: Float32Array, cOff: numbe
  * zero-padded to a whole sliver; written at out[o..].
  */
 function packA(
-  transA: boolean, A: Float32Array, aOff: number, lda: number,
-  ic: number, mc: number, pc: number, kc: number, mr: number, out: Float32Array, o: number,
+  transA: boolean,
+  A: Float32Array,
+  aOff: number,
+  lda: number,
+  ic: number,
+  mc: number,
+  pc: number,
+  kc: number,
+  mr: number,
+  out: Float32Array,
+  o: number,
 ) {
   for (let ir = 0; ir < mc; ir += mr) {
     const rows = Math.min(mr, mc - ir);
@@ -227,8 +346,17 @@ function packA(
 
 /** op(B)[pc:pc+kc, jc:jc+nc] into slivers of `nr` columns, each k-major, zero-padded. */
 function packB(
-  transB: boolean, B: Float32Array, bOff: number, ldb: number,
-  pc: number, kc: number, jc: number, nc: number, nr: number, out: Float32Array, o: number,
+  transB: boolean,
+  B: Float32Array,
+  bOff: number,
+  ldb: number,
+  pc: number,
+  kc: number,
+  jc: number,
+  nc: number,
+  nr: number,
+  out: Float32Array,
+  o: number,
 ) {
   for (let jr = 0; jr < nc; jr += nr) {
     const cols = Math.min(nr, nc - jr);
@@ -255,8 +383,15 @@ function packB(
 
 /** C[mc, nc] += alpha * packedA * packedB, one 4x4 tile at a time. */
 function scalarMacroKernel(
-  mc: number, nc: number, kc: number, alpha: number,
-  pa: Float32Array, pb: Float32Array, C: Float32Array, cBase: number, ldc: number,
+  mc: number,
+  nc: number,
+  kc: number,
+  alpha: number,
+  pa: Float32Array,
+  pb: Float32Array,
+  C: Float32Array,
+  cBase: number,
+  ldc: number,
 ) {
   for (let jr = 0; jr < nc; jr += NR) {
     const bBase = (jr / NR) * kc * NR;
@@ -274,30 +409,65 @@ function scalarMacroKernel(
       while (a < aEnd) {
         const b0 = pb[b], b1 = pb[b + 1], b2 = pb[b + 2], b3 = pb[b + 3];
         const a0 = pa[a];
-        c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+        c00 += a0 * b0;
+        c01 += a0 * b1;
+        c02 += a0 * b2;
+        c03 += a0 * b3;
         const a1 = pa[a + 1];
-        c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+        c10 += a1 * b0;
+        c11 += a1 * b1;
+        c12 += a1 * b2;
+        c13 += a1 * b3;
         const a2 = pa[a + 2];
-        c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+        c20 += a2 * b0;
+        c21 += a2 * b1;
+        c22 += a2 * b2;
+        c23 += a2 * b3;
         const a3 = pa[a + 3];
-        c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+        c30 += a3 * b0;
+        c31 += a3 * b1;
+        c32 += a3 * b2;
+        c33 += a3 * b3;
         a += MR;
         b += NR;
       }
       const c0 = cBase + ir * ldc + jr;
       if (rows === MR && cols === NR) {
         const c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
-        C[c0] += alpha * c00; C[c0 + 1] += alpha * c01; C[c0 + 2] += alpha * c02;
+        C[c0] += alpha * c00;
+        C[c0 + 1] += alpha * c01;
+        C[c0 + 2] += alpha * c02;
         C[c0 + 3] += alpha * c03;
-        C[c1] += alpha * c10; C[c1 + 1] += alpha * c11; C[c1 + 2] += alpha * c12;
+        C[c1] += alpha * c10;
+        C[c1 + 1] += alpha * c11;
+        C[c1 + 2] += alpha * c12;
         C[c1 + 3] += alpha * c13;
-        C[c2] += alpha * c20; C[c2 + 1] += alpha * c21; C[c2 + 2] += alpha * c22;
+        C[c2] += alpha * c20;
+        C[c2 + 1] += alpha * c21;
+        C[c2 + 2] += alpha * c22;
         C[c2 + 3] += alpha * c23;
-        C[c3] += alpha * c30; C[c3 + 1] += alpha * c31; C[c3 + 2] += alpha * c32;
+        C[c3] += alpha * c30;
+        C[c3 + 1] += alpha * c31;
+        C[c3 + 2] += alpha * c32;
         C[c3 + 3] += alpha * c33;
       } else {
         const tile = [
-          c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33,
+          c00,
+          c01,
+          c02,
+          c03,
+          c10,
+          c11,
+          c12,
+          c13,
+          c20,
+          c21,
+          c22,
+          c23,
+          c30,
+          c31,
+          c32,
+          c33,
         ];
         for (let r = 0; r < rows; r++) {
           for (let s = 0; s < cols; s++) C[c0 + r * ldc + s] += alpha * tile[r * NR + s];

@@ -14,7 +14,18 @@
  */
 
 import {
-  codeBuilder, EMPTY, HEADER, I32, memarg, op, section, simd, str, uleb, V128, vec,
+  codeBuilder,
+  EMPTY,
+  HEADER,
+  I32,
+  memarg,
+  op,
+  section,
+  simd,
+  str,
+  uleb,
+  V128,
+  vec,
 } from "../../wasm/assembler.ts";
 import { instantiateFirst } from "../../wasm/instance.ts";
 
@@ -31,7 +42,10 @@ export interface SimdKernel {
 }
 
 function assemble(
-  MR: number, NRV: number, relaxed: boolean, pages: number,
+  MR: number,
+  NRV: number,
+  relaxed: boolean,
+  pages: number,
 ): Uint8Array<ArrayBuffer> {
   const NR = 4 * NRV;
   // params 0..6, then i32 scratch locals, then v128 locals.
@@ -102,21 +116,34 @@ function assemble(
  * (mc, nc) product, sizes already rounded up to MR and NR. Null without WASM SIMD.
  */
 export function createSimdKernel(
-  MR: number, NRV: number, maxMc: number, maxKc: number, maxNc: number,
+  MR: number,
+  NRV: number,
+  maxMc: number,
+  maxKc: number,
+  maxNc: number,
   preferRelaxed = false,
 ): SimdKernel | null {
   const NR = 4 * NRV;
   const paFloats = maxMc * maxKc, pbFloats = maxKc * maxNc, cFloats = maxMc * maxNc;
   const bytes = 4 * (paFloats + pbFloats + cFloats);
   const pages = Math.ceil(bytes / 65536);
-  const built = instantiateFirst(preferRelaxed ? [true, false] : [false], (relaxed) => assemble(MR, NRV, relaxed, pages));
+  const built = instantiateFirst(
+    preferRelaxed ? [true, false] : [false],
+    (relaxed) => assemble(MR, NRV, relaxed, pages),
+  );
   if (!built) return null;
   const memory = built.exports.mem as WebAssembly.Memory;
   const kernel = built.exports.kernel as (...args: number[]) => void;
   const heap = new Float32Array(memory.buffer);
   const paOffset = 0, pbOffset = paFloats, cOffset = paFloats + pbFloats;
   return {
-    MR, NR, relaxed: built.variant, heap, paOffset, pbOffset, cOffset,
+    MR,
+    NR,
+    relaxed: built.variant,
+    heap,
+    paOffset,
+    pbOffset,
+    cOffset,
     run(mcTiles, ncTiles, kc, ldc) {
       kernel(4 * paOffset, 4 * pbOffset, 4 * cOffset, mcTiles, ncTiles, kc, 4 * ldc);
     },

@@ -35,8 +35,15 @@ function isSameWidth(a: Conv2dArgs): boolean {
 const SET_MIN = 48;
 
 export function im2col(
-  x: Float32Array, xOff: number, Cg: number, a: Conv2dArgs, oh0: number, oh1: number,
-  cols: Float32Array, colOff: number, ldc: number,
+  x: Float32Array,
+  xOff: number,
+  Cg: number,
+  a: Conv2dArgs,
+  oh0: number,
+  oh1: number,
+  cols: Float32Array,
+  colOff: number,
+  ldc: number,
 ): void {
   const { inH, inW, kH, kW, strideH, strideW, padH, padW, outW } = a;
   const plane = inH * inW;
@@ -98,8 +105,15 @@ function zeroWrapped(cols: Float32Array, start: number, rows: number, w: number,
  * zeroes the wrapped columns of `cols` first (cols is scratch to the caller).
  */
 export function col2im(
-  cols: Float32Array, colOff: number, ldc: number, Cg: number, a: Conv2dArgs, oh0: number,
-  oh1: number, dx: Float32Array, dxOff: number,
+  cols: Float32Array,
+  colOff: number,
+  ldc: number,
+  Cg: number,
+  a: Conv2dArgs,
+  oh0: number,
+  oh1: number,
+  dx: Float32Array,
+  dxOff: number,
 ): void {
   const { inH, inW, kH, kW, strideH, strideW, padH, padW, outW } = a;
   const plane = inH * inW;
@@ -146,8 +160,15 @@ export function col2im(
  * so only the block's two end elements need the per-tap bounds.
  */
 function addThreeTaps(
-  cols: Float32Array, r0: number, ldc: number, len: number, w: number, dx: Float32Array,
-  base: number, planeLo: number, planeHi: number,
+  cols: Float32Array,
+  r0: number,
+  ldc: number,
+  len: number,
+  w: number,
+  dx: Float32Array,
+  base: number,
+  planeLo: number,
+  planeHi: number,
 ) {
   const r1 = r0 + ldc, r2 = r1 + ldc;
   zeroWrapped(cols, r0, len / w, w, -1);

@@ -25,7 +25,10 @@ export interface MatmulEpilogue {
 }
 
 export function matmul(
-  a: Float32Array, b: Float32Array, args: MatmulArgs, epilogue: MatmulEpilogue = {},
+  a: Float32Array,
+  b: Float32Array,
+  args: MatmulArgs,
+  epilogue: MatmulEpilogue = {},
   gemm: SgemmFn = defaultSgemm,
 ): Float32Array {
   const { batch, M, N, K, transA, transB, strideA, strideB } = args;
@@ -36,9 +39,18 @@ export function matmul(
   if (a.length < (batch - 1) * strideA + M * K || b.length < (batch - 1) * strideB + K * N) {
     throw new ShapeError("matmul", `operand too small: ${describe()}`);
   }
-  for (const [name, arr, n] of [["bias", bias, N], ["scale", scale, N], ["addend", addend, batch * M * N]] as const) {
+  for (
+    const [name, arr, n] of [["bias", bias, N], ["scale", scale, N], [
+      "addend",
+      addend,
+      batch * M * N,
+    ]] as const
+  ) {
     if (arr && arr.length !== n) {
-      throw new ShapeError("matmul", `${name} has ${arr.length} elements, expected ${n}: ${describe()}`);
+      throw new ShapeError(
+        "matmul",
+        `${name} has ${arr.length} elements, expected ${n}: ${describe()}`,
+      );
     }
   }
   if (activation !== undefined && activation !== "gelu") {
@@ -59,18 +71,40 @@ export function matmul(
   } else {
     for (let i = 0; i < batch; i++) {
       gemm(
-        transA, transB, M, N, K, 1, a, i * strideA, lda, b, i * strideB, ldb, 1, out, i * M * N,
+        transA,
+        transB,
+        M,
+        N,
+        K,
+        1,
+        a,
+        i * strideA,
+        lda,
+        b,
+        i * strideB,
+        ldb,
+        1,
+        out,
+        i * M * N,
         N,
       );
     }
   }
   if (activation) geluFastInto(out, out);
-  if (scale || (addend && !addFirst)) finishRows(out, rows, N, scale, addFirst ? undefined : addend);
+  if (scale || (addend && !addFirst)) {
+    finishRows(out, rows, N, scale, addFirst ? undefined : addend);
+  }
   return out;
 }
 
 /** out = bias (+ addend) row by row, before the GEMM accumulates onto it. */
-function startRows(out: Float32Array, rows: number, N: number, bias?: Float32Array, addend?: Float32Array) {
+function startRows(
+  out: Float32Array,
+  rows: number,
+  N: number,
+  bias?: Float32Array,
+  addend?: Float32Array,
+) {
   if (addend && bias) {
     for (let r = 0; r < rows; r++) {
       const o = r * N;
@@ -84,15 +118,21 @@ function startRows(out: Float32Array, rows: number, N: number, bias?: Float32Arr
 }
 
 /** out = addend + scale * out (either part optional), row by row, after the GEMM. */
-function finishRows(out: Float32Array, rows: number, N: number, scale?: Float32Array, addend?: Float32Array) {
+function finishRows(
+  out: Float32Array,
+  rows: number,
+  N: number,
+  scale?: Float32Array,
+  addend?: Float32Array,
+) {
   if (scale && addend) {
     scaleAddRows(out, rows, N, scale, addend);
     return;
   }
   for (let r = 0; r < rows; r++) {
     const o = r * N;
-    if (scale) for (let j = 0; j < N; j++) out[o + j] *= scale[j];
-    else if (addend) for (let j = 0; j < N; j++) out[o + j] += addend[o + j];
+    if (scale) { for (let j = 0; j < N; j++) out[o + j] *= scale[j]; }
+    else if (addend) { for (let j = 0; j < N; j++) out[o + j] += addend[o + j]; }
   }
 }
 
@@ -100,7 +140,13 @@ function finishRows(out: Float32Array, rows: number, N: number, scale?: Float32A
  * out = addend + scale * out, four columns per step (the LayerScale + residual pass of
  * every transformer block: 0.77 instead of 1.07 ns per element, measured).
  */
-function scaleAddRows(out: Float32Array, rows: number, N: number, scale: Float32Array, addend: Float32Array) {
+function scaleAddRows(
+  out: Float32Array,
+  rows: number,
+  N: number,
+  scale: Float32Array,
+  addend: Float32Array,
+) {
   const N4 = N & ~3;
   for (let r = 0; r < rows; r++) {
     const o = r * N;
@@ -108,7 +154,8 @@ function scaleAddRows(out: Float32Array, rows: number, N: number, scale: Float32
     for (; j < N4; j += 4) {
       const i = o + j;
       const y0 = addend[i] + scale[j] * out[i], y1 = addend[i + 1] + scale[j + 1] * out[i + 1];
-      const y2 = addend[i + 2] + scale[j + 2] * out[i + 2], y3 = addend[i + 3] + scale[j + 3] * out[i + 3];
+      const y2 = addend[i + 2] + scale[j + 2] * out[i + 2],
+        y3 = addend[i + 3] + scale[j + 3] * out[i + 3];
       out[i] = y0, out[i + 1] = y1, out[i + 2] = y2, out[i + 3] = y3;
     }
     for (; j < N; j++) out[o + j] = addend[o + j] + scale[j] * out[o + j];

@@ -166,7 +166,9 @@ export function resize(x: Float32Array, a: ResizeArgs): Float32Array {
   const y = outputF32(a.planes * outPlane);
   const TH = th.taps;
   const TW = tw.taps;
-  if (TH === 1 && TW === 1 && a.mode === "nearest") return gatherNearest(x, y, a, th.index, tw.index);
+  if (TH === 1 && TW === 1 && a.mode === "nearest") {
+    return gatherNearest(x, y, a, th.index, tw.index);
+  }
   const taps = new Float64Array(TW);
   const rows = new Float64Array(TH);
   for (let p = 0; p < a.planes; p++) {
@@ -187,7 +189,13 @@ export function resize(x: Float32Array, a: ResizeArgs): Float32Array {
 }
 
 /** Nearest: one tap of weight 1 per axis, so the result is a plain gather (a VQGAN's upsampling). */
-function gatherNearest(x: Float32Array, y: Float32Array, a: ResizeArgs, rows: Int32Array, cols: Int32Array): Float32Array {
+function gatherNearest(
+  x: Float32Array,
+  y: Float32Array,
+  a: ResizeArgs,
+  rows: Int32Array,
+  cols: Int32Array,
+): Float32Array {
   const inPlane = a.inH * a.inW, outPlane = a.outH * a.outW;
   for (let p = 0; p < a.planes; p++) {
     for (let oh = 0; oh < a.outH; oh++) {

@@ -21,7 +21,19 @@
  */
 
 import {
-  codeBuilder, EMPTY, F64, HEADER, I32, memarg, op, section, simd, str, uleb, V128, vec,
+  codeBuilder,
+  EMPTY,
+  F64,
+  HEADER,
+  I32,
+  memarg,
+  op,
+  section,
+  simd,
+  str,
+  uleb,
+  V128,
+  vec,
 } from "../../wasm/assembler.ts";
 import { growTo, instantiateFirst } from "../../wasm/instance.ts";
 
@@ -116,8 +128,15 @@ function constPool(code: ReturnType<typeof codeBuilder>, firstLocal: number) {
 
 function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
   // Each body gets a fresh builder; v128 scratch locals for exp come after the params.
-  function expBody(code: ReturnType<typeof codeBuilder>, P: ReturnType<typeof constPool>,
-    t: number, fn: number, r: number, ni: number, err = -1) {
+  function expBody(
+    code: ReturnType<typeof codeBuilder>,
+    P: ReturnType<typeof constPool>,
+    t: number,
+    fn: number,
+    r: number,
+    ni: number,
+    err = -1,
+  ) {
     // Input v128 on the stack; exp of it (times e^err, err a tiny correction) on the stack.
     const { get, set, tee, i32, simdOp } = code;
     const c = P.f;
@@ -137,8 +156,15 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     if (err >= 0) get(err), simdOp(simd.f32x4Add);
     set(r);
     c(1.9875691500e-4);
-    for (const p of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
-      5.0000001201e-1]) {
+    for (
+      const p of [
+        1.3981999507e-3,
+        8.3334519073e-3,
+        4.1665795894e-2,
+        1.6666665459e-1,
+        5.0000001201e-1,
+      ]
+    ) {
       get(r), mulAdd(() => c(p));
     }
     get(r), get(r), simdOp(simd.f32x4Mul), mulAdd(() => get(r));
@@ -161,10 +187,20 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     const P = constPool(code, 9);
     const c = P.f;
     const finish = () => [
-      ...vec([[...uleb(1), I32], [...uleb(6 + P.count), V128]]), ...P.prologue(), ...code.bytes,
+      ...vec([[...uleb(1), I32], [...uleb(6 + P.count), V128]]),
+      ...P.prologue(),
+      ...code.bytes,
     ];
-    get(ptr), get(n), i32(2), emit(op.i32Shl), i32(15), emit(op.i32Add), i32(-16),
-      emit(op.i32And), emit(op.i32Add), set(end);
+    get(ptr),
+      get(n),
+      i32(2),
+      emit(op.i32Shl),
+      i32(15),
+      emit(op.i32Add),
+      i32(-16),
+      emit(op.i32And),
+      emit(op.i32Add),
+      set(end);
     emit(op.loop, EMPTY);
     get(ptr), simdOp(simd.load, ...memarg(4, 0)), tee(x);
     if (kind === "exp_nonpositive") {
@@ -206,8 +242,21 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     const { emit, get, set, tee, i32, simdOp } = code;
     const [ptr, n] = [0, 1];
     const [q, fullEnd] = [2, 3];
-    const [m, v, vmax, acc0, acc1, e, t, fn, r, ni, d, err, inv] =
-      [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+    const [m, v, vmax, acc0, acc1, e, t, fn, r, ni, d, err, inv] = [
+      4,
+      5,
+      6,
+      7,
+      8,
+      9,
+      10,
+      11,
+      12,
+      13,
+      14,
+      15,
+      16,
+    ];
     const V128_LOCALS = 13;
     const P = constPool(code, 17);
     const c = P.f;
@@ -259,8 +308,9 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
       if (masked) get(m), simdOp(simd.v128And);
       tee(e);
       simdOp(simd.f64x2PromoteLowF32x4), get(acc0), simdOp(simd.f64x2Add), set(acc0);
-      get(e), get(e), simdOp(simd.i8x16Shuffle, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12,
-        13, 14, 15);
+      get(e),
+        get(e),
+        simdOp(simd.i8x16Shuffle, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
       simdOp(simd.f64x2PromoteLowF32x4), get(acc1), simdOp(simd.f64x2Add), set(acc1);
       if (write) {
         get(q), get(e);
@@ -286,7 +336,8 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     emit(op.f64Add);
     emit(op.end);
     return [
-      ...vec([[...uleb(2), I32], [...uleb(V128_LOCALS + P.count), V128]]), ...P.prologue(),
+      ...vec([[...uleb(2), I32], [...uleb(V128_LOCALS + P.count), V128]]),
+      ...P.prologue(),
       ...code.bytes,
     ];
   }
@@ -311,8 +362,16 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
       const key = [...new Uint8Array(new Float64Array([val, val]).buffer)];
       P.raw(key);
     };
-    get(ptr), get(n), i32(2), emit(op.i32Shl), i32(31), emit(op.i32Add), i32(-32),
-      emit(op.i32And), emit(op.i32Add), set(end);
+    get(ptr),
+      get(n),
+      i32(2),
+      emit(op.i32Shl),
+      i32(31),
+      emit(op.i32Add),
+      i32(-32),
+      emit(op.i32And),
+      emit(op.i32Add),
+      set(end);
     P.i(0), set(bad);
     emit(op.loop, EMPTY);
     for (const w of [0, 1]) { // two vectors per iteration, for more independent work
@@ -322,8 +381,10 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
       set(bad);
       for (const h of [0, 1]) {
         get(xv);
-        if (h) get(xv), simdOp(simd.i8x16Shuffle, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12,
-          13, 14, 15);
+        if (h) {
+          get(xv),
+            simdOp(simd.i8x16Shuffle, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+        }
         simdOp(simd.f64x2PromoteLowF32x4), tee(xd);
         // s = (clamp(x, -8, 8 - 2^-40) + 8) * 8 in [0, 128), j = floor(s) (NaN: 0),
         // u = 2 (s - j) - 1. At x >= 8 the last interval's value at its end, Phi(8) or
@@ -343,11 +404,33 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
         for (let g = 0; g < 4; g++) {
           get(a0), simdOp(simd.load, ...memarg(3, 16 * g)), set(va);
           get(a1), simdOp(simd.load, ...memarg(3, 16 * g)), set(vb);
-          get(va), get(vb), simdOp(simd.i8x16Shuffle, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20,
-            21, 22, 23), set(ce + g);
+          get(va),
+            get(vb),
+            simdOp(simd.i8x16Shuffle, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+            set(ce + g);
           if (g < 3) {
-            get(va), get(vb), simdOp(simd.i8x16Shuffle, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26,
-              27, 28, 29, 30, 31), set(co + g);
+            get(va),
+              get(vb),
+              simdOp(
+                simd.i8x16Shuffle,
+                8,
+                9,
+                10,
+                11,
+                12,
+                13,
+                14,
+                15,
+                24,
+                25,
+                26,
+                27,
+                28,
+                29,
+                30,
+                31,
+              ),
+              set(co + g);
           }
         }
         const fma = (a: () => void, b: () => void, c: () => void) => {
@@ -355,11 +438,17 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
           else a(), b(), simdOp(simd.f64x2Mul), c(), simdOp(simd.f64x2Add);
         };
         get(u), get(u), simdOp(simd.f64x2Mul), set(u2);
-        fma(() => get(u2), () => get(ce + 3), () => fma(() => get(co + 2), () => get(u),
-          () => get(ce + 2)));
+        fma(
+          () => get(u2),
+          () => get(ce + 3),
+          () => fma(() => get(co + 2), () => get(u), () => get(ce + 2)),
+        );
         set(p);
-        fma(() => get(u2), () => get(p), () => fma(() => get(co + 1), () => get(u),
-          () => get(ce + 1)));
+        fma(
+          () => get(u2),
+          () => get(p),
+          () => fma(() => get(co + 1), () => get(u), () => get(ce + 1)),
+        );
         set(p);
         fma(() => get(u2), () => get(p), () => fma(() => get(co), () => get(u), () => get(ce)));
         if (!grad) get(xd), simdOp(simd.f64x2Mul);
@@ -368,8 +457,10 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
       }
       // Stack: high half's two floats in lanes 0, 1; join with the low half's.
       set(p);
-      get(ptr), get(half0), get(p), simdOp(simd.i8x16Shuffle, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18,
-        19, 20, 21, 22, 23);
+      get(ptr),
+        get(half0),
+        get(p),
+        simdOp(simd.i8x16Shuffle, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
       simdOp(simd.store, ...memarg(4, 16 * w));
     }
     get(ptr), i32(32), emit(op.i32Add), tee(ptr), get(end), emit(op.i32LtU), emit(op.brIf, 0);
@@ -377,7 +468,8 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     get(bad), simdOp(simd.v128AnyTrue);
     emit(op.end);
     return [
-      ...vec([[...uleb(3), I32], [...uleb(V128_LOCALS + P.count), V128]]), ...P.prologue(),
+      ...vec([[...uleb(3), I32], [...uleb(V128_LOCALS + P.count), V128]]),
+      ...P.prologue(),
       ...code.bytes,
     ];
   }
@@ -406,8 +498,16 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     /** Shuffle of two vectors by 32-bit lane indices (0-3 first, 4-7 second). */
     const lanes = (...l: number[]) =>
       simdOp(simd.i8x16Shuffle, ...l.flatMap((i) => [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]));
-    get(ptr), get(n), i32(2), emit(op.i32Shl), i32(15), emit(op.i32Add), i32(-16),
-      emit(op.i32And), emit(op.i32Add), set(end);
+    get(ptr),
+      get(n),
+      i32(2),
+      emit(op.i32Shl),
+      i32(15),
+      emit(op.i32Add),
+      i32(-16),
+      emit(op.i32And),
+      emit(op.i32Add),
+      set(end);
     P.i(0), set(bad);
     emit(op.loop, EMPTY);
     get(ptr), simdOp(simd.load, ...memarg(4, 0)), tee(x);
@@ -449,13 +549,18 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     get(bad), simdOp(simd.v128AnyTrue);
     emit(op.end);
     return [
-      ...vec([[...uleb(1), I32], [...uleb(V128_LOCALS + P.count), V128]]), ...P.prologue(),
+      ...vec([[...uleb(1), I32], [...uleb(V128_LOCALS + P.count), V128]]),
+      ...P.prologue(),
       ...code.bytes,
     ];
   }
 
   const bodies = [
-    ...MAPS.map(mapBody), softmaxBody(true), softmaxBody(false), geluBody(false), geluBody(true),
+    ...MAPS.map(mapBody),
+    softmaxBody(true),
+    softmaxBody(false),
+    geluBody(false),
+    geluBody(true),
     geluFastBody(),
   ];
   const mapType = [0x60, ...vec([[I32], [I32]]), 0x00];
@@ -466,15 +571,18 @@ function assemble(relaxed: boolean): Uint8Array<ArrayBuffer> {
     ...section(1, vec([mapType, rowType, geluType])),
     ...section(3, vec([...MAPS.map(() => [0x00]), [0x01], [0x01], [0x02], [0x02], [0x02]])),
     ...section(5, vec([[0x00, ...uleb(1)]])),
-    ...section(7, vec([
-      [...str("mem"), 0x02, 0x00],
-      ...MAPS.map((name, i) => [...str(name), 0x00, i]),
-      [...str("softmaxRow"), 0x00, MAPS.length],
-      [...str("rowExpSum"), 0x00, MAPS.length + 1],
-      [...str("gelu"), 0x00, MAPS.length + 2],
-      [...str("geluGrad"), 0x00, MAPS.length + 3],
-      [...str("geluFast"), 0x00, MAPS.length + 4],
-    ])),
+    ...section(
+      7,
+      vec([
+        [...str("mem"), 0x02, 0x00],
+        ...MAPS.map((name, i) => [...str(name), 0x00, i]),
+        [...str("softmaxRow"), 0x00, MAPS.length],
+        [...str("rowExpSum"), 0x00, MAPS.length + 1],
+        [...str("gelu"), 0x00, MAPS.length + 2],
+        [...str("geluGrad"), 0x00, MAPS.length + 3],
+        [...str("geluFast"), 0x00, MAPS.length + 4],
+      ]),
+    ),
     ...section(10, vec(bodies.map((b) => [...uleb(b.length), ...b]))),
   ]);
 }
@@ -564,8 +672,12 @@ export function wasmScratch(floats: number): Float32Array | null {
  * zero past them; lse[lseOff + r] = max + log(sum), -Infinity for a row that sees nothing.
  */
 export function softmaxBlockWasm(
-  s: Float32Array, rows: number, n: number, visible: (r: number) => number,
-  lse: Float32Array, lseOff: number,
+  s: Float32Array,
+  rows: number,
+  n: number,
+  visible: (r: number) => number,
+  lse: Float32Array,
+  lseOff: number,
 ): boolean {
   const total = rows * n;
   const k = ready(total);
@@ -592,7 +704,11 @@ export function softmaxBlockWasm(
 
 /** y = softmax or log-softmax of the (rows, cols) x, row by row; false when off. */
 export function softmaxWasm(
-  x: Float32Array, y: Float32Array, rows: number, cols: number, log: boolean,
+  x: Float32Array,
+  y: Float32Array,
+  rows: number,
+  cols: number,
+  log: boolean,
 ): boolean {
   if (cols === 0) return false;
   const chunkRows = Math.max(1, Math.floor(CHUNK * 4 / cols));
@@ -624,7 +740,10 @@ export function softmaxWasm(
  * the f32 outputs agree with it to an ulp. False when the SIMD path is off.
  */
 export function geluWasm(
-  x: Float32Array, y: Float32Array, table: Float64Array, grad: boolean,
+  x: Float32Array,
+  y: Float32Array,
+  table: Float64Array,
+  grad: boolean,
   slow: (v: number) => number,
 ): boolean {
   const n = x.length;
@@ -664,7 +783,10 @@ export function geluWasm(
  * the same array. False when the SIMD path is off.
  */
 export function geluFastWasm(
-  x: Float32Array, y: Float32Array, table: Float32Array, slow: (v: number) => number,
+  x: Float32Array,
+  y: Float32Array,
+  table: Float32Array,
+  slow: (v: number) => number,
 ): boolean {
   const n = x.length;
   const k = ready(Math.min(n, CHUNK));

@@ -49,12 +49,20 @@ export const F4X3: WinogradTransform = {
   name: "F(4x4,3x3)",
   m: 4,
   BT: [
-    [4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-    [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1],
+    [4, 0, -5, 0, 1, 0],
+    [0, -4, -4, 1, 1, 0],
+    [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 4, 0, -5, 0, 1],
   ],
   G: [
-    [1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-    [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1],
+    [1 / 4, 0, 0],
+    [-1 / 6, -1 / 6, -1 / 6],
+    [-1 / 6, 1 / 6, -1 / 6],
+    [1 / 24, 1 / 12, 1 / 6],
+    [1 / 24, -1 / 12, 1 / 6],
+    [0, 0, 1],
   ],
   AT: [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
 };
@@ -91,20 +99,38 @@ export function winogradPlan(a: Conv2dArgs, t: WinogradTransform): WinogradPlan 
   const tileRows = Math.ceil(a.outH / t.m), tileCols = Math.ceil(a.outW / t.m);
   const alpha = t.m + 2;
   const perTile = alpha * alpha * Math.max(a.inC, a.outC);
-  const bandRows = Math.max(1, Math.min(
-    a.batch * tileRows,
-    Math.round(TARGET_TILES / tileCols),
-    Math.floor(SCRATCH_BUDGET / (perTile * tileCols)),
-  ));
+  const bandRows = Math.max(
+    1,
+    Math.min(
+      a.batch * tileRows,
+      Math.round(TARGET_TILES / tileCols),
+      Math.floor(SCRATCH_BUDGET / (perTile * tileCols)),
+    ),
+  );
   return {
-    t, C: a.inC, O: a.outC, inH: a.inH, inW: a.inW, padH: a.padH, padW: a.padW,
-    outH: a.outH, outW: a.outW, tileRows, tileCols, bandRows,
+    t,
+    C: a.inC,
+    O: a.outC,
+    inH: a.inH,
+    inW: a.inW,
+    padH: a.padH,
+    padW: a.padW,
+    outH: a.outH,
+    outW: a.outW,
+    tileRows,
+    tileCols,
+    bandRows,
   };
 }
 
 /** out (rows x cols) = L (rows x k) @ R[rOff..] (k x cols), all row-major, in float64. */
 function small(
-  L: ArrayLike<number>, R: ArrayLike<number>, rOff: number, rows: number, k: number, cols: number,
+  L: ArrayLike<number>,
+  R: ArrayLike<number>,
+  rOff: number,
+  rows: number,
+  k: number,
+  cols: number,
   out: Float64Array,
 ) {
   for (let i = 0; i < rows; i++) {
@@ -117,10 +143,16 @@ function small(
 }
 
 const flat = (rows: readonly (readonly number[])[]) => Float64Array.from(rows.flat());
-const transpose = (rows: readonly (readonly number[])[]) => rows[0].map((_, j) => rows.map((r) => r[j]));
+const transpose = (rows: readonly (readonly number[])[]) =>
+  rows[0].map((_, j) => rows.map((r) => r[j]));
 
 /** U[ξ][o][c] = (G g_oc G^T)[ξ] for weights w (O, C, 3, 3). */
-export function filterTransform(w: Float32Array, O: number, C: number, t: WinogradTransform): Float32Array {
+export function filterTransform(
+  w: Float32Array,
+  O: number,
+  C: number,
+  t: WinogradTransform,
+): Float32Array {
   const alpha = t.m + 2, plane = O * C;
   const U = new Float32Array(alpha * alpha * plane);
   const G = flat(t.G), GT = flat(transpose(t.G));
@@ -141,10 +173,16 @@ export function filterTransform(w: Float32Array, O: number, C: number, t: Winogr
  * every bit still matches (an exact check at about 1 ns per weight, so a weight changed
  * in place, by an optimiser step, gets a fresh U).
  */
-const filterCache = new WeakMap<Float32Array, { t: WinogradTransform; bits: Int32Array; U: Float32Array }>();
+const filterCache = new WeakMap<
+  Float32Array,
+  { t: WinogradTransform; bits: Int32Array; U: Float32Array }
+>();
 
 export function cachedFilterTransform(
-  w: Float32Array, O: number, C: number, t: WinogradTransform,
+  w: Float32Array,
+  O: number,
+  C: number,
+  t: WinogradTransform,
 ): Float32Array {
   const bits = new Int32Array(w.buffer, w.byteOffset, w.length);
   const hit = filterCache.get(w);
@@ -167,7 +205,12 @@ function sameBits(a: Int32Array, b: Int32Array): boolean {
  * stride α²*ld. Computed in float32 steps, as the SIMD version does.
  */
 export function inputTransform(
-  x: Float32Array, p: WinogradPlan, g0: number, g1: number, V: Float32Array, ld: number,
+  x: Float32Array,
+  p: WinogradPlan,
+  g0: number,
+  g1: number,
+  V: Float32Array,
+  ld: number,
 ): void {
   const { t, C, inH, inW, padH, padW, tileRows, tileCols } = p;
   const m = t.m, alpha = m + 2, BT = flat(t.BT), B = flat(transpose(t.BT));
@@ -183,7 +226,9 @@ export function inputTransform(
         for (let i = 0; i < alpha; i++) {
           for (let j = 0; j < alpha; j++) {
             const iy = iy0 + i, ix = ix0 + j;
-            d[i * alpha + j] = iy >= 0 && iy < inH && ix >= 0 && ix < inW ? plane[iy * inW + ix] : 0;
+            d[i * alpha + j] = iy >= 0 && iy < inH && ix >= 0 && ix < inW
+              ? plane[iy * inW + ix]
+              : 0;
           }
         }
         small(BT, d, 0, alpha, alpha, alpha, btd);
@@ -200,8 +245,13 @@ export function inputTransform(
  * [o][ξ][t] like V, dropping rows and columns past the output's edge.
  */
 export function outputTransform(
-  M: Float32Array, ld: number, p: WinogradPlan, g0: number, g1: number,
-  bias: Float32Array | null, y: Float32Array,
+  M: Float32Array,
+  ld: number,
+  p: WinogradPlan,
+  g0: number,
+  g1: number,
+  bias: Float32Array | null,
+  y: Float32Array,
 ): void {
   const { t, O, outH, outW, tileRows, tileCols } = p;
   const m = t.m, alpha = m + 2, AT = flat(t.AT), A = flat(transpose(t.AT));
@@ -261,7 +311,11 @@ export function tsPasses(t: WinogradTransform): WinogradPasses {
 
 /** conv2d for arguments where `winogradApplies`; x (N, C, H, W), w (O, C, 3, 3). */
 export function conv2dWinograd(
-  x: Float32Array, w: Float32Array, bias: Float32Array | null, a: Conv2dArgs, gemm: SgemmFn,
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | null,
+  a: Conv2dArgs,
+  gemm: SgemmFn,
   passes: WinogradPasses = tsPasses(F4X3),
 ): Float32Array {
   const p = winogradPlan(a, passes.transform);
@@ -277,7 +331,24 @@ export function conv2dWinograd(
     const g1 = Math.min(total, g0 + bandRows), tiles = (g1 - g0) * tileCols;
     passes.input(x, p, g0, g1, V, ld);
     for (let xi = 0; xi < xis; xi++) {
-      gemm(false, false, O, tiles, C, 1, U, xi * O * C, C, V, xi * ld, xis * ld, 0, M, xi * ld, xis * ld);
+      gemm(
+        false,
+        false,
+        O,
+        tiles,
+        C,
+        1,
+        U,
+        xi * O * C,
+        C,
+        V,
+        xi * ld,
+        xis * ld,
+        0,
+        M,
+        xi * ld,
+        xis * ld,
+      );
     }
     passes.output(M, ld, p, g0, g1, bias, y);
   }

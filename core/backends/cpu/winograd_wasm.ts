@@ -16,11 +16,27 @@
  */
 
 import {
-  codeBuilder, EMPTY, F32, HEADER, I32, memarg, op, section, simd, str, uleb, V128, vec,
+  codeBuilder,
+  EMPTY,
+  F32,
+  HEADER,
+  I32,
+  memarg,
+  op,
+  section,
+  simd,
+  str,
+  uleb,
+  V128,
+  vec,
 } from "../../wasm/assembler.ts";
 import { growTo, instantiateFirst } from "../../wasm/instance.ts";
 import {
-  F4X3, inputTransform, outputTransform, type WinogradPasses, type WinogradPlan,
+  F4X3,
+  inputTransform,
+  outputTransform,
+  type WinogradPasses,
+  type WinogradPlan,
 } from "./winograd.ts";
 
 /** f32 lane shuffles (lanes 0-3 of a, then 4-7 of b). */
@@ -66,17 +82,27 @@ function simdBody(params: number, i32Locals: number) {
     const lo01 = shuffle(x[0], x[1], ZIP_LO), lo23 = shuffle(x[2], x[3], ZIP_LO);
     const hi01 = shuffle(x[0], x[1], ZIP_HI), hi23 = shuffle(x[2], x[3], ZIP_HI);
     return [
-      shuffle(lo01, lo23, LOW_PAIRS), shuffle(lo01, lo23, HIGH_PAIRS),
-      shuffle(hi01, hi23, LOW_PAIRS), shuffle(hi01, hi23, HIGH_PAIRS),
+      shuffle(lo01, lo23, LOW_PAIRS),
+      shuffle(lo01, lo23, HIGH_PAIRS),
+      shuffle(hi01, hi23, LOW_PAIRS),
+      shuffle(hi01, hi23, HIGH_PAIRS),
     ];
   };
   const constant = (value: number) => {
     const r = fresh();
-    simdOp(simd.const, ...new Uint8Array(new Float32Array([value, value, value, value]).buffer)), set(r);
+    simdOp(simd.const, ...new Uint8Array(new Float32Array([value, value, value, value]).buffer)),
+      set(r);
     return r;
   };
   return {
-    code, fresh, add, sub, mul, shuffle, transpose4, constant,
+    code,
+    fresh,
+    add,
+    sub,
+    mul,
+    shuffle,
+    transpose4,
+    constant,
     finish(): number[] {
       code.emit(op.end);
       const v128s = next - params - i32Locals;
@@ -100,7 +126,10 @@ function bt6(f: Body, k: Consts, d: number[]): number[] {
   const c = sub(d[4], d[2]), e = mul(k.two, sub(d[3], d[1]));
   return [
     add(sub(mul(k.four, d[0]), mul(k.five, d[2])), d[4]),
-    add(a, b), sub(a, b), add(c, e), sub(c, e),
+    add(a, b),
+    sub(a, b),
+    add(c, e),
+    sub(c, e),
     add(sub(mul(k.four, d[1]), mul(k.five, d[3])), d[5]),
   ];
 }
@@ -109,7 +138,12 @@ function bt6(f: Body, k: Consts, d: number[]): number[] {
 function at6(f: Body, k: Consts, m: number[]): number[] {
   const { add, sub, mul } = f;
   const p = add(m[1], m[2]), q = sub(m[1], m[2]), r = add(m[3], m[4]), s = sub(m[3], m[4]);
-  return [add(add(m[0], p), r), add(q, mul(k.two, s)), add(p, mul(k.four, r)), add(add(q, mul(k.eight, s)), m[5])];
+  return [
+    add(add(m[0], p), r),
+    add(q, mul(k.two, s)),
+    add(p, mul(k.four, r)),
+    add(add(q, mul(k.eight, s)), m[5]),
+  ];
 }
 
 function consts(f: Body): Consts {
@@ -206,15 +240,23 @@ function assemble(): Uint8Array<ArrayBuffer> {
   const input = inputBody(), output = outputBody();
   return new Uint8Array([
     ...HEADER,
-    ...section(1, vec([
-      [0x60, ...vec(new Array(7).fill([I32])), 0x00],
-      [0x60, ...vec([...new Array(7).fill([I32]), [F32]]), 0x00],
-    ])),
+    ...section(
+      1,
+      vec([
+        [0x60, ...vec(new Array(7).fill([I32])), 0x00],
+        [0x60, ...vec([...new Array(7).fill([I32]), [F32]]), 0x00],
+      ]),
+    ),
     ...section(3, vec([[0x00], [0x01]])),
     ...section(5, vec([[0x00, ...uleb(1)]])),
-    ...section(7, vec([
-      [...str("mem"), 0x02, 0x00], [...str("input"), 0x00, 0x00], [...str("output"), 0x00, 0x01],
-    ])),
+    ...section(
+      7,
+      vec([
+        [...str("mem"), 0x02, 0x00],
+        [...str("input"), 0x00, 0x00],
+        [...str("output"), 0x00, 0x01],
+      ]),
+    ),
     ...section(10, vec([[...uleb(input.length), ...input], [...uleb(output.length), ...output]])),
   ]);
 }
@@ -252,7 +294,12 @@ let layout: Layout | null = null;
 let heap: Float32Array<ArrayBufferLike> = new Float32Array(0);
 
 /** Each band pass walks its tile rows image by image: [ga, gb) inside image n. */
-function forEachImageRun(p: WinogradPlan, g0: number, g1: number, fn: (n: number, ga: number, gb: number) => void) {
+function forEachImageRun(
+  p: WinogradPlan,
+  g0: number,
+  g1: number,
+  fn: (n: number, ga: number, gb: number) => void,
+) {
   for (let ga = g0; ga < g1;) {
     const n = Math.floor(ga / p.tileRows), gb = Math.min(g1, (n + 1) * p.tileRows);
     fn(n, ga, gb);
@@ -295,8 +342,9 @@ function buildPasses(): WinogradPasses | null {
           const src = (n * C + c) * inH * inW, iy0 = 4 * (ga % tileRows) - padH;
           for (let k = 0; k < 4 * (gb - ga) + 2; k++) {
             const iy = iy0 + k, row = inStage + k * width;
-            if (iy >= 0 && iy < inH) heap.set(x.subarray(src + iy * inW, src + (iy + 1) * inW), row + padW);
-            else heap.fill(0, row, row + width);
+            if (iy >= 0 && iy < inH) {
+              heap.set(x.subarray(src + iy * inW, src + (iy + 1) * inW), row + padW);
+            } else heap.fill(0, row, row + width);
           }
           const out = V.byteOffset + 4 * (c * 36 * ld + (ga - g0) * tileCols);
           k.input(4 * inStage, 4 * width, gb - ga, groups, 4 * tileCols, out, 4 * ld);
@@ -310,7 +358,16 @@ function buildPasses(): WinogradPasses | null {
       for (let o = 0; o < O; o++) {
         forEachImageRun(p, g0, g1, (n, ga, gb) => {
           const src = M.byteOffset + 4 * (o * 36 * ld + (ga - g0) * tileCols);
-          k.output(src, 4 * ld, gb - ga, groups, 4 * tileCols, 4 * outStage, 4 * stride, bias ? bias[o] : 0);
+          k.output(
+            src,
+            4 * ld,
+            gb - ga,
+            groups,
+            4 * tileCols,
+            4 * outStage,
+            4 * stride,
+            bias ? bias[o] : 0,
+          );
           const oy0 = 4 * (ga % tileRows), rowsOut = Math.min(4 * (gb - ga), outH - oy0);
           const dst = ((n * O + o) * outH + oy0) * outW;
           if (stride === outW) {

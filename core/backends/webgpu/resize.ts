@@ -17,7 +17,6 @@ import type { GpuContext } from "./context.ts";
 import type { KernelDef } from "./kernel.ts";
 import { layout, threadIndex, u32 } from "./wgsl.ts";
 
-
 /** Compressed rows: row r has entries ptr[r] .. ptr[r+1]-1 of (index, weight). */
 interface Csr {
   ptr: number[];
@@ -33,11 +32,14 @@ function axisTaps(
   scale: number,
 ): [number, number][][] {
   const t = cpuAxisTaps(a, inSize, outSize, scale);
-  return Array.from({ length: outSize }, (_, o) =>
-    Array.from({ length: t.taps }, (_, k): [number, number] => [
-      t.index[o * t.taps + k],
-      t.weight[o * t.taps + k],
-    ]));
+  return Array.from(
+    { length: outSize },
+    (_, o) =>
+      Array.from({ length: t.taps }, (_, k): [number, number] => [
+        t.index[o * t.taps + k],
+        t.weight[o * t.taps + k],
+      ]),
+  );
 }
 
 function forwardCsr(taps: [number, number][][]): Csr {

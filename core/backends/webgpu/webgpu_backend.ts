@@ -225,7 +225,13 @@ export class WebGPUBackend implements Backend {
     const matrix = (s: Storage): View => ({ storage: s, shape, strides: [N, 1], offset: 0 });
     if (scale) {
       const unscaled = out;
-      out = this.binary("mul", matrix(unscaled), { storage: scale, shape, strides: [0, 1], offset: 0 }, shape, "f32");
+      out = this.binary(
+        "mul",
+        matrix(unscaled),
+        { storage: scale, shape, strides: [0, 1], offset: 0 },
+        shape,
+        "f32",
+      );
       this.release(unscaled);
     }
     if (addend) {
@@ -492,26 +498,41 @@ export class WebGPUBackend implements Backend {
     const op = "attention";
     const { inputs, tokenMajorOut, ...dense } = args;
     if (!inputs && !tokenMajorOut) {
-      return attention(this.ctx, this.#f(q, op, "q"), this.#f(k, op, "k"), this.#f(v, op, "v"), args);
+      return attention(
+        this.ctx,
+        this.#f(q, op, "q"),
+        this.#f(k, op, "k"),
+        this.#f(v, op, "v"),
+        args,
+      );
     }
     // The kernel reads dense (B, H, T, D): strided operands and a token-major output go
     // through copies.
     const { batch: B, heads: H, Tq, Tk, headDim: D } = args;
     const gather = (s: Storage, rows: AttentionRows, T: number) =>
       this.copy({
-        storage: s, shape: [B, H, T, D], strides: [rows.batch, rows.head, rows.row, 1],
+        storage: s,
+        shape: [B, H, T, D],
+        strides: [rows.batch, rows.head, rows.row, 1],
         offset: rows.offset,
       });
     const [qd, kd, vd] = inputs
       ? [gather(q, inputs.q, Tq), gather(k, inputs.k, Tk), gather(v, inputs.v, Tk)]
       : [q, k, v];
     const r = attention(
-      this.ctx, this.#f(qd, op, "q"), this.#f(kd, op, "k"), this.#f(vd, op, "v"), dense,
+      this.ctx,
+      this.#f(qd, op, "q"),
+      this.#f(kd, op, "k"),
+      this.#f(vd, op, "v"),
+      dense,
     );
     if (inputs) [qd, kd, vd].forEach((s) => this.release(s));
     if (!tokenMajorOut) return r;
     const out = this.copy({
-      storage: r.out, shape: [B, Tq, H, D], strides: [H * Tq * D, D, Tq * D, 1], offset: 0,
+      storage: r.out,
+      shape: [B, Tq, H, D],
+      strides: [H * Tq * D, D, Tq * D, 1],
+      offset: 0,
     });
     this.release(r.out);
     return { out, lse: r.lse };
@@ -527,7 +548,9 @@ export class WebGPUBackend implements Backend {
     args: AttentionArgs,
   ): { dq: Storage; dk: Storage; dv: Storage } {
     const op = "attentionBackward";
-    if (args.inputs || args.tokenMajorOut) throw new ShapeError(op, "takes dense (B, H, T, D) operands");
+    if (args.inputs || args.tokenMajorOut) {
+      throw new ShapeError(op, "takes dense (B, H, T, D) operands");
+    }
     return attentionBackward(
       this.ctx,
       this.#f(q, op, "q"),
