@@ -30,6 +30,12 @@ export const OPTIONS = {
   "allow-host": { type: "string", multiple: true },
   samples: { type: "string" },
   model: { type: "string" },
+  input1: { type: "string" },
+  input2: { type: "string" },
+  fid: { type: "boolean" },
+  isc: { type: "boolean" },
+  prc: { type: "boolean" },
+  fd: { type: "string", multiple: true },
 } as const;
 export type OptionName = keyof typeof OPTIONS;
 
@@ -63,10 +69,15 @@ export const COMMANDS: Record<string, CommandInfo> = {
     details: [],
   },
   eval: {
-    usage: "eval [--config FILE] [--set key=value ...]",
+    usage:
+      "eval --input1 DIR --input2 DIR|STATS [--fid] [--isc] [--prc] [--fd ENCODER ...] [--set key=value ...]",
     summary: "score generated images, e.g. FID and IS (runs the step type eval)",
-    options: STEP,
-    details: [],
+    options: [...STEP, "input1", "input2", "fid", "isc", "prc", "fd"],
+    details: [
+      "The flags of torch-fidelity: --input1 is the generated folder, --input2 the reference folder",
+      "or statistics file; --fid, --isc, --prc and --fd ENCODER choose the metrics (default FID and IS).",
+      "They are shorthands for --set generated=, reference= and metrics=[...]; --set wins over them.",
+    ],
   },
   run: {
     usage:
@@ -132,6 +143,12 @@ export interface ParsedArgs {
     "allow-host"?: string[];
     samples?: string;
     model?: string;
+    input1?: string;
+    input2?: string;
+    fid?: boolean;
+    isc?: boolean;
+    prc?: boolean;
+    fd?: string[];
   };
 }
 
@@ -179,6 +196,12 @@ const OPTION_HELP: Record<OptionName, [string, string]> = {
   "allow-host": ["--allow-host NAME", "also accept this Host header name (repeatable)"],
   samples: ["--samples DIR", "gallery folder"],
   model: ["--model NAME", "registered preview model to load"],
+  input1: ["--input1 DIR", "generated images (eval's `generated`)"],
+  input2: ["--input2 DIR|STATS", "reference images or statistics (eval's `reference`)"],
+  fid: ["--fid", "Frechet Inception distance"],
+  isc: ["--isc", "Inception score"],
+  prc: ["--prc", "precision and recall"],
+  fd: ["--fd ENCODER", "Frechet distance on a registered encoder's features (repeatable)"],
 };
 
 function optionLine(name: OptionName): string {

@@ -145,6 +145,21 @@ async function runStepCommand(
   return await execute(session, plan);
 }
 
+/** torch-fidelity's flags as the eval step's params (--set given after them wins). */
+function evalFlagsAsSets(v: ParsedArgs["values"]): string[] {
+  const sets: string[] = [];
+  if (v.input1 !== undefined) sets.push(`generated=${v.input1}`);
+  if (v.input2 !== undefined) sets.push(`reference=${v.input2}`);
+  const metrics = [
+    ...(v.fid ? ["fid"] : []),
+    ...(v.isc ? ["is"] : []),
+    ...(v.prc ? ["prc"] : []),
+    ...(v.fd ?? []).map((e) => `fd:${e}`),
+  ];
+  if (metrics.length > 0) sets.push(`metrics=[${metrics.join(",")}]`);
+  return sets;
+}
+
 async function runTaskFile(session: Session, file: string): Promise<number> {
   const { values } = session.args;
   const plan = await loadTask(file, {
@@ -337,7 +352,11 @@ export async function dispatch(session: Session): Promise<number> {
     }
     case "sample":
     case "eval":
-      expectPositionals(0, "no arguments (use --config and --set)");
+      expectPositionals(0, "no arguments (use --input1/--input2, --config and --set)");
+      session.args.values.set = [
+        ...evalFlagsAsSets(session.args.values),
+        ...(session.args.values.set ?? []),
+      ];
       return await runStepCommand(session, command);
     case "run":
       expectPositionals(1, "a task file");

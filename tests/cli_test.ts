@@ -488,3 +488,29 @@ Deno.test("examples/custom-step: its task runs with the built-ins and the report
     assert.deepEqual(shares, [...shares].sort((a: number, b: number) => b - a));
   });
 });
+
+Deno.test("eval takes torch-fidelity's flags: --input1/--input2 and --fid/--isc/--prc/--fd become its params; --set wins", async () => {
+  let out = "";
+  const run = (args: string[]) =>
+    main(["eval", ...args, "--dry-run"], {
+      stdout: (t) => (out += t),
+      stderr: (t) => (out += t),
+      tty: false,
+    });
+  assert.equal(
+    await run(["--input1", "gen", "--input2", "ref.npz", "--fid", "--prc", "--fd", "dinov2"]),
+    0,
+  );
+  assert.match(
+    out,
+    /"generated":"gen","reference":"ref.npz","metrics":\["fid","prc","fd:dinov2"\]/,
+  );
+  out = "";
+  assert.equal(
+    await run(["--input1", "gen", "--input2", "ref", "--isc", "--set", "metrics=[fid]"]),
+    0,
+  );
+  assert.match(out, /"metrics":\["fid"\]/);
+  out = "";
+  assert.equal(await run(["--fid", "--input1"]), 2, "a flag without its value is a usage error");
+});
