@@ -23,7 +23,13 @@
 
 import type { Logger, Registry, StepContext, StepEntry, StepShard } from "./registry.ts";
 import { readTokenFile, type TokenFile, writeTokenFile } from "./io/tokens.ts";
-import { joinPath, type PlannedStep, type TaskPlan } from "./tasks.ts";
+import {
+  joinPath,
+  type PlannedStep,
+  recipe as stepRecipe,
+  STEP_MARKER,
+  type TaskPlan,
+} from "./tasks.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Which shard
@@ -193,30 +199,6 @@ export function shardDir(stepDir: string, shard: Shard): string {
 
 export const SHARD_MARKER = ".digit-shard.json";
 export const SHARD_RUNNING = ".digit-shard-running.json";
-/** The task runner's marker (core/tasks.ts); written after a merge so `run` skips the step. */
-const STEP_MARKER = ".digit-step.json";
-
-/**
- * Canonical JSON (sorted keys). This must stay the same function as core/tasks.ts's
- * `canonical`, because the step marker written after a merge is read by `stepStatus`
- * (tests/shard_steps_test.ts checks that a merged step reads as "done").
- */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (typeof value === "object" && value !== null) {
-    const keys = Object.keys(value).sort();
-    return `{${
-      keys.map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
-        .join(",")
-    }}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
-
-function stepRecipe(step: PlannedStep): string {
-  return canonical({ type: step.type, params: step.params });
-}
-
 /** What a shard marker promises: this recipe, this shard, these files with these sizes. */
 export interface ShardMarker {
   recipe: string;

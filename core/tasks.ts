@@ -366,7 +366,9 @@ export async function loadTask(file: string, options: LoadTaskOptions): Promise<
 // ---------------------------------------------------------------------------------------------
 // Running
 
-const MARKER = ".digit-step.json";
+/** A finished step's marker in its folder (core/shard.ts writes it after a merge too). */
+export const STEP_MARKER = ".digit-step.json";
+const MARKER = STEP_MARKER;
 
 /** Canonical JSON (sorted keys), so param order in the YAML does not matter. */
 function canonical(value: unknown): string {
@@ -381,7 +383,8 @@ function canonical(value: unknown): string {
   return JSON.stringify(value) ?? "null";
 }
 
-function recipe(step: PlannedStep): string {
+/** What a step's marker records: its type and params, as canonical JSON. */
+export function recipe(step: PlannedStep): string {
   return canonical({ type: step.type, params: step.params });
 }
 
