@@ -9,11 +9,14 @@
  * options; they are not FID.
  */
 
+import { normalizeBatch } from "../../core/image/pipelines.ts";
 import { noGrad } from "../../core/autograd.ts";
 import type { Encoder, ImageBatch } from "../../core/interfaces.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
+
+const HALF = [0.5, 0.5, 0.5];
 
 export interface RandomConvOptions {
   /** Side of the square input images; a multiple of 4. */
@@ -58,16 +61,8 @@ export class RandomConvEncoder implements Encoder {
         `${this.name}: images are ${height}x${width}, expected ${this.inputSize}x${this.inputSize}`,
       );
     }
-    const plane = height * width;
-    const x = new Float32Array(count * 3 * plane);
-    for (let n = 0; n < count; n++) {
-      for (let i = 0; i < plane; i++) {
-        for (let c = 0; c < 3; c++) {
-          x[(n * 3 + c) * plane + i] = data[(n * plane + i) * 3 + c] / 127.5 - 1;
-        }
-      }
-    }
-    return ops.tensor(x, [count, 3, height, width]);
+    // (v / 255 - 0.5) / 0.5: [-1, 1].
+    return ops.tensor(normalizeBatch(images, HALF, HALF), [count, 3, height, width]);
   }
 
   /** (N, 3, S, S) -> (N, (S/4)^2, channels[2]), raster order. */

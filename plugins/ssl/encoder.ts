@@ -9,6 +9,7 @@
  * encoder needs, so task files only name the path.
  */
 
+import { normalizeBatch } from "../../core/image/pipelines.ts";
 import { noGrad } from "../../core/autograd.ts";
 import type { Encoder, ImageBatch } from "../../core/interfaces.ts";
 import { loadCheckpoint } from "../../core/io/checkpoint.ts";
@@ -19,6 +20,8 @@ import { modelWeights } from "../../core/train/trainer.ts";
 import { l2Normalize } from "./loss.ts";
 import { SslEncoderNet } from "./model.ts";
 import { SSL_KIND, type SslEncoderMeta } from "./train.ts";
+
+const HALF = [0.5, 0.5, 0.5];
 
 /** Accepts the checkpoint path with or without the marker's `.json`. */
 function checkpointBase(path: string): string {
@@ -82,16 +85,8 @@ export class SslEncoder implements Encoder {
         `${this.name}: images are ${height}x${width}, expected ${this.inputSize}x${this.inputSize}`,
       );
     }
-    const plane = height * width;
-    const x = new Float32Array(count * 3 * plane);
-    for (let n = 0; n < count; n++) {
-      for (let i = 0; i < plane; i++) {
-        for (let c = 0; c < 3; c++) {
-          x[(n * 3 + c) * plane + i] = data[(n * plane + i) * 3 + c] / 127.5 - 1;
-        }
-      }
-    }
-    return ops.tensor(x, [count, 3, height, width]);
+    // (v / 255 - 0.5) / 0.5: [-1, 1].
+    return ops.tensor(normalizeBatch(images, HALF, HALF), [count, 3, height, width]);
   }
 
   encode(input: Tensor): Tensor {
