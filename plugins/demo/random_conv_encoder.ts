@@ -55,7 +55,7 @@ export class RandomConvEncoder implements Encoder {
 
   /** uint8 NHWC -> (N, 3, S, S) in [-1, 1]. */
   preprocess(images: ImageBatch): Tensor {
-    const { count, height, width, data } = images;
+    const { count, height, width } = images;
     if (height !== this.inputSize || width !== this.inputSize) {
       throw new Error(
         `${this.name}: images are ${height}x${width}, expected ${this.inputSize}x${this.inputSize}`,

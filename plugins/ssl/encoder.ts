@@ -79,7 +79,7 @@ export class SslEncoder implements Encoder {
 
   /** NHWC uint8 -> NCHW in [-1, 1], the range the augmentations produce in training. */
   preprocess(images: ImageBatch): Tensor {
-    const { count, height, width, data } = images;
+    const { count, height, width } = images;
     if (height !== this.inputSize || width !== this.inputSize) {
       throw new Error(
         `${this.name}: images are ${height}x${width}, expected ${this.inputSize}x${this.inputSize}`,
