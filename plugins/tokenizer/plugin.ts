@@ -12,11 +12,12 @@
  * The encoder is any registered encoder (`dinov2`, or a plugin's own, see examples/custom-encoder).
  */
 
-import { s } from "../../core/config.ts";
+import { type Infer, s } from "../../core/config.ts";
+import type { Dataset } from "../../core/data/dataset.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { useDevice } from "../../core/device.ts";
 import type { Encoder } from "../../core/interfaces.ts";
-import { definePlugin, type RunContext } from "../../core/registry.ts";
+import { definePlugin, type RunContext, type StepContext } from "../../core/registry.ts";
 import { centroidFileName, readCentroids } from "../kmeans/centroids.ts";
 import { INIT_METHODS } from "../kmeans/init.ts";
 import {
@@ -96,6 +97,37 @@ const tokenizeParams = s.object({
     "store class labels (default: when the dataset has classes)",
   ),
 });
+
+/** tokenize-dataset's work, for the whole dataset or a shard's `range` of it. */
+async function tokenizeWith(
+  p: Infer<typeof tokenizeParams>,
+  ctx: StepContext,
+  dataset: Dataset,
+  range?: { start: number; end: number },
+): Promise<void> {
+  const tokenizer = new KMeansTokenizer(
+    await makeEncoder(p.encoder, ctx),
+    readCentroids(p.centroids),
+    {
+      batchSize: p.batch_size,
+      ownsEncoder: true,
+    },
+  );
+  try {
+    await tokenizeDataset({
+      dataset,
+      tokenizer,
+      out: ctx.outputs.tokens,
+      batchSize: p.batch_size,
+      labels: p.labels,
+      log: ctx.log,
+      signal: ctx.signal,
+      range,
+    });
+  } finally {
+    tokenizer.dispose();
+  }
+}
 
 export default definePlugin({
   name: "digit-tokenizer",
@@ -205,28 +237,7 @@ export default definePlugin({
       outputs: () => ({ tokens: "dataset.tokens" }),
       run: async (p, ctx) => {
         await useDevice(ctx.device);
-        const dataset = await openDataset(p.dataset as DatasetSpec);
-        const tokenizer = new KMeansTokenizer(
-          await makeEncoder(p.encoder, ctx),
-          readCentroids(p.centroids),
-          {
-            batchSize: p.batch_size,
-            ownsEncoder: true,
-          },
-        );
-        try {
-          await tokenizeDataset({
-            dataset,
-            tokenizer,
-            out: ctx.outputs.tokens,
-            batchSize: p.batch_size,
-            labels: p.labels,
-            log: ctx.log,
-            signal: ctx.signal,
-          });
-        } finally {
-          tokenizer.dispose();
-        }
+        await tokenizeWith(p, ctx, await openDataset(p.dataset as DatasetSpec));
       },
       // A shard tokenizes whole batches [start, end) of the dataset; the merge concatenates.
       shardable: {
@@ -234,30 +245,7 @@ export default definePlugin({
           await useDevice(ctx.device);
           const dataset = await openDataset(p.dataset as DatasetSpec);
           const range = shardSlice(dataset.length, shard, p.batch_size);
-          if (range.end > range.start) {
-            const tokenizer = new KMeansTokenizer(
-              await makeEncoder(p.encoder, ctx),
-              readCentroids(p.centroids),
-              {
-                batchSize: p.batch_size,
-                ownsEncoder: true,
-              },
-            );
-            try {
-              await tokenizeDataset({
-                dataset,
-                tokenizer,
-                out: ctx.outputs.tokens,
-                batchSize: p.batch_size,
-                labels: p.labels,
-                log: ctx.log,
-                signal: ctx.signal,
-                range,
-              });
-            } finally {
-              tokenizer.dispose();
-            }
-          }
+          if (range.end > range.start) await tokenizeWith(p, ctx, dataset, range);
           await writeSlice(shard.dir, { ...range, total: dataset.length, unit: "images" });
         },
         merge: async (_p, ctx, shards) => {
