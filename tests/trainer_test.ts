@@ -1,46 +1,11 @@
 /** The shared training loop: exact resume, checkpoints, accumulation and abort. */
 
 import assert from "node:assert/strict";
-import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
 import { liveStorages } from "../core/tensor.ts";
-import { train, type TrainJob, type TrainSettings } from "../core/train/trainer.ts";
-import { Stage1GPT } from "../plugins/stage1/model.ts";
+import { train, type TrainSettings } from "../core/train/trainer.ts";
+import { tinyGptJob } from "./helpers/tiny_gpt_job.ts";
 
-const L = 8, V = 16;
-const data = (() => {
-  const g = new Generator(5);
-  return Int32Array.from(
-    { length: 12 * (L + 1) },
-    (_, i) => (i % (L + 1) === 0 ? 2 : 5 + g.int(V)),
-  );
-})();
-
-function job(): TrainJob<Int32Array> {
-  const model = new Stage1GPT({
-    clusters: V,
-    classes: 0,
-    layers: 1,
-    dim: 16,
-    heads: 2,
-    ffnDim: 32,
-    length: L,
-    dropout: 0.1,
-  }, new Generator(1));
-  return {
-    model,
-    batchesPerEpoch: 6,
-    batch: (_e, i, order) => data.subarray(order[i] * 2 * (L + 1), (order[i] + 1) * 2 * (L + 1)),
-    loss(batch, gen) {
-      const all = ops.tensor(batch, [2, L + 1], { dtype: "i32" });
-      const inp = ops.contiguous(ops.slice(all, 1, 0, L));
-      const tgt = ops.reshape(ops.contiguous(ops.slice(all, 1, 1, L + 1)), [2 * L]);
-      const logits = model.decoder.forward(inp, { causal: true, gen });
-      return ops.crossEntropy(ops.reshape(logits, [2 * L, V + 5]), tgt, { labelSmoothing: 0.1 });
-    },
-    itemsPerBatch: () => 2 * L,
-  };
-}
+const job = tinyGptJob;
 
 const settings: TrainSettings = {
   maxSteps: 8,
