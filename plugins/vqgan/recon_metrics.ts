@@ -36,18 +36,27 @@ export function meanSaturation(batch: ImageBatch): number {
 
 /** Encode, decode and score `images` (batched through the model's own batch size). */
 export async function reconMetrics(model: VQGAN, images: ImageBatch): Promise<ReconMetrics> {
+  return (await reconstructAndScore(model, images)).metrics;
+}
+
+/** The reconstructions themselves too, for callers that keep them (reconstruct-vqgan). */
+export async function reconstructAndScore(
+  model: VQGAN,
+  images: ImageBatch,
+): Promise<{ metrics: ReconMetrics; reconstructions: ImageBatch }> {
   const grid = await model.encode(images);
   const recon = await model.decode(grid);
   const seen = new Uint8Array(model.cfg.nEmbed);
   for (const t of grid.tokens) seen[t] = 1;
   const used = seen.reduce((a, b) => a + b, 0);
   const original = meanSaturation(images), reconstruction = meanSaturation(recon);
-  return {
+  const metrics = {
     images: images.count,
     psnr: psnr(images, recon),
     saturation: { original, reconstruction, ratio: reconstruction / original },
     codebook: { used, size: model.cfg.nEmbed, usage: used / model.cfg.nEmbed },
   };
+  return { metrics, reconstructions: recon };
 }
 
 export function formatReconMetrics(m: ReconMetrics): string {

@@ -11,7 +11,7 @@ import { labelRows, writeLabels } from "../../core/data/labels.ts";
 import { writePng } from "../../core/image/codec.ts";
 import type { StepContext } from "../../core/registry.ts";
 import { imageAt } from "./images.ts";
-import { formatReconMetrics, reconMetrics } from "./recon_metrics.ts";
+import { formatReconMetrics, reconstructAndScore } from "./recon_metrics.ts";
 import { collectImages } from "./train.ts";
 import type { VQGAN } from "./vqgan.ts";
 
@@ -38,8 +38,7 @@ export async function reconstructDataset(
 ): Promise<void> {
   const images = await collectImages(dataset, p.count ?? dataset.length, 0, ctx.signal);
   model.batchSize = p.batch_size;
-  const metrics = await reconMetrics(model, images);
-  const recon = await model.decode(await model.encode(images));
+  const { metrics, reconstructions: recon } = await reconstructAndScore(model, images);
   await Deno.mkdir(ctx.outputs.results, { recursive: true });
   const digits = Math.max(4, String(images.count - 1).length);
   const files = Array.from(
@@ -50,10 +49,7 @@ export async function reconstructDataset(
     await writePng(`${ctx.outputs.results}/${files[i]}`, imageAt(recon, i));
   }
   if (dataset.numClasses > 1) {
-    const labels = await Promise.all(
-      files.map((_, i) => dataset.get(i).then((item) => item.label)),
-    );
-    await writeLabels(ctx.outputs.results, labelRows(files, labels, dataset.classNames));
+    await writeLabels(ctx.outputs.results, labelRows(files, images.labels, dataset.classNames));
   }
   await Deno.writeTextFile(
     ctx.outputs.report,
