@@ -6,6 +6,7 @@
  */
 
 import type { Dataset } from "../../core/data/dataset.ts";
+import { readImages } from "../../core/data/read_images.ts";
 import type { ImageBatch } from "../../core/interfaces.ts";
 import type { Generator } from "../../core/random.ts";
 
@@ -22,34 +23,15 @@ export async function readLabelled(
   limit = dataset.length,
   signal?: AbortSignal,
 ): Promise<LabelledImages> {
-  const count = Math.min(limit, dataset.length);
-  if (count === 0) throw new Error(`${what}: dataset '${dataset.name}' has no images`);
-  let data: Uint8Array | null = null;
-  let height = 0, width = 0;
-  const labels = new Int32Array(count);
-  for (let i = 0; i < count; i++) {
-    signal?.throwIfAborted();
-    const { image, label } = await dataset.get(i);
-    if (!data) {
-      ({ height, width } = image);
-      if (height !== width) {
-        throw new Error(`${what}: images must be square, '${dataset.name}' has ${width}x${height}`);
-      }
-      data = new Uint8Array(count * height * width * 3);
-    } else if (image.height !== height || image.width !== width) {
-      throw new Error(
-        `${what}: '${dataset.name}' item ${i} is ${image.width}x${image.height}, item 0 is ${width}x${height}`,
-      );
-    }
-    if (!Number.isInteger(label) || label < 0 || label >= dataset.numClasses) {
+  const batch = await readImages(dataset, { what, count: limit, square: true, signal });
+  batch.labels.forEach((label, i) => {
+    if (label >= dataset.numClasses || label < 0 || !Number.isInteger(label)) {
       throw new Error(
         `${what}: '${dataset.name}' item ${i} has label ${label}, outside its ${dataset.numClasses} classes`,
       );
     }
-    data.set(image.data, i * height * width * 3);
-    labels[i] = label;
-  }
-  return { data: data!, count, height, width, labels, name: dataset.name };
+  });
+  return { ...batch, name: dataset.name };
 }
 
 /** How many distinct labels occur. */

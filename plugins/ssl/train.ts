@@ -10,6 +10,7 @@
  * `ssl-encoder` encoder loads.
  */
 
+import { readImages } from "../../core/data/read_images.ts";
 import type { Dataset } from "../../core/data/dataset.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import type { ImageBatch } from "../../core/interfaces.ts";
@@ -71,30 +72,7 @@ export function augmentConfigFrom(cfg: SslTrainConfig): AugmentConfig {
 
 /** Every image of a dataset in one batch (the SSL step trains on small datasets held in memory). */
 export async function loadImages(dataset: Dataset, signal?: AbortSignal): Promise<ImageBatch> {
-  if (dataset.length === 0) {
-    throw new Error(`train-ssl-encoder: dataset '${dataset.name}' is empty`);
-  }
-  let data: Uint8Array | null = null;
-  let height = 0, width = 0;
-  for (let i = 0; i < dataset.length; i++) {
-    signal?.throwIfAborted();
-    const { image } = await dataset.get(i);
-    if (!data) {
-      ({ height, width } = image);
-      if (height !== width) {
-        throw new Error(
-          `train-ssl-encoder: dataset '${dataset.name}' images are ${height}x${width}; they must be square`,
-        );
-      }
-      data = new Uint8Array(dataset.length * height * width * 3);
-    } else if (image.height !== height || image.width !== width) {
-      throw new Error(
-        `train-ssl-encoder: dataset '${dataset.name}' item ${i} is ${image.height}x${image.width}, item 0 is ${height}x${width}`,
-      );
-    }
-    data.set(image.data, i * height * width * 3);
-  }
-  return { data: data!, count: dataset.length, height, width };
+  return await readImages(dataset, { what: "train-ssl-encoder", square: true, signal });
 }
 
 export interface SslRun {

@@ -13,6 +13,7 @@ import type { Schedule } from "../../core/optim/schedules.ts";
 import { Generator } from "../../core/random.ts";
 import type { Dataset } from "../../core/data/dataset.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
+import { readImages } from "../../core/data/read_images.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
 import { noGrad } from "../../core/autograd.ts";
@@ -52,31 +53,8 @@ export async function collectImages(
   limit = Infinity,
   first = 0,
   signal?: AbortSignal,
-): Promise<ImageBatch> {
-  const count = Math.min(dataset.length - first, limit);
-  if (!(count > 0)) {
-    throw new Error(
-      `vqgan: dataset '${dataset.name}' has no images from index ${first} (length ${dataset.length})`,
-    );
-  }
-  let data: Uint8Array | null = null;
-  let height = 0, width = 0;
-  for (let i = 0; i < count; i++) {
-    signal?.throwIfAborted();
-    const { image } = await dataset.get(first + i);
-    if (!data) {
-      ({ height, width } = image);
-      data = new Uint8Array(count * height * width * 3);
-    } else if (image.height !== height || image.width !== width) {
-      throw new Error(
-        `vqgan: dataset '${dataset.name}' item ${
-          first + i
-        } is ${image.height}x${image.width}, item ${first} is ${height}x${width}; crop them to one size`,
-      );
-    }
-    data.set(image.data, i * height * width * 3);
-  }
-  return { data: data!, count, height, width };
+): Promise<ImageBatch & { labels: Int32Array }> {
+  return await readImages(dataset, { what: "vqgan", first, count: limit, signal });
 }
 
 /**
