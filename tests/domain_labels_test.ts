@@ -13,6 +13,7 @@ import { writeTokenFile } from "../core/io/tokens.ts";
 import { Generator } from "../core/random.ts";
 import { memoryLogger, Registry, type StepContext } from "../core/registry.ts";
 import { exportDataset } from "../plugins/demo/images.ts";
+import { augmentedBatch } from "../plugins/domain/data.ts";
 import { inceptionScore, SaturationMean } from "../plugins/domain/features.ts";
 import { readLabels } from "../core/data/labels.ts";
 import { trainClassifierParams, trainClassifierStep } from "../plugins/domain/train.ts";
@@ -186,4 +187,30 @@ Deno.test("train-domain-classifier: one class, or fewer images than a batch, is 
   );
   assert.equal([...Deno.readDirSync(dir)].length, 0, "nothing is written before the checks pass");
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("classifier augmentation: all off is the identity; blur keeps a flat image flat and softens a checkerboard", () => {
+  const side = 8, per = side * side * 3;
+  const flat = new Uint8Array(per).fill(120);
+  const checker = new Uint8Array(per);
+  for (let i = 0; i < side * side; i++) {
+    checker.fill(((i % side) + Math.floor(i / side)) % 2 ? 255 : 0, 3 * i, 3 * i + 3);
+  }
+  const batch = {
+    data: new Uint8Array([...flat, ...checker]),
+    count: 2,
+    height: side,
+    width: side,
+  };
+  const off = { shift: 0, flip: false, blur: 0, noise: 0 };
+  assert.deepEqual(augmentedBatch(batch, [0, 1], new Generator(1), off).data, batch.data);
+  const blurred = augmentedBatch(batch, [0, 1], new Generator(1), { ...off, blur: 1 }).data;
+  assert.ok(blurred.subarray(0, per).every((v) => v === 120), "flat stays flat");
+  // One [1 2 1]/4 pass per axis takes an interior 0/255 checkerboard pixel to 127.5 +- 0;
+  // more passes keep it there: the contrast is gone, not merely reduced.
+  const centre = (3 * side + 3) * 3;
+  assert.ok(Math.abs(blurred[per + centre] - 127.5) <= 1, `blurred ${blurred[per + centre]}`);
+  const noisy = augmentedBatch(batch, [0], new Generator(2), { ...off, noise: 8 }).data;
+  assert.ok(noisy.some((v) => v !== 120), "noise changes pixels");
+  assert.ok(noisy.every((v) => Math.abs(v - 120) < 8 * 6), "noise stays within 6 std");
 });

@@ -138,22 +138,61 @@ Deno.test("NAR decoding follows the schedule on the real code path, leaves no ma
   assert.equal(liveStorages(), before, "no leaked storages");
 });
 
-Deno.test("AR sampling: KV-cached and uncached generation give the same codes for the same seed", async () => {
-  const before = liveStorages();
-  const model = new Stage2Model(tinyConfig("ar"), new Generator(4));
-  const g = new Generator(2);
-  const sem = grid(Array.from({ length: 3 * 9 }, () => g.int(20)), 3, 3);
-  for (
-    const opts of [{ seed: 11 }, { seed: 12, topP: 1, temperature: 1.5 }, { seed: 13, topK: 3 }]
-  ) {
-    const cached = await sampleAR(model, sem, opts);
-    const uncached = await sampleAR(model, sem, { ...opts, cache: false });
-    assert.deepEqual(Array.from(cached.tokens), Array.from(uncached.tokens), JSON.stringify(opts));
-    assert.ok(cached.tokens.every((t) => t >= 0 && t < 12));
-    assert.deepEqual([cached.count, cached.height, cached.width], [3, 3, 3]);
+for (const semanticInput of ["prefix", "aligned"] as const) {
+  Deno.test(`AR sampling (${semanticInput}): KV-cached and uncached generation give the same codes for the same seed`, async () => {
+    const before = liveStorages();
+    const model = new Stage2Model({ ...tinyConfig("ar"), semanticInput }, new Generator(4));
+    const g = new Generator(2);
+    const sem = grid(Array.from({ length: 3 * 9 }, () => g.int(20)), 3, 3);
+    for (
+      const opts of [{ seed: 11 }, { seed: 12, topP: 1, temperature: 1.5 }, { seed: 13, topK: 3 }]
+    ) {
+      const cached = await sampleAR(model, sem, opts);
+      const uncached = await sampleAR(model, sem, { ...opts, cache: false });
+      assert.deepEqual(
+        Array.from(cached.tokens),
+        Array.from(uncached.tokens),
+        JSON.stringify(opts),
+      );
+      assert.ok(cached.tokens.every((t) => t >= 0 && t < 12));
+      assert.deepEqual([cached.count, cached.height, cached.width], [3, 3, 3]);
+    }
+    model.dispose();
+    assert.equal(liveStorages(), before, "no leaked storages");
+  });
+}
+
+Deno.test("aligned stage 2: semantic token k reaches the logits of position k (which predicts code k+1) and no earlier one", () => {
+  const P = 9, L = 9;
+  const model = new Stage2Model({ ...tinyConfig("ar"), semanticInput: "aligned" }, new Generator(5))
+    .eval();
+  const g = new Generator(3);
+  const sem = Array.from({ length: P }, () => g.int(20));
+  const codes = Array.from({ length: L }, () => g.int(12));
+  const logits = (s: number[]) =>
+    tidy(() => {
+      const ids = [
+        ...s.map((c) => model.semanticId(c)),
+        SPECIALS.eos,
+        ...codes.map((v) => model.vqId(v)),
+      ];
+      return Array.from(
+        model.forward(ops.tensor(ids, [1, P + L + 1], { dtype: "i32" })).dataSync(),
+      );
+    });
+  const base = logits(sem);
+  const V = model.vqDictSize;
+  for (const k of [0, 4, 8]) {
+    const changed = sem.slice();
+    changed[k] = (changed[k] + 7) % 20;
+    const other = logits(changed);
+    for (let j = 0; j <= L; j++) {
+      const d = maxAbsDiff(base.slice(j * V, (j + 1) * V), other.slice(j * V, (j + 1) * V));
+      if (j < k) assert.equal(d, 0, `position ${j} must not see semantic token ${k}`);
+      if (j === k) assert.ok(d > 1e-3, `position ${k} must see semantic token ${k} (diff ${d})`);
+    }
   }
   model.dispose();
-  assert.equal(liveStorages(), before, "no leaked storages");
 });
 
 Deno.test("NAR training batches mask floor(L cos(pi/2 u))+1 codes as <unk> and score only those", () => {
@@ -235,8 +274,14 @@ function pairedSet(count: number, seed: number, K = 16, V = 32, L = 16, classes 
   return { semantic, vq, count, prefixLength: L, length: L };
 }
 
-for (const name of ["st2vtlm", "st2vtlm_nar"] as const) {
-  Deno.test(`stage 2 (${name}) learns: validation NLL falls well below the VQ unigram entropy`, async () => {
+for (
+  const [name, semantic_input] of [
+    ["st2vtlm", "prefix"],
+    ["st2vtlm", "aligned"],
+    ["st2vtlm_nar", "prefix"],
+  ] as const
+) {
+  Deno.test(`stage 2 (${name}, ${semantic_input}) learns: validation NLL falls well below the VQ unigram entropy`, async () => {
     const trainSet = pairedSet(256, 1), validSet = pairedSet(32, 2);
     const out = await Deno.makeTempDir();
     const cfg = validate(stage2ConfigSchema, {
@@ -250,7 +295,7 @@ for (const name of ["st2vtlm", "st2vtlm_nar"] as const) {
       optimization: { max_update: 100, lr: 3e-3 },
       lr_scheduler: { warmup_updates: 10 },
       checkpoint: { save_interval_updates: 50 },
-      model: { _name: name, preset: "tiny", dropout: 0 },
+      model: { _name: name, preset: "tiny", dropout: 0, semantic_input },
       output: { dir: out },
     }, "test");
     const { model, result } = await trainStage2(cfg, trainSet, validSet, out);

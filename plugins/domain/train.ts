@@ -41,7 +41,9 @@ export const trainClassifierParams = s.object({
   augment: s.object({
     shift: s.int({ min: 0 }).default(2).describe("random shift in pixels (x and y)"),
     flip: s.bool().default(true).describe("random horizontal mirror"),
-  }).default({ shift: 2, flip: true }),
+    blur: s.number({ min: 0, max: 1 }).default(0.5).describe("probability of a random blur"),
+    noise: s.number({ min: 0 }).default(8).describe("largest pixel-noise std (0..255 units)"),
+  }).default({ shift: 2, flip: true, blur: 0.5, noise: 8 }),
   model: s.object({
     channels: s.array(s.int({ min: 1 }), { minLength: 3, maxLength: 3 }).default([
       ...DEFAULT_CLASSIFIER.channels,
@@ -231,7 +233,7 @@ async function fit(
       },
       loss: ({ rows, tick }) => {
         const gen = new Generator(p.seed + 17).fork(tick);
-        const x = batchToTensor(augmentedBatch(images, rows, gen, p.augment.shift, p.augment.flip));
+        const x = batchToTensor(augmentedBatch(images, rows, gen, p.augment));
         const labels = Int32Array.from(rows, (r) => images.labels[r]);
         return ops.crossEntropy(model.forward(x), ops.tensor(labels, [labels.length]));
       },

@@ -33,9 +33,12 @@ export const stage2ConfigSchema = s.object({
   model: s.object({
     _name: s.enum(["st2vtlm", "st2vtlm_nar"]).default("st2vtlm"),
     ...decoderSizeFields,
+    semantic_input: s.enum(["prefix", "aligned"]).describe(
+      "prefix: DiGIT's prefix LM; aligned: semantic token added at its VQ position",
+    ).default("prefix"),
     /** The frozen VQGAN whose codes are predicted (used by the pipeline, not by training). */
     vqgan_ckpt_path: s.string().optional(),
-  }).default({ _name: "st2vtlm", dropout: 0.1 }),
+  }).default({ _name: "st2vtlm", dropout: 0.1, semantic_input: "prefix" }),
   output: fairseqGroups.output,
 });
 

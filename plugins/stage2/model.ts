@@ -11,6 +11,14 @@
  *
  * with x = the codes (AR, causal over everything) or codes with some replaced by <unk>
  * (NAR/MaskGIT, bidirectional). Logits are kept for the L+1 positions after the prefix.
+ *
+ * `semanticInput: "aligned"` (ours, for small models trained briefly) drops the prefix and
+ * adds the embedding of semantic token j+1 to the input at VQ position j, the position
+ * that predicts code j+1. Why: a prefix LM must first learn to attend from VQ position j
+ * to prefix position j+1 through two unrelated position tables. Measured on 32x32 shapes
+ * with semantic tokens that do determine the codes (K-Means of the VQ codebook, 2.1 nats
+ * of code entropy left of 6.1), a 2-layer prefix model was still at 3.6 nats after 300
+ * updates and its images unrecognizable (9% class accuracy).
  */
 
 import { Module } from "../../core/nn/mod.ts";
@@ -40,6 +48,8 @@ export interface Stage2Config {
   heads: number;
   ffnDim: number;
   dropout: number;
+  /** "prefix" (DiGIT, default) or "aligned" (semantic token added at its VQ position). */
+  semanticInput?: "prefix" | "aligned";
 }
 
 /** Sizes shared with stage 1 (`base` is the paper's 16 x 1024). */
@@ -64,7 +74,7 @@ export class Stage2Model extends Module {
         outputSize: this.vqDictSize,
         maxPositions: Math.max(1024, cfg.prefixLength, cfg.length + 1),
         normalizeBefore: true,
-        prefixPositions: true,
+        prefixPositions: cfg.semanticInput !== "aligned",
         dropout: cfg.dropout,
         padIndex: SPECIALS.pad,
       }, gen),
@@ -73,6 +83,10 @@ export class Stage2Model extends Module {
 
   get causal(): boolean {
     return this.cfg.variant === "ar";
+  }
+
+  get aligned(): boolean {
+    return this.cfg.semanticInput === "aligned";
   }
 
   /** Embedding-table id of semantic cluster c (1034+c in DiGIT). */
@@ -102,6 +116,17 @@ export class Stage2Model extends Module {
         `stage2: expected ids (B, ${P}+L+1) with a ${P}-token prefix, got [${ids.shape}]`,
       );
     }
+    if (this.aligned) {
+      const g = gen ?? new Generator(0);
+      const x = this.alignedInput(
+        ops.slice(ids, 1, 0, P),
+        ops.slice(ids, 1, P, ids.shape[1]),
+        0,
+        g,
+      );
+      const h = this.decoder.run(x, { causal: this.causal, featuresOnly: true, gen: g });
+      return this.decoder.output_projection.forward(h);
+    }
     const h = this.decoder.forward(ids, {
       causal: this.causal,
       prefixLength: P,
@@ -109,6 +134,26 @@ export class Stage2Model extends Module {
       gen,
     });
     return this.decoder.output_projection.forward(ops.slice(h, 1, P, ids.shape[1]));
+  }
+
+  /**
+   * Aligned input for VQ positions [start, start+T): the embedded ids x (B, T), plus at
+   * position j (which holds code j, or </s> at 0, and predicts code j+1) the embedded
+   * semantic id of code j+1, sem[:, j] (sem: ids of the whole prefix, (B, P)). Position P,
+   * after the last code, gets none.
+   */
+  alignedInput(sem: Tensor, x: Tensor, start: number, gen: Generator): Tensor {
+    const P = this.cfg.prefixLength, T = x.shape[1];
+    const h = this.decoder.embed(x, { startPosition: start, gen });
+    const from = Math.min(P, start), to = Math.min(P, start + T);
+    let cond = ops.mul(
+      this.decoder.embed_tokens.forward(ops.slice(sem, 1, from, to)),
+      this.decoder.embedScale,
+    );
+    if (to - from < T) {
+      cond = ops.cat([cond, ops.zeros([x.shape[0], T - (to - from), this.cfg.dim])], 1);
+    }
+    return ops.add(h, cond);
   }
 }
 

@@ -95,8 +95,24 @@ export async function sampleAR(
   model.eval();
   const caches = opts.cache === false ? null : model.decoder.newCaches();
   try {
+    const prefixTensor = () =>
+      ops.tensor(seqs.flatMap((s) => s.slice(0, P)), [B, P], { dtype: "i32" });
     for (let t = 0; t < L; t++) {
       const logits = await lastLogits(model, () => {
+        if (model.aligned) {
+          // No prefix to cache: position t reads code t (</s> at 0) plus semantic token t+1.
+          const first = caches ? t : 0;
+          const ids = ops.tensor(seqs.flatMap((s) => s.slice(P + first, P + t + 1)), [
+            B,
+            t + 1 - first,
+          ], { dtype: "i32" });
+          const x = model.alignedInput(prefixTensor(), ids, first, new Generator(0));
+          return model.decoder.run(x, {
+            causal: true,
+            caches: caches ?? undefined,
+            featuresOnly: true,
+          });
+        }
         if (caches && t === 0) {
           const ids = ops.tensor(seqs.flat(), [B, P + 1], { dtype: "i32" });
           return model.decoder.forward(ids, {

@@ -35,6 +35,7 @@ export function stage2ModelConfig(
     heads: m.decoder_attention_heads ?? p.heads,
     ffnDim: m.decoder_ffn_embed_dim ?? p.ffnDim,
     dropout: m.dropout,
+    ...(m.semantic_input === "aligned" ? { semanticInput: "aligned" as const } : {}),
   };
 }
 
