@@ -7,7 +7,25 @@ export * as optim from "./optim/mod.ts";
 export { Generator } from "./random.ts";
 export { cpuBackend, defaultBackend, setDefaultBackend, useDevice } from "./device.ts";
 export type { DeviceName } from "./device.ts";
-export type { Backend, DType, Storage } from "./backend.ts";
+export type {
+  AdamWArgs,
+  AttentionArgs,
+  AttentionRows,
+  Backend,
+  BinaryOp,
+  Conv2dArgs,
+  DType,
+  HostArray,
+  MatmulArgs,
+  Pool2dArgs,
+  ReduceOp,
+  ResizeArgs,
+  ResizeMode,
+  Storage,
+  TypedArrayFor,
+  UnaryOp,
+  View,
+} from "./backend.ts";
 export { ShapeError } from "./backend.ts";
 export type * from "./interfaces.ts";
 
