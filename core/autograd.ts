@@ -11,8 +11,11 @@
 import { type Tensor, tidy, trackNode } from "./tensor.ts";
 import * as ops from "./ops/mod.ts";
 
+/** One recorded op in the autograd graph: how to turn its output gradient into input gradients. */
 export class Node {
+  /** True once `free()` has released the saved tensors. */
   freed = false;
+  /** `name` labels the op in errors; `inputs` are null where no gradient is needed. */
   constructor(
     readonly name: string,
     readonly inputs: (Tensor | null)[],
@@ -22,6 +25,7 @@ export class Node {
     readonly saved: Tensor[] = [],
   ) {}
 
+  /** Release the saved tensors; the node cannot run its backward afterwards. Idempotent. */
   free(): void {
     if (this.freed) return;
     this.freed = true;
@@ -32,6 +36,7 @@ export class Node {
 
 let gradDisabled = 0;
 
+/** False inside `noGrad`/`noGradAsync`, where ops record no graph. */
 export function isGradEnabled(): boolean {
   return gradDisabled === 0;
 }
@@ -46,6 +51,7 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Async variant of `noGrad`; grad recording stays off until the promise settles. */
 export async function noGradAsync<T>(fn: () => Promise<T>): Promise<T> {
   gradDisabled++;
   try {

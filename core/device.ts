@@ -7,11 +7,13 @@
 import type { Backend } from "./backend.ts";
 import { CpuBackend } from "./backends/cpu/mod.ts";
 
+/** A device choice as configs and `useDevice` spell it. */
 export type DeviceName = "cpu" | "webgpu" | "auto";
 
 let cpu: Backend | null = null;
 let current: Backend | null = null;
 
+/** The process-wide CPU backend, created on first use. */
 export function cpuBackend(): Backend {
   cpu ??= new CpuBackend();
   return cpu;
@@ -22,6 +24,7 @@ export function defaultBackend(): Backend {
   return current ?? cpuBackend();
 }
 
+/** Make `b` the backend new tensors go to. */
 export function setDefaultBackend(b: Backend): void {
   current = b;
 }

@@ -1,10 +1,16 @@
 /** The core: tensors, autograd, layers, optimisers, devices and the pipeline interfaces. */
 export { liveStorages, Tensor, tidy, tidyAsync } from "./tensor.ts";
+export type { SharedStorage } from "./tensor.ts";
 export { backward, isGradEnabled, noGrad, noGradAsync } from "./autograd.ts";
+export type { Node } from "./autograd.ts";
+/** Tensor ops as functions (what the `Tensor` methods call), with their gradients. */
 export * as ops from "./ops/mod.ts";
+/** Modules and layers: `Module`, `Linear`, `Conv2d`, norms, `MultiheadAttention`, `MLP`. */
 export * as nn from "./nn/mod.ts";
+/** Optimisers, gradient clipping and learning-rate schedules. */
 export * as optim from "./optim/mod.ts";
 export { Generator } from "./random.ts";
+export type { GeneratorState } from "./random.ts";
 export { cpuBackend, defaultBackend, setDefaultBackend, useDevice } from "./device.ts";
 export type { DeviceName } from "./device.ts";
 export type {

@@ -32,8 +32,11 @@ export function normalAt(seed: number, index: number): number {
   return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
 }
 
+/** A generator's whole state, for checkpoints. */
 export interface GeneratorState {
+  /** Stream seed (uint32). */
   seed: number;
+  /** Next counter to draw. */
   offset: number;
 }
 
@@ -42,9 +45,12 @@ export interface GeneratorState {
  * draws is just (seed, offset).
  */
 export class Generator {
+  /** Stream seed (uint32). */
   seed: number;
+  /** Next counter to draw (wraps at 2^32). */
   offset: number;
 
+  /** Start stream `seed` at counter `offset`. */
   constructor(seed = 0, offset = 0) {
     this.seed = seed >>> 0;
     this.offset = offset;
@@ -57,10 +63,12 @@ export class Generator {
     return start;
   }
 
+  /** One draw, uniform in [0, 1). */
   uniform(): number {
     return uniformAt(this.seed, this.take(1));
   }
 
+  /** One standard normal draw. */
   normal(): number {
     return normalAt(this.seed, this.take(1));
   }
@@ -70,12 +78,14 @@ export class Generator {
     return Math.floor(this.uniform() * n);
   }
 
+  /** Fill `out` uniformly in [lo, hi) and return it. */
   fillUniform(out: Float32Array, lo = 0, hi = 1): Float32Array {
     const start = this.take(out.length);
     for (let i = 0; i < out.length; i++) out[i] = lo + (hi - lo) * uniformAt(this.seed, start + i);
     return out;
   }
 
+  /** Fill `out` with normal draws of the given mean and std and return it. */
   fillNormal(out: Float32Array, mean = 0, std = 1): Float32Array {
     const start = this.take(out.length);
     for (let i = 0; i < out.length; i++) out[i] = mean + std * normalAt(this.seed, start + i);
@@ -95,10 +105,12 @@ export class Generator {
     return p;
   }
 
+  /** Snapshot for `setState`. */
   state(): GeneratorState {
     return { seed: this.seed, offset: this.offset };
   }
 
+  /** Resume from a `state()` snapshot. */
   setState(s: GeneratorState): void {
     this.seed = s.seed >>> 0;
     this.offset = s.offset;

@@ -17,13 +17,17 @@ import type { Node } from "./autograd.ts";
 
 /** A storage shared by views; released when the last view lets go. */
 export class SharedStorage {
+  /** Live references; the storage is released when this reaches 0. */
   refs = 1;
+  /** Takes ownership of `storage` with one reference. */
   constructor(readonly storage: Storage) {}
+  /** Add a reference (throws once the storage has been released). */
   retain(): this {
     if (this.refs <= 0) throw new Error("tensor: storage used after release");
     this.refs++;
     return this;
   }
+  /** Drop a reference; the last one releases the storage. */
   releaseRef(): void {
     if (--this.refs === 0) this.storage.backend.release(this.storage);
   }
@@ -56,16 +60,25 @@ const finalizer = new FinalizationRegistry<SharedStorage>((s) => {
 import { contiguousStrides, sizeOf } from "./shape.ts";
 export { contiguousStrides, sizeOf };
 
+/** A shape as printed in error messages, e.g. `[2, 3]`. */
 export function shapeStr(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
 
 // ---------------------------------------------------------------- tensor
 
+/**
+ * An n-dimensional array on a backend, with autograd. Shape, strides and dtype never change; ops
+ * return new tensors.
+ */
 export class Tensor {
+  /** Size of each axis. */
   readonly shape: readonly number[];
+  /** Element stride of each axis within the storage. */
   readonly strides: readonly number[];
+  /** Index of the first element within the storage. */
   readonly offset: number;
+  /** Element type (that of the storage). */
   readonly dtype: DType;
   /** True when gradients should flow to this tensor. */
   requiresGrad = false;
@@ -77,6 +90,7 @@ export class Tensor {
   name = "";
   #shared: SharedStorage | null;
 
+  /** A handle on `shared` (which it takes one reference of); strides default to contiguous. */
   constructor(
     shared: SharedStorage,
     shape: readonly number[],
@@ -103,19 +117,24 @@ export class Tensor {
     return new Tensor(new SharedStorage(storage), shape);
   }
 
+  /** The backend that holds the data. */
   get backend(): Backend {
     return this.shared.storage.backend;
   }
+  /** Number of elements. */
   get size(): number {
     return sizeOf(this.shape);
   }
+  /** Number of axes. */
   get ndim(): number {
     return this.shape.length;
   }
+  /** True after `dispose()`. */
   get disposed(): boolean {
     return this.#shared === null;
   }
 
+  /** The reference-counted storage; throws after `dispose()`. */
   get shared(): SharedStorage {
     if (!this.#shared) {
       throw new Error(
@@ -135,6 +154,7 @@ export class Tensor {
     return this.shared.storage;
   }
 
+  /** The strided window this tensor reads, for kernels that accept one. */
   view(): View {
     return {
       storage: this.shared.storage,
@@ -144,6 +164,9 @@ export class Tensor {
     };
   }
 
+  /**
+   * True when the elements are laid out row-major without gaps (size-1 axes may have any stride).
+   */
   isContiguous(): boolean {
     let s = 1;
     for (let i = this.shape.length - 1; i >= 0; i--) {
@@ -158,6 +181,7 @@ export class Tensor {
     return new Tensor(this.shared.retain(), shape, strides, offset);
   }
 
+  /** Release this handle's reference to the storage; idempotent. */
   dispose(): void {
     const s = this.#shared;
     if (!s) return;
@@ -183,6 +207,7 @@ export class Tensor {
   }
 
   // ---- host transfer ----
+  /** Copy the elements to the host, in row-major order. */
   async data(): Promise<HostArray> {
     const c = this.isContiguous() && this.offset === 0 && this.shared.storage.length === this.size
       ? this
@@ -212,6 +237,7 @@ export class Tensor {
     return out;
   }
 
+  /** The value of a 1-element tensor. */
   async item(): Promise<number> {
     if (this.size !== 1) {
       throw new ShapeError("item", `expected a 1-element tensor, got ${shapeStr(this.shape)}`);
@@ -226,104 +252,137 @@ export class Tensor {
     return Tensor.fromStorage(backend.fromHost(host), this.shape);
   }
 
+  /** Shape, dtype and backend, e.g. `Tensor([2, 3], f32, cpu)`. */
   toString(): string {
     return `Tensor(${shapeStr(this.shape)}, ${this.dtype}, ${this.backend.name})`;
   }
 
   // ---- fluent op methods (implemented in core/ops) ----
+  /** `this + o`, broadcasting. */
   add(o: Tensor | number): Tensor {
     return ops.add(this, o);
   }
+  /** `this - o`, broadcasting. */
   sub(o: Tensor | number): Tensor {
     return ops.sub(this, o);
   }
+  /** `this * o`, broadcasting. */
   mul(o: Tensor | number): Tensor {
     return ops.mul(this, o);
   }
+  /** `this / o`, broadcasting. */
   div(o: Tensor | number): Tensor {
     return ops.div(this, o);
   }
+  /** `this ** p` for a constant exponent. */
   pow(p: number): Tensor {
     return ops.powScalar(this, p);
   }
+  /** `-this`. */
   neg(): Tensor {
     return ops.neg(this);
   }
+  /** Elementwise `e ** x`. */
   exp(): Tensor {
     return ops.exp(this);
   }
+  /** Elementwise natural logarithm. */
   log(): Tensor {
     return ops.log(this);
   }
+  /** Elementwise square root. */
   sqrt(): Tensor {
     return ops.sqrt(this);
   }
+  /** Elementwise `1 / sqrt(x)`. */
   rsqrt(): Tensor {
     return ops.rsqrt(this);
   }
+  /** Elementwise hyperbolic tangent. */
   tanh(): Tensor {
     return ops.tanh(this);
   }
+  /** Elementwise logistic sigmoid. */
   sigmoid(): Tensor {
     return ops.sigmoid(this);
   }
+  /** Elementwise `x * sigmoid(x)`. */
   silu(): Tensor {
     return ops.silu(this);
   }
+  /** Elementwise GELU (exact erf form). */
   gelu(): Tensor {
     return ops.gelu(this);
   }
+  /** Elementwise `max(x, 0)`. */
   relu(): Tensor {
     return ops.relu(this);
   }
+  /** Elementwise absolute value. */
   abs(): Tensor {
     return ops.abs(this);
   }
+  /** Elementwise `x * x`. */
   square(): Tensor {
     return ops.square(this);
   }
+  /** Matrix product with batch broadcasting, as `ops.matmul`. */
   matmul(o: Tensor): Tensor {
     return ops.matmul(this, o);
   }
+  /** Sum over `axis` (all axes when omitted). */
   sum(axis?: number | number[], keepdim = false): Tensor {
     return ops.sum(this, axis, keepdim);
   }
+  /** Mean over `axis` (all axes when omitted). */
   mean(axis?: number | number[], keepdim = false): Tensor {
     return ops.mean(this, axis, keepdim);
   }
+  /** Maximum along `axis`. */
   max(axis: number, keepdim = false): Tensor {
     return ops.max(this, axis, keepdim);
   }
+  /** Index of the maximum along `axis` (i32). */
   argmax(axis: number, keepdim = false): Tensor {
     return ops.argmax(this, axis, keepdim);
   }
+  /** Same elements in a new shape; one axis may be -1 (a view when dense, else a copy). */
   reshape(...shape: number[]): Tensor {
     return ops.reshape(this, shape);
   }
+  /** Axes reordered as `dims`. */
   permute(...dims: number[]): Tensor {
     return ops.permute(this, dims);
   }
+  /** Axes `a` and `b` swapped (by default the last two). */
   transpose(a = -2, b = -1): Tensor {
     return ops.transpose(this, a, b);
   }
+  /** Elements `start` to `end` (exclusive) along `axis`. */
   slice(axis: number, start: number, end: number): Tensor {
     return ops.slice(this, axis, start, end);
   }
+  /** Broadcast size-1 axes to `shape` without copying. */
   expand(...shape: number[]): Tensor {
     return ops.expand(this, shape);
   }
+  /** This tensor laid out row-major (a copy only when needed). */
   contiguous(): Tensor {
     return ops.contiguous(this);
   }
+  /** Elementwise conversion to `dtype`. */
   cast(dtype: DType): Tensor {
     return ops.cast(this, dtype);
   }
+  /** Softmax along `axis`. */
   softmax(axis = -1): Tensor {
     return ops.softmax(this, axis);
   }
+  /** Log-softmax along `axis`. */
   logSoftmax(axis = -1): Tensor {
     return ops.logSoftmax(this, axis);
   }
+  /** A handle on the same storage with no autograd history. */
   detach(): Tensor {
     return this.alias();
   }
