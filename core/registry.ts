@@ -22,17 +22,21 @@ import { ConfigError, didYouMean, resolveBeside, s, type Schema, validate } from
 
 /** One batch from a dataset; labels are class ids when the dataset has classes. */
 export interface LabelledBatch {
+  /** The images. */
   images: ImageBatch;
+  /** One class id per image. */
   labels?: Int32Array;
 }
 
 /** A source of training or evaluation images. */
 export interface Dataset {
+  /** Registered name. */
   readonly name: string;
   /** Number of images. */
   readonly size: number;
   /** Number of classes, when labelled. */
   readonly classes?: number;
+  /** The images in batches of `batchSize`, in a `seed`-determined order when `shuffle` is set. */
   batches(options: {
     batchSize: number;
     shuffle?: boolean;
@@ -45,33 +49,43 @@ export interface Dataset {
 export interface PreviewRequest {
   /** Class id for class-conditional models; absent means unconditional. */
   classId?: number;
+  /** Sampling seed; the same request gives the same images. */
   seed: number;
   /** 0 disables top-k filtering. */
   topK: number;
+  /** Sampling temperature. */
   temperature: number;
   /** MaskGIT iterations for the stage-2 decoder. */
   steps: number;
+  /** Number of images to generate. */
   count: number;
 }
 
+/** Progress reported while a preview request runs. */
 export interface PreviewProgress {
+  /** Units of work done so far. */
   done: number;
+  /** Units of work in all. */
   total: number;
   /** What is running, e.g. "stage 1", "stage 2", "decode". */
   stage?: string;
 }
 
+/** One generated image, PNG-encoded. */
 export interface PreviewImage {
   /** File stem hint (letters, digits, '-', '_', '.'); the server makes it unique. */
   name: string;
+  /** The PNG file's bytes. */
   png: Uint8Array;
 }
 
 /** The whole class → PNG pipeline, as the preview server drives it. */
 export interface PreviewModel {
+  /** Name shown by the preview server. */
   readonly name?: string;
   /** Number of classes for class-conditional models; absent for unconditional ones. */
   readonly classes?: number;
+  /** Generate `request.count` images, reporting progress; stops early when `signal` aborts. */
   generate(
     request: PreviewRequest,
     onProgress: (progress: PreviewProgress) => void,
@@ -81,16 +95,26 @@ export interface PreviewModel {
 
 /** The product type of each factory kind. */
 export interface Products {
+  /** Feature extractors (e.g. DINOv2). */
   encoders: Encoder;
+  /** Image-to-token models (e.g. K-Means over encoder features). */
   tokenizers: Tokenizer;
+  /** Token-sequence models (stage 1 and stage 2). */
   generators: Generator;
+  /** Token-to-image models (the VQGAN decoder). */
   decoders: Decoder;
+  /** Image-quality metrics (FID, IS, FD-DINOv2). */
   metrics: Metric;
+  /** Image datasets. */
   datasets: Dataset;
+  /** Whole pipelines for the preview server. */
   previews: PreviewModel;
 }
+/** A registry kind whose entries build a product. */
 export type FactoryKind = keyof Products;
+/** Every registry kind: the factory kinds plus task step types. */
 export type Kind = FactoryKind | "steps";
+/** All kinds, in the order `digit list` shows them. */
 export const KINDS: readonly Kind[] = [
   "encoders",
   "tokenizers",
@@ -105,12 +129,18 @@ export const KINDS: readonly Kind[] = [
 // ---------------------------------------------------------------------------------------------
 // Contexts
 
+/** A device as configs spell it; `auto` picks a real GPU when there is one. */
 export type DeviceChoice = "cpu" | "webgpu" | "auto";
+/** All device choices, for config schemas and help. */
 export const DEVICES: readonly DeviceChoice[] = ["cpu", "webgpu", "auto"];
 
+/** Where runs report; the CLI prints, tests collect lines. */
 export interface Logger {
+  /** A normal message. */
   info(message: string): void;
+  /** Something the user should look at; the run goes on. */
   warn(message: string): void;
+  /** Detail shown only when asked for. */
   debug(message: string): void;
   /** Progress of a long loop (training steps, batches); loggers throttle it themselves. */
   progress(label: string, done: number, total: number): void;
@@ -118,9 +148,11 @@ export interface Logger {
 
 /** What every factory and step gets. */
 export interface RunContext {
+  /** The registry the run resolves names in. */
   registry: Registry;
   /** The device asked for; "auto" is resolved by whoever builds tensors. */
   device: DeviceChoice;
+  /** Where to report. */
   log: Logger;
   /** Root folder for everything this run writes. */
   outputDir: string;
@@ -136,6 +168,8 @@ export interface StepContext extends RunContext {
   stepDir: string;
   /** The step's declared outputs as absolute-or-cwd-relative paths. */
   outputs: Record<string, string>;
+  /** The user forced this step (--force, --force-step): start over instead of resuming. */
+  fresh?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -143,16 +177,21 @@ export interface StepContext extends RunContext {
 
 /** How a plugin describes a factory (an encoder, a generator, ...). */
 export interface FactoryDefinition<K extends FactoryKind, O> {
+  /** Registered name: letters, digits, '.', '-' or '_'. */
   name: string;
+  /** One line for `digit list`. */
   description?: string;
   /** Schema of the options `create` receives (already validated, defaults filled). */
   options?: Schema<O>;
+  /** Build the product from validated options. */
   create(options: O, ctx: RunContext): Products[K] | Promise<Products[K]>;
 }
 
 /** How a plugin describes a task step type. */
 export interface StepDefinition<P> {
+  /** Step type name, as task files write it: letters, digits, '.', '-' or '_'. */
   name: string;
+  /** One line for `digit list`. */
   description?: string;
   /** Schema of the step's `params:` (references already resolved). */
   params?: Schema<P>;
@@ -166,6 +205,7 @@ export interface StepDefinition<P> {
    * step's last run finished with the same params and that every output path exists.
    */
   complete?(params: P, outputs: Record<string, string>): boolean | Promise<boolean>;
+  /** Do the step's work, writing its outputs into `ctx.outputs`. */
   run(params: P, ctx: StepContext): void | Promise<void>;
   /**
    * Present when the step can be split over processes (Slurm array tasks, Kubernetes
@@ -177,8 +217,11 @@ export interface StepDefinition<P> {
 
 /** One shard of a step (its index, the shard count, and the folder it alone writes to). */
 export interface StepShard {
+  /** 0-based shard index. */
   index: number;
+  /** Number of shards. */
   count: number;
+  /** The shard's own folder. */
   dir: string;
 }
 
@@ -198,12 +241,15 @@ export interface ShardableStep<P> {
   merge(params: P, ctx: StepContext, shards: readonly StepShard[]): void | Promise<void>;
 }
 
-interface EntryInfo {
+/** What every registry entry has, whatever its kind. */
+export interface EntryInfo {
+  /** Registered name. */
   name: string;
   /** Name of the plugin that registered it. */
   plugin: string;
   description: string;
 }
+/** A registered factory, as `Registry.get` returns it. */
 export type FactoryEntry<K extends FactoryKind = FactoryKind, O = unknown> =
   & EntryInfo
   & {
@@ -211,11 +257,13 @@ export type FactoryEntry<K extends FactoryKind = FactoryKind, O = unknown> =
     options: Schema<O>;
     create(options: O, ctx: RunContext): Products[K] | Promise<Products[K]>;
   };
+/** A registered step type, with defaults filled in for what its definition left out. */
 export type StepEntry<P = unknown> =
   & EntryInfo
   & Required<Pick<StepDefinition<P>, "params" | "outputs" | "run">>
   & Pick<StepDefinition<P>, "complete" | "shardable">
   & { kind: "steps" };
+/** The entry type of kind `K`. */
 export type Entry<K extends Kind> = K extends "steps" ? StepEntry
   : K extends FactoryKind ? FactoryEntry<K>
   : never;
@@ -223,14 +271,19 @@ export type Entry<K extends Kind> = K extends "steps" ? StepEntry
 // ---------------------------------------------------------------------------------------------
 // Plugins
 
+/** A plugin: registers entries in a registry. */
 export interface Plugin {
   /** Used in error messages and `digit list`. */
   name: string;
+  /** Shown by `digit list`. */
   version: string;
+  /** One line for `digit list`. */
   description?: string;
+  /** Register the plugin's entries; may be async. */
   register(registry: Registry): void | Promise<void>;
 }
 // deno-lint-ignore no-explicit-any
+/** A function that makes a plugin from the options a task file gives it. */
 export type PluginFactory = (options?: any) => Plugin;
 
 /** Identity, for type checking a plugin object in its own module. */
@@ -238,9 +291,13 @@ export function definePlugin(plugin: Plugin): Plugin {
   return plugin;
 }
 
+/** A plugin a registry has loaded, as `Registry.plugins` lists it. */
 export interface LoadedPlugin {
+  /** The plugin's name. */
   name: string;
+  /** The plugin's version. */
   version: string;
+  /** The plugin's description ("" when it gave none). */
   description: string;
   /** Where it was loaded from, when known. */
   source?: string;
@@ -256,11 +313,13 @@ class Store {
   readonly plugins: Map<string, LoadedPlugin> = new Map<string, LoadedPlugin>();
 }
 
+/** Named entries of every kind, each registered by a plugin. */
 export class Registry {
   readonly #store: Store;
   /** The plugin registering through this view ("(app)" for direct calls). */
   readonly #owner: string;
 
+  /** Create an empty registry. `store` and `owner` are for the per-plugin views `use` makes. */
   constructor(store?: Store, owner = "(app)") {
     this.#store = store ?? new Store();
     this.#owner = owner;
@@ -301,28 +360,36 @@ export class Registry {
     return [...this.#store.plugins.values()];
   }
 
+  /** Register an encoder factory. */
   encoder<O>(def: FactoryDefinition<"encoders", O>): void {
     this.#addFactory("encoders", def);
   }
+  /** Register a tokenizer factory. */
   tokenizer<O>(def: FactoryDefinition<"tokenizers", O>): void {
     this.#addFactory("tokenizers", def);
   }
+  /** Register a generator factory. */
   generator<O>(def: FactoryDefinition<"generators", O>): void {
     this.#addFactory("generators", def);
   }
+  /** Register a decoder factory. */
   decoder<O>(def: FactoryDefinition<"decoders", O>): void {
     this.#addFactory("decoders", def);
   }
+  /** Register a metric factory. */
   metric<O>(def: FactoryDefinition<"metrics", O>): void {
     this.#addFactory("metrics", def);
   }
+  /** Register a dataset factory. */
   dataset<O>(def: FactoryDefinition<"datasets", O>): void {
     this.#addFactory("datasets", def);
   }
+  /** Register a preview-model factory. */
   preview<O>(def: FactoryDefinition<"previews", O>): void {
     this.#addFactory("previews", def);
   }
 
+  /** Register a task step type. */
   step<P>(def: StepDefinition<P>): void {
     const entry: StepEntry<P> = {
       kind: "steps",
@@ -368,6 +435,7 @@ export class Registry {
     table.set(entry.name, entry);
   }
 
+  /** True when `kind` has an entry called `name`. */
   has(kind: Kind, name: string): boolean {
     return this.#store.entries.get(kind)!.has(name);
   }
@@ -421,6 +489,7 @@ export class Registry {
 /** A task file's `plugins:` item: a module path, or a path with options for a factory. */
 export type PluginSpec = string | { path: string; options?: unknown };
 
+/** Config schema of one `plugins:` item. */
 export const pluginSpecSchema: Schema<PluginSpec> = s.union(
   s.string({ nonEmpty: true }),
   s.object({ path: s.string({ nonEmpty: true }), options: s.any().optional() }),

@@ -20,6 +20,7 @@
  * `${steps.<name>.dir}`; `$${` writes a literal `${`.
  */
 
+import { ArchitectureChangedError } from "./train/trainer.ts";
 import {
   applyOverrides,
   check,
@@ -502,6 +503,7 @@ export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<
       outputDir: plan.outputDir,
       signal,
       stepName: step.name,
+      fresh: forced,
       stepDir: step.dir,
       outputs: { ...step.outputs },
     };
@@ -515,7 +517,10 @@ export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<
       if (e instanceof ConfigError) {
         throw new ConfigError(e.problems.map((p) => `step '${step.name}': ${p}`));
       }
-      const message = e instanceof Error ? e.message : String(e);
+      let message = e instanceof Error ? e.message : String(e);
+      if (e instanceof ArchitectureChangedError) {
+        message = message.replace("(--force-step)", `(--force-step ${step.name})`);
+      }
       throw new StepFailedError(
         step.name,
         `step '${step.name}' (${step.type}) failed: ${message}`,

@@ -39,6 +39,8 @@ export type ImageGrids = Record<string, RgbImage>;
  * validation with the model still in eval mode, so `images` can use it.
  */
 export interface ReporterHooks extends TrainHooks {
+  /** false: train from scratch even when a checkpoint exists (a forced step). */
+  resume: boolean;
   onProgress(step: number, total: number, loss?: number): void;
   onValidate(step: number, validLoss: number): Promise<void>;
 }
@@ -46,6 +48,8 @@ export interface ReporterHooks extends TrainHooks {
 export interface TrainReporterOptions {
   /** Stopping request (the step's ctx.signal); handed to the trainer through `hooks`. */
   signal?: AbortSignal;
+  /** Start over rather than resume from `checkpoints/last` (the step's ctx.fresh). */
+  fresh?: boolean;
   /** Names the run on the bar and in log lines, e.g. "stage 1". */
   label?: string;
   /** What the trainer's items are: "tok" gives "tok/s" and the tag train/tok_per_sec. */
@@ -135,6 +139,7 @@ export class TrainReporter {
   /** The trainer's hooks (and the stopping signal): pass to `train` or a model's train function. */
   get hooks(): ReporterHooks {
     return {
+      resume: !this.opts.fresh,
       signal: this.opts.signal,
       onLog: (r) => this.onLog(r),
       onProgress: (step, total, loss) => this.onProgress(step, total, loss),

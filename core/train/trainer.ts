@@ -11,6 +11,7 @@
 import { backward } from "../autograd.ts";
 import { checkpointExists, loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
 import type { HostTensor, StateDict } from "../io/host_tensor.ts";
+import { checkStateDict, type StateDictReport } from "../io/state_dict.ts";
 import { hostStateDict, type Module } from "../nn/module.ts";
 import * as ops from "../ops/mod.ts";
 import { AdamW } from "../optim/adamw.ts";
@@ -110,6 +111,28 @@ export class CheckpointWriteError extends Error {
     const reason = options.cause instanceof Error ? options.cause.message : String(options.cause);
     super(`cannot write checkpoint ${path}: ${reason}`, options);
     this.name = "CheckpointWriteError";
+  }
+}
+
+/**
+ * The checkpoint a run would resume from holds another architecture (the step's model
+ * settings changed since it was written). Raised before any training, instead of a
+ * state-dict dump half-way through loading; the task runner adds the step's name.
+ */
+export class ArchitectureChangedError extends Error {
+  constructor(readonly path: string, readonly report: StateDictReport) {
+    const n = report.missing.length + report.unexpected.length + report.mismatched.length;
+    const first = report.mismatched.length
+      ? `${report.mismatched[0].key} is [${report.mismatched[0].got}] there, [${
+        report.mismatched[0].expected
+      }] now`
+      : report.missing.length
+      ? `${report.missing[0]} is new`
+      : `${report.unexpected[0]} is gone`;
+    super(
+      `the checkpoint ${path} was trained with another architecture than the one configured now (${n} tensor(s) differ; e.g. ${first}); re-run from scratch (--force-step) or write to another --outputs`,
+    );
+    this.name = "ArchitectureChangedError";
   }
 }
 
@@ -331,7 +354,13 @@ async function restore(path: string, model: Module, opt: AdamW, state: TrainStat
     train: TrainState;
     optimizer: { kind: string; step: number; lr: number };
   };
-  model.loadStateDict(modelWeights(ck.weights), { strict: true, what: `checkpoint ${path}` });
+  const weights = modelWeights(ck.weights);
+  const expected = new Map([...model.stateDict()].map(([k, t]) => [k, [...t.shape]]));
+  const report = checkStateDict(expected, weights, { strict: false, what: `checkpoint ${path}` });
+  if (report.missing.length + report.unexpected.length + report.mismatched.length > 0) {
+    throw new ArchitectureChangedError(path, report);
+  }
+  model.loadStateDict(weights, { strict: true, what: `checkpoint ${path}` });
   const names = model.namedParameters().map(([n]) => n);
   const buffers: OptimizerState["buffers"] = {};
   for (const kind of ["m", "v"]) {

@@ -203,8 +203,8 @@ async function dropStaleCheckpoints(p: TrainClassifierParams, ctx: StepContext):
   const marker = `${dir}/params.json`;
   const want = trainingFingerprint(p);
   const had = await Deno.readTextFile(marker).catch(() => null);
-  if (had !== want) {
-    if (had !== null) {
+  if (had !== want || ctx.fresh) {
+    if (had !== null && !ctx.fresh) {
       ctx.log.info(`${STEP}: params changed since the saved checkpoint; training afresh`);
     }
     await Deno.remove(dir, { recursive: true }).catch(() => {});

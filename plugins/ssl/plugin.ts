@@ -59,6 +59,7 @@ export default definePlugin({
         await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(p, null, 2) + "\n");
         using report = new TrainReporter(dir, ctx.log, {
           signal: ctx.signal,
+          fresh: ctx.fresh,
           label: "ssl",
           unit: "img",
         });

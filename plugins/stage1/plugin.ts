@@ -69,6 +69,7 @@ async function train(cfg: Stage1TrainConfig, ctx: StepContext): Promise<void> {
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(cfg, null, 2));
   using report = new TrainReporter(dir, ctx.log, {
     signal: ctx.signal,
+    fresh: ctx.fresh,
     label: "stage 1",
     unit: "tok",
   });

@@ -28,6 +28,7 @@ export default definePlugin({
         const dir = experimentDir(p.output.dir, ctx.stepDir);
         using report = new TrainReporter(dir, ctx.log, {
           signal: ctx.signal,
+          fresh: ctx.fresh,
           label: "stage 2",
           unit: "tok",
         });
