@@ -34,6 +34,9 @@ export type {
 } from "./backend.ts";
 export { ShapeError } from "./backend.ts";
 export type * from "./interfaces.ts";
+// The pipeline's Generator role shares its name with the random Generator class exported
+// above, which wins the plain name; this alias makes the role reachable too.
+export type { Generator as TokenGenerator } from "./interfaces.ts";
 
 // Plugins, configs and tasks: how plugins register, how configs are checked, how tasks run.
 export {
@@ -52,6 +55,7 @@ export type {
   Dataset,
   DeviceChoice,
   Entry,
+  EntryInfo,
   FactoryDefinition,
   FactoryEntry,
   FactoryKind,
@@ -68,9 +72,11 @@ export type {
   PreviewRequest,
   Products,
   RunContext,
+  ShardableStep,
   StepContext,
   StepDefinition,
   StepEntry,
+  StepShard,
 } from "./registry.ts";
 export {
   applyOverrides,

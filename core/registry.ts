@@ -247,6 +247,7 @@ export interface EntryInfo {
   name: string;
   /** Name of the plugin that registered it. */
   plugin: string;
+  /** One line for `digit list` ("" when the definition gave none). */
   description: string;
 }
 /** A registered factory, as `Registry.get` returns it. */
@@ -282,8 +283,8 @@ export interface Plugin {
   /** Register the plugin's entries; may be async. */
   register(registry: Registry): void | Promise<void>;
 }
-// deno-lint-ignore no-explicit-any
 /** A function that makes a plugin from the options a task file gives it. */
+// deno-lint-ignore no-explicit-any
 export type PluginFactory = (options?: any) => Plugin;
 
 /** Identity, for type checking a plugin object in its own module. */
