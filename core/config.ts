@@ -34,6 +34,7 @@ import { readRegularFileSync } from "./io/regular_file.ts";
 export class ConfigError extends Error {
   /** One line per problem, each already prefixed with its file and key path. */
   readonly problems: readonly string[];
+  /** One problem, or several (shown one per line). */
   constructor(problems: string | readonly string[]) {
     const list = typeof problems === "string" ? [problems] : problems;
     super(list.join("\n"));
@@ -42,12 +43,16 @@ export class ConfigError extends Error {
   }
 }
 
+/** One step of a key path: a mapping key or a list index. */
 export type PathSegment = string | number;
+/** Where a value sits in a config, e.g. `["steps", 1, "params"]`. */
 export type KeyPath = readonly PathSegment[];
 
 /** A problem found while checking a value, before it is given a file name. */
 export interface Problem {
+  /** Where the problem is. */
   path: KeyPath;
+  /** What is wrong. */
   message: string;
 }
 
@@ -83,6 +88,7 @@ export function describeValue(value: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // The schema DSL
 
+/** What sort of value a schema checks (the `s.*` builder that made it). */
 export type SchemaKind =
   | "number"
   | "int"
@@ -97,28 +103,36 @@ export type SchemaKind =
 
 type Checker<T> = (value: unknown, path: KeyPath, problems: Problem[]) => T;
 
-interface SchemaInfo {
+/** Schema details that help text and `check` read. */
+export interface SchemaInfo {
+  /** Shown in help text. */
   description?: string;
   /** A missing (or null) value is fine and stays undefined. */
   optional?: boolean;
   /** A missing (or null) value is replaced by a copy of `defaultValue`. */
   hasDefault?: boolean;
+  /** The default, when hasDefault. */
   defaultValue?: unknown;
   /** Child schemas, for help text: object keys, record values, array items. */
   shape?: Readonly<Record<string, Schema<unknown>>>;
+  /** The item schema of an array. */
   item?: Schema<unknown>;
 }
 
 /** A checker for one kind of value. Build them with `s.*`; they are immutable. */
 export class Schema<T> {
+  /** Schemas are built with `s.*`; `checker` does the kind-specific check of a present value. */
   constructor(
+    /** What sort of value this schema checks. */
     readonly kind: SchemaKind,
     /** What is expected, as it reads after "expected": "a number >= 0". */
     readonly expected: string,
     private readonly checker: Checker<T>,
+    /** Description, optionality, default and child schemas. */
     readonly info: Readonly<SchemaInfo> = {},
   ) {}
 
+  /** The description given with `describe`. */
   get description(): string | undefined {
     return this.info.description;
   }
@@ -139,10 +153,12 @@ export class Schema<T> {
     return this.checker(value, path, problems);
   }
 
+  /** A copy with `description` for help text. */
   describe(description: string): Schema<T> {
     return new Schema(this.kind, this.expected, this.checker, { ...this.info, description });
   }
 
+  /** A copy that accepts a missing (or null) value as undefined. */
   optional(): Schema<T | undefined> {
     return new Schema<T | undefined>(this.kind, this.expected, this.checker, {
       ...this.info,
@@ -150,6 +166,7 @@ export class Schema<T> {
     });
   }
 
+  /** A copy that replaces a missing (or null) value with a copy of `value` (which must pass). */
   default(value: T): Schema<T> {
     const problems: Problem[] = [];
     this.checker(value, [], problems);
@@ -164,6 +181,7 @@ export class Schema<T> {
   }
 }
 
+/** The value type a schema checks, e.g. `Infer<typeof mySchema>`. */
 export type Infer<S> = S extends Schema<infer T> ? T : never;
 type Shape = Record<string, Schema<unknown>>;
 type OptionalKeys<S extends Shape> = {
@@ -756,7 +774,9 @@ function readWithExtends(file: string, chain: string[], budget: { files: number 
 
 /** One `--set key.path=value`. */
 export interface Override {
+  /** Keys from the root to the value. */
   path: string[];
+  /** The value to set. */
   value: unknown;
   /** The flag as typed, for messages. */
   text: string;
@@ -840,7 +860,9 @@ export function applyOverrides(doc: unknown, overrides: readonly Override[]): un
   return root;
 }
 
+/** Options of `readConfig`. */
 export interface ReadConfigOptions {
+  /** `--set` overrides applied after `extends:` is resolved, before validation. */
   overrides?: readonly Override[];
 }
 

@@ -97,7 +97,16 @@ export {
   schemaHelp,
   validate,
 } from "./config.ts";
-export type { Infer, KeyPath, Override, Problem, ReadConfigOptions } from "./config.ts";
+export type {
+  Infer,
+  KeyPath,
+  Override,
+  PathSegment,
+  Problem,
+  ReadConfigOptions,
+  SchemaInfo,
+  SchemaKind,
+} from "./config.ts";
 export {
   InterruptedError,
   loadTask,
@@ -113,7 +122,9 @@ export type {
   RunSummary,
   RunTaskOptions,
   StepStatus,
+  TaskFile,
   TaskPlan,
   TaskSpec,
+  TaskStepEntry,
   TaskStepSpec,
 } from "./tasks.ts";

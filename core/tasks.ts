@@ -57,23 +57,35 @@ const nameSchema: Schema<string> = s.string({
 
 /** One step of a task file, as validated. */
 export interface TaskStepEntry {
+  /** Unique within the task; also the step's folder name. */
   name: string;
+  /** A registered step type. */
   type: string;
+  /** Free text. */
   description?: string;
+  /** Checked against the step type's schema. */
   params?: unknown;
+  /** Run even when finished outputs exist. */
   force: boolean;
 }
 
 /** A task file, as validated. */
 export interface TaskFile {
+  /** Task name; the default output folder is `outputs/<name>`. */
   name: string;
+  /** Free text. */
   description?: string;
+  /** Plugin modules to load, relative to the task file. */
   plugins: PluginSpec[];
+  /** Device for every step. */
   device: DeviceChoice;
+  /** Output folder (default `outputs/<name>`). */
   outputs?: string;
+  /** The steps, run in order. */
   steps: TaskStepEntry[];
 }
 
+/** Config schema of one step of a task file. */
 export const taskStepSchema: Schema<TaskStepEntry> = s.object({
   name: nameSchema.describe("unique within the task; also the step's folder name"),
   type: s.string({ nonEmpty: true }).describe("a registered step type"),
@@ -82,6 +94,7 @@ export const taskStepSchema: Schema<TaskStepEntry> = s.object({
   force: s.bool().default(false).describe("run even when finished outputs exist"),
 });
 
+/** Config schema of a whole task file. */
 export const taskSchema: Schema<TaskFile> = s.object({
   name: nameSchema,
   description: s.string().optional(),
@@ -95,48 +108,73 @@ export const taskSchema: Schema<TaskFile> = s.object({
 
 /** A step as `planTask` takes it (a task file's step, or one the CLI builds). */
 export interface TaskStepSpec {
+  /** Unique within the task; also the step's folder name. */
   name: string;
+  /** A registered step type. */
   type: string;
+  /** Checked against the step type's schema. */
   params?: unknown;
+  /** Run even when finished outputs exist. */
   force?: boolean;
+  /** Free text. */
   description?: string;
   /** Where problems in `params` are reported; default: the task file at `steps[i].params`. */
   paramsSource?: { where: string; path: KeyPath };
 }
 
+/** A task as `planTask` takes it: a validated task file, or one the CLI builds. */
 export interface TaskSpec {
+  /** Task name. */
   name: string;
+  /** Free text. */
   description?: string;
+  /** Device for every step (default "auto"). */
   device?: DeviceChoice;
+  /** Output folder. */
   outputs?: string;
+  /** The steps, run in order. */
   steps: TaskStepSpec[];
 }
 
+/** A step ready to run: its type resolved, params validated, folder and outputs fixed. */
 export interface PlannedStep {
+  /** Position in the task. */
   index: number;
+  /** Step name. */
   name: string;
+  /** Step type. */
   type: string;
+  /** The registered step type. */
   entry: StepEntry;
   /** Validated params with references resolved. */
   params: unknown;
+  /** The step's folder. */
   dir: string;
+  /** Declared outputs, as paths. */
   outputs: Record<string, string>;
   /** Earlier steps whose outputs this one references. */
   dependsOn: string[];
+  /** Run even when finished. */
   force: boolean;
 }
 
+/** A task ready to run. */
 export interface TaskPlan {
+  /** Task name. */
   name: string;
   /** The task file, or a label such as "train stage1" for CLI-built tasks. */
   file: string;
+  /** Device for every step. */
   device: DeviceChoice;
+  /** Root folder of everything the task writes. */
   outputDir: string;
+  /** The steps, in run order. */
   steps: PlannedStep[];
 }
 
 /** Ctrl-C (or another abort) stopped the run: the CLI exits with code 130. */
 export class InterruptedError extends Error {
+  /** `message` says where the run stopped. */
   constructor(message = "interrupted", options?: ErrorOptions) {
     super(message, options);
     this.name = "InterruptedError";
@@ -145,6 +183,7 @@ export class InterruptedError extends Error {
 
 /** A step threw while running: the CLI exits with code 1. */
 export class StepFailedError extends Error {
+  /** `step` names the step that failed. */
   constructor(readonly step: string, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "StepFailedError";
@@ -343,8 +382,11 @@ export function planTask(
   };
 }
 
+/** Options of `loadTask`. */
 export interface LoadTaskOptions {
+  /** Resolves step types; the task's plugins are loaded into it. */
   registry: Registry;
+  /** `--set` overrides applied to the task file before validation. */
   overrides?: readonly Override[];
   /** Overrides the task's `outputs:`. */
   outputDir?: string;
@@ -398,6 +440,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Whether a planned step has to run; see `stepStatus`. */
 export type StepStatus = "done" | "changed" | "incomplete" | "not run";
 
 /**
@@ -458,16 +501,23 @@ function dependantsOf(plan: TaskPlan, name: string): PlannedStep[] {
   return found;
 }
 
+/** Options of `runTask`. */
 export interface RunTaskOptions {
+  /** The registry the plan was made with. */
   registry: Registry;
+  /** Where steps report. */
   log: Logger;
+  /** Aborting stops the run (InterruptedError). */
   signal: AbortSignal;
   /** true re-runs every step; a list re-runs the named steps. */
   force?: boolean | readonly string[];
 }
 
+/** What `runTask` did. */
 export interface RunSummary {
+  /** Steps that ran, in order. */
   ran: string[];
+  /** Steps skipped as already done. */
   skipped: string[];
 }
 
