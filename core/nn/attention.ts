@@ -11,11 +11,15 @@ import { Module } from "./module.ts";
 
 /** Keys and values of past positions, (B, H, T, D) each, grown one step at a time. */
 export class KVCache {
+  /** Cached keys (B, H, T, D); null before the first append. */
   k: Tensor | null = null;
+  /** Cached values (B, H, T, D); null before the first append. */
   v: Tensor | null = null;
+  /** Number of cached positions. */
   get length(): number {
     return this.k?.shape[2] ?? 0;
   }
+  /** Add new positions; returns all keys and values so far. The cache keeps its own copies. */
   append(k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
     const nk = this.k ? ops.cat([this.k, k], 2) : k.alias();
     const nv = this.v ? ops.cat([this.v, v], 2) : v.alias();
@@ -25,6 +29,7 @@ export class KVCache {
     this.v = nv.keep();
     return { k: nk, v: nv };
   }
+  /** Free the cached tensors and empty the cache. */
   dispose(): void {
     this.k?.dispose();
     this.v?.dispose();
@@ -32,12 +37,19 @@ export class KVCache {
   }
 }
 
+/** Multi-head self-attention over (B, T, dim) input. */
 export class MultiheadAttention extends Module {
+  /** Query projection. */
   readonly q_proj: Linear;
+  /** Key projection. */
   readonly k_proj: Linear;
+  /** Value projection. */
   readonly v_proj: Linear;
+  /** Output projection. */
   readonly out_proj: Linear;
+  /** Channels per head (dim / heads). */
   readonly headDim: number;
+  /** `dim` must be divisible by `heads`; `gen` draws the initial weights. */
   constructor(readonly dim: number, readonly heads: number, gen: Generator = new Generator(0)) {
     super();
     if (dim % heads !== 0) {

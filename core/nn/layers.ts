@@ -10,13 +10,18 @@ export function uniformInit(shape: number[], bound: number, gen: Generator): Ten
   return ops.rand(shape, gen, -bound, bound);
 }
 
+/** N(0, std²) initial values. */
 export function normalInit(shape: number[], std: number, gen: Generator): Tensor {
   return ops.randn(shape, gen, std);
 }
 
+/** Fully connected layer: `x @ weight^T + bias`. */
 export class Linear extends Module {
+  /** (outFeatures, inFeatures). */
   readonly weight: Tensor;
+  /** (outFeatures), or null when built with `bias: false`. */
   readonly bias: Tensor | null;
+  /** Initialised as PyTorch's `nn.Linear`, drawing from `opts.gen`. */
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
@@ -41,8 +46,11 @@ export class Linear extends Module {
   }
 }
 
+/** Lookup table from token ids to vectors. */
 export class Embedding extends Module {
+  /** (count, dim). */
   readonly weight: Tensor;
+  /** Initialised N(0, std²) (std 1 by default, as PyTorch). */
   constructor(
     readonly count: number,
     readonly dim: number,
@@ -54,51 +62,75 @@ export class Embedding extends Module {
       normalInit([count, dim], opts.std ?? 1, opts.gen ?? new Generator(0)),
     );
   }
+  /** Rows of `weight` for each id in `ids` (i32); the result has shape `[...ids.shape, dim]`. */
   forward(ids: Tensor): Tensor {
     return ops.embedding(this.weight, ids);
   }
 }
 
+/** Layer normalisation over the last axis. */
 export class LayerNorm extends Module {
+  /** Scale (dim), or null without `affine`. */
   readonly weight: Tensor | null;
+  /** Shift (dim), or null without `affine`. */
   readonly bias: Tensor | null;
+  /** `affine: false` leaves out the learnable scale and shift. */
   constructor(readonly dim: number, readonly eps = 1e-5, affine = true) {
     super();
     this.weight = affine ? this.param("weight", ops.ones([dim])) : null;
     this.bias = affine ? this.param("bias", ops.zeros([dim])) : null;
   }
+  /** Normalise over the last axis. */
   forward(x: Tensor): Tensor {
     return ops.layerNorm(x, this.weight, this.bias, this.eps);
   }
 }
 
+/** Group normalisation of (N, C, ...) input. */
 export class GroupNorm extends Module {
+  /** Scale (channels). */
   readonly weight: Tensor;
+  /** Shift (channels). */
   readonly bias: Tensor;
+  /** `channels` must be divisible by `groups`. */
   constructor(readonly groups: number, readonly channels: number, readonly eps = 1e-5) {
     super();
     this.weight = this.param("weight", ops.ones([channels]));
     this.bias = this.param("bias", ops.zeros([channels]));
   }
+  /** Normalise each group of channels of each image. */
   forward(x: Tensor): Tensor {
     return ops.groupNorm(x, this.groups, this.weight, this.bias, this.eps);
   }
 }
 
+/** Options of `Conv2d`. */
 export interface Conv2dConfig {
+  /** Stride in both directions (default 1). */
   stride?: number;
+  /** Zero padding on every side (default 0). */
   padding?: number;
+  /** Channel groups (default 1). */
   groups?: number;
+  /** False leaves out the bias (default true). */
   bias?: boolean;
+  /** Draws the initial weights (default: seed 0). */
   gen?: Generator;
 }
 
+/** 2-D convolution of NCHW input with a square kernel. */
 export class Conv2d extends Module {
+  /** (outC, inC / groups, kernel, kernel). */
   readonly weight: Tensor;
+  /** (outC), or null when built with `bias: false`. */
   readonly bias: Tensor | null;
+  /** Stride in both directions. */
   readonly stride: number;
+  /** Zero padding on every side. */
   readonly padding: number;
+  /** Channel groups. */
   readonly groups: number;
+  /** Initialised as PyTorch's `nn.Conv2d`. */
   constructor(
     readonly inC: number,
     readonly outC: number,
@@ -118,6 +150,7 @@ export class Conv2d extends Module {
     );
     this.bias = cfg.bias === false ? null : this.param("bias", uniformInit([outC], bound, gen));
   }
+  /** Convolve (N, inC, H, W) input. */
   forward(x: Tensor): Tensor {
     return ops.conv2d(x, this.weight, this.bias, {
       stride: this.stride,
@@ -129,8 +162,11 @@ export class Conv2d extends Module {
 
 /** fc1 -> activation -> fc2, the transformer feed-forward block. */
 export class MLP extends Module {
+  /** dim to hidden. */
   readonly fc1: Linear;
+  /** hidden to dim. */
   readonly fc2: Linear;
+  /** `gen` draws the initial weights of both layers. */
   constructor(
     dim: number,
     hidden: number,
@@ -141,6 +177,7 @@ export class MLP extends Module {
     this.fc1 = this.child("fc1", new Linear(dim, hidden, { gen }));
     this.fc2 = this.child("fc2", new Linear(hidden, dim, { gen }));
   }
+  /** fc2(activation(fc1(x))). */
   forward(x: Tensor): Tensor {
     const h = this.fc1.forward(x);
     const a = this.activation === "gelu"

@@ -9,7 +9,9 @@ import { checkStateDict, type StateDictReport } from "../io/state_dict.ts";
 import type { HostTensor, StateDict } from "../io/host_tensor.ts";
 import type { Tensor } from "../tensor.ts";
 
+/** Base class of layers and models: owns named parameters, buffers and child modules. */
 export class Module {
+  /** Training mode (e.g. dropout on); set by `train()` and `eval()`. */
   training = true;
   readonly #params = new Map<string, Tensor>();
   readonly #buffers = new Map<string, Tensor>();
@@ -31,6 +33,7 @@ export class Module {
     return t;
   }
 
+  /** Register a child module; its parameters appear under `name.`. */
   protected child<M extends Module>(name: string, m: M): M {
     this.#children.set(name, m);
     return m;
@@ -44,6 +47,7 @@ export class Module {
     return ms;
   }
 
+  /** Trainable parameters with their dotted names, this module's first. */
   namedParameters(prefix = ""): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [n, p] of this.#params) out.push([prefix + n, p]);
@@ -51,10 +55,12 @@ export class Module {
     return out;
   }
 
+  /** Trainable parameters, in `namedParameters` order. */
   parameters(): Tensor[] {
     return this.namedParameters().map(([, p]) => p);
   }
 
+  /** Buffers with their dotted names, this module's first. */
   namedBuffers(prefix = ""): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [n, b] of this.#buffers) out.push([prefix + n, b]);
@@ -67,16 +73,19 @@ export class Module {
     return new Map([...this.namedParameters(), ...this.namedBuffers()]);
   }
 
+  /** Total number of trainable parameter elements. */
   numParameters(): number {
     return this.parameters().reduce((s, p) => s + p.size, 0);
   }
 
+  /** Set training mode on this module and all children. */
   train(on = true): this {
     this.training = on;
     for (const c of this.#children.values()) c.train(on);
     return this;
   }
 
+  /** Same as `train(false)`. */
   eval(): this {
     return this.train(false);
   }
