@@ -366,7 +366,7 @@ export class Tensor {
   expand(...shape: number[]): Tensor {
     return ops.expand(this, shape);
   }
-  /** This tensor laid out row-major (a copy only when needed). */
+  /** A row-major copy (what kernels that need dense input read). */
   contiguous(): Tensor {
     return ops.contiguous(this);
   }

@@ -6,8 +6,11 @@ import type { Generator } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { ShapeError, shapeStr, sizeOf, wrap } from "./util.ts";
 
+/** Where and how a new tensor is made. */
 export interface CreateOptions {
+  /** Element type (default f32, except where an op says otherwise). */
   dtype?: DType;
+  /** Device (default: the default backend). */
   backend?: Backend;
 }
 
@@ -29,6 +32,7 @@ export function tensor(
   return wrap(b.fromHost(host), s);
 }
 
+/** A tensor of `shape` with every element `value`. */
 export function fill(
   shape: readonly number[],
   value: number,
@@ -38,13 +42,17 @@ export function fill(
   return wrap((backend ?? defaultBackend()).fill(dtype, sizeOf(shape), value), shape);
 }
 
+/** A tensor of zeros. */
 export const zeros = (shape: readonly number[], opts: CreateOptions = {}): Tensor =>
   fill(shape, 0, opts.backend, opts.dtype);
+/** A tensor of ones. */
 export const ones = (shape: readonly number[], opts: CreateOptions = {}): Tensor =>
   fill(shape, 1, opts.backend, opts.dtype);
+/** A tensor with every element `value`. */
 export const full = (shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor =>
   fill(shape, value, opts.backend, opts.dtype);
 
+/** `start, start + step, ...` (n values; i32 unless `dtype` says otherwise). */
 export function arange(
   n: number,
   opts: CreateOptions & { start?: number; step?: number } = {},

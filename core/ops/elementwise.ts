@@ -36,31 +36,47 @@ function unary(
   return record(op, y, [x], (g, [xs, ys]) => [grad(g, xs, ys)], [x, y]);
 }
 
+/** Elementwise `-x`. */
 export const neg = (x: Tensor): Tensor => unary("neg", x, (g) => neg(g));
+/** Elementwise `e ** x`. */
 export const exp = (x: Tensor): Tensor => unary("exp", x, (g, _x, y) => mul(g, y));
+/** Elementwise natural logarithm. */
 export const log = (x: Tensor): Tensor => unary("log", x, (g, x) => div(g, x));
+/** Elementwise square root. */
 export const sqrt = (x: Tensor): Tensor =>
   unary("sqrt", x, (g, _x, y) => div(affine(g, 0.5, 0), y));
+/** Elementwise `1 / sqrt(x)`. */
 export const rsqrt = (x: Tensor): Tensor =>
   unary("rsqrt", x, (g, _x, y) => mul(g, affine(powScalar(y, 3), -0.5, 0)));
+/** Elementwise hyperbolic tangent. */
 export const tanh = (x: Tensor): Tensor =>
   unary("tanh", x, (g, _x, y) => mul(g, affine(mul(y, y), -1, 1)));
+/** Elementwise logistic sigmoid. */
 export const sigmoid = (x: Tensor): Tensor =>
   unary("sigmoid", x, (g, _x, y) => mul(g, mul(y, affine(y, -1, 1))));
+/** Elementwise `x * sigmoid(x)`. */
 export const silu = (x: Tensor): Tensor =>
   unary("silu", x, (g, x) => mul(g, unaryRaw("silu_grad", x)));
 /** Exact (erf) GELU, as PyTorch's nn.GELU() and fairseq's gelu. */
 export const gelu = (x: Tensor): Tensor =>
   unary("gelu", x, (g, x) => mul(g, unaryRaw("gelu_grad", x)));
+/** Elementwise `max(x, 0)`. */
 export const relu = (x: Tensor): Tensor => unary("relu", x, (g, x) => mul(g, compare("gt", x, 0)));
+/** Elementwise absolute value. */
 export const abs = (x: Tensor): Tensor => unary("abs", x, (g, x) => mul(g, unaryRaw("sign", x)));
+/** Elementwise `x * x`. */
 export const square = (x: Tensor): Tensor => unary("square", x, (g, x) => mul(g, affine(x, 2, 0)));
+/** Elementwise `1 / x`. */
 export const reciprocal = (x: Tensor): Tensor =>
   unary("reciprocal", x, (g, _x, y) => mul(g, affine(mul(y, y), -1, 0)));
+/** Elementwise sine. */
 export const sin = (x: Tensor): Tensor => unary("sin", x, (g, x) => mul(g, unaryRaw("cos", x)));
+/** Elementwise cosine. */
 export const cos = (x: Tensor): Tensor =>
   unary("cos", x, (g, x) => neg(mul(g, unaryRaw("sin", x))));
+/** Elementwise floor (no gradient). */
 export const floor = (x: Tensor): Tensor => unary("floor", x, () => null);
+/** Elementwise sign: -1, 0 or 1 (no gradient). */
 export const sign = (x: Tensor): Tensor => unary("sign", x, () => null);
 
 /** x*scale + shift in one kernel. */
@@ -71,6 +87,7 @@ export function affine(x: Tensor, scale: number, shift: number): Tensor {
   return record("affine", out, [x], (g) => [affine(g, scale, 0)]);
 }
 
+/** `x ** p` for a constant exponent. */
 export function powScalar(x: Tensor, p: number): Tensor {
   const src = dense(x);
   const out = wrap(x.backend.powScalar(src.storage, p), x.shape);
@@ -78,6 +95,7 @@ export function powScalar(x: Tensor, p: number): Tensor {
   return record("pow", out, [x], (g, [xs]) => [mul(g, affine(powScalar(xs, p - 1), p, 0))], [x]);
 }
 
+/** Elementwise clamp to [lo, hi]; no gradient where clamped. */
 export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   const src = dense(x);
   const out = wrap(x.backend.clamp(src.storage, lo, hi), x.shape);
@@ -123,6 +141,7 @@ function withScalar(a: Tensor, b: Tensor | number, fn: (a: Tensor, b: Tensor) =>
   return out;
 }
 
+/** `a + b`, broadcasting. */
 export function add(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === "number" && a.dtype === "f32") return affine(a, 1, b);
   return withScalar(a, b, (a, b) => {
@@ -131,6 +150,7 @@ export function add(a: Tensor, b: Tensor | number): Tensor {
   });
 }
 
+/** `a - b`, broadcasting. */
 export function sub(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === "number" && a.dtype === "f32") return affine(a, 1, -b);
   return withScalar(a, b, (a, b) => {
@@ -139,6 +159,7 @@ export function sub(a: Tensor, b: Tensor | number): Tensor {
   });
 }
 
+/** `a * b`, broadcasting. */
 export function mul(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === "number" && a.dtype === "f32") return affine(a, b, 0);
   return withScalar(a, b, (a, b) => {
@@ -150,6 +171,7 @@ export function mul(a: Tensor, b: Tensor | number): Tensor {
   });
 }
 
+/** `a / b`, broadcasting. */
 export function div(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === "number" && a.dtype === "f32") return affine(a, 1 / b, 0);
   return withScalar(a, b, (a, b) => {
@@ -172,6 +194,7 @@ export function maximum(a: Tensor, b: Tensor | number): Tensor {
   });
 }
 
+/** Elementwise minimum; ties send the gradient to `a`. */
 export function minimum(a: Tensor, b: Tensor | number): Tensor {
   return withScalar(a, b, (a, b) => {
     const out = binaryRaw("min", a, b);
@@ -182,6 +205,7 @@ export function minimum(a: Tensor, b: Tensor | number): Tensor {
   });
 }
 
+/** Comparisons `compare` accepts. */
 export type CompareOp = "eq" | "ne" | "lt" | "le" | "gt" | "ge";
 
 /** Comparison giving f32 1/0 (never differentiable). */

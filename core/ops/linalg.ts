@@ -165,6 +165,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
   return out;
 }
 
+/** The element-wise work `fusedLinear` runs after the matrix product. */
 export interface FusedLinearOptions {
   /** Applied to x @ w^T + bias first. */
   activation?: "gelu";

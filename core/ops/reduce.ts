@@ -60,6 +60,7 @@ function finish(r: Tensor, x: Tensor, axes: number[], keepdim: boolean): Tensor 
   return out;
 }
 
+/** Sum over `axis` (all axes when omitted); `keepdim` keeps reduced axes as size 1. */
 export function sum(x: Tensor, axis?: number | number[], keepdim = false): Tensor {
   const axes = axesOf(x, axis, "sum");
   const r = reduceRaw("sum", x, axes);
@@ -72,6 +73,7 @@ export function sum(x: Tensor, axis?: number | number[], keepdim = false): Tenso
   return finish(kept, x, axes, keepdim);
 }
 
+/** Mean over `axis` (all axes when omitted); `keepdim` keeps reduced axes as size 1. */
 export function mean(x: Tensor, axis?: number | number[], keepdim = false): Tensor {
   const axes = axesOf(x, axis, "mean");
   const n = axes.reduce((p, a) => p * x.shape[a], 1);
@@ -95,8 +97,10 @@ function extremum(op: "max" | "min", x: Tensor, axis: number, keepdim: boolean):
   return finish(kept, x, [a], keepdim);
 }
 
+/** Maximum along `axis`; the gradient goes to the first maximal element. */
 export const max = (x: Tensor, axis: number, keepdim = false): Tensor =>
   extremum("max", x, axis, keepdim);
+/** Minimum along `axis`; the gradient goes to the first minimal element. */
 export const min = (x: Tensor, axis: number, keepdim = false): Tensor =>
   extremum("min", x, axis, keepdim);
 
@@ -108,6 +112,7 @@ function argReduce(op: "argmax" | "argmin", x: Tensor, axis: number, keepdim: bo
 /** Index of the first maximum along an axis (i32). */
 export const argmax = (x: Tensor, axis: number, keepdim = false): Tensor =>
   argReduce("argmax", x, axis, keepdim);
+/** Index of the first minimum along an axis (i32). */
 export const argmin = (x: Tensor, axis: number, keepdim = false): Tensor =>
   argReduce("argmin", x, axis, keepdim);
 

@@ -21,11 +21,13 @@ export function identity(x: Tensor): Tensor {
   return record("identity", x.alias(), [x], (g) => [g.alias()]);
 }
 
+/** A row-major copy of `x`. */
 export function contiguous(x: Tensor): Tensor {
   const out = wrap(x.backend.copy(x.view()), x.shape);
   return record("contiguous", out, [x], (g) => [g.alias()]);
 }
 
+/** Same elements in a new shape; one axis may be -1 (a view when dense, else a copy). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const s = [...shape];
   const free = s.indexOf(-1);
@@ -45,13 +47,16 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return record("reshape", out, [x], (g) => [reshape(g, x.shape)]);
 }
 
+/** `x` as one axis. */
 export const flatten = (x: Tensor): Tensor => reshape(x, [x.size]);
+/** `x` with a size-1 axis inserted at `axis`. */
 export const unsqueeze = (x: Tensor, axis: number): Tensor => {
   const a = axis < 0 ? axis + x.ndim + 1 : axis;
   const s = [...x.shape];
   s.splice(a, 0, 1);
   return reshape(x, s);
 };
+/** `x` without `axis`, which must have size 1. */
 export const squeeze = (x: Tensor, axis: number): Tensor => {
   const a = normAxis(axis, x.ndim, "squeeze");
   if (x.shape[a] !== 1) {
@@ -60,6 +65,7 @@ export const squeeze = (x: Tensor, axis: number): Tensor => {
   return reshape(x, x.shape.filter((_, i) => i !== a));
 };
 
+/** A view with the axes reordered as `dims`. */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const d = dims.map((a) => normAxis(a, x.ndim, "permute"));
   if (d.length !== x.ndim || new Set(d).size !== d.length) {
@@ -71,6 +77,7 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   return record("permute", out, [x], (g) => [permute(g, inverse)]);
 }
 
+/** A view with axes `a` and `b` swapped (by default the last two). */
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
   const dims = [...Array(x.ndim).keys()];
   const i = normAxis(a, x.ndim, "transpose");
@@ -123,6 +130,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   return record("expand", out, [x], (g) => [sumTo(g, x.shape)]);
 }
 
+/** Concatenation along an existing axis; every other axis must match. */
 export function cat(xs: Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new ShapeError("cat", "needs at least one tensor");
   const b = sameBackend("cat", ...xs);
@@ -162,6 +170,7 @@ export function cat(xs: Tensor[], axis = 0): Tensor {
   );
 }
 
+/** Concatenation along a new axis. */
 export function stack(xs: Tensor[], axis = 0): Tensor {
   const parts = xs.map((x) => unsqueezeView(x, axis));
   const out = cat(parts, axis);
@@ -192,6 +201,7 @@ export function split(x: Tensor, sizes: number | number[], axis = 0): Tensor[] {
   });
 }
 
+/** Elementwise conversion to `dtype` (no gradient). */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return identity(x);
   const src = dense(x);
