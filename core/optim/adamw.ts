@@ -8,23 +8,36 @@ import type { Tensor } from "../tensor.ts";
 import type { Optimizer, OptimizerState } from "./optimizer.ts";
 import { hostToStorage, storageToHost } from "./optimizer.ts";
 
+/** Hyper-parameters of `AdamW`; defaults as PyTorch's. */
 export interface AdamWConfig {
+  /** Learning rate. */
   lr: number;
+  /** Moment decay rates (default [0.9, 0.999]). */
   betas?: [number, number];
+  /** Denominator term (default 1e-8). */
   eps?: number;
+  /** Decoupled weight decay (default 0.01). */
   weightDecay?: number;
 }
 
+/** AdamW over a fixed list of parameters; moments live on each parameter's device. */
 export class AdamW implements Optimizer {
+  /** Learning rate of the next update (schedules set it each step). */
   lr: number;
+  /** First-moment decay. */
   readonly beta1: number;
+  /** Second-moment decay. */
   readonly beta2: number;
+  /** Denominator term. */
   readonly eps: number;
+  /** Decoupled weight decay. */
   readonly weightDecay: number;
+  /** Updates done so far. */
   step = 0;
   readonly #m: Storage[];
   readonly #v: Storage[];
 
+  /** Moments start at zero. */
   constructor(readonly params: Tensor[], cfg: AdamWConfig) {
     this.lr = cfg.lr;
     [this.beta1, this.beta2] = cfg.betas ?? [0.9, 0.999];
@@ -51,6 +64,7 @@ export class AdamW implements Optimizer {
     });
   }
 
+  /** Drop the parameters' gradients. */
   zeroGrad(): void {
     for (const p of this.params) {
       p.grad?.dispose();
@@ -58,6 +72,7 @@ export class AdamW implements Optimizer {
     }
   }
 
+  /** Step, lr and moments, copied to the host for a checkpoint. */
   async state(): Promise<OptimizerState> {
     return {
       kind: "adamw",
@@ -70,6 +85,7 @@ export class AdamW implements Optimizer {
     };
   }
 
+  /** Restore a `state()` snapshot taken with the same parameter list. */
   loadState(s: OptimizerState): void {
     if (s.kind !== "adamw") {
       throw new Error(`AdamW: cannot load optimiser state of kind '${s.kind}'`);
@@ -90,6 +106,7 @@ export class AdamW implements Optimizer {
     }
   }
 
+  /** Free the moments. */
   dispose(): void {
     for (const s of [...this.#m, ...this.#v]) s.backend.release(s);
   }

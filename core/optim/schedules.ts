@@ -27,12 +27,14 @@ export function linearWarmup(step: number, o: { lr: number; warmup: number }): n
   return step < o.warmup ? o.lr * step / o.warmup : o.lr;
 }
 
+/** A learning-rate schedule as configs describe it. */
 export type Schedule =
   | { kind: "inverse_sqrt"; lr: number; warmup: number; initLr?: number }
   | { kind: "cosine"; lr: number; total: number; warmup?: number; minLr?: number }
   | { kind: "linear_warmup"; lr: number; warmup: number }
   | { kind: "constant"; lr: number };
 
+/** The learning rate of update `step` (1-based) under `s`. */
 export function lrAt(step: number, s: Schedule): number {
   switch (s.kind) {
     case "inverse_sqrt":

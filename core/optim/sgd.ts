@@ -5,13 +5,19 @@ import type { Tensor } from "../tensor.ts";
 import type { Optimizer, OptimizerState } from "./optimizer.ts";
 import { hostToStorage, storageToHost } from "./optimizer.ts";
 
+/** SGD with momentum and weight decay over a fixed list of parameters. */
 export class SGD implements Optimizer {
+  /** Updates done so far. */
   step = 0;
+  /** Learning rate of the next update. */
   lr: number;
+  /** Momentum factor (0: plain SGD). */
   readonly momentum: number;
+  /** L2 penalty added to the gradient. */
   readonly weightDecay: number;
   readonly #buf: Storage[];
 
+  /** Momentum buffers start at zero. */
   constructor(
     readonly params: Tensor[],
     cfg: { lr: number; momentum?: number; weightDecay?: number },
@@ -22,6 +28,7 @@ export class SGD implements Optimizer {
     this.#buf = params.map((p) => p.backend.fill("f32", p.size, 0));
   }
 
+  /** One update from the accumulated `.grad`s, each multiplied by gradScale first. */
   update(gradScale = 1): void {
     this.step++;
     this.params.forEach((p, i) => {
@@ -56,6 +63,7 @@ export class SGD implements Optimizer {
     });
   }
 
+  /** Drop the parameters' gradients. */
   zeroGrad(): void {
     for (const p of this.params) {
       p.grad?.dispose();
@@ -63,6 +71,7 @@ export class SGD implements Optimizer {
     }
   }
 
+  /** Step, lr and momentum buffers, copied to the host for a checkpoint. */
   async state(): Promise<OptimizerState> {
     return {
       kind: "sgd",
@@ -72,6 +81,7 @@ export class SGD implements Optimizer {
     };
   }
 
+  /** Restore a `state()` snapshot taken with the same parameter list. */
   loadState(s: OptimizerState): void {
     if (s.kind !== "sgd") throw new Error(`SGD: cannot load optimiser state of kind '${s.kind}'`);
     this.step = s.step;
@@ -87,6 +97,7 @@ export class SGD implements Optimizer {
     });
   }
 
+  /** Free the momentum buffers. */
   dispose(): void {
     for (const s of this.#buf) s.backend.release(s);
   }
