@@ -1,7 +1,43 @@
 /**
- * digit-ts: DiGIT (Zhu et al., NeurIPS 2024) in Deno + TypeScript.
+ * digit-ts: DiGIT (Zhu et al., NeurIPS 2024: discrete tokens from a self-supervised
+ * encoder, then an autoregressive generator over them) in Deno + TypeScript.
  *
- * The core (tensors, autograd, layers, optimisers, devices, I/O) is re-exported here;
- * plugins live under `plugins/` and are reached through the registry.
+ * This module is the core: tensors with autograd and memory scopes, layers, optimisers,
+ * the CPU and WebGPU backends, config schemas, and the plugin registry and task runner
+ * that the `digit` CLI drives. The model plugins (DINOv2, K-Means, the GPT stages,
+ * VQGAN, metrics) live under `plugins/` and are reached through the registry.
+ *
+ * @example Tensors and autograd
+ * ```ts
+ * import { backward, ops, tidy } from "@digit-ts/digit";
+ *
+ * const w = ops.tensor([1, 2, 3, 4], [2, 2]).requireGrad();
+ * // tidy disposes the intermediates (w @ w) and keeps what the callback returns.
+ * const y = tidy(() => w.matmul(w).add(1));
+ * console.log(await y.data()); // [8, 11, 16, 23]
+ * tidy(() => backward(y.sum()));
+ * console.log(await w.grad!.data()); // [7, 11, 9, 13]
+ * ```
+ *
+ * @example A plugin step type, run by the task runner
+ * ```ts
+ * import { Registry, s } from "@digit-ts/digit";
+ *
+ * const registry = new Registry();
+ * await registry.use({
+ *   name: "hello",
+ *   version: "0.1.0",
+ *   register(r) {
+ *     r.step({
+ *       name: "greet",
+ *       params: s.object({ who: s.string() }),
+ *       run: (params, ctx) => ctx.log.info(`hello, ${params.who}`),
+ *     });
+ *   },
+ * });
+ * console.log(registry.list("steps").map((e) => e.name)); // ["greet"]
+ * ```
+ *
+ * @module
  */
 export * from "./core/mod.ts";
