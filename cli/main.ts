@@ -38,6 +38,9 @@ export async function loadBuiltinPlugins(
   }
   let module: Record<string, unknown>;
   try {
+    // Dynamic on purpose: the module may be absent or broken (reported, not thrown), and
+    // tests pass other URLs. An absolute URL needs no import map, so the warning
+    // `deno publish` gives for this line is expected.
     module = await import(url.href);
   } catch (e) {
     const reason = (e as Error).message.split("\n")[0];

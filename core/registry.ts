@@ -539,6 +539,9 @@ export async function loadPlugins(
     const at = `${where}: plugins[${i}]`;
     let module: Record<string, unknown>;
     try {
+      // Dynamic on purpose: plugins are named by task files at run time. The specifier is
+      // always a full URL (file:, npm:, jsr:, https:), so it needs no import map once
+      // published; `deno publish` still warns that it cannot analyse it.
       module = await import(specifier);
     } catch (e) {
       const message = (e as Error).message.split("\n")[0];
