@@ -1,6 +1,6 @@
 /** The bitmap font and the per-class contact sheet of the demo. */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { RgbImage } from "../core/image/rgb.ts";
 import { drawText, GLYPH_ADVANCE, GLYPH_HEIGHT, textWidth } from "../core/image/text.ts";
 import { classSheet } from "../plugins/demo/class_sheet.ts";
@@ -12,7 +12,7 @@ const blank = (width: number, height: number, v = 255): RgbImage => ({
 });
 const dark = (img: RgbImage, x: number, y: number) => img.data[(y * img.width + x) * 3] === 0;
 
-Deno.test("drawText sets exactly the glyph's pixels: 'T' is a bar over a stem, lower case draws upper case", () => {
+it("drawText sets exactly the glyph's pixels: 'T' is a bar over a stem, lower case draws upper case", () => {
   for (const text of ["T", "t"]) {
     const img = blank(8, 9);
     drawText(img, text, 1, 1);
@@ -20,18 +20,18 @@ Deno.test("drawText sets exactly the glyph's pixels: 'T' is a bar over a stem, l
       for (let x = 0; x < 8; x++) {
         const gx = x - 1, gy = y - 1;
         const want = (gy === 0 && gx >= 0 && gx < 5) || (gx === 2 && gy >= 0 && gy < GLYPH_HEIGHT);
-        assert.equal(dark(img, x, y), want, `${text} pixel (${x}, ${y})`);
+        expect(dark(img, x, y), `${text} pixel (${x}, ${y})`).toBe(want);
       }
     }
   }
-  assert.equal(textWidth("ab", 2), (2 * GLYPH_ADVANCE - 1) * 2);
+  expect(textWidth("ab", 2)).toBe((2 * GLYPH_ADVANCE - 1) * 2);
   // Clipped at the border rather than wrapping into the next row.
   const img = blank(4, 4);
   drawText(img, "W", 2, 2);
-  assert.ok(!dark(img, 0, 3) && dark(img, 2, 2));
+  expect(!dark(img, 0, 3) && dark(img, 2, 2)).toBeTruthy();
 });
 
-Deno.test("classSheet: one row per class, images enlarged in place, the label left of its row", () => {
+it("classSheet: one row per class, images enlarged in place, the label left of its row", () => {
   const red: RgbImage = {
     width: 2,
     height: 2,
@@ -44,14 +44,14 @@ Deno.test("classSheet: one row per class, images enlarged in place, the label le
     2,
   );
   const labelWidth = textWidth("BB", 1) + 6;
-  assert.equal(sheet.width, labelWidth + 3 * 22 + 2);
-  assert.equal(sheet.height, 2 * 22 + 2);
+  expect(sheet.width).toBe(labelWidth + 3 * 22 + 2);
+  expect(sheet.height).toBe(2 * 22 + 2);
   const px = (x: number, y: number) =>
     Array.from(sheet.data.subarray((y * sheet.width + x) * 3, (y * sheet.width + x) * 3 + 3));
-  assert.deepEqual(px(labelWidth + 22 + 5, 2 + 5), [255, 0, 0]); // row 0, column 1
-  assert.deepEqual(px(labelWidth + 22 + 5, 24 + 5), [255, 255, 255]); // row 1 has one image
+  expect(px(labelWidth + 22 + 5, 2 + 5)).toEqual([255, 0, 0]); // row 0, column 1
+  expect(px(labelWidth + 22 + 5, 24 + 5)).toEqual([255, 255, 255]); // row 1 has one image
   let ink = 0;
   for (let y = 0; y < 22; y++) for (let x = 0; x < labelWidth; x++) if (px(x, y)[0] === 0) ink++;
-  assert.ok(ink > 5, "the label is drawn");
-  assert.throws(() => classSheet([{ label: "x", images: [] }], 2), /no images/);
+  expect(ink, "the label is drawn").toBeGreaterThan(5);
+  expect(() => classSheet([{ label: "x", images: [] }], 2)).toThrow(/no images/);
 });

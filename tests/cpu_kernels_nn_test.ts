@@ -7,7 +7,7 @@
  * <A x, dy> = <x, A^T dy>.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { Pool2dArgs, ResizeArgs, ResizeMode } from "../core/backend.ts";
 import { CpuBackend } from "../core/backends/cpu/mod.ts";
 import { assertClose, dot, loadFixture, numericGrad, randn } from "./cpu_kernels_util.ts";
@@ -84,7 +84,7 @@ function softmaxRef(x: ArrayLike<number>, rows: number, cols: number, log: boole
   return y;
 }
 
-Deno.test("softmax and log-softmax: forward vs float64, backward vs central differences", () => {
+it("softmax and log-softmax: forward vs float64, backward vs central differences", () => {
   const [rows, cols] = [3, 7];
   const x = randn(rows * cols, 20, 3);
   x[5] = 80; // large logits must not overflow
@@ -142,7 +142,7 @@ function layerNormRef(
   return groupNormRef(x, w, b, rows, 1, cols, 1, eps, (_c, i) => i);
 }
 
-Deno.test("layerNorm: forward and backward vs torch, float64 loops and central differences", () => {
+it("layerNorm: forward and backward vs torch, float64 loops and central differences", () => {
   const f = fixture.layerNorm;
   const { rows, cols, eps } = f;
   const [x, w, b, dy] = [f32(f.x), f32(f.weight), f32(f.bias), f32(f.dy)];
@@ -208,7 +208,7 @@ Deno.test("layerNorm: forward and backward vs torch, float64 loops and central d
   );
 });
 
-Deno.test("groupNorm: forward and backward vs torch, float64 loops and central differences", () => {
+it("groupNorm: forward and backward vs torch, float64 loops and central differences", () => {
   const f = fixture.groupNorm;
   const { N, C, HW, groups, eps } = f;
   const [x, w, b, dy] = [f32(f.x), f32(f.weight), f32(f.bias), f32(f.dy)];
@@ -245,8 +245,7 @@ Deno.test("groupNorm: forward and backward vs torch, float64 loops and central d
     FD_RTOL,
     "groupNorm dbias vs FD",
   );
-  assert.throws(
-    () => be.groupNorm(up(x), null, null, N, C, HW, 4, eps),
+  expect(() => be.groupNorm(up(x), null, null, N, C, HW, 4, eps)).toThrow(
     /groupNorm: groups 4 must be a positive divisor of C=6/,
   );
 });
@@ -270,7 +269,7 @@ function crossEntropyRef(
   });
 }
 
-Deno.test("crossEntropy: label smoothing and ignore_index vs torch, float64 and central differences", () => {
+it("crossEntropy: label smoothing and ignore_index vs torch, float64 and central differences", () => {
   const f = fixture.crossEntropy;
   const { rows, cols, smoothing, ignoreIndex } = f;
   const logits = f32(f.logits);
@@ -294,23 +293,20 @@ Deno.test("crossEntropy: label smoothing and ignore_index vs torch, float64 and 
     "crossEntropy dlogits vs FD",
   );
   const ignored = f.targets.indexOf(ignoreIndex);
-  assert.equal(read(r.loss)[ignored], 0);
-  assert.deepEqual(
-    Array.from(dx.slice(ignored * cols, ignored * cols + cols)),
+  expect(read(r.loss)[ignored]).toBe(0);
+  expect(Array.from(dx.slice(ignored * cols, ignored * cols + cols))).toEqual(
     new Array(cols).fill(0),
   );
-  assert.throws(
-    () =>
-      be.crossEntropy(
-        up(logits),
-        be.fromHost(Int32Array.from([0, 1, 5, 0, 0, 0])),
-        rows,
-        cols,
-        0,
-        -100,
-      ),
-    /crossEntropy: target 5 in row 2 is out of range \[0, 5\)/,
-  );
+  expect(() =>
+    be.crossEntropy(
+      up(logits),
+      be.fromHost(Int32Array.from([0, 1, 5, 0, 0, 0])),
+      rows,
+      cols,
+      0,
+      -100,
+    )
+  ).toThrow(/crossEntropy: target 5 in row 2 is out of range \[0, 5\)/);
 });
 
 // ---------------------------------------------------------------- pooling
@@ -346,7 +342,7 @@ function poolRef(x: ArrayLike<number>, a: Pool2dArgs, kind: "avg" | "max"): Floa
   return y;
 }
 
-Deno.test("avgPool2d: count_include_pad both ways vs torch, float64 loops and the adjoint", () => {
+it("avgPool2d: count_include_pad both ways vs torch, float64 loops and the adjoint", () => {
   for (const f of fixture.avgPool) {
     const label = `avgPool countIncludePad=${f.countIncludePad}`;
     const x = f32(f.x);
@@ -359,7 +355,7 @@ Deno.test("avgPool2d: count_include_pad both ways vs torch, float64 loops and th
   }
 });
 
-Deno.test("maxPool2d: values and argmax vs float64 loops, backward vs central differences", () => {
+it("maxPool2d: values and argmax vs float64 loops, backward vs central differences", () => {
   const a: Pool2dArgs = {
     batch: 2,
     channels: 1,
@@ -381,7 +377,7 @@ Deno.test("maxPool2d: values and argmax vs float64 loops, backward vs central di
   const idx = be.readSync(argmax);
   read(y).forEach((v, o) => {
     const plane = Math.floor(o / (a.outH * a.outW));
-    assert.equal(x[plane * 30 + idx[o]], v, `argmax ${o}`);
+    expect(x[plane * 30 + idx[o]], `argmax ${o}`).toBe(v);
   });
   const dy = randn(read(y).length, 31);
   const dx = read(be.maxPool2dBackward(up(dy), argmax, a));
@@ -459,7 +455,7 @@ const POOL_SHAPES: [string, Pool2dArgs][] = [
   ["3x3 s1 p1 on 1x1", poolArgs(1, 2, 1, 1, 3, 3, 1, 1, 1, 1, true)],
 ];
 
-Deno.test("avgPool2d fast paths: forward and backward vs float64 loops, and the adjoint", () => {
+it("avgPool2d fast paths: forward and backward vs float64 loops, and the adjoint", () => {
   let seed = 60;
   for (const [label, a] of POOL_SHAPES) {
     for (const countIncludePad of [false, true]) {
@@ -502,7 +498,7 @@ function maxPoolRef(x: ArrayLike<number>, a: Pool2dArgs) {
   return { y, argmax };
 }
 
-Deno.test("maxPool2d fast paths: ties, signed zeros, NaN and -inf vs a row-major scan", () => {
+it("maxPool2d fast paths: ties, signed zeros, NaN and -inf vs a row-major scan", () => {
   let seed = 90;
   for (const [label, a] of POOL_SHAPES) {
     // Few distinct values so windows hold ties; then plant NaNs, -inf and -0.
@@ -515,8 +511,9 @@ Deno.test("maxPool2d fast paths: ties, signed zeros, NaN and -inf vs a row-major
     const ref = maxPoolRef(x, a);
     const got = read(y), idx = be.readSync(argmax);
     ref.y.forEach((v, o) => {
-      assert.ok(Object.is(got[o], Math.fround(v)), `${label}: y[${o}] is ${got[o]}, expected ${v}`);
-      assert.equal(idx[o], ref.argmax[o], `${label}: argmax[${o}]`);
+      expect(Object.is(got[o], Math.fround(v)), `${label}: y[${o}] is ${got[o]}, expected ${v}`)
+        .toBeTruthy();
+      expect(idx[o], `${label}: argmax[${o}]`).toBe(ref.argmax[o]);
     });
   }
 });
@@ -544,20 +541,20 @@ function resizeArgs(c: ResizeCase): ResizeArgs {
 // the four products in another order: 1 ulp (1.2e-7) there. Hence 1.2e-7 abs + 1.2e-7 rel.
 const RESIZE_TOL = 2 ** -23;
 
-Deno.test("resize: nearest/bilinear/bicubic, align_corners both ways, sizes and scale factors vs torch", () => {
+it("resize: nearest/bilinear/bicubic, align_corners both ways, sizes and scale factors vs torch", () => {
   for (const c of fixture.resize.cases) {
     const args = resizeArgs(c);
     const x = f32(fixture.resize.inputs[c.x]);
     const y = read(be.resize(up(x), args));
     assertClose(y, f32(c.y), RESIZE_TOL, RESIZE_TOL, `resize ${c.name} y vs torch`);
-    if (c.mode === "bicubic") assert.deepEqual(y, f32(c.y), `resize ${c.name}: bit-exact`);
+    if (c.mode === "bicubic") expect(y, `resize ${c.name}: bit-exact`).toEqual(f32(c.y));
     const dx = read(be.resizeBackward(up(f32(c.dy)), args));
     assertClose(dx, c.dx, TORCH_ATOL, TORCH_RTOL, `resize ${c.name} dx vs torch`);
     assertClose([dot(x, dx)], [dot(y, c.dy)], 1e-4, 1e-5, `resize ${c.name} adjoint`);
   }
 });
 
-Deno.test("resize: closed forms (align_corners bilinear keeps a ramp, bicubic keeps constants)", () => {
+it("resize: closed forms (align_corners bilinear keeps a ramp, bicubic keeps constants)", () => {
   const [inH, inW, outH, outW] = [4, 5, 7, 9];
   const ramp = Float32Array.from(
     { length: inH * inW },
@@ -598,14 +595,14 @@ Deno.test("resize: closed forms (align_corners bilinear keeps a ramp, bicubic ke
   }
 });
 
-Deno.test("expNonPositive (softmax's exp) matches Math.exp to 1e-11 relative over [-690, 0], edges and underflow included", async () => {
+it("expNonPositive (softmax's exp) matches Math.exp to 1e-11 relative over [-690, 0], edges and underflow included", async () => {
   const { expNonPositive } = await import("../core/backends/cpu/exp.ts");
   let worst = 0;
   const check = (x: number) => {
     const want = Math.exp(x), got = expNonPositive(x);
     // Below 1e-300 (float32 holds nothing under 1.4e-45) only closeness in absolute terms counts.
     if (want < 1e-300) {
-      assert.ok(Math.abs(got - want) <= 1e-300, `exp(${x}) = ${got}, want ${want}`);
+      expect(Math.abs(got - want), `exp(${x}) = ${got}, want ${want}`).toBeLessThanOrEqual(1e-300);
     } else worst = Math.max(worst, Math.abs(got - want) / want);
   };
   for (let i = 0; i <= 200_000; i++) check(-745 * (i / 200_000) ** 2); // dense near 0
@@ -626,7 +623,7 @@ Deno.test("expNonPositive (softmax's exp) matches Math.exp to 1e-11 relative ove
       -1e6,
     ]
   ) check(x);
-  assert.ok(worst <= 1e-11, `max relative error ${worst}`);
-  assert.equal(expNonPositive(-Infinity), 0);
-  assert.ok(Number.isNaN(expNonPositive(NaN)));
+  expect(worst, `max relative error ${worst}`).toBeLessThanOrEqual(1e-11);
+  expect(expNonPositive(-Infinity)).toBe(0);
+  expect(Number.isNaN(expNonPositive(NaN))).toBeTruthy();
 });

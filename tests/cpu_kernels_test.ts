@@ -6,7 +6,7 @@
  * Part 2 (norms, softmax, loss, pooling, resizing) is in cpu_kernels_nn_test.ts.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { BinaryOp, Storage, UnaryOp, View } from "../core/backend.ts";
 import { CpuBackend } from "../core/backends/cpu/mod.ts";
 import { erf, erfc, gelu, geluGrad } from "../core/backends/cpu/erf.ts";
@@ -27,49 +27,46 @@ function contiguous(storage: Storage, shape: number[]): View {
 
 // ---------------------------------------------------------------- storage
 
-Deno.test("storage: live count, read, release, and use after release", async () => {
+it("storage: live count, read, release, and use after release", async () => {
   const be = new CpuBackend();
-  assert.equal(be.name, "cpu");
-  assert.match(be.description, /^cpu: /);
+  expect(be.name).toBe("cpu");
+  expect(be.description).toMatch(/^cpu: /);
   const host = Float32Array.of(1, 2, 3);
   const a = be.fromHost(host);
   host[0] = 99; // fromHost copies
   const b = be.alloc("i32", 4);
-  assert.equal(be.liveStorages(), 2);
-  assert.deepEqual(Array.from(be.readSync(a)), [1, 2, 3]);
-  assert.deepEqual(Array.from(await be.read(b)), [0, 0, 0, 0]);
-  assert.equal(b.dtype, "i32");
+  expect(be.liveStorages()).toBe(2);
+  expect(Array.from(be.readSync(a))).toEqual([1, 2, 3]);
+  expect(Array.from(await be.read(b))).toEqual([0, 0, 0, 0]);
+  expect(b.dtype).toBe("i32");
   const c = be.unary("neg", a);
-  assert.equal(be.liveStorages(), 3);
+  expect(be.liveStorages()).toBe(3);
   be.release(a);
-  assert.equal(be.liveStorages(), 2);
-  assert.throws(
-    () => be.unary("exp", a),
+  expect(be.liveStorages()).toBe(2);
+  expect(() => be.unary("exp", a)).toThrow(
     /unary exp: x \(f32, 3 elements\) was used after release/,
   );
-  assert.throws(() => be.readSync(a), /used after release/);
-  await assert.rejects(be.read(a), /used after release/);
-  assert.throws(() => be.release(a), /released twice/);
+  expect(() => be.readSync(a)).toThrow(/used after release/);
+  await expect(be.read(a)).rejects.toThrow(/used after release/);
+  expect(() => be.release(a)).toThrow(/released twice/);
   be.release(b);
   be.release(c);
-  assert.equal(be.liveStorages(), 0);
+  expect(be.liveStorages()).toBe(0);
 });
 
-Deno.test("storage: foreign storages, wrong dtype and short inputs are rejected", () => {
+it("storage: foreign storages, wrong dtype and short inputs are rejected", () => {
   const be = new CpuBackend();
   const other = new CpuBackend();
   const x = other.fromHost(new Float32Array(4));
-  assert.throws(() => be.unary("neg", x), /belongs to another cpu backend/);
+  expect(() => be.unary("neg", x)).toThrow(/belongs to another cpu backend/);
   const idx = be.fromHost(Float32Array.of(0, 1));
   const table = be.fromHost(new Float32Array(6));
-  assert.throws(() => be.gather(table, idx, 3, 2), /gather: idx must be i32, got f32/);
-  assert.throws(
-    () => be.softmax(be.fromHost(new Float32Array(5)), 2, 3, false),
+  expect(() => be.gather(table, idx, 3, 2)).toThrow(/gather: idx must be i32, got f32/);
+  expect(() => be.softmax(be.fromHost(new Float32Array(5)), 2, 3, false)).toThrow(
     /softmax: x has 5 elements, needs 6/,
   );
   const s = be.fromHost(new Float32Array(4));
-  assert.throws(
-    () => be.copy(view(s, [2, 3], [3, 1])),
+  expect(() => be.copy(view(s, [2, 3], [3, 1]))).toThrow(
     /copy: src view .* reaches elements 0\.\.5 of a storage with 4/,
   );
 });
@@ -101,7 +98,7 @@ const UNARY_REFERENCE: Record<UnaryOp, (x: number) => number> = {
   },
 };
 
-Deno.test("unary: every op against its closed form (rtol 3e-7 + atol 1e-30)", () => {
+it("unary: every op against its closed form (rtol 3e-7 + atol 1e-30)", () => {
   const be = new CpuBackend();
   const values = Float32Array.of(-7.5, -3, -1.25, -0.5, -1e-3, 0, 2e-4, 0.3, 1, 2.5, 6, 40);
   const positive = values.map(Math.abs).map((v) => v + 0.01);
@@ -112,11 +109,11 @@ Deno.test("unary: every op against its closed form (rtol 3e-7 + atol 1e-30)", ()
   }
   // i32 keeps its dtype.
   const yi = be.readSync(be.unary("abs", be.fromHost(Int32Array.of(-3, 4))));
-  assert.ok(yi instanceof Int32Array);
-  assert.deepEqual(Array.from(yi), [3, 4]);
+  expect(yi).toBeInstanceOf(Int32Array);
+  expect(Array.from(yi)).toEqual([3, 4]);
 });
 
-Deno.test("erf, erfc, GELU and its derivative against mpmath (rtol 1e-13)", () => {
+it("erf, erfc, GELU and its derivative against mpmath (rtol 1e-13)", () => {
   const rows = loadFixture<
     { erf: { x: number; erf: number; erfc: number; gelu: number; geluGrad: number }[] }
   >(
@@ -143,13 +140,13 @@ Deno.test("erf, erfc, GELU and its derivative against mpmath (rtol 1e-13)", () =
 // the f32 store, which adds at most 2^-24 relative: 9e-8 in all, i.e. within one f32 ulp.
 const GELU_KERNEL_RTOL = 3e-8 + 2 ** -24;
 
-Deno.test("gelu kernels against mpmath, all branches (rtol 9e-8, atol 1e-45)", () => {
+it("gelu kernels against mpmath, all branches (rtol 9e-8, atol 1e-45)", () => {
   // The f32-exact x of the fixture (17 of 30) span the slow tail (< -8), the tables and
   // the x >= 8 shortcut.
   const rows = loadFixture<{ erf: { x: number; gelu: number; geluGrad: number }[] }>(
     "cpu_kernels/torch_ops.json",
   ).erf.filter((r) => Math.fround(r.x) === r.x);
-  assert.equal(rows.length, 17);
+  expect(rows.length).toBe(17);
   const x = Float32Array.from(rows, (r) => r.x);
   const y = new Float32Array(x.length);
   geluInto(x, y);
@@ -158,10 +155,10 @@ Deno.test("gelu kernels against mpmath, all branches (rtol 9e-8, atol 1e-45)", (
   assertClose(y, rows.map((r) => r.geluGrad), 1e-45, GELU_KERNEL_RTOL, "geluGradInto vs mpmath");
   const special = Float32Array.of(NaN, Infinity, -0);
   geluInto(special, y);
-  assert.deepEqual(Array.from(y.subarray(0, 3)), [NaN, Infinity, -0]);
+  expect(Array.from(y.subarray(0, 3))).toEqual([NaN, Infinity, -0]);
 });
 
-Deno.test("gelu kernels on a dense grid against the float64 erf (rtol 9e-8, atol 1e-45)", () => {
+it("gelu kernels on a dense grid against the float64 erf (rtol 9e-8, atol 1e-45)", () => {
   // Every table interval at 41 points each, plus the tail to where GELU underflows f32.
   // The reference is the double erfc above (itself within 1e-13 of mpmath), evaluated at
   // points between the interpolation nodes, so this measures the interpolation error.
@@ -222,7 +219,7 @@ const BINARY_OPS: BinaryOp[] = [
   "ge",
 ];
 
-Deno.test("binary: strided and broadcast views against a naive index loop (rtol 3e-7)", () => {
+it("binary: strided and broadcast views against a naive index loop (rtol 3e-7)", () => {
   const be = new CpuBackend();
   // a: a (2,3,4) window with odd strides into 40 values; b: a (3,1) column whose size-1
   // axis has a nonzero stride (it must still broadcast), right-aligned against (2,3,4).
@@ -248,7 +245,7 @@ Deno.test("binary: strided and broadcast views against a naive index loop (rtol 
   }
 });
 
-Deno.test("binary: contiguous, scalar and row-broadcast fast paths, and i32 outputs", () => {
+it("binary: contiguous, scalar and row-broadcast fast paths, and i32 outputs", () => {
   const be = new CpuBackend();
   const aData = randn(30, 3);
   const rowData = randn(6, 4);
@@ -282,12 +279,11 @@ Deno.test("binary: contiguous, scalar and row-broadcast fast paths, and i32 outp
   const I = be.fromHost(Int32Array.of(7, -7, 9, 2));
   const J = be.fromHost(Int32Array.of(2, 2, -4, 2));
   const q = be.readSync(be.binary("div", contiguous(I, [4]), contiguous(J, [4]), [4], "i32"));
-  assert.ok(q instanceof Int32Array);
-  assert.deepEqual(Array.from(q), [3, -3, -2, 1]); // truncation toward zero
+  expect(q).toBeInstanceOf(Int32Array);
+  expect(Array.from(q)).toEqual([3, -3, -2, 1]); // truncation toward zero
   const lt = be.readSync(be.binary("lt", contiguous(I, [4]), contiguous(J, [4]), [4], "i32"));
-  assert.deepEqual(Array.from(lt), [0, 1, 0, 0]);
-  assert.throws(
-    () => be.binary("add", contiguous(A, [5, 6]), contiguous(R, [6]), [6, 5], "f32"),
+  expect(Array.from(lt)).toEqual([0, 1, 0, 0]);
+  expect(() => be.binary("add", contiguous(A, [5, 6]), contiguous(R, [6]), [6, 5], "f32")).toThrow(
     /binary add: a shape \[5,6\] does not broadcast to \[6,5\]/,
   );
 });
@@ -333,7 +329,7 @@ function* indices(shape: number[]): Generator<number[]> {
   }
 }
 
-Deno.test("binary, where, copyInto: 40 random strided/broadcast layouts against index loops (exact)", () => {
+it("binary, where, copyInto: 40 random strided/broadcast layouts against index loops (exact)", () => {
   const be = new CpuBackend();
   const rng = new RandomStream(99);
   for (let trial = 0; trial < 40; trial++) {
@@ -351,23 +347,19 @@ Deno.test("binary, where, copyInto: 40 random strided/broadcast layouts against 
     be.copyInto(dst.v, b.v);
     let o = 0;
     for (const index of indices(shape)) {
-      assert.equal(
-        sub[o],
+      expect(sub[o], `trial ${trial} sub at [${index}]`).toBe(
         Math.fround(a.at(index) - b.at(index)),
-        `trial ${trial} sub at [${index}]`,
       );
-      assert.equal(
-        sel[o],
+      expect(sel[o], `trial ${trial} where at [${index}]`).toBe(
         c.at(index) !== 0 ? a.at(index) : b.at(index),
-        `trial ${trial} where at [${index}]`,
       );
-      assert.equal(dst.at(index), b.at(index), `trial ${trial} copyInto at [${index}]`);
+      expect(dst.at(index), `trial ${trial} copyInto at [${index}]`).toBe(b.at(index));
       o++;
     }
   }
 });
 
-Deno.test("where: broadcast condition picks between strided views", () => {
+it("where: broadcast condition picks between strided views", () => {
   const be = new CpuBackend();
   const cond = be.fromHost(Float32Array.of(1, 0, 1));
   const a = be.fromHost(Float32Array.of(1, 2, 3, 4, 5, 6));
@@ -376,14 +368,14 @@ Deno.test("where: broadcast condition picks between strided views", () => {
   const y = be.readSync(
     be.where(contiguous(cond, [3]), view(a, [2, 3], [1, 2]), view(b, [1], [0]), [2, 3]),
   );
-  assert.deepEqual(Array.from(y), [1, -1, 5, 2, -1, 6]);
+  expect(Array.from(y)).toEqual([1, -1, 5, 2, -1, 6]);
 });
 
-Deno.test("copy and copyInto: transposed, offset and overlapping windows", () => {
+it("copy and copyInto: transposed, offset and overlapping windows", () => {
   const be = new CpuBackend();
   const x = be.fromHost(Float32Array.from({ length: 12 }, (_, i) => i));
   // Transpose of the (3,4) matrix starting at offset 0, then a (2,2) window at offset 5.
-  assert.deepEqual(Array.from(be.readSync(be.copy(view(x, [4, 3], [1, 4])))), [
+  expect(Array.from(be.readSync(be.copy(view(x, [4, 3], [1, 4]))))).toEqual([
     0,
     4,
     8,
@@ -397,29 +389,28 @@ Deno.test("copy and copyInto: transposed, offset and overlapping windows", () =>
     7,
     11,
   ]);
-  assert.deepEqual(Array.from(be.readSync(be.copy(view(x, [2, 2], [4, 1], 5)))), [5, 6, 9, 10]);
+  expect(Array.from(be.readSync(be.copy(view(x, [2, 2], [4, 1], 5))))).toEqual([5, 6, 9, 10]);
   // copyInto: write a (2,3) source into every other column of a (2,6) destination.
   const dst = be.alloc("f32", 12);
   const src = be.fromHost(Float32Array.of(1, 2, 3, 4, 5, 6));
   be.copyInto(view(dst, [2, 3], [6, 2], 1), contiguous(src, [2, 3]));
-  assert.deepEqual(Array.from(be.readSync(dst)), [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6]);
+  expect(Array.from(be.readSync(dst))).toEqual([0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6]);
   // Overlap: shift x[0..8) right by 2 inside the same storage (memmove semantics).
   be.copyInto(view(x, [8], [1], 2), view(x, [8], [1], 0));
-  assert.deepEqual(Array.from(be.readSync(x)), [0, 1, 0, 1, 2, 3, 4, 5, 6, 7, 10, 11]);
+  expect(Array.from(be.readSync(x))).toEqual([0, 1, 0, 1, 2, 3, 4, 5, 6, 7, 10, 11]);
   // Broadcast source: one value into a (2,2) window.
   be.copyInto(view(dst, [2, 2], [6, 1], 0), view(be.fromHost(Float32Array.of(9)), [1], [0]));
-  assert.deepEqual(Array.from(be.readSync(dst)).slice(0, 8), [9, 9, 0, 2, 0, 3, 9, 9]);
+  expect(Array.from(be.readSync(dst)).slice(0, 8)).toEqual([9, 9, 0, 2, 0, 3, 9, 9]);
 });
 
-Deno.test("cast, arange, fill, affine, powScalar, clamp: closed forms", () => {
+it("cast, arange, fill, affine, powScalar, clamp: closed forms", () => {
   const be = new CpuBackend();
   const x = be.fromHost(Float32Array.of(-2.7, -0.5, 0, 1.5, 3.99, NaN));
-  assert.deepEqual(Array.from(be.readSync(be.cast(x, "i32"))), [-2, 0, 0, 1, 3, 0]);
-  assert.deepEqual(
-    Array.from(be.readSync(be.cast(be.fromHost(Int32Array.of(-3, 16777217)), "f32"))),
+  expect(Array.from(be.readSync(be.cast(x, "i32")))).toEqual([-2, 0, 0, 1, 3, 0]);
+  expect(Array.from(be.readSync(be.cast(be.fromHost(Int32Array.of(-3, 16777217)), "f32")))).toEqual(
     [-3, 16777216],
   );
-  assert.deepEqual(Array.from(be.readSync(be.arange("i32", 4, 5, -2))), [5, 3, 1, -1]);
+  expect(Array.from(be.readSync(be.arange("i32", 4, 5, -2)))).toEqual([5, 3, 1, -1]);
   assertClose(
     be.readSync(be.arange("f32", 3, 0.5, 0.1)),
     [0.5, 0.6, 0.7].map(Math.fround),
@@ -427,7 +418,7 @@ Deno.test("cast, arange, fill, affine, powScalar, clamp: closed forms", () => {
     0,
     "arange f32",
   );
-  assert.deepEqual(Array.from(be.readSync(be.fill("f32", 3, 2.5))), [2.5, 2.5, 2.5]);
+  expect(Array.from(be.readSync(be.fill("f32", 3, 2.5)))).toEqual([2.5, 2.5, 2.5]);
   const v = Float32Array.of(-2, -0.5, 0.25, 3);
   const s = be.fromHost(v);
   assertClose(be.readSync(be.affine(s, 3, -1)), Array.from(v, (t) => t * 3 - 1), 0, 0, "affine");
@@ -442,13 +433,13 @@ Deno.test("cast, arange, fill, affine, powScalar, clamp: closed forms", () => {
     );
   }
   const c = be.readSync(be.clamp(be.fromHost(Float32Array.of(-3, 0.1, 7, NaN)), -1, 1));
-  assert.deepEqual(Array.from(c).slice(0, 3), [-1, Math.fround(0.1), 1]);
-  assert.ok(Number.isNaN(c[3]));
+  expect(Array.from(c).slice(0, 3)).toEqual([-1, Math.fround(0.1), 1]);
+  expect(Number.isNaN(c[3])).toBeTruthy();
 });
 
 // ---------------------------------------------------------------- reductions
 
-Deno.test("reduce: sum/max/min/argmax/argmin over the middle axis, first extreme wins", () => {
+it("reduce: sum/max/min/argmax/argmin over the middle axis, first extreme wins", () => {
   const be = new CpuBackend();
   const [outer, axis, inner] = [3, 5, 4];
   // Small integers make ties certain.
@@ -468,23 +459,23 @@ Deno.test("reduce: sum/max/min/argmax/argmin over the middle axis, first extreme
   }
   for (const op of ["sum", "max", "min", "argmax", "argmin"] as const) {
     const y = be.readSync(be.reduce(op, x, outer, axis, inner));
-    assert.deepEqual(Array.from(y), want[op], `reduce ${op}`);
-    if (op.startsWith("arg")) assert.ok(y instanceof Int32Array);
+    expect(Array.from(y), `reduce ${op}`).toEqual(want[op]);
+    if (op.startsWith("arg")) expect(y).toBeInstanceOf(Int32Array);
   }
   // inner = 1 path and NaN propagation.
   const row = be.fromHost(Float32Array.of(1, 5, 5, NaN, 2, 3, 3, 0));
-  assert.deepEqual(Array.from(be.readSync(be.reduce("argmax", row, 2, 4, 1))), [3, 1]);
-  assert.ok(Number.isNaN(be.readSync(be.reduce("max", row, 2, 4, 1))[0]));
-  assert.deepEqual(Array.from(be.readSync(be.reduce("argmin", row, 2, 4, 1))), [3, 3]);
+  expect(Array.from(be.readSync(be.reduce("argmax", row, 2, 4, 1)))).toEqual([3, 1]);
+  expect(Number.isNaN(be.readSync(be.reduce("max", row, 2, 4, 1))[0])).toBeTruthy();
+  expect(Array.from(be.readSync(be.reduce("argmin", row, 2, 4, 1)))).toEqual([3, 3]);
   // Sums accumulate in float64: 1 + 1e8 - 1e8 ... keeps the 1.
   const big = be.fromHost(Float32Array.of(1, 1e8, -1e8));
-  assert.equal(be.readSync(be.reduce("sum", big, 1, 3, 1))[0], 1);
-  assert.throws(() => be.reduce("max", x, 2, 0, 3), /reduce: max over an empty axis/);
+  expect(be.readSync(be.reduce("sum", big, 1, 3, 1))[0]).toBe(1);
+  expect(() => be.reduce("max", x, 2, 0, 3)).toThrow(/reduce: max over an empty axis/);
 });
 
 // ---------------------------------------------------------------- indexing
 
-Deno.test("gather, scatterAdd, gatherCols against naive loops; bad indices throw", () => {
+it("gather, scatterAdd, gatherCols against naive loops; bad indices throw", () => {
   const be = new CpuBackend();
   const [rows, cols] = [4, 3];
   const tableData = randn(rows * cols, 6);
@@ -492,8 +483,7 @@ Deno.test("gather, scatterAdd, gatherCols against naive loops; bad indices throw
   const idxData = Int32Array.of(3, 0, 3, 1, 3);
   const idx = be.fromHost(idxData);
   const g = be.readSync(be.gather(table, idx, rows, cols));
-  assert.deepEqual(
-    Array.from(g),
+  expect(Array.from(g)).toEqual(
     Array.from(idxData).flatMap((r) => Array.from(tableData.slice(r * cols, r * cols + cols))),
   );
 
@@ -507,52 +497,49 @@ Deno.test("gather, scatterAdd, gatherCols against naive loops; bad indices throw
 
   const colIdx = be.fromHost(Int32Array.of(2, 0, 1, 2));
   const gc = be.readSync(be.gatherCols(table, colIdx, rows, cols));
-  assert.deepEqual(Array.from(gc), [tableData[2], tableData[3], tableData[7], tableData[11]]);
+  expect(Array.from(gc)).toEqual([tableData[2], tableData[3], tableData[7], tableData[11]]);
 
   const bad = be.fromHost(Int32Array.of(0, 4));
-  assert.throws(
-    () => be.gather(table, bad, rows, cols),
+  expect(() => be.gather(table, bad, rows, cols)).toThrow(
     /gather: index 4 at position 1 is out of range \[0, 4\)/,
   );
-  assert.throws(
-    () => be.scatterAdd(be.fromHost(new Float32Array(6)), bad, rows, cols),
+  expect(() => be.scatterAdd(be.fromHost(new Float32Array(6)), bad, rows, cols)).toThrow(
     /scatterAdd: index 4 at position 1 is out of range \[0, 4\)/,
   );
-  assert.throws(
-    () => be.gatherCols(table, be.fromHost(Int32Array.of(0, -1, 0, 0)), rows, cols),
+  expect(() => be.gatherCols(table, be.fromHost(Int32Array.of(0, -1, 0, 0)), rows, cols)).toThrow(
     /gatherCols: index -1 at position 1 is out of range \[0, 3\)/,
   );
 });
 
 // ---------------------------------------------------------------- randomness
 
-Deno.test("uniform/normal: element i is the shared hash at (seed, offset+i)", () => {
+it("uniform/normal: element i is the shared hash at (seed, offset+i)", () => {
   const be = new CpuBackend();
   const u = be.readSync(be.uniform(64, 123, 1000));
   const n = be.readSync(be.normal(64, 123, 1000));
   for (let i = 0; i < 64; i++) {
-    assert.equal(u[i], uniformAt(123, 1000 + i));
-    assert.equal(n[i], Math.fround(normalAt(123, 1000 + i)));
+    expect(u[i]).toBe(uniformAt(123, 1000 + i));
+    expect(n[i]).toBe(Math.fround(normalAt(123, 1000 + i)));
   }
   // Draws depend only on the counter: a later window matches the tail of an earlier one.
-  assert.deepEqual(Array.from(be.readSync(be.uniform(8, 123, 1056))), Array.from(u.slice(56)));
+  expect(Array.from(be.readSync(be.uniform(8, 123, 1056)))).toEqual(Array.from(u.slice(56)));
   // Moments of a large sample (standard errors: 0.0058 for the uniform mean, 0.0071 for the normal).
   const big = Float64Array.from(be.readSync(be.normal(20000, 7, 0)));
   const mean = big.reduce((s, v) => s + v, 0) / big.length;
   const variance = big.reduce((s, v) => s + (v - mean) ** 2, 0) / big.length;
-  assert.ok(
+  expect(
     Math.abs(mean) < 0.03 && Math.abs(variance - 1) < 0.05,
     `normal mean ${mean}, var ${variance}`,
-  );
+  ).toBeTruthy();
   const uu = Float64Array.from(be.readSync(be.uniform(5000, 8, 0)));
   const umean = uu.reduce((s, v) => s + v, 0) / uu.length;
-  assert.ok(
+  expect(
     Math.abs(umean - 0.5) < 0.025 && Math.min(...uu) >= 0 && Math.max(...uu) < 1,
     `uniform mean ${umean}`,
-  );
+  ).toBeTruthy();
 });
 
-Deno.test("dropout: keep iff uniform >= p, kept values scaled by 1/(1-p)", () => {
+it("dropout: keep iff uniform >= p, kept values scaled by 1/(1-p)", () => {
   const be = new CpuBackend();
   const xData = randn(4000, 9);
   const p = 0.3;
@@ -563,11 +550,13 @@ Deno.test("dropout: keep iff uniform >= p, kept values scaled by 1/(1-p)", () =>
   for (let i = 0; i < xData.length; i++) {
     const keep = uniformAt(42, 77 + i) >= p;
     kept += keep ? 1 : 0;
-    assert.equal(md[i], keep ? 1 : 0);
-    assert.equal(yd[i], keep ? Math.fround(xData[i] / (1 - p)) : 0);
+    expect(md[i]).toBe(keep ? 1 : 0);
+    expect(yd[i]).toBe(keep ? Math.fround(xData[i] / (1 - p)) : 0);
   }
-  assert.ok(Math.abs(kept / xData.length - 0.7) < 0.03, `kept fraction ${kept / xData.length}`);
-  assert.deepEqual(Array.from(be.readSync(be.dropout(be.fromHost(xData.slice(0, 3)), 1, 1, 0).y)), [
+  expect(Math.abs(kept / xData.length - 0.7), `kept fraction ${kept / xData.length}`).toBeLessThan(
+    0.03,
+  );
+  expect(Array.from(be.readSync(be.dropout(be.fromHost(xData.slice(0, 3)), 1, 1, 0).y))).toEqual([
     0,
     0,
     0,
@@ -576,7 +565,7 @@ Deno.test("dropout: keep iff uniform >= p, kept values scaled by 1/(1-p)", () =>
 
 // ---------------------------------------------------------------- optimiser
 
-Deno.test("adamw: three in-place steps against PyTorch's update order in float64 (rtol 1e-6)", () => {
+it("adamw: three in-place steps against PyTorch's update order in float64 (rtol 1e-6)", () => {
   const be = new CpuBackend();
   const n = 50;
   const p0 = randn(n, 10);
@@ -602,13 +591,12 @@ Deno.test("adamw: three in-place steps against PyTorch's update order in float64
   assertClose(be.readSync(param), ref.p, 1e-7, 1e-6, "adamw param");
   assertClose(be.readSync(m), ref.m, 1e-9, 1e-6, "adamw m");
   assertClose(be.readSync(v), ref.v, 1e-12, 1e-6, "adamw v");
-  assert.throws(
-    () => be.adamw(param, be.alloc("f32", 3), m, v, { ...base, step: 4 }),
+  expect(() => be.adamw(param, be.alloc("f32", 3), m, v, { ...base, step: 4 })).toThrow(
     /adamw: grad has 3 elements, param has 50/,
   );
 });
 
-Deno.test("sumSquares: float64 accumulation", () => {
+it("sumSquares: float64 accumulation", () => {
   const be = new CpuBackend();
   const data = randn(1000, 14, 100);
   const want = data.reduce((s, x) => s + x * x, 0);
@@ -617,7 +605,7 @@ Deno.test("sumSquares: float64 accumulation", () => {
 
 // ---------------------------------------------------------------- linear algebra wiring
 
-Deno.test("matmul through the backend: bias epilogue and transposes reach the kernel", () => {
+it("matmul through the backend: bias epilogue and transposes reach the kernel", () => {
   const be = new CpuBackend();
   const [M, N, K] = [3, 4, 5];
   const a = randn(K * M, 15); // stored (K, M): transA

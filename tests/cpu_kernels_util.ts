@@ -3,7 +3,7 @@
  * readable failures, and float64 central differences.
  */
 
-import assert from "node:assert/strict";
+import { expect } from "./lib/test.ts";
 import type { Conv2dArgs } from "../core/backend.ts";
 import { Generator } from "../core/random.ts";
 
@@ -20,10 +20,8 @@ export function assertClose(
   rtol: number,
   label: string,
 ) {
-  assert.equal(
-    actual.length,
+  expect(actual.length, `${label}: length ${actual.length} vs ${expected.length}`).toBe(
     expected.length,
-    `${label}: length ${actual.length} vs ${expected.length}`,
   );
   let worst = -1;
   let worstExcess = 0;
@@ -39,7 +37,7 @@ export function assertClose(
     }
   }
   if (worst >= 0) {
-    assert.fail(
+    expect.unreachable(
       `${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
         `(atol ${atol}, rtol ${rtol})`,
     );

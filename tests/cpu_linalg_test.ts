@@ -6,7 +6,7 @@
  * through the pure-TS `sgemmBlocked`.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { AttentionArgs, Conv2dArgs, MatmulArgs } from "../core/backend.ts";
 import { openblas } from "../core/native/openblas.ts";
 import {
@@ -59,7 +59,7 @@ function assertClose(
   rtol: number,
   label: string,
 ) {
-  assert.equal(actual.length, expected.length, `${label}: length`);
+  expect(actual.length, `${label}: length`).toBe(expected.length);
   let worst = -1, worstExcess = 0;
   for (let i = 0; i < expected.length; i++) {
     const a = actual[i], e = expected[i];
@@ -71,7 +71,7 @@ function assertClose(
     }
   }
   if (worst >= 0) {
-    assert.fail(
+    expect.unreachable(
       `${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
         `(atol ${atol}, rtol ${rtol})`,
     );
@@ -129,7 +129,7 @@ const GEMM_CASES = [
 ] as const;
 
 for (const [name, gemm] of [...GEMMS, ["sgemmNaive", sgemmNaive] as [string, SgemmFn]]) {
-  Deno.test(`${name} matches a float64 triple loop (odd shapes, transposes, offsets)`, () => {
+  it(`${name} matches a float64 triple loop (odd shapes, transposes, offsets)`, () => {
     let seed = 1;
     for (const [M, N, K, tA, tB, alpha, beta, pad] of GEMM_CASES) {
       const [aRows, aCols] = tA ? [K, M] : [M, K];
@@ -175,122 +175,112 @@ for (const [name, gemm] of [...GEMMS, ["sgemmNaive", sgemmNaive] as [string, Sge
   });
 }
 
-Deno.test({
-  name: "wasm SIMD macro-kernel (plain and relaxed FMA) multiplies packed panels",
-  ignore: createSimdKernel(6, 2, 6, 1, 8) === null, // then sgemmBlocked runs scalar TS
-}, () => {
-  for (const relaxed of [false, true]) {
-    const kernel = createSimdKernel(6, 2, 12, 5, 16, relaxed);
-    assert.ok(kernel);
-    const mcTiles = 2, ncTiles = 2, kc = 5, MR = kernel.MR, NR = kernel.NR;
-    const pa = randomF32(mcTiles * MR * kc, 31), pb = randomF32(ncTiles * NR * kc, 32);
-    kernel.heap.set(pa, kernel.paOffset);
-    kernel.heap.set(pb, kernel.pbOffset);
-    kernel.run(mcTiles, ncTiles, kc, ncTiles * NR);
-    const rows = mcTiles * MR, cols = ncTiles * NR;
-    const expected = new Float64Array(rows * cols);
-    for (let i = 0; i < rows; i++) {
-      for (let j = 0; j < cols; j++) {
-        const [it, r, jt, c] = [Math.floor(i / MR), i % MR, Math.floor(j / NR), j % NR];
-        for (let k = 0; k < kc; k++) {
-          expected[i * cols + j] += pa[(it * kc + k) * MR + r] * pb[(jt * kc + k) * NR + c];
+it.skipIf(createSimdKernel(6, 2, 6, 1, 8) === null)(
+  "wasm SIMD macro-kernel (plain and relaxed FMA) multiplies packed panels",
+  () => {
+    for (const relaxed of [false, true]) {
+      const kernel = createSimdKernel(6, 2, 12, 5, 16, relaxed)!;
+      expect(kernel).toBeTruthy();
+      const mcTiles = 2, ncTiles = 2, kc = 5, MR = kernel.MR, NR = kernel.NR;
+      const pa = randomF32(mcTiles * MR * kc, 31), pb = randomF32(ncTiles * NR * kc, 32);
+      kernel.heap.set(pa, kernel.paOffset);
+      kernel.heap.set(pb, kernel.pbOffset);
+      kernel.run(mcTiles, ncTiles, kc, ncTiles * NR);
+      const rows = mcTiles * MR, cols = ncTiles * NR;
+      const expected = new Float64Array(rows * cols);
+      for (let i = 0; i < rows; i++) {
+        for (let j = 0; j < cols; j++) {
+          const [it, r, jt, c] = [Math.floor(i / MR), i % MR, Math.floor(j / NR), j % NR];
+          for (let k = 0; k < kc; k++) {
+            expected[i * cols + j] += pa[(it * kc + k) * MR + r] * pb[(jt * kc + k) * NR + c];
+          }
         }
       }
+      const got = kernel.heap.subarray(kernel.cOffset, kernel.cOffset + rows * cols);
+      assertClose(got, expected, 1e-6, 1e-6, `simd kernel relaxed=${relaxed}`);
     }
-    const got = kernel.heap.subarray(kernel.cOffset, kernel.cOffset + rows * cols);
-    assertClose(got, expected, 1e-6, 1e-6, `simd kernel relaxed=${relaxed}`);
-  }
-});
+  },
+);
 
-Deno.test("sgemm rejects an operand that is too short instead of reading past it", () => {
+it("sgemm rejects an operand that is too short instead of reading past it", () => {
   const A = new Float32Array(5), B = new Float32Array(6), C = new Float32Array(4);
-  assert.throws(
-    () => sgemm(false, false, 2, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 0, 2),
+  expect(() => sgemm(false, false, 2, 2, 3, 1, A, 0, 3, B, 0, 2, 0, C, 0, 2)).toThrow(
     /sgemm: A out of range/,
   );
 });
 
 // ---- OpenBLAS FFI --------------------------------------------------------------------
 
-Deno.test({
-  name: "openblas: subarray views pass their byteOffset through FFI",
-  ignore: !blas,
-  fn() {
-    const store = new Float32Array(64).fill(-7);
-    const A = store.subarray(3, 9); // 2x3
-    const B = store.subarray(17, 23); // 3x2
-    const C = store.subarray(41, 45); // 2x2
-    A.set([1, 2, 3, 4, 5, 6]);
-    B.set([7, 8, 9, 10, 11, 12]);
-    blas!.sgemm(false, false, 2, 2, 3, 1, A, 3, B, 2, 0, C, 2);
-    assert.deepEqual(Array.from(C), [58, 64, 139, 154]);
-    // Everything outside the three windows is untouched.
-    for (let i = 0; i < store.length; i++) {
-      const inside = (i >= 3 && i < 9) || (i >= 17 && i < 23) || (i >= 41 && i < 45);
-      if (!inside) assert.equal(store[i], -7, `guard element ${i}`);
-    }
-    // And an offset through the sgemm dispatcher (aOff/bOff/cOff become subarrays).
-    const C2 = new Float32Array(8);
-    sgemm(false, false, 2, 2, 3, 1, store, 3, 3, store, 17, 2, 0, C2, 4, 2);
-    assert.deepEqual(Array.from(C2), [0, 0, 0, 0, 58, 64, 139, 154]);
-  },
+it.skipIf(!blas)("openblas: subarray views pass their byteOffset through FFI", () => {
+  const store = new Float32Array(64).fill(-7);
+  const A = store.subarray(3, 9); // 2x3
+  const B = store.subarray(17, 23); // 3x2
+  const C = store.subarray(41, 45); // 2x2
+  A.set([1, 2, 3, 4, 5, 6]);
+  B.set([7, 8, 9, 10, 11, 12]);
+  blas!.sgemm(false, false, 2, 2, 3, 1, A, 3, B, 2, 0, C, 2);
+  expect(Array.from(C)).toEqual([58, 64, 139, 154]);
+  // Everything outside the three windows is untouched.
+  for (let i = 0; i < store.length; i++) {
+    const inside = (i >= 3 && i < 9) || (i >= 17 && i < 23) || (i >= 41 && i < 45);
+    if (!inside) expect(store[i], `guard element ${i}`).toBe(-7);
+  }
+  // And an offset through the sgemm dispatcher (aOff/bOff/cOff become subarrays).
+  const C2 = new Float32Array(8);
+  sgemm(false, false, 2, 2, 3, 1, store, 3, 3, store, 17, 2, 0, C2, 4, 2);
+  expect(Array.from(C2)).toEqual([0, 0, 0, 0, 58, 64, 139, 154]);
 });
 
-Deno.test({
-  name: "openblas: dgemm and dsyrk match float64 loops",
-  ignore: !blas,
-  fn() {
-    const M = 6, N = 5, K = 9;
-    const A = Float64Array.from(randomF32(M * K, 11)), B = Float64Array.from(randomF32(N * K, 12));
-    const C = new Float64Array(M * N);
-    blas!.dgemm(false, true, M, N, K, 1.5, A, K, B, K, 0, C, N);
-    assertClose(
-      C,
-      refGemm(false, true, M, N, K, 1.5, A, 0, K, B, 0, K, 0, C, 0, N),
-      1e-12,
-      1e-12,
-      "dgemm",
-    );
-    // dsyrk: upper triangle of A A^T (A is M x K), lower triangle untouched.
-    const S = new Float64Array(M * M).fill(99);
-    blas!.dsyrk("U", false, M, K, 1, A, K, 0, S, M);
-    const full = refGemm(
-      false,
-      true,
-      M,
-      M,
-      K,
-      1,
-      A,
-      0,
-      K,
-      A,
-      0,
-      K,
-      0,
-      new Float64Array(M * M),
-      0,
-      M,
-    );
-    for (let i = 0; i < M; i++) {
-      for (let j = 0; j < M; j++) {
-        const want = j >= i ? full[i * M + j] : 99;
-        assert.ok(Math.abs(S[i * M + j] - want) < 1e-12, `dsyrk (${i},${j})`);
-      }
+it.skipIf(!blas)("openblas: dgemm and dsyrk match float64 loops", () => {
+  const M = 6, N = 5, K = 9;
+  const A = Float64Array.from(randomF32(M * K, 11)), B = Float64Array.from(randomF32(N * K, 12));
+  const C = new Float64Array(M * N);
+  blas!.dgemm(false, true, M, N, K, 1.5, A, K, B, K, 0, C, N);
+  assertClose(
+    C,
+    refGemm(false, true, M, N, K, 1.5, A, 0, K, B, 0, K, 0, C, 0, N),
+    1e-12,
+    1e-12,
+    "dgemm",
+  );
+  // dsyrk: upper triangle of A A^T (A is M x K), lower triangle untouched.
+  const S = new Float64Array(M * M).fill(99);
+  blas!.dsyrk("U", false, M, K, 1, A, K, 0, S, M);
+  const full = refGemm(
+    false,
+    true,
+    M,
+    M,
+    K,
+    1,
+    A,
+    0,
+    K,
+    A,
+    0,
+    K,
+    0,
+    new Float64Array(M * M),
+    0,
+    M,
+  );
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < M; j++) {
+      const want = j >= i ? full[i * M + j] : 99;
+      expect(Math.abs(S[i * M + j] - want), `dsyrk (${i},${j})`).toBeLessThan(1e-12);
     }
-  },
+  }
 });
 
-Deno.test({
-  name: "openblas: dsyevd on the 3x3 second-difference matrix (closed form)",
-  ignore: !blas?.hasLapack,
-  fn() {
+it.skipIf(!blas?.hasLapack)(
+  "openblas: dsyevd on the 3x3 second-difference matrix (closed form)",
+  () => {
     // [[2,-1,0],[-1,2,-1],[0,-1,2]]: eigenvalues 2-sqrt2, 2, 2+sqrt2, with eigenvectors
     // (1, sqrt2, 1)/2, (1, 0, -1)/sqrt2, (1, -sqrt2, 1)/2.
     const r2 = Math.SQRT2;
     const A = new Float64Array([2, -1, 0, -1, 2, -1, 0, -1, 2]);
     const W = new Float64Array(3);
-    assert.equal(blas!.dsyevd("V", "U", 3, A, 3, W), 0);
+    expect(blas!.dsyevd("V", "U", 3, A, 3, W)).toBe(0);
     assertClose(W, [2 - r2, 2, 2 + r2], 1e-12, 0, "eigenvalues");
     const expected = [[0.5, r2 / 2, 0.5], [1 / r2, 0, -1 / r2], [0.5, -r2 / 2, 0.5]];
     for (let j = 0; j < 3; j++) {
@@ -300,10 +290,10 @@ Deno.test({
     }
     // Values only, with a lda larger than n.
     const B = new Float64Array([2, -1, 0, 0, -1, 2, -1, 0, 0, -1, 2, 0]);
-    assert.equal(blas!.dsyevd("N", "L", 3, B, 4, W), 0);
+    expect(blas!.dsyevd("N", "L", 3, B, 4, W)).toBe(0);
     assertClose(W, [2 - r2, 2, 2 + r2], 1e-12, 0, "eigenvalues (jobz N)");
   },
-});
+);
 
 // ---- batched matmul ------------------------------------------------------------------
 
@@ -326,7 +316,7 @@ function refMatmul(a: Float32Array, b: Float32Array, args: MatmulArgs, bias?: Fl
 }
 
 for (const [name, gemm] of GEMMS) {
-  Deno.test(`matmul via ${name}: batches, broadcast, transposes, bias`, () => {
+  it(`matmul via ${name}: batches, broadcast, transposes, bias`, () => {
     type Case = [number, number, number, number, boolean, boolean, "A" | "B" | "none", boolean];
     const cases: Case[] = [
       [1, 1, 1, 1, false, false, "none", false],
@@ -356,7 +346,7 @@ for (const [name, gemm] of GEMMS) {
     }
   });
 
-  Deno.test(`matmul via ${name}: epilogue addend + scale * gelu(product + bias), each part alone`, () => {
+  it(`matmul via ${name}: epilogue addend + scale * gelu(product + bias), each part alone`, () => {
     let seed = 150;
     for (const [batch, transB, strideB] of [[1, true, 0], [3, true, 0], [2, false, 20]] as const) {
       const [M, N, K] = [4, 5, 4];
@@ -392,7 +382,7 @@ for (const [name, gemm] of GEMMS) {
   });
 }
 
-Deno.test("matmul epilogue GELU: products past the table (< -8, >= 8) and NaN, in place", () => {
+it("matmul epilogue GELU: products past the table (< -8, >= 8) and NaN, in place", () => {
   // (1 x 2) @ (2 x 6): products -30, -9, -8.5, 0.5, 9, NaN; bias 0.25 on each.
   const a = Float32Array.of(1, 1);
   const b = Float32Array.of(-15, -4.5, -4.25, 0.25, 4.5, NaN, -15, -4.5, -4.25, 0.25, 4.5, 0);
@@ -409,15 +399,15 @@ Deno.test("matmul epilogue GELU: products past the table (< -8, >= 8) and NaN, i
   const got = matmul(a, b, args, { bias: new Float32Array(6).fill(0.25), activation: "gelu" });
   const want = [-29.75, -8.75, -8.25, 0.75, 9.25, NaN].map(refGelu);
   for (let j = 0; j < 6; j++) {
-    assert.ok(
+    expect(
       Object.is(got[j], Math.fround(want[j])) ||
         Math.abs(got[j] - want[j]) <= 3e-7 * Math.abs(want[j]),
       `gelu(${[-29.75, -8.75, -8.25, 0.75, 9.25, NaN][j]}) = ${got[j]}, expected ${want[j]}`,
-    );
+    ).toBeTruthy();
   }
 });
 
-Deno.test("matmul names a misfit epilogue operand", () => {
+it("matmul names a misfit epilogue operand", () => {
   const args: MatmulArgs = {
     batch: 1,
     M: 2,
@@ -429,12 +419,10 @@ Deno.test("matmul names a misfit epilogue operand", () => {
     strideB: 6,
   };
   const [a, b] = [new Float32Array(4), new Float32Array(6)];
-  assert.throws(
-    () => matmul(a, b, args, { scale: new Float32Array(2) }),
+  expect(() => matmul(a, b, args, { scale: new Float32Array(2) })).toThrow(
     /matmul: scale has 2 elements, expected 3/,
   );
-  assert.throws(
-    () => matmul(a, b, args, { addend: new Float32Array(3) }),
+  expect(() => matmul(a, b, args, { addend: new Float32Array(3) })).toThrow(
     /matmul: addend has 3 elements, expected 6/,
   );
 });
@@ -475,7 +463,7 @@ const CONV_CASES: [string, Conv2dArgs][] = [
 ];
 
 for (const [name, gemm] of GEMMS) {
-  Deno.test(`conv2d forward and backward via ${name} match direct float64 loops`, () => {
+  it(`conv2d forward and backward via ${name} match direct float64 loops`, () => {
     let seed = 200;
     for (const [label, args] of CONV_CASES) {
       const Cg = args.inC / args.groups;
@@ -493,10 +481,9 @@ for (const [name, gemm] of GEMMS) {
   });
 }
 
-Deno.test("conv2d names the op and shapes on a bad output size", () => {
+it("conv2d names the op and shapes on a bad output size", () => {
   const args = { ...convArgs(1, 2, 5, 5, 2, 3, 3, 1, 1, 0, 0, 1), outH: 5 };
-  assert.throws(
-    () => conv2d(new Float32Array(50), new Float32Array(36), null, args),
+  expect(() => conv2d(new Float32Array(50), new Float32Array(36), null, args)).toThrow(
     /conv2d: output 5x3, expected 3x3/,
   );
 });
@@ -556,7 +543,7 @@ const ATTN_CASES: [string, AttentionArgs][] = [
 ];
 
 for (const [name, gemm] of GEMMS) {
-  Deno.test(`attention forward via ${name} matches float64 attention`, () => {
+  it(`attention forward via ${name} matches float64 attention`, () => {
     let seed = 300;
     // Tq = 300 spans two causal query blocks (150 rows each).
     const twoBlocks = attnArgs(1, 1, 300, 300, 4, true, 0);
@@ -573,7 +560,7 @@ for (const [name, gemm] of GEMMS) {
     }
   });
 
-  Deno.test(`attention via ${name} reads strided q/k/v in place and writes token-major rows`, () => {
+  it(`attention via ${name} reads strided q/k/v in place and writes token-major rows`, () => {
     // q, k, v as windows onto one padded (B, T, 3, H, D + 1) "fused projection" buffer
     // (self-attention) or q from one buffer and k, v from another (KV cache); the output
     // laid out (B, Tq, H, D). Must match float64 attention on dense copies (same 1e-5 as
@@ -637,7 +624,7 @@ for (const [name, gemm] of GEMMS) {
     }
   });
 
-  Deno.test(`attention backward via ${name} matches finite differences (float64)`, () => {
+  it(`attention backward via ${name} matches finite differences (float64)`, () => {
     let seed = 400;
     for (const [label, args] of ATTN_CASES) {
       const BH = args.batch * args.heads;
@@ -673,25 +660,21 @@ for (const [name, gemm] of GEMMS) {
   });
 }
 
-Deno.test("attention names the operand whose strided layout runs past its array", () => {
+it("attention names the operand whose strided layout runs past its array", () => {
   const args = { ...attnArgs(2, 2, 3, 3, 4, false, 0), tokenMajorOut: true };
   const dense = (T: number) => ({ offset: 0, batch: 2 * T * 4, head: T * 4, row: 4 });
   const a = new Float32Array(48);
-  assert.throws(
-    () =>
-      attention(a, a, a, {
-        ...args,
-        inputs: { q: dense(3), k: { ...dense(3), offset: 1 }, v: dense(3) },
-      }),
-    /attention: k layout .* reaches element 48, past its 48 elements/,
-  );
-  assert.throws(
-    () =>
-      attention(a, a, a, {
-        ...args,
-        inputs: { q: { ...dense(3), row: 3 }, k: dense(3), v: dense(3) },
-      }),
-    /attention: q layout .* is not a strided \(B, H, T, D\) array with rows of 4/,
-  );
-  assert.throws(() => attentionBackward(a, a, a, a, a, a, args), /attentionBackward: takes dense/);
+  expect(() =>
+    attention(a, a, a, {
+      ...args,
+      inputs: { q: dense(3), k: { ...dense(3), offset: 1 }, v: dense(3) },
+    })
+  ).toThrow(/attention: k layout .* reaches element 48, past its 48 elements/);
+  expect(() =>
+    attention(a, a, a, {
+      ...args,
+      inputs: { q: { ...dense(3), row: 3 }, k: dense(3), v: dense(3) },
+    })
+  ).toThrow(/attention: q layout .* is not a strided \(B, H, T, D\) array with rows of 4/);
+  expect(() => attentionBackward(a, a, a, a, a, a, args)).toThrow(/attentionBackward: takes dense/);
 });

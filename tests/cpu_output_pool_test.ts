@@ -3,47 +3,47 @@
  * released storages are reused, and an array that left the backend through a read never is.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { clearOutputPool, handOut, outputF32, recycle } from "../core/backends/cpu/storage.ts";
 import * as ops from "../core/ops/mod.ts";
 import { Generator } from "../core/random.ts";
 
 const BIG = 1 << 18; // the smallest pooled length
 
-Deno.test("output pool: a recycled array comes back zeroed (or as is, when asked), once", () => {
+it("output pool: a recycled array comes back zeroed (or as is, when asked), once", () => {
   clearOutputPool();
   const a = outputF32(BIG);
   a.fill(7);
   recycle(a);
   const b = outputF32(BIG, false);
-  assert.ok(b === a, "same array reused");
-  assert.equal(b[123], 7, "not zeroed when zeroed = false");
+  expect(b, "same array reused").toBe(a);
+  expect(b[123], "not zeroed when zeroed = false").toBe(7);
   recycle(b);
   const c = outputF32(BIG);
-  assert.ok(c === a);
-  assert.ok(c.every((v) => v === 0), "zeroed by default");
-  assert.ok(outputF32(BIG) !== a, "handed out once only");
+  expect(c).toBe(a);
+  expect(c.every((v) => v === 0), "zeroed by default").toBeTruthy();
+  expect(outputF32(BIG), "handed out once only").not.toBe(a);
   recycle(c);
   recycle(c); // a second release of the same array must not queue it twice
-  assert.ok(outputF32(BIG) === a);
-  assert.ok(outputF32(BIG) !== a);
+  expect(outputF32(BIG)).toBe(a);
+  expect(outputF32(BIG)).not.toBe(a);
 });
 
-Deno.test("output pool: only its own arrays, never one that was read, never small ones", () => {
+it("output pool: only its own arrays, never one that was read, never small ones", () => {
   clearOutputPool();
   const foreign = new Float32Array(BIG);
   recycle(foreign);
-  assert.ok(outputF32(BIG) !== foreign, "arrays from elsewhere are not taken");
+  expect(outputF32(BIG), "arrays from elsewhere are not taken").not.toBe(foreign);
   const read = outputF32(BIG);
   handOut(read);
   recycle(read);
-  assert.ok(outputF32(BIG) !== read, "an array handed out is not taken back");
+  expect(outputF32(BIG), "an array handed out is not taken back").not.toBe(read);
   const small = outputF32(100);
   recycle(small);
-  assert.ok(outputF32(100) !== small);
+  expect(outputF32(100)).not.toBe(small);
 });
 
-Deno.test("output pool: data read from a disposed tensor stays intact while the op runs again", () => {
+it("output pool: data read from a disposed tensor stays intact while the op runs again", () => {
   clearOutputPool();
   const x = ops.tensor(new Generator(1).fillNormal(new Float32Array(2 * 64 * 64 * 64)), [
     2,
@@ -58,12 +58,12 @@ Deno.test("output pool: data read from a disposed tensor stays intact while the 
   // Same size again, with other numbers: must not land in `seen`.
   const x2 = ops.mul(x, 3);
   const y2 = ops.groupNorm(ops.add(x2, 1), 4, null, null);
-  assert.deepEqual(seen, copy);
+  expect(seen).toEqual(copy);
   // And an unread output is reused: the next same-size op gets its memory.
   const z = ops.groupNorm(x, 8, null, null);
   const before = y2.dataSync();
   z.dispose();
   const again = ops.groupNorm(x2, 8, null, null);
-  assert.deepEqual(before, y2.dataSync());
+  expect(before).toEqual(y2.dataSync());
   for (const t of [x, x2, y2, again]) t.dispose();
 });

@@ -15,7 +15,7 @@
  * Subnormal results are within 2 ulp (2^-148) absolutely.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { attention } from "../core/backends/cpu/attention.ts";
 import { gelu, geluGrad } from "../core/backends/cpu/erf.ts";
 import { geluFastInto, geluGradInto, geluInto } from "../core/backends/cpu/gelu.ts";
@@ -35,11 +35,11 @@ const SUBNORMAL_MIN = 2 ** -149;
 /** Runs a test with the relaxed-SIMD (fused multiply-add) module and with the plain one. */
 function bothVariants(name: string, fn: () => void) {
   for (const variant of ["relaxed", "plain"] as const) {
-    Deno.test(`${name} [${variant}]`, () => {
+    it(`${name} [${variant}]`, () => {
       useVectorWasm(true, variant);
       try {
-        assert.ok(vectorWasmActive());
-        if (variant === "plain") assert.equal(vectorWasmDescription(), "wasm-simd");
+        expect(vectorWasmActive()).toBeTruthy();
+        if (variant === "plain") expect(vectorWasmDescription()).toBe("wasm-simd");
         fn();
       } finally {
         useVectorWasm(true, "relaxed");
@@ -103,16 +103,16 @@ function grid(lo: number, hi: number, n: number): Float32Array {
 
 function run(kind: "sigmoid" | "silu" | "exp_nonpositive", x: Float32Array): Float32Array {
   const y = new Float32Array(x.length);
-  assert.ok(mapWasm(kind, x, y), "WASM SIMD unavailable");
+  expect(mapWasm(kind, x, y), "WASM SIMD unavailable").toBeTruthy();
   return y;
 }
 
-Deno.test("vector wasm: the SIMD kernels are available and switch off and on", () => {
-  assert.ok(vectorWasmActive());
+it("vector wasm: the SIMD kernels are available and switch off and on", () => {
+  expect(vectorWasmActive()).toBeTruthy();
   useVectorWasm(false);
   try {
-    assert.equal(vectorWasmActive(), false);
-    assert.equal(mapWasm("silu", new Float32Array(4), new Float32Array(4)), false);
+    expect(vectorWasmActive()).toBe(false);
+    expect(mapWasm("silu", new Float32Array(4), new Float32Array(4))).toBe(false);
   } finally {
     useVectorWasm(true);
   }
@@ -127,11 +127,12 @@ bothVariants(
     for (let i = 0; i < x.length; i++) {
       const u = ulps(y[i], Math.exp(x[i]));
       if (u > worst) worst = u;
-      assert.ok(u <= 2, `exp(${x[i]}) = ${y[i]}, expected ${Math.fround(Math.exp(x[i]))}`);
+      expect(u, `exp(${x[i]}) = ${y[i]}, expected ${Math.fround(Math.exp(x[i]))}`)
+        .toBeLessThanOrEqual(2);
     }
-    assert.ok(worst <= 1, `worst ${worst} ulp`);
+    expect(worst, `worst ${worst} ulp`).toBeLessThanOrEqual(1);
     const edges = run("exp_nonpositive", Float32Array.of(0, -0, -Infinity, NaN, -104.5, -200));
-    assert.deepEqual(Array.from(edges), [1, 1, 0, 0, 0, 0].map((v, i) => (i === 3 ? NaN : v)));
+    expect(Array.from(edges)).toEqual([1, 1, 0, 0, 0, 0].map((v, i) => (i === 3 ? NaN : v)));
   },
 );
 
@@ -144,36 +145,40 @@ bothVariants(
     for (let i = 0; i < x.length; i++) {
       const v = x[i];
       const sRef = sigmoidRef(v);
-      assert.ok(ulps(s[i], sRef) <= 2, `sigmoid(${v}) = ${s[i]}, expected ${sRef}`);
+      expect(ulps(s[i], sRef), `sigmoid(${v}) = ${s[i]}, expected ${sRef}`).toBeLessThanOrEqual(2);
       if (Number.isFinite(sRef) && sRef >= 2 ** -126) {
-        assert.ok(Math.abs(s[i] - sRef) <= 2e-7 * sRef, `sigmoid(${v}) relative`);
+        expect(Math.abs(s[i] - sRef), `sigmoid(${v}) relative`).toBeLessThanOrEqual(2e-7 * sRef);
       }
       const yRef = siluRef(v);
       if (v >= -87.3 || !Number.isFinite(v)) {
-        assert.ok(ulps(y[i], yRef) <= 3, `silu(${v}) = ${y[i]}, expected ${yRef}`);
+        expect(ulps(y[i], yRef), `silu(${v}) = ${y[i]}, expected ${yRef}`).toBeLessThanOrEqual(3);
         if (Number.isFinite(yRef) && Math.abs(yRef) >= 2 ** -126) {
-          assert.ok(Math.abs(y[i] - yRef) <= 2.5e-7 * Math.abs(yRef), `silu(${v}) relative`);
+          expect(Math.abs(y[i] - yRef), `silu(${v}) relative`).toBeLessThanOrEqual(
+            2.5e-7 * Math.abs(yRef),
+          );
         }
       } else {
-        assert.ok(Math.abs(y[i] - yRef) <= 1e-42, `silu(${v}) = ${y[i]}, expected ${yRef}`);
+        expect(Math.abs(y[i] - yRef), `silu(${v}) = ${y[i]}, expected ${yRef}`).toBeLessThanOrEqual(
+          1e-42,
+        );
       }
     }
     // Large and infinite arguments: sigmoid saturates, silu is the identity; NaN stays NaN.
     const big = Float32Array.of(40, 1e4, 3e38, Infinity, -Infinity, NaN);
-    assert.deepEqual(Array.from(run("sigmoid", big)), [1, 1, 1, 1, 0, NaN]);
-    assert.deepEqual(Array.from(run("silu", big)).slice(0, 4), [
+    expect(Array.from(run("sigmoid", big))).toEqual([1, 1, 1, 1, 0, NaN]);
+    expect(Array.from(run("silu", big)).slice(0, 4)).toEqual([
       40,
       1e4,
       Math.fround(3e38),
       Infinity,
     ]);
-    assert.ok(Number.isNaN(run("silu", big)[5]));
+    expect(Number.isNaN(run("silu", big)[5])).toBeTruthy();
     // -0: sigmoid 0.5, silu -0 * 0.5 = -0.
-    assert.ok(Object.is(run("silu", Float32Array.of(-0))[0], -0));
+    expect(Object.is(run("silu", Float32Array.of(-0))[0], -0)).toBeTruthy();
   },
 );
 
-Deno.test("vector wasm: unary sigmoid/silu agree with the TS path at every length 1..37", () => {
+it("vector wasm: unary sigmoid/silu agree with the TS path at every length 1..37", () => {
   for (let n = 1; n <= 37; n++) {
     const x = randn(n, 100 + n, 6);
     x[n - 1] = n % 2 ? -90 : 50; // the tail lane sees an edge value too
@@ -184,10 +189,8 @@ Deno.test("vector wasm: unary sigmoid/silu agree with the TS path at every lengt
       useVectorWasm(true);
       for (let i = 0; i < n; i++) {
         const tol = x[i] < -87.3 ? 1e-42 : 3 * ulpOf(slow[i]);
-        assert.ok(
-          Math.abs(fast[i] - slow[i]) <= tol,
-          `${op} n=${n} i=${i}: ${fast[i]} vs ${slow[i]}`,
-        );
+        expect(Math.abs(fast[i] - slow[i]), `${op} n=${n} i=${i}: ${fast[i]} vs ${slow[i]}`)
+          .toBeLessThanOrEqual(tol);
       }
     }
   }
@@ -217,16 +220,16 @@ bothVariants(
       }
       for (const log of [false, true]) {
         const y = new Float32Array(rows * cols);
-        assert.ok(softmaxWasm(x, y, rows, cols, log));
+        expect(softmaxWasm(x, y, rows, cols, log)).toBeTruthy();
         for (let r = 0; r < rows; r++) {
           const ref = softmaxRef(x, r * cols, cols, log);
           for (let i = 0; i < cols; i++) {
             const got = y[r * cols + i];
             const tol = log ? 2e-7 * Math.abs(ref[i]) + 1e-6 : 2e-7 * Math.abs(ref[i]) + 1e-44;
-            assert.ok(
+            expect(
               got === ref[i] || Math.abs(got - ref[i]) <= tol,
               `softmax log=${log} cols=${cols} row ${r} col ${i}: ${got} vs ${ref[i]}`,
-            );
+            ).toBeTruthy();
           }
         }
         const viaOp = softmax(x, rows, cols, log);
@@ -234,11 +237,11 @@ bothVariants(
         const ts = softmax(x, rows, cols, log);
         useVectorWasm(true);
         for (let i = 0; i < ts.length; i++) {
-          assert.ok(
+          expect(
             viaOp[i] === ts[i] || Math.abs(viaOp[i] - ts[i]) <= 3e-7 * Math.abs(ts[i]) + 1e-44 +
                   (log ? 1e-6 : 0),
             `softmax op vs TS log=${log} cols=${cols} i=${i}: ${viaOp[i]} vs ${ts[i]}`,
-          );
+          ).toBeTruthy();
         }
       }
     }
@@ -251,11 +254,11 @@ bothVariants(
       4,
       false,
     );
-    assert.ok(y.every(Number.isNaN));
+    expect(y.every(Number.isNaN)).toBeTruthy();
   },
 );
 
-Deno.test("vector wasm: attention forward (causal and not, Tk = 1..37, 261) matches the TS path", () => {
+it("vector wasm: attention forward (causal and not, Tk = 1..37, 261) matches the TS path", () => {
   for (const Tk of [1, 2, 3, 5, 7, 13, 37, 261]) {
     for (const causal of [false, true]) {
       const args = {
@@ -277,16 +280,16 @@ Deno.test("vector wasm: attention forward (causal and not, Tk = 1..37, 261) matc
       const slow = attention(q, k, v, args);
       useVectorWasm(true);
       for (let i = 0; i < slow.lse.length; i++) {
-        assert.ok(
+        expect(
           fast.lse[i] === slow.lse[i] || Math.abs(fast.lse[i] - slow.lse[i]) <= 1e-6,
           `lse Tk=${Tk} causal=${causal} ${i}: ${fast.lse[i]} vs ${slow.lse[i]}`,
-        );
+        ).toBeTruthy();
       }
       for (let i = 0; i < slow.out.length; i++) {
-        assert.ok(
-          Math.abs(fast.out[i] - slow.out[i]) <= 1e-6 * (1 + Math.abs(slow.out[i])),
+        expect(
+          Math.abs(fast.out[i] - slow.out[i]),
           `out Tk=${Tk} causal=${causal} ${i}: ${fast.out[i]} vs ${slow.out[i]}`,
-        );
+        ).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(slow.out[i])));
       }
     }
   }
@@ -310,7 +313,7 @@ bothVariants(
     ]);
     const y = new Float32Array(x.length);
     const g = new Float32Array(x.length);
-    assert.ok(vectorWasmActive());
+    expect(vectorWasmActive()).toBeTruthy();
     geluInto(x, y);
     geluGradInto(x, g);
     for (let i = 0; i < x.length; i++) {
@@ -318,21 +321,21 @@ bothVariants(
       const ref = gelu(v);
       const gref = geluGrad(v);
       if (!Number.isFinite(v)) continue; // checked against the TS kernel below
-      assert.ok(
+      expect(
         y[i] === ref || Math.abs(y[i] - ref) <= 1e-45 + rtol * Math.abs(ref),
         `gelu(${v}) = ${y[i]}, expected ${ref}`,
-      );
-      assert.ok(
+      ).toBeTruthy();
+      expect(
         g[i] === gref || Math.abs(g[i] - gref) <= 1e-12 + rtol * Math.abs(gref),
         `gelu'(${v}) = ${g[i]}, expected ${gref}`,
-      );
+      ).toBeTruthy();
     }
     const special = Float32Array.of(-0, Infinity, -Infinity, NaN, 3e38);
     const ys = new Float32Array(5);
     geluInto(special, ys);
-    assert.ok(Object.is(ys[0], -0));
-    assert.equal(ys[1], Infinity);
-    assert.equal(ys[4], Math.fround(3e38));
+    expect(Object.is(ys[0], -0)).toBeTruthy();
+    expect(ys[1]).toBe(Infinity);
+    expect(ys[4]).toBe(Math.fround(3e38));
     // The non-finite inputs give what the TS kernel gives (x >= 8: x and 1; -Inf, NaN: NaN).
     for (const f of [geluInto, geluGradInto]) {
       const fast = new Float32Array(5);
@@ -341,7 +344,7 @@ bothVariants(
       useVectorWasm(false);
       f(special, slow);
       useVectorWasm(true);
-      assert.deepEqual(Array.from(fast), Array.from(slow));
+      expect(Array.from(fast)).toEqual(Array.from(slow));
     }
     // Every length 1..37 (the f32x4 tail), with a slow-path value in some: equal to TS to 1 ulp.
     for (let n = 1; n <= 37; n++) {
@@ -355,10 +358,8 @@ bothVariants(
         f(xs, slow);
         useVectorWasm(true);
         for (let i = 0; i < n; i++) {
-          assert.ok(
-            Math.abs(fast[i] - slow[i]) <= ulpOf(slow[i]),
-            `${name} n=${n} i=${i}: ${fast[i]} vs ${slow[i]}`,
-          );
+          expect(Math.abs(fast[i] - slow[i]), `${name} n=${n} i=${i}: ${fast[i]} vs ${slow[i]}`)
+            .toBeLessThanOrEqual(ulpOf(slow[i]));
         }
       }
     }
@@ -381,10 +382,10 @@ bothVariants(
       for (let i = 0; i < x.length; i++) {
         const ref = gelu(x[i]);
         if (!Number.isFinite(x[i])) continue; // below
-        assert.ok(
+        expect(
           y[i] === ref || Math.abs(y[i] - ref) <= 1e-45 + rtol * Math.abs(ref),
           `${label}: geluFast(${x[i]}) = ${y[i]}, expected ${ref}`,
-        );
+        ).toBeTruthy();
       }
     };
     // A grid over the table, the slow tail below -8 and the x >= 8 shortcut, and every
@@ -402,7 +403,7 @@ bothVariants(
       -1e-40,
       1e-40,
     ]);
-    assert.ok(vectorWasmActive());
+    expect(vectorWasmActive()).toBeTruthy();
     const y = new Float32Array(x.length);
     geluFastInto(x, y);
     check(x, y, "grid");
@@ -410,15 +411,16 @@ bothVariants(
     const inPlace = x.slice();
     geluFastInto(inPlace, inPlace);
     for (let i = 0; i < x.length; i++) {
-      assert.ok(Object.is(inPlace[i], y[i]), `in place at ${x[i]}: ${inPlace[i]} vs ${y[i]}`);
+      expect(Object.is(inPlace[i], y[i]), `in place at ${x[i]}: ${inPlace[i]} vs ${y[i]}`)
+        .toBeTruthy();
     }
     // Non-finite and signed zero: as the exact kernel (x >= 8: x; -Inf, NaN: NaN).
     const special = Float32Array.of(-0, Infinity, -Infinity, NaN, 3e38, -3e38);
     const [fast, exact] = [new Float32Array(6), new Float32Array(6)];
     geluFastInto(special, fast);
     geluInto(special, exact);
-    assert.ok(Object.is(fast[0], -0));
-    assert.deepEqual(Array.from(fast), Array.from(exact));
+    expect(Object.is(fast[0], -0)).toBeTruthy();
+    expect(Array.from(fast)).toEqual(Array.from(exact));
     // Every length 1..37 (the f32x4 tail), with a slow-path value in some.
     for (let n = 1; n <= 37; n++) {
       const xs = randn(n, 600 + n, 4);
@@ -433,7 +435,7 @@ bothVariants(
       const [off, ref] = [new Float32Array(x.length), new Float32Array(x.length)];
       geluFastInto(x, off);
       geluInto(x, ref);
-      assert.deepEqual(Array.from(off), Array.from(ref)); // as numbers: NaN's sign bit may differ
+      expect(Array.from(off)).toEqual(Array.from(ref)); // as numbers: NaN's sign bit may differ
     } finally {
       useVectorWasm(true);
     }
@@ -450,6 +452,6 @@ bothVariants("vector wasm: GELU and GELU' in place redo the slow lanes from the 
     f(x, y);
     const a = x.slice();
     f(a, a);
-    assert.deepEqual(Array.from(a), Array.from(y));
+    expect(Array.from(a)).toEqual(Array.from(y));
   }
 });

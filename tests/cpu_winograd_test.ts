@@ -10,7 +10,7 @@
  *     about 2e-4 of the output's typical size.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { Conv2dArgs } from "../core/backend.ts";
 import { conv2d, useWinograd } from "../core/backends/cpu/conv.ts";
 import { sgemm, sgemmNaive } from "../core/backends/cpu/gemm.ts";
@@ -50,10 +50,10 @@ const tolerance = (p: WinogradPasses, C: number) =>
   (p.transform === F2X3 ? 2e-5 : 2e-4) * Math.sqrt(9 * C);
 
 for (const [name, passes] of PASSES) {
-  Deno.test(`Winograd conv2d with ${name} matches a direct float64 loop`, () => {
+  it(`Winograd conv2d with ${name} matches a direct float64 loop`, () => {
     let seed = 700;
     for (const [label, a] of CASES) {
-      assert.ok(winogradApplies(a), label);
+      expect(winogradApplies(a), label).toBeTruthy();
       const x = randn(a.batch * a.inC * a.inH * a.inW, seed++);
       const w = randn(a.outC * a.inC * 9, seed++);
       const bias = seed % 2 ? randn(a.outC, seed++) : null;
@@ -72,7 +72,7 @@ for (const [name, passes] of PASSES) {
   });
 }
 
-Deno.test("Winograd filter transform: U = G g G^T, checked on a one-hot filter per tap", () => {
+it("Winograd filter transform: U = G g G^T, checked on a one-hot filter per tap", () => {
   for (const t of [F2X3, F4X3]) {
     const alpha = t.m + 2;
     for (let tap = 0; tap < 9; tap++) {
@@ -83,17 +83,18 @@ Deno.test("Winograd filter transform: U = G g G^T, checked on a one-hot filter p
       for (let i = 0; i < alpha; i++) {
         for (let j = 0; j < alpha; j++) {
           const expected = Math.fround(t.G[i][u] * t.G[j][v]);
-          assert.ok(
+          // === (not Object.is): a -0 tap equals an expected 0
+          expect(
             U[alpha * i + j] === expected,
             `${t.name} tap ${tap} U[${i}][${j}] = ${U[alpha * i + j]}, expected ${expected}`,
-          );
+          ).toBe(true);
         }
       }
     }
   }
 });
 
-Deno.test("Winograd reuses a filter transform only while the weights are bit-identical", () => {
+it("Winograd reuses a filter transform only while the weights are bit-identical", () => {
   const a = convArgs(1, 16, 12, 12, 8, 3, 3, 1, 1, 1, 1, 1);
   const x = randn(16 * 144, 11), w = randn(8 * 16 * 9, 12);
   const passes = wasm ?? tsPasses(F4X3);
@@ -115,16 +116,16 @@ Deno.test("Winograd reuses a filter transform only while the weights are bit-ide
   check("after a block changed in place");
 });
 
-Deno.test("conv2d takes Winograd for 3x3 stride-1 convolutions on maps from 32x32, im2col otherwise", () => {
+it("conv2d takes Winograd for 3x3 stride-1 convolutions on maps from 32x32, im2col otherwise", () => {
   const big = convArgs(1, 32, 64, 64, 16, 3, 3, 1, 1, 1, 1, 1);
-  assert.ok(winogradApplies(big) && winogradPlan(big, F4X3).tileCols === 16);
+  expect(winogradApplies(big) && winogradPlan(big, F4X3).tileCols === 16).toBeTruthy();
   for (
     const a of [
       convArgs(1, 32, 8, 8, 4, 3, 3, 2, 2, 1, 1, 1),
       convArgs(1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1, 2),
     ]
   ) {
-    assert.ok(!winogradApplies(a), "stride 2 and groups take im2col");
+    expect(winogradApplies(a), "stride 2 and groups take im2col").toBeFalsy();
   }
   const x = randn(32 * 64 * 64, 1), w = randn(16 * 32 * 9, 2), b = randn(16, 3);
   const ref = refConv(x, w, b, new Float32Array(16 * 64 * 64), big).y;
@@ -134,7 +135,7 @@ Deno.test("conv2d takes Winograd for 3x3 stride-1 convolutions on maps from 32x3
     ) => (useWinograd(mode), conv2d(x, w, b, big)));
     for (const y of results) assertClose(y, ref, 2e-4 * Math.sqrt(9 * 32), 1e-5, "conv2d");
     // Different summation orders: the paths agree closely but are not bit-identical.
-    assert.notDeepEqual(results[0], results[1]);
+    expect(results[0]).not.toEqual(results[1]);
   } finally {
     useWinograd("wasm");
   }

@@ -4,7 +4,7 @@
  * never hang). Datasets here are in-memory, so every expectation is exact.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { type Batch, DataLoader, stackImages } from "../core/data/loader.ts";
 import type { Dataset, Sample } from "../core/data/dataset.ts";
 import { ShapesDataset } from "../core/data/shapes.ts";
@@ -41,31 +41,31 @@ async function take(loader: DataLoader, k: number): Promise<Batch[]> {
   return out;
 }
 
-Deno.test("loader: each epoch is a seeded permutation covering every item once", async () => {
+it("loader: each epoch is a seeded permutation covering every item once", async () => {
   const ds = new Counting(10);
   const loader = new DataLoader(ds, { batchSize: 4, seed: 7 });
   const batches = await take(loader, 6); // 2 epochs of 4 + 4 + 2
-  assert.deepEqual(batches.map((b) => b.images.count), [4, 4, 2, 4, 4, 2]);
-  assert.deepEqual(batches.map((b) => b.epoch), [0, 0, 0, 1, 1, 1]);
+  expect(batches.map((b) => b.images.count)).toEqual([4, 4, 2, 4, 4, 2]);
+  expect(batches.map((b) => b.epoch)).toEqual([0, 0, 0, 1, 1, 1]);
   for (const e of [0, 1]) {
     const idx = batches.filter((b) => b.epoch === e).flatMap((b) => Array.from(b.indices));
-    assert.deepEqual(idx, Array.from(new Generator(hashBits(7, 2 * e)).permutation(10)));
-    assert.deepEqual([...idx].sort((a, b) => a - b), [...Array(10).keys()]);
+    expect(idx).toEqual(Array.from(new Generator(hashBits(7, 2 * e)).permutation(10)));
+    expect([...idx].sort((a, b) => a - b)).toEqual([...Array(10).keys()]);
   }
   const e0 = batches.slice(0, 3).flatMap((b) => Array.from(b.indices));
   const e1 = batches.slice(3).flatMap((b) => Array.from(b.indices));
-  assert.notDeepEqual(e0, e1);
+  expect(e0).not.toEqual(e1);
   // Pixels and labels travel with their index.
   const b = batches[0];
   for (let k = 0; k < b.images.count; k++) {
-    assert.equal(b.images.data[k * 6], b.indices[k]);
-    assert.equal(b.labels[k], b.indices[k] % 3);
+    expect(b.images.data[k * 6]).toBe(b.indices[k]);
+    expect(b.labels[k]).toBe(b.indices[k] % 3);
   }
-  assert.equal(loader.state().epoch, 2);
+  expect(loader.state().epoch).toBe(2);
   await loader.close();
 });
 
-Deno.test("loader: resuming from state() gives the same batches, whatever the prefetch depth", async () => {
+it("loader: resuming from state() gives the same batches, whatever the prefetch depth", async () => {
   const ds = new ShapesDataset({ size: 16, length: 23 });
   const transform = (im: Parameters<typeof randomCrop>[0], g: Generator) =>
     randomHorizontalFlip(randomCrop(im, 12, g), g);
@@ -85,39 +85,38 @@ Deno.test("loader: resuming from state() gives the same batches, whatever the pr
   const rest = await take(resumed, 5);
   await resumed.close();
   for (let i = 0; i < 5; i++) {
-    assert.deepEqual(rest[i].indices, reference[4 + i].indices, `batch ${4 + i}`);
-    assert.deepEqual(rest[i].images.data, reference[4 + i].images.data, `batch ${4 + i} pixels`);
+    expect(rest[i].indices, `batch ${4 + i}`).toEqual(reference[4 + i].indices);
+    expect(rest[i].images.data, `batch ${4 + i} pixels`).toEqual(reference[4 + i].images.data);
   }
-  assert.equal(reference[0].images.width, 12);
+  expect(reference[0].images.width).toBe(12);
   // A different seed changes the order.
   const other = new DataLoader(ds, { batchSize: 5, seed: 4, prefetch: 0 });
-  assert.notDeepEqual((await other.next()).indices, reference[0].indices);
+  expect((await other.next()).indices).not.toEqual(reference[0].indices);
 });
 
-Deno.test("loader: no shuffle keeps order; dropLast drops the short batch", async () => {
+it("loader: no shuffle keeps order; dropLast drops the short batch", async () => {
   const ds = new Counting(7);
   const plain = new DataLoader(ds, { batchSize: 3, shuffle: false, prefetch: 0 });
-  assert.deepEqual((await take(plain, 3)).map((b) => Array.from(b.indices)), [
+  expect((await take(plain, 3)).map((b) => Array.from(b.indices))).toEqual([
     [0, 1, 2],
     [3, 4, 5],
     [6],
   ]);
   const drop = new DataLoader(ds, { batchSize: 3, shuffle: false, dropLast: true, prefetch: 0 });
   const bs = await take(drop, 3);
-  assert.deepEqual(bs.map((b) => [b.epoch, ...b.indices]), [[0, 0, 1, 2], [0, 3, 4, 5], [
+  expect(bs.map((b) => [b.epoch, ...b.indices])).toEqual([[0, 0, 1, 2], [0, 3, 4, 5], [
     1,
     0,
     1,
     2,
   ]]);
-  assert.equal(drop.batchesPerEpoch, 2);
-  assert.throws(
-    () => new DataLoader(new Counting(2), { batchSize: 3, dropLast: true }),
+  expect(drop.batchesPerEpoch).toBe(2);
+  expect(() => new DataLoader(new Counting(2), { batchSize: 3, dropLast: true })).toThrow(
     /would yield nothing/,
   );
 });
 
-Deno.test("loader: bad items are skipped with a count, or stop the run naming the file", async () => {
+it("loader: bad items are skipped with a count, or stop the run naming the file", async () => {
   const ds = new Counting(10, new Set([2, 5]));
   const skip = new DataLoader(ds, {
     batchSize: 4,
@@ -127,23 +126,23 @@ Deno.test("loader: bad items are skipped with a count, or stop the run naming th
     ...quiet,
   });
   const bs = await take(skip, 2);
-  assert.deepEqual(bs.map((b) => Array.from(b.indices)), [[0, 1, 3, 4], [6, 7, 8, 9]]);
-  assert.equal(skip.skipped, 2);
-  assert.match(skip.warnings[0], /\/fake\/item2\.jpg: image file is truncated/);
-  assert.deepEqual(skip.state(), { epoch: 1, position: 0 });
+  expect(bs.map((b) => Array.from(b.indices))).toEqual([[0, 1, 3, 4], [6, 7, 8, 9]]);
+  expect(skip.skipped).toBe(2);
+  expect(skip.warnings[0]).toMatch(/\/fake\/item2\.jpg: image file is truncated/);
+  expect(skip.state()).toEqual({ epoch: 1, position: 0 });
 
   const fail = new DataLoader(ds, { batchSize: 4, shuffle: false, prefetch: 1 });
-  await assert.rejects(fail.next(), /\/fake\/item2\.jpg/);
+  await expect(fail.next()).rejects.toThrow(/\/fake\/item2\.jpg/);
   await fail.close();
 });
 
-Deno.test("loader: hopeless configurations throw instead of hanging", async () => {
+it("loader: hopeless configurations throw instead of hanging", async () => {
   const allBad = new DataLoader(new Counting(4, new Set([0, 1, 2, 3])), {
     batchSize: 2,
     onError: "skip",
     ...quiet,
   });
-  await assert.rejects(allBad.next(), /every item failed/);
+  await expect(allBad.next()).rejects.toThrow(/every item failed/);
   await allBad.close();
   const mostlyBad = new DataLoader(new Counting(6, new Set([0, 1, 2, 3, 4])), {
     batchSize: 2,
@@ -151,35 +150,37 @@ Deno.test("loader: hopeless configurations throw instead of hanging", async () =
     dropLast: true,
     ...quiet,
   });
-  await assert.rejects(mostlyBad.next(), /whole epoch gave no full batch/);
+  await expect(mostlyBad.next()).rejects.toThrow(/whole epoch gave no full batch/);
   await mostlyBad.close();
   const mixed = new DataLoader(new Counting(4, new Set(), (i) => (i === 2 ? 3 : 2)), {
     batchSize: 4,
     shuffle: false,
   });
-  await assert.rejects(mixed.next(), /\/fake\/item2\.jpg: size 3x1 differs from the batch's 2x1/);
+  await expect(mixed.next()).rejects.toThrow(
+    /\/fake\/item2\.jpg: size 3x1 differs from the batch's 2x1/,
+  );
   await mixed.close();
-  assert.throws(() => stackImages([]), /no images/);
+  expect(() => stackImages([])).toThrow(/no images/);
 });
 
-Deno.test("loader: prefetch decodes the next batch before it is asked for", async () => {
+it("loader: prefetch decodes the next batch before it is asked for", async () => {
   const ds = new Counting(12);
   const loader = new DataLoader(ds, { batchSize: 3, prefetch: 2 });
   await loader.next();
   await new Promise((r) => setTimeout(r, 10));
-  assert.equal(ds.calls, 9); // the batch handed out plus two prefetched
+  expect(ds.calls).toBe(9); // the batch handed out plus two prefetched
   await loader.close();
   const lazy = new DataLoader(new Counting(12), { batchSize: 3, prefetch: 0 });
   await lazy.next();
   await new Promise((r) => setTimeout(r, 10));
-  assert.equal((lazy.dataset as Counting).calls, 3);
+  expect((lazy.dataset as Counting).calls).toBe(3);
 });
 
-Deno.test("loader: epoch() iterates the rest of the current epoch", async () => {
+it("loader: epoch() iterates the rest of the current epoch", async () => {
   const loader = new DataLoader(new Counting(10), { batchSize: 4, seed: 1 });
   const seen: number[] = [];
   for await (const b of loader.epoch()) seen.push(...b.indices);
-  assert.equal(seen.length, 10);
-  assert.deepEqual(loader.state(), { epoch: 1, position: 0 });
+  expect(seen.length).toBe(10);
+  expect(loader.state()).toEqual({ epoch: 1, position: 0 });
   await loader.close();
 });

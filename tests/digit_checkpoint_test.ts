@@ -3,7 +3,7 @@
  * tests/fixtures/make_digit_fixtures.py, whose logits come from a plain-torch fairseq forward.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { readNpz } from "../core/io/npy.ts";
 import { StateDictError } from "../core/io/state_dict.ts";
 import { loadTorch } from "../core/io/torch.ts";
@@ -25,55 +25,51 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 async function checkFile(name: string, sizes: { classes: number }) {
   const { model, centroids, encoderWeights } = await loadDigitStage1(`${dir}${name}.pt`);
   try {
-    assert.deepEqual(
-      { ...model.cfg },
-      {
-        clusters: 8,
-        classes: sizes.classes,
-        layers: 2,
-        dim: 16,
-        heads: 2,
-        ffnDim: 32,
-        length: 256,
-        dropout: 0.1,
-      },
-    );
-    assert.equal(model.training, false, "returned in eval mode");
+    expect({ ...model.cfg }).toEqual({
+      clusters: 8,
+      classes: sizes.classes,
+      layers: 2,
+      dim: 16,
+      heads: 2,
+      ffnDim: 32,
+      length: 256,
+      dropout: 0.1,
+    });
+    expect(model.training, "returned in eval mode").toBe(false);
     // fairseq's table: max_target_positions 1024 + 2 rows; ours for 256 tokens is the same
-    assert.equal(model.decoder.embed_positions.count, 1026);
+    expect(model.decoder.embed_positions.count).toBe(1026);
 
     const km = expected.get(`${name}.km`)!;
-    assert.deepEqual(centroids.shape, km.shape, "centroids are (K, D) like km_8k.npy");
-    assert.deepEqual([...centroids.data], [...km.data]);
+    expect(centroids.shape, "centroids are (K, D) like km_8k.npy").toEqual(km.shape);
+    expect([...centroids.data]).toEqual([...km.data]);
 
-    assert.deepEqual([...encoderWeights.keys()], ["cls_token", "blocks.0.norm1.weight"]);
-    assert.deepEqual(
-      [...encoderWeights.get("cls_token")!.data],
-      [...expected.get(`${name}.encoder.cls_token`)!.data],
-    );
+    expect([...encoderWeights.keys()]).toEqual(["cls_token", "blocks.0.norm1.weight"]);
+    expect([...encoderWeights.get("cls_token")!.data]).toEqual([
+      ...expected.get(`${name}.encoder.cls_token`)!.data,
+    ]);
 
     const tok = expected.get(`${name}.tokens`)!;
     const want = expected.get(`${name}.logits`)!;
     tidy(() => {
       const logits = model.forward(ops.tensor(tok.data, tok.shape, { dtype: "i32" }));
-      assert.deepEqual(logits.shape, want.shape);
+      expect(logits.shape).toEqual(want.shape);
       const err = maxAbsDiff(logits.dataSync(), want.data);
-      assert.ok(err < 1e-4, `${name}: logits differ from torch by ${err}`);
+      expect(err, `${name}: logits differ from torch by ${err}`).toBeLessThan(1e-4);
     });
   } finally {
     model.dispose();
   }
 }
 
-Deno.test("DiGIT stage-1 checkpoint (DictConfig cfg, f32): config, logits, centroids, encoder", async () => {
+it("DiGIT stage-1 checkpoint (DictConfig cfg, f32): config, logits, centroids, encoder", async () => {
   await checkFile("stage1_uncond", { classes: 0 });
 });
 
-Deno.test("DiGIT stage-1 checkpoint (plain-dict cfg, f16, class-conditional): the same", async () => {
+it("DiGIT stage-1 checkpoint (plain-dict cfg, f16, class-conditional): the same", async () => {
   await checkFile("stage1_classcond", { classes: 3 });
 });
 
-Deno.test("Stage1GPT's position table for 256 tokens has fairseq's 1026 rows", () => {
+it("Stage1GPT's position table for 256 tokens has fairseq's 1026 rows", () => {
   const m = new Stage1GPT({
     clusters: 4,
     classes: 0,
@@ -84,11 +80,11 @@ Deno.test("Stage1GPT's position table for 256 tokens has fairseq's 1026 rows", (
     length: 256,
     dropout: 0,
   });
-  assert.equal(m.decoder.embed_positions.count, 1024 + 2);
+  expect(m.decoder.embed_positions.count).toBe(1024 + 2);
   m.dispose();
 });
 
-Deno.test("a decoder that does not match the cfg is refused with one report naming every key", async () => {
+it("a decoder that does not match the cfg is refused with one report naming every key", async () => {
   const file = `${dir}stage1_uncond.pt`;
   const fresh = async () => (await loadTorch(file)) as Map<string, unknown>;
 
@@ -97,22 +93,24 @@ Deno.test("a decoder that does not match the cfg is refused with one report nami
   sd.delete("decoder.layers.1.fc2.bias");
   sd.set("decoder.layer_norm.weight", sd.get("decoder.layers.0.fc2.bias"));
   sd.set("decoder.layers.0.fc1.bias", sd.get("decoder.layers.0.fc2.bias")); // 16 rows, not 32
-  assert.throws(
-    () => digitStage1FromCheckpoint(ck, file),
-    (e: unknown) => {
-      assert.ok(e instanceof StateDictError, String(e));
-      for (
-        const s of [
-          file,
-          "missing keys (1): decoder.layers.1.fc2.bias",
-          "unexpected keys (1): decoder.layer_norm.weight",
-          "decoder.layers.0.fc1.bias: expected [32], got [16]",
-        ]
-      ) assert.ok(e.message.includes(s), `"${e.message}" lacks "${s}"`);
-      assert.ok(!e.message.includes("decoder.version"), "decoder.version is not a weight");
-      return true;
-    },
-  );
+  const error = (() => {
+    try {
+      digitStage1FromCheckpoint(ck, file);
+    } catch (e) {
+      return e;
+    }
+  })();
+  expect(error, String(error)).toBeInstanceOf(StateDictError);
+  const { message } = error as StateDictError;
+  for (
+    const s of [
+      file,
+      "missing keys (1): decoder.layers.1.fc2.bias",
+      "unexpected keys (1): decoder.layer_norm.weight",
+      "decoder.layers.0.fc1.bias: expected [32], got [16]",
+    ]
+  ) expect(message).toContain(s);
+  expect(message, "decoder.version is not a weight").not.toContain("decoder.version");
 
   // cfg sizes that disagree with the weights
   const wide = await fresh();
@@ -125,19 +123,16 @@ Deno.test("a decoder that does not match the cfg is refused with one report nami
     { state: Map<string, unknown> }
   >;
   model.get("decoder_ffn_embed_dim")!.state.set("_val", 64);
-  assert.throws(
-    () => digitStage1FromCheckpoint(wide, file),
+  expect(() => digitStage1FromCheckpoint(wide, file)).toThrow(
     /fc1\.weight: expected \[64,16\], got \[32,16\]/,
   );
   model.get("decoder_normalize_before")!.state.set("_val", true);
-  assert.throws(
-    () => digitStage1FromCheckpoint(wide, file),
+  expect(() => digitStage1FromCheckpoint(wide, file)).toThrow(
     /unsupported stage-1 architecture: cfg\.model\.decoder_normalize_before = true/,
   );
   model.get("decoder_normalize_before")!.state.set("_val", false);
   model.get("decoder_layers")!.state.set("_val", "???");
-  assert.throws(
-    () => digitStage1FromCheckpoint(wide, file),
+  expect(() => digitStage1FromCheckpoint(wide, file)).toThrow(
     /cfg\.model\.decoder_layers is "\?\?\?", expected a positive integer/,
   );
 
@@ -147,13 +142,12 @@ Deno.test("a decoder that does not match the cfg is refused with one report nami
     .get("decoder.embed_positions.weight")!;
   pos.shape = [302, 16];
   pos.data = pos.data.subarray(0, 302 * 16);
-  assert.throws(
-    () => digitStage1FromCheckpoint(short, file),
+  expect(() => digitStage1FromCheckpoint(short, file)).toThrow(
     /embed_positions.weight has 302 rows \(max_target_positions 300\), but cfg\.model\.max_target_positions is 1024/,
   );
 
   // no centroids: not a DiGIT stage-1 file
   const noKm = await fresh();
   (noKm.get("model") as Map<string, unknown>).delete("centroids");
-  assert.throws(() => digitStage1FromCheckpoint(noKm, file), /no 'centroids'/);
+  expect(() => digitStage1FromCheckpoint(noKm, file)).toThrow(/no 'centroids'/);
 });

@@ -4,7 +4,7 @@
  * TypeScript path against LAPACK when OpenBLAS is loaded.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import {
   eigh,
   eighTs,
@@ -51,7 +51,7 @@ function naiveProduct(A: Float64Array, B: Float64Array, m: number, k: number, n:
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
+  expect(a.length).toBe(b.length);
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
@@ -80,7 +80,7 @@ const paths: [string, <T>(f: () => T) => T][] = [
   ...(hasLapack ? [["lapack", <T>(f: () => T) => f()] as [string, <T>(f: () => T) => T]] : []),
 ];
 
-Deno.test("gemm: all transpose combinations match a naive triple loop (1e-13)", () => {
+it("gemm: all transpose combinations match a naive triple loop (1e-13)", () => {
   const m = 13, k = 29, n = 7;
   const A = numbers(m * k, 1), B = numbers(k * n, 2);
   const want = naiveProduct(A, B, m, k, n);
@@ -92,14 +92,14 @@ Deno.test("gemm: all transpose combinations match a naive triple loop (1e-13)", 
         const C = numbers(m * n, 3);
         const C0 = C.slice();
         run(() => gemm(transA, transB, m, n, k, 2, a, b, 0.5, C));
-        const expect = want.map((v, i) => 2 * v + 0.5 * C0[i]);
-        assert.ok(maxAbsDiff(C, expect) < 1e-13, `transA=${transA} transB=${transB}`);
+        const expected = want.map((v, i) => 2 * v + 0.5 * C0[i]);
+        expect(maxAbsDiff(C, expected), `transA=${transA} transB=${transB}`).toBeLessThan(1e-13);
       }
     }
   }
 });
 
-Deno.test("gramUpper: upper triangle of alpha X^T X + beta C, lower untouched", () => {
+it("gramUpper: upper triangle of alpha X^T X + beta C, lower untouched", () => {
   for (const [k, n] of [[1, 1], [5, 3], [300, 37], [513, 64]]) {
     const X = numbers(k * n, k + n);
     const want = naiveProduct(transpose(X, k, n), X, n, k, n);
@@ -108,31 +108,31 @@ Deno.test("gramUpper: upper triangle of alpha X^T X + beta C, lower untouched", 
       run(() => gramUpper(n, k, 3, X, 0.5, C));
       for (let i = 0; i < n; i++) {
         for (let j = 0; j < n; j++) {
-          const expect = j >= i ? 3 * want[i * n + j] + 3.5 : 7;
-          assert.ok(
-            Math.abs(C[i * n + j] - expect) < 1e-12 * k,
-            `${name} k=${k} n=${n} (${i},${j})`,
-          );
+          const expected = j >= i ? 3 * want[i * n + j] + 3.5 : 7;
+          expect(Math.abs(C[i * n + j] - expected), `${name} k=${k} n=${n} (${i},${j})`)
+            .toBeLessThan(
+              1e-12 * k,
+            );
         }
       }
       mirrorUpper(C, n);
-      assert.equal(C[(n - 1) * n], C[n - 1]);
+      expect(C[(n - 1) * n]).toBe(C[n - 1]);
     }
   }
 });
 
-Deno.test("eigh: closed-form spectra (diagonal, 2x2, Toeplitz tridiagonal, reflected)", () => {
+it("eigh: closed-form spectra (diagonal, 2x2, Toeplitz tridiagonal, reflected)", () => {
   for (const [name, run] of paths) {
     // Diagonal with repeats and a negative entry: sorted ascending.
     const diag = [3, -1, 0, 3, 2];
     const D = new Float64Array(25);
     diag.forEach((v, i) => (D[i * 5 + i] = v));
-    assert.deepEqual(Array.from(run(() => eigvalsh(D, 5))), [-1, 0, 2, 3, 3], name);
+    expect(Array.from(run(() => eigvalsh(D, 5))), name).toEqual([-1, 0, 2, 3, 3]);
 
     const two = run(() => eigh(Float64Array.of(2, 1, 1, 2), 2));
-    assert.ok(maxAbsDiff(two.values, [1, 3]) < 1e-15, name);
+    expect(maxAbsDiff(two.values, [1, 3]), name).toBeLessThan(1e-15);
     // Eigenvector of 3 is +-(1, 1)/sqrt(2).
-    assert.ok(Math.abs(Math.abs(two.vectorRows![2]) - Math.SQRT1_2) < 1e-15);
+    expect(Math.abs(Math.abs(two.vectorRows![2]) - Math.SQRT1_2)).toBeLessThan(1e-15);
 
     // tridiag(-1, 2, -1): lambda_k = 2 - 2 cos(k pi / (n + 1)).
     const n = 60;
@@ -146,7 +146,7 @@ Deno.test("eigh: closed-form spectra (diagonal, 2x2, Toeplitz tridiagonal, refle
       (_, k) => 2 - 2 * Math.cos(((k + 1) * Math.PI) / (n + 1)),
     );
     const t = run(() => eigh(T, n));
-    assert.ok(maxAbsDiff(t.values, exact) < 1e-13, `${name} Toeplitz`);
+    expect(maxAbsDiff(t.values, exact), `${name} Toeplitz`).toBeLessThan(1e-13);
 
     // A = H diag(w) H with the reflection H = I - 2 v v^T / v^T v (orthogonal): spectrum w.
     const m = 40;
@@ -161,73 +161,77 @@ Deno.test("eigh: closed-form spectra (diagonal, 2x2, Toeplitz tridiagonal, refle
     const A = naiveProduct(HW, H, m, m, m);
     const got = run(() => eigh(A, m));
     const sorted = w.slice().sort();
-    assert.ok(maxAbsDiff(got.values, sorted) < 1e-13, `${name} reflected`);
+    expect(maxAbsDiff(got.values, sorted), `${name} reflected`).toBeLessThan(1e-13);
     const res = eigenResiduals(A, m, got.values, got.vectorRows!);
-    assert.ok(
+    expect(
       res.reconstruction < 1e-13 && res.orthogonality < 1e-13,
       `${name} ${JSON.stringify(res)}`,
-    );
+    ).toBeTruthy();
   }
 });
 
-Deno.test("eigh: random symmetric matrices reconstruct with orthonormal eigenvectors", () => {
+it("eigh: random symmetric matrices reconstruct with orthonormal eigenvectors", () => {
   for (const n of [1, 2, 3, 17, 120]) {
     const A = randomSymmetric(n, 100 + n);
     for (const [name, run] of paths) {
       const { values, vectorRows } = run(() => eigh(A, n));
       const res = eigenResiduals(A, n, values, vectorRows!);
-      assert.ok(res.reconstruction < 1e-13 * n + 1e-15, `${name} n=${n} ${JSON.stringify(res)}`);
-      assert.ok(res.orthogonality < 1e-13 * n + 1e-15, `${name} n=${n} ${JSON.stringify(res)}`);
-      for (let i = 1; i < n; i++) assert.ok(values[i - 1] <= values[i]);
+      expect(res.reconstruction, `${name} n=${n} ${JSON.stringify(res)}`).toBeLessThan(
+        1e-13 * n + 1e-15,
+      );
+      expect(res.orthogonality, `${name} n=${n} ${JSON.stringify(res)}`).toBeLessThan(
+        1e-13 * n + 1e-15,
+      );
+      for (let i = 1; i < n; i++) expect(values[i - 1]).toBeLessThanOrEqual(values[i]);
       // Eigenvalues alone agree with the full decomposition.
       const only = run(() => eigvalsh(A, n));
-      assert.ok(maxAbsDiff(only, values) < 1e-13, `${name} n=${n} values-only`);
+      expect(maxAbsDiff(only, values), `${name} n=${n} values-only`).toBeLessThan(1e-13);
     }
   }
 });
 
-Deno.test({
-  name: "eigh: TypeScript path agrees with LAPACK dsyevd (n = 300)",
-  ignore: !hasLapack,
-  fn() {
-    const n = 300;
-    const A = randomSymmetric(n, 7);
-    const ts = eighTs(A, n, true);
-    const lapack = eigh(A, n);
-    assert.ok(maxAbsDiff(ts.values, lapack.values) < 1e-12);
-    // Eigenvectors agree up to sign (the spectrum of this matrix is simple).
-    for (let i = 0; i < n; i++) {
-      let dot = 0;
-      for (let j = 0; j < n; j++) dot += ts.vectorRows![i * n + j] * lapack.vectorRows![i * n + j];
-      assert.ok(Math.abs(Math.abs(dot) - 1) < 1e-9, `eigenvector ${i}: |dot| = ${Math.abs(dot)}`);
-    }
-  },
+it.skipIf(!hasLapack)("eigh: TypeScript path agrees with LAPACK dsyevd (n = 300)", () => {
+  const n = 300;
+  const A = randomSymmetric(n, 7);
+  const ts = eighTs(A, n, true);
+  const lapack = eigh(A, n);
+  expect(maxAbsDiff(ts.values, lapack.values)).toBeLessThan(1e-12);
+  // Eigenvectors agree up to sign (the spectrum of this matrix is simple).
+  for (let i = 0; i < n; i++) {
+    let dot = 0;
+    for (let j = 0; j < n; j++) dot += ts.vectorRows![i * n + j] * lapack.vectorRows![i * n + j];
+    expect(Math.abs(Math.abs(dot) - 1), `eigenvector ${i}: |dot| = ${Math.abs(dot)}`).toBeLessThan(
+      1e-9,
+    );
+  }
 });
 
-Deno.test("eigh: reads only the upper triangle and rejects bad input", () => {
+it("eigh: reads only the upper triangle and rejects bad input", () => {
   const A = Float64Array.of(2, 1, 99, 2); // lower entry is garbage
   for (const [name, run] of paths) {
-    assert.ok(maxAbsDiff(run(() => eigvalsh(A, 2)), [1, 3]) < 1e-15, name);
+    expect(maxAbsDiff(run(() => eigvalsh(A, 2)), [1, 3]), name).toBeLessThan(1e-15);
   }
-  assert.throws(() => eigh(new Float64Array(5), 3), /eigh: expected an \(n, n\) matrix with n=3/);
-  assert.throws(() => eighTs(Float64Array.of(1, NaN, NaN, 1), 2, false), /non-finite/);
+  expect(() => eigh(new Float64Array(5), 3)).toThrow(/eigh: expected an \(n, n\) matrix with n=3/);
+  expect(() => eighTs(Float64Array.of(1, NaN, NaN, 1), 2, false)).toThrow(/non-finite/);
 });
 
-Deno.test("sqrtPsd: squares back to S, clamps tiny negative eigenvalues, diag closed form", () => {
+it("sqrtPsd: squares back to S, clamps tiny negative eigenvalues, diag closed form", () => {
   for (const [name, run] of paths) {
     const d = Float64Array.of(4, 0, 0, 0, 9, 0, 0, 0, 0);
-    assert.ok(maxAbsDiff(run(() => sqrtPsd(d, 3)), [2, 0, 0, 0, 3, 0, 0, 0, 0]) < 1e-15, name);
+    expect(maxAbsDiff(run(() => sqrtPsd(d, 3)), [2, 0, 0, 0, 3, 0, 0, 0, 0]), name).toBeLessThan(
+      1e-15,
+    );
     // Rank-deficient PSD S = X^T X with X (5, 12): rank 5 of 12.
     const k = 5, n = 12;
     const X = numbers(k * n, 4);
     const S = naiveProduct(transpose(X, k, n), X, n, k, n);
     const R = run(() => sqrtPsd(S, n));
-    assert.ok(maxAbsDiff(R, transpose(R, n, n)) < 1e-15, `${name} symmetric`);
-    assert.ok(maxAbsDiff(naiveProduct(R, R, n, n, n), S) < 1e-13, `${name} R^2 = S`);
+    expect(maxAbsDiff(R, transpose(R, n, n)), `${name} symmetric`).toBeLessThan(1e-15);
+    expect(maxAbsDiff(naiveProduct(R, R, n, n, n), S), `${name} R^2 = S`).toBeLessThan(1e-13);
   }
 });
 
-Deno.test("eigh: rank-deficient PSD (many zero eigenvalues) converges; nonzero part = X X^T", () => {
+it("eigh: rank-deficient PSD (many zero eigenvalues) converges; nonzero part = X X^T", () => {
   // S = X^T X with X (20, 160): 140 eigenvalues are 0, the other 20 are those of X X^T
   // (20, 20), a well-conditioned matrix. (A QL deflation test relative to neighbouring
   // diagonal entries never converges on this one.)
@@ -239,14 +243,14 @@ Deno.test("eigh: rank-deficient PSD (many zero eigenvalues) converges; nonzero p
     const { values, vectorRows } = run(() => eigh(S, n));
     const top = values.subarray(n - k);
     const want = run(() => eigvalsh(small, k));
-    assert.ok(maxAbsDiff(top, want) < 1e-13 * want[k - 1], `${name} nonzero eigenvalues`);
+    expect(maxAbsDiff(top, want), `${name} nonzero eigenvalues`).toBeLessThan(1e-13 * want[k - 1]);
     for (let i = 0; i < n - k; i++) {
-      assert.ok(Math.abs(values[i]) < 1e-14 * want[k - 1], `${name} ${i}`);
+      expect(Math.abs(values[i]), `${name} ${i}`).toBeLessThan(1e-14 * want[k - 1]);
     }
     const res = eigenResiduals(S, n, values, vectorRows!);
-    assert.ok(
+    expect(
       res.reconstruction < 1e-13 && res.orthogonality < 1e-12,
       `${name} ${JSON.stringify(res)}`,
-    );
+    ).toBeTruthy();
   }
 });

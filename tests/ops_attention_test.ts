@@ -4,7 +4,7 @@
  * give the same numbers as contiguous operands, forward and backward.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { backward } from "../core/autograd.ts";
 import * as ops from "../core/ops/mod.ts";
 import { Generator } from "../core/random.ts";
@@ -18,7 +18,7 @@ function splitFused(x: Tensor) {
   return [0, 1, 2].map((i) => ops.slice(rows, 1, i * H, (i + 1) * H));
 }
 
-Deno.test("attention on fused-qkv views matches contiguous operands, and merging heads is a view", () => {
+it("attention on fused-qkv views matches contiguous operands, and merging heads is a view", () => {
   const before = liveStorages();
   tidy(() => {
     const x = ops.randn([B, T, 3 * H * D], new Generator(3)).requireGrad();
@@ -30,24 +30,24 @@ Deno.test("attention on fused-qkv views matches contiguous operands, and merging
     const run = (contiguous: boolean) => {
       dropGrad();
       const [q, k, v] = splitFused(x).map((t) => (contiguous ? ops.contiguous(t) : t));
-      if (!contiguous) assert.ok(!q.isContiguous(), "the slices are strided views");
+      if (!contiguous) expect(q.isContiguous(), "the slices are strided views").toBeFalsy();
       const o = ops.attention(q, k, v, { causal: true });
       const merged = ops.permute(o, [0, 2, 1, 3]);
-      assert.ok(merged.isContiguous(), "the output is laid out (B, T, H, D)");
+      expect(merged.isContiguous(), "the output is laid out (B, T, H, D)").toBeTruthy();
       const y = ops.reshape(merged, [B, T, H * D]);
       backward(ops.sum(ops.mul(y, g)));
       return { y: Float32Array.from(y.dataSync()), dx: Float32Array.from(x.grad!.dataSync()) };
     };
     const viewed = run(false), copied = run(true);
     // The same kernel arithmetic either way: only the row strides differ.
-    assert.deepEqual(viewed.y, copied.y);
-    assert.deepEqual(viewed.dx, copied.dx);
+    expect(viewed.y).toEqual(copied.y);
+    expect(viewed.dx).toEqual(copied.dx);
     dropGrad();
   });
-  assert.equal(liveStorages(), before, "no storage leaks");
+  expect(liveStorages(), "no storage leaks").toBe(before);
 });
 
-Deno.test("attention copies operands whose last axis is strided, and still matches", () => {
+it("attention copies operands whose last axis is strided, and still matches", () => {
   tidy(() => {
     const q = ops.randn([1, 2, 3, 4], new Generator(5));
     const k = ops.randn([1, 2, 4, 3], new Generator(6)); // (B, H, D, T): transposed below
@@ -55,6 +55,6 @@ Deno.test("attention copies operands whose last axis is strided, and still match
     const kT = ops.transpose(k, 2, 3);
     const a = ops.attention(q, kT, v).dataSync();
     const b = ops.attention(q, ops.contiguous(kT), v).dataSync();
-    assert.deepEqual(Float32Array.from(a), Float32Array.from(b));
+    expect(Float32Array.from(a)).toEqual(Float32Array.from(b));
   });
 });

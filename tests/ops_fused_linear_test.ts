@@ -6,23 +6,22 @@
  * tests/ops_grad_test.ts).
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { noGrad } from "../core/autograd.ts";
 import * as ops from "../core/ops/mod.ts";
 import { Generator } from "../core/random.ts";
 import { liveStorages, type Tensor, tidy } from "../core/tensor.ts";
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, label: string) {
-  assert.equal(a.length, b.length, label);
+  expect(a.length, label).toBe(b.length);
   for (let i = 0; i < a.length; i++) {
-    assert.ok(
-      Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])),
-      `${label}[${i}]: ${a[i]} vs ${b[i]}`,
+    expect(Math.abs(a[i] - b[i]), `${label}[${i}]: ${a[i]} vs ${b[i]}`).toBeLessThanOrEqual(
+      tol * (1 + Math.abs(b[i])),
     );
   }
 }
 
-Deno.test("fusedLinear: fused (no grad) matches linear, gelu, mul and add, for every combination", () => {
+it("fusedLinear: fused (no grad) matches linear, gelu, mul and add, for every combination", () => {
   const before = liveStorages();
   tidy(() => {
     const g = (shape: number[], seed: number) => ops.randn(shape, new Generator(seed));
@@ -65,22 +64,19 @@ Deno.test("fusedLinear: fused (no grad) matches linear, gelu, mul and add, for e
     const fused = noGrad(() => ops.fusedLinear(xt, w, bias, { scale, residual: res }));
     close(fused.dataSync(), composed(xt, bias, false, scale, res).dataSync(), 1e-6, "view");
   });
-  assert.equal(liveStorages(), before, "no storage leaks");
+  expect(liveStorages(), "no storage leaks").toBe(before);
 });
 
-Deno.test("fusedLinear names mismatched shapes", () => {
+it("fusedLinear names mismatched shapes", () => {
   tidy(() => {
     const x = ops.zeros([3, 4]), w = ops.zeros([5, 4]);
-    assert.throws(
-      () => ops.fusedLinear(x, w, null, { scale: ops.zeros([4]) }),
+    expect(() => ops.fusedLinear(x, w, null, { scale: ops.zeros([4]) })).toThrow(
       /fusedLinear: scale \[4\] does not match 5 output features/,
     );
-    assert.throws(
-      () => ops.fusedLinear(x, w, null, { residual: ops.zeros([3, 4]) }),
+    expect(() => ops.fusedLinear(x, w, null, { residual: ops.zeros([3, 4]) })).toThrow(
       /fusedLinear: residual \[3, 4\] is not the output shape \[3, 5\]/,
     );
-    assert.throws(
-      () => ops.fusedLinear(x, ops.zeros([5, 3]), null),
+    expect(() => ops.fusedLinear(x, ops.zeros([5, 3]), null)).toThrow(
       /fusedLinear: input \[3, 4\], weight \[5, 3\]/,
     );
   });

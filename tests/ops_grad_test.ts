@@ -7,6 +7,7 @@ import * as ops from "../core/ops/mod.ts";
 import { Generator } from "../core/random.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 import { gradcheck, randomTensor as r } from "./helpers/gradcheck.ts";
+import { it } from "./lib/test.ts";
 
 const positive = (shape: number[], seed: number) =>
   tidy(() => ops.affine(ops.abs(r(shape, seed)), 1, 0.5));
@@ -237,7 +238,7 @@ const cases: [string, () => void][] = [
 ];
 
 for (const [name, fn] of cases) {
-  Deno.test(`grad: ${name}`, () => {
+  it(`grad: ${name}`, () => {
     const before = liveStorages();
     tidy(fn);
     // gradcheck frees everything it made; the count must come back exactly.

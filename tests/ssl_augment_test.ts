@@ -3,7 +3,7 @@
  * each transform does what it claims, against closed forms computed here.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { ImageBatch } from "../core/interfaces.ts";
 import { Generator } from "../core/random.ts";
 import {
@@ -31,45 +31,45 @@ function images(count: number): ImageBatch {
 /** One pixel as planar [0, 1] floats. */
 const pixel = (r: number, g: number, b: number) => Float32Array.from([r, g, b]);
 
-Deno.test("augmentBatch: same seed, same views; another seed or another row, other views", () => {
+it("augmentBatch: same seed, same views; another seed or another row, other views", () => {
   const batch = images(4);
   const rows = [2, 0, 3];
   const a = augmentBatch(batch, rows, SIMCLR_AUGMENT, new Generator(7));
   const b = augmentBatch(batch, rows, SIMCLR_AUGMENT, new Generator(7));
   const c = augmentBatch(batch, rows, SIMCLR_AUGMENT, new Generator(8));
-  assert.deepEqual(a, b);
-  assert.notDeepEqual(a, c);
-  assert.equal(a.length, rows.length * 3 * S * S);
+  expect(a).toEqual(b);
+  expect(a).not.toEqual(c);
+  expect(a.length).toBe(rows.length * 3 * S * S);
   // View i depends on its own fork only: the view of row 2 is the same when drawn alone.
   const alone = augmentBatch(batch, [2], SIMCLR_AUGMENT, new Generator(7));
-  assert.deepEqual(alone, a.subarray(0, 3 * S * S));
-  for (const v of a) assert.ok(v >= -1 && v <= 1, `view value ${v} outside [-1, 1]`);
+  expect(alone).toEqual(a.subarray(0, 3 * S * S));
+  for (const v of a) expect(v >= -1 && v <= 1, `view value ${v} outside [-1, 1]`).toBeTruthy();
 });
 
-Deno.test("sampleCrop: boxes inside the image, with area and aspect ratio in range", () => {
+it("sampleCrop: boxes inside the image, with area and aspect ratio in range", () => {
   const gen = new Generator(3);
   const size = 32;
   for (let i = 0; i < 200; i++) {
     const box = sampleCrop(size, SIMCLR_AUGMENT, gen);
-    assert.ok(
+    expect(
       box.x0 >= 0 && box.y0 >= 0 && box.x0 + box.w <= size && box.y0 + box.h <= size,
       JSON.stringify(box),
-    );
+    ).toBeTruthy();
     const area = (box.w * box.h) / (size * size);
     // Rounding w and h to pixels moves the area by at most (w + h + 1) / size^2.
     const slack = (box.w + box.h + 1) / (size * size);
-    assert.ok(area >= SIMCLR_AUGMENT.cropScale[0] - slack && area <= 1, `area ${area}`);
+    expect(area >= SIMCLR_AUGMENT.cropScale[0] - slack && area <= 1, `area ${area}`).toBeTruthy();
     if (box.w === size && box.h === size) continue; // the fallback (or a full-size draw)
     // Aspect ratio in range up to the rounding of w and h (half a pixel each).
     const [rlo, rhi] = SIMCLR_AUGMENT.cropRatio;
-    assert.ok(
+    expect(
       (box.w + 0.5) / (box.h - 0.5) >= rlo && (box.w - 0.5) / (box.h + 0.5) <= rhi,
       `ratio of ${JSON.stringify(box)}`,
-    );
+    ).toBeTruthy();
   }
 });
 
-Deno.test("cropResize: the whole image unflipped is the identity; flips mirror it", () => {
+it("cropResize: the whole image unflipped is the identity; flips mirror it", () => {
   const batch = images(1);
   const whole = { x0: 0, y0: 0, w: S, h: S };
   const plain = new Float32Array(3 * S * S),
@@ -82,9 +82,9 @@ Deno.test("cropResize: the whole image unflipped is the identity; flips mirror i
     for (let y = 0; y < S; y++) {
       for (let x = 0; x < S; x++) {
         const src = batch.data[(y * S + x) * 3 + c] / 255;
-        assert.ok(Math.abs(plain[c * S * S + y * S + x] - src) < 1e-6);
-        assert.ok(Math.abs(fx[c * S * S + y * S + (S - 1 - x)] - src) < 1e-6);
-        assert.ok(Math.abs(fy[c * S * S + (S - 1 - y) * S + x] - src) < 1e-6);
+        expect(Math.abs(plain[c * S * S + y * S + x] - src)).toBeLessThan(1e-6);
+        expect(Math.abs(fx[c * S * S + y * S + (S - 1 - x)] - src)).toBeLessThan(1e-6);
+        expect(Math.abs(fy[c * S * S + (S - 1 - y) * S + x] - src)).toBeLessThan(1e-6);
       }
     }
   }
@@ -94,53 +94,53 @@ Deno.test("cropResize: the whole image unflipped is the identity; flips mirror i
   cropResize(batch.data, S, { x0: 0, y0: 0, w: S / 2, h: S / 2 }, false, false, up);
   const p = (y: number, x: number) => batch.data[(y * S + x) * 3] / 255;
   const want = (9 * p(0, 0) + 3 * p(0, 1) + 3 * p(1, 0) + p(1, 1)) / 16;
-  assert.ok(Math.abs(up[S + 1] - want) < 1e-6, `${up[S + 1]} vs ${want}`);
+  expect(Math.abs(up[S + 1] - want), `${up[S + 1]} vs ${want}`).toBeLessThan(1e-6);
 });
 
-Deno.test("colour transforms: brightness, contrast, saturation, hue and grayscale by their definitions", () => {
+it("colour transforms: brightness, contrast, saturation, hue and grayscale by their definitions", () => {
   const b = pixel(0.2, 0.4, 0.6);
   adjustBrightness(b, 1.5);
-  assert.deepEqual(Array.from(b).map((v) => +v.toFixed(6)), [0.3, 0.6, 0.9]);
+  expect(Array.from(b).map((v) => +v.toFixed(6))).toEqual([0.3, 0.6, 0.9]);
   adjustBrightness(b, 2); // clipped to 1
-  assert.ok(Math.abs(b[2] - 1) < 1e-7);
+  expect(Math.abs(b[2] - 1)).toBeLessThan(1e-7);
 
   // Contrast 0: every pixel becomes the mean luma of the image.
   const two = Float32Array.from([1, 0, 0, 1, 0, 0]); // two pixels: red and green (planar)
   adjustContrast(two, 0);
   const meanLuma = (0.299 + 0.587) / 2;
-  for (const v of two) assert.ok(Math.abs(v - meanLuma) < 1e-6);
+  for (const v of two) expect(Math.abs(v - meanLuma)).toBeLessThan(1e-6);
 
   // Saturation 0 and grayscale: all channels equal the pixel's luma.
   const g = pixel(0.9, 0.1, 0.3);
   toGrayscale(g);
   const luma = 0.299 * 0.9 + 0.587 * 0.1 + 0.114 * 0.3;
-  for (const v of g) assert.ok(Math.abs(v - luma) < 1e-6);
+  for (const v of g) expect(Math.abs(v - luma)).toBeLessThan(1e-6);
   const s = pixel(0.9, 0.1, 0.3);
   adjustSaturation(s, 1);
-  assert.deepEqual(Array.from(s), Array.from(pixel(0.9, 0.1, 0.3)));
+  expect(Array.from(s)).toEqual(Array.from(pixel(0.9, 0.1, 0.3)));
 
   // Hue: a third of a turn maps red -> green -> blue; a full turn (or 0) changes nothing;
   // grey has no hue.
   const red = pixel(1, 0, 0);
   adjustHue(red, 1 / 3);
-  assert.deepEqual(Array.from(red).map((v) => +v.toFixed(6)), [0, 1, 0]);
+  expect(Array.from(red).map((v) => +v.toFixed(6))).toEqual([0, 1, 0]);
   adjustHue(red, 1 / 3);
-  assert.deepEqual(Array.from(red).map((v) => +v.toFixed(6)), [0, 0, 1]);
+  expect(Array.from(red).map((v) => +v.toFixed(6))).toEqual([0, 0, 1]);
   const any = pixel(0.7, 0.25, 0.4);
   adjustHue(any, 0);
-  for (const [i, v] of [0.7, 0.25, 0.4].entries()) assert.ok(Math.abs(any[i] - v) < 1e-6);
+  for (const [i, v] of [0.7, 0.25, 0.4].entries()) expect(Math.abs(any[i] - v)).toBeLessThan(1e-6);
   const grey = pixel(0.5, 0.5, 0.5);
   adjustHue(grey, 0.3);
-  assert.deepEqual(Array.from(grey), [0.5, 0.5, 0.5]);
+  expect(Array.from(grey)).toEqual([0.5, 0.5, 0.5]);
   // Hue rotation keeps HSV value (max) and the max - min spread.
   const q = pixel(0.8, 0.3, 0.5);
   adjustHue(q, 0.17);
-  assert.ok(
+  expect(
     Math.abs(Math.max(...q) - 0.8) < 1e-6 && Math.abs(Math.max(...q) - Math.min(...q) - 0.5) < 1e-6,
-  );
+  ).toBeTruthy();
 });
 
-Deno.test("augmentBatch: grayscale always on gives equal channels; colour off and whole crops give the image back", () => {
+it("augmentBatch: grayscale always on gives equal channels; colour off and whole crops give the image back", () => {
   const batch = images(2);
   const gray = augmentBatch(
     batch,
@@ -152,10 +152,10 @@ Deno.test("augmentBatch: grayscale always on gives equal channels; colour off an
   for (let n = 0; n < 2; n++) {
     for (let i = 0; i < plane; i++) {
       const o = n * 3 * plane + i;
-      assert.ok(
+      expect(
         Math.abs(gray[o] - gray[o + plane]) < 1e-6 &&
           Math.abs(gray[o] - gray[o + 2 * plane]) < 1e-6,
-      );
+      ).toBeTruthy();
     }
   }
   const none = {
@@ -171,24 +171,24 @@ Deno.test("augmentBatch: grayscale always on gives equal channels; colour off an
   for (let c = 0; c < 3; c++) {
     for (let i = 0; i < plane; i++) {
       const want = batch.data[(plane + i) * 3 + c] / 127.5 - 1;
-      assert.ok(Math.abs(id[c * plane + i] - want) < 1e-5);
+      expect(Math.abs(id[c * plane + i] - want)).toBeLessThan(1e-5);
     }
   }
 });
 
-Deno.test("gaussianBlur: constants stay, an interior impulse keeps its mass and spreads as a Gaussian", () => {
+it("gaussianBlur: constants stay, an interior impulse keeps its mass and spreads as a Gaussian", () => {
   const n = 16, plane = n * n;
   const flat = new Float32Array(3 * plane).fill(0.25);
   gaussianBlur(flat, n, 1.3);
-  for (const v of flat) assert.ok(Math.abs(v - 0.25) < 1e-6);
+  for (const v of flat) expect(Math.abs(v - 0.25)).toBeLessThan(1e-6);
   const imp = new Float32Array(3 * plane);
   imp[plane + 8 * n + 8] = 1; // green channel, pixel (8, 8)
   const sigma = 1;
   gaussianBlur(imp, n, sigma);
   const green = imp.subarray(plane, 2 * plane);
-  assert.ok(Math.abs(green.reduce((a, b) => a + b, 0) - 1) < 1e-5, "mass kept");
+  expect(Math.abs(green.reduce((a, b) => a + b, 0) - 1), "mass kept").toBeLessThan(1e-5);
   // Separable: the ratio of neighbours is the 1-D kernel's, exp(-1 / (2 sigma^2)) per step.
   const ratio = green[8 * n + 9] / green[8 * n + 8];
-  assert.ok(Math.abs(ratio - Math.exp(-1 / (2 * sigma * sigma))) < 1e-5, `ratio ${ratio}`);
-  assert.equal(imp.subarray(0, plane).reduce((a, b) => a + b, 0), 0, "other channels untouched");
+  expect(Math.abs(ratio - Math.exp(-1 / (2 * sigma * sigma))), `ratio ${ratio}`).toBeLessThan(1e-5);
+  expect(imp.subarray(0, plane).reduce((a, b) => a + b, 0), "other channels untouched").toBe(0);
 });

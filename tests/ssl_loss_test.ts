@@ -3,7 +3,7 @@
  * examples, and its gradient against central differences of that reference.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { backward } from "../core/autograd.ts";
 import * as ops from "../core/ops/mod.ts";
 import { l2Normalize, ntXent, patchToImage } from "../plugins/ssl/loss.ts";
@@ -34,24 +34,26 @@ const Z = [
   [0.6, -0.1, -0.8],
 ];
 
-Deno.test("ntXent matches the written-out loss (3 images, 2 views, two temperatures)", async () => {
+it("ntXent matches the written-out loss (3 images, 2 views, two temperatures)", async () => {
   for (const t of [0.5, 0.1]) {
     const got = await ntXent(ops.tensor(Z.flat(), [6, 3]), t).item();
     const want = reference(Z, t);
-    assert.ok(Math.abs(got - want) < 1e-5 * Math.max(1, want), `t=${t}: ${got} vs ${want}`);
+    expect(Math.abs(got - want), `t=${t}: ${got} vs ${want}`).toBeLessThan(
+      1e-5 * Math.max(1, want),
+    );
   }
 });
 
-Deno.test("ntXent closed form: identical positives, orthogonal negatives", async () => {
+it("ntXent closed form: identical positives, orthogonal negatives", async () => {
   // 2 images on orthogonal axes, each view identical: s(i, p(i)) = 1, the 2 other rows 0.
   const z = [[2, 0], [0, 3], [1, 0], [0, 0.5]];
   const t = 0.2;
   const want = -Math.log(Math.exp(1 / t) / (Math.exp(1 / t) + 2));
   const got = await ntXent(ops.tensor(z.flat(), [4, 2]), t).item();
-  assert.ok(Math.abs(got - want) < 1e-6, `${got} vs ${want}`);
+  expect(Math.abs(got - want), `${got} vs ${want}`).toBeLessThan(1e-6);
 });
 
-Deno.test("ntXent gradient matches central differences of the reference", async () => {
+it("ntXent gradient matches central differences of the reference", async () => {
   const t = 0.3;
   const x = ops.tensor(Z.flat(), [6, 3]).requireGrad();
   backward(ntXent(x, t));
@@ -63,19 +65,17 @@ Deno.test("ntXent gradient matches central differences of the reference", async 
       plus[i][k] += h;
       minus[i][k] -= h;
       const fd = (reference(plus, t) - reference(minus, t)) / (2 * h);
-      assert.ok(
-        Math.abs(grad[i * 3 + k] - fd) < 2e-4,
-        `d/dz[${i}][${k}]: ${grad[i * 3 + k]} vs ${fd}`,
-      );
+      expect(Math.abs(grad[i * 3 + k] - fd), `d/dz[${i}][${k}]: ${grad[i * 3 + k]} vs ${fd}`)
+        .toBeLessThan(2e-4);
     }
   }
 });
 
-Deno.test("l2Normalize gives unit rows in the same direction; ntXent rejects odd or tiny batches", async () => {
+it("l2Normalize gives unit rows in the same direction; ntXent rejects odd or tiny batches", async () => {
   const u = (await l2Normalize(ops.tensor([3, 4, 0, 0, -2, 0], [2, 3])).data()) as Float32Array;
-  assert.deepEqual(Array.from(u).map((v) => +v.toFixed(6)), [0.6, 0.8, 0, 0, -1, 0]);
-  assert.throws(() => ntXent(ops.tensor(new Float32Array(9), [3, 3]), 0.1), /expected \(2N, d\)/);
-  assert.throws(() => ntXent(ops.tensor(new Float32Array(6), [2, 3]), 0.1), /N >= 2/);
+  expect(Array.from(u).map((v) => +v.toFixed(6))).toEqual([0.6, 0.8, 0, 0, -1, 0]);
+  expect(() => ntXent(ops.tensor(new Float32Array(9), [3, 3]), 0.1)).toThrow(/expected \(2N, d\)/);
+  expect(() => ntXent(ops.tensor(new Float32Array(6), [2, 3]), 0.1)).toThrow(/N >= 2/);
 });
 
 /** The patch-to-image loss written out: patch l of row m against every image row but m itself. */
@@ -96,17 +96,18 @@ function patchReference(p: number[][], z: number[][], t: number): number {
   return total / (M * L);
 }
 
-Deno.test("patchToImage matches the written-out loss (2 images x 2 views x 3 patches)", async () => {
+it("patchToImage matches the written-out loss (2 images x 2 views x 3 patches)", async () => {
   const z = Z.slice(0, 4);
   const p = Array.from({ length: 12 }, (_, i) => [Math.sin(i + 1), Math.cos(2 * i), 0.3 * i - 1]);
   for (const t of [0.5, 0.1]) {
     const got = await patchToImage(ops.tensor(p.flat(), [12, 3]), ops.tensor(z.flat(), [4, 3]), t)
       .item();
     const want = patchReference(p, z, t);
-    assert.ok(Math.abs(got - want) < 1e-5 * Math.max(1, want), `t=${t}: ${got} vs ${want}`);
+    expect(Math.abs(got - want), `t=${t}: ${got} vs ${want}`).toBeLessThan(
+      1e-5 * Math.max(1, want),
+    );
   }
-  assert.throws(
-    () => patchToImage(ops.tensor(new Float32Array(15), [5, 3]), ops.tensor(z.flat(), [4, 3]), 0.1),
-    /expected patches/,
-  );
+  expect(() =>
+    patchToImage(ops.tensor(new Float32Array(15), [5, 3]), ops.tensor(z.flat(), [4, 3]), 0.1)
+  ).toThrow(/expected patches/);
 });
