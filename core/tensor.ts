@@ -393,6 +393,17 @@ export class Tensor {
 /**
  * Run `fn` in a memory scope: tensors it creates and does not return are disposed,
  * and graph nodes unreachable from the returned tensors are freed.
+ *
+ * @example
+ * ```ts
+ * import { liveStorages, ops, tidy } from "@digit-ts/digit";
+ *
+ * const before = liveStorages();
+ * const norm = tidy(() => ops.tensor([3, 4]).square().sum().sqrt());
+ * // The input, its square and the sum are freed; only the returned tensor stays.
+ * console.log(await norm.item(), liveStorages() - before); // 5 1
+ * norm.dispose();
+ * ```
  */
 export function tidy<T>(fn: () => T): T {
   const scope: Scope = { tensors: new Set(), nodes: new Set() };
