@@ -3,6 +3,7 @@
  * readable failures, and float64 central differences.
  */
 
+import { readFileSync } from "node:fs";
 import { expect } from "./lib/test.ts";
 import type { Conv2dArgs } from "../core/backend.ts";
 import { Generator } from "../core/random.ts";
@@ -74,7 +75,7 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** Reads a JSON fixture relative to tests/fixtures/. */
 export function loadFixture<T>(name: string): T {
   const url = new URL(`./fixtures/${name}`, import.meta.url);
-  return JSON.parse(Deno.readTextFileSync(url)) as T;
+  return JSON.parse(readFileSync(url, "utf8")) as T;
 }
 
 // ---- convolution ---------------------------------------------------------------------
