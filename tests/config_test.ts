@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import {
   applyOverrides,
   check,
@@ -22,7 +22,7 @@ function problemsOf(fn: () => unknown): string[] {
     if (e instanceof ConfigError) return [...e.problems];
     throw e;
   }
-  assert.fail("expected a ConfigError");
+  expect.unreachable("expected a ConfigError");
 }
 
 async function problemsOfAsync(fn: () => Promise<unknown>): Promise<string[]> {
@@ -32,7 +32,7 @@ async function problemsOfAsync(fn: () => Promise<unknown>): Promise<string[]> {
     if (e instanceof ConfigError) return [...e.problems];
     throw e;
   }
-  assert.fail("expected a ConfigError");
+  expect.unreachable("expected a ConfigError");
 }
 
 // A cut-down stage-1 config (digit.md §2.4 key names).
@@ -73,30 +73,30 @@ const goodStage1 = {
   model: { decoder_layers: 16 },
 };
 
-Deno.test("validate fills defaults and keeps optional keys absent", () => {
+it("validate fills defaults and keeps optional keys absent", () => {
   const cfg = validate(stage1, goodStage1, "configs/stage1.yaml");
-  assert.deepEqual(cfg, {
+  expect(cfg).toEqual({
     common: { fp16: false, log_interval: 100 },
     task: { input_size: 256, target_vocab_size: 8192, augmentation: "randcrop" },
     optimization: { max_update: 125000, lr: 3e-4, clip_norm: 1 },
     optimizer: { _name: "adam", adam_betas: [0.9, 0.98], weight_decay: 0.01 },
     model: { decoder_layers: 16 },
   });
-  assert.equal("class_conditional" in cfg.model, false);
+  expect("class_conditional" in cfg.model).toBe(false);
   // The inferred type has the right shape (a compile-time check as much as a runtime one).
   const lr: number = cfg.optimization.lr;
   const clip: number | undefined = cfg.optimization.clip_norm;
-  assert.equal(lr + (clip ?? 0), 1.0003);
+  expect(lr + (clip ?? 0)).toBe(1.0003);
 });
 
-Deno.test("validate reports every problem with file, dotted path and expectation", () => {
+it("validate reports every problem with file, dotted path and expectation", () => {
   const bad = {
     task: { target_vocab_size: 8192.5, augmentation: "randcorp" },
     optimization: { lr: "abc", max_update: 0, lrr: 1 },
     optimizer: { _name: "adam", adam_betas: [0.9, 2] },
     model: {},
   };
-  assert.deepEqual(problemsOf(() => validate(stage1, bad, "configs/stage1.yaml")), [
+  expect(problemsOf(() => validate(stage1, bad, "configs/stage1.yaml"))).toEqual([
     "configs/stage1.yaml: task.target_vocab_size: expected an integer >= 2, got 8192.5",
     "configs/stage1.yaml: task.augmentation: expected one of 'randcrop', 'centercrop', got 'randcorp' (did you mean 'randcrop'?)",
     "configs/stage1.yaml: optimization.max_update: expected an integer >= 1, got 0",
@@ -107,92 +107,93 @@ Deno.test("validate reports every problem with file, dotted path and expectation
   ]);
 });
 
-Deno.test("null counts as absent for optional and defaulted keys, but not for required ones", () => {
+it("null counts as absent for optional and defaulted keys, but not for required ones", () => {
   const schema = s.object({ a: s.int().optional(), b: s.int().default(3), c: s.int() });
-  assert.deepEqual(check(schema, { a: null, b: null, c: 1 }).value, { b: 3, c: 1 });
-  assert.deepEqual(problemsOf(() => validate(schema, { c: null }, "x.yaml")), [
+  expect(check(schema, { a: null, b: null, c: 1 }).value).toEqual({ b: 3, c: 1 });
+  expect(problemsOf(() => validate(schema, { c: null }, "x.yaml"))).toEqual([
     "x.yaml: c: expected an integer, got null (an empty value)",
   ]);
 });
 
-Deno.test("root-level and container problems are worded by kind", () => {
-  assert.deepEqual(problemsOf(() => validate(s.object({ a: s.int() }), [1, 2], "f.yaml")), [
+it("root-level and container problems are worded by kind", () => {
+  expect(problemsOf(() => validate(s.object({ a: s.int() }), [1, 2], "f.yaml"))).toEqual([
     "f.yaml: expected a mapping, got a list",
   ]);
-  assert.deepEqual(
-    problemsOf(() => validate(s.array(s.string(), { maxLength: 1 }), ["a", 3], "f.yaml")),
-    [
+  expect(problemsOf(() => validate(s.array(s.string(), { maxLength: 1 }), ["a", 3], "f.yaml")))
+    .toEqual([
       "f.yaml: expected a list of at most 1 item (each a string), got 2 items",
       "f.yaml: [1]: expected a string, got 3",
-    ],
-  );
-  assert.deepEqual(problemsOf(() => validate(s.record(s.number()), [], "f")), [
+    ]);
+  expect(problemsOf(() => validate(s.record(s.number()), [], "f"))).toEqual([
     "f: expected a mapping (each value a number), got a list",
   ]);
-  assert.deepEqual(problemsOf(() => validate(s.record(s.number()), { x: 1, y: true }, "f")), [
+  expect(problemsOf(() => validate(s.record(s.number()), { x: 1, y: true }, "f"))).toEqual([
     "f: y: expected a number, got true",
   ]);
-  assert.deepEqual(problemsOf(() => validate(s.bool(), "yes", "f")), [
+  expect(problemsOf(() => validate(s.bool(), "yes", "f"))).toEqual([
     "f: expected true or false, got 'yes'",
   ]);
-  assert.deepEqual(problemsOf(() => validate(s.number(), Infinity, "f")), [
+  expect(problemsOf(() => validate(s.number(), Infinity, "f"))).toEqual([
     "f: expected a number, got Infinity",
   ]);
 });
 
-Deno.test("string patterns, open objects and unions", () => {
+it("string patterns, open objects and unions", () => {
   const name = s.string({ pattern: /[a-z]+/, patternName: "a lowercase word" });
-  assert.deepEqual(problemsOf(() => validate(name, "ab1", "f")), [
+  expect(problemsOf(() => validate(name, "ab1", "f"))).toEqual([
     "f: expected a lowercase word, got 'ab1'",
   ]);
-  assert.equal(validate(name, "abc", "f"), "abc");
+  expect(validate(name, "abc", "f")).toBe("abc");
   const open = s.object({ a: s.int() }, { open: true });
-  assert.deepEqual(validate(open, { a: 1, extra: "kept" }, "f"), { a: 1, extra: "kept" });
+  expect(validate(open, { a: 1, extra: "kept" }, "f")).toEqual({ a: 1, extra: "kept" });
   const u = s.union(s.string(), s.object({ path: s.string() }));
-  assert.deepEqual(validate(u, { path: "p" }, "f"), { path: "p" });
-  assert.deepEqual(problemsOf(() => validate(u, 5, "f")), [
+  expect(validate(u, { path: "p" }, "f")).toEqual({ path: "p" });
+  expect(problemsOf(() => validate(u, 5, "f"))).toEqual([
     "f: expected a string or a mapping, got 5",
   ]);
 });
 
-Deno.test("default() rejects a default that does not match its own schema", () => {
-  assert.throws(() => s.int({ min: 1 }).default(0), /schema default 0 is not an integer >= 1/);
+it("default() rejects a default that does not match its own schema", () => {
+  expect(() => s.int({ min: 1 }).default(0)).toThrow(/schema default 0 is not an integer >= 1/);
 });
 
-Deno.test("schemaHelp lists leaf keys with types, defaults and descriptions", () => {
+it("schemaHelp lists leaf keys with types, defaults and descriptions", () => {
   type Cfg = Infer<typeof stage1>;
   const lines = schemaHelp(stage1);
   const w = "model.class_conditional".length; // the longest keys (23 characters) set the column
-  assert.ok(lines.includes(`${"optimization.lr".padEnd(w)}  a number > 0 — peak learning rate`));
-  assert.ok(lines.includes(`${"task.input_size".padEnd(w)}  an integer >= 1 (default 256)`));
-  assert.ok(lines.includes(`${"model.class_conditional".padEnd(w)}  true or false (optional)`));
-  assert.ok(lines.includes(
+  expect(lines.includes(`${"optimization.lr".padEnd(w)}  a number > 0 — peak learning rate`))
+    .toBeTruthy();
+  expect(lines.includes(`${"task.input_size".padEnd(w)}  an integer >= 1 (default 256)`))
+    .toBeTruthy();
+  expect(lines.includes(`${"model.class_conditional".padEnd(w)}  true or false (optional)`))
+    .toBeTruthy();
+  expect(lines.includes(
     `${
       "optimizer.adam_betas".padEnd(w)
     }  a list of 2 items (each a number between 0 and 1) (default [0.9,0.98])`,
-  ));
-  assert.equal(lines.length, 13);
+  )).toBeTruthy();
+  expect(lines.length).toBe(13);
   const unused: Partial<Cfg> = {};
-  assert.deepEqual(unused, {});
+  expect(unused).toEqual({});
 });
 
-Deno.test("formatPath joins keys with dots and indexes with brackets", () => {
-  assert.equal(formatPath(["steps", 2, "params", "lr"]), "steps[2].params.lr");
-  assert.equal(formatPath([0, "a"]), "[0].a");
-  assert.equal(formatPath([]), "");
+it("formatPath joins keys with dots and indexes with brackets", () => {
+  expect(formatPath(["steps", 2, "params", "lr"])).toBe("steps[2].params.lr");
+  expect(formatPath([0, "a"])).toBe("[0].a");
+  expect(formatPath([])).toBe("");
 });
 
-Deno.test("YAML syntax errors name file:line:col", () => {
-  assert.deepEqual(problemsOf(() => parseYaml("a: 1\nb: 2\na: 3\n", "configs/x.yaml")), [
+it("YAML syntax errors name file:line:col", () => {
+  expect(problemsOf(() => parseYaml("a: 1\nb: 2\na: 3\n", "configs/x.yaml"))).toEqual([
     "configs/x.yaml:3:1: YAML syntax error: Map keys must be unique",
   ]);
   const lines = problemsOf(() => parseYaml("a:\n  b: [1, 2\nc: 3\n", "t.yaml"));
-  assert.equal(lines.length, 1);
-  assert.match(lines[0], /^t\.yaml:3:1: YAML syntax error: /);
-  assert.deepEqual(parseYaml("", "empty.yaml"), {});
+  expect(lines.length).toBe(1);
+  expect(lines[0]).toMatch(/^t\.yaml:3:1: YAML syntax error: /);
+  expect(parseYaml("", "empty.yaml")).toEqual({});
 });
 
-Deno.test("parseOverrides reads values as YAML scalars", () => {
+it("parseOverrides reads values as YAML scalars", () => {
   const o = parseOverrides([
     "optimization.lr=3e-4",
     "common.fp16=true",
@@ -202,7 +203,7 @@ Deno.test("parseOverrides reads values as YAML scalars", () => {
     "empty=",
     "quoted='5'",
   ]);
-  assert.deepEqual(o.map((x) => [x.path, x.value]), [
+  expect(o.map((x) => [x.path, x.value])).toEqual([
     [["optimization", "lr"], 0.0003],
     [["common", "fp16"], true],
     [["model", "name"], "stlm"],
@@ -211,11 +212,11 @@ Deno.test("parseOverrides reads values as YAML scalars", () => {
     [["empty"], ""],
     [["quoted"], "5"],
   ]);
-  assert.deepEqual(problemsOf(() => parseOverrides(["lr"])), ["--set lr: expected key.path=value"]);
-  assert.deepEqual(problemsOf(() => parseOverrides(["=3"])), ["--set =3: expected key.path=value"]);
+  expect(problemsOf(() => parseOverrides(["lr"]))).toEqual(["--set lr: expected key.path=value"]);
+  expect(problemsOf(() => parseOverrides(["=3"]))).toEqual(["--set =3: expected key.path=value"]);
 });
 
-Deno.test("applyOverrides creates mappings, indexes lists by number or name, leaves the input alone", () => {
+it("applyOverrides creates mappings, indexes lists by number or name, leaves the input alone", () => {
   const doc = {
     a: { b: 1 },
     steps: [{ name: "tok", params: {} }, { name: "train", params: { lr: 1 } }],
@@ -229,24 +230,22 @@ Deno.test("applyOverrides creates mappings, indexes lists by number or name, lea
       "steps.0.params.k=64",
     ]),
   );
-  assert.deepEqual(out, {
+  expect(out).toEqual({
     a: { b: 2 },
     x: { y: { z: "hi" } },
     steps: [{ name: "tok", params: { k: 64 } }, { name: "train", params: { lr: 0.5 } }],
   });
-  assert.equal(doc.a.b, 1);
-  assert.deepEqual(problemsOf(() => applyOverrides(doc, parseOverrides(["a.b.c=1"]))), [
+  expect(doc.a.b).toBe(1);
+  expect(problemsOf(() => applyOverrides(doc, parseOverrides(["a.b.c=1"])))).toEqual([
     "--set a.b.c=1: a.b is 1, not a mapping or list",
   ]);
-  assert.deepEqual(
-    problemsOf(() => applyOverrides(doc, parseOverrides(["steps.trian.params.lr=1"]))),
-    [
+  expect(problemsOf(() => applyOverrides(doc, parseOverrides(["steps.trian.params.lr=1"]))))
+    .toEqual([
       "--set steps.trian.params.lr=1: steps has no item 'trian' (names: tok, train)",
-    ],
-  );
+    ]);
 });
 
-Deno.test("readConfig: extends, overrides, then validation naming the top file", async () => {
+it("readConfig: extends, overrides, then validation naming the top file", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.mkdir(`${dir}/base`);
@@ -261,28 +260,28 @@ Deno.test("readConfig: extends, overrides, then validation naming the top file",
     const cfg = await readConfig(`${dir}/stage1.yaml`, stage1, {
       overrides: parseOverrides(["optimization.lr=2e-4", "model.decoder_layers=2"]),
     });
-    assert.equal(cfg.optimization.lr, 2e-4);
-    assert.deepEqual(cfg.model, { decoder_layers: 2, class_conditional: true });
-    assert.equal(cfg.optimizer.weight_decay, 0.01);
+    expect(cfg.optimization.lr).toBe(2e-4);
+    expect(cfg.model).toEqual({ decoder_layers: 2, class_conditional: true });
+    expect(cfg.optimizer.weight_decay).toBe(0.01);
 
     const lines = await problemsOfAsync(() =>
       readConfig(`${dir}/stage1.yaml`, stage1, {
         overrides: parseOverrides(["optimization.lr=abc"]),
       })
     );
-    assert.deepEqual(lines, [
+    expect(lines).toEqual([
       `${dir}/stage1.yaml: optimization.lr: expected a number > 0, got 'abc'`,
     ]);
 
     await Deno.writeTextFile(`${dir}/a.yaml`, "extends: b.yaml\n");
     await Deno.writeTextFile(`${dir}/b.yaml`, "extends: [a.yaml]\n");
     const cycle = await problemsOfAsync(() => readYamlWithExtends(`${dir}/a.yaml`));
-    assert.deepEqual(cycle, [
+    expect(cycle).toEqual([
       `${dir}/a.yaml: extends: cycle ${dir}/a.yaml -> ${dir}/b.yaml -> ${dir}/a.yaml`,
     ]);
 
     const missing = await problemsOfAsync(() => readConfig(`${dir}/nope.yaml`, stage1));
-    assert.deepEqual(missing, [`${dir}/nope.yaml: cannot read: file not found`]);
+    expect(missing).toEqual([`${dir}/nope.yaml: cannot read: file not found`]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

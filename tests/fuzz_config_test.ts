@@ -8,7 +8,7 @@
  *   DIGIT_FUZZ_SEED=7 ...                                           # another sequence
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { ConfigError } from "../core/config.ts";
 import { Registry } from "../core/registry.ts";
 import { loadTask } from "../core/tasks.ts";
@@ -112,18 +112,18 @@ function mutate(text: string, next: () => number): { text: string; how: string }
   }
 }
 
-Deno.test(`fuzz: ${CASES} mutants of tasks/*.yaml plan cleanly or fail with a ConfigError naming the file`, async () => {
+it(`fuzz: ${CASES} mutants of tasks/*.yaml plan cleanly or fail with a ConfigError naming the file`, async () => {
   const tasksDir = new URL("../tasks/", import.meta.url).pathname;
   const sources = [...Deno.readDirSync(tasksDir)]
     .filter((e) => e.isFile && e.name.endsWith(".yaml"))
     .map((e) => e.name)
     .sort()
     .map((name) => ({ name, text: Deno.readTextFileSync(`${tasksDir}${name}`) }));
-  assert.ok(sources.length > 0, "no task files to mutate");
+  expect(sources.length, "no task files to mutate").toBeGreaterThan(0);
 
   const registry = new Registry();
   const builtins = await loadBuiltinPlugins(registry);
-  assert.ok(!builtins.broken, builtins.note);
+  expect(builtins.broken, builtins.note).toBeFalsy();
 
   const dir = await Deno.makeTempDir({ prefix: "digit-fuzz-config-" });
   const next = rng(SEED);
@@ -143,23 +143,24 @@ Deno.test(`fuzz: ${CASES} mutants of tasks/*.yaml plan cleanly or fail with a Co
         tally.planned++;
       } catch (e) {
         if (!(e instanceof ConfigError)) {
-          assert.fail(`${label}: ${(e as Error)?.name}: ${(e as Error)?.message}`);
+          expect.unreachable(`${label}: ${(e as Error)?.name}: ${(e as Error)?.message}`);
         }
         for (const line of e.problems) {
           if (line.startsWith("note: ")) continue;
-          assert.ok(line.includes(file), `${label}: a problem without the file name: ${line}`);
+          expect(line.includes(file), `${label}: a problem without the file name: ${line}`)
+            .toBeTruthy();
         }
         tally.refused++;
       }
       const ms = performance.now() - start;
       slowest = Math.max(slowest, ms);
-      assert.ok(ms < CASE_LIMIT_MS, `${label} took ${ms.toFixed(0)} ms`);
+      expect(ms, `${label} took ${ms.toFixed(0)} ms`).toBeLessThan(CASE_LIMIT_MS);
       Deno.removeSync(file);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
   // Both outcomes must occur, or the mutations are too weak (or too strong) to test anything.
-  assert.ok(tally.planned > 0 && tally.refused > 0, JSON.stringify(tally));
+  expect(tally.planned > 0 && tally.refused > 0, JSON.stringify(tally)).toBeTruthy();
   console.log(`fuzz_config: ${JSON.stringify(tally)}, slowest case ${slowest.toFixed(1)} ms`);
 });

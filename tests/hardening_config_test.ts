@@ -4,7 +4,7 @@
  * limit. Also: references and `--set` paths see own keys only, never inherited ones.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import {
   applyOverrides,
   ConfigError,
@@ -71,13 +71,13 @@ async function configError(work: () => Promise<unknown>): Promise<string> {
   try {
     await work();
   } catch (e) {
-    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
-    return e.message;
+    expect(e, `expected a ConfigError, got ${e}`).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).message;
   }
-  assert.fail("expected a ConfigError");
+  expect.unreachable("expected a ConfigError");
 }
 
-Deno.test("alias bombs, merge bombs, deep and recursive YAML exit 2 naming the file and limit", async () => {
+it("alias bombs, merge bombs, deep and recursive YAML exit 2 naming the file and limit", async () => {
   await withDir(async (dir) => {
     const cases: [string, string, RegExp][] = [
       ["alias.yaml", ALIAS_BOMB, /more than the limit of 100000 values once aliases/],
@@ -100,16 +100,16 @@ Deno.test("alias bombs, merge bombs, deep and recursive YAML exit 2 naming the f
       const file = `${dir}/${name}`;
       await Deno.writeTextFile(file, text);
       const { code, err, ms } = await runDry(file);
-      assert.equal(code, 2, `${name}: ${err}`);
-      assert.ok(err.startsWith(`error: ${file}:`), `${name}: names the file: ${err}`);
-      assert.match(err, expected, name);
-      assert.ok(ms < 3000, `${name} took ${ms.toFixed(0)} ms`);
+      expect(code, `${name}: ${err}`).toBe(2);
+      expect(err.startsWith(`error: ${file}:`), `${name}: names the file: ${err}`).toBeTruthy();
+      expect(err, name).toMatch(expected);
+      expect(ms, `${name} took ${ms.toFixed(0)} ms`).toBeLessThan(3000);
     }
-    assert.equal(MAX_YAML_DEPTH, 64);
+    expect(MAX_YAML_DEPTH).toBe(64);
   });
 });
 
-Deno.test("the bombs stay inside a 96 MB heap (a child process with that V8 limit)", async () => {
+it("the bombs stay inside a 96 MB heap (a child process with that V8 limit)", async () => {
   await withDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/alias.yaml`, ALIAS_BOMB);
     await Deno.writeTextFile(`${dir}/merge.yaml`, MERGE_BOMB);
@@ -137,22 +137,21 @@ for (const f of ["alias", "merge", "zero"]) {
       stderr: "piped",
     }).output();
     const text = new TextDecoder().decode(out.stdout);
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    assert.equal(text, "alias ConfigError\nmerge ConfigError\nzero ConfigError\n");
+    expect(out.code, new TextDecoder().decode(out.stderr)).toBe(0);
+    expect(text).toBe("alias ConfigError\nmerge ConfigError\nzero ConfigError\n");
   });
 });
 
-Deno.test("extends: only regular files under the size cap; a FIFO does not hang", async () => {
+it("extends: only regular files under the size cap; a FIFO does not hang", async () => {
   await withDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/zero.yaml`, "name: z\nextends: /dev/zero\n");
     const zero = await runDry(`${dir}/zero.yaml`);
-    assert.equal(zero.code, 2);
-    assert.match(zero.err, /\/dev\/zero: cannot read: file must be a regular file/);
+    expect(zero.code).toBe(2);
+    expect(zero.err).toMatch(/\/dev\/zero: cannot read: file must be a regular file/);
 
     const big = `${dir}/big.yaml`;
     await Deno.writeTextFile(big, `name: b\n#${"x".repeat(MAX_CONFIG_BYTES)}\n`);
-    assert.match(
-      await configError(() => readYamlWithExtends(big)),
+    expect(await configError(() => readYamlWithExtends(big))).toMatch(
       new RegExp(
         `^${big}: cannot read: file is ${
           MAX_CONFIG_BYTES + 10
@@ -165,23 +164,21 @@ Deno.test("extends: only regular files under the size cap; a FIFO does not hang"
     if (made?.success) {
       await Deno.writeTextFile(`${dir}/uses-fifo.yaml`, "name: f\nextends: fifo.yaml\n");
       const start = performance.now();
-      assert.match(
-        await configError(() => readYamlWithExtends(`${dir}/uses-fifo.yaml`)),
+      expect(await configError(() => readYamlWithExtends(`${dir}/uses-fifo.yaml`))).toMatch(
         /fifo\.yaml: cannot read: file must be a regular file; this is not a regular file/,
       );
-      assert.ok(performance.now() - start < 1000);
+      expect(performance.now() - start).toBeLessThan(1000);
     }
   });
 });
 
-Deno.test("extends: a fan-out of lists stops at the file limit", async () => {
+it("extends: a fan-out of lists stops at the file limit", async () => {
   await withDir(async (dir) => {
     const list = `[${Array(10).fill("b.yaml").join(", ")}]`;
     await Deno.writeTextFile(`${dir}/a.yaml`, `extends: ${list}\nname: a\n`);
     await Deno.writeTextFile(`${dir}/b.yaml`, `extends: ${list.replaceAll("b.yaml", "c.yaml")}\n`);
     await Deno.writeTextFile(`${dir}/c.yaml`, "x: 1\n");
-    assert.match(
-      await configError(() => readYamlWithExtends(`${dir}/a.yaml`)),
+    expect(await configError(() => readYamlWithExtends(`${dir}/a.yaml`))).toMatch(
       new RegExp(`^${dir}/a.yaml: extends: more than the limit of ${MAX_EXTENDS_FILES} files`),
     );
   });
@@ -209,7 +206,7 @@ async function registryWithTokenizer(): Promise<Registry> {
   return registry;
 }
 
-Deno.test("references resolve a step's own declared outputs only, never inherited names", async () => {
+it("references resolve a step's own declared outputs only, never inherited names", async () => {
   const registry = await registryWithTokenizer();
   const plan = (ref: string) =>
     planTask(
@@ -223,7 +220,7 @@ Deno.test("references resolve a step's own declared outputs only, never inherite
       registry,
       { file: "t.yaml", outputDir: "out" },
     );
-  assert.deepEqual(plan("${steps.tokenizer.outputs.tokens}").steps[1].params, {
+  expect(plan("${steps.tokenizer.outputs.tokens}").steps[1].params).toEqual({
     input: "out/tokenizer/tokens.bin",
   });
   for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"]) {
@@ -231,31 +228,29 @@ Deno.test("references resolve a step's own declared outputs only, never inherite
     try {
       plan(`\${steps.tokenizer.outputs.${name}}`);
     } catch (e) {
-      assert.ok(e instanceof ConfigError);
-      message = e.message;
+      expect(e).toBeInstanceOf(ConfigError);
+      message = (e as ConfigError).message;
     }
-    assert.equal(
-      message,
+    expect(message).toBe(
       `t.yaml: steps[1].params.input: \${steps.tokenizer.outputs.${name}}: step 'tokenizer' ` +
         `(type make) has no output '${name}' (outputs: tokens)`,
     );
-    assert.doesNotMatch(message, /function|native code/);
+    expect(message).not.toMatch(/function|native code/);
   }
 });
 
-Deno.test("--set and schemas see own keys only: no prototype pollution, no inherited keys", () => {
+it("--set and schemas see own keys only: no prototype pollution, no inherited keys", () => {
   const out = applyOverrides(
     { a: {} },
     parseOverrides(["__proto__.polluted=1", "a.constructor.prototype.polluted=2", "b.toString=3"]),
   ) as Record<string, Record<string, unknown>>;
-  assert.equal(({} as Record<string, unknown>).polluted, undefined);
-  assert.equal(Object.getPrototypeOf(out), Object.prototype);
-  assert.deepEqual(Object.keys(out.a), ["constructor"]);
-  assert.equal(out.b.toString, 3);
+  expect(({} as Record<string, unknown>).polluted).toBe(undefined);
+  expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+  expect(Object.keys(out.a)).toEqual(["constructor"]);
+  expect(out.b.toString).toBe(3);
 
   const schema = s.object({ lr: s.number().default(1) });
-  assert.throws(
-    () => validate(schema, { constructor: 1, lr: 2 }, "c.yaml"),
-    (e: Error) => e instanceof ConfigError && /c\.yaml: constructor: unknown key/.test(e.message),
-  );
+  const bad = () => validate(schema, { constructor: 1, lr: 2 }, "c.yaml");
+  expect(bad).toThrow(ConfigError);
+  expect(bad).toThrow(/c\.yaml: constructor: unknown key/);
 });

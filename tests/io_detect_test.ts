@@ -1,10 +1,10 @@
 /** Format detection must not mistake a safetensors header length of 0x..80 for a pickle. */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { detectFormat, loadStateDict } from "../core/io/state_dict.ts";
 import { writeSafetensors } from "../core/io/safetensors.ts";
 
-Deno.test("a safetensors file whose header length starts with byte 0x80 is detected as safetensors", async () => {
+it("a safetensors file whose header length starts with byte 0x80 is detected as safetensors", async () => {
   const dir = await Deno.makeTempDir();
   // Grow a key name until the JSON header (padded to 8) is 0x180 = 384 bytes long.
   for (let pad = 0; pad < 400; pad++) {
@@ -21,10 +21,10 @@ Deno.test("a safetensors file whose header length starts with byte 0x80 is detec
     );
     const head = (await Deno.readFile(path)).subarray(0, 1)[0];
     if (head !== 0x80) continue;
-    assert.equal(detectFormat(path), "safetensors");
-    assert.deepEqual(Array.from((await loadStateDict(path)).get(key)!.data), [1, 2]);
+    expect(detectFormat(path)).toBe("safetensors");
+    expect(Array.from((await loadStateDict(path)).get(key)!.data)).toEqual([1, 2]);
     await Deno.remove(dir, { recursive: true });
     return;
   }
-  assert.fail("could not make a header of length 0x..80");
+  expect.unreachable("could not make a header of length 0x..80");
 });

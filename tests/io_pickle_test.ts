@@ -1,18 +1,18 @@
 // The safe unpickler: the same object pickled by CPython with protocols 0–5, hostile pickles
 // that must stay inert, and malformed input.
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { PickleGlobal, PickleObject, PySlice, unpickle, unpickleAt } from "../core/io/pickle.ts";
 import { FIXTURES, PickleWriter } from "./fixtures/io/helpers.ts";
 
 const ascii = (s: string) => Uint8Array.from([...s].map((c) => c.charCodeAt(0)));
 
 for (let proto = 0; proto <= 5; proto++) {
-  Deno.test(`protocol ${proto} pickle from CPython decodes to the expected values`, async () => {
+  it(`protocol ${proto} pickle from CPython decodes to the expected values`, async () => {
     const file = `protocol_${proto}.pkl`;
     const v = unpickle(await Deno.readFile(FIXTURES + file), { file }) as Map<string, unknown>;
     // the object written by tests/fixtures/make_io_fixtures.py, section 7
-    assert.deepEqual([...v.keys()], [
+    expect([...v.keys()]).toEqual([
       "int",
       "neg",
       "i32",
@@ -33,63 +33,63 @@ for (let proto = 0; proto <= 5; proto++) {
       "slice",
       "dict",
     ]);
-    assert.equal(v.get("int"), 1);
-    assert.equal(v.get("neg"), -5);
-    assert.equal(v.get("i32"), -(2 ** 31));
-    assert.equal(v.get("big"), 2n ** 70n);
-    assert.equal(v.get("negbig"), -(2n ** 65n));
-    assert.equal(v.get("float"), 1.5);
-    assert.equal(v.get("str"), "h\u00e9llo \u2603");
-    assert.deepEqual(v.get("bytes"), Uint8Array.from([0, 255]));
-    assert.deepEqual(v.get("bytearray"), Uint8Array.from([97, 98]));
-    assert.deepEqual(v.get("list"), [1, [2, 3]]);
-    assert.deepEqual(v.get("tuple"), [1, 2, 3]);
-    assert.deepEqual(v.get("set"), new Set([4, 5]));
-    assert.deepEqual(v.get("frozenset"), new Set([6]));
-    assert.equal(v.get("none"), null);
-    assert.equal(v.get("true"), true);
-    assert.equal(v.get("false"), false);
+    expect(v.get("int")).toBe(1);
+    expect(v.get("neg")).toBe(-5);
+    expect(v.get("i32")).toBe(-(2 ** 31));
+    expect(v.get("big")).toBe(2n ** 70n);
+    expect(v.get("negbig")).toBe(-(2n ** 65n));
+    expect(v.get("float")).toBe(1.5);
+    expect(v.get("str")).toBe("h\u00e9llo \u2603");
+    expect(v.get("bytes")).toEqual(Uint8Array.from([0, 255]));
+    expect(v.get("bytearray")).toEqual(Uint8Array.from([97, 98]));
+    expect(v.get("list")).toEqual([1, [2, 3]]);
+    expect(v.get("tuple")).toEqual([1, 2, 3]);
+    expect(v.get("set")).toEqual(new Set([4, 5]));
+    expect(v.get("frozenset")).toEqual(new Set([6]));
+    expect(v.get("none")).toBe(null);
+    expect(v.get("true")).toBe(true);
+    expect(v.get("false")).toBe(false);
     const shared = v.get("shared") as unknown[][];
-    assert.deepEqual(shared, [[7, 8], [7, 8]]);
-    assert.equal(shared[0], shared[1], "memo keeps one object for a value pickled twice");
-    assert.deepEqual(v.get("slice"), new PySlice(1, 5, 2));
-    assert.deepEqual(v.get("dict"), new Map([["a", new Map([["b", 2]])]]));
+    expect(shared).toEqual([[7, 8], [7, 8]]);
+    expect(shared[0], "memo keeps one object for a value pickled twice").toBe(shared[1]);
+    expect(v.get("slice")).toEqual(new PySlice(1, 5, 2));
+    expect(v.get("dict")).toEqual(new Map([["a", new Map([["b", 2]])]]));
   });
 }
 
-Deno.test("os.system via STACK_GLOBAL (protocol 4) is an inert record", async () => {
+it("os.system via STACK_GLOBAL (protocol 4) is an inert record", async () => {
   const v = unpickle(await Deno.readFile(FIXTURES + "evil.pkl")) as Map<string, unknown>;
   const payload = v.get("payload") as PickleObject;
-  assert.ok(payload instanceof PickleObject);
-  assert.deepEqual(payload.cls, new PickleGlobal("posix", "system"));
-  assert.deepEqual(payload.args, ["echo pwned > /tmp/digit_io_pwned"]);
-  assert.deepEqual(v.get("fine"), [1, 2]);
+  expect(payload).toBeInstanceOf(PickleObject);
+  expect(payload.cls).toEqual(new PickleGlobal("posix", "system"));
+  expect(payload.args).toEqual(["echo pwned > /tmp/digit_io_pwned"]);
+  expect(v.get("fine")).toEqual([1, 2]);
 });
 
-Deno.test("hostile globals through GLOBAL, INST and OBJ stay inert; nothing is callable", () => {
+it("hostile globals through GLOBAL, INST and OBJ stay inert; nothing is callable", () => {
   // protocol 0 text: os.system('touch x') via GLOBAL + REDUCE
-  const viaReduce = unpickle(ascii("cos\nsystem\n(S'touch /tmp/digit_io_x'\ntR."));
-  assert.ok(viaReduce instanceof PickleObject);
-  assert.equal(viaReduce.className, "os.system");
-  assert.deepEqual(viaReduce.args, ["touch /tmp/digit_io_x"]);
+  const viaReduce = unpickle(ascii("cos\nsystem\n(S'touch /tmp/digit_io_x'\ntR.")) as PickleObject;
+  expect(viaReduce).toBeInstanceOf(PickleObject);
+  expect(viaReduce.className).toBe("os.system");
+  expect(viaReduce.args).toEqual(["touch /tmp/digit_io_x"]);
   // INST: module/name on the opcode line, args after a MARK
-  const viaInst = unpickle(ascii("(S'rm -rf /'\nios\nsystem\n."));
-  assert.ok(viaInst instanceof PickleObject);
-  assert.equal(viaInst.className, "os.system");
+  const viaInst = unpickle(ascii("(S'rm -rf /'\nios\nsystem\n.")) as PickleObject;
+  expect(viaInst).toBeInstanceOf(PickleObject);
+  expect(viaInst.className).toBe("os.system");
   // OBJ: MARK, class, args
-  const viaObj = unpickle(ascii("(cbuiltins\neval\nS'1+1'\no."));
-  assert.ok(viaObj instanceof PickleObject);
-  assert.deepEqual(viaObj.args, ["1+1"]);
+  const viaObj = unpickle(ascii("(cbuiltins\neval\nS'1+1'\no.")) as PickleObject;
+  expect(viaObj).toBeInstanceOf(PickleObject);
+  expect(viaObj.args).toEqual(["1+1"]);
   // builtins.getattr / __import__ are not on the safe list either
   const getattr = unpickle(
     new PickleWriter().global("builtins", "getattr").mark().str("x").str("y").tuple().reduce()
       .bytes(),
   );
-  assert.ok(getattr instanceof PickleObject);
-  assert.notEqual(typeof (getattr as PickleObject).cls, "function");
+  expect(getattr).toBeInstanceOf(PickleObject);
+  expect(typeof (getattr as PickleObject).cls).not.toBe("function");
 });
 
-Deno.test("BUILD state and dict items on unknown classes are kept as data", () => {
+it("BUILD state and dict items on unknown classes are kept as data", () => {
   // NEWOBJ of an unknown class, then BUILD with {'a': 1}, then SETITEMS ('k' -> 2)
   const bytes = new PickleWriter().global("mymod", "Thing").op(0x29, 0x81) // EMPTY_TUPLE NEWOBJ
     .op(0x7d).str("a").int(1).op(0x73) // {'a': 1}
@@ -97,12 +97,12 @@ Deno.test("BUILD state and dict items on unknown classes are kept as data", () =
     .mark().str("k").int(2).op(0x75) // SETITEMS
     .bytes();
   const obj = unpickle(bytes) as PickleObject;
-  assert.equal(obj.className, "mymod.Thing");
-  assert.deepEqual(obj.state, new Map([["a", 1]]));
-  assert.deepEqual(obj.dictItems, new Map([["k", 2]]));
+  expect(obj.className).toBe("mymod.Thing");
+  expect(obj.state).toEqual(new Map([["a", 1]]));
+  expect(obj.dictItems).toEqual(new Map([["k", 2]]));
 });
 
-Deno.test("malformed pickles fail with the file name and the reason", () => {
+it("malformed pickles fail with the file name and the reason", () => {
   const cases: [Uint8Array, string][] = [
     [Uint8Array.from([0x80, 0x02, 0x58, 0xff, 0x00, 0x00, 0x00, 0x61]), "truncated"],
     [Uint8Array.from([0x80, 0x02, 0xff, 0x2e]), "unknown opcode 0xff"],
@@ -113,19 +113,17 @@ Deno.test("malformed pickles fail with the file name and the reason", () => {
     [Uint8Array.from([0x80, 0x02, 0x4e, 0x51, 0x2e]), "persistent id"],
   ];
   for (const [bytes, fragment] of cases) {
-    assert.throws(() => unpickle(bytes, { file: "bad.pkl" }), (e: Error) => {
-      assert.ok(e.message.startsWith("bad.pkl: "), e.message);
-      assert.ok(e.message.includes(fragment), `"${e.message}" lacks "${fragment}"`);
-      return true;
-    });
+    const bad = () => unpickle(bytes, { file: "bad.pkl" });
+    expect(bad).toThrow(/^bad\.pkl: /);
+    expect(bad).toThrow(fragment);
   }
 });
 
-Deno.test("unpickleAt reads consecutive pickles and reports where each ends", () => {
+it("unpickleAt reads consecutive pickles and reports where each ends", () => {
   const a = new PickleWriter().int(7).bytes();
   const b = new PickleWriter().str("x").bytes();
   const both = new Uint8Array([...a, ...b]);
   const first = unpickleAt(both, 0);
-  assert.deepEqual(first, { value: 7, end: a.length });
-  assert.deepEqual(unpickleAt(both, first.end), { value: "x", end: both.length });
+  expect(first).toEqual({ value: 7, end: a.length });
+  expect(unpickleAt(both, first.end)).toEqual({ value: "x", end: both.length });
 });

@@ -9,7 +9,7 @@
  * TypeScript path always.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { nativeLapack, withPureTs } from "../core/linalg/mod.ts";
 import { frechetDistance, frechetDistanceParts } from "../plugins/metrics/frechet.ts";
 import {
@@ -90,7 +90,8 @@ function relativeError(got: number, want: number, scale = Math.abs(want)): numbe
 
 function assertClose(got: number, want: number, tol: number, what: string, scale?: number) {
   const err = relativeError(got, want, scale);
-  assert.ok(err <= tol, `${what}: got ${got}, want ${want}, relative error ${err} > ${tol}`);
+  expect(err, `${what}: got ${got}, want ${want}, relative error ${err} > ${tol}`)
+    .toBeLessThanOrEqual(tol);
 }
 
 /** Compares mean/covariance with the fixture's numpy checksums (sums differ in order only). */
@@ -126,10 +127,10 @@ function statsOf(features: Float32Array, dim: number, batchRows: number): Gaussi
 }
 
 function assertBitIdentical(a: Float64Array, b: Float64Array, what: string) {
-  assert.equal(a.length, b.length);
+  expect(a.length).toBe(b.length);
   for (let i = 0; i < a.length; i++) {
     if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) {
-      assert.fail(`${what}: element ${i} differs: ${a[i]} vs ${b[i]}`);
+      expect.unreachable(`${what}: element ${i} differs: ${a[i]} vs ${b[i]}`);
     }
   }
 }
@@ -154,7 +155,7 @@ function checkFidCase(name: string, fidTolerance: number) {
 
 // ---- statistics ------------------------------------------------------------------------
 
-Deno.test("FeatureStats: mean and covariance match numpy (d = 160, TypeScript path)", () => {
+it("FeatureStats: mean and covariance match numpy (d = 160, TypeScript path)", () => {
   withPureTs(() => {
     for (const name of ["random_small", "structured_small"]) {
       const c = fidCase(name);
@@ -164,7 +165,7 @@ Deno.test("FeatureStats: mean and covariance match numpy (d = 160, TypeScript pa
   });
 });
 
-Deno.test("FeatureStats: bit-identical for batch sizes 1, 7, 64, all (d = 160, TS path)", () => {
+it("FeatureStats: bit-identical for batch sizes 1, 7, 64, all (d = 160, TS path)", () => {
   withPureTs(() => {
     const c = fidCase("structured_small");
     const fa = features(c.a);
@@ -177,7 +178,7 @@ Deno.test("FeatureStats: bit-identical for batch sizes 1, 7, 64, all (d = 160, T
   });
 });
 
-Deno.test("FeatureStats: asking for results mid-stream does not change the final result", () => {
+it("FeatureStats: asking for results mid-stream does not change the final result", () => {
   const c = fidCase("random_small");
   const dim = c.a.dim;
   const fa = features(c.a);
@@ -190,38 +191,37 @@ Deno.test("FeatureStats: asking for results mid-stream does not change the final
     probed.finalize(); // folds nothing for good
   }
   assertBitIdentical(probed.finalize().sigma, reference128.finalize().sigma, "sigma");
-  assert.equal(probed.count, c.a.rows);
+  expect(probed.count).toBe(c.a.rows);
   // A different chunk size only changes rounding.
   const other = probed.finalize().sigma;
   let worst = 0;
   plain.sigma.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - other[i]))));
-  assert.ok(worst > 0 && worst < 1e-13 * c.statsA.sigma.trace, `worst difference ${worst}`);
+  expect(worst > 0 && worst < 1e-13 * c.statsA.sigma.trace, `worst difference ${worst}`)
+    .toBeTruthy();
 });
 
-Deno.test("FeatureStats: too few samples and malformed batches are clear errors", () => {
+it("FeatureStats: too few samples and malformed batches are clear errors", () => {
   const stats = new FeatureStats(4);
-  assert.throws(() => stats.mean(), /FeatureStats.mean: no samples yet/);
-  assert.throws(() => stats.finalize(), /needs at least 2 samples, got 0 \(dim 4\)/);
+  expect(() => stats.mean()).toThrow(/FeatureStats.mean: no samples yet/);
+  expect(() => stats.finalize()).toThrow(/needs at least 2 samples, got 0 \(dim 4\)/);
   stats.update(Float32Array.of(1, 2, 3, 4));
-  assert.deepEqual(Array.from(stats.mean()), [1, 2, 3, 4]);
-  assert.throws(() => stats.covariance(), /needs at least 2 samples, got 1 \(dim 4\)/);
-  assert.throws(
-    () => stats.update(new Float32Array(6)),
+  expect(Array.from(stats.mean())).toEqual([1, 2, 3, 4]);
+  expect(() => stats.covariance()).toThrow(/needs at least 2 samples, got 1 \(dim 4\)/);
+  expect(() => stats.update(new Float32Array(6))).toThrow(
     /6 values is not a whole number of rows of dim 4/,
   );
-  assert.throws(
-    () => stats.update(Float32Array.of(0, NaN, 0, 0)),
+  expect(() => stats.update(Float32Array.of(0, NaN, 0, 0))).toThrow(
     /non-finite value NaN at row 0, column 1/,
   );
   stats.update(Float32Array.of(3, 2, 1, 0));
   // Two rows: covariance = (x1 - x2)(x1 - x2)^T / 2, np.cov's ddof = 1.
-  assert.deepEqual(Array.from(stats.covariance().subarray(0, 4)), [2, 0, -2, -4]);
-  assert.throws(() => new FeatureStats(0), /dim must be a positive integer, got 0/);
+  expect(Array.from(stats.covariance().subarray(0, 4))).toEqual([2, 0, -2, -4]);
+  expect(() => new FeatureStats(0)).toThrow(/dim must be a positive integer, got 0/);
 });
 
 // ---- Frechet distance --------------------------------------------------------------------
 
-Deno.test("frechetDistance: matches scipy sqrtm / eigvals / eigh (d = 160, TS path, 1e-6)", () => {
+it("frechetDistance: matches scipy sqrtm / eigvals / eigh (d = 160, TS path, 1e-6)", () => {
   withPureTs(() => {
     for (const name of ["random_small", "same_distribution_small", "structured_small"]) {
       checkFidCase(name, 1e-6);
@@ -229,42 +229,39 @@ Deno.test("frechetDistance: matches scipy sqrtm / eigvals / eigh (d = 160, TS pa
   });
 });
 
-Deno.test("frechetDistance: singular covariances (n < d) match the eigenvalue formulas", () => {
+it("frechetDistance: singular covariances (n < d) match the eigenvalue formulas", () => {
   withPureTs(() => checkFidCase("singular_small", 1e-6));
 });
 
-Deno.test("frechetDistance: closed forms (identical, isotropic, diagonal) and shape errors", () => {
+it("frechetDistance: closed forms (identical, isotropic, diagonal) and shape errors", () => {
   const d = 3;
   const mu1 = Float64Array.of(0, 1, 2), mu2 = Float64Array.of(1, 1, 0);
   const s1 = Float64Array.of(4, 0, 0, 0, 1, 0, 0, 0, 9);
   const s2 = Float64Array.of(1, 0, 0, 0, 1, 0, 0, 0, 4);
   // Diagonal: sum (sqrt(a) - sqrt(b))^2 + |mu1 - mu2|^2 = (1 + 0 + 1) + 5.
   for (const run of [withPureTs, <T>(f: () => T) => f()]) {
-    assert.ok(Math.abs(run(() => frechetDistance(mu1, s1, mu2, s2)) - 7) < 1e-13);
-    assert.ok(Math.abs(run(() => frechetDistance(mu1, s1, mu1, s1))) < 1e-13);
+    expect(Math.abs(run(() => frechetDistance(mu1, s1, mu2, s2)) - 7)).toBeLessThan(1e-13);
+    expect(Math.abs(run(() => frechetDistance(mu1, s1, mu1, s1)))).toBeLessThan(1e-13);
   }
-  assert.throws(() => frechetDistance(mu1, s1, new Float64Array(2), s2), /shapes disagree/);
-  assert.throws(
-    () => frechetDistance(mu1, s1.map((v, i) => (i === 4 ? NaN : v)), mu2, s2),
+  expect(() => frechetDistance(mu1, s1, new Float64Array(2), s2)).toThrow(/shapes disagree/);
+  expect(() => frechetDistance(mu1, s1.map((v, i) => (i === 4 ? NaN : v)), mu2, s2)).toThrow(
     /sigma1\[4\] is NaN/,
   );
-  assert.equal(d, 3);
+  expect(d).toBe(3);
 });
 
-Deno.test({
-  name: "FID d = 2048, n = 5000: statistics and FID match numpy/scipy (BLAS path, 1e-6)",
-  ignore: !hasLapack,
-  fn() {
+it.skipIf(!hasLapack)(
+  "FID d = 2048, n = 5000: statistics and FID match numpy/scipy (BLAS path, 1e-6)",
+  () => {
     for (const name of ["random_2048", "same_distribution_2048", "structured_2048"]) {
       checkFidCase(name, 1e-6);
     }
   },
-});
+);
 
-Deno.test({
-  name: "FeatureStats d = 2048: bit-identical for batch sizes 1, 7, 64, 5000 (BLAS path)",
-  ignore: !hasLapack,
-  fn() {
+it.skipIf(!hasLapack)(
+  "FeatureStats d = 2048: bit-identical for batch sizes 1, 7, 64, 5000 (BLAS path)",
+  () => {
     const c = fidCase("random_2048");
     const fa = features(c.a);
     const all = statsOf(fa, c.a.dim, 5000);
@@ -274,14 +271,14 @@ Deno.test({
       assertBitIdentical(s.sigma, all.sigma, `sigma, batch ${batch}`);
     }
   },
-});
+);
 
 // ---- Inception Score ---------------------------------------------------------------------
 
-Deno.test("randomStatePermutation: bit-identical to numpy RandomState(2020).permutation", () => {
+it("randomStatePermutation: bit-identical to numpy RandomState(2020).permutation", () => {
   // First outputs of numpy's MT19937 for seed 2020 (randint(0, 2**32, dtype=uint32)).
   const rng = new MT19937(2020);
-  assert.deepEqual([rng.nextUint32(), rng.nextUint32(), rng.nextUint32()], [
+  expect([rng.nextUint32(), rng.nextUint32(), rng.nextUint32()]).toEqual([
     4236026720,
     639299976,
     3751189827,
@@ -290,12 +287,12 @@ Deno.test("randomStatePermutation: bit-identical to numpy RandomState(2020).perm
     const p = randomStatePermutation(2020, n);
     let h = 0;
     for (const v of p) h = (h * 31 + v) % 1000000007;
-    assert.equal(h, hash, `n=${n}`);
-    assert.deepEqual(Array.from(p.subarray(0, 8)), head, `n=${n}`);
+    expect(h, `n=${n}`).toBe(hash);
+    expect(Array.from(p.subarray(0, 8)), `n=${n}`).toEqual(head);
   }
 });
 
-Deno.test("inceptionScore: matches torch-fidelity's isc_features_to_metric (1e-10)", () => {
+it("inceptionScore: matches torch-fidelity's isc_features_to_metric (1e-10)", () => {
   for (const c of reference.inceptionScore) {
     const recipe = c.recipe as LogitRecipe;
     const logits = syntheticLogits(recipe);
@@ -309,24 +306,24 @@ Deno.test("inceptionScore: matches torch-fidelity's isc_features_to_metric (1e-1
   }
 });
 
-Deno.test("inceptionScore: closed forms and errors", () => {
+it("inceptionScore: closed forms and errors", () => {
   // Uniform predictions everywhere: p = q, KL = 0, IS = 1 exactly.
   const flat = new Float32Array(20 * 5).fill(0.25);
   const flatScore = inceptionScore(flat, 20, 5);
-  assert.ok(Math.abs(flatScore.mean - 1) < 1e-15 && flatScore.std < 1e-15);
+  expect(Math.abs(flatScore.mean - 1) < 1e-15 && flatScore.std < 1e-15).toBeTruthy();
   // One-hot-like predictions spread evenly over C classes: IS -> C per split.
   const C = 4, N = 40;
   const peaked = new Float32Array(N * C).fill(-1000);
   for (let i = 0; i < N; i++) peaked[i * C + (i % C)] = 0;
   const s = inceptionScore(peaked, N, C, { splits: 1 });
-  assert.ok(Math.abs(s.mean - C) < 1e-12, `${s.mean}`);
-  assert.throws(() => inceptionScore(new Float32Array(10), 5, 3), /expected \(5, 3\)/);
-  assert.throws(() => inceptionScore(new Float32Array(9 * 2), 9, 2), /9 samples for 10 splits/);
+  expect(Math.abs(s.mean - C), `${s.mean}`).toBeLessThan(1e-12);
+  expect(() => inceptionScore(new Float32Array(10), 5, 3)).toThrow(/expected \(5, 3\)/);
+  expect(() => inceptionScore(new Float32Array(9 * 2), 9, 2)).toThrow(/9 samples for 10 splits/);
 });
 
 // ---- precision / recall ------------------------------------------------------------------
 
-Deno.test("precisionRecall: k = 3 matches exact float64 cdist references, any block size", () => {
+it("precisionRecall: k = 3 matches exact float64 cdist references, any block size", () => {
   for (const c of reference.precisionRecall) {
     const real = features(c.real), fake = features(c.fake);
     for (const [label, run] of [["ts", withPureTs], ["auto", <T>(f: () => T) => f()]] as const) {
@@ -334,26 +331,25 @@ Deno.test("precisionRecall: k = 3 matches exact float64 cdist references, any bl
         const got = run(() =>
           precisionRecall(real, c.real.rows, fake, c.fake.rows, c.real.dim, { blockRows })
         );
-        assert.equal(got.precision, c.precision, `${c.name} ${label} block ${blockRows} precision`);
-        assert.equal(got.recall, c.recall, `${c.name} ${label} block ${blockRows} recall`);
+        expect(got.precision, `${c.name} ${label} block ${blockRows} precision`).toBe(c.precision);
+        expect(got.recall, `${c.name} ${label} block ${blockRows} recall`).toBe(c.recall);
         assertClose(got.fScore, c.fScore, 1e-15, `${c.name} fScore`);
       }
     }
     // The float64 reference is far from ties, so float32 torch-fidelity agrees too.
-    assert.equal(c.torchFidelityFloat32.precision.toFixed(6), c.precision.toFixed(6));
+    expect(c.torchFidelityFloat32.precision.toFixed(6)).toBe(c.precision.toFixed(6));
   }
 });
 
-Deno.test("precisionRecall: identical sets give 1, disjoint clusters give 0", () => {
+it("precisionRecall: identical sets give 1, disjoint clusters give 0", () => {
   const dim = 2, n = 8;
   const a = Float32Array.from({ length: n * dim }, (_, i) => (i * 7) % 5);
   const same = precisionRecall(a, n, Float64Array.from(a), n, dim);
-  assert.deepEqual([same.precision, same.recall], [1, 1]);
+  expect([same.precision, same.recall]).toEqual([1, 1]);
   const far = a.map((v) => v + 1000);
   const apart = precisionRecall(a, n, far, n, dim);
-  assert.deepEqual([apart.precision, apart.recall, apart.fScore], [0, 0, 0]);
-  assert.throws(
-    () => precisionRecall(a, n, a.subarray(0, 6), 3, dim),
+  expect([apart.precision, apart.recall, apart.fScore]).toEqual([0, 0, 0]);
+  expect(() => precisionRecall(a, n, a.subarray(0, 6), 3, dim)).toThrow(
     /generated has 3 samples, need more than k=3/,
   );
 });

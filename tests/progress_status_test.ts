@@ -2,24 +2,23 @@
  * Step statuses in plain words (issue 20): the runner says "new", "resuming" or
  * "<reason>: re-running", never "running (not run)".
  */
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { s } from "../core/config.ts";
 import { memoryLogger, Registry } from "../core/registry.ts";
 import { planTask, runReason, runTask, type TaskSpec } from "../core/tasks.ts";
 
-Deno.test("runReason: each case in plain words", () => {
-  assert.equal(runReason("not run", false, [], false), "new");
-  assert.equal(runReason("not run", false, [], true), "resuming");
-  assert.equal(runReason("changed", false, [], true), "params changed: re-running");
-  assert.equal(runReason("incomplete", false, [], true), "outputs missing: re-running");
-  assert.equal(runReason(undefined, true, ["a"], true), "forced: re-running");
-  assert.equal(
-    runReason(undefined, false, ["a", "b"], false),
+it("runReason: each case in plain words", () => {
+  expect(runReason("not run", false, [], false)).toBe("new");
+  expect(runReason("not run", false, [], true)).toBe("resuming");
+  expect(runReason("changed", false, [], true)).toBe("params changed: re-running");
+  expect(runReason("incomplete", false, [], true)).toBe("outputs missing: re-running");
+  expect(runReason(undefined, true, ["a"], true)).toBe("forced: re-running");
+  expect(runReason(undefined, false, ["a", "b"], false)).toBe(
     "inputs changed: re-running (a, b re-ran)",
   );
 });
 
-Deno.test("runTask logs new, resuming and inputs changed", async () => {
+it("runTask logs new, resuming and inputs changed", async () => {
   const dir = await Deno.makeTempDir();
   const registry = new Registry();
   let crash = true;
@@ -51,19 +50,19 @@ Deno.test("runTask logs new, resuming and inputs changed", async () => {
   const signal = new AbortController().signal;
   try {
     const log = memoryLogger();
-    await assert.rejects(
-      runTask(planTask(spec("1"), registry, { file: "t" }), { registry, log, signal }),
-    );
-    assert.deepEqual(log.lines, ["[1/2] a (write): new"]);
+    await expect(runTask(planTask(spec("1"), registry, { file: "t" }), { registry, log, signal }))
+      .rejects.toThrow();
+    expect(log.lines).toEqual(["[1/2] a (write): new"]);
     crash = false;
     log.lines.length = 0;
     await runTask(planTask(spec("1"), registry, { file: "t" }), { registry, log, signal });
-    assert.ok(log.lines.includes("[1/2] a (write): resuming"), log.lines.join("\n"));
-    assert.ok(log.lines.includes("[2/2] b (write): inputs changed: re-running (a re-ran)"));
+    expect(log.lines.includes("[1/2] a (write): resuming"), log.lines.join("\n")).toBeTruthy();
+    expect(log.lines.includes("[2/2] b (write): inputs changed: re-running (a re-ran)"))
+      .toBeTruthy();
     log.lines.length = 0;
     await runTask(planTask(spec("2"), registry, { file: "t" }), { registry, log, signal });
-    assert.ok(log.lines.includes("[1/2] a (write): params changed: re-running"));
-    assert.ok(!log.lines.some((l) => /: running \(/.test(l)), log.lines.join("\n"));
+    expect(log.lines.includes("[1/2] a (write): params changed: re-running")).toBeTruthy();
+    expect(log.lines.some((l) => /: running \(/.test(l)), log.lines.join("\n")).toBeFalsy();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
