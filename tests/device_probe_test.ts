@@ -5,7 +5,7 @@
  * CPU emulation and that `--device cpu` is faster. Without any adapter (no Mesa Vulkan
  * driver), the probe says so and `auto` still takes the CPU.
  */
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 
 const probeScript = `
 import { probeWebGPU } from "${new URL("../core/backends/webgpu/mod.ts", import.meta.url)}";
@@ -22,7 +22,7 @@ if (probe.available) {
 console.log(JSON.stringify(result));
 `;
 
-Deno.test("device probe: no XDG noise, auto avoids software adapters, webgpu warns once", async () => {
+it("device probe: no XDG noise, auto avoids software adapters, webgpu warns once", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const script = `${dir}/probe.ts`;
@@ -37,28 +37,28 @@ Deno.test("device probe: no XDG noise, auto avoids software adapters, webgpu war
       stderr: "piped",
     }).output();
     const stderr = new TextDecoder().decode(out.stderr);
-    assert.ok(out.success, stderr);
+    expect(out.success, stderr).toBeTruthy();
     const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
-    assert.doesNotMatch(stderr, /XDG_RUNTIME_DIR/);
+    expect(stderr).not.toMatch(/XDG_RUNTIME_DIR/);
     if (!r.probe.available) {
-      assert.equal(r.auto, "cpu");
+      expect(r.auto).toBe("cpu");
       return;
     }
     // The probe pointed the loader at a private folder for this process.
-    assert.ok(r.xdg, "XDG_RUNTIME_DIR set for the process");
+    expect(r.xdg, "XDG_RUNTIME_DIR set for the process").toBeTruthy();
     if (r.probe.isFallback) {
-      assert.equal(r.auto, "cpu");
-      assert.equal(r.gpu, "webgpu");
-      assert.equal(r.warnings, 1);
-      assert.match(stderr, /software adapter .*CPU emulation.*--device cpu/s);
-      assert.equal(stderr.match(/software adapter/g)?.length, 1);
+      expect(r.auto).toBe("cpu");
+      expect(r.gpu).toBe("webgpu");
+      expect(r.warnings).toBe(1);
+      expect(stderr).toMatch(/software adapter .*CPU emulation.*--device cpu/s);
+      expect(stderr.match(/software adapter/g)?.length).toBe(1);
     } else {
       // A real GPU: auto takes it, and nothing warns.
-      assert.equal(r.auto, "webgpu");
-      assert.equal(r.warnings, 0);
+      expect(r.auto).toBe("webgpu");
+      expect(r.warnings).toBe(0);
     }
     // The private folder is removed when the process ends.
-    assert.equal(await Deno.stat(r.xdg).then(() => true, () => false), false);
+    expect(await Deno.stat(r.xdg).then(() => true, () => false)).toBe(false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -4,7 +4,7 @@
  * make about 2^40 visits). Each image is listed once and the skipped links are named once.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { ImageFolder } from "../core/data/image_folder.ts";
 
 async function withTree(body: (root: string) => Promise<void>): Promise<void> {
@@ -31,22 +31,22 @@ async function open(root: string): Promise<{ ds: ImageFolder; warnings: string[]
 const relative = (root: string, ds: ImageFolder) =>
   ds.files.map((f) => [f.path.slice(root.length + 1), f.label]);
 
-Deno.test("ImageFolder: one self-link lists each image once and names the link once", async () => {
+it("ImageFolder: one self-link lists each image once and names the link once", async () => {
   await withTree(async (root) => {
     Deno.mkdirSync(`${root}/cat`);
     touch(`${root}/cat/1.png`);
     Deno.symlinkSync(".", `${root}/cat/loop`);
     const { ds, warnings, ms } = await open(root);
-    assert.deepEqual(relative(root, ds), [["cat/1.png", 0]]);
-    assert.deepEqual(ds.skippedLinks, [`${root}/cat/loop`]);
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0], /skipped symlinked folders already listed \(a symlink loop\?\)/);
-    assert.ok(warnings[0].endsWith(`${root}/cat/loop`), warnings[0]);
-    assert.ok(ms < 2000, `${ms} ms`);
+    expect(relative(root, ds)).toEqual([["cat/1.png", 0]]);
+    expect(ds.skippedLinks).toEqual([`${root}/cat/loop`]);
+    expect(warnings.length).toBe(1);
+    expect(warnings[0]).toMatch(/skipped symlinked folders already listed \(a symlink loop\?\)/);
+    expect(warnings[0].endsWith(`${root}/cat/loop`), warnings[0]).toBeTruthy();
+    expect(ms, `${ms} ms`).toBeLessThan(2000);
   });
 });
 
-Deno.test("ImageFolder: two self-links (2^40 visits when followed blindly) finish at once", async () => {
+it("ImageFolder: two self-links (2^40 visits when followed blindly) finish at once", async () => {
   await withTree(async (root) => {
     Deno.mkdirSync(`${root}/cat/deep`, { recursive: true });
     touch(`${root}/cat/a.jpg`);
@@ -57,21 +57,21 @@ Deno.test("ImageFolder: two self-links (2^40 visits when followed blindly) finis
     Deno.mkdirSync(`${root}/dog`);
     touch(`${root}/dog/c.png`);
     const { ds, warnings, ms } = await open(root);
-    assert.deepEqual(relative(root, ds), [["cat/a.jpg", 0], ["cat/deep/b.JPEG", 0], [
+    expect(relative(root, ds)).toEqual([["cat/a.jpg", 0], ["cat/deep/b.JPEG", 0], [
       "dog/c.png",
       1,
     ]]);
-    assert.deepEqual(ds.skippedLinks, [
+    expect(ds.skippedLinks).toEqual([
       `${root}/cat/l1`,
       `${root}/cat/l2`,
       `${root}/cat/deep/up`,
     ]);
-    assert.equal(warnings.length, 1, "said once, however many links");
-    assert.ok(ms < 2000, `${ms} ms`);
+    expect(warnings.length, "said once, however many links").toBe(1);
+    expect(ms, `${ms} ms`).toBeLessThan(2000);
   });
 });
 
-Deno.test("ImageFolder: links that are not loops are still followed, a folder listed once", async () => {
+it("ImageFolder: links that are not loops are still followed, a folder listed once", async () => {
   await withTree(async (root) => {
     const outside = await Deno.makeTempDir({ prefix: "digit-hardening-outside-" });
     try {
@@ -81,22 +81,22 @@ Deno.test("ImageFolder: links that are not loops are still followed, a folder li
       Deno.symlinkSync(outside, `${root}/cat/ext`); // followed, as os.walk(followlinks=True)
       Deno.symlinkSync("real", `${root}/cat/also-real`); // same folder: listed under real/
       const { ds, warnings } = await open(root);
-      assert.deepEqual(relative(root, ds), [["cat/ext/x.png", 0], ["cat/real/r.png", 0]]);
-      assert.deepEqual(ds.skippedLinks, [`${root}/cat/also-real`]);
-      assert.equal(warnings.length, 1);
+      expect(relative(root, ds)).toEqual([["cat/ext/x.png", 0], ["cat/real/r.png", 0]]);
+      expect(ds.skippedLinks).toEqual([`${root}/cat/also-real`]);
+      expect(warnings.length).toBe(1);
     } finally {
       await Deno.remove(outside, { recursive: true });
     }
   });
 });
 
-Deno.test("ImageFolder: a tree without links gives no warning", async () => {
+it("ImageFolder: a tree without links gives no warning", async () => {
   await withTree(async (root) => {
     Deno.mkdirSync(`${root}/a/b/c`, { recursive: true });
     touch(`${root}/a/b/c/1.png`);
     const { ds, warnings } = await open(root);
-    assert.deepEqual(relative(root, ds), [["a/b/c/1.png", 0]]);
-    assert.deepEqual(ds.skippedLinks, []);
-    assert.deepEqual(warnings, []);
+    expect(relative(root, ds)).toEqual([["a/b/c/1.png", 0]]);
+    expect(ds.skippedLinks).toEqual([]);
+    expect(warnings).toEqual([]);
   });
 });

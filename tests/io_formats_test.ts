@@ -1,7 +1,7 @@
 // safetensors, .npy and .npz: reading files written by numpy / by hand in Python, round trips
 // through our writers, and corrupt files.
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { type HostTensor, makeHostTensor, type StateDict } from "../core/io/host_tensor.ts";
 import {
   encodeNpy,
@@ -24,7 +24,7 @@ import {
 } from "./fixtures/io/helpers.ts";
 
 for (const file of ["km.npy", "fortran_f8.npy", "v2_i8.npy", "f2.npy", "u1.npy"]) {
-  Deno.test(`readNpy ${file} matches numpy`, async () => {
+  it(`readNpy ${file} matches numpy`, async () => {
     const [[key, exp]] = Object.entries(EXPECTED[file].tensors);
     assertTensor(await readNpy(FIXTURES + file), exp, file);
     const sd = await loadStateDict(FIXTURES + file);
@@ -33,24 +33,24 @@ for (const file of ["km.npy", "fortran_f8.npy", "v2_i8.npy", "f2.npy", "u1.npy"]
 }
 
 for (const file of ["arrays.npz", "arrays_deflate.npz", "zip64.npz"]) {
-  Deno.test(`readNpz ${file} (stored/deflated/zip64) matches numpy`, async () => {
+  it(`readNpz ${file} (stored/deflated/zip64) matches numpy`, async () => {
     const sd = await readNpz(FIXTURES + file);
     const exp = EXPECTED[file].tensors;
-    assert.deepEqual([...sd.keys()], Object.keys(exp));
+    expect([...sd.keys()]).toEqual(Object.keys(exp));
     for (const [k, e] of Object.entries(exp)) assertTensor(sd.get(k), e, `${file}:${k}`);
-    assert.equal(detectFormat(FIXTURES + file), "npz");
+    expect(detectFormat(FIXTURES + file)).toBe("npz");
   });
 }
 
-Deno.test("hand-written safetensors: all dtypes and metadata", async () => {
+it("hand-written safetensors: all dtypes and metadata", async () => {
   const { tensors, metadata } = await readSafetensors(FIXTURES + "hand.safetensors");
   const exp = EXPECTED["hand.safetensors"];
-  assert.deepEqual(metadata, exp.metadata);
-  assert.deepEqual([...tensors.keys()], Object.keys(exp.tensors));
+  expect(metadata).toEqual(exp.metadata);
+  expect([...tensors.keys()]).toEqual(Object.keys(exp.tensors));
   for (const [k, e] of Object.entries(exp.tensors)) {
     assertTensor(tensors.get(k), e, `hand.safetensors:${k}`);
   }
-  assert.equal(detectFormat(FIXTURES + "hand.safetensors"), "safetensors");
+  expect(detectFormat(FIXTURES + "hand.safetensors")).toBe("safetensors");
 });
 
 function sample(): StateDict {
@@ -63,38 +63,36 @@ function sample(): StateDict {
 }
 
 function assertSameDict(got: StateDict, want: StateDict): void {
-  assert.deepEqual([...got.keys()], [...want.keys()]);
+  expect([...got.keys()]).toEqual([...want.keys()]);
   for (const [k, t] of want) {
     const g = got.get(k)!;
-    assert.deepEqual(g.shape, t.shape, k);
-    assert.equal(g.dtype, t.dtype, k);
+    expect(g.shape, k).toEqual(t.shape);
+    expect(g.dtype, k).toBe(t.dtype);
     for (let i = 0; i < t.data.length; i++) {
-      assert.ok(Object.is(g.data[i], t.data[i]), `${k}[${i}]`);
+      expect(Object.is(g.data[i], t.data[i]), `${k}[${i}]`).toBeTruthy();
     }
   }
 }
 
-Deno.test("safetensors round trip (memory and file) keeps values, order and 8-byte alignment", async () => {
+it("safetensors round trip (memory and file) keeps values, order and 8-byte alignment", async () => {
   const sd = sample();
   const bytes = encodeSafetensors(sd, { note: "x" });
   const headerLen = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-  assert.equal((8 + headerLen) % 8, 0, "data section starts 8-byte aligned");
+  expect((8 + headerLen) % 8, "data section starts 8-byte aligned").toBe(0);
   const back = await readSafetensors(bytes);
   assertSameDict(back.tensors, sd);
-  assert.deepEqual(back.metadata, { note: "x" });
+  expect(back.metadata).toEqual({ note: "x" });
   const path = `${tempDir()}/w.safetensors`;
   await writeSafetensors(path, sd);
-  assert.deepEqual(
-    await Deno.readFile(path),
+  expect(await Deno.readFile(path), "streamed file equals in-memory encoding").toEqual(
     encodeSafetensors(sd),
-    "streamed file equals in-memory encoding",
   );
   assertSameDict(await loadStateDict(path), sd);
 });
 
-Deno.test("npy/npz round trip; our npy header is byte-identical to numpy's", async () => {
+it("npy/npz round trip; our npy header is byte-identical to numpy's", async () => {
   const km = await Deno.readFile(FIXTURES + "km.npy");
-  assert.deepEqual(encodeNpy(parseNpy(km, "km.npy")), km);
+  expect(encodeNpy(parseNpy(km, "km.npy"))).toEqual(km);
   const sd = sample();
   for (const [k, t] of sd) {
     assertSameDict(new Map([[k, parseNpy(encodeNpy(t), k)]]), new Map([[k, t]]));
@@ -107,7 +105,7 @@ Deno.test("npy/npz round trip; our npy header is byte-identical to numpy's", asy
   assertSameDict(await readNpz(encodeNpz(sd)), sd);
 });
 
-Deno.test("corrupt safetensors: header beyond file, bad JSON, unknown dtype, short data", async () => {
+it("corrupt safetensors: header beyond file, bad JSON, unknown dtype, short data", async () => {
   const good = await Deno.readFile(FIXTURES + "hand.safetensors");
   const huge = good.slice();
   new DataView(huge.buffer).setBigUint64(0, 1n << 40n, true);
@@ -158,23 +156,21 @@ Deno.test("corrupt safetensors: header beyond file, bad JSON, unknown dtype, sho
   );
 });
 
-Deno.test("corrupt npy/npz: bad magic, truncated data, header beyond file, CRC mismatch", async () => {
+it("corrupt npy/npz: bad magic, truncated data, header beyond file, CRC mismatch", async () => {
   const km = await Deno.readFile(FIXTURES + "km.npy");
-  assert.throws(
-    () => parseNpy(km.subarray(0, km.length - 4), "km.npy"),
+  expect(() => parseNpy(km.subarray(0, km.length - 4), "km.npy")).toThrow(
     /km\.npy.*truncated npy.*needs 512 data bytes/,
   );
-  assert.throws(
-    () => parseNpy(km.subarray(0, 40), "km.npy"),
+  expect(() => parseNpy(km.subarray(0, 40), "km.npy")).toThrow(
     /km\.npy.*header length 118 beyond file size 40/,
   );
   const bad = km.slice();
   bad[1] = 0x58;
-  assert.throws(() => parseNpy(bad, "km.npy"), /km\.npy.*bad magic/);
+  expect(() => parseNpy(bad, "km.npy")).toThrow(/km\.npy.*bad magic/);
   const cplx = km.slice();
   cplx.set([0x3c, 0x63, 0x38], km.indexOf(0x3c)); // '<f4' -> '<c8'
-  assert.equal(km.indexOf(0x3c), 21, "descr sits at its usual place in numpy's header");
-  assert.throws(() => parseNpy(cplx, "c.npy"), /c\.npy.*unsupported npy dtype '<c8'/);
+  expect(km.indexOf(0x3c), "descr sits at its usual place in numpy's header").toBe(21);
+  expect(() => parseNpy(cplx, "c.npy")).toThrow(/c\.npy.*unsupported npy dtype '<c8'/);
 
   const npz = (await Deno.readFile(FIXTURES + "arrays.npz")).slice();
   const at = npz.indexOf(0x93, 40); // inside the first entry's data (its \x93NUMPY magic is at ~30)

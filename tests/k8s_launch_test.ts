@@ -5,7 +5,7 @@
  * Job would start them) plus the merge, give byte-identical outputs to a one-process run.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { parseAllDocuments } from "yaml";
 import type { Job } from "kubernetes-types/batch/v1.d.ts";
 import { launch } from "../cli/launch.ts";
@@ -51,12 +51,12 @@ async function manifests(
     stderr: (t) => err.push(t),
     signal: new AbortController().signal,
   });
-  assert.equal(code, 0, err.join(""));
+  expect(code, err.join("")).toBe(0);
   const file = /wrote (\S+)/.exec(out.join(""))![1];
-  assert.ok(file.startsWith(`${root}/out/${step}/launch/`), file);
+  expect(file.startsWith(`${root}/out/${step}/launch/`), file).toBeTruthy();
   const text = await Deno.readTextFile(file);
   const docs = parseAllDocuments(text) as unknown as { toJS(): unknown }[];
-  assert.equal(docs.length, 2);
+  expect(docs.length).toBe(2);
   return { shards: docs[0].toJS() as Job, merge: docs[1].toJS() as Job, text };
 }
 
@@ -78,30 +78,29 @@ function text(o: Deno.CommandOutput): string {
   return new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
 }
 
-Deno.test("k8s manifests: Indexed Job with index and volume wiring, and a merge Job", async () => {
+it("k8s manifests: Indexed Job with index and volume wiring, and a merge Job", async () => {
   const root = await Deno.makeTempDir({ prefix: "digit-k8s-" });
   try {
     const task = await writeFixture(root);
     const { shards, merge } = await manifests(root, task, "semantic");
-    assert.equal(shards.apiVersion, "batch/v1");
-    assert.equal(shards.kind, "Job");
-    assert.equal(shards.spec!.completionMode, "Indexed");
-    assert.equal(shards.spec!.completions, N);
-    assert.equal(shards.spec!.parallelism, 2);
-    assert.equal(shards.spec!.backoffLimitPerIndex, 1);
+    expect(shards.apiVersion).toBe("batch/v1");
+    expect(shards.kind).toBe("Job");
+    expect(shards.spec!.completionMode).toBe("Indexed");
+    expect(shards.spec!.completions).toBe(N);
+    expect(shards.spec!.parallelism).toBe(2);
+    expect(shards.spec!.backoffLimitPerIndex).toBe(1);
     const pod = shards.spec!.template.spec!;
-    assert.equal(pod.restartPolicy, "Never");
+    expect(pod.restartPolicy).toBe("Never");
     const c = pod.containers[0];
-    assert.equal(c.image, "registry.example/digit-ts:1");
-    assert.equal(c.workingDir, REPO);
+    expect(c.image).toBe("registry.example/digit-ts:1");
+    expect(c.workingDir).toBe(REPO);
     const index = c.env!.find((e) => e.name === "JOB_COMPLETION_INDEX")!;
-    assert.equal(
-      index.valueFrom!.fieldRef!.fieldPath,
+    expect(index.valueFrom!.fieldRef!.fieldPath).toBe(
       `metadata.annotations['${INDEX_ANNOTATION}']`,
     );
-    assert.equal(c.env!.find((e) => e.name === "DIGIT_SHARDS")!.value, String(N));
+    expect(c.env!.find((e) => e.name === "DIGIT_SHARDS")!.value).toBe(String(N));
     const args = c.args!;
-    assert.deepEqual(args.slice(args.lastIndexOf("run"), args.lastIndexOf("run") + 6), [
+    expect(args.slice(args.lastIndexOf("run"), args.lastIndexOf("run") + 6)).toEqual([
       "run",
       task,
       "--step",
@@ -109,20 +108,20 @@ Deno.test("k8s manifests: Indexed Job with index and volume wiring, and a merge 
       "--shards",
       String(N),
     ]);
-    assert.equal(args[args.indexOf("--outputs") + 1], `${root}/out`);
-    assert.deepEqual(pod.volumes, [{
+    expect(args[args.indexOf("--outputs") + 1]).toBe(`${root}/out`);
+    expect(pod.volumes).toEqual([{
       name: "digit-shared",
       persistentVolumeClaim: { claimName: "digit-pvc" },
     }]);
-    assert.deepEqual(c.volumeMounts, [{ name: "digit-shared", mountPath: root }]);
-    assert.equal(c.resources!.limits!["nvidia.com/gpu"], "1");
+    expect(c.volumeMounts).toEqual([{ name: "digit-shared", mountPath: root }]);
+    expect(c.resources!.limits!["nvidia.com/gpu"]).toBe("1");
     // The merge: same volume, one pod, waits for the shards' markers, no GPU.
     const m = merge.spec!.template.spec!.containers[0];
-    assert.equal(merge.metadata!.name, `${shards.metadata!.name}-merge`);
-    assert.equal(merge.spec!.completionMode, undefined);
-    assert.ok(m.args!.includes("merge") && m.args!.includes("--wait"), m.args!.join(" "));
-    assert.deepEqual(m.volumeMounts, c.volumeMounts);
-    assert.equal(m.resources, undefined);
+    expect(merge.metadata!.name).toBe(`${shards.metadata!.name}-merge`);
+    expect(merge.spec!.completionMode).toBe(undefined);
+    expect(m.args!.includes("merge") && m.args!.includes("--wait"), m.args!.join(" ")).toBeTruthy();
+    expect(m.volumeMounts).toEqual(c.volumeMounts);
+    expect(m.resources).toBe(undefined);
     // A step that cannot be sharded is refused with a usage error.
     const err: string[] = [];
     const code = await launch(["k8s", task, "--step", "nope", "--shards", "2"], {
@@ -130,14 +129,14 @@ Deno.test("k8s manifests: Indexed Job with index and volume wiring, and a merge 
       stderr: (t) => err.push(t),
       signal: new AbortController().signal,
     });
-    assert.equal(code, 2);
-    assert.match(err.join(""), /has no step 'nope'/);
+    expect(code).toBe(2);
+    expect(err.join("")).toMatch(/has no step 'nope'/);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
 });
 
-Deno.test("k8s manifest types: a misspelt Job field fails deno check", async () => {
+it("k8s manifest types: a misspelt Job field fails deno check", async () => {
   const dir = await Deno.makeTempDir({ prefix: "digit-k8s-check-" });
   try {
     const good = `import type { Job } from "kubernetes-types/batch/v1.d.ts";
@@ -155,16 +154,16 @@ export const ok: Job = { apiVersion: "batch/v1", kind: "Job", spec: { completion
         REPO,
       );
     const ok = await check("good.ts");
-    assert.ok(ok.success, text(ok));
+    expect(ok.success, text(ok)).toBeTruthy();
     const bad = await check("bad.ts");
-    assert.equal(bad.success, false);
-    assert.match(text(bad), /completionMod/);
+    expect(bad.success).toBe(false);
+    expect(text(bad)).toMatch(/completionMod/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test(`k8s: the pods' commands as ${N} local processes with JOB_COMPLETION_INDEX + the merge == one process`, async () => {
+it(`k8s: the pods' commands as ${N} local processes with JOB_COMPLETION_INDEX + the merge == one process`, async () => {
   const root = await Deno.makeTempDir({ prefix: "digit-k8s-run-" });
   try {
     const task = await writeFixture(root);
@@ -188,12 +187,12 @@ Deno.test(`k8s: the pods' commands as ${N} local processes with JOB_COMPLETION_I
       const results = await Promise.all(
         Array.from({ length: N }, (_, i) => run(argv, envOf(i), pod.workingDir!)),
       );
-      results.forEach((r, i) => assert.ok(r.success, `${step} index ${i}: ${text(r)}`));
+      results.forEach((r, i) => expect(r.success, `${step} index ${i}: ${text(r)}`).toBeTruthy());
       const merged = early
         ? await early
         : await run([...mc.command!, ...mc.args!], mergeEnv, mc.workingDir!);
-      assert.ok(merged.success, `${step} merge: ${text(merged)}`);
-      if (early) assert.match(text(merged), /waiting for shards/);
+      expect(merged.success, `${step} merge: ${text(merged)}`).toBeTruthy();
+      if (early) expect(text(merged)).toMatch(/waiting for shards/);
       await assertSameStepFiles(
         single.steps.find((s) => s.name === step)!.dir,
         `${root}/out/${step}`,

@@ -2,7 +2,7 @@
  * Progress wording (issue 20): the bar's loss follows the latest steps (tqdm's EMA), its
  * "took" matches the run summary, counters end at 100%, and names are not doubled.
  */
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { consoleLogger, withoutRepeatedName } from "../cli/log.ts";
 import { ProgressBar, SmoothedValue } from "../core/log/progress.ts";
 import { memoryLogger, prefixLogger } from "../core/registry.ts";
@@ -13,18 +13,18 @@ import { RandomProjectionEncoder } from "../examples/custom-encoder/plugin.ts";
 import { fitKMeans } from "../plugins/kmeans/lloyd.ts";
 import { memorySource } from "../plugins/kmeans/source.ts";
 
-Deno.test("SmoothedValue is tqdm's bias-corrected EMA", () => {
+it("SmoothedValue is tqdm's bias-corrected EMA", () => {
   const ema = new SmoothedValue(0.3);
-  assert.equal(ema.value, undefined);
+  expect(ema.value).toBe(undefined);
   ema.add(2);
-  assert.ok(Math.abs(ema.value! - 2) < 1e-12); // bias correction: the first value shows as is
+  expect(Math.abs(ema.value! - 2)).toBeLessThan(1e-12); // bias correction: the first value shows as is
   ema.add(1);
   // (0.3 * 1 + 0.7 * 0.3 * 2) / (1 - 0.49) = 0.72 / 0.51
-  assert.ok(Math.abs(ema.value! - 0.72 / 0.51) < 1e-12);
-  assert.throws(() => new SmoothedValue(0), /smoothing/);
+  expect(Math.abs(ema.value! - 0.72 / 0.51)).toBeLessThan(1e-12);
+  expect(() => new SmoothedValue(0)).toThrow(/smoothing/);
 });
 
-Deno.test("reporter: per-step losses reach the bar; took agrees with the summary", () => {
+it("reporter: per-step losses reach the bar; took agrees with the summary", () => {
   const dir = Deno.makeTempDirSync();
   const out: string[] = [];
   let t = 0;
@@ -58,19 +58,19 @@ Deno.test("reporter: per-step losses reach the bar; took agrees with the summary
     let s = 0;
     for (let n = 1; n <= 10; n++) s = 0.3 * (11 - n) + 0.7 * s;
     const ema = s / (1 - 0.7 ** 10);
-    assert.match(last, new RegExp(`loss ${ema.toFixed(4)}`));
-    assert.match(last, /10\/10 {2}100%/);
-    assert.match(last, /took 00:11/);
-    assert.ok(
+    expect(last).toMatch(new RegExp(`loss ${ema.toFixed(4)}`));
+    expect(last).toMatch(/10\/10 {2}100%/);
+    expect(last).toMatch(/took 00:11/);
+    expect(
       log.lines.includes("unit finished at step 10 after 00:11 of training"),
       log.lines.join("\n"),
-    );
+    ).toBeTruthy();
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
 });
 
-Deno.test("reporter: without per-step losses the bar smooths the log lines' losses", () => {
+it("reporter: without per-step losses the bar smooths the log lines' losses", () => {
   const dir = Deno.makeTempDirSync();
   const out: string[] = [];
   try {
@@ -93,28 +93,27 @@ Deno.test("reporter: without per-step losses the bar smooths the log lines' loss
     }
     report.finish({ step: 4, interrupted: false });
     // (0.3 * 2 + 0.7 * 0.3 * 4) / (1 - 0.49) = 1.44 / 0.51 = 2.8235
-    assert.match(out.at(-1)!, /loss 2\.8235/);
+    expect(out.at(-1)!).toMatch(/loss 2\.8235/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
 });
 
-Deno.test("console logger: no doubled step names", () => {
-  assert.equal(
-    withoutRepeatedName("vqgan: vqgan: reconstruction PSNR 17.69 dB"),
+it("console logger: no doubled step names", () => {
+  expect(withoutRepeatedName("vqgan: vqgan: reconstruction PSNR 17.69 dB")).toBe(
     "vqgan: reconstruction PSNR 17.69 dB",
   );
-  assert.equal(withoutRepeatedName("kmeans: kmeans 4/4"), "kmeans 4/4");
-  assert.equal(withoutRepeatedName("stage1: stage 1 finished"), "stage1: stage 1 finished");
-  assert.equal(withoutRepeatedName("a: ab: x"), "a: ab: x");
+  expect(withoutRepeatedName("kmeans: kmeans 4/4")).toBe("kmeans 4/4");
+  expect(withoutRepeatedName("stage1: stage 1 finished")).toBe("stage1: stage 1 finished");
+  expect(withoutRepeatedName("a: ab: x")).toBe("a: ab: x");
   const written: string[] = [];
   const log = prefixLogger(consoleLogger((s) => written.push(s), { interval: 0 }), "vqgan: ");
   log.info("vqgan: reconstruction PSNR 17.69 dB");
   log.progress("vqgan encode", 2, 2);
-  assert.deepEqual(written, ["vqgan: reconstruction PSNR 17.69 dB\n", "vqgan encode 2/2 (100%)\n"]);
+  expect(written).toEqual(["vqgan: reconstruction PSNR 17.69 dB\n", "vqgan encode 2/2 (100%)\n"]);
 });
 
-Deno.test("dump-features counts kept images and ends at 100%", async () => {
+it("dump-features counts kept images and ends at 100%", async () => {
   const dir = Deno.makeTempDirSync();
   try {
     const dataset = new ShapesDataset({ size: 16, length: 40, seed: 0 });
@@ -124,29 +123,31 @@ Deno.test("dump-features counts kept images and ends at 100%", async () => {
     const log = memoryLogger();
     await dumpFeatures({ ...opts, log });
     const progress = log.lines.filter((l) => l.startsWith("dump-features images"));
-    assert.equal(progress.at(-1), `dump-features images ${kept}/${kept}`);
-    assert.match(log.lines[0], new RegExp(`keeping ${kept} of the 40 images \\(fraction 0\\.5\\)`));
+    expect(progress.at(-1)).toBe(`dump-features images ${kept}/${kept}`);
+    expect(log.lines[0]).toMatch(
+      new RegExp(`keeping ${kept} of the 40 images \\(fraction 0\\.5\\)`),
+    );
     encoder.dispose();
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
 });
 
-Deno.test("a ProgressBar handed the caller's elapsed time reports it", () => {
+it("a ProgressBar handed the caller's elapsed time reports it", () => {
   const out: string[] = [];
   let t = 0;
   const bar = new ProgressBar({ total: 2, write: (s) => out.push(s), isTTY: false, now: () => t });
   t = 1000;
   bar.update(2, { elapsed: 61 });
-  assert.match(out[0], /took 01:01/);
+  expect(out[0]).toMatch(/took 01:01/);
 });
 
-Deno.test("k-means: one line per iteration, counted to n/n, no separate progress line", async () => {
+it("k-means: one line per iteration, counted to n/n, no separate progress line", async () => {
   const log = memoryLogger();
   const data = Float32Array.from({ length: 64 * 2 }, (_, i) => (i * 7919) % 13);
   await fitKMeans(memorySource(data, 2), { k: 4, iterations: 3, seed: 0, log });
   const its = log.lines.filter((l) => /iteration \d/.test(l));
-  assert.equal(its.length, 3);
-  assert.match(its[2], /^kmeans: iteration 3\/3 /);
-  assert.ok(!log.lines.some((l) => /^kmeans \d+\/\d+$/.test(l)), log.lines.join("\n"));
+  expect(its.length).toBe(3);
+  expect(its[2]).toMatch(/^kmeans: iteration 3\/3 /);
+  expect(log.lines.some((l) => /^kmeans \d+\/\d+$/.test(l)), log.lines.join("\n")).toBeFalsy();
 });

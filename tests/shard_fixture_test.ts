@@ -7,7 +7,7 @@
  * files that import it would run them again.)
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { saveCheckpoint } from "../core/io/checkpoint.ts";
 import { hostStateDict } from "../core/nn/module.ts";
 import { Generator } from "../core/random.ts";
@@ -105,12 +105,12 @@ export async function filesUnder(dir: string, skip: readonly string[] = []): Pro
 export async function assertSameStepFiles(a: string, b: string): Promise<number> {
   const skip = [".digit-step.json", "shards", "launch"];
   const fa = await filesUnder(a, skip), fb = await filesUnder(b, skip);
-  assert.deepEqual(fb, fa, `${b} and ${a} hold different files`);
-  assert.ok(fa.length > 0, `${a} is empty`);
+  expect(fb, `${b} and ${a} hold different files`).toEqual(fa);
+  expect(fa.length, `${a} is empty`).toBeGreaterThan(0);
   for (const f of fa) {
     const x = await Deno.readFile(`${a}/${f}`), y = await Deno.readFile(`${b}/${f}`);
-    assert.equal(y.length, x.length, `${f}: ${y.length} bytes vs ${x.length}`);
-    assert.ok(x.every((v, i) => v === y[i]), `${f} differs from the single-process run`);
+    expect(y.length, `${f}: ${y.length} bytes vs ${x.length}`).toBe(x.length);
+    expect(x.every((v, i) => v === y[i]), `${f} differs from the single-process run`).toBeTruthy();
   }
   return fa.length;
 }

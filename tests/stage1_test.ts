@@ -1,6 +1,6 @@
 /** Stage-1 training, validation against the unigram baseline, and the linear probe. */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { validate } from "../core/config.ts";
 import { Generator } from "../core/random.ts";
 import { stage1ConfigSchema } from "../plugins/stage1/config.ts";
@@ -25,7 +25,7 @@ function markovSet(count: number, seed: number, K = 16, L = 16, classes = 4): To
   return { tokens, count, length: L, clusters: K, labels };
 }
 
-Deno.test("stage 1 learns: validation NLL falls well below the unigram entropy; the probe beats chance", async () => {
+it("stage 1 learns: validation NLL falls well below the unigram entropy; the probe beats chance", async () => {
   const trainSet = markovSet(256, 1), validSet = markovSet(64, 2);
   const dir = await Deno.makeTempDir();
   const cfg = validate(stage1ConfigSchema, {
@@ -39,10 +39,9 @@ Deno.test("stage 1 learns: validation NLL falls well below the unigram entropy; 
   const { model, result } = await trainStage1(cfg, trainSet, validSet, dir);
   const baseline = unigramEntropy(trainSet);
   // Unigram entropy here is about 2.7 nats; next-token chains are ~90% deterministic.
-  assert.ok(baseline > 2.5, `baseline ${baseline}`);
-  assert.ok(
-    result.bestValid! < 0.5 * baseline,
-    `valid NLL ${result.bestValid} vs unigram ${baseline}`,
+  expect(baseline, `baseline ${baseline}`).toBeGreaterThan(2.5);
+  expect(result.bestValid!, `valid NLL ${result.bestValid} vs unigram ${baseline}`).toBeLessThan(
+    0.5 * baseline,
   );
 
   const trainF = await pooledFeatures(model, trainSet),
@@ -54,21 +53,18 @@ Deno.test("stage 1 learns: validation NLL falls well below the unigram entropy; 
     seed: 1,
   });
   // Chance is 25% with 4 balanced classes; require at least twice that (measured: 0.69).
-  assert.ok(probe.best.accuracy >= 0.5, `probe accuracy ${probe.accuracy}`);
+  expect(probe.best.accuracy, `probe accuracy ${probe.accuracy}`).toBeGreaterThanOrEqual(0.5);
   model.dispose();
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("stage-1 config: unknown keys and wrong types are named with their path", () => {
-  assert.throws(
-    () =>
-      validate(stage1ConfigSchema, {
-        task: { tokens: "x", target_vocab_size: 8 },
-        optimization: { max_update: 1, lr: "fast" },
-        model: { colour: 1 },
-      }, "configs/stage1.yaml"),
-    (e: Error) =>
-      /configs\/stage1\.yaml: optimization\.lr: expected a number/.test(e.message) &&
-      /model\.colour/.test(e.message),
-  );
+it("stage-1 config: unknown keys and wrong types are named with their path", () => {
+  const bad = () =>
+    validate(stage1ConfigSchema, {
+      task: { tokens: "x", target_vocab_size: 8 },
+      optimization: { max_update: 1, lr: "fast" },
+      model: { colour: 1 },
+    }, "configs/stage1.yaml");
+  expect(bad).toThrow(/configs\/stage1\.yaml: optimization\.lr: expected a number/);
+  expect(bad).toThrow(/model\.colour/);
 });

@@ -6,7 +6,7 @@
  * each validation's image grid decodes to the grid's exact pixels; the hparams plugin gets
  * experiment, session start (with the config's leaves) and session end (success) values.
  */
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { TrainReporter } from "../core/train/reporter.ts";
 import { memoryLogger } from "../core/registry.ts";
 
@@ -33,17 +33,13 @@ function records(file: Uint8Array): Uint8Array[] {
   let p = 0;
   while (p < file.length) {
     const n = Number(view.getBigUint64(p, true));
-    assert.equal(
-      view.getUint32(p + 8, true),
-      masked(file.subarray(p, p + 8)),
-      `length CRC at ${p}`,
-    );
+    expect(view.getUint32(p + 8, true), `length CRC at ${p}`).toBe(masked(file.subarray(p, p + 8)));
     const data = file.subarray(p + 12, p + 12 + n);
-    assert.equal(view.getUint32(p + 12 + n, true), masked(data), `data CRC at ${p}`);
+    expect(view.getUint32(p + 12 + n, true), `data CRC at ${p}`).toBe(masked(data));
     out.push(data);
     p += 16 + n;
   }
-  assert.equal(p, file.length);
+  expect(p).toBe(file.length);
   return out;
 }
 
@@ -81,7 +77,7 @@ function parse(b: Uint8Array): Field[] {
       p += n;
     } else throw new Error(`wire type ${wire}`);
   }
-  assert.equal(p, b.length);
+  expect(p).toBe(b.length);
   return out;
 }
 
@@ -115,7 +111,7 @@ function values(file: Uint8Array): { version: string; values: ReadValue[] } {
 async function decodePng(
   png: Uint8Array,
 ): Promise<{ width: number; height: number; data: Uint8Array }> {
-  assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
+  expect([...png.subarray(0, 8)]).toEqual([137, 80, 78, 71, 13, 10, 26, 10]);
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   let width = 0, height = 0;
   const idat: Uint8Array[] = [];
@@ -126,7 +122,7 @@ async function decodePng(
     if (type === "IHDR") {
       width = view.getUint32(p + 8);
       height = view.getUint32(p + 12);
-      assert.deepEqual([...body.subarray(8, 13)], [8, 2, 0, 0, 0]); // depth 8, RGB, no interlace
+      expect([...body.subarray(8, 13)]).toEqual([8, 2, 0, 0, 0]); // depth 8, RGB, no interlace
     } else if (type === "IDAT") idat.push(body);
     p += 12 + n;
   }
@@ -159,7 +155,7 @@ function grid(width: number, height: number, seed: number) {
   return { width, height, data };
 }
 
-Deno.test("TensorBoard: config text, validation image grids and hparams, read back independently", async () => {
+it("TensorBoard: config text, validation image grids and hparams, read back independently", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const config = {
@@ -192,45 +188,45 @@ Deno.test("TensorBoard: config text, validation image grids and hparams, read ba
     report.finish({ step: 4, interrupted: false }, { psnr: 17.5 });
 
     const files = [...Deno.readDirSync(`${dir}/tb`)].map((e) => e.name);
-    assert.equal(files.length, 1);
-    assert.match(files[0], /^events\.out\.tfevents\.\d+\./);
+    expect(files.length).toBe(1);
+    expect(files[0]).toMatch(/^events\.out\.tfevents\.\d+\./);
     const { version, values: vs } = values(await Deno.readFile(`${dir}/tb/${files[0]}`));
-    assert.equal(version, "brain.Event:2");
+    expect(version).toBe("brain.Event:2");
 
     // Text plugin: Value.metadata(9).plugin_data(1).plugin_name(1) == "text", and
     // Value.tensor(8) is a DT_STRING (7) scalar whose string_val(8) holds the config.
     const text = vs.find((v) => v.tag === "config")!;
     const meta = parse(one(parse(one(text.fields, 9)!.bytes!), 1)!.bytes!);
-    assert.equal(str(one(meta, 1)!.bytes), "text");
+    expect(str(one(meta, 1)!.bytes)).toBe("text");
     const tensor = parse(one(text.fields, 8)!.bytes!);
-    assert.equal(one(tensor, 1)!.int, 7n);
-    assert.equal(all(parse(one(tensor, 2)!.bytes!), 2).length, 0); // no dims: a scalar
-    assert.deepEqual(JSON.parse(str(one(tensor, 8)!.bytes)), config);
+    expect(one(tensor, 1)!.int).toBe(7n);
+    expect(all(parse(one(tensor, 2)!.bytes!), 2).length).toBe(0); // no dims: a scalar
+    expect(JSON.parse(str(one(tensor, 8)!.bytes))).toEqual(config);
 
     // Images at each validation: Value.image(4) { height 1, width 2, colorspace 3, png 4 }.
     const images = vs.filter((v) => v.tag === "images/reconstructions");
-    assert.deepEqual(images.map((v) => v.step), [2, 4]);
+    expect(images.map((v) => v.step)).toEqual([2, 4]);
     for (const v of images) {
       const im = parse(one(v.fields, 4)!.bytes!);
-      assert.equal(one(im, 1)!.int, 5n);
-      assert.equal(one(im, 2)!.int, 7n);
-      assert.equal(one(im, 3)!.int, 3n); // RGB
+      expect(one(im, 1)!.int).toBe(5n);
+      expect(one(im, 2)!.int).toBe(7n);
+      expect(one(im, 3)!.int).toBe(3n); // RGB
       const png = await decodePng(one(im, 4)!.bytes!);
-      assert.equal(png.width, 7);
-      assert.equal(png.height, 5);
-      assert.deepEqual(png.data, made[v.step].data);
+      expect(png.width).toBe(7);
+      expect(png.height).toBe(5);
+      expect(png.data).toEqual(made[v.step].data);
     }
 
     // Hparams plugin: HParamsPluginData in plugin_data.content, one message per tag.
     const hp = (tag: string) => {
       const v = vs.find((x) => x.tag === tag)!;
       const pd = parse(one(parse(one(v.fields, 9)!.bytes!), 1)!.bytes!);
-      assert.equal(str(one(pd, 1)!.bytes), "hparams");
+      expect(str(one(pd, 1)!.bytes)).toBe("hparams");
       return parse(one(pd, 2)!.bytes!);
     };
     const experiment = parse(one(hp("_hparams_/experiment"), 2)!.bytes!);
     const hparamNames = all(experiment, 4).map((f) => str(one(parse(f.bytes!), 1)!.bytes));
-    assert.deepEqual(hparamNames, [
+    expect(hparamNames).toEqual([
       "optimization.lr",
       "optimization.max_update",
       "model.name",
@@ -239,7 +235,7 @@ Deno.test("TensorBoard: config text, validation image grids and hparams, read ba
     const metricTags = all(experiment, 5).map((f) =>
       str(one(parse(one(parse(f.bytes!), 1)!.bytes!), 2)!.bytes)
     );
-    assert.deepEqual(metricTags, ["final/train_loss", "final/valid_loss", "final/psnr"]);
+    expect(metricTags).toEqual(["final/train_loss", "final/valid_loss", "final/psnr"]);
     const start = parse(one(hp("_hparams_/session_start_info"), 3)!.bytes!);
     const map = Object.fromEntries(
       all(start, 1).map((e) => {
@@ -249,17 +245,17 @@ Deno.test("TensorBoard: config text, validation image grids and hparams, read ba
         return [str(one(entry, 1)!.bytes), v];
       }),
     );
-    assert.deepEqual(map, {
+    expect(map).toEqual({
       "optimization.lr": 0.003,
       "optimization.max_update": 4,
       "model.name": "tiny",
       "model.bias": true,
     });
     const end = parse(one(hp("_hparams_/session_end_info"), 4)!.bytes!);
-    assert.equal(one(end, 1)!.int, 1n); // STATUS_SUCCESS
+    expect(one(end, 1)!.int).toBe(1n); // STATUS_SUCCESS
     // The metrics the experiment names are scalars (simple_value, field 2) at the last step.
     const finals = vs.filter((v) => v.tag.startsWith("final/"));
-    assert.deepEqual(finals.map((v) => [v.tag, v.step, one(v.fields, 2)!.f32]), [
+    expect(finals.map((v) => [v.tag, v.step, one(v.fields, 2)!.f32])).toEqual([
       ["final/train_loss", 4, 0.5],
       ["final/valid_loss", 4, 0.25],
       ["final/psnr", 4, 17.5],
@@ -269,7 +265,7 @@ Deno.test("TensorBoard: config text, validation image grids and hparams, read ba
   }
 });
 
-Deno.test("TensorBoard reader: a flipped byte fails the data CRC", async () => {
+it("TensorBoard reader: a flipped byte fails the data CRC", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const report = new TrainReporter(dir, memoryLogger(), {
@@ -282,7 +278,7 @@ Deno.test("TensorBoard reader: a flipped byte fails the data CRC", async () => {
     const bytes = await Deno.readFile(`${dir}/tb/${name}`);
     records(bytes); // intact
     bytes[bytes.length - 6] ^= 1;
-    assert.throws(() => records(bytes), /data CRC/);
+    expect(() => records(bytes)).toThrow(/data CRC/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

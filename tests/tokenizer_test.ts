@@ -5,7 +5,7 @@
  * example random-projection encoder, directly and through the task runner.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { Dataset, Sample } from "../core/data/dataset.ts";
 import type { ImageBatch } from "../core/interfaces.ts";
 import { readNpz } from "../core/io/npy.ts";
@@ -52,7 +52,7 @@ function nearest(
   return { label, gap: second - best };
 }
 
-Deno.test("DINOv2 tokens are the nearest centroids of torch's l3 features", async () => {
+it("DINOv2 tokens are the nearest centroids of torch's l3 features", async () => {
   const before = liveStorages();
   const meta = JSON.parse(await Deno.readTextFile(fx + "tiny_vit.json"));
   const io = await readNpz(fx + "tiny_vit_io.npz");
@@ -66,42 +66,40 @@ Deno.test("DINOv2 tokens are the nearest centroids of torch's l3 features", asyn
     c.set(l3.subarray((j * 41 % 512) * D, ((j * 41 % 512) + 1) * D), j * D);
   }
   const tok = new KMeansTokenizer(encoder, { data: c, k: K, dim: D }, { batchSize: 1 });
-  assert.equal(tok.vocabSize, K);
-  assert.equal(tok.gridSize, 16);
+  expect(tok.vocabSize).toBe(K);
+  expect(tok.gridSize).toBe(16);
   const img = io.get("images")!;
   const images: ImageBatch = { data: Uint8Array.from(img.data), count: 2, height: 256, width: 256 };
   const grid = await tok.tokenize(images);
-  assert.deepEqual([grid.count, grid.height, grid.width, grid.tokens.length], [2, 16, 16, 2 * L]);
+  expect([grid.count, grid.height, grid.width, grid.tokens.length]).toEqual([2, 16, 16, 2 * L]);
   let checked = 0;
   for (let r = 0; r < 2 * L; r++) {
     const { label, gap } = nearest(l3, r * D, c, K, D);
     if (gap < 1e-3) continue; // too close to call between float32 and float64
     checked++;
-    assert.equal(grid.tokens[r], label, `row ${r}`);
+    expect(grid.tokens[r], `row ${r}`).toBe(label);
   }
-  assert.ok(checked >= 0.98 * 2 * L, `only ${checked} rows were clear of ties`);
+  expect(checked, `only ${checked} rows were clear of ties`).toBeGreaterThanOrEqual(0.98 * 2 * L);
   console.log(`  ${checked}/${2 * L} rows checked, ${new Set(grid.tokens).size} distinct tokens`);
-  assert.ok(new Set(grid.tokens).size >= K / 2, "tokens use many clusters");
+  expect(new Set(grid.tokens).size, "tokens use many clusters").toBeGreaterThanOrEqual(K / 2);
   // featuresToTokens on the encoder's own features gives the same grid.
   tidy(() => {
     const f = encoder.encode(encoder.preprocess(images));
-    assert.deepEqual(Array.from(tok.featuresToTokens(f).dataSync()), Array.from(grid.tokens));
+    expect(Array.from(tok.featuresToTokens(f).dataSync())).toEqual(Array.from(grid.tokens));
   });
   tok.dispose();
   encoder.dispose();
-  assert.equal(liveStorages(), before, "live storages");
+  expect(liveStorages(), "live storages").toBe(before);
 });
 
-Deno.test("mismatched centroids and images are reported with both sizes", () => {
+it("mismatched centroids and images are reported with both sizes", () => {
   const enc = new RandomProjectionEncoder({ imageSize: 32, patch: 8, dim: 16, seed: 0 });
-  assert.throws(
-    () => new KMeansTokenizer(enc, { data: new Float32Array(4 * 24), k: 4, dim: 24 }),
+  expect(() => new KMeansTokenizer(enc, { data: new Float32Array(4 * 24), k: 4, dim: 24 })).toThrow(
     /centroids have dimension 24 \(4 x 24\) but encoder 'random-projection-32px-p8-d16' gives features of dimension 16/,
   );
   const tok = new KMeansTokenizer(enc, { data: new Float32Array(4 * 16), k: 4, dim: 16 });
   const bad: ImageBatch = { data: new Uint8Array(40 * 40 * 3), count: 1, height: 40, width: 40 };
-  return assert.rejects(
-    () => tok.tokenize(bad),
+  return expect(() => tok.tokenize(bad)).rejects.toThrow(
     /images are 40x40 but encoder 'random-projection-32px-p8-d16' takes 32x32/,
   )
     .finally(() => {
@@ -110,7 +108,7 @@ Deno.test("mismatched centroids and images are reported with both sizes", () => 
     });
 });
 
-Deno.test("the random-projection encoder equals its closed form (float64 host reference)", () => {
+it("the random-projection encoder equals its closed form (float64 host reference)", () => {
   const enc = new RandomProjectionEncoder({ imageSize: 16, patch: 4, dim: 5, seed: 3 });
   const data = Uint8Array.from({ length: 2 * 16 * 16 * 3 }, (_, i) => hashBits(1, i) & 255);
   tidy(() => {
@@ -139,7 +137,7 @@ Deno.test("the random-projection encoder equals its closed form (float64 host re
         }
       }
     }
-    assert.ok(err < 1e-4, `max abs error ${err}`);
+    expect(err, `max abs error ${err}`).toBeLessThan(1e-4);
   });
   enc.dispose();
 });
@@ -168,7 +166,7 @@ function toyDataset(length: number): Dataset {
   };
 }
 
-Deno.test("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a custom encoder", async () => {
+it("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a custom encoder", async () => {
   const dir = await Deno.makeTempDir();
   const before = liveStorages();
   const enc = new RandomProjectionEncoder({ imageSize: 32, patch: 8, dim: 16, seed: 0 });
@@ -187,29 +185,27 @@ Deno.test("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a cu
     };
     const m = await dumpFeatures(opts);
     const kept = keptImages(30, 0.6, 5);
-    assert.deepEqual(m.images, kept);
-    assert.ok(kept.length > 10 && kept.length < 30);
-    assert.equal(m.shards.length, Math.ceil(kept.length / 4));
-    assert.equal(m.tokensPerImage, 16);
-    assert.ok(m.complete);
+    expect(m.images).toEqual(kept);
+    expect(kept.length > 10 && kept.length < 30).toBeTruthy();
+    expect(m.shards.length).toBe(Math.ceil(kept.length / 4));
+    expect(m.tokensPerImage).toBe(16);
+    expect(m.complete).toBeTruthy();
     const shard1 = `${dir}/features/${shardFileName(1)}`;
     const bytes1 = await Deno.readFile(shard1);
 
     // A second run finds every shard complete; a deleted shard is rebuilt identically.
     log.lines.length = 0;
     await dumpFeatures(opts);
-    assert.equal(log.lines.filter((l) => l.includes("already complete")).length, m.shards.length);
+    expect(log.lines.filter((l) => l.includes("already complete")).length).toBe(m.shards.length);
     await Deno.remove(shard1);
     await Deno.writeFile(`${shard1}.partial`, new Uint8Array(10)); // an interrupted write
     log.lines.length = 0;
     await dumpFeatures(opts);
-    assert.equal(
-      log.lines.filter((l) => l.includes("already complete")).length,
+    expect(log.lines.filter((l) => l.includes("already complete")).length).toBe(
       m.shards.length - 1,
     );
-    assert.deepEqual(await Deno.readFile(shard1), bytes1);
-    await assert.rejects(
-      () => dumpFeatures({ ...opts, seed: 6 }),
+    expect(await Deno.readFile(shard1)).toEqual(bytes1);
+    await expect(() => dumpFeatures({ ...opts, seed: 6 })).rejects.toThrow(
       /holds features of another run \(seed was 5, now 6\)/,
     );
 
@@ -219,10 +215,10 @@ Deno.test("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a cu
       init: "kmeans++",
       seed: 1,
     });
-    assert.equal(result.trainingRows, kept.length * 16);
+    expect(result.trainingRows).toBe(kept.length * 16);
     const cents = readCentroids(path);
-    assert.deepEqual([cents.k, cents.dim], [6, 16]);
-    assert.ok(path.endsWith("/km_6.npy"));
+    expect([cents.k, cents.dim]).toEqual([6, 16]);
+    expect(path.endsWith("/km_6.npy")).toBeTruthy();
 
     const tok = new KMeansTokenizer(enc, cents, { batchSize: 7 });
     const file = await tokenizeDataset({
@@ -233,9 +229,9 @@ Deno.test("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a cu
     });
     tok.dispose();
     const back = await readTokenFile(`${dir}/train.tokens`);
-    assert.deepEqual([back.count, back.height, back.width, back.vocab], [30, 4, 4, 6]);
-    assert.deepEqual(Array.from(back.labels!), Array.from({ length: 30 }, (_, i) => i % 3));
-    assert.deepEqual(back.tokens, file.tokens);
+    expect([back.count, back.height, back.width, back.vocab]).toEqual([30, 4, 4, 6]);
+    expect(Array.from(back.labels!)).toEqual(Array.from({ length: 30 }, (_, i) => i % 3));
+    expect(back.tokens).toEqual(file.tokens);
     // Reference: float64 nearest centroid of the encoder's features of the center crops.
     const crop = cropTransform(32, "center", false);
     const imgs = await Promise.all(
@@ -247,16 +243,16 @@ Deno.test("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a cu
     const feats = tidy(() => enc.encode(enc.preprocess(stackImages(imgs))).dataSync().slice());
     for (let r = 0; r < 30 * 16; r++) {
       const { label, gap } = nearest(feats, r * 16, cents.data, 6, 16);
-      if (gap > 1e-4) assert.equal(back.tokens[r], label, `token ${r}`);
+      if (gap > 1e-4) expect(back.tokens[r], `token ${r}`).toBe(label);
     }
   } finally {
     enc.dispose();
     await Deno.remove(dir, { recursive: true });
   }
-  assert.equal(liveStorages(), before, "live storages");
+  expect(liveStorages(), "live storages").toBe(before);
 });
 
-Deno.test("the example task runs the three steps through the task runner, then skips them", async () => {
+it("the example task runs the three steps through the task runner, then skips them", async () => {
   const out = await Deno.makeTempDir();
   try {
     const registry = new Registry();
@@ -266,12 +262,12 @@ Deno.test("the example task runs the three steps through the task runner, then s
     const plan = await loadTask(task, { registry, outputDir: out, device: "cpu" });
     const log = memoryLogger();
     const first = await runTask(plan, { registry, log, signal: new AbortController().signal });
-    assert.deepEqual(first.ran, ["features", "kmeans", "tokens"]);
+    expect(first.ran).toEqual(["features", "kmeans", "tokens"]);
     const tokens = await readTokenFile(plan.steps[2].outputs.tokens);
-    assert.deepEqual([tokens.count, tokens.height, tokens.vocab], [96, 8, 32]);
-    assert.ok(tokens.labels && tokens.labels.length === 96);
+    expect([tokens.count, tokens.height, tokens.vocab]).toEqual([96, 8, 32]);
+    expect(tokens.labels && tokens.labels.length === 96).toBeTruthy();
     const again = await runTask(plan, { registry, log, signal: new AbortController().signal });
-    assert.deepEqual(again.skipped, ["features", "kmeans", "tokens"]);
+    expect(again.skipped).toEqual(["features", "kmeans", "tokens"]);
 
     // The registered `kmeans` tokenizer, built from the same encoder and centroids, gives the
     // file's tokens for image 5.
@@ -288,12 +284,10 @@ Deno.test("the example task runs the three steps through the task runner, then s
     }, ctx);
     const ds = await openDataset({ kind: "shapes", size: 64, length: 96, seed: 0 });
     const grid = await tok.tokenize(stackImages([(await ds.get(5)).image]));
-    assert.deepEqual(Array.from(grid.tokens), Array.from(tokens.tokens.subarray(5 * 64, 6 * 64)));
+    expect(Array.from(grid.tokens)).toEqual(Array.from(tokens.tokens.subarray(5 * 64, 6 * 64)));
     (tok as KMeansTokenizer).dispose();
-    assert.equal(
-      liveStorages(),
+    expect(liveStorages(), "live storages (the tokenizer disposes the encoder it made)").toBe(
       before,
-      "live storages (the tokenizer disposes the encoder it made)",
     );
   } finally {
     await Deno.remove(out, { recursive: true });
