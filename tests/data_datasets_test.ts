@@ -5,13 +5,19 @@
  */
 
 import assert from "node:assert/strict";
+import { Generator } from "../core/random.ts";
 import { encodePng } from "../core/image/codec.ts";
 import { Cifar10Dataset } from "../core/data/cifar.ts";
 import { imageListFromTsv } from "../core/data/dataset.ts";
 import { ImageFolder } from "../core/data/image_folder.ts";
 import { FASHION_MNIST_DIR, IdxDataset, readIdx } from "../core/data/idx.ts";
 import { openDataset } from "../core/data/mod.ts";
-import { renderShape, SHAPE_CLASSES, ShapesDataset } from "../core/data/shapes.ts";
+import {
+  renderShape,
+  sampleShapeParams,
+  SHAPE_CLASSES,
+  ShapesDataset,
+} from "../core/data/shapes.ts";
 
 const FIX = new URL("./fixtures/image/", import.meta.url).pathname;
 const exists = (p: string) => {
@@ -282,5 +288,29 @@ Deno.test("offset/limit: any dataset spec takes a window of items, checked again
   await assert.rejects(
     () => openDataset({ kind: "shapes", size: 16, length: 50, offset: 45, limit: 10 }),
     /offset 45 and limit 10 must be whole numbers within its 50 items/,
+  );
+});
+
+Deno.test("shapes variation 'centred': upright, centred within 2 px, radius 32-36%; 'full' draws are unchanged", () => {
+  for (let i = 0; i < 40; i++) {
+    const p = sampleShapeParams(i % 10, 32, new Generator(100 + i), "centred");
+    assert.ok(Math.abs(p.cx - 16) <= 2 && Math.abs(p.cy - 16) <= 2, `centre ${p.cx}, ${p.cy}`);
+    assert.ok(p.radius >= 0.32 * 32 && p.radius <= 0.36 * 32, `radius ${p.radius}`);
+    assert.equal(p.angle, 0);
+    // The default is "full": the same draws as before the option existed.
+    assert.deepEqual(
+      sampleShapeParams(i % 10, 32, new Generator(100 + i)),
+      sampleShapeParams(i % 10, 32, new Generator(100 + i), "full"),
+    );
+  }
+  const full = new ShapesDataset({ size: 32, seed: 1 });
+  const centred = new ShapesDataset({ size: 32, seed: 1, variation: "centred" });
+  assert.equal(full.name, "shapes:32px:seed1");
+  assert.equal(centred.name, "shapes:32px:seed1:centred");
+  assert.equal(centred.getSync(3).label, full.getSync(3).label);
+  assert.throws(
+    // @ts-expect-error: a value outside the union, as a YAML file could give
+    () => new ShapesDataset({ variation: "tilted" }),
+    /variation 'tilted' must be 'full' or 'centred'/,
   );
 });

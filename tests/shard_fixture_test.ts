@@ -7,7 +7,7 @@
  * files that import it would run them again.)
  */
 
-import { expect, it } from "./lib/test.ts";
+import { expect } from "./lib/test.ts";
 import { saveCheckpoint } from "../core/io/checkpoint.ts";
 import { hostStateDict } from "../core/nn/module.ts";
 import { Generator } from "../core/random.ts";

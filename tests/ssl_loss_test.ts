@@ -6,7 +6,8 @@
 import { expect, it } from "./lib/test.ts";
 import { backward } from "../core/autograd.ts";
 import * as ops from "../core/ops/mod.ts";
-import { l2Normalize, ntXent, patchToImage } from "../plugins/ssl/loss.ts";
+import { correspondingCells, type ViewGeometry } from "../plugins/ssl/augment.ts";
+import { l2Normalize, ntXent, patchCorrespondence, patchToImage } from "../plugins/ssl/loss.ts";
 
 /** SimCLR's loss written out: rows i and (i + N) mod 2N are positives, i itself is excluded. */
 function reference(z: number[][], t: number): number {
@@ -110,4 +111,63 @@ it("patchToImage matches the written-out loss (2 images x 2 views x 3 patches)",
   expect(() =>
     patchToImage(ops.tensor(new Float32Array(15), [5, 3]), ops.tensor(z.flat(), [4, 3]), 0.1)
   ).toThrow(/expected patches/);
+});
+
+/** The dense loss written out: mean of the two directions' cross-entropies over all patches. */
+function denseReference(
+  a: number[][],
+  b: number[][],
+  first: number[],
+  second: number[],
+  t: number,
+) {
+  const unit = (r: number[]) => r.map((v) => v / Math.hypot(...r));
+  const ua = a.map(unit), ub = b.map(unit);
+  const dot = (x: number[], y: number[]) => x.reduce((s, v, k) => s + v * y[k], 0);
+  const oneWay = (from: number[][], to: number[][], rows: number[], targets: number[]) => {
+    let total = 0;
+    rows.forEach((r, k) => {
+      const logits = to.map((row) => dot(from[r], row) / t);
+      const lse = Math.log(logits.reduce((s, l) => s + Math.exp(l), 0));
+      total += lse - logits[targets[k]];
+    });
+    return total / rows.length;
+  };
+  return 0.5 * (oneWay(ua, ub, first, second) + oneWay(ub, ua, second, first));
+}
+
+it("patchCorrespondence matches the written-out loss (6 patches per view, 4 pairs)", async () => {
+  const a = Array.from({ length: 6 }, (_, i) => [Math.sin(i + 1), Math.cos(3 * i), 0.2 * i - 0.5]);
+  const b = Array.from({ length: 6 }, (_, i) => [Math.cos(i + 2), 0.4 - 0.1 * i, Math.sin(2 * i)]);
+  const first = [0, 2, 3, 5], second = [1, 2, 4, 0];
+  for (const t of [0.5, 0.1]) {
+    const got = await patchCorrespondence(
+      ops.tensor(a.flat(), [6, 3]),
+      ops.tensor(b.flat(), [6, 3]),
+      Int32Array.from(first),
+      Int32Array.from(second),
+      t,
+    ).item();
+    const want = denseReference(a, b, first, second, t);
+    expect(Math.abs(got - want), `t=${t}: ${got} vs ${want}`).toBeLessThan(
+      1e-5 * Math.max(1, want),
+    );
+  }
+});
+
+it("correspondingCells: the same view pairs every cell with itself; a mirrored view with its mirror", () => {
+  const whole = { x0: 0, y0: 0, w: 32, h: 32 };
+  const plain: ViewGeometry = { box: whole, flipX: false, flipY: false, angle: 0 };
+  const mirrored: ViewGeometry = { ...plain, flipX: true };
+  const same = correspondingCells([plain, plain], [plain, plain], 32, 8);
+  expect(Array.from(same.first)).toEqual(Array.from({ length: 128 }, (_, i) => i));
+  expect(Array.from(same.second)).toEqual(Array.from(same.first));
+  const flip = correspondingCells([plain], [mirrored], 32, 8);
+  expect(flip.first.length).toBe(64);
+  flip.first.forEach((c, k) => expect(flip.second[k]).toBe(Math.floor(c / 8) * 8 + 7 - (c % 8)));
+  // A view shifted by a whole cell (4 px) pairs cell (y, x) with (y, x - 1) and loses a column.
+  const shifted: ViewGeometry = { ...plain, box: { x0: 4, y0: 0, w: 32, h: 32 } };
+  const moved = correspondingCells([plain], [shifted], 32, 8);
+  expect(moved.first.length).toBe(56);
+  moved.first.forEach((c, k) => expect(moved.second[k]).toBe(c - 1));
 });

@@ -15,7 +15,7 @@ import { Cifar10Dataset } from "./cifar.ts";
 import { type Dataset, DatasetSlice, imageListFromTsv } from "./dataset.ts";
 import { ImageFolder } from "./image_folder.ts";
 import { IdxDataset } from "./idx.ts";
-import { ShapesDataset } from "./shapes.ts";
+import { ShapesDataset, type ShapeVariation } from "./shapes.ts";
 
 export * from "./dataset.ts";
 export * from "./loader.ts";
@@ -27,7 +27,14 @@ export { SHAPE_CLASSES, ShapesDataset } from "./shapes.ts";
 export type DatasetSpec = SourceSpec & { offset?: number; limit?: number };
 
 type SourceSpec =
-  | { kind: "shapes"; size?: number; length?: number; seed?: number; numClasses?: number }
+  | {
+    kind: "shapes";
+    size?: number;
+    length?: number;
+    seed?: number;
+    numClasses?: number;
+    variation?: ShapeVariation;
+  }
   | { kind: "imagefolder"; root: string }
   | { kind: "fashion-mnist"; split: "train" | "test"; dir?: string }
   | { kind: "idx"; images: string; labels: string }

@@ -98,13 +98,26 @@ export interface ShapeParams {
   grain: number;
 }
 
+/**
+ * How much a shape's pose varies. "full": any position that fits, radius 20-36% of the
+ * side, any angle. "centred": upright, centred within +-2 pixels, radius 32-36% of the side
+ * (colours, background and grain vary as in "full").
+ */
+export type ShapeVariation = "full" | "centred";
+
 /** Draw the random parameters of one item. */
-export function sampleShapeParams(cls: number, size: number, g: Generator): ShapeParams {
-  const radius = size * (0.2 + 0.16 * g.uniform());
+export function sampleShapeParams(
+  cls: number,
+  size: number,
+  g: Generator,
+  variation: ShapeVariation = "full",
+): ShapeParams {
+  const full = variation === "full";
+  const radius = size * (full ? 0.2 + 0.16 * g.uniform() : 0.32 + 0.04 * g.uniform());
   const margin = radius + 1;
-  const cx = margin + (size - 2 * margin) * g.uniform();
-  const cy = margin + (size - 2 * margin) * g.uniform();
-  const angle = 2 * Math.PI * g.uniform();
+  const cx = full ? margin + (size - 2 * margin) * g.uniform() : size / 2 + 4 * g.uniform() - 2;
+  const cy = full ? margin + (size - 2 * margin) * g.uniform() : size / 2 + 4 * g.uniform() - 2;
+  const angle = full ? 2 * Math.PI * g.uniform() : 0;
   // Dark or light background; the shape takes a saturated colour that contrasts with it.
   const dark = g.uniform() < 0.5;
   const bgHue = g.uniform();
@@ -182,6 +195,8 @@ export interface ShapesOptions {
   seed?: number;
   /** Use the first k classes (1..10). */
   numClasses?: number;
+  /** Pose variation (default "full"). */
+  variation?: ShapeVariation;
 }
 
 export class ShapesDataset implements Dataset {
@@ -191,12 +206,17 @@ export class ShapesDataset implements Dataset {
   readonly seed: number;
   readonly numClasses: number;
   readonly classNames: readonly string[];
+  readonly variation: ShapeVariation;
 
   constructor(opts: ShapesOptions = {}) {
     this.size = opts.size ?? 32;
     this.length = opts.length ?? 10000;
     this.seed = (opts.seed ?? 0) >>> 0;
     this.numClasses = opts.numClasses ?? SHAPE_CLASSES.length;
+    this.variation = opts.variation ?? "full";
+    if (this.variation !== "full" && this.variation !== "centred") {
+      throw new Error(`shapes: variation '${this.variation}' must be 'full' or 'centred'`);
+    }
     if (!Number.isInteger(this.size) || this.size < 8) {
       throw new Error(`shapes: size ${this.size} must be an integer >= 8`);
     }
@@ -206,14 +226,16 @@ export class ShapesDataset implements Dataset {
       );
     }
     this.classNames = SHAPE_CLASSES.slice(0, this.numClasses);
-    this.name = `shapes:${this.size}px:seed${this.seed}`;
+    this.name = `shapes:${this.size}px:seed${this.seed}${
+      this.variation === "full" ? "" : `:${this.variation}`
+    }`;
   }
 
   getSync(index: number): Sample {
     checkIndex(this, index);
     const label = index % this.numClasses;
     const itemSeed = hashBits(this.seed, index);
-    const params = sampleShapeParams(label, this.size, new Generator(itemSeed));
+    const params = sampleShapeParams(label, this.size, new Generator(itemSeed), this.variation);
     return { image: renderShape(params, this.size, itemSeed ^ 0x9e3779b9).image, label };
   }
 

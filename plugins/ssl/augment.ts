@@ -94,6 +94,33 @@ export function sampleCrop(size: number, cfg: AugmentConfig, gen: Generator): Cr
   return { x0: 0, y0: 0, w: size, h: size };
 }
 
+/** Where a view came from: its crop box, flips and rotation (radians). */
+export interface ViewGeometry {
+  box: CropBox;
+  flipX: boolean;
+  flipY: boolean;
+  angle: number;
+}
+
+/**
+ * The source-image point (unclamped, pixel-centre coordinates) that the view's output point
+ * (ox, oy) samples: the mapping `cropResize` uses, for fractional output coordinates too.
+ */
+export function viewToSource(
+  g: ViewGeometry,
+  size: number,
+  ox: number,
+  oy: number,
+): [number, number] {
+  const { box } = g;
+  const cx = box.x0 + box.w / 2 - 0.5, cy = box.y0 + box.h / 2 - 0.5;
+  const u = ((g.flipX ? size - 1 - ox : ox) + 0.5) / size - 0.5;
+  const v = ((g.flipY ? size - 1 - oy : oy) + 0.5) / size - 0.5;
+  const dx = u * box.w, dy = v * box.h;
+  const cos = Math.cos(g.angle), sin = Math.sin(g.angle);
+  return [cx + cos * dx - sin * dy, cy + sin * dx + cos * dy];
+}
+
 /**
  * Bilinear resample of the box, rotated by `angle` radians about its centre, to size x size
  * (pixel centres aligned, as align_corners=False; samples outside the image take the
@@ -232,14 +259,14 @@ export function gaussianBlur(px: Float32Array, size: number, sigma: number): voi
   }
 }
 
-/** One view of one image (HWC uint8) into `out` (planar, [-1, 1]). */
+/** One view of one image (HWC uint8) into `out` (planar, [-1, 1]); returns its geometry. */
 export function augmentOne(
   src: Uint8Array,
   size: number,
   cfg: AugmentConfig,
   gen: Generator,
   out: Float32Array,
-): void {
+): ViewGeometry {
   const box = sampleCrop(size, cfg, gen);
   const flipX = gen.uniform() < cfg.hflip, flipY = gen.uniform() < cfg.vflip;
   const angle = (cfg.rotation * Math.PI / 180) * (2 * gen.uniform() - 1);
@@ -270,17 +297,20 @@ export function augmentOne(
     for (let i = 0; i < out.length; i++) out[i] = clamp01(out[i] + n[i]);
   }
   for (let i = 0; i < out.length; i++) out[i] = out[i] * 2 - 1;
+  return { box, flipX, flipY, angle };
 }
 
 /**
  * Views of the chosen images: (rows.length, 3, S, S) floats, image i's view drawn from
- * `gen.fork(i)` so that views do not depend on how many draws earlier images took.
+ * `gen.fork(i)` so that views do not depend on how many draws earlier images took. Each
+ * view's geometry is pushed onto `geometries` when given.
  */
 export function augmentBatch(
   images: ImageBatch,
   rows: ArrayLike<number>,
   cfg: AugmentConfig,
   gen: Generator,
+  geometries?: ViewGeometry[],
 ): Float32Array {
   const { height: S, width } = images;
   if (S !== width) throw new Error(`ssl augment: images must be square, got ${S}x${width}`);
@@ -288,13 +318,56 @@ export function augmentBatch(
   const out = new Float32Array(rows.length * per);
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i];
-    augmentOne(
+    const geometry = augmentOne(
       images.data.subarray(r * per, (r + 1) * per),
       S,
       cfg,
       gen.fork(i),
       out.subarray(i * per, (i + 1) * per),
     );
+    geometries?.push(geometry);
   }
   return out;
+}
+
+/**
+ * Cells of a G x G grid over two views of the same images that show the same spot: for
+ * each cell of view 1, the view-2 cell whose centre lands nearest in the source image,
+ * kept when the two centres are within half a cell (in source pixels). Returns global
+ * row indices (image * G^2 + cell) into each view's patch set.
+ */
+export function correspondingCells(
+  views1: readonly ViewGeometry[],
+  views2: readonly ViewGeometry[],
+  size: number,
+  grid: number,
+): { first: Int32Array; second: Int32Array } {
+  const cell = size / grid, L = grid * grid, near = (cell / 2) ** 2;
+  const centres = (g: ViewGeometry) =>
+    Array.from(
+      { length: L },
+      (_, c) =>
+        viewToSource(
+          g,
+          size,
+          (c % grid) * cell + cell / 2 - 0.5,
+          Math.floor(c / grid) * cell + cell / 2 - 0.5,
+        ),
+    );
+  const first: number[] = [], second: number[] = [];
+  views1.forEach((g1, b) => {
+    const a = centres(g1), z = centres(views2[b]);
+    for (let i = 0; i < L; i++) {
+      let best = -1, bestD = Infinity;
+      for (let j = 0; j < L; j++) {
+        const d = (a[i][0] - z[j][0]) ** 2 + (a[i][1] - z[j][1]) ** 2;
+        if (d < bestD) [best, bestD] = [j, d];
+      }
+      if (bestD <= near) {
+        first.push(b * L + i);
+        second.push(b * L + best);
+      }
+    }
+  });
+  return { first: Int32Array.from(first), second: Int32Array.from(second) };
 }

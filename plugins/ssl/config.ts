@@ -86,6 +86,10 @@ export const sslTrainConfigSchema = s.object({
       .describe(
         "weight of the patch-to-image term (each patch must find its image's other view); 0: SimCLR alone",
       ),
+    dense_weight: s.number(pos).default(0)
+      .describe(
+        "weight of the dense term (each patch must find the same spot in the other view, among all patches)",
+      ),
   })),
   optimization: group(s.object({
     max_update: s.int({ min: 1 }).default(150),

@@ -71,3 +71,39 @@ export function patchToImage(patches: Tensor, z: Tensor, temperature: number): T
     ops.tensor(targets, [M * L], { dtype: "i32" }),
   );
 }
+
+/**
+ * Dense correspondence NT-Xent: the patch of view 1 at cell `first[k]` and the patch of
+ * view 2 at cell `second[k]` show the same spot of the same image (see
+ * `correspondingCells`); each must pick the other out among all patches of the other view,
+ * of its own image and of every other one. Other spots of the same image are negatives,
+ * so a patch feature has to say where in the shape it is (edge, tip, inside, background
+ * next to it), which the image-level terms never ask: the property stage 2 needs, since it
+ * paints each semantic token's own 4x4 pixels.
+ *
+ * `p1` and `p2` are (B * G^2, d), rows by image then raster cell.
+ */
+export function patchCorrespondence(
+  p1: Tensor,
+  p2: Tensor,
+  first: Int32Array,
+  second: Int32Array,
+  temperature: number,
+): Tensor {
+  if (p1.ndim !== 2 || p2.ndim !== 2 || p1.shape[0] !== p2.shape[0] || first.length === 0) {
+    throw new Error(
+      `patchCorrespondence: expected two (B * G^2, d) patch sets and at least one pair, got [${p1.shape}], [${p2.shape}], ${first.length} pairs`,
+    );
+  }
+  const u1 = l2Normalize(p1), u2 = l2Normalize(p2);
+  const ids = (a: Int32Array) => ops.tensor(a, [a.length], { dtype: "i32" });
+  const oneWay = (from: Tensor, to: Tensor, rows: Int32Array, targets: Int32Array) =>
+    ops.crossEntropy(
+      ops.mul(ops.matmul(ops.indexSelect(from, ids(rows)), ops.transpose(to)), 1 / temperature),
+      ids(targets),
+    );
+  return ops.mul(
+    ops.add(oneWay(u1, u2, first, second), oneWay(u2, u1, second, first)),
+    0.5,
+  );
+}

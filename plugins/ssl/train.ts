@@ -19,9 +19,14 @@ import { hostStateDict } from "../../core/nn/module.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
-import { augmentBatch, type AugmentConfig } from "./augment.ts";
+import {
+  augmentBatch,
+  type AugmentConfig,
+  correspondingCells,
+  type ViewGeometry,
+} from "./augment.ts";
 import type { SslTrainConfig } from "./config.ts";
-import { ntXent, patchToImage } from "./loss.ts";
+import { ntXent, patchCorrespondence, patchToImage } from "./loss.ts";
 import { SslEncoderNet, type SslModelConfig } from "./model.ts";
 
 export const SSL_KIND = "ssl-encoder";
@@ -129,15 +134,28 @@ export async function trainSsl(
         // Both views of the whole batch go through the network as one batch of 2B: bigger GEMMs.
         const gen = new Generator(seed + 17).fork(tick);
         const views = new Float32Array(2 * B * 3 * S * S);
-        views.set(augmentBatch(images, rows, aug, gen.fork(0)), 0);
-        views.set(augmentBatch(images, rows, aug, gen.fork(1)), B * 3 * S * S);
+        const geometry1: ViewGeometry[] = [], geometry2: ViewGeometry[] = [];
+        views.set(augmentBatch(images, rows, aug, gen.fork(0), geometry1), 0);
+        views.set(augmentBatch(images, rows, aug, gen.fork(1), geometry2), B * 3 * S * S);
         const fmap = model.features(ops.tensor(views, [2 * B, 3, S, S]));
         const z = model.project(fmap);
-        const t = cfg.loss.temperature, w = cfg.loss.patch_weight;
-        const global = ntXent(z, t);
-        return w > 0
-          ? ops.add(global, ops.mul(patchToImage(model.projectPatches(fmap), z, t), w))
-          : global;
+        const t = cfg.loss.temperature, w = cfg.loss.patch_weight, wd = cfg.loss.dense_weight;
+        let loss = ntXent(z, t);
+        const patches = w > 0 || wd > 0 ? model.projectPatches(fmap) : null;
+        if (patches && w > 0) loss = ops.add(loss, ops.mul(patchToImage(patches, z, t), w));
+        if (patches && wd > 0) {
+          const n = B * mc.grid * mc.grid;
+          const pairs = correspondingCells(geometry1, geometry2, S, mc.grid);
+          const dense = patchCorrespondence(
+            ops.slice(patches, 0, 0, n),
+            ops.slice(patches, 0, n, 2 * n),
+            pairs.first,
+            pairs.second,
+            t,
+          );
+          loss = ops.add(loss, ops.mul(dense, wd));
+        }
+        return loss;
       },
       itemsPerBatch: ({ rows }) => rows.length,
     },
