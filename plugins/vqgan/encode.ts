@@ -15,6 +15,8 @@ export interface EncodeOptions {
   first?: number;
   count?: number;
   batchSize?: number;
+  /** The file's `source` text (default: the dataset and the range encoded). A shard passes the whole run's. */
+  source?: string;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -23,6 +25,11 @@ export interface EncodeOptions {
 export function fitSquare(img: RgbImage, size: number): RgbImage {
   if (img.width === size && img.height === size) return img;
   return centerCrop(resizeShortSide(img, size, "bicubic"), size);
+}
+
+/** The `source` text of a token file of the codes of images [first, first + count). */
+export function encodeSource(dataset: Dataset, first: number, count: number): string {
+  return `vqgan codes of ${dataset.name} [${first}, ${first + count})`;
 }
 
 export async function encodeDataset(
@@ -61,6 +68,6 @@ export async function encodeDataset(
     width: g,
     vocab: model.cfg.nEmbed,
     labels,
-    source: `vqgan codes of ${dataset.name} [${first}, ${first + count})`,
+    source: opts.source ?? encodeSource(dataset, first, count),
   });
 }

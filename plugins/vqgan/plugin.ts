@@ -9,9 +9,10 @@ import { experimentDir, experimentPath } from "../../core/tasks.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
+import { concatTokenFiles, shardSlice, sliceFiles, writeSlice } from "../../core/shard.ts";
 import { TrainReporter } from "../../core/train/reporter.ts";
 import { vqganTrainConfigSchema } from "./config.ts";
-import { encodeDataset } from "./encode.ts";
+import { encodeDataset, encodeSource } from "./encode.ts";
 import { reconstructDataset, reconstructOutputs, reconstructParams } from "./reconstruct.ts";
 import { trainVqganFromConfig } from "./train.ts";
 import { loadVqgan } from "./weights.ts";
@@ -118,6 +119,35 @@ export default definePlugin({
           onProgress: (d, t) => ctx.log.progress("vqgan encode", d, t),
         });
         model.dispose();
+      },
+      // A shard encodes whole batches of [first, first + count); the merge concatenates, and
+      // every shard records the whole run's source, so the merged file is the single run's.
+      shardable: {
+        run: async (p, ctx, shard) => {
+          await useDevice(ctx.device);
+          const dataset = await openDataset(p.dataset as DatasetSpec);
+          const total = Math.min(p.count ?? dataset.length - p.first, dataset.length - p.first);
+          const range = shardSlice(total, shard, p.batch_size);
+          if (range.end > range.start) {
+            const model = await load(p.vqgan);
+            try {
+              await encodeDataset(model, dataset, ctx.outputs.tokens, {
+                first: p.first + range.start,
+                count: range.end - range.start,
+                batchSize: p.batch_size,
+                source: encodeSource(dataset, p.first, total),
+                signal: ctx.signal,
+                onProgress: (d, t) => ctx.log.progress("vqgan encode", d, t),
+              });
+            } finally {
+              model.dispose();
+            }
+          }
+          await writeSlice(shard.dir, { ...range, total, unit: "images" });
+        },
+        merge: async (_p, ctx, shards) => {
+          await concatTokenFiles(await sliceFiles(shards, "vq.tokens"), ctx.outputs.tokens);
+        },
       },
     });
   },
