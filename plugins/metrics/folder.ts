@@ -99,15 +99,22 @@ export class ImageFolder {
     return { width, height };
   }
 
-  /** Decoded batches of `batchSize` images in file order (the first `limit` files when given). */
+  /**
+   * Decoded batches of `batchSize` images in file order: the first `limit` files when given,
+   * or the files [start, end) of `range`.
+   */
   async *batches(
     batchSize: number,
-    opts: { limit?: number; signal?: AbortSignal } = {},
+    opts: { limit?: number; range?: { start: number; end: number }; signal?: AbortSignal } = {},
   ): AsyncGenerator<FolderBatch> {
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new Error(`ImageFolder.batches: bad batch size ${batchSize}`);
     }
-    const files = opts.limit !== undefined ? this.files.slice(0, opts.limit) : this.files;
+    const files = opts.range
+      ? this.files.slice(opts.range.start, opts.range.end)
+      : opts.limit !== undefined
+      ? this.files.slice(0, opts.limit)
+      : this.files;
     for (let start = 0; start < files.length; start += batchSize) {
       opts.signal?.throwIfAborted();
       const names = files.slice(start, start + batchSize);

@@ -2,6 +2,7 @@
  * The metrics plugin: FID, IS and encoder Frechet distances as registry metrics, and the steps
  *   eval                  score a folder of generated images (what `digit eval` runs)
  *   prepare-imagenet-val  ImageNet val -> Resize(256) + CenterCrop(256) PNGs, the FID reference
+ *   feature-stats         Inception statistics of a folder (eval's reference), shardable
  */
 
 import { s } from "../../core/config.ts";
@@ -14,7 +15,16 @@ import { encoderFeatureName, EncoderFrechetMetric } from "./fd_encoder.ts";
 import { FidMetric, INCEPTION_FEATURE } from "./fid.ts";
 import { InceptionScoreMetric } from "./is.ts";
 import { prepareImageNetVal } from "./prepare_imagenet.ts";
-import { loadStats } from "./stats_io.ts";
+import { loadStats, saveStats } from "./stats_io.ts";
+import {
+  blockMoments,
+  BLOCKS_FILE,
+  foldBlocks,
+  openReference,
+  readBlocks,
+  writeBlocks,
+} from "./feature_stats.ts";
+import { shardSlice, sliceFiles, writeSlice } from "../../core/shard.ts";
 
 const weightsOption = s.string({
   nonEmpty: true,
@@ -100,6 +110,61 @@ export default definePlugin({
       run: async (p, ctx) => {
         const report = await runEval(p, ctx as EvalContext);
         await Deno.writeTextFile(ctx.outputs.metrics, JSON.stringify(report, null, 2) + "\n");
+      },
+    });
+    const statsParams = s.object({
+      images: s.string({ nonEmpty: true, description: "folder of images (sorted by name)" }),
+      output: s.string({ nonEmpty: true }).describe(".npz or .safetensors file name").default(
+        "stats.npz",
+      ),
+      weights: weightsOption,
+      batch_size: s.int({ min: 1 }).default(8),
+      block: s.int({ min: 1 }).describe(
+        "images per block (a multiple of batch_size; shards take whole blocks)",
+      ).default(512),
+    });
+    const blockOptions = (
+      p: { batch_size: number; block: number },
+      ctx: RunContext & { signal: AbortSignal },
+    ) => ({
+      batchSize: p.batch_size,
+      block: p.block,
+      signal: ctx.signal,
+      onProgress: (d: number, t: number) => ctx.log.progress("feature-stats", d, t),
+    });
+    r.step({
+      name: "feature-stats",
+      description:
+        "FID Inception-v3 statistics of an image folder (a reference for eval); shardable",
+      params: statsParams,
+      outputs: (p) => ({ stats: p.output }),
+      run: async (p, ctx) => {
+        const folder = await openReference(p.images);
+        const extractor = await extractorFor(p.weights, "feature-stats", ctx);
+        const range = { start: 0, end: folder.files.length };
+        const blocks = await blockMoments(extractor, folder, range, blockOptions(p, ctx));
+        await saveStats(ctx.outputs.stats, foldBlocks(blocks), INCEPTION_FEATURE);
+      },
+      // A shard computes whole blocks and keeps their moments; the merge folds them in order.
+      shardable: {
+        run: async (p, ctx, shard) => {
+          const folder = await openReference(p.images);
+          const total = folder.files.length;
+          const range = shardSlice(total, shard, p.block);
+          const extractor = range.end > range.start
+            ? await extractorFor(p.weights, "feature-stats", ctx)
+            : null;
+          const blocks = extractor
+            ? await blockMoments(extractor, folder, range, blockOptions(p, ctx))
+            : [];
+          await writeBlocks(shard.dir, blocks, POOL3_DIM);
+          await writeSlice(shard.dir, { ...range, total, unit: "images" });
+        },
+        merge: async (_p, ctx, shards) => {
+          await sliceFiles(shards, BLOCKS_FILE); // checks that the slices tile the folder
+          const blocks = (await Promise.all(shards.map((sh) => readBlocks(sh.dir)))).flat();
+          await saveStats(ctx.outputs.stats, foldBlocks(blocks), INCEPTION_FEATURE);
+        },
       },
     });
     r.step({

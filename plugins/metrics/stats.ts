@@ -130,6 +130,11 @@ export class FeatureStats {
     this.#chunkFill = 0;
   }
 
+  /** Count, mean and centred sum of outer products so far (copies), for `mergeMoments`. */
+  moments(): Moments {
+    return this.#moments();
+  }
+
   /**
    * Moments including the rows still buffered, on copies: asking for results mid-stream
    * must not move the chunk boundaries of the rows that follow.
@@ -142,11 +147,53 @@ export class FeatureStats {
   }
 }
 
-interface Moments {
+/** Count, mean and the upper triangle of the centred sum of outer products of a row set. */
+export interface Moments {
   mean: Float64Array;
   /** Upper triangle of the sum of centred outer products. */
   m2: Float64Array;
   count: number;
+}
+
+/**
+ * Folds the moments of a later row set into `into` (Chan et al.'s pairwise update), so row
+ * sets computed apart (blocks, shards) combine without their rows. Folding the same blocks
+ * in the same order gives the same bits, whichever process computed each block.
+ */
+export function mergeMoments(into: Moments, other: Moments, dim: number): void {
+  if (other.count === 0) return;
+  const total = into.count + other.count;
+  if (into.count === 0) {
+    into.mean.set(other.mean);
+    into.m2.set(other.m2);
+    into.count = other.count;
+    return;
+  }
+  const delta = new Float64Array(dim);
+  for (let j = 0; j < dim; j++) delta[j] = other.mean[j] - into.mean[j];
+  const weight = (into.count * other.count) / total;
+  for (let i = 0; i < dim; i++) {
+    const wi = weight * delta[i];
+    const row = i * dim;
+    for (let j = i; j < dim; j++) into.m2[row + j] += other.m2[row + j] + wi * delta[j];
+  }
+  for (let j = 0; j < dim; j++) into.mean[j] += delta[j] * (other.count / total);
+  into.count = total;
+}
+
+/** Mean and covariance (divisor n - 1) from moments; `m2` is consumed. */
+export function statsFromMoments(m: Moments, dim: number): GaussianStats {
+  if (m.count < 2) {
+    throw new Error(
+      `FeatureStats: covariance needs at least 2 samples, got ${m.count} (dim ${dim})`,
+    );
+  }
+  const scale = 1 / (m.count - 1);
+  for (let i = 0; i < dim; i++) {
+    for (let j = i; j < dim; j++) m.m2[i * dim + j] *= scale;
+  }
+  mirrorUpper(m.m2, dim);
+  return { dim, count: m.count, mu: m.mean, sigma: m.m2 };
 }
 
 /** Merges `rows` rows of x (centred in place, so x is scratch) into the moments. */
