@@ -8,7 +8,9 @@
  *   { kind: "list", dir: ".../imagenet-sample", tsv: ".../labels.tsv", numClasses: 1000 }
  *
  * Any of them takes `offset` and `limit` to use items [offset, offset + limit) only, e.g.
- * { kind: "fashion-mnist", split: "train", limit: 4000 } for a quick run.
+ * { kind: "fashion-mnist", split: "train", limit: 4000 } for a quick run; `shuffle: seed` to
+ * take the items in a seeded random order first (held-out slices of a folder sorted by
+ * class); and `resize: N` to resize (short side, bicubic) and centre-crop every image to N x N.
  */
 
 import { Cifar10Dataset } from "./cifar.ts";
@@ -16,6 +18,7 @@ import { type Dataset, DatasetSlice, imageListFromTsv } from "./dataset.ts";
 import { ImageFolder } from "./image_folder.ts";
 import { IdxDataset } from "./idx.ts";
 import { ShapesDataset, type ShapeVariation } from "./shapes.ts";
+import { ResizedDataset, ShuffledDataset } from "./views.ts";
 
 export * from "./dataset.ts";
 export * from "./loader.ts";
@@ -23,8 +26,14 @@ export { ImageFolder } from "./image_folder.ts";
 export { IdxDataset, readIdx } from "./idx.ts";
 export { Cifar10Dataset } from "./cifar.ts";
 export { SHAPE_CLASSES, ShapesDataset } from "./shapes.ts";
+export { ResizedDataset, ShuffledDataset } from "./views.ts";
 
-export type DatasetSpec = SourceSpec & { offset?: number; limit?: number };
+export type DatasetSpec = SourceSpec & {
+  offset?: number;
+  limit?: number;
+  shuffle?: number;
+  resize?: number;
+};
 
 type SourceSpec =
   | {
@@ -42,9 +51,13 @@ type SourceSpec =
   | { kind: "list"; dir: string; tsv: string; numClasses: number };
 
 export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
-  const all = await openSource(spec);
-  if (spec.offset === undefined && spec.limit === undefined) return all;
-  return new DatasetSlice(all, spec.offset ?? 0, spec.limit ?? all.length - (spec.offset ?? 0));
+  let ds = await openSource(spec);
+  if (spec.shuffle !== undefined) ds = new ShuffledDataset(ds, spec.shuffle);
+  if (spec.offset !== undefined || spec.limit !== undefined) {
+    ds = new DatasetSlice(ds, spec.offset ?? 0, spec.limit ?? ds.length - (spec.offset ?? 0));
+  }
+  if (spec.resize !== undefined) ds = new ResizedDataset(ds, spec.resize);
+  return ds;
 }
 
 function openSource(spec: SourceSpec): Promise<Dataset> {
