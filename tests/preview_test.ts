@@ -16,7 +16,7 @@ import { Generator } from "../core/random.ts";
 import { memoryLogger, type PreviewProgress, Registry, type RunContext } from "../core/registry.ts";
 import { planTask, runTask } from "../core/tasks.ts";
 import { runPipeline } from "../plugins/pipeline/pipeline.ts";
-import { findParts } from "../plugins/preview/locate.ts";
+import { findParts } from "../plugins/pipeline/parts.ts";
 import { NoTrainedModelError } from "../plugins/preview/load.ts";
 import type { DigitPreview } from "../plugins/preview/model.ts";
 import preview from "../plugins/preview/plugin.ts";
@@ -102,7 +102,7 @@ async function trainTinyPipeline(out: string): Promise<Registry> {
           name: "encode",
           type: "encode-vqgan",
           // resolution and norm_groups spelled out: the vqgan plugin's loader lets absent
-          // options (undefined) override the values recorded in vqgan.json.
+          // options (undefined) override the values recorded in the checkpoint.
           params: {
             vqgan: {
               checkpoint: "${outputs}/vqgan/checkpoints/last",

@@ -311,7 +311,7 @@ for (
       result.bestValid! < 0.4 * baseline,
       `valid NLL ${result.bestValid} vs unigram ${baseline}`,
     );
-    // The checkpoint reloads with its config (stage2.json) and gives the same logits.
+    // The checkpoint reloads with its config (recorded in its meta) and gives the same logits.
     const { model: again } = await loadStage2(`${out}/checkpoints/last`);
     tidy(() => {
       const ids = arBatch(model, validSet, [0, 1]).ids;

@@ -17,6 +17,7 @@ import { meanSaturation, reconMetrics } from "../plugins/vqgan/recon_metrics.ts"
 import { collectImages, reconstruct, trainVqgan, vqganConfigFrom } from "../plugins/vqgan/train.ts";
 import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
 import { loadVqgan } from "../plugins/vqgan/weights.ts";
+import { readCheckpointMeta } from "../core/io/checkpoint.ts";
 
 /** |a - b| <= tol. */
 function near(a: number, b: number, tol: number, what = ""): void {
@@ -177,7 +178,13 @@ Deno.test("a patch/l2/no-output-norm VQGAN trains, records its new keys, and rel
     checkpoint: { save_interval_updates: 6 },
   }, "test");
   const run = await trainVqgan(cfg, train, out, { valid, resume: false });
-  const saved = JSON.parse(await Deno.readTextFile(`${out}/vqgan.json`)).config;
+  // The checkpoint describes itself: { kind: "vqgan", config } in its meta.
+  const meta = await readCheckpointMeta(`${out}/checkpoints/last`) as {
+    kind: string;
+    config: Record<string, unknown>;
+  };
+  assert.equal(meta.kind, "vqgan");
+  const saved = meta.config;
   assert.deepEqual([saved.patch, saved.l2Codes, saved.outNorm, saved.embedDim, saved.zChannels], [
     2,
     true,

@@ -184,7 +184,7 @@ Deno.test("a small VQGAN trained 600 steps on 16x16 shapes reconstructs held-out
   // Measured here: 16.65 dB for the mean colour; the trained model 19.9 dB.
   assert.ok(meanColour > 16 && meanColour < 17.5, `mean-colour PSNR ${meanColour}`);
   assert.ok(run.psnr > 19, `held-out PSNR ${run.psnr} dB`);
-  // The checkpoint reloads (config from vqgan.json) and reconstructs identically.
+  // The checkpoint reloads (config from its meta) and reconstructs identically.
   const again = await loadVqgan(`${out}/checkpoints/last`);
   const { reconstruct } = await import("../plugins/vqgan/train.ts");
   assert.equal(psnr(valid, await reconstruct(again, valid)), run.psnr);

@@ -214,6 +214,58 @@ function weightsPathOf(path: string, marker: Marker): string {
   return `${splitPath(path).dir}/${marker.weights.file}`;
 }
 
+/**
+ * What a model checkpoint says about itself, in its meta: `kind` names the loader that reads it
+ * (e.g. `stage1-gpt`, `stage2-ar`, `stage2-maskgit`, `vqgan`) and `config` is the model
+ * configuration that loader needs. `untrained` marks never-trained baselines.
+ */
+export interface ModelMeta {
+  kind: string;
+  config: unknown;
+  untrained?: boolean;
+}
+
+/** The `{kind, config, untrained?}` part of a checkpoint's meta, or null when it has none. */
+export function modelMeta(meta: unknown): ModelMeta | null {
+  if (meta === null || typeof meta !== "object") return null;
+  const m = meta as Record<string, unknown>;
+  if (typeof m.kind !== "string" || m.kind === "") return null;
+  return {
+    kind: m.kind,
+    config: m.config,
+    ...(m.untrained === true ? { untrained: true } : {}),
+  };
+}
+
+/** The meta of the checkpoint at `path` without reading its weights. */
+export async function readCheckpointMeta(path: string): Promise<unknown> {
+  return (await readMarker(path)).meta;
+}
+
+/**
+ * Compatibility with runs from before checkpoints described themselves: the parsed sidecar
+ * `file` (e.g. `vqgan.json`) that training wrote beside `<dir>/checkpoints/`, looked up in the
+ * checkpoint's own folder and the one above it; undefined when neither has one.
+ */
+export async function readLegacySidecar(path: string, file: string): Promise<unknown> {
+  const dir = splitPath(path.replace(/\.json$/, "")).dir;
+  for (const candidate of [`${dir}/${file}`, `${dir}/../${file}`]) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(candidate);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw formatError(candidate, `not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  return undefined;
+}
+
 /** True when a committed checkpoint exists at `path` (marker readable, its weights present). */
 export async function checkpointExists(path: string): Promise<boolean> {
   try {

@@ -50,6 +50,11 @@ export interface TrainJob<B> {
   itemsPerBatch(batch: B): number;
   /** Mean validation loss (model is in eval mode while it runs). */
   validate?(): Promise<number>;
+  /**
+   * Extra JSON fields recorded in every checkpoint's meta, e.g. `{ kind, config }` so that
+   * loaders can rebuild the model from the checkpoint alone (core/io/checkpoint.ts ModelMeta).
+   */
+  meta?: Record<string, unknown>;
 }
 
 export interface LogRecord {
@@ -271,7 +276,7 @@ export async function train<B>(
         job.model.train();
         if (state.bestValid === null || validLoss < state.bestValid) {
           state.bestValid = validLoss;
-          await save(`${dir}/best`, job.model, opt, await snapshot());
+          await save(`${dir}/best`, job, opt, await snapshot());
           hooks.onSave?.(`${dir}/best`, state.step);
         }
       }
@@ -296,12 +301,12 @@ export async function train<B>(
         clock = now;
       }
       if (state.step % settings.saveInterval === 0 || state.step === settings.maxSteps) {
-        await save(last, job.model, opt, await snapshot());
+        await save(last, job, opt, await snapshot());
         hooks.onSave?.(last, state.step);
       }
     }
     if (interrupted) {
-      await save(last, job.model, opt, await snapshot());
+      await save(last, job, opt, await snapshot());
       hooks.onSave?.(last, state.step);
     }
   } finally {
@@ -317,9 +322,14 @@ export function epochOrder(seed: number, epoch: number, n: number): Int32Array {
   return new Generator(seed).fork(epoch).permutation(n);
 }
 
-async function save(path: string, model: Module, opt: AdamW, state: TrainState): Promise<void> {
+async function save<B>(
+  path: string,
+  job: TrainJob<B>,
+  opt: AdamW,
+  state: TrainState,
+): Promise<void> {
   try {
-    await writeCheckpoint(path, model, opt, state);
+    await writeCheckpoint(path, job.model, opt, state, job.meta);
   } catch (e) {
     // A full disk fails in write(), whose OS message names no file; say which checkpoint.
     throw new CheckpointWriteError(path, { cause: e });
@@ -331,6 +341,7 @@ async function writeCheckpoint(
   model: Module,
   opt: AdamW,
   state: TrainState,
+  extra: Record<string, unknown> = {},
 ): Promise<void> {
   const weights = await hostStateDict(model);
   const optState = await opt.state();
@@ -339,6 +350,7 @@ async function writeCheckpoint(
     list.forEach((data, i) => weights.set(`${OPTIM_PREFIX}${kind}.${names[i]}`, host(data)));
   }
   await saveCheckpoint(path, weights, {
+    ...extra,
     train: state,
     optimizer: { kind: optState.kind, step: optState.step, lr: optState.lr },
   });

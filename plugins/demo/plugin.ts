@@ -97,13 +97,16 @@ export default definePlugin({
       params: s.object({
         stage1: s.string({
           nonEmpty: true,
-          description: "trained stage-1 folder (its model.json)",
+          description: "trained stage-1 experiment folder (holds checkpoints/)",
         }),
         stage2: s.string({
           nonEmpty: true,
-          description: "trained stage-2 folder (its stage2.json)",
+          description: "trained stage-2 experiment folder (holds checkpoints/)",
         }),
-        vqgan: s.string({ nonEmpty: true, description: "trained VQGAN folder (its vqgan.json)" }),
+        vqgan: s.string({
+          nonEmpty: true,
+          description: "trained VQGAN experiment folder (holds checkpoints/)",
+        }),
         seed: s.int().default(12345),
       }),
       outputs: () => ({

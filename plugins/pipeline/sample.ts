@@ -3,11 +3,12 @@
  * -> `<step dir>/results/<id>.png`, `contact_sheet.png`, `vq_tokens.codecs`, plus
  * `semantic.tokens` (the stage-1 grids used) and `sources.json` (what was loaded).
  *
- * Parts not given are found by their training markers (plugins/preview/locate.ts) under
- * `dir`, by default the demo's output folder named in tasks/demo.yaml, so `deno task sample`
- * works right after `deno task demo`. Never-trained baselines (checkpoint meta
- * `untrained: true`, the demo's `untrained-models` step) are passed over. Stage 1 may be
- * replaced by a file of semantic grids (token file, .codecs, .npy, .npz).
+ * Parts are found and built by plugins/pipeline/parts.ts: given as experiment folders, our
+ * checkpoints or released files (fairseq stage-1 .pt, DiGIT stage-2 .pt, MAGE .ckpt), else
+ * searched for by their checkpoint kind under `dir`, by default the demo's output folder named
+ * in tasks/demo.yaml, so `deno task sample` works right after `deno task demo`. Never-trained
+ * baselines (checkpoint meta `untrained: true`) are passed over. Stage 1 may be replaced by a
+ * file of semantic grids (token file, .codecs, .npy, .npz).
  *
  * Stage 1 draws batch by batch, batch b from seed + b*batch_size (as `sample-stage1` does),
  * so its grids depend on the batch size; stage 2 and the VQGAN do not (see pipeline.ts).
@@ -16,26 +17,21 @@
 import { type Infer, s } from "../../core/config.ts";
 import { useDevice } from "../../core/device.ts";
 import type { TokenGrid } from "../../core/interfaces.ts";
-import { checkpointExists } from "../../core/io/checkpoint.ts";
 import { writeTokenFile } from "../../core/io/tokens.ts";
 import type { Logger, StepContext } from "../../core/registry.ts";
-import {
-  checkpointPath,
-  DEMO_TASK,
-  demoOutputDir,
-  findParts,
-  MARKERS,
-  PART_LABELS,
-  type PartName,
-  stage1Folder,
-} from "../preview/locate.ts";
 import type { Stage1GPT } from "../stage1/model.ts";
-import { loadStage1 } from "../stage1/plugin.ts";
 import { sampleStage1 } from "../stage1/sampler.ts";
-import { loadStage2 } from "../stage2/load.ts";
 import type { Stage2Model } from "../stage2/model.ts";
 import type { VQGAN } from "../vqgan/vqgan.ts";
-import { loadVqgan } from "../vqgan/weights.ts";
+import {
+  buildParts,
+  DEMO_TASK,
+  demoOutputDir,
+  fingerprintPart,
+  PART_NAMES,
+  partAt,
+  resolveParts,
+} from "./parts.ts";
 import { runPipeline } from "./pipeline.ts";
 import { readTokenGrids } from "./tokens.ts";
 
@@ -46,7 +42,7 @@ export const sampleParams = s.object({
   }).optional(),
   stage1: s.string({
     description:
-      "stage-1 experiment folder (or its checkpoints/last|best), or a file of semantic grids (.tokens, .codecs, .npy, .npz)",
+      "stage-1 experiment folder (or its checkpoints/last|best), DiGIT's fairseq stage-1 .pt, or a file of semantic grids (.tokens, .codecs, .npy, .npz)",
   }).optional(),
   stage2: s.string({
     description: "stage-2 experiment folder, <dir>/checkpoints/last, or a DiGIT stage-2 .pt",
@@ -87,11 +83,14 @@ export const sampleOutputs = () => ({
 
 /** What the step loads. */
 export interface SampleSources {
-  /** A stage-1 experiment folder and its checkpoint, or a file of semantic grids. */
-  stage1: { dir: string; which: "last" | "best" } | { tokens: string };
-  /** A path loadStage2 takes. */
+  /**
+   * A stage-1 experiment folder and its checkpoint, a released stage-1 file (fairseq .pt),
+   * or a file of semantic grids.
+   */
+  stage1: { dir: string; which: "last" | "best" } | { file: string } | { tokens: string };
+  /** A stage-2 checkpoint or DiGIT .pt (plugins/pipeline/parts.ts). */
   stage2: string;
-  /** A path loadVqgan takes; null: the VQGAN inside the stage-2 checkpoint. */
+  /** A VQGAN checkpoint or file; null: the VQGAN inside the stage-2 checkpoint. */
   vqgan: string | null;
   /** The folder searched, when one was. */
   root: string | null;
@@ -107,22 +106,6 @@ async function stat(path: string): Promise<Deno.FileInfo | null> {
   }
 }
 
-/** The demo's `untrained-models` step marks its checkpoints `untrained: true`. */
-export async function isUntrained(dir: string, which: string): Promise<boolean> {
-  try {
-    const marker = JSON.parse(await Deno.readTextFile(`${dir}/checkpoints/${which}.json`));
-    return marker?.meta?.untrained === true;
-  } catch {
-    return false;
-  }
-}
-
-function shownPath(url: URL): string {
-  const path = decodeURIComponent(url.pathname);
-  const cwd = Deno.cwd() + "/";
-  return path.startsWith(cwd) ? path.slice(cwd.length) : path;
-}
-
 /** Where each part comes from: the params, else the newest trained one under `dir` (or the demo's outputs). */
 export async function resolveSampleSources(
   p: SampleParams,
@@ -130,101 +113,63 @@ export async function resolveSampleSources(
   demoTask: URL = DEMO_TASK,
 ): Promise<SampleSources> {
   const which = p.checkpoint;
-  let stage1: SampleSources["stage1"] | undefined;
+  let tokens: string | undefined;
   if (p.stage1 !== undefined) {
     const info = await stat(p.stage1);
     const isCheckpoint = /\/checkpoints\/(last|best)(\.json)?$/.test(p.stage1);
-    if (info?.isFile && !isCheckpoint) stage1 = { tokens: p.stage1 };
-    else if (info || isCheckpoint) {
-      const f = stage1Folder(p.stage1);
-      stage1 = { dir: f.dir, which: f.which ?? which };
-    } else {throw new Error(
-        `sample: stage1 '${p.stage1}' does not exist (a stage-1 experiment folder or a token file)`,
-      );}
-  }
-  let stage2 = p.stage2 !== undefined ? await checkpointPath(p.stage2, which) : undefined;
-  let vqgan = p.vqgan !== undefined ? await checkpointPath(p.vqgan, which) : undefined;
-  // A DiGIT .pt given as stage 2 carries its own VQGAN: look for none beside it.
-  const vqganInside = stage2 !== undefined && !(await checkpointExists(stage2));
-  const wanted: PartName[] = [];
-  if (!stage1) wanted.push("stage1");
-  if (!stage2) wanted.push("stage2");
-  if (vqgan === undefined && !vqganInside) wanted.push("vqgan");
-  if (wanted.length === 0) {
-    return { stage1: stage1!, stage2: stage2!, vqgan: vqgan ?? null, root: null };
-  }
-
-  const root = p.dir ?? (await demoOutputDir(demoTask));
-  const fixes =
-    "set dir=<experiment folder>, or stage1=, stage2=, vqgan= (e.g. --set stage2=outputs/x/stage2)";
-  if (root === null) {
-    throw new Error(
-      `sample: no trained ${wanted.map((w) => PART_LABELS[w]).join(", ")} given, and ${
-        shownPath(demoTask)
-      } ` +
-        `does not exist to find the demo's. Run \`deno task demo\` first, or ${fixes}.`,
-    );
-  }
-  const found = await findParts(root, which);
-  const missing: PartName[] = [];
-  for (const part of wanted) {
-    const trained = [];
-    for (const f of found[part]) if (!(await isUntrained(f.dir, which))) trained.push(f.dir);
-    if (trained.length === 0) {
-      missing.push(part);
-      continue;
-    }
-    if (trained.length > 1) {
-      log.info(
-        `${trained.length} trained ${PART_LABELS[part]} models under ${root}; using the newest, ${
-          trained[0]
-        } (others: ${trained.slice(1).join(", ")})`,
+    if (!info && !isCheckpoint) {
+      throw new Error(
+        `sample: stage1 '${p.stage1}' does not exist (a stage-1 experiment folder, a fairseq .pt or a token file)`,
       );
     }
-    if (part === "stage1") stage1 = { dir: trained[0], which };
-    else if (part === "stage2") stage2 = `${trained[0]}/checkpoints/${which}`;
-    else vqgan = `${trained[0]}/checkpoints/${which}`;
+    if (info?.isFile && !isCheckpoint && !/\.pt$/.test(p.stage1)) tokens = p.stage1;
   }
-  if (missing.length > 0) {
-    const looked = missing.map((m) =>
-      `${PART_LABELS[m]}: ${MARKERS[m]} + checkpoints/${which}.json`
-    ).join("; ");
-    const next = p.dir === undefined
-      ? `Run \`deno task demo\` first (it trains them), or ${fixes}`
-      : `Check dir, or ${fixes}`;
-    throw new Error(
-      `sample: found no trained ${
-        missing.map((m) => PART_LABELS[m]).join(", ")
-      } under '${root}' (looked for ${looked}). ${next}.`,
-    );
-  }
-  return { stage1: stage1!, stage2: stage2!, vqgan: vqgan ?? null, root };
+  const demo = p.dir === undefined ? await demoOutputDir(demoTask) : null;
+  const { refs, root } = await resolveParts({
+    given: { stage1: p.stage1, stage2: p.stage2, vqgan: p.vqgan },
+    parts: tokens !== undefined ? ["stage2", "vqgan"] : PART_NAMES,
+    which,
+    roots: p.dir !== undefined
+      ? [{ dir: p.dir, depth: 4 }]
+      : demo !== null
+      ? [{ dir: demo, depth: 4 }]
+      : [],
+    who: "sample",
+    log,
+    demoTask,
+  });
+  const s1 = refs.stage1;
+  return {
+    stage1: tokens !== undefined
+      ? { tokens }
+      : s1!.dir !== undefined
+      ? { dir: s1!.dir, which: /\/checkpoints\/(best)$/.test(s1!.path) ? "best" : "last" }
+      : { file: s1!.path },
+    stage2: refs.stage2!.path,
+    vqgan: refs.vqgan?.path ?? null,
+    root,
+  };
 }
 
-/** What identifies a saved part: a checkpoint's save id, else a file's size and time. */
-async function fingerprint(path: string): Promise<string> {
-  const base = path.replace(/\.json$/, "");
-  try {
-    const marker = JSON.parse(await Deno.readTextFile(`${base}.json`));
-    if (typeof marker?.saveId === "string") return `checkpoint ${marker.saveId}`;
-  } catch { /* not one of our checkpoints */ }
-  const info = await stat(path);
-  return info ? `${info.size} bytes, ${info.mtime?.toISOString() ?? "?"}` : "missing";
+function stage1Path(src: SampleSources): string {
+  return "tokens" in src.stage1
+    ? src.stage1.tokens
+    : "file" in src.stage1
+    ? src.stage1.file
+    : `${src.stage1.dir}/checkpoints/${src.stage1.which}`;
 }
 
 /** The sources and the fingerprints of their files, as sources.json records them. */
 export async function describeSources(src: SampleSources): Promise<Record<string, unknown>> {
-  const stage1 = "tokens" in src.stage1
-    ? src.stage1.tokens
-    : `${src.stage1.dir}/checkpoints/${src.stage1.which}`;
+  const stage1 = stage1Path(src);
   return {
     stage1: "tokens" in src.stage1 ? { tokens: stage1 } : { model: stage1 },
     stage2: src.stage2,
     vqgan: src.vqgan ?? `inside ${src.stage2}`,
     fingerprints: {
-      stage1: await fingerprint(stage1),
-      stage2: await fingerprint(src.stage2),
-      vqgan: src.vqgan === null ? null : await fingerprint(src.vqgan),
+      stage1: await fingerprintPart(stage1),
+      stage2: await fingerprintPart(src.stage2),
+      vqgan: src.vqgan === null ? null : await fingerprintPart(src.vqgan),
     },
   };
 }
@@ -340,26 +285,17 @@ export async function runSample(
       semantic = { ...file.grid, count: n, tokens: file.grid.tokens.slice(0, n * L) };
       ids = file.ids.slice(0, n);
       labels = file.labels?.slice(0, n); // labels.tsv of the results
-    } else {
-      stage1 = await loadStage1(src.stage1.dir, src.stage1.which);
     }
-    const loaded = await loadStage2(src.stage2);
-    stage2 = loaded.model;
-    if (src.vqgan !== null) {
-      loaded.vqgan?.dispose();
-      vqgan = await loadVqgan(src.vqgan);
-    } else {
-      vqgan = loaded.vqgan;
-      if (!vqgan) {
-        throw new Error(
-          `sample: ${src.stage2} holds no vqgan.* weights; set vqgan=<VQGAN folder or checkpoint>`,
-        );
-      }
-    }
+    const built = await buildParts({
+      stage1: "tokens" in src.stage1 ? undefined : await partAt("stage1", stage1Path(src)),
+      stage2: await partAt("stage2", src.stage2),
+      vqgan: src.vqgan !== null ? await partAt("vqgan", src.vqgan) : undefined,
+    }, { who: "sample" });
+    ({ stage1, stage2, decoder: vqgan } = built);
     checkCompatible(src, stage1, semantic, stage2, vqgan);
     ctx.log.info(
       `${backend.name}: stage 1 ${
-        "tokens" in src.stage1 ? `grids from ${src.stage1.tokens}` : src.stage1.dir
+        "tokens" in src.stage1 ? `grids from ${src.stage1.tokens}` : stage1Path(src)
       }, ` +
         `stage 2 ${src.stage2} (${stage2.cfg.variant.toUpperCase()}), VQGAN ${
           src.vqgan ?? "inside stage 2"

@@ -7,17 +7,17 @@ import { type Infer, s } from "../../core/config.ts";
 import { experimentDir, experimentPath } from "../../core/tasks.ts";
 import { readTokenFile, writeTokenFile } from "../../core/io/tokens.ts";
 import { concatTokenFiles, shardSlice, sliceFiles, writeSlice } from "../../core/shard.ts";
-import { loadCheckpoint } from "../../core/io/checkpoint.ts";
 import { definePlugin, type StepContext } from "../../core/registry.ts";
-import { modelWeights } from "../../core/train/trainer.ts";
 import { TrainReporter } from "../../core/train/reporter.ts";
 import { useDevice } from "../../core/device.ts";
 import { stage1ConfigSchema, type Stage1TrainConfig } from "./config.ts";
 import type { TokenSet } from "./data.ts";
-import { type Stage1Config, Stage1GPT } from "./model.ts";
+import { loadStage1 } from "./load.ts";
 import { sampleStage1 } from "./sampler.ts";
-import { modelConfigFrom, trainStage1 } from "./train.ts";
+import { trainStage1 } from "./train.ts";
 import { linearProbe, pooledFeatures } from "./probe.ts";
+
+export { loadStage1 };
 
 async function tokenSet(path: string): Promise<TokenSet> {
   const f = await readTokenFile(path);
@@ -28,17 +28,6 @@ async function tokenSet(path: string): Promise<TokenSet> {
     clusters: f.vocab,
     labels: f.labels,
   };
-}
-
-/** A trained stage-1 model from `<dir>/checkpoints/<which>` (weights + the config it was trained with). */
-export async function loadStage1(dir: string, which: "last" | "best" = "last"): Promise<Stage1GPT> {
-  const ck = await loadCheckpoint(`${dir}/checkpoints/${which}`);
-  const meta = ck.meta as { model?: Stage1Config };
-  const cfgPath = `${dir}/model.json`;
-  const cfg: Stage1Config = meta.model ?? JSON.parse(await Deno.readTextFile(cfgPath));
-  const model = new Stage1GPT(cfg);
-  model.loadStateDict(modelWeights(ck.weights), { what: `stage-1 checkpoint in ${dir}` });
-  return model;
 }
 
 /**
@@ -62,10 +51,6 @@ async function train(cfg: Stage1TrainConfig, ctx: StepContext): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   const trainSet = await tokenSet(cfg.task.tokens);
   const validSet = cfg.task.valid_tokens ? await tokenSet(cfg.task.valid_tokens) : null;
-  await Deno.writeTextFile(
-    `${dir}/model.json`,
-    JSON.stringify(modelConfigFrom(cfg, trainSet), null, 2),
-  );
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(cfg, null, 2));
   using report = new TrainReporter(dir, ctx.log, {
     signal: ctx.signal,
@@ -81,7 +66,7 @@ async function train(cfg: Stage1TrainConfig, ctx: StepContext): Promise<void> {
 const sampleParams = s.object({
   model: s.string({
     nonEmpty: true,
-    description: "stage-1 experiment folder (holds checkpoints/ and model.json)",
+    description: "stage-1 experiment folder (holds checkpoints/)",
   }),
   count: s.int({ min: 1 }).default(16),
   seed: s.int().default(0),

@@ -12,6 +12,7 @@ import { train, type TrainHooks, type TrainResult } from "../../core/train/train
 import { fairseqTrainSettings } from "../transformer/fairseq_config.ts";
 import type { Stage1TrainConfig } from "./config.ts";
 import { stage1Tensors, type TokenSet } from "./data.ts";
+import { stage1Meta } from "./load.ts";
 import { SPECIALS, STAGE1_PRESETS, type Stage1Config, Stage1GPT } from "./model.ts";
 
 /** The model shape a config asks for: a preset, with explicit keys overriding it. */
@@ -118,6 +119,7 @@ export async function trainStage1(
       },
       itemsPerBatch: (rows) => rows.length * (trainSet.length + 1),
       validate,
+      meta: stage1Meta(mc),
     },
     fairseqTrainSettings(cfg, { validate: validSet !== null }),
     `${dir}/checkpoints`,

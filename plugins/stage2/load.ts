@@ -11,7 +11,13 @@
 
 import type { HostTensor, StateDict } from "../../core/io/host_tensor.ts";
 import { isHostTensor } from "../../core/io/host_tensor.ts";
-import { checkpointExists, loadCheckpoint } from "../../core/io/checkpoint.ts";
+import {
+  checkpointExists,
+  loadCheckpoint,
+  modelMeta,
+  readCheckpointMeta,
+  readLegacySidecar,
+} from "../../core/io/checkpoint.ts";
 import { configToPlain } from "../../core/io/py_config.ts";
 import { loadTorch } from "../../core/io/torch.ts";
 import { modelWeights } from "../../core/train/trainer.ts";
@@ -154,9 +160,60 @@ export async function loadDigitStage2(
   return { model, vqgan, fairseqConfig };
 }
 
+/** The checkpoint kinds of stage-2 models trained here: AR (st2vtlm) and MaskGIT (st2vtlm_nar). */
+export const STAGE2_KINDS = { ar: "stage2-ar", nar: "stage2-maskgit" } as const;
+
+/** The meta a stage-2 checkpoint records. */
+export function stage2Meta(config: Stage2Config): { kind: string; config: Stage2Config } {
+  return { kind: STAGE2_KINDS[config.variant], config };
+}
+
+/** The Stage2Config of one of our checkpoints (`<dir>/checkpoints/last`, no `.json`). */
+export async function readStage2Config(path: string, meta?: unknown): Promise<Stage2Config> {
+  meta ??= await readCheckpointMeta(path);
+  const m = modelMeta(meta);
+  if (m) {
+    const kinds: string[] = Object.values(STAGE2_KINDS);
+    if (!kinds.includes(m.kind)) {
+      throw new Error(`stage2: ${path} is a '${m.kind}' checkpoint, not ${kinds.join(" or ")}`);
+    }
+    return m.config as Stage2Config;
+  }
+  // Runs from before checkpoints described themselves: stage2.json beside checkpoints/.
+  const doc = await readLegacySidecar(path, "stage2.json") as { config?: Stage2Config } | undefined;
+  if (!doc?.config) {
+    throw new Error(
+      `stage2: ${path} records no model config (no meta.kind, no stage2.json beside it); cannot tell the model's shape`,
+    );
+  }
+  return doc.config;
+}
+
+/** A stage-2 model from one of our training checkpoints (`<dir>/checkpoints/last`). */
+export async function loadStage2Checkpoint(
+  path: string,
+  opts: Pick<LoadStage2Options, "variant"> = {},
+): Promise<Stage2Model> {
+  const base = path.replace(/\.json$/, "");
+  const ck = await loadCheckpoint(base);
+  const config = await readStage2Config(base, ck.meta);
+  const model = new Stage2Model({ ...config, ...(opts.variant ? { variant: opts.variant } : {}) });
+  try {
+    model.loadStateDict(modelWeights(ck.weights), {
+      strict: true,
+      what: `stage-2 checkpoint ${base}`,
+    });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  model.eval();
+  return model;
+}
+
 /**
  * A stage-2 model from DiGIT's fairseq checkpoint (.pt) or from one of our training
- * checkpoints (`<dir>/checkpoints/last`, config from `<dir>/stage2.json`).
+ * checkpoints (`<dir>/checkpoints/last`, its config in the checkpoint's meta).
  */
 export async function loadStage2(
   path: string,
@@ -164,28 +221,5 @@ export async function loadStage2(
 ): Promise<LoadedStage2> {
   const base = path.replace(/\.json$/, "");
   if (!(await checkpointExists(base))) return await loadDigitStage2(path, opts);
-  const dir = base.replace(/\/[^/]*$/, "");
-  let config: Stage2Config | null = null;
-  for (const candidate of [`${dir}/stage2.json`, `${dir}/../stage2.json`]) {
-    try {
-      config = JSON.parse(await Deno.readTextFile(candidate)).config;
-      break;
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) {
-        throw new Error(`stage2: ${candidate}: ${(e as Error).message}`);
-      }
-    }
-  }
-  if (!config) {
-    throw new Error(
-      `stage2: no stage2.json beside ${base} (written by trainStage2); cannot tell the model's shape`,
-    );
-  }
-  const model = new Stage2Model({ ...config, ...(opts.variant ? { variant: opts.variant } : {}) });
-  model.loadStateDict(modelWeights((await loadCheckpoint(base)).weights), {
-    strict: true,
-    what: `stage-2 checkpoint ${base}`,
-  });
-  model.eval();
-  return { model, vqgan: null, fairseqConfig: null };
+  return { model: await loadStage2Checkpoint(base, opts), vqgan: null, fairseqConfig: null };
 }

@@ -3,8 +3,8 @@
  * recipe (AdamW 0.9/0.98, inverse-sqrt warm-up, label smoothing 0.1 over all outputs,
  * clipping, update_freq) through the shared training loop. AR scores all L+1 targets;
  * NAR scores the masked codes only. Validation reports plain NLL on the same kind of
- * targets, comparable with `vqUnigramEntropy`. Checkpoints go to `<dir>/checkpoints` and
- * the model config to `<dir>/stage2.json` (read back by `loadStage2`).
+ * targets, comparable with `vqUnigramEntropy`. Checkpoints go to `<dir>/checkpoints`, each
+ * recording `{ kind, config }` in its meta (read back by `loadStage2`).
  */
 
 import { noGrad } from "../../core/autograd.ts";
@@ -15,6 +15,7 @@ import { train, type TrainHooks, type TrainResult } from "../../core/train/train
 import { fairseqTrainSettings } from "../transformer/fairseq_config.ts";
 import type { Stage2TrainConfig } from "./config.ts";
 import { arBatch, checkPairSet, IGNORE, narBatch, type PairSet, readPairSet } from "./data.ts";
+import { stage2Meta } from "./load.ts";
 import { STAGE2_PRESETS, type Stage2Config, Stage2Model } from "./model.ts";
 
 /** The model a config asks for: a preset with explicit keys on top. */
@@ -92,10 +93,6 @@ export async function trainStage2(
     }
   }
   await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(
-    `${dir}/stage2.json`,
-    JSON.stringify({ kind: "stage2", config: mc }, null, 2) + "\n",
-  );
   const B = cfg.dataset.batch_size;
   const batches = Math.max(1, Math.floor(trainSet.count / B));
   const V = model.vqDictSize;
@@ -155,6 +152,7 @@ export async function trainStage2(
       },
       itemsPerBatch: ({ rows }) => rows.length * (trainSet.length + 1),
       validate,
+      meta: stage2Meta(mc),
     },
     fairseqTrainSettings(cfg, { validate: validSet !== null }),
     `${dir}/checkpoints`,

@@ -64,7 +64,6 @@ export default definePlugin({
         return {
           checkpoint: at("checkpoints/last.json"),
           preview: at("reconstructions.png"),
-          config: at("vqgan.json"),
         };
       },
       run: async (p, ctx) => {

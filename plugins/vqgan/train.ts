@@ -2,8 +2,8 @@
  * Training a VQGAN from scratch on small images (DiGIT itself keeps MAGE's VQGAN frozen):
  * pixel reconstruction (L1 or L2) + codebook + beta*commitment, optional dead-code
  * restarts, through the shared training loop (AdamW, schedule, clipping, exact resume,
- * checkpoints in `<outDir>/checkpoints/{last,best}`). Writes `<outDir>/vqgan.json` (the
- * architecture, read back by loadVqgan) and `<outDir>/reconstructions.png`.
+ * checkpoints in `<outDir>/checkpoints/{last,best}`, each recording `{ kind: "vqgan", config }`
+ * in its meta, read back by loadVqgan). Writes `<outDir>/reconstructions.png`.
  */
 
 import { writePng } from "../../core/image/codec.ts";
@@ -21,6 +21,7 @@ import { fitKMeans } from "../kmeans/lloyd.ts";
 import { memorySource } from "../kmeans/source.ts";
 import type { VqganTrainConfig } from "./config.ts";
 import { ContactSheet, imageAt, imagesToTensor, psnr } from "./images.ts";
+import { vqganMeta } from "./weights.ts";
 import { VQGAN, VQGAN_PRESETS, type VqganConfig } from "./vqgan.ts";
 
 /** The architecture a config asks for: its preset with explicit keys on top. */
@@ -39,7 +40,7 @@ export function vqganConfigFrom(cfg: VqganTrainConfig, imageSize?: number): Vqga
     normGroups: m.norm_groups ?? p.normGroups,
     resolution: m.resolution ?? imageSize ?? p.resolution,
     beta: cfg.loss.beta,
-    // Recorded in vqgan.json even at their defaults: loaders cannot read them off the weights.
+    // Recorded in the checkpoint even at their defaults: loaders cannot read them off the weights.
     patch: m.patch,
     l2Codes: m.l2_codes,
     outNorm: m.out_norm,
@@ -197,10 +198,6 @@ export async function trainVqgan(
     );
   }
   await Deno.mkdir(outDir, { recursive: true });
-  await Deno.writeTextFile(
-    `${outDir}/vqgan.json`,
-    JSON.stringify({ kind: "vqgan", config: mc }, null, 2) + "\n",
-  );
   const model = new VQGAN(mc, new Generator(cfg.common.seed));
   const B = cfg.dataset.batch_size;
   if (images.count < B) {
@@ -252,6 +249,7 @@ export async function trainVqgan(
       },
       itemsPerBatch: ({ rows }) => rows.length,
       validate: valid ? () => pixelMse(model, valid) : undefined,
+      meta: vqganMeta(mc),
     },
     {
       maxSteps: cfg.optimization.max_update,

@@ -3,14 +3,20 @@
  *   - MAGE's `vqgan_jax_strongaug.ckpt`: the 168 module keys, maybe wrapped in "state_dict";
  *   - a DiGIT stage-2 checkpoint: the same keys under `vqgan.` inside its "model" dict;
  *   - our own training checkpoints (`<dir>/checkpoints/last`, optimiser state left out),
- *     with the model config in `<dir>/../vqgan.json` written by trainVqgan.
+ *     whose meta records `{ kind: "vqgan", config }` (older runs: `<dir>/vqgan.json`).
  * The architecture is read off the tensor shapes (a codebook narrower than z means factorised
  * codes); the GroupNorm group count, the image size, the patch fold and l2 lookup are not in
- * the weights (defaults: 32, a 16x16 grid, 1, false; vqgan.json records them).
+ * the weights (defaults: 32, a 16x16 grid, 1, false; our checkpoints record them).
  */
 
 import type { HostTensor, StateDict } from "../../core/io/host_tensor.ts";
-import { checkpointExists, loadCheckpoint } from "../../core/io/checkpoint.ts";
+import {
+  checkpointExists,
+  loadCheckpoint,
+  modelMeta,
+  readCheckpointMeta,
+  readLegacySidecar,
+} from "../../core/io/checkpoint.ts";
 import { loadStateDict } from "../../core/io/state_dict.ts";
 import { modelWeights } from "../../core/train/trainer.ts";
 import { VQGAN, type VqganConfig } from "./vqgan.ts";
@@ -45,12 +51,12 @@ export function inferVqganConfig(sd: StateDict, defaults: Partial<VqganConfig> =
   }
   let numResBlocks = 0;
   while (sd.has(`encoder.down.0.block.${numResBlocks}.conv1.weight`)) numResBlocks++;
-  // With no blocks per level (num_res_blocks 0) the levels leave no weights: vqgan.json has them.
+  // With no blocks per level (num_res_blocks 0) the levels leave no weights: the checkpoint records them.
   if (chMult.length === 0) chMult.push(...(defaults.chMult ?? [1]));
   const [nEmbed, embedDim] = shapeOf(sd, "quantize.embedding.weight");
   const zChannels = shapeOf(sd, "encoder.conv_out.weight")[0];
   const levels = chMult.length;
-  // The patch fold and l2 lookup leave no trace of their own in the shapes: vqgan.json records them.
+  // The patch fold and l2 lookup leave no trace of their own in the shapes: the checkpoint records them.
   const patch = defaults.patch ?? 1;
   const f = patch * 2 ** (levels - 1);
   const grid = defaults.resolution ? defaults.resolution / f : 16;
@@ -88,43 +94,74 @@ function gcdAll(xs: number[]): number {
 }
 
 export interface LoadVqganOptions {
-  /** The architecture; read from `vqgan.json` beside the checkpoint or from the shapes otherwise. */
+  /** The architecture; read from the checkpoint's meta or from the shapes otherwise. */
   config?: Partial<VqganConfig>;
 }
 
-/** Config written by trainVqgan next to its checkpoints, if any. */
-async function sidecarConfig(path: string): Promise<Partial<VqganConfig> | undefined> {
-  const dir = path.replace(/\/[^/]*$/, "");
-  for (const candidate of [`${dir}/vqgan.json`, `${dir}/../vqgan.json`]) {
-    try {
-      return JSON.parse(await Deno.readTextFile(candidate)).config;
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) {
-        throw new Error(`vqgan: ${candidate}: ${(e as Error).message}`);
-      }
+/** The checkpoint kind of a VQGAN trained here. */
+export const VQGAN_KIND = "vqgan";
+
+/** The meta a VQGAN checkpoint records. */
+export function vqganMeta(config: VqganConfig): { kind: string; config: VqganConfig } {
+  return { kind: VQGAN_KIND, config };
+}
+
+/**
+ * The config one of our checkpoints records: `meta.config` (kind `vqgan`), else, for runs from
+ * before checkpoints described themselves, a `vqgan.json` beside `checkpoints/`.
+ */
+async function recordedConfig(path: string, meta: unknown): Promise<Partial<VqganConfig>> {
+  const m = modelMeta(meta);
+  if (m) {
+    if (m.kind !== VQGAN_KIND) {
+      throw new Error(`vqgan: ${path} is a '${m.kind}' checkpoint, not '${VQGAN_KIND}'`);
     }
+    return m.config as VqganConfig;
   }
-  return undefined;
+  const doc = await readLegacySidecar(path, "vqgan.json") as { config?: VqganConfig } | undefined;
+  return doc?.config ?? {};
+}
+
+/** The full VqganConfig one of our checkpoints records (`<dir>/checkpoints/last`). */
+export async function readVqganConfig(path: string): Promise<VqganConfig> {
+  const base = path.replace(/\.json$/, "");
+  const cfg = await recordedConfig(base, await readCheckpointMeta(base));
+  if (!("ch" in cfg)) throw new Error(`vqgan: ${base} records no model config`);
+  return cfg as VqganConfig;
 }
 
 /** Weights of a file, or of one of our checkpoints (`<dir>/last`: a marker JSON + safetensors). */
 export async function readWeights(path: string): Promise<StateDict> {
-  if (await checkpointExists(path)) return (await loadCheckpoint(path)).weights;
-  return await loadStateDict(path);
+  return (await readWeightsAndConfig(path)).weights;
+}
+
+async function readWeightsAndConfig(
+  path: string,
+): Promise<{ weights: StateDict; config: Partial<VqganConfig> }> {
+  if (await checkpointExists(path)) {
+    const ck = await loadCheckpoint(path);
+    return { weights: ck.weights, config: await recordedConfig(path, ck.meta) };
+  }
+  return { weights: await loadStateDict(path), config: {} };
 }
 
 /** Build a VQGAN from a weights file (strict: every key must match). */
 export async function loadVqgan(path: string, opts: LoadVqganOptions = {}): Promise<VQGAN> {
   const file = path.replace(/\.json$/, "");
-  const sd = vqganStateDict(await readWeights(file));
-  // Options left undefined (absent CLI/YAML keys) must not hide what vqgan.json recorded.
+  const read = await readWeightsAndConfig(file);
+  const sd = vqganStateDict(read.weights);
+  // Options left undefined (absent CLI/YAML keys) must not hide what the checkpoint recorded.
   const given = Object.fromEntries(
     Object.entries(opts.config ?? {}).filter(([, v]) => v !== undefined),
   );
-  const defaults = { ...(await sidecarConfig(file)), ...given };
-  const cfg = inferVqganConfig(sd, defaults);
+  const cfg = inferVqganConfig(sd, { ...read.config, ...given });
   const model = new VQGAN(cfg);
-  model.loadStateDict(sd, { strict: true, what: `VQGAN weights ${file}` });
+  try {
+    model.loadStateDict(sd, { strict: true, what: `VQGAN weights ${file}` });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   model.eval();
   return model;
 }

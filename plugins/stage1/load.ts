@@ -1,0 +1,62 @@
+/**
+ * Loading a stage-1 GPT from one of our checkpoints. Training records `{ kind: "stage1-gpt",
+ * config }` in the checkpoint's meta (core/io/checkpoint.ts ModelMeta); checkpoints from
+ * before that carry the config as `meta.model` or in a `model.json` beside `checkpoints/`,
+ * which are still read. DiGIT's released fairseq files are read by digit_checkpoint.ts.
+ */
+
+import {
+  loadCheckpoint,
+  modelMeta,
+  readCheckpointMeta,
+  readLegacySidecar,
+} from "../../core/io/checkpoint.ts";
+import { modelWeights } from "../../core/train/trainer.ts";
+import { type Stage1Config, Stage1GPT } from "./model.ts";
+
+/** The checkpoint kind of a stage-1 GPT trained here. */
+export const STAGE1_KIND = "stage1-gpt";
+
+/** The meta a stage-1 checkpoint records. */
+export function stage1Meta(config: Stage1Config): { kind: string; config: Stage1Config } {
+  return { kind: STAGE1_KIND, config };
+}
+
+/** The Stage1Config of the checkpoint at `path` (`<dir>/checkpoints/last`, no `.json`). */
+export async function readStage1Config(path: string, meta?: unknown): Promise<Stage1Config> {
+  meta ??= await readCheckpointMeta(path);
+  const m = modelMeta(meta);
+  if (m) {
+    if (m.kind !== STAGE1_KIND) {
+      throw new Error(`stage1: ${path} is a '${m.kind}' checkpoint, not '${STAGE1_KIND}'`);
+    }
+    return m.config as Stage1Config;
+  }
+  const legacy = (meta as { model?: Stage1Config } | null)?.model ??
+    await readLegacySidecar(path, "model.json") as Stage1Config | undefined;
+  if (!legacy) {
+    throw new Error(
+      `stage1: ${path} records no model config (no meta.kind, no model.json beside it)`,
+    );
+  }
+  return legacy;
+}
+
+/** A stage-1 model from one of our checkpoints, `<dir>/checkpoints/<which>` (`.json` optional). */
+export async function loadStage1Checkpoint(path: string): Promise<Stage1GPT> {
+  const base = path.replace(/\.json$/, "");
+  const ck = await loadCheckpoint(base);
+  const model = new Stage1GPT(await readStage1Config(base, ck.meta));
+  try {
+    model.loadStateDict(modelWeights(ck.weights), { what: `stage-1 checkpoint ${base}` });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}
+
+/** A trained stage-1 model from `<dir>/checkpoints/<which>`. */
+export async function loadStage1(dir: string, which: "last" | "best" = "last"): Promise<Stage1GPT> {
+  return await loadStage1Checkpoint(`${dir}/checkpoints/${which}`);
+}
