@@ -38,6 +38,31 @@
  * console.log(registry.list("steps").map((e) => e.name)); // ["greet"]
  * ```
  *
+ * @example Generate images with a trained pipeline
+ * ```ts ignore
+ * import { DigitPipeline, imagePng } from "@digit-ts/digit";
+ *
+ * // Run folders, checkpoints, or the released files (fairseq .pt, DiGIT stage-2 .pt, MAGE .ckpt).
+ * const pipe = await DigitPipeline.load({
+ *   stage1: "outputs/demo/stage1",
+ *   stage2: "outputs/demo/stage2",
+ *   vqgan: "outputs/demo/vqgan",
+ * });
+ * const { images } = await pipe.generate({ classes: 3, count: 4, seed: 0 });
+ * for (let i = 0; i < images.count; i++) {
+ *   await Deno.writeFile(`class3-${i}.png`, imagePng(images, i));
+ * }
+ * pipe.dispose();
+ * ```
+ *
  * @module
  */
 export * from "./core/mod.ts";
+export { DigitPipeline, imagePng } from "./plugins/pipeline/digit_pipeline.ts";
+export type {
+  DigitPipelineSources,
+  GeneratedImages,
+  GenerateOptions,
+  GenerateProgress,
+  PartSource,
+} from "./plugins/pipeline/digit_pipeline.ts";
