@@ -19,7 +19,7 @@ const QUICK: Record<string, Record<string, unknown>> = {
   "domain": {
     "dataset.length": 1024,
     "held_out.length": 300,
-    "steps": 300,
+    "steps": 500,
     "floor.generated": 60,
     "floor.reference": 200,
     "floor.max_splits": 3,
