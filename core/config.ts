@@ -643,6 +643,21 @@ function checkYamlTree(doc: Document, text: string, file: string): void {
  * so do alias bombs (the `yaml` package's maxAliasCount), nesting beyond MAX_YAML_DEPTH and
  * nesting so deep that the parser itself runs out of stack.
  */
+/**
+ * A copy in which no two places share an object. toJS gives every use of a YAML alias the
+ * same object, so a `--set` on one step's `dataset` would silently change every step that
+ * reuses that anchor; each use must be its own value, as if written out.
+ */
+function unshared(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(unshared);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) setOwn(out, k, unshared(v));
+    return out;
+  }
+  return value;
+}
+
 export function parseYaml(text: string, file: string): unknown {
   let value: unknown;
   try {
@@ -673,7 +688,7 @@ export function parseYaml(text: string, file: string): unknown {
     throw new ConfigError(`${file}: cannot parse YAML: ${(e as Error).message.split("\n")[0]}`);
   }
   checkYamlValue(value, file);
-  return value;
+  return unshared(value);
 }
 
 /**
