@@ -6,11 +6,24 @@
  * here throws when the library is missing: `openblas()` just returns null and callers
  * fall back to plain TypeScript. Set `DIGIT_BLAS=off` to force the fallback.
  *
+ * Thread count per call: OpenBLAS's worker threads cost more than they give on small
+ * products (a wake-up and a barrier per call, and workers that spin between calls, taking
+ * a core from everything else). So each call picks its thread count from its flops:
+ * one thread below `singleBelowFlops`, OpenBLAS's own count (OPENBLAS_NUM_THREADS, else
+ * the cores) above it. `openblas_set_num_threads` is only called when the choice changes.
+ * Numerics: each product gives exactly what OpenBLAS gives at the count picked for it, the
+ * same on every call. OpenBLAS itself can differ in the last bit between thread counts on
+ * some shapes (129 x 16 x 129 does, 4128 x 64 x 64 does not), so a product below the
+ * threshold may round as under OPENBLAS_NUM_THREADS=1 where it used to round as under the
+ * full count (tests/blas_threads_test.ts). `DIGIT_BLAS_SINGLE_BELOW` (flops, read once at
+ * load; 0 restores the old always-all behaviour) moves the threshold;
+ * bench/blas_threads_bench.ts measures it.
+ *
  * Typed-array arguments are passed as FFI "buffer"s; Deno passes the pointer of the
  * view itself (byteOffset included), so subarrays work (tested in cpu_linalg_test.ts).
  */
 
-import { openFirst } from "./ffi.ts";
+import { openFirst, readEnv } from "./ffi.ts";
 
 const CBLAS_ROW_MAJOR = 101;
 const CBLAS_NO_TRANS = 111;
@@ -109,7 +122,28 @@ const SYMBOLS = {
   },
   openblas_get_config: { parameters: [], result: "pointer", optional: true },
   openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
+  openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
 } as const;
+
+/**
+ * Products (2*M*N*K flops; N*N*K for syrk) below this run on one thread. Measured with
+ * bench/blas_threads_bench.ts (2026-12-07, 2-core Xeon shared with other jobs, OpenBLAS
+ * 0.3.21 pthread), median ms per call, 1 thread vs 2, with TypeScript work between calls:
+ * with the second core busy elsewhere, 129 x 129 x 16 (an attention product of the demo's
+ * transformers, 0.5 MFLOP) took 0.018 vs 0.41 and 4128 x 64 x 64 (34 MFLOP) 0.86 vs 2.3,
+ * while 4128 x 256 x 64 and 4128 x 128 x 128 (135 MFLOP) still gained 1.9-2.2x; on an idle
+ * machine two threads gain 1.1-2x from 1 MFLOP up. Above 64 MFLOP the second thread pays
+ * even under load; below it a busy core can cost 2-20x, so one thread is the safe choice.
+ */
+export const DEFAULT_SINGLE_BELOW_FLOPS = 64e6;
+
+/** How the thread count is chosen per call (see the module comment). */
+export interface BlasThreadPolicy {
+  /** Threads for products at or above the threshold (OpenBLAS's count at load). */
+  max: number;
+  /** Products with fewer flops than this run on one thread (0: always `max`). */
+  singleBelowFlops: number;
+}
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>;
 
@@ -182,6 +216,15 @@ export interface OpenBlas {
     W: Float64Array,
   ): number;
   readonly hasLapack: boolean;
+  /** The thread policy in force; a copy. */
+  threadPolicy(): BlasThreadPolicy;
+  /**
+   * Changes the policy (fields left out keep their value); returns the previous one. A
+   * no-op where this OpenBLAS cannot set its thread count.
+   */
+  setThreadPolicy(policy: Partial<BlasThreadPolicy>): BlasThreadPolicy;
+  /** Threads the last product ran on, and how often the count was changed. */
+  threadStats(): { current: number; switches: number };
 }
 
 let loaded: OpenBlas | null | undefined;
@@ -213,8 +256,9 @@ function threadingSuffix(blas: OpenBlas): string {
     else if (/USE64BITINT/.test(cfg)) parts.push("ilp64");
     if (!/OpenMP/i.test(cfg)) parts.push(/SINGLE_THREADED/i.test(cfg) ? "serial" : "pthread");
   } else if (blas.library.includes("pthread")) parts.push("pthread");
-  const threads = libHandle.symbols.openblas_get_num_threads?.();
-  if (threads) parts.push(`${threads} threads`);
+  const { max, singleBelowFlops } = blas.threadPolicy();
+  parts.push(`${max} threads`);
+  if (singleBelowFlops > 0 && max > 1) parts.push(`1 below ${singleBelowFlops / 1e6} MFLOP`);
   return parts.length ? ", " + parts.join(", ") : "";
 }
 
@@ -244,11 +288,41 @@ function wrap(lib: Lib, library: string): OpenBlas {
   const view = (i: number) => ints.subarray(i, i + 1);
   const hasLapack = s.dsyevd_ != null;
 
+  // Thread count per call. `current` mirrors what OpenBLAS was last told.
+  const setThreads = s.openblas_set_num_threads;
+  const startThreads = Math.max(1, s.openblas_get_num_threads?.() ?? 1);
+  const envBelow = Number(readEnv("DIGIT_BLAS_SINGLE_BELOW") ?? NaN);
+  const policy: BlasThreadPolicy = {
+    max: startThreads,
+    singleBelowFlops: setThreads ? (envBelow >= 0 ? envBelow : DEFAULT_SINGLE_BELOW_FLOPS) : 0,
+  };
+  let current = startThreads;
+  let switches = 0;
+  const threadsFor = (flops: number) => {
+    if (!setThreads) return;
+    const want = flops < policy.singleBelowFlops ? 1 : policy.max;
+    if (want !== current) {
+      setThreads(want);
+      current = want;
+      switches++;
+    }
+  };
+
   return {
     library,
     hasLapack,
+    threadPolicy: () => ({ ...policy }),
+    setThreadPolicy(p) {
+      const before = { ...policy };
+      if (!setThreads) return before;
+      if (p.max !== undefined) policy.max = Math.max(1, Math.floor(p.max));
+      if (p.singleBelowFlops !== undefined) policy.singleBelowFlops = p.singleBelowFlops;
+      return before;
+    },
+    threadStats: () => ({ current, switches }),
     sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) {
       if (M === 0 || N === 0) return;
+      threadsFor(2 * M * N * K);
       s.cblas_sgemm(
         CBLAS_ROW_MAJOR,
         t(transA),
@@ -268,6 +342,7 @@ function wrap(lib: Lib, library: string): OpenBlas {
     },
     dgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) {
       if (M === 0 || N === 0) return;
+      threadsFor(2 * M * N * K);
       s.cblas_dgemm(
         CBLAS_ROW_MAJOR,
         t(transA),
@@ -287,6 +362,7 @@ function wrap(lib: Lib, library: string): OpenBlas {
     },
     dsyrk(uplo, trans, N, K, alpha, A, lda, beta, C, ldc) {
       if (N === 0) return;
+      threadsFor(N * N * K);
       s.cblas_dsyrk(
         CBLAS_ROW_MAJOR,
         uplo === "U" ? CBLAS_UPPER : CBLAS_LOWER,
@@ -305,6 +381,7 @@ function wrap(lib: Lib, library: string): OpenBlas {
       const f = s.dsyevd_;
       if (!f) throw new Error(`dsyevd: ${library} was built without LAPACK`);
       if (n === 0) return 0;
+      threadsFor(Infinity); // LAPACK as before: OpenBLAS's full count
       if (A.length < lda * (n - 1) + n || W.length < n) {
         throw new Error(
           `dsyevd: n=${n} lda=${lda} needs A.length>=${lda * (n - 1) + n}, ` +
