@@ -112,9 +112,21 @@ export class IdxDataset implements Dataset {
   }
 
   /** Fashion-MNIST from a directory of the standard file names (Debian's dataset-fashion-mnist by default). */
-  static fashionMnist(split: "train" | "test", dir = FASHION_MNIST_DIR): Promise<IdxDataset> {
+  static async fashionMnist(
+    split: "train" | "test",
+    dir = FASHION_MNIST_DIR,
+  ): Promise<IdxDataset> {
     const prefix = split === "train" ? "train" : "t10k";
-    return IdxDataset.open(
+    const found = await Deno.stat(`${dir}/${prefix}-images-idx3-ubyte.gz`).then(
+      () => true,
+      () => false,
+    );
+    if (!found) {
+      throw new Error(
+        `fashion-mnist: no ${prefix}-images-idx3-ubyte.gz in ${dir}; install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) or set the spec's dir`,
+      );
+    }
+    return await IdxDataset.open(
       `${dir}/${prefix}-images-idx3-ubyte.gz`,
       `${dir}/${prefix}-labels-idx1-ubyte.gz`,
       FASHION_MNIST_CLASSES,

@@ -8,6 +8,7 @@
  *   step     untrained-models  never-trained copies of the stage-1, stage-2 and VQGAN models (baselines)
  *   step     contact-sheet     an enlarged contact sheet of a folder of PNGs
  *   step     demo-summary      contact sheets, trained vs untrained Frechet distances, step times
+ *   step     compare-runs      two runs side by side with the paper's figures (Markdown + JSON)
  *
  * It also loads the example random-projection encoder (examples/custom-encoder), the
  * weight-free encoder the demo's semantic tokenizer uses, so that `train-tokenizer` works
@@ -19,6 +20,7 @@ import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { writePng } from "../../core/image/codec.ts";
 import { definePlugin } from "../../core/registry.ts";
 import randomProjection from "../../examples/custom-encoder/plugin.ts";
+import { compareOutputs, compareParams, compareRuns } from "./compare.ts";
 import { guidanceSweep, sweepParams } from "./guidance_sweep.ts";
 import { contactSheet, exportDataset, folderSheet } from "./images.ts";
 import { RandomConvEncoder } from "./random_conv_encoder.ts";
@@ -154,6 +156,14 @@ export default definePlugin({
       run: async (p, ctx) => {
         await writeSummary(p, ctx);
       },
+    });
+    r.step({
+      name: "compare-runs",
+      description:
+        "runs side by side (domain FD and floor, class accuracy, IS analogue, P/R, probe, time, the paper's figures) as Markdown and JSON",
+      params: compareParams,
+      outputs: compareOutputs,
+      run: async (p, ctx) => void await compareRuns(p, ctx),
     });
   },
 });

@@ -13,6 +13,7 @@ import { concatTokenFiles, shardSlice, sliceFiles, writeSlice } from "../../core
 import { TrainReporter } from "../../core/train/reporter.ts";
 import { vqganTrainConfigSchema } from "./config.ts";
 import { encodeDataset, encodeSource } from "./encode.ts";
+import { decodeOutputs, decodeParams, decodeTokenFile } from "./decode_tokens.ts";
 import { reconstructDataset, reconstructOutputs, reconstructParams } from "./reconstruct.ts";
 import { trainVqganFromConfig } from "./train.ts";
 import { loadVqgan } from "./weights.ts";
@@ -147,6 +148,23 @@ export default definePlugin({
         merge: async (_p, ctx, shards) => {
           await concatTokenFiles(await sliceFiles(shards, "vq.tokens"), ctx.outputs.tokens);
         },
+      },
+    });
+    r.step({
+      name: "decode-vqgan",
+      description:
+        "VQ code grids (a token file) to PNGs with labels.tsv, as generate-images lays them out",
+      params: decodeParams,
+      outputs: decodeOutputs,
+      run: async (p, ctx) => {
+        await useDevice(ctx.device);
+        const model = await load(p.vqgan);
+        try {
+          const n = await decodeTokenFile(model, p, ctx);
+          ctx.log.info(`decode-vqgan: ${n} images in ${ctx.outputs.results}`);
+        } finally {
+          model.dispose();
+        }
       },
     });
   },
