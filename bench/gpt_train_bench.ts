@@ -2,9 +2,13 @@
  * One training step (forward, backward, AdamW) of a GPT with width 512, 8 layers, 8 heads,
  * vocab 8192, sequence 256, batch 4 — ours vs the same model in PyTorch CPU (2 threads).
  * Also stage-1 sampling tokens/s with the KV cache (batch 8, 256 tokens, small preset).
+ * Ours and PyTorch alternate (bench/peer.ts `interleave`), --rounds times (at least 3);
+ * the ratio is printed as median [min, max] over the rounds.
  *
- *   deno run -A bench/gpt_train_bench.ts
+ *   deno run -A bench/gpt_train_bench.ts [--rounds 3] [--skip-sample]
  */
+
+import { parseArgs } from "node:util";
 
 import { backward } from "../core/autograd.ts";
 import { cpuBackend } from "../core/device.ts";
@@ -14,8 +18,16 @@ import { Generator } from "../core/random.ts";
 import { tidy } from "../core/tensor.ts";
 import { Stage1GPT } from "../plugins/stage1/model.ts";
 import { sampleStage1 } from "../plugins/stage1/sampler.ts";
-import { bestOf, runPeer } from "./peer.ts";
+import { interleave, median, PeerProcess, timed } from "./peer.ts";
 
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    rounds: { type: "string", default: "3" },
+    "skip-sample": { type: "boolean", default: false },
+  },
+});
+const rounds = Number(values.rounds);
 const D = 512, L = 8, H = 8, V = 8192, T = 256, B = 4;
 console.log(`backend: ${cpuBackend().description}`);
 
@@ -50,10 +62,7 @@ const step = () => {
   opt.update();
   opt.zeroGrad();
 };
-step(); // warm-up
-const ours = await bestOf(3, step);
-
-const peer = await runPeer(
+const peer = await PeerProcess.start(
   "torch",
   `
 import torch, time, json, math
@@ -85,28 +94,25 @@ ids=torch.randint(5,V,(B,T)); tgt=torch.randint(5,V,(B*T,))
 def step():
     loss=torch.nn.functional.cross_entropy(m(ids).view(-1,V),tgt,label_smoothing=0.1)
     opt.zero_grad(); loss.backward(); opt.step()
-step()
-best=1e9
-for _ in range(3):
-    t=time.time(); step(); best=min(best,time.time()-t)
-print(json.dumps({"seconds": best}))
+def measure():
+    t=time.perf_counter(); step(); return {"seconds": time.perf_counter()-t}
 `,
 );
-console.log(
-  `GPT train step (512x8, vocab 8192, T 256, B 4): ours ${ours.toFixed(3)} s` +
-    (peer
-      ? `, PyTorch ${peer.seconds.toFixed(3)} s, ratio ${
-        (ours / peer.seconds).toFixed(2)
-      } (<= 1.0 is the target)`
-      : ""),
+const train = await interleave(
+  "GPT train step (512x8, vocab 8192, T 256, B 4; <= 1.0 is the target)",
+  rounds,
+  () => timed(step),
+  peer,
 );
-const tokPerS = (B * T) / ours;
+await peer?.close();
+const ours = train ? median(train.ours) : await timed(step);
 console.log(
-  `  training throughput: ${tokPerS.toFixed(0)} tokens/s` +
-    (peer ? ` vs PyTorch ${((B * T) / peer.seconds).toFixed(0)}` : ""),
+  `  training throughput: ${((B * T) / ours).toFixed(0)} tokens/s` +
+    (train ? ` vs PyTorch ${((B * T) / median(train.peer)).toFixed(0)}` : ""),
 );
 model.dispose();
 opt.dispose();
+if (values["skip-sample"]) Deno.exit(0);
 
 // ---- sampling with the KV cache: small preset, batch 8, 256 tokens
 const small = new Stage1GPT({
@@ -119,9 +125,8 @@ const small = new Stage1GPT({
   length: 256,
   dropout: 0.1,
 }, new Generator(3));
-const sampleSecs = await bestOf(1, () => sampleStage1(small, { count: 8, seed: 1, topK: 200 }));
-const peerS = await runPeer(
-  "torch-sample",
+const peerS = await PeerProcess.start(
+  "torch",
   `
 import torch, time, json, math
 torch.set_num_threads(2); torch.manual_seed(0)
@@ -147,18 +152,21 @@ def sample():
         v,i=logits.topk(200); nxt=i.gather(1,torch.multinomial(torch.softmax(v,-1),1))
         tok=torch.cat([tok,nxt],1)
     return tok
-sample(); t=time.time(); sample(); print(json.dumps({"seconds": time.time()-t}))
+def measure():
+    t=time.perf_counter(); sample(); return {"seconds": time.perf_counter()-t}
 `,
 );
-const ourTok = (8 * 256) / sampleSecs;
-console.log(
-  `stage-1 sampling with KV cache (4x128, batch 8, 256 tokens): ours ${
-    ourTok.toFixed(0)
-  } tokens/s` +
-    (peerS
-      ? `, PyTorch ${((8 * 256) / peerS.seconds).toFixed(0)} tokens/s, ratio ${
-        (ourTok / ((8 * 256) / peerS.seconds)).toFixed(2)
-      } (>= 1.0 is the target)`
-      : ""),
+const sampled = await interleave(
+  "stage-1 sampling with KV cache (4x128, batch 8, 256 tokens; <= 1.0 is the target)",
+  rounds,
+  () => timed(() => sampleStage1(small, { count: 8, seed: 1, topK: 200 })),
+  peerS,
 );
+await peerS?.close();
+if (sampled) {
+  console.log(
+    `  sampling throughput: ours ${((8 * 256) / median(sampled.ours)).toFixed(0)} tokens/s, ` +
+      `PyTorch ${((8 * 256) / median(sampled.peer)).toFixed(0)} tokens/s`,
+  );
+}
 small.dispose();

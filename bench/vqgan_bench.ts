@@ -2,30 +2,84 @@
  * VQGAN decode at MAGE's size (16x16 codes -> one 256x256 image, 54.5M-parameter VQGAN,
  * random weights) and stage-2 MaskGIT decoding of 8 images (8 steps, a `small` 4 x 128
  * transformer, 256 + 1 + 256 tokens, 1024 codes, 8192 clusters), each against PyTorch on
- * the CPU with 2 threads in the same run. Prints images/s and ours / torch ratios.
+ * the CPU with 2 threads in the same run; and one VQGAN training step (forward, backward,
+ * Adam) at the demo's size (tasks/demo.yaml: cpu32 preset, ch 64, ch_mult [1], no res
+ * blocks, z 16, l2 codes, patch 4, no norm, 512 codes; batch 32 of 32x32) against the same
+ * model in PyTorch. Ours and PyTorch alternate (bench/peer.ts `interleave`) for --repeats
+ * rounds (at least 3); ratios are ours / torch seconds, median [min, max] over the rounds.
  *
- *   deno run -A bench/vqgan_bench.ts [--repeats 2] [--skip-decode] [--skip-nar]
+ * With --device webgpu only the decode runs, on the WebGPU backend (no peer); --decode-preset
+ * names a smaller VQGAN preset for a quick check (the grid is then that preset's).
+ *
+ *   deno run -A bench/vqgan_bench.ts [--repeats 3] [--skip-decode] [--skip-nar] [--skip-train]
+ *     [--device cpu|webgpu] [--decode-preset mage]
  */
 
 import { parseArgs } from "node:util";
+import { backward } from "../core/autograd.ts";
 import { blasDescription } from "../core/native/openblas.ts";
 import * as ops from "../core/ops/mod.ts";
+import { AdamW } from "../core/optim/mod.ts";
 import { Generator } from "../core/random.ts";
 import { tidy } from "../core/tensor.ts";
 import { sampleNAR } from "../plugins/stage2/maskgit.ts";
 import { STAGE2_PRESETS, Stage2Model } from "../plugins/stage2/model.ts";
 import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
-import { bestOf, ratioLine, runPeer } from "./peer.ts";
+import { interleave, median, PeerProcess, timed } from "./peer.ts";
+import { setDefaultBackend } from "../core/device.ts";
+import { createWebGPUBackend, probeWebGPU } from "../core/backends/webgpu/mod.ts";
 
 const { values } = parseArgs({
   options: {
-    repeats: { type: "string", default: "2" },
+    repeats: { type: "string", default: "3" },
     "skip-decode": { type: "boolean", default: false },
     "skip-nar": { type: "boolean", default: false },
+    "skip-train": { type: "boolean", default: false },
+    device: { type: "string", default: "cpu" },
+    "decode-preset": { type: "string", default: "mage" },
   },
 });
 const repeats = Number(values.repeats);
+if (values.device === "webgpu") {
+  await decodeOnWebGPU();
+  Deno.exit(0);
+} else if (values.device !== "cpu") {
+  throw new Error(`vqgan bench: --device must be cpu or webgpu, got ${values.device}`);
+}
 console.log(`VQGAN / MaskGIT bench; BLAS: ${blasDescription()}`);
+
+/** VQGAN decode on the WebGPU backend: seconds per image (median of --repeats, >= 3). */
+async function decodeOnWebGPU(): Promise<void> {
+  const probe = await probeWebGPU();
+  if (!probe.available) {
+    console.log(`vqgan bench: skipped (${probe.description})`);
+    return;
+  }
+  setDefaultBackend(await createWebGPUBackend({ allowFallbackAdapter: true }));
+  const cfg = VQGAN_PRESETS[values["decode-preset"]];
+  if (!cfg) throw new Error(`vqgan bench: no preset ${values["decode-preset"]}`);
+  const model = new VQGAN(cfg, new Generator(1));
+  model.eval();
+  const g = new Generator(2), side = model.gridSize;
+  const grid = {
+    tokens: Int32Array.from({ length: side * side }, () => g.int(cfg.nEmbed)),
+    count: 1,
+    height: side,
+    width: side,
+  };
+  await model.decode(grid); // warm-up: pipelines compile
+  const times: number[] = [];
+  for (let i = 0; i < Math.max(3, repeats); i++) times.push(await timed(() => model.decode(grid)));
+  model.dispose();
+  const s = median(times);
+  console.log(
+    `VQGAN decode (${
+      values["decode-preset"]
+    }) ${side}x${side} codes -> ${cfg.resolution}x${cfg.resolution}, ` +
+      `batch 1 on webgpu (${probe.description}): ${(s * 1000).toFixed(1)} ms/image, ` +
+      `${(1 / s).toFixed(2)} images/s (median of ${times.length})`,
+  );
+}
 
 // ---------------------------------------------------------------- VQGAN decode, MAGE size
 
@@ -58,14 +112,12 @@ class Decoder(nn.Module):
         return s.conv_out(F.silu(s.norm_out(h)))
 dec, codebook = Decoder().eval(), torch.randn(1024, Z)
 ids = torch.randint(0, 1024, (1, 256))
-best = 1e9
-with torch.no_grad():
-    for _ in range(${repeats}):
-        t = time.perf_counter()
-        x = dec(codebook[ids].view(1, 16, 16, Z).permute(0, 3, 1, 2).contiguous())
-        img = (x.clamp(0, 1) * 255).to(torch.uint8)
-        best = min(best, time.perf_counter() - t)
-print(json.dumps({"seconds": best, "params": sum(p.numel() for p in dec.parameters())}))
+@torch.no_grad()
+def measure():
+    t = time.perf_counter()
+    x = dec(codebook[ids].view(1, 16, 16, Z).permute(0, 3, 1, 2).contiguous())
+    img = (x.clamp(0, 1) * 255).to(torch.uint8)
+    return {"seconds": time.perf_counter() - t}
 `;
 
 if (!values["skip-decode"]) {
@@ -78,16 +130,17 @@ if (!values["skip-decode"]) {
     height: 16,
     width: 16,
   };
-  await model.decode(grid); // warm-up
-  const ours = await bestOf(repeats, () => model.decode(grid));
-  model.dispose();
-  const peer = await runPeer("torch VQGAN decode", DECODE_PEER);
-  console.log(
+  const peer = await PeerProcess.start("torch", DECODE_PEER);
+  await interleave(
     `VQGAN decode 16x16 codes -> 256x256 (MAGE size, decoder ${
       (30_478_339 / 1e6).toFixed(1)
-    }M params), batch 1:`,
+    }M params), batch 1, s/image`,
+    repeats,
+    () => timed(() => model.decode(grid)),
+    peer,
   );
-  ratioLine("  images/s", 1 / ours, peer ? 1 / peer.seconds : undefined, "img/s", true);
+  await peer?.close();
+  model.dispose();
 }
 
 // ---------------------------------------------------------------- MaskGIT decoding, small size
@@ -131,11 +184,9 @@ def decode():
             cut = conf.sort(-1).values[:, n - 1:n]
             codes = codes.masked_fill(conf <= cut, 3)
     return codes
-best = 1e9
-with torch.no_grad():
-    for _ in range(${repeats}):
-        t = time.perf_counter(); decode(); best = min(best, time.perf_counter() - t)
-print(json.dumps({"seconds": best}))
+@torch.no_grad()
+def measure():
+    t = time.perf_counter(); decode(); return {"seconds": time.perf_counter() - t}
 `;
 
 if (!values["skip-nar"]) {
@@ -158,13 +209,94 @@ if (!values["skip-nar"]) {
   tidy(() =>
     model.forward(ops.tensor(new Int32Array(P + L + 1).fill(2), [1, P + L + 1], { dtype: "i32" }))
   );
-  const ours = await bestOf(repeats, () => sampleNAR(model, sem, { seed: 1, steps: STEPS }));
-  model.dispose();
-  const peer = await runPeer("torch MaskGIT decode", NAR_PEER);
-  console.log(
+  const peer = await PeerProcess.start("torch", NAR_PEER);
+  await interleave(
     `MaskGIT decoding, ${STEPS} steps, batch ${B}, ${small.layers} layers x ${small.dim} (sequence ${
       P + 1 + L
-    }, ${CODES} codes):`,
+    }, ${CODES} codes), s/batch`,
+    repeats,
+    () => timed(() => sampleNAR(model, sem, { seed: 1, steps: STEPS })),
+    peer,
   );
-  ratioLine("  images/s", B / ours, peer ? B / peer.seconds : undefined, "img/s", true);
+  await peer?.close();
+  model.dispose();
+}
+
+// ---------------------------------------------------------------- VQGAN train step, demo size
+
+const TB = 32, RES = 32, PATCH = 4, TCH = 64, TZ = 16, TCODES = 512;
+
+const TRAIN_PEER = `
+import json, time, torch, torch.nn as nn, torch.nn.functional as F
+torch.set_num_threads(2); torch.manual_seed(0)
+B, R, P, CH, Z, N = ${TB}, ${RES}, ${PATCH}, ${TCH}, ${TZ}, ${TCODES}
+class Block(nn.Module):  # norm none: x + conv2(silu(conv1(silu(x))))
+    def __init__(s):
+        super().__init__(); s.c1, s.c2 = nn.Conv2d(CH, CH, 3, 1, 1, bias=False), nn.Conv2d(CH, CH, 3, 1, 1, bias=False)
+        nn.init.zeros_(s.c2.weight)
+    def forward(s, x): return x + s.c2(F.silu(s.c1(F.silu(x))))
+l2 = lambda t, d: t / t.norm(dim=d, keepdim=True).clamp_min(1e-6)
+class VQGAN(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.enc = nn.Sequential(nn.Conv2d(3 * P * P, CH, 3, 1, 1, bias=False), Block(), Block(), nn.Conv2d(CH, Z, 1))
+        s.dec = nn.Sequential(nn.Conv2d(Z, CH, 3, 1, 1), Block(), Block(), nn.Conv2d(CH, 3 * P * P, 3, 1, 1))
+        s.codes = nn.Embedding(N, Z); nn.init.uniform_(s.codes.weight, -1 / N, 1 / N)
+    def forward(s, x):
+        u = l2(s.enc(F.pixel_unshuffle(x, P)), 1)
+        e_tab = l2(s.codes.weight, 1)
+        rows = u.permute(0, 2, 3, 1).reshape(-1, Z)
+        with torch.no_grad():
+            idx = ((rows * rows).sum(1, keepdim=True) + (e_tab * e_tab).sum(1) - 2 * rows @ e_tab.t()).argmin(1)
+        e = e_tab[idx].view(u.shape[0], u.shape[2], u.shape[3], Z).permute(0, 3, 1, 2)
+        cb, commit = F.mse_loss(e, u.detach()), F.mse_loss(u, e.detach())
+        rec = F.pixel_shuffle(s.dec(u + (e - u).detach()), P)
+        return F.mse_loss(rec, x) + cb + 0.25 * commit
+m = VQGAN(); opt = torch.optim.AdamW(m.parameters(), lr=3e-3, betas=(0.5, 0.9), weight_decay=0)
+x = torch.rand(B, 3, R, R)
+def measure():
+    t = time.perf_counter()
+    loss = m(x); opt.zero_grad(); loss.backward(); opt.step()
+    return {"seconds": time.perf_counter() - t}
+`;
+
+if (!values["skip-train"]) {
+  const model = new VQGAN({
+    ...VQGAN_PRESETS.cpu32,
+    ch: TCH,
+    chMult: [1],
+    numResBlocks: 0,
+    zChannels: TZ,
+    embedDim: TZ,
+    l2Codes: true,
+    patch: PATCH,
+    norm: "none",
+    nEmbed: TCODES,
+  }, new Generator(5));
+  const opt = new AdamW(model.parameters(), { lr: 3e-3, betas: [0.5, 0.9], weightDecay: 0 });
+  const x = ops.rand([TB, 3, RES, RES], new Generator(6));
+  const step = () => {
+    tidy(() => {
+      const { reconstruction, vq } = model.forward(x);
+      const loss = ops.add(
+        ops.mean(ops.square(ops.sub(reconstruction, x))),
+        model.quantize.loss(vq),
+      );
+      backward(loss);
+    });
+    opt.update();
+    opt.zeroGrad();
+  };
+  const peer = await PeerProcess.start("torch", TRAIN_PEER);
+  await interleave(
+    `VQGAN train step (demo size: ${RES}x${RES}, patch ${PATCH}, ch ${TCH}, no res blocks, ` +
+      `z ${TZ}, l2 codes, ${TCODES} codes, norm none; batch ${TB}; AdamW)`,
+    repeats,
+    () => timed(step),
+    peer,
+  );
+  await peer?.close();
+  x.dispose();
+  opt.dispose();
+  model.dispose();
 }
