@@ -5,14 +5,21 @@
  *     measured in the same run through /usr/bin/python3 (skipped if absent),
  * and the ratio ours/PyTorch.
  *
+ * With --device webgpu the model runs on the WebGPU backend (a software adapter too) and
+ * the images/s are ours on that device; --size picks another image side (a multiple of 14)
+ * and --no-peer skips PyTorch.
+ *
  *   deno run -A bench/dinov2_bench.ts [--batch 8] [--reps 3] [--arch vitb14_reg]
+ *     [--device cpu|webgpu] [--size 224] [--no-peer]
  */
 
 import { parseArgs } from "node:util";
 import { noGrad } from "../core/autograd.ts";
 import * as ops from "../core/ops/mod.ts";
 import { Generator } from "../core/random.ts";
-import { tidy } from "../core/tensor.ts";
+import { type Tensor, tidy } from "../core/tensor.ts";
+import { setDefaultBackend } from "../core/device.ts";
+import { createWebGPUBackend, probeWebGPU } from "../core/backends/webgpu/mod.ts";
 import { blasDescription } from "../core/native/openblas.ts";
 import { DINOV2_PRESETS } from "../plugins/dinov2/config.ts";
 import { DinoVisionTransformer } from "../plugins/dinov2/vision_transformer.ts";
@@ -24,8 +31,24 @@ const { values } = parseArgs({
     batch: { type: "string", default: "8" },
     reps: { type: "string", default: "3" },
     arch: { type: "string", default: "vitb14_reg" },
+    device: { type: "string", default: "cpu" },
+    size: { type: "string", default: "224" },
+    "no-peer": { type: "boolean", default: false },
   },
 });
+const side = Number(values.size);
+let deviceLabel = `BLAS: ${blasDescription()}`;
+if (values.device === "webgpu") {
+  const probe = await probeWebGPU();
+  if (!probe.available) {
+    console.log(`dinov2 bench: skipped (${probe.description})`);
+    Deno.exit(0);
+  }
+  setDefaultBackend(await createWebGPUBackend({ allowFallbackAdapter: true }));
+  deviceLabel = `webgpu: ${probe.description}`;
+} else if (values.device !== "cpu") {
+  throw new Error(`dinov2 bench: --device must be cpu or webgpu, got ${values.device}`);
+}
 const B = Number(values.batch), reps = Number(values.reps);
 const cfg = DINOV2_PRESETS[values.arch];
 if (!cfg) throw new Error(`unknown arch ${values.arch}`);
@@ -46,30 +69,31 @@ function randomize(m: DinoVisionTransformer): void {
   m.loadStateDict(sd);
 }
 
-function timeIt(fn: () => void): number {
-  fn(); // warm-up (also caches the position table)
+async function timeIt(fn: () => Promise<void>): Promise<number> {
+  await fn(); // warm-up (also caches the position table)
   let best = Infinity;
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
-    fn();
+    await fn();
     best = Math.min(best, performance.now() - t0);
   }
   return best / 1000;
 }
 
+/** Runs fn under noGrad in a tidy scope and reads its result back (the end of the work). */
+async function readBack(fn: () => Tensor): Promise<void> {
+  const out = tidy(() => noGrad(fn));
+  await out.data();
+  out.dispose();
+}
+
 const model = new DinoVisionTransformer(cfg);
 randomize(model);
 model.eval();
-const input = ops.randn([B, 3, 224, 224], new Generator(1)).keep();
-const full = timeIt(() =>
-  tidy(() => noGrad(() => void model.forwardFeatures(input).patches.dataSync()))
-);
-const l3 = timeIt(() =>
-  tidy(() => noGrad(() => void model.patchFeatures(input, cfg.depth - 3).dataSync()))
-);
-console.log(
-  `DINOv2 ${cfg.name}, batch ${B}, 224x224, best of ${reps} (BLAS: ${blasDescription()})`,
-);
+const input = ops.randn([B, 3, side, side], new Generator(1)).keep();
+const full = await timeIt(() => readBack(() => model.forwardFeatures(input).patches));
+const l3 = await timeIt(() => readBack(() => model.patchFeatures(input, cfg.depth - 3)));
+console.log(`DINOv2 ${cfg.name}, batch ${B}, ${side}x${side}, best of ${reps} (${deviceLabel})`);
 console.log(
   `  ours   full forward: ${(B / full).toFixed(2)} images/s (${(full * 1000).toFixed(0)} ms/batch)`,
 );
@@ -137,7 +161,7 @@ async function torchPeer(): Promise<{ torch: string; full: number; l3: number } 
   return JSON.parse(new TextDecoder().decode(r.stdout));
 }
 
-const peer = await torchPeer();
+const peer = values["no-peer"] || side !== 224 ? "--no-peer or --size" : await torchPeer();
 if (typeof peer === "string") {
   console.log(`  PyTorch: skipped (${peer})`);
 } else {
