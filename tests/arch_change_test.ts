@@ -4,14 +4,14 @@
  * state-dict dump from the resume path; --force-step then trains the new architecture.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { parseOverrides } from "../core/config.ts";
 import { writeTokenFile } from "../core/io/tokens.ts";
 import { silentLogger } from "../core/registry.ts";
 import { loadTask, runTask, StepFailedError } from "../core/tasks.ts";
 import { registry } from "./shard_fixture_test.ts";
 
-Deno.test("a changed architecture is refused before training, naming the step and --force-step", async () => {
+it("a changed architecture is refused before training, naming the step and --force-step", async () => {
   const root = await Deno.makeTempDir({ prefix: "digit-arch-" });
   try {
     const count = 8, L = 4;
@@ -50,14 +50,16 @@ Deno.test("a changed architecture is refused before training, naming the step an
         }),
         { registry: r, log: silentLogger, signal: new AbortController().signal, force },
       );
-    assert.deepEqual((await run([])).ran, ["gpt"]);
+    expect((await run([])).ran).toEqual(["gpt"]);
     const deeper = ["steps[0].params.model.decoder_layers=3"];
     const err = await run(deeper).then(() => null, (e) => e);
-    assert.ok(err instanceof StepFailedError, `expected a StepFailedError, got ${err}`);
-    assert.match(err.message, /was trained with another architecture than the one configured now/);
-    assert.match(err.message, /tensor\(s\) differ; e\.g\. decoder\.layers\.2\.\S+ is new/);
-    assert.match(err.message, /--force-step gpt/);
-    assert.deepEqual((await run(deeper, ["gpt"])).ran, ["gpt"]);
+    expect(err, `expected a StepFailedError, got ${err}`).toBeInstanceOf(StepFailedError);
+    expect(err.message).toMatch(
+      /was trained with another architecture than the one configured now/,
+    );
+    expect(err.message).toMatch(/tensor\(s\) differ; e\.g\. decoder\.layers\.2\.\S+ is new/);
+    expect(err.message).toMatch(/--force-step gpt/);
+    expect((await run(deeper, ["gpt"])).ran).toEqual(["gpt"]);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { s } from "../core/config.ts";
 import { type Plugin, Registry } from "../core/registry.ts";
 import { type BuiltinsResult, loadBuiltinPlugins, main } from "../cli/main.ts";
@@ -96,29 +96,28 @@ async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("help: overall, per command, and a step type's config keys", async () => {
+it("help: overall, per command, and a step type's config keys", async () => {
   const top = await cli(["--help"]);
-  assert.equal(top.code, 0);
+  expect(top.code).toBe(0);
   for (const c of ["train", "sample", "eval", "run", "demo", "serve"]) {
-    assert.match(top.stdout, new RegExp(`\\n  ${c} `));
+    expect(top.stdout).toMatch(new RegExp(`\\n  ${c} `));
   }
-  assert.equal((await cli([])).stdout, top.stdout);
+  expect((await cli([])).stdout).toBe(top.stdout);
 
   const train = await cli(["train", "stage1", "--help"]);
-  assert.equal(train.code, 0);
-  assert.match(train.stdout, /^Usage: digit train <stage1\|stage2\|vqgan\|tokenizer>/);
-  assert.match(
-    train.stdout,
+  expect(train.code).toBe(0);
+  expect(train.stdout).toMatch(/^Usage: digit train <stage1\|stage2\|vqgan\|tokenizer>/);
+  expect(train.stdout).toMatch(
     /Config keys of step type 'train-stage1' \(plugin fake-builtins\): fake stage-1 trainer/,
   );
-  assert.match(train.stdout, / {2}optimization\.lr +a number > 0 — peak learning rate/);
-  assert.match(train.stdout, / {2}optimization\.max_update +an integer >= 1 \(default 10\)/);
-  assert.match((await cli(["train", "--help"])).stdout, /Registered: stage1\./);
-  assert.match((await cli(["help", "run"])).stdout, /Step types:\n {2}eval/);
-  assert.match((await cli(["serve", "-h"])).stdout, /Options of fake-preview:\n {2}classes/);
+  expect(train.stdout).toMatch(/ {2}optimization\.lr +a number > 0 — peak learning rate/);
+  expect(train.stdout).toMatch(/ {2}optimization\.max_update +an integer >= 1 \(default 10\)/);
+  expect((await cli(["train", "--help"])).stdout).toMatch(/Registered: stage1\./);
+  expect((await cli(["help", "run"])).stdout).toMatch(/Step types:\n {2}eval/);
+  expect((await cli(["serve", "-h"])).stdout).toMatch(/Options of fake-preview:\n {2}classes/);
 });
 
-Deno.test("usage errors exit with 2 and point at --help", async () => {
+it("usage errors exit with 2 and point at --help", async () => {
   const cases: [string[], string][] = [
     [
       ["fly"],
@@ -151,12 +150,12 @@ Deno.test("usage errors exit with 2 and point at --help", async () => {
   const empty = await Deno.makeTempDir();
   for (const [args, expected] of cases) {
     const r = await cli(args, { cwd: empty });
-    assert.equal(r.code, 2, args.join(" "));
-    assert.equal(r.stderr, expected, args.join(" "));
+    expect(r.code, args.join(" ")).toBe(2);
+    expect(r.stderr, args.join(" ")).toBe(expected);
   }
 });
 
-Deno.test("train stage1: config file plus --set, then skipped when finished, re-run with --force", async () => {
+it("train stage1: config file plus --set, then skipped when finished, re-run with --force", async () => {
   await withTemp(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/base.yaml`,
@@ -178,42 +177,39 @@ Deno.test("train stage1: config file plus --set, then skipped when finished, re-
       `${dir}/out`,
     ];
     const first = await cli(args, { seen });
-    assert.equal(first.code, 0, first.stderr);
-    assert.deepEqual(seen, [{
+    expect(first.code, first.stderr).toBe(0);
+    expect(seen).toEqual([{
       optimization: { lr: 3e-4, max_update: 5 },
       model: { decoder_layers: 2 },
     }]);
-    assert.match(first.stderr, /\[1\/1\] train-stage1 \(train-stage1\): new\n/);
-    assert.match(first.stderr, /train-stage1: update 5\/5 \(100%\)\n/);
-    assert.ok(
-      first.stderr.endsWith(
-        `train-stage1: ran 1 step(s), skipped 0 finished; outputs in ${dir}/out\n`,
-      ),
-    );
+    expect(first.stderr).toMatch(/\[1\/1\] train-stage1 \(train-stage1\): new\n/);
+    expect(first.stderr).toMatch(/train-stage1: update 5\/5 \(100%\)\n/);
+    expect(first.stderr.endsWith(
+      `train-stage1: ran 1 step(s), skipped 0 finished; outputs in ${dir}/out\n`,
+    )).toBeTruthy();
     const checkpoint = JSON.parse(
       await Deno.readTextFile(`${dir}/out/train-stage1/checkpoint_last.json`),
     );
-    assert.equal(checkpoint.model.decoder_layers, 2);
+    expect(checkpoint.model.decoder_layers).toBe(2);
 
     const again = await cli(args, { seen });
-    assert.equal(again.code, 0);
-    assert.match(again.stderr, /finished earlier, skipped/);
-    assert.equal(seen.length, 1);
-    assert.equal((await cli([...args, "--force"], { seen })).code, 0);
-    assert.equal(seen.length, 2);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/finished earlier, skipped/);
+    expect(seen.length).toBe(1);
+    expect((await cli([...args, "--force"], { seen })).code).toBe(0);
+    expect(seen.length).toBe(2);
 
     const dry = await cli([...args, "--set", "model.decoder_layers=3", "--dry-run"], { seen });
-    assert.equal(dry.code, 0);
-    assert.match(dry.stdout, /1\. train-stage1 \(train-stage1\): changed\n/);
-    assert.match(
-      dry.stdout,
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/1\. train-stage1 \(train-stage1\): changed\n/);
+    expect(dry.stdout).toMatch(
       new RegExp(`checkpoint -> ${dir}/out/train-stage1/checkpoint_last\\.json`),
     );
-    assert.equal(seen.length, 2);
+    expect(seen.length).toBe(2);
   });
 });
 
-Deno.test("config problems exit with 2 and name the file and key", async () => {
+it("config problems exit with 2 and name the file and key", async () => {
   await withTemp(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/s1.yaml`,
@@ -231,53 +227,48 @@ Deno.test("config problems exit with 2 and name the file and key", async () => {
       "-o",
       dir,
     ]);
-    assert.equal(bad.code, 2);
-    assert.equal(
-      bad.stderr,
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(
       `error: ${dir}/s1.yaml: optimization.lr: expected a number > 0, got 'abc'\n` +
         `error: ${dir}/s1.yaml: model.layers: unknown key (allowed: decoder_layers)\n`,
     );
     await Deno.writeTextFile(`${dir}/broken.yaml`, "model: [1, 2\n");
     const syntax = await cli(["train", "stage1", "-c", `${dir}/broken.yaml`, "-o", dir]);
-    assert.equal(syntax.code, 2);
-    assert.match(
-      syntax.stderr,
+    expect(syntax.code).toBe(2);
+    expect(syntax.stderr).toMatch(
       new RegExp(`^error: ${dir}/broken\\.yaml:2:1: YAML syntax error: `),
     );
     const noFile = await cli(["train", "stage1", "--set", "optimization.lr=1", "-o", dir], {
       cwd: dir,
     });
-    assert.equal(noFile.code, 2);
-    assert.equal(
-      noFile.stderr,
+    expect(noFile.code).toBe(2);
+    expect(noFile.stderr).toBe(
       "error: command line: model: missing required key (expected a mapping)\n",
     );
   });
 });
 
-Deno.test("a missing plugin is a clear config error (2); a failing step is a runtime error (1)", async () => {
+it("a missing plugin is a clear config error (2); a failing step is a runtime error (1)", async () => {
   const missing = await cli(["sample"], {
     note: "plugins/mod.ts does not exist, so no built-in plugins are loaded",
   });
-  assert.equal(missing.code, 2);
-  assert.equal(
-    missing.stderr,
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toBe(
     "error: sample: no step type named 'sample' (no step types are registered; plugins loaded: none)\n" +
       "note: plugins/mod.ts does not exist, so no built-in plugins are loaded\n",
   );
   await withTemp(async (dir) => {
     const failed = await cli(["eval", "-o", dir]);
-    assert.equal(failed.code, 1);
-    assert.match(
-      failed.stderr,
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
       /error: step 'eval' \(eval\) failed: boom\n\(--verbose shows the stack trace\)\n$/,
     );
     const verbose = await cli(["eval", "-o", dir, "-v"]);
-    assert.match(verbose.stderr, /error: step 'eval' \(eval\) failed: boom\nError: boom\n +at /);
+    expect(verbose.stderr).toMatch(/error: step 'eval' \(eval\) failed: boom\nError: boom\n +at /);
   });
 });
 
-Deno.test("run: a task file with --set, --dry-run, --force-step; Ctrl-C exits with 130", async () => {
+it("run: a task file with --set, --dry-run, --force-step; Ctrl-C exits with 130", async () => {
   await withTemp(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/task.yaml`,
@@ -297,25 +288,23 @@ steps:
       "--set",
       "steps.train.params.optimization.lr=0.5",
     ], { seen });
-    assert.equal(dry.code, 0, dry.stderr);
-    assert.equal(
-      dry.stdout,
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toBe(
       `task t (${dir}/task.yaml), device auto, outputs ${dir}/out\n` +
         `  1. train (train-stage1): not run\n` +
         `       params: {"optimization":{"lr":0.5,"max_update":10},"model":{"decoder_layers":1}}\n` +
         `       checkpoint -> ${dir}/out/train/checkpoint_last.json\n`,
     );
-    assert.equal((await cli(["run", `${dir}/task.yaml`, "--device", "cpu"], { seen })).code, 0);
-    assert.equal((await cli(["run", `${dir}/task.yaml`], { seen })).code, 0);
-    assert.equal(seen.length, 1);
-    assert.equal(
-      (await cli(["run", `${dir}/task.yaml`, "--force-step", "train"], { seen })).code,
+    expect((await cli(["run", `${dir}/task.yaml`, "--device", "cpu"], { seen })).code).toBe(0);
+    expect((await cli(["run", `${dir}/task.yaml`], { seen })).code).toBe(0);
+    expect(seen.length).toBe(1);
+    expect((await cli(["run", `${dir}/task.yaml`, "--force-step", "train"], { seen })).code).toBe(
       0,
     );
-    assert.equal(seen.length, 2);
+    expect(seen.length).toBe(2);
     const wrongStep = await cli(["run", `${dir}/task.yaml`, "--force-step", "trian"], { seen });
-    assert.equal(wrongStep.code, 2);
-    assert.match(wrongStep.stderr, /--force-step trian: no such step \(steps: train\)/);
+    expect(wrongStep.code).toBe(2);
+    expect(wrongStep.stderr).toMatch(/--force-step trian: no such step \(steps: train\)/);
 
     await Deno.writeTextFile(
       `${dir}/wait.yaml`,
@@ -326,12 +315,12 @@ steps:
     while (!seen.includes("waiting")) await new Promise((r) => setTimeout(r, 5));
     controller.abort();
     const stopped = await running;
-    assert.equal(stopped.code, 130);
-    assert.match(stopped.stderr, /interrupted during step 'w'\n$/);
+    expect(stopped.code).toBe(130);
+    expect(stopped.stderr).toMatch(/interrupted during step 'w'\n$/);
   });
 });
 
-Deno.test("serve: loads the registered preview model, answers on loopback, stops on abort", async () => {
+it("serve: loads the registered preview model, answers on loopback, stops on abort", async () => {
   await withTemp(async (dir) => {
     const controller = new AbortController();
     let stderr = "";
@@ -347,42 +336,41 @@ Deno.test("serve: loads the registered preview model, answers on loopback, stops
     });
     while (!stderr.includes("preview at")) await new Promise((r) => setTimeout(r, 5));
     const url = /preview at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)![1];
-    assert.deepEqual(await (await fetch(`${url}healthz`)).json(), {
+    expect(await (await fetch(`${url}healthz`)).json()).toEqual({
       ok: true,
       model: "fake-preview/7",
       busy: 0,
     });
     controller.abort();
-    assert.equal(await serving, 130);
+    expect(await serving).toBe(130);
   });
 });
 
-Deno.test("loadBuiltinPlugins: missing, broken, empty and working modules", async () => {
+it("loadBuiltinPlugins: missing, broken, empty and working modules", async () => {
   await withTemp(async (dir) => {
     const url = (name: string) => new URL(`file://${dir}/${name}`);
-    assert.deepEqual(await loadBuiltinPlugins(new Registry(), url("none.ts")), {
+    expect(await loadBuiltinPlugins(new Registry(), url("none.ts"))).toEqual({
       note: "plugins/mod.ts does not exist, so no built-in plugins are loaded",
     });
     await Deno.writeTextFile(`${dir}/broken.ts`, "import './nowhere.ts';\n");
     const broken = await loadBuiltinPlugins(new Registry(), url("broken.ts"));
-    assert.equal(broken.broken, true);
-    assert.match(
-      broken.note!,
+    expect(broken.broken).toBe(true);
+    expect(broken.note!).toMatch(
       /^plugins\/mod\.ts failed to load \(.*nowhere\.ts.*\), so no built-in plugins are loaded$/,
     );
     await Deno.writeTextFile(`${dir}/empty.ts`, "export const x = 1;\n");
-    assert.equal((await loadBuiltinPlugins(new Registry(), url("empty.ts"))).broken, true);
+    expect((await loadBuiltinPlugins(new Registry(), url("empty.ts"))).broken).toBe(true);
     await Deno.writeTextFile(
       `${dir}/ok.ts`,
       `export default [{ name: "p", version: "1", register(r) { r.step({ name: "demo", run() {} }); } }];\n`,
     );
     const r = new Registry();
-    assert.deepEqual(await loadBuiltinPlugins(r, url("ok.ts")), {});
-    assert.equal(r.get("steps", "demo").plugin, "p");
+    expect(await loadBuiltinPlugins(r, url("ok.ts"))).toEqual({});
+    expect(r.get("steps", "demo").plugin).toBe("p");
   });
 });
 
-Deno.test("as a real process: deno task run, and Ctrl-C (SIGINT) gives exit code 130", async () => {
+it("as a real process: deno task run, and Ctrl-C (SIGINT) gives exit code 130", async () => {
   const root = new URL("..", import.meta.url).pathname;
   await withTemp(async (dir) => {
     await Deno.writeTextFile(
@@ -408,9 +396,9 @@ Deno.test("as a real process: deno task run, and Ctrl-C (SIGINT) gives exit code
       stderr: "piped",
     }).output();
     const okErr = new TextDecoder().decode(ok.stderr);
-    assert.equal(ok.code, 0, okErr);
-    assert.match(okErr, /touch: ran 1 step\(s\), skipped 0 finished/);
-    assert.equal(await Deno.readTextFile(`${dir}/out/t/done.txt`), "ok");
+    expect(ok.code, okErr).toBe(0);
+    expect(okErr).toMatch(/touch: ran 1 step\(s\), skipped 0 finished/);
+    expect(await Deno.readTextFile(`${dir}/out/t/done.txt`)).toBe("ok");
 
     await Deno.writeTextFile(
       `${dir}/block.yaml`,
@@ -424,25 +412,24 @@ Deno.test("as a real process: deno task run, and Ctrl-C (SIGINT) gives exit code
     }).spawn();
     const deadline = Date.now() + 60_000;
     while (!(await Deno.stat(`${dir}/started`).then(() => true, () => false))) {
-      assert.ok(Date.now() < deadline, "the blocking step never started");
+      expect(Date.now(), "the blocking step never started").toBeLessThan(deadline);
       await new Promise((r) => setTimeout(r, 20));
     }
     child.kill("SIGINT");
     const result = await child.output();
-    assert.equal(result.code, 130);
-    assert.match(
-      new TextDecoder().decode(result.stderr),
+    expect(result.code).toBe(130);
+    expect(new TextDecoder().decode(result.stderr)).toMatch(
       /interrupting\.\.\.[^\n]*\ninterrupted during step 'b'\n$/,
     );
   });
 });
 
-Deno.test("every shipped task file in tasks/ passes validation with the built-in plugins (--dry-run)", async () => {
+it("every shipped task file in tasks/ passes validation with the built-in plugins (--dry-run)", async () => {
   const tasks = new URL("../tasks/", import.meta.url).pathname;
   const files = [...Deno.readDirSync(tasks)].filter((e) => e.name.endsWith(".yaml")).map((e) =>
     e.name
   ).sort();
-  assert.ok(files.length >= 5, `tasks/: ${files.join(", ")}`);
+  expect(files.length, `tasks/: ${files.join(", ")}`).toBeGreaterThanOrEqual(5);
   await withTemp(async (dir) => {
     for (const file of files) {
       let stdout = "";
@@ -458,13 +445,13 @@ Deno.test("every shipped task file in tasks/ passes validation with the built-in
         stderr: (t) => (stderr += t),
         tty: false,
       });
-      assert.equal(code, 0, `${file}:\n${stderr}`);
-      assert.match(stdout, /^task \S+ \(/, file);
+      expect(code, `${file}:\n${stderr}`).toBe(0);
+      expect(stdout, file).toMatch(/^task \S+ \(/);
     }
   });
 });
 
-Deno.test("examples/custom-step: its task runs with the built-ins and the report's entropy is consistent", async () => {
+it("examples/custom-step: its task runs with the built-ins and the report's entropy is consistent", async () => {
   const task = new URL("../examples/custom-step/task.yaml", import.meta.url).pathname;
   await withTemp(async (dir) => {
     let stderr = "";
@@ -473,23 +460,23 @@ Deno.test("examples/custom-step: its task runs with the built-ins and the report
       stderr: (t) => (stderr += t),
       tty: false,
     });
-    assert.equal(code, 0, stderr);
+    expect(code, stderr).toBe(0);
     const report = JSON.parse(await Deno.readTextFile(`${dir}/stats/token-stats.json`));
-    assert.equal(report.all.images, 512);
-    assert.equal(report.all.tokensPerImage, 64);
+    expect(report.all.images).toBe(512);
+    expect(report.all.tokensPerImage).toBe(64);
     // Closed form: perplexity = 2^entropy, and 0 < entropy <= log2(K) for K = 32 centroids.
-    assert.ok(
+    expect(
       report.all.entropyBits > 0 && report.all.entropyBits <= 5 + 1e-9,
       `${report.all.entropyBits}`,
-    );
-    assert.ok(Math.abs(report.all.perplexity - 2 ** report.all.entropyBits) < 1e-9);
-    assert.equal(Object.keys(report.classes).length, 10);
+    ).toBeTruthy();
+    expect(Math.abs(report.all.perplexity - 2 ** report.all.entropyBits)).toBeLessThan(1e-9);
+    expect(Object.keys(report.classes).length).toBe(10);
     const shares = report.all.top.map((t: { share: number }) => t.share);
-    assert.deepEqual(shares, [...shares].sort((a: number, b: number) => b - a));
+    expect(shares).toEqual([...shares].sort((a: number, b: number) => b - a));
   });
 });
 
-Deno.test("eval takes torch-fidelity's flags: --input1/--input2 and --fid/--isc/--prc/--fd become its params; --set wins", async () => {
+it("eval takes torch-fidelity's flags: --input1/--input2 and --fid/--isc/--prc/--fd become its params; --set wins", async () => {
   let out = "";
   const run = (args: string[]) =>
     main(["eval", ...args, "--dry-run"], {
@@ -497,20 +484,16 @@ Deno.test("eval takes torch-fidelity's flags: --input1/--input2 and --fid/--isc/
       stderr: (t) => (out += t),
       tty: false,
     });
-  assert.equal(
-    await run(["--input1", "gen", "--input2", "ref.npz", "--fid", "--prc", "--fd", "dinov2"]),
-    0,
-  );
-  assert.match(
-    out,
+  expect(await run(["--input1", "gen", "--input2", "ref.npz", "--fid", "--prc", "--fd", "dinov2"]))
+    .toBe(0);
+  expect(out).toMatch(
     /"generated":"gen","reference":"ref.npz","metrics":\["fid","prc","fd:dinov2"\]/,
   );
   out = "";
-  assert.equal(
-    await run(["--input1", "gen", "--input2", "ref", "--isc", "--set", "metrics=[fid]"]),
+  expect(await run(["--input1", "gen", "--input2", "ref", "--isc", "--set", "metrics=[fid]"])).toBe(
     0,
   );
-  assert.match(out, /"metrics":\["fid"\]/);
+  expect(out).toMatch(/"metrics":\["fid"\]/);
   out = "";
-  assert.equal(await run(["--fid", "--input1"]), 2, "a flag without its value is a usage error");
+  expect(await run(["--fid", "--input1"]), "a flag without its value is a usage error").toBe(2);
 });

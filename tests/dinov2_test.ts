@@ -5,7 +5,8 @@
  * position-table recipes, and the antialiased bicubic on its own.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
+import { rejected } from "./lib/errors.ts";
 import type { HostTensor, StateDict } from "../core/io/host_tensor.ts";
 import { readNpz } from "../core/io/npy.ts";
 import { loadStateDict } from "../core/io/state_dict.ts";
@@ -34,7 +35,7 @@ const get = (k: string): HostTensor => {
 };
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, "lengths differ");
+  expect(a.length, "lengths differ").toBe(b.length);
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
@@ -50,75 +51,75 @@ function images(): ImageBatch {
   };
 }
 
-Deno.test("the fixture's architecture is read from its shapes", () => {
+it("the fixture's architecture is read from its shapes", () => {
   const cfg = configFromStateDict(weights);
-  assert.equal(cfg.embedDim, meta.dim);
-  assert.equal(cfg.depth, meta.depth);
-  assert.equal(cfg.registers, meta.registers);
-  assert.equal(cfg.mlpHidden, meta.mlp);
-  assert.equal(cfg.posGrid, meta.grid);
-  assert.equal(cfg.patchSize, 14);
+  expect(cfg.embedDim).toBe(meta.dim);
+  expect(cfg.depth).toBe(meta.depth);
+  expect(cfg.registers).toBe(meta.registers);
+  expect(cfg.mlpHidden).toBe(meta.mlp);
+  expect(cfg.posGrid).toBe(meta.grid);
+  expect(cfg.patchSize).toBe(14);
 });
 
-Deno.test("position table: DiGIT recipe and antialiased hub recipe match torch (1e-5)", () => {
+it("position table: DiGIT recipe and antialiased hub recipe match torch (1e-5)", () => {
   const pos = weights.get("pos_embed")!.data as Float32Array;
   for (const recipe of ["digit", "hub"] as const) {
     const ours = resizePosTable(pos, meta.dim, 16, 16, recipe);
     const err = maxAbsDiff(ours, get(`pos_${recipe}`).data);
-    assert.ok(err <= 1e-5, `${recipe}: max abs error ${err}`);
+    expect(err, `${recipe}: max abs error ${err}`).toBeLessThanOrEqual(1e-5);
   }
   // The two recipes really differ (so the test above can tell them apart).
-  assert.ok(maxAbsDiff(get("pos_digit").data, get("pos_hub").data) > 1e-2);
+  expect(maxAbsDiff(get("pos_digit").data, get("pos_hub").data)).toBeGreaterThan(1e-2);
   // 37x37 is used as is.
-  assert.deepEqual(resizePosTable(pos, meta.dim, 37, 37, "hub"), pos);
+  expect(resizePosTable(pos, meta.dim, 37, 37, "hub")).toEqual(pos);
 });
 
-Deno.test("antialiased bicubic matches torch on a non-square plane, down and up (1e-5)", () => {
+it("antialiased bicubic matches torch on a non-square plane, down and up (1e-5)", () => {
   const x = get("aa_in"), want = get("aa_out");
   const [, planes, h, w] = x.shape;
   const [, , oh, ow] = want.shape;
   const got = resizeAntialiasBicubic(x.data, planes, h, w, oh, ow);
   const err = maxAbsDiff(got, want.data);
-  assert.ok(err <= 1e-5, `max abs error ${err}`);
+  expect(err, `max abs error ${err}`).toBeLessThanOrEqual(1e-5);
 });
 
 for (const recipe of ["digit", "hub"] as const) {
-  Deno.test(`${recipe} recipe: preprocessing, l3 features, CLS and final output match torch (1e-4)`, async () => {
+  it(`${recipe} recipe: preprocessing, l3 features, CLS and final output match torch (1e-4)`, async () => {
     const before = liveStorages();
     const model = await loadDinov2(weights, { heads: meta.heads, recipe });
     const enc = new Dinov2Encoder(model);
-    assert.equal(enc.block, meta.depth - 3);
+    expect(enc.block).toBe(meta.depth - 3);
     tidy(() =>
       noGrad(() => {
         const x = enc.preprocess(images());
-        assert.deepEqual(x.shape, [2, 3, 224, 224]);
+        expect(x.shape).toEqual([2, 3, 224, 224]);
         const rows = x.slice(2, 0, 8).dataSync();
         const errIn = maxAbsDiff(rows, get("input_rows").data);
-        assert.ok(errIn <= 1e-5, `input rows: max abs error ${errIn}`);
+        expect(errIn, `input rows: max abs error ${errIn}`).toBeLessThanOrEqual(1e-5);
 
         const l3 = enc.encode(x);
-        assert.deepEqual(l3.shape, [2, 256, meta.dim]);
+        expect(l3.shape).toEqual([2, 256, meta.dim]);
         const errL3 = maxAbsDiff(l3.dataSync(), get(`l3_${recipe}`).data);
-        assert.ok(errL3 <= 1e-4, `l3: max abs error ${errL3}`);
+        expect(errL3, `l3: max abs error ${errL3}`).toBeLessThanOrEqual(1e-4);
 
         const cls = model.clsFeatures(x, enc.block);
         const errCls = maxAbsDiff(cls.dataSync(), get(`l3_cls_${recipe}`).data);
-        assert.ok(errCls <= 1e-4, `l3 CLS: max abs error ${errCls}`);
+        expect(errCls, `l3 CLS: max abs error ${errCls}`).toBeLessThanOrEqual(1e-4);
 
         const out = model.forwardFeatures(x);
         const errP = maxAbsDiff(out.patches.dataSync(), get(`final_patch_${recipe}`).data);
         const errC = maxAbsDiff(out.cls.dataSync(), get(`final_cls_${recipe}`).data);
-        assert.ok(errP <= 1e-4, `final patches: max abs error ${errP}`);
-        assert.ok(errC <= 1e-4, `final CLS: max abs error ${errC}`);
-        assert.deepEqual(out.registers.shape, [2, meta.registers, meta.dim]);
+        expect(errP, `final patches: max abs error ${errP}`).toBeLessThanOrEqual(1e-4);
+        expect(errC, `final CLS: max abs error ${errC}`).toBeLessThanOrEqual(1e-4);
+        expect(out.registers.shape).toEqual([2, meta.registers, meta.dim]);
       })
     );
     enc.dispose();
-    assert.equal(liveStorages(), before, "live storages after dispose");
+    expect(liveStorages(), "live storages after dispose").toBe(before);
   });
 }
 
-Deno.test("a DiGIT checkpoint's pretrained_encoder.* keys load; other keys are ignored", async () => {
+it("a DiGIT checkpoint's pretrained_encoder.* keys load; other keys are ignored", async () => {
   const wrapped: StateDict = new Map();
   for (const [k, v] of weights) wrapped.set(`pretrained_encoder.${k}`, v);
   wrapped.set("decoder.embed_tokens.weight", {
@@ -128,11 +129,11 @@ Deno.test("a DiGIT checkpoint's pretrained_encoder.* keys load; other keys are i
     sourceDtype: "f32",
   });
   const model = await loadDinov2(wrapped, { heads: meta.heads });
-  assert.equal(model.cfg.depth, meta.depth);
+  expect(model.cfg.depth).toBe(meta.depth);
   model.dispose();
 });
 
-Deno.test("block-chunked keys (blocks.<chunk>.<i>.*) load as blocks.<i>.*", async () => {
+it("block-chunked keys (blocks.<chunk>.<i>.*) load as blocks.<i>.*", async () => {
   const chunked: StateDict = new Map();
   for (const [k, v] of weights) {
     chunked.set(
@@ -140,13 +141,13 @@ Deno.test("block-chunked keys (blocks.<chunk>.<i>.*) load as blocks.<i>.*", asyn
       v,
     );
   }
-  assert.ok(chunked.has("blocks.1.3.norm1.weight"));
+  expect(chunked.has("blocks.1.3.norm1.weight")).toBeTruthy();
   const model = await loadDinov2(chunked, { heads: meta.heads });
-  assert.equal(model.cfg.depth, meta.depth);
+  expect(model.cfg.depth).toBe(meta.depth);
   model.dispose();
 });
 
-Deno.test("strict loading lists missing, unexpected and mis-shaped keys", async () => {
+it("strict loading lists missing, unexpected and mis-shaped keys", async () => {
   const broken: StateDict = new Map(weights);
   broken.delete("blocks.1.ls1.gamma");
   broken.set("blocks.1.attn.extra", weights.get("norm.bias")!);
@@ -156,12 +157,10 @@ Deno.test("strict loading lists missing, unexpected and mis-shaped keys", async 
     data: new Float32Array(3),
     sourceDtype: "f32",
   });
-  await assert.rejects(() => loadDinov2(broken, { heads: meta.heads }), (e: Error) => {
-    assert.match(e.message, /missing keys \(1\): blocks\.1\.ls1\.gamma/);
-    assert.match(e.message, /unexpected keys \(1\): blocks\.1\.attn\.extra/);
-    assert.match(e.message, /norm\.bias: expected \[64\], got \[3\]/);
-    return true;
-  });
+  const e = await rejected(() => loadDinov2(broken, { heads: meta.heads }));
+  expect(e.message).toMatch(/missing keys \(1\): blocks\.1\.ls1\.gamma/);
+  expect(e.message).toMatch(/unexpected keys \(1\): blocks\.1\.attn\.extra/);
+  expect(e.message).toMatch(/norm\.bias: expected \[64\], got \[3\]/);
 });
 
 /** Shapes of a preset's state dict without any data (the size check reads shapes only). */
@@ -173,20 +172,20 @@ function shapesOnly(model: DinoVisionTransformer): StateDict {
   return sd;
 }
 
-Deno.test("a checkpoint of another ViT size names both sizes", async () => {
+it("a checkpoint of another ViT size names both sizes", async () => {
   // A ViT-S/14-reg4-shaped dict, checked against ViT-B/14-reg4.
   const small = new DinoVisionTransformer(DINOV2_PRESETS.vits14_reg);
   const sd = shapesOnly(small);
   small.dispose();
-  await assert.rejects(() => loadDinov2(sd, { arch: "vitb14_reg" }), (e: Error) => {
-    assert.match(e.message, /holds a ViT-S\/14-reg4 \(dim 384, depth 12, 4 registers\)/);
-    assert.match(e.message, /model is ViT-B\/14-reg4 \(dim 768, depth 12, 4 registers\)/);
-    return true;
-  });
-  await assert.rejects(() => loadDinov2(sd, { arch: "vitx" }), /unknown architecture 'vitx'/);
+  const e = await rejected(() => loadDinov2(sd, { arch: "vitb14_reg" }));
+  expect(e.message).toMatch(/holds a ViT-S\/14-reg4 \(dim 384, depth 12, 4 registers\)/);
+  expect(e.message).toMatch(/model is ViT-B\/14-reg4 \(dim 768, depth 12, 4 registers\)/);
+  await expect(() => loadDinov2(sd, { arch: "vitx" })).rejects.toThrow(
+    /unknown architecture 'vitx'/,
+  );
 });
 
-Deno.test("presets have the published sizes", () => {
+it("presets have the published sizes", () => {
   const count = (name: string) => {
     const m = new DinoVisionTransformer(DINOV2_PRESETS[name]);
     const n = m.numParameters();
@@ -194,11 +193,11 @@ Deno.test("presets have the published sizes", () => {
     return n;
   };
   // spec §6 (measured with the reference code): ViT-B/14-reg4 86,583,552 parameters.
-  assert.equal(count("vitb14_reg"), 86_583_552);
-  assert.equal(DINOV2_PRESETS.vitg14.mlpHidden, 4096);
+  expect(count("vitb14_reg")).toBe(86_583_552);
+  expect(DINOV2_PRESETS.vitg14.mlpHidden).toBe(4096);
 });
 
-Deno.test("wrong image sizes and wrong encode inputs are reported with the sizes", async () => {
+it("wrong image sizes and wrong encode inputs are reported with the sizes", async () => {
   const model = await loadDinov2(weights, { heads: meta.heads });
   const enc = new Dinov2Encoder(model);
   const bad: ImageBatch = {
@@ -207,8 +206,7 @@ Deno.test("wrong image sizes and wrong encode inputs are reported with the sizes
     height: 200,
     width: 200,
   };
-  assert.throws(
-    () => enc.preprocess(bad),
+  expect(() => enc.preprocess(bad)).toThrow(
     /images are 200x200 but the encoder takes 256x256 \(resized to 224\) or 224x224/,
   );
   tidy(() => {
@@ -218,13 +216,13 @@ Deno.test("wrong image sizes and wrong encode inputs are reported with the sizes
       height: 224,
       width: 224,
     });
-    assert.deepEqual(x.shape, [1, 3, 224, 224]);
+    expect(x.shape).toEqual([1, 3, 224, 224]);
   });
-  assert.throws(() => model.blockFromEnd(5), /layer 5 from the end is outside 1..4/);
+  expect(() => model.blockFromEnd(5)).toThrow(/layer 5 from the end is outside 1..4/);
   enc.dispose();
 });
 
-Deno.test("SwiGLU feed-forward (ViT-g) matches torch (1e-5)", () => {
+it("SwiGLU feed-forward (ViT-g) matches torch (1e-5)", () => {
   const ffn = new SwiGLUFFN(meta.dim, 40);
   const w = (k: string) => get(`swiglu_${k}`);
   ffn.loadStateDict(
@@ -238,12 +236,12 @@ Deno.test("SwiGLU feed-forward (ViT-g) matches torch (1e-5)", () => {
   tidy(() => {
     const x = ops.tensor(w("x").data, w("x").shape);
     const err = maxAbsDiff(ffn.forward(x).dataSync(), w("out").data);
-    assert.ok(err <= 1e-5, `max abs error ${err}`);
+    expect(err, `max abs error ${err}`).toBeLessThanOrEqual(1e-5);
   });
   ffn.dispose();
 });
 
-Deno.test("l3 features never run the blocks after depth-3; the cached position table is reused", async () => {
+it("l3 features never run the blocks after depth-3; the cached position table is reused", async () => {
   // NaN weights in the last block poison the final output but must not reach l3.
   const poisoned: StateDict = new Map(weights);
   const fc2 = weights.get(`blocks.${meta.depth - 1}.mlp.fc2.weight`)!;
@@ -257,37 +255,34 @@ Deno.test("l3 features never run the blocks after depth-3; the cached position t
     noGrad(() => {
       const x = enc.preprocess(images());
       const err = maxAbsDiff(enc.encode(x).dataSync(), get("l3_digit").data);
-      assert.ok(err <= 1e-4, `l3 with a poisoned last block: ${err}`);
-      assert.ok(Number.isNaN(model.forwardFeatures(x).patches.dataSync()[0]));
-      assert.equal(model.positions(16, 16), model.positions(16, 16));
+      expect(err, `l3 with a poisoned last block: ${err}`).toBeLessThanOrEqual(1e-4);
+      expect(Number.isNaN(model.forwardFeatures(x).patches.dataSync()[0])).toBeTruthy();
+      expect(model.positions(16, 16)).toBe(model.positions(16, 16));
     })
   );
   enc.dispose();
 });
 
-Deno.test({
-  name: "webgpu: the same model code gives torch's l3 features on WebGPU, with no readback (1e-4)",
-  ignore: !(await probeWebGPU()).available,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
+it.skipIf(!(await probeWebGPU()).available)(
+  "webgpu: the same model code gives torch's l3 features on WebGPU, with no readback (1e-4)",
+  async () => {
     await useDevice("webgpu");
     try {
       const model = await loadDinov2(weights, { heads: meta.heads, recipe: "digit" });
       const enc = new Dinov2Encoder(model);
       const l3 = tidy(() => noGrad(() => enc.encode(enc.preprocess(images()))).keep());
-      assert.equal(l3.backend.name, "webgpu");
+      expect(l3.backend.name).toBe("webgpu");
       const err = maxAbsDiff(await l3.data(), get("l3_digit").data);
-      assert.ok(err <= 1e-4, `l3 on webgpu: max abs error ${err}`);
+      expect(err, `l3 on webgpu: max abs error ${err}`).toBeLessThanOrEqual(1e-4);
       l3.dispose();
       enc.dispose();
     } finally {
       setDefaultBackend(cpuBackend());
     }
   },
-});
+);
 
-Deno.test("DINOv2 Block runs its sub-modules' forward methods: an edit to Attention.forward shows, and the fused epilogue equals LayerScale.forward", async () => {
+it("DINOv2 Block runs its sub-modules' forward methods: an edit to Attention.forward shows, and the fused epilogue equals LayerScale.forward", async () => {
   const { Block } = await import("../plugins/dinov2/block.ts");
   const { Generator } = await import("../core/random.ts");
   const cfg = { ...DINOV2_PRESETS["vits14"], embedDim: 16, heads: 2, mlpHidden: 32 };
@@ -307,17 +302,19 @@ Deno.test("DINOv2 Block runs its sub-modules' forward methods: an edit to Attent
     const composed = host(block.ls2.forward(block.mlp.forward(block.norm2.forward(h)), h));
     let worst = 0;
     fused.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - composed[i]))));
-    assert.ok(worst < 1e-5, `fused vs composed block: max |diff| ${worst} (tolerance 1e-5)`);
+    expect(worst, `fused vs composed block: max |diff| ${worst} (tolerance 1e-5)`).toBeLessThan(
+      1e-5,
+    );
     // Someone adding, say, qk-norm edits Attention.forward: the block's output must change.
     const original = block.attn.forward.bind(block.attn);
     let calls = 0;
     block.attn.forward = (t, out) => (calls++, original(ops.mul(t, 0.5), out));
     const edited = host(block.forward(x));
-    assert.equal(calls, 1);
-    assert.ok(
+    expect(calls).toBe(1);
+    expect(
       edited.some((v, i) => Math.abs(v - fused[i]) > 1e-4),
       "editing Attention.forward changed nothing",
-    );
+    ).toBeTruthy();
   });
   x.dispose();
   block.dispose();

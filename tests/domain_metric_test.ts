@@ -21,7 +21,7 @@
  * floor-size warning, and labels.tsv missing (skipped with a log line; an error when required).
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { validate } from "../core/config.ts";
 import { ShapesDataset } from "../core/data/shapes.ts";
 import { writePng } from "../core/image/codec.ts";
@@ -119,95 +119,91 @@ const real = await evaluate("real");
 const shuffled = await evaluate("shuffled");
 const noise = await evaluate("noise");
 
-Deno.test("train-domain-classifier: held-out accuracy and the floor are in its checkpoint", async () => {
+it("train-domain-classifier: held-out accuracy and the floor are in its checkpoint", async () => {
   const { model, meta } = await loadClassifier(CLASSIFIER, "test");
-  assert.equal(meta.kind, "domain-classifier");
-  assert.deepEqual(meta.classNames, ["circle", "square", "triangle", "cross"]);
-  assert.ok(meta.heldOut.accuracy >= 0.97, `held-out accuracy ${meta.heldOut.accuracy}`);
-  assert.equal(meta.heldOut.count, 200);
-  assert.deepEqual([meta.floor.generated, meta.floor.reference, meta.floor.splits], [N, 120, 2]);
-  assert.ok(meta.floor.fd > 0 && Number.isFinite(meta.floor.fd));
-  assert.ok(meta.floor.fdMin <= meta.floor.fd && meta.floor.fd <= meta.floor.fdMax);
-  assert.ok(meta.floor.precision > 0.7 && meta.floor.recall > 0.7, JSON.stringify(meta.floor));
+  expect(meta.kind).toBe("domain-classifier");
+  expect(meta.classNames).toEqual(["circle", "square", "triangle", "cross"]);
+  expect(meta.heldOut.accuracy, `held-out accuracy ${meta.heldOut.accuracy}`)
+    .toBeGreaterThanOrEqual(0.97);
+  expect(meta.heldOut.count).toBe(200);
+  expect([meta.floor.generated, meta.floor.reference, meta.floor.splits]).toEqual([N, 120, 2]);
+  expect(meta.floor.fd > 0 && Number.isFinite(meta.floor.fd)).toBeTruthy();
+  expect(meta.floor.fdMin <= meta.floor.fd && meta.floor.fd <= meta.floor.fdMax).toBeTruthy();
+  expect(meta.floor.precision > 0.7 && meta.floor.recall > 0.7, JSON.stringify(meta.floor))
+    .toBeTruthy();
   model.dispose();
 });
 
-Deno.test("domain metric on real images: accuracy >= 0.97, FD within 3x the floor", () => {
+it("domain metric on real images: accuracy >= 0.97, FD within 3x the floor", () => {
   const m = real.m;
-  assert.ok(m.domain_class_accuracy >= 0.97, `class accuracy ${m.domain_class_accuracy}`);
-  assert.ok(
-    m.domain_fd <= 3 * m.domain_fd_floor,
-    `FD ${m.domain_fd} vs floor ${m.domain_fd_floor}`,
+  expect(m.domain_class_accuracy, `class accuracy ${m.domain_class_accuracy}`)
+    .toBeGreaterThanOrEqual(0.97);
+  expect(m.domain_fd, `FD ${m.domain_fd} vs floor ${m.domain_fd_floor}`).toBeLessThanOrEqual(
+    3 * m.domain_fd_floor,
   );
-  assert.ok(m.domain_precision >= 0.7 && m.domain_recall >= 0.7, JSON.stringify(m));
+  expect(m.domain_precision >= 0.7 && m.domain_recall >= 0.7, JSON.stringify(m)).toBeTruthy();
   // Confident, balanced predictions on real shapes: the IS analogue is near its maximum C.
-  assert.ok(m.domain_is > 0.8 * CLASSES && m.domain_is <= CLASSES + 1e-9, `IS ${m.domain_is}`);
+  expect(m.domain_is > 0.8 * CLASSES && m.domain_is <= CLASSES + 1e-9, `IS ${m.domain_is}`)
+    .toBeTruthy();
   for (const k of ["saturation", "reference_saturation"]) {
-    assert.ok(m[k] > 0.1 && m[k] < 0.9, `${k} ${m[k]}`);
+    expect(m[k] > 0.1 && m[k] < 0.9, `${k} ${m[k]}`).toBeTruthy();
   }
   // Floors as stored; the sizes match, so no warning.
-  assert.ok(!real.lines.some((l) => l.includes("floor was measured")), real.lines.join("\n"));
+  expect(real.lines.some((l) => l.includes("floor was measured")), real.lines.join("\n"))
+    .toBeFalsy();
 });
 
-Deno.test("domain metric with shuffled labels: accuracy near chance, every other number unchanged", () => {
-  assert.ok(
-    shuffled.m.domain_class_accuracy < 0.5,
-    `class accuracy ${shuffled.m.domain_class_accuracy}`,
-  );
+it("domain metric with shuffled labels: accuracy near chance, every other number unchanged", () => {
+  expect(shuffled.m.domain_class_accuracy, `class accuracy ${shuffled.m.domain_class_accuracy}`)
+    .toBeLessThan(0.5);
   for (const k of ["domain_fd", "domain_precision", "domain_recall", "domain_is", "saturation"]) {
-    assert.equal(shuffled.m[k], real.m[k], k);
+    expect(shuffled.m[k], k).toBe(real.m[k]);
   }
 });
 
-Deno.test("domain metric on noise: FD > 10x the floor, precision and recall near 0, IS ~1", () => {
+it("domain metric on noise: FD > 10x the floor, precision and recall near 0, IS ~1", () => {
   const m = noise.m;
-  assert.ok(
-    m.domain_fd > 10 * m.domain_fd_floor,
-    `FD ${m.domain_fd} vs floor ${m.domain_fd_floor}`,
+  expect(m.domain_fd, `FD ${m.domain_fd} vs floor ${m.domain_fd_floor}`).toBeGreaterThan(
+    10 * m.domain_fd_floor,
   );
-  assert.ok(m.domain_recall <= 0.05, `recall ${m.domain_recall}`);
-  assert.ok(m.domain_precision <= 0.15, `precision ${m.domain_precision}`);
-  assert.ok(m.domain_is < 1.5, `IS ${m.domain_is}`);
+  expect(m.domain_recall, `recall ${m.domain_recall}`).toBeLessThanOrEqual(0.05);
+  expect(m.domain_precision, `precision ${m.domain_precision}`).toBeLessThanOrEqual(0.15);
+  expect(m.domain_is, `IS ${m.domain_is}`).toBeLessThan(1.5);
   // Independent reference: for three iid uniform channels, given the max the other two are
   // uniform below it, so E[min / max] = E[min of two U(0,1)] = 1/3 and E[S] = 2/3. 81920
   // pixels give a standard error of ~0.001; 0.01 also covers the 8-bit rounding.
-  assert.ok(Math.abs(m.saturation - 2 / 3) < 0.01, `saturation ${m.saturation}`);
-  assert.ok(m.reference_saturation < 0.5);
-  assert.equal(m.reference_saturation, real.m.reference_saturation);
+  expect(Math.abs(m.saturation - 2 / 3), `saturation ${m.saturation}`).toBeLessThan(0.01);
+  expect(m.reference_saturation).toBeLessThan(0.5);
+  expect(m.reference_saturation).toBe(real.m.reference_saturation);
 });
 
-Deno.test("domain metric: labels.tsv missing is skipped with a log line, or an error when required", async () => {
+it("domain metric: labels.tsv missing is skipped with a log line, or an error when required", async () => {
   await Deno.remove(`${root}/noise/labels.tsv`);
   const r = await evaluate("noise");
-  assert.equal(r.m.domain_class_accuracy, undefined);
-  assert.equal(r.m.domain_fd, noise.m.domain_fd);
-  assert.ok(
+  expect(r.m.domain_class_accuracy).toBe(undefined);
+  expect(r.m.domain_fd).toBe(noise.m.domain_fd);
+  expect(
     r.lines.some((l) => l.includes("no labels.tsv: domain_class_accuracy is skipped")),
     r.lines.join("\n"),
-  );
-  await assert.rejects(
-    evaluate("noise", { require_labels: true }),
+  ).toBeTruthy();
+  await expect(evaluate("noise", { require_labels: true })).rejects.toThrow(
     /require_labels is set but .* has no labels\.tsv/,
   );
-  await assert.rejects(
-    evaluate("noise", { domain_classifier: undefined }),
+  await expect(evaluate("noise", { domain_classifier: undefined })).rejects.toThrow(
     /metric 'domain' needs domain_classifier/,
   );
 });
 
-Deno.test("domain metric: a floor measured for other set sizes is flagged", async () => {
+it("domain metric: a floor measured for other set sizes is flagged", async () => {
   const r = await evaluate("real", { limit: 30 });
-  assert.ok(
+  expect(
     r.lines.some((l) =>
       l.includes(
         `measured for ${N} vs 120 real images, these sets are 30 generated vs 30 reference`,
       )
     ),
     r.lines.join("\n"),
-  );
+  ).toBeTruthy();
 });
 
-Deno.test({
-  name: "domain metric: cleanup",
-  fn: async () => await Deno.remove(root, { recursive: true }),
-});
+it("domain metric: cleanup", async () => await Deno.remove(root, { recursive: true }));

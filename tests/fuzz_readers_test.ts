@@ -10,7 +10,7 @@
  * DIGIT_FUZZ_SEED=<n> changes the seed. A failure prints the seed, fixture and case index.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { crc32 } from "node:zlib";
 import { decodeImage } from "../core/image/codec.ts";
 import { ImageDecodeError } from "../core/image/errors.ts";
@@ -231,7 +231,7 @@ const TARGETS: Target[] = [
 const NAMED = [IoFormatError, ImageDecodeError];
 
 for (const t of TARGETS) {
-  Deno.test(`fuzz ${t.reader}: ${COUNT} mutants per fixture load or fail with a named error`, async () => {
+  it(`fuzz ${t.reader}: ${COUNT} mutants per fixture load or fail with a named error`, async () => {
     const r = rng(SEED ^ crc32(t.reader));
     const rss0 = Deno.memoryUsage().rss;
     const failures: string[] = [];
@@ -270,6 +270,6 @@ for (const t of TARGETS) {
       `fuzz ${t.reader}: ${loaded} loaded, ${refused} refused; slowest ${slowest.toFixed(0)} ms, ` +
         `RSS growth ${peak.toFixed(0)} MiB (seed ${SEED})`,
     );
-    assert.deepEqual(failures.slice(0, 10), [], `${failures.length} bad cases`);
+    expect(failures.slice(0, 10), `${failures.length} bad cases`).toEqual([]);
   });
 }

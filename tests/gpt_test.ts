@@ -3,7 +3,7 @@
  * architecture (tests/fixtures/make_core_fixtures.py), and overfitting a fixed batch.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { backward, noGrad } from "../core/autograd.ts";
 import { loadStateDict } from "../core/io/state_dict.ts";
 import * as ops from "../core/ops/mod.ts";
@@ -46,18 +46,19 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-Deno.test("stage-1 GPT forward matches PyTorch (logits 1e-4), loss 1e-5, gradients 1e-4", () => {
+it("stage-1 GPT forward matches PyTorch (logits 1e-4), loss 1e-5, gradients 1e-4", () => {
   const m = fixtureModel();
   const tokens = ops.tensor(fx.get("tokens")!.data, fx.get("tokens")!.shape, { dtype: "i32" });
   const targets = ops.tensor(fx.get("targets")!.data, [meta.batch * meta.length], { dtype: "i32" });
   tidy(() => {
     const logits = m.forward(tokens);
-    assert.ok(maxAbsDiff(logits.dataSync(), fx.get("logits")!.data) < 1e-4, "logits");
+    expect(maxAbsDiff(logits.dataSync(), fx.get("logits")!.data), "logits").toBeLessThan(1e-4);
     const loss = ops.crossEntropy(logits.reshape(-1, meta.vocab), targets, {
       labelSmoothing: meta.label_smoothing,
     });
     const want = fx.get("loss")!.data[0];
-    assert.ok(Math.abs(loss.dataSync()[0] - want) < 1e-5, `loss ${loss.dataSync()[0]} vs ${want}`);
+    expect(Math.abs(loss.dataSync()[0] - want), `loss ${loss.dataSync()[0]} vs ${want}`)
+      .toBeLessThan(1e-5);
     backward(loss);
   });
   const params = new Map(m.namedParameters());
@@ -68,14 +69,14 @@ Deno.test("stage-1 GPT forward matches PyTorch (logits 1e-4), loss 1e-5, gradien
     if (!g) throw new Error(`no gradient for ${name}`);
     const got = g.dataSync();
     const n = name === "decoder.embed_positions.weight" ? t.data.length : got.length;
-    assert.ok(maxAbsDiff(got.subarray(0, n), t.data) < 1e-4, `grad ${name}`);
+    expect(maxAbsDiff(got.subarray(0, n), t.data), `grad ${name}`).toBeLessThan(1e-4);
   }
   m.dispose();
   tokens.dispose();
   targets.dispose();
 });
 
-Deno.test("tiny GPT overfits a fixed batch; the same seed gives identical losses", () => {
+it("tiny GPT overfits a fixed batch; the same seed gives identical losses", () => {
   const run = () => {
     const before = liveStorages();
     const gen = new Generator(1);
@@ -111,17 +112,18 @@ Deno.test("tiny GPT overfits a fixed batch; the same seed gives identical losses
     }
     m.dispose();
     opt.dispose();
-    assert.equal(liveStorages(), before, "live storages after training");
+    expect(liveStorages(), "live storages after training").toBe(before);
     return losses;
   };
   const a = run();
   // Unigram baseline here is ln(32) = 3.47; memorising 64 tokens must go far below it.
-  assert.ok(a[0] > 3.0, `initial loss ${a[0]}`);
-  assert.ok(a[a.length - 1] < 1.0, `final loss ${a[a.length - 1]} should be < 1.0 after 60 steps`);
-  assert.deepEqual(run(), a);
+  expect(a[0], `initial loss ${a[0]}`).toBeGreaterThan(3.0);
+  expect(a[a.length - 1], `final loss ${a[a.length - 1]} should be < 1.0 after 60 steps`)
+    .toBeLessThan(1.0);
+  expect(run()).toEqual(a);
 });
 
-Deno.test("eval mode disables dropout; noGrad inference leaves no graph", () => {
+it("eval mode disables dropout; noGrad inference leaves no graph", () => {
   const m = new Stage1GPT({
     clusters: 8,
     classes: 2,
@@ -141,12 +143,12 @@ Deno.test("eval mode disables dropout; noGrad inference leaves no graph", () => 
       return maxAbsDiff(a, b);
     })
   );
-  assert.equal(out, 0);
-  assert.throws(() => m.startToken(2), /class 2 is outside 0..1/);
+  expect(out).toBe(0);
+  expect(() => m.startToken(2)).toThrow(/class 2 is outside 0..1/);
   m.dispose();
 });
 
-Deno.test("KV-cached sampling gives exactly the tokens of uncached sampling (same seed)", async () => {
+it("KV-cached sampling gives exactly the tokens of uncached sampling (same seed)", async () => {
   const { sampleStage1 } = await import("../plugins/stage1/sampler.ts");
   const m = new Stage1GPT({
     clusters: 20,
@@ -162,11 +164,12 @@ Deno.test("KV-cached sampling gives exactly the tokens of uncached sampling (sam
   const opts = { count: 3, seed: 11, topK: 5, classes: Int32Array.from([0, 2, 1]) };
   const cached = await sampleStage1(m, { ...opts });
   const uncached = await sampleStage1(m, { ...opts, cache: false });
-  assert.deepEqual(Array.from(cached.tokens), Array.from(uncached.tokens));
-  assert.equal(cached.height * cached.width, 9);
-  assert.ok(cached.tokens.every((t) => t >= 0 && t < 20), "only cluster ids, no specials");
+  expect(Array.from(cached.tokens)).toEqual(Array.from(uncached.tokens));
+  expect(cached.height * cached.width).toBe(9);
+  expect(cached.tokens.every((t) => t >= 0 && t < 20), "only cluster ids, no specials")
+    .toBeTruthy();
   const guided = await sampleStage1(m, { ...opts, guidance: 2 });
-  assert.equal(guided.tokens.length, 27);
-  assert.equal(liveStorages(), before, "sampling leaves no live storages");
+  expect(guided.tokens.length).toBe(27);
+  expect(liveStorages(), "sampling leaves no live storages").toBe(before);
   m.dispose();
 });

@@ -5,7 +5,8 @@
  * Fixtures: tests/fixtures/hardening/make_hardening_fixtures.py.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
+import { thrown } from "./lib/errors.ts";
 import { crc32, deflateRawSync, deflateSync } from "node:zlib";
 import { decodeImage, readImage } from "../core/image/codec.ts";
 import { ImageDecodeError, ImageTooLargeError, MAX_IMAGE_PIXELS } from "../core/image/errors.ts";
@@ -42,8 +43,8 @@ async function withinBudget<T>(
   const ms = performance.now() - t0;
   const mb = (Deno.memoryUsage().rss - rss0) / MiB;
   console.log(`${what}: ${ms.toFixed(0)} ms, RSS +${mb.toFixed(1)} MiB`);
-  assert.ok(ms < limits.ms, `${what}: took ${ms.toFixed(0)} ms, budget ${limits.ms}`);
-  assert.ok(mb < limits.mb, `${what}: RSS grew ${mb.toFixed(1)} MiB, budget ${limits.mb}`);
+  expect(ms, `${what}: took ${ms.toFixed(0)} ms, budget ${limits.ms}`).toBeLessThan(limits.ms);
+  expect(mb, `${what}: RSS grew ${mb.toFixed(1)} MiB, budget ${limits.mb}`).toBeLessThan(limits.mb);
   return out;
 }
 
@@ -59,9 +60,12 @@ async function assertNamed(
   } catch (e) {
     err = e;
   }
-  assert.ok(err instanceof cls, `expected ${cls.name}, got ${err}`);
-  for (const p of parts) assert.ok(err.message.includes(p), `"${err.message}" lacks "${p}"`);
-  return err;
+  expect(err, `expected ${cls.name}, got ${err}`).toBeInstanceOf(cls);
+  const error = err as Error;
+  for (const p of parts) {
+    expect(error.message.includes(p), `"${error.message}" lacks "${p}"`).toBeTruthy();
+  }
+  return error;
 }
 
 // ---------------------------------------------------------------- byte builders
@@ -227,9 +231,9 @@ globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: tr
 
 // ---------------------------------------------------------------- 1. one pixel limit
 
-Deno.test("JPEG bomb (60000x60000 in a few hundred bytes) is refused from the header by every decoder", async () => {
+it("JPEG bomb (60000x60000 in a few hundred bytes) is refused from the header by every decoder", async () => {
   const bomb = tinyJpeg(60000, 60000, [[1, 2, 2], [2, 1, 1], [3, 1, 1]]);
-  assert.ok(bomb.length < 700, `${bomb.length} bytes`);
+  expect(bomb.length, `${bomb.length} bytes`).toBeLessThan(700);
   const limit = String(2 * MAX_IMAGE_PIXELS);
   const tj = turbojpeg();
   await withinBudget("jpeg bomb", { ms: 2000, mb: 64 }, async () => {
@@ -265,7 +269,7 @@ Deno.test("JPEG bomb (60000x60000 in a few hundred bytes) is refused from the he
     "16x16",
     "100",
   );
-  assert.equal((e as ImageTooLargeError).limit, 100);
+  expect((e as ImageTooLargeError).limit).toBe(100);
   if (tj) {
     await assertNamed(
       () => tj.decodeRgb(small, "s.jpg", { maxPixels: 100 }),
@@ -273,10 +277,10 @@ Deno.test("JPEG bomb (60000x60000 in a few hundred bytes) is refused from the he
       "100",
     );
   }
-  assert.equal(decodeImage(small, "s.jpg").width, 16);
+  expect(decodeImage(small, "s.jpg").width).toBe(16);
 });
 
-Deno.test("PNG bomb (40000x40000 IHDR) is refused before fast-png allocates", async () => {
+it("PNG bomb (40000x40000 IHDR) is refused before fast-png allocates", async () => {
   const bomb = tinyPng(40000, 40000);
   await withinBudget("png bomb", { ms: 2000, mb: 64 }, async () => {
     const e = await assertNamed(
@@ -286,7 +290,7 @@ Deno.test("PNG bomb (40000x40000 IHDR) is refused before fast-png allocates", as
       "40000x40000",
       String(2 * MAX_IMAGE_PIXELS),
     );
-    assert.equal((e as ImageTooLargeError).width, 40000);
+    expect((e as ImageTooLargeError).width).toBe(40000);
     await assertNamed(
       () => decodePng(bomb, "bomb.png", { maxPixels: 1e9 }),
       ImageDecodeError,
@@ -307,7 +311,7 @@ Deno.test("PNG bomb (40000x40000 IHDR) is refused before fast-png allocates", as
   );
 });
 
-Deno.test("PNG whose IDAT inflates far past its 1x1 size stops at the size it needs", async () => {
+it("PNG whose IDAT inflates far past its 1x1 size stops at the size it needs", async () => {
   const zeros = new Uint8Array(256 * MiB);
   const ihdr = new Uint8Array([...be32(1), ...be32(1), 8, 2, 0, 0, 0]);
   const bomb = cat(
@@ -316,7 +320,7 @@ Deno.test("PNG whose IDAT inflates far past its 1x1 size stops at the size it ne
     pngChunk("IDAT", new Uint8Array(deflateSync(zeros))),
     pngChunk("IEND", new Uint8Array(0)),
   );
-  assert.ok(bomb.length < 300_000, `${bomb.length} bytes`);
+  expect(bomb.length, `${bomb.length} bytes`).toBeLessThan(300_000);
   await withinBudget(
     "png idat bomb",
     { ms: 2000, mb: 64 },
@@ -333,29 +337,28 @@ Deno.test("PNG whose IDAT inflates far past its 1x1 size stops at the size it ne
 
 // ---------------------------------------------------------------- 6. CMYK fallback
 
-Deno.test("CMYK JPEG with C at 2x2 and M/Y/K at 1x1: TurboJPEG's refusal falls back to the TS decoder", () => {
+it("CMYK JPEG with C at 2x2 and M/Y/K at 1x1: TurboJPEG's refusal falls back to the TS decoder", () => {
   const cmyk = tinyJpeg(16, 16, [[1, 2, 2], [2, 1, 1], [3, 1, 1], [4, 1, 1]]);
   const ts = decodeJpeg(cmyk, "cmyk.jpg");
-  assert.equal(ts.width, 16);
+  expect(ts.width).toBe(16);
   const tj = turbojpeg();
   // the header step is what fails in libjpeg-turbo; the binding now hands the file over
-  if (tj) assert.equal(tj.decodeRgb(cmyk, "cmyk.jpg"), null);
+  if (tj) expect(tj.decodeRgb(cmyk, "cmyk.jpg")).toBe(null);
   const img = decodeImage(cmyk, "cmyk.jpg");
-  assert.deepEqual(img.data, ts.data);
+  expect(img.data).toEqual(ts.data);
   // truncation is still an error, not a fallback
   const truncated = cmyk.subarray(0, cmyk.length - 6);
-  assert.throws(
-    () => decodeImage(truncated, "cut.jpg"),
-    (e: Error) => e instanceof ImageDecodeError && e.message.includes("cut.jpg"),
-  );
+  const e = thrown(() => decodeImage(truncated, "cut.jpg"));
+  expect(e).toBeInstanceOf(ImageDecodeError);
+  expect(e.message).toContain("cut.jpg");
 });
 
 // ---------------------------------------------------------------- 2. zip
 
-Deno.test("zip bomb: an .npz entry claiming 100 bytes stops inflating at 100, with a named error", async () => {
+it("zip bomb: an .npz entry claiming 100 bytes stops inflating at 100, with a named error", async () => {
   const zeros = new Uint8Array(256 * MiB);
   const bomb = deflatedZip("a.npy", zeros, 100);
-  assert.ok(bomb.length < 300_000, `${bomb.length} bytes`);
+  expect(bomb.length, `${bomb.length} bytes`).toBeLessThan(300_000);
   await withinBudget(
     "zip bomb",
     { ms: 3000, mb: 64 },
@@ -370,7 +373,7 @@ Deno.test("zip bomb: an .npz entry claiming 100 bytes stops inflating at 100, wi
   );
 });
 
-Deno.test("zip64 entry claiming 10 GiB is refused before allocating", async () => {
+it("zip64 entry claiming 10 GiB is refused before allocating", async () => {
   const small = deflatedZip("a.npy", new Uint8Array(1000), 10 * 1024 * MiB);
   await withinBudget(
     "zip64 claim",
@@ -389,9 +392,9 @@ Deno.test("zip64 entry claiming 10 GiB is refused before allocating", async () =
 
 // ---------------------------------------------------------------- 3. torch views
 
-Deno.test("torch: a (16384,16384) stride-(0,0) view of one float is refused, not materialised", async () => {
+it("torch: a (16384,16384) stride-(0,0) view of one float is refused, not materialised", async () => {
   const file = torchZip({ numel: 1, size: [16384, 16384], stride: [0, 0] }, new Uint8Array(4));
-  assert.ok(file.length < 700, `${file.length} bytes`);
+  expect(file.length, `${file.length} bytes`).toBeLessThan(700);
   await withinBudget(
     "stride-0 view",
     { ms: 1000, mb: 64 },
@@ -413,7 +416,7 @@ Deno.test("torch: a (16384,16384) stride-(0,0) view of one float is refused, not
     ),
     { name: "e.pt" },
   )) as Map<string, { data: Float32Array }>;
-  assert.equal(ok.get("w")!.data.length, 12);
+  expect(ok.get("w")!.data.length).toBe(12);
   await assertNamed(
     () =>
       loadTorch(torchZip({ numel: 1, size: [3, 4], stride: [0, 0] }, new Uint8Array(4)), {
@@ -426,7 +429,7 @@ Deno.test("torch: a (16384,16384) stride-(0,0) view of one float is refused, not
   );
 });
 
-Deno.test("torch: negative storage numel and negative sizes are named errors", async () => {
+it("torch: negative storage numel and negative sizes are named errors", async () => {
   await assertNamed(
     () =>
       loadTorch(torchZip({ numel: -5, size: [1], stride: [1] }, new Uint8Array(4)), {
@@ -459,7 +462,7 @@ Deno.test("torch: negative storage numel and negative sizes are named errors", a
 
 // ---------------------------------------------------------------- 4. pickle recursion
 
-Deno.test("pickle: 300k items in one APPENDS load; deep nesting costs no stack in the readers", async () => {
+it("pickle: 300k items in one APPENDS load; deep nesting costs no stack in the readers", async () => {
   const n = 300_000;
   const flat = new Uint8Array(n + 6);
   flat.set([0x80, 2, 0x5d, 0x28]);
@@ -470,7 +473,7 @@ Deno.test("pickle: 300k items in one APPENDS load; deep nesting costs no stack i
     { ms: 2000, mb: 128 },
     () => unpickle(flat, { file: "wide.pkl" }),
   );
-  assert.equal((list as unknown[]).length, n);
+  expect((list as unknown[]).length).toBe(n);
   // a list nested 200k deep: EMPTY_LIST x (d+1), then APPEND x d
   const d = 200_000;
   const deep = new Uint8Array(2 + 2 * d + 2);
@@ -485,7 +488,7 @@ Deno.test("pickle: 300k items in one APPENDS load; deep nesting costs no stack i
   );
   let inner: unknown = nested;
   for (let i = 0; i < d; i++) inner = (inner as unknown[])[0];
-  assert.equal(keyPathOf(nested, inner)?.length, 3 * d);
+  expect(keyPathOf(nested, inner)?.length).toBe(3 * d);
   await assertNamed(
     () => configToPlain(nested, "deep.pt"),
     IoFormatError,
@@ -500,10 +503,10 @@ Deno.test("pickle: 300k items in one APPENDS load; deep nesting costs no stack i
     "pid.pt",
     "persistent id",
   );
-  assert.ok(e.message.length < 400, `${e.message.length} chars`);
+  expect(e.message.length, `${e.message.length} chars`).toBeLessThan(400);
 });
 
-Deno.test("npy: a header nested 100k deep, or 4 MB long, is a short named error in bounded time", async () => {
+it("npy: a header nested 100k deep, or 4 MB long, is a short named error in bounded time", async () => {
   const npy = (header: string) => {
     const h = enc.encode(header + "\n");
     return cat([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 2, 0], le32(h.length), h);
@@ -516,7 +519,7 @@ Deno.test("npy: a header nested 100k deep, or 4 MB long, is a short named error 
       "deep.npy",
       "nested deeper",
     );
-    assert.ok(e.message.length < 400, `${e.message.length} chars`);
+    expect(e.message.length, `${e.message.length} chars`).toBeLessThan(400);
     const long = npy(
       `{'descr': '<f4', 'fortran_order': False, 'shape': (${"1, ".repeat(1_400_000)}0), }`,
     );
@@ -532,19 +535,19 @@ Deno.test("npy: a header nested 100k deep, or 4 MB long, is a short named error 
 
 // ---------------------------------------------------------------- 5. checkpoints that must load
 
-Deno.test("numpy RandomState (uint32[624]) and int64 beyond int32 in extra_state load exactly", async () => {
+it("numpy RandomState (uint32[624]) and int64 beyond int32 in extra_state load exactly", async () => {
   const want = JSON.parse(Deno.readTextFileSync(`${HERE}expected.json`));
   const file = `${HERE}rng_state.pt`;
   const ck = (await loadTorch(file)) as Map<string, Map<string, unknown>>;
   const [kind, key, pos] = ck.get("extra_state")!.get("rng") as [string, WideIntTensor, number];
-  assert.equal(kind, want.rng_kind);
-  assert.ok(key instanceof WideIntTensor);
-  assert.deepEqual(key.shape, [624]);
-  assert.deepEqual([0, 1, 2, 3].map((i) => Number(key.at(i))), want.rng_key_first);
-  assert.equal(Number(key.at(623)), want.rng_key_last);
-  assert.equal(pos, want.rng_pos);
+  expect(kind).toBe(want.rng_kind);
+  expect(key).toBeInstanceOf(WideIntTensor);
+  expect(key.shape).toEqual([624]);
+  expect([0, 1, 2, 3].map((i) => Number(key.at(i)))).toEqual(want.rng_key_first);
+  expect(Number(key.at(623))).toBe(want.rng_key_last);
+  expect(pos).toBe(want.rng_pos);
   const step = ck.get("extra_state")!.get("step") as WideIntTensor;
-  assert.deepEqual([0, 1, 2].map((i) => String(step.at(i))), want.step);
+  expect([0, 1, 2].map((i) => String(step.at(i)))).toEqual(want.step);
   // refused only where a host tensor is asked for, naming the key
   await assertNamed(
     () => step.toHostTensor("extra_state.step"),
@@ -554,7 +557,7 @@ Deno.test("numpy RandomState (uint32[624]) and int64 beyond int32 in extra_state
     "-1099511627776",
     "int32",
   );
-  assert.deepEqual([...(await loadStateDict(file, { select: "model" })).get("w")!.data], [
+  expect([...(await loadStateDict(file, { select: "model" })).get("w")!.data]).toEqual([
     0,
     1,
     2,
@@ -570,8 +573,8 @@ Deno.test("numpy RandomState (uint32[624]) and int64 beyond int32 in extra_state
     new Uint8Array(longs.buffer),
   );
   const w = ((await loadTorch(zip, { name: "i64.pt" })) as Map<string, WideIntTensor>).get("w")!;
-  assert.ok(w instanceof WideIntTensor);
-  assert.deepEqual([0, 1, 2, 3].map((i) => w.at(i)), [1n, -3n, 2n ** 40n, 4n]);
+  expect(w).toBeInstanceOf(WideIntTensor);
+  expect([0, 1, 2, 3].map((i) => w.at(i))).toEqual([1n, -3n, 2n ** 40n, 4n]);
   const path = `${tmp}/i64.pt`;
   Deno.writeFileSync(path, zip);
   await assertNamed(
@@ -584,24 +587,24 @@ Deno.test("numpy RandomState (uint32[624]) and int64 beyond int32 in extra_state
   );
 });
 
-Deno.test("legacy whole-module torch.save (persistent ids tagged 'module') loads like torch.load", async () => {
+it("legacy whole-module torch.save (persistent ids tagged 'module') loads like torch.load", async () => {
   const want = JSON.parse(Deno.readTextFileSync(`${HERE}expected.json`));
   const lin = (await loadTorch(`${HERE}module_legacy.pt`)) as PickleObject;
-  assert.ok(lin instanceof PickleObject);
-  assert.equal(lin.className, "torch.nn.modules.linear.Linear");
+  expect(lin).toBeInstanceOf(PickleObject);
+  expect(lin.className).toBe("torch.nn.modules.linear.Linear");
   const params = (lin.state as Map<string, unknown>).get("_parameters") as Map<
     string,
     { data: Float32Array }
   >;
-  assert.deepEqual([...params.get("weight")!.data], want.linear_weight.map(Math.fround));
-  assert.deepEqual([...params.get("bias")!.data], want.linear_bias.map(Math.fround));
+  expect([...params.get("weight")!.data]).toEqual(want.linear_weight.map(Math.fround));
+  expect([...params.get("bias")!.data]).toEqual(want.linear_bias.map(Math.fround));
   // a module pid with 10 kB of "source" is accepted: torch.load returns the class
   const pkl = new Pkl().mark().str("module").global("m", "Net").str("net.py").str(
     "s".repeat(10_000),
   )
     .tuple().op(0x51).bytes();
   const cls = await loadTorch(encodeZip([{ name: "a/data.pkl", data: pkl }]), { name: "mod.pt" });
-  assert.ok(cls instanceof PickleGlobal && cls.qualifiedName === "m.Net");
+  expect(cls instanceof PickleGlobal && cls.qualifiedName === "m.Net").toBeTruthy();
 });
 
 // ---------------------------------------------------------------- 8. safetensors
@@ -614,7 +617,7 @@ function safetensors(header: unknown, dataBytes: number): Uint8Array {
   return out;
 }
 
-Deno.test("safetensors: a null entry and overlapping data offsets are named errors", async () => {
+it("safetensors: a null entry and overlapping data offsets are named errors", async () => {
   await assertNamed(
     () => readSafetensors(safetensors({ a: null }, 0), { name: "null.st" }),
     IoFormatError,
@@ -644,15 +647,15 @@ Deno.test("safetensors: a null entry and overlapping data offsets are named erro
     a: { dtype: "F32", shape: [1], data_offsets: [0, 4] },
     b: { dtype: "F32", shape: [1], data_offsets: [4, 8] },
   }, 8);
-  assert.equal((await readSafetensors(fine, { name: "ok.st" })).tensors.size, 2);
+  expect((await readSafetensors(fine, { name: "ok.st" })).tensors.size).toBe(2);
 });
 
 // ---------------------------------------------------------------- 9. FIFOs and devices
 
-Deno.test("a FIFO or a device given as a checkpoint or image path is refused, not waited on", async () => {
+it("a FIFO or a device given as a checkpoint or image path is refused, not waited on", async () => {
   const fifo = `${tmp}/pipe`;
   const made = new Deno.Command("mkfifo", { args: [fifo] }).outputSync();
-  assert.ok(made.success, "mkfifo");
+  expect(made.success, "mkfifo").toBeTruthy();
   await withinBudget("fifo", { ms: 2000, mb: 32 }, async () => {
     for (
       const read of [
@@ -691,7 +694,7 @@ Deno.test("a FIFO or a device given as a checkpoint or image path is refused, no
 
 // ---------------------------------------------------------------- 7. loadDigitStage1
 
-Deno.test("loadDigitStage1 reads sizes from cfg, weights and fairseq defaults; any position table that covers the sequence", async () => {
+it("loadDigitStage1 reads sizes from cfg, weights and fairseq defaults; any position table that covers the sequence", async () => {
   const file = `${DIGIT}stage1_classcond.pt`; // plain-dict cfg
   const fresh = async () => (await loadTorch(file)) as Map<string, unknown>;
   const cfgModel = (ck: Map<string, unknown>) =>
@@ -721,8 +724,8 @@ Deno.test("loadDigitStage1 reads sizes from cfg, weights and fairseq defaults; a
   pos.shape = [259, pos.shape[1]];
   cfgModel(bare).set("max_target_positions", 257);
   const loaded = digitStage1FromCheckpoint(bare, file);
-  assert.deepEqual({ ...loaded.model.cfg }, { ...reference.model.cfg });
-  assert.deepEqual(logits(loaded.model), want);
+  expect({ ...loaded.model.cfg }).toEqual({ ...reference.model.cfg });
+  expect(logits(loaded.model)).toEqual(want);
   loaded.model.dispose();
 
   // max_target_positions omitted everywhere: the table's rows say it

@@ -5,7 +5,7 @@
  * (DNS rebinding), with --allow-host for a deliberate public name.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { PreviewImage, PreviewModel, PreviewProgress, PreviewRequest } from "../server/app.ts";
 import { RateLimiter } from "../server/queue.ts";
 import { startServer, type StartServerOptions } from "../server/serve.ts";
@@ -98,7 +98,7 @@ async function rawGet(port: number, path: string, host: string | null): Promise<
   return Number(text.split(" ")[1]);
 }
 
-Deno.test("a full queue answers 429 with Retry-After at once", async () => {
+it("a full queue answers 429 with Retry-After at once", async () => {
   const model = new SlowModel(1);
   let release!: () => void;
   model.hold = new Promise((ok) => (release = ok));
@@ -109,20 +109,22 @@ Deno.test("a full queue answers 429 with Retry-After at once", async () => {
     await waitFor(async () => (await busy(base)) === 3);
     const start = performance.now();
     const refused = await post(base, { count: 1, seed: 4 });
-    assert.ok(performance.now() - start < 1000, "refused without waiting");
-    assert.equal(refused.status, 429);
-    assert.match(refused.headers.get("retry-after") ?? "", /^[1-9]\d*$/);
-    assert.match((await refused.json()).error, /the generate queue is full \(2 requests waiting\)/);
+    expect(performance.now() - start, "refused without waiting").toBeLessThan(1000);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after") ?? "").toMatch(/^[1-9]\d*$/);
+    expect((await refused.json()).error).toMatch(
+      /the generate queue is full \(2 requests waiting\)/,
+    );
     release();
     for (const r of await Promise.all([running, ...waiting])) {
-      assert.equal(r.status, 200);
+      expect(r.status).toBe(200);
       await r.body?.cancel();
     }
-    assert.equal(model.calls, 3);
+    expect(model.calls).toBe(3);
   });
 });
 
-Deno.test("30 JSON clients that hang up make no PNGs; the queue drains at once", async () => {
+it("30 JSON clients that hang up make no PNGs; the queue drains at once", async () => {
   // 16 images at 40 ms each: 640 ms per request, so 30 of them would take 19 s and save 480.
   const model = new SlowModel(40);
   const limits = { maxQueue: 32, maxImagesPerMinute: 100_000 };
@@ -137,16 +139,16 @@ Deno.test("30 JSON clients that hang up make no PNGs; the queue drains at once",
     });
     const start = performance.now();
     const outcomes = await Promise.all(hangUps);
-    assert.deepEqual(new Set(outcomes), new Set(["hung up"]));
+    expect(new Set(outcomes)).toEqual(new Set(["hung up"]));
     await waitFor(async () => (await busy(base)) === 0, 5000);
     const drained = performance.now() - start;
     await new Promise((r) => setTimeout(r, 100)); // a cancelled job would save just now
-    assert.equal(await pngCount(dir), 0);
+    expect(await pngCount(dir)).toBe(0);
     // The running job stops at its next image; a waiter whose hang-up the server has not
     // seen yet may start, and stops at its first image. Nothing runs to the end.
-    assert.ok(model.calls <= 5, `${model.calls} of 30 jobs reached the model`);
-    assert.equal(model.cancelled, model.calls, "every job that started was cancelled");
-    assert.ok(drained < 2000, `drained in ${drained.toFixed(0)} ms`);
+    expect(model.calls, `${model.calls} of 30 jobs reached the model`).toBeLessThanOrEqual(5);
+    expect(model.cancelled, "every job that started was cancelled").toBe(model.calls);
+    expect(drained, `drained in ${drained.toFixed(0)} ms`).toBeLessThan(2000);
     console.log(
       `30 hung-up clients: 0 PNGs, ${model.calls} job(s) started and cancelled, queue empty ${
         drained.toFixed(0)
@@ -155,7 +157,7 @@ Deno.test("30 JSON clients that hang up make no PNGs; the queue drains at once",
   });
 });
 
-Deno.test("an event-stream client that goes away cancels its generation", async () => {
+it("an event-stream client that goes away cancels its generation", async () => {
   const model = new SlowModel(40);
   await withServer({ model }, async (base, dir) => {
     const res = await post(base, { count: 16 }, {
@@ -166,77 +168,76 @@ Deno.test("an event-stream client that goes away cancels its generation", async 
     await reader.cancel();
     await waitFor(async () => (await busy(base)) === 0, 3000);
     await new Promise((r) => setTimeout(r, 100));
-    assert.equal(model.cancelled, 1);
-    assert.equal(await pngCount(dir), 0);
+    expect(model.cancelled).toBe(1);
+    expect(await pngCount(dir)).toBe(0);
   });
 });
 
-Deno.test("images per client per minute: over the cap is 429 with the seconds to wait", async () => {
+it("images per client per minute: over the cap is 429 with the seconds to wait", async () => {
   const model = new SlowModel(0);
   await withServer({ model, limits: { maxCount: 4, maxImagesPerMinute: 8 } }, async (base, dir) => {
     for (const seed of [1, 2]) {
       const ok = await post(base, { count: 4, seed });
-      assert.equal(ok.status, 200);
+      expect(ok.status).toBe(200);
       await ok.body?.cancel();
     }
     const over = await post(base, { count: 1, seed: 3 });
-    assert.equal(over.status, 429);
+    expect(over.status).toBe(429);
     const wait = Number(over.headers.get("retry-after"));
-    assert.ok(wait >= 1 && wait <= 60, `Retry-After ${wait}`);
-    assert.match(
-      (await over.json()).error,
+    expect(wait >= 1 && wait <= 60, `Retry-After ${wait}`).toBeTruthy();
+    expect((await over.json()).error).toMatch(
       /over the limit of 8 images per minute for 127\.0\.0\.1/,
     );
-    assert.equal(await pngCount(dir), 8);
+    expect(await pngCount(dir)).toBe(8);
     const tooMany = await post(base, { count: 5 });
-    assert.equal(tooMany.status, 422, "more than per request is a bad request");
+    expect(tooMany.status, "more than per request is a bad request").toBe(422);
     await tooMany.body?.cancel();
   });
 });
 
-Deno.test("RateLimiter: a sliding minute per client; refunds; Retry-After from the oldest grant", () => {
+it("RateLimiter: a sliding minute per client; refunds; Retry-After from the oldest grant", () => {
   let now = 0;
   const limiter = new RateLimiter(10, 60_000, 2, () => now);
-  assert.equal(limiter.take("a", 6), 0);
+  expect(limiter.take("a", 6)).toBe(0);
   now = 20_000;
-  assert.equal(limiter.take("a", 4), 0);
-  assert.equal(limiter.take("a", 1), 40, "the first grant leaves the window at 60 s");
-  assert.equal(limiter.take("b", 10), 0, "another client has its own minute");
-  assert.equal(limiter.take("c", 1), 60, "no room to track a third client");
+  expect(limiter.take("a", 4)).toBe(0);
+  expect(limiter.take("a", 1), "the first grant leaves the window at 60 s").toBe(40);
+  expect(limiter.take("b", 10), "another client has its own minute").toBe(0);
+  expect(limiter.take("c", 1), "no room to track a third client").toBe(60);
   limiter.refund("a", 4);
-  assert.equal(limiter.take("a", 4), 0);
+  expect(limiter.take("a", 4)).toBe(0);
   now = 60_000;
-  assert.equal(limiter.take("a", 6), 0, "6 left the window");
+  expect(limiter.take("a", 6), "6 left the window").toBe(0);
 });
 
-Deno.test("Host header: only the bound address and loopback names, plus --allow-host names", async () => {
+it("Host header: only the bound address and loopback names, plus --allow-host names", async () => {
   await withServer({ model: new SlowModel(0) }, async (_base, _dir, port) => {
     for (
       const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `LOCALHOST:${port}`]
     ) {
-      assert.equal(await rawGet(port, "/healthz", host), 200, host);
+      expect(await rawGet(port, "/healthz", host), host).toBe(200);
     }
     for (
       const host of [`evil.example:${port}`, "evil.example", `127.0.0.1:${port + 1}`, "localhost"]
     ) {
-      assert.equal(await rawGet(port, "/healthz", host), 403, host);
-      assert.equal(await rawGet(port, "/api/samples", host), 403, host);
+      expect(await rawGet(port, "/healthz", host), host).toBe(403);
+      expect(await rawGet(port, "/api/samples", host), host).toBe(403);
     }
-    assert.notEqual(await rawGet(port, "/healthz", null), 200, "no Host at all");
+    expect(await rawGet(port, "/healthz", null), "no Host at all").not.toBe(200);
   });
   await withServer(
     { model: new SlowModel(0), allowHosts: ["preview.example.org", "other.example:9"] },
     async (_base, _dir, port) => {
-      assert.equal(await rawGet(port, "/healthz", "preview.example.org"), 200);
-      assert.equal(await rawGet(port, "/healthz", `preview.example.org:${port}`), 200);
-      assert.equal(await rawGet(port, "/healthz", "other.example:9"), 200);
-      assert.equal(await rawGet(port, "/healthz", `other.example:${port}`), 403);
-      assert.equal(await rawGet(port, "/healthz", `evil.example:${port}`), 403);
+      expect(await rawGet(port, "/healthz", "preview.example.org")).toBe(200);
+      expect(await rawGet(port, "/healthz", `preview.example.org:${port}`)).toBe(200);
+      expect(await rawGet(port, "/healthz", "other.example:9")).toBe(200);
+      expect(await rawGet(port, "/healthz", `other.example:${port}`)).toBe(403);
+      expect(await rawGet(port, "/healthz", `evil.example:${port}`)).toBe(403);
     },
   );
 });
 
-Deno.test("digit serve --help states the limits and --allow-host", async () => {
+it("digit serve --help states the limits and --allow-host", async () => {
   let out = "";
   const code = await main(["serve", "--help"], {
     stdout: (t) => (out += t),
@@ -244,11 +245,10 @@ Deno.test("digit serve --help states the limits and --allow-host", async () => {
     loadBuiltins: () => Promise.resolve({}),
     signal: new AbortController().signal,
   });
-  assert.equal(code, 0);
-  assert.match(
-    out,
+  expect(code).toBe(0);
+  expect(out).toMatch(
     /16 images per request, 64 images per minute per client address, 8 requests waiting/,
   );
-  assert.match(out, /429 with Retry-After/);
-  assert.match(out, /--allow-host NAME/);
+  expect(out).toMatch(/429 with Retry-After/);
+  expect(out).toMatch(/--allow-host NAME/);
 });
