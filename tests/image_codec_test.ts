@@ -5,7 +5,8 @@
  * `decodeImage` prefers) where libturbojpeg0 is installed.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
+import { thrown } from "./lib/errors.ts";
 import { decodeImage, encodePng, readImage } from "../core/image/codec.ts";
 import { decodeJpeg } from "../core/image/jpeg.ts";
 import type { RgbImage } from "../core/image/rgb.ts";
@@ -58,7 +59,7 @@ const DECODERS: [string, JpegDecoder][] = [
 ];
 if (!tj) console.log("image_codec_test: libturbojpeg absent, only the TS JPEG decoder is tested");
 
-Deno.test("jpeg: every fixture encoding decodes exactly like PIL, with each decoder", async () => {
+it("jpeg: every fixture encoding decodes exactly like PIL, with each decoder", async () => {
   for (const [decoderName, decode] of DECODERS) {
     let checked = 0;
     for (const [name, c] of Object.entries(jpegCases)) {
@@ -67,44 +68,42 @@ Deno.test("jpeg: every fixture encoding decodes exactly like PIL, with each deco
       const ours = decode(Deno.readFileSync(path), path);
       const ref = decodeImage(Deno.readFileSync(`${FIX}jpeg/${name}.ref.png`));
       const what = `${decoderName}: ${name} (${c.how})`;
-      assert.equal(ours.width, c.width, `${what} width`);
-      assert.equal(ours.height, c.height, `${what} height`);
-      assert.equal(maxDiff(ours.data, ref.data), 0, `${what} differs from PIL`);
-      assert.equal(await sha256(ours.data), c.sha256, `${what} sha256`);
+      expect(ours.width, `${what} width`).toBe(c.width);
+      expect(ours.height, `${what} height`).toBe(c.height);
+      expect(maxDiff(ours.data, ref.data), `${what} differs from PIL`).toBe(0);
+      expect(await sha256(ours.data), `${what} sha256`).toBe(c.sha256);
       checked++;
     }
-    assert.ok(checked >= 14, `${decoderName}: only ${checked} JPEG variants checked`);
+    expect(checked, `${decoderName}: only ${checked} JPEG variants checked`).toBeGreaterThanOrEqual(
+      14,
+    );
   }
 });
 
-Deno.test("jpeg: unsupported and broken files fail with the file name", () => {
+it("jpeg: unsupported and broken files fail with the file name", () => {
   for (const [name, re] of Object.entries(UNSUPPORTED)) {
     const path = `${FIX}jpeg/${name}.jpg`;
     if (!jpegCases[name]) continue; // made only where cjpeg was installed
-    assert.throws(
-      () => decodeJpeg(Deno.readFileSync(path), path),
-      (e: Error) => re.test(e.message) && e.message.includes(path),
-    );
+    const e = thrown(() => decodeJpeg(Deno.readFileSync(path), path), path);
+    expect(e.message).toMatch(re);
+    expect(e.message).toContain(path);
   }
   const cut = `${FIX}jpeg/truncated.jpg`;
-  assert.match(jpegCases.truncated.error!, /truncated/); // PIL refuses it too
+  expect(jpegCases.truncated.error!).toMatch(/truncated/); // PIL refuses it too
   for (
     const [decoderName, decode] of [
       ...DECODERS,
       ["decodeImage", decodeImage] as [string, JpegDecoder],
     ]
   ) {
-    assert.throws(
-      () => decode(Deno.readFileSync(cut), cut),
-      (e: Error) => /truncated/.test(e.message) && e.message.includes(cut),
-      decoderName,
-    );
+    const e = thrown(() => decode(Deno.readFileSync(cut), cut), decoderName);
+    expect(e.message, decoderName).toMatch(/truncated/);
+    expect(e.message, decoderName).toContain(cut);
   }
-  assert.throws(
-    () => decodeImage(new Uint8Array([1, 2, 3, 4]), "junk.bin"),
+  expect(() => decodeImage(new Uint8Array([1, 2, 3, 4]), "junk.bin")).toThrow(
     /junk\.bin: unknown image format/,
   );
-  assert.throws(() => decodeImage(new Uint8Array([0xff, 0xd8, 0xff]), "short.jpg"), /short\.jpg/);
+  expect(() => decodeImage(new Uint8Array([0xff, 0xd8, 0xff]), "short.jpg")).toThrow(/short\.jpg/);
 });
 
 type PngCase = {
@@ -116,31 +115,31 @@ type PngCase = {
 };
 const pngCases: Record<string, PngCase> = JSON.parse(Deno.readTextFileSync(FIX + "png.json"));
 
-Deno.test("png: all colour types and depths convert like PIL's convert('RGB')", () => {
+it("png: all colour types and depths convert like PIL's convert('RGB')", () => {
   for (const [name, c] of Object.entries(pngCases)) {
     const path = `${FIX}png/${name}.png`;
     const img = decodeImage(Deno.readFileSync(path), path);
-    assert.equal(img.width, c.width, name);
-    assert.equal(img.height, c.height, name);
-    assert.equal(maxDiff(img.data, fromB64(c.expected)), 0, `${name} (PIL mode ${c.pil_mode})`);
+    expect(img.width, name).toBe(c.width);
+    expect(img.height, name).toBe(c.height);
+    expect(maxDiff(img.data, fromB64(c.expected)), `${name} (PIL mode ${c.pil_mode})`).toBe(0);
   }
   // The one documented deviation: 16-bit gray keeps the high byte where PIL clips.
-  assert.equal(pngCases.gray16.matches_pil, false);
-  assert.equal(Object.values(pngCases).filter((c) => !c.matches_pil).length, 1);
+  expect(pngCases.gray16.matches_pil).toBe(false);
+  expect(Object.values(pngCases).filter((c) => !c.matches_pil).length).toBe(1);
 });
 
-Deno.test("png: encode then decode is lossless, and PIL-made PNG decodes to the source", async () => {
+it("png: encode then decode is lossless, and PIL-made PNG decodes to the source", async () => {
   const src = await readImage(FIX + "synth.png");
-  assert.equal(src.width, 61);
+  expect(src.width).toBe(61);
   const back = decodeImage(encodePng(src), "roundtrip");
-  assert.deepEqual(back.data, src.data);
+  expect(back.data).toEqual(src.data);
   // synth.png was written by PIL from the array whose JPEG decodes are tested above;
   // its lossless copy must match the 4:4:4 q95 JPEG to within JPEG error.
   const jpg = decodeImage(Deno.readFileSync(`${FIX}jpeg/q95_444.jpg`));
-  assert.ok(maxDiff(jpg.data, src.data) < 40);
+  expect(maxDiff(jpg.data, src.data)).toBeLessThan(40);
 });
 
-Deno.test("jpeg: corrupted files decode or throw, never hang or crash, with each decoder", () => {
+it("jpeg: corrupted files decode or throw, never hang or crash, with each decoder", () => {
   for (const [decoderName, decode] of DECODERS) {
     const g = new Generator(1234);
     let threw = 0;
@@ -152,40 +151,38 @@ Deno.test("jpeg: corrupted files decode or throw, never hang or crash, with each
         for (let k = 0; k < 1 + g.int(4); k++) bytes[2 + g.int(bytes.length - 2)] = g.int(256);
         try {
           const img = decode(bytes, path);
-          assert.equal(img.data.length, img.width * img.height * 3);
+          expect(img.data.length).toBe(img.width * img.height * 3);
         } catch (e) {
-          assert.ok(e instanceof Error && e.message.includes(path), `${decoderName}: ${e}`);
+          expect(e instanceof Error && e.message.includes(path), `${decoderName}: ${e}`)
+            .toBeTruthy();
           threw++;
         }
       }
     }
-    assert.ok(threw > 0, decoderName);
+    expect(threw, decoderName).toBeGreaterThan(0);
   }
 });
 
-Deno.test({
-  name: "jpeg: all 100 ImageNet sample photos decode bit-exactly like PIL",
-  ignore: !havePhotos,
-  fn: async () => {
+it.skipIf(!havePhotos)(
+  "jpeg: all 100 ImageNet sample photos decode bit-exactly like PIL",
+  async () => {
     const ref = JSON.parse(Deno.readTextFileSync(FIX + "photos.json")).decode as Record<
       string,
       { width: number; height: number; sha256: string }
     >;
     const names = Object.keys(ref);
-    assert.equal(names.length, 100);
+    expect(names.length).toBe(100);
     for (const [decoderName, decode] of DECODERS) {
       for (const name of names) {
         const img = decode(await Deno.readFile(PHOTOS + name), PHOTOS + name);
-        assert.equal(`${img.width}x${img.height}`, `${ref[name].width}x${ref[name].height}`, name);
-        assert.equal(
-          await sha256(img.data),
+        expect(`${img.width}x${img.height}`, name).toBe(`${ref[name].width}x${ref[name].height}`);
+        expect(await sha256(img.data), `${decoderName}: ${name} differs from PIL`).toBe(
           ref[name].sha256,
-          `${decoderName}: ${name} differs from PIL`,
         );
       }
     }
   },
-});
+);
 if (!havePhotos) {
   console.log("image_codec_test: ../shared/data/imagenet-sample absent, photo test skipped");
 }

@@ -8,7 +8,7 @@
  *  - TF1 bilinear: exact (float32 op for op).
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { readImage } from "../core/image/codec.ts";
 import { interpolateBicubic } from "../core/image/interpolate_torch.ts";
 import { resizeBilinearTf1, resizeBilinearTf1Planes } from "../core/image/resize_tf1.ts";
@@ -57,7 +57,7 @@ async function sha256(data: Uint8Array | Float32Array): Promise<string> {
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, "length");
+  expect(a.length, "length").toBe(b.length);
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
@@ -66,20 +66,18 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 const synth = JSON.parse(Deno.readTextFileSync(FIX + "synth.json"));
 const src = await readImage(FIX + "synth.png");
 
-Deno.test("resizePil: every PIL filter, up and down, matches PIL exactly", () => {
+it("resizePil: every PIL filter, up and down, matches PIL exactly", () => {
   for (
     const r of synth.resize as { filter: PilFilter; width: number; height: number; data: string }[]
   ) {
     const out = resizePil(src, r.width, r.height, r.filter);
-    assert.equal(
-      maxAbsDiff(out.data, bytes(r.data)),
+    expect(maxAbsDiff(out.data, bytes(r.data)), `${r.filter} 61x45 -> ${r.width}x${r.height}`).toBe(
       0,
-      `${r.filter} 61x45 -> ${r.width}x${r.height}`,
     );
   }
 });
 
-Deno.test("torchvision Resize(short side) + CenterCrop match exactly, including crops larger than the image", () => {
+it("torchvision Resize(short side) + CenterCrop match exactly, including crops larger than the image", () => {
   for (
     const t of synth.torchvision as {
       resize: number;
@@ -90,25 +88,23 @@ Deno.test("torchvision Resize(short side) + CenterCrop match exactly, including 
     }[]
   ) {
     const out = centerCrop(resizeShortSide(src, t.resize, "bicubic"), t.crop);
-    assert.equal(`${out.width}x${out.height}`, `${t.width}x${t.height}`);
-    assert.equal(
-      maxAbsDiff(out.data, bytes(t.data)),
+    expect(`${out.width}x${out.height}`).toBe(`${t.width}x${t.height}`);
+    expect(maxAbsDiff(out.data, bytes(t.data)), `Resize(${t.resize}) CenterCrop(${t.crop})`).toBe(
       0,
-      `Resize(${t.resize}) CenterCrop(${t.crop})`,
     );
   }
   // int(size * long / short) truncation and orientation.
-  assert.deepEqual(shortSideSize(500, 375, 256), [341, 256]);
-  assert.deepEqual(shortSideSize(333, 500, 224), [224, 336]);
-  assert.deepEqual(shortSideSize(106, 150, 256), [256, 362]);
+  expect(shortSideSize(500, 375, 256)).toEqual([341, 256]);
+  expect(shortSideSize(333, 500, 224)).toEqual([224, 336]);
+  expect(shortSideSize(106, 150, 256)).toEqual([256, 362]);
 });
 
-Deno.test("toTensor + normalize equal torchvision's float32 values exactly", () => {
+it("toTensor + normalize equal torchvision's float32 values exactly", () => {
   const x = normalize(toTensor(src));
-  assert.equal(maxAbsDiff(x.data, floats(synth.to_tensor_normalized)), 0);
+  expect(maxAbsDiff(x.data, floats(synth.to_tensor_normalized))).toBe(0);
 });
 
-Deno.test("interpolateBicubic matches F.interpolate(bicubic, align_corners=False) bit for bit", () => {
+it("interpolateBicubic matches F.interpolate(bicubic, align_corners=False) bit for bit", () => {
   const x = normalize(toTensor(src));
   for (
     const c of synth.interpolate as {
@@ -121,55 +117,53 @@ Deno.test("interpolateBicubic matches F.interpolate(bicubic, align_corners=False
   ) {
     const opts = c.size ? { size: c.size } : { scaleFactor: c.scale as number | [number, number] };
     const y = interpolateBicubic(x.data, 3, x.height, x.width, opts);
-    assert.equal(`${y.height}x${y.width}`, `${c.height}x${c.width}`, JSON.stringify(opts));
+    expect(`${y.height}x${y.width}`, JSON.stringify(opts)).toBe(`${c.height}x${c.width}`);
     const d = maxAbsDiff(y.data, floats(c.data));
-    assert.ok(d <= INTERP_TOL, `${JSON.stringify(opts)}: max diff ${d}`);
+    expect(d, `${JSON.stringify(opts)}: max diff ${d}`).toBeLessThanOrEqual(INTERP_TOL);
   }
   // The coordinate scale comes from the scale factor, not in/out: 37 * (16.1/37) -> 16
   // outputs, but sampled at 37/16.1 spacing, which differs from size=(16,16).
   const grid = new Float32Array(37 * 37).map((_, i) => Math.sin(i * 0.37));
   const bySf = interpolateBicubic(grid, 1, 37, 37, { scaleFactor: 16.1 / 37 });
   const bySize = interpolateBicubic(grid, 1, 37, 37, { size: [16, 16] });
-  assert.equal(bySf.width, 16);
-  assert.ok(maxAbsDiff(bySf.data, bySize.data) > 1e-3);
+  expect(bySf.width).toBe(16);
+  expect(maxAbsDiff(bySf.data, bySize.data)).toBeGreaterThan(1e-3);
 });
 
-Deno.test("pipelines: batch normalisation and DiGIT encoder input agree with the single-image path", () => {
+it("pipelines: batch normalisation and DiGIT encoder input agree with the single-image path", () => {
   const x = normalize(toTensor(src));
   const batch = stackImages([src, horizontalFlip(src)]);
   const nb = normalizeBatch(batch);
-  assert.equal(maxAbsDiff(nb.subarray(0, x.data.length), x.data), 0);
-  assert.equal(
-    maxAbsDiff(nb.subarray(x.data.length), normalize(toTensor(horizontalFlip(src))).data),
-    0,
-  );
+  expect(maxAbsDiff(nb.subarray(0, x.data.length), x.data)).toBe(0);
+  expect(maxAbsDiff(nb.subarray(x.data.length), normalize(toTensor(horizontalFlip(src))).data))
+    .toBe(0);
   const big = resizePil(src, 256, 256, "bicubic");
   const enc = digitEncoderInput(stackImages([big]));
-  assert.deepEqual(enc.shape, [1, 3, 224, 224]);
+  expect(enc.shape).toEqual([1, 3, 224, 224]);
   const ref = interpolateBicubic(normalize(toTensor(big)).data, 3, 256, 256, {
     scaleFactor: 224 / 256,
   });
-  assert.equal(maxAbsDiff(enc.data, ref.data), 0);
+  expect(maxAbsDiff(enc.data, ref.data)).toBe(0);
   const small = digitEncoderInput(batch);
-  assert.deepEqual(small.shape, [2, 3, 45, 61]); // not 256 wide: no resize
+  expect(small.shape).toEqual([2, 3, 45, 61]); // not 256 wide: no resize
   const t = digitTrainTransform(32)(src, new Generator(1));
-  assert.equal(`${t.width}x${t.height}`, "32x32");
-  assert.equal(fidReferenceTransform(src, new Generator(0)).width, 256);
+  expect(`${t.width}x${t.height}`).toBe("32x32");
+  expect(fidReferenceTransform(src, new Generator(0)).width).toBe(256);
 });
 
-Deno.test("resizeBilinearTf1 matches torch-fidelity's TF1 bilinear exactly", () => {
+it("resizeBilinearTf1 matches torch-fidelity's TF1 bilinear exactly", () => {
   for (const c of synth.tf1 as { height: number; width: number; data: string }[]) {
     const y = resizeBilinearTf1(src, c.height, c.width);
-    assert.equal(maxAbsDiff(y.data, floats(c.data)), 0, `${c.height}x${c.width}`);
+    expect(maxAbsDiff(y.data, floats(c.data)), `${c.height}x${c.width}`).toBe(0);
   }
   // Closed form: 2x1 -> 4x1 samples at x = 0, 0.5, 1, 1.5 with the upper neighbour clamped.
   const y = resizeBilinearTf1Planes(new Float32Array([10, 20]), 1, 1, 2, 1, 4);
-  assert.deepEqual(Array.from(y), [10, 15, 20, 20]);
+  expect(Array.from(y)).toEqual([10, 15, 20, 20]);
 });
 
-Deno.test("crops and flips: geometry and seeded randomness", () => {
+it("crops and flips: geometry and seeded randomness", () => {
   const img = { width: 3, height: 2, data: Uint8Array.from({ length: 18 }, (_, i) => i) };
-  assert.deepEqual(Array.from(horizontalFlip(img).data.subarray(0, 9)), [
+  expect(Array.from(horizontalFlip(img).data.subarray(0, 9))).toEqual([
     6,
     7,
     8,
@@ -181,21 +175,21 @@ Deno.test("crops and flips: geometry and seeded randomness", () => {
     2,
   ]);
   // torchvision rounds (3-2)/2 = 0.5 half-to-even -> 0; (5-2)/2 = 1.5 -> 2.
-  assert.deepEqual(Array.from(centerCrop(img, [2, 2]).data.subarray(0, 3)), [0, 1, 2]);
+  expect(Array.from(centerCrop(img, [2, 2]).data.subarray(0, 3))).toEqual([0, 1, 2]);
   const wide = { width: 5, height: 1, data: Uint8Array.from({ length: 15 }, (_, i) => i) };
-  assert.deepEqual(Array.from(centerCrop(wide, [1, 2]).data), [6, 7, 8, 9, 10, 11]);
+  expect(Array.from(centerCrop(wide, [1, 2]).data)).toEqual([6, 7, 8, 9, 10, 11]);
   const g1 = new Generator(5);
   const g2 = new Generator(5);
   const a = randomCrop(src, 16, g1);
   const b = randomCrop(src, 16, g2);
-  assert.deepEqual(a.data, b.data);
-  assert.equal(g1.offset, 2);
-  assert.throws(() => randomCrop(src, 100, g1), /larger than image/);
+  expect(a.data).toEqual(b.data);
+  expect(g1.offset).toBe(2);
+  expect(() => randomCrop(src, 100, g1)).toThrow(/larger than image/);
   // Flip decisions follow uniform() < 0.5 and roughly half flip.
   const g = new Generator(11);
   let flips = 0;
   for (let i = 0; i < 400; i++) if (randomHorizontalFlip(img, g) !== img) flips++;
-  assert.ok(flips > 150 && flips < 250, `flips ${flips}`);
+  expect(flips > 150 && flips < 250, `flips ${flips}`).toBeTruthy();
 });
 
 interface PhotoRef {
@@ -209,90 +203,79 @@ interface PhotoRef {
   tf1_299: { positions: string; values: string; sha256: string };
 }
 
-Deno.test({
-  name: "real photos: DiGIT and FID preprocessing chains match PIL/torch",
-  ignore: !havePhotos,
-  fn: async () => {
+it.skipIf(!havePhotos)(
+  "real photos: DiGIT and FID preprocessing chains match PIL/torch",
+  async () => {
     const chosen = JSON.parse(Deno.readTextFileSync(FIX + "photos.json")).chosen as Record<
       string,
       PhotoRef
     >;
-    assert.equal(Object.keys(chosen).length, 6);
+    expect(Object.keys(chosen).length).toBe(6);
     for (const [name, e] of Object.entries(chosen)) {
       const im = await readImage(PHOTOS + name);
       const r256 = resizeShortSide(im, 256, "bicubic");
-      assert.deepEqual([r256.width, r256.height], e.resize256_bicubic.size, name);
-      assert.equal(
-        await sha256(r256.data),
+      expect([r256.width, r256.height], name).toEqual(e.resize256_bicubic.size);
+      expect(await sha256(r256.data), `${name} Resize(256, bicubic)`).toBe(
         e.resize256_bicubic.sha256,
-        `${name} Resize(256, bicubic)`,
       );
       const c256 = centerCrop(r256, 256);
-      assert.equal(await sha256(c256.data), e.center256.sha256, `${name} CenterCrop(256)`);
+      expect(await sha256(c256.data), `${name} CenterCrop(256)`).toBe(e.center256.sha256);
       const r224 = centerCrop(resizeShortSide(im, 224, "bicubic"), 224);
-      assert.equal(
-        await sha256(r224.data),
+      expect(await sha256(r224.data), `${name} Resize(224)+CenterCrop`).toBe(
         e.resize224_center224.sha256,
-        `${name} Resize(224)+CenterCrop`,
       );
       const fid = centerCrop(resizeShortSide(im, 256, "bilinear"), 256);
-      assert.equal(
-        await sha256(fid.data),
+      expect(await sha256(fid.data), `${name} FID reference prep`).toBe(
         e.fid_ref_bilinear256.sha256,
-        `${name} FID reference prep`,
       );
-      assert.equal(
-        maxAbsDiff(resizePil(im, 32, 32, "bicubic").data, bytes(e.resize32_bicubic)),
-        0,
-        name,
-      );
-      assert.equal(
-        maxAbsDiff(resizePil(im, 32, 32, "bilinear").data, bytes(e.resize32_bilinear)),
-        0,
-        name,
-      );
+      expect(maxAbsDiff(resizePil(im, 32, 32, "bicubic").data, bytes(e.resize32_bicubic)), name)
+        .toBe(0);
+      expect(maxAbsDiff(resizePil(im, 32, 32, "bilinear").data, bytes(e.resize32_bilinear)), name)
+        .toBe(0);
 
       const x = normalize(toTensor(c256));
       const y = interpolateBicubic(x.data, 3, 256, 256, { scaleFactor: 224 / 256 });
-      assert.deepEqual([3, y.height, y.width], e.digit224.shape);
+      expect([3, y.height, y.width]).toEqual(e.digit224.shape);
       const pos = ints(e.digit224.positions);
       const want = floats(e.digit224.values);
       const got = Array.from(pos, (p) => y.data[p]);
       const d = maxAbsDiff(got, want);
-      assert.ok(d <= INTERP_TOL, `${name} interpolate 256->224: max diff ${d}`);
+      expect(d, `${name} interpolate 256->224: max diff ${d}`).toBeLessThanOrEqual(INTERP_TOL);
       const sums = [0, 1, 2].map((c) =>
         y.data.subarray(c * 224 * 224, (c + 1) * 224 * 224).reduce((s, v) => s + v, 0)
       );
       for (let c = 0; c < 3; c++) {
-        assert.ok(Math.abs(sums[c] - e.digit224.channel_sums[c]) < 0.05, `${name} sum ${c}`);
+        expect(Math.abs(sums[c] - e.digit224.channel_sums[c]), `${name} sum ${c}`).toBeLessThan(
+          0.05,
+        );
       }
 
       const z = resizeBilinearTf1(c256, 299, 299);
       const zp = ints(e.tf1_299.positions);
-      assert.equal(maxAbsDiff(Array.from(zp, (p) => z.data[p]), floats(e.tf1_299.values)), 0, name);
-      assert.equal(await sha256(z.data), e.tf1_299.sha256, `${name} TF1 299 digest`);
+      expect(maxAbsDiff(Array.from(zp, (p) => z.data[p]), floats(e.tf1_299.values)), name).toBe(0);
+      expect(await sha256(z.data), `${name} TF1 299 digest`).toBe(e.tf1_299.sha256);
     }
   },
-});
+);
 if (!havePhotos) {
   console.log("image_transforms_test: ../shared/data/imagenet-sample absent, photo test skipped");
 }
 
-Deno.test("resizePil: the WASM SIMD path runs here, and it and the TS passes both match PIL", () => {
+it("resizePil: the WASM SIMD path runs here, and it and the TS passes both match PIL", () => {
   // Without this the fixture tests above could pass on the TS fallback alone.
-  assert.ok(resampleWasmAvailable(), "WASM SIMD resampling unavailable");
+  expect(resampleWasmAvailable(), "WASM SIMD resampling unavailable").toBeTruthy();
   for (
     const r of synth.resize as { filter: PilFilter; width: number; height: number; data: string }[]
   ) {
     const args = [src.data, src.width, src.height, 3, r.width, r.height, r.filter] as const;
     const want = bytes(r.data);
     const name = `${r.filter} ${r.width}x${r.height}`;
-    assert.equal(maxAbsDiff(resamplePil(...args), want), 0, `wasm ${name}`);
-    assert.equal(maxAbsDiff(resamplePil(...args, false), want), 0, `TS ${name}`);
+    expect(maxAbsDiff(resamplePil(...args), want), `wasm ${name}`).toBe(0);
+    expect(maxAbsDiff(resamplePil(...args, false), want), `TS ${name}`).toBe(0);
   }
 });
 
-Deno.test("resamplePil: the WASM passes equal the TS reference byte for byte on awkward sizes", () => {
+it("resamplePil: the WASM passes equal the TS reference byte for byte on awkward sizes", () => {
   const filters: PilFilter[] = ["box", "bilinear", "hamming", "bicubic", "lanczos"];
   const g = new Generator(7);
   const check = (w: number, h: number, ch: number, ow: number, oh: number, f: PilFilter) => {
@@ -304,9 +287,9 @@ Deno.test("resamplePil: the WASM passes equal the TS reference byte for byte on 
     }
     const want = resamplePil(data, w, h, ch, ow, oh, f, false);
     const got = resamplePil(data, w, h, ch, ow, oh, f);
-    assert.equal(got.length, want.length);
+    expect(got.length).toBe(want.length);
     const at = got.findIndex((v, i) => v !== want[i]);
-    assert.equal(at, -1, `${f} ${w}x${h}x${ch} -> ${ow}x${oh}: first difference at byte ${at}`);
+    expect(at, `${f} ${w}x${h}x${ch} -> ${ow}x${oh}: first difference at byte ${at}`).toBe(-1);
   };
   // For every filter and 1 to 4 channels, every width and every height 1..40 (rows shorter
   // and longer than 16 bytes), to random sizes up and down, or unchanged on one axis (where

@@ -11,7 +11,7 @@
  * Plus the weight loader's errors on missing, foreign and damaged files.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { encodeNpz } from "../core/io/npy.ts";
 import type { StateDict } from "../core/io/host_tensor.ts";
 import { loadStateDict } from "../core/io/state_dict.ts";
@@ -44,7 +44,7 @@ function relativeError(
   got: ArrayLike<number>,
   want: ArrayLike<number>,
 ): { maxAbs: number; relative: number } {
-  assert.equal(got.length, want.length);
+  expect(got.length).toBe(want.length);
   let maxAbs = 0, scale = 0;
   for (let i = 0; i < got.length; i++) {
     maxAbs = Math.max(maxAbs, Math.abs(got[i] - want[i]));
@@ -78,25 +78,24 @@ function fixtureWeights(
   return out;
 }
 
-Deno.test("state-dict keys and shapes are torchvision's FID Inception3 keys", () => {
+it("state-dict keys and shapes are torchvision's FID Inception3 keys", () => {
   const model = new FidInceptionV3();
   const ours = [...model.stateDict()].map(([k, t]) => [k, [...t.shape]]);
-  assert.deepEqual(new Map(ours as [string, number[]][]), new Map(torchKeys));
-  assert.equal(ours.length, 94 * 5 + 2);
+  expect(new Map(ours as [string, number[]][])).toEqual(new Map(torchKeys));
+  expect(ours.length).toBe(94 * 5 + 2);
   model.dispose();
 });
 
-Deno.test("TF1 bilinear resize of the uint8 inputs to 299 matches torch-fidelity's formula exactly", async () => {
+it("TF1 bilinear resize of the uint8 inputs to 299 matches torch-fidelity's formula exactly", async () => {
   const resized = resizeForInception(images);
-  assert.equal(resized.length, N * 3 * 299 * 299);
-  assert.deepEqual(
-    Array.from(resized.subarray(100 * 299 + 150, 100 * 299 + 153)),
+  expect(resized.length).toBe(N * 3 * 299 * 299);
+  expect(Array.from(resized.subarray(100 * 299 + 150, 100 * 299 + 153))).toEqual(
     meta.resized_sample.slice(0, 3),
   );
-  assert.equal(await sha256(resized), meta.resized_sha256);
+  expect(await sha256(resized)).toBe(meta.resized_sha256);
 });
 
-Deno.test("pool3 features and unbiased logits match PyTorch (loaded through a weight file)", async () => {
+it("pool3 features and unbiased logits match PyTorch (loaded through a weight file)", async () => {
   const tmp = await Deno.makeTempDir();
   try {
     // A torch-saved file has num_batches_tracked counters; an .npz under the official name
@@ -108,8 +107,8 @@ Deno.test("pool3 features and unbiased logits match PyTorch (loaded through a we
     const model = await loadFidInception(tmp);
     const x = inceptionInput(images);
     const { pool3, logitsUnbiased } = model.forward(x);
-    assert.deepEqual(pool3.shape, [N, POOL3_DIM]);
-    assert.deepEqual(logitsUnbiased.shape, [N, INCEPTION_CLASSES]);
+    expect(pool3.shape).toEqual([N, POOL3_DIM]);
+    expect(logitsUnbiased.shape).toEqual([N, INCEPTION_CLASSES]);
     const p = relativeError(pool3.dataSync(), io.get("pool3")!.data);
     const l = relativeError(logitsUnbiased.dataSync(), io.get("logits_unbiased")!.data);
     console.log(
@@ -118,8 +117,8 @@ Deno.test("pool3 features and unbiased logits match PyTorch (loaded through a we
           l.relative.toExponential(2)
         })`,
     );
-    assert.ok(p.relative <= 1e-5, `pool3 relative error ${p.relative}`);
-    assert.ok(l.relative <= 1e-5, `logits relative error ${l.relative}`);
+    expect(p.relative, `pool3 relative error ${p.relative}`).toBeLessThanOrEqual(1e-5);
+    expect(l.relative, `logits relative error ${l.relative}`).toBeLessThanOrEqual(1e-5);
     for (const t of [x, pool3, logitsUnbiased]) t.dispose();
     model.dispose();
   } finally {
@@ -127,14 +126,14 @@ Deno.test("pool3 features and unbiased logits match PyTorch (loaded through a we
   }
 });
 
-Deno.test("key normalisation: DataParallel 'module.' prefix and num_batches_tracked are accepted", async () => {
+it("key normalisation: DataParallel 'module.' prefix and num_batches_tracked are accepted", async () => {
   const model = new FidInceptionV3();
   await loadInceptionStateDict(
     model,
     fixtureWeights(model, { counters: true, prefix: "module." }),
     "wrapped.pth",
   );
-  assert.ok(model.ready);
+  expect(model.ready).toBeTruthy();
   model.dispose();
 });
 
@@ -147,24 +146,24 @@ async function loadError(fn: () => Promise<unknown>): Promise<string> {
   throw new Error("expected an error");
 }
 
-Deno.test("weight loader: clear errors for missing, foreign and damaged files", async () => {
+it("weight loader: clear errors for missing, foreign and damaged files", async () => {
   const tmp = await Deno.makeTempDir();
   try {
     let msg = await loadError(() => loadFidInception(`${tmp}/nope.pth`));
-    assert.match(msg, /nope\.pth' does not exist/);
-    assert.match(msg, /pt_inception-2015-12-05-6726825d\.pth/);
+    expect(msg).toMatch(/nope\.pth' does not exist/);
+    expect(msg).toMatch(/pt_inception-2015-12-05-6726825d\.pth/);
 
     msg = await loadError(() => loadFidInception(tmp));
-    assert.match(msg, /holds none of the known files/);
+    expect(msg).toMatch(/holds none of the known files/);
 
     // A real torch.save file with the official names, but only the stem.
     msg = await loadError(() => loadFidInception(`${DIR}partial_inception.pth`));
-    assert.match(msg, /only 5 of the 472 expected keys are present/);
-    assert.match(msg, /missing 'Conv2d_2a_3x3\.conv\.weight'/);
+    expect(msg).toMatch(/only 5 of the 472 expected keys are present/);
+    expect(msg).toMatch(/missing 'Conv2d_2a_3x3\.conv\.weight'/);
 
     await Deno.writeTextFile(`${tmp}/notes.pth`, "not a checkpoint\n");
     msg = await loadError(() => loadFidInception(`${tmp}/notes.pth`));
-    assert.match(msg, /notes\.pth: cannot read/);
+    expect(msg).toMatch(/notes\.pth: cannot read/);
 
     const model = new FidInceptionV3();
     const good = fixtureWeights(model);
@@ -180,33 +179,32 @@ Deno.test("weight loader: clear errors for missing, foreign and damaged files", 
     msg = await loadError(() =>
       loadInceptionStateDict(model, torchvision, "inception_v3_google.pth")
     );
-    assert.match(msg, /torchvision's ImageNet Inception-v3/);
+    expect(msg).toMatch(/torchvision's ImageNet Inception-v3/);
 
     const wrapper: StateDict = new Map([["blocks.0.0.conv.weight", tiny([32, 3, 3, 3])]]);
     msg = await loadError(() => loadInceptionStateDict(model, wrapper, "wrapper.pth"));
-    assert.match(msg, /pytorch-fid's InceptionV3 feature wrapper/);
+    expect(msg).toMatch(/pytorch-fid's InceptionV3 feature wrapper/);
 
     const badShape = new Map(good);
     badShape.set("Mixed_6b.branch7x7_2.conv.weight", tiny([128, 128, 7, 1]));
     msg = await loadError(() => loadInceptionStateDict(model, badShape, "edited.pth"));
-    assert.match(
-      msg,
+    expect(msg).toMatch(
       /Mixed_6b\.branch7x7_2\.conv\.weight: expected \[128,128,1,7\], got \[128,128,7,1\]/,
     );
 
     const noFc = new Map(good);
     noFc.delete("fc.weight");
     msg = await loadError(() => loadInceptionStateDict(model, noFc, "nofc.pth"));
-    assert.match(msg, /missing keys \(1\): fc\.weight/);
+    expect(msg).toMatch(/missing keys \(1\): fc\.weight/);
 
     const dinov2 = await loadStateDict(
       new URL("./fixtures/dinov2/tiny_vit.pth", import.meta.url).pathname,
     );
     msg = await loadError(() => loadInceptionStateDict(model, dinov2, "tiny_vit.pth"));
-    assert.match(msg, /not an FID Inception-v3 state dict: only 0 of the 472/);
+    expect(msg).toMatch(/not an FID Inception-v3 state dict: only 0 of the 472/);
 
     const x = inceptionInput(images);
-    assert.throws(() => model.forward(x), /not prepared; call prepare\(\) after loading/);
+    expect(() => model.forward(x)).toThrow(/not prepared; call prepare\(\) after loading/);
     x.dispose();
     model.dispose();
   } finally {
@@ -214,10 +212,9 @@ Deno.test("weight loader: clear errors for missing, foreign and damaged files", 
   }
 });
 
-Deno.test("inceptionInput rejects malformed batches", () => {
-  assert.throws(
-    () => inceptionInput({ data: new Uint8Array(10), count: 1, height: 2, width: 2 }),
+it("inceptionInput rejects malformed batches", () => {
+  expect(() => inceptionInput({ data: new Uint8Array(10), count: 1, height: 2, width: 2 })).toThrow(
     /need 12 bytes, got 10/,
   );
-  assert.throws(() => inceptionInput(images, 1, 1), /bad range \[1, 1\)/);
+  expect(() => inceptionInput(images, 1, 1)).toThrow(/bad range \[1, 1\)/);
 });

@@ -1,6 +1,7 @@
 // Our checkpoints (safetensors + JSON commit marker) and the strict state-dict check.
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
+import { thrown } from "./lib/errors.ts";
 import {
   checkpointExists,
   loadCheckpoint,
@@ -41,37 +42,37 @@ async function scaleOf(path: string): Promise<number> {
   return (await loadCheckpoint(path)).weights.get("layer.steps")!.data[0];
 }
 
-Deno.test("saveCheckpoint/loadCheckpoint round trip with metadata; overwrite replaces both files", async () => {
+it("saveCheckpoint/loadCheckpoint round trip with metadata; overwrite replaces both files", async () => {
   const dir = tempDir();
   const path = `${dir}/ckpt`;
-  assert.equal(await checkpointExists(path), false);
+  expect(await checkpointExists(path)).toBe(false);
   await saveCheckpoint(path, weights(1), { step: 100, lr: 0.5, name: "stage1" });
-  assert.equal(await checkpointExists(path), true);
+  expect(await checkpointExists(path)).toBe(true);
   const a = await loadCheckpoint(path);
-  assert.deepEqual(a.meta, { step: 100, lr: 0.5, name: "stage1" });
-  assert.deepEqual([...a.weights.get("layer.weight")!.data], [1, 2, 3, 4]);
-  assert.deepEqual([...a.weights.get("layer.steps")!.data], [1]);
+  expect(a.meta).toEqual({ step: 100, lr: 0.5, name: "stage1" });
+  expect([...a.weights.get("layer.weight")!.data]).toEqual([1, 2, 3, 4]);
+  expect([...a.weights.get("layer.steps")!.data]).toEqual([1]);
   const first = filesIn(dir);
-  assert.equal(first.length, 2);
-  assert.ok(first.includes("ckpt.json"));
+  expect(first.length).toBe(2);
+  expect(first.includes("ckpt.json")).toBeTruthy();
   const firstWeights = first.find((n) => WEIGHTS_NAME.test(n));
   await saveCheckpoint(path, weights(3), { step: 200 });
   const b = await loadCheckpoint(path);
-  assert.deepEqual(b.meta, { step: 200 });
-  assert.deepEqual([...b.weights.get("layer.weight")!.data], [3, 6, 9, 12]);
+  expect(b.meta).toEqual({ step: 200 });
+  expect([...b.weights.get("layer.weight")!.data]).toEqual([3, 6, 9, 12]);
   const second = filesIn(dir);
-  assert.equal(second.length, 2, `old weights and temp files removed: ${second}`);
+  expect(second.length, `old weights and temp files removed: ${second}`).toBe(2);
   const secondWeights = second.find((n) => WEIGHTS_NAME.test(n));
-  assert.ok(firstWeights && secondWeights, `weights files: ${first}, ${second}`);
-  assert.notEqual(secondWeights, firstWeights, "each save writes a new weights file");
+  expect(firstWeights && secondWeights, `weights files: ${first}, ${second}`).toBeTruthy();
+  expect(secondWeights, "each save writes a new weights file").not.toBe(firstWeights);
   // the weights are an ordinary safetensors file
-  assert.deepEqual([...(await loadStateDict(namedWeights(path))).keys()], [
+  expect([...(await loadStateDict(namedWeights(path))).keys()]).toEqual([
     "layer.weight",
     "layer.steps",
   ]);
 });
 
-Deno.test("a crash at any point of a save leaves the previous or the new checkpoint loadable", async () => {
+it("a crash at any point of a save leaves the previous or the new checkpoint loadable", async () => {
   const dir = tempDir();
   const path = `${dir}/ckpt`;
   await saveCheckpoint(path, weights(1), { step: 1 });
@@ -79,7 +80,7 @@ Deno.test("a crash at any point of a save leaves the previous or the new checkpo
   await saveCheckpoint(path, weights(2), { step: 2 }, {
     afterStep: (step) => void snaps.set(step, snapshot(dir)),
   });
-  assert.deepEqual([...snaps.keys()], [
+  expect([...snaps.keys()]).toEqual([
     "weights-written",
     "marker-written",
     "committed",
@@ -87,8 +88,8 @@ Deno.test("a crash at any point of a save leaves the previous or the new checkpo
   ]);
   const expectScale = { "weights-written": 1, "marker-written": 1, committed: 2, cleaned: 2 };
   for (const [step, snap] of snaps) {
-    assert.equal(await checkpointExists(`${snap}/ckpt`), true, step);
-    assert.equal(await scaleOf(`${snap}/ckpt`), expectScale[step], `crash after ${step}`);
+    expect(await checkpointExists(`${snap}/ckpt`), step).toBe(true);
+    expect(await scaleOf(`${snap}/ckpt`), `crash after ${step}`).toBe(expectScale[step]);
   }
   // a crash while the new weights were being written: a partial file beside the old checkpoint
   const early = snaps.get("weights-written")!;
@@ -96,50 +97,47 @@ Deno.test("a crash at any point of a save leaves the previous or the new checkpo
     .find((n) => `${early}/${n}` !== namedWeights(`${early}/ckpt`))!;
   const bytes = Deno.readFileSync(`${early}/${partial}`);
   Deno.writeFileSync(`${early}/${partial}`, bytes.subarray(0, 20));
-  assert.equal(await scaleOf(`${early}/ckpt`), 1);
+  expect(await scaleOf(`${early}/ckpt`)).toBe(1);
   // the next save after a crash removes the strays (partial weights, old weights, temp marker)
   const late = snaps.get("marker-written")!;
-  assert.equal(filesIn(late).length, 4, `old+new weights, marker, temp marker: ${filesIn(late)}`);
+  expect(filesIn(late).length, `old+new weights, marker, temp marker: ${filesIn(late)}`).toBe(4);
   for (const snap of [early, late]) {
     await saveCheckpoint(`${snap}/ckpt`, weights(5), { step: 5 });
-    assert.equal(filesIn(snap).length, 2, `strays left: ${filesIn(snap)}`);
-    assert.equal(await scaleOf(`${snap}/ckpt`), 5);
+    expect(filesIn(snap).length, `strays left: ${filesIn(snap)}`).toBe(2);
+    expect(await scaleOf(`${snap}/ckpt`)).toBe(5);
   }
 });
 
-Deno.test("a save that fails part-way cleans up after itself and keeps the previous checkpoint", async () => {
+it("a save that fails part-way cleans up after itself and keeps the previous checkpoint", async () => {
   const dir = tempDir();
   const path = `${dir}/ckpt`;
   await saveCheckpoint(path, weights(1), { step: 1 });
   const before = filesIn(dir);
   for (const failAt of ["weights-written", "marker-written"] as SaveStep[]) {
-    await assert.rejects(
-      () =>
-        saveCheckpoint(path, weights(2), {}, {
-          afterStep: (step) => {
-            if (step === failAt) throw new Error(`disk full after ${step}`);
-          },
-        }),
-      /disk full/,
-    );
-    assert.deepEqual(filesIn(dir), before, `after a failure at ${failAt}`);
-    assert.equal(await scaleOf(path), 1);
+    await expect(() =>
+      saveCheckpoint(path, weights(2), {}, {
+        afterStep: (step) => {
+          if (step === failAt) throw new Error(`disk full after ${step}`);
+        },
+      })
+    ).rejects.toThrow(/disk full/);
+    expect(filesIn(dir), `after a failure at ${failAt}`).toEqual(before);
+    expect(await scaleOf(path)).toBe(1);
   }
   // meta that JSON cannot hold is refused before anything is written
-  await assert.rejects(
-    () => saveCheckpoint(`${dir}/ckpt`, weights(1), { n: 1n }),
+  await expect(() => saveCheckpoint(`${dir}/ckpt`, weights(1), { n: 1n })).rejects.toThrow(
     /meta is not JSON/,
   );
-  assert.deepEqual(filesIn(dir), before, "a meta error writes nothing");
+  expect(filesIn(dir), "a meta error writes nothing").toEqual(before);
 });
 
-Deno.test("loadCheckpoint refuses a marker without matching weights", async () => {
+it("loadCheckpoint refuses a marker without matching weights", async () => {
   const dir = tempDir();
   // no marker at all: weights alone (or a temp marker) are not a checkpoint
   await saveCheckpoint(`${dir}/a`, weights(1), {});
   await Deno.remove(`${dir}/a.json`);
   Deno.writeFileSync(`${dir}/a.json.tmp-1-deadbeef`, new TextEncoder().encode("{"));
-  assert.equal(await checkpointExists(`${dir}/a`), false);
+  expect(await checkpointExists(`${dir}/a`)).toBe(false);
   await assertRejects(() => loadCheckpoint(`${dir}/a`), `${dir}/a.json`, "not found");
   // weights of another save under the marker's file name
   await saveCheckpoint(`${dir}/b`, weights(1), { step: 1 });
@@ -159,7 +157,7 @@ Deno.test("loadCheckpoint refuses a marker without matching weights", async () =
   await saveCheckpoint(`${dir}/d`, weights(1), {});
   const gone = namedWeights(`${dir}/d`);
   await Deno.remove(gone);
-  assert.equal(await checkpointExists(`${dir}/d`), false);
+  expect(await checkpointExists(`${dir}/d`)).toBe(false);
   await assertRejects(() => loadCheckpoint(`${dir}/d`), gone, "missing");
   // a marker naming a path outside its folder
   await Deno.writeTextFile(
@@ -175,7 +173,7 @@ Deno.test("loadCheckpoint refuses a marker without matching weights", async () =
   await assertRejects(() => loadCheckpoint(`${dir}/e`), "not a bare file name");
 });
 
-Deno.test("a checkpoint in the earlier layout (<path>.safetensors) loads and is replaced cleanly", async () => {
+it("a checkpoint in the earlier layout (<path>.safetensors) loads and is replaced cleanly", async () => {
   const dir = tempDir();
   const path = `${dir}/ckpt`;
   await saveCheckpoint(path, weights(4), { step: 4 });
@@ -184,14 +182,14 @@ Deno.test("a checkpoint in the earlier layout (<path>.safetensors) loads and is 
   const marker = JSON.parse(Deno.readTextFileSync(`${path}.json`));
   marker.weights.file = "ckpt.safetensors";
   Deno.writeTextFileSync(`${path}.json`, JSON.stringify(marker));
-  assert.equal(await scaleOf(path), 4);
+  expect(await scaleOf(path)).toBe(4);
   await saveCheckpoint(path, weights(6), { step: 6 });
-  assert.equal(await scaleOf(path), 6);
-  assert.equal(filesIn(dir).length, 2, `left: ${filesIn(dir)}`);
-  assert.ok(!filesIn(dir).includes("ckpt.safetensors"));
+  expect(await scaleOf(path)).toBe(6);
+  expect(filesIn(dir).length, `left: ${filesIn(dir)}`).toBe(2);
+  expect(filesIn(dir).includes("ckpt.safetensors")).toBeFalsy();
 });
 
-Deno.test("checkStateDict reports missing, unexpected and mismatched keys; strict throws once with all", async () => {
+it("checkStateDict reports missing, unexpected and mismatched keys; strict throws once with all", async () => {
   const got = await loadStateDict(FIXTURES + "dinov2_like.pth");
   const expected = new Map<string, number[]>([
     ["cls_token", [1, 1, 8]],
@@ -204,31 +202,26 @@ Deno.test("checkStateDict reports missing, unexpected and mismatched keys; stric
     ["norm.bias", [8]], // missing
   ]);
   const report = checkStateDict(expected, got, { strict: false, what: "DINOv2" });
-  assert.deepEqual(report, {
+  expect(report).toEqual({
     missing: ["norm.weight", "norm.bias"],
     unexpected: ["blocks.0.ls1.gamma"],
     mismatched: [{ key: "pos_embed", expected: [1, 1370, 8], got: [1, 5, 8] }],
   });
-  assert.throws(
-    () => checkStateDict(expected, got, { strict: true, what: "DINOv2" }),
-    (e: unknown) => {
-      assert.ok(e instanceof StateDictError);
-      assert.deepEqual(e.report, report);
-      for (
-        const s of [
-          "DINOv2",
-          "missing keys (2): norm.weight, norm.bias",
-          "unexpected keys (1): blocks.0.ls1.gamma",
-          "pos_embed: expected [1,1370,8], got [1,5,8]",
-        ]
-      ) {
-        assert.ok(e.message.includes(s), `"${e.message}" lacks "${s}"`);
-      }
-      return true;
-    },
-  );
+  const e = thrown(() => checkStateDict(expected, got, { strict: true, what: "DINOv2" }));
+  expect(e).toBeInstanceOf(StateDictError);
+  expect((e as StateDictError).report).toEqual(report);
+  for (
+    const s of [
+      "DINOv2",
+      "missing keys (2): norm.weight, norm.bias",
+      "unexpected keys (1): blocks.0.ls1.gamma",
+      "pos_embed: expected [1,1370,8], got [1,5,8]",
+    ]
+  ) {
+    expect(e.message.includes(s), `"${e.message}" lacks "${s}"`).toBeTruthy();
+  }
   const exact = new Map([...got].map(([k, t]) => [k, t.shape]));
-  assert.deepEqual(checkStateDict(exact, got, { strict: true, what: "x" }), {
+  expect(checkStateDict(exact, got, { strict: true, what: "x" })).toEqual({
     missing: [],
     unexpected: [],
     mismatched: [],

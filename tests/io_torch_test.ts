@@ -1,7 +1,7 @@
 // torch.save files (zip and legacy) and loadStateDict over them, against values recorded by
 // tests/fixtures/make_io_fixtures.py with torch 1.13.
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { configToPlain } from "../core/io/py_config.ts";
 import { PickleGlobal, PickleObject } from "../core/io/pickle.ts";
 import { loadStateDict } from "../core/io/state_dict.ts";
@@ -27,38 +27,38 @@ const TORCH_FILES = [
 ];
 
 for (const file of TORCH_FILES) {
-  Deno.test(`loadStateDict ${file}: every tensor matches torch exactly`, async () => {
+  it(`loadStateDict ${file}: every tensor matches torch exactly`, async () => {
     const sd = await loadStateDict(FIXTURES + file);
     const exp = EXPECTED[file].tensors;
-    assert.deepEqual([...sd.keys()], Object.keys(exp), "keys in file order");
+    expect([...sd.keys()], "keys in file order").toEqual(Object.keys(exp));
     for (const [key, e] of Object.entries(exp)) assertTensor(sd.get(key), e, `${file}:${key}`);
   });
 }
 
-Deno.test("torch zip: views and shared storages are rebuilt as independent C-order copies", async () => {
+it("torch zip: views and shared storages are rebuilt as independent C-order copies", async () => {
   const sd = await loadStateDict(FIXTURES + "torch_zip.pt");
   const a = sd.get("shared_a")!, b = sd.get("shared_b")!;
   // shared_a = s[2:6], shared_b = s.view(2, 5): same storage, different offsets
-  assert.deepEqual([...a.data], [...b.data].slice(2, 6));
+  expect([...a.data]).toEqual([...b.data].slice(2, 6));
   b.data[2] = 1234;
-  assert.notEqual(a.data[0], 1234, "tensors sharing a storage must not alias each other");
+  expect(a.data[0], "tensors sharing a storage must not alias each other").not.toBe(1234);
 });
 
-Deno.test("loadTorch from bytes gives the same data and names the buffer in errors", async () => {
+it("loadTorch from bytes gives the same data and names the buffer in errors", async () => {
   const bytes = await Deno.readFile(FIXTURES + "torch_zip.pt");
   const sd = (await loadTorch(bytes, { name: "mem.pt" })) as Map<string, unknown>;
-  assert.ok(sd instanceof Map && isHostTensor(sd.get("w_f32")));
+  expect(sd instanceof Map && isHostTensor(sd.get("w_f32"))).toBeTruthy();
   const before = bytes.slice();
   const w = sd.get("w_f32") as { data: Float32Array };
   w.data.fill(0);
-  assert.deepEqual(bytes, before, "loaded tensors must not alias the caller's buffer");
+  expect(bytes, "loaded tensors must not alias the caller's buffer").toEqual(before);
   await assertRejects(() => loadTorch(bytes.subarray(0, 300), { name: "mem.pt" }), "mem.pt");
 });
 
-Deno.test("fairseq-like checkpoint: cfg (omegaconf), history and extras load as inert data", async () => {
+it("fairseq-like checkpoint: cfg (omegaconf), history and extras load as inert data", async () => {
   const ck = (await loadTorch(FIXTURES + "fairseq_like.pt")) as Map<string, unknown>;
   const exp = EXPECTED["fairseq_like.pt"];
-  assert.deepEqual([...ck.keys()], [
+  expect([...ck.keys()]).toEqual([
     "args",
     "cfg",
     "model",
@@ -70,50 +70,50 @@ Deno.test("fairseq-like checkpoint: cfg (omegaconf), history and extras load as 
   ]);
   if (exp.cfg_kind === "omegaconf") {
     const cfg = ck.get("cfg") as PickleObject;
-    assert.ok(cfg instanceof PickleObject);
-    assert.equal(cfg.className, "omegaconf.dictconfig.DictConfig");
+    expect(cfg).toBeInstanceOf(PickleObject);
+    expect(cfg.className).toBe("omegaconf.dictconfig.DictConfig");
   }
-  assert.deepEqual(configToPlain(ck.get("cfg")), exp.cfg);
+  expect(configToPlain(ck.get("cfg"))).toEqual(exp.cfg);
   const history = configToPlain(ck.get("optimizer_history"));
-  assert.deepEqual(history, [{
+  expect(history).toEqual([{
     criterion_name: "CrossEntropyCriterion",
     optimizer_name: "FairseqAdam",
     lr_scheduler_state: { best: 1.25 },
     num_updates: 10,
   }]);
   const extra = ck.get("extra_state") as Map<string, unknown>;
-  assert.equal(extra.get("epoch"), 2);
-  assert.equal(extra.get("val_loss"), 1.25); // numpy.float64 scalar
-  assert.equal(extra.get("best_step"), 42); // numpy.int64 scalar
-  assert.equal(extra.get("big_int"), 2n ** 70n);
-  assert.deepEqual(extra.get("tags"), new Set(["a", "b"]));
-  assert.deepEqual(extra.get("blob"), Uint8Array.from([0, 1, 2]));
-  assert.deepEqual(extra.get("pair"), [1, "x"]);
+  expect(extra.get("epoch")).toBe(2);
+  expect(extra.get("val_loss")).toBe(1.25); // numpy.float64 scalar
+  expect(extra.get("best_step")).toBe(42); // numpy.int64 scalar
+  expect(extra.get("big_int")).toBe(2n ** 70n);
+  expect(extra.get("tags")).toEqual(new Set(["a", "b"]));
+  expect(extra.get("blob")).toEqual(Uint8Array.from([0, 1, 2]));
+  expect(extra.get("pair")).toEqual([1, "x"]);
   assertTensor(extra.get("hist") as never, exp.hist as never, "extra_state.hist (numpy array)");
   const meter = extra.get("meter") as PickleObject;
-  assert.ok(meter instanceof PickleObject);
-  assert.equal(meter.className, "__main__.AverageMeter");
-  assert.deepEqual(meter.state, new Map<string, number>([["val", 1.5], ["sum", 3], ["count", 2]]));
+  expect(meter).toBeInstanceOf(PickleObject);
+  expect(meter.className).toBe("__main__.AverageMeter");
+  expect(meter.state).toEqual(new Map<string, number>([["val", 1.5], ["sum", 3], ["count", 2]]));
   const opt = ck.get("last_optimizer_state") as Map<string, Map<number, Map<string, unknown>>>;
   assertTensor(opt.get("state")!.get(0)!.get("exp_avg") as never, exp.exp_avg as never, "exp_avg");
 });
 
-Deno.test("loadStateDict: auto-unwrap, select, stripPrefix, addPrefix", async () => {
+it("loadStateDict: auto-unwrap, select, stripPrefix, addPrefix", async () => {
   const fairseq = await loadStateDict(FIXTURES + "fairseq_like.pt");
-  assert.ok(fairseq.has("decoder.version"), "auto-unwrapped 'model'");
+  expect(fairseq.has("decoder.version"), "auto-unwrapped 'model'").toBeTruthy();
   const selected = await loadStateDict(FIXTURES + "fairseq_like.pt", { select: "model" });
-  assert.deepEqual([...selected.keys()], [...fairseq.keys()]);
+  expect([...selected.keys()]).toEqual([...fairseq.keys()]);
   const enc = await loadStateDict(FIXTURES + "fairseq_like.pt", {
     stripPrefix: "pretrained_encoder.",
   });
-  assert.deepEqual([...enc.keys()], ["cls_token"]);
+  expect([...enc.keys()]).toEqual(["cls_token"]);
   assertTensor(
     enc.get("cls_token"),
     EXPECTED["fairseq_like.pt"].tensors["pretrained_encoder.cls_token"],
     "stripped",
   );
   const vq = await loadStateDict(FIXTURES + "vqgan_like.ckpt", { addPrefix: "vqgan." });
-  assert.deepEqual([...vq.keys()], [
+  expect([...vq.keys()]).toEqual([
     "vqgan.encoder.conv_in.weight",
     "vqgan.decoder.conv_out.bias",
     "vqgan.quantize.embedding.weight",
@@ -124,38 +124,38 @@ Deno.test("loadStateDict: auto-unwrap, select, stripPrefix, addPrefix", async ()
   await assertRejects(() => loadStateDict(file, { stripPrefix: "vqgan." }), file, "vqgan.");
 });
 
-Deno.test("int64 beyond int32 loads exactly, and is an error naming the key only as a state dict", async () => {
+it("int64 beyond int32 loads exactly, and is an error naming the key only as a state dict", async () => {
   const file = FIXTURES + "torch_i64_overflow.pt";
   const ck = (await loadTorch(file)) as Map<string, Map<string, unknown>>;
   const wide = ck.get("model")!.get("too_big") as WideIntTensor;
-  assert.ok(wide instanceof WideIntTensor);
-  assert.deepEqual([wide.at(0), wide.at(1)], [1n, 1099511627776n]);
+  expect(wide).toBeInstanceOf(WideIntTensor);
+  expect([wide.at(0), wide.at(1)]).toEqual([1n, 1099511627776n]);
   await assertRejects(() => loadStateDict(file), file, "model.too_big", "1099511627776", "int32");
 });
 
-Deno.test("a REDUCE of os.system inside a torch file loads as an inert record and runs nothing", async () => {
+it("a REDUCE of os.system inside a torch file loads as an inert record and runs nothing", async () => {
   const marker = "/tmp/digit_io_pwned";
   await Deno.remove(marker).catch(() => {});
   const ck = (await loadTorch(FIXTURES + "torch_evil.pt")) as Map<string, unknown>;
   const payload = ck.get("payload") as PickleObject;
-  assert.ok(payload instanceof PickleObject);
-  assert.ok(payload.cls instanceof PickleGlobal);
-  assert.equal(payload.cls.name, "system");
-  assert.deepEqual(payload.args, ["echo pwned > /tmp/digit_io_pwned"]);
+  expect(payload).toBeInstanceOf(PickleObject);
+  expect(payload.cls).toBeInstanceOf(PickleGlobal);
+  expect((payload.cls as PickleGlobal).name).toBe("system");
+  expect(payload.args).toEqual(["echo pwned > /tmp/digit_io_pwned"]);
   await assertRejects(() => Deno.stat(marker), "No such file");
   await assertRejects(() => loadStateDict(FIXTURES + "torch_evil.pt"), "'payload'", "not a tensor");
 });
 
 // ---- corrupt and hand-made files ----------------------------------------------------------
 
-Deno.test("truncated torch zip names the file", async () => {
+it("truncated torch zip names the file", async () => {
   const bytes = await Deno.readFile(FIXTURES + "torch_zip.pt");
   const path = tempFile("cut.pt", bytes.subarray(0, bytes.length - 100));
   await assertRejects(() => loadTorch(path), path, "zip");
   await assertRejects(() => loadStateDict(path), path);
 });
 
-Deno.test("a flipped byte inside a storage is a CRC mismatch naming the entry", async () => {
+it("a flipped byte inside a storage is a CRC mismatch naming the entry", async () => {
   const bytes = (await Deno.readFile(FIXTURES + "torch_zip.pt")).slice();
   const zip = new ZipReader(openSource(bytes));
   const entry = zip.entries.get("torch_zip/data/0")!;
@@ -167,7 +167,7 @@ Deno.test("a flipped byte inside a storage is a CRC mismatch naming the entry", 
   await assertRejects(() => loadTorch(path), path, "CRC mismatch", "torch_zip/data/0");
 });
 
-Deno.test("bad magic and empty files are rejected with the file name", async () => {
+it("bad magic and empty files are rejected with the file name", async () => {
   const junk = tempFile("junk.bin", new TextEncoder().encode("hello, this is not a tensor file"));
   await assertRejects(() => loadTorch(junk), junk, "bad magic");
   await assertRejects(() => loadStateDict(junk), junk, "bad magic");
@@ -176,7 +176,7 @@ Deno.test("bad magic and empty files are rejected with the file name", async () 
   await assertRejects(() => loadStateDict(FIXTURES + "nope.pt"), "nope.pt", "not found");
 });
 
-Deno.test("truncated legacy torch file names the file and the missing bytes", async () => {
+it("truncated legacy torch file names the file and the missing bytes", async () => {
   const bytes = await Deno.readFile(FIXTURES + "torch_legacy.pt");
   const path = tempFile("cut_legacy.pt", bytes.subarray(0, bytes.length - 10));
   await assertRejects(() => loadTorch(path), path, "truncated");
@@ -217,7 +217,7 @@ function handMadeTorchZip(opts: {
   return encodeZip(files);
 }
 
-Deno.test("hand-made torch zip: strided view, big-endian byteorder", async () => {
+it("hand-made torch zip: strided view, big-endian byteorder", async () => {
   const le = new Float32Array([0, 1, 2, 3, 4, 5]);
   const zipped = handMadeTorchZip({
     storage: "FloatStorage",
@@ -230,8 +230,8 @@ Deno.test("hand-made torch zip: strided view, big-endian byteorder", async () =>
   const w = ((await loadTorch(zipped)) as Map<string, { data: Float32Array; shape: number[] }>).get(
     "w",
   )!;
-  assert.deepEqual(w.shape, [3, 2]);
-  assert.deepEqual([...w.data], [0, 3, 1, 4, 2, 5]);
+  expect(w.shape).toEqual([3, 2]);
+  expect([...w.data]).toEqual([0, 3, 1, 4, 2, 5]);
 
   const be = new Uint8Array(4 * 2);
   new DataView(be.buffer).setInt32(0, -7, false);
@@ -246,10 +246,10 @@ Deno.test("hand-made torch zip: strided view, big-endian byteorder", async () =>
     byteorder: "big",
   });
   const t = ((await loadTorch(big)) as Map<string, { data: Int32Array }>).get("w")!;
-  assert.deepEqual([...t.data], [-7, 70000]);
+  expect([...t.data]).toEqual([-7, 70000]);
 });
 
-Deno.test("hand-made torch zip: _rebuild_tensor_v3 reads an untyped storage as the tensor dtype", async () => {
+it("hand-made torch zip: _rebuild_tensor_v3 reads an untyped storage as the tensor dtype", async () => {
   const raw = Uint16Array.from([1, 65535, 300, 0x3c00]);
   const common = {
     storage: "UntypedStorage",
@@ -263,16 +263,16 @@ Deno.test("hand-made torch zip: _rebuild_tensor_v3 reads an untyped storage as t
     string,
     { data: Int32Array; sourceDtype: string }
   >).get("w")!;
-  assert.deepEqual([...u16.data], [65535, 300, 0x3c00]);
-  assert.equal(u16.sourceDtype, "u16");
+  expect([...u16.data]).toEqual([65535, 300, 0x3c00]);
+  expect(u16.sourceDtype).toBe("u16");
   const f16 = ((await loadTorch(handMadeTorchZip({ ...common, v3Dtype: "float16" }))) as Map<
     string,
     { data: Float32Array }
   >).get("w")!;
-  assert.deepEqual([...f16.data], [NaN, 300 * 2 ** -24, 1]); // 0xffff is a NaN, 300 a subnormal, 0x3c00 is 1.0
+  expect([...f16.data]).toEqual([NaN, 300 * 2 ** -24, 1]); // 0xffff is a NaN, 300 a subnormal, 0x3c00 is 1.0
 });
 
-Deno.test("storage shorter than the tensor needs is an error naming the file and storage", async () => {
+it("storage shorter than the tensor needs is an error naming the file and storage", async () => {
   const short = handMadeTorchZip({
     storage: "FloatStorage",
     numel: 6,

@@ -13,7 +13,8 @@
  * Resize(256)+CenterCrop(256), and the bad-input errors.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
+import { rejected } from "./lib/errors.ts";
 import { validate } from "../core/config.ts";
 import { encodePng, readImage } from "../core/image/codec.ts";
 import { encodeNpz } from "../core/io/npy.ts";
@@ -93,15 +94,12 @@ async function withTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 }
 
 async function rejects(fn: () => Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(fn, (e: Error) => {
-    assert.match(e.message, pattern);
-    return true;
-  });
+  expect((await rejected(fn)).message).toMatch(pattern);
 }
 
 const relative = (got: number, want: number) => Math.abs(got - want) / Math.abs(want);
 
-Deno.test("eval: FID, IS and precision/recall of two folders match the torch/numpy reference", async () => {
+it("eval: FID, IS and precision/recall of two folders match the torch/numpy reference", async () => {
   await withTemp(async (dir) => {
     const ctx = context(dir);
     const report = await runEval(
@@ -122,12 +120,12 @@ Deno.test("eval: FID, IS and precision/recall of two folders match the torch/num
         relative(m.frechet_inception_distance, expected.fid.fid).toExponential(2)
       }); IS ${m.inception_score_mean} vs ${expected.is_splits2.mean}`,
     );
-    assert.ok(relative(m.frechet_inception_distance, expected.fid.fid) < 1e-4);
-    assert.ok(relative(m.inception_score_mean, expected.is_splits2.mean) < 1e-5);
-    assert.ok(relative(m.inception_score_std, expected.is_splits2.std) < 1e-3);
-    assert.equal(m.precision, expected.prc_k1.precision);
-    assert.equal(m.recall, expected.prc_k1.recall);
-    assert.deepEqual(report.generated, { folder: GENERATED, count: 6 });
+    expect(relative(m.frechet_inception_distance, expected.fid.fid)).toBeLessThan(1e-4);
+    expect(relative(m.inception_score_mean, expected.is_splits2.mean)).toBeLessThan(1e-5);
+    expect(relative(m.inception_score_std, expected.is_splits2.std)).toBeLessThan(1e-3);
+    expect(m.precision).toBe(expected.prc_k1.precision);
+    expect(m.recall).toBe(expected.prc_k1.recall);
+    expect(report.generated).toEqual({ folder: GENERATED, count: 6 });
 
     // The reference statistics were saved twice (step folder .npz, requested .safetensors), with
     // the same numbers; the file reproduces the FID without touching the reference images.
@@ -136,10 +134,10 @@ Deno.test("eval: FID, IS and precision/recall of two folders match the torch/num
       feature: INCEPTION_FEATURE,
     });
     const st = await loadStats(`${dir}/ref.safetensors`, { dim: 2048, feature: INCEPTION_FEATURE });
-    assert.deepEqual([npz.mu, npz.sigma, npz.count], [st.mu, st.sigma, 6]);
+    expect([npz.mu, npz.sigma, npz.count]).toEqual([st.mu, st.sigma, 6]);
     // inceptionStats() over the same batches gives the same statistics.
     const direct = await inceptionStats(extractor, (await ImageFolder.open(REFERENCE)).batches(4));
-    assert.deepEqual([direct.mu, direct.sigma], [st.mu, st.sigma]);
+    expect([direct.mu, direct.sigma]).toEqual([st.mu, st.sigma]);
     const again = await runEval(
       // Same batches as above: BLAS results can differ in the last ulp with the batch size.
       params({
@@ -150,20 +148,19 @@ Deno.test("eval: FID, IS and precision/recall of two folders match the torch/num
       }),
       ctx,
     );
-    assert.ok(
-      relative(again.metrics.frechet_inception_distance, m.frechet_inception_distance) < 1e-12,
-    );
+    expect(relative(again.metrics.frechet_inception_distance, m.frechet_inception_distance))
+      .toBeLessThan(1e-12);
   });
 });
 
-Deno.test("statistics files: float64 round trip in .npz and .safetensors, checks on load", async () => {
+it("statistics files: float64 round trip in .npz and .safetensors, checks on load", async () => {
   await withTemp(async (dir) => {
     const rows = Float64Array.from({ length: 7 * 3 }, (_, i) => Math.sin(i * 1.7) / 3 + i * 1e-9);
     const stats = featureStats(rows, 3);
     for (const ext of ["npz", "safetensors"]) {
       await saveStats(`${dir}/s.${ext}`, stats, "toy");
       const back = await loadStats(`${dir}/s.${ext}`);
-      assert.deepEqual([back.mu, back.sigma, back.count, back.feature], [
+      expect([back.mu, back.sigma, back.count, back.feature]).toEqual([
         stats.mu,
         stats.sigma,
         7,
@@ -190,7 +187,7 @@ Deno.test("statistics files: float64 round trip in .npz and .safetensors, checks
       encodeNpz(new Map([["mu", f32([2], [1, 2])], ["sigma", f32([2, 2], [1, 0.5, 0.5, 2])]])),
     );
     const pf = await loadStats(`${dir}/pf.npz`);
-    assert.deepEqual([...pf.mu, ...pf.sigma], [1, 2, 1, 0.5, 0.5, 2]);
+    expect([...pf.mu, ...pf.sigma]).toEqual([1, 2, 1, 0.5, 0.5, 2]);
     await Deno.writeFile(`${dir}/other.npz`, encodeNpz(new Map([["arr_0", f32([1], [0])]])));
     await rejects(
       () => loadStats(`${dir}/other.npz`),
@@ -234,7 +231,7 @@ async function meanColours(dir: string): Promise<Float64Array> {
   return Float64Array.from(out);
 }
 
-Deno.test("eval: fd:<encoder> through the registry gives the Frechet distance of mean-pooled features", async () => {
+it("eval: fd:<encoder> through the registry gives the Frechet distance of mean-pooled features", async () => {
   await withTemp(async (dir) => {
     const registry = new Registry();
     registry.encoder({ name: "pixels", create: () => new PixelEncoder() });
@@ -245,30 +242,30 @@ Deno.test("eval: fd:<encoder> through the registry gives the Frechet distance of
     const g = featureStats(await meanColours(GENERATED), 3);
     const r = featureStats(await meanColours(REFERENCE), 3);
     const want = frechetDistance(g.mu, g.sigma, r.mu, r.sigma);
-    assert.ok(
-      relative(report.metrics.frechet_distance_pixels, want) < 1e-5,
+    expect(
+      relative(report.metrics.frechet_distance_pixels, want),
       `${report.metrics.frechet_distance_pixels} vs ${want}`,
-    );
-    assert.ok(report.files.reference_stats_pixels.endsWith("reference-pixels-mean.npz"));
+    ).toBeLessThan(1e-5);
+    expect(report.files.reference_stats_pixels.endsWith("reference-pixels-mean.npz")).toBeTruthy();
     const saved = await loadStats(report.files.reference_stats_pixels, { feature: "pixels-mean" });
     const viaHelper = await encoderStats(
       new PixelEncoder(),
       (await ImageFolder.open(REFERENCE)).batches(5),
     );
     for (const [a, b] of [[saved.mu, r.mu], [saved.sigma, r.sigma], [viaHelper.mu, r.mu]]) {
-      a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) < 1e-7, `${v} vs ${b[i]}`));
+      a.forEach((v, i) => expect(Math.abs(v - b[i]), `${v} vs ${b[i]}`).toBeLessThan(1e-7));
     }
   });
 });
 
-Deno.test("eval step via the plugin: weights from a file, metrics.json written", async () => {
+it("eval step via the plugin: weights from a file, metrics.json written", async () => {
   await withTemp(async (dir) => {
     const sd = syntheticInceptionWeights([...model.stateDict()].map(([k, t]) => [k, t.shape]), 0);
     const weights = `${dir}/${WEIGHT_FILES["torch-fidelity"].file}`;
     await Deno.writeFile(weights, encodeNpz(sd));
     const registry = new Registry();
     await registry.use(metricsPlugin);
-    assert.deepEqual(registry.list("metrics").map((e) => e.name), ["fd-encoder", "fid", "is"]);
+    expect(registry.list("metrics").map((e) => e.name)).toEqual(["fd-encoder", "fid", "is"]);
     const step = registry.get("steps", "eval") as StepEntry<EvalParams>;
     const p = validate(step.params, {
       generated: GENERATED,
@@ -281,17 +278,17 @@ Deno.test("eval step via the plugin: weights from a file, metrics.json written",
     const ctx = { ...context(dir, registry), extractor: undefined, stepName: "eval", outputs };
     await step.run(p, ctx);
     const written = JSON.parse(await Deno.readTextFile(outputs.metrics));
-    assert.equal(written.generated.count, 2);
+    expect(written.generated.count).toBe(2);
     // The same two images through the in-process extractor give the same score.
     const direct = await runEval(
       params({ generated: GENERATED, metrics: ["is"], is_splits: 1, limit: 2 }),
       context(dir),
     );
-    assert.equal(written.metrics.inception_score_mean, direct.metrics.inception_score_mean);
+    expect(written.metrics.inception_score_mean).toBe(direct.metrics.inception_score_mean);
   });
 });
 
-Deno.test("eval: clear errors for bad folders, counts, files and references", async () => {
+it("eval: clear errors for bad folders, counts, files and references", async () => {
   await withTemp(async (dir) => {
     const ctx = context(dir);
     const run = (raw: Record<string, unknown>) => runEval(params(raw), ctx);
@@ -387,14 +384,13 @@ Deno.test("eval: clear errors for bad folders, counts, files and references", as
         ),
       /w\.pth' does not exist; the FID Inception-v3 weights are one of/,
     );
-    assert.throws(
-      () => params({ generated: GENERATED, metrics: ["kid"] }),
+    expect(() => params({ generated: GENERATED, metrics: ["kid"] })).toThrow(
       /expected fid, is, prc or fd:<encoder name>/,
     );
   });
 });
 
-Deno.test("image folders: non-recursive, png/jpg/jpeg in any case, sorted by code point", async () => {
+it("image folders: non-recursive, png/jpg/jpeg in any case, sorted by code point", async () => {
   await withTemp(async (dir) => {
     const png = encodePng({ width: 2, height: 2, data: new Uint8Array(12) });
     for (const f of ["b.PNG", "a.jpeg", "B.jpg", "c.gif", "d.png.partial"]) {
@@ -403,20 +399,20 @@ Deno.test("image folders: non-recursive, png/jpg/jpeg in any case, sorted by cod
     await Deno.mkdir(`${dir}/sub`);
     await Deno.writeFile(`${dir}/sub/e.png`, png);
     const folder = await ImageFolder.open(dir);
-    assert.deepEqual(folder.files.map((f) => f.slice(dir.length + 1)), [
+    expect(folder.files.map((f) => f.slice(dir.length + 1))).toEqual([
       "B.jpg",
       "a.jpeg",
       "b.PNG",
     ]);
-    assert.deepEqual(folder.skipped.map((f) => f.slice(dir.length + 1)), [
+    expect(folder.skipped.map((f) => f.slice(dir.length + 1))).toEqual([
       "c.gif",
       "d.png.partial",
     ]);
-    assert.deepEqual(await folder.checkSizes(), { width: 2, height: 2 });
+    expect(await folder.checkSizes()).toEqual({ width: 2, height: 2 });
   });
 });
 
-Deno.test("probeImageSize reads PNG and JPEG headers (baseline, progressive, CMYK, gray) like the decoders", async () => {
+it("probeImageSize reads PNG and JPEG headers (baseline, progressive, CMYK, gray) like the decoders", async () => {
   const dirs = [
     new URL("./fixtures/image/jpeg/", import.meta.url).pathname,
     new URL("./fixtures/image/png/", import.meta.url).pathname,
@@ -432,14 +428,14 @@ Deno.test("probeImageSize reads PNG and JPEG headers (baseline, progressive, CMY
       } catch {
         continue; // files the decoders reject on purpose
       }
-      assert.deepEqual(await probeImageSize(path), { width: img.width, height: img.height }, path);
+      expect(await probeImageSize(path), path).toEqual({ width: img.width, height: img.height });
       checked++;
     }
   }
-  assert.ok(checked >= 30, `only ${checked} files checked`);
+  expect(checked, `only ${checked} files checked`).toBeGreaterThanOrEqual(30);
 });
 
-Deno.test("prepare-imagenet-val: ImageFolder order, {i:05d}.png, Resize(256)+CenterCrop(256) as torchvision", async () => {
+it("prepare-imagenet-val: ImageFolder order, {i:05d}.png, Resize(256)+CenterCrop(256) as torchvision", async () => {
   await withTemp(async (dir) => {
     const photo = await Deno.readFile(FIX + "prepare/photo.png");
     // An ImageNet root: val/<class>/..., with a nested folder and a non-image file.
@@ -456,21 +452,20 @@ Deno.test("prepare-imagenet-val: ImageFolder order, {i:05d}.png, Resize(256)+Cen
       await Deno.writeFile(`${dir}/src/${f}`, photo);
     }
     const { files, classes } = await imageNetValFiles(`${dir}/src`);
-    assert.equal(classes, 2);
-    assert.deepEqual(files.map((f) => f.slice(`${dir}/src/val/`.length)), [
+    expect(classes).toBe(2);
+    expect(files.map((f) => f.slice(`${dir}/src/val/`.length))).toEqual([
       "n01/a.png",
       "n01/b.PNG",
       "n01/z/c.png",
       "n02/x.png",
     ]);
-    assert.equal(await prepareImageNetVal(`${dir}/src`, `${dir}/out`), 4);
+    expect(await prepareImageNetVal(`${dir}/src`, `${dir}/out`)).toBe(4);
     const names = [...Deno.readDirSync(`${dir}/out`)].map((e) => e.name).sort();
-    assert.deepEqual(names, ["00000.png", "00001.png", "00002.png", "00003.png"]);
+    expect(names).toEqual(["00000.png", "00001.png", "00002.png", "00003.png"]);
     const img = await readImage(`${dir}/out/00002.png`);
-    assert.deepEqual([img.width, img.height], [256, 256]);
+    expect([img.width, img.height]).toEqual([256, 256]);
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", img.data.slice()));
-    assert.equal(
-      Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""),
+    expect(Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")).toBe(
       expected.prepare_photo_256_sha256,
     );
     await rejects(

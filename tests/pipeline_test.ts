@@ -6,7 +6,7 @@
  * generate-images).
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { readImage } from "../core/image/codec.ts";
 import { loadCheckpoint, saveCheckpoint } from "../core/io/checkpoint.ts";
 import { writeNpy } from "../core/io/npy.ts";
@@ -48,18 +48,17 @@ function codecsFile(count: number, L: number, K: number): string {
   return lines.join("\n") + "\n";
 }
 
-Deno.test(".codecs parsing: D- lines, ids, truncation to the common length, bad tokens named", () => {
+it(".codecs parsing: D- lines, ids, truncation to the common length, bad tokens named", () => {
   const f = parseCodecs("H-3\t0.1\t9 9\nD-3\t-0.5\t1 2 3 4 5\n7\t4 3 2 1\n\n", "x.codecs");
-  assert.deepEqual(f.ids, ["3", "7"]);
-  assert.deepEqual(Array.from(f.grid.tokens), [1, 2, 3, 4, 4, 3, 2, 1]);
-  assert.deepEqual([f.grid.count, f.grid.height, f.grid.width], [2, 2, 2]);
-  assert.throws(
-    () => parseCodecs("1 2 x\n", "bad.codecs"),
+  expect(f.ids).toEqual(["3", "7"]);
+  expect(Array.from(f.grid.tokens)).toEqual([1, 2, 3, 4, 4, 3, 2, 1]);
+  expect([f.grid.count, f.grid.height, f.grid.width]).toEqual([2, 2, 2]);
+  expect(() => parseCodecs("1 2 x\n", "bad.codecs")).toThrow(
     /bad\.codecs:1: expected non-negative integer/,
   );
 });
 
-Deno.test("semantic grids are read from core token files (stage-1 samples) and .npy as well", async () => {
+it("semantic grids are read from core token files (stage-1 samples) and .npy as well", async () => {
   const dir = await Deno.makeTempDir();
   const tokens = Int32Array.from({ length: 3 * 16 }, (_, i) => i % 20);
   await writeTokenFile(`${dir}/samples.tokens`, {
@@ -70,20 +69,20 @@ Deno.test("semantic grids are read from core token files (stage-1 samples) and .
     vocab: 20,
   });
   const a = await readTokenGrids(`${dir}/samples.tokens`);
-  assert.deepEqual([a.grid.count, a.grid.height, a.grid.width, a.ids.join()], [3, 4, 4, "0,1,2"]);
-  assert.deepEqual(a.grid.tokens, tokens);
+  expect([a.grid.count, a.grid.height, a.grid.width, a.ids.join()]).toEqual([3, 4, 4, "0,1,2"]);
+  expect(a.grid.tokens).toEqual(tokens);
   await writeNpy(`${dir}/s.npy`, {
     dtype: "i32",
     shape: [3, 16],
     data: tokens,
     sourceDtype: "i32",
   });
-  assert.deepEqual((await readTokenGrids(`${dir}/s.npy`)).grid.tokens, tokens);
+  expect((await readTokenGrids(`${dir}/s.npy`)).grid.tokens).toEqual(tokens);
   await Deno.remove(dir, { recursive: true });
 });
 
 for (const variant of ["nar", "ar"] as const) {
-  Deno.test(`pipeline (${variant}): token file -> PNGs named by id, contact sheet, same output for any batch size`, async () => {
+  it(`pipeline (${variant}): token file -> PNGs named by id, contact sheet, same output for any batch size`, async () => {
     const before = liveStorages();
     const stage2 = new Stage2Model({
       variant,
@@ -112,28 +111,28 @@ for (const variant of ["nar", "ar"] as const) {
       });
     const a = await run(`${dir}/a`, 2);
     const b = await run(`${dir}/b`, 3);
-    assert.equal(a.count, 5);
+    expect(a.count).toBe(5);
     const names = [...Deno.readDirSync(a.resultsDir)].map((e) => e.name).sort();
-    assert.deepEqual(names, ["101.png", "102.png", "103.png", "104.png", "105.png"]);
+    expect(names).toEqual(["101.png", "102.png", "103.png", "104.png", "105.png"]);
     for (const name of names) {
       const x = await Deno.readFile(`${a.resultsDir}/${name}`),
         y = await Deno.readFile(`${b.resultsDir}/${name}`);
-      assert.deepEqual(x, y, `${name} differs between batch sizes 2 and 3`);
+      expect(x, `${name} differs between batch sizes 2 and 3`).toEqual(y);
       const img = await readImage(`${a.resultsDir}/${name}`);
-      assert.deepEqual([img.width, img.height], [16, 16]);
+      expect([img.width, img.height]).toEqual([16, 16]);
     }
     // The sampled codes are written too, and decoding them again gives the saved pixels.
     const vq = await readTokenGrids(a.vqTokens);
-    assert.deepEqual(vq.ids, ["105", "104", "103", "102", "101"]);
-    assert.ok(vq.grid.tokens.every((t) => t >= 0 && t < 12));
+    expect(vq.ids).toEqual(["105", "104", "103", "102", "101"]);
+    expect(vq.grid.tokens.every((t) => t >= 0 && t < 12)).toBeTruthy();
     const again = await vqgan.decode(vq.grid);
     const first = await readImage(`${a.resultsDir}/105.png`);
-    assert.deepEqual(again.data.subarray(0, 16 * 16 * 3), first.data);
+    expect(again.data.subarray(0, 16 * 16 * 3)).toEqual(first.data);
     // Contact sheet: 3 columns x 2 rows of 16 px cells with 2 px gaps.
     const sheet = await readImage(a.contactSheet!);
-    assert.deepEqual([sheet.width, sheet.height], [3 * 18 + 2, 2 * 18 + 2]);
+    expect([sheet.width, sheet.height]).toEqual([3 * 18 + 2, 2 * 18 + 2]);
     const c = await run(`${dir}/c`, 5).then(() => Deno.readFile(`${dir}/c/results/101.png`));
-    assert.deepEqual(c, await Deno.readFile(`${a.resultsDir}/101.png`));
+    expect(c).toEqual(await Deno.readFile(`${a.resultsDir}/101.png`));
     const other = await runPipeline({
       stage2,
       decoder: vqgan,
@@ -148,9 +147,9 @@ for (const variant of ["nar", "ar"] as const) {
           (await Deno.readFile(`${a.resultsDir}/${n}`)).join()
       ),
     );
-    assert.ok(differs.some((d) => d), "another seed gives other images");
+    expect(differs.some((d) => d), "another seed gives other images").toBeTruthy();
     stage2.dispose();
-    assert.equal(liveStorages(), before, "no leaked storages");
+    expect(liveStorages(), "no leaked storages").toBe(before);
     await Deno.remove(dir, { recursive: true });
   });
 }
@@ -273,7 +272,7 @@ function tinySteps(semanticFile: string) {
   ];
 }
 
-Deno.test("sample step: tiny trained parts found by their markers -> the same PNGs as sample-stage1 + generate-images", async () => {
+it("sample step: tiny trained parts found by their markers -> the same PNGs as sample-stage1 + generate-images", async () => {
   const root = await Deno.makeTempDir({ prefix: "digit-sample-" });
   const out = `${root}/exp`;
   await Deno.mkdir(out, { recursive: true });
@@ -300,7 +299,7 @@ Deno.test("sample step: tiny trained parts found by their markers -> the same PN
   // The sampled images are those of the two-step chain, under zero-padded ids.
   const ids = ["0000", "0001", "0002", "0003", "0004"];
   // labels.tsv (core/data/labels.ts) names the class each image was sampled for.
-  assert.deepEqual([...Deno.readDirSync(`${out}/sample/results`)].map((e) => e.name).sort(), [
+  expect([...Deno.readDirSync(`${out}/sample/results`)].map((e) => e.name).sort()).toEqual([
     ...ids.map((id) => `${id}.png`),
     "labels.tsv",
   ]);
@@ -308,35 +307,30 @@ Deno.test("sample step: tiny trained parts found by their markers -> the same PN
     (await Deno.readTextFile(`${dir}/labels.tsv`)).trim().split("\n").slice(1).map((l) =>
       l.split("\t")[1]
     );
-  assert.deepEqual(
-    await classColumn(`${out}/sample/results`),
+  expect(await classColumn(`${out}/sample/results`)).toEqual(
     await classColumn(`${out}/reference/results`),
   );
   for (const [i, id] of ids.entries()) {
     const ours = await readImage(`${out}/sample/results/${id}.png`);
     const ref = await readImage(`${out}/reference/results/${i}.png`);
-    assert.deepEqual([ours.width, ours.height], [16, 16]);
-    assert.deepEqual(
-      ours.data,
-      ref.data,
-      `image ${id} differs from sample-stage1 + generate-images`,
-    );
+    expect([ours.width, ours.height]).toEqual([16, 16]);
+    expect(ours.data, `image ${id} differs from sample-stage1 + generate-images`).toEqual(ref.data);
     const fromTokens = await readImage(`${out}/from-tokens/results/${i}.png`);
-    assert.deepEqual(fromTokens.data, ref.data, `image ${i} from the token file differs`);
+    expect(fromTokens.data, `image ${i} from the token file differs`).toEqual(ref.data);
   }
   const semantic = await readTokenFile(`${out}/sample/semantic.tokens`),
     refSemantic = await readTokenFile(`${out}/semantic/samples.tokens`);
-  assert.deepEqual(semantic.tokens, refSemantic.tokens);
-  assert.deepEqual(Array.from(semantic.labels!), [0, 2, 0, 2, 0]);
+  expect(semantic.tokens).toEqual(refSemantic.tokens);
+  expect(Array.from(semantic.labels!)).toEqual([0, 2, 0, 2, 0]);
   const sheet = await readImage(`${out}/sample/contact_sheet.png`);
-  assert.ok(sheet.width > 16 && sheet.height > 16, "contact sheet");
+  expect(sheet.width > 16 && sheet.height > 16, "contact sheet").toBeTruthy();
   // Progress of both phases reached its end (5 images of 16 tokens).
-  assert.ok(log.lines.some((l) => /stage 1 80\/80$/.test(l)), "stage-1 progress");
-  assert.ok(log.lines.some((l) => /stage 2 \+ VQGAN 5\/5$/.test(l)), "stage-2 progress");
+  expect(log.lines.some((l) => /stage 1 80\/80$/.test(l)), "stage-1 progress").toBeTruthy();
+  expect(log.lines.some((l) => /stage 2 \+ VQGAN 5\/5$/.test(l)), "stage-2 progress").toBeTruthy();
 
   // The trained parts were loaded, not the never-trained copies written after them.
   const sources = JSON.parse(await Deno.readTextFile(`${out}/sample/sources.json`));
-  assert.deepEqual([sources.stage1.model, sources.stage2, sources.vqgan], [
+  expect([sources.stage1.model, sources.stage2, sources.vqgan]).toEqual([
     `${out}/stage1/checkpoints/last`,
     `${out}/stage2/checkpoints/last`,
     `${out}/vqgan/checkpoints/last`,
@@ -346,7 +340,7 @@ Deno.test("sample step: tiny trained parts found by their markers -> the same PN
   const demoTask = new URL(`file://${root}/demo.yaml`);
   await Deno.writeTextFile(demoTask, `name: demo\noutputs: ${out}\nsteps: []\n`);
   const defaults = await resolveSampleSources(validate(sampleParams, {}, "test"), log, demoTask);
-  assert.deepEqual(defaults, {
+  expect(defaults).toEqual({
     stage1: { dir: `${out}/stage1`, which: "last" },
     stage2: `${out}/stage2/checkpoints/last`,
     vqgan: `${out}/vqgan/checkpoints/last`,
@@ -355,34 +349,29 @@ Deno.test("sample step: tiny trained parts found by their markers -> the same PN
 
   // Finished: a re-run skips it, until a part is saved again (same params, new weights).
   const sampleStep = plan.steps.find((s) => s.name === "sample")!;
-  assert.equal(await stepStatus(sampleStep), "done");
+  expect(await stepStatus(sampleStep)).toBe("done");
   const ck = await loadCheckpoint(`${out}/stage2/checkpoints/last`);
   await saveCheckpoint(`${out}/stage2/checkpoints/last`, ck.weights, ck.meta);
-  assert.equal(
-    await stepStatus(sampleStep),
+  expect(await stepStatus(sampleStep), "stage 2 was saved again: the samples are stale").toBe(
     "incomplete",
-    "stage 2 was saved again: the samples are stale",
   );
   const again = await run();
-  assert.ok(
-    again.ran.includes("sample") && again.ran.includes("from-tokens"),
-    `re-ran ${again.ran}`,
-  );
-  assert.ok(
+  expect(again.ran.includes("sample") && again.ran.includes("from-tokens"), `re-ran ${again.ran}`)
+    .toBeTruthy();
+  expect(
     again.skipped.includes("reference") && again.skipped.includes("stage2"),
     `skipped ${again.skipped}`,
-  );
-  assert.equal(await stepStatus(sampleStep), "done");
+  ).toBeTruthy();
+  expect(await stepStatus(sampleStep)).toBe("done");
   await Deno.remove(root, { recursive: true });
 });
 
-Deno.test("sample step: without trained parts, the error says to run `deno task demo` first", async () => {
+it("sample step: without trained parts, the error says to run `deno task demo` first", async () => {
   const root = await Deno.makeTempDir({ prefix: "digit-sample-" });
   const params = (o: Record<string, unknown>) => validate(sampleParams, o, "test") as SampleParams;
   const log = memoryLogger();
   const noDemo = new URL(`file://${root}/tasks/demo.yaml`);
-  await assert.rejects(
-    resolveSampleSources(params({}), log, noDemo),
+  await expect(resolveSampleSources(params({}), log, noDemo)).rejects.toThrow(
     /demo\.yaml does not exist.*Run `deno task demo` first/,
   );
   // A demo task whose output folder holds nothing trained (only an untrained copy).
@@ -394,22 +383,19 @@ Deno.test("sample step: without trained parts, the error says to run `deno task 
     `${root}/outputs/demo/untrained/stage1/checkpoints/last.json`,
     JSON.stringify({ saveId: "x", meta: { untrained: true } }),
   );
-  await assert.rejects(
-    resolveSampleSources(params({}), log, noDemo),
+  await expect(resolveSampleSources(params({}), log, noDemo)).rejects.toThrow(
     /found no trained stage 1, stage 2, VQGAN under '.*outputs\/demo'.*Run `deno task demo` first/,
   );
   // Parts given explicitly need no search; a part that does not exist is named.
-  await assert.rejects(
-    resolveSampleSources(params({ stage1: `${root}/nope` }), log, noDemo),
-    /stage1 '.*nope' does not exist/,
-  );
+  await expect(resolveSampleSources(params({ stage1: `${root}/nope` }), log, noDemo)).rejects
+    .toThrow(/stage1 '.*nope' does not exist/);
   await Deno.mkdir(`${root}/s1`);
   const given = await resolveSampleSources(
     params({ stage1: `${root}/s1`, stage2: `${root}/digit.pt` }),
     log,
     noDemo,
   );
-  assert.deepEqual(given, {
+  expect(given).toEqual({
     stage1: { dir: `${root}/s1`, which: "last" },
     stage2: `${root}/digit.pt`,
     vqgan: null,

@@ -6,7 +6,8 @@
  * stage-1 sampler and helper A2's batch pipeline (runPipeline), which writes its own PNGs.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
+import { rejected } from "./lib/errors.ts";
 import { main } from "../cli/main.ts";
 import { cpuBackend, setDefaultBackend } from "../core/device.ts";
 import { decodePng } from "../core/image/png.ts";
@@ -167,31 +168,41 @@ async function readEvents(
   });
 }
 
-Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery", async (t) => {
+/** A former `t.step`, run inline in its test: its name prefixes a failure. */
+async function step(name: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if (e instanceof Error) e.message = `${name}: ${e.message}`;
+    throw e;
+  }
+}
+
+it("digit preview: trained tiny pipeline -> server -> PNGs in the gallery", async () => {
   setDefaultBackend(cpuBackend());
   const root = await Deno.makeTempDir({ prefix: "digit-preview-" });
   try {
     const out = `${root}/experiment`;
     const r = await trainTinyPipeline(out);
 
-    await t.step("the parts are found by their markers", async () => {
+    await step("the parts are found by their markers", async () => {
       const found = await findParts(out);
-      assert.deepEqual(found.stage1.map((f) => f.dir), [`${out}/stage1`]);
-      assert.deepEqual(found.stage2.map((f) => f.dir), [`${out}/stage2`]);
-      assert.deepEqual(found.vqgan.map((f) => f.dir), [`${out}/vqgan`]);
+      expect(found.stage1.map((f) => f.dir)).toEqual([`${out}/stage1`]);
+      expect(found.stage2.map((f) => f.dir)).toEqual([`${out}/stage2`]);
+      expect(found.vqgan.map((f) => f.dir)).toEqual([`${out}/vqgan`]);
     });
 
     const ctx = context(r, root);
     const model = await r.create("previews", "digit", { dir: out }, ctx) as DigitPreview;
     try {
-      assert.equal(model.classes, CLASSES);
-      assert.match(model.name, /stage 2 NAR, 16 px/);
+      expect(model.classes).toBe(CLASSES);
+      expect(model.name).toMatch(/stage 2 NAR, 16 px/);
 
-      await t.step("generate matches stage 1 + runPipeline run by hand", async () => {
+      await step("generate matches stage 1 + runPipeline run by hand", async () => {
         const progress: PreviewProgress[] = [];
         const request = { classId: 2, seed: 5, topK: 4, temperature: 1, steps: 3, count: 3 };
         const images = await model.generate(request, (p) => progress.push(p));
-        assert.deepEqual(images.map((i) => i.name), [
+        expect(images.map((i) => i.name)).toEqual([
           "digit-c2-s5-0",
           "digit-c2-s5-1",
           "digit-c2-s5-2",
@@ -199,15 +210,15 @@ Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery
 
         // Per-stage progress, in pipeline order, each stage ending at its total.
         const stages = [...new Set(progress.map((p) => p.stage))];
-        assert.deepEqual(stages, ["stage 1", "stage 2 (MaskGIT)", "decode"]);
+        expect(stages).toEqual(["stage 1", "stage 2 (MaskGIT)", "decode"]);
         const last = (s: string) => progress.filter((p) => p.stage === s).at(-1)!;
-        assert.deepEqual(last("stage 1"), { stage: "stage 1", done: 16, total: 16 });
-        assert.deepEqual(last("stage 2 (MaskGIT)"), {
+        expect(last("stage 1")).toEqual({ stage: "stage 1", done: 16, total: 16 });
+        expect(last("stage 2 (MaskGIT)")).toEqual({
           stage: "stage 2 (MaskGIT)",
           done: 3,
           total: 3,
         });
-        assert.deepEqual(last("decode"), { stage: "decode", done: 3, total: 3 });
+        expect(last("decode")).toEqual({ stage: "decode", done: 3, total: 3 });
 
         // Reference: the same seeds through the stage-1 sampler and A2's batch pipeline.
         const semantic = await sampleStage1(model.parts.stage1, {
@@ -230,31 +241,29 @@ Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery
         for (let i = 0; i < 3; i++) {
           const ours = decodePng(images[i].png);
           const ref = await readImage(`${refDir}/results/${i}.png`);
-          assert.equal(ours.width, SIDE);
-          assert.equal(ours.height, SIDE);
-          assert.deepEqual(ours.data, ref.data, `image ${i} differs from the hand-run pipeline`);
+          expect(ours.width).toBe(SIDE);
+          expect(ours.height).toBe(SIDE);
+          expect(ours.data, `image ${i} differs from the hand-run pipeline`).toEqual(ref.data);
         }
       });
 
-      await t.step(
+      await step(
         "an abort stops generation mid-stage; the model still works afterwards",
         async () => {
           const controller = new AbortController();
           const seen: string[] = [];
-          await assert.rejects(
-            model.generate(
-              { seed: 1, topK: 0, temperature: 1, steps: 2, count: 1, classId: 0 },
-              (p) => {
-                seen.push(p.stage!);
-                if (p.stage === "stage 1" && p.done === 3) {
-                  controller.abort(new Error("user went away"));
-                }
-              },
-              controller.signal,
-            ),
-            /user went away/,
-          );
-          assert.ok(!seen.includes("stage 2 (MaskGIT)"), "stage 2 must not start after the abort");
+          await expect(model.generate(
+            { seed: 1, topK: 0, temperature: 1, steps: 2, count: 1, classId: 0 },
+            (p) => {
+              seen.push(p.stage!);
+              if (p.stage === "stage 1" && p.done === 3) {
+                controller.abort(new Error("user went away"));
+              }
+            },
+            controller.signal,
+          )).rejects.toThrow(/user went away/);
+          expect(seen.includes("stage 2 (MaskGIT)"), "stage 2 must not start after the abort")
+            .toBeFalsy();
           const again = await model.generate({
             seed: 1,
             topK: 0,
@@ -263,16 +272,16 @@ Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery
             count: 1,
             classId: 0,
           }, () => {});
-          assert.equal(again.length, 1);
+          expect(again.length).toBe(1);
         },
       );
 
-      await t.step("the server generates PNGs that appear in /api/samples", async () => {
+      await step("the server generates PNGs that appear in /api/samples", async () => {
         const samples = `${root}/samples`;
         const server = startServer({ samplesDir: samples, model, port: 0 });
         try {
           const health = await (await fetch(`${server.url}healthz`)).json();
-          assert.equal(health.model, model.name);
+          expect(health.model).toBe(model.name);
 
           const json = await postJson(`${server.url}api/generate`, {
             classId: 1,
@@ -280,9 +289,9 @@ Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery
             steps: 2,
             count: 2,
           });
-          assert.equal(json.status, 200);
+          expect(json.status).toBe(200);
           const { images } = await json.json();
-          assert.deepEqual(images.map((i: { name: string }) => i.name), [
+          expect(images.map((i: { name: string }) => i.name)).toEqual([
             "digit-c1-s9-0.png",
             "digit-c1-s9-1.png",
           ]);
@@ -294,30 +303,29 @@ Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery
           });
           const events = await readEvents(stream);
           const kinds = events.map((e) => e.event);
-          assert.equal(kinds[0], "started");
-          assert.deepEqual(kinds.slice(-2), ["image", "done"]);
+          expect(kinds[0]).toBe("started");
+          expect(kinds.slice(-2)).toEqual(["image", "done"]);
           const stagesSeen = [
             ...new Set(events.filter((e) => e.event === "progress").map((e) => e.data.stage)),
           ];
-          assert.deepEqual(stagesSeen, ["stage 1", "stage 2 (MaskGIT)", "decode"]);
+          expect(stagesSeen).toEqual(["stage 1", "stage 2 (MaskGIT)", "decode"]);
 
           // A class the model does not have is refused before anything runs.
-          assert.equal(
-            (await postJson(`${server.url}api/generate`, { classId: CLASSES })).status,
+          expect((await postJson(`${server.url}api/generate`, { classId: CLASSES })).status).toBe(
             422,
           );
           await (await postJson(`${server.url}api/generate`, { classId: CLASSES })).body?.cancel();
 
           const listed = (await (await fetch(`${server.url}api/samples`)).json()).samples;
           const names = listed.map((s: { name: string }) => s.name).sort();
-          assert.deepEqual(names, ["digit-c0-s9-0.png", "digit-c1-s9-0.png", "digit-c1-s9-1.png"]);
+          expect(names).toEqual(["digit-c0-s9-0.png", "digit-c1-s9-0.png", "digit-c1-s9-1.png"]);
           for (const s of listed) {
             const png = new Uint8Array(
               await (await fetch(`${server.url}${s.url.slice(1)}`)).arrayBuffer(),
             );
             const img = decodePng(png);
-            assert.equal(img.width, SIDE);
-            assert.equal(img.height, SIDE);
+            expect(img.width).toBe(SIDE);
+            expect(img.height).toBe(SIDE);
           }
         } finally {
           await server.shutdown();
@@ -327,12 +335,12 @@ Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery
       model.dispose();
     }
 
-    await t.step(
+    await step(
       "--outputs and explicit part paths work; a missing part names what to run",
       async () => {
         // No dir: the run's output folder (`serve --outputs`) holding the parts is used.
         const viaOutputs = await r.create("previews", "digit", {}, context(r, out)) as DigitPreview;
-        assert.match(viaOutputs.name, new RegExp(`from ${out}$`));
+        expect(viaOutputs.name).toMatch(new RegExp(`from ${out}$`));
         viaOutputs.dispose();
         const m = await r.create("previews", "digit", {
           stage1: `${out}/stage1/checkpoints/last`,
@@ -342,24 +350,16 @@ Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery
         m.dispose();
         const empty = `${root}/empty`;
         await Deno.mkdir(empty);
-        await assert.rejects(
-          r.create("previews", "digit", { dir: empty }, ctx),
-          (e: Error) => {
-            assert.ok(e instanceof NoTrainedModelError);
-            assert.match(e.message, /found no trained stage 1, stage 2, VQGAN under '.*empty'/);
-            assert.match(e.message, /Run `deno task demo` first/);
-            return true;
-          },
-        );
+        const e = await rejected(r.create("previews", "digit", { dir: empty }, ctx));
+        expect(e).toBeInstanceOf(NoTrainedModelError);
+        expect(e.message).toMatch(/found no trained stage 1, stage 2, VQGAN under '.*empty'/);
+        expect(e.message).toMatch(/Run `deno task demo` first/);
         // Only stage 2 missing: the message names just that part.
-        await assert.rejects(
-          r.create("previews", "digit", {
-            dir: empty,
-            stage1: `${out}/stage1`,
-            vqgan: `${out}/vqgan`,
-          }, ctx),
-          /found no trained stage 2 under/,
-        );
+        await expect(r.create("previews", "digit", {
+          dir: empty,
+          stage1: `${out}/stage1`,
+          vqgan: `${out}/vqgan`,
+        }, ctx)).rejects.toThrow(/found no trained stage 2 under/);
       },
     );
   } finally {
@@ -367,7 +367,7 @@ Deno.test("digit preview: trained tiny pipeline -> server -> PNGs in the gallery
   }
 });
 
-Deno.test("findParts: the newest checkpoint wins; folders without a saved checkpoint are skipped", async () => {
+it("findParts: the newest checkpoint wins; folders without a saved checkpoint are skipped", async () => {
   const root = await Deno.makeTempDir({ prefix: "digit-preview-find-" });
   try {
     const make = async (dir: string, marker: string, savedAt?: number) => {
@@ -384,17 +384,17 @@ Deno.test("findParts: the newest checkpoint wins; folders without a saved checkp
     await make("d/nested/deeper/vq", "vqgan.json", 1_500);
     await make("results/ignored", "stage2.json", 3_000); // sampling outputs are not searched
     const found = await findParts(root);
-    assert.deepEqual(found.stage1.map((f) => f.dir), [`${root}/b/new`, `${root}/a/old`]);
-    assert.deepEqual(found.stage1.map((f) => f.saved), [2_000_000, 1_000_000]);
-    assert.deepEqual(found.vqgan.map((f) => f.dir), [`${root}/d/nested/deeper/vq`]);
-    assert.deepEqual(found.stage2, []);
-    assert.deepEqual((await findParts(`${root}/missing`)).stage1, []);
+    expect(found.stage1.map((f) => f.dir)).toEqual([`${root}/b/new`, `${root}/a/old`]);
+    expect(found.stage1.map((f) => f.saved)).toEqual([2_000_000, 1_000_000]);
+    expect(found.vqgan.map((f) => f.dir)).toEqual([`${root}/d/nested/deeper/vq`]);
+    expect(found.stage2).toEqual([]);
+    expect((await findParts(`${root}/missing`)).stage1).toEqual([]);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
 });
 
-Deno.test("serve: with nothing trained, the CLI warns and serves the gallery alone", async () => {
+it("serve: with nothing trained, the CLI warns and serves the gallery alone", async () => {
   const root = await Deno.makeTempDir({ prefix: "digit-preview-cli-" });
   try {
     const controller = new AbortController();
@@ -421,17 +421,16 @@ Deno.test("serve: with nothing trained, the CLI warns and serves the gallery alo
       if (stderr.includes("error:")) break;
       await new Promise((done) => setTimeout(done, 5));
     }
-    assert.match(
-      stderr,
+    expect(stderr).toMatch(
       /warning: preview model 'digit' could not be loaded.*Run `deno task demo` first/,
     );
     const url = /preview at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)![1];
-    assert.equal((await (await fetch(`${url}healthz`)).json()).model, null);
+    expect((await (await fetch(`${url}healthz`)).json()).model).toBe(null);
     const refused = await postJson(`${url}api/generate`, { seed: 1 });
-    assert.equal(refused.status, 503);
+    expect(refused.status).toBe(503);
     await refused.body?.cancel();
     controller.abort();
-    assert.equal(await serving, 130);
+    expect(await serving).toBe(130);
 
     // Bad options are still an error (exit 2), not a silent gallery.
     let err = "";
@@ -445,8 +444,8 @@ Deno.test("serve: with nothing trained, the CLI warns and serves the gallery alo
       signal: new AbortController().signal,
       tty: false,
     });
-    assert.equal(code, 2);
-    assert.match(err, /checkpoint/);
+    expect(code).toBe(2);
+    expect(err).toMatch(/checkpoint/);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

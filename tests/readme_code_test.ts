@@ -6,7 +6,7 @@
  * KNOWN_BAD block still fails (a fixed block must leave the list, so nothing is skipped
  * silently).
  */
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const READMES = ["README.md", "examples/custom-encoder/README.md"];
@@ -42,17 +42,17 @@ export function tsBlocks(readme: string, text: string): Block[] {
   return blocks;
 }
 
-Deno.test("tsBlocks finds fenced ts blocks with their line numbers", () => {
+it("tsBlocks finds fenced ts blocks with their line numbers", () => {
   const md = "text\n```ts\nconst a = 1;\n```\n```sh\nls\n```\n```typescript\nlet b;\n```\n";
-  assert.deepEqual(tsBlocks("X.md", md).map((b) => [b.id, b.line, b.code]), [
+  expect(tsBlocks("X.md", md).map((b) => [b.id, b.line, b.code])).toEqual([
     ["X.md#1", 2, "const a = 1;"],
     ["X.md#2", 8, "let b;"],
   ]);
 });
 
-Deno.test("README code blocks type-check", async () => {
+it("README code blocks type-check", async () => {
   const blocks = READMES.flatMap((r) => tsBlocks(r, Deno.readTextFileSync(`${ROOT}${r}`)));
-  assert.ok(blocks.length >= 3, `found only ${blocks.length} ts blocks`);
+  expect(blocks.length, `found only ${blocks.length} ts blocks`).toBeGreaterThanOrEqual(3);
   const tag = crypto.randomUUID().slice(0, 8);
   const files = new Map<string, Block>();
   for (const [i, b] of blocks.entries()) {
@@ -87,16 +87,15 @@ Deno.test("README code blocks type-check", async () => {
       }
     }
     if (!out.success) {
-      assert.ok(failing.size > 0, `deno check failed without naming a block:\n${report}`);
+      expect(failing.size, `deno check failed without naming a block:\n${report}`).toBeGreaterThan(
+        0,
+      );
     }
     const unexpected = [...failing].filter(([id]) => !(id in KNOWN_BAD));
-    assert.deepEqual(
-      unexpected.map(([id, e]) => `${id}\n${e.join("\n")}`),
-      [],
-      "blocks that do not type-check",
-    );
+    expect(unexpected.map(([id, e]) => `${id}\n${e.join("\n")}`), "blocks that do not type-check")
+      .toEqual([]);
     const fixed = Object.keys(KNOWN_BAD).filter((id) => !failing.has(id));
-    assert.deepEqual(fixed, [], "KNOWN_BAD blocks that now pass: remove them from the list");
+    expect(fixed, "KNOWN_BAD blocks that now pass: remove them from the list").toEqual([]);
   } finally {
     for (const path of files.keys()) Deno.removeSync(path);
   }

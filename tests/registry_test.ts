@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { ConfigError, s } from "../core/config.ts";
 import type { Generator, SampleOptions, TokenGrid } from "../core/interfaces.ts";
 import {
@@ -48,41 +48,41 @@ function messageOf(fn: () => unknown): string {
   try {
     fn();
   } catch (e) {
-    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
-    return e.message;
+    expect(e, `expected a ConfigError, got ${e}`).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).message;
   }
-  assert.fail("expected a ConfigError");
+  expect.unreachable("expected a ConfigError");
 }
 
 async function messageOfAsync(fn: () => Promise<unknown>): Promise<string> {
   try {
     await fn();
   } catch (e) {
-    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
-    return e.message;
+    expect(e, `expected a ConfigError, got ${e}`).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).message;
   }
-  assert.fail("expected a ConfigError");
+  expect.unreachable("expected a ConfigError");
 }
 
-Deno.test("a plugin registers entries stamped with its name", async () => {
+it("a plugin registers entries stamped with its name", async () => {
   const r = new Registry();
   await r.use(constantPlugin);
-  assert.deepEqual(r.plugins.map((p) => `${p.name}@${p.version}`), ["fake-constant@1.0.0"]);
+  expect(r.plugins.map((p) => `${p.name}@${p.version}`)).toEqual(["fake-constant@1.0.0"]);
   const gen = r.get("generators", "constant");
-  assert.equal(gen.plugin, "fake-constant");
-  assert.equal(gen.description, "every token is `value`");
-  assert.equal(r.get("steps", "noop").plugin, "fake-constant");
-  assert.deepEqual(r.list("generators").map((e) => e.name), ["constant"]);
-  assert.equal(r.has("decoders", "constant"), false);
+  expect(gen.plugin).toBe("fake-constant");
+  expect(gen.description).toBe("every token is `value`");
+  expect(r.get("steps", "noop").plugin).toBe("fake-constant");
+  expect(r.list("generators").map((e) => e.name)).toEqual(["constant"]);
+  expect(r.has("decoders", "constant")).toBe(false);
 });
 
-Deno.test("create validates options, fills defaults and builds the product", async () => {
+it("create validates options, fills defaults and builds the product", async () => {
   const r = new Registry();
   await r.use(constantPlugin);
   const g = await r.create("generators", "constant", { value: 7 }, ctxFor(r));
   const grid = await g.sample({ count: 2, seed: 0 });
-  assert.deepEqual([grid.count, grid.height, grid.width], [2, 2, 2]);
-  assert.deepEqual([...grid.tokens], [7, 7, 7, 7, 7, 7, 7, 7]);
+  expect([grid.count, grid.height, grid.width]).toEqual([2, 2, 2]);
+  expect([...grid.tokens]).toEqual([7, 7, 7, 7, 7, 7, 7, 7]);
 
   const msg = await messageOfAsync(() =>
     r.create(
@@ -93,14 +93,13 @@ Deno.test("create validates options, fills defaults and builds the product", asy
       "configs/sample.yaml: generator",
     )
   );
-  assert.equal(
-    msg,
+  expect(msg).toBe(
     "configs/sample.yaml: generator: value: expected an integer >= 0, got -1\n" +
       "configs/sample.yaml: generator: sidee: unknown key (did you mean 'side'?; allowed: value, side)",
   );
 });
 
-Deno.test("two plugins registering one name in one kind is an error naming both", async () => {
+it("two plugins registering one name in one kind is an error naming both", async () => {
   const r = new Registry();
   await r.use(constantPlugin);
   const rival: Plugin = {
@@ -111,8 +110,7 @@ Deno.test("two plugins registering one name in one kind is an error naming both"
     },
   };
   const msg = await messageOfAsync(() => r.use(rival));
-  assert.equal(
-    msg,
+  expect(msg).toBe(
     "generators 'constant' is registered twice: by plugin 'fake-constant' and by plugin 'fake-rival'",
   );
   // The same name in another kind is fine.
@@ -123,24 +121,23 @@ Deno.test("two plugins registering one name in one kind is an error naming both"
     version: "1",
     register: (reg) => reg.step({ name: "constant", run() {} }),
   });
-  assert.equal(other.get("steps", "constant").plugin, "dec");
+  expect(other.get("steps", "constant").plugin).toBe("dec");
 });
 
-Deno.test("the same plugin twice is a no-op; another version of it is an error", async () => {
+it("the same plugin twice is a no-op; another version of it is an error", async () => {
   const r = new Registry();
   await r.use(constantPlugin);
   await r.use(constantPlugin);
-  assert.equal(r.list("generators").length, 1);
+  expect(r.list("generators").length).toBe(1);
   const msg = await messageOfAsync(() =>
     r.use({ ...constantPlugin, version: "2.0.0" }, undefined, "x.ts")
   );
-  assert.equal(
-    msg,
+  expect(msg).toBe(
     "plugin 'fake-constant' is loaded twice with different versions: 1.0.0 and 2.0.0 (from x.ts)",
   );
 });
 
-Deno.test("factories receive options; malformed plugins and names are refused", async () => {
+it("factories receive options; malformed plugins and names are refused", async () => {
   const r = new Registry();
   const factory = (o?: { value?: number }) => ({
     name: "fake-factory",
@@ -153,39 +150,32 @@ Deno.test("factories receive options; malformed plugins and names are refused", 
     },
   });
   await r.use(factory, { value: 5 });
-  assert.ok(r.has("generators", "v5"));
-  assert.match(
-    await messageOfAsync(() => r.use({ name: "", version: "1", register() {} })),
+  expect(r.has("generators", "v5")).toBeTruthy();
+  expect(await messageOfAsync(() => r.use({ name: "", version: "1", register() {} }))).toMatch(
     /^plugin: expected an object with a non-empty 'name'$/,
   );
-  assert.match(
-    await messageOfAsync(() => r.use({ name: "x", register() {} } as unknown as Plugin)),
-    /^plugin 'x': expected 'version' \(a string\) and 'register' \(a function\)$/,
-  );
-  assert.equal(
-    messageOf(() => r.step({ name: "bad name", run() {} })),
+  expect(await messageOfAsync(() => r.use({ name: "x", register() {} } as unknown as Plugin)))
+    .toMatch(/^plugin 'x': expected 'version' \(a string\) and 'register' \(a function\)$/);
+  expect(messageOf(() => r.step({ name: "bad name", run() {} }))).toBe(
     `plugin '(app)': steps name "bad name" must be letters, digits, '.', '-' or '_'`,
   );
 });
 
-Deno.test("unknown names suggest a near one and list what is loaded", async () => {
+it("unknown names suggest a near one and list what is loaded", async () => {
   const r = new Registry();
-  assert.equal(
-    messageOf(() => r.get("decoders", "vqgan")),
+  expect(messageOf(() => r.get("decoders", "vqgan"))).toBe(
     "no decoder named 'vqgan' (no decoders are registered; plugins loaded: none)",
   );
   await r.use(constantPlugin);
-  assert.equal(
-    messageOf(() => r.get("generators", "constnat")),
+  expect(messageOf(() => r.get("generators", "constnat"))).toBe(
     "no generator named 'constnat' (did you mean 'constant'?) (registered: constant; plugins loaded: fake-constant@1.0.0)",
   );
-  assert.equal(
-    messageOf(() => r.get("steps", "train-stage1")),
+  expect(messageOf(() => r.get("steps", "train-stage1"))).toBe(
     "no step type named 'train-stage1' (registered: noop; plugins loaded: fake-constant@1.0.0)",
   );
 });
 
-Deno.test("loadPlugins imports modules relative to the task file and collects every failure", async () => {
+it("loadPlugins imports modules relative to the task file and collects every failure", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.mkdir(`${dir}/tasks`);
@@ -219,12 +209,12 @@ export default (options = {}) => ({
       { path: "../plugins/scale.ts", options: { factor: 3 } },
       "../plugins/pair.js",
     ], taskFile);
-    assert.deepEqual(r.list("steps").map((e) => `${e.plugin}:${e.name}`), [
+    expect(r.list("steps").map((e) => `${e.plugin}:${e.name}`)).toEqual([
       "fake-a:a",
       "fake-b:b",
       "fake-scale:scale-3",
     ]);
-    assert.equal(r.plugins.find((p) => p.name === "fake-scale")?.source, `${dir}/plugins/scale.ts`);
+    expect(r.plugins.find((p) => p.name === "fake-scale")?.source).toBe(`${dir}/plugins/scale.ts`);
 
     const msg = await messageOfAsync(() =>
       loadPlugins(
@@ -235,13 +225,11 @@ export default (options = {}) => ({
       )
     );
     const lines = msg.split("\n");
-    assert.equal(lines.length, 2);
-    assert.match(
-      lines[0],
+    expect(lines.length).toBe(2);
+    expect(lines[0]).toMatch(
       /^tasks\/demo\.yaml: plugins\[0\]: cannot import '\.\.\/plugins\/missing\.ts' \(.*\/plugins\/missing\.ts\): /,
     );
-    assert.equal(
-      lines[1],
+    expect(lines[1]).toBe(
       "tasks/demo.yaml: plugins[1]: '../plugins/empty.js' exports no plugin (expected a default export { name, version, register } or a factory)",
     );
   } finally {

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { PreviewImage, PreviewModel, PreviewProgress, PreviewRequest } from "../server/app.ts";
 import { FifoMutex } from "../server/queue.ts";
 import { startServer } from "../server/main.ts";
@@ -110,7 +110,7 @@ async function withServer(
   await Deno.mkdir(dir);
   const server = startServer({ samplesDir: dir, model, port: 0 });
   try {
-    assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     await fn(server.url.slice(0, -1), dir);
   } finally {
     await server.shutdown();
@@ -151,14 +151,14 @@ async function rawGet(base: string, path: string): Promise<{ status: number; bod
 
 // ---------------------------------------------------------------------------------------------
 
-Deno.test("FifoMutex runs jobs one at a time in call order, even when one throws", async () => {
+it("FifoMutex runs jobs one at a time in call order, even when one throws", async () => {
   const mutex = new FifoMutex();
   const order: string[] = [];
   let active = 0;
   const job = (name: string, ms: number, fail = false) =>
     mutex.run(async () => {
       active++;
-      assert.equal(active, 1);
+      expect(active).toBe(1);
       order.push(`start ${name}`);
       await new Promise((r) => setTimeout(r, ms));
       order.push(`end ${name}`);
@@ -167,48 +167,45 @@ Deno.test("FifoMutex runs jobs one at a time in call order, even when one throws
       return name;
     });
   const results = await Promise.allSettled([job("a", 15), job("b", 1, true), job("c", 5)]);
-  assert.deepEqual(order, ["start a", "end a", "start b", "end b", "start c", "end c"]);
-  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
-  assert.equal(mutex.size, 0);
+  expect(order).toEqual(["start a", "end a", "start b", "end b", "start c", "end c"]);
+  expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+  expect(mutex.size).toBe(0);
 });
 
-Deno.test("healthz, page and gallery listing", async () => {
+it("healthz, page and gallery listing", async () => {
   await withServer(new FakeModel(), async (base, dir) => {
-    assert.deepEqual(await (await fetch(`${base}/healthz`)).json(), {
+    expect(await (await fetch(`${base}/healthz`)).json()).toEqual({
       ok: true,
       model: "fake",
       busy: 0,
     });
     const page = await fetch(`${base}/`);
-    assert.match(page.headers.get("content-type") ?? "", /text\/html/);
+    expect(page.headers.get("content-type") ?? "").toMatch(/text\/html/);
     const html = await page.text();
     for (const field of ["classId", "seed", "topK", "temperature", "steps", "count"]) {
-      assert.ok(html.includes(`name="${field}"`), field);
+      expect(html.includes(`name="${field}"`), field).toBeTruthy();
     }
-    assert.ok(html.includes(`"model":"fake","classes":10,"maxCount":16,"maxSteps":64`));
-    assert.ok(!/<script src=|<link /.test(html), "the page must be self-contained");
+    expect(html.includes(`"model":"fake","classes":10,"maxCount":16,"maxSteps":64`)).toBeTruthy();
+    expect(/<script src=|<link /.test(html), "the page must be self-contained").toBeFalsy();
 
-    assert.deepEqual(await (await fetch(`${base}/api/samples`)).json(), { samples: [] });
+    expect(await (await fetch(`${base}/api/samples`)).json()).toEqual({ samples: [] });
     const png = await solidPng(4, [1, 2, 3]);
     await Deno.writeFile(`${dir}/old.png`, png);
     await Deno.writeFile(`${dir}/notes.txt`, new Uint8Array([1]));
     await Deno.writeFile(`${dir}/.hidden.png`, png);
     const listed = await (await fetch(`${base}/api/samples`)).json();
-    assert.deepEqual(
-      listed.samples.map((
-        x: { name: string; url: string; bytes: number },
-      ) => [x.name, x.url, x.bytes]),
-      [
-        ["old.png", "/samples/old.png", png.length],
-      ],
-    );
+    expect(listed.samples.map((
+      x: { name: string; url: string; bytes: number },
+    ) => [x.name, x.url, x.bytes])).toEqual([
+      ["old.png", "/samples/old.png", png.length],
+    ]);
     const got = await fetch(`${base}/samples/old.png`);
-    assert.equal(got.headers.get("content-type"), "image/png");
-    assert.deepEqual(new Uint8Array(await got.arrayBuffer()), png);
+    expect(got.headers.get("content-type")).toBe("image/png");
+    expect(new Uint8Array(await got.arrayBuffer())).toEqual(png);
   });
 });
 
-Deno.test("sample names cannot leave the samples folder", async () => {
+it("sample names cannot leave the samples folder", async () => {
   await withServer(new FakeModel(), async (base, dir) => {
     const secret = "TOP-SECRET-BYTES";
     const parent = dir.slice(0, dir.lastIndexOf("/"));
@@ -232,26 +229,26 @@ Deno.test("sample names cannot leave the samples folder", async () => {
     ];
     for (const path of attempts) {
       const { status, body } = await rawGet(base, path);
-      assert.ok(status === 400 || status === 404, `${path} gave ${status}`);
-      assert.ok(!body.includes(secret), `${path} leaked the file`);
+      expect(status === 400 || status === 404, `${path} gave ${status}`).toBeTruthy();
+      expect(body.includes(secret), `${path} leaked the file`).toBeFalsy();
     }
-    assert.equal((await rawGet(base, "/samples/..%2Fsecret.png")).status, 400);
+    expect((await rawGet(base, "/samples/..%2Fsecret.png")).status).toBe(400);
   });
 });
 
-Deno.test("POST /api/generate (JSON): validates, runs the model, saves unique safe names", async () => {
+it("POST /api/generate (JSON): validates, runs the model, saves unique safe names", async () => {
   const model = new FakeModel();
   model.nameHint = (_r, i) => (i === 0 ? "../../evil name" : "dup");
   await withServer(model, async (base, dir) => {
     const res = await post(base, { classId: 3, seed: 7, count: 3, steps: 12 });
-    assert.equal(res.status, 200);
+    expect(res.status).toBe(200);
     const body = await res.json();
-    assert.deepEqual(body.images.map((x: { name: string }) => x.name), [
+    expect(body.images.map((x: { name: string }) => x.name)).toEqual([
       "evil-name.png",
       "dup.png",
       "dup-2.png",
     ]);
-    assert.deepEqual(model.calls, [{
+    expect(model.calls).toEqual([{
       classId: 3,
       seed: 7,
       topK: 200,
@@ -260,23 +257,23 @@ Deno.test("POST /api/generate (JSON): validates, runs the model, saves unique sa
       count: 3,
     }]);
     for (const name of ["evil-name.png", "dup.png", "dup-2.png"]) {
-      assert.ok((await Deno.stat(`${dir}/${name}`)).isFile);
+      expect((await Deno.stat(`${dir}/${name}`)).isFile).toBeTruthy();
     }
     const listed = await (await fetch(`${base}/api/samples`)).json();
-    assert.equal(listed.samples.length, 3);
+    expect(listed.samples.length).toBe(3);
     const img = await fetch(`${base}${body.images[1].url}`);
-    assert.deepEqual(new Uint8Array(await img.arrayBuffer()), await solidPng(8, [7, 40, 200]));
+    expect(new Uint8Array(await img.arrayBuffer())).toEqual(await solidPng(8, [7, 40, 200]));
   });
 });
 
-Deno.test("POST /api/generate rejects bad requests with 400/413/415/422 and a reason", async () => {
+it("POST /api/generate rejects bad requests with 400/413/415/422 and a reason", async () => {
   const model = new FakeModel();
   await withServer(model, async (base) => {
     const check = async (res: Response, status: number, error: RegExp, problems?: string[]) => {
-      assert.equal(res.status, status);
+      expect(res.status).toBe(status);
       const body = await res.json();
-      assert.match(body.error, error);
-      if (problems) assert.deepEqual(body.problems, problems);
+      expect(body.error).toMatch(error);
+      if (problems) expect(body.problems).toEqual(problems);
     };
     await check(await post(base, "{not json"), 400, /^body is not valid JSON/);
     await check(await post(base, "[1,2]"), 400, /^body must be a JSON object$/);
@@ -326,20 +323,20 @@ Deno.test("POST /api/generate rejects bad requests with 400/413/415/422 and a re
         "colour: unknown key (allowed: classId, seed, topK, temperature, steps, count)",
       ],
     );
-    assert.equal(model.calls.length, 0);
+    expect(model.calls.length).toBe(0);
   });
 });
 
-Deno.test("without a model the server is a gallery only and generate answers 503", async () => {
+it("without a model the server is a gallery only and generate answers 503", async () => {
   await withServer(undefined, async (base) => {
     const res = await post(base, { count: 1 });
-    assert.equal(res.status, 503);
-    assert.match((await res.json()).error, /no preview model is loaded/);
-    assert.match(await (await fetch(`${base}/`)).text(), /"model":null/);
+    expect(res.status).toBe(503);
+    expect((await res.json()).error).toMatch(/no preview model is loaded/);
+    expect(await (await fetch(`${base}/`)).text()).toMatch(/"model":null/);
   });
 });
 
-Deno.test("event stream: progress then images; concurrent requests queue in order", async () => {
+it("event stream: progress then images; concurrent requests queue in order", async () => {
   const model = new FakeModel();
   const release = gate();
   model.hold = release;
@@ -354,12 +351,12 @@ Deno.test("event stream: progress then images; concurrent requests queue in orde
     release.open();
 
     const [a, b, c] = await Promise.all([first, second, third]);
-    assert.match(a.headers.get("content-type") ?? "", /^text\/event-stream/);
+    expect(a.headers.get("content-type") ?? "").toMatch(/^text\/event-stream/);
     const evA = await events(a);
-    assert.deepEqual(evA.map(([k]) => k), ["started", "progress", "progress", "image", "done"]);
-    assert.deepEqual(evA[1][1], { done: 1, total: 2, stage: "stage 1" });
+    expect(evA.map(([k]) => k)).toEqual(["started", "progress", "progress", "image", "done"]);
+    expect(evA[1][1]).toEqual({ done: 1, total: 2, stage: "stage 1" });
     const evB = await events(b);
-    assert.deepEqual(evB.map(([k]) => k), [
+    expect(evB.map(([k]) => k)).toEqual([
       "queued",
       "started",
       "progress",
@@ -368,29 +365,29 @@ Deno.test("event stream: progress then images; concurrent requests queue in orde
       "image",
       "done",
     ]);
-    assert.deepEqual(evB[0][1], { ahead: 1 });
-    assert.deepEqual(((evB[6][1]) as { images: { name: string }[] }).images.map((x) => x.name), [
+    expect(evB[0][1]).toEqual({ ahead: 1 });
+    expect(((evB[6][1]) as { images: { name: string }[] }).images.map((x) => x.name)).toEqual([
       "s2-0.png",
       "s2-1.png",
     ]);
     const evC = await events(c);
-    assert.deepEqual(evC[0], ["queued", { ahead: 2 }]);
-    assert.deepEqual(model.calls.map((r) => r.seed), [1, 2, 3]);
-    assert.equal(model.maxActive, 1);
+    expect(evC[0]).toEqual(["queued", { ahead: 2 }]);
+    expect(model.calls.map((r) => r.seed)).toEqual([1, 2, 3]);
+    expect(model.maxActive).toBe(1);
   });
 });
 
-Deno.test("a model failure reaches the client as an error event", async () => {
+it("a model failure reaches the client as an error event", async () => {
   const model: PreviewModel = {
     name: "broken",
     generate: () => Promise.reject(new Error("out of memory")),
   };
   await withServer(model, async (base) => {
     const ev = await events(await post(base, { count: 1 }, { accept: "text/event-stream" }));
-    assert.deepEqual(ev, [["started", { count: 1 }], ["error", { message: "out of memory" }]]);
+    expect(ev).toEqual([["started", { count: 1 }], ["error", { message: "out of memory" }]]);
     const json = await post(base, { count: 1 });
-    assert.equal(json.status, 500);
-    assert.deepEqual(await json.json(), { error: "out of memory" });
+    expect(json.status).toBe(500);
+    expect(await json.json()).toEqual({ error: "out of memory" });
   });
 });
 
@@ -489,10 +486,9 @@ class DevTools {
   }
 }
 
-Deno.test({
-  name: "the page in headless Chromium shows progress, then the generated images",
-  ignore: !haveChromium,
-  async fn() {
+it.skipIf(!haveChromium)(
+  "the page in headless Chromium shows progress, then the generated images",
+  async () => {
     const model = new FakeModel();
     const release = gate();
     model.hold = release;
@@ -556,7 +552,7 @@ Deno.test({
         await waitFor(() =>
           t.evaluate<boolean>(`document.getElementById("status").textContent === "stage 1: 1 / 2"`)
         );
-        assert.equal(await t.evaluate<boolean>(`document.getElementById("go").disabled`), true);
+        expect(await t.evaluate<boolean>(`document.getElementById("go").disabled`)).toBe(true);
         release.open();
         await waitFor(() =>
           t.evaluate<boolean>(`(() => {
@@ -564,15 +560,13 @@ Deno.test({
             return imgs.length === 3 && imgs.every((i) => i.complete && i.naturalWidth === 8);
           })()`)
         );
-        assert.equal(
-          await t.evaluate<string>(`document.getElementById("status").textContent`),
+        expect(await t.evaluate<string>(`document.getElementById("status").textContent`)).toBe(
           "done: 3 image(s)",
         );
-        assert.equal(
-          await t.evaluate<number>(`document.querySelectorAll("#gallery img").length`),
+        expect(await t.evaluate<number>(`document.querySelectorAll("#gallery img").length`)).toBe(
           4,
         );
-        assert.deepEqual(model.calls, [{
+        expect(model.calls).toEqual([{
           classId: 2,
           seed: 5,
           topK: 200,
@@ -609,4 +603,4 @@ Deno.test({
       }
     });
   },
-});
+);

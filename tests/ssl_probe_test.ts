@@ -5,7 +5,7 @@
  * and the errors a user gets for too few images or a checkpoint of another kind.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { openDataset } from "../core/data/mod.ts";
 import { useDevice } from "../core/device.ts";
 import { loadCheckpoint, saveCheckpoint } from "../core/io/checkpoint.ts";
@@ -46,8 +46,8 @@ async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
 async function bagProbe(dir: string): Promise<number> {
   const tr = await readTokenFile(`${dir}/train.tokens`),
     ev = await readTokenFile(`${dir}/valid.tokens`);
-  assert.ok(tr.labels && ev.labels, "token files carry labels");
-  assert.equal(tr.height * tr.width, 64, "8x8 token grid");
+  expect(tr.labels && ev.labels, "token files carry labels").toBeTruthy();
+  expect(tr.height * tr.width, "8x8 token grid").toBe(64);
   const model = fitLogistic(bagOfTokens(tr.tokens, tr.count, tr.vocab), tr.labels!, {
     classes: 10,
   });
@@ -64,7 +64,7 @@ const tokenizer = (name: string, encoder: string) => [
   "      k: 64",
 ];
 
-Deno.test("ssl-encoder tokens of shapes carry the class; the random projection's barely do", () =>
+it("ssl-encoder tokens of shapes carry the class; the random projection's barely do", () =>
   inTempDir(async (dir) => {
     // The shortened recipe: 60 updates of 64 images (the demo trains longer).
     await Deno.writeTextFile(
@@ -92,20 +92,18 @@ Deno.test("ssl-encoder tokens of shapes carry the class; the random projection's
       kind: string;
       config: { grid: number };
     };
-    assert.equal(meta.kind, "ssl-encoder");
-    assert.equal(meta.config.grid, 8);
+    expect(meta.kind).toBe("ssl-encoder");
+    expect(meta.config.grid).toBe(8);
     const ssl = await bagProbe(`${dir}/tokens`), random = await bagProbe(`${dir}/random`);
     // Measured (2 cores, 25-50 s for the whole test): ssl 0.639, random projection 0.150
     // (chance 0.10); everything is seeded, so these repeat up to float summation order. A
     // logistic regression on each image's 64-bin token histogram is the probe
     // (plugins/ssl/bag_probe.ts); tasks/probe-shapes.yaml runs the full recipe and the stage-1
     // probe.
-    assert.ok(random < 0.25, `random projection ${random}`);
-    assert.ok(ssl >= 0.5, `ssl ${ssl}: want >= 0.50`);
-    assert.ok(
-      ssl >= random + 0.3,
-      `ssl ${ssl} vs random projection ${random}: want a margin of 30 points`,
-    );
+    expect(random, `random projection ${random}`).toBeLessThan(0.25);
+    expect(ssl, `ssl ${ssl}: want >= 0.50`).toBeGreaterThanOrEqual(0.5);
+    expect(ssl, `ssl ${ssl} vs random projection ${random}: want a margin of 30 points`)
+      .toBeGreaterThanOrEqual(random + 0.3);
   }));
 
 /** A tiny config: 16 px shapes, a 4x4 grid, a few updates. */
@@ -119,7 +117,7 @@ function tinyConfig(updates: number, save: number) {
   }, "test");
 }
 
-Deno.test("train-ssl-encoder resumes exactly; the encoder gives unit (N, grid^2, D) features", async () => {
+it("train-ssl-encoder resumes exactly; the encoder gives unit (N, grid^2, D) features", async () => {
   await useDevice("cpu");
   const images = await loadImages(
     await openDataset({ kind: "shapes", size: 16, length: 32, seed: 3 }),
@@ -135,43 +133,41 @@ Deno.test("train-ssl-encoder resumes exactly; the encoder gives unit (N, grid^2,
       onLog: (r) => steps.push(r.step),
     });
     resumed.model.dispose();
-    assert.deepEqual(steps, [3, 4], "the second run starts from the checkpoint of update 2");
-    assert.deepEqual(resumed.result.losses.slice(-2), full.result.losses.slice(-2));
+    expect(steps, "the second run starts from the checkpoint of update 2").toEqual([3, 4]);
+    expect(resumed.result.losses.slice(-2)).toEqual(full.result.losses.slice(-2));
     const a = (await loadCheckpoint(full.encoder)).weights,
       b = (await loadCheckpoint(resumed.encoder)).weights;
-    for (const [k, t] of a) assert.deepEqual(b.get(k)!.data, t.data, `weights ${k} after resume`);
+    for (const [k, t] of a) expect(b.get(k)!.data, `weights ${k} after resume`).toEqual(t.data);
 
     const enc = await SslEncoder.load(`${full.encoder}.json`);
     try {
-      assert.equal(enc.gridSize, 4);
+      expect(enc.gridSize).toBe(4);
       const x = enc.preprocess({
         ...images,
         count: 3,
         data: images.data.subarray(0, 3 * 16 * 16 * 3),
       });
       const f = enc.encode(x);
-      assert.deepEqual(f.shape, [3, 16, enc.featureDim]);
+      expect(f.shape).toEqual([3, 16, enc.featureDim]);
       const norms = (await ops.sum(ops.square(f), -1).data()) as Float32Array;
-      for (const n of norms) assert.ok(Math.abs(n - 1) < 1e-4, `squared norm ${n}`);
+      for (const n of norms) expect(Math.abs(n - 1), `squared norm ${n}`).toBeLessThan(1e-4);
     } finally {
       enc.dispose();
     }
   });
 });
 
-Deno.test("train-ssl-encoder and ssl-encoder: clear errors for too few images and foreign checkpoints", async () => {
+it("train-ssl-encoder and ssl-encoder: clear errors for too few images and foreign checkpoints", async () => {
   await useDevice("cpu");
   const images = await loadImages(
     await openDataset({ kind: "shapes", size: 16, length: 5, seed: 0 }),
   );
   await inTempDir(async (dir) => {
-    await assert.rejects(
-      trainSsl(tinyConfig(1, 1), images, dir),
+    await expect(trainSsl(tinyConfig(1, 1), images, dir)).rejects.toThrow(
       /train-ssl-encoder: 5 training images are fewer than one batch of 8/,
     );
     await saveCheckpoint(`${dir}/other`, new Map(), { kind: "vqgan" });
-    await assert.rejects(
-      SslEncoder.load(`${dir}/other.json`),
+    await expect(SslEncoder.load(`${dir}/other.json`)).rejects.toThrow(
       /not an SSL encoder checkpoint.*"vqgan"/,
     );
   });

@@ -4,7 +4,7 @@
  * trained. Also the bad-input errors of train-stage1.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { noGrad } from "../core/autograd.ts";
 import { validate } from "../core/config.ts";
 import * as ops from "../core/ops/mod.ts";
@@ -70,21 +70,22 @@ async function trained(classDropout: number) {
   return model;
 }
 
-Deno.test("class dropout teaches the unconditional path the class mixture; without it that path is not learned", async () => {
+it("class dropout teaches the unconditional path the class mixture; without it that path is not learned", async () => {
   const withDropout = await trained(0.25);
   const without = await trained(0);
   const mass = (m: Stage1GPT) => firstTokenProbs(m, SPECIALS.eos).slice(0, CLASSES);
   const learned = mass(withDropout);
   // The data's unconditional first token is uniform over the 4 class tokens (0.25 each).
   const total = learned.reduce((a, b) => a + b, 0);
-  assert.ok(total >= 0.85, `unconditional mass on the class tokens ${total} (expected >= 0.85)`);
+  expect(total, `unconditional mass on the class tokens ${total} (expected >= 0.85)`)
+    .toBeGreaterThanOrEqual(0.85);
   for (const p of learned) {
-    assert.ok(p > 0.1 && p < 0.45, `unconditional class-token probabilities ${learned}`);
+    expect(p > 0.1 && p < 0.45, `unconditional class-token probabilities ${learned}`).toBeTruthy();
   }
   // Conditional prediction still works with dropout on.
   for (let c = 0; c < CLASSES; c++) {
     const p = firstTokenProbs(withDropout, withDropout.startToken(c))[c];
-    assert.ok(p >= 0.8, `P(first token = ${c} | class ${c}) = ${p}`);
+    expect(p, `P(first token = ${c} | class ${c}) = ${p}`).toBeGreaterThanOrEqual(0.8);
   }
   // Without dropout the </s> start never appears as an input: its prediction is far from the
   // mixture (measured: total variation 0.63 without dropout, 0.12 with it).
@@ -92,19 +93,19 @@ Deno.test("class dropout teaches the unconditional path the class mixture; witho
   const tv = untrainedMass.reduce((s, p) => s + Math.abs(p - 0.25), 0) / 2 +
     (1 - untrainedMass.reduce((a, b) => a + b, 0)) / 2;
   const tvLearned = learned.reduce((s, p) => s + Math.abs(p - 0.25), 0) / 2 + (1 - total) / 2;
-  assert.ok(tv > 2 * tvLearned, `distance to the mixture: no dropout ${tv}, dropout ${tvLearned}`);
+  expect(tv, `distance to the mixture: no dropout ${tv}, dropout ${tvLearned}`).toBeGreaterThan(
+    2 * tvLearned,
+  );
   withDropout.dispose();
   without.dispose();
 });
 
-Deno.test("train-stage1 refuses fewer images than a batch, and a class-conditional set with one class", async () => {
+it("train-stage1 refuses fewer images than a batch, and a class-conditional set with one class", async () => {
   const dir = await Deno.makeTempDir();
-  await assert.rejects(
-    () => trainStage1(config(0, 64), classSet(32, 1), null, dir),
+  await expect(() => trainStage1(config(0, 64), classSet(32, 1), null, dir)).rejects.toThrow(
     /32 images, fewer than one batch of dataset.batch_size = 64/,
   );
-  await assert.rejects(
-    () => trainStage1(config(0), classSet(64, 1, 1), null, dir),
+  await expect(() => trainStage1(config(0), classSet(64, 1, 1), null, dir)).rejects.toThrow(
     /every image has class 0; a class-conditional model needs at least two classes/,
   );
   await Deno.remove(dir, { recursive: true });
