@@ -8,7 +8,7 @@
  * probe, run through its task file; the built-in shapes run needs no files.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { loadCheckpoint } from "../core/io/checkpoint.ts";
 import { readTokenFile } from "../core/io/tokens.ts";
 import { unigramEntropy } from "../plugins/stage1/data.ts";
@@ -113,10 +113,9 @@ async function inTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-Deno.test({
-  name: "tasks/probe-fashion-mnist.yaml: the linear probe beats chance (10%) by a wide margin",
-  ignore: !haveFashion,
-  fn: () =>
+it.skipIf(!haveFashion)(
+  "tasks/probe-fashion-mnist.yaml: the linear probe beats chance (10%) by a wide margin",
+  () =>
     inTempDir(async (dir) => {
       // 2000 training and 1000 test images; 4x4 patches of the 28x28 images -> 7x7 tokens, K = 64.
       await cli(["run", "tasks/probe-fashion-mnist.yaml", "-o", dir]);
@@ -134,19 +133,15 @@ Deno.test({
       // Measured: unigram 3.9 nats, valid NLL 1.68; probe 0.571 (embeddings) and 0.665 (layer 1).
       // A logistic regression on the raw bag of tokens reaches 0.62 (numpy, same tokens), so the
       // probe reads what the tokens carry.
-      assert.equal(train.count, 2000);
-      assert.ok(
-        best.train.bestValid < 0.6 * unigram,
-        `valid NLL ${best.train.bestValid} vs unigram ${unigram}`,
-      );
-      assert.ok(
-        report.best.accuracy >= 0.5,
-        `probe accuracy per depth ${report.accuracy}: want >= 5x chance`,
-      );
+      expect(train.count).toBe(2000);
+      expect(best.train.bestValid, `valid NLL ${best.train.bestValid} vs unigram ${unigram}`)
+        .toBeLessThan(0.6 * unigram);
+      expect(report.best.accuracy, `probe accuracy per depth ${report.accuracy}: want >= 5x chance`)
+        .toBeGreaterThanOrEqual(0.5);
     }),
-});
+);
 
-Deno.test("stage 1 on shapes tokens: valid NLL well below unigram entropy; probe above chance", () =>
+it("stage 1 on shapes tokens: valid NLL well below unigram entropy; probe above chance", () =>
   inTempDir(async (dir) => {
     const run = await tokenizeTrainProbe(
       dir,
@@ -160,12 +155,11 @@ Deno.test("stage 1 on shapes tokens: valid NLL well below unigram entropy; probe
       200,
     );
     // Measured: unigram ~3.2 nats, valid NLL ~1.6 after 200 updates of the tiny preset.
-    assert.ok(
-      run.bestValid < 0.7 * run.unigram,
-      `valid NLL ${run.bestValid} vs unigram ${run.unigram}`,
+    expect(run.bestValid, `valid NLL ${run.bestValid} vs unigram ${run.unigram}`).toBeLessThan(
+      0.7 * run.unigram,
     );
     // Measured 15-20%. The tokens themselves carry little class information here: a logistic
     // regression on their bag of tokens reaches 17-19% (numpy), because K-Means on linear patch
     // features mostly clusters the random colours. The Fashion-MNIST test above is the wide margin.
-    assert.ok(run.best >= 0.13, `probe accuracy per depth ${run.accuracy}`);
+    expect(run.best, `probe accuracy per depth ${run.accuracy}`).toBeGreaterThanOrEqual(0.13);
   }));

@@ -5,7 +5,7 @@
  * training below the unigram baseline.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { validate } from "../core/config.ts";
 import { loadStateDict } from "../core/io/state_dict.ts";
 import { writeTokenFile } from "../core/io/tokens.ts";
@@ -30,7 +30,7 @@ import { trainStage2 } from "../plugins/stage2/train.ts";
 const dir = new URL("./fixtures/vqgan/", import.meta.url).pathname;
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
+  expect(a.length).toBe(b.length);
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
@@ -56,40 +56,40 @@ const grid = (tokens: number[], count: number, side: number) => ({
   width: side,
 });
 
-Deno.test("DiGIT stage-2 checkpoint loads (decoder.* and vqgan.*) and its logits match the fairseq reference (1e-4)", async () => {
+it("DiGIT stage-2 checkpoint loads (decoder.* and vqgan.*) and its logits match the fairseq reference (1e-4)", async () => {
   const { model, vqgan, fairseqConfig } = await loadDigitStage2(dir + "stage2_tiny.pt", {
     prefixLength: 4,
     length: 4,
     vqgan: { normGroups: 8 },
   });
-  assert.equal(model.cfg.variant, "ar");
-  assert.deepEqual([
+  expect(model.cfg.variant).toBe("ar");
+  expect([
     model.cfg.clusters,
     model.cfg.codebookSize,
     model.cfg.layers,
     model.cfg.dim,
     model.cfg.heads,
-  ], [12, 10, 2, 16, 2]);
-  assert.equal((fairseqConfig!.task as Record<string, unknown>).source_vocab_size, 12);
-  assert.ok(vqgan && vqgan.cfg.nEmbed === 32, "the VQGAN comes from the vqgan.* keys");
-  assert.equal(model.semanticId(0), 10 + 5 + 5, "semantic c -> (V+5)+5+c");
+  ]).toEqual([12, 10, 2, 16, 2]);
+  expect((fairseqConfig!.task as Record<string, unknown>).source_vocab_size).toBe(12);
+  expect(vqgan && vqgan.cfg.nEmbed === 32, "the VQGAN comes from the vqgan.* keys").toBeTruthy();
+  expect(model.semanticId(0), "semantic c -> (V+5)+5+c").toBe(10 + 5 + 5);
   const io = await loadStateDict(dir + "stage2_io.pt");
   for (const variant of ["ar", "nar"] as const) {
     tidy(() => {
       (model.cfg as { variant: string }).variant = variant;
       const t = io.get(`${variant}_tokens`)!;
       const logits = model.forward(ops.tensor(t.data, t.shape, { dtype: "i32" }));
-      assert.deepEqual(logits.shape, [2, 5, 15]);
+      expect(logits.shape).toEqual([2, 5, 15]);
       const err = maxAbsDiff(logits.dataSync(), io.get(`${variant}_logits`)!.data);
-      assert.ok(err < 1e-4, `${variant} logits max abs error ${err}`);
+      expect(err, `${variant} logits max abs error ${err}`).toBeLessThan(1e-4);
     });
   }
   model.dispose();
   vqgan!.dispose();
 });
 
-Deno.test("MaskGIT schedule: 5,15,24,31,39,45,48,49 for L=256, T=8; the formula for other T and L", () => {
-  assert.deepEqual(maskgitSchedule(256, 8), [5, 15, 24, 31, 39, 45, 48, 49]);
+it("MaskGIT schedule: 5,15,24,31,39,45,48,49 for L=256, T=8; the formula for other T and L", () => {
+  expect(maskgitSchedule(256, 8)).toEqual([5, 15, 24, 31, 39, 45, 48, 49]);
   // Independent statement of DiGIT's rule: masked after step s is
   // max(1, min(masked_before - 1, floor(L cos(pi/2 (s+1)/T)))), and 0 after the last step.
   for (const [L, T] of [[256, 4], [256, 10], [256, 12], [64, 8], [16, 3], [256, 1], [4, 8]]) {
@@ -103,16 +103,16 @@ Deno.test("MaskGIT schedule: 5,15,24,31,39,45,48,49 for L=256, T=8; the formula 
       masked = after;
     }
     const got = maskgitSchedule(L, T);
-    assert.deepEqual(got, want, `L=${L} T=${T}`);
-    assert.equal(got.reduce((a, b) => a + b, 0), L);
+    expect(got, `L=${L} T=${T}`).toEqual(want);
+    expect(got.reduce((a, b) => a + b, 0)).toBe(L);
   }
   // Training masks: floor(L cos(pi/2 u)) + 1, capped at L.
-  assert.equal(narMaskCount(256, 0), 256);
-  assert.equal(narMaskCount(256, 0.5), Math.floor(256 * Math.SQRT1_2) + 1);
-  assert.equal(narMaskCount(256, 0.999999), 1);
+  expect(narMaskCount(256, 0)).toBe(256);
+  expect(narMaskCount(256, 0.5)).toBe(Math.floor(256 * Math.SQRT1_2) + 1);
+  expect(narMaskCount(256, 0.999999)).toBe(1);
 });
 
-Deno.test("NAR decoding follows the schedule on the real code path, leaves no masks, never emits specials", async () => {
+it("NAR decoding follows the schedule on the real code path, leaves no masks, never emits specials", async () => {
   const before = liveStorages();
   const model = new Stage2Model(
     { ...tinyConfig("nar", 256, 256), dim: 16, heads: 2, ffnDim: 32 },
@@ -123,23 +123,24 @@ Deno.test("NAR decoding follows the schedule on the real code path, leaves no ma
   const steps: number[][] = [];
   const out = await sampleNAR(model, sem, { seed: 5, onStep: (s) => steps.push(s.masked) });
   // Masked counts after each step for L=256, T=8 (DiGIT's derived list), then 0.
-  assert.deepEqual(steps, [251, 236, 212, 181, 142, 97, 49, 0].map((m) => [m, m]));
-  assert.equal(out.tokens.length, 512);
-  assert.ok(out.tokens.every((t) => t >= 0 && t < 12), "codes only: no <unk> left, no specials");
+  expect(steps).toEqual([251, 236, 212, 181, 142, 97, 49, 0].map((m) => [m, m]));
+  expect(out.tokens.length).toBe(512);
+  expect(out.tokens.every((t) => t >= 0 && t < 12), "codes only: no <unk> left, no specials")
+    .toBeTruthy();
   const again = await sampleNAR(model, sem, { seed: 5 });
-  assert.deepEqual(again.tokens, out.tokens, "same seed, same codes");
+  expect(again.tokens, "same seed, same codes").toEqual(out.tokens);
   // Per-image streams: the second image decoded alone (firstIndex 1) gives the same codes.
   const alone = await sampleNAR(model, { ...sem, count: 1, tokens: sem.tokens.slice(256) }, {
     seed: 5,
     firstIndex: 1,
   });
-  assert.deepEqual(alone.tokens, out.tokens.slice(256));
+  expect(alone.tokens).toEqual(out.tokens.slice(256));
   model.dispose();
-  assert.equal(liveStorages(), before, "no leaked storages");
+  expect(liveStorages(), "no leaked storages").toBe(before);
 });
 
 for (const semanticInput of ["prefix", "aligned"] as const) {
-  Deno.test(`AR sampling (${semanticInput}): KV-cached and uncached generation give the same codes for the same seed`, async () => {
+  it(`AR sampling (${semanticInput}): KV-cached and uncached generation give the same codes for the same seed`, async () => {
     const before = liveStorages();
     const model = new Stage2Model({ ...tinyConfig("ar"), semanticInput }, new Generator(4));
     const g = new Generator(2);
@@ -149,20 +150,16 @@ for (const semanticInput of ["prefix", "aligned"] as const) {
     ) {
       const cached = await sampleAR(model, sem, opts);
       const uncached = await sampleAR(model, sem, { ...opts, cache: false });
-      assert.deepEqual(
-        Array.from(cached.tokens),
-        Array.from(uncached.tokens),
-        JSON.stringify(opts),
-      );
-      assert.ok(cached.tokens.every((t) => t >= 0 && t < 12));
-      assert.deepEqual([cached.count, cached.height, cached.width], [3, 3, 3]);
+      expect(Array.from(cached.tokens), JSON.stringify(opts)).toEqual(Array.from(uncached.tokens));
+      expect(cached.tokens.every((t) => t >= 0 && t < 12)).toBeTruthy();
+      expect([cached.count, cached.height, cached.width]).toEqual([3, 3, 3]);
     }
     model.dispose();
-    assert.equal(liveStorages(), before, "no leaked storages");
+    expect(liveStorages(), "no leaked storages").toBe(before);
   });
 }
 
-Deno.test("aligned stage 2: semantic token k reaches the logits of position k (which predicts code k+1) and no earlier one", () => {
+it("aligned stage 2: semantic token k reaches the logits of position k (which predicts code k+1) and no earlier one", () => {
   const P = 9, L = 9;
   const model = new Stage2Model({ ...tinyConfig("ar"), semanticInput: "aligned" }, new Generator(5))
     .eval();
@@ -188,14 +185,16 @@ Deno.test("aligned stage 2: semantic token k reaches the logits of position k (w
     const other = logits(changed);
     for (let j = 0; j <= L; j++) {
       const d = maxAbsDiff(base.slice(j * V, (j + 1) * V), other.slice(j * V, (j + 1) * V));
-      if (j < k) assert.equal(d, 0, `position ${j} must not see semantic token ${k}`);
-      if (j === k) assert.ok(d > 1e-3, `position ${k} must see semantic token ${k} (diff ${d})`);
+      if (j < k) expect(d, `position ${j} must not see semantic token ${k}`).toBe(0);
+      if (j === k) {
+        expect(d, `position ${k} must see semantic token ${k} (diff ${d})`).toBeGreaterThan(1e-3);
+      }
     }
   }
   model.dispose();
 });
 
-Deno.test("NAR training batches mask floor(L cos(pi/2 u))+1 codes as <unk> and score only those", () => {
+it("NAR training batches mask floor(L cos(pi/2 u))+1 codes as <unk> and score only those", () => {
   const model = new Stage2Model(tinyConfig("nar", 4, 8));
   const set: PairSet = {
     semantic: Int32Array.from([1, 2, 3, 4]),
@@ -208,26 +207,26 @@ Deno.test("NAR training batches mask floor(L cos(pi/2 u))+1 codes as <unk> and s
   const u = new Generator(1).uniform();
   tidy(() => {
     const { ids, targets, masked } = narBatch(model, set, [0], gen);
-    assert.equal(masked, narMaskCount(8, u));
+    expect(masked).toBe(narMaskCount(8, u));
     const x = Array.from(ids.dataSync()), t = Array.from(targets.dataSync());
-    assert.deepEqual(x.slice(0, 5), [
+    expect(x.slice(0, 5)).toEqual([
       model.semanticId(1),
       model.semanticId(2),
       model.semanticId(3),
       model.semanticId(4),
       SPECIALS.eos,
     ]);
-    assert.equal(t[0], -100, "</s> is never scored");
+    expect(t[0], "</s> is never scored").toBe(-100);
     for (let j = 0; j < 8; j++) {
-      if (x[5 + j] === SPECIALS.unk) assert.equal(t[1 + j], j + 5);
-      else assert.deepEqual([x[5 + j], t[1 + j]], [j + 5, -100]);
+      if (x[5 + j] === SPECIALS.unk) expect(t[1 + j]).toBe(j + 5);
+      else expect([x[5 + j], t[1 + j]]).toEqual([j + 5, -100]);
     }
-    assert.equal(x.filter((v) => v === SPECIALS.unk).length, masked);
+    expect(x.filter((v) => v === SPECIALS.unk).length).toBe(masked);
   });
   model.dispose();
 });
 
-Deno.test("stage-2 token files: semantic + VQ core token files pair up; mismatched counts are named", async () => {
+it("stage-2 token files: semantic + VQ core token files pair up; mismatched counts are named", async () => {
   const dir = await Deno.makeTempDir();
   const sem = Int32Array.from({ length: 2 * 4 }, (_, i) => i),
     vq = Int32Array.from({ length: 2 * 9 }, (_, i) => i % 5);
@@ -241,15 +240,14 @@ Deno.test("stage-2 token files: semantic + VQ core token files pair up; mismatch
     vocab: 5,
   });
   const set = await readPairSet(`${dir}/s.tokens`, `${dir}/v.tokens`);
-  assert.deepEqual([set.count, set.prefixLength, set.length, set.clusters, set.codebookSize], [
+  expect([set.count, set.prefixLength, set.length, set.clusters, set.codebookSize]).toEqual([
     2,
     4,
     9,
     8,
     5,
   ]);
-  await assert.rejects(
-    () => readPairSet(`${dir}/s.tokens`, `${dir}/v1.tokens`),
+  await expect(() => readPairSet(`${dir}/s.tokens`, `${dir}/v1.tokens`)).rejects.toThrow(
     /has 2 images but .*v1\.tokens has 1/,
   );
   await Deno.remove(dir, { recursive: true });
@@ -281,7 +279,7 @@ for (
     ["st2vtlm_nar", "prefix"],
   ] as const
 ) {
-  Deno.test(`stage 2 (${name}, ${semantic_input}) learns: validation NLL falls well below the VQ unigram entropy`, async () => {
+  it(`stage 2 (${name}, ${semantic_input}) learns: validation NLL falls well below the VQ unigram entropy`, async () => {
     const trainSet = pairedSet(256, 1), validSet = pairedSet(32, 2);
     const out = await Deno.makeTempDir();
     const cfg = validate(stage2ConfigSchema, {
@@ -306,17 +304,15 @@ for (
       }`,
     );
     // Measured: unigram 3.42-3.45 nats; best validation NLL 0.94 (AR) and 0.80 (NAR) after 100 updates.
-    assert.ok(baseline > 3, `baseline ${baseline}`);
-    assert.ok(
-      result.bestValid! < 0.4 * baseline,
-      `valid NLL ${result.bestValid} vs unigram ${baseline}`,
+    expect(baseline, `baseline ${baseline}`).toBeGreaterThan(3);
+    expect(result.bestValid!, `valid NLL ${result.bestValid} vs unigram ${baseline}`).toBeLessThan(
+      0.4 * baseline,
     );
     // The checkpoint reloads with its config (recorded in its meta) and gives the same logits.
     const { model: again } = await loadStage2(`${out}/checkpoints/last`);
     tidy(() => {
       const ids = arBatch(model, validSet, [0, 1]).ids;
-      assert.equal(
-        maxAbsDiff(again.forward(ids).dataSync(), model.eval().forward(ids).dataSync()),
+      expect(maxAbsDiff(again.forward(ids).dataSync(), model.eval().forward(ids).dataSync())).toBe(
         0,
       );
     });
@@ -326,7 +322,7 @@ for (
   });
 }
 
-Deno.test("train-stage2 refuses fewer image pairs than one batch, naming the key", async () => {
+it("train-stage2 refuses fewer image pairs than one batch, naming the key", async () => {
   const out = await Deno.makeTempDir();
   const cfg = validate(stage2ConfigSchema, {
     task: {
@@ -340,8 +336,7 @@ Deno.test("train-stage2 refuses fewer image pairs than one batch, naming the key
     model: { _name: "st2vtlm", preset: "tiny", dropout: 0 },
     output: { dir: out },
   }, "test");
-  await assert.rejects(
-    () => trainStage2(cfg, pairedSet(20, 1), null, out),
+  await expect(() => trainStage2(cfg, pairedSet(20, 1), null, out)).rejects.toThrow(
     /20 image pairs, fewer than one batch of dataset.batch_size = 64/,
   );
   await Deno.remove(out, { recursive: true });

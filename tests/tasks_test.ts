@@ -1,4 +1,5 @@
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
+import { rejected } from "./lib/errors.ts";
 import { ConfigError, parseOverrides, s } from "../core/config.ts";
 import { memoryLogger, type Plugin, Registry } from "../core/registry.ts";
 import {
@@ -105,38 +106,38 @@ function problems(fn: () => unknown): string[] {
   try {
     fn();
   } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
-    return [...e.problems];
+    expect(e, String(e)).toBeInstanceOf(ConfigError);
+    return [...(e as ConfigError).problems];
   }
-  assert.fail("expected a ConfigError");
+  expect.unreachable("expected a ConfigError");
 }
 
-Deno.test("planTask resolves references and records dependencies", async () => {
+it("planTask resolves references and records dependencies", async () => {
   const { registry, dir } = await setup();
   try {
     const plan = planTask(pipeline(dir), registry, { file: "tasks/pipe.yaml" });
-    assert.equal(plan.outputDir, `${dir}/out`);
-    assert.equal(plan.device, "auto");
+    expect(plan.outputDir).toBe(`${dir}/out`);
+    expect(plan.device).toBe("auto");
     const [numbers, total, other] = plan.steps;
-    assert.deepEqual(numbers.outputs, { numbers: `${dir}/out/numbers/numbers.txt` });
-    assert.deepEqual(numbers.params, { count: 4, label: "n" });
-    assert.deepEqual(total.params, { input: `${dir}/out/numbers/numbers.txt`, scale: 2 });
-    assert.deepEqual(total.dependsOn, ["numbers"]);
-    assert.deepEqual(other.params, { count: 2, label: `${dir}/out/x and \${literal}` });
-    assert.deepEqual(other.dependsOn, []);
+    expect(numbers.outputs).toEqual({ numbers: `${dir}/out/numbers/numbers.txt` });
+    expect(numbers.params).toEqual({ count: 4, label: "n" });
+    expect(total.params).toEqual({ input: `${dir}/out/numbers/numbers.txt`, scale: 2 });
+    expect(total.dependsOn).toEqual(["numbers"]);
+    expect(other.params).toEqual({ count: 2, label: `${dir}/out/x and \${literal}` });
+    expect(other.dependsOn).toEqual([]);
     const fallback = planTask({ ...pipeline(dir), outputs: undefined }, registry, {
       file: "t",
       device: "cpu",
     });
-    assert.equal(fallback.outputDir, "outputs/pipe");
-    assert.equal(fallback.steps[0].dir, "outputs/pipe/numbers");
-    assert.equal(fallback.device, "cpu");
+    expect(fallback.outputDir).toBe("outputs/pipe");
+    expect(fallback.steps[0].dir).toBe("outputs/pipe/numbers");
+    expect(fallback.device).toBe("cpu");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("planTask reports every problem before anything runs", async () => {
+it("planTask reports every problem before anything runs", async () => {
   const { registry, dir } = await setup();
   try {
     const task: TaskSpec = {
@@ -152,7 +153,7 @@ Deno.test("planTask reports every problem before anything runs", async () => {
         { name: "g", type: "sum", params: { input: "${steps.c.outputs.anything}" } },
       ],
     };
-    assert.deepEqual(problems(() => planTask(task, registry, { file: "tasks/broken.yaml" })), [
+    expect(problems(() => planTask(task, registry, { file: "tasks/broken.yaml" }))).toEqual([
       "tasks/broken.yaml: steps[6].name: duplicate step name 'a' (also steps[0])",
       "tasks/broken.yaml: steps[0].params.count: expected an integer >= 1, got 'four'",
       "tasks/broken.yaml: steps[0].params.colour: unknown key (allowed: count, label)",
@@ -172,7 +173,7 @@ Deno.test("planTask reports every problem before anything runs", async () => {
   }
 });
 
-Deno.test("loadTask reads YAML, loads plugins beside it, applies --set, checks the file's own keys", async () => {
+it("loadTask reads YAML, loads plugins beside it, applies --set, checks the file's own keys", async () => {
   const { dir } = await setup();
   try {
     const pluginUrl = new URL("../core/config.ts", import.meta.url).href;
@@ -200,10 +201,10 @@ steps:
       registry,
       overrides: parseOverrides(["steps.twice.params.x=21"]),
     });
-    assert.equal(plan.device, "cpu");
-    assert.deepEqual(plan.steps[0].params, { x: 21 });
+    expect(plan.device).toBe("cpu");
+    expect(plan.steps[0].params).toEqual({ x: 21 });
     await runTask(plan, { registry, log: memoryLogger(), signal: new AbortController().signal });
-    assert.equal(await Deno.readTextFile(`${dir}/run/twice/y.txt`), "42");
+    expect(await Deno.readTextFile(`${dir}/run/twice/y.txt`)).toBe("42");
 
     await Deno.writeTextFile(`${dir}/bad.yaml`, "name: has space\ndevice: gpu\nstep: []\n");
     let lines: string[] = [];
@@ -212,7 +213,7 @@ steps:
     } catch (e) {
       lines = [...(e as ConfigError).problems];
     }
-    assert.deepEqual(lines, [
+    expect(lines).toEqual([
       `${dir}/bad.yaml: name: expected a name (letters, digits, '.', '-', '_'), got 'has space'`,
       `${dir}/bad.yaml: device: expected one of 'cpu', 'webgpu', 'auto', got 'gpu' (did you mean 'cpu'?)`,
       `${dir}/bad.yaml: steps: missing required key (expected a list of at least 1 item (each a mapping))`,
@@ -223,7 +224,7 @@ steps:
   }
 });
 
-Deno.test("runTask skips finished steps, re-runs changed ones and their dependants", async () => {
+it("runTask skips finished steps, re-runs changed ones and their dependants", async () => {
   const { calls, registry, dir } = await setup();
   const signal = new AbortController().signal;
   try {
@@ -233,10 +234,10 @@ Deno.test("runTask skips finished steps, re-runs changed ones and their dependan
       log,
       signal,
     });
-    assert.deepEqual(first, { ran: ["numbers", "total", "other"], skipped: [] });
-    assert.equal(await Deno.readTextFile(`${dir}/out/total/total.txt`), "20\n"); // (1+2+3+4)*2
-    assert.ok(log.lines.includes("numbers: writing 4/4"));
-    assert.ok(log.lines.includes("[1/3] numbers (write-numbers): new"));
+    expect(first).toEqual({ ran: ["numbers", "total", "other"], skipped: [] });
+    expect(await Deno.readTextFile(`${dir}/out/total/total.txt`)).toBe("20\n"); // (1+2+3+4)*2
+    expect(log.lines.includes("numbers: writing 4/4")).toBeTruthy();
+    expect(log.lines.includes("[1/3] numbers (write-numbers): new")).toBeTruthy();
 
     calls.length = 0;
     const again = await runTask(planTask(pipeline(dir), registry, { file: "t" }), {
@@ -244,67 +245,64 @@ Deno.test("runTask skips finished steps, re-runs changed ones and their dependan
       log,
       signal,
     });
-    assert.deepEqual(again, { ran: [], skipped: ["numbers", "total", "other"] });
-    assert.deepEqual(calls, []);
+    expect(again).toEqual({ ran: [], skipped: ["numbers", "total", "other"] });
+    expect(calls).toEqual([]);
 
     // New params for the first step: it re-runs, and so does the step that reads its output.
     const changed = planTask(pipeline(dir, 5), registry, { file: "t" });
-    assert.equal(await stepStatus(changed.steps[0]), "changed");
-    assert.deepEqual(await runTask(changed, { registry, log, signal }), {
+    expect(await stepStatus(changed.steps[0])).toBe("changed");
+    expect(await runTask(changed, { registry, log, signal })).toEqual({
       ran: ["numbers", "total"],
       skipped: ["other"],
     });
-    assert.equal(await Deno.readTextFile(`${dir}/out/total/total.txt`), "30\n");
+    expect(await Deno.readTextFile(`${dir}/out/total/total.txt`)).toBe("30\n");
 
     // Forcing by name, and forcing everything.
     const plan5 = planTask(pipeline(dir, 5), registry, { file: "t" });
-    assert.deepEqual((await runTask(plan5, { registry, log, signal, force: ["other"] })).ran, [
+    expect((await runTask(plan5, { registry, log, signal, force: ["other"] })).ran).toEqual([
       "other",
     ]);
-    assert.deepEqual((await runTask(plan5, { registry, log, signal, force: true })).ran, [
+    expect((await runTask(plan5, { registry, log, signal, force: true })).ran).toEqual([
       "numbers",
       "total",
       "other",
     ]);
     const forcedInFile = pipeline(dir, 5);
     forcedInFile.steps[0].force = true;
-    assert.deepEqual(
+    expect(
       (await runTask(planTask(forcedInFile, registry, { file: "t" }), { registry, log, signal }))
         .ran,
-      ["numbers", "total"],
-    );
+    ).toEqual(["numbers", "total"]);
 
     // A deleted output, or one the step's own check rejects, makes the step run again.
     await Deno.remove(`${dir}/out/other/numbers.txt`);
     await Deno.writeTextFile(`${dir}/out/total/total.txt`, "");
-    assert.equal(await stepStatus(plan5.steps[1]), "incomplete");
-    assert.deepEqual((await runTask(plan5, { registry, log, signal })).ran, ["total", "other"]);
+    expect(await stepStatus(plan5.steps[1])).toBe("incomplete");
+    expect((await runTask(plan5, { registry, log, signal })).ran).toEqual(["total", "other"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("after a crash the pipeline resumes at the failed step", async () => {
+it("after a crash the pipeline resumes at the failed step", async () => {
   const { calls, registry, dir } = await setup(new Set(["total"]));
   const signal = new AbortController().signal;
   try {
     const plan = planTask(pipeline(dir), registry, { file: "t" });
-    await assert.rejects(
-      runTask(plan, { registry, log: memoryLogger(), signal }),
-      (e) =>
-        e instanceof StepFailedError && e.message === "step 'total' (sum) failed: simulated crash",
-    );
-    assert.equal(await stepStatus(plan.steps[1]), "not run");
+    const crash = await rejected(runTask(plan, { registry, log: memoryLogger(), signal }));
+    expect(crash).toBeInstanceOf(StepFailedError);
+    expect(crash.message).toBe("step 'total' (sum) failed: simulated crash");
+    expect(await stepStatus(plan.steps[1])).toBe("not run");
     calls.length = 0;
     const resumed = await runTask(plan, { registry, log: memoryLogger(), signal });
-    assert.deepEqual(resumed, { ran: ["total", "other"], skipped: ["numbers"] });
-    assert.deepEqual(calls, ["sum:total", "write-numbers:other"]);
+    expect(resumed).toEqual({ ran: ["total", "other"], skipped: ["numbers"] });
+    expect(calls).toEqual(["sum:total", "write-numbers:other"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("a re-run upstream step invalidates its dependants even if the run then crashes", async () => {
+it("a re-run upstream step invalidates its dependants even if the run then crashes", async () => {
   const failures = new Set<string>();
   const { calls, registry, dir } = await setup(failures);
   const signal = new AbortController().signal;
@@ -322,15 +320,14 @@ Deno.test("a re-run upstream step invalidates its dependants even if the run the
     const plan = planTask(task, registry, { file: "t" });
     await runTask(plan, { registry, log: memoryLogger(), signal });
     failures.add("boom");
-    await assert.rejects(
+    await expect(
       runTask(plan, { registry, log: memoryLogger(), signal, force: ["numbers", "boom"] }),
-      StepFailedError,
-    );
+    ).rejects.toThrow(StepFailedError);
     // 'numbers' was re-made, so the old 'total' no longer counts as finished.
-    assert.equal(await stepStatus(plan.steps[0]), "done");
-    assert.equal(await stepStatus(plan.steps[2]), "not run");
+    expect(await stepStatus(plan.steps[0])).toBe("done");
+    expect(await stepStatus(plan.steps[2])).toBe("not run");
     calls.length = 0;
-    assert.deepEqual(await runTask(plan, { registry, log: memoryLogger(), signal }), {
+    expect(await runTask(plan, { registry, log: memoryLogger(), signal })).toEqual({
       ran: ["boom", "total"],
       skipped: ["numbers"],
     });
@@ -339,7 +336,7 @@ Deno.test("a re-run upstream step invalidates its dependants even if the run the
   }
 });
 
-Deno.test("abort stops the running step, raises InterruptedError and marks nothing done", async () => {
+it("abort stops the running step, raises InterruptedError and marks nothing done", async () => {
   const { calls, registry, dir } = await setup();
   try {
     const task: TaskSpec = {
@@ -355,22 +352,22 @@ Deno.test("abort stops the running step, raises InterruptedError and marks nothi
     const controller = new AbortController();
     const running = runTask(plan, { registry, log: memoryLogger(), signal: controller.signal });
     setTimeout(() => controller.abort(), 20);
-    await assert.rejects(
-      running,
-      (e) => e instanceof InterruptedError && e.message === "interrupted during step 'w'",
-    );
-    assert.deepEqual(calls, ["wait:w"]);
-    assert.equal(await stepStatus(plan.steps[0]), "not run");
-    await assert.rejects(
+    const during = await rejected(running);
+    expect(during).toBeInstanceOf(InterruptedError);
+    expect(during.message).toBe("interrupted during step 'w'");
+    expect(calls).toEqual(["wait:w"]);
+    expect(await stepStatus(plan.steps[0])).toBe("not run");
+    const before = await rejected(
       runTask(plan, { registry, log: memoryLogger(), signal: controller.signal }),
-      (e) => e instanceof InterruptedError && e.message === "interrupted before step 'w'",
     );
+    expect(before).toBeInstanceOf(InterruptedError);
+    expect(before.message).toBe("interrupted before step 'w'");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("a step that skips its outputs fails; config errors inside a step stay config errors", async () => {
+it("a step that skips its outputs fails; config errors inside a step stay config errors", async () => {
   const { registry, dir } = await setup();
   const signal = new AbortController().signal;
   try {
@@ -379,24 +376,21 @@ Deno.test("a step that skips its outputs fails; config errors inside a step stay
       registry,
       { file: "t" },
     );
-    await assert.rejects(
-      runTask(plan, { registry, log: memoryLogger(), signal }),
-      (e) =>
-        e instanceof StepFailedError &&
-        e.message ===
-          `step 'fg' (forgetful) finished without writing: model (${dir}/o/fg/model.bin)`,
+    const forgot = await rejected(runTask(plan, { registry, log: memoryLogger(), signal }));
+    expect(forgot).toBeInstanceOf(StepFailedError);
+    expect(forgot.message).toBe(
+      `step 'fg' (forgetful) finished without writing: model (${dir}/o/fg/model.bin)`,
     );
-    assert.equal(await stepStatus(plan.steps[0]), "not run");
+    expect(await stepStatus(plan.steps[0])).toBe("not run");
     const needs = planTask(
       { name: "n", outputs: `${dir}/o`, steps: [{ name: "nd", type: "needs-decoder" }] },
       registry,
       { file: "t" },
     );
-    await assert.rejects(
-      runTask(needs, { registry, log: memoryLogger(), signal }),
-      (e) =>
-        e instanceof ConfigError && e.message.startsWith("step 'nd': no decoder named 'vqgan'"),
-    );
+    const noDecoder = await rejected(runTask(needs, { registry, log: memoryLogger(), signal }));
+    expect(noDecoder).toBeInstanceOf(ConfigError);
+    expect(noDecoder.message.startsWith("step 'nd': no decoder named 'vqgan'"), noDecoder.message)
+      .toBe(true);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

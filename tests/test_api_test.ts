@@ -1,9 +1,11 @@
 /**
  * tests/lib/test.ts, the vitest-compatible test API: its matchers pass and fail as vitest's
- * do, a message given to `expect` reaches the failure, and `it.skipIf` skips.
+ * do, a message given to `expect` reaches the failure, and `it.skipIf` skips; and the error
+ * helpers of tests/lib/errors.ts.
  */
 
 import { describe, expect, it } from "./lib/test.ts";
+import { rejected, thrown } from "./lib/errors.ts";
 
 describe("expect", () => {
   it("passes and fails like vitest's matchers", () => {
@@ -47,5 +49,19 @@ describe("it", () => {
   });
   it.skipIf(false)("runs when skipIf's condition fails", () => {
     expect(true).toBe(true);
+  });
+});
+
+describe("lib/errors.ts", () => {
+  it("thrown and rejected give the error, and fail when nothing is thrown", async () => {
+    const e = thrown(() => {
+      throw new RangeError("bad shape");
+    });
+    expect(e).toBeInstanceOf(RangeError);
+    expect(e.message).toBe("bad shape");
+    expect(() => thrown(() => 1, "no throw here")).toThrow(/no throw here/);
+    expect((await rejected(Promise.reject(new Error("nope")))).message).toBe("nope");
+    expect((await rejected(() => Promise.reject(new Error("late")))).message).toBe("late");
+    await expect(rejected(Promise.resolve(1))).rejects.toThrow(/expected the promise to reject/);
   });
 });

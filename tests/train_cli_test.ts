@@ -5,7 +5,7 @@
  * and TrainReporter's own output in process.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { loadCheckpoint } from "../core/io/checkpoint.ts";
 import { writeTokenFile } from "../core/io/tokens.ts";
 import { readTfRecords } from "../core/log/tensorboard.ts";
@@ -154,7 +154,7 @@ async function tbEventFiles(dir: string): Promise<string[]> {
 
 // ------------------------------------------------------------ CLI runs
 
-Deno.test("train stage1 from the CLI writes train.log, TensorBoard scalars and a checkpoint", async () => {
+it("train stage1 from the CLI writes train.log, TensorBoard scalars and a checkpoint", async () => {
   await withTemp(async (dir) => {
     await tinyTokens(`${dir}/train.tokens`);
     await Deno.writeTextFile(
@@ -162,36 +162,35 @@ Deno.test("train stage1 from the CLI writes train.log, TensorBoard scalars and a
       stage1Yaml(`${dir}/train.tokens`, { maxUpdate: 6, logInterval: 2, saveInterval: 4 }),
     );
     const { code, stderr } = await runCli(`${dir}/run.yaml`, `${dir}/out`);
-    assert.equal(code, 0, stderr);
+    expect(code, stderr).toBe(0);
     const exp = `${dir}/out/train-stage1`;
     const log = await Deno.readTextFile(`${exp}/train.log`);
-    assert.deepEqual(loggedSteps(log), [2, 4, 6]);
-    assert.match(log, /saved checkpoint \S+\/checkpoints\/last at step 4\n/);
-    assert.match(log, /finished at step 6\n$/);
-    assert.equal(await checkpointStep(`${exp}/checkpoints/last`), 6);
-    assert.ok(await exists(`${exp}/checkpoints/last.json`));
-    assert.match(stderr, /stage 1 finished at step 6/);
+    expect(loggedSteps(log)).toEqual([2, 4, 6]);
+    expect(log).toMatch(/saved checkpoint \S+\/checkpoints\/last at step 4\n/);
+    expect(log).toMatch(/finished at step 6\n$/);
+    expect(await checkpointStep(`${exp}/checkpoints/last`)).toBe(6);
+    expect(await exists(`${exp}/checkpoints/last.json`)).toBeTruthy();
+    expect(stderr).toMatch(/stage 1 finished at step 6/);
 
     const events = await tbEventFiles(`${exp}/tb`);
-    assert.equal(events.length, 1);
+    expect(events.length).toBe(1);
     const scalars = tbScalars(await Deno.readFile(events[0]));
     const losses = scalars.filter((s) => s.tag === "train/loss");
-    assert.deepEqual(losses.map((s) => s.step), [2, 4, 6]);
+    expect(losses.map((s) => s.step)).toEqual([2, 4, 6]);
     // Each TensorBoard loss is the float32 of the train.log loss (printed with 5 digits).
     const logLosses = [...log.matchAll(/ loss=([0-9.e+-]+)/g)].map((m) => Number(m[1]));
     losses.forEach((s, i) =>
-      assert.ok(
-        Math.abs(s.value - logLosses[i]) <= 1e-4 * logLosses[i],
-        `${s.value} vs ${logLosses[i]}`,
+      expect(Math.abs(s.value - logLosses[i]), `${s.value} vs ${logLosses[i]}`).toBeLessThanOrEqual(
+        1e-4 * logLosses[i],
       )
     );
     for (const tag of ["train/lr", "train/grad_norm", "train/tok_per_sec"]) {
-      assert.deepEqual(scalars.filter((s) => s.tag === tag).map((s) => s.step), [2, 4, 6], tag);
+      expect(scalars.filter((s) => s.tag === tag).map((s) => s.step), tag).toEqual([2, 4, 6]);
     }
   });
 });
 
-Deno.test("Ctrl-C during train stage1 saves a checkpoint (exit 130) and a re-run resumes from it", async () => {
+it("Ctrl-C during train stage1 saves a checkpoint (exit 130) and a re-run resumes from it", async () => {
   await withTemp(async (dir) => {
     await tinyTokens(`${dir}/train.tokens`);
     const maxUpdate = 60;
@@ -212,43 +211,42 @@ Deno.test("Ctrl-C during train stage1 saves a checkpoint (exit 130) and a re-run
       if (Date.now() > deadline) {
         child.kill("SIGKILL");
         await child.output();
-        assert.fail("training did not reach step 2 within 30 s");
+        expect.unreachable("training did not reach step 2 within 30 s");
       }
       await new Promise((r) => setTimeout(r, 20));
     }
     child.kill("SIGINT");
     const first = await child.output();
     const stderr = new TextDecoder().decode(first.stderr);
-    assert.equal(first.code, 130, stderr);
-    assert.match(stderr, /interrupting\.\.\./);
-    assert.match(stderr, /interrupted during step 'train-stage1'/);
+    expect(first.code, stderr).toBe(130);
+    expect(stderr).toMatch(/interrupting\.\.\./);
+    expect(stderr).toMatch(/interrupted during step 'train-stage1'/);
 
     const log = await Deno.readTextFile(`${exp}/train.log`);
     const stopped = Number(
       log.match(/interrupted at step (\d+); saved checkpoint \S+ \(step (\d+)\)/)?.[1],
     );
-    assert.ok(stopped >= 2 && stopped < maxUpdate, `interrupted at step ${stopped}\n${log}`);
-    assert.match(log, /interrupt requested/);
-    assert.equal(await checkpointStep(`${exp}/checkpoints/last`), stopped);
-    assert.equal(
+    expect(stopped >= 2 && stopped < maxUpdate, `interrupted at step ${stopped}\n${log}`)
+      .toBeTruthy();
+    expect(log).toMatch(/interrupt requested/);
+    expect(await checkpointStep(`${exp}/checkpoints/last`)).toBe(stopped);
+    expect(
       await exists(`${exp}/.digit-step.json`),
-      false,
       "an interrupted step must not be marked finished",
-    );
+    ).toBe(false);
 
     const second = await runCli(`${dir}/run.yaml`, `${dir}/out`);
-    assert.equal(second.code, 0, second.stderr);
+    expect(second.code, second.stderr).toBe(0);
     const resumed = (await Deno.readTextFile(`${exp}/train.log`)).slice(log.length);
-    assert.match(resumed, new RegExp(`resumed at step ${stopped} of ${maxUpdate}\n`));
+    expect(resumed).toMatch(new RegExp(`resumed at step ${stopped} of ${maxUpdate}\n`));
     // Every step is logged once over both runs: the re-run starts right after the checkpoint.
     const steps = loggedSteps(resumed);
-    assert.equal(steps[0], stopped + 1);
-    assert.deepEqual(
-      [...loggedSteps(log).filter((s) => s <= stopped), ...steps],
+    expect(steps[0]).toBe(stopped + 1);
+    expect([...loggedSteps(log).filter((s) => s <= stopped), ...steps]).toEqual(
       Array.from({ length: maxUpdate }, (_, i) => i + 1),
     );
-    assert.match(resumed, new RegExp(`finished at step ${maxUpdate}\n$`));
-    assert.equal(await checkpointStep(`${exp}/checkpoints/last`), maxUpdate);
+    expect(resumed).toMatch(new RegExp(`finished at step ${maxUpdate}\n$`));
+    expect(await checkpointStep(`${exp}/checkpoints/last`)).toBe(maxUpdate);
     // The re-run appends a second event file; together they hold each step's loss.
     const events = await tbEventFiles(`${exp}/tb`);
     const tbSteps = new Set<number>();
@@ -257,11 +255,11 @@ Deno.test("Ctrl-C during train stage1 saves a checkpoint (exit 130) and a re-run
         if (s.tag === "train/loss") tbSteps.add(s.step);
       }
     }
-    assert.equal(tbSteps.size, maxUpdate);
+    expect(tbSteps.size).toBe(maxUpdate);
   });
 });
 
-Deno.test("a stage-1 config with an unknown key exits with code 2 and names the key path", async () => {
+it("a stage-1 config with an unknown key exits with code 2 and names the key path", async () => {
   await withTemp(async (dir) => {
     await tinyTokens(`${dir}/train.tokens`);
     const yaml = stage1Yaml(`${dir}/train.tokens`, {
@@ -272,9 +270,9 @@ Deno.test("a stage-1 config with an unknown key exits with code 2 and names the 
       .replace("lr: 0.001", "lr: 0.001, warmup_updatez: 3");
     await Deno.writeTextFile(`${dir}/bad.yaml`, yaml);
     const { code, stderr } = await runCli(`${dir}/bad.yaml`, `${dir}/out`);
-    assert.equal(code, 2, stderr);
-    assert.match(stderr, /bad\.yaml: optimization\.warmup_updatez: unknown key/);
-    assert.equal(await exists(`${dir}/out/train-stage1/train.log`), false);
+    expect(code, stderr).toBe(2);
+    expect(stderr).toMatch(/bad\.yaml: optimization\.warmup_updatez: unknown key/);
+    expect(await exists(`${dir}/out/train-stage1/train.log`)).toBe(false);
   });
 });
 
@@ -283,7 +281,7 @@ Deno.test("a stage-1 config with an unknown key exits with code 2 and names the 
 const WALL = Date.UTC(2026, 0, 2, 3, 4, 5);
 const STAMP = "2026-01-02T03:04:05Z";
 
-Deno.test("TrainReporter: train.log lines, TensorBoard scalars and the bar of a resumed run", async () => {
+it("TrainReporter: train.log lines, TensorBoard scalars and the bar of a resumed run", async () => {
   await withTemp(async (dir) => {
     const log = memoryLogger();
     const bar: string[] = [];
@@ -315,8 +313,7 @@ Deno.test("TrainReporter: train.log lines, TensorBoard scalars and the bar of a 
     report.finish({ step: 8, interrupted: false });
     report.close(); // closing twice is fine
 
-    assert.equal(
-      await Deno.readTextFile(`${dir}/train.log`),
+    expect(await Deno.readTextFile(`${dir}/train.log`)).toBe(
       [
         `start unit in ${dir}`,
         // The header: device, BLAS and commit as this machine has them; no config given.
@@ -333,17 +330,17 @@ Deno.test("TrainReporter: train.log lines, TensorBoard scalars and the bar of a 
     );
     // 100 tok/s over 2 s plus 50 tok/s over 2 s = 300 tokens in the bar's 4 s: 75 tok/s.
     // The loss is the EMA (smoothing 0.3) of the logged 2.5 and 2: 1.125 / 0.51.
-    assert.deepEqual(bar, [
+    expect(bar).toEqual([
       "unit (resumed at 4)  4/4  100%  loss 2.2059  75.0 tok/s  took 00:04\n",
     ]);
-    assert.deepEqual(log.lines, [
+    expect(log.lines).toEqual([
       "step 6  loss 2.5000  lr 1.000e-3  gnorm 0.500  100 tok/s",
       "step 8  loss 2.0000  lr 5.000e-4  gnorm 0.250  50.0 tok/s  valid 1.7500",
       `debug: saved checkpoint ${dir}/checkpoints/last at step 8`,
       "unit finished at step 8 after 00:04 of training",
     ]);
     const scalars = tbScalars(await Deno.readFile((await tbEventFiles(`${dir}/tb`))[0]));
-    assert.deepEqual(scalars, [
+    expect(scalars).toEqual([
       { step: 6, tag: "train/loss", value: 2.5 },
       { step: 6, tag: "train/lr", value: Math.fround(1e-3) },
       { step: 6, tag: "train/grad_norm", value: 0.5 },
@@ -360,7 +357,7 @@ Deno.test("TrainReporter: train.log lines, TensorBoard scalars and the bar of a 
   });
 });
 
-Deno.test("TrainReporter: an abort is noted at once, the outcome names the checkpoint, dispose closes", async () => {
+it("TrainReporter: an abort is noted at once, the outcome names the checkpoint, dispose closes", async () => {
   await withTemp(async (dir) => {
     const log = memoryLogger();
     const controller = new AbortController();
@@ -369,21 +366,21 @@ Deno.test("TrainReporter: an abort is noted at once, the outcome names the check
       progress: "logger",
       now: () => WALL,
     });
-    assert.equal(report.hooks.signal, controller.signal);
+    expect(report.hooks.signal).toBe(controller.signal);
     report.hooks.onProgress!(1, 10);
     controller.abort();
     report.hooks.onSave!("ck/last", 1);
     report.finish({ result: { step: 1, interrupted: true } });
     const text = await Deno.readTextFile(`${dir}/train.log`);
-    assert.ok(
+    expect(
       text.endsWith(
         `${STAMP} interrupt requested: saving a checkpoint at the end of this step\n` +
           `${STAMP} saved checkpoint ck/last at step 1\n` +
           `${STAMP} interrupted at step 1; saved checkpoint ck/last (step 1); re-run to resume\n`,
       ),
       text,
-    );
-    assert.deepEqual(log.lines.filter((l) => !l.startsWith("debug:")), [
+    ).toBeTruthy();
+    expect(log.lines.filter((l) => !l.startsWith("debug:"))).toEqual([
       "train 1/10",
       "warning: train interrupted at step 1; checkpoint ck/last (step 1) saved, re-run to resume",
     ]);
@@ -395,16 +392,15 @@ Deno.test("TrainReporter: an abort is noted at once, the outcome names the check
       failing.hooks.onProgress!(1, 10);
       throw new Error("boom");
     } catch (e) {
-      assert.equal((e as Error).message, "boom");
+      expect((e as Error).message).toBe("boom");
     }
-    assert.match(
-      await Deno.readTextFile(`${other}/train.log`),
+    expect(await Deno.readTextFile(`${other}/train.log`)).toMatch(
       /stopped before finishing[^\n]*\n$/,
     );
   });
 });
 
-Deno.test("output.dir is relative to the working directory, and the runner finds the files it promised there", async () => {
+it("output.dir is relative to the working directory, and the runner finds the files it promised there", async () => {
   await withTemp(async (dir) => {
     await tinyTokens(`${dir}/train.tokens`);
     const yaml = stage1Yaml("train.tokens", { maxUpdate: 2, logInterval: 1, saveInterval: 2 });
@@ -427,19 +423,19 @@ Deno.test("output.dir is relative to the working directory, and the runner finds
         stderr: "piped",
       }).output();
     const first = await run();
-    assert.equal(first.code, 0, new TextDecoder().decode(first.stderr));
-    assert.equal(await checkpointStep(`${dir}/experiments/mine/checkpoints/last`), 2);
-    assert.ok(
-      !(await exists(`${dir}/out/train-stage1/checkpoints`)),
+    expect(first.code, new TextDecoder().decode(first.stderr)).toBe(0);
+    expect(await checkpointStep(`${dir}/experiments/mine/checkpoints/last`)).toBe(2);
+    expect(
+      await exists(`${dir}/out/train-stage1/checkpoints`),
       "nothing is written to the step folder's checkpoints",
-    );
+    ).toBeFalsy();
     const second = await run();
-    assert.equal(second.code, 0);
-    assert.match(new TextDecoder().decode(second.stderr), /finished earlier, skipped/);
+    expect(second.code).toBe(0);
+    expect(new TextDecoder().decode(second.stderr)).toMatch(/finished earlier, skipped/);
   });
 });
 
-Deno.test("train vqgan with the default configs/vqgan.yaml (shortened by --set) writes under --outputs", async () => {
+it("train vqgan with the default configs/vqgan.yaml (shortened by --set) writes under --outputs", async () => {
   await withTemp(async (dir) => {
     const r = await new Deno.Command(Deno.execPath(), {
       args: [
@@ -470,10 +466,10 @@ Deno.test("train vqgan with the default configs/vqgan.yaml (shortened by --set) 
       stderr: "piped",
     }).output();
     const stderr = new TextDecoder().decode(r.stderr);
-    assert.equal(r.code, 0, stderr);
+    expect(r.code, stderr).toBe(0);
     const exp = `${dir}/out/train-vqgan`;
-    assert.equal(await checkpointStep(`${exp}/checkpoints/last`), 2);
-    assert.ok(await exists(`${exp}/reconstructions.png`));
-    assert.match(stderr, /reconstruction PSNR [0-9.]+ dB on held-out images/);
+    expect(await checkpointStep(`${exp}/checkpoints/last`)).toBe(2);
+    expect(await exists(`${exp}/reconstructions.png`)).toBeTruthy();
+    expect(stderr).toMatch(/reconstruction PSNR [0-9.]+ dB on held-out images/);
   });
 });

@@ -10,7 +10,8 @@
  * "enospc" trains into a folder on a tiny filesystem and prints the save error.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
+import { rejected } from "./lib/errors.ts";
 import { memoryLogger } from "../core/registry.ts";
 import { liveStorages } from "../core/tensor.ts";
 import { TrainReporter } from "../core/train/reporter.ts";
@@ -83,10 +84,10 @@ function stepLines(log: string): Map<number, string[]> {
 function assertSameSteps(resumed: string, full: string): void {
   const want = stepLines(full);
   const got = stepLines(resumed);
-  assert.deepEqual([...want.keys()], [2, 4, 6, 8, 10]);
-  assert.deepEqual([...got.keys()].sort((a, b) => a - b), [...want.keys()]);
+  expect([...want.keys()]).toEqual([2, 4, 6, 8, 10]);
+  expect([...got.keys()].sort((a, b) => a - b)).toEqual([...want.keys()]);
   for (const [step, lines] of got) {
-    for (const line of lines) assert.equal(line, want.get(step)![0], `step ${step}`);
+    for (const line of lines) expect(line, `step ${step}`).toBe(want.get(step)![0]);
   }
 }
 
@@ -113,49 +114,49 @@ function child(mode: string, dir: string, wrap: string[] = []): Promise<Deno.Com
   }).output();
 }
 
-Deno.test("SIGKILL between log lines, then resume: train.log's step lines equal the uninterrupted run's", async () => {
+it("SIGKILL between log lines, then resume: train.log's step lines equal the uninterrupted run's", async () => {
   await withDirs(async (full, resumed) => {
     const fullRun = await run(full);
-    assert.equal(fullRun.step, 10);
+    expect(fullRun.step).toBe(10);
 
     const killed = await child("kill", resumed);
-    assert.equal(killed.signal, "SIGKILL", new TextDecoder().decode(killed.stderr));
+    expect(killed.signal, new TextDecoder().decode(killed.stderr)).toBe("SIGKILL");
     // The checkpoint at step 3 holds step 3's half of the step-4 log line.
     const meta = JSON.parse(await Deno.readTextFile(`${resumed}/checkpoints/last.json`)).meta;
-    assert.equal(meta.train.step, 3);
-    assert.equal(meta.train.pending.microBatches, settings.accumulate);
-    assert.equal(meta.train.pending.items, settings.accumulate * 2 * L);
-    assert.equal(typeof meta.train.pending.lossBits, "number");
+    expect(meta.train.step).toBe(3);
+    expect(meta.train.pending.microBatches).toBe(settings.accumulate);
+    expect(meta.train.pending.items).toBe(settings.accumulate * 2 * L);
+    expect(typeof meta.train.pending.lossBits).toBe("number");
     const before = stepLines(await Deno.readTextFile(`${resumed}/train.log`));
-    assert.deepEqual([...before.keys()], [2, 4], "killed after logging step 4");
+    expect([...before.keys()], "killed after logging step 4").toEqual([2, 4]);
 
     const rest = await run(resumed);
-    assert.equal(rest.step, 10);
+    expect(rest.step).toBe(10);
     const log = await Deno.readTextFile(`${resumed}/train.log`);
-    assert.match(log, /resumed at step 3 of 10/);
+    expect(log).toMatch(/resumed at step 3 of 10/);
     // Step 4 is logged twice (before the kill and after the resume): both lines must agree.
-    assert.equal(stepLines(log).get(4)!.length, 2);
+    expect(stepLines(log).get(4)!.length).toBe(2);
     assertSameSteps(log, await Deno.readTextFile(`${full}/train.log`));
   });
 });
 
-Deno.test("Ctrl-C between log lines, then resume: the same step lines; nothing leaks", async () => {
+it("Ctrl-C between log lines, then resume: the same step lines; nothing leaks", async () => {
   const storages = liveStorages();
   await withDirs(async (full, resumed) => {
     await run(full);
     const first = await run(resumed, { stopAt: 5 });
-    assert.deepEqual(first, { step: 5, interrupted: true });
+    expect(first).toEqual({ step: 5, interrupted: true });
     const rest = await run(resumed);
-    assert.deepEqual(rest, { step: 10, interrupted: false });
+    expect(rest).toEqual({ step: 10, interrupted: false });
     assertSameSteps(
       await Deno.readTextFile(`${resumed}/train.log`),
       await Deno.readTextFile(`${full}/train.log`),
     );
   });
-  assert.equal(liveStorages(), storages);
+  expect(liveStorages()).toBe(storages);
 });
 
-Deno.test("a write that fails with ENOSPC names the checkpoint; the previous one stays loadable", async () => {
+it("a write that fails with ENOSPC names the checkpoint; the previous one stays loadable", async () => {
   const dir = await Deno.makeTempDir({ prefix: "digit-enospc-" });
   const write = Deno.FsFile.prototype.write;
   try {
@@ -166,16 +167,16 @@ Deno.test("a write that fails with ENOSPC names the checkpoint; the previous one
     Deno.FsFile.prototype.write = () =>
       Promise.reject(new Error("No space left on device (os error 28)"));
     const k = job();
-    await assert.rejects(
-      train(k, { ...settings, maxSteps: 6 }, dir),
-      (e: Error) =>
-        e instanceof CheckpointWriteError && e.path === `${dir}/last` &&
-        e.message === `cannot write checkpoint ${dir}/last: No space left on device (os error 28)`,
+    const e = await rejected(train(k, { ...settings, maxSteps: 6 }, dir));
+    expect(e).toBeInstanceOf(CheckpointWriteError);
+    expect((e as CheckpointWriteError).path).toBe(`${dir}/last`);
+    expect(e.message).toBe(
+      `cannot write checkpoint ${dir}/last: No space left on device (os error 28)`,
     );
     k.model.dispose();
     Deno.FsFile.prototype.write = write;
     const meta = JSON.parse(await Deno.readTextFile(`${dir}/last.json`)).meta;
-    assert.equal(meta.train.step, 3);
+    expect(meta.train.step).toBe(3);
   } finally {
     Deno.FsFile.prototype.write = write;
     await Deno.remove(dir, { recursive: true });
@@ -195,10 +196,9 @@ const canMount = (() => {
   }
 })();
 
-Deno.test({
-  name: "a real full disk (64 KiB tmpfs): the error names the checkpoint",
-  ignore: !canMount,
-  async fn() {
+it.skipIf(!canMount)(
+  "a real full disk (64 KiB tmpfs): the error names the checkpoint",
+  async () => {
     const mnt = await Deno.makeTempDir({ prefix: "digit-enospc-mnt-" });
     try {
       const out = await child("enospc", `${mnt}/run`, [
@@ -210,9 +210,8 @@ Deno.test({
         "sh",
       ]);
       const text = new TextDecoder().decode(out.stdout);
-      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-      assert.match(
-        text,
+      expect(out.code, new TextDecoder().decode(out.stderr)).toBe(0);
+      expect(text).toMatch(
         new RegExp(
           `^CheckpointWriteError: cannot write checkpoint ${mnt}/run/checkpoints/last: .*os error 28`,
         ),
@@ -221,7 +220,7 @@ Deno.test({
       await Deno.remove(mnt, { recursive: true });
     }
   },
-});
+);
 
 if (import.meta.main) {
   const [mode, dir] = Deno.args;

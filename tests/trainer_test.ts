@@ -1,6 +1,6 @@
 /** The shared training loop: exact resume, checkpoints, accumulation and abort. */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { liveStorages } from "../core/tensor.ts";
 import { train, type TrainSettings } from "../core/train/trainer.ts";
 import { tinyGptJob } from "./helpers/tiny_gpt_job.ts";
@@ -20,7 +20,7 @@ const settings: TrainSettings = {
   seed: 3,
 };
 
-Deno.test("a resumed run reproduces the uninterrupted run's losses exactly", async () => {
+it("a resumed run reproduces the uninterrupted run's losses exactly", async () => {
   const before = liveStorages();
   const dirA = await Deno.makeTempDir(), dirB = await Deno.makeTempDir();
   const a = job();
@@ -34,16 +34,16 @@ Deno.test("a resumed run reproduces the uninterrupted run's losses exactly", asy
     onProgress: (s) => s === 3 && ctl.abort(),
   });
   b.model.dispose();
-  assert.equal(first.interrupted, true);
-  assert.equal(first.step, 3);
+  expect(first.interrupted).toBe(true);
+  expect(first.step).toBe(3);
   const c = job();
   const rest = await train(c, settings, dirB);
   c.model.dispose();
-  assert.equal(rest.step, 8);
-  assert.deepEqual(rest.losses, full.losses);
-  assert.equal(full.losses.length, 8);
-  assert.ok(full.losses[7] < full.losses[0], `loss should fall: ${full.losses}`);
-  assert.equal(liveStorages(), before);
+  expect(rest.step).toBe(8);
+  expect(rest.losses).toEqual(full.losses);
+  expect(full.losses.length).toBe(8);
+  expect(full.losses[7], `loss should fall: ${full.losses}`).toBeLessThan(full.losses[0]);
+  expect(liveStorages()).toBe(before);
   await Deno.remove(dirA, { recursive: true });
   await Deno.remove(dirB, { recursive: true });
 });

@@ -4,7 +4,7 @@
  * existing configs still build MaskGIT's architecture.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { validate } from "../core/config.ts";
 import { ShapesDataset } from "../core/data/shapes.ts";
 import * as ops from "../core/ops/mod.ts";
@@ -21,15 +21,15 @@ import { readCheckpointMeta } from "../core/io/checkpoint.ts";
 
 /** |a - b| <= tol. */
 function near(a: number, b: number, tol: number, what = ""): void {
-  assert.ok(Math.abs(a - b) <= tol, `${what} ${a} vs ${b} (tolerance ${tol})`);
+  expect(Math.abs(a - b), `${what} ${a} vs ${b} (tolerance ${tol})`).toBeLessThanOrEqual(tol);
 }
 
-Deno.test("spaceToDepth matches torch's pixel_unshuffle index formula, and depthToSpace inverts it", () => {
+it("spaceToDepth matches torch's pixel_unshuffle index formula, and depthToSpace inverts it", () => {
   const [B, C, H, W, p] = [2, 3, 4, 6, 2];
   const x = ops.randn([B, C, H, W], new Generator(3));
   const xs = x.dataSync() as Float32Array;
   const y = spaceToDepth(x, p);
-  assert.deepEqual(y.shape, [B, C * p * p, H / p, W / p]);
+  expect(y.shape).toEqual([B, C * p * p, H / p, W / p]);
   const ys = y.dataSync() as Float32Array;
   for (let b = 0; b < B; b++) {
     for (let c = 0; c < C; c++) {
@@ -38,12 +38,12 @@ Deno.test("spaceToDepth matches torch's pixel_unshuffle index formula, and depth
           const oc = c * p * p + (h % p) * p + (w % p);
           const at = ((b * C * p * p + oc) * (H / p) + Math.floor(h / p)) * (W / p) +
             Math.floor(w / p);
-          assert.deepEqual(ys[at], xs[((b * C + c) * H + h) * W + w]);
+          expect(ys[at]).toEqual(xs[((b * C + c) * H + h) * W + w]);
         }
       }
     }
   }
-  assert.deepEqual(Array.from(depthToSpace(y, p).dataSync()), Array.from(xs));
+  expect(Array.from(depthToSpace(y, p).dataSync())).toEqual(Array.from(xs));
 });
 
 /** Host reference: l2-normalise rows of a (n, d) array. */
@@ -57,7 +57,7 @@ function unitRows(a: Float32Array, d: number): Float64Array {
   return out;
 }
 
-Deno.test("l2 lookup picks the code of largest cosine similarity with proj_in(z) (host closed form)", () => {
+it("l2 lookup picks the code of largest cosine similarity with proj_in(z) (host closed form)", () => {
   const q = new VectorQuantizer(32, 4, 0.25, new Generator(5), { zDim: 6, l2: true });
   // Codes of very different norms: a Euclidean lookup would prefer the short ones.
   const w = q.embedding.weight;
@@ -82,15 +82,15 @@ Deno.test("l2 lookup picks the code of largest cosine similarity with proj_in(z)
         for (let k = 0; k < 4; k++) cos += us[(b * 4 + k) * 9 + pos] * codes[c * 4 + k];
         if (cos > bestCos + 1e-9) [best, bestCos] = [c, cos];
       }
-      assert.deepEqual(ids[b * 9 + pos], best, `position ${b}/${pos}`);
+      expect(ids[b * 9 + pos], `position ${b}/${pos}`).toEqual(best);
     }
   }
   // The decoder input of those ids is proj_out of the unit codes.
   const looked = q.lookup(ops.tensor(ids, [2, 9], { dtype: "i32" }), 3, 3);
-  assert.deepEqual(looked.shape, [2, 6, 3, 3]);
+  expect(looked.shape).toEqual([2, 6, 3, 3]);
 });
 
-Deno.test("straight-through gradient of the l2 factorised quantiser equals finite differences of proj_out(unit(proj_in z))", () => {
+it("straight-through gradient of the l2 factorised quantiser equals finite differences of proj_out(unit(proj_in z))", () => {
   const q = new VectorQuantizer(16, 3, 0.25, new Generator(11), { zDim: 5, l2: true });
   const z = ops.randn([1, 5, 2, 2], new Generator(12));
   const probe = ops.randn([1, 5, 2, 2], new Generator(13)).dataSync() as Float32Array;
@@ -128,24 +128,24 @@ Deno.test("straight-through gradient of the l2 factorised quantiser equals finit
   }
 });
 
-Deno.test("default configs still build MaskGIT's VQGAN: no projections, output norms, full-resolution conv_in", () => {
+it("default configs still build MaskGIT's VQGAN: no projections, output norms, full-resolution conv_in", () => {
   const cfg = validate(
     vqganTrainConfigSchema,
     { optimization: { max_update: 1, lr: 1e-3 } },
     "test",
   );
   const mc = vqganConfigFrom(cfg, 32);
-  assert.deepEqual([mc.patch, mc.l2Codes, mc.outNorm, mc.embedDim], [1, false, true, mc.zChannels]);
+  expect([mc.patch, mc.l2Codes, mc.outNorm, mc.embedDim]).toEqual([1, false, true, mc.zChannels]);
   const names = (m: VQGAN) => m.namedParameters().map(([n]) => n).sort();
   const plain = new VQGAN({ ...VQGAN_PRESETS.cpu32 }), recorded = new VQGAN(mc);
-  assert.deepEqual(names(recorded), names(plain));
-  assert.ok(!names(plain).some((n) => n.startsWith("quantize.proj")));
-  assert.deepEqual(plain.encoder.conv_in.weight.shape, [32, 3, 3, 3]);
+  expect(names(recorded)).toEqual(names(plain));
+  expect(names(plain).some((n) => n.startsWith("quantize.proj"))).toBeFalsy();
+  expect(plain.encoder.conv_in.weight.shape).toEqual([32, 3, 3, 3]);
   plain.dispose();
   recorded.dispose();
 });
 
-Deno.test("meanSaturation is (max - min) / max per pixel, 0 for grey and black", () => {
+it("meanSaturation is (max - min) / max per pixel, 0 for grey and black", () => {
   const px = (...rgb: number[]) => ({
     data: Uint8Array.from(rgb),
     count: 1,
@@ -153,11 +153,11 @@ Deno.test("meanSaturation is (max - min) / max per pixel, 0 for grey and black",
     width: rgb.length / 3,
   });
   near(meanSaturation(px(200, 100, 50)), 150 / 200, 1e-12);
-  assert.deepEqual(meanSaturation(px(90, 90, 90, 0, 0, 0)), 0);
+  expect(meanSaturation(px(90, 90, 90, 0, 0, 0))).toEqual(0);
   near(meanSaturation(px(255, 0, 0, 10, 10, 10)), 0.5, 1e-12);
 });
 
-Deno.test("a patch/l2/no-output-norm VQGAN trains, records its new keys, and reloads bit-identically", async () => {
+it("a patch/l2/no-output-norm VQGAN trains, records its new keys, and reloads bit-identically", async () => {
   const ds = new ShapesDataset({ size: 16, length: 80, seed: 0 });
   const train = await collectImages(ds, 64), valid = await collectImages(ds, 16, 64);
   const out = await Deno.makeTempDir();
@@ -183,9 +183,9 @@ Deno.test("a patch/l2/no-output-norm VQGAN trains, records its new keys, and rel
     kind: string;
     config: Record<string, unknown>;
   };
-  assert.equal(meta.kind, "vqgan");
+  expect(meta.kind).toBe("vqgan");
   const saved = meta.config;
-  assert.deepEqual([saved.patch, saved.l2Codes, saved.outNorm, saved.embedDim, saved.zChannels], [
+  expect([saved.patch, saved.l2Codes, saved.outNorm, saved.embedDim, saved.zChannels]).toEqual([
     2,
     true,
     false,
@@ -193,11 +193,11 @@ Deno.test("a patch/l2/no-output-norm VQGAN trains, records its new keys, and rel
     32,
   ]);
   const again = await loadVqgan(`${out}/checkpoints/last`);
-  assert.deepEqual(again.cfg, run.model.cfg);
+  expect(again.cfg).toEqual(run.model.cfg);
   const [a, b] = [await reconstruct(run.model, valid), await reconstruct(again, valid)];
-  assert.deepEqual(a.data, b.data);
+  expect(a.data).toEqual(b.data);
   const m = await reconMetrics(again, valid);
-  assert.ok(m.codebook.used >= 1 && m.codebook.used <= 256 && Number.isFinite(m.psnr));
+  expect(m.codebook.used >= 1 && m.codebook.used <= 256 && Number.isFinite(m.psnr)).toBeTruthy();
   run.model.dispose();
   again.dispose();
   await Deno.remove(out, { recursive: true });
@@ -222,7 +222,7 @@ async function shortRun(model: Record<string, unknown>, loss: Record<string, unk
   return m;
 }
 
-Deno.test("the demo's VQGAN recipe keeps colour where MaskGIT's architecture loses it, at the same short length", async () => {
+it("the demo's VQGAN recipe keeps colour where MaskGIT's architecture loses it, at the same short length", async () => {
   const recipe = await shortRun(
     {
       ch: 32,
@@ -249,14 +249,14 @@ Deno.test("the demo's VQGAN recipe keeps colour where MaskGIT's architecture los
   );
   // Measured at this length: recipe 18.5 dB, saturation ratio 0.61, 128/128 codes; MaskGIT's
   // architecture 17.3 dB, 0.21. (The full demo run, 500 updates: 21.7 dB and 0.97.)
-  assert.ok(recipe.saturation.ratio >= 0.45, `recipe saturation ratio ${recipe.saturation.ratio}`);
-  assert.ok(
-    recipe.saturation.ratio >= 2 * maskgit.saturation.ratio,
+  expect(recipe.saturation.ratio, `recipe saturation ratio ${recipe.saturation.ratio}`)
+    .toBeGreaterThanOrEqual(0.45);
+  expect(
+    recipe.saturation.ratio,
     `saturation ratios: recipe ${recipe.saturation.ratio}, MaskGIT ${maskgit.saturation.ratio}`,
-  );
-  assert.ok(recipe.codebook.usage >= 0.8, `recipe codebook usage ${recipe.codebook.usage}`);
-  assert.ok(
-    recipe.psnr >= maskgit.psnr + 0.5,
-    `recipe PSNR ${recipe.psnr} vs MaskGIT's ${maskgit.psnr}`,
-  );
+  ).toBeGreaterThanOrEqual(2 * maskgit.saturation.ratio);
+  expect(recipe.codebook.usage, `recipe codebook usage ${recipe.codebook.usage}`)
+    .toBeGreaterThanOrEqual(0.8);
+  expect(recipe.psnr, `recipe PSNR ${recipe.psnr} vs MaskGIT's ${maskgit.psnr}`)
+    .toBeGreaterThanOrEqual(maskgit.psnr + 0.5);
 });

@@ -6,7 +6,7 @@
  * dead-code restarts on WebGPU against the same steps on the CPU.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { backward } from "../core/autograd.ts";
 import type { StateDict } from "../core/io/host_tensor.ts";
 import { loadStateDict } from "../core/io/state_dict.ts";
@@ -21,42 +21,42 @@ const io = await loadStateDict(dir + "io.pt");
 const get = (k: string) => io.get(k)!;
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, "lengths");
+  expect(a.length, "lengths").toBe(b.length);
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
 
-Deno.test("VQGAN encoder, quantiser and decoder match PyTorch (max abs error <= 1e-4)", async () => {
+it("VQGAN encoder, quantiser and decoder match PyTorch (max abs error <= 1e-4)", async () => {
   const before = liveStorages();
   const model = await loadVqgan(dir + "tiny.ckpt", { config: { normGroups: 8, resolution: 16 } });
-  assert.deepEqual(model.cfg.chMult, [1, 2, 2]);
-  assert.equal(model.cfg.numResBlocks, 2);
-  assert.equal(model.gridSize, 4);
+  expect(model.cfg.chMult).toEqual([1, 2, 2]);
+  expect(model.cfg.numResBlocks).toBe(2);
+  expect(model.gridSize).toBe(4);
   const x = get("x");
   tidy(() => {
     const input = ops.tensor(x.data, x.shape);
     const z = model.encoder.forward(input);
     const zErr = maxAbsDiff(z.dataSync(), get("z").data);
-    assert.ok(zErr <= 1e-4, `encoder z max abs error ${zErr}`);
+    expect(zErr, `encoder z max abs error ${zErr}`).toBeLessThanOrEqual(1e-4);
     const ids = model.quantize.indices(z);
-    assert.deepEqual(Array.from(ids.dataSync()), Array.from(get("indices").data), "code indices");
+    expect(Array.from(ids.dataSync()), "code indices").toEqual(Array.from(get("indices").data));
     const zq = ops.contiguous(model.quantize.lookup(ids, 4, 4));
-    assert.equal(maxAbsDiff(zq.dataSync(), get("zq").data), 0, "codebook lookup is exact");
+    expect(maxAbsDiff(zq.dataSync(), get("zq").data), "codebook lookup is exact").toBe(0);
     const recon = model.decoder.forward(zq);
     const rErr = maxAbsDiff(recon.dataSync(), get("recon").data);
-    assert.ok(rErr <= 1e-4, `decoder max abs error ${rErr}`);
+    expect(rErr, `decoder max abs error ${rErr}`).toBeLessThanOrEqual(1e-4);
     // The same through the public tensor API.
     const ids2 = model.encodeTensor(input);
-    assert.deepEqual(Array.from(ids2.dataSync()), Array.from(get("indices").data));
+    expect(Array.from(ids2.dataSync())).toEqual(Array.from(get("indices").data));
     const img = model.decodeTensor(ids2);
-    assert.ok(maxAbsDiff(img.dataSync(), get("recon").data) <= 1e-4);
+    expect(maxAbsDiff(img.dataSync(), get("recon").data)).toBeLessThanOrEqual(1e-4);
   });
   model.dispose();
-  assert.equal(liveStorages(), before, "no leaked storages");
+  expect(liveStorages(), "no leaked storages").toBe(before);
 });
 
-Deno.test("VQGAN training loss and gradients (straight-through, codebook, commitment) match PyTorch", async () => {
+it("VQGAN training loss and gradients (straight-through, codebook, commitment) match PyTorch", async () => {
   const model = await loadVqgan(dir + "tiny.ckpt", { config: { normGroups: 8, resolution: 16 } });
   model.train();
   const x = get("x");
@@ -65,18 +65,16 @@ Deno.test("VQGAN training loss and gradients (straight-through, codebook, commit
     const out = model.forward(input);
     const l1 = ops.mean(ops.abs(ops.sub(out.reconstruction, input)));
     const loss = ops.add(l1, model.quantize.loss(out.vq));
-    assert.ok(
-      Math.abs(out.vq.codebookLoss.dataSync()[0] - get("codebook").data[0]) < 1e-5,
-      "codebook loss",
-    );
-    assert.ok(
-      Math.abs(out.vq.commitmentLoss.dataSync()[0] - get("commitment").data[0]) < 1e-5,
+    expect(Math.abs(out.vq.codebookLoss.dataSync()[0] - get("codebook").data[0]), "codebook loss")
+      .toBeLessThan(1e-5);
+    expect(
+      Math.abs(out.vq.commitmentLoss.dataSync()[0] - get("commitment").data[0]),
       "commitment loss",
-    );
-    assert.ok(
-      Math.abs(loss.dataSync()[0] - get("loss").data[0]) < 1e-5,
+    ).toBeLessThan(1e-5);
+    expect(
+      Math.abs(loss.dataSync()[0] - get("loss").data[0]),
       `loss ${loss.dataSync()[0]} vs ${get("loss").data[0]}`,
-    );
+    ).toBeLessThan(1e-5);
     backward(loss);
   });
   const params = new Map(model.namedParameters());
@@ -86,14 +84,14 @@ Deno.test("VQGAN training loss and gradients (straight-through, codebook, commit
     const g = params.get(k.slice(5))!.grad!;
     const scale = Math.max(1e-3, ...Array.from(t.data, Math.abs));
     const err = maxAbsDiff(g.dataSync(), t.data) / scale;
-    assert.ok(err < 1e-3, `${k}: relative gradient error ${err}`);
+    expect(err, `${k}: relative gradient error ${err}`).toBeLessThan(1e-3);
     checked++;
   }
-  assert.equal(checked, 6);
+  expect(checked).toBe(6);
   model.dispose();
 });
 
-Deno.test("VQGAN weights load bare, wrapped in state_dict, or under vqgan. in a DiGIT checkpoint", async () => {
+it("VQGAN weights load bare, wrapped in state_dict, or under vqgan. in a DiGIT checkpoint", async () => {
   const wrapped = await loadStateDict(dir + "tiny.ckpt");
   const digit: StateDict = new Map([["decoder.embed_tokens.weight", get("x")]]);
   for (const [k, v] of wrapped) digit.set(`vqgan.${k}`, v);
@@ -102,20 +100,19 @@ Deno.test("VQGAN weights load bare, wrapped in state_dict, or under vqgan. in a 
   loadVqganStateDict(a, wrapped);
   loadVqganStateDict(b, digit);
   const w = (m: VQGAN) => m.decoder.conv_out.weight.dataSync();
-  assert.deepEqual(w(a), w(b));
-  assert.throws(
-    () => loadVqganStateDict(a, new Map([...wrapped].slice(1))),
+  expect(w(a)).toEqual(w(b));
+  expect(() => loadVqganStateDict(a, new Map([...wrapped].slice(1)))).toThrow(
     /missing keys \(1\): encoder\.conv_in\.weight/,
   );
   a.dispose();
   b.dispose();
 });
 
-Deno.test("the mage preset has MAGE's 168 tensors and 54,515,587 parameters", () => {
+it("the mage preset has MAGE's 168 tensors and 54,515,587 parameters", () => {
   const m = new VQGAN(VQGAN_PRESETS.mage);
-  assert.equal(m.stateDict().size, 168);
-  assert.equal(m.numParameters(), 54_515_587);
-  assert.equal(m.gridSize, 16);
+  expect(m.stateDict().size).toBe(168);
+  expect(m.numParameters()).toBe(54_515_587);
+  expect(m.gridSize).toBe(16);
   const keys = [...m.stateDict().keys()];
   for (
     const k of [
@@ -126,13 +123,13 @@ Deno.test("the mage preset has MAGE's 168 tensors and 54,515,587 parameters", ()
       "decoder.up.4.upsample.conv.bias",
       "quantize.embedding.weight",
     ]
-  ) assert.ok(keys.includes(k), k);
-  assert.equal(keys.filter((k) => k.includes("nin_shortcut")).length, 4);
-  assert.ok(!keys.some((k) => k.includes("up.0.upsample") || k.includes("downsample")));
+  ) expect(keys.includes(k), k).toBeTruthy();
+  expect(keys.filter((k) => k.includes("nin_shortcut")).length).toBe(4);
+  expect(keys.some((k) => k.includes("up.0.upsample") || k.includes("downsample"))).toBeFalsy();
   m.dispose();
 });
 
-Deno.test("float to uint8 truncates clip(x*255) like numpy's astype(uint8)", () => {
+it("float to uint8 truncates clip(x*255) like numpy's astype(uint8)", () => {
   const vals = Float32Array.from([-0.5, 0, 0.999 / 255, 1 / 255, 0.5, 0.99999, 1, 7]);
   const img = floatToImages(
     new Float32Array(3 * vals.length).fill(0).map((_, i) => vals[i % vals.length]),
@@ -142,10 +139,10 @@ Deno.test("float to uint8 truncates clip(x*255) like numpy's astype(uint8)", () 
   );
   // Channel 0 holds vals in order (plane layout); expected from numpy: [0,0,0,1,127,254,255,255].
   const got = Array.from({ length: vals.length }, (_, p) => img.data[p * 3]);
-  assert.deepEqual(got, [0, 0, 0, 1, 127, 254, 255, 255]);
+  expect(got).toEqual([0, 0, 0, 1, 127, 254, 255, 255]);
 });
 
-Deno.test("a small VQGAN trained 600 steps on 16x16 shapes reconstructs held-out images (PSNR > 19 dB)", async () => {
+it("a small VQGAN trained 600 steps on 16x16 shapes reconstructs held-out images (PSNR > 19 dB)", async () => {
   const { ShapesDataset } = await import("../core/data/shapes.ts");
   const { collectImages, trainVqgan } = await import("../plugins/vqgan/train.ts");
   const { vqganTrainConfigSchema } = await import("../plugins/vqgan/config.ts");
@@ -182,26 +179,22 @@ Deno.test("a small VQGAN trained 600 steps on 16x16 shapes reconstructs held-out
     } dB), best valid MSE ${run.result.bestValid!.toFixed(4)}`,
   );
   // Measured here: 16.65 dB for the mean colour; the trained model 19.9 dB.
-  assert.ok(meanColour > 16 && meanColour < 17.5, `mean-colour PSNR ${meanColour}`);
-  assert.ok(run.psnr > 19, `held-out PSNR ${run.psnr} dB`);
+  expect(meanColour > 16 && meanColour < 17.5, `mean-colour PSNR ${meanColour}`).toBeTruthy();
+  expect(run.psnr, `held-out PSNR ${run.psnr} dB`).toBeGreaterThan(19);
   // The checkpoint reloads (config from its meta) and reconstructs identically.
   const again = await loadVqgan(`${out}/checkpoints/last`);
   const { reconstruct } = await import("../plugins/vqgan/train.ts");
-  assert.equal(psnr(valid, await reconstruct(again, valid)), run.psnr);
-  assert.ok((await Deno.stat(`${out}/reconstructions.png`)).size > 0);
+  expect(psnr(valid, await reconstruct(again, valid))).toBe(run.psnr);
+  expect((await Deno.stat(`${out}/reconstructions.png`)).size).toBeGreaterThan(0);
   run.model.dispose();
   again.dispose();
   await Deno.remove(out, { recursive: true });
 });
 
-Deno.test({
-  name:
-    "VQGAN training with dead-code restarts runs on WebGPU (no synchronous reads) and matches the CPU run",
-  // The device and its pools outlive the test; skipped (not passed) without any WebGPU adapter.
-  sanitizeResources: false,
-  sanitizeOps: false,
-  ignore: !(await (await import("../core/backends/webgpu/mod.ts")).probeWebGPU()).available,
-  fn: async () => {
+// The device and its pools outlive the test; skipped (not passed) without any WebGPU adapter.
+it.skipIf(!(await (await import("../core/backends/webgpu/mod.ts")).probeWebGPU()).available)(
+  "VQGAN training with dead-code restarts runs on WebGPU (no synchronous reads) and matches the CPU run",
+  async () => {
     const { ShapesDataset } = await import("../core/data/shapes.ts");
     const { collectImages, trainVqgan } = await import("../plugins/vqgan/train.ts");
     const { vqganTrainConfigSchema } = await import("../plugins/vqgan/config.ts");
@@ -254,27 +247,26 @@ Deno.test({
     };
     const cpu = await run("cpu");
     const gpu = await run("webgpu");
-    assert.equal(gpu.backend, "webgpu");
-    assert.equal(cpu.losses.length, 12);
+    expect(gpu.backend).toBe("webgpu");
+    expect(cpu.losses.length).toBe(12);
     // Codes were restarted (the path under test), at the same steps and in the same numbers.
-    assert.ok(cpu.restarts.length > 0, "no dead-code restart happened: the test needs one");
-    assert.deepEqual(gpu.restarts, cpu.restarts);
+    expect(cpu.restarts.length, "no dead-code restart happened: the test needs one")
+      .toBeGreaterThan(0);
+    expect(gpu.restarts).toEqual(cpu.restarts);
     // f32 rounding differs between the backends. Measured on llvmpipe: losses 3.6e-7 relative,
     // validation MSE 8e-8 relative, final weights 2.5e-6 absolute.
     cpu.losses.forEach((l, i) =>
-      assert.ok(
-        Math.abs(gpu.losses[i] - l) <= 1e-4 * Math.abs(l),
+      expect(
+        Math.abs(gpu.losses[i] - l),
         `step ${i + 1}: loss ${gpu.losses[i]} (webgpu) vs ${l} (cpu), tolerance 1e-4 relative`,
-      )
+      ).toBeLessThanOrEqual(1e-4 * Math.abs(l))
     );
-    assert.ok(
-      Math.abs(gpu.valid - cpu.valid) <= 1e-4 * cpu.valid,
-      `valid MSE ${gpu.valid} vs ${cpu.valid}`,
-    );
+    expect(Math.abs(gpu.valid - cpu.valid), `valid MSE ${gpu.valid} vs ${cpu.valid}`)
+      .toBeLessThanOrEqual(1e-4 * cpu.valid);
     let worst = 0;
     for (const [k, t] of cpu.weights) {
       worst = Math.max(worst, maxAbsDiff(gpu.weights.get(k)!.data, t.data));
     }
-    assert.ok(worst < 1e-4, `final weights differ by ${worst} (tolerance 1e-4)`);
+    expect(worst, `final weights differ by ${worst} (tolerance 1e-4)`).toBeLessThan(1e-4);
   },
-});
+);

@@ -6,7 +6,8 @@
  * Skipped (not passed) where navigator.gpu gives no adapter.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
+import { rejected, thrown } from "./lib/errors.ts";
 import { ShapeError } from "../core/backend.ts";
 import {
   createWebGPUBackend,
@@ -21,112 +22,99 @@ import { assertClose, randn } from "./cpu_kernels_util.ts";
 
 const probe = await probeWebGPU();
 const noGpu = !probe.available;
-const opts = { sanitizeResources: false, sanitizeOps: false, ignore: noGpu };
+// The device and its pools outlive single tests (node:test's `it` has no sanitizers).
 
 let shared: Promise<WebGPUBackend> | null = null;
 const gpu = () => (shared ??= createWebGPUBackend({ allowFallbackAdapter: true }));
 
-Deno.test({
-  name: "webgpu: adapter description and fallback flag",
-  ...opts,
-  async fn() {
-    console.log(`adapter: ${probe.description}; isFallbackAdapter=${probe.isFallback}`);
-    const g = await gpu();
-    assert.equal(g.name, "webgpu");
-    assert.equal(g.isFallbackAdapter, probe.isFallback);
-    assert.ok(g.description.includes(probe.description), g.description);
-    if (probe.isFallback) {
-      await assert.rejects(createWebGPUBackend(), /only a software adapter.*allowFallbackAdapter/);
-    }
-    const l = g.ctx.limits;
-    console.log(`limits: ${JSON.stringify(l)}`);
-    assert.ok(
-      l.maxStorageBuffersPerShaderStage >= 8 && l.maxComputeWorkgroupsPerDimension >= 65535,
+it.skipIf(noGpu)("webgpu: adapter description and fallback flag", async () => {
+  console.log(`adapter: ${probe.description}; isFallbackAdapter=${probe.isFallback}`);
+  const g = await gpu();
+  expect(g.name).toBe("webgpu");
+  expect(g.isFallbackAdapter).toBe(probe.isFallback);
+  expect(g.description.includes(probe.description), g.description).toBeTruthy();
+  if (probe.isFallback) {
+    await expect(createWebGPUBackend()).rejects.toThrow(
+      /only a software adapter.*allowFallbackAdapter/,
     );
-  },
+  }
+  const l = g.ctx.limits;
+  console.log(`limits: ${JSON.stringify(l)}`);
+  expect(l.maxStorageBuffersPerShaderStage >= 8 && l.maxComputeWorkgroupsPerDimension >= 65535)
+    .toBeTruthy();
 });
 
-Deno.test({
-  name: "webgpu: liveStorages returns to its start after ops and releases",
-  ...opts,
-  async fn() {
-    const g = await gpu();
-    const start = g.liveStorages();
-    const x = g.fromHost(Float32Array.of(1, 2, 3, 4));
-    const y = g.unary("exp", x);
-    const s = g.softmax(y, 2, 2, false);
-    const ln = g.layerNorm(s, null, null, 2, 2, 1e-5);
-    const ce = g.crossEntropy(ln.y, g.fromHost(Int32Array.of(1, 0)), 2, 2, 0.1, -100);
-    const sq = g.sumSquares(ce.logp);
-    assert.equal(g.liveStorages(), start + 10);
-    const v = await g.read(sq);
-    assert.ok(Number.isFinite(v[0]));
-    for (const t of [x, y, s, ln.y, ln.mean, ln.rstd, ce.loss, ce.logp, sq]) g.release(t);
-    assert.equal(g.liveStorages(), start + 1); // the targets storage
-    assert.throws(() => g.release(x), /already released/);
-    assert.throws(() => g.unary("neg", x), /was released/);
-    await assert.rejects(g.read(x), /was released/);
-  },
+it.skipIf(noGpu)("webgpu: liveStorages returns to its start after ops and releases", async () => {
+  const g = await gpu();
+  const start = g.liveStorages();
+  const x = g.fromHost(Float32Array.of(1, 2, 3, 4));
+  const y = g.unary("exp", x);
+  const s = g.softmax(y, 2, 2, false);
+  const ln = g.layerNorm(s, null, null, 2, 2, 1e-5);
+  const ce = g.crossEntropy(ln.y, g.fromHost(Int32Array.of(1, 0)), 2, 2, 0.1, -100);
+  const sq = g.sumSquares(ce.logp);
+  expect(g.liveStorages()).toBe(start + 10);
+  const v = await g.read(sq);
+  expect(Number.isFinite(v[0])).toBeTruthy();
+  for (const t of [x, y, s, ln.y, ln.mean, ln.rstd, ce.loss, ce.logp, sq]) g.release(t);
+  expect(g.liveStorages()).toBe(start + 1); // the targets storage
+  expect(() => g.release(x)).toThrow(/already released/);
+  expect(() => g.unary("neg", x)).toThrow(/was released/);
+  await expect(g.read(x)).rejects.toThrow(/was released/);
 });
 
-Deno.test({
-  name: "webgpu: release is deferred until after the submit, then buffers are reused by size",
-  ...opts,
-  async fn() {
+it.skipIf(noGpu)(
+  "webgpu: release is deferred until after the submit, then buffers are reused by size",
+  async () => {
     const g = await gpu();
     g.flush();
     const a = g.alloc("f32", 1000) as GpuStorage;
     g.release(a);
     const b = g.alloc("f32", 1000) as GpuStorage; // same bucket, but the release is not submitted yet
-    assert.notEqual(b.buffer, a.buffer);
+    expect(b.buffer).not.toBe(a.buffer);
     g.flush();
     const c = g.alloc("f32", 990) as GpuStorage; // same 4 KiB bucket, now reusable
-    assert.equal(c.buffer, a.buffer);
+    expect(c.buffer).toBe(a.buffer);
     // Reused buffers are zeroed by alloc.
     const d = g.fromHost(new Float32Array(1000).fill(7)) as GpuStorage;
     g.release(d);
     g.flush();
     const e = g.alloc("f32", 1000) as GpuStorage;
-    assert.equal(e.buffer, d.buffer);
-    assert.deepEqual(Array.from(await g.read(e)).slice(0, 4), [0, 0, 0, 0]);
+    expect(e.buffer).toBe(d.buffer);
+    expect(Array.from(await g.read(e)).slice(0, 4)).toEqual([0, 0, 0, 0]);
     for (const s of [b, c, e]) g.release(s);
   },
-});
+);
 
-Deno.test({
-  name: "webgpu: buffers over the device limits are rejected with the numbers",
-  ...opts,
-  async fn() {
+it.skipIf(noGpu)(
+  "webgpu: buffers over the device limits are rejected with the numbers",
+  async () => {
     const g = await gpu();
     const { maxStorageBufferBindingSize: binding } = g.ctx.limits;
     const tooMany = binding / 4 + 1;
-    assert.throws(
-      () => g.alloc("f32", tooMany),
-      (e: Error) =>
-        e instanceof LimitError && e.message.includes("maxStorageBufferBindingSize") &&
-        e.message.includes(String(binding)),
-    );
+    const tooBig = thrown(() => g.alloc("f32", tooMany));
+    expect(tooBig).toBeInstanceOf(LimitError);
+    expect(tooBig.message).toContain("maxStorageBufferBindingSize");
+    expect(tooBig.message).toContain(String(binding));
     const small = await createWebGPUBackend({
       allowFallbackAdapter: true,
       limits: { maxBufferSize: 1024 },
     });
     try {
-      assert.throws(
-        () => small.fill("f32", 300, 1),
+      expect(() => small.fill("f32", 300, 1)).toThrow(
         /fill_f32 \(300 x f32\): needs maxBufferSize >= 1200, but this device allows 1024/,
       );
-      assert.throws(() => small.fromHost(new Float32Array(257)), /maxBufferSize >= 1028/);
+      expect(() => small.fromHost(new Float32Array(257))).toThrow(/maxBufferSize >= 1028/);
       small.release(small.fill("f32", 256, 1));
     } finally {
       small.destroy();
     }
   },
-});
+);
 
-Deno.test({
-  name: "webgpu: grids beyond maxComputeWorkgroupsPerDimension are split over y (or rejected)",
-  ...opts,
-  async fn() {
+it.skipIf(noGpu)(
+  "webgpu: grids beyond maxComputeWorkgroupsPerDimension are split over y (or rejected)",
+  async () => {
     const g = await createWebGPUBackend({
       allowFallbackAdapter: true,
       limits: { maxComputeWorkgroupsPerDimension: 4 },
@@ -154,21 +142,21 @@ Deno.test({
       // Matmul tiles are not split: 600 columns need 19 tiles of 32 in x, more than 4.
       const a = g.fromHost(randn(8 * 4, 3));
       const b = g.fromHost(randn(4 * 600, 4));
-      assert.throws(
-        () =>
-          g.matmul(a, b, {
-            batch: 1,
-            M: 8,
-            N: 600,
-            K: 4,
-            transA: false,
-            transB: false,
-            strideA: 0,
-            strideB: 0,
-          }),
-        (e: Error) =>
-          e instanceof LimitError &&
-          /maxComputeWorkgroupsPerDimension >= \d+, but this device allows 4/.test(e.message),
+      const tooWide = thrown(() =>
+        g.matmul(a, b, {
+          batch: 1,
+          M: 8,
+          N: 600,
+          K: 4,
+          transA: false,
+          transB: false,
+          strideA: 0,
+          strideB: 0,
+        })
+      );
+      expect(tooWide).toBeInstanceOf(LimitError);
+      expect(tooWide.message).toMatch(
+        /maxComputeWorkgroupsPerDimension >= \d+, but this device allows 4/,
       );
       // Batches past the limit go in chunks of z.
       const batch = 9, M = 2, N = 3, K = 2;
@@ -196,21 +184,20 @@ Deno.test({
       g.destroy();
     }
   },
-});
+);
 
-Deno.test({
-  name: "webgpu: pipelines are cached by WGSL text; compile errors are reported with line numbers",
-  ...opts,
-  async fn() {
+it.skipIf(noGpu)(
+  "webgpu: pipelines are cached by WGSL text; compile errors are reported with line numbers",
+  async () => {
     const g = await gpu();
     const x = g.fromHost(Float32Array.of(1, 2, 3));
     g.release(g.unary("sin", x));
     const before = g.ctx.pipelineCount;
     g.release(g.unary("sin", x));
     g.release(g.unary("sin", g.fromHost(new Float32Array(1000))));
-    assert.equal(g.ctx.pipelineCount, before, "same op, same shader: no new pipeline");
+    expect(g.ctx.pipelineCount, "same op, same shader: no new pipeline").toBe(before);
     g.release(g.unary("cos", x));
-    assert.equal(g.ctx.pipelineCount, before + 1);
+    expect(g.ctx.pipelineCount).toBe(before + 1);
 
     const out = g.alloc("f32", 4) as GpuStorage;
     g.ctx.dispatch(
@@ -225,90 +212,73 @@ Deno.test({
       [out],
       [1],
     );
-    await assert.rejects(g.read(out), (e: Error) => {
-      assert.match(e.message, /kernel 'deliberately_broken' failed to compile/);
-      assert.match(e.message, /line \d+:\d+/);
-      assert.match(e.message, /--- source ---/);
-      return true;
-    });
+    const e = await rejected(g.read(out));
+    expect(e.message).toMatch(/kernel 'deliberately_broken' failed to compile/);
+    expect(e.message).toMatch(/line \d+:\d+/);
+    expect(e.message).toMatch(/--- source ---/);
     // The device keeps working afterwards.
-    assert.deepEqual(Array.from(await g.read(g.fill("f32", 2, 3))), [3, 3]);
+    expect(Array.from(await g.read(g.fill("f32", 2, 3)))).toEqual([3, 3]);
   },
+);
+
+it.skipIf(noGpu)("webgpu: shape errors name the op and the shapes", async () => {
+  const g = await gpu();
+  const a = g.fromHost(new Float32Array(6));
+  const short = thrown(() =>
+    g.matmul(a, a, {
+      batch: 1,
+      M: 2,
+      N: 3,
+      K: 4,
+      transA: false,
+      transB: false,
+      strideA: 0,
+      strideB: 0,
+    })
+  );
+  expect(short).toBeInstanceOf(ShapeError);
+  expect(short.message).toMatch(/matmul: A needs 8 elements, has 6/);
+  expect(() =>
+    g.binary(
+      "add",
+      { storage: a, shape: [2, 3], strides: [3, 1], offset: 0 },
+      { storage: a, shape: [4], strides: [1], offset: 0 },
+      [2, 3],
+      "f32",
+    )
+  ).toThrow(/binary_add.*does not broadcast/);
+  expect(() => g.copy({ storage: a, shape: [3, 3], strides: [3, 1], offset: 0 })).toThrow(
+    /copy: src .*reaches element 8 of a storage of 6/,
+  );
+  expect(() => g.gather(a, a, 3, 2)).toThrow(/gather: idx must be i32, got f32/);
 });
 
-Deno.test({
-  name: "webgpu: shape errors name the op and the shapes",
-  ...opts,
-  async fn() {
-    const g = await gpu();
-    const a = g.fromHost(new Float32Array(6));
-    assert.throws(
-      () =>
-        g.matmul(a, a, {
-          batch: 1,
-          M: 2,
-          N: 3,
-          K: 4,
-          transA: false,
-          transB: false,
-          strideA: 0,
-          strideB: 0,
-        }),
-      (e: Error) => e instanceof ShapeError && /matmul: A needs 8 elements, has 6/.test(e.message),
-    );
-    assert.throws(
-      () =>
-        g.binary(
-          "add",
-          { storage: a, shape: [2, 3], strides: [3, 1], offset: 0 },
-          { storage: a, shape: [4], strides: [1], offset: 0 },
-          [2, 3],
-          "f32",
-        ),
-      /binary_add.*does not broadcast/,
-    );
-    assert.throws(
-      () => g.copy({ storage: a, shape: [3, 3], strides: [3, 1], offset: 0 }),
-      /copy: src .*reaches element 8 of a storage of 6/,
-    );
-    assert.throws(() => g.gather(a, a, 3, 2), /gather: idx must be i32, got f32/);
-  },
-});
-
-Deno.test({
-  name: "webgpu: uniform, normal and dropout reproduce core/random.ts",
-  ...opts,
-  async fn() {
-    const g = await gpu();
-    for (const [seed, offset] of [[0, 0], [12345, 77], [0xffffffff, 0xfffffff0]]) {
-      const n = 300;
-      const u = await g.read(g.uniform(n, seed, offset));
-      const nrm = await g.read(g.normal(n, seed, offset));
-      for (let i = 0; i < n; i++) {
-        const idx = (offset + i) % 2 ** 32;
-        assert.equal(u[i], uniformAt(seed, idx), `uniform seed ${seed} index ${idx}`);
-        const ref = normalAt(seed, idx);
-        assert.ok(
-          Math.abs(nrm[i] - ref) <= 2e-6 * (1 + Math.abs(ref)),
-          `normal seed ${seed} index ${idx}: ${nrm[i]} vs ${ref}`,
-        );
-      }
+it.skipIf(noGpu)("webgpu: uniform, normal and dropout reproduce core/random.ts", async () => {
+  const g = await gpu();
+  for (const [seed, offset] of [[0, 0], [12345, 77], [0xffffffff, 0xfffffff0]]) {
+    const n = 300;
+    const u = await g.read(g.uniform(n, seed, offset));
+    const nrm = await g.read(g.normal(n, seed, offset));
+    for (let i = 0; i < n; i++) {
+      const idx = (offset + i) % 2 ** 32;
+      expect(u[i], `uniform seed ${seed} index ${idx}`).toBe(uniformAt(seed, idx));
+      const ref = normalAt(seed, idx);
+      expect(Math.abs(nrm[i] - ref), `normal seed ${seed} index ${idx}: ${nrm[i]} vs ${ref}`)
+        .toBeLessThanOrEqual(2e-6 * (1 + Math.abs(ref)));
     }
-    const x = randn(500, 9);
-    for (const p of [0, 0.1, 0.5, 0.999]) {
-      const d = g.dropout(g.fromHost(x), p, 42, 1000);
-      const y = await g.read(d.y), mask = await g.read(d.mask);
-      for (let i = 0; i < x.length; i++) {
-        const keep = uniformAt(42, 1000 + i) >= p;
-        assert.equal(mask[i], keep ? 1 : 0, `dropout p=${p} mask ${i}`);
-        const want = keep ? x[i] / (1 - p) : 0;
-        assert.ok(
-          Math.abs(y[i] - want) <= 1.2e-7 * Math.abs(want),
-          `dropout p=${p} y ${i}: ${y[i]} vs ${want}`,
-        );
-      }
+  }
+  const x = randn(500, 9);
+  for (const p of [0, 0.1, 0.5, 0.999]) {
+    const d = g.dropout(g.fromHost(x), p, 42, 1000);
+    const y = await g.read(d.y), mask = await g.read(d.mask);
+    for (let i = 0; i < x.length; i++) {
+      const keep = uniformAt(42, 1000 + i) >= p;
+      expect(mask[i], `dropout p=${p} mask ${i}`).toBe(keep ? 1 : 0);
+      const want = keep ? x[i] / (1 - p) : 0;
+      expect(Math.abs(y[i] - want), `dropout p=${p} y ${i}: ${y[i]} vs ${want}`)
+        .toBeLessThanOrEqual(1.2e-7 * Math.abs(want));
     }
-  },
+  }
 });
 
 /** float64 reference for MatmulArgs semantics. */
@@ -340,39 +310,35 @@ function refMatmul(
   return C;
 }
 
-Deno.test({
-  name: "webgpu: matmul kernels (naive, tiled, gemv) against float64 loops",
-  ...opts,
-  async fn() {
-    const g = await gpu();
-    // Shapes: aligned 64-tiles, ragged edges, vec4-unaligned K and N, tiny, M = 1 for gemv.
-    const shapes = [[64, 64, 64], [70, 45, 33], [8, 12, 20], [1, 40, 24], [1, 37, 11]];
-    for (const [M, N, K] of shapes) {
-      for (const tA of [false, true]) {
-        for (const tB of [false, true]) {
-          const batch = 2;
-          const A = randn(batch * M * K, M + N), B = randn(K * N, K), bias = randn(N, 3);
-          const args = { batch, M, N, K, transA: tA, transB: tB, strideA: M * K, strideB: 0 };
-          const want = refMatmul(A, B, batch, M, N, K, tA, tB, M * K, 0, bias);
-          const a = g.fromHost(A), b = g.fromHost(B), bs = g.fromHost(bias);
-          const kinds = M === 1
-            ? (["naive", "tiled", "gemv"] as const)
-            : (["naive", "tiled"] as const);
-          for (const kind of kinds) {
-            const c = g.matmulWith(kind, a, b, { ...args, bias: bs });
-            // f32 accumulation over K terms of size ~1: a few 1e-7 * sqrt(K) * |terms|.
-            assertClose(
-              await g.read(c),
-              want,
-              2e-6 * Math.sqrt(K),
-              1e-6,
-              `${kind} M${M} N${N} K${K} tA=${tA} tB=${tB}`,
-            );
-            g.release(c);
-          }
-          for (const s of [a, b, bs]) g.release(s);
+it.skipIf(noGpu)("webgpu: matmul kernels (naive, tiled, gemv) against float64 loops", async () => {
+  const g = await gpu();
+  // Shapes: aligned 64-tiles, ragged edges, vec4-unaligned K and N, tiny, M = 1 for gemv.
+  const shapes = [[64, 64, 64], [70, 45, 33], [8, 12, 20], [1, 40, 24], [1, 37, 11]];
+  for (const [M, N, K] of shapes) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        const batch = 2;
+        const A = randn(batch * M * K, M + N), B = randn(K * N, K), bias = randn(N, 3);
+        const args = { batch, M, N, K, transA: tA, transB: tB, strideA: M * K, strideB: 0 };
+        const want = refMatmul(A, B, batch, M, N, K, tA, tB, M * K, 0, bias);
+        const a = g.fromHost(A), b = g.fromHost(B), bs = g.fromHost(bias);
+        const kinds = M === 1
+          ? (["naive", "tiled", "gemv"] as const)
+          : (["naive", "tiled"] as const);
+        for (const kind of kinds) {
+          const c = g.matmulWith(kind, a, b, { ...args, bias: bs });
+          // f32 accumulation over K terms of size ~1: a few 1e-7 * sqrt(K) * |terms|.
+          assertClose(
+            await g.read(c),
+            want,
+            2e-6 * Math.sqrt(K),
+            1e-6,
+            `${kind} M${M} N${N} K${K} tA=${tA} tB=${tB}`,
+          );
+          g.release(c);
         }
+        for (const s of [a, b, bs]) g.release(s);
       }
     }
-  },
+  }
 });

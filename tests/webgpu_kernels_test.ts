@@ -9,7 +9,7 @@
  * dominated by the f32 rounding of the GPU result.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { Storage, UnaryOp } from "../core/backend.ts";
 import {
   createWebGPUBackend,
@@ -19,7 +19,7 @@ import {
 import { assertClose, numericGrad, randn } from "./cpu_kernels_util.ts";
 
 const probe = await probeWebGPU();
-const opts = { sanitizeResources: false, sanitizeOps: false, ignore: !probe.available };
+// The device and its pools outlive single tests (node:test's `it` has no sanitizers).
 let shared: Promise<WebGPUBackend> | null = null;
 const gpu = () => (shared ??= createWebGPUBackend({ allowFallbackAdapter: true }));
 
@@ -45,48 +45,43 @@ function erf(x: number): number {
   return (2 / Math.sqrt(Math.PI)) * sum;
 }
 
-Deno.test({
-  name: "webgpu kernels: unary ops against closed forms",
-  ...opts,
-  async fn() {
-    const g = await gpu();
-    const x = randn(41, 1).map((v) => v * 1.8); // |x| < ~4.5
-    const pos = x.map((v) => Math.abs(v) + 0.05);
-    const phi = (v: number) => 0.5 * (1 + erf(v / Math.SQRT2));
-    const sig = (v: number) => 1 / (1 + Math.exp(-v));
-    const ref: Record<UnaryOp, (v: number) => number> = {
-      neg: (v) => -v,
-      abs: Math.abs,
-      exp: Math.exp,
-      log: Math.log,
-      sqrt: Math.sqrt,
-      rsqrt: (v) => 1 / Math.sqrt(v),
-      tanh: Math.tanh,
-      sigmoid: sig,
-      silu: (v) => v * sig(v),
-      gelu: (v) => v * phi(v),
-      relu: (v) => Math.max(v, 0),
-      sin: Math.sin,
-      cos: Math.cos,
-      square: (v) => v * v,
-      reciprocal: (v) => 1 / v,
-      floor: Math.floor,
-      sign: Math.sign,
-      gelu_grad: (v) => phi(v) + v * Math.exp(-v * v / 2) / Math.sqrt(2 * Math.PI),
-      silu_grad: (v) => sig(v) * (1 + v * (1 - sig(v))),
-    };
-    for (const op of Object.keys(ref) as UnaryOp[]) {
-      const input = ["log", "sqrt", "rsqrt", "reciprocal"].includes(op) ? pos : x;
-      const got = await rd(g, g.unary(op, g.fromHost(input)));
-      assertClose(got, Array.from(input, ref[op]), 2e-6, 2e-6, `unary ${op}`);
-    }
-  },
+it.skipIf(!probe.available)("webgpu kernels: unary ops against closed forms", async () => {
+  const g = await gpu();
+  const x = randn(41, 1).map((v) => v * 1.8); // |x| < ~4.5
+  const pos = x.map((v) => Math.abs(v) + 0.05);
+  const phi = (v: number) => 0.5 * (1 + erf(v / Math.SQRT2));
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const ref: Record<UnaryOp, (v: number) => number> = {
+    neg: (v) => -v,
+    abs: Math.abs,
+    exp: Math.exp,
+    log: Math.log,
+    sqrt: Math.sqrt,
+    rsqrt: (v) => 1 / Math.sqrt(v),
+    tanh: Math.tanh,
+    sigmoid: sig,
+    silu: (v) => v * sig(v),
+    gelu: (v) => v * phi(v),
+    relu: (v) => Math.max(v, 0),
+    sin: Math.sin,
+    cos: Math.cos,
+    square: (v) => v * v,
+    reciprocal: (v) => 1 / v,
+    floor: Math.floor,
+    sign: Math.sign,
+    gelu_grad: (v) => phi(v) + v * Math.exp(-v * v / 2) / Math.sqrt(2 * Math.PI),
+    silu_grad: (v) => sig(v) * (1 + v * (1 - sig(v))),
+  };
+  for (const op of Object.keys(ref) as UnaryOp[]) {
+    const input = ["log", "sqrt", "rsqrt", "reciprocal"].includes(op) ? pos : x;
+    const got = await rd(g, g.unary(op, g.fromHost(input)));
+    assertClose(got, Array.from(input, ref[op]), 2e-6, 2e-6, `unary ${op}`);
+  }
 });
 
-Deno.test({
-  name: "webgpu kernels: broadcast binary, where and reductions against loops",
-  ...opts,
-  async fn() {
+it.skipIf(!probe.available)(
+  "webgpu kernels: broadcast binary, where and reductions against loops",
+  async () => {
     const g = await gpu();
     const A = randn(2 * 3 * 4, 2), B = randn(3 * 1, 3);
     const a = g.fromHost(A), b = g.fromHost(B);
@@ -126,7 +121,7 @@ Deno.test({
       for (let j = 0; j < 4; j++) {
         const col = [0, 1, 2].map((t) => A[(o * 3 + t) * 4 + j]);
         assertClose([sum[o * 4 + j]], [col[0] + col[1] + col[2]], ...FWD, "sum");
-        assert.equal(amax[o * 4 + j], col.indexOf(Math.max(...col)), "argmax");
+        expect(amax[o * 4 + j], "argmax").toBe(col.indexOf(Math.max(...col)));
       }
     }
     const long = randn(3000, 4);
@@ -138,12 +133,11 @@ Deno.test({
       "sumSquares",
     );
   },
-});
+);
 
-Deno.test({
-  name: "webgpu kernels: softmax and log-softmax with their backward",
-  ...opts,
-  async fn() {
+it.skipIf(!probe.available)(
+  "webgpu kernels: softmax and log-softmax with their backward",
+  async () => {
     const g = await gpu();
     const rows = 3, cols = 7;
     const X = randn(rows * cols, 5).map((v) => v * 2), DY = randn(rows * cols, 6);
@@ -172,12 +166,11 @@ Deno.test({
       );
     }
   },
-});
+);
 
-Deno.test({
-  name: "webgpu kernels: layer norm and group norm, backward by finite differences",
-  ...opts,
-  async fn() {
+it.skipIf(!probe.available)(
+  "webgpu kernels: layer norm and group norm, backward by finite differences",
+  async () => {
     const g = await gpu();
     // Layer norm over (rows, cols).
     const rows = 3, cols = 6, eps = 1e-5;
@@ -263,12 +256,11 @@ Deno.test({
       "groupNorm dbias",
     );
   },
-});
+);
 
-Deno.test({
-  name: "webgpu kernels: cross-entropy with label smoothing and ignore index",
-  ...opts,
-  async fn() {
+it.skipIf(!probe.available)(
+  "webgpu kernels: cross-entropy with label smoothing and ignore index",
+  async () => {
     const g = await gpu();
     const rows = 4, cols = 5, eps = 0.2, ignore = -1;
     const X = randn(rows * cols, 15).map((v) => v * 2),
@@ -292,12 +284,11 @@ Deno.test({
     );
     assertClose(dx, numericGrad((x) => dot(losses(x), DL), X, 1e-4), ...BWD, "dlogits");
   },
-});
+);
 
-Deno.test({
-  name: "webgpu kernels: gather, scatterAdd, gatherCols against loops",
-  ...opts,
-  async fn() {
+it.skipIf(!probe.available)(
+  "webgpu kernels: gather, scatterAdd, gatherCols against loops",
+  async () => {
     const g = await gpu();
     const rows = 4, cols = 3, T = randn(rows * cols, 17), idx = Int32Array.of(3, 1, 3, 0, 3);
     const got = await rd(g, g.gather(g.fromHost(T), g.fromHost(idx), rows, cols));
@@ -332,12 +323,11 @@ Deno.test({
       "gatherCols",
     );
   },
-});
+);
 
-Deno.test({
-  name: "webgpu kernels: conv2d against a direct loop, backward by finite differences",
-  ...opts,
-  async fn() {
+it.skipIf(!probe.available)(
+  "webgpu kernels: conv2d against a direct loop, backward by finite differences",
+  async () => {
     const g = await gpu();
     const a = {
       batch: 2,
@@ -400,12 +390,11 @@ Deno.test({
       "conv2d dw",
     );
   },
-});
+);
 
-Deno.test({
-  name: "webgpu kernels: pooling against loops, backward by finite differences",
-  ...opts,
-  async fn() {
+it.skipIf(!probe.available)(
+  "webgpu kernels: pooling against loops, backward by finite differences",
+  async () => {
     const g = await gpu();
     const a = {
       batch: 1,
@@ -460,12 +449,11 @@ Deno.test({
       "maxPool2d dx",
     );
   },
-});
+);
 
-Deno.test({
-  name: "webgpu kernels: resize (align-corners bilinear closed form; backward is the adjoint)",
-  ...opts,
-  async fn() {
+it.skipIf(!probe.available)(
+  "webgpu kernels: resize (align-corners bilinear closed form; backward is the adjoint)",
+  async () => {
     const g = await gpu();
     const inH = 3, inW = 4, outH = 5, outW = 7;
     const X = randn(inH * inW, 25);
@@ -505,19 +493,16 @@ Deno.test({
       const DY = randn(outH * outW, 26);
       const lhs = dot(await rd(g, g.resize(g.fromHost(X), m)), DY);
       const rhs = dot(X, await rd(g, g.resizeBackward(g.fromHost(DY), m)));
-      assert.ok(
-        Math.abs(lhs - rhs) <= 1e-5 * (1 + Math.abs(lhs)),
-        `${mode} adjoint: ${lhs} vs ${rhs}`,
+      expect(Math.abs(lhs - rhs), `${mode} adjoint: ${lhs} vs ${rhs}`).toBeLessThanOrEqual(
+        1e-5 * (1 + Math.abs(lhs)),
       );
     }
   },
-});
+);
 
-Deno.test({
-  name:
-    "webgpu kernels: attention with causal mask and query offset, backward by finite differences",
-  ...opts,
-  async fn() {
+it.skipIf(!probe.available)(
+  "webgpu kernels: attention with causal mask and query offset, backward by finite differences",
+  async () => {
     const g = await gpu();
     for (const [Tq, Tk, causal] of [[3, 5, true], [4, 4, false]] as const) {
       const D = 4,
@@ -576,12 +561,11 @@ Deno.test({
       );
     }
   },
-});
+);
 
-Deno.test({
-  name: "webgpu kernels: AdamW in place against PyTorch's update rule in float64",
-  ...opts,
-  async fn() {
+it.skipIf(!probe.available)(
+  "webgpu kernels: AdamW in place against PyTorch's update rule in float64",
+  async () => {
     const g = await gpu();
     const n = 50,
       a = {
@@ -616,4 +600,4 @@ Deno.test({
     assertClose(await rd(g, ms), m, 1e-7, 1e-5, "m");
     assertClose(await rd(g, vs), v, 1e-8, 1e-5, "v");
   },
-});
+);

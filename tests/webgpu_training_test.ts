@@ -16,7 +16,7 @@
  * (llvmpipe/lavapipe) is used when it is the only one.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { backward, noGrad } from "../core/autograd.ts";
 import type { Backend } from "../core/backend.ts";
 import { probeWebGPU, type WebGPUBackend } from "../core/backends/webgpu/mod.ts";
@@ -37,8 +37,7 @@ import { modelConfigFrom, trainStage1 } from "../plugins/stage1/train.ts";
 
 const probe = await probeWebGPU();
 const noGpu = !probe.available;
-// The device and its pools outlive single tests.
-const opts = { sanitizeResources: false, sanitizeOps: false };
+// The device and its pools outlive single tests (node:test's `it` has no sanitizers).
 
 /** Run `fn` with `name` as the default device; the CPU is the default again afterwards. */
 async function onDevice<T>(name: "cpu" | "webgpu", fn: (b: Backend) => Promise<T>): Promise<T> {
@@ -51,7 +50,7 @@ async function onDevice<T>(name: "cpu" | "webgpu", fn: (b: Backend) => Promise<T
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, "lengths differ");
+  expect(a.length, "lengths differ").toBe(b.length);
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
@@ -62,42 +61,35 @@ const relDiff = (a: number, b: number) =>
 
 // ---------------------------------------------------------------- device selection
 
-Deno.test({
-  name: "useDevice: 'webgpu' accepts a software adapter, 'auto' never picks one",
-  ...opts,
-  fn: async () => {
-    try {
-      if (!probe.available) {
-        await assert.rejects(useDevice("webgpu"), /webgpu: no adapter/);
-        assert.equal((await useDevice("auto")).name, "cpu");
-        return;
-      }
-      const gpu = (await useDevice("webgpu")) as WebGPUBackend;
-      assert.equal(gpu.name, "webgpu");
-      assert.equal(defaultBackend(), gpu, "useDevice makes the backend the default");
-      assert.equal(gpu.isFallbackAdapter, probe.isFallback);
-      const auto = await useDevice("auto");
-      if (probe.isFallback) {
-        assert.equal(auto, cpuBackend(), `auto must not choose ${probe.description}`);
-      } else {
-        assert.equal(auto, gpu, "auto takes the real adapter (one device per process)");
-      }
-      assert.equal(defaultBackend(), auto);
-      await assert.rejects(useDevice("tpu" as "cpu"), /unknown device 'tpu'/);
-    } finally {
-      setDefaultBackend(cpuBackend());
+it("useDevice: 'webgpu' accepts a software adapter, 'auto' never picks one", async () => {
+  try {
+    if (!probe.available) {
+      await expect(useDevice("webgpu")).rejects.toThrow(/webgpu: no adapter/);
+      expect((await useDevice("auto")).name).toBe("cpu");
+      return;
     }
-  },
+    const gpu = (await useDevice("webgpu")) as WebGPUBackend;
+    expect(gpu.name).toBe("webgpu");
+    expect(defaultBackend(), "useDevice makes the backend the default").toBe(gpu);
+    expect(gpu.isFallbackAdapter).toBe(probe.isFallback);
+    const auto = await useDevice("auto");
+    if (probe.isFallback) {
+      expect(auto, `auto must not choose ${probe.description}`).toBe(cpuBackend());
+    } else {
+      expect(auto, "auto takes the real adapter (one device per process)").toBe(gpu);
+    }
+    expect(defaultBackend()).toBe(auto);
+    await expect(useDevice("tpu" as "cpu")).rejects.toThrow(/unknown device 'tpu'/);
+  } finally {
+    setDefaultBackend(cpuBackend());
+  }
 });
 
 // ---------------------------------------------------------------- one pipeline per row count
 
-Deno.test({
-  name:
-    "webgpu: one tiled matmul pipeline serves every row count (uncached decoding, last batches)",
-  ...opts,
-  ignore: noGpu,
-  fn: async () => {
+it.skipIf(noGpu)(
+  "webgpu: one tiled matmul pipeline serves every row count (uncached decoding, last batches)",
+  async () => {
     const gpu = (await useDevice("webgpu")) as WebGPUBackend;
     setDefaultBackend(cpuBackend());
     const cpu = cpuBackend();
@@ -117,20 +109,18 @@ Deno.test({
         return out;
       };
       const d = maxAbsDiff(await run(gpu), await run(cpu));
-      assert.ok(d < 1e-5, `M ${M}: webgpu vs cpu ${d} (1e-5)`);
+      expect(d, `M ${M}: webgpu vs cpu ${d} (1e-5)`).toBeLessThan(1e-5);
     }
     // fromHost/read compile nothing; the five products share one pipeline.
-    assert.equal(gpu.ctx.pipelineCount - before, 1, "pipelines compiled for five row counts");
+    expect(gpu.ctx.pipelineCount - before, "pipelines compiled for five row counts").toBe(1);
   },
-});
+);
 
 // ---------------------------------------------------------------- PyTorch fixture on WebGPU
 
-Deno.test({
-  name: "webgpu: fixture GPT logits, label-smoothed loss and gradients match PyTorch",
-  ...opts,
-  ignore: noGpu,
-  fn: () =>
+it.skipIf(noGpu)(
+  "webgpu: fixture GPT logits, label-smoothed loss and gradients match PyTorch",
+  () =>
     onDevice("webgpu", async (gpu) => {
       const dir = new URL("./fixtures/core/", import.meta.url).pathname;
       const meta = JSON.parse(await Deno.readTextFile(dir + "tiny_gpt.json"));
@@ -146,7 +136,7 @@ Deno.test({
         length: meta.length,
         dropout: 0,
       });
-      assert.equal(m.parameters()[0].backend, gpu, "parameters are made on the default backend");
+      expect(m.parameters()[0].backend, "parameters are made on the default backend").toBe(gpu);
       // The fixture's position table is shorter than ours: load its rows into the top.
       const pos = "decoder.embed_positions.weight";
       m.loadStateDict(new Map([...fx].filter(([k]) => k.startsWith("decoder.") && k !== pos)), {
@@ -169,28 +159,30 @@ Deno.test({
         backward(l);
         return [z, l];
       });
-      assert.ok(maxAbsDiff(await logits.data(), fx.get("logits")!.data) < 1e-4, "logits (1e-4)");
+      expect(maxAbsDiff(await logits.data(), fx.get("logits")!.data), "logits (1e-4)").toBeLessThan(
+        1e-4,
+      );
       const want = fx.get("loss")!.data[0];
       const got = await loss.item();
-      assert.ok(Math.abs(got - want) < 1e-5, `loss ${got} vs PyTorch ${want} (1e-5)`);
+      expect(Math.abs(got - want), `loss ${got} vs PyTorch ${want} (1e-5)`).toBeLessThan(1e-5);
       const params = new Map(m.namedParameters());
       let checked = 0;
       for (const [k, t] of fx) {
         if (!k.startsWith("grad.")) continue;
         const g = params.get(k.slice(5))!.grad;
-        assert.ok(g, `no gradient for ${k.slice(5)}`);
-        const host = await g.data();
+        expect(g, `no gradient for ${k.slice(5)}`).toBeTruthy();
+        const host = await g!.data();
         const n = k.slice(5) === pos ? t.data.length : host.length;
-        assert.ok(maxAbsDiff(host.subarray(0, n), t.data) < 1e-4, `${k} (1e-4)`);
+        expect(maxAbsDiff(host.subarray(0, n), t.data), `${k} (1e-4)`).toBeLessThan(1e-4);
         checked++;
       }
-      assert.ok(checked >= 6, `only ${checked} gradients in the fixture`);
+      expect(checked, `only ${checked} gradients in the fixture`).toBeGreaterThanOrEqual(6);
       for (const t of [logits, loss, tokens, targets]) t.dispose();
       for (const p of m.parameters()) p.grad?.dispose();
       m.dispose();
-      assert.equal(gpu.liveStorages(), start, "storages left on the device");
+      expect(gpu.liveStorages(), "storages left on the device").toBe(start);
     }),
-});
+);
 
 // ---------------------------------------------------------------- 20 training steps, both backends
 
@@ -250,8 +242,8 @@ function trainOn(device: "cpu" | "webgpu"): Promise<Run> {
     const { model, result } = await trainStage1(trainConfig, trainSet, validSet, dir, {
       onLog: (r) => logs.push(r),
     });
-    assert.equal(result.step, STEPS);
-    assert.equal(model.parameters()[0].backend, b, `${device}: the model lives on ${b.name}`);
+    expect(result.step).toBe(STEPS);
+    expect(model.parameters()[0].backend, `${device}: the model lives on ${b.name}`).toBe(b);
     return { logs, dir, model, before, after: b.liveStorages() - model.stateDict().size };
   });
 }
@@ -259,68 +251,67 @@ function trainOn(device: "cpu" | "webgpu"): Promise<Run> {
 let cpuRun: Run | null = null;
 let gpuRun: Run | null = null;
 
-Deno.test({
-  name: "webgpu: 20 steps of trainStage1 give the CPU backend's losses (relative 1e-4) and weights",
-  ...opts,
-  ignore: noGpu,
-  fn: async () => {
+it.skipIf(noGpu)(
+  "webgpu: 20 steps of trainStage1 give the CPU backend's losses (relative 1e-4) and weights",
+  async () => {
     cpuRun = await trainOn("cpu");
     gpuRun = await trainOn("webgpu");
     const c = cpuRun.logs, g = gpuRun.logs;
-    assert.equal(c.length, STEPS);
-    assert.equal(g.length, STEPS);
+    expect(c.length).toBe(STEPS);
+    expect(g.length).toBe(STEPS);
     // The tokens are learnable: the run must move (a frozen model would also "match").
-    assert.ok(c[STEPS - 1].loss < c[0].loss - 0.3, `cpu loss ${c[0].loss} -> ${c[STEPS - 1].loss}`);
+    expect(c[STEPS - 1].loss, `cpu loss ${c[0].loss} -> ${c[STEPS - 1].loss}`).toBeLessThan(
+      c[0].loss - 0.3,
+    );
     // Clipping is active, so the on-device clip path is exercised on WebGPU.
-    assert.ok(c.filter((r) => r.gradNorm > CLIP).length >= 5, "clipping should be active");
+    expect(c.filter((r) => r.gradNorm > CLIP).length, "clipping should be active")
+      .toBeGreaterThanOrEqual(5);
     for (let i = 0; i < STEPS; i++) {
-      assert.ok(
-        relDiff(c[i].loss, g[i].loss) < 1e-4,
+      expect(
+        relDiff(c[i].loss, g[i].loss),
         `step ${i + 1}: loss cpu ${c[i].loss} webgpu ${g[i].loss}`,
-      );
-      assert.ok(
-        relDiff(c[i].gradNorm, g[i].gradNorm) < 1e-4,
+      ).toBeLessThan(1e-4);
+      expect(
+        relDiff(c[i].gradNorm, g[i].gradNorm),
         `step ${i + 1}: grad norm cpu ${c[i].gradNorm} webgpu ${g[i].gradNorm}`,
-      );
-      assert.equal(c[i].lr, g[i].lr);
+      ).toBeLessThan(1e-4);
+      expect(c[i].lr).toBe(g[i].lr);
     }
     const vc = c[STEPS - 1].validLoss!, vg = g[STEPS - 1].validLoss!;
-    assert.ok(relDiff(vc, vg) < 1e-4, `validation loss cpu ${vc} webgpu ${vg}`);
+    expect(relDiff(vc, vg), `validation loss cpu ${vc} webgpu ${vg}`).toBeLessThan(1e-4);
     // Final weights, read back from each run's checkpoint. A key bias gets no gradient
     // (softmax ignores a constant added to every score of a row), only rounding noise,
     // which Adam's normalisation turns into lr-sized steps: those biases are left out.
     const wc = modelWeights((await loadCheckpoint(`${cpuRun.dir}/checkpoints/last`)).weights);
     const wg = modelWeights((await loadCheckpoint(`${gpuRun.dir}/checkpoints/last`)).weights);
-    assert.deepEqual([...wg.keys()], [...wc.keys()]);
+    expect([...wg.keys()]).toEqual([...wc.keys()]);
     let worst = 0, compared = 0;
     for (const [k, t] of wc) {
       if (k.endsWith("k_proj.bias")) continue;
       worst = Math.max(worst, maxAbsDiff(t.data, wg.get(k)!.data));
       compared++;
     }
-    assert.equal(compared, wc.size - trainConfig.model.decoder_layers!);
-    assert.ok(worst < 1e-5, `final weights differ by ${worst} (1e-5)`);
+    expect(compared).toBe(wc.size - trainConfig.model.decoder_layers!);
+    expect(worst, `final weights differ by ${worst} (1e-5)`).toBeLessThan(1e-5);
     // No leak: the loop (optimiser state, pending losses, graphs) freed everything.
-    assert.equal(gpuRun.after, gpuRun.before, "webgpu storages after training, model excluded");
-    assert.equal(cpuRun.after, cpuRun.before, "cpu storages after training, model excluded");
+    expect(gpuRun.after, "webgpu storages after training, model excluded").toBe(gpuRun.before);
+    expect(cpuRun.after, "cpu storages after training, model excluded").toBe(cpuRun.before);
   },
-});
+);
 
 // ---------------------------------------------------------------- checkpoint -> GPU buffers
 
-Deno.test({
-  name: "webgpu: a CPU-trained checkpoint loads into GPU buffers and gives the CPU logits (1e-5)",
-  ...opts,
-  ignore: noGpu,
-  fn: async () => {
-    assert.ok(cpuRun, "needs the training test above");
-    const ck = await loadCheckpoint(`${cpuRun.dir}/checkpoints/last`);
+it.skipIf(noGpu)(
+  "webgpu: a CPU-trained checkpoint loads into GPU buffers and gives the CPU logits (1e-5)",
+  async () => {
+    expect(cpuRun, "needs the training test above").toBeTruthy();
+    const ck = await loadCheckpoint(`${cpuRun!.dir}/checkpoints/last`);
     const mc = modelConfigFrom(trainConfig, trainSet);
     const batch = Int32Array.from(
       { length: 3 * LENGTH },
       (_, i) => SPECIALS.count + ((i * 7) % CLUSTERS),
     );
-    for (let r = 0; r < 3; r++) batch[r * LENGTH] = cpuRun.model.startToken(r);
+    for (let r = 0; r < 3; r++) batch[r * LENGTH] = cpuRun!.model.startToken(r);
     const logitsOf = async (m: Stage1GPT) => {
       m.eval();
       const z: Tensor = tidy(() =>
@@ -330,7 +321,7 @@ Deno.test({
       z.dispose();
       return host;
     };
-    const want = await logitsOf(cpuRun.model);
+    const want = await logitsOf(cpuRun!.model);
     await onDevice("webgpu", async (gpu) => {
       const start = gpu.liveStorages();
       // A different initialisation, so only the loaded weights can make it agree.
@@ -339,30 +330,28 @@ Deno.test({
         strict: true,
         what: "cpu checkpoint",
       });
-      assert.equal(report.missing.length + report.unexpected.length, 0);
+      expect(report.missing.length + report.unexpected.length).toBe(0);
       // Every tensor arrives bit for bit.
       const back = await hostStateDict(m);
       for (const [k, t] of ck.weights) {
         if (k.startsWith("__")) continue;
-        assert.deepEqual(back.get(k)!.data, t.data, `${k} after loadStateDict on webgpu`);
+        expect(back.get(k)!.data, `${k} after loadStateDict on webgpu`).toEqual(t.data);
       }
       const got = await logitsOf(m);
       const d = maxAbsDiff(got, want);
-      assert.ok(d < 1e-5, `logits differ by ${d} (1e-5)`);
+      expect(d, `logits differ by ${d} (1e-5)`).toBeLessThan(1e-5);
       m.dispose();
-      assert.equal(gpu.liveStorages(), start);
+      expect(gpu.liveStorages()).toBe(start);
     });
   },
-});
+);
 
 // ---------------------------------------------------------------- sampling
 
-Deno.test({
-  name: "webgpu: KV-cached and uncached sampling give the CPU's tokens and leave nothing live",
-  ...opts,
-  ignore: noGpu,
-  fn: async () => {
-    assert.ok(cpuRun && gpuRun, "needs the training test above");
+it.skipIf(noGpu)(
+  "webgpu: KV-cached and uncached sampling give the CPU's tokens and leave nothing live",
+  async () => {
+    expect(cpuRun && gpuRun, "needs the training test above").toBeTruthy();
     const sampleOpts = {
       count: 2,
       seed: 5,
@@ -370,27 +359,23 @@ Deno.test({
       classes: Int32Array.from([1, 3]),
       guidance: 1.5,
     };
-    const onCpu = await sampleStage1(cpuRun.model, sampleOpts);
+    const onCpu = await sampleStage1(cpuRun!.model, sampleOpts);
     await onDevice("webgpu", async (gpu) => {
       const start = gpu.liveStorages();
       const cached = await sampleStage1(gpuRun!.model, sampleOpts);
-      assert.equal(gpu.liveStorages(), start, "storages after cached sampling (KV caches freed)");
+      expect(gpu.liveStorages(), "storages after cached sampling (KV caches freed)").toBe(start);
       const uncached = await sampleStage1(gpuRun!.model, { ...sampleOpts, cache: false });
-      assert.equal(gpu.liveStorages(), start, "storages after uncached sampling");
-      assert.deepEqual(
-        Array.from(cached.tokens),
-        Array.from(uncached.tokens),
-        "cached vs uncached",
-      );
+      expect(gpu.liveStorages(), "storages after uncached sampling").toBe(start);
+      expect(Array.from(cached.tokens), "cached vs uncached").toEqual(Array.from(uncached.tokens));
       // The two models were trained apart (weights within 1e-5): the same draws still win.
-      assert.deepEqual(Array.from(cached.tokens), Array.from(onCpu.tokens), "webgpu vs cpu");
-      assert.equal(cached.tokens.length, 2 * LENGTH);
-      assert.ok(cached.tokens.every((t) => t >= 0 && t < CLUSTERS), "only cluster ids");
+      expect(Array.from(cached.tokens), "webgpu vs cpu").toEqual(Array.from(onCpu.tokens));
+      expect(cached.tokens.length).toBe(2 * LENGTH);
+      expect(cached.tokens.every((t) => t >= 0 && t < CLUSTERS), "only cluster ids").toBeTruthy();
       gpuRun!.model.dispose();
-      assert.equal(gpu.liveStorages(), gpuRun!.before, "webgpu storages back to the start");
+      expect(gpu.liveStorages(), "webgpu storages back to the start").toBe(gpuRun!.before);
     });
-    cpuRun.model.dispose();
-    await Deno.remove(cpuRun.dir, { recursive: true });
-    await Deno.remove(gpuRun.dir, { recursive: true });
+    cpuRun!.model.dispose();
+    await Deno.remove(cpuRun!.dir, { recursive: true });
+    await Deno.remove(gpuRun!.dir, { recursive: true });
   },
-});
+);

@@ -8,7 +8,7 @@
  * maths, uniform random bits) must match exactly. Skipped (not passed) without an adapter.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import type { Backend, BinaryOp, HostArray, Storage, UnaryOp, View } from "../core/backend.ts";
 import { CpuBackend } from "../core/backends/cpu/mod.ts";
 import {
@@ -699,16 +699,18 @@ async function readAll(b: Backend, outs: Storage[]): Promise<HostArray[]> {
 }
 
 function compare(name: string, gpuOut: HostArray[], cpuOut: HostArray[], tol: Case["tol"]): void {
-  assert.equal(gpuOut.length, cpuOut.length, `${name}: output count`);
+  expect(gpuOut.length, `${name}: output count`).toBe(cpuOut.length);
   gpuOut.forEach((g, k) => {
     const c = cpuOut[k];
     const label = `${name} output ${k}`;
-    assert.equal(g.constructor.name, c.constructor.name, `${label}: dtype`);
+    expect(g.constructor.name, `${label}: dtype`).toBe(c.constructor.name);
     if (tol === "exact") {
-      assert.equal(g.length, c.length, `${label}: length`);
+      expect(g.length, `${label}: length`).toBe(c.length);
       for (let i = 0; i < g.length; i++) {
         if (!Object.is(g[i], c[i]) && !(g[i] === 0 && c[i] === 0)) {
-          assert.fail(`${label}: element ${i} is ${g[i]}, cpu ${c[i]} (exact match required)`);
+          expect.unreachable(
+            `${label}: element ${i} is ${g[i]}, cpu ${c[i]} (exact match required)`,
+          );
         }
       }
     } else {
@@ -717,48 +719,32 @@ function compare(name: string, gpuOut: HostArray[], cpuOut: HostArray[], tol: Ca
   });
 }
 
-Deno.test({
-  name: "webgpu vs cpu: the table covers every Backend method",
-  ignore: noGpu,
-  fn() {
-    const covered = new Set(cases.flatMap((c) => c.covers));
-    for (const m of ["read", "release", "liveStorages", "flush"]) covered.add(m); // exercised by the runner
-    const methods = Object.getOwnPropertyNames(CpuBackend.prototype).filter((m) =>
-      m !== "constructor" && m !== "description" && m !== "readSync"
-    );
-    const missing = methods.filter((m) => !covered.has(m));
-    assert.deepEqual(missing, [], `methods without a comparison case: ${missing.join(", ")}`);
-  },
+it.skipIf(noGpu)("webgpu vs cpu: the table covers every Backend method", () => {
+  const covered = new Set(cases.flatMap((c) => c.covers));
+  for (const m of ["read", "release", "liveStorages", "flush"]) covered.add(m); // exercised by the runner
+  const methods = Object.getOwnPropertyNames(CpuBackend.prototype).filter((m) =>
+    m !== "constructor" && m !== "description" && m !== "readSync"
+  );
+  const missing = methods.filter((m) => !covered.has(m));
+  expect(missing, `methods without a comparison case: ${missing.join(", ")}`).toEqual([]);
 });
 
 for (const c of cases) {
-  Deno.test({
-    name: `webgpu vs cpu: ${c.name}`,
-    ignore: noGpu,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      const cpu = new CpuBackend();
-      const g = await gpu();
-      const cpuOut = await readAll(cpu, await c.run(cpu));
-      const outs = await c.run(g);
-      g.flush();
-      const gpuOut = await readAll(g, outs);
-      compare(c.name, gpuOut, cpuOut, c.tol);
-    },
+  it.skipIf(noGpu)(`webgpu vs cpu: ${c.name}`, async () => {
+    const cpu = new CpuBackend();
+    const g = await gpu();
+    const cpuOut = await readAll(cpu, await c.run(cpu));
+    const outs = await c.run(g);
+    g.flush();
+    const gpuOut = await readAll(g, outs);
+    compare(c.name, gpuOut, cpuOut, c.tol);
   });
 }
 
-Deno.test({
-  name: "webgpu vs cpu: adapter",
-  ignore: noGpu,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const g = await gpu();
-    console.log(
-      `adapter: ${probe.description}; isFallbackAdapter=${probe.isFallback}; backend: ${g.description}`,
-    );
-    assert.match(g.description, /^webgpu: /);
-  },
+it.skipIf(noGpu)("webgpu vs cpu: adapter", async () => {
+  const g = await gpu();
+  console.log(
+    `adapter: ${probe.description}; isFallbackAdapter=${probe.isFallback}; backend: ${g.description}`,
+  );
+  expect(g.description).toMatch(/^webgpu: /);
 });
