@@ -4,7 +4,7 @@
  * source modules generate on the CPU.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { CpuBackend } from "../core/backends/cpu/mod.ts";
 import { setDefaultBackend } from "../core/device.ts";
 import { encodeSafetensors, readSafetensors } from "../core/io/safetensors.ts";
@@ -19,36 +19,36 @@ const dir = await Deno.makeTempDir({ prefix: "digit-bundle-test-" });
 const built = await buildWebBundle(`${dir}/digit.js`);
 const text = await Deno.readTextFile(built.path);
 
-Deno.test("bundle: no Deno API, no imports, no Node shims in web/dist/digit.js", () => {
+it("bundle: no Deno API, no imports, no Node shims in web/dist/digit.js", () => {
   console.log(`bundle: ${(built.bytes / 1024).toFixed(1)} KiB minified`);
-  assert.deepEqual(denoMentions(text), [], "Deno-only code reached the bundle");
-  assert.deepEqual(bundleImports(text), [], "the bundle must be self-contained");
+  expect(denoMentions(text), "Deno-only code reached the bundle").toEqual([]);
+  expect(bundleImports(text), "the bundle must be self-contained").toEqual([]);
   // The node: stand-ins (web/platform/node_unavailable.ts) must be tree-shaken away
   // entirely: if one survives, something in the page's code path calls a file reader.
-  assert.ok(!text.includes("is not available in a browser"), "a node: stand-in is reachable");
+  expect(text.includes("is not available in a browser"), "a node: stand-in is reachable")
+    .toBeFalsy();
   // The FFI module was replaced, not merely left uncalled.
-  assert.ok(text.includes("no FFI in a browser"));
-  assert.ok(!text.includes("libopenblas"), "core/native/openblas.ts reached the bundle");
+  expect(text.includes("no FFI in a browser")).toBeTruthy();
+  expect(text.includes("libopenblas"), "core/native/openblas.ts reached the bundle").toBeFalsy();
   // Sanity bound: a bundle that pulled in everything (training, data, metrics) would be
   // several times larger than the ~220 KiB the runtime and three models take.
-  assert.ok(built.bytes < 600 * 1024, `bundle is ${built.bytes} bytes`);
+  expect(built.bytes, `bundle is ${built.bytes} bytes`).toBeLessThan(600 * 1024);
 });
 
-Deno.test("bundle: denoMentions and bundleImports see what they are meant to", () => {
-  assert.equal(denoMentions(`let a=1;Deno.openSync("x")`).length, 1);
-  assert.equal(denoMentions(`const x = "Denominator.5"`).length, 0);
-  assert.deepEqual(
-    bundleImports(`import{a as b}from"node:zlib";import"./x.js";const y=import("z")`),
+it("bundle: denoMentions and bundleImports see what they are meant to", () => {
+  expect(denoMentions(`let a=1;Deno.openSync("x")`).length).toBe(1);
+  expect(denoMentions(`const x = "Denominator.5"`).length).toBe(0);
+  expect(bundleImports(`import{a as b}from"node:zlib";import"./x.js";const y=import("z")`)).toEqual(
     [
       "node:zlib",
       "./x.js",
       "z",
     ],
   );
-  assert.deepEqual(bundleImports(`const important = 1; export{important as i}`), []);
+  expect(bundleImports(`const important = 1; export{important as i}`)).toEqual([]);
 });
 
-Deno.test("bundle: readSafetensorsBytes gives what core/io's reader gives", async () => {
+it("bundle: readSafetensorsBytes gives what core/io's reader gives", async () => {
   setDefaultBackend(new CpuBackend());
   const parts = randomParts("tiny", "ar", 3);
   try {
@@ -56,12 +56,12 @@ Deno.test("bundle: readSafetensorsBytes gives what core/io's reader gives", asyn
     const bytes = encodeSafetensors(sd, { part: "vqgan" });
     const mine = readSafetensorsBytes(bytes, "vqgan");
     const theirs = await readSafetensors(bytes);
-    assert.deepEqual(mine.metadata, theirs.metadata);
-    assert.deepEqual([...mine.tensors.keys()], [...theirs.tensors.keys()]);
+    expect(mine.metadata).toEqual(theirs.metadata);
+    expect([...mine.tensors.keys()]).toEqual([...theirs.tensors.keys()]);
     for (const [k, t] of theirs.tensors) {
-      assert.deepEqual(mine.tensors.get(k), t, k);
+      expect(mine.tensors.get(k), k).toEqual(t);
     }
-    assert.throws(() => readSafetensorsBytes(bytes.subarray(0, bytes.length - 4), "cut"), /cut/);
+    expect(() => readSafetensorsBytes(bytes.subarray(0, bytes.length - 4), "cut")).toThrow(/cut/);
   } finally {
     parts.stage1.dispose();
     parts.stage2.dispose();
@@ -69,59 +69,57 @@ Deno.test("bundle: readSafetensorsBytes gives what core/io's reader gives", asyn
   }
 });
 
-Deno.test({
-  name: "bundle: loaded as a module, it generates what the source modules generate (CPU)",
-  sanitizeResources: false, // the bundle's WASM kernels keep their instances for the process
-  async fn() {
-    const web = await import(new URL(`file://${built.path}`).href) as typeof Pipeline & {
-      CpuBackend: typeof CpuBackend;
-      readSafetensorsBytes: typeof readSafetensorsBytes;
+// the bundle's WASM kernels keep their instances for the process (node:test's `it` has no
+// resource sanitizer)
+it("bundle: loaded as a module, it generates what the source modules generate (CPU)", async () => {
+  const web = await import(new URL(`file://${built.path}`).href) as typeof Pipeline & {
+    CpuBackend: typeof CpuBackend;
+    readSafetensorsBytes: typeof readSafetensorsBytes;
+  };
+  setDefaultBackend(new CpuBackend());
+  const parts = randomParts("tiny", "nar", 4);
+  try {
+    const manifest = {
+      parts: {
+        stage1: { config: parts.stage1.cfg, url: "", bytes: 0 },
+        stage2: { config: parts.stage2.cfg, url: "", bytes: 0 },
+        vqgan: { config: parts.vqgan.cfg, url: "", bytes: 0 },
+      },
     };
-    setDefaultBackend(new CpuBackend());
-    const parts = randomParts("tiny", "nar", 4);
-    try {
-      const manifest = {
-        parts: {
-          stage1: { config: parts.stage1.cfg, url: "", bytes: 0 },
-          stage2: { config: parts.stage2.cfg, url: "", bytes: 0 },
-          vqgan: { config: parts.vqgan.cfg, url: "", bytes: 0 },
-        },
-      };
-      const weights = {} as Record<Pipeline.PartName, StateDict>;
-      const fromBundle = {} as Record<Pipeline.PartName, StateDict>;
-      for (const p of ["stage1", "stage2", "vqgan"] as const) {
-        const bytes = encodeSafetensors(await hostStateDict(parts[p]));
-        weights[p] = readSafetensorsBytes(bytes).tensors;
-        fromBundle[p] = web.readSafetensorsBytes(bytes).tensors;
-      }
-      const request = { count: 2, seed: 9, classId: 1, topK: 5, temperature: 1, steps: 3 };
-      const { buildParts, generate, disposeParts } = await import("../web/pipeline.ts");
-      const a = buildParts(manifest, weights, new CpuBackend());
-      const want = await generate(a, request);
-      disposeParts(a);
-      const b = web.buildParts(manifest, fromBundle, new web.CpuBackend());
-      const got = await web.generate(b, request);
-      web.disposeParts(b);
-      assert.deepEqual(got.semantic, want.semantic);
-      assert.deepEqual(got.codes, want.codes);
-      // Source modules may use OpenBLAS here, the bundle never does: sums in another
-      // order may move a uint8 value by one level, no more.
-      let worst = 0;
-      for (let i = 0; i < want.images.data.length; i++) {
-        worst = Math.max(worst, Math.abs(got.images.data[i] - want.images.data[i]));
-      }
-      assert.ok(worst <= 1, `pixels differ by ${worst} levels`);
-    } finally {
-      parts.stage1.dispose();
-      parts.stage2.dispose();
-      parts.vqgan.dispose();
+    const weights = {} as Record<Pipeline.PartName, StateDict>;
+    const fromBundle = {} as Record<Pipeline.PartName, StateDict>;
+    for (const p of ["stage1", "stage2", "vqgan"] as const) {
+      const bytes = encodeSafetensors(await hostStateDict(parts[p]));
+      weights[p] = readSafetensorsBytes(bytes).tensors;
+      fromBundle[p] = web.readSafetensorsBytes(bytes).tensors;
     }
-  },
+    const request = { count: 2, seed: 9, classId: 1, topK: 5, temperature: 1, steps: 3 };
+    const { buildParts, generate, disposeParts } = await import("../web/pipeline.ts");
+    const a = buildParts(manifest, weights, new CpuBackend());
+    const want = await generate(a, request);
+    disposeParts(a);
+    const b = web.buildParts(manifest, fromBundle, new web.CpuBackend());
+    const got = await web.generate(b, request);
+    web.disposeParts(b);
+    expect(got.semantic).toEqual(want.semantic);
+    expect(got.codes).toEqual(want.codes);
+    // Source modules may use OpenBLAS here, the bundle never does: sums in another
+    // order may move a uint8 value by one level, no more.
+    let worst = 0;
+    for (let i = 0; i < want.images.data.length; i++) {
+      worst = Math.max(worst, Math.abs(got.images.data[i] - want.images.data[i]));
+    }
+    expect(worst, `pixels differ by ${worst} levels`).toBeLessThanOrEqual(1);
+  } finally {
+    parts.stage1.dispose();
+    parts.stage2.dispose();
+    parts.vqgan.dispose();
+  }
 });
 
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 
-Deno.test("web routes: manifest and weights of the served model; 503 without one; 404 for other names", async () => {
+it("web routes: manifest and weights of the served model; 503 without one; 404 for other names", async () => {
   const { createApp } = await import("../server/app.ts");
   const { mountWebRoutes } = await import("../server/web.ts");
   const { DigitPreview } = await import("../plugins/preview/model.ts");
@@ -132,31 +130,31 @@ Deno.test("web routes: manifest and weights of the served model; 503 without one
     const app = createApp({ samplesDir: dir, model });
     mountWebRoutes(app, { model, bundle });
     const manifest = await (await app.request("/web/manifest.json")).json() as Pipeline.WebManifest;
-    assert.equal(manifest.name, model.name);
-    assert.equal(manifest.classes, 4);
+    expect(manifest.name).toBe(model.name);
+    expect(manifest.classes).toBe(4);
     for (const p of ["stage1", "stage2", "vqgan"] as const) {
       const res = await app.request(manifest.parts[p].url);
-      assert.equal(res.status, 200);
+      expect(res.status).toBe(200);
       const bytes = new Uint8Array(await res.arrayBuffer());
-      assert.equal(bytes.byteLength, manifest.parts[p].bytes);
+      expect(bytes.byteLength).toBe(manifest.parts[p].bytes);
       // The weights are the served networks' own, key for key.
       const sd = readSafetensorsBytes(bytes, p).tensors;
       const own = await hostStateDict(model.parts[p]);
-      assert.deepEqual([...sd.keys()], [...own.keys()]);
-      for (const [k, t] of own) assert.deepEqual(sd.get(k)!.data, t.data, `${p}.${k}`);
+      expect([...sd.keys()]).toEqual([...own.keys()]);
+      for (const [k, t] of own) expect(sd.get(k)!.data, `${p}.${k}`).toEqual(t.data);
     }
-    assert.deepEqual(manifest.parts.stage2.config, model.parts.stage2.cfg);
-    assert.equal((await app.request("/web/weights/stage3.safetensors")).status, 404);
-    assert.equal((await app.request("/web/weights/..%2Fx")).status, 404);
+    expect(manifest.parts.stage2.config).toEqual(model.parts.stage2.cfg);
+    expect((await app.request("/web/weights/stage3.safetensors")).status).toBe(404);
+    expect((await app.request("/web/weights/..%2Fx")).status).toBe(404);
     const page = await (await app.request("/web")).text();
-    assert.match(page, /import \{ mountPage \} from "\/web\/digit.js"/);
-    assert.equal(await (await app.request("/web/digit.js")).text(), "export {};");
+    expect(page).toMatch(/import \{ mountPage \} from "\/web\/digit.js"/);
+    expect(await (await app.request("/web/digit.js")).text()).toBe("export {};");
 
     const bare = createApp({ samplesDir: dir });
     mountWebRoutes(bare, { bundle });
-    assert.equal((await bare.request("/web/manifest.json")).status, 503);
-    assert.equal((await bare.request("/web/weights/stage1.safetensors")).status, 503);
-    assert.match(await (await bare.request("/web")).text(), /no model loaded/);
+    expect((await bare.request("/web/manifest.json")).status).toBe(503);
+    expect((await bare.request("/web/weights/stage1.safetensors")).status).toBe(503);
+    expect(await (await bare.request("/web")).text()).toMatch(/no model loaded/);
   } finally {
     model.dispose();
   }

@@ -15,7 +15,7 @@
  * Shapes are tiny: SwiftShader is CPU-hungry and CI machines are shared.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { CpuBackend } from "../core/backends/cpu/mod.ts";
 import { setDefaultBackend } from "../core/device.ts";
 import { DigitPreview } from "../plugins/preview/model.ts";
@@ -101,7 +101,7 @@ async function denoReference(base: string, request: WebGenerateRequest) {
     const bytes = new Uint8Array(
       await (await fetch(base + manifest.parts[part].url)).arrayBuffer(),
     );
-    assert.equal(bytes.byteLength, manifest.parts[part].bytes, `${part}: size as announced`);
+    expect(bytes.byteLength, `${part}: size as announced`).toBe(manifest.parts[part].bytes);
     weights[part] = readSafetensorsBytes(bytes, part).tensors;
   }
   const parts = buildParts(manifest, weights, new CpuBackend());
@@ -121,7 +121,7 @@ interface PageRun {
 }
 
 function pixelReport(got: number[], want: Uint8Array): { maxLevels: number; fraction: number } {
-  assert.equal(got.length, want.length, "pixel count");
+  expect(got.length, "pixel count").toBe(want.length);
   let maxLevels = 0, off = 0;
   for (let i = 0; i < want.length; i++) {
     const d = Math.abs(got[i] - want[i]);
@@ -131,15 +131,23 @@ function pixelReport(got: number[], want: Uint8Array): { maxLevels: number; frac
   return { maxLevels, fraction: off / want.length };
 }
 
-Deno.test({
-  name:
-    "browser: kernel parity and fixed-seed generation on Chromium's WebGPU match the Deno CPU path",
-  ignore: !probe.ok,
-  async fn(t) {
+/** A former `t.step`, run inline in its test: its name prefixes a failure. */
+async function step(name: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if (e instanceof Error) e.message = `${name}: ${e.message}`;
+    throw e;
+  }
+}
+
+it.skipIf(!probe.ok)(
+  "browser: kernel parity and fixed-seed generation on Chromium's WebGPU match the Deno CPU path",
+  async () => {
     const b = await Browser.launch(chromium!);
     try {
       for (const variant of ["ar", "nar"] as const) {
-        await t.step(`stage 2 ${variant}`, async () => {
+        await step(`stage 2 ${variant}`, async () => {
           await withServer(variant, async (base) => {
             const request: WebGenerateRequest = {
               count: 3,
@@ -159,9 +167,9 @@ Deno.test({
             const r = JSON.parse(
               await b.evaluate<string>(`document.getElementById("result").textContent`),
             );
-            assert.equal(r.error, undefined, r.error);
-            assert.equal(r.skipped, undefined, r.skipped);
-            assert.equal(r.probe.available, true);
+            expect(r.error, r.error).toBe(undefined);
+            expect(r.skipped, r.skipped).toBe(undefined);
+            expect(r.probe.available).toBe(true);
 
             // The kernel suite runs once; its result does not depend on the variant.
             if (variant === "ar") {
@@ -175,8 +183,9 @@ Deno.test({
                 );
               }
               const failed = kernels.filter((k) => !k.ok).map((k) => `${k.name}: ${k.detail}`);
-              assert.deepEqual(failed, [], "kernels outside tolerance on Dawn");
-              assert.ok(kernels.length >= 30, `only ${kernels.length} kernel cases ran`);
+              expect(failed, "kernels outside tolerance on Dawn").toEqual([]);
+              expect(kernels.length, `only ${kernels.length} kernel cases ran`)
+                .toBeGreaterThanOrEqual(30);
               for (
                 const family of [
                   "matmul",
@@ -188,24 +197,19 @@ Deno.test({
                   "resize",
                 ]
               ) {
-                assert.ok(kernels.some((k) => k.name.startsWith(family)), `no ${family} case`);
+                expect(kernels.some((k) => k.name.startsWith(family)), `no ${family} case`)
+                  .toBeTruthy();
               }
             }
 
             const want = await denoReference(base, request);
             for (const device of ["webgpu", "cpu"]) {
               const run = r.runs[device] as PageRun;
-              assert.deepEqual(
-                run.semantic,
+              expect(run.semantic, `${device}: stage-1 tokens`).toEqual(
                 Array.from(want.semantic.tokens),
-                `${device}: stage-1 tokens`,
               );
-              assert.deepEqual(
-                run.codes,
-                Array.from(want.codes.tokens),
-                `${device}: stage-2 tokens`,
-              );
-              assert.deepEqual(run.size, [
+              expect(run.codes, `${device}: stage-2 tokens`).toEqual(Array.from(want.codes.tokens));
+              expect(run.size).toEqual([
                 want.images.count,
                 want.images.height,
                 want.images.width,
@@ -215,17 +219,14 @@ Deno.test({
                 `  ${variant} page ${device}: tokens identical; pixels max ${px.maxLevels} level(s) off, ` +
                   `${(px.fraction * 100).toFixed(2)}% differ (${Math.round(run.ms)} ms)`,
               );
-              assert.ok(
-                px.maxLevels <= PIXEL_TOLERANCE.maxLevels,
-                `${device}: a pixel is ${px.maxLevels} levels off`,
-              );
-              assert.ok(
-                px.fraction <= PIXEL_TOLERANCE.maxFraction,
-                `${device}: ${px.fraction} of pixels differ`,
+              expect(px.maxLevels, `${device}: a pixel is ${px.maxLevels} levels off`)
+                .toBeLessThanOrEqual(PIXEL_TOLERANCE.maxLevels);
+              expect(px.fraction, `${device}: ${px.fraction} of pixels differ`).toBeLessThanOrEqual(
+                PIXEL_TOLERANCE.maxFraction,
               );
             }
             // Everything the page allocated on the GPU was given back.
-            assert.equal(r.gpuLive, 0, "GPU storages left alive in the page");
+            expect(r.gpuLive, "GPU storages left alive in the page").toBe(0);
           });
         });
       }
@@ -233,13 +234,11 @@ Deno.test({
       await b.close();
     }
   },
-});
+);
 
-Deno.test({
-  name:
-    "browser: the /web page downloads the weights, draws images from WebGPU and the CPU path, and asks the server",
-  ignore: !probe.ok,
-  async fn() {
+it.skipIf(!probe.ok)(
+  "browser: the /web page downloads the weights, draws images from WebGPU and the CPU path, and asks the server",
+  async () => {
     const b = await Browser.launch(chromium!);
     try {
       await withServer("ar", async (base, model) => {
@@ -250,10 +249,9 @@ Deno.test({
           "the page to start",
         );
         const adapter = await b.evaluate<string>(`document.getElementById("adapter").textContent`);
-        assert.match(adapter, /^WebGPU adapter: .*swiftshader/);
-        assert.match(adapter, /fallback/);
-        assert.match(
-          await b.evaluate<string>(`document.getElementById("model").textContent`),
+        expect(adapter).toMatch(/^WebGPU adapter: .*swiftshader/);
+        expect(adapter).toMatch(/fallback/);
+        expect(await b.evaluate<string>(`document.getElementById("model").textContent`)).toMatch(
           new RegExp(model.name.slice(0, 20).replace(/[()]/g, ".")),
         );
 
@@ -274,30 +272,28 @@ Deno.test({
           );
           const state = await b.evaluate<string>(`document.getElementById("app").dataset.state`);
           const status = await b.evaluate<string>(`document.getElementById("status").textContent`);
-          assert.equal(state, "done", status);
-          assert.equal(status, `done: ${count} image(s)`);
+          expect(state, status).toBe("done");
+          expect(status).toBe(`done: ${count} image(s)`);
         };
 
         await run("browser", "webgpu", 2);
         const drawn = await b.evaluate<number[]>(
           `[...document.querySelectorAll("#results canvas")].map((c) => c.width)`,
         );
-        assert.deepEqual(drawn, [16, 16]);
+        expect(drawn).toEqual([16, 16]);
         // The download bar reached the total the manifest announced.
         const bar = await b.evaluate<[number, number]>(
           `[document.getElementById("download").value, document.getElementById("download").max]`,
         );
         const manifest = await (await fetch(`${base}/web/manifest.json`)).json() as WebManifest;
-        assert.equal(bar[1], PART_NAMES.reduce((s, p) => s + manifest.parts[p].bytes, 0));
-        assert.equal(bar[0], bar[1]);
-        assert.match(
-          await b.evaluate<string>(`document.getElementById("timing").textContent`),
+        expect(bar[1]).toBe(PART_NAMES.reduce((s, p) => s + manifest.parts[p].bytes, 0));
+        expect(bar[0]).toBe(bar[1]);
+        expect(await b.evaluate<string>(`document.getElementById("timing").textContent`)).toMatch(
           /2 image\(s\) in [0-9.]+ s on webgpu/,
         );
 
         await run("browser", "cpu", 2);
-        assert.match(
-          await b.evaluate<string>(`document.getElementById("timing").textContent`),
+        expect(await b.evaluate<string>(`document.getElementById("timing").textContent`)).toMatch(
           /on cpu: pure TypeScript \(no FFI in a browser\)/,
         );
 
@@ -319,24 +315,20 @@ Deno.test({
           60_000,
           "the page without WebGPU",
         );
-        assert.match(
-          await b.evaluate<string>(`document.getElementById("adapter").textContent`),
+        expect(await b.evaluate<string>(`document.getElementById("adapter").textContent`)).toMatch(
           /WebGPU is not available in this browser: generating on the CPU path/,
         );
-        assert.deepEqual(
+        expect(
           await b.evaluate<[string, boolean]>(
             `[document.getElementById("device").value, document.querySelector('#device option[value="webgpu"]').disabled]`,
           ),
-          ["cpu", true],
-        );
+        ).toEqual(["cpu", true]);
         await run("browser", "cpu", 1);
-        assert.equal(
-          await b.evaluate<number>(`document.querySelectorAll("#results canvas").length`),
-          1,
-        );
+        expect(await b.evaluate<number>(`document.querySelectorAll("#results canvas").length`))
+          .toBe(1);
       });
     } finally {
       await b.close();
     }
   },
-});
+);

@@ -7,7 +7,7 @@
  * their colour, that the PNGs and sheets exist, and that a second run skips every step.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { parse } from "yaml";
 import { main } from "../cli/main.ts";
 import type { DemoSummary } from "../plugins/demo/summary.ts";
@@ -51,10 +51,10 @@ async function quickOverrides(): Promise<string[]> {
   const flags: string[] = [];
   for (const [name, params] of Object.entries(QUICK)) {
     const index = task.steps.findIndex((s) => s.name === name);
-    assert.ok(
-      index >= 0,
+    expect(
+      index,
       `tasks/demo.yaml has no step '${name}' (steps: ${task.steps.map((s) => s.name).join(", ")})`,
-    );
+    ).toBeGreaterThanOrEqual(0);
     for (const [path, value] of Object.entries(params)) {
       flags.push("--set", `steps[${index}].params.${path}=${value}`);
     }
@@ -78,131 +78,122 @@ async function pngCount(dir: string): Promise<number> {
   return n;
 }
 
-Deno.test({
-  name:
-    "demo: a shortened tasks/demo.yaml trains, samples, beats the untrained pipeline, and resumes",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const outputs = await Deno.makeTempDir({ prefix: "digit-demo-test-" });
-    try {
-      const started = performance.now();
-      const first = await runDemo(outputs);
-      const seconds = (performance.now() - started) / 1000;
-      assert.equal(first.code, 0, `first run failed:\n${first.err.slice(-3000)}`);
+it("demo: a shortened tasks/demo.yaml trains, samples, beats the untrained pipeline, and resumes", async () => {
+  const outputs = await Deno.makeTempDir({ prefix: "digit-demo-test-" });
+  try {
+    const started = performance.now();
+    const first = await runDemo(outputs);
+    const seconds = (performance.now() - started) / 1000;
+    expect(first.code, `first run failed:\n${first.err.slice(-3000)}`).toBe(0);
 
-      const summary = JSON.parse(
-        await Deno.readTextFile(`${outputs}/summary/summary.json`),
-      ) as DemoSummary;
-      const run = (label: string) => {
-        const found = summary.runs.find((r) => r.label === label);
-        assert.ok(
-          found,
-          `summary.json has no run '${label}' (runs: ${
-            summary.runs.map((r) => r.label).join(", ")
-          })`,
-        );
-        return found;
-      };
-      const trained = run("trained").metrics, untrained = run("untrained").metrics;
-      const untrainedGenerators = run("untrained-generators").metrics;
-      console.log(
-        `demo_test (${seconds.toFixed(0)} s): domain FD trained ${
-          trained.domain_fd.toFixed(1)
-        }, untrained stage 1+2 with the ` +
-          `trained VQGAN ${untrainedGenerators.domain_fd.toFixed(1)}, untrained ${
-            untrained.domain_fd.toFixed(1)
-          } ` +
-          `(floor ${
-            trained.domain_fd_floor.toFixed(2)
-          }); class accuracy ${trained.domain_class_accuracy} vs ` +
-          `${untrainedGenerators.domain_class_accuracy} / ${untrained.domain_class_accuracy}; saturation ` +
-          `${trained.saturation.toFixed(3)} (real ${trained.reference_saturation.toFixed(3)})`,
-      );
-      for (const m of [trained, untrained, untrainedGenerators]) {
-        for (
-          const k of [
-            "domain_fd",
-            "domain_class_accuracy",
-            "domain_precision",
-            "domain_recall",
-            "saturation",
-          ]
-        ) {
-          assert.ok(Number.isFinite(m[k]) && m[k] >= 0, `bad ${k} ${m[k]}`);
-        }
+    const summary = JSON.parse(
+      await Deno.readTextFile(`${outputs}/summary/summary.json`),
+    ) as DemoSummary;
+    const run = (label: string) => {
+      const found = summary.runs.find((r) => r.label === label);
+      expect(
+        found,
+        `summary.json has no run '${label}' (runs: ${summary.runs.map((r) => r.label).join(", ")})`,
+      ).toBeTruthy();
+      return found!;
+    };
+    const trained = run("trained").metrics, untrained = run("untrained").metrics;
+    const untrainedGenerators = run("untrained-generators").metrics;
+    console.log(
+      `demo_test (${seconds.toFixed(0)} s): domain FD trained ${
+        trained.domain_fd.toFixed(1)
+      }, untrained stage 1+2 with the ` +
+        `trained VQGAN ${untrainedGenerators.domain_fd.toFixed(1)}, untrained ${
+          untrained.domain_fd.toFixed(1)
+        } ` +
+        `(floor ${
+          trained.domain_fd_floor.toFixed(2)
+        }); class accuracy ${trained.domain_class_accuracy} vs ` +
+        `${untrainedGenerators.domain_class_accuracy} / ${untrained.domain_class_accuracy}; saturation ` +
+        `${trained.saturation.toFixed(3)} (real ${trained.reference_saturation.toFixed(3)})`,
+    );
+    for (const m of [trained, untrained, untrainedGenerators]) {
+      for (
+        const k of [
+          "domain_fd",
+          "domain_class_accuracy",
+          "domain_precision",
+          "domain_recall",
+          "saturation",
+        ]
+      ) {
+        expect(Number.isFinite(m[k]) && m[k] >= 0, `bad ${k} ${m[k]}`).toBeTruthy();
       }
-      // Trained generators are closer to the real images than untrained ones decoded by the
-      // same VQGAN, which in turn beat the untrained pipeline.
-      assert.ok(
-        trained.domain_fd < untrainedGenerators.domain_fd,
-        `FD trained ${trained.domain_fd} vs untrained generators ${untrainedGenerators.domain_fd}`,
-      );
-      assert.ok(
-        untrainedGenerators.domain_fd < untrained.domain_fd,
-        `FD untrained generators ${untrainedGenerators.domain_fd} vs untrained ${untrained.domain_fd}`,
-      );
-      // Colour at full length is tested in vqgan_recipe_test.ts; 150 updates keep less of it.
-      const recon = summary.reconstructions!;
-      console.log(`demo_test: reconstructions ${JSON.stringify(recon)}`);
-      assert.ok(
-        recon.saturationRatio > 0.25 && recon.codebookUsage > 0.8,
-        `reconstructions: ${JSON.stringify(recon)}`,
-      );
-      assert.ok(
-        summary.probe && summary.probe.best.accuracy > 0.3,
-        `probe ${JSON.stringify(summary.probe)}`,
-      );
-      assert.equal(summary.guidance?.length, 2);
-
-      for (const dir of ["sample", "untrained-sample", "untrained-gen-sample"]) {
-        assert.equal(await pngCount(`${outputs}/${dir}/results`), 60, `${dir}/results`);
-      }
-      const sheets = [
-        "sample/contact_sheet.png",
-        "summary/sheet-trained.png",
-        "summary/sheet-untrained.png",
-        "summary/sheet-untrained-generators.png",
-        "summary/sheet-real.png",
-        "reference/sheet.png",
-        "summary/sheet-reconstructions.png",
-      ];
-      for (const sheet of sheets) {
-        const info = await Deno.stat(`${outputs}/${sheet}`);
-        assert.ok(info.isFile && info.size > 1000, `${sheet}: ${info.size} bytes`);
-      }
-      assert.match(first.err, /class acc\. {2}domain FD \(floor/);
-      assert.match(first.err, /deno task serve --samples/);
-
-      // examples/programmatic.ts loads the trained parts through mod.ts and writes PNGs.
-      const example = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL("../examples/programmatic.ts", import.meta.url).pathname,
-          outputs,
-          "6",
-        ],
-        cwd: outputs,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const exampleOut = new TextDecoder().decode(example.stdout);
-      assert.equal(example.code, 0, new TextDecoder().decode(example.stderr));
-      assert.match(exampleOut, /8 images of class 6 in outputs\/programmatic\//);
-      assert.equal(await pngCount(`${outputs}/outputs/programmatic`), 8);
-
-      // A second run skips every finished step; only the (always re-run) summary runs again.
-      const second = await runDemo(outputs);
-      assert.equal(second.code, 0, `second run failed:\n${second.err.slice(-3000)}`);
-      assert.equal(
-        Object.keys(summary.stepSeconds).length,
-        21,
-        `step times: ${JSON.stringify(summary.stepSeconds)}`,
-      );
-      assert.match(second.err, /ran 1 step\(s\), skipped 21 finished/);
-    } finally {
-      await Deno.remove(outputs, { recursive: true }).catch(() => {});
     }
-  },
+    // Trained generators are closer to the real images than untrained ones decoded by the
+    // same VQGAN, which in turn beat the untrained pipeline.
+    expect(
+      trained.domain_fd,
+      `FD trained ${trained.domain_fd} vs untrained generators ${untrainedGenerators.domain_fd}`,
+    ).toBeLessThan(untrainedGenerators.domain_fd);
+    expect(
+      untrainedGenerators.domain_fd,
+      `FD untrained generators ${untrainedGenerators.domain_fd} vs untrained ${untrained.domain_fd}`,
+    ).toBeLessThan(untrained.domain_fd);
+    // Colour at full length is tested in vqgan_recipe_test.ts; 150 updates keep less of it.
+    const recon = summary.reconstructions!;
+    console.log(`demo_test: reconstructions ${JSON.stringify(recon)}`);
+    expect(
+      recon.saturationRatio > 0.25 && recon.codebookUsage > 0.8,
+      `reconstructions: ${JSON.stringify(recon)}`,
+    ).toBeTruthy();
+    expect(
+      summary.probe && summary.probe.best.accuracy > 0.3,
+      `probe ${JSON.stringify(summary.probe)}`,
+    ).toBeTruthy();
+    expect(summary.guidance?.length).toBe(2);
+
+    for (const dir of ["sample", "untrained-sample", "untrained-gen-sample"]) {
+      expect(await pngCount(`${outputs}/${dir}/results`), `${dir}/results`).toBe(60);
+    }
+    const sheets = [
+      "sample/contact_sheet.png",
+      "summary/sheet-trained.png",
+      "summary/sheet-untrained.png",
+      "summary/sheet-untrained-generators.png",
+      "summary/sheet-real.png",
+      "reference/sheet.png",
+      "summary/sheet-reconstructions.png",
+    ];
+    for (const sheet of sheets) {
+      const info = await Deno.stat(`${outputs}/${sheet}`);
+      expect(info.isFile && info.size > 1000, `${sheet}: ${info.size} bytes`).toBeTruthy();
+    }
+    expect(first.err).toMatch(/class acc\. {2}domain FD \(floor/);
+    expect(first.err).toMatch(/deno task serve --samples/);
+
+    // examples/programmatic.ts loads the trained parts through mod.ts and writes PNGs.
+    const example = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../examples/programmatic.ts", import.meta.url).pathname,
+        outputs,
+        "6",
+      ],
+      cwd: outputs,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const exampleOut = new TextDecoder().decode(example.stdout);
+    expect(example.code, new TextDecoder().decode(example.stderr)).toBe(0);
+    expect(exampleOut).toMatch(/8 images of class 6 in outputs\/programmatic\//);
+    expect(await pngCount(`${outputs}/outputs/programmatic`)).toBe(8);
+
+    // A second run skips every finished step; only the (always re-run) summary runs again.
+    const second = await runDemo(outputs);
+    expect(second.code, `second run failed:\n${second.err.slice(-3000)}`).toBe(0);
+    expect(
+      Object.keys(summary.stepSeconds).length,
+      `step times: ${JSON.stringify(summary.stepSeconds)}`,
+    ).toBe(21);
+    expect(second.err).toMatch(/ran 1 step\(s\), skipped 21 finished/);
+  } finally {
+    await Deno.remove(outputs, { recursive: true }).catch(() => {});
+  }
 });

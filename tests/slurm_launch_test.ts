@@ -11,7 +11,7 @@
  * checking anything else, since that is the machine's state, not the code's.
  */
 
-import assert from "node:assert/strict";
+import { expect, it } from "./lib/test.ts";
 import { assertSameStepFiles, REPO, runSingle, STEPS, writeFixture } from "./shard_fixture_test.ts";
 import { SHARD_MARKER, SHARD_RUNNING, shardName } from "../core/shard.ts";
 
@@ -165,13 +165,9 @@ async function jobState(
   }));
 }
 
-Deno.test({
-  name:
-    "slurm: 4-task arrays + afterok merges of dump-features, tokenize-dataset, sample-stage1; a killed task retries; == one process",
-  ignore: skipWhy !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
+it.skipIf(skipWhy !== undefined)(
+  "slurm: 4-task arrays + afterok merges of dump-features, tokenize-dataset, sample-stage1; a killed task retries; == one process",
+  async () => {
     const root = await Deno.makeTempDir({ prefix: "digit-slurm-" });
     const daemons: Deno.ChildProcess[] = [];
     const jobs: string[] = [];
@@ -213,13 +209,13 @@ Deno.test({
           REPO,
         );
         const text = decode(r.stdout) + decode(r.stderr);
-        assert.ok(r.success, `launch slurm ${step}: ${text}`);
+        expect(r.success, `launch slurm ${step}: ${text}`).toBeTruthy();
         const m = /array=(\d+) merge=(\d+)/.exec(text);
-        assert.ok(m, text);
-        submitted[step] = { array: m[1], merge: m[2] };
-        jobs.push(m[1], m[2]);
+        expect(m, text).toBeTruthy();
+        submitted[step] = { array: m![1], merge: m![2] };
+        jobs.push(m![1], m![2]);
         const script = await Deno.readTextFile(`${out}/${step}/launch/slurm-${SHARDS}/array.sh`);
-        assert.match(script, new RegExp(`#SBATCH --array=0-${SHARDS - 1}\\n`));
+        expect(script).toMatch(new RegExp(`#SBATCH --array=0-${SHARDS - 1}\\n`));
       }
       const single = await runSingle(task, `${root}/single`);
 
@@ -254,10 +250,10 @@ Deno.test({
         }
         await sleep(victim ? 0 : 10);
       }
-      assert.ok(victim, "no array task could be caught mid-way to kill it");
+      expect(victim, "no array task could be caught mid-way to kill it").toBeTruthy();
 
       console.log(
-        `killed ${victim.step} shard ${victim.index} mid-way; jobs ${JSON.stringify(submitted)}`,
+        `killed ${victim!.step} shard ${victim!.index} mid-way; jobs ${JSON.stringify(submitted)}`,
       );
       // Wait for the three merge jobs.
       const finalStates: Record<string, string> = {};
@@ -273,33 +269,30 @@ Deno.test({
             finalStates[step] = `${s.state} (${s.reason})`;
             break;
           }
-          assert.ok(
-            Date.now() < waitUntil,
-            `merge job of ${step} still ${s?.state} (${s?.reason}) after 100 s`,
-          );
+          expect(Date.now(), `merge job of ${step} still ${s?.state} (${s?.reason}) after 100 s`)
+            .toBeLessThan(waitUntil);
           await sleep(500);
         }
       }
       for (const step of STEPS) {
         const logs = `${out}/${step}/launch/slurm-${SHARDS}/logs`;
         const arrays = await jobState(submitted[step].array, env);
-        assert.equal(
+        expect(
           finalStates[step].split(" ")[0],
-          "COMPLETED",
           `${step}: merge ${finalStates[step]}; array ${JSON.stringify(arrays)}`,
-        );
-        assert.equal(arrays.length, SHARDS);
-        for (const a of arrays) assert.equal(a.state, "COMPLETED");
+        ).toBe("COMPLETED");
+        expect(arrays.length).toBe(SHARDS);
+        for (const a of arrays) expect(a.state).toBe("COMPLETED");
         await assertSameStepFiles(single.steps.find((s) => s.name === step)!.dir, `${out}/${step}`);
-        if (step === victim.step) {
+        if (step === victim!.step) {
           // The killed attempt failed with SIGKILL's status; the retry redid the shard.
           const log = await Deno.readTextFile(
-            `${logs}/${submitted[step].array}_${victim.index}.out`,
+            `${logs}/${submitted[step].array}_${victim!.index}.out`,
           );
-          assert.match(log, /attempt 1 of 3 failed with status 137/);
-          const dir = `${out}/${step}/shards/${shardName({ index: victim.index, count: SHARDS })}`;
+          expect(log).toMatch(/attempt 1 of 3 failed with status 137/);
+          const dir = `${out}/${step}/shards/${shardName({ index: victim!.index, count: SHARDS })}`;
           const marker = JSON.parse(await Deno.readTextFile(`${dir}/${SHARD_MARKER}`));
-          assert.equal(marker.attempt, 2, "the shard was finished by its second attempt");
+          expect(marker.attempt, "the shard was finished by its second attempt").toBe(2);
         }
       }
     } finally {
@@ -315,4 +308,4 @@ Deno.test({
       await Deno.remove(root, { recursive: true }).catch(() => {});
     }
   },
-});
+);
