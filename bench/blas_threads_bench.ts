@@ -10,8 +10,11 @@
  *    per policy: OPENBLAS_NUM_THREADS=1, all threads always (the old behaviour), and the
  *    per-call threshold at a few values.
  *
+ * --thread-timeouts adds the last threshold with OPENBLAS_THREAD_TIMEOUT=n (workers spin
+ * 2^n cycles after a call before they sleep; OpenBLAS's default is 28, about 0.1 s).
+ *
  *   deno run -A bench/blas_threads_bench.ts [--rounds 3] [--skip-shapes] [--skip-train]
- *     [--thresholds 1e6,8e6,64e6]
+ *     [--thresholds 1e6,8e6,64e6] [--thread-timeouts 4,20]
  */
 
 import { parseArgs } from "node:util";
@@ -23,6 +26,7 @@ const { values } = parseArgs({
   options: {
     rounds: { type: "string", default: "3" },
     thresholds: { type: "string", default: "1e6,8e6,64e6" },
+    "thread-timeouts": { type: "string", default: "" },
     "skip-shapes": { type: "boolean", default: false },
     "skip-train": { type: "boolean", default: false },
   },
@@ -101,12 +105,18 @@ if (!values["skip-shapes"] && maxThreads > 1) {
 // ---------------------------------------------------------------- 2. training steps
 
 if (!values["skip-train"]) {
+  const thresholds = values.thresholds.split(",");
+  const last = thresholds[thresholds.length - 1];
   const policies: { name: string; env: Record<string, string> }[] = [
     { name: "OPENBLAS_NUM_THREADS=1", env: { OPENBLAS_NUM_THREADS: "1" } },
     { name: "all threads always (old)", env: { DIGIT_BLAS_SINGLE_BELOW: "0" } },
-    ...values.thresholds.split(",").map((t) => ({
+    ...thresholds.map((t) => ({
       name: `1 thread below ${Number(t) / 1e6} MFLOP`,
       env: { DIGIT_BLAS_SINGLE_BELOW: t },
+    })),
+    ...values["thread-timeouts"].split(",").filter(Boolean).map((n) => ({
+      name: `${Number(last) / 1e6} MFLOP, THREAD_TIMEOUT=${n}`,
+      env: { DIGIT_BLAS_SINGLE_BELOW: last, OPENBLAS_THREAD_TIMEOUT: n },
     })),
   ];
   const script = new URL("tiny_train_bench.ts", import.meta.url).pathname;
@@ -136,6 +146,6 @@ if (!values["skip-train"]) {
         (Math.max(...v) * 1000).toFixed(1)
       }]`
     );
-    console.log(`  ${p.name.padEnd(28)} ${cells.join("   ")}`);
+    console.log(`  ${p.name.padEnd(30)} ${cells.join("   ")}`);
   }
 }
