@@ -639,11 +639,6 @@ function checkYamlTree(doc: Document, text: string, file: string): void {
 }
 
 /**
- * Parses YAML text; syntax errors become `file:line:col: message` lines in a ConfigError, and
- * so do alias bombs (the `yaml` package's maxAliasCount), nesting beyond MAX_YAML_DEPTH and
- * nesting so deep that the parser itself runs out of stack.
- */
-/**
  * A copy in which no two places share an object. toJS gives every use of a YAML alias the
  * same object, so a `--set` on one step's `dataset` would silently change every step that
  * reuses that anchor; each use must be its own value, as if written out.
@@ -658,6 +653,11 @@ function unshared(value: unknown): unknown {
   return value;
 }
 
+/**
+ * Parses YAML text; syntax errors become `file:line:col: message` lines in a ConfigError, and
+ * so do alias bombs (the `yaml` package's maxAliasCount), nesting beyond MAX_YAML_DEPTH and
+ * nesting so deep that the parser itself runs out of stack.
+ */
 export function parseYaml(text: string, file: string): unknown {
   let value: unknown;
   try {
