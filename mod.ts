@@ -66,3 +66,9 @@ export type {
   GenerateProgress,
   PartSource,
 } from "./plugins/pipeline/digit_pipeline.ts";
+export type {
+  DecoderPart,
+  Stage1Part,
+  Stage2Part,
+  Stage2SampleOptions,
+} from "./plugins/pipeline/roles.ts";

@@ -63,6 +63,7 @@ export type {
   LabelledBatch,
   LoadedPlugin,
   Logger,
+  PipelineSlot,
   Plugin,
   PluginFactory,
   PluginSpec,

@@ -175,12 +175,25 @@ export interface StepContext extends RunContext {
 // ---------------------------------------------------------------------------------------------
 // Entries
 
+/**
+ * The slot of a generation pipeline a trained model fills: `stage1` (class -> semantic tokens),
+ * `stage2` (semantic tokens -> image tokens) or `decoder` (image tokens -> pixels).
+ */
+export type PipelineSlot = "stage1" | "stage2" | "decoder";
+
 /** How a plugin describes a factory (an encoder, a generator, ...). */
 export interface FactoryDefinition<K extends FactoryKind, O> {
   /** Registered name: letters, digits, '.', '-' or '_'. */
   name: string;
   /** One line for `digit list`. */
   description?: string;
+  /**
+   * Set on a generator or decoder that loads a trained model from `{ checkpoint: path }`:
+   * the pipeline slot it fills. Its name is then a checkpoint kind: the pipeline composer
+   * builds every checkpoint whose meta says `kind: <name>` with this factory. (A decoder
+   * fills `decoder` whether or not it says so.)
+   */
+  slot?: PipelineSlot;
   /** Schema of the options `create` receives (already validated, defaults filled). */
   options?: Schema<O>;
   /** Build the product from validated options. */
@@ -256,6 +269,7 @@ export type FactoryEntry<K extends FactoryKind = FactoryKind, O = unknown> =
   & {
     kind: K;
     options: Schema<O>;
+    slot?: PipelineSlot;
     create(options: O, ctx: RunContext): Products[K] | Promise<Products[K]>;
   };
 /** A registered step type, with defaults filled in for what its definition left out. */
@@ -413,6 +427,7 @@ export class Registry {
       plugin: this.#owner,
       description: def.description ?? "",
       options: def.options ?? (emptyOptions as unknown as Schema<O>),
+      ...(def.slot !== undefined ? { slot: def.slot } : {}),
       create: def.create,
     };
     this.#add(kind, entry as unknown as Entry<K>);

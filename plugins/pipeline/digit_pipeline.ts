@@ -9,14 +9,17 @@
 
 import { type DeviceName, useDevice } from "../../core/device.ts";
 import type { ImageBatch, TokenGrid } from "../../core/interfaces.ts";
-import { Registry, silentLogger } from "../../core/registry.ts";
-import type { Stage1GPT } from "../stage1/model.ts";
-import { sampleStage1 } from "../stage1/sampler.ts";
-import { sampleStage2 } from "../stage2/generator.ts";
-import type { Stage2Model } from "../stage2/model.ts";
-import type { VQGAN } from "../vqgan/vqgan.ts";
+import {
+  type Plugin,
+  type PluginFactory,
+  Registry,
+  type RunContext,
+  silentLogger,
+} from "../../core/registry.ts";
 import { encodePng } from "../../core/image/png.ts";
-import { buildParts, PART_LABELS, type PartRef, resolveParts } from "./parts.ts";
+import { buildParts, checkFit, disposeParts } from "./build.ts";
+import { type PartRef, resolveParts } from "./parts.ts";
+import type { DecoderPart, Stage1Part, Stage2Part } from "./roles.ts";
 
 /** Where the three parts come from. */
 export interface DigitPipelineSources {
@@ -51,6 +54,11 @@ export interface DigitPipelineSources {
     /** Image side in pixels (default: a 16x16 code grid). */
     resolution?: number;
   };
+  /**
+   * More plugins, registered after the built-in ones: a plugin whose generator or decoder
+   * has a `slot` builds the checkpoints of its kind (see examples/custom-decoder).
+   */
+  plugins?: readonly (Plugin | PluginFactory)[];
 }
 
 /** Where a loaded part came from. */
@@ -136,14 +144,14 @@ export interface GeneratedImages {
  * ```
  */
 export class DigitPipeline {
-  readonly #stage1: Stage1GPT;
-  readonly #stage2: Stage2Model;
-  readonly #decoder: VQGAN;
+  readonly #stage1: Stage1Part;
+  readonly #stage2: Stage2Part;
+  readonly #decoder: DecoderPart;
 
   private constructor(
     /** The registry holding the built-in plugins (steps, generators, decoders). */
     readonly registry: Registry,
-    parts: { stage1: Stage1GPT; stage2: Stage2Model; decoder: VQGAN },
+    parts: { stage1: Stage1Part; stage2: Stage2Part; decoder: DecoderPart },
     /** What was loaded for each part: its path and checkpoint kind. */
     readonly sources: Readonly<Record<"stage1" | "stage2" | "vqgan", PartSource>>,
   ) {
@@ -171,7 +179,7 @@ export class DigitPipeline {
     // (the custom-encoder example), which exports this module.
     const { default: builtins } = await import("../mod.ts");
     const registry = new Registry();
-    for (const plugin of builtins) await registry.use(plugin);
+    for (const plugin of [...builtins, ...(o.plugins ?? [])]) await registry.use(plugin);
     await useDevice(o.device ?? "auto");
     const { refs } = await resolveParts({
       given: { stage1: o.stage1, stage2: o.stage2, vqgan: o.vqgan },
@@ -179,12 +187,20 @@ export class DigitPipeline {
       roots: o.dir !== undefined ? [{ dir: o.dir, depth: 4 }] : [],
       who: "DigitPipeline",
       log: silentLogger,
+      registry,
     });
-    const built = await buildParts(refs, { vqganConfig: o.vqganConfig, who: "DigitPipeline" });
+    const ctx: RunContext = {
+      registry,
+      device: o.device ?? "auto",
+      log: silentLogger,
+      outputDir: ".",
+      signal: new AbortController().signal,
+    };
+    const built = await buildParts(refs, { ctx, vqganConfig: o.vqganConfig, who: "DigitPipeline" });
     try {
-      checkFit(built.stage1!, built.stage2, built.decoder, refs);
+      checkFit(built, refs, "DigitPipeline");
     } catch (e) {
-      for (const m of [built.stage1!, built.stage2, built.decoder]) m.dispose();
+      disposeParts(built);
       throw e;
     }
     const source = (r: PartRef): PartSource => ({ path: r.path, kind: r.kind });
@@ -203,12 +219,12 @@ export class DigitPipeline {
 
   /** Number of classes of a class-conditional stage 1; 0 when it is unconditional. */
   get classes(): number {
-    return this.#stage1.cfg.classes;
+    return this.#stage1.classes;
   }
 
   /** Stage 2's decoding: `ar` (autoregressive) or `nar` (MaskGIT). */
   get variant(): "ar" | "nar" {
-    return this.#stage2.cfg.variant;
+    return this.#stage2.variant;
   }
 
   /** Side of the square images, in pixels. */
@@ -249,14 +265,14 @@ export class DigitPipeline {
       o.onProgress?.({ stage, done, total });
     };
 
-    const L = stage1.cfg.length;
+    const L = stage1.length;
     const semanticTokens = new Int32Array(count * L);
     let height = 0, width = 0;
     const s1 = report("stage 1");
     for (let i = 0; i < count; i += batch) {
       o.signal?.throwIfAborted();
       const n = Math.min(batch, count - i);
-      const grid = await sampleStage1(stage1, {
+      const grid = await stage1.sample({
         count: n,
         seed: seed + i,
         topK: o.topK ?? 200,
@@ -271,8 +287,10 @@ export class DigitPipeline {
     }
     const semantic: TokenGrid = { tokens: semanticTokens, count, height, width };
 
-    const ar = stage2.cfg.variant === "ar";
-    const codes = await sampleStage2(stage2, semantic, {
+    const ar = stage2.variant === "ar";
+    const codes = await stage2.sample({
+      count,
+      condition: semantic,
       seed,
       steps: o.stage2?.steps ?? 8,
       topP: ar ? (o.stage2?.topP ?? 0.8) : undefined,
@@ -282,7 +300,7 @@ export class DigitPipeline {
 
     const decode = report("decode");
     const G = codes.height * codes.width;
-    const chunk = Math.max(1, decoder.batchSize);
+    const chunk = Math.max(1, decoder.batchSize ?? count);
     let data: Uint8Array | null = null;
     let ih = 0, iw = 0;
     decode(0, count);
@@ -333,45 +351,4 @@ export function imagePng(images: ImageBatch, i: number): Uint8Array {
     height: images.height,
     data: images.data.subarray(i * size, (i + 1) * size),
   });
-}
-
-/** Throws, naming both parts, when they were not trained to fit together. */
-function checkFit(
-  stage1: Stage1GPT,
-  stage2: Stage2Model,
-  decoder: VQGAN,
-  refs: Partial<Record<"stage1" | "stage2" | "vqgan", PartRef>>,
-): void {
-  const at = (p: "stage1" | "stage2" | "vqgan") =>
-    `${PART_LABELS[p]} (${refs[p]?.path ?? `inside ${refs.stage2?.path}`})`;
-  const s1 = stage1.cfg, s2 = stage2.cfg;
-  if (s1.clusters !== s2.clusters) {
-    throw new Error(
-      `DigitPipeline: ${at("stage1")} has ${s1.clusters} semantic clusters, ${
-        at("stage2")
-      } expects ${s2.clusters}`,
-    );
-  }
-  if (s1.length !== s2.prefixLength) {
-    throw new Error(
-      `DigitPipeline: ${at("stage1")} makes ${s1.length} tokens per image, ${
-        at("stage2")
-      } reads a ${s2.prefixLength}-token prefix`,
-    );
-  }
-  if (s2.codebookSize !== decoder.cfg.nEmbed) {
-    throw new Error(
-      `DigitPipeline: ${at("stage2")} predicts ${s2.codebookSize} VQ codes, the ${
-        at("vqgan")
-      } codebook has ${decoder.cfg.nEmbed}`,
-    );
-  }
-  const g = decoder.gridSize;
-  if (s2.length !== g * g) {
-    throw new Error(
-      `DigitPipeline: ${at("stage2")} makes ${s2.length} VQ tokens per image, the ${
-        at("vqgan")
-      } decodes a ${g}x${g} grid`,
-    );
-  }
 }

@@ -1,12 +1,14 @@
 /**
- * The one place that finds and builds the three parts of a DiGIT pipeline: stage 1 (semantic
- * tokens), stage 2 (semantic -> VQ tokens) and the decoder (VQ tokens -> pixels). The `sample`
- * step, the preview server (`deno task serve`) and the public `DigitPipeline` all use it.
+ * The one place that finds the three parts of a DiGIT pipeline: stage 1 (semantic tokens),
+ * stage 2 (semantic -> VQ tokens) and the decoder (VQ tokens -> pixels); build.ts builds them
+ * through the registry. The `sample` and `generate-images` steps, the preview server
+ * (`deno task serve`), the demo's guidance sweep and the public `DigitPipeline` all use it.
  *
  * A part is given as
  *   - one of our experiment folders (`<dir>`, holding `checkpoints/`) or checkpoints
  *     (`<dir>/checkpoints/last`, `.json` optional): the checkpoint's meta says what it is
- *     (`kind`: `stage1-gpt`, `stage2-ar`, `stage2-maskgit`, `vqgan`) and records its config;
+ *     (`kind`: `stage1-gpt`, `stage2-ar`, `stage2-maskgit`, `vqgan`, or a kind a plugin
+ *     registers as a generator or decoder with a `slot`) and records its config;
  *   - a released file: DiGIT's fairseq stage-1 `.pt`, DiGIT's stage-2 `.pt` (which also holds
  *     its VQGAN) or MAGE's VQGAN `.ckpt`; the slot it is given for says which.
  * Parts not given are searched for under experiment folders: every folder with a saved
@@ -19,15 +21,14 @@
 
 import { readYamlWithExtends } from "../../core/config.ts";
 import { checkpointExists, modelMeta } from "../../core/io/checkpoint.ts";
-import type { Logger } from "../../core/registry.ts";
+import type { Logger, Registry } from "../../core/registry.ts";
 import { joinPath } from "../../core/tasks.ts";
-import { loadDigitStage1 } from "../stage1/digit_checkpoint.ts";
-import { loadStage1Checkpoint, STAGE1_KIND } from "../stage1/load.ts";
-import type { Stage1GPT } from "../stage1/model.ts";
-import { loadDigitStage2, loadStage2Checkpoint, STAGE2_KINDS } from "../stage2/load.ts";
-import type { Stage2Model } from "../stage2/model.ts";
-import type { VQGAN, VqganConfig } from "../vqgan/vqgan.ts";
-import { loadVqgan, VQGAN_KIND } from "../vqgan/weights.ts";
+import { STAGE1_KIND } from "../stage1/load.ts";
+import { STAGE2_KINDS } from "../stage2/load.ts";
+import { VQGAN_KIND } from "../vqgan/weights.ts";
+import { RELEASED_KINDS } from "./builtin_parts.ts";
+
+export { RELEASED_KINDS };
 
 export type PartName = "stage1" | "stage2" | "vqgan";
 export const PART_NAMES: readonly PartName[] = ["stage1", "stage2", "vqgan"];
@@ -37,7 +38,7 @@ export const PART_LABELS: Record<PartName, string> = {
   vqgan: "VQGAN",
 };
 
-/** The role of each checkpoint kind our training writes. */
+/** The role of each checkpoint kind our training writes (plugins add theirs to the registry). */
 export const PART_OF_KIND: Readonly<Record<string, PartName>> = {
   [STAGE1_KIND]: "stage1",
   [STAGE2_KINDS.ar]: "stage2",
@@ -52,12 +53,30 @@ const PART_OF_KIND_DEFAULT: Record<PartName, string> = {
   vqgan: VQGAN_KIND,
 };
 
-/** Kinds of released files, named by the slot they are given for. */
-export const RELEASED_KINDS: Record<PartName, string> = {
-  stage1: "stage1-fairseq",
-  stage2: "stage2-digit",
-  vqgan: "vqgan-weights",
-};
+/**
+ * The part a checkpoint kind fills: a built-in kind, else a registered decoder of that name
+ * (the VQGAN's slot), else a registered generator of that name with `slot: stage1|stage2`.
+ * Null when nothing loads the kind (its plugin is not loaded).
+ */
+export function partOfKind(kind: string, registry?: Registry): PartName | null {
+  if (PART_OF_KIND[kind] !== undefined) return PART_OF_KIND[kind];
+  if (registry === undefined) return null;
+  if (registry.has("decoders", kind)) return "vqgan";
+  if (!registry.has("generators", kind)) return null;
+  const slot = registry.get("generators", kind).slot;
+  return slot === "stage1" || slot === "stage2" ? slot : slot === "decoder" ? "vqgan" : null;
+}
+
+/** Every kind that fills `part`: the built-in ones and those the registry's plugins add. */
+export function kindsOf(part: PartName, registry?: Registry): string[] {
+  const kinds = Object.keys(PART_OF_KIND).filter((k) => PART_OF_KIND[k] === part);
+  for (
+    const e of [...(registry?.list("generators") ?? []), ...(registry?.list("decoders") ?? [])]
+  ) {
+    if (!kinds.includes(e.name) && partOfKind(e.name, registry) === part) kinds.push(e.name);
+  }
+  return kinds;
+}
 
 /** Compatibility: the sidecar each part's training wrote beside `checkpoints/` before. */
 const LEGACY_SIDECARS: Record<PartName, string> = {
@@ -144,13 +163,14 @@ function experimentOf(base: string): string | null {
  */
 export async function identifyCheckpoint(
   base: string,
+  registry?: Registry,
 ): Promise<{ part: PartName; kind: string; untrained: boolean } | null> {
   const raw = await rawMeta(base);
   if (raw === null) return null;
   const untrained = (raw.meta as { untrained?: unknown } | null)?.untrained === true;
   const m = modelMeta(raw.meta);
   if (m) {
-    const part = PART_OF_KIND[m.kind];
+    const part = partOfKind(m.kind, registry);
     return part ? { part, kind: m.kind, untrained } : null;
   }
   if ((raw.meta as { model?: unknown } | null)?.model !== undefined) {
@@ -175,7 +195,12 @@ export async function isUntrained(dir: string, which: string): Promise<boolean> 
  * Every trained part under `root` (down to `depth` folders), newest first: folders whose
  * `checkpoints/<which>` is saved, identified by their kind. Never-trained baselines are left out.
  */
-export async function findParts(root: string, which = "last", depth = 4): Promise<FoundParts> {
+export async function findParts(
+  root: string,
+  which = "last",
+  depth = 4,
+  registry?: Registry,
+): Promise<FoundParts> {
   const found: FoundParts = { stage1: [], stage2: [], vqgan: [] };
   async function visit(dir: string, level: number): Promise<void> {
     const subdirs: string[] = [];
@@ -189,7 +214,7 @@ export async function findParts(root: string, which = "last", depth = 4): Promis
     }
     const marker = await stat(`${dir}/checkpoints/${which}.json`);
     if (marker) {
-      const id = await identifyCheckpoint(`${dir}/checkpoints/${which}`);
+      const id = await identifyCheckpoint(`${dir}/checkpoints/${which}`, registry);
       if (id && !id.untrained) found[id.part].push({ dir, saved: marker.mtime?.getTime() ?? 0 });
     }
     if (level < depth) {
@@ -203,23 +228,40 @@ export async function findParts(root: string, which = "last", depth = 4): Promis
   return found;
 }
 
+/** The kind a checkpoint's meta records, whether or not anything loads it. */
+async function recordedKind(base: string): Promise<string | null> {
+  return modelMeta((await rawMeta(base))?.meta)?.kind ?? null;
+}
+
 /**
  * A part given by the user, for the `part` slot: an experiment folder becomes
  * `<dir>/checkpoints/<which>`; one of our checkpoints is identified by its meta
  * (and must be a checkpoint of that role); any other path is a released file for the slot.
  */
-export async function partAt(part: PartName, path: string, which = "last"): Promise<PartRef> {
+export async function partAt(
+  part: PartName,
+  path: string,
+  which = "last",
+  registry?: Registry,
+): Promise<PartRef> {
   const info = await stat(path);
   let base = path.replace(/\.json$/, "");
   // A folder is an experiment folder (released files are files); its checkpoint may be unsaved.
   if (info?.isDirectory) base = `${path.replace(/\/+$/, "") || "."}/checkpoints/${which}`;
   if (info?.isDirectory || await checkpointExists(base)) {
-    const id = await identifyCheckpoint(base);
+    const id = await identifyCheckpoint(base, registry);
     if (id && id.part !== part) {
       throw new Error(
         `${base} is a ${PART_LABELS[id.part]} checkpoint (kind '${id.kind}'), given as ${
           PART_LABELS[part]
         }`,
+      );
+    }
+    const recorded = id === null ? await recordedKind(base) : null;
+    if (recorded !== null) {
+      throw new Error(
+        `${base} is a checkpoint of kind '${recorded}', which no loaded plugin builds ` +
+          `(load the plugin that registers it, e.g. --plugin path/to/plugin.ts)`,
       );
     }
     const dir = experimentOf(base);
@@ -250,6 +292,8 @@ export interface ResolvePartsOptions {
   who: string;
   log: Logger;
   demoTask?: URL;
+  /** Where plugins' checkpoint kinds are registered (default: the built-in kinds only). */
+  registry?: Registry;
 }
 
 export interface ResolvedParts {
@@ -266,7 +310,7 @@ export async function resolveParts(o: ResolvePartsOptions): Promise<ResolvedPart
   const refs: Partial<Record<PartName, PartRef>> = {};
   for (const part of o.parts ?? PART_NAMES) {
     const path = o.given[part];
-    if (path !== undefined) refs[part] = await partAt(part, path, o.which);
+    if (path !== undefined) refs[part] = await partAt(part, path, o.which, o.registry);
   }
   const wanted = (o.parts ?? PART_NAMES).filter((p) => refs[p] === undefined);
   // A DiGIT stage-2 .pt carries its own VQGAN: none is looked for beside it.
@@ -282,16 +326,14 @@ export async function resolveParts(o: ResolvePartsOptions): Promise<ResolvedPart
   }
   let best: { root: string; found: FoundParts; missing: PartName[] } | null = null;
   for (const { dir, depth } of o.roots) {
-    const found = await findParts(dir, o.which, depth);
+    const found = await findParts(dir, o.which, depth, o.registry);
     const missing = needed.filter((p) => found[p].length === 0);
     if (best === null || missing.length < best.missing.length) best = { root: dir, found, missing };
     if (missing.length === 0) break;
   }
   if (best!.missing.length > 0) {
     const looked = best!.missing.map((p) =>
-      `${PART_LABELS[p]}: checkpoints/${o.which}.json of kind ${
-        Object.keys(PART_OF_KIND).filter((k) => PART_OF_KIND[k] === p).join("/")
-      }`
+      `${PART_LABELS[p]}: checkpoints/${o.which}.json of kind ${kindsOf(p, o.registry).join("/")}`
     ).join("; ");
     throw new NoTrainedModelError(
       `${o.who}: found no trained ${best!.missing.map((p) => PART_LABELS[p]).join(", ")} under ${
@@ -311,7 +353,7 @@ export async function resolveParts(o: ResolvePartsOptions): Promise<ResolvedPart
           })`,
       );
     }
-    refs[part] = await partAt(part, list[0].dir, o.which);
+    refs[part] = await partAt(part, list[0].dir, o.which, o.registry);
   }
   return { refs, root };
 }
@@ -325,70 +367,4 @@ export async function fingerprintPart(path: string): Promise<string> {
   } catch { /* not one of our checkpoints */ }
   const info = await stat(path);
   return info ? `${info.size} bytes, ${info.mtime?.toISOString() ?? "?"}` : "missing";
-}
-
-export interface BuildPartsOptions {
-  /** VQGAN architecture details its weights do not show (released files: GroupNorm groups...). */
-  vqganConfig?: Partial<VqganConfig>;
-  who?: string;
-}
-
-/** The networks of a pipeline; `stage1` is null when no stage-1 ref was given. */
-export interface BuiltParts {
-  stage1: Stage1GPT | null;
-  stage2: Stage2Model;
-  decoder: VQGAN;
-}
-
-/** Loads one stage-1 model by its kind. */
-export async function buildStage1(ref: PartRef): Promise<Stage1GPT> {
-  if (ref.kind === STAGE1_KIND) return await loadStage1Checkpoint(ref.path);
-  if (ref.kind === RELEASED_KINDS.stage1) return (await loadDigitStage1(ref.path)).model;
-  throw new Error(`no stage-1 loader for kind '${ref.kind}' (${ref.path})`);
-}
-
-/**
- * Loads the parts by their kinds: stage 1, then the VQGAN, then stage 2 (a DiGIT stage-2 .pt
- * takes its sequence lengths from the other two, and may supply the VQGAN). Whatever was
- * loaded is freed if a later part fails.
- */
-export async function buildParts(
-  refs: Partial<Record<PartName, PartRef>>,
-  o: BuildPartsOptions = {},
-): Promise<BuiltParts> {
-  const who = o.who ?? "pipeline";
-  let stage1: Stage1GPT | null = null, stage2: Stage2Model | null = null;
-  let decoder: VQGAN | null = null;
-  try {
-    if (refs.stage1) stage1 = await buildStage1(refs.stage1);
-    if (refs.vqgan) decoder = await loadVqgan(refs.vqgan.path, { config: o.vqganConfig });
-    const s2 = refs.stage2;
-    if (!s2) throw new Error(`${who}: no stage 2 given`);
-    if (s2.kind === RELEASED_KINDS.stage2) {
-      const loaded = await loadDigitStage2(s2.path, {
-        prefixLength: stage1?.cfg.length,
-        length: decoder ? decoder.gridSize * decoder.gridSize : undefined,
-        vqgan: o.vqganConfig,
-      });
-      stage2 = loaded.model;
-      if (decoder) loaded.vqgan?.dispose();
-      else decoder = loaded.vqgan;
-      if (!decoder) {
-        throw new NoTrainedModelError(
-          `${who}: ${s2.path} holds no vqgan.* weights; give a VQGAN (vqgan=<VQGAN folder, checkpoint or .ckpt>)`,
-        );
-      }
-    } else if (s2.kind === STAGE2_KINDS.ar || s2.kind === STAGE2_KINDS.nar) {
-      stage2 = await loadStage2Checkpoint(s2.path);
-    } else {
-      throw new Error(`${who}: no stage-2 loader for kind '${s2.kind}' (${s2.path})`);
-    }
-    if (!decoder) throw new NoTrainedModelError(`${who}: no VQGAN given or found`);
-    return { stage1, stage2, decoder };
-  } catch (e) {
-    stage1?.dispose();
-    stage2?.dispose();
-    decoder?.dispose();
-    throw e;
-  }
 }

@@ -12,15 +12,15 @@
 
 import { writePng } from "../../core/image/codec.ts";
 import type { Decoder, TokenGrid } from "../../core/interfaces.ts";
-import { sampleStage2 } from "../stage2/generator.ts";
-import type { Stage2Model } from "../stage2/model.ts";
-import type { Stage2SampleOptions } from "../stage2/sample_ar.ts";
+import { Stage2Model } from "../stage2/model.ts";
 import { ContactSheet, imageAt } from "../vqgan/images.ts";
 import { labelRows, writeLabels } from "../../core/data/labels.ts";
+import { Stage2ModelPart, type Stage2Part, type Stage2SampleOptions } from "./roles.ts";
 import { formatCodecs, readTokenGrids } from "./tokens.ts";
 
 export interface PipelineOptions {
-  stage2: Stage2Model;
+  /** Semantic -> VQ tokens: a stage-2 part (built.ts), or our network as it is. */
+  stage2: Stage2Part | Stage2Model;
   /** Token grids to images: the VQGAN. */
   decoder: Decoder;
   /** Semantic token grids (stage-1 samples) or a file of them (token file, .codecs, .npy, .npz). */
@@ -37,7 +37,7 @@ export interface PipelineOptions {
   /** Images per stage-2 + decode batch (default 8). */
   batchSize?: number;
   /** Decoding settings: AR top-p (0.8) / temperature (1); NAR steps (8). */
-  sampling?: Omit<Stage2SampleOptions, "seed" | "firstIndex" | "onProgress">;
+  sampling?: Pick<Stage2SampleOptions, "steps" | "topK" | "topP" | "temperature">;
   sheet?: { count?: number; columns?: number; cell?: number };
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
@@ -69,6 +69,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   const vqTokens = `${o.outDir}/vq_tokens.codecs`;
   await Deno.writeTextFile(vqTokens, "");
   const batch = o.batchSize ?? 8;
+  const stage2 = o.stage2 instanceof Stage2Model ? new Stage2ModelPart(o.stage2) : o.stage2;
   let sheet: ContactSheet | null = null;
   const sheetCount = Math.min(o.sheet?.count ?? 64, semantic.count);
   for (let i = 0; i < semantic.count; i += batch) {
@@ -79,7 +80,13 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       count: n,
       tokens: semantic.tokens.subarray(i * P, (i + n) * P),
     };
-    const vq = await sampleStage2(o.stage2, part, { ...o.sampling, seed: o.seed, firstIndex: i });
+    const vq = await stage2.sample({
+      ...o.sampling,
+      count: n,
+      condition: part,
+      seed: o.seed,
+      firstIndex: i,
+    });
     await Deno.writeTextFile(vqTokens, formatCodecs(vq, ids.slice(i, i + n)), { append: true });
     const images = await o.decoder.decode(vq);
     if (sheetCount > 0) {

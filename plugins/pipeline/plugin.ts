@@ -3,14 +3,16 @@
  *   `sample`           stage-1 sampling -> stage 2 -> VQGAN -> PNGs (`deno task sample`; sample.ts)
  *   `generate-images`  semantic token grids (stage-1 samples) -> stage 2 -> VQGAN
  *                      -> `<step dir>/results/<id>.png`, `contact_sheet.png` and `vq_tokens.codecs`.
+ * and the generators that build the built-in stage-1 and stage-2 checkpoint kinds
+ * (builtin_parts.ts), through which both steps build their parts (build.ts).
  */
 
-import { s } from "../../core/config.ts";
+import { type Infer, s } from "../../core/config.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
-import { useDevice } from "../../core/device.ts";
-import { definePlugin } from "../../core/registry.ts";
-import { loadStage2 } from "../stage2/load.ts";
-import { loadVqgan } from "../vqgan/weights.ts";
+import { definePlugin, type StepContext } from "../../core/registry.ts";
+import { buildParts, type BuiltParts, checkFit, disposeParts } from "./build.ts";
+import { builtinParts } from "./builtin_parts.ts";
+import { partAt } from "./parts.ts";
 import { runPipeline } from "./pipeline.ts";
 import { runSample, sampleComplete, sampleOutputs, sampleParams } from "./sample.ts";
 
@@ -33,12 +35,36 @@ const params = s.object({
     "dataset spec whose class names go into results/labels.tsv (default: class ids)",
   ).optional(),
 });
+type GenerateParams = Infer<typeof params>;
+
+/** The `generate-images` step's work, once its parts are built. */
+async function generate(p: GenerateParams, ctx: StepContext, parts: BuiltParts): Promise<void> {
+  // PNGs of an earlier, larger run would otherwise stay among these.
+  await Deno.remove(ctx.outputs.results, { recursive: true }).catch(() => {});
+  const res = await runPipeline({
+    stage2: parts.stage2,
+    decoder: parts.decoder,
+    semantic: p.tokens,
+    outDir: ctx.stepDir,
+    seed: p.seed,
+    batchSize: p.batch_size,
+    classNames: p.dataset ? (await openDataset(p.dataset as DatasetSpec)).classNames : undefined,
+    sampling: { steps: p.steps, topP: p.top_p, temperature: p.temperature },
+    sheet: { count: p.sheet_count },
+    signal: ctx.signal,
+    onProgress: (d, t) => ctx.log.progress("generate", d, t),
+  });
+  ctx.log.info(
+    `generate-images: ${res.count} images in ${res.resultsDir}, contact sheet ${res.contactSheet}`,
+  );
+}
 
 export default definePlugin({
   name: "digit-pipeline",
   version: "0.1.0",
   description: "stage-1 samples or semantic tokens -> stage 2 -> VQGAN -> PNG files",
-  register(r) {
+  async register(r) {
+    await r.use(builtinParts);
     r.step({
       name: "sample",
       description:
@@ -46,7 +72,7 @@ export default definePlugin({
       params: sampleParams,
       outputs: sampleOutputs,
       // Re-run when a part was retrained (or another one would be found) since the last run.
-      complete: (p, outputs) => sampleComplete(p, outputs),
+      complete: (p, outputs) => sampleComplete(p, outputs, undefined, r),
       run: (p, ctx) => runSample(p, ctx),
     });
     r.step({
@@ -59,37 +85,17 @@ export default definePlugin({
         vq_tokens: "vq_tokens.codecs",
       }),
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
-        const { model, vqgan: inside } = await loadStage2(p.stage2);
-        const vqgan = p.vqgan ? await loadVqgan(p.vqgan) : inside;
-        if (!vqgan) {
-          throw new Error(
-            `generate-images: ${p.stage2} holds no vqgan.* weights; set params.vqgan`,
-          );
+        const refs = {
+          stage2: await partAt("stage2", p.stage2, "last", ctx.registry),
+          ...(p.vqgan ? { vqgan: await partAt("vqgan", p.vqgan, "last", ctx.registry) } : {}),
+        };
+        const parts = await buildParts(refs, { ctx, who: "generate-images" });
+        try {
+          checkFit(parts, refs, "generate-images");
+          await generate(p, ctx, parts);
+        } finally {
+          disposeParts(parts);
         }
-        if (p.vqgan) inside?.dispose();
-        // PNGs of an earlier, larger run would otherwise stay among these.
-        await Deno.remove(ctx.outputs.results, { recursive: true }).catch(() => {});
-        const res = await runPipeline({
-          stage2: model,
-          decoder: vqgan,
-          semantic: p.tokens,
-          outDir: ctx.stepDir,
-          seed: p.seed,
-          batchSize: p.batch_size,
-          classNames: p.dataset
-            ? (await openDataset(p.dataset as DatasetSpec)).classNames
-            : undefined,
-          sampling: { steps: p.steps, topP: p.top_p, temperature: p.temperature },
-          sheet: { count: p.sheet_count },
-          signal: ctx.signal,
-          onProgress: (d, t) => ctx.log.progress("generate", d, t),
-        });
-        ctx.log.info(
-          `generate-images: ${res.count} images in ${res.resultsDir}, contact sheet ${res.contactSheet}`,
-        );
-        model.dispose();
-        vqgan.dispose();
       },
     });
   },

@@ -18,21 +18,20 @@ import { type Infer, s } from "../../core/config.ts";
 import { useDevice } from "../../core/device.ts";
 import type { TokenGrid } from "../../core/interfaces.ts";
 import { writeTokenFile } from "../../core/io/tokens.ts";
-import type { Logger, StepContext } from "../../core/registry.ts";
-import type { Stage1GPT } from "../stage1/model.ts";
-import { sampleStage1 } from "../stage1/sampler.ts";
-import type { Stage2Model } from "../stage2/model.ts";
-import type { VQGAN } from "../vqgan/vqgan.ts";
+import type { Logger, Registry, StepContext } from "../../core/registry.ts";
+import { buildParts, type BuiltParts, checkFit, disposeParts } from "./build.ts";
 import {
-  buildParts,
   DEMO_TASK,
   demoOutputDir,
   fingerprintPart,
   PART_NAMES,
   partAt,
+  type PartName,
+  type PartRef,
   resolveParts,
 } from "./parts.ts";
 import { runPipeline } from "./pipeline.ts";
+import type { Stage1Part } from "./roles.ts";
 import { readTokenGrids } from "./tokens.ts";
 
 export const sampleParams = s.object({
@@ -111,6 +110,7 @@ export async function resolveSampleSources(
   p: SampleParams,
   log: Logger,
   demoTask: URL = DEMO_TASK,
+  registry?: Registry,
 ): Promise<SampleSources> {
   const which = p.checkpoint;
   let tokens: string | undefined;
@@ -137,6 +137,7 @@ export async function resolveSampleSources(
     who: "sample",
     log,
     demoTask,
+    registry,
   });
   const s1 = refs.stage1;
   return {
@@ -179,71 +180,44 @@ export async function sampleComplete(
   p: SampleParams,
   outputs: Record<string, string>,
   demoTask: URL = DEMO_TASK,
+  registry?: Registry,
 ): Promise<boolean> {
   try {
     const recorded = await Deno.readTextFile(outputs.sources);
-    const now = await describeSources(await resolveSampleSources(p, SILENT, demoTask));
+    const now = await describeSources(await resolveSampleSources(p, SILENT, demoTask, registry));
     return JSON.stringify(now) === JSON.stringify(JSON.parse(recorded));
   } catch {
     return false;
   }
 }
 
-/** Fails early, naming both files, when the parts were not trained together. */
-function checkCompatible(
-  src: SampleSources,
-  stage1: Stage1GPT | null,
-  semantic: TokenGrid | null,
-  stage2: Stage2Model,
-  vqgan: VQGAN,
-): void {
-  const s2 = stage2.cfg;
-  if (stage1 && stage1.cfg.clusters !== s2.clusters) {
+/** Fails early, naming the file, when given grids hold tokens stage 2 does not know. */
+function checkGrids(src: SampleSources, semantic: TokenGrid, parts: BuiltParts): void {
+  const max = semantic.tokens.reduce((m, t) => Math.max(m, t), 0);
+  if (max >= parts.stage2.conditionVocab) {
     throw new Error(
-      `sample: stage 1 (${
+      `sample: token ${max} in ${
         JSON.stringify(src.stage1)
-      }) has ${stage1.cfg.clusters} semantic clusters, stage 2 (${src.stage2}) expects ${s2.clusters}`,
-    );
-  }
-  if (stage1 && stage1.cfg.length !== s2.prefixLength) {
-    throw new Error(
-      `sample: stage 1 makes ${stage1.cfg.length} tokens per image, stage 2 (${src.stage2}) expects a ${s2.prefixLength}-token prefix`,
-    );
-  }
-  if (semantic) {
-    const max = semantic.tokens.reduce((m, t) => Math.max(m, t), 0);
-    if (max >= s2.clusters) {
-      throw new Error(
-        `sample: token ${max} in ${
-          JSON.stringify(src.stage1)
-        } is outside stage 2's ${s2.clusters} semantic clusters`,
-      );
-    }
-  }
-  if (s2.codebookSize !== vqgan.cfg.nEmbed) {
-    throw new Error(
-      `sample: stage 2 (${src.stage2}) makes codes of ${s2.codebookSize} entries, the VQGAN (${
-        src.vqgan ?? "inside stage 2"
-      }) has ${vqgan.cfg.nEmbed}`,
+      } is outside stage 2's ${parts.stage2.conditionVocab} semantic clusters`,
     );
   }
 }
 
 /** Stage-1 grids for `count` images, batch by batch, classes cycled over the images. */
 async function sampleSemantic(
-  model: Stage1GPT,
+  stage1: Stage1Part,
   p: SampleParams,
   count: number,
   classes: number[],
   ctx: StepContext,
 ): Promise<TokenGrid> {
-  const L = model.cfg.length;
+  const L = stage1.length;
   const tokens = new Int32Array(count * L);
   let height = 0, width = 0;
   for (let i = 0; i < count; i += p.batch_size) {
     ctx.signal.throwIfAborted();
     const n = Math.min(p.batch_size, count - i);
-    const grid = await sampleStage1(model, {
+    const grid = await stage1.sample({
       count: n,
       seed: p.seed + i,
       topK: p.top_k,
@@ -266,11 +240,9 @@ export async function runSample(
   ctx: StepContext,
   demoTask: URL = DEMO_TASK,
 ): Promise<void> {
-  const src = await resolveSampleSources(p, ctx.log, demoTask);
+  const src = await resolveSampleSources(p, ctx.log, demoTask, ctx.registry);
   const backend = await useDevice(ctx.device);
-  let stage1: Stage1GPT | null = null,
-    stage2: Stage2Model | null = null,
-    vqgan: VQGAN | null = null;
+  let parts: BuiltParts | null = null;
   try {
     let semantic: TokenGrid | null = null,
       ids: string[] | undefined,
@@ -286,18 +258,21 @@ export async function runSample(
       ids = file.ids.slice(0, n);
       labels = file.labels?.slice(0, n); // labels.tsv of the results
     }
-    const built = await buildParts({
-      stage1: "tokens" in src.stage1 ? undefined : await partAt("stage1", stage1Path(src)),
-      stage2: await partAt("stage2", src.stage2),
-      vqgan: src.vqgan !== null ? await partAt("vqgan", src.vqgan) : undefined,
-    }, { who: "sample" });
-    ({ stage1, stage2, decoder: vqgan } = built);
-    checkCompatible(src, stage1, semantic, stage2, vqgan);
+    const at = (part: PartName, path: string) => partAt(part, path, "last", ctx.registry);
+    const refs: Partial<Record<PartName, PartRef>> = {
+      ...("tokens" in src.stage1 ? {} : { stage1: await at("stage1", stage1Path(src)) }),
+      stage2: await at("stage2", src.stage2),
+      ...(src.vqgan !== null ? { vqgan: await at("vqgan", src.vqgan) } : {}),
+    };
+    parts = await buildParts(refs, { ctx, who: "sample" });
+    checkFit(parts, refs, "sample");
+    if (semantic) checkGrids(src, semantic, parts);
+    const { stage1, stage2 } = parts;
     ctx.log.info(
       `${backend.name}: stage 1 ${
         "tokens" in src.stage1 ? `grids from ${src.stage1.tokens}` : stage1Path(src)
       }, ` +
-        `stage 2 ${src.stage2} (${stage2.cfg.variant.toUpperCase()}), VQGAN ${
+        `stage 2 ${src.stage2} (${stage2.variant.toUpperCase()}), VQGAN ${
           src.vqgan ?? "inside stage 2"
         }`,
     );
@@ -305,15 +280,15 @@ export async function runSample(
     if (stage1) {
       const count = p.count ?? 16;
       let classes = p.classes;
-      if (classes.length > 0 && stage1.cfg.classes === 0) {
+      if (classes.length > 0 && stage1.classes === 0) {
         throw new Error(
           `sample: classes [${classes}] given, but stage 1 (${
             JSON.stringify(src.stage1)
           }) is unconditional`,
         );
       }
-      if (classes.length === 0 && stage1.cfg.classes > 0) {
-        classes = Array.from({ length: stage1.cfg.classes }, (_, c) => c);
+      if (classes.length === 0 && stage1.classes > 0) {
+        classes = Array.from({ length: stage1.classes }, (_, c) => c);
         ctx.log.info(
           `class-conditional stage 1; cycling over its ${classes.length} classes (set classes to choose)`,
         );
@@ -328,7 +303,7 @@ export async function runSample(
     const grid = semantic!;
     await writeTokenFile(ctx.outputs.semantic, {
       ...grid,
-      vocab: stage2.cfg.clusters,
+      vocab: stage2.conditionVocab,
       labels,
       source: `sample ${JSON.stringify(src.stage1)}`,
     });
@@ -336,7 +311,7 @@ export async function runSample(
     await Deno.remove(ctx.outputs.results, { recursive: true }).catch(() => {});
     const res = await runPipeline({
       stage2,
-      decoder: vqgan,
+      decoder: parts.decoder,
       semantic: grid,
       ids,
       labels,
@@ -354,8 +329,6 @@ export async function runSample(
     );
     ctx.log.info(`${res.count} images in ${res.resultsDir}, contact sheet ${res.contactSheet}`);
   } finally {
-    stage1?.dispose();
-    stage2?.dispose();
-    vqgan?.dispose();
+    if (parts) disposeParts(parts);
   }
 }

@@ -1,19 +1,18 @@
 /**
- * Loading the preview's three networks, once, from an experiment folder (default: the
- * demo's outputs) or from paths given part by part. Finding and building the parts is
- * plugins/pipeline/parts.ts's job; this file only says where the preview looks.
+ * Loading the preview's parts, once, from an experiment folder (default: the demo's outputs)
+ * or from paths given part by part. Finding and building the parts is plugins/pipeline's job
+ * (parts.ts, build.ts); this file only says where the preview looks.
  */
 
-import type { Logger } from "../../core/registry.ts";
+import type { Logger, RunContext } from "../../core/registry.ts";
+import { buildParts, type BuiltParts } from "../pipeline/build.ts";
 import {
-  buildParts,
   demoOutputDir,
   NoTrainedModelError,
   type PartName,
   type PartRef,
   resolveParts,
 } from "../pipeline/parts.ts";
-import type { DigitParts } from "./model.ts";
 
 export { NoTrainedModelError };
 
@@ -42,9 +41,10 @@ export interface ResolvedSources {
  * Where each part comes from: a path the user gave, or the newest one found under `dir`;
  * else under the run's output folder when it is itself a task's output folder
  * (`deno task demo --outputs X` then `deno task serve --outputs X`), else the demo's outputs.
+ * Kinds that plugins register in `ctx.registry` are found too.
  * Throws NoTrainedModelError when a part is nowhere to be found.
  */
-export async function resolveSources(o: PartSources, log: Logger): Promise<ResolvedSources> {
+export async function resolveSources(o: PartSources, ctx: RunContext): Promise<ResolvedSources> {
   const roots: { dir: string; depth: number }[] = [];
   if (o.dir !== undefined) roots.push({ dir: o.dir, depth: 4 });
   else {
@@ -57,24 +57,25 @@ export async function resolveSources(o: PartSources, log: Logger): Promise<Resol
     which: o.checkpoint,
     roots,
     who: "digit preview",
-    log,
+    log: ctx.log,
+    registry: ctx.registry,
   });
 }
 
-/** Loads stage 1, stage 2 and the VQGAN; frees whatever was loaded if a later part fails. */
+/** Builds stage 1, stage 2 and the decoder through the registry; says what was loaded. */
 export async function loadParts(
-  o: PartSources,
-  log: Logger,
-  sources?: ResolvedSources,
-): Promise<DigitParts> {
-  const { refs, root } = sources ?? await resolveSources(o, log);
-  const built = await buildParts(refs, { who: "digit preview" });
+  sources: ResolvedSources,
+  ctx: RunContext,
+  log: Logger = ctx.log,
+): Promise<BuiltParts & { stage1: NonNullable<BuiltParts["stage1"]>; source: string }> {
+  const { refs, root } = sources;
+  const built = await buildParts(refs, { ctx, who: "digit preview" });
   const s2 = refs.stage2!.path;
   log.info(
     `digit preview: stage 1 ${
       refs.stage1!.dir ?? refs.stage1!.path
-    }, stage 2 ${s2} (${built.stage2.cfg.variant.toUpperCase()}), ` +
+    }, stage 2 ${s2} (${built.stage2.variant.toUpperCase()}), ` +
       `VQGAN ${refs.vqgan?.path ?? `inside ${s2}`}`,
   );
-  return { stage1: built.stage1!, stage2: built.stage2, vqgan: built.decoder, source: root ?? s2 };
+  return { ...built, stage1: built.stage1!, source: root ?? s2 };
 }

@@ -1,9 +1,13 @@
 /**
- * The DiGIT preview model: class id -> semantic tokens (stage 1) -> VQ tokens (stage 2) ->
- * pixels (VQGAN decoder) -> PNG, with progress per stage and a way to stop between tokens.
+ * The preview model: class id -> semantic tokens (stage 1) -> image tokens (stage 2) ->
+ * pixels (decoder) -> PNG, with progress per stage and a way to stop between tokens.
  *
- * The three networks are loaded once (see load.ts) and reused for every request; the
- * server queues requests, so one generation runs at a time.
+ * `PipelinePreview` drives any parts the composer built (plugins/pipeline/build.ts), a
+ * plugin's included. `DigitPreview` is the same over our own three networks, which the server
+ * also hands to the web page (server/web.ts) so that the browser can run them itself.
+ *
+ * The parts are loaded once (see load.ts) and reused for every request; the server queues
+ * requests, so one generation runs at a time.
  */
 
 import { encodePng } from "../../core/image/codec.ts";
@@ -14,12 +18,13 @@ import type {
   PreviewProgress,
   PreviewRequest,
 } from "../../core/registry.ts";
-import { sampleStage1 } from "../stage1/sampler.ts";
+import { type BuiltParts, checkFit, disposeParts } from "../pipeline/build.ts";
+import { Stage1GptPart, Stage2ModelPart } from "../pipeline/roles.ts";
 import type { Stage1GPT } from "../stage1/model.ts";
-import { sampleStage2 } from "../stage2/generator.ts";
 import type { Stage2Model } from "../stage2/model.ts";
-import type { VQGAN } from "../vqgan/vqgan.ts";
+import { VQGAN } from "../vqgan/vqgan.ts";
 
+/** Our three networks. */
 export interface DigitParts {
   stage1: Stage1GPT;
   stage2: Stage2Model;
@@ -36,33 +41,6 @@ export interface Stage2Settings {
   temperature?: number;
 }
 
-/** Checks that the three parts fit together; throws naming the mismatched sizes. */
-export function checkParts(p: DigitParts): void {
-  const where = p.source ? ` (${p.source})` : "";
-  const s1 = p.stage1.cfg, s2 = p.stage2.cfg, vq = p.vqgan.cfg;
-  if (s1.clusters !== s2.clusters) {
-    throw new Error(
-      `digit preview${where}: stage 1 has ${s1.clusters} semantic clusters, stage 2 expects ${s2.clusters}`,
-    );
-  }
-  if (s1.length !== s2.prefixLength) {
-    throw new Error(
-      `digit preview${where}: stage 1 makes ${s1.length} tokens per image, stage 2 reads a ${s2.prefixLength}-token prefix`,
-    );
-  }
-  if (s2.codebookSize !== vq.nEmbed) {
-    throw new Error(
-      `digit preview${where}: stage 2 predicts ${s2.codebookSize} VQ codes, the VQGAN codebook has ${vq.nEmbed}`,
-    );
-  }
-  const grid = p.vqgan.gridSize;
-  if (s2.length !== grid * grid) {
-    throw new Error(
-      `digit preview${where}: stage 2 makes ${s2.length} VQ tokens per image, the VQGAN decodes a ${grid}x${grid} grid`,
-    );
-  }
-}
-
 /** Throws the abort reason (or a plain "cancelled") once the signal has fired. */
 function stopIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) {
@@ -70,16 +48,23 @@ function stopIfAborted(signal: AbortSignal | undefined): void {
   }
 }
 
-export class DigitPreview implements PreviewModel {
+/** A preview over built parts: a trained stage 1, stage 2 and decoder. */
+export class PipelinePreview implements PreviewModel {
   readonly name: string;
   readonly classes?: number;
 
-  constructor(readonly parts: DigitParts, readonly stage2Settings: Stage2Settings = {}) {
-    checkParts(parts);
-    const s2 = parts.stage2.cfg;
-    this.name = `DiGIT (stage 2 ${s2.variant.toUpperCase()}, ${parts.vqgan.imageSize} px)` +
-      (parts.source ? ` from ${parts.source}` : "");
-    if (parts.stage1.cfg.classes > 0) this.classes = parts.stage1.cfg.classes;
+  /** Throws when the parts do not fit together (before anything is generated). */
+  constructor(
+    readonly built: BuiltParts & { stage1: NonNullable<BuiltParts["stage1"]> },
+    readonly stage2Settings: Stage2Settings = {},
+    source?: string,
+  ) {
+    const where = source ? ` (${source})` : "";
+    checkFit(built, {}, `digit preview${where}`);
+    this.name =
+      `DiGIT (stage 2 ${built.stage2.variant.toUpperCase()}, ${built.decoder.imageSize} px)` +
+      (source ? ` from ${source}` : "");
+    if (built.stage1.classes > 0) this.classes = built.stage1.classes;
   }
 
   async generate(
@@ -87,7 +72,7 @@ export class DigitPreview implements PreviewModel {
     onProgress: (progress: PreviewProgress) => void,
     signal?: AbortSignal,
   ): Promise<PreviewImage[]> {
-    const { stage1, stage2 } = this.parts;
+    const { stage1, stage2 } = this.built;
     const n = request.count;
     // An unconditional stage 1 has no class tokens: the class id is ignored there.
     const classId = this.classes !== undefined ? request.classId : undefined;
@@ -100,7 +85,7 @@ export class DigitPreview implements PreviewModel {
     };
     stopIfAborted(signal);
 
-    const semantic: TokenGrid = await sampleStage1(stage1, {
+    const semantic: TokenGrid = await stage1.sample({
       count: n,
       seed: request.seed,
       topK: request.topK,
@@ -109,12 +94,14 @@ export class DigitPreview implements PreviewModel {
       onProgress: report("stage 1"),
     });
 
-    const codes: TokenGrid = await sampleStage2(stage2, semantic, {
+    const codes: TokenGrid = await stage2.sample({
+      count: n,
+      condition: semantic,
       seed: request.seed,
       steps: request.steps,
-      topP: stage2.cfg.variant === "ar" ? (this.stage2Settings.topP ?? 0.8) : undefined,
+      topP: stage2.variant === "ar" ? (this.stage2Settings.topP ?? 0.8) : undefined,
       temperature: this.stage2Settings.temperature ?? 1,
-      onProgress: report(stage2.cfg.variant === "nar" ? "stage 2 (MaskGIT)" : "stage 2"),
+      onProgress: report(stage2.variant === "nar" ? "stage 2 (MaskGIT)" : "stage 2"),
     });
 
     const images = await this.#decode(codes, report("decode"));
@@ -133,20 +120,20 @@ export class DigitPreview implements PreviewModel {
     return pngs;
   }
 
-  /** VQGAN decode a few images at a time, so progress moves and an abort is heard. */
+  /** Decode a few images at a time, so progress moves and an abort is heard. */
   async #decode(
     codes: TokenGrid,
     report: (done: number, total: number) => void,
   ): Promise<ImageBatch> {
-    const { vqgan } = this.parts;
+    const { decoder } = this.built;
     const L = codes.height * codes.width;
-    const chunk = Math.max(1, vqgan.batchSize);
+    const chunk = Math.max(1, decoder.batchSize ?? codes.count);
     let out: Uint8Array | null = null;
     let height = 0, width = 0;
     report(0, codes.count);
     for (let i = 0; i < codes.count; i += chunk) {
       const m = Math.min(chunk, codes.count - i);
-      const part = await vqgan.decode({
+      const part = await decoder.decode({
         tokens: codes.tokens.subarray(i * L, (i + m) * L),
         count: m,
         height: codes.height,
@@ -162,8 +149,43 @@ export class DigitPreview implements PreviewModel {
 
   /** Frees the weights (the server keeps the model for its whole life; tests call this). */
   dispose(): void {
-    this.parts.stage1.dispose();
-    this.parts.stage2.dispose();
-    this.parts.vqgan.dispose();
+    disposeParts(this.built);
   }
+}
+
+/** The preview over our own three networks, which the web page can also run. */
+export class DigitPreview extends PipelinePreview {
+  constructor(readonly parts: DigitParts, stage2Settings: Stage2Settings = {}) {
+    super(
+      {
+        stage1: new Stage1GptPart(parts.stage1),
+        stage2: new Stage2ModelPart(parts.stage2),
+        decoder: parts.vqgan,
+      },
+      stage2Settings,
+      parts.source,
+    );
+  }
+}
+
+/**
+ * The preview for built parts: a DigitPreview when they are our networks (so the web page
+ * gets their weights), else a PipelinePreview.
+ */
+export function previewOf(
+  built: BuiltParts & { stage1: NonNullable<BuiltParts["stage1"]> },
+  settings: Stage2Settings,
+  source?: string,
+): PipelinePreview {
+  const { stage1, stage2, decoder } = built;
+  if (
+    stage1 instanceof Stage1GptPart && stage2 instanceof Stage2ModelPart &&
+    decoder instanceof VQGAN
+  ) {
+    return new DigitPreview(
+      { stage1: stage1.model, stage2: stage2.model, vqgan: decoder, source },
+      settings,
+    );
+  }
+  return new PipelinePreview(built, settings, source);
 }

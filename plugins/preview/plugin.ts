@@ -1,5 +1,7 @@
 /**
- * The preview plugin: registers the `digit` preview model that `deno task serve` loads.
+ * The preview plugin: registers the `digit` preview model that `deno task serve` loads. Its
+ * parts are built through the registry by their checkpoint kind, so a plugin given with
+ * `--plugin` supplies a stage 2 or decoder too (examples/custom-decoder).
  *
  *   deno task demo                                   # trains a small pipeline
  *   deno task serve                                  # then serves it at 127.0.0.1:8000
@@ -12,17 +14,19 @@
  */
 
 import { s } from "../../core/config.ts";
-import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
+import { disposeParts } from "../pipeline/build.ts";
+import { builtinParts } from "../pipeline/builtin_parts.ts";
 import { loadParts, resolveSources } from "./load.ts";
-import { DigitPreview } from "./model.ts";
+import { previewOf } from "./model.ts";
 
 export const previewOptions = s.object({
   dir: s.string({ nonEmpty: true })
     .describe("experiment folder searched for trained parts (default: the demo's outputs)")
     .optional(),
   stage1: s.string({ nonEmpty: true })
-    .describe("stage-1 experiment folder (model.json + checkpoints/)").optional(),
+    .describe("stage-1 experiment folder, <dir>/checkpoints/last, or DiGIT's fairseq stage-1 .pt")
+    .optional(),
   stage2: s.string({ nonEmpty: true })
     .describe("stage-2 experiment folder, <dir>/checkpoints/last, or a DiGIT stage-2 .pt")
     .optional(),
@@ -43,26 +47,23 @@ export default definePlugin({
   version: "0.1.0",
   description:
     "the `digit` preview model: a trained stage 1 + stage 2 + VQGAN behind `deno task serve`",
-  register(r) {
+  async register(r) {
+    await r.use(builtinParts);
     r.preview({
       name: "digit",
       description:
         "class id -> stage 1 -> stage 2 -> VQGAN -> PNG, from the demo's (or any) trained outputs",
       options: previewOptions,
       create: async (o, ctx) => {
-        // Find the parts before choosing a device: nothing trained is the common failure.
-        const where = { ...o, outputDir: ctx.outputDir };
-        const sources = await resolveSources(where, ctx.log);
-        await useDevice(ctx.device);
-        const parts = await loadParts(where, ctx.log, sources);
+        // Find the parts before loading any: nothing trained is the common failure.
+        const sources = await resolveSources({ ...o, outputDir: ctx.outputDir }, ctx);
+        const parts = await loadParts(sources, ctx);
         try {
-          return new DigitPreview(parts, {
-            topP: o.stage2_top_p,
-            temperature: o.stage2_temperature,
-          });
+          const settings = { topP: o.stage2_top_p, temperature: o.stage2_temperature };
+          return previewOf(parts, settings, parts.source);
         } catch (e) {
           // The parts do not fit together: free them before reporting.
-          for (const m of [parts.stage1, parts.stage2, parts.vqgan]) m.dispose();
+          disposeParts(parts);
           throw e;
         }
       },
