@@ -1,21 +1,18 @@
 /**
  * `guidance-sweep`: how classifier-free guidance changes what a class-conditional pipeline
  * draws. For each guidance scale it samples the same classes with the same seeds (stage 1
- * -> stage 2 -> VQGAN, in memory) and lets the domain classifier say which class each image
+ * -> stage 2 -> VQGAN, in memory, built by plugins/pipeline as the `sample` step builds them) and lets the domain classifier say which class each image
  * shows. Guidance only helps when stage 1 learned an unconditional path (class dropout);
  * the sweep is how that is measured rather than assumed.
  */
 
 import { type Infer, s } from "../../core/config.ts";
-import { useDevice } from "../../core/device.ts";
 import type { StepContext } from "../../core/registry.ts";
 import { loadClassifier } from "../domain/checkpoint.ts";
 import { classify } from "../domain/features.ts";
-import { loadStage1 } from "../stage1/plugin.ts";
-import { sampleStage1 } from "../stage1/sampler.ts";
-import { sampleStage2 } from "../stage2/generator.ts";
-import { loadStage2 } from "../stage2/load.ts";
-import { loadVqgan } from "../vqgan/weights.ts";
+import { buildParts, type BuiltParts, checkFit, disposeParts } from "../pipeline/build.ts";
+import { partAt } from "../pipeline/parts.ts";
+import { VQGAN } from "../vqgan/vqgan.ts";
 
 export const sweepParams = s.object({
   stage1: s.string({ nonEmpty: true, description: "class-conditional stage-1 experiment folder" }),
@@ -46,16 +43,23 @@ export interface SweepPoint {
 }
 
 export async function guidanceSweep(p: SweepParams, ctx: StepContext): Promise<SweepPoint[]> {
-  await useDevice(ctx.device);
-  const stage1 = await loadStage1(p.stage1);
-  const { model: stage2, vqgan: inside } = await loadStage2(p.stage2);
-  inside?.dispose();
-  const vqgan = await loadVqgan(p.vqgan);
-  vqgan.batchSize = p.batch_size;
-  const classifier = await loadClassifier(p.classifier, "guidance-sweep");
+  // The parts are built as `sample` builds them (plugins/pipeline), by their checkpoint kind.
+  const refs = {
+    stage1: await partAt("stage1", p.stage1, "last", ctx.registry),
+    stage2: await partAt("stage2", p.stage2, "last", ctx.registry),
+    vqgan: await partAt("vqgan", p.vqgan, "last", ctx.registry),
+  };
+  let parts: BuiltParts | null = null;
+  let classifier: Awaited<ReturnType<typeof loadClassifier>> | null = null;
   const points: SweepPoint[] = [];
   try {
-    const classes = stage1.cfg.classes;
+    parts = await buildParts(refs, { ctx, who: "guidance-sweep" });
+    checkFit(parts, refs, "guidance-sweep");
+    const { stage1, stage2, decoder } = parts;
+    // One decode call per batch (the VQGAN's own default splits it further): speed only.
+    if (decoder instanceof VQGAN) decoder.batchSize = p.batch_size;
+    classifier = await loadClassifier(p.classifier, "guidance-sweep");
+    const classes = stage1!.classes;
     if (classes === 0) {
       throw new Error(
         `guidance-sweep: stage 1 in ${p.stage1} is unconditional; guidance needs classes`,
@@ -69,19 +73,21 @@ export async function guidanceSweep(p: SweepParams, ctx: StepContext): Promise<S
         const n = Math.min(p.batch_size, total - i);
         const wanted = Int32Array.from({ length: n }, (_, j) => (i + j) % classes);
         // The same seeds at every scale: only the guidance differs between the points.
-        const semantic = await sampleStage1(stage1, {
+        const semantic = await stage1!.sample({
           count: n,
           seed: p.seed + i,
           topK: p.top_k,
           guidance,
           classes: wanted,
         });
-        const vq = await sampleStage2(stage2, semantic, {
+        const vq = await stage2.sample({
+          count: n,
+          condition: semantic,
           seed: p.seed,
           firstIndex: i,
           topP: p.stage2_top_p,
         });
-        const images = await vqgan.decode(vq);
+        const images = await decoder.decode(vq);
         const { predicted } = await classify(classifier.model, images);
         predicted.forEach((c, j) => (right += c === wanted[j] ? 1 : 0));
         ctx.log.progress(`guidance ${guidance}`, i + n, total);
@@ -94,10 +100,8 @@ export async function guidanceSweep(p: SweepParams, ctx: StepContext): Promise<S
       );
     }
   } finally {
-    stage1.dispose();
-    stage2.dispose();
-    vqgan.dispose();
-    classifier.model.dispose();
+    if (parts) disposeParts(parts);
+    classifier?.model.dispose();
   }
   return points;
 }
