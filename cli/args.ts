@@ -29,6 +29,7 @@ export const OPTIONS = {
   host: { type: "string" },
   "allow-host": { type: "string", multiple: true },
   samples: { type: "string" },
+  "save-dir": { type: "string" },
   model: { type: "string" },
   input1: { type: "string" },
   input2: { type: "string" },
@@ -97,11 +98,13 @@ export const COMMANDS: Record<string, CommandInfo> = {
   },
   serve: {
     usage:
-      "serve [--port 8000] [--host 127.0.0.1] [--allow-host NAME ...] [--samples DIR] [--model NAME] [--config FILE]",
+      "serve [--port 8000] [--host 127.0.0.1] [--allow-host NAME ...] [--samples DIR] [--save-dir DIR] [--model NAME] [--config FILE]",
     summary: "preview server: sample gallery and a generate form",
-    options: [...GLOBAL, "port", "host", "allow-host", "samples", "model"],
+    options: [...GLOBAL, "port", "host", "allow-host", "samples", "save-dir", "model"],
     details: [
-      "--samples is the gallery folder (default <outputs>/samples); new images are saved there.",
+      "--samples is the gallery folder (default <outputs>/samples); it is only read, so a folder",
+      "a metric scored stays as scored. Generated images go to --save-dir (default: a preview/",
+      "folder beside the samples), which the gallery shows too.",
       "--model picks a registered preview model (default: the only one); --config/--set are its options.",
       "Without a preview model the server shows the gallery only.",
       "Requests must name the server as bound (127.0.0.1:PORT, localhost:PORT, [::1]:PORT, or the",
@@ -142,6 +145,7 @@ export interface ParsedArgs {
     host?: string;
     "allow-host"?: string[];
     samples?: string;
+    "save-dir"?: string;
     model?: string;
     input1?: string;
     input2?: string;
@@ -194,7 +198,8 @@ const OPTION_HELP: Record<OptionName, [string, string]> = {
   port: ["--port N", "port (default 8000; 0 picks a free one)"],
   host: ["--host ADDR", "address to bind (default 127.0.0.1)"],
   "allow-host": ["--allow-host NAME", "also accept this Host header name (repeatable)"],
-  samples: ["--samples DIR", "gallery folder"],
+  samples: ["--samples DIR", "gallery folder (only read)"],
+  "save-dir": ["--save-dir DIR", "where generated images go (default: preview/ beside --samples)"],
   model: ["--model NAME", "registered preview model to load"],
   input1: ["--input1 DIR", "generated images (eval's `generated`)"],
   input2: ["--input2 DIR|STATS", "reference images or statistics (eval's `reference`)"],

@@ -22,6 +22,7 @@ import {
   type Registry,
 } from "../core/registry.ts";
 import { loadTask, planTask, runTask, stepStatus, type TaskPlan } from "../core/tasks.ts";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { startServer } from "../server/serve.ts";
 import { commandHelp, mainHelp, type ParsedArgs, TRAIN_TARGETS, UsageError } from "./args.ts";
 
@@ -226,6 +227,31 @@ function helpFor(session: Session, command: string): string {
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Where the preview saves what it generates: `--save-dir`, else a `preview/` folder beside the
+ * samples. Never the samples folder or inside it: a metric may have scored that folder, and
+ * its score would no longer describe it.
+ */
+export function previewSaveDir(samplesDir: string, given?: string): string {
+  const samples = resolve(samplesDir);
+  let dir = given;
+  if (dir === undefined) {
+    dir = join(dirname(samples), "preview");
+    if (dir === samples) dir = `${samples}-generated`; // the samples folder is itself "preview"
+    if (!isAbsolute(samplesDir)) dir = relative(Deno.cwd(), dir);
+  }
+  const rel = relative(samples, resolve(dir));
+  if (rel === "" || (!rel.startsWith("..") && !isAbsolute(rel))) {
+    throw new UsageError(
+      `--save-dir ${dir} is ${
+        rel === "" ? "the" : "inside the"
+      } --samples folder (${samplesDir}); generated images must go elsewhere, so that the samples stay as they were scored`,
+      "serve",
+    );
+  }
+  return dir;
+}
+
 async function serve(session: Session): Promise<number> {
   const { values } = session.args;
   const port = Number(values.port ?? "8000");
@@ -247,6 +273,8 @@ async function serve(session: Session): Promise<number> {
     );
   }
   const outputDir = values.outputs ?? "outputs";
+  const samplesDir = values.samples ?? `${outputDir}/samples`;
+  const saveDir = previewSaveDir(samplesDir, values["save-dir"]);
   const ctx = {
     registry: session.registry,
     device: device(session) ?? "auto",
@@ -280,9 +308,9 @@ async function serve(session: Session): Promise<number> {
         .trim(),
     );
   }
-  const samplesDir = values.samples ?? `${outputDir}/samples`;
   const server = startServer({
     samplesDir,
+    saveDir,
     model,
     hostname: values.host ?? "127.0.0.1",
     allowHosts: values["allow-host"],
@@ -290,7 +318,9 @@ async function serve(session: Session): Promise<number> {
     signal: session.signal,
     log: session.log,
   });
-  session.log.info(`preview at ${server.url} (gallery: ${samplesDir}); Ctrl-C stops it`);
+  session.log.info(
+    `preview at ${server.url} (gallery: ${samplesDir}, new images saved in ${saveDir}); Ctrl-C stops it`,
+  );
   await server.finished;
   return session.signal.aborted ? 130 : 0;
 }

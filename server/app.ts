@@ -105,8 +105,14 @@ export function allowedHostsFor(hostname: string, port: number, extra: readonly 
 }
 
 export interface PreviewServerOptions {
-  /** Folder of PNGs shown in the gallery; generated images are written here. */
+  /** Folder of PNGs shown in the gallery; only read, unless `saveDir` is left out. */
   samplesDir: string;
+  /**
+   * Where generated images are written (default: `samplesDir`). Shown in the gallery beside
+   * `samplesDir`'s. Give it so that the samples folder, which a metric may have scored, stays
+   * as it was scored (`digit serve` always does: `--save-dir`).
+   */
+  saveDir?: string;
   /** Without a model the server is a gallery only and generate answers 503. */
   model?: PreviewModel;
   limits?: Partial<PreviewLimits>;
@@ -299,6 +305,9 @@ function eventStream(produce: (send: Send, signal: AbortSignal) => Promise<void>
 export function createApp(options: PreviewServerOptions): Hono {
   const limits: PreviewLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const { samplesDir, model } = options;
+  const saveDir = options.saveDir ?? samplesDir;
+  /** The gallery's folders: generated images first, so a name is served from where it was saved. */
+  const galleryDirs = saveDir === samplesDir ? [samplesDir] : [saveDir, samplesDir];
   const log = options.log ?? silentLogger;
   const queue = new JobQueue(limits.maxQueue);
   const perClient = new RateLimiter(limits.maxImagesPerMinute);
@@ -350,7 +359,7 @@ export function createApp(options: PreviewServerOptions): Hono {
       const started = performance.now();
       const images = await model!.generate(request, (p) => send("progress", p), signal);
       if (signal.aborted) throw new Error("request cancelled: the client went away");
-      await Deno.mkdir(samplesDir, { recursive: true });
+      await Deno.mkdir(saveDir, { recursive: true });
       const saved: SampleInfo[] = [];
       for (const image of images) {
         if (!(image?.png instanceof Uint8Array)) {
@@ -358,8 +367,12 @@ export function createApp(options: PreviewServerOptions): Hono {
         }
         const stem = safeStem(String(image.name ?? ""));
         let name = `${stem}.png`;
-        for (let n = 2; await fileExists(`${samplesDir}/${name}`); n++) name = `${stem}-${n}.png`;
-        await Deno.writeFile(`${samplesDir}/${name}`, image.png);
+        const taken = async (name: string) => {
+          for (const dir of galleryDirs) if (await fileExists(`${dir}/${name}`)) return true;
+          return false;
+        };
+        for (let n = 2; await taken(name); n++) name = `${stem}-${n}.png`;
+        await Deno.writeFile(`${saveDir}/${name}`, image.png);
         const info: SampleInfo = {
           name,
           url: `/samples/${encodeURIComponent(name)}`,
@@ -430,19 +443,26 @@ export function createApp(options: PreviewServerOptions): Hono {
       c.json({ ok: true, model: model ? (model.name ?? "preview model") : null, busy: queue.size }),
   );
 
-  app.get("/api/samples", async (c) => c.json({ samples: await listSamples(samplesDir) }));
+  app.get("/api/samples", async (c) => {
+    const all = (await Promise.all(galleryDirs.map(listSamples))).flat();
+    all.sort((a, b) =>
+      (b.modified ?? "").localeCompare(a.modified ?? "") || a.name.localeCompare(b.name)
+    );
+    return c.json({ samples: all.slice(0, 500) });
+  });
 
   app.get("/samples/:name", async (c) => {
     const name = c.req.param("name");
     if (!isSafeSampleName(name)) return c.json({ error: "not a sample name" }, 400);
-    const path = `${samplesDir}/${name}`;
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.lstat(path);
-    } catch {
-      return c.json({ error: `no sample '${name}'` }, 404);
+    let path: string | null = null;
+    for (const dir of galleryDirs) {
+      const info = await Deno.lstat(`${dir}/${name}`).catch(() => null);
+      if (info?.isFile) {
+        path = `${dir}/${name}`;
+        break;
+      }
     }
-    if (!info.isFile) return c.json({ error: `no sample '${name}'` }, 404);
+    if (path === null) return c.json({ error: `no sample '${name}'` }, 404);
     return c.body(await Deno.readFile(path), 200, {
       "content-type": "image/png",
       "cache-control": "no-cache",

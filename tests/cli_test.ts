@@ -2,6 +2,12 @@ import { expect, it } from "./lib/test.ts";
 import { s } from "../core/config.ts";
 import { type Plugin, Registry } from "../core/registry.ts";
 import { type BuiltinsResult, loadBuiltinPlugins, main } from "../cli/main.ts";
+import { previewSaveDir } from "../cli/commands.ts";
+import { UsageError } from "../cli/args.ts";
+import { encodePng } from "../core/image/png.ts";
+
+/** A 1x1 PNG, what the fake preview model makes. */
+const PNG = encodePng({ width: 1, height: 1, data: new Uint8Array([200, 10, 10]) });
 
 /** Fake built-ins: a stage-1 trainer, a sampler, a failing eval, a step that waits for Ctrl-C, a preview. */
 function fakeBuiltins(seen: unknown[]): Plugin {
@@ -46,7 +52,10 @@ function fakeBuiltins(seen: unknown[]): Plugin {
         create: (o) => ({
           name: `fake-preview/${o.classes}`,
           classes: o.classes,
-          generate: () => Promise.resolve([]),
+          generate: (request) =>
+            Promise.resolve(
+              Array.from({ length: request.count }, (_, i) => ({ name: `fake-${i}`, png: PNG })),
+            ),
         }),
       });
     },
@@ -341,6 +350,66 @@ it("serve: loads the registered preview model, answers on loopback, stops on abo
       model: "fake-preview/7",
       busy: 0,
     });
+    controller.abort();
+    expect(await serving).toBe(130);
+  });
+});
+
+it("serve: generated images go to --save-dir (default preview/ beside the samples), never into --samples", async () => {
+  expect(previewSaveDir("outputs/samples")).toBe("outputs/preview");
+  expect(previewSaveDir("runs/x/preview")).toBe("runs/x/preview-generated");
+  expect(previewSaveDir("/data/samples", "/data/mine")).toBe("/data/mine");
+  expect(() => previewSaveDir("outputs/samples", "outputs/samples/")).toThrow(UsageError);
+  expect(() => previewSaveDir("outputs/samples", "outputs/samples/new")).toThrow(
+    /inside the --samples folder/,
+  );
+  await withTemp(async (dir) => {
+    const bad = await cli(["serve", "--samples", `${dir}/s`, "--save-dir", `${dir}/s`]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--save-dir .* is the --samples folder/);
+
+    await Deno.mkdir(`${dir}/samples`);
+    await Deno.writeFile(`${dir}/samples/0000.png`, PNG);
+    await Deno.writeFile(`${dir}/samples/fake-0.png`, PNG); // a name the model will also use
+    const before = [...Deno.readDirSync(`${dir}/samples`)].map((e) => e.name).sort();
+    const controller = new AbortController();
+    let stderr = "";
+    const serving = main(["serve", "--port", "0", "--samples", `${dir}/samples`], {
+      stdout: () => {},
+      stderr: (t) => (stderr += t),
+      loadBuiltins: async (r) => {
+        await r.use(fakeBuiltins([]));
+        return {};
+      },
+      signal: controller.signal,
+      tty: false,
+    });
+    while (!stderr.includes("preview at")) await new Promise((r) => setTimeout(r, 5));
+    const url = /preview at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)![1];
+    expect(stderr).toContain(`new images saved in ${dir}/preview`);
+    const res = await fetch(`${url}api/generate`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ seed: 1, topK: 0, temperature: 1, steps: 1, count: 2 }),
+    });
+    const { images } = await res.json();
+    // Names are unique over both folders: fake-0 exists among the samples.
+    expect(images.map((i: { name: string }) => i.name)).toEqual(["fake-0-2.png", "fake-1.png"]);
+    expect([...Deno.readDirSync(`${dir}/preview`)].map((e) => e.name).sort()).toEqual([
+      "fake-0-2.png",
+      "fake-1.png",
+    ]);
+    expect([...Deno.readDirSync(`${dir}/samples`)].map((e) => e.name).sort()).toEqual(before);
+    const listed = (await (await fetch(`${url}api/samples`)).json()).samples;
+    expect(listed.map((i: { name: string }) => i.name).sort()).toEqual([
+      "0000.png",
+      "fake-0-2.png",
+      "fake-0.png",
+      "fake-1.png",
+    ]);
+    expect((await fetch(`${url}samples/fake-1.png`)).status).toBe(200);
+    expect((await fetch(`${url}samples/0000.png`)).status).toBe(200);
+    await (await fetch(`${url}samples/nope.png`)).body?.cancel();
     controller.abort();
     expect(await serving).toBe(130);
   });
