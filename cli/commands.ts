@@ -24,6 +24,7 @@ import {
 import { loadTask, planTask, runTask, stepStatus, type TaskPlan } from "../core/tasks.ts";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { startServer } from "../server/serve.ts";
+import { checkEvalInputs, type EvalInputs } from "./eval_check.ts";
 import { commandHelp, mainHelp, type ParsedArgs, TRAIN_TARGETS, UsageError } from "./args.ts";
 
 export interface Session {
@@ -143,6 +144,10 @@ async function runStepCommand(
     session.registry,
     { file: where, outputDir: values.outputs ?? "outputs", device: device(session) ?? "auto" },
   );
+  // The built-in eval reads big files: a missing one is reported before anything starts.
+  if (stepType === "eval" && plan.steps[0].entry.plugin === "digit-metrics" && !values["dry-run"]) {
+    await checkEvalInputs(plan.steps[0].params as EvalInputs);
+  }
   return await execute(session, plan);
 }
 

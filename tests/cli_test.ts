@@ -415,6 +415,54 @@ it("serve: generated images go to --save-dir (default preview/ beside the sample
   });
 });
 
+it("eval: missing inputs and weights are named before any work, with exit 2", async () => {
+  await withTemp(async (dir) => {
+    const saved = Deno.env.get("DIGIT_INCEPTION_WEIGHTS");
+    Deno.env.delete("DIGIT_INCEPTION_WEIGHTS");
+    try {
+      const run = async (args: string[]) => {
+        let err = "";
+        const code = await main(["eval", "--outputs", `${dir}/out`, ...args], {
+          stdout: () => {},
+          stderr: (t) => (err += t),
+          tty: false,
+        });
+        return { code, err };
+      };
+      const missing = await run(["--input1", `${dir}/gen`, "--input2", `${dir}/ref.npz`]);
+      expect(missing.code).toBe(2);
+      expect(missing.err).toContain(`error: eval: generated images '${dir}/gen' do not exist`);
+      expect(missing.err).toContain(`error: eval: reference '${dir}/ref.npz' does not exist`);
+      expect(missing.err).toMatch(/pt_inception-2015-12-05-6726825d\.pth or weights-inception/);
+      expect(missing.err).toMatch(/--set inception_weights=FILE or set \$DIGIT_INCEPTION_WEIGHTS/);
+
+      await Deno.mkdir(`${dir}/gen`);
+      await Deno.mkdir(`${dir}/weights`);
+      const folder = await run([
+        "--input1",
+        `${dir}/gen`,
+        "--isc",
+        "--set",
+        `inception_weights=${dir}/weights`,
+      ]);
+      expect(folder.code).toBe(2);
+      expect(folder.err).toMatch(/weights folder '.*\/weights' holds neither pt_inception/);
+      const file = await run([
+        "--input1",
+        `${dir}/gen`,
+        "--isc",
+        "--set",
+        `inception_weights=${dir}/w.pth`,
+      ]);
+      expect(file.err).toContain(`Inception weights '${dir}/w.pth' do not exist`);
+      // Nothing ran: the step folder was never made.
+      expect(await Deno.stat(`${dir}/out`).then(() => true, () => false)).toBe(false);
+    } finally {
+      if (saved !== undefined) Deno.env.set("DIGIT_INCEPTION_WEIGHTS", saved);
+    }
+  });
+});
+
 it("loadBuiltinPlugins: missing, broken, empty and working modules", async () => {
   await withTemp(async (dir) => {
     const url = (name: string) => new URL(`file://${dir}/${name}`);
