@@ -20,6 +20,7 @@
  * `${steps.<name>.dir}`; `$${` writes a literal `${`.
  */
 
+import { datasetProblems } from "./task_datasets.ts";
 import { ArchitectureChangedError } from "./train/trainer.ts";
 import {
   applyOverrides,
@@ -371,6 +372,27 @@ export function planTask(
       dependsOn: [...found.dependsOn],
       force: step.force ?? false,
     });
+  }
+  // Dataset specs, once every step's outputs are known: a path a step writes is not checked.
+  if (lines.length === 0) {
+    const made = [outputDir, ...planned.flatMap((p) => [p.dir, ...Object.values(p.outputs)])];
+    // A spec reused by many steps (a YAML anchor) is reported once, with a count.
+    const seen = new Map<string, { line: number; more: number }>();
+    for (const step of planned) {
+      const source = task.steps[step.index].paramsSource ??
+        { where: file, path: ["steps", step.index, "params"] };
+      for (const problem of datasetProblems(step.params, source.path, made)) {
+        const again = seen.get(problem.message);
+        if (again) again.more++;
+        else {
+          seen.set(problem.message, { line: lines.length, more: 0 });
+          lines.push(formatProblem(source.where, problem));
+        }
+      }
+    }
+    for (const { line, more } of seen.values()) {
+      if (more > 0) lines[line] += ` (and in ${more} more place${more > 1 ? "s" : ""})`;
+    }
   }
   if (lines.length > 0) throw new ConfigError(lines);
   return {

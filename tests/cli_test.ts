@@ -96,6 +96,15 @@ async function cli(
   }
 }
 
+/** True when every error line says that a dataset path of the task does not exist. */
+function onlyMissingData(stderr: string): boolean {
+  const errors = stderr.split("\n").filter((l) => l.startsWith("error: "));
+  return errors.length > 0 &&
+    errors.every((l) =>
+      /\.params\.(\w+\.)*(root|dir|images|labels|tsv): '.*' does not exist/.test(l)
+    );
+}
+
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();
   try {
@@ -562,6 +571,9 @@ it("every shipped task file in tasks/ passes validation with the built-in plugin
         stderr: (t) => (stderr += t),
         tty: false,
       });
+      // A file for data that is not here (ImageNet, your own folder) validates but for the
+      // dataset paths it names; nothing else may be wrong with it.
+      if (code === 2 && onlyMissingData(stderr)) continue;
       expect(code, `${file}:\n${stderr}`).toBe(0);
       expect(stdout, file).toMatch(/^task \S+ \(/);
     }
