@@ -31,6 +31,9 @@ export const OPTIONS = {
   samples: { type: "string" },
   "save-dir": { type: "string" },
   model: { type: "string" },
+  stage1: { type: "string" },
+  stage2: { type: "string" },
+  vqgan: { type: "string" },
   input1: { type: "string" },
   input2: { type: "string" },
   fid: { type: "boolean" },
@@ -64,10 +67,15 @@ export const COMMANDS: Record<string, CommandInfo> = {
     ],
   },
   sample: {
-    usage: "sample [--config FILE] [--set key=value ...]",
+    usage:
+      "sample [--stage1 PATH] [--stage2 PATH] [--vqgan PATH] [--config FILE] [--set key=value ...]",
     summary: "generate images (runs the step type sample)",
-    options: STEP,
-    details: [],
+    options: [...STEP, "stage1", "stage2", "vqgan"],
+    details: [
+      "Each part is a run folder, a checkpoint, or a released file (fairseq stage-1 .pt, DiGIT",
+      "stage-2 .pt, MAGE .ckpt); parts not given are found by their checkpoint kind under",
+      "--set dir=FOLDER (default: the demo's outputs). --stage1 X is --set stage1=X, and so on.",
+    ],
   },
   eval: {
     usage:
@@ -100,7 +108,18 @@ export const COMMANDS: Record<string, CommandInfo> = {
     usage:
       "serve [--port 8000] [--host 127.0.0.1] [--allow-host NAME ...] [--samples DIR] [--save-dir DIR] [--model NAME] [--config FILE]",
     summary: "preview server: sample gallery and a generate form",
-    options: [...GLOBAL, "port", "host", "allow-host", "samples", "save-dir", "model"],
+    options: [
+      ...GLOBAL,
+      "port",
+      "host",
+      "allow-host",
+      "samples",
+      "save-dir",
+      "model",
+      "stage1",
+      "stage2",
+      "vqgan",
+    ],
     details: [
       "--samples is the gallery folder (default <outputs>/samples); it is only read, so a folder",
       "a metric scored stays as scored. Generated images go to --save-dir (default: a preview/",
@@ -146,6 +165,9 @@ export interface ParsedArgs {
     "allow-host"?: string[];
     samples?: string;
     "save-dir"?: string;
+    stage1?: string;
+    stage2?: string;
+    vqgan?: string;
     model?: string;
     input1?: string;
     input2?: string;
@@ -201,6 +223,9 @@ const OPTION_HELP: Record<OptionName, [string, string]> = {
   samples: ["--samples DIR", "gallery folder (only read)"],
   "save-dir": ["--save-dir DIR", "where generated images go (default: preview/ beside --samples)"],
   model: ["--model NAME", "registered preview model to load"],
+  stage1: ["--stage1 PATH", "stage 1: run folder, checkpoint or fairseq .pt"],
+  stage2: ["--stage2 PATH", "stage 2: run folder, checkpoint or DiGIT stage-2 .pt"],
+  vqgan: ["--vqgan PATH", "decoder: run folder, checkpoint or MAGE .ckpt"],
   input1: ["--input1 DIR", "generated images (eval's `generated`)"],
   input2: ["--input2 DIR|STATS", "reference images or statistics (eval's `reference`)"],
   fid: ["--fid", "Frechet Inception distance"],

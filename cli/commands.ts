@@ -151,6 +151,12 @@ async function runStepCommand(
   return await execute(session, plan);
 }
 
+/** --stage1/--stage2/--vqgan as `sample`'s params or the preview's options (--set wins). */
+function partFlagsAsSets(v: ParsedArgs["values"]): string[] {
+  return (["stage1", "stage2", "vqgan"] as const).filter((k) => v[k] !== undefined)
+    .map((k) => `${k}=${JSON.stringify(v[k])}`); // quoted: a path is a string, whatever it looks like
+}
+
 /** torch-fidelity's flags as the eval step's params (--set given after them wins). */
 function evalFlagsAsSets(v: ParsedArgs["values"]): string[] {
   const sets: string[] = [];
@@ -390,6 +396,7 @@ export async function dispatch(session: Session): Promise<number> {
       expectPositionals(0, "no arguments (use --input1/--input2, --config and --set)");
       session.args.values.set = [
         ...evalFlagsAsSets(session.args.values),
+        ...partFlagsAsSets(session.args.values),
         ...(session.args.values.set ?? []),
       ];
       return await runStepCommand(session, command);
@@ -408,6 +415,7 @@ export async function dispatch(session: Session): Promise<number> {
       );
     case "serve":
       expectPositionals(0, "no arguments");
+      values.set = [...partFlagsAsSets(values), ...(values.set ?? [])];
       return await serve(session);
     case "list":
       return list(session);

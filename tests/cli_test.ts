@@ -472,6 +472,33 @@ it("eval: missing inputs and weights are named before any work, with exit 2", as
   });
 });
 
+it("sample and serve: --stage1/--stage2/--vqgan are the parts' params, --set wins", async () => {
+  await withTemp(async (dir) => {
+    let out = "";
+    const code = await main([
+      "sample",
+      "--stage1",
+      "runs/a: b",
+      "--stage2",
+      "s2.pt",
+      "--vqgan",
+      "v",
+      "--set",
+      "vqgan=w",
+      "--dry-run",
+      "--outputs",
+      dir,
+    ], { stdout: (t) => (out += t), stderr: (t) => (out += t), tty: false });
+    expect({ code, out }).toMatchObject({ code: 0 });
+    expect(out).toContain(`"stage1":"runs/a: b","stage2":"s2.pt","vqgan":"w"`);
+    const help = await cli(["serve", "--stage2", "x", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(
+      /--stage2 PATH\s+stage 2: run folder, checkpoint or DiGIT stage-2 .pt/,
+    );
+  });
+});
+
 it("loadBuiltinPlugins: missing, broken, empty and working modules", async () => {
   await withTemp(async (dir) => {
     const url = (name: string) => new URL(`file://${dir}/${name}`);

@@ -151,6 +151,24 @@ it("custom decoder: `deno task sample --plugin` writes the decoder's images", as
       tty: false,
     });
     expect({ code, err }).toMatchObject({ code: 0 });
+    // The parts given one by one (--stage1/--stage2/--vqgan) load the same decoder.
+    const given = await main([
+      ...args.slice(0, 2),
+      `${root}/given`,
+      "--plugin",
+      PLUGIN,
+      "--stage1",
+      `${root}/run/stage1`,
+      "--stage2",
+      `${root}/run/stage2/checkpoints/last`,
+      "--vqgan",
+      `${root}/run/decoder`,
+      "--set",
+      "count=2",
+    ], { stdout: () => {}, stderr: (t) => (err += t), tty: false });
+    expect({ given, err }).toMatchObject({ given: 0 });
+    const sourcesGiven = JSON.parse(await Deno.readTextFile(`${root}/given/sample/sources.json`));
+    expect(sourcesGiven.vqgan).toBe(`${root}/run/decoder/checkpoints/last`);
     const step = `${root}/out/sample`;
     const sources = JSON.parse(await Deno.readTextFile(`${step}/sources.json`));
     expect(sources.vqgan).toBe(`${root}/run/decoder/checkpoints/last`);
