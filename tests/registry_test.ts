@@ -236,3 +236,31 @@ export default (options = {}) => ({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+it("a factory's pipeline slot is kept on its entry (and a plugin may use another)", async () => {
+  const parts = definePlugin({
+    name: "parts",
+    version: "1",
+    register(r) {
+      r.generator({
+        name: "my-stage2",
+        slot: "stage2",
+        create: () => new ConstantGenerator("my-stage2", 1, 2),
+      });
+    },
+  });
+  const r = new Registry();
+  await r.use({
+    name: "uses-parts",
+    version: "1",
+    // A plugin that needs another's entries registers it first; the same plugin twice is one.
+    register: async (view) => {
+      await view.use(parts);
+      await view.use(parts);
+    },
+  });
+  await r.use(constantPlugin);
+  expect(r.get("generators", "my-stage2").slot).toBe("stage2");
+  expect("slot" in r.get("generators", "constant")).toBe(false);
+  expect(r.plugins.map((p) => p.name)).toEqual(["uses-parts", "parts", "fake-constant"]);
+});

@@ -64,7 +64,7 @@ export function partOfKind(kind: string, registry?: Registry): PartName | null {
   if (registry.has("decoders", kind)) return "vqgan";
   if (!registry.has("generators", kind)) return null;
   const slot = registry.get("generators", kind).slot;
-  return slot === "stage1" || slot === "stage2" ? slot : slot === "decoder" ? "vqgan" : null;
+  return slot === "stage1" || slot === "stage2" ? slot : null;
 }
 
 /** Every kind that fills `part`: the built-in ones and those the registry's plugins add. */
