@@ -6,8 +6,8 @@
  */
 
 import { expect, it } from "./lib/test.ts";
-import { DigitPipeline, imagePng } from "../mod.ts";
-import { saveCheckpoint } from "../core/io/checkpoint.ts";
+import { definePlugin, DigitPipeline, imagePng, s, type Stage2Part } from "../mod.ts";
+import { loadCheckpoint, saveCheckpoint } from "../core/io/checkpoint.ts";
 import { decodePng } from "../core/image/png.ts";
 import { hostStateDict, type Module } from "../core/nn/module.ts";
 import { Generator } from "../core/random.ts";
@@ -213,6 +213,68 @@ it("DigitPipeline: the released-file fixtures (fairseq stage-1 .pt, MAGE-layout 
       expect([out.semantic.height, out.semantic.width]).toEqual([16, 16]);
       expect(Array.from(out.classes!)).toEqual([1, 1]);
       expect(out.codes.tokens.every((t) => t >= 0 && t < 32)).toBe(true);
+    } finally {
+      pipe.dispose();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** A third-party stage 2: image token = semantic token + `shift` (mod the codebook). */
+const shiftStage2 = definePlugin({
+  name: "shift-stage2",
+  version: "1",
+  register(r) {
+    r.generator({
+      name: "shift-stage2",
+      slot: "stage2",
+      options: s.object({ checkpoint: s.string() }),
+      create: async (o) => {
+        const { meta } = await loadCheckpoint(o.checkpoint);
+        const { shift } = (meta as { config: { shift: number } }).config;
+        const part: Stage2Part = {
+          name: "shift-stage2",
+          variant: "ar",
+          conditionVocab: STAGE2.clusters,
+          conditionLength: STAGE2.prefixLength,
+          vocabSize: STAGE2.codebookSize,
+          length: STAGE2.length,
+          sample: (q) => {
+            const c = q.condition!;
+            const tokens = c.tokens.map((t) => (t + shift) % STAGE2.codebookSize);
+            return Promise.resolve({ ...c, tokens });
+          },
+          dispose() {},
+        };
+        return part;
+      },
+    });
+  },
+});
+
+it("DigitPipeline: a plugin's stage 2 (a generator with slot: stage2) is built by its kind", async () => {
+  const root = await Deno.makeTempDir({ prefix: "digit-api-plugin-" });
+  try {
+    await writeRun(`${root}/run`);
+    await Deno.mkdir(`${root}/shift/checkpoints`, { recursive: true });
+    await saveCheckpoint(`${root}/shift/checkpoints/last`, new Map(), {
+      kind: "shift-stage2",
+      config: { shift: 5 },
+    });
+    const pipe = await DigitPipeline.load({
+      stage1: `${root}/run/stage1`,
+      stage2: `${root}/shift`,
+      vqgan: `${root}/run/vqgan`,
+      device: "cpu",
+      plugins: [shiftStage2],
+    });
+    try {
+      expect(pipe.sources.stage2.kind).toBe("shift-stage2");
+      const out = await pipe.generate({ classes: 1, count: 2, seed: 3, topK: 3 });
+      expect(Array.from(out.codes.tokens)).toEqual(
+        Array.from(out.semantic.tokens, (t) => (t + 5) % STAGE2.codebookSize),
+      );
     } finally {
       pipe.dispose();
     }
