@@ -29,6 +29,9 @@ export const sweepParams = s.object({
   per_class: s.int({ min: 1 }).default(10).describe("images per class at each scale"),
   seed: s.int().default(100),
   top_k: s.int({ min: 0 }).default(0).describe("stage-1 top-k (0: off)"),
+  temperature: s.number({ positive: true }).default(1).describe(
+    "stage-1 temperature, as sample-stage1",
+  ),
   stage2_top_p: s.number({ min: 0, max: 1 }).default(0.8).describe(
     "stage-2 nucleus mass, as generate-images",
   ),
@@ -77,6 +80,7 @@ export async function guidanceSweep(p: SweepParams, ctx: StepContext): Promise<S
           count: n,
           seed: p.seed + i,
           topK: p.top_k,
+          temperature: p.temperature,
           guidance,
           classes: wanted,
         });
