@@ -35,8 +35,8 @@ export const fairseqGroups = {
     weight_decay: s.number(nonNegative).default(0.01),
   }).default({ adam_betas: [0.9, 0.98], weight_decay: 0.01 }),
   lr_scheduler: s.object({
-    // DiGIT's recipes use inverse_sqrt; runs of a few hundred updates learn much more under
-    // cosine, which still holds a high rate when inverse_sqrt has already fallen to a third.
+    // DiGIT's recipes use inverse_sqrt; a run of a few hundred updates ends lower under cosine,
+    // which anneals to min_lr where inverse_sqrt still runs at a quarter of its peak.
     _name: s.enum(["inverse_sqrt", "cosine"]).default("inverse_sqrt"),
     warmup_updates: s.int(nonNegative).default(0),
     warmup_init_lr: s.number(nonNegative).default(1e-7),
