@@ -134,4 +134,6 @@ export interface Metric {
   compute(): Promise<MetricResult>;
   /** Forget everything added. */
   reset(): void;
+  /** Frees the weights it loaded (a metric built on its own network). */
+  dispose?(): void;
 }

@@ -29,6 +29,7 @@ import { Generator } from "../core/random.ts";
 import { memoryLogger, Registry } from "../core/registry.ts";
 import { exportDataset } from "../plugins/demo/images.ts";
 import { loadClassifier } from "../plugins/domain/checkpoint.ts";
+import domainPlugin from "../plugins/domain/plugin.ts";
 import { trainClassifierParams, trainClassifierStep } from "../plugins/domain/train.ts";
 import { type EvalContext, evalParams, runEval } from "../plugins/metrics/eval.ts";
 
@@ -97,7 +98,8 @@ async function evaluate(folder: string, extra: Record<string, unknown> = {}) {
   const ctxLog = memoryLogger();
   const stepDir = await Deno.makeTempDir({ dir: root });
   const ctx: EvalContext = {
-    registry: new Registry(),
+    // eval builds `domain` through the registry, as the task runner's registry has it.
+    registry: await new Registry().use(domainPlugin),
     device: "cpu",
     log: ctxLog,
     outputDir: stepDir,

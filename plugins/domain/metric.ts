@@ -21,6 +21,7 @@ import { FeatureStats } from "../metrics/stats.ts";
 import type { LoadedClassifier } from "./checkpoint.ts";
 import { classify, inceptionScore, SaturationMean } from "./features.ts";
 import { LABELS_FILE } from "../../core/data/labels.ts";
+import type { Logger } from "../../core/registry.ts";
 
 /** Features, probabilities and saturation of one image set. */
 class FeatureSet {
@@ -63,6 +64,8 @@ export interface DomainMetricOptions {
   labelsDir?: string;
   /** k of precision/recall (default 3). */
   neighborhood?: number;
+  /** Where `compute` warns when the floor was measured for other set sizes. */
+  log?: Logger;
 }
 
 const baseName = (path: string) => path.slice(path.lastIndexOf("/") + 1);
@@ -137,6 +140,8 @@ export class DomainMetric implements Metric {
       saturation: g.saturation.value(),
       reference_saturation: r.saturation.value(),
     });
+    const note = this.floorSizeNote();
+    if (note) this.options.log?.warn(note);
     return Promise.resolve(out);
   }
 
@@ -144,6 +149,11 @@ export class DomainMetric implements Metric {
     this.#generated = new FeatureSet(this.classifier);
     this.#right = 0;
     this.#labelled = 0;
+  }
+
+  /** Frees the classifier's weights. */
+  dispose(): void {
+    this.classifier.model.dispose();
   }
 
   /** A line when the floor was measured with other set sizes than these (see floor.ts). */

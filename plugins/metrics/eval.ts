@@ -7,9 +7,11 @@
  *   reference   folder of images, or a .npz/.safetensors statistics file made earlier
  *   metrics     fid, is, prc, fd:<encoder>, domain     (default fid, is)
  *
- * `domain` scores with a classifier trained on the real data (plugins/domain: class accuracy
- * from the folder's labels.tsv, FD on its features beside the real-vs-real floor,
- * precision/recall, an IS analogue, saturation); it needs `domain_classifier`.
+ * `domain` scores with a classifier trained on the real data (class accuracy from the folder's
+ * labels.tsv, FD on its features beside the real-vs-real floor, precision/recall, an IS
+ * analogue, saturation); it needs `domain_classifier`. It is the registry's metric `domain`
+ * (plugins/domain registers it, building on this plugin's statistics), so this file never
+ * imports that plugin; it reads the reference images in its own pass.
  *
  * Everything that can be checked before the network runs is checked first (folders, counts,
  * files, weights), so a bad call fails in seconds, not after an hour of features. Reference
@@ -31,15 +33,7 @@ import {
   type EncoderPooling,
   type GlobalEncoder,
 } from "./fd_encoder.ts";
-import {
-  domainMetric,
-  type DomainPlan,
-  type DomainScorer,
-  loadDomain,
-  planDomain,
-} from "../domain/eval_hook.ts";
 import { LABELS_FILE } from "../../core/data/labels.ts";
-import type { DomainMetric } from "../domain/metric.ts";
 import { FidMetric, INCEPTION_FEATURE } from "./fid.ts";
 import { ImageFolder } from "./folder.ts";
 import { InceptionScoreMetric } from "./is.ts";
@@ -123,21 +117,37 @@ interface EvalPlan {
   generated: ImageFolder;
   referenceFolder: ImageFolder | null;
   referenceFile: StoredStats | null;
-  domain: DomainPlan | null;
 }
 
 export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalReport> {
   const plan = await checkInputs(p, ctx);
   const { wants, encoderNames } = plan;
   await useDevice(ctx.device);
-  const needsInception = wants.has("fid") || wants.has("is") || wants.has("prc");
-  const extractor = needsInception
-    ? ctx.extractor ?? await sharedInceptionExtractor(weightsPath(p))
-    : null;
   const encoders: GlobalEncoder[] = [];
-  let domain: DomainScorer | null = null;
+  let domain: Metric | null = null;
   try {
-    if (plan.domain) domain = await loadDomain(plan.domain);
+    // Built first: its own checks (labels.tsv, the classifier) run before Inception loads.
+    if (wants.has("domain")) {
+      domain = await ctx.registry.create(
+        "metrics",
+        "domain",
+        {
+          classifier: p.domain_classifier,
+          reference: p.reference,
+          labels: p.generated,
+          require_labels: p.require_labels,
+          neighborhood: p.prc_neighborhood,
+          batch_size: p.batch_size,
+          limit: p.limit,
+        },
+        ctx,
+        "eval: metric domain",
+      );
+    }
+    const needsInception = wants.has("fid") || wants.has("is") || wants.has("prc");
+    const extractor = needsInception
+      ? ctx.extractor ?? await sharedInceptionExtractor(weightsPath(p))
+      : null;
     for (const name of encoderNames) {
       encoders.push(
         await ctx.registry.create(
@@ -152,7 +162,7 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
     return await score(p, ctx, plan, extractor, encoders, domain);
   } finally {
     for (const e of encoders) e.dispose?.();
-    domain?.classifier.model.dispose();
+    domain?.dispose?.();
   }
 }
 
@@ -228,18 +238,14 @@ async function checkInputs(p: EvalParams, ctx: EvalContext): Promise<EvalPlan> {
       );
     }
   }
+  if (wants.has("domain") && !p.domain_classifier) {
+    throw new Error(
+      "eval: metric 'domain' needs domain_classifier (the classifier.json written by a train-domain-classifier step)",
+    );
+  }
   await generated.checkSizes(p.limit);
   await referenceFolder?.checkSizes(p.limit);
-  const domain = wants.has("domain")
-    ? await planDomain({
-      classifier: p.domain_classifier,
-      generatedDir: p.generated,
-      generatedFiles: generated.files.slice(0, usable(generated)),
-      requireLabels: p.require_labels,
-      log: ctx.log,
-    })
-    : null;
-  return { wants, encoderNames, generated, referenceFolder, referenceFile, domain };
+  return { wants, encoderNames, generated, referenceFolder, referenceFile };
 }
 
 /** The reference pass (when the reference is a folder), then the generated pass. */
@@ -249,7 +255,7 @@ async function score(
   plan: EvalPlan,
   extractor: InceptionFeatureExtractor | null,
   encoders: GlobalEncoder[],
-  domain: DomainScorer | null,
+  domain: Metric | null,
 ): Promise<EvalReport> {
   const { wants, generated, referenceFolder, referenceFile } = plan;
   const pooling = p.fd_pooling as EncoderPooling;
@@ -273,7 +279,6 @@ async function score(
         referenceRows?.push(f.pool3);
       }
       for (const { e, stats } of perEncoder) stats.update(await encoderFeatures(e, batch, pooling));
-      await domain?.reference.update(batch);
       done += batch.count;
       ctx.log.progress("reference images", done, usable(referenceFolder));
     }
@@ -305,8 +310,7 @@ async function score(
   for (const e of encoders) {
     metrics.push(new EncoderFrechetMetric(e, encoderReference.get(e.name)!, pooling));
   }
-  const domainScore: DomainMetric | null = domain ? domainMetric(domain, p.prc_neighborhood) : null;
-  if (domainScore) metrics.push(domainScore);
+  if (domain) metrics.push(domain);
   let done = 0;
   for await (const batch of generated.batches(p.batch_size, options)) {
     for (const m of metrics) await m.update(batch);
@@ -316,8 +320,6 @@ async function score(
   const results: MetricResult = {};
   for (const m of metrics) Object.assign(results, await m.compute());
   for (const [k, v] of Object.entries(results)) ctx.log.info(`${k}: ${v}`);
-  const floorNote = domainScore?.floorSizeNote();
-  if (floorNote) ctx.log.warn(floorNote);
   const reference = p.reference === undefined ? undefined : {
     source: p.reference,
     count: referenceFolder ? usable(referenceFolder) : referenceFile?.count ?? 0,
