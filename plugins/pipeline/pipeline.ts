@@ -39,6 +39,11 @@ export interface PipelineOptions {
   /** Decoding settings: AR top-p (0.8) / temperature (1); NAR steps (8). */
   sampling?: Pick<Stage2SampleOptions, "steps" | "topK" | "topP" | "temperature">;
   sheet?: { count?: number; columns?: number; cell?: number };
+  /**
+   * Only images [start, end) of the token grids (a shard of generate-images): each keeps its
+   * global index, so its seed, file name and label are the ones a whole run gives it.
+   */
+  range?: { start: number; end: number };
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -69,12 +74,16 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   const vqTokens = `${o.outDir}/vq_tokens.codecs`;
   await Deno.writeTextFile(vqTokens, "");
   const batch = o.batchSize ?? 8;
+  const start = o.range?.start ?? 0, end = o.range?.end ?? semantic.count;
+  if (!(0 <= start && start <= end && end <= semantic.count)) {
+    throw new Error(`pipeline: range [${start}, ${end}) is outside the ${semantic.count} grids`);
+  }
   const stage2 = o.stage2 instanceof Stage2Model ? new Stage2ModelPart(o.stage2) : o.stage2;
   let sheet: ContactSheet | null = null;
-  const sheetCount = Math.min(o.sheet?.count ?? 64, semantic.count);
-  for (let i = 0; i < semantic.count; i += batch) {
+  const sheetCount = Math.min(o.sheet?.count ?? 64, end - start);
+  for (let i = start; i < end; i += batch) {
     o.signal?.throwIfAborted();
-    const n = Math.min(batch, semantic.count - i);
+    const n = Math.min(batch, end - i);
     const part: TokenGrid = {
       ...semantic,
       count: n,
@@ -103,16 +112,17 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       await writePng(`${resultsDir}/${ids[i + k]}.png`, img);
       sheet?.add(img);
     }
-    o.onProgress?.(i + n, semantic.count);
+    o.onProgress?.(i + n - start, end - start);
   }
   const labels = o.labels ?? file?.labels;
   if (labels) {
     if (labels.length !== semantic.count) {
       throw new Error(`pipeline: ${labels.length} class labels for ${semantic.count} images`);
     }
-    await writeLabels(resultsDir, labelRows(ids.map((id) => `${id}.png`), labels, o.classNames));
+    const files = ids.slice(start, end).map((id) => `${id}.png`);
+    await writeLabels(resultsDir, labelRows(files, labels.subarray(start, end), o.classNames));
   }
   const contactSheet = sheet ? `${o.outDir}/contact_sheet.png` : null;
   if (sheet) await writePng(contactSheet!, sheet.image);
-  return { count: semantic.count, resultsDir, contactSheet, vqTokens };
+  return { count: end - start, resultsDir, contactSheet, vqTokens };
 }

@@ -2,7 +2,8 @@
  * The pipeline plugin's steps:
  *   `sample`           stage-1 sampling -> stage 2 -> VQGAN -> PNGs (`deno task sample`; sample.ts)
  *   `generate-images`  semantic token grids (stage-1 samples) -> stage 2 -> VQGAN
- *                      -> `<step dir>/results/<id>.png`, `contact_sheet.png` and `vq_tokens.codecs`.
+ *                      -> `<step dir>/results/<id>.png`, `contact_sheet.png` and `vq_tokens.codecs`;
+ *                      shardable (generate_shards.ts).
  * and the generators that build the built-in stage-1 and stage-2 checkpoint kinds
  * (builtin_parts.ts), through which both steps build their parts (build.ts).
  */
@@ -10,8 +11,10 @@
 import { type Infer, s } from "../../core/config.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { definePlugin, type StepContext } from "../../core/registry.ts";
+import { writeSlice } from "../../core/shard.ts";
 import { buildParts, type BuiltParts, checkFit, disposeParts } from "./build.ts";
 import { builtinParts } from "./builtin_parts.ts";
+import { mergeGenerated, shardRange } from "./generate_shards.ts";
 import { partAt } from "./parts.ts";
 import { runPipeline } from "./pipeline.ts";
 import { runSample, sampleComplete, sampleOutputs, sampleParams } from "./sample.ts";
@@ -37,8 +40,13 @@ const params = s.object({
 });
 type GenerateParams = Infer<typeof params>;
 
-/** The `generate-images` step's work, once its parts are built. */
-async function generate(p: GenerateParams, ctx: StepContext, parts: BuiltParts): Promise<void> {
+/** The `generate-images` step's work, once its parts are built (`range`: one shard's images). */
+async function generate(
+  p: GenerateParams,
+  ctx: StepContext,
+  parts: BuiltParts,
+  range?: { start: number; end: number },
+): Promise<void> {
   // PNGs of an earlier, larger run would otherwise stay among these.
   await Deno.remove(ctx.outputs.results, { recursive: true }).catch(() => {});
   const res = await runPipeline({
@@ -50,13 +58,34 @@ async function generate(p: GenerateParams, ctx: StepContext, parts: BuiltParts):
     batchSize: p.batch_size,
     classNames: p.dataset ? (await openDataset(p.dataset as DatasetSpec)).classNames : undefined,
     sampling: { steps: p.steps, topP: p.top_p, temperature: p.temperature },
-    sheet: { count: p.sheet_count },
+    // A shard draws no sheet: the merge draws the whole run's from the merged PNGs.
+    sheet: { count: range ? 0 : p.sheet_count },
+    range,
     signal: ctx.signal,
     onProgress: (d, t) => ctx.log.progress("generate", d, t),
   });
   ctx.log.info(
     `generate-images: ${res.count} images in ${res.resultsDir}, contact sheet ${res.contactSheet}`,
   );
+}
+
+/** Builds generate-images' stage 2 and decoder, runs `work`, and frees them. */
+async function withParts(
+  p: GenerateParams,
+  ctx: StepContext,
+  work: (parts: BuiltParts) => Promise<void>,
+): Promise<void> {
+  const refs = {
+    stage2: await partAt("stage2", p.stage2, "last", ctx.registry),
+    ...(p.vqgan ? { vqgan: await partAt("vqgan", p.vqgan, "last", ctx.registry) } : {}),
+  };
+  const parts = await buildParts(refs, { ctx, who: "generate-images" });
+  try {
+    checkFit(parts, refs, "generate-images");
+    await work(parts);
+  } finally {
+    disposeParts(parts);
+  }
 }
 
 export default definePlugin({
@@ -84,18 +113,16 @@ export default definePlugin({
         sheet: "contact_sheet.png",
         vq_tokens: "vq_tokens.codecs",
       }),
-      run: async (p, ctx) => {
-        const refs = {
-          stage2: await partAt("stage2", p.stage2, "last", ctx.registry),
-          ...(p.vqgan ? { vqgan: await partAt("vqgan", p.vqgan, "last", ctx.registry) } : {}),
-        };
-        const parts = await buildParts(refs, { ctx, who: "generate-images" });
-        try {
-          checkFit(parts, refs, "generate-images");
-          await generate(p, ctx, parts);
-        } finally {
-          disposeParts(parts);
-        }
+      run: (p, ctx) => withParts(p, ctx, (parts) => generate(p, ctx, parts)),
+      shardable: {
+        run: async (p, ctx, shard) => {
+          const range = await shardRange(p.tokens, p.batch_size, shard);
+          if (range.end > range.start) {
+            await withParts(p, ctx, (parts) => generate(p, ctx, parts, range));
+          }
+          await writeSlice(shard.dir, { ...range, unit: "images" });
+        },
+        merge: (p, ctx, shards) => mergeGenerated(p, ctx, shards),
       },
     });
   },
