@@ -21,6 +21,7 @@ import {
   type Logger,
   type Registry,
 } from "../core/registry.ts";
+import { startRun } from "../core/run_context.ts";
 import { loadTask, planTask, runTask, stepStatus, type TaskPlan } from "../core/tasks.ts";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { startServer } from "../server/serve.ts";
@@ -286,15 +287,17 @@ async function serve(session: Session): Promise<number> {
   const outputDir = values.outputs ?? "outputs";
   const samplesDir = values.samples ?? `${outputDir}/samples`;
   const saveDir = previewSaveDir(samplesDir, values["save-dir"]);
-  const ctx = {
-    registry: session.registry,
-    device: device(session) ?? "auto",
-    log: session.log,
-    outputDir,
-    signal: session.signal,
-  };
+  const deviceChoice = device(session) ?? "auto"; // a bad --device fails even without a model
   let model;
   if (name !== undefined) {
+    // serve is one run: the device is resolved once, for every request the model answers.
+    const ctx = await startRun({
+      registry: session.registry,
+      device: deviceChoice,
+      log: session.log,
+      outputDir,
+      signal: session.signal,
+    });
     const where = values.config ?? "command line";
     const doc = applyOverrides(
       values.config ? await readYamlWithExtends(values.config) : {},

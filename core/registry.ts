@@ -15,6 +15,7 @@
  */
 
 import type { Decoder, Encoder, Generator, ImageBatch, Metric, Tokenizer } from "./interfaces.ts";
+import type { Backend } from "./backend.ts";
 import { ConfigError, didYouMean, resolveBeside, s, type Schema, validate } from "./config.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -150,8 +151,14 @@ export interface Logger {
 export interface RunContext {
   /** The registry the run resolves names in. */
   registry: Registry;
-  /** The device asked for; "auto" is resolved by whoever builds tensors. */
+  /** The device asked for, as the task file or `--device` spelled it (`auto` included). */
   device: DeviceChoice;
+  /**
+   * What `device` resolved to, once per run by whoever starts it (the task runner, the CLI's
+   * serve, `DigitPipeline.load`: see core/run_context.ts), and already the default backend
+   * new tensors go to. Plugins read it; they never switch the process-wide device.
+   */
+  backend: Backend;
   /** Where to report. */
   log: Logger;
   /** Root folder for everything this run writes. */

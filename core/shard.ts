@@ -21,6 +21,8 @@
  * refuses to run while any shard is missing, partial or stale, and names them.
  */
 
+import type { Backend } from "./backend.ts";
+import { useDevice } from "./device.ts";
 import type { Logger, Registry, StepContext, StepEntry, StepShard } from "./registry.ts";
 import { readTokenFile, type TokenFile, writeTokenFile } from "./io/tokens.ts";
 import {
@@ -331,10 +333,12 @@ function contextFor(
   outputs: Record<string, string>,
   opts: ShardRunOptions,
   prefix: string,
+  backend: Backend,
 ): StepContext {
   return {
     registry: opts.registry,
     device: plan.device,
+    backend,
     log: {
       info: (m) => opts.log.info(`${prefix}${m}`),
       warn: (m) => opts.log.warn(`${prefix}${m}`),
@@ -396,7 +400,9 @@ export async function runShard(
   opts.log.info(`${label}: running (attempt ${attempt}) in ${dir}`);
   const started = performance.now();
   const info: ShardInfo = { ...shard, dir };
-  const ctx = contextFor(plan, step, dir, shardOutputs(step, dir), opts, `${label}: `);
+  // One shard is one run (one process of an array job): its device is resolved here, once.
+  const backend = await useDevice(plan.device);
+  const ctx = contextFor(plan, step, dir, shardOutputs(step, dir), opts, `${label}: `, backend);
   await step.entry.shardable.run(step.params, ctx, info);
   opts.signal.throwIfAborted();
   const marker: ShardMarker = {
@@ -481,7 +487,9 @@ export async function mergeShards(
     }
   }
   const started = performance.now();
-  const ctx = contextFor(plan, step, step.dir, { ...step.outputs }, opts, `${step.name} merge: `);
+  const backend = await useDevice(plan.device);
+  const prefix = `${step.name} merge: `;
+  const ctx = contextFor(plan, step, step.dir, { ...step.outputs }, opts, prefix, backend);
   await step.entry.shardable.merge(step.params, ctx, shards);
   opts.signal.throwIfAborted();
   const missing = [];

@@ -20,6 +20,8 @@
  * `${steps.<name>.dir}`; `$${` writes a literal `${`.
  */
 
+import type { Backend } from "./backend.ts";
+import { useDevice } from "./device.ts";
 import { datasetProblems } from "./task_datasets.ts";
 import { ArchitectureChangedError } from "./train/trainer.ts";
 import {
@@ -548,6 +550,8 @@ export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<
   const { log, signal } = options;
   const summary: RunSummary = { ran: [], skipped: [] };
   const total = plan.steps.length;
+  // Resolved once, when the first step runs: a run with nothing left to do starts no GPU.
+  let backend: Backend | undefined;
   for (const [i, step] of plan.steps.entries()) {
     if (signal.aborted) throw new InterruptedError(`interrupted before step '${step.name}'`);
     const label = `[${i + 1}/${total}] ${step.name} (${step.type})`;
@@ -568,9 +572,11 @@ export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<
     for (const stale of [step, ...dependantsOf(plan, step.name)]) {
       await Deno.remove(joinPath(stale.dir, MARKER)).catch(() => {});
     }
+    backend ??= await useDevice(plan.device);
     const ctx: StepContext = {
       registry: options.registry,
       device: plan.device,
+      backend,
       log: prefixLogger(log, `${step.name}: `),
       outputDir: plan.outputDir,
       signal,

@@ -9,6 +9,7 @@
 import { expect, it } from "./lib/test.ts";
 import { main } from "../cli/main.ts";
 import { DigitPipeline, Generator, memoryLogger, Registry } from "../mod.ts";
+import { cpuBackend } from "../core/device.ts";
 import { saveCheckpoint } from "../core/io/checkpoint.ts";
 import { readImage } from "../core/image/codec.ts";
 import { decodePng } from "../core/image/png.ts";
@@ -208,6 +209,7 @@ it("custom decoder: the preview model behind `serve` generates through it", asyn
     const ctx = {
       registry,
       device: "cpu" as const,
+      backend: cpuBackend(),
       log,
       outputDir: root,
       signal: new AbortController().signal,

@@ -7,6 +7,7 @@
  */
 
 import { expect, it } from "./lib/test.ts";
+import { cpuBackend } from "../core/device.ts";
 import { validate } from "../core/config.ts";
 import { ShapesDataset } from "../core/data/shapes.ts";
 import { writeTokenFile } from "../core/io/tokens.ts";
@@ -146,6 +147,7 @@ function context(dir: string): StepContext {
   return {
     registry: new Registry(),
     device: "cpu",
+    backend: cpuBackend(),
     log: memoryLogger(),
     outputDir: dir,
     signal: new AbortController().signal,

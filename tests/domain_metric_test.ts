@@ -22,6 +22,7 @@
  */
 
 import { expect, it } from "./lib/test.ts";
+import { cpuBackend } from "../core/device.ts";
 import { validate } from "../core/config.ts";
 import { ShapesDataset } from "../core/data/shapes.ts";
 import { writePng } from "../core/image/codec.ts";
@@ -53,6 +54,7 @@ const trainParams = validate(trainClassifierParams, {
 await trainClassifierStep(trainParams, {
   registry: new Registry(),
   device: "cpu",
+  backend: cpuBackend(),
   log,
   outputDir: root,
   signal: new AbortController().signal,
@@ -101,6 +103,7 @@ async function evaluate(folder: string, extra: Record<string, unknown> = {}) {
     // eval builds `domain` through the registry, as the task runner's registry has it.
     registry: await new Registry().use(domainPlugin),
     device: "cpu",
+    backend: cpuBackend(),
     log: ctxLog,
     outputDir: stepDir,
     signal: new AbortController().signal,

@@ -5,6 +5,7 @@
  */
 
 import { expect, it } from "./lib/test.ts";
+import { cpuBackend } from "../core/device.ts";
 import { saveCheckpoint } from "../core/io/checkpoint.ts";
 import { hostStateDict, type Module } from "../core/nn/module.ts";
 import { Generator } from "../core/random.ts";
@@ -63,6 +64,7 @@ it("guidance-sweep: parts built by plugins/pipeline, accuracy as the chain run b
     const ctx: StepContext = {
       registry,
       device: "cpu",
+      backend: cpuBackend(),
       log: memoryLogger(),
       outputDir: root,
       signal: new AbortController().signal,

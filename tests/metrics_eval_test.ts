@@ -15,6 +15,7 @@
 
 import { expect, it } from "./lib/test.ts";
 import { rejected } from "./lib/errors.ts";
+import { cpuBackend } from "../core/device.ts";
 import { validate } from "../core/config.ts";
 import { encodePng, readImage } from "../core/image/codec.ts";
 import { encodeNpz } from "../core/io/npy.ts";
@@ -73,6 +74,7 @@ function context(
   return {
     registry,
     device: "cpu",
+    backend: cpuBackend(),
     log: memoryLogger(),
     outputDir: stepDir,
     signal: new AbortController().signal,

@@ -57,6 +57,7 @@ function context(
   return {
     registry: r,
     device: "cpu",
+    backend: cpuBackend(),
     log: memoryLogger(),
     outputDir,
     signal: new AbortController().signal,

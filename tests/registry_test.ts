@@ -1,4 +1,5 @@
 import { expect, it } from "./lib/test.ts";
+import { cpuBackend } from "../core/device.ts";
 import { ConfigError, s } from "../core/config.ts";
 import type { Generator, SampleOptions, TokenGrid } from "../core/interfaces.ts";
 import {
@@ -38,6 +39,7 @@ function ctxFor(registry: Registry): RunContext {
   return {
     registry,
     device: "cpu",
+    backend: cpuBackend(),
     log: memoryLogger(),
     outputDir: "outputs/test",
     signal: new AbortController().signal,

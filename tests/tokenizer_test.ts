@@ -6,6 +6,7 @@
  */
 
 import { expect, it } from "./lib/test.ts";
+import { cpuBackend } from "../core/device.ts";
 import type { Dataset, Sample } from "../core/data/dataset.ts";
 import type { ImageBatch } from "../core/interfaces.ts";
 import { readNpz } from "../core/io/npy.ts";
@@ -274,6 +275,7 @@ it("the example task runs the three steps through the task runner, then skips th
     const ctx = {
       registry,
       device: "cpu" as const,
+      backend: cpuBackend(),
       log,
       outputDir: out,
       signal: new AbortController().signal,

@@ -12,7 +12,6 @@
 
 import { type Infer, s } from "../../core/config.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
-import { useDevice } from "../../core/device.ts";
 import type { StepContext } from "../../core/registry.ts";
 import { centroidFileName, readCentroids } from "../kmeans/centroids.ts";
 import { INIT_METHODS } from "../kmeans/init.ts";
@@ -54,7 +53,6 @@ export function trainTokenizerOutputs(p: TrainTokenizerParams): Record<string, s
 }
 
 export async function trainTokenizer(p: TrainTokenizerParams, ctx: StepContext): Promise<void> {
-  await useDevice(ctx.device);
   const encoder = await ctx.registry.create(
     "encoders",
     p.encoder.name,

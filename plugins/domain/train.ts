@@ -12,7 +12,6 @@
 import { type Infer, s } from "../../core/config.ts";
 import type { Dataset } from "../../core/data/dataset.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
-import { useDevice } from "../../core/device.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Generator } from "../../core/random.ts";
 import type { StepContext } from "../../core/registry.ts";
@@ -112,7 +111,6 @@ export async function trainClassifierStep(
         `floor.generated + floor.reference = ${need}`,
     );
   }
-  await useDevice(ctx.device);
   const images = await readLabelled(trainSet, where, trainSet.length, ctx.signal);
   if (distinctLabels(images.labels) < 2) {
     throw new Error(`${where}: every image of dataset '${trainSet.name}' has the same class`);

@@ -20,7 +20,6 @@
  */
 
 import { type Infer, s } from "../../core/config.ts";
-import { useDevice } from "../../core/device.ts";
 import type { Metric, MetricResult } from "../../core/interfaces.ts";
 import type { RunContext } from "../../core/registry.ts";
 import type { InceptionFeatureExtractor } from "../inception/extractor.ts";
@@ -122,7 +121,6 @@ interface EvalPlan {
 export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalReport> {
   const plan = await checkInputs(p, ctx);
   const { wants, encoderNames } = plan;
-  await useDevice(ctx.device);
   const encoders: GlobalEncoder[] = [];
   let domain: Metric | null = null;
   try {

@@ -6,7 +6,6 @@
  */
 
 import { s } from "../../core/config.ts";
-import { useDevice } from "../../core/device.ts";
 import { definePlugin, type RunContext } from "../../core/registry.ts";
 import { sharedInceptionExtractor } from "../inception/extractor.ts";
 import { POOL3_DIM } from "../inception/model.ts";
@@ -42,8 +41,7 @@ function weights(path: string | undefined, what: string): string {
   return p;
 }
 
-async function extractorFor(path: string | undefined, what: string, ctx: RunContext) {
-  await useDevice(ctx.device);
+async function extractorFor(path: string | undefined, what: string) {
   return await sharedInceptionExtractor(weights(path, what));
 }
 
@@ -57,9 +55,9 @@ export default definePlugin({
       name: "fid",
       description: "Frechet Inception Distance against reference statistics (.npz/.safetensors)",
       options: s.object({ weights: weightsOption, reference: s.string({ nonEmpty: true }) }),
-      create: async (o, ctx) =>
+      create: async (o) =>
         new FidMetric(
-          await extractorFor(o.weights, "metric fid", ctx),
+          await extractorFor(o.weights, "metric fid"),
           await loadStats(o.reference, { dim: POOL3_DIM, feature: INCEPTION_FEATURE }),
         ),
     });
@@ -68,8 +66,8 @@ export default definePlugin({
       description:
         "Inception Score (torch-fidelity: logits without bias, 10 splits, RandomState(2020) shuffle)",
       options: s.object({ weights: weightsOption, splits: s.int({ min: 1 }).default(10) }),
-      create: async (o, ctx) =>
-        new InceptionScoreMetric(await extractorFor(o.weights, "metric is", ctx), {
+      create: async (o) =>
+        new InceptionScoreMetric(await extractorFor(o.weights, "metric is"), {
           splits: o.splits,
         }),
     });
@@ -140,7 +138,7 @@ export default definePlugin({
       outputs: (p) => ({ stats: p.output }),
       run: async (p, ctx) => {
         const folder = await openReference(p.images);
-        const extractor = await extractorFor(p.weights, "feature-stats", ctx);
+        const extractor = await extractorFor(p.weights, "feature-stats");
         const range = { start: 0, end: folder.files.length };
         const blocks = await blockMoments(extractor, folder, range, blockOptions(p, ctx));
         await saveStats(ctx.outputs.stats, foldBlocks(blocks), INCEPTION_FEATURE);
@@ -152,7 +150,7 @@ export default definePlugin({
           const total = folder.files.length;
           const range = shardSlice(total, shard, p.block);
           const extractor = range.end > range.start
-            ? await extractorFor(p.weights, "feature-stats", ctx)
+            ? await extractorFor(p.weights, "feature-stats")
             : null;
           const blocks = extractor
             ? await blockMoments(extractor, folder, range, blockOptions(p, ctx))

@@ -10,7 +10,6 @@
  */
 
 import { s } from "../../core/config.ts";
-import { useDevice } from "../../core/device.ts";
 import { definePlugin, type Plugin, type Registry } from "../../core/registry.ts";
 import { loadDigitStage1 } from "../stage1/digit_checkpoint.ts";
 import { loadStage1Checkpoint, STAGE1_KIND } from "../stage1/load.ts";
@@ -55,8 +54,7 @@ function registerBuiltinParts(r: Registry): void {
     slot: "stage1",
     description: "stage 1 from one of our checkpoints (<dir>/checkpoints/last)",
     options: s.object({ checkpoint }),
-    create: async (o, ctx) => {
-      await useDevice(ctx.device);
+    create: async (o) => {
       return new Stage1GptPart(await loadStage1Checkpoint(o.checkpoint));
     },
   });
@@ -65,8 +63,7 @@ function registerBuiltinParts(r: Registry): void {
     slot: "stage1",
     description: "stage 1 from DiGIT's released fairseq .pt",
     options: s.object({ checkpoint }),
-    create: async (o, ctx) => {
-      await useDevice(ctx.device);
+    create: async (o) => {
       const loaded = await loadDigitStage1(o.checkpoint);
       return new Stage1GptPart(loaded.model);
     },
@@ -77,8 +74,7 @@ function registerBuiltinParts(r: Registry): void {
       slot: "stage2",
       description: `stage 2 (${kind === STAGE2_KINDS.ar ? "AR" : "MaskGIT"}) from our checkpoints`,
       options: s.object({ checkpoint }),
-      create: async (o, ctx) => {
-        await useDevice(ctx.device);
+      create: async (o) => {
         return new Stage2ModelPart(await loadStage2Checkpoint(o.checkpoint));
       },
     });
@@ -95,8 +91,7 @@ function registerBuiltinParts(r: Registry): void {
       norm_groups: s.int({ min: 1 }).describe("VQGAN GroupNorm groups").optional(),
       resolution: s.int({ min: 1 }).describe("VQGAN image side").optional(),
     }),
-    create: async (o, ctx) => {
-      await useDevice(ctx.device);
+    create: async (o) => {
       const loaded = await loadDigitStage2(o.checkpoint, {
         prefixLength: o.prefix_length,
         length: o.length,

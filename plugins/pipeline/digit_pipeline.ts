@@ -7,15 +7,10 @@
  * the images `deno task sample` writes for the same parts and settings.
  */
 
-import { type DeviceName, useDevice } from "../../core/device.ts";
+import type { DeviceName } from "../../core/device.ts";
+import { startRun } from "../../core/run_context.ts";
 import type { ImageBatch, TokenGrid } from "../../core/interfaces.ts";
-import {
-  type Plugin,
-  type PluginFactory,
-  Registry,
-  type RunContext,
-  silentLogger,
-} from "../../core/registry.ts";
+import { type Plugin, type PluginFactory, Registry, silentLogger } from "../../core/registry.ts";
 import { encodePng } from "../../core/image/png.ts";
 import { buildParts, checkFit, disposeParts } from "./build.ts";
 import { type PartRef, resolveParts } from "./parts.ts";
@@ -180,7 +175,14 @@ export class DigitPipeline {
     const { default: builtins } = await import("../mod.ts");
     const registry = new Registry();
     for (const plugin of [...builtins, ...(o.plugins ?? [])]) await registry.use(plugin);
-    await useDevice(o.device ?? "auto");
+    // The pipeline is a run of its own: its device is resolved here, once.
+    const ctx = await startRun({
+      registry,
+      device: o.device ?? "auto",
+      log: silentLogger,
+      outputDir: ".",
+      signal: new AbortController().signal,
+    });
     const { refs } = await resolveParts({
       given: { stage1: o.stage1, stage2: o.stage2, vqgan: o.vqgan },
       which: o.checkpoint ?? "last",
@@ -189,13 +191,6 @@ export class DigitPipeline {
       log: silentLogger,
       registry,
     });
-    const ctx: RunContext = {
-      registry,
-      device: o.device ?? "auto",
-      log: silentLogger,
-      outputDir: ".",
-      signal: new AbortController().signal,
-    };
     const built = await buildParts(refs, { ctx, vqganConfig: o.vqganConfig, who: "DigitPipeline" });
     try {
       checkFit(built, refs, "DigitPipeline");

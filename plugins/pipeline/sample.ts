@@ -15,7 +15,6 @@
  */
 
 import { type Infer, s } from "../../core/config.ts";
-import { useDevice } from "../../core/device.ts";
 import type { TokenGrid } from "../../core/interfaces.ts";
 import { writeTokenFile } from "../../core/io/tokens.ts";
 import type { Logger, Registry, StepContext } from "../../core/registry.ts";
@@ -241,7 +240,7 @@ export async function runSample(
   demoTask: URL = DEMO_TASK,
 ): Promise<void> {
   const src = await resolveSampleSources(p, ctx.log, demoTask, ctx.registry);
-  const backend = await useDevice(ctx.device);
+  const backend = ctx.backend;
   let parts: BuiltParts | null = null;
   try {
     let semantic: TokenGrid | null = null,

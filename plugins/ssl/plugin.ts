@@ -32,7 +32,6 @@
  */
 
 import { s } from "../../core/config.ts";
-import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
 import { experimentDir, experimentPath } from "../../core/tasks.ts";
 import { TrainReporter } from "../../core/train/reporter.ts";
@@ -53,7 +52,6 @@ export default definePlugin({
       params: sslTrainConfigSchema,
       outputs: (p) => ({ checkpoint: experimentPath(p.output.dir, "encoder.json") }),
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         const dir = experimentDir(p.output.dir, ctx.stepDir);
         await Deno.mkdir(dir, { recursive: true });
         await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(p, null, 2) + "\n");
@@ -85,8 +83,7 @@ export default definePlugin({
           description: "l2-normalise each patch feature (K-Means then clusters by cosine)",
         }).default(true),
       }),
-      create: async (o, ctx) => {
-        await useDevice(ctx.device);
+      create: async (o) => {
         return await SslEncoder.load(o.checkpoint, o.features, o.normalize);
       },
     });

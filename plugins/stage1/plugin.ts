@@ -9,7 +9,6 @@ import { readTokenFile, writeTokenFile } from "../../core/io/tokens.ts";
 import { concatTokenFiles, shardSlice, sliceFiles, writeSlice } from "../../core/shard.ts";
 import { definePlugin, type StepContext } from "../../core/registry.ts";
 import { TrainReporter } from "../../core/train/reporter.ts";
-import { useDevice } from "../../core/device.ts";
 import { stage1ConfigSchema, type Stage1TrainConfig } from "./config.ts";
 import type { TokenSet } from "./data.ts";
 import { loadStage1 } from "./load.ts";
@@ -45,7 +44,7 @@ async function warnUnlearnedGuidance(dir: string, ctx: StepContext): Promise<voi
 }
 
 async function train(cfg: Stage1TrainConfig, ctx: StepContext): Promise<void> {
-  const backend = await useDevice(ctx.device);
+  const backend = ctx.backend;
   ctx.log.info(`device: ${backend.name} (${backend.description})`);
   const dir = experimentDir(cfg.output.dir, ctx.stepDir);
   await Deno.mkdir(dir, { recursive: true });
@@ -171,14 +170,12 @@ export default definePlugin({
       params: sampleParams,
       outputs: () => ({ tokens: "samples.tokens" }),
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         await sampleSlice(p, ctx, 0, p.count);
       },
       // Shards start on batch boundaries, so shard batches are the whole run's batches with
       // the same seeds (seed + first index of the batch): identical grids, concatenated.
       shardable: {
         run: async (p, ctx, shard) => {
-          await useDevice(ctx.device);
           const range = shardSlice(p.count, shard, p.batch_size);
           if (range.end > range.start) await sampleSlice(p, ctx, range.start, range.end);
           await writeSlice(shard.dir, { ...range, total: p.count, unit: "samples" });
@@ -194,7 +191,6 @@ export default definePlugin({
       params: probeParams,
       outputs: () => ({ report: "probe.json" }),
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         const model = await loadStage1(p.model);
         const tr = await tokenSet(p.train_tokens), ev = await tokenSet(p.eval_tokens);
         if (!tr.labels || !ev.labels) throw new Error("probe-stage1: both token files need labels");

@@ -5,7 +5,6 @@
 
 import { s } from "../../core/config.ts";
 import { experimentDir, experimentPath } from "../../core/tasks.ts";
-import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
 import { TrainReporter } from "../../core/train/reporter.ts";
 import { stage2ConfigSchema } from "./config.ts";
@@ -24,7 +23,6 @@ export default definePlugin({
       params: stage2ConfigSchema,
       outputs: (p) => ({ checkpoint: experimentPath(p.output.dir, "checkpoints/last.json") }),
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         const dir = experimentDir(p.output.dir, ctx.stepDir);
         using report = new TrainReporter(dir, ctx.log, {
           signal: ctx.signal,
@@ -50,8 +48,7 @@ export default definePlugin({
           "VQ tokens per image for DiGIT checkpoints (default 256)",
         ).optional(),
       }),
-      create: async (o, ctx) => {
-        await useDevice(ctx.device);
+      create: async (o) => {
         const { model, vqgan } = await loadStage2(o.checkpoint, {
           prefixLength: o.prefix_length,
           length: o.length,

@@ -15,7 +15,6 @@
 import { type Infer, s } from "../../core/config.ts";
 import type { Dataset } from "../../core/data/dataset.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
-import { useDevice } from "../../core/device.ts";
 import type { Encoder } from "../../core/interfaces.ts";
 import { definePlugin, type RunContext, type StepContext } from "../../core/registry.ts";
 import { centroidFileName, readCentroids } from "../kmeans/centroids.ts";
@@ -156,7 +155,6 @@ export default definePlugin({
       outputs: () => ({ features: MANIFEST }),
       complete: async (_p, out) => (await readManifest(out.features)).complete,
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         const dataset = await openDataset(p.dataset as DatasetSpec);
         const encoder = await makeEncoder(p.encoder, ctx);
         try {
@@ -180,7 +178,6 @@ export default definePlugin({
       // merge links them into the step folder and writes the complete manifest.
       shardable: {
         run: async (p, ctx, shard) => {
-          await useDevice(ctx.device);
           const dataset = await openDataset(p.dataset as DatasetSpec);
           const encoder = await makeEncoder(p.encoder, ctx);
           try {
@@ -216,7 +213,6 @@ export default definePlugin({
       params: fitParams,
       outputs: (p) => ({ centroids: centroidFileName(p.k) }),
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         await fitCentroids(p.features, {
           k: p.k,
           iterations: p.iterations,
@@ -236,13 +232,11 @@ export default definePlugin({
       params: tokenizeParams,
       outputs: () => ({ tokens: "dataset.tokens" }),
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         await tokenizeWith(p, ctx, await openDataset(p.dataset as DatasetSpec));
       },
       // A shard tokenizes whole batches [start, end) of the dataset; the merge concatenates.
       shardable: {
         run: async (p, ctx, shard) => {
-          await useDevice(ctx.device);
           const dataset = await openDataset(p.dataset as DatasetSpec);
           const range = shardSlice(dataset.length, shard, p.batch_size);
           if (range.end > range.start) await tokenizeWith(p, ctx, dataset, range);

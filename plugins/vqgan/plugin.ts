@@ -7,7 +7,6 @@
 import { s } from "../../core/config.ts";
 import { experimentDir, experimentPath } from "../../core/tasks.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
-import { useDevice } from "../../core/device.ts";
 import { definePlugin } from "../../core/registry.ts";
 import { concatTokenFiles, shardSlice, sliceFiles, writeSlice } from "../../core/shard.ts";
 import { TrainReporter } from "../../core/train/reporter.ts";
@@ -51,8 +50,7 @@ export default definePlugin({
       name: "vqgan",
       description: "VQGAN decoder (token grid -> uint8 images, DiGIT's truncating conversion)",
       options: vqganOptions,
-      create: async (o, ctx) => {
-        await useDevice(ctx.device);
+      create: async (o) => {
         return await load(o);
       },
     });
@@ -68,7 +66,6 @@ export default definePlugin({
         };
       },
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         const dir = experimentDir(p.output.dir, ctx.stepDir);
         using report = new TrainReporter(dir, ctx.log, {
           signal: ctx.signal,
@@ -93,7 +90,6 @@ export default definePlugin({
       params: reconstructParams,
       outputs: reconstructOutputs,
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         const model = await loadVqgan(p.checkpoint);
         try {
           await reconstructDataset(model, await openDataset(p.dataset as DatasetSpec), p, ctx);
@@ -108,7 +104,6 @@ export default definePlugin({
       params: encodeParams,
       outputs: () => ({ tokens: "vq.tokens" }),
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         const model = await load(p.vqgan);
         const dataset = await openDataset(p.dataset as DatasetSpec);
         await encodeDataset(model, dataset, ctx.outputs.tokens, {
@@ -124,7 +119,6 @@ export default definePlugin({
       // every shard records the whole run's source, so the merged file is the single run's.
       shardable: {
         run: async (p, ctx, shard) => {
-          await useDevice(ctx.device);
           const dataset = await openDataset(p.dataset as DatasetSpec);
           const total = Math.min(p.count ?? dataset.length - p.first, dataset.length - p.first);
           const range = shardSlice(total, shard, p.batch_size);
@@ -157,7 +151,6 @@ export default definePlugin({
       params: decodeParams,
       outputs: decodeOutputs,
       run: async (p, ctx) => {
-        await useDevice(ctx.device);
         const model = await load(p.vqgan);
         try {
           const n = await decodeTokenFile(model, p, ctx);
