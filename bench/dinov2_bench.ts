@@ -16,7 +16,7 @@
 import { parseArgs } from "node:util";
 import { noGrad } from "../core/autograd.ts";
 import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { type Tensor, tidy } from "../core/tensor.ts";
 import { setDefaultBackend } from "../core/device.ts";
 import { createWebGPUBackend, probeWebGPU } from "../core/backends/webgpu/mod.ts";
@@ -55,7 +55,7 @@ if (!cfg) throw new Error(`unknown arch ${values.arch}`);
 
 /** Small random weights so activations stay finite (the speed does not depend on them). */
 function randomize(m: DinoVisionTransformer): void {
-  const gen = new Generator(0);
+  const gen = new Rng(0);
   const sd = new Map();
   for (const [k, t] of m.stateDict()) {
     const data = new Float32Array(t.size);
@@ -90,7 +90,7 @@ async function readBack(fn: () => Tensor): Promise<void> {
 const model = new DinoVisionTransformer(cfg);
 randomize(model);
 model.eval();
-const input = ops.randn([B, 3, side, side], new Generator(1)).keep();
+const input = ops.randn([B, 3, side, side], new Rng(1)).keep();
 const full = await timeIt(() => readBack(() => model.forwardFeatures(input).patches));
 const l3 = await timeIt(() => readBack(() => model.patchFeatures(input, cfg.depth - 3)));
 console.log(`DINOv2 ${cfg.name}, batch ${B}, ${side}x${side}, best of ${reps} (${deviceLabel})`);

@@ -14,7 +14,7 @@ import { backward } from "../core/autograd.ts";
 import { cpuBackend } from "../core/device.ts";
 import * as ops from "../core/ops/mod.ts";
 import { AdamW } from "../core/optim/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { tidy } from "../core/tensor.ts";
 import { Stage1GPT } from "../plugins/stage1/model.ts";
 import { sampleStage1 } from "../plugins/stage1/sampler.ts";
@@ -40,12 +40,12 @@ const model = new Stage1GPT({
   ffnDim: 4 * D,
   length: T,
   dropout: 0.1,
-}, new Generator(0));
+}, new Rng(0));
 const opt = new AdamW(model.parameters(), { lr: 1e-4, betas: [0.9, 0.98] });
-const g = new Generator(1);
+const g = new Rng(1);
 const ids = Int32Array.from({ length: B * T }, () => 5 + g.int(V - 5));
 const tgt = Int32Array.from({ length: B * T }, () => 5 + g.int(V - 5));
-const dropout = new Generator(2);
+const dropout = new Rng(2);
 const step = () => {
   tidy(() => {
     const logits = model.decoder.forward(ops.tensor(ids, [B, T], { dtype: "i32" }), {
@@ -124,7 +124,7 @@ const small = new Stage1GPT({
   ffnDim: 512,
   length: 256,
   dropout: 0.1,
-}, new Generator(3));
+}, new Rng(3));
 const peerS = await PeerProcess.start(
   "torch",
   `

@@ -16,7 +16,7 @@ import { backward } from "../core/autograd.ts";
 import { blasDescription } from "../core/native/openblas.ts";
 import * as ops from "../core/ops/mod.ts";
 import { AdamW } from "../core/optim/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { tidy } from "../core/tensor.ts";
 import { STAGE2_PRESETS, Stage2Model } from "../plugins/stage2/model.ts";
 import { median } from "./peer.ts";
@@ -44,9 +44,9 @@ export function trainStep(preset: string, count: number): { wall: number; cpu: n
     length: L,
     ...size,
     dropout: 0.1,
-  }, new Generator(0));
+  }, new Rng(0));
   const opt = new AdamW(model.parameters(), { lr: 1e-3 });
-  const g = new Generator(1);
+  const g = new Rng(1);
   const ids = new Int32Array(B * (P + 1 + L));
   const tgt = new Int32Array(B * (L + 1));
   for (let b = 0; b < B; b++) {
@@ -55,7 +55,7 @@ export function trainStep(preset: string, count: number): { wall: number; cpu: n
     for (let i = 0; i < L; i++) ids[b * (P + 1 + L) + P + 1 + i] = model.vqId(g.int(CODES));
     for (let i = 0; i <= L; i++) tgt[b * (L + 1) + i] = model.vqId(g.int(CODES));
   }
-  const dropout = new Generator(2);
+  const dropout = new Rng(2);
   const V = model.vqDictSize;
   const step = () => {
     tidy(() => {

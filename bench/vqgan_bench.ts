@@ -20,7 +20,7 @@ import { backward } from "../core/autograd.ts";
 import { blasDescription } from "../core/native/openblas.ts";
 import * as ops from "../core/ops/mod.ts";
 import { AdamW } from "../core/optim/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { tidy } from "../core/tensor.ts";
 import { sampleNAR } from "../plugins/stage2/maskgit.ts";
 import { STAGE2_PRESETS, Stage2Model } from "../plugins/stage2/model.ts";
@@ -58,9 +58,9 @@ async function decodeOnWebGPU(): Promise<void> {
   setDefaultBackend(await createWebGPUBackend({ allowFallbackAdapter: true }));
   const cfg = VQGAN_PRESETS[values["decode-preset"]];
   if (!cfg) throw new Error(`vqgan bench: no preset ${values["decode-preset"]}`);
-  const model = new VQGAN(cfg, new Generator(1));
+  const model = new VQGAN(cfg, new Rng(1));
   model.eval();
-  const g = new Generator(2), side = model.gridSize;
+  const g = new Rng(2), side = model.gridSize;
   const grid = {
     tokens: Int32Array.from({ length: side * side }, () => g.int(cfg.nEmbed)),
     count: 1,
@@ -121,9 +121,9 @@ def measure():
 `;
 
 if (!values["skip-decode"]) {
-  const model = new VQGAN(VQGAN_PRESETS.mage, new Generator(1));
+  const model = new VQGAN(VQGAN_PRESETS.mage, new Rng(1));
   model.eval();
-  const g = new Generator(2);
+  const g = new Rng(2);
   const grid = {
     tokens: Int32Array.from({ length: 256 }, () => g.int(1024)),
     count: 1,
@@ -198,8 +198,8 @@ if (!values["skip-nar"]) {
     length: L,
     ...small,
     dropout: 0,
-  }, new Generator(3));
-  const g = new Generator(4);
+  }, new Rng(3));
+  const g = new Rng(4);
   const sem = {
     tokens: Int32Array.from({ length: B * P }, () => g.int(CLUSTERS)),
     count: B,
@@ -272,9 +272,9 @@ if (!values["skip-train"]) {
     patch: PATCH,
     norm: "none",
     nEmbed: TCODES,
-  }, new Generator(5));
+  }, new Rng(5));
   const opt = new AdamW(model.parameters(), { lr: 3e-3, betas: [0.5, 0.9], weightDecay: 0 });
-  const x = ops.rand([TB, 3, RES, RES], new Generator(6));
+  const x = ops.rand([TB, 3, RES, RES], new Rng(6));
   const step = () => {
     tidy(() => {
       const { reconstruction, vq } = model.forward(x);

@@ -28,7 +28,7 @@ import {
 import { cpuBackend, setDefaultBackend } from "../core/device.ts";
 import * as ops from "../core/ops/mod.ts";
 import { AdamW } from "../core/optim/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { type Tensor, tidy } from "../core/tensor.ts";
 import { Stage1GPT } from "../plugins/stage1/model.ts";
 import { ratioLine, runPeer } from "./peer.ts";
@@ -171,12 +171,12 @@ async function timeSteps(backend: Backend, s: GptShape, steps: number): Promise<
     ffnDim: 4 * s.D,
     length: s.T,
     dropout: 0.1,
-  }, new Generator(0));
+  }, new Rng(0));
   const opt = new AdamW(model.parameters(), { lr: 1e-4, betas: [0.9, 0.98] });
-  const data = new Generator(1);
+  const data = new Rng(1);
   const ids = Int32Array.from({ length: s.B * s.T }, () => 5 + data.int(s.V - 5));
   const targets = Int32Array.from({ length: s.B * s.T }, () => 5 + data.int(s.V - 5));
-  const dropout = new Generator(2);
+  const dropout = new Rng(2);
   const step = (): Tensor => {
     const loss = tidy(() => {
       const tokens = ops.tensor(ids, [s.B, s.T], { dtype: "i32" });

@@ -9,8 +9,8 @@ export * as ops from "./ops/mod.ts";
 export * as nn from "./nn/mod.ts";
 /** Optimisers, gradient clipping and learning-rate schedules. */
 export * as optim from "./optim/mod.ts";
-export { Generator } from "./random.ts";
-export type { GeneratorState } from "./random.ts";
+export { Rng } from "./random.ts";
+export type { RngState } from "./random.ts";
 export { cpuBackend, defaultBackend, setDefaultBackend, useDevice } from "./device.ts";
 export type { DeviceName } from "./device.ts";
 export type {
@@ -34,9 +34,6 @@ export type {
 } from "./backend.ts";
 export { ShapeError } from "./backend.ts";
 export type * from "./interfaces.ts";
-// The pipeline's Generator role shares its name with the random Generator class exported
-// above, which wins the plain name; this alias makes the role reachable too.
-export type { Generator as TokenGenerator } from "./interfaces.ts";
 
 // Plugins, configs and tasks: how plugins register, how configs are checked, how tasks run.
 export {

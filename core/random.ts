@@ -33,7 +33,7 @@ export function normalAt(seed: number, index: number): number {
 }
 
 /** A generator's whole state, for checkpoints. */
-export interface GeneratorState {
+export interface RngState {
   /** Stream seed (uint32). */
   seed: number;
   /** Next counter to draw. */
@@ -44,7 +44,7 @@ export interface GeneratorState {
  * A seeded stream. Each draw consumes `n` counters, so the state after any sequence of
  * draws is just (seed, offset).
  */
-export class Generator {
+export class Rng {
   /** Stream seed (uint32). */
   seed: number;
   /** Next counter to draw (wraps at 2^32). */
@@ -106,18 +106,18 @@ export class Generator {
   }
 
   /** Snapshot for `setState`. */
-  state(): GeneratorState {
+  state(): RngState {
     return { seed: this.seed, offset: this.offset };
   }
 
   /** Resume from a `state()` snapshot. */
-  setState(s: GeneratorState): void {
+  setState(s: RngState): void {
     this.seed = s.seed >>> 0;
     this.offset = s.offset;
   }
 
   /** An independent child stream, derived deterministically. */
-  fork(tag: number): Generator {
-    return new Generator(hashBits(this.seed, 0x7fffffff - tag), 0);
+  fork(tag: number): Rng {
+    return new Rng(hashBits(this.seed, 0x7fffffff - tag), 0);
   }
 }

@@ -21,7 +21,7 @@ import { renderShape, sampleShapeParams, type ShapeVariation } from "../core/dat
 import { ShapesDataset } from "../core/data/shapes.ts";
 import { readTokenFile, type TokenFile, writeTokenFile } from "../core/io/tokens.ts";
 import * as ops from "../core/ops/mod.ts";
-import { Generator, hashBits } from "../core/random.ts";
+import { hashBits, Rng } from "../core/random.ts";
 import { CentroidIndex } from "../plugins/kmeans/assign.ts";
 import { fitKMeans } from "../plugins/kmeans/lloyd.ts";
 import { memorySource } from "../plugins/kmeans/source.ts";
@@ -61,7 +61,7 @@ function coveragePatches(seed: number, count: number, variation: ShapeVariation)
   for (let i = 0; i < count; i++) {
     // The item stream of ShapesDataset: label i % 10, seed hashBits(seed, i).
     const label = i % 10, itemSeed = hashBits(seed, i);
-    const params = sampleShapeParams(label, 32, new Generator(itemSeed), variation);
+    const params = sampleShapeParams(label, 32, new Rng(itemSeed), variation);
     const { coverage } = renderShape(params, 32, itemSeed ^ 0x9e3779b9);
     labels[i] = label;
     for (let cell = 0; cell < 64; cell++) {

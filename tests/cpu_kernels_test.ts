@@ -11,7 +11,7 @@ import type { BinaryOp, Storage, UnaryOp, View } from "../core/backend.ts";
 import { CpuBackend } from "../core/backends/cpu/mod.ts";
 import { erf, erfc, gelu, geluGrad } from "../core/backends/cpu/erf.ts";
 import { geluGradInto, geluInto } from "../core/backends/cpu/gelu.ts";
-import { Generator as RandomStream, normalAt, uniformAt } from "../core/random.ts";
+import { normalAt, Rng, uniformAt } from "../core/random.ts";
 import { assertClose, loadFixture, numericGrad, randn } from "./cpu_kernels_util.ts";
 
 const F32_RTOL = 3e-7; // a little over 2 f32 ulps
@@ -292,7 +292,7 @@ it("binary: contiguous, scalar and row-broadcast fast paths, and i32 outputs", (
 function randomView(
   be: CpuBackend,
   shape: number[],
-  rng: RandomStream,
+  rng: Rng,
   seed: number,
   broadcast: boolean,
 ): { v: View; at: (index: number[]) => number } {
@@ -331,7 +331,7 @@ function* indices(shape: number[]): Generator<number[]> {
 
 it("binary, where, copyInto: 40 random strided/broadcast layouts against index loops (exact)", () => {
   const be = new CpuBackend();
-  const rng = new RandomStream(99);
+  const rng = new Rng(99);
   for (let trial = 0; trial < 40; trial++) {
     const rank = 1 + rng.int(4);
     const shape = Array.from(

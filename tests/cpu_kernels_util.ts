@@ -6,11 +6,11 @@
 import { readFileSync } from "node:fs";
 import { expect } from "./lib/test.ts";
 import type { Conv2dArgs } from "../core/backend.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 
 /** Seeded N(0, std) values, rounded to f32 so f32 kernels and f64 references see the same input. */
 export function randn(n: number, seed: number, std = 1, mean = 0): Float32Array {
-  return new Generator(seed).fillNormal(new Float32Array(n), mean, std);
+  return new Rng(seed).fillNormal(new Float32Array(n), mean, std);
 }
 
 /** Asserts |actual - expected| <= atol + rtol*|expected| elementwise, reporting the worst index. */

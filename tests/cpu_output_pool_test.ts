@@ -6,7 +6,7 @@
 import { expect, it } from "./lib/test.ts";
 import { clearOutputPool, handOut, outputF32, recycle } from "../core/backends/cpu/storage.ts";
 import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 
 const BIG = 1 << 18; // the smallest pooled length
 
@@ -45,7 +45,7 @@ it("output pool: only its own arrays, never one that was read, never small ones"
 
 it("output pool: data read from a disposed tensor stays intact while the op runs again", () => {
   clearOutputPool();
-  const x = ops.tensor(new Generator(1).fillNormal(new Float32Array(2 * 64 * 64 * 64)), [
+  const x = ops.tensor(new Rng(1).fillNormal(new Float32Array(2 * 64 * 64 * 64)), [
     2,
     64,
     64,

@@ -8,7 +8,7 @@
 
 import { expect, it } from "./lib/test.ts";
 import { main } from "../cli/main.ts";
-import { DigitPipeline, Generator, memoryLogger, Registry } from "../mod.ts";
+import { DigitPipeline, memoryLogger, Registry, Rng } from "../mod.ts";
 import { cpuBackend } from "../core/device.ts";
 import { saveCheckpoint } from "../core/io/checkpoint.ts";
 import { readImage } from "../core/image/codec.ts";
@@ -48,9 +48,9 @@ async function writeRun(root: string): Promise<PatchDecoder> {
     prefixLength: GRID * GRID,
     length: GRID * GRID,
   };
-  await save(new Stage1GPT(s1, new Generator(1)), `${root}/run/stage1`, stage1Meta(s1));
-  await save(new Stage2Model(s2, new Generator(2)), `${root}/run/stage2`, stage2Meta(s2));
-  const n = 8, rand = new Generator(3);
+  await save(new Stage1GPT(s1, new Rng(1)), `${root}/run/stage1`, stage1Meta(s1));
+  await save(new Stage2Model(s2, new Rng(2)), `${root}/run/stage2`, stage2Meta(s2));
+  const n = 8, rand = new Rng(3);
   const images = {
     data: Uint8Array.from({ length: n * SIDE * SIDE * 3 }, () => rand.int(256)),
     count: n,

@@ -6,7 +6,7 @@
 
 import { expect, it } from "./lib/test.ts";
 import { rejected } from "./lib/errors.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { encodePng } from "../core/image/codec.ts";
 import { Cifar10Dataset } from "../core/data/cifar.ts";
 import { imageListFromTsv } from "../core/data/dataset.ts";
@@ -285,14 +285,14 @@ it("offset/limit: any dataset spec takes a window of items, checked against its 
 
 it("shapes variation 'centred': upright, centred within 2 px, radius 32-36%; 'full' draws are unchanged", () => {
   for (let i = 0; i < 40; i++) {
-    const p = sampleShapeParams(i % 10, 32, new Generator(100 + i), "centred");
+    const p = sampleShapeParams(i % 10, 32, new Rng(100 + i), "centred");
     expect(Math.abs(p.cx - 16) <= 2 && Math.abs(p.cy - 16) <= 2, `centre ${p.cx}, ${p.cy}`)
       .toBeTruthy();
     expect(p.radius >= 0.32 * 32 && p.radius <= 0.36 * 32, `radius ${p.radius}`).toBeTruthy();
     expect(p.angle).toBe(0);
     // The default is "full": the same draws as before the option existed.
-    expect(sampleShapeParams(i % 10, 32, new Generator(100 + i))).toEqual(
-      sampleShapeParams(i % 10, 32, new Generator(100 + i), "full"),
+    expect(sampleShapeParams(i % 10, 32, new Rng(100 + i))).toEqual(
+      sampleShapeParams(i % 10, 32, new Rng(100 + i), "full"),
     );
   }
   const full = new ShapesDataset({ size: 32, seed: 1 });

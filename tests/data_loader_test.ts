@@ -9,7 +9,7 @@ import { type Batch, DataLoader, stackImages } from "../core/data/loader.ts";
 import type { Dataset, Sample } from "../core/data/dataset.ts";
 import { ShapesDataset } from "../core/data/shapes.ts";
 import { randomCrop, randomHorizontalFlip } from "../core/image/transforms.ts";
-import { Generator, hashBits } from "../core/random.ts";
+import { hashBits, Rng } from "../core/random.ts";
 
 /** Item i is a 2x1 image whose pixels encode i; items in `bad` throw. */
 class Counting implements Dataset {
@@ -49,7 +49,7 @@ it("loader: each epoch is a seeded permutation covering every item once", async 
   expect(batches.map((b) => b.epoch)).toEqual([0, 0, 0, 1, 1, 1]);
   for (const e of [0, 1]) {
     const idx = batches.filter((b) => b.epoch === e).flatMap((b) => Array.from(b.indices));
-    expect(idx).toEqual(Array.from(new Generator(hashBits(7, 2 * e)).permutation(10)));
+    expect(idx).toEqual(Array.from(new Rng(hashBits(7, 2 * e)).permutation(10)));
     expect([...idx].sort((a, b) => a - b)).toEqual([...Array(10).keys()]);
   }
   const e0 = batches.slice(0, 3).flatMap((b) => Array.from(b.indices));
@@ -67,7 +67,7 @@ it("loader: each epoch is a seeded permutation covering every item once", async 
 
 it("loader: resuming from state() gives the same batches, whatever the prefetch depth", async () => {
   const ds = new ShapesDataset({ size: 16, length: 23 });
-  const transform = (im: Parameters<typeof randomCrop>[0], g: Generator) =>
+  const transform = (im: Parameters<typeof randomCrop>[0], g: Rng) =>
     randomHorizontalFlip(randomCrop(im, 12, g), g);
   const full = new DataLoader(ds, { batchSize: 5, seed: 3, transform, prefetch: 0 });
   const reference = await take(full, 9);

@@ -10,7 +10,7 @@ import { definePlugin, DigitPipeline, imagePng, s, type Stage2Part } from "../mo
 import { loadCheckpoint, saveCheckpoint } from "../core/io/checkpoint.ts";
 import { decodePng } from "../core/image/png.ts";
 import { hostStateDict, type Module } from "../core/nn/module.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { liveStorages } from "../core/tensor.ts";
 import { findParts } from "../plugins/pipeline/parts.ts";
 import { stage1Meta } from "../plugins/stage1/load.ts";
@@ -61,9 +61,9 @@ async function save(model: Module, dir: string, meta: Record<string, unknown>): 
 async function writeRun(root: string, legacy = false): Promise<void> {
   const s1 = stage1Meta(STAGE1), s2 = stage2Meta(STAGE2), vq = vqganMeta(VQ);
   const train = { train: { step: 3 } };
-  await save(new Stage1GPT(STAGE1, new Generator(1)), `${root}/stage1`, legacy ? train : { ...s1 });
-  await save(new Stage2Model(STAGE2, new Generator(2)), `${root}/stage2`, legacy ? train : s2);
-  await save(new VQGAN(VQ, new Generator(3)), `${root}/vqgan`, legacy ? train : vq);
+  await save(new Stage1GPT(STAGE1, new Rng(1)), `${root}/stage1`, legacy ? train : { ...s1 });
+  await save(new Stage2Model(STAGE2, new Rng(2)), `${root}/stage2`, legacy ? train : s2);
+  await save(new VQGAN(VQ, new Rng(3)), `${root}/vqgan`, legacy ? train : vq);
   if (legacy) {
     await Deno.writeTextFile(`${root}/stage1/model.json`, JSON.stringify(STAGE1));
     await Deno.writeTextFile(`${root}/stage2/stage2.json`, JSON.stringify(s2));
@@ -196,7 +196,7 @@ it("DigitPipeline: the released-file fixtures (fairseq stage-1 .pt, MAGE-layout 
       prefixLength: 256,
       codebookSize: 32,
     };
-    await save(new Stage2Model(cfg, new Generator(5)), `${root}/stage2`, stage2Meta(cfg));
+    await save(new Stage2Model(cfg, new Rng(5)), `${root}/stage2`, stage2Meta(cfg));
     const pipe = await DigitPipeline.load({
       stage1: `${fixtures}digit/stage1_classcond.pt`,
       stage2: `${root}/stage2`,

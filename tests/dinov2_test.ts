@@ -284,10 +284,10 @@ it.skipIf(!(await probeWebGPU()).available)(
 
 it("DINOv2 Block runs its sub-modules' forward methods: an edit to Attention.forward shows, and the fused epilogue equals LayerScale.forward", async () => {
   const { Block } = await import("../plugins/dinov2/block.ts");
-  const { Generator } = await import("../core/random.ts");
+  const { Rng } = await import("../core/random.ts");
   const cfg = { ...DINOV2_PRESETS["vits14"], embedDim: 16, heads: 2, mlpHidden: 32 };
   const block = new Block(cfg);
-  const gen = new Generator(3);
+  const gen = new Rng(3);
   for (const p of block.parameters()) {
     const fresh = ops.randn(p.shape, gen, 0.3);
     p.backend.copyInto(p.view(), fresh.view());

@@ -11,7 +11,7 @@ import { cpuBackend } from "../core/device.ts";
 import { validate } from "../core/config.ts";
 import { ShapesDataset } from "../core/data/shapes.ts";
 import { writeTokenFile } from "../core/io/tokens.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { memoryLogger, Registry, type StepContext } from "../core/registry.ts";
 import { exportDataset } from "../plugins/demo/images.ts";
 import { augmentedBatch } from "../plugins/domain/data.ts";
@@ -58,10 +58,10 @@ it("generate-images' pipeline writes labels.tsv from the token file's labels", a
     heads: 2,
     ffnDim: 32,
     dropout: 0,
-  }, new Generator(5));
+  }, new Rng(5));
   const vqgan = new VQGAN(
     { ...VQGAN_PRESETS.cpu16, chMult: [1, 1, 1], nEmbed: 12 },
-    new Generator(7),
+    new Rng(7),
   );
   vqgan.eval();
   const labels = Int32Array.from([3, 0, 7, 3, 9]);
@@ -202,15 +202,15 @@ it("classifier augmentation: all off is the identity; blur keeps a flat image fl
     width: side,
   };
   const off = { shift: 0, flip: false, blur: 0, noise: 0 };
-  expect(augmentedBatch(batch, [0, 1], new Generator(1), off).data).toEqual(batch.data);
-  const blurred = augmentedBatch(batch, [0, 1], new Generator(1), { ...off, blur: 1 }).data;
+  expect(augmentedBatch(batch, [0, 1], new Rng(1), off).data).toEqual(batch.data);
+  const blurred = augmentedBatch(batch, [0, 1], new Rng(1), { ...off, blur: 1 }).data;
   expect(blurred.subarray(0, per).every((v) => v === 120), "flat stays flat").toBeTruthy();
   // One [1 2 1]/4 pass per axis takes an interior 0/255 checkerboard pixel to 127.5 +- 0;
   // more passes keep it there: the contrast is gone, not merely reduced.
   const centre = (3 * side + 3) * 3;
   expect(Math.abs(blurred[per + centre] - 127.5), `blurred ${blurred[per + centre]}`)
     .toBeLessThanOrEqual(1);
-  const noisy = augmentedBatch(batch, [0], new Generator(2), { ...off, noise: 8 }).data;
+  const noisy = augmentedBatch(batch, [0], new Rng(2), { ...off, noise: 8 }).data;
   expect(noisy.some((v) => v !== 120), "noise changes pixels").toBeTruthy();
   expect(noisy.every((v) => Math.abs(v - 120) < 8 * 6), "noise stays within 6 std").toBeTruthy();
 });

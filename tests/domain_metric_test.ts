@@ -26,7 +26,7 @@ import { cpuBackend } from "../core/device.ts";
 import { validate } from "../core/config.ts";
 import { ShapesDataset } from "../core/data/shapes.ts";
 import { writePng } from "../core/image/codec.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { memoryLogger, Registry } from "../core/registry.ts";
 import { exportDataset } from "../plugins/demo/images.ts";
 import { loadClassifier } from "../plugins/domain/checkpoint.ts";
@@ -69,7 +69,7 @@ await exportDataset(shapes(120, 1), { count: 120, dir: `${root}/reference` });
 await exportDataset(shapes(N, 3), { count: N, dir: `${root}/real` });
 await Deno.mkdir(`${root}/shuffled`);
 const realTsv = (await Deno.readTextFile(`${root}/real/labels.tsv`)).trimEnd().split("\n");
-const perm = new Generator(11).permutation(N);
+const perm = new Rng(11).permutation(N);
 const shuffledRows = realTsv.slice(1).map((row, i) => {
   const [file] = row.split("\t");
   const [, id, name] = realTsv[1 + perm[i]].split("\t");
@@ -85,7 +85,7 @@ for (const e of Deno.readDirSync(`${root}/real`)) {
   }
 }
 await Deno.mkdir(`${root}/noise`);
-const g = new Generator(5);
+const g = new Rng(5);
 for (let i = 0; i < N; i++) {
   const data = Uint8Array.from({ length: 32 * 32 * 3 }, () => g.int(256));
   await writePng(`${root}/noise/${String(i).padStart(5, "0")}.png`, {

@@ -8,7 +8,7 @@ import { backward, noGrad } from "../core/autograd.ts";
 import { loadStateDict } from "../core/io/state_dict.ts";
 import * as ops from "../core/ops/mod.ts";
 import { AdamW } from "../core/optim/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 import { Stage1GPT } from "../plugins/stage1/model.ts";
 
@@ -79,7 +79,7 @@ it("stage-1 GPT forward matches PyTorch (logits 1e-4), loss 1e-5, gradients 1e-4
 it("tiny GPT overfits a fixed batch; the same seed gives identical losses", () => {
   const run = () => {
     const before = liveStorages();
-    const gen = new Generator(1);
+    const gen = new Rng(1);
     const m = new Stage1GPT({
       clusters: 32,
       classes: 0,
@@ -91,11 +91,11 @@ it("tiny GPT overfits a fixed batch; the same seed gives identical losses", () =
       dropout: 0.1,
     }, gen);
     const opt = new AdamW(m.parameters(), { lr: 3e-3, betas: [0.9, 0.98], weightDecay: 0.01 });
-    const data = new Generator(2);
+    const data = new Rng(2);
     const seq = Int32Array.from({ length: 4 * 17 }, () => 5 + data.int(32));
     for (let b = 0; b < 4; b++) seq[b * 17] = 2;
     const losses: number[] = [];
-    const dropoutGen = new Generator(3);
+    const dropoutGen = new Rng(3);
     for (let step = 0; step < 60; step++) {
       const loss = tidy(() => {
         const all = ops.tensor(seq, [4, 17], { dtype: "i32" });
@@ -138,8 +138,8 @@ it("eval mode disables dropout; noGrad inference leaves no graph", () => {
   const out = tidy(() =>
     noGrad(() => {
       const t = ops.tensor([m.startToken(1), 5, 6, 7], [1, 4], { dtype: "i32" });
-      const a = m.forward(t, new Generator(1)).dataSync().slice();
-      const b = m.forward(t, new Generator(2)).dataSync().slice();
+      const a = m.forward(t, new Rng(1)).dataSync().slice();
+      const b = m.forward(t, new Rng(2)).dataSync().slice();
       return maxAbsDiff(a, b);
     })
   );
@@ -159,7 +159,7 @@ it("KV-cached sampling gives exactly the tokens of uncached sampling (same seed)
     ffnDim: 64,
     length: 9,
     dropout: 0.1,
-  }, new Generator(4));
+  }, new Rng(4));
   const before = liveStorages();
   const opts = { count: 3, seed: 11, topK: 5, classes: Int32Array.from([0, 2, 1]) };
   const cached = await sampleStage1(m, { ...opts });

@@ -8,7 +8,7 @@ import { expect, it } from "./lib/test.ts";
 import { cpuBackend } from "../core/device.ts";
 import { saveCheckpoint } from "../core/io/checkpoint.ts";
 import { hostStateDict, type Module } from "../core/nn/module.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { memoryLogger, Registry, type StepContext } from "../core/registry.ts";
 import { guidanceSweep, sweepParams } from "../plugins/demo/guidance_sweep.ts";
 import { validate } from "../core/config.ts";
@@ -45,9 +45,9 @@ async function save(model: Module, path: string, meta: unknown): Promise<void> {
 
 it("guidance-sweep: parts built by plugins/pipeline, accuracy as the chain run by hand", async () => {
   const root = await Deno.makeTempDir({ prefix: "digit-sweep-" });
-  const stage1 = new Stage1GPT(S1, new Generator(1));
-  const stage2 = new Stage2Model(S2, new Generator(2));
-  const vqgan = new VQGAN(VQ, new Generator(3));
+  const stage1 = new Stage1GPT(S1, new Rng(1));
+  const stage2 = new Stage2Model(S2, new Rng(2));
+  const vqgan = new VQGAN(VQ, new Rng(3));
   const classifier = new DomainClassifier({ ...CLS, featureDim: 8, groups: 2 }, 4);
   try {
     await save(stage1, `${root}/stage1/checkpoints/last`, stage1Meta(S1));

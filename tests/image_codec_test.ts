@@ -11,7 +11,7 @@ import { decodeImage, encodePng, readImage } from "../core/image/codec.ts";
 import { decodeJpeg } from "../core/image/jpeg.ts";
 import type { RgbImage } from "../core/image/rgb.ts";
 import { turbojpeg } from "../core/native/turbojpeg.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 
 const FIX = new URL("./fixtures/image/", import.meta.url).pathname;
 const PHOTOS = new URL("../../shared/data/imagenet-sample/", import.meta.url).pathname;
@@ -141,7 +141,7 @@ it("png: encode then decode is lossless, and PIL-made PNG decodes to the source"
 
 it("jpeg: corrupted files decode or throw, never hang or crash, with each decoder", () => {
   for (const [decoderName, decode] of DECODERS) {
-    const g = new Generator(1234);
+    const g = new Rng(1234);
     let threw = 0;
     for (const name of ["q75_420", "progressive_420", "cjpeg_restart_blocks", "gray_progressive"]) {
       const path = `${FIX}jpeg/${name}.jpg`;

@@ -26,7 +26,7 @@ import {
 import type { PilFilter } from "../core/image/resample_pil.ts";
 import { resamplePil } from "../core/image/resample_pil.ts";
 import { resampleWasmAvailable } from "../core/image/resample_wasm.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import {
   digitEncoderInput,
   digitTrainTransform,
@@ -146,9 +146,9 @@ it("pipelines: batch normalisation and DiGIT encoder input agree with the single
   expect(maxAbsDiff(enc.data, ref.data)).toBe(0);
   const small = digitEncoderInput(batch);
   expect(small.shape).toEqual([2, 3, 45, 61]); // not 256 wide: no resize
-  const t = digitTrainTransform(32)(src, new Generator(1));
+  const t = digitTrainTransform(32)(src, new Rng(1));
   expect(`${t.width}x${t.height}`).toBe("32x32");
-  expect(fidReferenceTransform(src, new Generator(0)).width).toBe(256);
+  expect(fidReferenceTransform(src, new Rng(0)).width).toBe(256);
 });
 
 it("resizeBilinearTf1 matches torch-fidelity's TF1 bilinear exactly", () => {
@@ -178,15 +178,15 @@ it("crops and flips: geometry and seeded randomness", () => {
   expect(Array.from(centerCrop(img, [2, 2]).data.subarray(0, 3))).toEqual([0, 1, 2]);
   const wide = { width: 5, height: 1, data: Uint8Array.from({ length: 15 }, (_, i) => i) };
   expect(Array.from(centerCrop(wide, [1, 2]).data)).toEqual([6, 7, 8, 9, 10, 11]);
-  const g1 = new Generator(5);
-  const g2 = new Generator(5);
+  const g1 = new Rng(5);
+  const g2 = new Rng(5);
   const a = randomCrop(src, 16, g1);
   const b = randomCrop(src, 16, g2);
   expect(a.data).toEqual(b.data);
   expect(g1.offset).toBe(2);
   expect(() => randomCrop(src, 100, g1)).toThrow(/larger than image/);
   // Flip decisions follow uniform() < 0.5 and roughly half flip.
-  const g = new Generator(11);
+  const g = new Rng(11);
   let flips = 0;
   for (let i = 0; i < 400; i++) if (randomHorizontalFlip(img, g) !== img) flips++;
   expect(flips > 150 && flips < 250, `flips ${flips}`).toBeTruthy();
@@ -277,7 +277,7 @@ it("resizePil: the WASM SIMD path runs here, and it and the TS passes both match
 
 it("resamplePil: the WASM passes equal the TS reference byte for byte on awkward sizes", () => {
   const filters: PilFilter[] = ["box", "bilinear", "hamming", "bicubic", "lanczos"];
-  const g = new Generator(7);
+  const g = new Rng(7);
   const check = (w: number, h: number, ch: number, ow: number, oh: number, f: PilFilter) => {
     const data = new Uint8Array(w * h * ch);
     // Noise, and saturated 0/255 noise whose overshoot exercises the clamp at both ends.

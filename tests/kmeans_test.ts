@@ -23,7 +23,7 @@ import {
   splitEmptyClusters,
   writeCentroids,
 } from "../plugins/kmeans/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 
 const ref = JSON.parse(
   await Deno.readTextFile(new URL("./fixtures/kmeans/reference.json", import.meta.url)),
@@ -161,7 +161,7 @@ it("ties go to the first centroid; an empty cluster is split off a populated one
 it("splitEmptyClusters picks clusters with probability ~ size and halves the count", () => {
   const counts = new Float64Array([0, 10, 0, 30]);
   const cents = new Float32Array([0, 0, 1, 1, 0, 0, 3, 3]);
-  const n = splitEmptyClusters(cents, counts, 2, 40, new Generator(5));
+  const n = splitEmptyClusters(cents, counts, 2, 40, new Rng(5));
   expect(n).toBe(2);
   expect(counts.reduce((a, b) => a + b, 0)).toBe(40);
   expect(counts.every((v) => v > 0)).toBeTruthy();

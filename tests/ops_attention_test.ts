@@ -7,7 +7,7 @@
 import { expect, it } from "./lib/test.ts";
 import { backward } from "../core/autograd.ts";
 import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { liveStorages, type Tensor, tidy } from "../core/tensor.ts";
 
 const B = 2, T = 5, H = 3, D = 4;
@@ -21,8 +21,8 @@ function splitFused(x: Tensor) {
 it("attention on fused-qkv views matches contiguous operands, and merging heads is a view", () => {
   const before = liveStorages();
   tidy(() => {
-    const x = ops.randn([B, T, 3 * H * D], new Generator(3)).requireGrad();
-    const g = ops.randn([B, T, H * D], new Generator(4));
+    const x = ops.randn([B, T, 3 * H * D], new Rng(3)).requireGrad();
+    const g = ops.randn([B, T, H * D], new Rng(4));
     const dropGrad = () => {
       x.grad?.dispose();
       x.grad = null;
@@ -49,9 +49,9 @@ it("attention on fused-qkv views matches contiguous operands, and merging heads 
 
 it("attention copies operands whose last axis is strided, and still matches", () => {
   tidy(() => {
-    const q = ops.randn([1, 2, 3, 4], new Generator(5));
-    const k = ops.randn([1, 2, 4, 3], new Generator(6)); // (B, H, D, T): transposed below
-    const v = ops.randn([1, 2, 3, 4], new Generator(7));
+    const q = ops.randn([1, 2, 3, 4], new Rng(5));
+    const k = ops.randn([1, 2, 4, 3], new Rng(6)); // (B, H, D, T): transposed below
+    const v = ops.randn([1, 2, 3, 4], new Rng(7));
     const kT = ops.transpose(k, 2, 3);
     const a = ops.attention(q, kT, v).dataSync();
     const b = ops.attention(q, ops.contiguous(kT), v).dataSync();

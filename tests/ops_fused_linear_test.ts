@@ -9,7 +9,7 @@
 import { expect, it } from "./lib/test.ts";
 import { noGrad } from "../core/autograd.ts";
 import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { liveStorages, type Tensor, tidy } from "../core/tensor.ts";
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, label: string) {
@@ -24,7 +24,7 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, label: s
 it("fusedLinear: fused (no grad) matches linear, gelu, mul and add, for every combination", () => {
   const before = liveStorages();
   tidy(() => {
-    const g = (shape: number[], seed: number) => ops.randn(shape, new Generator(seed));
+    const g = (shape: number[], seed: number) => ops.randn(shape, new Rng(seed));
     const x = g([2, 7, 12], 1),
       w = g([10, 12], 2),
       bias = g([10], 3),

@@ -4,7 +4,7 @@
  */
 
 import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 import { gradcheck, randomTensor as r } from "./helpers/gradcheck.ts";
 import { it } from "./lib/test.ts";
@@ -227,7 +227,7 @@ const cases: [string, () => void][] = [
   ],
   ["expand", () => gradcheck("expand", (a) => ops.expand(a, [3, 2, 4]), [r([2, 1], 42)])],
   ["dropout (fixed mask)", () => {
-    gradcheck("dropout", (a) => ops.dropout(a, 0.3, new Generator(5)), [r([10], 43)]);
+    gradcheck("dropout", (a) => ops.dropout(a, 0.3, new Rng(5)), [r([10], 43)]);
   }],
   ["residual shared subgraph", () =>
     gradcheck("residual", (a) => {

@@ -11,7 +11,7 @@ import { readImage } from "../core/image/codec.ts";
 import { loadCheckpoint, saveCheckpoint } from "../core/io/checkpoint.ts";
 import { writeNpy } from "../core/io/npy.ts";
 import { readTokenFile, writeTokenFile } from "../core/io/tokens.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { memoryLogger, Registry } from "../core/registry.ts";
 import { planTask, runTask, stepStatus } from "../core/tasks.ts";
 import { liveStorages } from "../core/tensor.ts";
@@ -33,12 +33,12 @@ import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
 
 const vqgan = new VQGAN(
   { ...VQGAN_PRESETS.cpu16, chMult: [1, 1, 1], nEmbed: 12 },
-  new Generator(7),
+  new Rng(7),
 ); // 4x4 codes -> 16 px
 vqgan.eval();
 
 function codecsFile(count: number, L: number, K: number): string {
-  const g = new Generator(3);
+  const g = new Rng(3);
   const lines = ["S-0\tignored source line"];
   for (let i = 0; i < count; i++) {
     // fairseq-generate style, ids out of order, one row longer than L (late </s>).
@@ -95,7 +95,7 @@ for (const variant of ["nar", "ar"] as const) {
       heads: 2,
       ffnDim: 32,
       dropout: 0,
-    }, new Generator(5));
+    }, new Rng(5));
     const dir = await Deno.makeTempDir();
     await Deno.writeTextFile(`${dir}/sem.codecs`, codecsFile(5, 16, 20));
     const run = (outDir: string, batchSize: number) =>
@@ -276,7 +276,7 @@ it("sample step: tiny trained parts found by their markers -> the same PNGs as s
   const root = await Deno.makeTempDir({ prefix: "digit-sample-" });
   const out = `${root}/exp`;
   await Deno.mkdir(out, { recursive: true });
-  const g = new Generator(11);
+  const g = new Rng(11);
   await writeTokenFile(`${out}/semantic.tokens`, {
     tokens: Int32Array.from({ length: 24 * 16 }, () => g.int(8)),
     count: 24,

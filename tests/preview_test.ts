@@ -13,7 +13,7 @@ import { cpuBackend, setDefaultBackend } from "../core/device.ts";
 import { decodePng } from "../core/image/png.ts";
 import { readImage } from "../core/image/codec.ts";
 import { writeTokenFile } from "../core/io/tokens.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { memoryLogger, type PreviewProgress, Registry, type RunContext } from "../core/registry.ts";
 import { planTask, runTask } from "../core/tasks.ts";
 import { runPipeline } from "../plugins/pipeline/pipeline.ts";
@@ -68,7 +68,7 @@ function context(
 async function trainTinyPipeline(out: string): Promise<Registry> {
   // Semantic tokens stand in for the tokenizer's: random 4x4 grids with class labels.
   await Deno.mkdir(out, { recursive: true });
-  const gen = new Generator(7);
+  const gen = new Rng(7);
   const tokens = Int32Array.from(
     { length: IMAGES * 16 },
     () => Math.floor(gen.uniform() * CLUSTERS),

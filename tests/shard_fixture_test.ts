@@ -10,7 +10,7 @@
 import { expect } from "./lib/test.ts";
 import { saveCheckpoint } from "../core/io/checkpoint.ts";
 import { hostStateDict } from "../core/nn/module.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { Registry, silentLogger } from "../core/registry.ts";
 import { loadTask, runTask, type TaskPlan } from "../core/tasks.ts";
 import { writeNpyMatrix } from "../plugins/kmeans/npy_matrix.ts";
@@ -24,7 +24,7 @@ export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export async function writeFixture(root: string): Promise<string> {
   const dim = 16;
   const centroids = new Float32Array(16 * dim);
-  const gen = new Generator(7);
+  const gen = new Rng(7);
   for (let i = 0; i < centroids.length; i++) centroids[i] = gen.normal();
   writeNpyMatrix(`${root}/centroids.npy`, centroids, 16, dim);
   const cfg = {
@@ -37,7 +37,7 @@ export async function writeFixture(root: string): Promise<string> {
     length: 16,
     dropout: 0,
   };
-  const model = new Stage1GPT(cfg, new Generator(3));
+  const model = new Stage1GPT(cfg, new Rng(3));
   await Deno.mkdir(`${root}/stage1/checkpoints`, { recursive: true });
   await saveCheckpoint(`${root}/stage1/checkpoints/last`, await hostStateDict(model), {
     model: cfg,

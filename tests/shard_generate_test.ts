@@ -8,7 +8,7 @@ import { expect, it } from "./lib/test.ts";
 import { writeTokenFile } from "../core/io/tokens.ts";
 import { saveCheckpoint } from "../core/io/checkpoint.ts";
 import { hostStateDict, type Module } from "../core/nn/module.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { silentLogger } from "../core/registry.ts";
 import { mergeShards, runShard } from "../core/shard.ts";
 import { loadTask, runTask } from "../core/tasks.ts";
@@ -47,13 +47,13 @@ async function save(model: Module, path: string, meta: object): Promise<void> {
 
 /** Seeded parts, `count` semantic grids with labels, and the task file; returns its path. */
 async function writeFixture(root: string, count: number): Promise<string> {
-  await save(new VQGAN(vqganConfig, new Generator(1)), `${root}/vqgan`, vqganMeta(vqganConfig));
+  await save(new VQGAN(vqganConfig, new Rng(1)), `${root}/vqgan`, vqganMeta(vqganConfig));
   await save(
-    new Stage2Model(stage2Config, new Generator(2)),
+    new Stage2Model(stage2Config, new Rng(2)),
     `${root}/stage2`,
     stage2Meta(stage2Config),
   );
-  const g = new Generator(3);
+  const g = new Rng(3);
   await writeTokenFile(`${root}/semantic.tokens`, {
     tokens: Int32Array.from({ length: count * 16 }, () => g.int(16)),
     count,

@@ -5,7 +5,7 @@
 
 import { expect, it } from "./lib/test.ts";
 import type { ImageBatch } from "../core/interfaces.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import {
   adjustBrightness,
   adjustContrast,
@@ -34,20 +34,20 @@ const pixel = (r: number, g: number, b: number) => Float32Array.from([r, g, b]);
 it("augmentBatch: same seed, same views; another seed or another row, other views", () => {
   const batch = images(4);
   const rows = [2, 0, 3];
-  const a = augmentBatch(batch, rows, SIMCLR_AUGMENT, new Generator(7));
-  const b = augmentBatch(batch, rows, SIMCLR_AUGMENT, new Generator(7));
-  const c = augmentBatch(batch, rows, SIMCLR_AUGMENT, new Generator(8));
+  const a = augmentBatch(batch, rows, SIMCLR_AUGMENT, new Rng(7));
+  const b = augmentBatch(batch, rows, SIMCLR_AUGMENT, new Rng(7));
+  const c = augmentBatch(batch, rows, SIMCLR_AUGMENT, new Rng(8));
   expect(a).toEqual(b);
   expect(a).not.toEqual(c);
   expect(a.length).toBe(rows.length * 3 * S * S);
   // View i depends on its own fork only: the view of row 2 is the same when drawn alone.
-  const alone = augmentBatch(batch, [2], SIMCLR_AUGMENT, new Generator(7));
+  const alone = augmentBatch(batch, [2], SIMCLR_AUGMENT, new Rng(7));
   expect(alone).toEqual(a.subarray(0, 3 * S * S));
   for (const v of a) expect(v >= -1 && v <= 1, `view value ${v} outside [-1, 1]`).toBeTruthy();
 });
 
 it("sampleCrop: boxes inside the image, with area and aspect ratio in range", () => {
-  const gen = new Generator(3);
+  const gen = new Rng(3);
   const size = 32;
   for (let i = 0; i < 200; i++) {
     const box = sampleCrop(size, SIMCLR_AUGMENT, gen);
@@ -146,7 +146,7 @@ it("augmentBatch: grayscale always on gives equal channels; colour off and whole
     batch,
     [0, 1],
     { ...SIMCLR_AUGMENT, grayscaleProb: 1 },
-    new Generator(1),
+    new Rng(1),
   );
   const plane = S * S;
   for (let n = 0; n < 2; n++) {
@@ -167,7 +167,7 @@ it("augmentBatch: grayscale always on gives equal channels; colour off and whole
     jitterProb: 0,
     grayscaleProb: 0,
   };
-  const id = augmentBatch(batch, [1], none, new Generator(1));
+  const id = augmentBatch(batch, [1], none, new Rng(1));
   for (let c = 0; c < 3; c++) {
     for (let i = 0; i < plane; i++) {
       const want = batch.data[(plane + i) * 3 + c] / 127.5 - 1;

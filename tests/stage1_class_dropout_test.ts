@@ -8,7 +8,7 @@ import { expect, it } from "./lib/test.ts";
 import { noGrad } from "../core/autograd.ts";
 import { validate } from "../core/config.ts";
 import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { stage1ConfigSchema } from "../plugins/stage1/config.ts";
 import type { TokenSet } from "../plugins/stage1/data.ts";
 import { SPECIALS, type Stage1GPT } from "../plugins/stage1/model.ts";
@@ -18,7 +18,7 @@ const K = 16, L = 8, CLASSES = 4;
 
 /** Class c starts with token c, then walks the vocabulary with stride c + 1. */
 function classSet(count: number, seed: number, classes = CLASSES): TokenSet {
-  const g = new Generator(seed);
+  const g = new Rng(seed);
   const tokens = new Int32Array(count * L);
   const labels = new Int32Array(count);
   for (let i = 0; i < count; i++) {

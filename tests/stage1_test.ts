@@ -2,7 +2,7 @@
 
 import { expect, it } from "./lib/test.ts";
 import { validate } from "../core/config.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { stage1ConfigSchema } from "../plugins/stage1/config.ts";
 import { type TokenSet, unigramEntropy } from "../plugins/stage1/data.ts";
 import { linearProbe, pooledFeatures } from "../plugins/stage1/probe.ts";
@@ -10,7 +10,7 @@ import { trainStage1 } from "../plugins/stage1/train.ts";
 
 /** Class-dependent token chains: each class walks the vocabulary with its own stride. */
 function markovSet(count: number, seed: number, K = 16, L = 16, classes = 4): TokenSet {
-  const g = new Generator(seed);
+  const g = new Rng(seed);
   const tokens = new Int32Array(count * L);
   const labels = new Int32Array(count);
   for (let i = 0; i < count; i++) {

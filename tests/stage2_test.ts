@@ -10,7 +10,7 @@ import { validate } from "../core/config.ts";
 import { loadStateDict } from "../core/io/state_dict.ts";
 import { writeTokenFile } from "../core/io/tokens.ts";
 import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 import { stage2ConfigSchema } from "../plugins/stage2/config.ts";
 import {
@@ -116,9 +116,9 @@ it("NAR decoding follows the schedule on the real code path, leaves no masks, ne
   const before = liveStorages();
   const model = new Stage2Model(
     { ...tinyConfig("nar", 256, 256), dim: 16, heads: 2, ffnDim: 32 },
-    new Generator(3),
+    new Rng(3),
   );
-  const g = new Generator(9);
+  const g = new Rng(9);
   const sem = grid(Array.from({ length: 2 * 256 }, () => g.int(20)), 2, 16);
   const steps: number[][] = [];
   const out = await sampleNAR(model, sem, { seed: 5, onStep: (s) => steps.push(s.masked) });
@@ -142,8 +142,8 @@ it("NAR decoding follows the schedule on the real code path, leaves no masks, ne
 for (const semanticInput of ["prefix", "aligned"] as const) {
   it(`AR sampling (${semanticInput}): KV-cached and uncached generation give the same codes for the same seed`, async () => {
     const before = liveStorages();
-    const model = new Stage2Model({ ...tinyConfig("ar"), semanticInput }, new Generator(4));
-    const g = new Generator(2);
+    const model = new Stage2Model({ ...tinyConfig("ar"), semanticInput }, new Rng(4));
+    const g = new Rng(2);
     const sem = grid(Array.from({ length: 3 * 9 }, () => g.int(20)), 3, 3);
     for (
       const opts of [{ seed: 11 }, { seed: 12, topP: 1, temperature: 1.5 }, { seed: 13, topK: 3 }]
@@ -161,9 +161,9 @@ for (const semanticInput of ["prefix", "aligned"] as const) {
 
 it("aligned stage 2: semantic token k reaches the logits of position k (which predicts code k+1) and no earlier one", () => {
   const P = 9, L = 9;
-  const model = new Stage2Model({ ...tinyConfig("ar"), semanticInput: "aligned" }, new Generator(5))
+  const model = new Stage2Model({ ...tinyConfig("ar"), semanticInput: "aligned" }, new Rng(5))
     .eval();
-  const g = new Generator(3);
+  const g = new Rng(3);
   const sem = Array.from({ length: P }, () => g.int(20));
   const codes = Array.from({ length: L }, () => g.int(12));
   const logits = (s: number[]) =>
@@ -203,8 +203,8 @@ it("NAR training batches mask floor(L cos(pi/2 u))+1 codes as <unk> and score on
     prefixLength: 4,
     length: 8,
   };
-  const gen = new Generator(1);
-  const u = new Generator(1).uniform();
+  const gen = new Rng(1);
+  const u = new Rng(1).uniform();
   tidy(() => {
     const { ids, targets, masked } = narBatch(model, set, [0], gen);
     expect(masked).toBe(narMaskCount(8, u));
@@ -259,7 +259,7 @@ it("stage-2 token files: semantic + VQ core token files pair up; mismatched coun
  * codes are predictable only through the prefix (the class) and their own position.
  */
 function pairedSet(count: number, seed: number, K = 16, V = 32, L = 16, classes = 4): PairSet {
-  const g = new Generator(seed);
+  const g = new Rng(seed);
   const pattern = (c: number, i: number) => (c * 11 + i * 5 + ((i * c) % 3)) % V;
   const semantic = new Int32Array(count * L), vq = new Int32Array(count * L);
   for (let n = 0; n < count; n++) {

@@ -3,7 +3,7 @@
 import { expect, it } from "./lib/test.ts";
 import { backward, noGrad } from "../core/autograd.ts";
 import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 
 const arr = (t: { dataSync(): ArrayLike<number> }) => Array.from(t.dataSync());
@@ -51,7 +51,7 @@ it("reductions: sum/mean/max/argmax with keepdim; argmax takes the first maximum
 
 it("matmul: 2-D, batched, transposed views agree with a float64 loop", () =>
   tidy(() => {
-    const gen = new Generator(3);
+    const gen = new Rng(3);
     const a = ops.randn([2, 4, 5], gen), b = ops.randn([2, 6, 5], gen);
     const c = ops.matmul(a, ops.transpose(b));
     const A = a.dataSync(), B = b.dataSync(), C = c.dataSync();
@@ -81,11 +81,11 @@ it("tidy disposes temporaries and keeps what it returns", () => {
 });
 
 it("training-style loop returns the live-storage count to its start", () => {
-  const w = ops.randn([3, 3], new Generator(1)).keep().requireGrad();
+  const w = ops.randn([3, 3], new Rng(1)).keep().requireGrad();
   const before = liveStorages();
   for (let i = 0; i < 3; i++) {
     tidy(() => {
-      const x = ops.randn([2, 3], new Generator(i));
+      const x = ops.randn([2, 3], new Rng(i));
       const loss = ops.sum(ops.tanh(ops.matmul(x, w)));
       backward(loss);
     });
@@ -114,9 +114,9 @@ it("noGrad records no graph", () =>
 
 it("same seed gives the same random numbers; different seeds differ", () =>
   tidy(() => {
-    const a = arr(ops.randn([5], new Generator(7)));
-    const b = arr(ops.randn([5], new Generator(7)));
-    const c = arr(ops.randn([5], new Generator(8)));
+    const a = arr(ops.randn([5], new Rng(7)));
+    const b = arr(ops.randn([5], new Rng(7)));
+    const c = arr(ops.randn([5], new Rng(8)));
     expect(a).toEqual(b);
     expect(a).not.toEqual(c);
   }));

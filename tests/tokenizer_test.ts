@@ -29,7 +29,7 @@ import {
 } from "../plugins/tokenizer/mod.ts";
 import { cropTransform } from "../plugins/tokenizer/transforms.ts";
 import { RandomProjectionEncoder } from "../examples/custom-encoder/plugin.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { stackImages } from "../core/data/loader.ts";
 import { openDataset } from "../core/data/mod.ts";
 
@@ -116,7 +116,7 @@ it("the random-projection encoder equals its closed form (float64 host reference
     const x = enc.preprocess({ data, count: 2, height: 16, width: 16 });
     const f = enc.encode(x).dataSync();
     // The projection matrix is the seeded normal stream, as ops.randn draws it.
-    const g = new Generator(3);
+    const g = new Rng(3);
     const proj = new Float32Array(5 * 48);
     g.fillNormal(proj, 0, 1 / Math.sqrt(48));
     let err = 0;
@@ -238,7 +238,7 @@ it("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a custom en
     const imgs = await Promise.all(
       Array.from(
         { length: 30 },
-        async (_, i) => crop((await dataset.get(i)).image, new Generator(0)),
+        async (_, i) => crop((await dataset.get(i)).image, new Rng(0)),
       ),
     );
     const feats = tidy(() => enc.encode(enc.preprocess(stackImages(imgs))).dataSync().slice());

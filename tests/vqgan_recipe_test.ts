@@ -8,7 +8,7 @@ import { expect, it } from "./lib/test.ts";
 import { validate } from "../core/config.ts";
 import { ShapesDataset } from "../core/data/shapes.ts";
 import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { backward } from "../core/autograd.ts";
 import { vqganTrainConfigSchema } from "../plugins/vqgan/config.ts";
 import { depthToSpace, spaceToDepth } from "../plugins/vqgan/patch.ts";
@@ -26,7 +26,7 @@ function near(a: number, b: number, tol: number, what = ""): void {
 
 it("spaceToDepth matches torch's pixel_unshuffle index formula, and depthToSpace inverts it", () => {
   const [B, C, H, W, p] = [2, 3, 4, 6, 2];
-  const x = ops.randn([B, C, H, W], new Generator(3));
+  const x = ops.randn([B, C, H, W], new Rng(3));
   const xs = x.dataSync() as Float32Array;
   const y = spaceToDepth(x, p);
   expect(y.shape).toEqual([B, C * p * p, H / p, W / p]);
@@ -58,15 +58,15 @@ function unitRows(a: Float32Array, d: number): Float64Array {
 }
 
 it("l2 lookup picks the code of largest cosine similarity with proj_in(z) (host closed form)", () => {
-  const q = new VectorQuantizer(32, 4, 0.25, new Generator(5), { zDim: 6, l2: true });
+  const q = new VectorQuantizer(32, 4, 0.25, new Rng(5), { zDim: 6, l2: true });
   // Codes of very different norms: a Euclidean lookup would prefer the short ones.
   const w = q.embedding.weight;
   const scaled = ops.mul(
-    ops.randn([32, 4], new Generator(6)),
-    ops.rand([32, 1], new Generator(7), 0.1, 10),
+    ops.randn([32, 4], new Rng(6)),
+    ops.rand([32, 1], new Rng(7), 0.1, 10),
   );
   w.backend.copyInto(w.view(), scaled.view());
-  const z = ops.randn([2, 6, 3, 3], new Generator(8));
+  const z = ops.randn([2, 6, 3, 3], new Rng(8));
   const ids = q.indices(z).dataSync() as Int32Array;
   const u = q.toCodeSpace(z); // (2, 4, 3, 3), unit vectors along channels
   const us = u.dataSync() as Float32Array;
@@ -91,9 +91,9 @@ it("l2 lookup picks the code of largest cosine similarity with proj_in(z) (host 
 });
 
 it("straight-through gradient of the l2 factorised quantiser equals finite differences of proj_out(unit(proj_in z))", () => {
-  const q = new VectorQuantizer(16, 3, 0.25, new Generator(11), { zDim: 5, l2: true });
-  const z = ops.randn([1, 5, 2, 2], new Generator(12));
-  const probe = ops.randn([1, 5, 2, 2], new Generator(13)).dataSync() as Float32Array;
+  const q = new VectorQuantizer(16, 3, 0.25, new Rng(11), { zDim: 5, l2: true });
+  const z = ops.randn([1, 5, 2, 2], new Rng(12));
+  const probe = ops.randn([1, 5, 2, 2], new Rng(13)).dataSync() as Float32Array;
   const probeT = ops.tensor(probe, [1, 5, 2, 2]);
   // Autograd through the quantiser: the forward value is the code, the gradient is that of the identity path.
   z.requireGrad();

@@ -26,7 +26,7 @@ import { loadCheckpoint } from "../core/io/checkpoint.ts";
 import { loadStateDict } from "../core/io/state_dict.ts";
 import { hostStateDict } from "../core/nn/module.ts";
 import * as ops from "../core/ops/mod.ts";
-import { Generator } from "../core/random.ts";
+import { Rng } from "../core/random.ts";
 import { type Tensor, tidy } from "../core/tensor.ts";
 import { type LogRecord, modelWeights } from "../core/train/trainer.ts";
 import { stage1ConfigSchema } from "../plugins/stage1/config.ts";
@@ -94,7 +94,7 @@ it.skipIf(noGpu)(
     setDefaultBackend(cpuBackend());
     const cpu = cpuBackend();
     const K = 24, N = 40;
-    const host = (n: number, seed: number) => new Generator(seed).fillNormal(new Float32Array(n));
+    const host = (n: number, seed: number) => new Rng(seed).fillNormal(new Float32Array(n));
     const w = host(N * K, 1), bias = host(N, 2);
     const before = gpu.ctx.pipelineCount;
     // Row counts with and without a ragged last tile; x @ w^T + bias like a Linear layer.
@@ -188,7 +188,7 @@ it.skipIf(noGpu)(
 
 /** Token chains whose stride depends on the class: learnable in a few steps. */
 function markovSet(count: number, seed: number, K: number, L: number, classes: number): TokenSet {
-  const g = new Generator(seed);
+  const g = new Rng(seed);
   const tokens = new Int32Array(count * L);
   const labels = new Int32Array(count);
   for (let i = 0; i < count; i++) {
@@ -325,7 +325,7 @@ it.skipIf(noGpu)(
     await onDevice("webgpu", async (gpu) => {
       const start = gpu.liveStorages();
       // A different initialisation, so only the loaded weights can make it agree.
-      const m = new Stage1GPT(mc, new Generator(99));
+      const m = new Stage1GPT(mc, new Rng(99));
       const report = m.loadStateDict(modelWeights(ck.weights), {
         strict: true,
         what: "cpu checkpoint",

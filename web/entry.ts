@@ -16,7 +16,7 @@ export { liveStorages, Tensor, tidy, tidyAsync } from "../core/tensor.ts";
 export { backward, noGrad, noGradAsync } from "../core/autograd.ts";
 export * as ops from "../core/ops/mod.ts";
 export * as nn from "../core/nn/mod.ts";
-export { Generator } from "../core/random.ts";
+export { Rng } from "../core/random.ts";
 export { cpuBackend, defaultBackend, setDefaultBackend } from "../core/device.ts";
 export type { Backend, DType, Storage } from "../core/backend.ts";
 export { CpuBackend } from "../core/backends/cpu/mod.ts";

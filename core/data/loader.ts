@@ -2,9 +2,9 @@
  * Batches from a Dataset: seeded per-epoch shuffling, per-sample seeded transforms,
  * uint8 NHWC ImageBatch + labels, and asynchronous prefetch of the following batches.
  *
- * Determinism and resume: the order of epoch e is a permutation drawn from a Generator
+ * Determinism and resume: the order of epoch e is a permutation drawn from an Rng
  * seeded by (seed, e), and the transform of the item at (epoch, position) gets its own
- * Generator seeded by (seed, epoch, position). So a loader is fully described by
+ * Rng seeded by (seed, epoch, position). So a loader is fully described by
  * { epoch, position } (see state()/LoaderOptions.state): a resumed run sees exactly the
  * batches an uninterrupted one would, whatever the prefetch depth.
  *
@@ -16,7 +16,7 @@
 
 import type { ImageBatch } from "../interfaces.ts";
 import type { RgbImage } from "../image/rgb.ts";
-import { Generator, hashBits } from "../random.ts";
+import { hashBits, Rng } from "../random.ts";
 import type { Dataset, OnError } from "./dataset.ts";
 
 export interface LoaderState {
@@ -26,7 +26,7 @@ export interface LoaderState {
 }
 
 /** Per-sample transform; must return images of one fixed size so they can be batched. */
-export type SampleTransform = (image: RgbImage, gen: Generator) => RgbImage;
+export type SampleTransform = (image: RgbImage, gen: Rng) => RgbImage;
 
 export interface LoaderOptions {
   batchSize: number;
@@ -108,7 +108,7 @@ export class DataLoader {
     if (!o) {
       const n = this.dataset.length;
       if (this.opts.shuffle === false) o = Int32Array.from({ length: n }, (_, i) => i);
-      else o = new Generator(hashBits(this.seed, 2 * epoch)).permutation(n);
+      else o = new Rng(hashBits(this.seed, 2 * epoch)).permutation(n);
       if (this.orders.size > 2) this.orders.delete(this.orders.keys().next().value!);
       this.orders.set(epoch, o);
     }
@@ -187,9 +187,7 @@ export class DataLoader {
       position++;
       try {
         const s = await ds.get(index);
-        const img = this.opts.transform
-          ? this.opts.transform(s.image, new Generator(itemSeed))
-          : s.image;
+        const img = this.opts.transform ? this.opts.transform(s.image, new Rng(itemSeed)) : s.image;
         if (
           images.length > 0 && (img.width !== images[0].width || img.height !== images[0].height)
         ) {

@@ -10,7 +10,7 @@
  */
 
 import { hashBits } from "../random.ts";
-import { Generator } from "../random.ts";
+import { Rng } from "../random.ts";
 import type { RgbImage } from "../image/rgb.ts";
 import { checkIndex, type Dataset, type Sample } from "./dataset.ts";
 
@@ -109,7 +109,7 @@ export type ShapeVariation = "full" | "centred";
 export function sampleShapeParams(
   cls: number,
   size: number,
-  g: Generator,
+  g: Rng,
   variation: ShapeVariation = "full",
 ): ShapeParams {
   const full = variation === "full";
@@ -235,7 +235,7 @@ export class ShapesDataset implements Dataset {
     checkIndex(this, index);
     const label = index % this.numClasses;
     const itemSeed = hashBits(this.seed, index);
-    const params = sampleShapeParams(label, this.size, new Generator(itemSeed), this.variation);
+    const params = sampleShapeParams(label, this.size, new Rng(itemSeed), this.variation);
     return { image: renderShape(params, this.size, itemSeed ^ 0x9e3779b9).image, label };
   }
 

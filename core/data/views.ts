@@ -7,7 +7,7 @@
  */
 
 import { centerCrop, resizeShortSide } from "../image/transforms.ts";
-import { Generator } from "../random.ts";
+import { Rng } from "../random.ts";
 import { checkIndex, type Dataset, type Sample } from "./dataset.ts";
 
 export class ShuffledDataset implements Dataset {
@@ -25,7 +25,7 @@ export class ShuffledDataset implements Dataset {
     this.length = source.length;
     this.numClasses = source.numClasses;
     this.classNames = source.classNames;
-    this.#order = new Generator(seed).permutation(source.length);
+    this.#order = new Rng(seed).permutation(source.length);
   }
 
   async get(index: number): Promise<Sample> {

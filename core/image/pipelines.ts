@@ -1,6 +1,6 @@
 /**
  * DiGIT's preprocessing chains (spec digit.md §1.3 and §7), built from the exact
- * transforms in transforms.ts. Random steps draw from the Generator the data loader
+ * transforms in transforms.ts. Random steps draw from the Rng the data loader
  * hands each sample, so they are reproducible and resumable.
  *
  *   stage-1/2 training images   Resize(256, bicubic) -> RandomCrop(256) -> RandomHorizontalFlip
@@ -11,7 +11,7 @@
  */
 
 import type { ImageBatch } from "../interfaces.ts";
-import type { Generator } from "../random.ts";
+import type { Rng } from "../random.ts";
 import { interpolateBicubic } from "./interpolate_torch.ts";
 import type { PilFilter } from "./resample_pil.ts";
 import type { RgbImage } from "./rgb.ts";
@@ -25,7 +25,7 @@ import {
 } from "./transforms.ts";
 
 /** Same shape as the data loader's SampleTransform. */
-export type ImageTransform = (image: RgbImage, gen: Generator) => RgbImage;
+export type ImageTransform = (image: RgbImage, gen: Rng) => RgbImage;
 
 /** Resize(size, filter) -> RandomCrop(size) -> RandomHorizontalFlip(0.5). */
 export function randomCropFlip(size: number, filter: PilFilter = "bicubic"): ImageTransform {

@@ -3,13 +3,13 @@
  *  - resizeShortSide = Resize(size): short side to `size`, long side int(size*long/short);
  *  - centerCrop = CenterCrop: offsets int(round((in-out)/2)) with Python's round-half-even,
  *    zero padding when the crop is larger than the image (as F.center_crop pads);
- *  - randomCrop / randomHorizontalFlip draw from our seeded Generator instead of torch's;
+ *  - randomCrop / randomHorizontalFlip draw from our seeded Rng instead of torch's;
  *  - toTensor: CHW float32 in [0,1], value/255 rounded to f32;
  *  - normalize: (x - mean) / std in float32.
  * Resizing goes through resample_pil.ts, bit-exact with PIL.
  */
 
-import type { Generator } from "../random.ts";
+import type { Rng } from "../random.ts";
 import { type PilFilter, resizePil } from "./resample_pil.ts";
 import type { FloatImage, RgbImage } from "./rgb.ts";
 
@@ -87,7 +87,7 @@ export function centerCrop(img: RgbImage, size: number | [number, number]): RgbI
 export function randomCrop(
   img: RgbImage,
   size: number | [number, number],
-  gen: Generator,
+  gen: Rng,
 ): RgbImage {
   const [th, tw] = typeof size === "number" ? [size, size] : size;
   if (img.height < th || img.width < tw) {
@@ -115,7 +115,7 @@ export function horizontalFlip(img: RgbImage): RgbImage {
 }
 
 /** torchvision RandomHorizontalFlip(p): flips when a uniform draw is below p. */
-export function randomHorizontalFlip(img: RgbImage, gen: Generator, p = 0.5): RgbImage {
+export function randomHorizontalFlip(img: RgbImage, gen: Rng, p = 0.5): RgbImage {
   return gen.uniform() < p ? horizontalFlip(img) : img;
 }
 

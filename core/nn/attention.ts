@@ -4,7 +4,7 @@
  */
 
 import * as ops from "../ops/mod.ts";
-import { Generator } from "../random.ts";
+import { Rng } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { Linear } from "./layers.ts";
 import { Module } from "./module.ts";
@@ -50,7 +50,7 @@ export class MultiheadAttention extends Module {
   /** Channels per head (dim / heads). */
   readonly headDim: number;
   /** `dim` must be divisible by `heads`; `gen` draws the initial weights. */
-  constructor(readonly dim: number, readonly heads: number, gen: Generator = new Generator(0)) {
+  constructor(readonly dim: number, readonly heads: number, gen: Rng = new Rng(0)) {
     super();
     if (dim % heads !== 0) {
       throw new Error(`MultiheadAttention: dim ${dim} is not divisible by ${heads} heads`);

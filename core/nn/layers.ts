@@ -1,17 +1,17 @@
 /** The basic layers, initialised as PyTorch does, with PyTorch's parameter names. */
 
 import * as ops from "../ops/mod.ts";
-import { Generator } from "../random.ts";
+import { Rng } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
 /** U(-bound, bound): PyTorch's default (kaiming_uniform with a=sqrt(5)) for Linear/Conv. */
-export function uniformInit(shape: number[], bound: number, gen: Generator): Tensor {
+export function uniformInit(shape: number[], bound: number, gen: Rng): Tensor {
   return ops.rand(shape, gen, -bound, bound);
 }
 
 /** N(0, std²) initial values. */
-export function normalInit(shape: number[], std: number, gen: Generator): Tensor {
+export function normalInit(shape: number[], std: number, gen: Rng): Tensor {
   return ops.randn(shape, gen, std);
 }
 
@@ -25,10 +25,10 @@ export class Linear extends Module {
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    opts: { bias?: boolean; gen?: Generator } = {},
+    opts: { bias?: boolean; gen?: Rng } = {},
   ) {
     super();
-    const gen = opts.gen ?? new Generator(0);
+    const gen = opts.gen ?? new Rng(0);
     const bound = 1 / Math.sqrt(inFeatures);
     this.weight = this.param("weight", uniformInit([outFeatures, inFeatures], bound, gen));
     this.bias = opts.bias === false
@@ -54,12 +54,12 @@ export class Embedding extends Module {
   constructor(
     readonly count: number,
     readonly dim: number,
-    opts: { gen?: Generator; std?: number } = {},
+    opts: { gen?: Rng; std?: number } = {},
   ) {
     super();
     this.weight = this.param(
       "weight",
-      normalInit([count, dim], opts.std ?? 1, opts.gen ?? new Generator(0)),
+      normalInit([count, dim], opts.std ?? 1, opts.gen ?? new Rng(0)),
     );
   }
   /** Rows of `weight` for each id in `ids` (i32); the result has shape `[...ids.shape, dim]`. */
@@ -115,7 +115,7 @@ export interface Conv2dConfig {
   /** False leaves out the bias (default true). */
   bias?: boolean;
   /** Draws the initial weights (default: seed 0). */
-  gen?: Generator;
+  gen?: Rng;
 }
 
 /** 2-D convolution of NCHW input with a square kernel. */
@@ -141,7 +141,7 @@ export class Conv2d extends Module {
     this.stride = cfg.stride ?? 1;
     this.padding = cfg.padding ?? 0;
     this.groups = cfg.groups ?? 1;
-    const gen = cfg.gen ?? new Generator(0);
+    const gen = cfg.gen ?? new Rng(0);
     const fanIn = (inC / this.groups) * kernel * kernel;
     const bound = 1 / Math.sqrt(fanIn);
     this.weight = this.param(
@@ -171,7 +171,7 @@ export class MLP extends Module {
     dim: number,
     hidden: number,
     readonly activation: "gelu" | "relu" | "silu" = "gelu",
-    gen: Generator = new Generator(0),
+    gen: Rng = new Rng(0),
   ) {
     super();
     this.fc1 = this.child("fc1", new Linear(dim, hidden, { gen }));

@@ -2,7 +2,7 @@
 
 import type { Backend, DType, HostArray } from "../backend.ts";
 import { defaultBackend } from "../device.ts";
-import type { Generator } from "../random.ts";
+import type { Rng } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { ShapeError, shapeStr, sizeOf, wrap } from "./util.ts";
 
@@ -64,7 +64,7 @@ export function arange(
 /** Standard normal * std + mean, drawn from the generator's stream on the device. */
 export function randn(
   shape: readonly number[],
-  gen: Generator,
+  gen: Rng,
   std = 1,
   mean = 0,
   backend?: Backend,
@@ -81,7 +81,7 @@ export function randn(
 /** Uniform in [lo, hi). */
 export function rand(
   shape: readonly number[],
-  gen: Generator,
+  gen: Rng,
   lo = 0,
   hi = 1,
   backend?: Backend,

@@ -5,7 +5,7 @@
 
 import { record } from "../autograd.ts";
 import type { AttentionRows, Conv2dArgs, Pool2dArgs, ResizeMode } from "../backend.ts";
-import type { Generator } from "../random.ts";
+import type { Rng } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { affine, compare, div, maximum, mul } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
@@ -306,7 +306,7 @@ export function crossEntropy(
 // ---------------------------------------------------------------- dropout
 
 /** Inverted dropout with a counter-based mask drawn from `gen`. */
-export function dropout(x: Tensor, p: number, gen: Generator, training = true): Tensor {
+export function dropout(x: Tensor, p: number, gen: Rng, training = true): Tensor {
   if (!training || p === 0) return identity(x);
   if (p < 0 || p >= 1) throw new ShapeError("dropout", `probability must be in [0, 1), got ${p}`);
   const start = gen.take(x.size);

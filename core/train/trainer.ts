@@ -18,7 +18,7 @@ import { AdamW } from "../optim/adamw.ts";
 import { clipGradNorm, clipGradNormOnDevice } from "../optim/clip.ts";
 import type { OptimizerState } from "../optim/optimizer.ts";
 import { lrAt, type Schedule } from "../optim/schedules.ts";
-import { Generator, type GeneratorState } from "../random.ts";
+import { Rng, type RngState } from "../random.ts";
 import { type Tensor, tidy } from "../tensor.ts";
 
 export interface TrainSettings {
@@ -45,7 +45,7 @@ export interface TrainJob<B> {
   /** The i-th micro-batch of an epoch, in the epoch's seeded order. */
   batch(epoch: number, index: number, order: Int32Array): B | Promise<B>;
   /** Scalar loss for a batch (dropout draws from gen). */
-  loss(batch: B, gen: Generator): Tensor;
+  loss(batch: B, gen: Rng): Tensor;
   /** Items (tokens, images) per micro-batch, for throughput. */
   itemsPerBatch(batch: B): number;
   /** Mean validation loss (model is in eval mode while it runs). */
@@ -81,7 +81,7 @@ interface TrainState {
   step: number;
   epoch: number;
   position: number;
-  dropout: GeneratorState;
+  dropout: RngState;
   bestValid: number | null;
   losses: number[];
   /**
@@ -169,13 +169,13 @@ export async function train<B>(
     step: 0,
     epoch: 0,
     position: 0,
-    dropout: new Generator(settings.seed + 1).state(),
+    dropout: new Rng(settings.seed + 1).state(),
     bestValid: null,
     losses: [],
   };
   const last = `${dir}/last`;
   if (resume && await checkpointExists(last)) await restore(last, job.model, opt, state);
-  const dropout = new Generator();
+  const dropout = new Rng();
   dropout.setState(state.dropout);
   let order = epochOrder(settings.seed, state.epoch, job.batchesPerEpoch);
   let pending: Tensor | null = null; // summed losses since the last log, on the device
@@ -319,7 +319,7 @@ export async function train<B>(
 
 /** The permutation of batch indices for an epoch: a pure function of (seed, epoch). */
 export function epochOrder(seed: number, epoch: number, n: number): Int32Array {
-  return new Generator(seed).fork(epoch).permutation(n);
+  return new Rng(seed).fork(epoch).permutation(n);
 }
 
 async function save<B>(

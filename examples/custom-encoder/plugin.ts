@@ -32,10 +32,10 @@
 import {
   definePlugin,
   type Encoder,
-  Generator,
   type ImageBatch,
   noGrad,
   ops,
+  Rng,
   s,
   type Tensor,
   tidy,
@@ -75,7 +75,7 @@ export class RandomProjectionEncoder implements Encoder {
     // `.keep()`: a tensor made inside a `tidy` scope is freed when the scope ends unless it
     // is returned or kept. The projection lives as long as the encoder (until dispose()),
     // and the plugin may be built inside someone's tidy, so keep it.
-    this.#projection = ops.randn([dim, fanIn], new Generator(seed), 1 / Math.sqrt(fanIn)).keep();
+    this.#projection = ops.randn([dim, fanIn], new Rng(seed), 1 / Math.sqrt(fanIn)).keep();
   }
 
   preprocess(images: ImageBatch): Tensor {

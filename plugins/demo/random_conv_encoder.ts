@@ -13,7 +13,7 @@ import { normalizeBatch } from "../../core/image/pipelines.ts";
 import { noGrad } from "../../core/autograd.ts";
 import type { Encoder, ImageBatch } from "../../core/interfaces.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 
 const HALF = [0.5, 0.5, 0.5];
@@ -43,7 +43,7 @@ export class RandomConvEncoder implements Encoder {
     this.inputSize = imageSize;
     this.gridSize = imageSize / 4;
     this.featureDim = channels[2];
-    const gen = new Generator(seed);
+    const gen = new Rng(seed);
     let inC = 3;
     // He-normal initialisation keeps activations O(1) through the ReLUs.
     this.#weights = channels.map((outC) => {

@@ -11,7 +11,7 @@
 import { saveCheckpoint } from "../../core/io/checkpoint.ts";
 import type { Module } from "../../core/nn/module.ts";
 import { hostStateDict } from "../../core/nn/module.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { readStage1Config, stage1Meta } from "../stage1/load.ts";
 import { Stage1GPT } from "../stage1/model.ts";
 import { readStage2Config, stage2Meta } from "../stage2/load.ts";
@@ -48,7 +48,7 @@ export async function writeUntrainedStage1(
   seed: number,
 ): Promise<void> {
   const cfg = await configOf(readStage1Config, trainedDir, "stage-1");
-  await writeUntrained(new Stage1GPT(cfg, new Generator(seed)), outDir, stage1Meta(cfg));
+  await writeUntrained(new Stage1GPT(cfg, new Rng(seed)), outDir, stage1Meta(cfg));
 }
 
 /** A fresh stage-2 decoder shaped like the one trained in `trainedDir`. */
@@ -58,7 +58,7 @@ export async function writeUntrainedStage2(
   seed: number,
 ): Promise<void> {
   const cfg = await configOf(readStage2Config, trainedDir, "stage-2");
-  await writeUntrained(new Stage2Model(cfg, new Generator(seed)), outDir, stage2Meta(cfg));
+  await writeUntrained(new Stage2Model(cfg, new Rng(seed)), outDir, stage2Meta(cfg));
 }
 
 /** A fresh VQGAN shaped like the one trained in `trainedDir`. */
@@ -68,5 +68,5 @@ export async function writeUntrainedVqgan(
   seed: number,
 ): Promise<void> {
   const cfg = await configOf(readVqganConfig, trainedDir, "VQGAN");
-  await writeUntrained(new VQGAN(cfg, new Generator(seed)), outDir, vqganMeta(cfg));
+  await writeUntrained(new VQGAN(cfg, new Rng(seed)), outDir, vqganMeta(cfg));
 }

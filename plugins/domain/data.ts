@@ -9,7 +9,7 @@
 import type { Dataset } from "../../core/data/dataset.ts";
 import { readImages } from "../../core/data/read_images.ts";
 import type { ImageBatch } from "../../core/interfaces.ts";
-import type { Generator } from "../../core/random.ts";
+import type { Rng } from "../../core/random.ts";
 
 export interface LabelledImages extends ImageBatch {
   labels: Int32Array;
@@ -62,7 +62,7 @@ export interface ClassifierAugment {
 export function augmentedBatch(
   src: ImageBatch,
   rows: ArrayLike<number>,
-  gen: Generator,
+  gen: Rng,
   aug: ClassifierAugment,
 ): ImageBatch {
   const { shift, flip } = aug;

@@ -30,7 +30,7 @@
 import type { ImageBatch } from "../../core/interfaces.ts";
 import { Conv2d, GroupNorm, Linear, Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
 
 export interface DomainClassifierConfig {
@@ -72,7 +72,7 @@ class ConvBlock extends Module {
   readonly conv: Conv2d;
   readonly norm: GroupNorm;
   /** `stride` 2 downsamples in the conv; stride 1 is followed by a 2x2 max-pool. */
-  constructor(inC: number, outC: number, groups: number, readonly stride: 1 | 2, gen: Generator) {
+  constructor(inC: number, outC: number, groups: number, readonly stride: 1 | 2, gen: Rng) {
     super();
     this.conv = this.child("conv", new Conv2d(inC, outC, 3, { padding: 1, stride, gen }));
     this.norm = this.child("norm", new GroupNorm(groups, outC));
@@ -91,7 +91,7 @@ export class DomainClassifier extends Module {
   constructor(readonly cfg: DomainClassifierConfig, seed = 0) {
     super();
     checkClassifierConfig(cfg, "domain classifier");
-    const gen = new Generator(seed);
+    const gen = new Rng(seed);
     const [c1, c2, c3] = cfg.channels;
     this.blocks = this.list("blocks", [
       new ConvBlock(3, c1, cfg.groups, 2, gen),

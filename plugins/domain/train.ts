@@ -13,7 +13,7 @@ import { type Infer, s } from "../../core/config.ts";
 import type { Dataset } from "../../core/data/dataset.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import type { StepContext } from "../../core/registry.ts";
 import { train } from "../../core/train/trainer.ts";
 import { CLASSIFIER_KIND, type ClassifierMeta, saveClassifier } from "./checkpoint.ts";
@@ -225,12 +225,12 @@ async function fit(
       model,
       batchesPerEpoch,
       batch: (epoch, index, order) => {
-        const perm = new Generator(p.seed).fork(1000 + epoch).permutation(images.count);
+        const perm = new Rng(p.seed).fork(1000 + epoch).permutation(images.count);
         const at = order[index] * B;
         return { rows: perm.subarray(at, at + B), tick: epoch * batchesPerEpoch + index };
       },
       loss: ({ rows, tick }) => {
-        const gen = new Generator(p.seed + 17).fork(tick);
+        const gen = new Rng(p.seed + 17).fork(tick);
         const x = batchToTensor(augmentedBatch(images, rows, gen, p.augment));
         const labels = Int32Array.from(rows, (r) => images.labels[r]);
         return ops.crossEntropy(model.forward(x), ops.tensor(labels, [labels.length]));

@@ -7,7 +7,7 @@
  *    sequential, O(rows * K * D) on the host, so for large K it runs on a sample of rows.
  */
 
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import {
   type FeatureSource,
   gatherRows,
@@ -37,7 +37,7 @@ export function kmeansPlusPlusInMemory(
   seed: number,
 ): Float32Array {
   if (n < k) throw new Error(`kmeans++: ${n} rows cannot seed ${k} centroids`);
-  const gen = new Generator(seed);
+  const gen = new Rng(seed);
   const out = new Float32Array(k * dim);
   const nearest = new Float64Array(n).fill(Infinity);
   let chosen = gen.int(n);

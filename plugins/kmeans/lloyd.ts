@@ -17,7 +17,7 @@
  */
 
 import type { Backend } from "../../core/backend.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { CentroidIndex } from "./assign.ts";
 import { type InitMethod, kmeansPlusPlusInit, randomInit } from "./init.ts";
 import { type FeatureSource, memorySource, sampleRows, subsetSource } from "./source.ts";
@@ -156,7 +156,7 @@ export function splitEmptyClusters(
   counts: Float64Array,
   dim: number,
   rows: number,
-  gen: Generator,
+  gen: Rng,
 ): number {
   const k = counts.length;
   let splits = 0;
@@ -295,7 +295,7 @@ export async function fitKMeans(source: FeatureSource, opts: KMeansOptions): Pro
       pass.counts,
       dim,
       training.rows,
-      new Generator(seed + 3),
+      new Rng(seed + 3),
     );
     if (opts.spherical) normalizeRows(centroids, k, dim);
     const s: IterationStats = {

@@ -15,7 +15,7 @@
  */
 
 import type { ImageBatch } from "../../core/interfaces.ts";
-import type { Generator } from "../../core/random.ts";
+import type { Rng } from "../../core/random.ts";
 
 export interface AugmentConfig {
   /** Crop area as a fraction of the image, [min, max]. */
@@ -78,7 +78,7 @@ export interface CropBox {
 }
 
 /** torchvision RandomResizedCrop.get_params: 10 tries at a fitting box, then the centred whole image. */
-export function sampleCrop(size: number, cfg: AugmentConfig, gen: Generator): CropBox {
+export function sampleCrop(size: number, cfg: AugmentConfig, gen: Rng): CropBox {
   const area = size * size;
   const [lo, hi] = cfg.cropScale;
   const [rlo, rhi] = [Math.log(cfg.cropRatio[0]), Math.log(cfg.cropRatio[1])];
@@ -264,7 +264,7 @@ export function augmentOne(
   src: Uint8Array,
   size: number,
   cfg: AugmentConfig,
-  gen: Generator,
+  gen: Rng,
   out: Float32Array,
 ): ViewGeometry {
   const box = sampleCrop(size, cfg, gen);
@@ -309,7 +309,7 @@ export function augmentBatch(
   images: ImageBatch,
   rows: ArrayLike<number>,
   cfg: AugmentConfig,
-  gen: Generator,
+  gen: Rng,
   geometries?: ViewGeometry[],
 ): Float32Array {
   const { height: S, width } = images;

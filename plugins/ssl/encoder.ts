@@ -14,7 +14,7 @@ import { noGrad } from "../../core/autograd.ts";
 import type { Encoder, ImageBatch } from "../../core/interfaces.ts";
 import { loadCheckpoint } from "../../core/io/checkpoint.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { modelWeights } from "../../core/train/trainer.ts";
 import { l2Normalize } from "./loss.ts";
@@ -69,7 +69,7 @@ export class SslEncoder implements Encoder {
         }, want "${SSL_KIND}"); train one with the train-ssl-encoder step`,
       );
     }
-    const net = new SslEncoderNet(meta.config, new Generator(0));
+    const net = new SslEncoderNet(meta.config, new Rng(0));
     net.loadStateDict(modelWeights(ck.weights), {
       strict: true,
       what: `ssl-encoder checkpoint ${base}`,

@@ -18,7 +18,7 @@
 import { Conv2d, GroupNorm, Linear } from "../../core/nn/layers.ts";
 import { Module } from "../../core/nn/module.ts";
 import * as ops from "../../core/ops/mod.ts";
-import type { Generator } from "../../core/random.ts";
+import type { Rng } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
 
 /**
@@ -116,7 +116,7 @@ class ConvBlock extends Module {
     kernel: number,
     stride: number,
     groups: number,
-    gen: Generator,
+    gen: Rng,
   ) {
     super();
     // "same" padding for odd kernels; none for a patchify kernel == stride.
@@ -135,7 +135,7 @@ class ConvBlock extends Module {
 /** x + block(x): the grid blocks only widen the receptive field. */
 class ResidualBlock extends Module {
   readonly block: ConvBlock;
-  constructor(channels: number, groups: number, gen: Generator) {
+  constructor(channels: number, groups: number, gen: Rng) {
     super();
     this.block = this.child("block", new ConvBlock(channels, channels, 3, 1, groups, gen));
   }
@@ -151,7 +151,7 @@ export class SslEncoderNet extends Module {
   readonly fc2: Linear;
   readonly featureDim: number;
 
-  constructor(readonly cfg: SslModelConfig, gen: Generator) {
+  constructor(readonly cfg: SslModelConfig, gen: Rng) {
     super();
     checkConfig(cfg);
     const w = cfg.widths;

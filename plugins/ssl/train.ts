@@ -17,7 +17,7 @@ import type { ImageBatch } from "../../core/interfaces.ts";
 import { saveCheckpoint } from "../../core/io/checkpoint.ts";
 import { hostStateDict } from "../../core/nn/module.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
 import {
   augmentBatch,
@@ -114,7 +114,7 @@ export async function trainSsl(
   }
   const mc = modelConfigFrom(cfg, images.height);
   const aug = augmentConfigFrom(cfg);
-  const model = new SslEncoderNet(mc, new Generator(cfg.common.seed));
+  const model = new SslEncoderNet(mc, new Rng(cfg.common.seed));
   const batchesPerEpoch = Math.floor(images.count / B);
   const { seed } = cfg.common;
   const S = images.height;
@@ -124,7 +124,7 @@ export async function trainSsl(
       model,
       batchesPerEpoch,
       batch: (epoch, index, order) => {
-        const perm = new Generator(seed).fork(1000 + epoch).permutation(images.count);
+        const perm = new Rng(seed).fork(1000 + epoch).permutation(images.count);
         return {
           rows: perm.subarray(order[index] * B, order[index] * B + B),
           tick: epoch * batchesPerEpoch + index,
@@ -132,7 +132,7 @@ export async function trainSsl(
       },
       loss: ({ rows, tick }) => {
         // Both views of the whole batch go through the network as one batch of 2B: bigger GEMMs.
-        const gen = new Generator(seed + 17).fork(tick);
+        const gen = new Rng(seed + 17).fork(tick);
         const views = new Float32Array(2 * B * 3 * S * S);
         const geometry1: ViewGeometry[] = [], geometry2: ViewGeometry[] = [];
         views.set(augmentBatch(images, rows, aug, gen.fork(0), geometry1), 0);

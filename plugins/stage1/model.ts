@@ -7,7 +7,7 @@
  */
 
 import { Module } from "../../core/nn/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import { TransformerDecoder } from "../transformer/decoder.ts";
 import { DECODER_PRESETS, SPECIALS } from "../transformer/vocab.ts";
@@ -31,7 +31,7 @@ export interface Stage1Config {
 export class Stage1GPT extends Module {
   readonly decoder: TransformerDecoder;
 
-  constructor(readonly cfg: Stage1Config, gen = new Generator(0)) {
+  constructor(readonly cfg: Stage1Config, gen = new Rng(0)) {
     super();
     const dictSize = cfg.clusters + SPECIALS.count;
     this.decoder = this.child(
@@ -62,7 +62,7 @@ export class Stage1GPT extends Module {
   }
 
   /** tokens (B, T) i32 -> logits (B, T, K+5). */
-  forward(tokens: Tensor, gen?: Generator): Tensor {
+  forward(tokens: Tensor, gen?: Rng): Tensor {
     return this.decoder.forward(tokens, { causal: true, gen });
   }
 }

@@ -10,7 +10,7 @@ import { backward, noGrad } from "../../core/autograd.ts";
 import { Linear } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { cosine, SGD } from "../../core/optim/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { stage1Tensors, type TokenSet } from "./data.ts";
 import { SPECIALS, type Stage1GPT } from "./model.ts";
@@ -69,7 +69,7 @@ export async function linearProbe(
   const depths = trainFeats.length;
   const n = trainLabels.length;
   const D = trainFeats[0].length / n;
-  const gen = new Generator(opts.seed);
+  const gen = new Rng(opts.seed);
   const heads = trainFeats.map(() => {
     const h = new Linear(D, classes, { gen });
     // DiGIT: weight N(0, 0.01), bias 0.

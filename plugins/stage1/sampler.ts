@@ -9,7 +9,7 @@ import { noGrad } from "../../core/autograd.ts";
 import type { SampleOptions, TokenGrid } from "../../core/interfaces.ts";
 import type { KVCache } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { sampleRows } from "../transformer/sampling.ts";
 import { SPECIALS, type Stage1GPT } from "./model.ts";
@@ -35,7 +35,7 @@ export async function sampleStage1(
   // With guidance the batch holds the conditional rows, then unconditional ones.
   const rowsStart = useCfg ? [...starts, ...starts.map(() => SPECIALS.eos)] : starts;
   const B = rowsStart.length;
-  const gen = new Generator(opts.seed);
+  const gen = new Rng(opts.seed);
   const seqs = rowsStart.map((s) => [s]);
   const banned = [...ALWAYS_BANNED, SPECIALS.eos];
   const wasTraining = model.training;

@@ -6,7 +6,7 @@
 
 import { noGrad } from "../../core/autograd.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { tidy } from "../../core/tensor.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
 import { fairseqTrainSettings } from "../transformer/fairseq_config.ts";
@@ -61,7 +61,7 @@ export async function trainStage1(
   }
   if (cfg.model.class_conditional) checkClasses(trainSet.labels!, cfg.model.num_classes);
   const mc = modelConfigFrom(cfg, trainSet);
-  const model = new Stage1GPT(mc, new Generator(cfg.common.seed));
+  const model = new Stage1GPT(mc, new Rng(cfg.common.seed));
   const B = cfg.dataset.batch_size;
   const batches = Math.max(1, Math.floor(trainSet.count / B));
   const start = (set: TokenSet) => (row: number) =>
@@ -70,7 +70,7 @@ export async function trainStage1(
   const dropRate = mc.classes ? cfg.model.class_dropout_prob : 0;
   // The drop decisions come first from the step's generator, so that they are part of the
   // exactly resumed random stream; with rate 0 nothing is drawn and older runs are unchanged.
-  const dropClasses = (startOf: (row: number) => number, rows: number[], gen: Generator) => {
+  const dropClasses = (startOf: (row: number) => number, rows: number[], gen: Rng) => {
     if (dropRate === 0) return startOf;
     const dropped = new Set(rows.filter(() => gen.uniform() < dropRate));
     return (row: number) => dropped.has(row) ? SPECIALS.eos : startOf(row);
@@ -105,7 +105,7 @@ export async function trainStage1(
       batchesPerEpoch: batches,
       batch: (_epoch, index, order) => {
         // Batches are fixed slices of a per-epoch permutation of images.
-        const perm = new Generator(cfg.common.seed).fork(1000 + _epoch).permutation(trainSet.count);
+        const perm = new Rng(cfg.common.seed).fork(1000 + _epoch).permutation(trainSet.count);
         return Array.from(perm.subarray(order[index] * B, order[index] * B + B));
       },
       loss: (rows, gen) => {

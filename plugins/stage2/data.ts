@@ -10,7 +10,7 @@
 import type { TokenGrid } from "../../core/interfaces.ts";
 import { readTokenFile } from "../../core/io/tokens.ts";
 import * as ops from "../../core/ops/mod.ts";
-import type { Generator } from "../../core/random.ts";
+import type { Rng } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import { SPECIALS, type Stage2Model } from "./model.ts";
 
@@ -91,7 +91,7 @@ export function narBatch(
   model: Stage2Model,
   set: PairSet,
   rows: ArrayLike<number>,
-  gen: Generator,
+  gen: Rng,
 ): { ids: Tensor; targets: Tensor; masked: number } {
   const P = set.prefixLength, L = set.length, T = P + L + 1;
   const n = rows.length;

@@ -15,7 +15,7 @@
 import { noGrad } from "../../core/autograd.ts";
 import type { TokenGrid } from "../../core/interfaces.ts";
 import * as ops from "../../core/ops/mod.ts";
-import type { Generator } from "../../core/random.ts";
+import type { Rng } from "../../core/random.ts";
 import { tidy } from "../../core/tensor.ts";
 import { gridShape, SPECIALS, type Stage2Model } from "./model.ts";
 import { imageStreams, prefixIds, type Stage2SampleOptions } from "./sample_ar.ts";
@@ -40,7 +40,7 @@ export function maskgitSchedule(L: number, steps: number): number[] {
 }
 
 /** Standard Gumbel from a uniform in [0, 1) (the +tiny keeps log finite). */
-function gumbel(gen: Generator): number {
+function gumbel(gen: Rng): number {
   return -Math.log(-Math.log(gen.uniform() + 1e-20) + 1e-20);
 }
 
@@ -126,7 +126,7 @@ function drawCode(
   row: Float32Array,
   temperature: number,
   probs: Float64Array,
-  gen: Generator,
+  gen: Rng,
 ): { id: number; logp: number } {
   const V = row.length;
   let max = -Infinity;

@@ -23,7 +23,7 @@
 
 import { Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import { TransformerDecoder } from "../transformer/decoder.ts";
 import { DECODER_PRESETS, SPECIALS } from "../transformer/vocab.ts";
@@ -60,7 +60,7 @@ export class Stage2Model extends Module {
   /** VQ dictionary size: the output classes (1029 for 1024 codes). */
   readonly vqDictSize: number;
 
-  constructor(readonly cfg: Stage2Config, gen = new Generator(0)) {
+  constructor(readonly cfg: Stage2Config, gen = new Rng(0)) {
     super();
     this.vqDictSize = cfg.codebookSize + SPECIALS.count;
     this.decoder = this.child(
@@ -109,7 +109,7 @@ export class Stage2Model extends Module {
    * ids (B, P+L+1) = [semantic prefix | </s>, x1..xL] -> logits (B, L+1, V+5) for the
    * positions after the prefix (as DiGIT's `logits[:, sem.shape[1]:]`).
    */
-  forward(ids: Tensor, gen?: Generator): Tensor {
+  forward(ids: Tensor, gen?: Rng): Tensor {
     const P = this.cfg.prefixLength;
     if (ids.ndim !== 2 || ids.shape[1] <= P) {
       throw new Error(
@@ -117,7 +117,7 @@ export class Stage2Model extends Module {
       );
     }
     if (this.aligned) {
-      const g = gen ?? new Generator(0);
+      const g = gen ?? new Rng(0);
       const x = this.alignedInput(
         ops.slice(ids, 1, 0, P),
         ops.slice(ids, 1, P, ids.shape[1]),
@@ -142,7 +142,7 @@ export class Stage2Model extends Module {
    * semantic id of code j+1, sem[:, j] (sem: ids of the whole prefix, (B, P)). Position P,
    * after the last code, gets none.
    */
-  alignedInput(sem: Tensor, x: Tensor, start: number, gen: Generator): Tensor {
+  alignedInput(sem: Tensor, x: Tensor, start: number, gen: Rng): Tensor {
     const P = this.cfg.prefixLength, T = x.shape[1];
     const h = this.decoder.embed(x, { startPosition: start, gen });
     const from = Math.min(P, start), to = Math.min(P, start + T);

@@ -5,7 +5,7 @@
  * five special ids are banned (</s> is also banned by --min-len until the image is
  * complete), so exactly L codes come out.
  *
- * Each image draws from its own stream, Generator(seed).fork(firstIndex + i), so an
+ * Each image draws from its own stream, Rng(seed).fork(firstIndex + i), so an
  * image's codes do not depend on which batch it was decoded in.
  */
 
@@ -13,7 +13,7 @@ import { noGrad } from "../../core/autograd.ts";
 import type { TokenGrid } from "../../core/interfaces.ts";
 import type { KVCache } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { sampleRows, type TokenSampling } from "../transformer/sampling.ts";
 import { gridShape, SPECIALS, type Stage2Model } from "./model.ts";
@@ -40,8 +40,8 @@ export interface Stage2SampleOptions extends TokenSampling {
 }
 
 /** Per-image random streams. */
-export function imageStreams(seed: number, first: number, count: number): Generator[] {
-  const root = new Generator(seed);
+export function imageStreams(seed: number, first: number, count: number): Rng[] {
+  const root = new Rng(seed);
   return Array.from({ length: count }, (_, i) => root.fork(first + i));
 }
 
@@ -106,7 +106,7 @@ export async function sampleAR(
             B,
             t + 1 - first,
           ], { dtype: "i32" });
-          const x = model.alignedInput(prefixTensor(), ids, first, new Generator(0));
+          const x = model.alignedInput(prefixTensor(), ids, first, new Rng(0));
           return model.decoder.run(x, {
             causal: true,
             caches: caches ?? undefined,

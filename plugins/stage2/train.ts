@@ -9,7 +9,7 @@
 
 import { noGrad } from "../../core/autograd.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { train, type TrainHooks, type TrainResult } from "../../core/train/trainer.ts";
 import { fairseqTrainSettings } from "../transformer/fairseq_config.ts";
@@ -50,7 +50,7 @@ export function stage2Batch(
   model: Stage2Model,
   set: PairSet,
   rows: ArrayLike<number>,
-  gen: Generator,
+  gen: Rng,
 ): { ids: Tensor; targets: Tensor; scored: number } {
   if (model.cfg.variant === "nar") {
     const b = narBatch(model, set, rows, gen);
@@ -72,7 +72,7 @@ export async function trainStage2(
     );
   }
   const mc = stage2ModelConfig(cfg, trainSet);
-  const model = new Stage2Model(mc, new Generator(cfg.common.seed));
+  const model = new Stage2Model(mc, new Rng(cfg.common.seed));
   checkPairSet(trainSet, model);
   if (validSet) checkPairSet(validSet, model);
   for (const [name, set] of [["train", trainSet], ["valid", validSet]] as const) {
@@ -102,7 +102,7 @@ export async function trainStage2(
     ? async () => {
       let total = 0, n = 0;
       // A fixed masking stream, so NAR validation losses are comparable across evaluations.
-      const gen = new Generator(seed).fork(999_999);
+      const gen = new Rng(seed).fork(999_999);
       for (let i = 0; i < validSet.count; i += B) {
         const rows = Array.from({ length: Math.min(B, validSet.count - i) }, (_, j) => i + j);
         const { loss, scored } = tidy(() =>
@@ -130,7 +130,7 @@ export async function trainStage2(
       model,
       batchesPerEpoch: batches,
       batch: (epoch, index, order) => {
-        const perm = new Generator(seed).fork(1000 + epoch).permutation(trainSet.count);
+        const perm = new Rng(seed).fork(1000 + epoch).permutation(trainSet.count);
         return {
           rows: Array.from(perm.subarray(order[index] * B, order[index] * B + B)),
           tick: epoch * batches + index,
@@ -142,7 +142,7 @@ export async function trainStage2(
           model,
           trainSet,
           rows,
-          new Generator(seed + 1).fork(tick),
+          new Rng(seed + 1).fork(tick),
         );
         const logits = model.forward(ids, gen);
         return ops.crossEntropy(ops.reshape(logits, [-1, V]), targets, {

@@ -16,7 +16,7 @@
 import type { Dataset } from "../../core/data/dataset.ts";
 import { stackImages } from "../../core/data/loader.ts";
 import type { Encoder } from "../../core/interfaces.ts";
-import { Generator, hashBits, uniformAt } from "../../core/random.ts";
+import { hashBits, Rng, uniformAt } from "../../core/random.ts";
 import { tidyAsync } from "../../core/tensor.ts";
 import type { KMeansLogger } from "../kmeans/lloyd.ts";
 import { npyMatrixInfo, NpyMatrixWriter } from "../kmeans/npy_matrix.ts";
@@ -165,7 +165,7 @@ async function writeFeatureFile(
       const idx = manifest.images.slice(first + b, first + Math.min(b + batchSize, entry.images));
       const picked = await Promise.all(
         idx.map(async (i) =>
-          transform((await dataset.get(i)).image, new Generator(hashBits(manifest.seed, i)))
+          transform((await dataset.get(i)).image, new Rng(hashBits(manifest.seed, i)))
         ),
       );
       const rows = await tidyAsync(async () =>

@@ -12,7 +12,7 @@ import type { Dataset } from "../../core/data/dataset.ts";
 import { stackImages } from "../../core/data/loader.ts";
 import type { Tokenizer } from "../../core/interfaces.ts";
 import { type TokenFile, writeTokenFile } from "../../core/io/tokens.ts";
-import { Generator, hashBits } from "../../core/random.ts";
+import { hashBits, Rng } from "../../core/random.ts";
 import type { KMeansLogger } from "../kmeans/lloyd.ts";
 import { acceptedImageSizes, KMeansTokenizer } from "./kmeans_tokenizer.ts";
 import { cropTransform, type ImageTransform } from "./transforms.ts";
@@ -67,9 +67,7 @@ export async function tokenizeDataset(opts: TokenizeDatasetOptions): Promise<Tok
     // Dataset indices (global), so each image's transform seed does not depend on the slice.
     const idx = Array.from({ length: Math.min(batchSize, N - s) }, (_, i) => first + s + i);
     const samples = await Promise.all(idx.map((i) => dataset.get(i)));
-    const images = samples.map((smp, j) =>
-      transform(smp.image, new Generator(hashBits(seed, idx[j])))
-    );
+    const images = samples.map((smp, j) => transform(smp.image, new Rng(hashBits(seed, idx[j]))));
     const grid = await tokenizer.tokenize(stackImages(images));
     tokens.set(grid.tokens, s * L);
     if (labels) samples.forEach((smp, j) => (labels[s + j] = smp.label));

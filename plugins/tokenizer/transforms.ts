@@ -4,7 +4,7 @@
  *    side, RandomCrop(side), RandomHorizontalFlip, with side = the encoder's input (224);
  *  - tokens of a dataset: Resize(256, bicubic) + CenterCrop(256) (DiGIT's validation
  *    transform; training re-tokenises random crops online, offline tokens are fixed).
- * Random draws come from a Generator seeded per image, so a run is reproducible and resumable.
+ * Random draws come from an Rng seeded per image, so a run is reproducible and resumable.
  */
 
 import {
@@ -14,9 +14,9 @@ import {
   resizeShortSide,
 } from "../../core/image/transforms.ts";
 import type { RgbImage } from "../../core/image/rgb.ts";
-import type { Generator } from "../../core/random.ts";
+import type { Rng } from "../../core/random.ts";
 
-export type ImageTransform = (image: RgbImage, gen: Generator) => RgbImage;
+export type ImageTransform = (image: RgbImage, gen: Rng) => RgbImage;
 
 export type CropMode = "center" | "random";
 export const CROP_MODES: readonly CropMode[] = ["center", "random"];

@@ -16,7 +16,7 @@ import {
   MultiheadAttention,
 } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
 
 export interface DecoderConfig {
@@ -48,7 +48,7 @@ export class DecoderLayer extends Module {
   readonly fc2: Linear;
   readonly final_layer_norm: LayerNorm;
 
-  constructor(readonly cfg: DecoderConfig, gen: Generator) {
+  constructor(readonly cfg: DecoderConfig, gen: Rng) {
     super();
     this.self_attn = this.child("self_attn", new MultiheadAttention(cfg.dim, cfg.heads, gen));
     this.self_attn_layer_norm = this.child("self_attn_layer_norm", new LayerNorm(cfg.dim));
@@ -78,7 +78,7 @@ export class DecoderLayer extends Module {
 interface LayerContext {
   causal: boolean;
   cache?: KVCache;
-  gen: Generator;
+  gen: Rng;
 }
 
 export interface DecodeOptions {
@@ -93,8 +93,8 @@ export interface DecodeOptions {
   collectStates?: Tensor[];
   /** Return hidden states instead of logits. */
   featuresOnly?: boolean;
-  /** Generator for dropout masks. */
-  gen?: Generator;
+  /** Rng for dropout masks. */
+  gen?: Rng;
 }
 
 export class TransformerDecoder extends Module {
@@ -106,7 +106,7 @@ export class TransformerDecoder extends Module {
   readonly output_projection: Linear;
   readonly embedScale: number;
 
-  constructor(readonly cfg: DecoderConfig, gen = new Generator(0)) {
+  constructor(readonly cfg: DecoderConfig, gen = new Rng(0)) {
     super();
     const std = cfg.dim ** -0.5;
     this.embedScale = Math.sqrt(cfg.dim);
@@ -164,21 +164,21 @@ export class TransformerDecoder extends Module {
     return ops.dropout(
       ops.add(tok, pos),
       this.cfg.dropout,
-      opts.gen ?? new Generator(0),
+      opts.gen ?? new Rng(0),
       this.training,
     );
   }
 
   /** tokens (B, T) i32 -> logits (B, T, outputSize), or features with featuresOnly. */
   forward(tokens: Tensor, opts: DecodeOptions = {}): Tensor {
-    const gen = opts.gen ?? new Generator(0);
+    const gen = opts.gen ?? new Rng(0);
     const x = this.embed(tokens, { ...opts, gen });
     return this.run(x, { ...opts, gen });
   }
 
   /** The layer stack on already-embedded input. */
   run(x: Tensor, opts: DecodeOptions): Tensor {
-    const gen = opts.gen ?? new Generator(0);
+    const gen = opts.gen ?? new Rng(0);
     opts.collectStates?.push(x);
     this.layers.forEach((layer, i) => {
       x = layer.forward(x, { causal: opts.causal ?? true, cache: opts.caches?.[i], gen });

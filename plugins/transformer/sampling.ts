@@ -5,7 +5,7 @@
  * stream. Shared by every autoregressive sampler.
  */
 
-import type { Generator } from "../../core/random.ts";
+import type { Rng } from "../../core/random.ts";
 
 export interface TokenSampling {
   temperature?: number;
@@ -24,7 +24,7 @@ export function sampleRows(
   vocab: number,
   opts: TokenSampling,
   banned: readonly number[],
-  gen: Generator,
+  gen: Rng,
 ): Int32Array {
   const out = new Int32Array(rows);
   const t = opts.temperature ?? 1;
@@ -68,7 +68,7 @@ function drawFiltered(
   probs: Float64Array,
   opts: TokenSampling,
   order: number[],
-  gen: Generator,
+  gen: Rng,
 ): number {
   const vocab = probs.length;
   const topK = opts.topK && opts.topK > 0 ? Math.min(opts.topK, vocab) : vocab;

@@ -8,7 +8,7 @@
 
 import { Conv2d, type GroupNorm, Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { consume, MidBlocks } from "./encoder.ts";
 import { depthToSpace } from "./patch.ts";
@@ -17,7 +17,7 @@ import type { VqganConfig } from "./vqgan.ts";
 
 class Upsample extends Module {
   readonly conv: Conv2d;
-  constructor(channels: number, gen: Generator) {
+  constructor(channels: number, gen: Rng) {
     super();
     this.conv = this.child("conv", new Conv2d(channels, channels, 3, { padding: 1, gen }));
   }
@@ -44,7 +44,7 @@ export class VqDecoder extends Module {
   readonly norm_out: GroupNorm | null;
   readonly conv_out: Conv2d;
 
-  constructor(readonly cfg: VqganConfig, norm: NormSpec, gen = new Generator(0)) {
+  constructor(readonly cfg: VqganConfig, norm: NormSpec, gen = new Rng(0)) {
     super();
     const levels = cfg.chMult.length;
     let channels = cfg.ch * cfg.chMult[levels - 1];

@@ -8,7 +8,7 @@
 
 import { Conv2d, type GroupNorm, Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { spaceToDepth } from "./patch.ts";
 import { normalize, type NormSpec, normSwish, ResnetBlock } from "./resnet_block.ts";
@@ -27,7 +27,7 @@ class DownLevel extends Module {
 export class MidBlocks extends Module {
   readonly block_1: ResnetBlock;
   readonly block_2: ResnetBlock;
-  constructor(channels: number, norm: NormSpec, gen: Generator) {
+  constructor(channels: number, norm: NormSpec, gen: Rng) {
     super();
     this.block_1 = this.child("block_1", new ResnetBlock(channels, channels, norm, gen));
     this.block_2 = this.child("block_2", new ResnetBlock(channels, channels, norm, gen));
@@ -56,7 +56,7 @@ export class VqEncoder extends Module {
   readonly norm_out: GroupNorm | null;
   readonly conv_out: Conv2d;
 
-  constructor(readonly cfg: VqganConfig, norm: NormSpec, gen = new Generator(0)) {
+  constructor(readonly cfg: VqganConfig, norm: NormSpec, gen = new Rng(0)) {
     super();
     this.conv_in = this.child(
       "conv_in",

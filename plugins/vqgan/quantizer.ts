@@ -22,7 +22,7 @@
 import { noGrad } from "../../core/autograd.ts";
 import { Conv2d, Embedding, Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 
 export interface QuantizerOutput {
@@ -60,7 +60,7 @@ export class VectorQuantizer extends Module {
     readonly codes: number,
     readonly dim: number,
     readonly beta = 0.25,
-    gen = new Generator(0),
+    gen = new Rng(0),
     opts: QuantizerOptions = {},
   ) {
     super();

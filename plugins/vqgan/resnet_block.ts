@@ -13,7 +13,7 @@
 
 import { Conv2d, GroupNorm, Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 
 /** GroupNorm settings shared by every block of one model. */
@@ -57,7 +57,7 @@ export class ResnetBlock extends Module {
     readonly inChannels: number,
     readonly outChannels: number,
     norm: NormSpec,
-    gen = new Generator(0),
+    gen = new Rng(0),
   ) {
     super();
     const grouped = norm.kind !== "none";

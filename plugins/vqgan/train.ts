@@ -10,7 +10,7 @@ import { writePng } from "../../core/image/codec.ts";
 import type { ImageBatch } from "../../core/interfaces.ts";
 import * as ops from "../../core/ops/mod.ts";
 import type { Schedule } from "../../core/optim/schedules.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import type { Dataset } from "../../core/data/dataset.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { readImages } from "../../core/data/read_images.ts";
@@ -102,7 +102,7 @@ class DeadCodeRestarter {
     const dead: number[] = [];
     usage.forEach((u, i) => u === 0 && dead.push(i));
     if (dead.length === 0) return null;
-    const gen = new Generator(this.seed).fork(p.tick);
+    const gen = new Rng(this.seed).fork(p.tick);
     const w = this.model.quantize.embedding.weight;
     const table = Float32Array.from((await w.data()) as Float32Array);
     const plane = H * W;
@@ -198,7 +198,7 @@ export async function trainVqgan(
     );
   }
   await Deno.mkdir(outDir, { recursive: true });
-  const model = new VQGAN(mc, new Generator(cfg.common.seed));
+  const model = new VQGAN(mc, new Rng(cfg.common.seed));
   const B = cfg.dataset.batch_size;
   if (images.count < B) {
     throw new Error(`vqgan: ${images.count} training images are fewer than one batch of ${B}`);
@@ -231,7 +231,7 @@ export async function trainVqgan(
         }
         const restart = await restarter?.update();
         if (restart) hooks.onRestart?.(restart.step, restart.codes);
-        const perm = new Generator(cfg.common.seed).fork(1000 + epoch).permutation(images.count);
+        const perm = new Rng(cfg.common.seed).fork(1000 + epoch).permutation(images.count);
         const rows = Array.from(perm.subarray(order[index] * B, order[index] * B + B));
         return { rows, tick };
       },

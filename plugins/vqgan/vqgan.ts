@@ -12,7 +12,7 @@ import { noGrad } from "../../core/autograd.ts";
 import type { Decoder, ImageBatch, TokenGrid } from "../../core/interfaces.ts";
 import { Module } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 import { VqDecoder } from "./decoder.ts";
 import { VqEncoder } from "./encoder.ts";
@@ -144,7 +144,7 @@ export class VQGAN extends Module implements Decoder {
   /** Images per decoder call in `decode`/`encode` (bounds memory at 256 px). */
   batchSize = 4;
 
-  constructor(readonly cfg: VqganConfig, gen = new Generator(0)) {
+  constructor(readonly cfg: VqganConfig, gen = new Rng(0)) {
     super();
     if (cfg.embedDim > cfg.zChannels) {
       throw new Error(

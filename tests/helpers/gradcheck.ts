@@ -8,7 +8,7 @@
 
 import { backward, noGrad } from "../../core/autograd.ts";
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
 
 export interface GradcheckOptions {
@@ -32,7 +32,7 @@ export function gradcheck(
   const hosts = inputs.map((t) => t.dataSync().slice());
 
   const probe = tidy(() => noGrad(() => f(...inputs)));
-  const weights = ops.randn(probe.shape as number[], new Generator(99)).keep();
+  const weights = ops.randn(probe.shape as number[], new Rng(99)).keep();
   const wHost = Float64Array.from(weights.dataSync());
   probe.dispose();
 
@@ -89,5 +89,5 @@ export function gradcheck(
 
 /** Deterministic f32 test input. */
 export function randomTensor(shape: number[], seed: number, scale = 1): Tensor {
-  return ops.randn(shape, new Generator(seed), scale);
+  return ops.randn(shape, new Rng(seed), scale);
 }

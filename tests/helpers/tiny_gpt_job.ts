@@ -5,7 +5,7 @@
  */
 
 import * as ops from "../../core/ops/mod.ts";
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import type { TrainJob } from "../../core/train/trainer.ts";
 import { Stage1GPT } from "../../plugins/stage1/model.ts";
 
@@ -13,7 +13,7 @@ import { Stage1GPT } from "../../plugins/stage1/model.ts";
 export const L = 8;
 const V = 16;
 const data = (() => {
-  const g = new Generator(5);
+  const g = new Rng(5);
   return Int32Array.from(
     { length: 12 * (L + 1) },
     (_, i) => (i % (L + 1) === 0 ? 2 : 5 + g.int(V)),
@@ -31,7 +31,7 @@ export function tinyGptJob(): TrainJob<Int32Array> {
     ffnDim: 32,
     length: L,
     dropout: 0.1,
-  }, new Generator(1));
+  }, new Rng(1));
   return {
     model,
     batchesPerEpoch: 6,

@@ -6,7 +6,7 @@
  * match what the demo's trained parts would take.
  */
 
-import { Generator } from "../../core/random.ts";
+import { Rng } from "../../core/random.ts";
 import type { DigitParts } from "../../plugins/preview/model.ts";
 import { Stage1GPT } from "../../plugins/stage1/model.ts";
 import { Stage2Model, type Stage2Variant } from "../../plugins/stage2/model.ts";
@@ -16,7 +16,7 @@ export type PartsSize = "tiny" | "demo";
 
 /** Three parts that fit together (checkParts passes), on the current default backend. */
 export function randomParts(size: PartsSize, variant: Stage2Variant, seed = 1): DigitParts {
-  const gen = new Generator(seed);
+  const gen = new Rng(seed);
   if (size === "tiny") {
     const gpt = { layers: 1, dim: 32, heads: 2, ffnDim: 64, dropout: 0 };
     const stage1 = new Stage1GPT({ ...gpt, clusters: 16, classes: 4, length: 16 }, gen);
