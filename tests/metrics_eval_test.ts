@@ -127,7 +127,7 @@ it("eval: FID, IS and precision/recall of two folders match the torch/numpy refe
     expect(relative(m.inception_score_std, expected.is_splits2.std)).toBeLessThan(1e-3);
     expect(m.precision).toBe(expected.prc_k1.precision);
     expect(m.recall).toBe(expected.prc_k1.recall);
-    expect(report.generated).toEqual({ folder: GENERATED, count: 6 });
+    expect(report.generated).toEqual({ folder: GENERATED, count: 6, total: 6 });
 
     // The reference statistics were saved twice (step folder .npz, requested .safetensors), with
     // the same numbers; the file reproduces the FID without touching the reference images.
@@ -281,6 +281,7 @@ it("eval step via the plugin: weights from a file, metrics.json written", async 
     await step.run(p, ctx);
     const written = JSON.parse(await Deno.readTextFile(outputs.metrics));
     expect(written.generated.count).toBe(2);
+    expect(written.generated.total, "the folder's size, for the demo summary's check").toBe(6);
     // The same two images through the in-process extractor give the same score.
     const direct = await runEval(
       params({ generated: GENERATED, metrics: ["is"], is_splits: 1, limit: 2 }),

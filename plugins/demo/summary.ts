@@ -5,7 +5,9 @@
  * real-vs-real floor, precision/recall, colour saturation next to the real images', the
  * VQGAN's reconstruction report, the stage-1 probe, the guidance sweep and step times.
  * It re-runs every time (it only reads a few hundred small files), so a second
- * `deno task demo` that skips everything else still prints it.
+ * `deno task demo` that skips everything else still prints it. Because of that it can
+ * also see a scored folder that changed since its eval ran (the preview server or a
+ * user adding images): it warns, since those numbers no longer describe the folder.
  */
 
 import { type Infer, s } from "../../core/config.ts";
@@ -13,6 +15,7 @@ import { readLabelRows } from "../../core/data/labels.ts";
 import { readImage, writePng } from "../../core/image/codec.ts";
 import type { RgbImage } from "../../core/image/rgb.ts";
 import type { StepContext } from "../../core/registry.ts";
+import { ImageFolder } from "../metrics/folder.ts";
 import { classSheet } from "./class_sheet.ts";
 import { pngFiles } from "./images.ts";
 
@@ -95,6 +98,8 @@ export interface DemoSummary {
   guidance?: { guidance: number; classAccuracy: number; images: number }[];
   /** Step name -> seconds of its last run. */
   stepSeconds: Record<string, number>;
+  /** Scored folders whose image count differs from the one their metrics were computed on. */
+  changedSinceScored: { folder: string; metrics: string; scored: number; now: number }[];
 }
 
 async function readJson(path: string, what: string): Promise<Record<string, unknown>> {
@@ -113,6 +118,27 @@ async function readMetrics(path: string): Promise<Numbers> {
     throw new Error(`demo-summary: ${path} has no numeric 'metrics'`);
   }
   return out;
+}
+
+/**
+ * `folder` against what eval recorded in `metricsPath` (metrics.json `generated`: `total`,
+ * the images the folder held, and `count`, those it scored, fewer under a `limit`; older
+ * files have only `count`): null when the folder still holds as many images, or when the
+ * file does not say.
+ */
+async function changedSinceScored(
+  folder: string,
+  metricsPath: string,
+): Promise<DemoSummary["changedSinceScored"][number] | null> {
+  const doc = await readJson(metricsPath, "metrics file") as {
+    generated?: { count?: unknown; total?: unknown };
+  };
+  const { count, total } = doc.generated ?? {};
+  if (typeof count !== "number") return null;
+  // eval counts png/jpg/jpeg the way ImageFolder lists them; so does this.
+  const now = (await ImageFolder.open(folder).catch(() => null))?.count ?? 0;
+  const scored = typeof total === "number" ? total : count;
+  return now === scored ? null : { folder, metrics: metricsPath, scored, now };
 }
 
 /** Seconds of each finished step under `dir`, from the task runner's step markers. */
@@ -184,7 +210,14 @@ export async function writeSummary(p: SummaryParams, ctx: StepContext): Promise<
     },
     runs,
     stepSeconds: p.task_dir ? await stepTimes(p.task_dir) : {},
+    changedSinceScored: [],
   };
+  const scored = [...p.runs.map((r) => [r.images, r.metrics])];
+  if (p.reconstructions) scored.push([p.reconstructions.images, p.reconstructions.metrics]);
+  for (const [folder, metrics] of scored) {
+    const changed = await changedSinceScored(folder, metrics);
+    if (changed) summary.changedSinceScored.push(changed);
+  }
   if (p.reconstructions) {
     const rc = p.reconstructions;
     await sheet(rc.images, ctx.outputs["sheet-reconstructions"]);
@@ -209,6 +242,12 @@ export async function writeSummary(p: SummaryParams, ctx: StepContext): Promise<
   }
   await Deno.writeTextFile(ctx.outputs.summary, JSON.stringify(summary, null, 2) + "\n");
   for (const line of describe(summary, p)) ctx.log.info(line);
+  for (const c of summary.changedSinceScored) {
+    ctx.log.warn(
+      `${c.folder} holds ${c.now} image(s) but ${c.metrics} scored ${c.scored}: it changed after ` +
+        `its eval ran, so those numbers describe another set (re-run the eval step with --force-step)`,
+    );
+  }
   return summary;
 }
 

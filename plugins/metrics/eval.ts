@@ -93,7 +93,8 @@ export interface EvalContext extends RunContext {
 
 export interface EvalReport {
   metrics: MetricResult;
-  generated: { folder: string; count: number };
+  /** `count` images scored, of the `total` the folder held (the demo summary checks it). */
+  generated: { folder: string; count: number; total: number };
   reference?: { source: string; count: number };
   files: Record<string, string>;
 }
@@ -322,5 +323,10 @@ async function score(
     source: p.reference,
     count: referenceFolder ? usable(referenceFolder) : referenceFile?.count ?? 0,
   };
-  return { metrics: results, generated: { folder: p.generated, count: done }, reference, files };
+  return {
+    metrics: results,
+    generated: { folder: p.generated, count: done, total: generated.count },
+    reference,
+    files,
+  };
 }
