@@ -86,6 +86,12 @@ export interface PreviewModel {
   readonly name?: string;
   /** Number of classes for class-conditional models; absent for unconditional ones. */
   readonly classes?: number;
+  /** Class names by id, when the model knows them (the preview page lists them). */
+  readonly classNames?: readonly string[];
+  /** Distinct tokens top-k picks among (stage 1's vocabulary): the server bounds top-k by it. */
+  readonly vocabSize?: number;
+  /** false when `steps` changes nothing (an AR stage 2): the page leaves it out. Absent: true. */
+  readonly usesSteps?: boolean;
   /** Generate `request.count` images, reporting progress; stops early when `signal` aborts. */
   generate(
     request: PreviewRequest,

@@ -1,11 +1,13 @@
 /**
  * The preview server as a Hono app (served by `server/main.ts`).
  *
- *   GET  /                  the preview page (gallery + generate form)
+ *   GET  /                  the preview page (gallery + generate form; class names from the
+ *                           model, else from the samples folder's labels.tsv)
  *   GET  /healthz           { ok, model, busy }
  *   GET  /api/samples       { samples: [{ name, url, bytes, modified }] }, newest first
  *   GET  /samples/:name     one PNG from the samples folder (plain names only)
  *   POST /api/generate      body: { classId?, seed, topK, temperature, steps, count }
+ *                           (topK at most the model's vocabulary; an AR stage 2 ignores steps)
  *                           Accept: text/event-stream → events queued/started/progress/image/done/error
  *                           otherwise → JSON { images } once finished
  *
@@ -19,6 +21,7 @@
 
 import { Hono } from "hono";
 import { check, formatProblem, type Infer, s } from "../core/config.ts";
+import { readLabelRows } from "../core/data/labels.ts";
 import {
   type Logger,
   type PreviewModel,
@@ -140,12 +143,20 @@ export function isSafeSampleName(name: string): boolean {
   return SAMPLE_NAME.test(name) && !name.includes("..");
 }
 
-export function generateRequestSchema(limits: PreviewLimits, classes?: number) {
+/** The largest top-k a request may ask for: the limit, or the model's vocabulary when smaller. */
+export function maxTopKFor(limits: PreviewLimits, vocabSize?: number): number {
+  return Math.min(limits.maxTopK, vocabSize ?? Infinity);
+}
+
+export function generateRequestSchema(limits: PreviewLimits, classes?: number, vocabSize?: number) {
+  const maxTopK = maxTopKFor(limits, vocabSize);
   return s.object({
     classId: s.int({ min: 0, max: classes !== undefined ? classes - 1 : undefined }).optional()
       .describe("class id; leave out for unconditional sampling"),
     seed: s.int({ min: 0, max: 2 ** 32 - 1 }).default(0),
-    topK: s.int({ min: 0, max: limits.maxTopK }).default(200).describe("0 disables top-k"),
+    topK: s.int({ min: 0, max: maxTopK }).default(Math.min(200, maxTopK)).describe(
+      "0 disables top-k",
+    ),
     temperature: s.number({ positive: true, max: limits.maxTemperature }).default(1),
     steps: s.int({ min: 1, max: limits.maxSteps }).default(8).describe("MaskGIT iterations"),
     count: s.int({ min: 1, max: Math.min(limits.maxCount, limits.maxImagesPerMinute) }).default(
@@ -204,7 +215,7 @@ async function readBody(request: Request, limit: number): Promise<string> {
 async function parseGenerateRequest(
   request: Request,
   limits: PreviewLimits,
-  classes?: number,
+  model: PreviewModel,
 ): Promise<PreviewRequest> {
   const type = request.headers.get("content-type") ?? "";
   if (!/^application\/json\b/i.test(type)) {
@@ -220,7 +231,7 @@ async function parseGenerateRequest(
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new HttpProblem(400, "body must be a JSON object");
   }
-  const result = check(generateRequestSchema(limits, classes), body);
+  const result = check(generateRequestSchema(limits, model.classes, model.vocabSize), body);
   if (result.problems.length > 0) {
     throw new HttpProblem(
       422,
@@ -245,6 +256,23 @@ async function fileExists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Names for classes 0..classes-1: the model's own, else those the samples folder's labels.tsv
+ * gives (the demo writes the dataset's names there); null when neither names a class.
+ */
+async function classNamesFor(model: PreviewModel, samplesDir: string): Promise<string[] | null> {
+  if (!model.classes) return null;
+  const names = Array.from({ length: model.classes }, (_, id) => String(id));
+  if (model.classNames) {
+    model.classNames.slice(0, model.classes).forEach((n, id) => (names[id] = n));
+  } else {
+    // A labels.tsv that cannot be read only costs the names, not the page.
+    const rows = await readLabelRows(samplesDir).catch(() => null);
+    for (const r of rows ?? []) if (r.classId < model.classes) names[r.classId] = r.className;
+  }
+  return names.some((n, id) => n !== String(id)) ? names : null;
 }
 
 async function listSamples(dir: string): Promise<SampleInfo[]> {
@@ -428,14 +456,19 @@ export function createApp(options: PreviewServerOptions): Hono {
     return c.json({ error: err.message }, 500);
   });
 
-  app.get("/", (c) =>
-    c.html(renderPage({
+  app.get("/", async (c) => {
+    const maxTopK = maxTopKFor(limits, model?.vocabSize);
+    return c.html(renderPage({
       model: model ? (model.name ?? "preview model") : null,
       classes: model?.classes ?? null,
       maxCount: limits.maxCount,
       maxSteps: limits.maxSteps,
-      defaults: { seed: 0, topK: 200, temperature: 1, steps: 8, count: 4 },
-    })));
+      maxTopK,
+      classNames: model ? await classNamesFor(model, samplesDir) : null,
+      usesSteps: model?.usesSteps !== false,
+      defaults: { seed: 0, topK: Math.min(200, maxTopK), temperature: 1, steps: 8, count: 4 },
+    }));
+  });
 
   app.get(
     "/healthz",
@@ -477,7 +510,7 @@ export function createApp(options: PreviewServerOptions): Hono {
         503,
       );
     }
-    const request = await parseGenerateRequest(c.req.raw, limits, model.classes);
+    const request = await parseGenerateRequest(c.req.raw, limits, model);
     const client = clientOf(c.env);
     admit(request, client);
     if ((c.req.header("accept") ?? "").includes("text/event-stream")) {

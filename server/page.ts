@@ -1,7 +1,9 @@
 /**
  * The preview page: one self-contained HTML file (no external scripts, styles or fonts).
  * It shows the sample gallery, and a form that POSTs to /api/generate asking for
- * server-sent events, draws the progress and then the images as they arrive.
+ * server-sent events, draws the progress and then the images as they arrive. The form fits
+ * the model: a class list when the classes have names, top-k bounded by the vocabulary, and
+ * no MaskGIT steps for a stage 2 that does not use them (AR).
  */
 
 export interface PageConfig {
@@ -10,6 +12,12 @@ export interface PageConfig {
   classes: number | null;
   maxCount: number;
   maxSteps: number;
+  /** The server's bound on top-k (its limit, or the model's vocabulary when smaller). */
+  maxTopK: number;
+  /** Class names by id (the form offers a list), or null (a number field). */
+  classNames: string[] | null;
+  /** false for an AR stage 2: the form has no MaskGIT steps field. */
+  usesSteps: boolean;
   defaults: { seed: number; topK: number; temperature: number; steps: number; count: number };
 }
 
@@ -19,7 +27,8 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 15px; margin: 20px 0 8p
 form { display: flex; flex-wrap: wrap; gap: 12px; align-items: end; padding: 12px;
   border: 1px solid #ddd; border-radius: 8px; }
 label { display: flex; flex-direction: column; font-size: 12px; color: #555; }
-input { width: 7em; padding: 4px; }
+input, select { width: 7em; padding: 4px; }
+select { width: 12em; }
 button { padding: 6px 16px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 8px; }
 figure { margin: 0; }
@@ -40,10 +49,13 @@ const statusLine = document.getElementById("status");
 const results = document.getElementById("results");
 const gallery = document.getElementById("gallery");
 
+// Fields the page left out (steps for an AR model) are skipped here and in readForm.
+const field = (key) => form.elements.namedItem(key);
 form.elements.count.max = cfg.maxCount;
-form.elements.steps.max = cfg.maxSteps;
-if (cfg.classes) form.elements.classId.max = cfg.classes - 1;
-for (const [key, value] of Object.entries(cfg.defaults)) form.elements[key].value = value;
+form.elements.topK.max = cfg.maxTopK;
+if (field("steps")) field("steps").max = cfg.maxSteps;
+if (cfg.classes && !cfg.classNames) form.elements.classId.max = cfg.classes - 1;
+for (const [key, value] of Object.entries(cfg.defaults)) if (field(key)) field(key).value = value;
 document.getElementById("model").textContent = cfg.model
   ? "model: " + cfg.model + (cfg.classes ? " (" + cfg.classes + " classes)" : "")
   : "no model loaded: gallery only";
@@ -75,7 +87,8 @@ async function loadGallery() {
 function readForm() {
   const request = {};
   for (const key of ["classId", "seed", "topK", "temperature", "steps", "count"]) {
-    const raw = form.elements[key].value.trim();
+    if (!field(key)) continue;
+    const raw = field(key).value.trim();
     if (raw !== "") request[key] = Number(raw);
   }
   return request;
@@ -148,8 +161,24 @@ form.addEventListener("submit", async (event) => {
 loadGallery().catch((error) => setStatus("gallery: " + error.message, true));
 `;
 
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A list of the named classes, or a number field when they have no names. */
+function classField(config: PageConfig): string {
+  if (!config.classNames) {
+    return `<input name="classId" type="number" min="0" step="1" placeholder="none">`;
+  }
+  const options = config.classNames.map((name, id) =>
+    `<option value="${id}">${id}: ${escapeHtml(name)}</option>`
+  );
+  return `<select name="classId"><option value="">none</option>${options.join("")}</select>`;
+}
+
 export function renderPage(config: PageConfig): string {
   const json = JSON.stringify(config).replace(/</g, "\\u003c");
+  const steps = config.usesSteps
+    ? `\n  <label>MaskGIT steps <input name="steps" type="number" min="1" step="1"></label>`
+    : "";
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -162,11 +191,10 @@ export function renderPage(config: PageConfig): string {
 <h1>DiGIT preview</h1>
 <p id="model"></p>
 <form id="generate">
-  <label>class <input name="classId" type="number" min="0" step="1" placeholder="none"></label>
+  <label>class ${classField(config)}</label>
   <label>seed <input name="seed" type="number" min="0" step="1"></label>
-  <label>top-k <input name="topK" type="number" min="0" step="1"></label>
-  <label>temperature <input name="temperature" type="number" min="0.01" step="0.01"></label>
-  <label>MaskGIT steps <input name="steps" type="number" min="1" step="1"></label>
+  <label>top-k <input name="topK" type="number" min="0" max="${config.maxTopK}" step="1"></label>
+  <label>temperature <input name="temperature" type="number" min="0.01" step="0.01"></label>${steps}
   <label>count <input name="count" type="number" min="1" step="1"></label>
   <button id="go" type="submit">Generate</button>
 </form>

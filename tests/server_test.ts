@@ -336,6 +336,45 @@ it("without a model the server is a gallery only and generate answers 503", asyn
   });
 });
 
+it("the page fits the model: class names, top-k bounded by the vocabulary, no steps for AR", async () => {
+  // An AR model with a 16-token stage 1 that names its classes (one name needs escaping).
+  const ar = Object.assign(new FakeModel(), {
+    vocabSize: 16,
+    usesSteps: false,
+    classNames: ["circle", "<b>square</b>", ...Array.from({ length: 8 }, (_, i) => `c${i + 2}`)],
+  });
+  await withServer(ar, async (base) => {
+    const html = await (await fetch(`${base}/`)).text();
+    expect(html.includes(`name="steps"`), "an AR model has no MaskGIT steps field").toBe(false);
+    expect(html).toContain(`<select name="classId"><option value="">none</option>`);
+    expect(html).toContain(`<option value="1">1: &#60;b&#62;square&#60;/b&#62;</option>`);
+    expect(html).toContain(`name="topK" type="number" min="0" max="16"`);
+    expect(html).toContain(`"maxTopK":16`);
+    expect(html).toContain(`"topK":16`); // the default, 200, is over the vocabulary
+
+    const over = await post(base, { topK: 17, count: 1 });
+    expect(over.status).toBe(422);
+    expect((await over.json()).problems).toEqual([
+      "topK: expected an integer between 0 and 16, got 17",
+    ]);
+    expect((await post(base, { count: 1 })).status).toBe(200);
+    expect(ar.calls.map((c) => c.topK)).toEqual([16]);
+  });
+
+  // A model without names: the samples folder's labels.tsv (as the demo writes it) names them.
+  await withServer(new FakeModel(), async (base, dir) => {
+    expect(await (await fetch(`${base}/`)).text()).toContain(`<input name="classId"`);
+    await Deno.writeTextFile(
+      `${dir}/labels.tsv`,
+      "file\tclass_id\tclass_name\na.png\t0\tcircle\nb.png\t3\ttriangle\n",
+    );
+    const html = await (await fetch(`${base}/`)).text();
+    expect(html).toContain(`<option value="0">0: circle</option><option value="1">1: 1</option>`);
+    expect(html).toContain(`<option value="3">3: triangle</option>`);
+    expect(html).toContain(`name="steps"`);
+  });
+});
+
 it("event stream: progress then images; concurrent requests queue in order", async () => {
   const model = new FakeModel();
   const release = gate();
@@ -486,6 +525,68 @@ class DevTools {
   }
 }
 
+/** Opens `url` in a fresh headless Chromium and runs `fn` on the page; the browser always quits. */
+async function inChromium(url: string, fn: (t: DevTools) => Promise<void>): Promise<void> {
+  const profile = await Deno.makeTempDir();
+  const browser = new Deno.Command(CHROMIUM, {
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      `--user-data-dir=${profile}`,
+      "--remote-debugging-port=0",
+      "about:blank",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let tools: DevTools | undefined;
+  try {
+    // Chromium writes the port it chose into the profile folder.
+    let portFile = "";
+    await waitFor(async () => {
+      portFile = await Deno.readTextFile(`${profile}/DevToolsActivePort`).catch(() => "");
+      return portFile.includes("\n");
+    }, 30_000);
+    const [port, path] = portFile.trim().split("\n");
+    tools = await DevTools.connect(`ws://127.0.0.1:${port}${path}`);
+    const { targetId } = await tools.send(
+      "Target.createTarget",
+      { url: "about:blank" },
+      false,
+    ) as {
+      targetId: string;
+    };
+    const { sessionId } = await tools.send(
+      "Target.attachToTarget",
+      { targetId, flatten: true },
+      false,
+    ) as {
+      sessionId: string;
+    };
+    tools.sessionId = sessionId;
+    await tools.send("Page.navigate", { url });
+    await fn(tools);
+  } finally {
+    // Ask the browser to quit (it then takes its helper processes along); kill it if not.
+    tools?.send("Browser.close", {}, false).catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const quit = await Promise.race([
+      browser.status.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 5000))),
+    ]);
+    clearTimeout(timer);
+    if (!quit) browser.kill("SIGKILL");
+    await browser.status;
+    await tools?.close().catch(() => {});
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
+}
+
 it.skipIf(!haveChromium)(
   "the page in headless Chromium shows progress, then the generated images",
   async () => {
@@ -494,50 +595,7 @@ it.skipIf(!haveChromium)(
     model.hold = release;
     await withServer(model, async (base, dir) => {
       await Deno.writeFile(`${dir}/earlier.png`, await solidPng(8, [0, 255, 0]));
-      const profile = await Deno.makeTempDir();
-      const browser = new Deno.Command(CHROMIUM, {
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-          "--no-first-run",
-          `--user-data-dir=${profile}`,
-          "--remote-debugging-port=0",
-          "about:blank",
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      let tools: DevTools | undefined;
-      try {
-        // Chromium writes the port it chose into the profile folder.
-        let portFile = "";
-        await waitFor(async () => {
-          portFile = await Deno.readTextFile(`${profile}/DevToolsActivePort`).catch(() => "");
-          return portFile.includes("\n");
-        }, 30_000);
-        const [port, path] = portFile.trim().split("\n");
-        tools = await DevTools.connect(`ws://127.0.0.1:${port}${path}`);
-        const { targetId } = await tools.send(
-          "Target.createTarget",
-          { url: "about:blank" },
-          false,
-        ) as {
-          targetId: string;
-        };
-        const { sessionId } = await tools.send(
-          "Target.attachToTarget",
-          { targetId, flatten: true },
-          false,
-        ) as {
-          sessionId: string;
-        };
-        tools.sessionId = sessionId;
-        await tools.send("Page.navigate", { url: `${base}/` });
-        const t = tools;
+      await inChromium(`${base}/`, async (t) => {
         await waitFor(() =>
           t.evaluate<boolean>(`document.querySelectorAll("#gallery img").length === 1`)
         );
@@ -587,20 +645,50 @@ it.skipIf(!haveChromium)(
             `document.getElementById("status").textContent.includes("count: expected an integer between 1 and 16, got 99")`,
           )
         );
-      } finally {
-        // Ask the browser to quit (it then takes its helper processes along); kill it if not.
-        tools?.send("Browser.close", {}, false).catch(() => {});
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const quit = await Promise.race([
-          browser.status.then(() => true),
-          new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 5000))),
-        ]);
-        clearTimeout(timer);
-        if (!quit) browser.kill("SIGKILL");
-        await browser.status;
-        await tools?.close().catch(() => {});
-        await Deno.remove(profile, { recursive: true }).catch(() => {});
-      }
+      });
+    });
+  },
+);
+
+it.skipIf(!haveChromium)(
+  "the page in headless Chromium for an AR model: a class list, no steps field",
+  async () => {
+    const ar = Object.assign(new FakeModel(), {
+      vocabSize: 16,
+      usesSteps: false,
+      classNames: Array.from({ length: 10 }, (_, i) => `class ${i}`),
+    });
+    await withServer(ar, async (base) => {
+      await inChromium(`${base}/`, async (t) => {
+        await waitFor(() => t.evaluate<boolean>(`document.getElementById("go") !== null`));
+        expect(
+          await t.evaluate<string[]>(`(() => {
+          const f = document.getElementById("generate");
+          return [f.elements.classId.tagName, f.elements.topK.max, f.elements.topK.value,
+            String(f.elements.namedItem("steps"))];
+        })()`),
+        ).toEqual(["SELECT", "16", "16", "null"]);
+        await t.evaluate(`(() => {
+          const f = document.getElementById("generate");
+          f.elements.classId.value = "2";
+          f.elements.count.value = "1";
+          document.getElementById("go").click();
+        })()`);
+        await waitFor(() =>
+          t.evaluate<boolean>(
+            `document.getElementById("status").textContent === "done: 1 image(s)"`,
+          )
+        );
+        // No steps in the request: the server's default, which an AR model ignores.
+        expect(ar.calls).toEqual([{
+          classId: 2,
+          seed: 0,
+          topK: 16,
+          temperature: 1,
+          steps: 8,
+          count: 1,
+        }]);
+      });
     });
   },
 );

@@ -52,6 +52,8 @@ function stopIfAborted(signal: AbortSignal | undefined): void {
 export class PipelinePreview implements PreviewModel {
   readonly name: string;
   readonly classes?: number;
+  readonly vocabSize: number;
+  readonly usesSteps: boolean;
 
   /** Throws when the parts do not fit together (before anything is generated). */
   constructor(
@@ -65,6 +67,8 @@ export class PipelinePreview implements PreviewModel {
       `DiGIT (stage 2 ${built.stage2.variant.toUpperCase()}, ${built.decoder.imageSize} px)` +
       (source ? ` from ${source}` : "");
     if (built.stage1.classes > 0) this.classes = built.stage1.classes;
+    this.vocabSize = built.stage1.vocabSize; // top-k applies to stage 1 (stage 2 takes top-p)
+    this.usesSteps = built.stage2.variant === "nar";
   }
 
   async generate(
