@@ -114,6 +114,8 @@ export {
   stepStatus,
   taskSchema,
 } from "./tasks.ts";
+// A run started outside the task runner (a script building a RunContext) resolves its device here.
+export { startRun } from "./run_context.ts";
 export type {
   LoadTaskOptions,
   PlannedStep,
