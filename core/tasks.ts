@@ -487,18 +487,62 @@ export async function stepStatus(step: PlannedStep): Promise<StepStatus> {
 }
 
 /**
+ * The params that differ from the step's last finished run, as `key.path old -> new` (at most
+ * three, then a count); empty when there is no marker or it cannot be read.
+ */
+export async function changedParams(step: PlannedStep): Promise<string[]> {
+  let before: unknown;
+  try {
+    const marker = JSON.parse(await Deno.readTextFile(joinPath(step.dir, MARKER)));
+    before = (JSON.parse(marker.recipe) as { params?: unknown }).params;
+  } catch {
+    return [];
+  }
+  const now = JSON.parse(JSON.stringify(step.params ?? {}));
+  const changes: string[] = [];
+  const short = (v: unknown) => {
+    const text = v === undefined ? "(unset)" : JSON.stringify(v);
+    return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+  };
+  const walk = (a: unknown, b: unknown, path: string) => {
+    const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+    if (isObject(a) && isObject(b)) {
+      const ao = a as Record<string, unknown>, bo = b as Record<string, unknown>;
+      for (const k of [...new Set([...Object.keys(ao), ...Object.keys(bo)])].sort()) {
+        walk(ao[k], bo[k], path ? `${path}.${k}` : k);
+      }
+    } else if (canonical(a) !== canonical(b)) {
+      changes.push(`${path || "params"} ${short(a)} -> ${short(b)}`);
+    }
+  };
+  walk(before, now, "");
+  return changes.length > 3 ? [...changes.slice(0, 3), `${changes.length - 3} more`] : changes;
+}
+
+/**
  * Why a step runs, in plain words for the console: "new", "resuming" (a run that stopped
- * early left files; steps pick up their checkpoints), or "<reason>: re-running".
+ * early left files; steps pick up their checkpoints), or "<reason>: re-running". For changed
+ * params, `changes` names them, and a step that left files is told it may resume from them:
+ * a training step continues its checkpoint under the new settings (a higher max_update
+ * trains on, a lower one is already reached), which `--force-step` avoids.
  */
 export function runReason(
   status: StepStatus | undefined,
   forced: boolean,
   remade: readonly string[],
   leftovers: boolean,
+  changes: readonly string[] = [],
+  name = "NAME",
 ): string {
   if (forced) return "forced: re-running";
   if (remade.length > 0) return `inputs changed: re-running (${remade.join(", ")} re-ran)`;
-  if (status === "changed") return "params changed: re-running";
+  if (status === "changed") {
+    if (changes.length === 0) return "params changed: re-running";
+    const resume = leftovers
+      ? `; a training step continues the checkpoint it left (--force-step ${name} starts over)`
+      : "";
+    return `params changed (${changes.join("; ")}): re-running${resume}`;
+  }
   if (status === "incomplete") return "outputs missing: re-running";
   return leftovers ? "resuming" : "new";
 }
@@ -564,7 +608,9 @@ export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<
       summary.skipped.push(step.name);
       continue;
     }
-    log.info(`${label}: ${runReason(status, forced, remade, await hasFiles(step.dir))}`);
+    const changes = status === "changed" ? await changedParams(step) : [];
+    const leftovers = await hasFiles(step.dir);
+    log.info(`${label}: ${runReason(status, forced, remade, leftovers, changes, step.name)}`);
 
     await Deno.mkdir(step.dir, { recursive: true });
     // This step and everything downstream of it stop counting as finished, so a crash

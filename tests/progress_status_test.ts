@@ -5,7 +5,7 @@
 import { expect, it } from "./lib/test.ts";
 import { s } from "../core/config.ts";
 import { memoryLogger, Registry } from "../core/registry.ts";
-import { planTask, runReason, runTask, type TaskSpec } from "../core/tasks.ts";
+import { changedParams, planTask, runReason, runTask, type TaskSpec } from "../core/tasks.ts";
 
 it("runReason: each case in plain words", () => {
   expect(runReason("not run", false, [], false)).toBe("new");
@@ -16,6 +16,41 @@ it("runReason: each case in plain words", () => {
   expect(runReason(undefined, false, ["a", "b"], false)).toBe(
     "inputs changed: re-running (a, b re-ran)",
   );
+});
+
+it("runReason: changed params are named, with the way to start over when files were left", () => {
+  expect(runReason("changed", false, [], false, ["lr 0.003 -> 0.01"], "s")).toBe(
+    "params changed (lr 0.003 -> 0.01): re-running",
+  );
+  expect(runReason("changed", false, [], true, ["a 1 -> 2", "b.c (unset) -> 3"], "s")).toBe(
+    "params changed (a 1 -> 2; b.c (unset) -> 3): re-running; a training step continues the " +
+      "checkpoint it left (--force-step s starts over)",
+  );
+});
+
+it("changedParams: leaf paths of what differs from the last finished run, at most three", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const before = { type: "t", params: { a: 1, o: { x: 1, y: [1, 2] }, gone: true } };
+    await Deno.writeTextFile(
+      `${dir}/.digit-step.json`,
+      JSON.stringify({ recipe: JSON.stringify(before) }),
+    );
+    // deno-lint-ignore no-explicit-any
+    const step = (params: unknown) => ({ dir, params }) as any;
+    expect(await changedParams(step({ a: 1, o: { x: 2, y: [1, 2] }, gone: true }))).toEqual([
+      "o.x 1 -> 2",
+    ]);
+    expect(await changedParams(step({ a: 2, o: { x: 1, y: [2] }, added: "z" }))).toEqual([
+      "a 1 -> 2",
+      'added (unset) -> "z"',
+      "gone true -> (unset)",
+      "1 more",
+    ]);
+    expect(await changedParams({ ...step({}), dir: `${dir}/none` })).toEqual([]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 it("runTask logs new, resuming and inputs changed", async () => {
@@ -61,7 +96,13 @@ it("runTask logs new, resuming and inputs changed", async () => {
       .toBeTruthy();
     log.lines.length = 0;
     await runTask(planTask(spec("2"), registry, { file: "t" }), { registry, log, signal });
-    expect(log.lines.includes("[1/2] a (write): params changed: re-running")).toBeTruthy();
+    expect(
+      log.lines.includes(
+        '[1/2] a (write): params changed (text "1" -> "2"): re-running; a training step ' +
+          "continues the checkpoint it left (--force-step a starts over)",
+      ),
+      log.lines.join("\n"),
+    ).toBeTruthy();
     expect(log.lines.some((l) => /: running \(/.test(l)), log.lines.join("\n")).toBeFalsy();
   } finally {
     await Deno.remove(dir, { recursive: true });
