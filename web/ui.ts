@@ -201,13 +201,18 @@ export async function mountPage(root: HTMLElement): Promise<void> {
   let weights: Record<PartName, StateDict> | null = null;
   const built = new Map<PageDevice, WebParts>();
 
-  async function partsFor(device: PageDevice): Promise<WebParts> {
+  async function manifestOf(): Promise<WebManifest> {
     const m: WebManifest = manifest ?? await fetch("/web/manifest.json").then(async (r) => {
       const body = await r.json();
       if (!r.ok) throw new Error(body.error ?? `manifest: HTTP ${r.status}`);
       return body as WebManifest;
     });
     manifest = m;
+    return m;
+  }
+
+  async function partsFor(device: PageDevice): Promise<WebParts> {
+    const m = await manifestOf();
     if (weights === null) {
       setState("loading");
       weights = await downloadWeights(m, (done, total) => {
@@ -238,7 +243,9 @@ export async function mountPage(root: HTMLElement): Promise<void> {
     const started = performance.now();
     try {
       if (req.where === "server") {
-        await generateOnServer(req, (event, data) => {
+        // Top-k past the vocabulary keeps every token; the server refuses it rather than guess.
+        const vocab = (await manifestOf()).parts.stage1.config.clusters;
+        await generateOnServer({ ...req, topK: Math.min(req.topK, vocab) }, (event, data) => {
           if (event === "progress") {
             stageBar.max = Number(data.total);
             stageBar.value = Number(data.done);
