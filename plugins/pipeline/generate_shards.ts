@@ -7,24 +7,13 @@
  * first PNGs: byte for byte what one process writes.
  */
 
-import { linkOrCopy, readSlice, shardSlice, sliceFiles } from "../../core/shard.ts";
+import { linkOrCopy, readSlice, sliceFiles } from "../../core/shard.ts";
 import { joinPath } from "../../core/tasks.ts";
 import { readImage, writePng } from "../../core/image/codec.ts";
 import { LABELS_FILE, readLabelRows, writeLabels } from "../../core/data/labels.ts";
 import type { StepContext, StepShard } from "../../core/registry.ts";
 import { ContactSheet } from "../vqgan/images.ts";
 import { readTokenGrids } from "./tokens.ts";
-
-/** The images of the whole run and the slice of them that a shard decodes. */
-export async function shardRange(
-  tokens: string,
-  batchSize: number,
-  shard: StepShard,
-): Promise<{ start: number; end: number; total: number }> {
-  const total = (await readTokenGrids(tokens)).grid.count;
-  // Batch-aligned: a shard's batches are the whole run's batches.
-  return { ...shardSlice(total, shard, batchSize), total };
-}
 
 /** Combines finished shards into the step's outputs (results/, vq_tokens.codecs, the sheet). */
 export async function mergeGenerated(

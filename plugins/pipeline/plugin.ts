@@ -11,12 +11,13 @@
 import { type Infer, s } from "../../core/config.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { definePlugin, type StepContext } from "../../core/registry.ts";
-import { writeSlice } from "../../core/shard.ts";
+import { shardSlice, writeSlice } from "../../core/shard.ts";
 import { buildParts, type BuiltParts, checkFit, disposeParts } from "./build.ts";
 import { builtinParts } from "./builtin_parts.ts";
-import { mergeGenerated, shardRange } from "./generate_shards.ts";
+import { mergeGenerated } from "./generate_shards.ts";
 import { partAt } from "./parts.ts";
 import { runPipeline } from "./pipeline.ts";
+import { type GridFile, readTokenGrids } from "./tokens.ts";
 import { runSample, sampleComplete, sampleOutputs, sampleParams } from "./sample.ts";
 
 const params = s.object({
@@ -40,11 +41,15 @@ const params = s.object({
 });
 type GenerateParams = Infer<typeof params>;
 
-/** The `generate-images` step's work, once its parts are built (`range`: one shard's images). */
+/**
+ * The `generate-images` step's work, once its parts are built and its token file read
+ * (`range`: one shard's images).
+ */
 async function generate(
   p: GenerateParams,
   ctx: StepContext,
   parts: BuiltParts,
+  tokens: GridFile,
   range?: { start: number; end: number },
 ): Promise<void> {
   // PNGs of an earlier, larger run would otherwise stay among these.
@@ -52,7 +57,9 @@ async function generate(
   const res = await runPipeline({
     stage2: parts.stage2,
     decoder: parts.decoder,
-    semantic: p.tokens,
+    semantic: tokens.grid,
+    ids: tokens.ids,
+    labels: tokens.labels,
     outDir: ctx.stepDir,
     seed: p.seed,
     batchSize: p.batch_size,
@@ -113,14 +120,20 @@ export default definePlugin({
         sheet: "contact_sheet.png",
         vq_tokens: "vq_tokens.codecs",
       }),
-      run: (p, ctx) => withParts(p, ctx, (parts) => generate(p, ctx, parts)),
+      run: async (p, ctx) => {
+        const tokens = await readTokenGrids(p.tokens);
+        await withParts(p, ctx, (parts) => generate(p, ctx, parts, tokens));
+      },
       shardable: {
         run: async (p, ctx, shard) => {
-          const range = await shardRange(p.tokens, p.batch_size, shard);
+          const tokens = await readTokenGrids(p.tokens);
+          const total = tokens.grid.count;
+          // Batch-aligned: a shard's batches are the whole run's batches.
+          const range = shardSlice(total, shard, p.batch_size);
           if (range.end > range.start) {
-            await withParts(p, ctx, (parts) => generate(p, ctx, parts, range));
+            await withParts(p, ctx, (parts) => generate(p, ctx, parts, tokens, range));
           }
-          await writeSlice(shard.dir, { ...range, unit: "images" });
+          await writeSlice(shard.dir, { ...range, total, unit: "images" });
         },
         merge: (p, ctx, shards) => mergeGenerated(p, ctx, shards),
       },
