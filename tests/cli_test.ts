@@ -338,22 +338,30 @@ steps:
   });
 });
 
+/** `serve --port 0 ARGS` over the fake builtins, once it says where it listens. */
+async function startServe(args: string[]) {
+  const controller = new AbortController();
+  let stderr = "";
+  const serving = main(["serve", "--port", "0", ...args], {
+    stdout: () => {},
+    stderr: (t) => (stderr += t),
+    loadBuiltins: async (r) => {
+      await r.use(fakeBuiltins([]));
+      return {};
+    },
+    signal: controller.signal,
+    tty: false,
+  });
+  while (!stderr.includes("preview at")) await new Promise((r) => setTimeout(r, 5));
+  const url = /preview at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)![1];
+  return { url, serving, controller, stderr };
+}
+
 it("serve: loads the registered preview model, answers on loopback, stops on abort", async () => {
   await withTemp(async (dir) => {
-    const controller = new AbortController();
-    let stderr = "";
-    const serving = main(["serve", "--port", "0", "--samples", dir, "--set", "classes=7"], {
-      stdout: () => {},
-      stderr: (t) => (stderr += t),
-      loadBuiltins: async (r) => {
-        await r.use(fakeBuiltins([]));
-        return {};
-      },
-      signal: controller.signal,
-      tty: false,
-    });
-    while (!stderr.includes("preview at")) await new Promise((r) => setTimeout(r, 5));
-    const url = /preview at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)![1];
+    const { url, serving, controller } = await startServe(
+      ["--samples", dir, "--set", "classes=7"],
+    );
     expect(await (await fetch(`${url}healthz`)).json()).toEqual({
       ok: true,
       model: "fake-preview/7",
@@ -381,20 +389,7 @@ it("serve: generated images go to --save-dir (default preview/ beside the sample
     await Deno.writeFile(`${dir}/samples/0000.png`, PNG);
     await Deno.writeFile(`${dir}/samples/fake-0.png`, PNG); // a name the model will also use
     const before = [...Deno.readDirSync(`${dir}/samples`)].map((e) => e.name).sort();
-    const controller = new AbortController();
-    let stderr = "";
-    const serving = main(["serve", "--port", "0", "--samples", `${dir}/samples`], {
-      stdout: () => {},
-      stderr: (t) => (stderr += t),
-      loadBuiltins: async (r) => {
-        await r.use(fakeBuiltins([]));
-        return {};
-      },
-      signal: controller.signal,
-      tty: false,
-    });
-    while (!stderr.includes("preview at")) await new Promise((r) => setTimeout(r, 5));
-    const url = /preview at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)![1];
+    const { url, serving, controller, stderr } = await startServe(["--samples", `${dir}/samples`]);
     expect(stderr).toContain(`new images saved in ${dir}/preview`);
     const res = await fetch(`${url}api/generate`, {
       method: "POST",
