@@ -7,6 +7,16 @@
  *
  *   deno run -A bench/conv_bench.ts [--repeats 3] [--threads 2] [--only 512x16,128x256]
  *                                   [--forward-only]
+ *   deno run -A bench/conv_bench.ts --small [--repeats 5] [--threads 2] [--ts-columns]
+ *
+ * --small times the small-map shapes instead: the demo VQGAN training step's convs
+ * (batch 32 of 8x8 maps: 3x3 pad 1 at 48->64, 64->64, 16->64 and 64->48, the 1x1 64->16),
+ * plus 16x16 maps and a stride-2 3x3, each forward / dx / dw. Ours and PyTorch alternate
+ * (one round of every shape on our side, then on the peer's, --repeats rounds, each
+ * side's time per shape the best of a few calls), and the ratios ours / torch (below 1:
+ * we are faster) print as median [min, max] over the rounds. --ts-columns adds a third
+ * side to each round, ours with the SIMD column kernels off (im2col_wasm.ts's
+ * useIm2colWasm(false): im2col.ts builds the columns), and prints SIMD / TS ratios.
  *
  * Our GEMM is OpenBLAS when it loads (its thread count comes from OPENBLAS_NUM_THREADS,
  * set here to --threads for the child when unset); the peer is skipped with a note when
@@ -16,9 +26,10 @@
 import { parseArgs } from "node:util";
 import type { Conv2dArgs } from "../core/backend.ts";
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from "../core/backends/cpu/conv.ts";
+import { useIm2colWasm } from "../core/backends/cpu/im2col_wasm.ts";
 import { blasDescription } from "../core/native/openblas.ts";
 import { uniformAt } from "../core/random.ts";
-import { bestOf, runPeer } from "./peer.ts";
+import { bestOf, median, PeerProcess, runPeer } from "./peer.ts";
 
 const { values } = parseArgs({
   options: {
@@ -26,6 +37,8 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     only: { type: "string", default: "" },
     "forward-only": { type: "boolean", default: false },
+    small: { type: "boolean", default: false },
+    "ts-columns": { type: "boolean", default: false },
     child: { type: "boolean", default: false },
   },
 });
@@ -41,6 +54,11 @@ if (!values.child && Deno.env.get("OPENBLAS_NUM_THREADS") === undefined) {
     stderr: "inherit",
   }).output();
   Deno.exit(out.code);
+}
+
+if (values.small) {
+  await smallBench();
+  Deno.exit(0);
 }
 
 /** [channels, size]: the decoder's 3x3 convs from the 16x16 latent up to 256x256. */
@@ -143,4 +161,177 @@ for (const [c, s] of shapes) {
           }`),
     );
   }
+}
+
+// ---------------------------------------------------------------- --small
+
+interface SmallShape {
+  name: string;
+  args: Conv2dArgs;
+  bias: boolean;
+}
+
+function smallShape(
+  batch: number,
+  inC: number,
+  outC: number,
+  size: number,
+  k: number,
+  stride: number,
+  bias: boolean,
+): SmallShape {
+  const pad = (k - 1) >> 1, out = Math.floor((size + 2 * pad - k) / stride) + 1;
+  return {
+    name: `${inC}->${outC} ${k}x${k}${stride > 1 ? ` s${stride}` : ""} ${size}x${size} b${batch}`,
+    bias,
+    args: {
+      batch,
+      inC,
+      inH: size,
+      inW: size,
+      outC,
+      kH: k,
+      kW: k,
+      strideH: stride,
+      strideW: stride,
+      padH: pad,
+      padW: pad,
+      groups: 1,
+      outH: out,
+      outW: out,
+    },
+  };
+}
+
+/** The demo VQGAN train step's convs (8x8, batch 32), then 16x16 and stride 2. */
+function smallShapes(): SmallShape[] {
+  return [
+    smallShape(32, 64, 64, 8, 3, 1, false),
+    smallShape(32, 48, 64, 8, 3, 1, false),
+    smallShape(32, 16, 64, 8, 3, 1, true),
+    smallShape(32, 64, 48, 8, 3, 1, true),
+    smallShape(32, 64, 16, 8, 1, 1, true),
+    smallShape(16, 64, 64, 16, 3, 1, false),
+    smallShape(32, 128, 128, 8, 3, 1, false),
+    smallShape(32, 64, 128, 16, 3, 2, false),
+  ];
+}
+
+async function smallBench() {
+  /** Calls per shape and direction in one round; a side's time is the best of them. */
+  const SMALL_CALLS = 3;
+  const SMALL = smallShapes();
+  const rounds = Math.max(3, repeats);
+  const keys: string[] = [];
+  const runs: (() => unknown)[] = [];
+  for (const { name, args: a, bias } of SMALL) {
+    const x = filled(a.batch * a.inC * a.inH * a.inW, 1, 1);
+    const dy = filled(a.batch * a.outC * a.outH * a.outW, 2, 1);
+    const w = filled(a.outC * a.inC * a.kH * a.kW, 3, 1 / Math.sqrt(a.inC * a.kH * a.kW));
+    const b = bias ? filled(a.outC, 4, 0.1) : null;
+    keys.push(`${name} forward`, `${name} dx`, `${name} dw`);
+    runs.push(
+      () => conv2d(x, w, b, a),
+      () => conv2dBackwardInput(dy, w, a),
+      () => conv2dBackwardWeight(dy, x, a),
+    );
+  }
+  const peerCode = `
+import json, time, torch
+import torch.nn.functional as F
+torch.set_num_threads(${threads})
+shapes, calls = json.loads(${JSON.stringify(JSON.stringify(SMALL))}), ${SMALL_CALLS}
+runs = {}
+for s in shapes:
+    a, name = s["args"], s["name"]
+    x = torch.randn(a["batch"], a["inC"], a["inH"], a["inW"])
+    dy = torch.randn(a["batch"], a["outC"], a["outH"], a["outW"])
+    w = torch.randn(a["outC"], a["inC"], a["kH"], a["kW"])
+    b = torch.randn(a["outC"]) if s["bias"] else None
+    st, pd = [a["strideH"], a["strideW"]], [a["padH"], a["padW"]]
+    def bw(mask, x=x, dy=dy, w=w, st=st, pd=pd):
+        return torch.ops.aten.convolution_backward(
+            dy, x, w, None, st, pd, [1, 1], False, [0, 0], 1, mask)
+    runs[name + " forward"] = lambda x=x, w=w, b=b, st=st, pd=pd: F.conv2d(x, w, b, st, pd)
+    runs[name + " dx"] = lambda bw=bw: bw([True, False, False])
+    runs[name + " dw"] = lambda bw=bw: bw([False, True, False])
+@torch.no_grad()
+def measure():
+    out = {}
+    for k, fn in runs.items():
+        t = float("inf")
+        for _ in range(calls):
+            t0 = time.perf_counter(); fn(); t = min(t, time.perf_counter() - t0)
+        out[k] = t
+    return out
+`;
+  const measureOurs = () => {
+    const out: Record<string, number> = {};
+    keys.forEach((k, i) => {
+      let t = Infinity;
+      for (let c = 0; c < SMALL_CALLS; c++) {
+        const t0 = performance.now();
+        runs[i]();
+        t = Math.min(t, (performance.now() - t0) / 1000);
+      }
+      out[k] = t;
+    });
+    return out;
+  };
+  console.log(
+    `conv bench --small: ${rounds} interleaved rounds, best of ${SMALL_CALLS} calls per ` +
+      `round; gemm: ${blasDescription()}`,
+  );
+  const withTs = values["ts-columns"];
+  const measureTs = () => {
+    useIm2colWasm(false);
+    try {
+      return measureOurs();
+    } finally {
+      useIm2colWasm(true);
+    }
+  };
+  measureOurs(); // warm-up: JIT and scratch buffers (and OpenBLAS loads, reading its env)
+  if (withTs) measureTs();
+  // OPENBLAS_CORETYPE (if set) is a choice for our OpenBLAS; the peer keeps its default.
+  Deno.env.delete("OPENBLAS_CORETYPE");
+  const peer = await PeerProcess.start("torch", peerCode);
+  if (peer) await peer.measure();
+  const o: Record<string, number>[] = [], p: Record<string, number>[] = [];
+  const ts: Record<string, number>[] = [];
+  // A pause before each side lets the other side's idle BLAS / OpenMP threads stop
+  // spinning (OpenBLAS and OpenMP busy-wait a while after their last call).
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 300));
+  for (let r = 0; r < rounds; r++) {
+    await pause();
+    o.push(measureOurs());
+    if (withTs) ts.push(measureTs());
+    await pause();
+    if (peer) p.push(await peer.measure());
+  }
+  await peer?.close();
+  const mm = (xs: number[], digits: number) =>
+    `${median(xs).toFixed(digits)} [${Math.min(...xs).toFixed(digits)}, ${
+      Math.max(...xs).toFixed(digits)
+    }]`;
+  const ratios: number[] = [];
+  for (const k of keys) {
+    const ours = o.map((d) => 1000 * d[k]);
+    let line = `${k.padEnd(32)}: ours ${median(ours).toFixed(2).padStart(6)} ms`;
+    if (peer) {
+      const theirs = p.map((d) => 1000 * d[k]);
+      const r = o.map((d, i) => d[k] / p[i][k]);
+      ratios.push(median(r));
+      line += `, torch ${median(theirs).toFixed(2).padStart(6)} ms, ours/torch ${mm(r, 2)}`;
+    }
+    if (withTs) {
+      const old = ts.map((d) => 1000 * d[k]), r = o.map((d, i) => d[k] / ts[i][k]);
+      line += `; TS columns ${median(old).toFixed(2).padStart(6)} ms, SIMD/TS ${mm(r, 2)}`;
+    }
+    console.log(line);
+  }
+  if (peer) {
+    const geo = Math.exp(ratios.reduce((s, r) => s + Math.log(r), 0) / ratios.length);
+    console.log(`geometric mean of the median ratios ours/torch: ${geo.toFixed(2)}`);
+  } else console.log("  (torch peer skipped)");
 }
