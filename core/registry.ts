@@ -181,7 +181,10 @@ export interface StepContext extends RunContext {
   stepDir: string;
   /** The step's declared outputs as absolute-or-cwd-relative paths. */
   outputs: Record<string, string>;
-  /** The user forced this step (--force, --force-step): start over instead of resuming. */
+  /**
+   * Start over instead of resuming: the user forced this step (--force, --force-step), or a
+   * step it reads re-ran, so what it left was made from other inputs.
+   */
   fresh?: boolean;
 }
 

@@ -535,7 +535,9 @@ export function runReason(
   name = "NAME",
 ): string {
   if (forced) return "forced: re-running";
-  if (remade.length > 0) return `inputs changed: re-running (${remade.join(", ")} re-ran)`;
+  if (remade.length > 0) {
+    return `inputs changed: re-running from the start (${remade.join(", ")} re-ran)`;
+  }
   if (status === "changed") {
     if (changes.length === 0) return "params changed: re-running";
     const resume = leftovers
@@ -627,7 +629,8 @@ export async function runTask(plan: TaskPlan, options: RunTaskOptions): Promise<
       outputDir: plan.outputDir,
       signal,
       stepName: step.name,
-      fresh: forced,
+      // A checkpoint fitted to inputs that have since changed is not worth resuming.
+      fresh: forced || remade.length > 0,
       stepDir: step.dir,
       outputs: { ...step.outputs },
     };

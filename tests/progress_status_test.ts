@@ -14,7 +14,7 @@ it("runReason: each case in plain words", () => {
   expect(runReason("incomplete", false, [], true)).toBe("outputs missing: re-running");
   expect(runReason(undefined, true, ["a"], true)).toBe("forced: re-running");
   expect(runReason(undefined, false, ["a", "b"], false)).toBe(
-    "inputs changed: re-running (a, b re-ran)",
+    "inputs changed: re-running from the start (a, b re-ran)",
   );
 });
 
@@ -92,7 +92,7 @@ it("runTask logs new, resuming and inputs changed", async () => {
     log.lines.length = 0;
     await runTask(planTask(spec("1"), registry, { file: "t" }), { registry, log, signal });
     expect(log.lines.includes("[1/2] a (write): resuming"), log.lines.join("\n")).toBeTruthy();
-    expect(log.lines.includes("[2/2] b (write): inputs changed: re-running (a re-ran)"))
+    expect(log.lines.includes("[2/2] b (write): inputs changed: re-running from the start (a re-ran)"))
       .toBeTruthy();
     log.lines.length = 0;
     await runTask(planTask(spec("2"), registry, { file: "t" }), { registry, log, signal });

@@ -38,7 +38,7 @@ function fakePlugin(calls: string[], failures: Set<string> = new Set()): Plugin 
         // A finished total must be a number: an empty file means a crash mid-write.
         complete: async (_p, out) => (await Deno.readTextFile(out.total)).trim() !== "",
         async run(p, ctx) {
-          calls.push(`sum:${ctx.stepName}`);
+          calls.push(`sum:${ctx.stepName}${ctx.fresh ? ":fresh" : ""}`);
           if (failures.has(ctx.stepName)) {
             failures.delete(ctx.stepName);
             throw new Error("simulated crash");
@@ -249,12 +249,15 @@ it("runTask skips finished steps, re-runs changed ones and their dependants", as
     expect(calls).toEqual([]);
 
     // New params for the first step: it re-runs, and so does the step that reads its output.
+    // That step starts fresh: a training step must not continue a checkpoint fitted to the
+    // old inputs.
     const changed = planTask(pipeline(dir, 5), registry, { file: "t" });
     expect(await stepStatus(changed.steps[0])).toBe("changed");
     expect(await runTask(changed, { registry, log, signal })).toEqual({
       ran: ["numbers", "total"],
       skipped: ["other"],
     });
+    expect(calls).toEqual(["write-numbers:numbers", "sum:total:fresh"]);
     expect(await Deno.readTextFile(`${dir}/out/total/total.txt`)).toBe("30\n");
 
     // Forcing by name, and forcing everything.
