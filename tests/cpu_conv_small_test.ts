@@ -5,8 +5,8 @@
  *
  * Shapes: 8x8 and 16x16 maps and a few odd ones, batch > 1 (several images per GEMM),
  * 3x3 pad 1, 1x1, stride 2 (also only along one axis), groups 2, non-square maps and
- * kernels, odd channel counts, with and without bias; each runs with the SIMD kernels on
- * and off (the TS reference path).
+ * kernels, odd channel counts, with and without bias; each runs with the SIMD kernels
+ * (unrolled per shape, and their generic loops) and with the TS reference path.
  *
  * Tolerance: inputs, weights and dy are uniform in [-1, 1); a float32 sum of n products
  * of such values errs by about n * 2^-24 * typical size, far below the bound used here:
@@ -160,13 +160,17 @@ function expectClose(label: string, got: Float32Array, want: Float64Array, terms
   }
 }
 
-for (const wasm of [true, false]) {
+const MODES: [string, boolean, boolean][] = [
+  ["SIMD columns, unrolled per shape", true, true],
+  ["SIMD columns, generic loops", true, false],
+  ["TS columns", false, true],
+];
+
+for (const [mode, wasm, unroll] of MODES) {
   it(
-    `small-map conv2d, input and weight gradients match a direct convolution (SIMD columns ${
-      wasm ? "on" : "off"
-    })`,
+    `small-map conv2d, input and weight gradients match a direct convolution (${mode})`,
     () => {
-      useIm2colWasm(wasm);
+      useIm2colWasm(wasm, unroll);
       try {
         let seed = 1;
         for (const { label, args: a, bias } of CASES) {
