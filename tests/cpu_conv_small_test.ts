@@ -78,6 +78,9 @@ const CASES: Case[] = [
   conv("stride 3 (TS path)", 3, 4, 3, [10, 10], [3, 3], [3, 3], [1, 1], 1, true),
   conv("pad 0, 3x3 on 6x6", 4, 5, 2, [6, 6], [3, 3], [1, 1], [0, 0], 1, false),
   conv("2x2 maps", 5, 3, 4, [2, 2], [3, 3], [1, 1], [1, 1], 1, true),
+  // 8 images per GEMM on 16x16 maps: batch 11 runs as 8 + 3; 24x24 as 4 + 1 (one alone).
+  conv("batch 11 in two GEMMs", 11, 3, 4, [16, 16], [3, 3], [1, 1], [1, 1], 1, true),
+  conv("batch 5 in two GEMMs, groups 2", 5, 4, 2, [24, 24], [3, 3], [1, 1], [1, 1], 2, false),
 ];
 
 /** Uniform in [-1, 1), deterministic. */
