@@ -304,8 +304,10 @@ def measure():
   const pause = () => new Promise((resolve) => setTimeout(resolve, 300));
   for (let r = 0; r < rounds; r++) {
     await pause();
+    // With --ts-columns the two of ours swap order every round (A B, B A, ...).
+    if (withTs && r % 2) ts.push(measureTs());
     o.push(measureOurs());
-    if (withTs) ts.push(measureTs());
+    if (withTs && !(r % 2)) ts.push(measureTs());
     await pause();
     if (peer) p.push(await peer.measure());
   }
@@ -327,6 +329,7 @@ def measure():
     if (withTs) {
       const old = ts.map((d) => 1000 * d[k]), r = o.map((d, i) => d[k] / ts[i][k]);
       line += `; TS columns ${median(old).toFixed(2).padStart(6)} ms, SIMD/TS ${mm(r, 2)}`;
+      if (peer) line += `, TS/torch ${median(ts.map((d, i) => d[k] / p[i][k])).toFixed(2)}`;
     }
     console.log(line);
   }
