@@ -1,6 +1,19 @@
 /** Running a Python peer (numpy, PyTorch, faiss) in the same benchmark run. */
 
+import { openblas } from "../core/native/openblas.ts";
+
 export const PYTHON = "/usr/bin/python3";
+
+/**
+ * The peer's environment: two OpenMP threads, and the OpenBLAS kernels ours run. Loading
+ * OpenBLAS sets OPENBLAS_CORETYPE from the CPU flags when the user did not (an OpenBLAS older
+ * than the CPU would take SSE3 kernels), and numpy and PyTorch here call the same library.
+ */
+function peerEnv(): Record<string, string> {
+  openblas();
+  const core = Deno.env.get("OPENBLAS_CORETYPE");
+  return { OMP_NUM_THREADS: "2", ...(core ? { OPENBLAS_CORETYPE: core } : {}) };
+}
 
 /**
  * Runs a Python snippet that prints one JSON object on its last line. Returns null (and
@@ -12,7 +25,7 @@ export async function runPeer(name: string, code: string): Promise<Record<string
       args: ["-c", code],
       stdout: "piped",
       stderr: "piped",
-      env: { OMP_NUM_THREADS: "2" },
+      env: peerEnv(),
     }).output();
     if (!out.success) {
       const err = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
@@ -78,7 +91,7 @@ for _line in _sys.stdin:
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
-        env: { OMP_NUM_THREADS: "2" },
+        env: peerEnv(),
       }).spawn();
     } catch (e) {
       console.log(`  peer ${name}: skipped (${PYTHON} not runnable: ${(e as Error).message})`);
