@@ -19,6 +19,7 @@ import { s } from "../../core/config.ts";
 import { type DatasetSpec, openDataset } from "../../core/data/mod.ts";
 import { writePng } from "../../core/image/codec.ts";
 import { definePlugin } from "../../core/registry.ts";
+import { builtinParts } from "../pipeline/builtin_parts.ts";
 import randomProjection from "../../examples/custom-encoder/plugin.ts";
 import { compareOutputs, compareParams, compareRuns } from "./compare.ts";
 import { guidanceSweep, sweepParams } from "./guidance_sweep.ts";
@@ -26,7 +27,7 @@ import { contactSheet, exportDataset, folderSheet } from "./images.ts";
 import { RandomConvEncoder } from "./random_conv_encoder.ts";
 import { summaryOutputs, summaryParams, writeSummary } from "./summary.ts";
 import { trainTokenizer, trainTokenizerOutputs, trainTokenizerParams } from "./train_tokenizer.ts";
-import { writeUntrainedStage1, writeUntrainedStage2, writeUntrainedVqgan } from "./untrained.ts";
+import { writeUntrained } from "./untrained.ts";
 
 const sheetParams = s.object({
   count: s.int({ min: 1 }).default(40),
@@ -41,6 +42,8 @@ export default definePlugin({
     "glue of the end-to-end demo: weight-free FD encoder, one-shot tokenizer, reference images, summary",
   async register(r) {
     await r.use(randomProjection, undefined, "examples/custom-encoder/plugin.ts");
+    // `untrained-models` builds its baselines through the built-in stage-1/stage-2 kinds.
+    await r.use(builtinParts);
     r.encoder({
       name: "random-conv",
       description:
@@ -117,9 +120,9 @@ export default definePlugin({
         vqgan: "vqgan/checkpoints/last.json",
       }),
       run: async (p, ctx) => {
-        await writeUntrainedStage1(p.stage1, `${ctx.stepDir}/stage1`, p.seed);
-        await writeUntrainedStage2(p.stage2, `${ctx.stepDir}/stage2`, p.seed + 1);
-        await writeUntrainedVqgan(p.vqgan, `${ctx.stepDir}/vqgan`, p.seed + 2);
+        await writeUntrained("stage1", p.stage1, `${ctx.stepDir}/stage1`, p.seed, ctx);
+        await writeUntrained("stage2", p.stage2, `${ctx.stepDir}/stage2`, p.seed + 1, ctx);
+        await writeUntrained("vqgan", p.vqgan, `${ctx.stepDir}/vqgan`, p.seed + 2, ctx);
       },
     });
     r.step({

@@ -6,67 +6,51 @@
  * untrained generators through the trained VQGAN show what stage 1 and stage 2 learned on
  * top of the VQGAN. The part search (plugins/pipeline/parts.ts) passes over checkpoints
  * marked `untrained`, so `deno task serve` keeps serving the trained models.
+ *
+ * Each baseline is built the way the composer builds a trained part: the trained checkpoint's
+ * kind names the registry entry, which gets `untrained_seed` and returns a fresh model of the
+ * architecture the checkpoint records. So a plugin's kind gets baselines too, and no model
+ * class is constructed here.
  */
 
 import { saveCheckpoint } from "../../core/io/checkpoint.ts";
-import type { Module } from "../../core/nn/module.ts";
-import { hostStateDict } from "../../core/nn/module.ts";
-import { Rng } from "../../core/random.ts";
-import { readStage1Config, stage1Meta } from "../stage1/load.ts";
-import { Stage1GPT } from "../stage1/model.ts";
-import { readStage2Config, stage2Meta } from "../stage2/load.ts";
-import { Stage2Model } from "../stage2/model.ts";
-import { VQGAN } from "../vqgan/vqgan.ts";
-import { readVqganConfig, vqganMeta } from "../vqgan/weights.ts";
+import { hostStateDict, Module } from "../../core/nn/module.ts";
+import type { RunContext } from "../../core/registry.ts";
+import { buildPart } from "../pipeline/build.ts";
+import { PART_LABELS, partAt, type PartName } from "../pipeline/parts.ts";
 
-async function configOf<T>(read: (path: string) => Promise<T>, dir: string, what: string) {
-  try {
-    return await read(`${dir}/checkpoints/last`);
-  } catch (e) {
-    throw new Error(
-      `untrained-models: cannot read the ${what} config of ${dir}: ${(e as Error).message}`,
-    );
+/** The module whose weights a built part holds: the part's `model`, or the part itself. */
+function moduleOf(product: unknown, who: string): Module & { cfg: unknown } {
+  const m = (product as { model?: unknown }).model ?? product;
+  if (!(m instanceof Module) || !("cfg" in m)) {
+    throw new Error(`${who}: the part built holds no module with a config to save`);
   }
+  return m as Module & { cfg: unknown };
 }
 
-async function writeUntrained(model: Module, outDir: string, meta: object): Promise<void> {
+/**
+ * Writes `<outDir>/checkpoints/last`: a fresh `part` shaped like the one trained in
+ * `trainedDir`, its weights drawn from `seed`, its meta the trained one's kind and config.
+ */
+export async function writeUntrained(
+  part: PartName,
+  trainedDir: string,
+  outDir: string,
+  seed: number,
+  ctx: RunContext,
+): Promise<void> {
+  const who = `untrained-models: ${PART_LABELS[part]} of ${trainedDir}`;
+  const ref = await partAt(part, trainedDir, "last", ctx.registry);
+  const product = await buildPart(ref, { untrained_seed: seed }, { ctx, who });
   try {
+    const model = moduleOf(product, who);
     await Deno.mkdir(`${outDir}/checkpoints`, { recursive: true });
     await saveCheckpoint(`${outDir}/checkpoints/last`, await hostStateDict(model), {
-      ...meta,
+      kind: ref.kind,
+      config: model.cfg,
       untrained: true,
     });
   } finally {
-    model.dispose();
+    (product as { dispose(): void }).dispose();
   }
-}
-
-/** A fresh stage-1 GPT shaped like the one trained in `trainedDir`. */
-export async function writeUntrainedStage1(
-  trainedDir: string,
-  outDir: string,
-  seed: number,
-): Promise<void> {
-  const cfg = await configOf(readStage1Config, trainedDir, "stage-1");
-  await writeUntrained(new Stage1GPT(cfg, new Rng(seed)), outDir, stage1Meta(cfg));
-}
-
-/** A fresh stage-2 decoder shaped like the one trained in `trainedDir`. */
-export async function writeUntrainedStage2(
-  trainedDir: string,
-  outDir: string,
-  seed: number,
-): Promise<void> {
-  const cfg = await configOf(readStage2Config, trainedDir, "stage-2");
-  await writeUntrained(new Stage2Model(cfg, new Rng(seed)), outDir, stage2Meta(cfg));
-}
-
-/** A fresh VQGAN shaped like the one trained in `trainedDir`. */
-export async function writeUntrainedVqgan(
-  trainedDir: string,
-  outDir: string,
-  seed: number,
-): Promise<void> {
-  const cfg = await configOf(readVqganConfig, trainedDir, "VQGAN");
-  await writeUntrained(new VQGAN(cfg, new Rng(seed)), outDir, vqganMeta(cfg));
 }

@@ -42,8 +42,11 @@ const SLOT: Record<PartName, "stage1" | "stage2" | "decoder"> = {
   vqgan: "decoder",
 };
 
-/** Builds one part through the registry and checks that the product fills its slot. */
-async function create(
+/**
+ * Builds one part through the registry and checks that the product fills its slot; `options`
+ * go to the kind's factory beside `checkpoint` (e.g. `untrained_seed` for the demo's baselines).
+ */
+export async function buildPart(
   ref: PartRef,
   options: Record<string, unknown>,
   o: BuildPartsOptions,
@@ -85,15 +88,15 @@ export async function buildParts(
   let stage1: Stage1Part | null = null, stage2: Stage2Part | null = null;
   let decoder: DecoderPart | null = null;
   try {
-    if (refs.stage1) stage1 = await create(refs.stage1, {}, o) as Stage1Part;
+    if (refs.stage1) stage1 = await buildPart(refs.stage1, {}, o) as Stage1Part;
     if (refs.vqgan) {
       const builtin = refs.vqgan.kind === VQGAN_KIND || refs.vqgan.kind === RELEASED_KINDS.vqgan;
-      decoder = await create(refs.vqgan, builtin ? vqOptions : {}, o) as DecoderPart;
+      decoder = await buildPart(refs.vqgan, builtin ? vqOptions : {}, o) as DecoderPart;
     }
     const s2 = refs.stage2;
     if (!s2) throw new Error(`${who}: no stage 2 given`);
     const released = s2.kind === RELEASED_KINDS.stage2;
-    stage2 = await create(
+    stage2 = await buildPart(
       s2,
       released
         ? {

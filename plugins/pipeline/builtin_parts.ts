@@ -12,11 +12,20 @@
 import { s } from "../../core/config.ts";
 import { definePlugin, type Plugin, type Registry } from "../../core/registry.ts";
 import { loadDigitStage1 } from "../stage1/digit_checkpoint.ts";
-import { loadStage1Checkpoint, STAGE1_KIND } from "../stage1/load.ts";
-import { loadDigitStage2, loadStage2Checkpoint, STAGE2_KINDS } from "../stage2/load.ts";
+import { loadStage1Checkpoint, STAGE1_KIND, untrainedStage1 } from "../stage1/load.ts";
+import {
+  loadDigitStage2,
+  loadStage2Checkpoint,
+  STAGE2_KINDS,
+  untrainedStage2,
+} from "../stage2/load.ts";
 import { Stage1GptPart, Stage2ModelPart } from "./roles.ts";
 
 const checkpoint = s.string({ nonEmpty: true, description: "checkpoint path or released file" });
+/** The demo's baselines: built like the trained part, but from the seed instead of its weights. */
+const untrained_seed = s.int().describe(
+  "never-trained: the architecture the checkpoint records, weights drawn from this seed",
+).optional();
 
 /** Kinds of released files, named by the slot they are given for. */
 export const RELEASED_KINDS = {
@@ -53,9 +62,13 @@ function registerBuiltinParts(r: Registry): void {
     name: STAGE1_KIND,
     slot: "stage1",
     description: "stage 1 from one of our checkpoints (<dir>/checkpoints/last)",
-    options: s.object({ checkpoint }),
+    options: s.object({ checkpoint, untrained_seed }),
     create: async (o) => {
-      return new Stage1GptPart(await loadStage1Checkpoint(o.checkpoint));
+      return new Stage1GptPart(
+        o.untrained_seed !== undefined
+          ? await untrainedStage1(o.checkpoint, o.untrained_seed)
+          : await loadStage1Checkpoint(o.checkpoint),
+      );
     },
   });
   r.generator({
@@ -73,9 +86,13 @@ function registerBuiltinParts(r: Registry): void {
       name: kind,
       slot: "stage2",
       description: `stage 2 (${kind === STAGE2_KINDS.ar ? "AR" : "MaskGIT"}) from our checkpoints`,
-      options: s.object({ checkpoint }),
+      options: s.object({ checkpoint, untrained_seed }),
       create: async (o) => {
-        return new Stage2ModelPart(await loadStage2Checkpoint(o.checkpoint));
+        return new Stage2ModelPart(
+          o.untrained_seed !== undefined
+            ? await untrainedStage2(o.checkpoint, o.untrained_seed)
+            : await loadStage2Checkpoint(o.checkpoint),
+        );
       },
     });
   }

@@ -11,6 +11,7 @@ import {
   readCheckpointMeta,
   readLegacySidecar,
 } from "../../core/io/checkpoint.ts";
+import { Rng } from "../../core/random.ts";
 import { modelWeights } from "../../core/train/trainer.ts";
 import { type Stage1Config, Stage1GPT } from "./model.ts";
 
@@ -59,4 +60,13 @@ export async function loadStage1Checkpoint(path: string): Promise<Stage1GPT> {
 /** A trained stage-1 model from `<dir>/checkpoints/<which>`. */
 export async function loadStage1(dir: string, which: "last" | "best" = "last"): Promise<Stage1GPT> {
   return await loadStage1Checkpoint(`${dir}/checkpoints/${which}`);
+}
+
+/**
+ * A never-trained stage-1 GPT shaped like the checkpoint at `path`, its weights drawn from
+ * `seed`: the demo's baselines are built through the registry like the trained parts, so the
+ * checkpoint's recorded config (not a copy of it) decides their shape.
+ */
+export async function untrainedStage1(path: string, seed: number): Promise<Stage1GPT> {
+  return new Stage1GPT(await readStage1Config(path.replace(/\.json$/, "")), new Rng(seed));
 }

@@ -20,6 +20,7 @@ import {
 } from "../../core/io/checkpoint.ts";
 import { configToPlain } from "../../core/io/py_config.ts";
 import { loadTorch } from "../../core/io/torch.ts";
+import { Rng } from "../../core/random.ts";
 import { modelWeights } from "../../core/train/trainer.ts";
 import { VQGAN, type VqganConfig } from "../vqgan/vqgan.ts";
 import { inferVqganConfig, vqganStateDict } from "../vqgan/weights.ts";
@@ -209,6 +210,14 @@ export async function loadStage2Checkpoint(
   }
   model.eval();
   return model;
+}
+
+/**
+ * A never-trained stage-2 model shaped like the checkpoint at `path`, its weights drawn from
+ * `seed` (the demo's baselines, built through the registry like the trained parts).
+ */
+export async function untrainedStage2(path: string, seed: number): Promise<Stage2Model> {
+  return new Stage2Model(await readStage2Config(path.replace(/\.json$/, "")), new Rng(seed));
 }
 
 /**

@@ -15,7 +15,7 @@ import { encodeDataset, encodeSource } from "./encode.ts";
 import { decodeOutputs, decodeParams, decodeTokenFile } from "./decode_tokens.ts";
 import { reconstructDataset, reconstructOutputs, reconstructParams } from "./reconstruct.ts";
 import { trainVqganFromConfig } from "./train.ts";
-import { loadVqgan } from "./weights.ts";
+import { loadVqgan, untrainedVqgan } from "./weights.ts";
 
 const vqganOptions = s.object({
   checkpoint: s.string({
@@ -27,6 +27,9 @@ const vqganOptions = s.object({
   ).optional(),
   resolution: s.int({ min: 1 }).describe("image side when not recorded (default: 16x16 codes)")
     .optional(),
+  untrained_seed: s.int().describe(
+    "never-trained: the architecture one of our checkpoints records, weights drawn from this seed",
+  ).optional(),
 });
 
 const encodeParams = s.object({
@@ -37,9 +40,16 @@ const encodeParams = s.object({
   batch_size: s.int({ min: 1 }).default(8),
 });
 
-type VqganOptions = { checkpoint: string; norm_groups?: number; resolution?: number };
+type VqganOptions = {
+  checkpoint: string;
+  norm_groups?: number;
+  resolution?: number;
+  untrained_seed?: number;
+};
 const load = (o: VqganOptions) =>
-  loadVqgan(o.checkpoint, { config: { normGroups: o.norm_groups, resolution: o.resolution } });
+  o.untrained_seed !== undefined
+    ? untrainedVqgan(o.checkpoint, o.untrained_seed)
+    : loadVqgan(o.checkpoint, { config: { normGroups: o.norm_groups, resolution: o.resolution } });
 
 export default definePlugin({
   name: "digit-vqgan",

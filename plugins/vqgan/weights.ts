@@ -18,6 +18,7 @@ import {
   readLegacySidecar,
 } from "../../core/io/checkpoint.ts";
 import { loadStateDict } from "../../core/io/state_dict.ts";
+import { Rng } from "../../core/random.ts";
 import { modelWeights } from "../../core/train/trainer.ts";
 import { VQGAN, type VqganConfig } from "./vqgan.ts";
 
@@ -164,6 +165,14 @@ export async function loadVqgan(path: string, opts: LoadVqganOptions = {}): Prom
   }
   model.eval();
   return model;
+}
+
+/**
+ * A never-trained VQGAN shaped like one of our checkpoints, its weights drawn from `seed` (the
+ * demo's baselines, built through the registry like the trained decoder).
+ */
+export async function untrainedVqgan(path: string, seed: number): Promise<VQGAN> {
+  return new VQGAN(await readVqganConfig(path), new Rng(seed));
 }
 
 /** Load a state dict (already in memory) into a VQGAN, accepting the `vqgan.` prefix. */
