@@ -626,6 +626,7 @@ export async function concatTokenFiles(paths: readonly string[], out: string): P
     vocab: head.vocab,
     labels,
     source: head.source,
+    ...(head.classNames ? { classNames: head.classNames } : {}),
   };
   await writeTokenFile(out, file);
   return file;

@@ -30,6 +30,8 @@ import { startServer } from "../server/serve.ts";
 const IMAGES = 24;
 const CLUSTERS = 8;
 const CLASSES = 3;
+/** Recorded by the token file, kept by stage 1's checkpoint, listed by the page. */
+const CLASS_NAMES = ["disc", "ring", "bar"];
 const SIDE = 16; // 16 px images, two halvings: a 4x4 grid of VQ codes
 const CODES = 32;
 /** A VQGAN small enough to train in a blink, spelled out so preset changes do not move it. */
@@ -81,6 +83,7 @@ async function trainTinyPipeline(out: string): Promise<Registry> {
     width: 4,
     vocab: CLUSTERS,
     labels,
+    classNames: CLASS_NAMES,
   });
   const shapes = { kind: "shapes", size: SIDE, length: IMAGES, seed: 0 };
   const r = await registry();
@@ -197,6 +200,7 @@ it("digit preview: trained tiny pipeline -> server -> PNGs in the gallery", asyn
     const model = await r.create("previews", "digit", { dir: out }, ctx) as DigitPreview;
     try {
       expect(model.classes).toBe(CLASSES);
+      expect(model.classNames, "the stage-1 checkpoint's class names").toEqual(CLASS_NAMES);
       expect(model.name).toMatch(/stage 2 NAR, 16 px/);
 
       await step("generate matches stage 1 + runPipeline run by hand", async () => {
@@ -283,6 +287,9 @@ it("digit preview: trained tiny pipeline -> server -> PNGs in the gallery", asyn
         try {
           const health = await (await fetch(`${server.url}healthz`)).json();
           expect(health.model).toBe(model.name);
+          // The samples folder has no labels.tsv: the names come from the checkpoint.
+          const page = await (await fetch(server.url)).text();
+          CLASS_NAMES.forEach((name, id) => expect(page).toContain(`>${id}: ${name}</option>`));
 
           const json = await postJson(`${server.url}api/generate`, {
             classId: 1,

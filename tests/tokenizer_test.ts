@@ -149,6 +149,7 @@ function toyDataset(length: number): Dataset {
     name: `toy-${length}`,
     length,
     numClasses: 3,
+    classNames: ["red", "green", "blue"],
     get(i: number): Promise<Sample> {
       const w = 70, h = 64;
       const data = new Uint8Array(w * h * 3);
@@ -232,6 +233,11 @@ it("dump-features (resumable) -> fit-kmeans -> tokenize-dataset with a custom en
     const back = await readTokenFile(`${dir}/train.tokens`);
     expect([back.count, back.height, back.width, back.vocab]).toEqual([30, 4, 4, 6]);
     expect(Array.from(back.labels!)).toEqual(Array.from({ length: 30 }, (_, i) => i % 3));
+    expect(back.classNames, "the dataset's class names, for stage 1's checkpoint").toEqual([
+      "red",
+      "green",
+      "blue",
+    ]);
     expect(back.tokens).toEqual(file.tokens);
     // Reference: float64 nearest centroid of the encoder's features of the center crops.
     const crop = cropTransform(32, "center", false);

@@ -7,7 +7,9 @@
  *   tokens  I32 (N, H*W)  token ids in raster order, without any dictionary offset
  *   labels  I32 (N)       class ids (optional)
  * and string metadata `format = "digit-tokens"`, `version = "1"`, `vocab` (K), `height`,
- * `width`, and free-form `source`. Written to a temporary name and renamed into place.
+ * `width`, free-form `source`, and `class_names` (a JSON list, when the dataset names its
+ * classes: stage 1 records them so the preview page can list them). Written to a temporary
+ * name and renamed into place.
  */
 
 import type { StateDict } from "./host_tensor.ts";
@@ -22,6 +24,8 @@ export interface TokenFile {
   vocab: number;
   labels?: Int32Array;
   source?: string;
+  /** Names of the label ids, when the tokenized dataset has them. */
+  classNames?: readonly string[];
 }
 
 export async function writeTokenFile(path: string, t: TokenFile): Promise<void> {
@@ -51,6 +55,7 @@ export async function writeTokenFile(path: string, t: TokenFile): Promise<void> 
     height: String(t.height),
     width: String(t.width),
     source: t.source ?? "",
+    ...(t.classNames ? { class_names: JSON.stringify(t.classNames) } : {}),
   }, { sync: true });
   await Deno.rename(tmp, path);
 }
@@ -83,6 +88,7 @@ export async function readTokenFile(path: string): Promise<TokenFile> {
     }
   }
   const labels = tensors.get("labels");
+  const classNames = classNamesOf(metadata.class_names);
   return {
     tokens: data,
     count: tokens.shape[0],
@@ -91,5 +97,17 @@ export async function readTokenFile(path: string): Promise<TokenFile> {
     vocab,
     labels: labels ? labels.data as Int32Array : undefined,
     source: metadata.source,
+    ...(classNames ? { classNames } : {}),
   };
+}
+
+/** The `class_names` metadata as a list of strings; anything else names no class. */
+function classNamesOf(json: string | undefined): string[] | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const v = JSON.parse(json);
+    return Array.isArray(v) && v.every((n) => typeof n === "string") ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }

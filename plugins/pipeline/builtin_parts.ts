@@ -12,7 +12,12 @@
 import { s } from "../../core/config.ts";
 import { definePlugin, type Plugin, type Registry } from "../../core/registry.ts";
 import { loadDigitStage1 } from "../stage1/digit_checkpoint.ts";
-import { loadStage1Checkpoint, STAGE1_KIND, untrainedStage1 } from "../stage1/load.ts";
+import {
+  loadStage1Checkpoint,
+  readStage1ClassNames,
+  STAGE1_KIND,
+  untrainedStage1,
+} from "../stage1/load.ts";
 import {
   loadDigitStage2,
   loadStage2Checkpoint,
@@ -64,11 +69,11 @@ function registerBuiltinParts(r: Registry): void {
     description: "stage 1 from one of our checkpoints (<dir>/checkpoints/last)",
     options: s.object({ checkpoint, untrained_seed }),
     create: async (o) => {
-      return new Stage1GptPart(
-        o.untrained_seed !== undefined
-          ? await untrainedStage1(o.checkpoint, o.untrained_seed)
-          : await loadStage1Checkpoint(o.checkpoint),
-      );
+      if (o.untrained_seed !== undefined) {
+        return new Stage1GptPart(await untrainedStage1(o.checkpoint, o.untrained_seed));
+      }
+      const classNames = await readStage1ClassNames(o.checkpoint);
+      return new Stage1GptPart(await loadStage1Checkpoint(o.checkpoint), classNames);
     },
   });
   r.generator({

@@ -16,6 +16,8 @@ import type { VQGAN } from "../vqgan/vqgan.ts";
 export interface Stage1Part extends Generator {
   /** Classes of a class-conditional model; 0 when unconditional. */
   readonly classes: number;
+  /** Names of the class ids, when the checkpoint records them (the preview page lists them). */
+  readonly classNames?: readonly string[];
   /** Distinct semantic tokens it samples. */
   readonly vocabSize: number;
   /** Semantic tokens per image. */
@@ -71,7 +73,7 @@ export function codebookSize(d: DecoderPart): number | undefined {
 /** Our stage-1 GPT in the stage-1 slot. */
 export class Stage1GptPart implements Stage1Part {
   readonly name = "stage1-gpt";
-  constructor(readonly model: Stage1GPT) {}
+  constructor(readonly model: Stage1GPT, readonly classNames?: readonly string[]) {}
   get classes(): number {
     return this.model.cfg.classes;
   }

@@ -31,6 +31,8 @@ export interface DigitParts {
   vqgan: VQGAN;
   /** Where the parts came from, for the page title and logs. */
   source?: string;
+  /** Names of stage 1's class ids, as its checkpoint records them. */
+  classNames?: readonly string[];
 }
 
 /** Stage-2 decoding settings the request does not carry (DiGIT's defaults when absent). */
@@ -52,6 +54,8 @@ function stopIfAborted(signal: AbortSignal | undefined): void {
 export class PipelinePreview implements PreviewModel {
   readonly name: string;
   readonly classes?: number;
+  /** The stage-1 checkpoint's names (the server falls back to labels.tsv, then to ids). */
+  readonly classNames?: readonly string[];
   readonly vocabSize: number;
   readonly usesSteps: boolean;
 
@@ -67,6 +71,7 @@ export class PipelinePreview implements PreviewModel {
       `DiGIT (stage 2 ${built.stage2.variant.toUpperCase()}, ${built.decoder.imageSize} px)` +
       (source ? ` from ${source}` : "");
     if (built.stage1.classes > 0) this.classes = built.stage1.classes;
+    if (this.classes && built.stage1.classNames) this.classNames = built.stage1.classNames;
     this.vocabSize = built.stage1.vocabSize; // top-k applies to stage 1 (stage 2 takes top-p)
     this.usesSteps = built.stage2.variant === "nar";
   }
@@ -162,7 +167,7 @@ export class DigitPreview extends PipelinePreview {
   constructor(readonly parts: DigitParts, stage2Settings: Stage2Settings = {}) {
     super(
       {
-        stage1: new Stage1GptPart(parts.stage1),
+        stage1: new Stage1GptPart(parts.stage1, parts.classNames),
         stage2: new Stage2ModelPart(parts.stage2),
         decoder: parts.vqgan,
       },
@@ -187,7 +192,13 @@ export function previewOf(
     decoder instanceof VQGAN
   ) {
     return new DigitPreview(
-      { stage1: stage1.model, stage2: stage2.model, vqgan: decoder, source },
+      {
+        stage1: stage1.model,
+        stage2: stage2.model,
+        vqgan: decoder,
+        source,
+        ...(stage1.classNames ? { classNames: stage1.classNames } : {}),
+      },
       settings,
     );
   }

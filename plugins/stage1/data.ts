@@ -16,6 +16,8 @@ export interface TokenSet {
   /** Vocabulary (K-Means clusters). */
   clusters: number;
   labels?: Int32Array;
+  /** Names of the label ids, when the token file records them (the checkpoint keeps them). */
+  classNames?: readonly string[];
 }
 
 /**

@@ -18,9 +18,22 @@ import { type Stage1Config, Stage1GPT } from "./model.ts";
 /** The checkpoint kind of a stage-1 GPT trained here. */
 export const STAGE1_KIND = "stage1-gpt";
 
-/** The meta a stage-1 checkpoint records. */
-export function stage1Meta(config: Stage1Config): { kind: string; config: Stage1Config } {
-  return { kind: STAGE1_KIND, config };
+/**
+ * The meta a stage-1 checkpoint records; `classNames` (the token file's names of the class ids)
+ * travel with the model, so whatever serves it can name its classes without the dataset.
+ */
+export function stage1Meta(
+  config: Stage1Config,
+  classNames?: readonly string[],
+): { kind: string; config: Stage1Config; classNames?: readonly string[] } {
+  return { kind: STAGE1_KIND, config, ...(classNames ? { classNames } : {}) };
+}
+
+/** The class names a stage-1 checkpoint records, or undefined (older runs, unnamed classes). */
+export async function readStage1ClassNames(path: string): Promise<string[] | undefined> {
+  const meta = await readCheckpointMeta(path.replace(/\.json$/, ""));
+  const names = (meta as { classNames?: unknown } | null)?.classNames;
+  return Array.isArray(names) && names.every((n) => typeof n === "string") ? names : undefined;
 }
 
 /** The Stage1Config of the checkpoint at `path` (`<dir>/checkpoints/last`, no `.json`). */

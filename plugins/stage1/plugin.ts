@@ -26,6 +26,7 @@ async function tokenSet(path: string): Promise<TokenSet> {
     length: f.height * f.width,
     clusters: f.vocab,
     labels: f.labels,
+    classNames: f.classNames,
   };
 }
 

@@ -119,7 +119,7 @@ export async function trainStage1(
       },
       itemsPerBatch: (rows) => rows.length * (trainSet.length + 1),
       validate,
-      meta: stage1Meta(mc),
+      meta: stage1Meta(mc, mc.classes ? trainSet.classNames?.slice(0, mc.classes) : undefined),
     },
     fairseqTrainSettings(cfg, { validate: validSet !== null }),
     `${dir}/checkpoints`,

@@ -81,6 +81,7 @@ export async function tokenizeDataset(opts: TokenizeDatasetOptions): Promise<Tok
     vocab: tokenizer.vocabSize,
     labels,
     source: `${tokenizer.name} on ${dataset.name}`,
+    ...(labels && dataset.classNames ? { classNames: dataset.classNames } : {}),
   };
   await writeTokenFile(opts.out, file);
   opts.log?.info(
