@@ -130,6 +130,12 @@ export interface Metric {
   readonly name: string;
   /** Add a batch of generated images. */
   update(images: ImageBatch): Promise<void>;
+  /**
+   * Add a batch of reference images, before any `update`: a metric scored against reference
+   * images takes them here when its caller reads the reference once for all its metrics
+   * (`eval`), rather than decoding the folder again for each.
+   */
+  updateReference?(images: ImageBatch): Promise<void>;
   /** The metric over everything added since the last reset. */
   compute(): Promise<MetricResult>;
   /** Forget everything added. */

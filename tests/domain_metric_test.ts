@@ -32,7 +32,12 @@ import { exportDataset } from "../plugins/demo/images.ts";
 import { loadClassifier } from "../plugins/domain/checkpoint.ts";
 import domainPlugin from "../plugins/domain/plugin.ts";
 import { trainClassifierParams, trainClassifierStep } from "../plugins/domain/train.ts";
+import { createDomainMetric, domainFactoryOptions } from "../plugins/domain/metric_factory.ts";
 import { type EvalContext, evalParams, runEval } from "../plugins/metrics/eval.ts";
+import { ImageFolder } from "../plugins/metrics/folder.ts";
+import type { Encoder, ImageBatch } from "../core/interfaces.ts";
+import * as ops from "../core/ops/mod.ts";
+import type { Tensor } from "../core/tensor.ts";
 
 const CLASSES = 4;
 /** Images per scored folder (and the floor's generated-set size). */
@@ -96,12 +101,18 @@ for (let i = 0; i < N; i++) {
 }
 await Deno.copyFile(`${root}/real/labels.tsv`, `${root}/noise/labels.tsv`);
 
-async function evaluate(folder: string, extra: Record<string, unknown> = {}) {
+async function evaluate(
+  folder: string,
+  extra: Record<string, unknown> = {},
+  register: (r: Registry) => void = () => {},
+) {
   const ctxLog = memoryLogger();
   const stepDir = await Deno.makeTempDir({ dir: root });
+  const registry = await new Registry().use(domainPlugin);
+  register(registry);
   const ctx: EvalContext = {
     // eval builds `domain` through the registry, as the task runner's registry has it.
-    registry: await new Registry().use(domainPlugin),
+    registry,
     device: "cpu",
     backend: cpuBackend(),
     log: ctxLog,
@@ -197,6 +208,69 @@ it("domain metric: labels.tsv missing is skipped with a log line, or an error wh
   await expect(evaluate("noise", { domain_classifier: undefined })).rejects.toThrow(
     /metric 'domain' needs domain_classifier/,
   );
+});
+
+/** A toy encoder: one feature vector per pixel, its RGB values in [0, 1]. */
+class PixelEncoder implements Encoder {
+  readonly name = "pixels";
+  readonly inputSize = 32;
+  readonly gridSize = 32;
+  readonly featureDim = 3;
+  preprocess(images: ImageBatch): Tensor {
+    const data = Float32Array.from(images.data, (v) => v / 255);
+    return ops.tensor(data, [images.count, images.height * images.width, 3]);
+  }
+  encode(input: Tensor): Tensor {
+    return ops.identity(input);
+  }
+}
+
+it("eval: domain beside another reference metric decodes the reference once, same numbers", async () => {
+  const reads: string[] = [];
+  const batches = ImageFolder.prototype.batches;
+  ImageFolder.prototype.batches = function (this: ImageFolder, ...args) {
+    reads.push(this.dir);
+    return batches.apply(this, args);
+  };
+  let both;
+  try {
+    both = await evaluate(
+      "real",
+      { metrics: ["domain", "fd:pixels"] },
+      (r) => r.encoder({ name: "pixels", create: () => new PixelEncoder() }),
+    );
+  } finally {
+    ImageFolder.prototype.batches = batches;
+  }
+  expect(reads.filter((d) => d === `${root}/reference`), reads.join(", ")).toHaveLength(1);
+  expect(both.m.frechet_distance_pixels).toBeGreaterThanOrEqual(0);
+  // The metric reading the reference itself (the factory's own pass) gives the same numbers.
+  const ctx = {
+    registry: new Registry(),
+    device: "cpu" as const,
+    backend: cpuBackend(),
+    log: memoryLogger(),
+    outputDir: root,
+    signal: new AbortController().signal,
+  };
+  const own = await createDomainMetric(
+    validate(domainFactoryOptions, {
+      classifier: CLASSIFIER,
+      reference: `${root}/reference`,
+      labels: `${root}/real`,
+    }, "test"),
+    ctx,
+  );
+  try {
+    for await (const batch of (await ImageFolder.open(`${root}/real`)).batches(64)) {
+      await own.update(batch);
+    }
+    const want = await own.compute();
+    for (const [k, v] of Object.entries(want)) expect(both.m[k], k).toBe(v);
+    for (const [k, v] of Object.entries(real.m)) expect(both.m[k], k).toBe(v);
+  } finally {
+    own.dispose();
+  }
 });
 
 it("domain metric: a floor measured for other set sizes is flagged", async () => {

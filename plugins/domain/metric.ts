@@ -84,6 +84,11 @@ export class DomainMetric implements Metric {
     this.#generated = new FeatureSet(classifier);
   }
 
+  /** A reference batch, for a metric built without reading the reference itself. */
+  async updateReference(images: ImageBatch): Promise<void> {
+    await this.reference.update(images);
+  }
+
   /** Batches from an image folder carry `files`, which labels.tsv is keyed by. */
   async update(images: ImageBatch & { files?: string[] }): Promise<void> {
     const predicted = await this.#generated.update(images);

@@ -1,7 +1,8 @@
 /**
  * The registered `domain` metric: its options, and `createDomainMetric`, which checks them
  * before any image goes through the network (labels.tsv, when asked for, covers the images;
- * the classifier checkpoint is there), then loads the classifier and reads the reference.
+ * the classifier checkpoint is there), then loads the classifier and reads the reference
+ * (unless the caller feeds it the reference batches, as `eval` does).
  *
  * The `eval` step reaches this through the registry (`metrics: [domain]`), so plugins/metrics
  * never imports this plugin while this plugin builds on metrics' statistics.
@@ -30,6 +31,10 @@ export const domainFactoryOptions = s.object({
   neighborhood: s.int({ min: 1 }).default(3),
   batch_size: s.int({ min: 1 }).default(64),
   limit: s.int({ min: 1, description: "use only the first N images of each folder" }).optional(),
+  read_reference: s.bool({
+    description:
+      "read the reference folder here; false: the caller hands every reference batch to updateReference (eval reads it once for all its metrics)",
+  }).default(true),
 });
 export type DomainFactoryOptions = Infer<typeof domainFactoryOptions>;
 
@@ -79,8 +84,10 @@ export async function createDomainMetric(
   try {
     const reference = new DomainReference(classifier);
     const options = { limit: o.limit, signal: ctx.signal };
-    for await (const batch of folder.batches(o.batch_size, options)) {
-      await reference.update(batch);
+    if (o.read_reference) {
+      for await (const batch of folder.batches(o.batch_size, options)) {
+        await reference.update(batch);
+      }
     }
     return new DomainMetric(classifier, reference, {
       labels,

@@ -11,7 +11,8 @@
  * labels.tsv, FD on its features beside the real-vs-real floor, precision/recall, an IS
  * analogue, saturation); it needs `domain_classifier`. It is the registry's metric `domain`
  * (plugins/domain registers it, building on this plugin's statistics), so this file never
- * imports that plugin; it reads the reference images in its own pass.
+ * imports that plugin; it gets the reference batches of the same single pass over the reference
+ * folder as Inception and the encoders (`updateReference`), so the folder is decoded once.
  *
  * Everything that can be checked before the network runs is checked first (folders, counts,
  * files, weights), so a bad call fails in seconds, not after an hour of features. Reference
@@ -138,10 +139,14 @@ export async function runEval(p: EvalParams, ctx: EvalContext): Promise<EvalRepo
           neighborhood: p.prc_neighborhood,
           batch_size: p.batch_size,
           limit: p.limit,
+          read_reference: false,
         },
         ctx,
         "eval: metric domain",
       );
+      if (!domain.updateReference) {
+        throw new Error("eval: the registered metric 'domain' takes no reference images");
+      }
     }
     const needsInception = wants.has("fid") || wants.has("is") || wants.has("prc");
     const extractor = needsInception
@@ -278,6 +283,7 @@ async function score(
         referenceRows?.push(f.pool3);
       }
       for (const { e, stats } of perEncoder) stats.update(await encoderFeatures(e, batch, pooling));
+      await domain?.updateReference?.(batch);
       done += batch.count;
       ctx.log.progress("reference images", done, usable(referenceFolder));
     }
