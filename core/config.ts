@@ -15,15 +15,13 @@
  *   const cfg = await readConfig("configs/x.yaml", schema, { overrides: parseOverrides(["lr=1e-4"]) });
  */
 
-import {
-  type Document,
-  isAlias,
-  isCollection,
-  isPair,
-  isScalar,
-  parse as parseYamlValue,
-  parseDocument,
-} from "yaml";
+// A full npm: specifier, not deno.json's "yaml": Deno applies an import map only to the
+// project that declares it, and mod.ts must import from outside this repository. The version
+// is deno.json's (tests/outside_import_test.ts).
+// deno-lint-ignore no-import-prefix
+import * as yaml from "npm:yaml@2.8.1";
+const { isAlias, isCollection, isPair, isScalar, parse: parseYamlValue, parseDocument } = yaml;
+type Document = yaml.Document;
 import { IoFormatError } from "./io/errors.ts";
 import { readRegularFileSync } from "./io/regular_file.ts";
 

@@ -10,7 +10,9 @@
  *    copy: we take the high byte there too).
  */
 
-import { decode as fastPngDecode, encode as fastPngEncode } from "fast-png";
+// A full npm: specifier so that mod.ts imports from outside this repository (core/config.ts).
+// deno-lint-ignore no-import-prefix
+import { decode as fastPngDecode, encode as fastPngEncode } from "npm:fast-png@8.0.0";
 import { inflateSync } from "node:zlib";
 import type { RgbImage } from "./rgb.ts";
 import { checkPixelLimit, type DecodeOptions, ImageDecodeError } from "./errors.ts";
