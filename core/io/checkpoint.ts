@@ -277,6 +277,17 @@ export async function checkpointExists(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * Prefix of the optimiser's tensors in a training checkpoint (core/train/trainer.ts writes
+ * them beside the model's, so that a run resumes exactly).
+ */
+export const OPTIM_PREFIX = "__optimizer__.";
+
+/** A checkpoint's model weights without the optimiser state. */
+export function modelWeights(sd: StateDict): StateDict {
+  return new Map([...sd].filter(([k]) => !k.startsWith(OPTIM_PREFIX)));
+}
+
 /** Loads the checkpoint the marker `<path>.json` names, checking the files belong together. */
 export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   const marker = await readMarker(path);

@@ -9,7 +9,13 @@
  */
 
 import { backward } from "../autograd.ts";
-import { checkpointExists, loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
+import {
+  checkpointExists,
+  loadCheckpoint,
+  modelWeights,
+  OPTIM_PREFIX,
+  saveCheckpoint,
+} from "../io/checkpoint.ts";
 import type { HostTensor, StateDict } from "../io/host_tensor.ts";
 import { checkStateDict, type StateDictReport } from "../io/state_dict.ts";
 import { hostStateDict, type Module } from "../nn/module.ts";
@@ -140,8 +146,6 @@ export class ArchitectureChangedError extends Error {
     this.name = "ArchitectureChangedError";
   }
 }
-
-const OPTIM_PREFIX = "__optimizer__.";
 
 export interface TrainResult {
   step: number;
@@ -384,9 +388,4 @@ async function restore(path: string, model: Module, opt: AdamW, state: TrainStat
   }
   opt.loadState({ ...meta.optimizer, buffers });
   Object.assign(state, meta.train);
-}
-
-/** A checkpoint's model weights without the optimiser state. */
-export function modelWeights(sd: StateDict): StateDict {
-  return new Map([...sd].filter(([k]) => !k.startsWith(OPTIM_PREFIX)));
 }

@@ -12,11 +12,10 @@
 import { normalizeBatch } from "../../core/image/pipelines.ts";
 import { noGrad } from "../../core/autograd.ts";
 import type { Encoder, ImageBatch } from "../../core/interfaces.ts";
-import { loadCheckpoint } from "../../core/io/checkpoint.ts";
+import { loadCheckpoint, modelWeights } from "../../core/io/checkpoint.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
-import { modelWeights } from "../../core/train/trainer.ts";
 import { l2Normalize } from "./loss.ts";
 import { SslEncoderNet } from "./model.ts";
 import { SSL_KIND, type SslEncoderMeta } from "./train.ts";

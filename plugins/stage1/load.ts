@@ -8,11 +8,11 @@
 import {
   loadCheckpoint,
   modelMeta,
+  modelWeights,
   readCheckpointMeta,
   readLegacySidecar,
 } from "../../core/io/checkpoint.ts";
 import { Rng } from "../../core/random.ts";
-import { modelWeights } from "../../core/train/trainer.ts";
 import { type Stage1Config, Stage1GPT } from "./model.ts";
 
 /** The checkpoint kind of a stage-1 GPT trained here. */

@@ -15,13 +15,13 @@ import {
   checkpointExists,
   loadCheckpoint,
   modelMeta,
+  modelWeights,
   readCheckpointMeta,
   readLegacySidecar,
 } from "../../core/io/checkpoint.ts";
 import { configToPlain } from "../../core/io/py_config.ts";
 import { loadTorch } from "../../core/io/torch.ts";
 import { Rng } from "../../core/random.ts";
-import { modelWeights } from "../../core/train/trainer.ts";
 import { VQGAN, type VqganConfig } from "../vqgan/vqgan.ts";
 import { inferVqganConfig, vqganStateDict } from "../vqgan/weights.ts";
 import { SPECIALS, type Stage2Config, Stage2Model, type Stage2Variant } from "./model.ts";

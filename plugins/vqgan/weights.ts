@@ -14,12 +14,12 @@ import {
   checkpointExists,
   loadCheckpoint,
   modelMeta,
+  modelWeights,
   readCheckpointMeta,
   readLegacySidecar,
 } from "../../core/io/checkpoint.ts";
 import { loadStateDict } from "../../core/io/state_dict.ts";
 import { Rng } from "../../core/random.ts";
-import { modelWeights } from "../../core/train/trainer.ts";
 import { VQGAN, type VqganConfig } from "./vqgan.ts";
 
 const PREFIX = "vqgan.";
