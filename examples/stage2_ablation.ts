@@ -26,7 +26,7 @@ import { CentroidIndex } from "../plugins/kmeans/assign.ts";
 import { fitKMeans } from "../plugins/kmeans/lloyd.ts";
 import { memorySource } from "../plugins/kmeans/source.ts";
 import { encodeDataset } from "../plugins/vqgan/encode.ts";
-import { loadVqgan } from "../plugins/vqgan/weights.ts";
+import { loadVqgan } from "../plugins/vqgan/load.ts";
 
 const K = 64;
 

@@ -18,7 +18,7 @@ import { type Stage1Config, Stage1GPT } from "../plugins/stage1/model.ts";
 import { stage2Meta } from "../plugins/stage2/load.ts";
 import { type Stage2Config, Stage2Model } from "../plugins/stage2/model.ts";
 import { VQGAN, VQGAN_PRESETS, type VqganConfig } from "../plugins/vqgan/vqgan.ts";
-import { vqganMeta } from "../plugins/vqgan/weights.ts";
+import { vqganMeta } from "../plugins/vqgan/load.ts";
 
 const fixtures = new URL("./fixtures/", import.meta.url).pathname;
 

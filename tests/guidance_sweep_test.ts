@@ -23,7 +23,7 @@ import { sampleStage2 } from "../plugins/stage2/generator.ts";
 import { stage2Meta } from "../plugins/stage2/load.ts";
 import { Stage2Model } from "../plugins/stage2/model.ts";
 import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
-import { vqganMeta } from "../plugins/vqgan/weights.ts";
+import { vqganMeta } from "../plugins/vqgan/load.ts";
 
 const TINY = { layers: 1, dim: 16, heads: 2, ffnDim: 32, dropout: 0 };
 const S1 = { ...TINY, clusters: 6, classes: 3, length: 16 };

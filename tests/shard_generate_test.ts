@@ -15,7 +15,7 @@ import { loadTask, runTask } from "../core/tasks.ts";
 import { stage2Meta } from "../plugins/stage2/load.ts";
 import { type Stage2Config, Stage2Model } from "../plugins/stage2/model.ts";
 import { VQGAN, VQGAN_PRESETS, type VqganConfig } from "../plugins/vqgan/vqgan.ts";
-import { vqganMeta } from "../plugins/vqgan/weights.ts";
+import { vqganMeta } from "../plugins/vqgan/load.ts";
 import { registry } from "./shard_fixture_test.ts";
 
 const vqganConfig: VqganConfig = {

@@ -16,7 +16,7 @@ import { VectorQuantizer } from "../plugins/vqgan/quantizer.ts";
 import { meanSaturation, reconMetrics } from "../plugins/vqgan/recon_metrics.ts";
 import { collectImages, reconstruct, trainVqgan, vqganConfigFrom } from "../plugins/vqgan/train.ts";
 import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
-import { loadVqgan } from "../plugins/vqgan/weights.ts";
+import { loadVqgan } from "../plugins/vqgan/load.ts";
 import { readCheckpointMeta } from "../core/io/checkpoint.ts";
 
 /** |a - b| <= tol. */

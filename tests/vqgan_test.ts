@@ -14,7 +14,7 @@ import * as ops from "../core/ops/mod.ts";
 import { liveStorages, tidy } from "../core/tensor.ts";
 import { floatToImages } from "../plugins/vqgan/images.ts";
 import { VQGAN, VQGAN_PRESETS } from "../plugins/vqgan/vqgan.ts";
-import { inferVqganConfig, loadVqgan, loadVqganStateDict } from "../plugins/vqgan/weights.ts";
+import { inferVqganConfig, loadVqgan, loadVqganStateDict } from "../plugins/vqgan/load.ts";
 
 const dir = new URL("./fixtures/vqgan/", import.meta.url).pathname;
 const io = await loadStateDict(dir + "io.pt");

@@ -15,7 +15,7 @@ import {
   type Stage1Part,
   type Stage2Part,
 } from "./roles.ts";
-import { VQGAN_KIND } from "../vqgan/weights.ts";
+import { VQGAN_KIND } from "../vqgan/load.ts";
 
 export interface BuildPartsOptions {
   /** The registry the kinds are built from, and the device they go to. */

@@ -25,7 +25,7 @@ import type { Logger, Registry } from "../../core/registry.ts";
 import { joinPath } from "../../core/tasks.ts";
 import { STAGE1_KIND } from "../stage1/load.ts";
 import { STAGE2_KINDS } from "../stage2/load.ts";
-import { VQGAN_KIND } from "../vqgan/weights.ts";
+import { VQGAN_KIND } from "../vqgan/load.ts";
 import { RELEASED_KINDS } from "./builtin_parts.ts";
 
 export { RELEASED_KINDS };

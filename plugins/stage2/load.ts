@@ -23,7 +23,7 @@ import { configToPlain } from "../../core/io/py_config.ts";
 import { loadTorch } from "../../core/io/torch.ts";
 import { Rng } from "../../core/random.ts";
 import { VQGAN, type VqganConfig } from "../vqgan/vqgan.ts";
-import { inferVqganConfig, vqganStateDict } from "../vqgan/weights.ts";
+import { inferVqganConfig, vqganStateDict } from "../vqgan/load.ts";
 import { SPECIALS, type Stage2Config, Stage2Model, type Stage2Variant } from "./model.ts";
 
 export interface LoadStage2Options {

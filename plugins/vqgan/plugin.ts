@@ -15,7 +15,7 @@ import { encodeDataset, encodeSource } from "./encode.ts";
 import { decodeOutputs, decodeParams, decodeTokenFile } from "./decode_tokens.ts";
 import { reconstructDataset, reconstructOutputs, reconstructParams } from "./reconstruct.ts";
 import { trainVqganFromConfig } from "./train.ts";
-import { loadVqgan, untrainedVqgan } from "./weights.ts";
+import { loadVqgan, untrainedVqgan } from "./load.ts";
 
 const vqganOptions = s.object({
   checkpoint: s.string({

@@ -11,7 +11,7 @@
 import { ShapesDataset } from "../../core/data/shapes.ts";
 import { formatReconMetrics, reconMetrics } from "./recon_metrics.ts";
 import { collectImages } from "./train.ts";
-import { loadVqgan } from "./weights.ts";
+import { loadVqgan } from "./load.ts";
 
 if (import.meta.main) {
   const [path, count = "500", size = "32", seed = "1"] = Deno.args;

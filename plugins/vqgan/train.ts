@@ -21,7 +21,7 @@ import { fitKMeans } from "../kmeans/lloyd.ts";
 import { memorySource } from "../kmeans/source.ts";
 import type { VqganTrainConfig } from "./config.ts";
 import { ContactSheet, imageAt, imagesToTensor, psnr } from "./images.ts";
-import { vqganMeta } from "./weights.ts";
+import { vqganMeta } from "./load.ts";
 import { VQGAN, VQGAN_PRESETS, type VqganConfig } from "./vqgan.ts";
 
 /** The architecture a config asks for: its preset with explicit keys on top. */
