@@ -18,6 +18,7 @@ import { expect, it } from "./lib/test.ts";
 import type { Conv2dArgs } from "../core/backend.ts";
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from "../core/backends/cpu/conv.ts";
 import { useIm2colWasm } from "../core/backends/cpu/im2col_wasm.ts";
+import { convArgs } from "./cpu_kernels_util.ts";
 
 interface Case {
   label: string;
@@ -40,22 +41,7 @@ function conv(
   return {
     label,
     bias,
-    args: {
-      batch,
-      inC,
-      inH,
-      inW,
-      outC,
-      kH,
-      kW,
-      strideH,
-      strideW,
-      padH,
-      padW,
-      groups,
-      outH: Math.floor((inH + 2 * padH - kH) / strideH) + 1,
-      outW: Math.floor((inW + 2 * padW - kW) / strideW) + 1,
-    },
+    args: convArgs(batch, inC, inH, inW, outC, kH, kW, strideH, strideW, padH, padW, groups),
   };
 }
 
