@@ -92,7 +92,9 @@ it("runTask logs new, resuming and inputs changed", async () => {
     log.lines.length = 0;
     await runTask(planTask(spec("1"), registry, { file: "t" }), { registry, log, signal });
     expect(log.lines.includes("[1/2] a (write): resuming"), log.lines.join("\n")).toBeTruthy();
-    expect(log.lines.includes("[2/2] b (write): inputs changed: re-running from the start (a re-ran)"))
+    expect(
+      log.lines.includes("[2/2] b (write): inputs changed: re-running from the start (a re-ran)"),
+    )
       .toBeTruthy();
     log.lines.length = 0;
     await runTask(planTask(spec("2"), registry, { file: "t" }), { registry, log, signal });

@@ -28,7 +28,7 @@ import { hostStateDict } from "../core/nn/module.ts";
 import * as ops from "../core/ops/mod.ts";
 import { Rng } from "../core/random.ts";
 import { type Tensor, tidy } from "../core/tensor.ts";
-import { type LogRecord } from "../core/train/trainer.ts";
+import type { LogRecord } from "../core/train/trainer.ts";
 import { stage1ConfigSchema } from "../plugins/stage1/config.ts";
 import type { TokenSet } from "../plugins/stage1/data.ts";
 import { SPECIALS, Stage1GPT } from "../plugins/stage1/model.ts";

@@ -16,7 +16,7 @@ import {
   OPTIM_PREFIX,
   saveCheckpoint,
 } from "../io/checkpoint.ts";
-import type { HostTensor, StateDict } from "../io/host_tensor.ts";
+import type { HostTensor } from "../io/host_tensor.ts";
 import { checkStateDict, type StateDictReport } from "../io/state_dict.ts";
 import { hostStateDict, type Module } from "../nn/module.ts";
 import * as ops from "../ops/mod.ts";

@@ -12,7 +12,12 @@ const files = readFileSync(new URL("files.txt", import.meta.url), "utf8")
 export default {
   root,
   resolve: {
-    alias: [{ find: /^(?:\.\.?\/)+(?:tests\/)?lib\/test\.ts$/, replacement: "vitest" }],
+    alias: [
+      { find: /^(?:\.\.?\/)+(?:tests\/)?lib\/test\.ts$/, replacement: "vitest" },
+      // Deno's full specifiers (core imports `npm:yaml@2.8.1`, so that mod.ts imports from
+      // outside the repository) are plain package names to Node.
+      { find: /^npm:(@?[^@]+)@[^/]+$/, replacement: "$1" },
+    ],
   },
   test: {
     include: files,
