@@ -1,7 +1,7 @@
 /**
  * conv2d and its two gradients on small feature maps (core/backends/cpu/conv.ts's batched
  * path: several whole images per GEMM, columns built by im2col_wasm.ts's SIMD kernels or
- * by im2col.ts), against a direct float64 convolution written out here.
+ * by im2col.ts), against the suite's direct float64 convolution (refConv in cpu_kernels_util.ts).
  *
  * Shapes: 8x8 and 16x16 maps and a few odd ones, batch > 1 (several images per GEMM),
  * 3x3 pad 1, 1x1, stride 2 (also only along one axis), groups 2, non-square maps and
@@ -18,7 +18,7 @@ import { expect, it } from "./lib/test.ts";
 import type { Conv2dArgs } from "../core/backend.ts";
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from "../core/backends/cpu/conv.ts";
 import { useIm2colWasm } from "../core/backends/cpu/im2col_wasm.ts";
-import { convArgs } from "./cpu_kernels_util.ts";
+import { convArgs, refConv } from "./cpu_kernels_util.ts";
 
 interface Case {
   label: string;
@@ -80,62 +80,6 @@ function uniform(n: number, seed: number): Float32Array {
   return a;
 }
 
-/**
- * Calls fn(n, o, oh, ow, c, ki, kj, xIndex, wIndex) for every product of the direct
- * convolution whose input tap lies inside the image (the others multiply zero padding).
- */
-function forEachTap(
-  a: Conv2dArgs,
-  fn: (yIndex: number, xIndex: number, wIndex: number) => void,
-) {
-  const Cg = a.inC / a.groups, Og = a.outC / a.groups;
-  for (let n = 0; n < a.batch; n++) {
-    for (let o = 0; o < a.outC; o++) {
-      const g = Math.floor(o / Og);
-      for (let oh = 0; oh < a.outH; oh++) {
-        for (let ow = 0; ow < a.outW; ow++) {
-          const yIndex = ((n * a.outC + o) * a.outH + oh) * a.outW + ow;
-          for (let c = 0; c < Cg; c++) {
-            for (let ki = 0; ki < a.kH; ki++) {
-              const ih = oh * a.strideH - a.padH + ki;
-              if (ih < 0 || ih >= a.inH) continue;
-              for (let kj = 0; kj < a.kW; kj++) {
-                const iw = ow * a.strideW - a.padW + kj;
-                if (iw < 0 || iw >= a.inW) continue;
-                const xIndex = ((n * a.inC + g * Cg + c) * a.inH + ih) * a.inW + iw;
-                const wIndex = ((o * Cg + c) * a.kH + ki) * a.kW + kj;
-                fn(yIndex, xIndex, wIndex);
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-/** The direct convolution and its adjoints in float64. */
-function reference(
-  a: Conv2dArgs,
-  x: Float32Array,
-  w: Float32Array,
-  b: Float32Array | null,
-  dy: Float32Array,
-) {
-  const y = new Float64Array(a.batch * a.outC * a.outH * a.outW);
-  const dx = new Float64Array(x.length), dw = new Float64Array(w.length);
-  if (b) {
-    const plane = a.outH * a.outW;
-    for (let i = 0; i < y.length; i++) y[i] = b[Math.floor(i / plane) % a.outC];
-  }
-  forEachTap(a, (yi, xi, wi) => {
-    y[yi] += x[xi] * w[wi];
-    dx[xi] += w[wi] * dy[yi];
-    dw[wi] += x[xi] * dy[yi];
-  });
-  return { y, dx, dw };
-}
-
 function expectClose(label: string, got: Float32Array, want: Float64Array, terms: number) {
   expect(got.length, label).toBe(want.length);
   const floor = Math.sqrt(terms);
@@ -168,7 +112,7 @@ for (const [mode, wasm, unroll] of MODES) {
           const w = uniform(a.outC * Cg * a.kH * a.kW, seed++);
           const b = bias ? uniform(a.outC, seed++) : null;
           const dy = uniform(a.batch * a.outC * a.outH * a.outW, seed++);
-          const ref = reference(a, x, w, b, dy);
+          const ref = refConv(x, w, b, dy, a);
           const kk = a.kH * a.kW, Og = a.outC / a.groups;
           expectClose(`${label}: y`, conv2d(x, w, b, a), ref.y, Cg * kk + 1);
           expectClose(`${label}: dx`, conv2dBackwardInput(dy, w, a), ref.dx, Og * kk);
