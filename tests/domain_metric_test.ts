@@ -35,9 +35,7 @@ import { trainClassifierParams, trainClassifierStep } from "../plugins/domain/tr
 import { createDomainMetric, domainFactoryOptions } from "../plugins/domain/metric_factory.ts";
 import { type EvalContext, evalParams, runEval } from "../plugins/metrics/eval.ts";
 import { ImageFolder } from "../plugins/metrics/folder.ts";
-import type { Encoder, ImageBatch } from "../core/interfaces.ts";
-import * as ops from "../core/ops/mod.ts";
-import type { Tensor } from "../core/tensor.ts";
+import { PixelEncoder } from "./lib/pixel_encoder.ts";
 
 const CLASSES = 4;
 /** Images per scored folder (and the floor's generated-set size). */
@@ -209,21 +207,6 @@ it("domain metric: labels.tsv missing is skipped with a log line, or an error wh
     /metric 'domain' needs domain_classifier/,
   );
 });
-
-/** A toy encoder: one feature vector per pixel, its RGB values in [0, 1]. */
-class PixelEncoder implements Encoder {
-  readonly name = "pixels";
-  readonly inputSize = 32;
-  readonly gridSize = 32;
-  readonly featureDim = 3;
-  preprocess(images: ImageBatch): Tensor {
-    const data = Float32Array.from(images.data, (v) => v / 255);
-    return ops.tensor(data, [images.count, images.height * images.width, 3]);
-  }
-  encode(input: Tensor): Tensor {
-    return ops.identity(input);
-  }
-}
 
 it("eval: domain beside another reference metric decodes the reference once, same numbers", async () => {
   const reads: string[] = [];

@@ -19,10 +19,9 @@ import { cpuBackend } from "../core/device.ts";
 import { validate } from "../core/config.ts";
 import { encodePng, readImage } from "../core/image/codec.ts";
 import { encodeNpz } from "../core/io/npy.ts";
-import type { Encoder, ImageBatch } from "../core/interfaces.ts";
-import * as ops from "../core/ops/mod.ts";
+import type { ImageBatch } from "../core/interfaces.ts";
 import { memoryLogger, Registry, type StepEntry } from "../core/registry.ts";
-import type { Tensor } from "../core/tensor.ts";
+import { PixelEncoder } from "./lib/pixel_encoder.ts";
 import {
   InceptionFeatureExtractor,
   type InceptionFeatures,
@@ -202,24 +201,6 @@ it("statistics files: float64 round trip in .npz and .safetensors, checks on loa
     );
   });
 });
-
-/** A toy encoder: patch features are the RGB values in [0, 1], one "patch" per pixel. */
-class PixelEncoder implements Encoder {
-  readonly name = "pixels";
-  readonly inputSize = 32;
-  readonly gridSize = 32;
-  readonly featureDim = 3;
-  preprocess(images: ImageBatch): Tensor {
-    return ops.tensor(Float32Array.from(images.data, (v) => v / 255), [
-      images.count,
-      images.height * images.width,
-      3,
-    ]);
-  }
-  encode(input: Tensor): Tensor {
-    return ops.identity(input);
-  }
-}
 
 async function meanColours(dir: string): Promise<Float64Array> {
   const folder = await ImageFolder.open(dir);
