@@ -11,9 +11,9 @@
  * BLAS's speed); the output (or dy) then moves between the batched (O/g, images*OH*OW)
  * layout and NCHW, and the bias is written into the GEMM's output before it accumulates
  * (beta = 1). Where WASM SIMD is available these images are staged zero-padded in wasm
- * memory and the column matrix, the rows and the moves are built there
- * (im2col_wasm.ts, see batchBuffers); im2col.ts stays the reference. Large feature maps take one image at a time,
- * the column buffer covering a band of output rows: about 1 MiB so it is still in cache
+ * memory and the column matrix, the rows and the moves are built there (im2col_wasm.ts,
+ * see batchBuffers); im2col.ts stays the reference. Large feature maps take one image at a
+ * time, the column buffer covering a band of output rows: about 1 MiB so it is still in cache
  * when read back, and bounded memory (a 3x3 conv with 256 channels at 256x256 would need
  * 600 MB at once). A 1x1, stride-1, unpadded convolution skips im2col (x is already the
  * column matrix). A stride-1 input gradient on a large map runs as a convolution of dy
