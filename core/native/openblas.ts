@@ -284,7 +284,7 @@ export function coreTypeFor(cpuFlags: ReadonlySet<string>): string | undefined {
 }
 
 /** The flags of the first CPU in /proc/cpuinfo (Linux), or an empty set. */
-function cpuFlags(): Set<string> {
+export function cpuFlags(): Set<string> {
   if (!granted({ name: "read", path: "/proc/cpuinfo" })) return new Set();
   try {
     const line = Deno.readTextFileSync("/proc/cpuinfo").match(/^flags\s*:(.*)$/m);
