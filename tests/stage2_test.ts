@@ -139,10 +139,33 @@ it("NAR decoding follows the schedule on the real code path, leaves no masks, ne
   expect(liveStorages(), "no leaked storages").toBe(before);
 });
 
-for (const semanticInput of ["prefix", "aligned"] as const) {
+/** A tiny aligned model whose neighbourhood conv has random (non-zero) weights. */
+function contextModel(seed: number): Stage2Model {
+  const model = new Stage2Model(
+    { ...tinyConfig("ar"), semanticInput: "aligned", semanticContext: 3 },
+    new Rng(seed),
+  );
+  const w = model.semantic_context!.weight;
+  const g = new Rng(seed + 100);
+  const values = Float32Array.from({ length: w.size }, () => 0.2 * g.normal());
+  model.loadStateDict(
+    new Map([["semantic_context.weight", {
+      dtype: "f32",
+      shape: [...w.shape],
+      data: values,
+      sourceDtype: "F32",
+    }]]),
+    { strict: false },
+  );
+  return model;
+}
+
+for (const semanticInput of ["prefix", "aligned", "aligned, context 3"] as const) {
   it(`AR sampling (${semanticInput}): KV-cached and uncached generation give the same codes for the same seed`, async () => {
     const before = liveStorages();
-    const model = new Stage2Model({ ...tinyConfig("ar"), semanticInput }, new Rng(4));
+    const model = semanticInput === "aligned, context 3"
+      ? contextModel(4)
+      : new Stage2Model({ ...tinyConfig("ar"), semanticInput }, new Rng(4));
     const g = new Rng(2);
     const sem = grid(Array.from({ length: 3 * 9 }, () => g.int(20)), 3, 3);
     for (
@@ -192,6 +215,61 @@ it("aligned stage 2: semantic token k reaches the logits of position k (which pr
     }
   }
   model.dispose();
+});
+
+it("aligned stage 2 with context 3: starts as plain aligned input, then position j reads the tokens around semantic token j", () => {
+  const P = 9, L = 9;
+  const g = new Rng(3);
+  const sem = Array.from({ length: P }, () => g.int(20));
+  const codes = Array.from({ length: L }, () => g.int(12));
+  const logits = (model: Stage2Model, s: number[]) =>
+    tidy(() => {
+      const ids = [
+        ...s.map((c) => model.semanticId(c)),
+        SPECIALS.eos,
+        ...codes.map((v) => model.vqId(v)),
+      ];
+      return Array.from(
+        model.forward(ops.tensor(ids, [1, P + L + 1], { dtype: "i32" })).dataSync(),
+      );
+    });
+  // Same seed, conv drawn after the decoder and zeroed: identical logits.
+  const plain = new Stage2Model({ ...tinyConfig("ar"), semanticInput: "aligned" }, new Rng(5))
+    .eval();
+  const fresh = new Stage2Model(
+    { ...tinyConfig("ar"), semanticInput: "aligned", semanticContext: 3 },
+    new Rng(5),
+  ).eval();
+  expect(maxAbsDiff(logits(plain, sem), logits(fresh, sem))).toBe(0);
+  plain.dispose();
+  fresh.dispose();
+
+  const model = contextModel(5).eval();
+  const base = logits(model, sem);
+  const V = model.vqDictSize;
+  // On the 3x3 grid, token 8 (bottom right) has the neighbours 4, 5 and 7; token 5 has 1, 2, 4 and 8.
+  for (const [k, first] of [[8, 4], [5, 1]]) {
+    const changed = sem.slice();
+    changed[k] = (changed[k] + 7) % 20;
+    const other = logits(model, changed);
+    for (let j = 0; j <= L; j++) {
+      const d = maxAbsDiff(base.slice(j * V, (j + 1) * V), other.slice(j * V, (j + 1) * V));
+      if (j < first) expect(d, `position ${j} must not see semantic token ${k}`).toBe(0);
+      if (j === first) {
+        expect(d, `position ${j} must see its neighbour ${k} (diff ${d})`).toBeGreaterThan(1e-3);
+      }
+    }
+  }
+  model.dispose();
+});
+
+it("stage 2 rejects a semantic context without aligned input or with an even side", () => {
+  expect(() => new Stage2Model({ ...tinyConfig("ar"), semanticContext: 3 })).toThrow(
+    /semantic_context 3 needs semantic_input aligned/,
+  );
+  expect(() =>
+    new Stage2Model({ ...tinyConfig("ar"), semanticInput: "aligned", semanticContext: 2 })
+  ).toThrow(/an odd side/);
 });
 
 it("NAR training batches mask floor(L cos(pi/2 u))+1 codes as <unk> and score only those", () => {
@@ -273,13 +351,14 @@ function pairedSet(count: number, seed: number, K = 16, V = 32, L = 16, classes 
 }
 
 for (
-  const [name, semantic_input] of [
-    ["st2vtlm", "prefix"],
-    ["st2vtlm", "aligned"],
-    ["st2vtlm_nar", "prefix"],
+  const [name, semantic_input, semantic_context] of [
+    ["st2vtlm", "prefix", 1],
+    ["st2vtlm", "aligned", 1],
+    ["st2vtlm", "aligned", 3],
+    ["st2vtlm_nar", "prefix", 1],
   ] as const
 ) {
-  it(`stage 2 (${name}, ${semantic_input}) learns: validation NLL falls well below the VQ unigram entropy`, async () => {
+  it(`stage 2 (${name}, ${semantic_input}, context ${semantic_context}) learns: validation NLL falls well below the VQ unigram entropy`, async () => {
     const trainSet = pairedSet(256, 1), validSet = pairedSet(32, 2);
     const out = await Deno.makeTempDir();
     const cfg = validate(stage2ConfigSchema, {
@@ -293,7 +372,7 @@ for (
       optimization: { max_update: 100, lr: 3e-3 },
       lr_scheduler: { warmup_updates: 10 },
       checkpoint: { save_interval_updates: 50 },
-      model: { _name: name, preset: "tiny", dropout: 0, semantic_input },
+      model: { _name: name, preset: "tiny", dropout: 0, semantic_input, semantic_context },
       output: { dir: out },
     }, "test");
     const { model, result } = await trainStage2(cfg, trainSet, validSet, out);

@@ -104,6 +104,13 @@ export class GroupNorm extends Module {
   }
 }
 
+/** Overwrites a parameter with zeros in place (a branch that starts switched off). */
+export function zeroFill(t: Tensor): void {
+  const zeros = ops.zeros(t.shape);
+  t.backend.copyInto(t.view(), zeros.view());
+  zeros.dispose();
+}
+
 /** Options of `Conv2d`. */
 export interface Conv2dConfig {
   /** Stride in both directions (default 1). */

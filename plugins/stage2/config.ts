@@ -36,9 +36,12 @@ export const stage2ConfigSchema = s.object({
     semantic_input: s.enum(["prefix", "aligned"]).describe(
       "prefix: DiGIT's prefix LM; aligned: semantic token added at its VQ position",
     ).default("prefix"),
+    semantic_context: s.int({ min: 1 }).describe(
+      "aligned only: side of the semantic neighbourhood (a conv over the token grid) each code reads",
+    ).default(1),
     /** The frozen VQGAN whose codes are predicted (used by the pipeline, not by training). */
     vqgan_ckpt_path: s.string().optional(),
-  }).default({ _name: "st2vtlm", dropout: 0.1, semantic_input: "prefix" }),
+  }).default({ _name: "st2vtlm", dropout: 0.1, semantic_input: "prefix", semantic_context: 1 }),
   output: fairseqGroups.output,
 });
 

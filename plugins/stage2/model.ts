@@ -19,9 +19,16 @@
  * with semantic tokens that do determine the codes (K-Means of the VQ codebook, 2.1 nats
  * of code entropy left of 6.1), a 2-layer prefix model was still at 3.6 nats after 300
  * updates and its images unrecognizable (9% class accuracy).
+ *
+ * `semanticContext: k` (aligned only) adds a k x k convolution over the grid of semantic
+ * embeddings, so that position j also reads the tokens around token j+1, including later
+ * ones (the whole grid is known before decoding starts). Why: the SSL tokens say which
+ * shape a patch belongs to, not where its edge falls; the neighbours do. Decoding the real
+ * tokens of 256 held-out shapes through the demo's 2-layer stage 2 (1000 updates): class
+ * accuracy 73% alone, 92% with k = 3, 95% with k = 5 (domain FD 29 -> 12).
  */
 
-import { Module } from "../../core/nn/mod.ts";
+import { Conv2d, Module, zeroFill } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Rng } from "../../core/random.ts";
 import type { Tensor } from "../../core/tensor.ts";
@@ -50,6 +57,8 @@ export interface Stage2Config {
   dropout: number;
   /** "prefix" (DiGIT, default) or "aligned" (semantic token added at its VQ position). */
   semanticInput?: "prefix" | "aligned";
+  /** Aligned only: side of the semantic neighbourhood each position reads (1: the token alone). */
+  semanticContext?: number;
 }
 
 /** Sizes shared with stage 1 (`base` is the paper's 16 x 1024). */
@@ -59,6 +68,8 @@ export class Stage2Model extends Module {
   readonly decoder: TransformerDecoder;
   /** VQ dictionary size: the output classes (1029 for 1024 codes). */
   readonly vqDictSize: number;
+  /** Aligned with a context > 1: mixes each semantic embedding with its grid neighbours. */
+  readonly semantic_context: Conv2d | null;
 
   constructor(readonly cfg: Stage2Config, gen = new Rng(0)) {
     super();
@@ -79,6 +90,8 @@ export class Stage2Model extends Module {
         padIndex: SPECIALS.pad,
       }, gen),
     );
+    const context = semanticContextConv(cfg, gen);
+    this.semantic_context = context ? this.child("semantic_context", context) : null;
   }
 
   get causal(): boolean {
@@ -146,15 +159,47 @@ export class Stage2Model extends Module {
     const P = this.cfg.prefixLength, T = x.shape[1];
     const h = this.decoder.embed(x, { startPosition: start, gen });
     const from = Math.min(P, start), to = Math.min(P, start + T);
-    let cond = ops.mul(
-      this.decoder.embed_tokens.forward(ops.slice(sem, 1, from, to)),
-      this.decoder.embedScale,
-    );
+    let cond = ops.slice(this.semanticEmbedding(sem), 1, from, to);
     if (to - from < T) {
       cond = ops.cat([cond, ops.zeros([x.shape[0], T - (to - from), this.cfg.dim])], 1);
     }
     return ops.add(h, cond);
   }
+
+  /**
+   * sem (B, P) ids -> (B, P, dim): each semantic token's embedding, plus, with a context,
+   * a convolution over its neighbours on the grid. The whole grid is known before any code
+   * is drawn, so position j may read tokens after j+1: where a shape's edge falls inside a
+   * patch depends on the tokens around it, which causal reading would hide until later.
+   */
+  semanticEmbedding(sem: Tensor): Tensor {
+    const e = ops.mul(this.decoder.embed_tokens.forward(sem), this.decoder.embedScale);
+    if (!this.semantic_context) return e;
+    const [B, P, D] = e.shape;
+    const { height, width } = gridShape(P);
+    const grid = ops.permute(ops.reshape(e, [B, height, width, D]), [0, 3, 1, 2]);
+    const ctx = ops.permute(this.semantic_context.forward(grid), [0, 2, 3, 1]);
+    return ops.add(e, ops.reshape(ctx, [B, P, D]));
+  }
+}
+
+/**
+ * The neighbourhood conv of `semanticContext` > 1, or null. Zero at the start (and no bias,
+ * which the position table already provides): the model begins as plain aligned input and
+ * learns what the neighbours add.
+ */
+function semanticContextConv(cfg: Stage2Config, gen: Rng): Conv2d | null {
+  const k = cfg.semanticContext ?? 1;
+  if (k === 1) return null;
+  const { height, width } = gridShape(cfg.prefixLength);
+  if (cfg.semanticInput !== "aligned" || !(k > 1 && k % 2 === 1) || height !== width) {
+    throw new Error(
+      `stage2: semantic_context ${k} needs semantic_input aligned, an odd side and a square semantic grid`,
+    );
+  }
+  const conv = new Conv2d(cfg.dim, cfg.dim, k, { padding: (k - 1) >> 1, bias: false, gen });
+  zeroFill(conv.weight);
+  return conv;
 }
 
 /** Grid shape for L raster-order tokens: square when L is a square, else one row. */

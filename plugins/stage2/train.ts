@@ -37,6 +37,7 @@ export function stage2ModelConfig(
     ffnDim: m.decoder_ffn_embed_dim ?? p.ffnDim,
     dropout: m.dropout,
     ...(m.semantic_input === "aligned" ? { semanticInput: "aligned" as const } : {}),
+    ...(m.semantic_context > 1 ? { semanticContext: m.semantic_context } : {}),
   };
 }
 

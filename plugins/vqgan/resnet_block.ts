@@ -11,7 +11,7 @@
  * not its input, copying the original JAX code. Checkpoints depend on it.
  */
 
-import { Conv2d, GroupNorm, Module } from "../../core/nn/mod.ts";
+import { Conv2d, GroupNorm, Module, zeroFill } from "../../core/nn/mod.ts";
 import * as ops from "../../core/ops/mod.ts";
 import { Rng } from "../../core/random.ts";
 import { type Tensor, tidy } from "../../core/tensor.ts";
@@ -38,12 +38,6 @@ export function normalize(channels: number, norm: NormSpec): GroupNorm {
 /** x * sigmoid(x) after a GroupNorm (when there is one): the pre-activation used before every conv. */
 export function normSwish(norm: GroupNorm | null, x: Tensor): Tensor {
   return ops.silu(norm ? norm.forward(x) : x);
-}
-
-function zeroFill(t: Tensor): void {
-  const zeros = ops.zeros(t.shape);
-  t.backend.copyInto(t.view(), zeros.view());
-  zeros.dispose();
 }
 
 export class ResnetBlock extends Module {
