@@ -20,6 +20,8 @@ export interface ClassifierMeta {
   /** Training and held-out data, as given to the step. */
   dataset: unknown;
   heldOut: { dataset: unknown; count: number; accuracy: number };
+  /** The second real set of the floor, when it is not a part of the held-out set. */
+  floorReference?: { dataset: unknown; count: number };
   floor: RealFloor;
   training: { steps: number; batchSize: number; seconds: number; seed: number };
 }

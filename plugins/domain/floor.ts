@@ -15,6 +15,12 @@
  * reference, which never overlap. Contiguous blocks keep the classes balanced on datasets
  * whose label is index % classes (shapes), as the class-cycled sample folders are. The floor
  * is the mean over splits; min and max show its spread.
+ *
+ * With a separate reference set (the eval's reference, e.g. a dataset's test split), split k
+ * scores held-out rows [k g, (k+1) g) against reference rows [k r, (k+1) r) (cyclically):
+ * the comparison the samples get, since they too are scored against that set and not against
+ * more of the training distribution. A test split that differs slightly from the training
+ * split then shows in the floor instead of being charged to the generator.
  */
 
 import { frechetDistanceOfStats } from "../metrics/frechet.ts";
@@ -50,15 +56,27 @@ function rowsFrom(x: Float32Array, n: number, dim: number, start: number, count:
   return out;
 }
 
+/** Features of a second real set, (count, dim) row-major. */
+export interface FloorReference {
+  features: Float32Array;
+  count: number;
+}
+
 export function realFloor(
   features: Float32Array,
   count: number,
   dim: number,
   sizes: FloorSizes,
   what: string,
+  reference?: FloorReference,
 ): RealFloor {
   const { generated: g, reference: r } = sizes;
-  if (g + r > count) {
+  if (reference && (g > count || r > reference.count)) {
+    throw new Error(
+      `${what}: the floor needs ${g} held-out images (floor.generated) and ${r} reference images (floor.reference), the sets have ${count} and ${reference.count}`,
+    );
+  }
+  if (!reference && g + r > count) {
     throw new Error(
       `${what}: the floor needs ${g} + ${r} = ${
         g + r
@@ -70,7 +88,9 @@ export function realFloor(
   let precision = 0, recall = 0;
   for (let k = 0; k < splits; k++) {
     const gen = rowsFrom(features, count, dim, k * g, g);
-    const ref = rowsFrom(features, count, dim, (k + 1) * g, r);
+    const ref = reference
+      ? rowsFrom(reference.features, reference.count, dim, k * r, r)
+      : rowsFrom(features, count, dim, (k + 1) * g, r);
     fds.push(frechetDistanceOfStats(featureStats(gen, dim), featureStats(ref, dim)));
     const pr = precisionRecall(ref, r, gen, g, dim, { neighborhood: sizes.neighborhood });
     precision += pr.precision / splits;

@@ -19,7 +19,7 @@ import { train } from "../../core/train/trainer.ts";
 import { CLASSIFIER_KIND, type ClassifierMeta, saveClassifier } from "./checkpoint.ts";
 import { augmentedBatch, distinctLabels, type LabelledImages, readLabelled } from "./data.ts";
 import { accuracy, classify } from "./features.ts";
-import { realFloor } from "./floor.ts";
+import { type FloorReference, realFloor } from "./floor.ts";
 import { batchToTensor, DEFAULT_CLASSIFIER, DomainClassifier } from "./model.ts";
 
 const STEP = "train-domain-classifier";
@@ -31,6 +31,9 @@ export const trainClassifierParams = s.object({
   held_out: s.any().describe(
     "real held-out images (accuracy and floor), e.g. {kind: shapes, size: 32, length: 600, seed: 2}",
   ),
+  floor_reference: s.any().describe(
+    "real images the samples will be scored against (e.g. the test split); the floor then compares held_out with these; default: two disjoint parts of held_out",
+  ).optional(),
   steps: s.int({ min: 1 }).default(500),
   batch_size: s.int({ min: 1 }).default(32),
   lr: s.number({ positive: true }).default(5e-3),
@@ -104,11 +107,24 @@ export async function trainClassifierStep(
       `${where}: dataset '${trainSet.name}' has ${trainSet.length} images, fewer than batch_size ${p.batch_size}`,
     );
   }
-  const need = p.floor.generated + p.floor.reference;
+  const refSet = p.floor_reference === undefined
+    ? null
+    : await openChecked(p.floor_reference, "floor_reference", ctx);
+  if (refSet && refSet.numClasses !== trainSet.numClasses) {
+    throw new Error(
+      `${where}: floor_reference '${refSet.name}' has ${refSet.numClasses} classes, dataset '${trainSet.name}' ${trainSet.numClasses}`,
+    );
+  }
+  const need = p.floor.generated + (refSet ? 0 : p.floor.reference);
   if (heldSet.length < need) {
     throw new Error(
       `${where}: held_out '${heldSet.name}' has ${heldSet.length} images; the floor needs ` +
-        `floor.generated + floor.reference = ${need}`,
+        (refSet ? `floor.generated = ${need}` : `floor.generated + floor.reference = ${need}`),
+    );
+  }
+  if (refSet && refSet.length < p.floor.reference) {
+    throw new Error(
+      `${where}: floor_reference '${refSet.name}' has ${refSet.length} images; the floor needs floor.reference = ${p.floor.reference}`,
     );
   }
   const images = await readLabelled(trainSet, where, trainSet.length, ctx.signal);
@@ -132,12 +148,24 @@ export async function trainClassifierStep(
   model.eval();
   const out = await classify(model, held);
   const heldAccuracy = accuracy(out.predicted, held.labels);
-  const floor = realFloor(out.features, held.count, model.cfg.featureDim, {
-    generated: p.floor.generated,
-    reference: p.floor.reference,
-    maxSplits: p.floor.max_splits,
-    neighborhood: p.floor.neighborhood,
-  }, where);
+  let reference: FloorReference | undefined;
+  if (refSet) {
+    const refImages = await readLabelled(refSet, where, refSet.length, ctx.signal);
+    reference = { features: (await classify(model, refImages)).features, count: refImages.count };
+  }
+  const floor = realFloor(
+    out.features,
+    held.count,
+    model.cfg.featureDim,
+    {
+      generated: p.floor.generated,
+      reference: p.floor.reference,
+      maxSplits: p.floor.max_splits,
+      neighborhood: p.floor.neighborhood,
+    },
+    where,
+    reference,
+  );
   const meta: ClassifierMeta = {
     kind: CLASSIFIER_KIND,
     version: 1,
@@ -148,6 +176,7 @@ export async function trainClassifierStep(
     ),
     dataset: p.dataset,
     heldOut: { dataset: p.held_out, count: held.count, accuracy: heldAccuracy },
+    ...(refSet ? { floorReference: { dataset: p.floor_reference, count: reference!.count } } : {}),
     floor,
     training: { steps: p.steps, batchSize: p.batch_size, seconds, seed: p.seed },
   };
