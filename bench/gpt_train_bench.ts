@@ -5,7 +5,7 @@
  * Ours and PyTorch alternate (bench/peer.ts `interleave`), --rounds times (at least 3);
  * the ratio is printed as median [min, max] over the rounds.
  *
- *   deno run -A bench/gpt_train_bench.ts [--rounds 3] [--skip-sample]
+ *   deno run -A bench/gpt_train_bench.ts [--rounds 3] [--skip-sample | --only-sample]
  */
 
 import { parseArgs } from "node:util";
@@ -25,46 +25,51 @@ const { values } = parseArgs({
   options: {
     rounds: { type: "string", default: "3" },
     "skip-sample": { type: "boolean", default: false },
+    "only-sample": { type: "boolean", default: false },
   },
 });
 const rounds = Number(values.rounds);
 const D = 512, L = 8, H = 8, V = 8192, T = 256, B = 4;
 console.log(`backend: ${cpuBackend().description}`);
+if (!values["only-sample"]) await benchTraining();
+if (!values["skip-sample"]) await benchSampling();
 
-const model = new Stage1GPT({
-  clusters: V - 5,
-  classes: 0,
-  layers: L,
-  dim: D,
-  heads: H,
-  ffnDim: 4 * D,
-  length: T,
-  dropout: 0.1,
-}, new Rng(0));
-const opt = new AdamW(model.parameters(), { lr: 1e-4, betas: [0.9, 0.98] });
-const g = new Rng(1);
-const ids = Int32Array.from({ length: B * T }, () => 5 + g.int(V - 5));
-const tgt = Int32Array.from({ length: B * T }, () => 5 + g.int(V - 5));
-const dropout = new Rng(2);
-const step = () => {
-  tidy(() => {
-    const logits = model.decoder.forward(ops.tensor(ids, [B, T], { dtype: "i32" }), {
-      causal: true,
-      gen: dropout,
+/** One training step of the 512x8 GPT, ours vs PyTorch. */
+async function benchTraining(): Promise<void> {
+  const model = new Stage1GPT({
+    clusters: V - 5,
+    classes: 0,
+    layers: L,
+    dim: D,
+    heads: H,
+    ffnDim: 4 * D,
+    length: T,
+    dropout: 0.1,
+  }, new Rng(0));
+  const opt = new AdamW(model.parameters(), { lr: 1e-4, betas: [0.9, 0.98] });
+  const g = new Rng(1);
+  const ids = Int32Array.from({ length: B * T }, () => 5 + g.int(V - 5));
+  const tgt = Int32Array.from({ length: B * T }, () => 5 + g.int(V - 5));
+  const dropout = new Rng(2);
+  const step = () => {
+    tidy(() => {
+      const logits = model.decoder.forward(ops.tensor(ids, [B, T], { dtype: "i32" }), {
+        causal: true,
+        gen: dropout,
+      });
+      const loss = ops.crossEntropy(
+        ops.reshape(logits, [B * T, V]),
+        ops.tensor(tgt, [B * T], { dtype: "i32" }),
+        { labelSmoothing: 0.1 },
+      );
+      backward(loss);
     });
-    const loss = ops.crossEntropy(
-      ops.reshape(logits, [B * T, V]),
-      ops.tensor(tgt, [B * T], { dtype: "i32" }),
-      { labelSmoothing: 0.1 },
-    );
-    backward(loss);
-  });
-  opt.update();
-  opt.zeroGrad();
-};
-const peer = await PeerProcess.start(
-  "torch",
-  `
+    opt.update();
+    opt.zeroGrad();
+  };
+  const peer = await PeerProcess.start(
+    "torch",
+    `
 import torch, time, json, math
 torch.set_num_threads(2); torch.manual_seed(0)
 D,L,H,V,T,B = ${D},${L},${H},${V},${T},${B}
@@ -96,38 +101,39 @@ def step():
     opt.zero_grad(); loss.backward(); opt.step()
 def measure():
     t=time.perf_counter(); step(); return {"seconds": time.perf_counter()-t}
-`,
-);
-const train = await interleave(
-  "GPT train step (512x8, vocab 8192, T 256, B 4; <= 1.0 is the target)",
-  rounds,
-  () => timed(step),
-  peer,
-);
-await peer?.close();
-const ours = train ? median(train.ours) : await timed(step);
-console.log(
-  `  training throughput: ${((B * T) / ours).toFixed(0)} tokens/s` +
-    (train ? ` vs PyTorch ${((B * T) / median(train.peer)).toFixed(0)}` : ""),
-);
-model.dispose();
-opt.dispose();
-if (values["skip-sample"]) Deno.exit(0);
+  `,
+  );
+  const train = await interleave(
+    "GPT train step (512x8, vocab 8192, T 256, B 4; <= 1.0 is the target)",
+    rounds,
+    () => timed(step),
+    peer,
+  );
+  await peer?.close();
+  const ours = train ? median(train.ours) : await timed(step);
+  console.log(
+    `  training throughput: ${((B * T) / ours).toFixed(0)} tokens/s` +
+      (train ? ` vs PyTorch ${((B * T) / median(train.peer)).toFixed(0)}` : ""),
+  );
+  model.dispose();
+  opt.dispose();
+}
 
-// ---- sampling with the KV cache: small preset, batch 8, 256 tokens
-const small = new Stage1GPT({
-  clusters: 8192,
-  classes: 0,
-  layers: 4,
-  dim: 128,
-  heads: 4,
-  ffnDim: 512,
-  length: 256,
-  dropout: 0.1,
-}, new Rng(3));
-const peerS = await PeerProcess.start(
-  "torch",
-  `
+/** Stage-1 sampling with the KV cache: small preset, batch 8, 256 tokens. */
+async function benchSampling(): Promise<void> {
+  const small = new Stage1GPT({
+    clusters: 8192,
+    classes: 0,
+    layers: 4,
+    dim: 128,
+    heads: 4,
+    ffnDim: 512,
+    length: 256,
+    dropout: 0.1,
+  }, new Rng(3));
+  const peerS = await PeerProcess.start(
+    "torch",
+    `
 import torch, time, json, math
 torch.set_num_threads(2); torch.manual_seed(0)
 D,L,H,V,T,B = 128,4,4,8197,256,8
@@ -154,19 +160,20 @@ def sample():
     return tok
 def measure():
     t=time.perf_counter(); sample(); return {"seconds": time.perf_counter()-t}
-`,
-);
-const sampled = await interleave(
-  "stage-1 sampling with KV cache (4x128, batch 8, 256 tokens; <= 1.0 is the target)",
-  rounds,
-  () => timed(() => sampleStage1(small, { count: 8, seed: 1, topK: 200 })),
-  peerS,
-);
-await peerS?.close();
-if (sampled) {
-  console.log(
-    `  sampling throughput: ours ${((8 * 256) / median(sampled.ours)).toFixed(0)} tokens/s, ` +
-      `PyTorch ${((8 * 256) / median(sampled.peer)).toFixed(0)} tokens/s`,
+  `,
   );
+  const sampled = await interleave(
+    "stage-1 sampling with KV cache (4x128, batch 8, 256 tokens; <= 1.0 is the target)",
+    rounds,
+    () => timed(() => sampleStage1(small, { count: 8, seed: 1, topK: 200 })),
+    peerS,
+  );
+  await peerS?.close();
+  if (sampled) {
+    console.log(
+      `  sampling throughput: ours ${((8 * 256) / median(sampled.ours)).toFixed(0)} tokens/s, ` +
+        `PyTorch ${((8 * 256) / median(sampled.peer)).toFixed(0)} tokens/s`,
+    );
+  }
+  small.dispose();
 }
-small.dispose();
