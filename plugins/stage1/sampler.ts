@@ -40,7 +40,7 @@ export async function sampleStage1(
   const banned = [...ALWAYS_BANNED, SPECIALS.eos];
   const wasTraining = model.training;
   model.eval();
-  const caches = opts.cache === false ? null : model.decoder.newCaches();
+  const caches = opts.cache === false ? null : model.decoder.newCaches(L);
   try {
     for (let t = 0; t < L; t++) {
       const logits = await lastLogits(model, seqs, t, caches);

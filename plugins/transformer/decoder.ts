@@ -188,7 +188,8 @@ export class TransformerDecoder extends Module {
     return opts.featuresOnly ? x : this.output_projection.forward(x);
   }
 
-  newCaches(): KVCache[] {
-    return this.layers.map(() => new KVCache());
+  /** One KV cache per layer; `reserve` positions are allocated up front (more on demand). */
+  newCaches(reserve = 0): KVCache[] {
+    return this.layers.map(() => new KVCache(reserve));
   }
 }
