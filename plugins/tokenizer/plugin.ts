@@ -6,6 +6,8 @@
  *     - { name: features, type: dump-features,
  *         params: { dataset: { kind: imagefolder, root: data/train }, encoder: { name: dinov2, options: { checkpoint: w.pth } } } }
  *     - { name: kmeans, type: fit-kmeans, params: { features: "${steps.features.outputs.features}", k: 8192 } }
+ *     - { name: lloyd-1, type: kmeans-lloyd-step,     # optional: more iterations, shardable
+ *         params: { features: "${steps.features.outputs.features}", centroids: "${steps.kmeans.outputs.centroids}" } }
  *     - { name: tokens, type: tokenize-dataset,
  *         params: { dataset: ..., encoder: ..., centroids: "${steps.kmeans.outputs.centroids}" } }
  *
@@ -19,6 +21,14 @@ import type { Encoder } from "../../core/interfaces.ts";
 import { definePlugin, type RunContext, type StepContext } from "../../core/registry.ts";
 import { centroidFileName, readCentroids } from "../kmeans/centroids.ts";
 import { INIT_METHODS } from "../kmeans/init.ts";
+import {
+  LLOYD_REPORT,
+  type LloydInputs,
+  lloydIteration,
+  type LloydOutputs,
+  lloydShard,
+  mergeLloydShards,
+} from "../kmeans/lloyd_shard.ts";
 import {
   concatTokenFiles,
   linkOrCopy,
@@ -86,6 +96,43 @@ const fitParams = s.object({
   ),
   spherical: s.bool().default(false),
 });
+
+const lloydParams = s.object({
+  features: s.string({ nonEmpty: true }).describe("features.json written by dump-features"),
+  centroids: s.string({ nonEmpty: true }).describe(
+    "(K, D) float32 .npy from fit-kmeans or an earlier kmeans-lloyd-step",
+  ),
+  block_rows: s.int({ min: 1 }).default(1 << 20).describe(
+    "rows per block of statistics; shards cover whole blocks (the float64 rounding depends on it, not on the shard count)",
+  ),
+});
+
+/** kmeans-lloyd-step's inputs: the feature files of a finished dump, in row order. */
+async function lloydInputs(
+  p: Infer<typeof lloydParams>,
+  ctx: StepContext,
+): Promise<LloydInputs> {
+  const manifest = await readManifest(p.features);
+  if (!manifest.complete) {
+    throw new Error(
+      `kmeans-lloyd-step: ${p.features} is an unfinished dump; run dump-features again to complete it`,
+    );
+  }
+  const dir = p.features.includes("/") ? p.features.slice(0, p.features.lastIndexOf("/")) : ".";
+  return {
+    features: manifest.shards.map((s) => `${dir}/${s.file}`),
+    centroids: p.centroids,
+    blockRows: p.block_rows,
+    backend: ctx.backend,
+    signal: ctx.signal,
+    log: ctx.log,
+    onProgress: (done, total) => ctx.log.progress("kmeans-lloyd-step", done, total),
+  };
+}
+
+function lloydOutputs(ctx: StepContext): LloydOutputs {
+  return { centroids: ctx.outputs.centroids, report: ctx.outputs.report };
+}
 
 const tokenizeParams = s.object({
   dataset: datasetSpec,
@@ -224,6 +271,30 @@ export default definePlugin({
           log: ctx.log,
           signal: ctx.signal,
         });
+      },
+    });
+    r.step({
+      name: "kmeans-lloyd-step",
+      description:
+        "one Lloyd iteration over every dumped feature row from given centroids; shardable",
+      params: lloydParams,
+      // The input's file name (km_8k.npy stays km_8k.npy): K is not known while planning.
+      outputs: (p) => ({
+        centroids: p.centroids.slice(p.centroids.lastIndexOf("/") + 1),
+        report: LLOYD_REPORT,
+      }),
+      run: async (p, ctx) => {
+        await lloydIteration(await lloydInputs(p, ctx), lloydOutputs(ctx));
+      },
+      // A shard keeps per-block float64 statistics of whole row blocks; the merge folds them
+      // in order (plugins/kmeans/lloyd_shard.ts).
+      shardable: {
+        run: async (p, ctx, shard) => {
+          await lloydShard(await lloydInputs(p, ctx), shard);
+        },
+        merge: async (p, ctx, shards) => {
+          await mergeLloydShards(p.centroids, p.block_rows, shards, lloydOutputs(ctx), ctx.log);
+        },
       },
     });
     r.step({
