@@ -132,7 +132,7 @@ export class Stage2Model extends Module {
     if (this.aligned) {
       const g = gen ?? new Rng(0);
       const x = this.alignedInput(
-        ops.slice(ids, 1, 0, P),
+        this.semanticEmbedding(ops.slice(ids, 1, 0, P)),
         ops.slice(ids, 1, P, ids.shape[1]),
         0,
         g,
@@ -151,15 +151,15 @@ export class Stage2Model extends Module {
 
   /**
    * Aligned input for VQ positions [start, start+T): the embedded ids x (B, T), plus at
-   * position j (which holds code j, or </s> at 0, and predicts code j+1) the embedded
-   * semantic id of code j+1, sem[:, j] (sem: ids of the whole prefix, (B, P)). Position P,
-   * after the last code, gets none.
+   * position j (which holds code j, or </s> at 0, and predicts code j+1) the semantic input
+   * of code j+1, semantic[:, j] (`semanticEmbedding` of the whole prefix, (B, P, dim); a
+   * sampler computes it once, not at every step). Position P, after the last code, gets none.
    */
-  alignedInput(sem: Tensor, x: Tensor, start: number, gen: Rng): Tensor {
+  alignedInput(semantic: Tensor, x: Tensor, start: number, gen: Rng): Tensor {
     const P = this.cfg.prefixLength, T = x.shape[1];
     const h = this.decoder.embed(x, { startPosition: start, gen });
     const from = Math.min(P, start), to = Math.min(P, start + T);
-    let cond = ops.slice(this.semanticEmbedding(sem), 1, from, to);
+    let cond = ops.slice(semantic, 1, from, to);
     if (to - from < T) {
       cond = ops.cat([cond, ops.zeros([x.shape[0], T - (to - from), this.cfg.dim])], 1);
     }

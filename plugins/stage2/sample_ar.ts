@@ -94,9 +94,13 @@ export async function sampleAR(
   const wasTraining = model.training;
   model.eval();
   const caches = opts.cache === false ? null : model.decoder.newCaches();
+  const prefixTensor = () =>
+    ops.tensor(seqs.flatMap((s) => s.slice(0, P)), [B, P], { dtype: "i32" });
+  // Aligned: the semantic input of every position, computed once for all L steps.
+  const semanticInput = model.aligned
+    ? tidy(() => noGrad(() => model.semanticEmbedding(prefixTensor())))
+    : null;
   try {
-    const prefixTensor = () =>
-      ops.tensor(seqs.flatMap((s) => s.slice(0, P)), [B, P], { dtype: "i32" });
     for (let t = 0; t < L; t++) {
       const logits = await lastLogits(model, () => {
         if (model.aligned) {
@@ -106,7 +110,7 @@ export async function sampleAR(
             B,
             t + 1 - first,
           ], { dtype: "i32" });
-          const x = model.alignedInput(prefixTensor(), ids, first, new Rng(0));
+          const x = model.alignedInput(semanticInput!, ids, first, new Rng(0));
           return model.decoder.run(x, {
             causal: true,
             caches: caches ?? undefined,
@@ -141,6 +145,7 @@ export async function sampleAR(
       opts.onProgress?.(t + 1, L);
     }
   } finally {
+    semanticInput?.dispose();
     caches?.forEach((c: KVCache) => c.dispose());
     model.train(wasTraining);
   }
