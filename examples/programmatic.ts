@@ -19,7 +19,12 @@ const { images } = await pipe.generate({
   classes: Number(classId),
   count: 8,
   seed: 0,
+  // The demo's sampling settings (tasks/demo.yaml): its tiny stage 1 draws recognizable grids
+  // at temperature 0.4, a third of them at 1.
   topK: 0,
+  temperature: 0.4,
+  guidance: 1.5,
+  stage2: { topP: 0.6 },
   onProgress: (p) => console.log(`${p.stage}: ${p.done}/${p.total}`),
 });
 await Deno.mkdir("outputs/programmatic", { recursive: true });
