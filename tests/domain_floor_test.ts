@@ -81,20 +81,21 @@ it("train-domain-classifier with floor_reference: the floor is held-out vs that 
     floor: { generated: 30, reference: 40 },
     min_accuracy: 0,
   }, "test");
-  await trainClassifierStep(params, {
+  const context = (dir: string) => ({
     registry: new Registry(),
-    device: "cpu",
+    device: "cpu" as const,
     backend: cpuBackend(),
     log: memoryLogger(),
     outputDir: root,
     signal: new AbortController().signal,
     stepName: "domain",
-    stepDir: `${root}/domain`,
+    stepDir: `${root}/${dir}`,
     outputs: {
-      checkpoint: `${root}/domain/classifier.json`,
-      report: `${root}/domain/report.json`,
+      checkpoint: `${root}/${dir}/classifier.json`,
+      report: `${root}/${dir}/report.json`,
     },
   });
+  await trainClassifierStep(params, context("domain"));
   const { model, meta } = await loadClassifier(`${root}/domain/classifier.json`, "test");
   // 30 held-out images would leave nothing for a reference without floor_reference.
   expect([meta.floor.generated, meta.floor.reference, meta.floor.splits]).toEqual([30, 40, 1]);
@@ -106,19 +107,8 @@ it("train-domain-classifier with floor_reference: the floor is held-out vs that 
     ...params,
     floor: { ...params.floor, reference: 41 },
   }, "test");
-  await expect(trainClassifierStep(tooFew, {
-    registry: new Registry(),
-    device: "cpu",
-    backend: cpuBackend(),
-    log: memoryLogger(),
-    outputDir: root,
-    signal: new AbortController().signal,
-    stepName: "domain",
-    stepDir: `${root}/domain2`,
-    outputs: {
-      checkpoint: `${root}/domain2/classifier.json`,
-      report: `${root}/domain2/report.json`,
-    },
-  })).rejects.toThrow(/floor_reference '.*' has 40 images; the floor needs floor.reference = 41/);
+  await expect(trainClassifierStep(tooFew, context("domain2"))).rejects.toThrow(
+    /floor_reference '.*' has 40 images; the floor needs floor.reference = 41/,
+  );
   await Deno.remove(root, { recursive: true });
 });

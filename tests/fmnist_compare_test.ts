@@ -21,6 +21,7 @@ const QUICK: Record<string, Record<string, unknown>> = {
   "domain": {
     "dataset.limit": 2000,
     "held_out.limit": 400,
+    "floor_reference.limit": 200,
     "steps": 200,
     "min_accuracy": 0,
     "floor.generated": 200,

@@ -182,6 +182,32 @@ for (const semanticInput of ["prefix", "aligned", "aligned, context 3"] as const
   });
 }
 
+/** (L+1) x V logits of one image with the semantic ids `sem` and the codes `codes`. */
+function imageLogits(model: Stage2Model, sem: number[], codes: number[]): number[] {
+  const ids = [
+    ...sem.map((c) => model.semanticId(c)),
+    SPECIALS.eos,
+    ...codes.map((v) => model.vqId(v)),
+  ];
+  return tidy(() =>
+    Array.from(
+      model.forward(ops.tensor(ids, [1, ids.length], { dtype: "i32" })).dataSync(),
+    )
+  );
+}
+
+/** How much each position's logits move when semantic token k changes. */
+function positionDiffs(model: Stage2Model, sem: number[], codes: number[], k: number): number[] {
+  const V = model.vqDictSize;
+  const changed = sem.slice();
+  changed[k] = (changed[k] + 7) % 20;
+  const base = imageLogits(model, sem, codes), other = imageLogits(model, changed, codes);
+  return Array.from(
+    { length: codes.length + 1 },
+    (_, j) => maxAbsDiff(base.slice(j * V, (j + 1) * V), other.slice(j * V, (j + 1) * V)),
+  );
+}
+
 it("aligned stage 2: semantic token k reaches the logits of position k (which predicts code k+1) and no earlier one", () => {
   const P = 9, L = 9;
   const model = new Stage2Model({ ...tinyConfig("ar"), semanticInput: "aligned" }, new Rng(5))
@@ -189,30 +215,13 @@ it("aligned stage 2: semantic token k reaches the logits of position k (which pr
   const g = new Rng(3);
   const sem = Array.from({ length: P }, () => g.int(20));
   const codes = Array.from({ length: L }, () => g.int(12));
-  const logits = (s: number[]) =>
-    tidy(() => {
-      const ids = [
-        ...s.map((c) => model.semanticId(c)),
-        SPECIALS.eos,
-        ...codes.map((v) => model.vqId(v)),
-      ];
-      return Array.from(
-        model.forward(ops.tensor(ids, [1, P + L + 1], { dtype: "i32" })).dataSync(),
-      );
-    });
-  const base = logits(sem);
-  const V = model.vqDictSize;
   for (const k of [0, 4, 8]) {
-    const changed = sem.slice();
-    changed[k] = (changed[k] + 7) % 20;
-    const other = logits(changed);
-    for (let j = 0; j <= L; j++) {
-      const d = maxAbsDiff(base.slice(j * V, (j + 1) * V), other.slice(j * V, (j + 1) * V));
+    positionDiffs(model, sem, codes, k).forEach((d, j) => {
       if (j < k) expect(d, `position ${j} must not see semantic token ${k}`).toBe(0);
       if (j === k) {
         expect(d, `position ${k} must see semantic token ${k} (diff ${d})`).toBeGreaterThan(1e-3);
       }
-    }
+    });
   }
   model.dispose();
 });
@@ -222,43 +231,26 @@ it("aligned stage 2 with context 3: starts as plain aligned input, then position
   const g = new Rng(3);
   const sem = Array.from({ length: P }, () => g.int(20));
   const codes = Array.from({ length: L }, () => g.int(12));
-  const logits = (model: Stage2Model, s: number[]) =>
-    tidy(() => {
-      const ids = [
-        ...s.map((c) => model.semanticId(c)),
-        SPECIALS.eos,
-        ...codes.map((v) => model.vqId(v)),
-      ];
-      return Array.from(
-        model.forward(ops.tensor(ids, [1, P + L + 1], { dtype: "i32" })).dataSync(),
-      );
-    });
-  // Same seed, conv drawn after the decoder and zeroed: identical logits.
+  // Same seed, conv drawn after the decoder and zeroed: the plain aligned model's logits.
   const plain = new Stage2Model({ ...tinyConfig("ar"), semanticInput: "aligned" }, new Rng(5))
     .eval();
   const fresh = new Stage2Model(
     { ...tinyConfig("ar"), semanticInput: "aligned", semanticContext: 3 },
     new Rng(5),
   ).eval();
-  expect(maxAbsDiff(logits(plain, sem), logits(fresh, sem))).toBe(0);
+  expect(maxAbsDiff(imageLogits(plain, sem, codes), imageLogits(fresh, sem, codes))).toBe(0);
   plain.dispose();
   fresh.dispose();
 
   const model = contextModel(5).eval();
-  const base = logits(model, sem);
-  const V = model.vqDictSize;
   // On the 3x3 grid, token 8 (bottom right) has the neighbours 4, 5 and 7; token 5 has 1, 2, 4 and 8.
   for (const [k, first] of [[8, 4], [5, 1]]) {
-    const changed = sem.slice();
-    changed[k] = (changed[k] + 7) % 20;
-    const other = logits(model, changed);
-    for (let j = 0; j <= L; j++) {
-      const d = maxAbsDiff(base.slice(j * V, (j + 1) * V), other.slice(j * V, (j + 1) * V));
+    positionDiffs(model, sem, codes, k).forEach((d, j) => {
       if (j < first) expect(d, `position ${j} must not see semantic token ${k}`).toBe(0);
       if (j === first) {
         expect(d, `position ${j} must see its neighbour ${k} (diff ${d})`).toBeGreaterThan(1e-3);
       }
-    }
+    });
   }
   model.dispose();
 });
