@@ -2,9 +2,8 @@
  * OpenBLAS thread count per call (core/native/openblas.ts): the count follows the policy
  * (one thread below the flop threshold, the full count above), OpenBLAS is told only when
  * the choice changes, and each product's result is exactly what OpenBLAS gives at the
- * thread count the policy picks for it (OpenBLAS itself may differ in the last bit between
- * thread counts on some shapes: 129 x 16 x 129 does, 4128 x 64 x 64 does not), and the same
- * on every repeat. No timings here (bench/blas_threads_bench.ts measures those).
+ * thread count the policy picks for it (OpenBLAS itself may differ in the last bits between
+ * thread counts, on which shapes depending on its kernels), and the same on every repeat. No timings here (bench/blas_threads_bench.ts measures those).
  */
 
 import { expect, it } from "./lib/test.ts";
@@ -104,11 +103,18 @@ it("blas threads: each sgemm gives OpenBLAS's result at the count the policy pic
   }
 });
 
-it("blas threads: the demo's projection shapes are bit-identical on one thread and all", () => {
+it("blas threads: the demo's projection shapes agree on one thread and all to float32 rounding", () => {
   if (!blas) return;
-  // OpenBLAS splits these over M / N only: the policy may move them without changing bits.
+  // With its SkylakeX kernels (the Xeon) OpenBLAS splits these over M / N only and the bits
+  // match; with its Haswell kernels on an AMD EPYC the K = 4128 weight gradient differs in the
+  // last bits. Either way the policy moves them within float32 rounding of a K-term sum
+  // (terms below 0.25, so |error| <= K * 0.25 * 2^-24 * a few; measured 7e-7 and 6e-6).
   for (const shape of SHAPES.slice(3, 5)) {
-    expect(same(sgemmAt("one", shape), sgemmAt("all", shape))).toBe(true);
+    const one = sgemmAt("one", shape), all = sgemmAt("all", shape);
+    let worst = 0;
+    for (let i = 0; i < one.length; i++) worst = Math.max(worst, Math.abs(one[i] - all[i]));
+    console.log(`blas threads: shape [${shape}] one vs all threads: max |diff| ${worst}`);
+    expect(worst, `shape [${shape}]`).toBeLessThanOrEqual(shape[4] * 0.25 * 2 ** -24 * 4);
   }
 });
 
