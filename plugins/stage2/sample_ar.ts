@@ -94,13 +94,15 @@ export async function sampleAR(
   const wasTraining = model.training;
   model.eval();
   const caches = opts.cache === false ? null : model.decoder.newCaches();
-  const prefixTensor = () =>
-    ops.tensor(seqs.flatMap((s) => s.slice(0, P)), [B, P], { dtype: "i32" });
-  // Aligned: the semantic input of every position, computed once for all L steps.
-  const semanticInput = model.aligned
-    ? tidy(() => noGrad(() => model.semanticEmbedding(prefixTensor())))
-    : null;
+  let semanticInput: Tensor | null = null;
   try {
+    // Aligned: the semantic input of every position, computed once for all L steps.
+    if (model.aligned) {
+      const prefix = seqs.flatMap((s) => s.slice(0, P));
+      semanticInput = tidy(() =>
+        noGrad(() => model.semanticEmbedding(ops.tensor(prefix, [B, P], { dtype: "i32" })))
+      );
+    }
     for (let t = 0; t < L; t++) {
       const logits = await lastLogits(model, () => {
         if (model.aligned) {
