@@ -96,12 +96,17 @@ export async function trainClassifierStep(
 ): Promise<void> {
   const where = `${STEP} (step '${ctx.stepName}')`;
   const trainSet = await openChecked(p.dataset, "dataset", ctx);
-  const heldSet = await openChecked(p.held_out, "held_out", ctx);
-  if (heldSet.numClasses !== trainSet.numClasses) {
-    throw new Error(
-      `${where}: held_out '${heldSet.name}' has ${heldSet.numClasses} classes, dataset '${trainSet.name}' ${trainSet.numClasses}`,
-    );
-  }
+  /** A real set the classifier is measured on: its classes must be the training set's. */
+  const openLike = async (spec: unknown, key: string) => {
+    const ds = await openChecked(spec, key, ctx);
+    if (ds.numClasses !== trainSet.numClasses) {
+      throw new Error(
+        `${where}: ${key} '${ds.name}' has ${ds.numClasses} classes, dataset '${trainSet.name}' ${trainSet.numClasses}`,
+      );
+    }
+    return ds;
+  };
+  const heldSet = await openLike(p.held_out, "held_out");
   if (trainSet.length < p.batch_size) {
     throw new Error(
       `${where}: dataset '${trainSet.name}' has ${trainSet.length} images, fewer than batch_size ${p.batch_size}`,
@@ -109,12 +114,7 @@ export async function trainClassifierStep(
   }
   const refSet = p.floor_reference === undefined
     ? null
-    : await openChecked(p.floor_reference, "floor_reference", ctx);
-  if (refSet && refSet.numClasses !== trainSet.numClasses) {
-    throw new Error(
-      `${where}: floor_reference '${refSet.name}' has ${refSet.numClasses} classes, dataset '${trainSet.name}' ${trainSet.numClasses}`,
-    );
-  }
+    : await openLike(p.floor_reference, "floor_reference");
   const need = p.floor.generated + (refSet ? 0 : p.floor.reference);
   if (heldSet.length < need) {
     throw new Error(
@@ -149,9 +149,11 @@ export async function trainClassifierStep(
   const out = await classify(model, held);
   const heldAccuracy = accuracy(out.predicted, held.labels);
   let reference: FloorReference | undefined;
+  let floorReference: ClassifierMeta["floorReference"];
   if (refSet) {
     const refImages = await readLabelled(refSet, where, refSet.length, ctx.signal);
     reference = { features: (await classify(model, refImages)).features, count: refImages.count };
+    floorReference = { dataset: p.floor_reference, count: refImages.count };
   }
   const floor = realFloor(
     out.features,
@@ -176,7 +178,7 @@ export async function trainClassifierStep(
     ),
     dataset: p.dataset,
     heldOut: { dataset: p.held_out, count: held.count, accuracy: heldAccuracy },
-    ...(refSet ? { floorReference: { dataset: p.floor_reference, count: reference!.count } } : {}),
+    ...(floorReference ? { floorReference } : {}),
     floor,
     training: { steps: p.steps, batchSize: p.batch_size, seconds, seed: p.seed },
   };
