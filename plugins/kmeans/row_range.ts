@@ -13,11 +13,20 @@ export interface RowReader {
   read(start: number, count: number): Float32Array;
 }
 
-export function npyRowReader(paths: readonly string[]): RowReader {
+/** Several (n_i, D) float32 .npy files as one matrix: their headers, D and row offsets. */
+export interface NpyFileSet {
+  infos: NpyMatrixInfo[];
+  dim: number;
+  /** first[i]: global index of file i's first row; first[infos.length]: the row count. */
+  first: number[];
+  rows: number;
+}
+
+/** Reads the headers of `paths` and checks that every file has the first one's columns. */
+export function npyFileSet(paths: readonly string[]): NpyFileSet {
   if (paths.length === 0) throw new Error("kmeans: no feature files given");
   const infos: NpyMatrixInfo[] = paths.map(npyMatrixInfo);
   const dim = infos[0].cols;
-  // first[i]: global index of file i's first row; first[infos.length]: the row count.
   const first = [0];
   for (const info of infos) {
     if (info.cols !== dim) {
@@ -27,7 +36,11 @@ export function npyRowReader(paths: readonly string[]): RowReader {
     }
     first.push(first[first.length - 1] + info.rows);
   }
-  const rows = first[infos.length];
+  return { infos, dim, first, rows: first[infos.length] };
+}
+
+export function npyRowReader(paths: readonly string[]): RowReader {
+  const { infos, dim, first, rows } = npyFileSet(paths);
   return {
     rows,
     dim,

@@ -5,7 +5,8 @@
  */
 
 import { hashBits } from "../../core/random.ts";
-import { type NpyMatrixInfo, npyMatrixInfo, NpyMatrixWriter, readNpyRows } from "./npy_matrix.ts";
+import { NpyMatrixWriter, readNpyRows } from "./npy_matrix.ts";
+import { npyFileSet } from "./row_range.ts";
 
 export interface RowBlock {
   /** Index of the block's first row in the source. */
@@ -45,17 +46,7 @@ export function memorySource(data: Float32Array, dim: number): FeatureSource {
 
 /** Rows of several (n_i, D) float32 .npy files, concatenated in the given order. */
 export function npyFilesSource(paths: readonly string[]): FeatureSource {
-  if (paths.length === 0) throw new Error("kmeans: no feature files given");
-  const infos: NpyMatrixInfo[] = paths.map(npyMatrixInfo);
-  const dim = infos[0].cols;
-  for (const info of infos) {
-    if (info.cols !== dim) {
-      throw new Error(
-        `kmeans: ${info.path} has ${info.cols} columns but ${infos[0].path} has ${dim}`,
-      );
-    }
-  }
-  const rows = infos.reduce((s, i) => s + i.rows, 0);
+  const { infos, dim, rows } = npyFileSet(paths);
   return {
     dim,
     rows,
